@@ -1,0 +1,1 @@
+"""The tenchat client: keystore, local cache, relay connection, core, CLI."""

@@ -1,0 +1,1 @@
+"""Pure protocol and crypto logic shared by the client and the relay: no sockets, no files."""

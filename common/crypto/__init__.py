@@ -1,0 +1,1 @@
+"""End-to-end encryption: X3DH, the Double Ratchet, safety numbers, on libsodium."""

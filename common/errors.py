@@ -1,0 +1,51 @@
+"""The one list of wire error codes, and the exception tree of tenchat.
+
+    TenchatError
+    ├── ProtocolError        a frame or value breaks the protocol; carries a wire ``code``
+    │   └── (raised with codes from :class:`ErrorCode`)
+    └── CryptoError          see :mod:`tenchat.common.crypto.errors`
+
+Protocol errors travel as ``error`` frames; the ``code`` is stable and
+documented in ``docs/protocol.md``; the ``message`` is for humans only.
+"""
+
+from __future__ import annotations
+
+import enum
+
+__all__ = ["ErrorCode", "TenchatError", "ProtocolError"]
+
+
+class ErrorCode(enum.StrEnum):
+    """Every code an ``error`` frame may carry. Never renumber or reuse one."""
+
+    MALFORMED = "malformed"  # not MessagePack, not a map, or a field of the wrong type
+    TOO_LARGE = "too_large"  # the frame is over the relay's max_frame
+    UNKNOWN_TYPE = "unknown_type"  # the frame's "t" names no frame the relay knows
+    UNSUPPORTED_VERSION = "unsupported_version"  # hello named no version the relay speaks
+    PROTOCOL = "protocol"  # a frame out of sequence (e.g. auth before hello)
+    UNAUTHENTICATED = "unauthenticated"  # this frame needs an authenticated connection
+    AUTH_FAILED = "auth_failed"  # the challenge signature does not verify
+    FORBIDDEN = "forbidden"  # acting for another identity or on their data
+    BAD_SIGNATURE = "bad_signature"  # a signed record does not verify
+    BAD_HANDLE = "bad_handle"  # the handle is not valid (see the handle rules)
+    HANDLE_TAKEN = "handle_taken"  # another identity holds that handle
+    NOT_FOUND = "not_found"  # unknown handle, user, prekey bundle or message
+    QUEUE_FULL = "queue_full"  # the recipient's queue is at its limit
+    RATE_LIMITED = "rate_limited"  # too many frames; retry later
+    QUOTA_EXCEEDED = "quota_exceeded"  # the identity's storage quota is used up
+    UNAVAILABLE = "unavailable"  # the relay is shutting down; retry on another connection
+    INTERNAL = "internal"  # a bug in the relay; the frame changed nothing
+
+
+class TenchatError(Exception):
+    """Base of every error tenchat raises on purpose."""
+
+
+class ProtocolError(TenchatError):
+    """A frame or a value violates the protocol."""
+
+    def __init__(self, code: ErrorCode | str, message: str = "") -> None:
+        self.code = ErrorCode(code) if code in ErrorCode._value2member_map_ else code
+        self.message = message or str(code)
+        super().__init__(f"{self.code}: {self.message}")

@@ -1,0 +1,310 @@
+"""Wire frames: typed msgspec Structs, MessagePack-encoded, one per binary WebSocket message.
+
+Every frame is a MessagePack map whose ``"t"`` names its type. Requests from a
+client carry a client-chosen ``id`` (an unsigned integer); the relay's answer
+carries the same ``id``. Pushes from the relay carry no ``id``. See
+``docs/protocol.md`` for the sequences.
+
+This module is sans-I/O: :func:`encode` and :func:`decode_request` /
+:func:`decode_reply` turn bytes into frames and back and raise
+:class:`~tenchat.common.errors.ProtocolError` with a wire code.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Final
+
+import msgspec
+
+from .errors import ErrorCode, ProtocolError
+
+__all__ = [
+    "PROTOCOL_VERSION",
+    "SUPPORTED_VERSIONS",
+    "Hello", "Welcome", "Auth", "Authed", "Register", "Lookup", "Whois", "HandleInfo",
+    "SignedPrekey", "OneTimePrekey", "PublishPrekeys", "PrekeyStatus", "FetchBundle", "Bundle",
+    "Send", "Stored", "Ack", "Ok", "Subscribe", "Fetch", "Messages", "Deliver", "Synced",
+    "PrekeysLow", "Error", "Request", "Reply",
+    "encode", "decode_request", "decode_reply", "peek_id",
+]
+
+PROTOCOL_VERSION: Final = 1
+SUPPORTED_VERSIONS: Final = (1,)
+
+Key32 = Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
+Sig64 = Annotated[bytes, msgspec.Meta(min_length=64, max_length=64)]
+MsgId = Annotated[bytes, msgspec.Meta(min_length=16, max_length=16)]
+ReqId = Annotated[int, msgspec.Meta(ge=0, le=2**53)]
+Seq = Annotated[int, msgspec.Meta(ge=0)]
+ShortStr = Annotated[str, msgspec.Meta(max_length=256)]
+
+
+class _Frame(msgspec.Struct, tag_field="t", forbid_unknown_fields=False, omit_defaults=True):
+    pass
+
+
+# --- connection set-up -----------------------------------------------------------------
+
+
+class Hello(_Frame, tag="hello"):
+    """Client → relay, first frame: the protocol versions the client speaks."""
+
+    id: ReqId
+    versions: list[int]
+    agent: ShortStr = ""  # free text, e.g. "tenchat/0.1.0"
+
+
+class Welcome(_Frame, tag="welcome"):
+    """Relay → client, answer to hello: the chosen version and the auth challenge."""
+
+    id: ReqId
+    version: int
+    relay: str  # the relay's name; bound into the auth signature
+    challenge: bytes  # 32 random bytes, fresh per connection
+    max_frame: int  # the largest frame, in bytes, the relay accepts
+
+
+class Auth(_Frame, tag="auth"):
+    """Client → relay: Ed25519 signature over ``auth_message(relay, challenge)``."""
+
+    id: ReqId
+    user: Key32  # the identity's Ed25519 public key = its user id
+    sig: Sig64
+
+
+class Authed(_Frame, tag="authed"):
+    """Relay → client, answer to auth."""
+
+    id: ReqId
+    user: Key32
+    handle: str | None = None  # the handle this identity holds, if any
+    otk_count: int = 0  # one-time prekeys the relay still holds for this identity
+
+
+# --- handles -----------------------------------------------------------------------------
+
+
+class Register(_Frame, tag="register"):
+    """Claim a handle: ``sig`` is the identity's signature over ``handle_message``."""
+
+    id: ReqId
+    handle: ShortStr
+    sig: Sig64
+
+
+class Lookup(_Frame, tag="lookup"):
+    """Resolve a handle to its identity. Answer: :class:`HandleInfo`."""
+
+    id: ReqId
+    handle: ShortStr
+
+
+class Whois(_Frame, tag="whois"):
+    """Resolve an identity to its handle. Answer: :class:`HandleInfo`."""
+
+    id: ReqId
+    user: Key32
+
+
+class HandleInfo(_Frame, tag="handle"):
+    """A handle binding as registered; clients verify ``sig`` themselves."""
+
+    id: ReqId
+    handle: str
+    user: Key32
+    sig: Sig64
+
+
+# --- prekeys -----------------------------------------------------------------------------
+
+
+class SignedPrekey(msgspec.Struct, omit_defaults=True):
+    key_id: Annotated[int, msgspec.Meta(ge=0, lt=2**32)]
+    pub: Key32  # X25519 public key
+    sig: Sig64  # identity signature over signed_prekey_message(pub)
+
+
+class OneTimePrekey(msgspec.Struct):
+    key_id: Annotated[int, msgspec.Meta(ge=0, lt=2**32)]
+    pub: Key32  # X25519 public key
+
+
+class PublishPrekeys(_Frame, tag="publish_prekeys"):
+    """Publish a signed prekey (replacing the old one) and/or add one-time prekeys."""
+
+    id: ReqId
+    user: Key32  # must be the authenticated identity
+    spk: SignedPrekey | None = None
+    otks: Annotated[list[OneTimePrekey], msgspec.Meta(max_length=1000)] = []
+
+
+class PrekeyStatus(_Frame, tag="prekey_status"):
+    """Answer to publish_prekeys: how many one-time prekeys the relay now holds."""
+
+    id: ReqId
+    otk_count: int
+
+
+class FetchBundle(_Frame, tag="fetch_bundle"):
+    """Fetch a prekey bundle to start a session; consumes one one-time prekey."""
+
+    id: ReqId
+    user: Key32
+
+
+class Bundle(_Frame, tag="bundle"):
+    id: ReqId
+    user: Key32  # identity key (Ed25519)
+    spk: SignedPrekey
+    otk: OneTimePrekey | None = None  # absent when the relay has run out
+
+
+class PrekeysLow(_Frame, tag="prekeys_low"):
+    """Push: the relay holds fewer one-time prekeys than its refill threshold."""
+
+    otk_count: int
+
+
+# --- messages ----------------------------------------------------------------------------
+
+
+class Send(_Frame, tag="send"):
+    """Queue an opaque ciphertext for ``to``. Answer: :class:`Stored` after the commit.
+
+    With ``eph`` the relay only pushes it to the recipient's live connections and
+    stores nothing (typing indicators); the answer is then :class:`Ok`.
+    """
+
+    id: ReqId
+    to: Key32
+    msg: MsgId  # client-made unique id; a retry with the same id is stored once
+    body: bytes
+    eph: bool = False
+
+
+class Stored(_Frame, tag="stored"):
+    id: ReqId
+    msg: MsgId
+    seq: Seq  # the message's place in the recipient's queue
+    at: int  # relay time of storing, ms since the Unix epoch
+
+
+class Ack(_Frame, tag="ack"):
+    """The recipient has committed these messages; the relay deletes them."""
+
+    id: ReqId
+    seqs: Annotated[list[Seq], msgspec.Meta(min_length=1, max_length=4096)]
+
+
+class Subscribe(_Frame, tag="subscribe"):
+    """Start pushes: the pending queue in order, then :class:`Synced`, then live messages."""
+
+    id: ReqId
+
+
+class Fetch(_Frame, tag="fetch"):
+    """Pull a page of one's own queue (``user`` must be the authenticated identity)."""
+
+    id: ReqId
+    user: Key32
+    after: Seq = 0
+    limit: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 100
+
+
+class Deliver(_Frame, tag="msg"):
+    """A queued (or ephemeral, ``seq`` 0) message, pushed or inside :class:`Messages`."""
+
+    seq: Seq
+    msg: MsgId
+    sender: Key32
+    at: int
+    body: bytes
+
+
+class Messages(_Frame, tag="messages"):
+    id: ReqId
+    items: list[Deliver]
+    more: bool = False
+
+
+class Synced(_Frame, tag="synced"):
+    """Push: every message queued before the subscription has been pushed."""
+
+    seq: Seq  # the last pushed seq (0 if none)
+
+
+class Ok(_Frame, tag="ok"):
+    id: ReqId
+
+
+class Error(_Frame, tag="error"):
+    id: ReqId | None
+    error: str  # a code from ErrorCode
+    message: str = ""
+
+
+Request = (
+    Hello | Auth | Register | Lookup | Whois | PublishPrekeys | FetchBundle | Send | Ack
+    | Subscribe | Fetch
+)
+Reply = (
+    Welcome | Authed | HandleInfo | PrekeyStatus | Bundle | PrekeysLow | Stored | Messages
+    | Deliver | Synced | Ok | Error
+)
+
+REQUEST_TYPES: Final = frozenset(
+    cls.__struct_config__.tag for cls in Request.__args__  # type: ignore[attr-defined]
+)
+
+_encoder = msgspec.msgpack.Encoder()
+_request_decoder = msgspec.msgpack.Decoder(Request)
+_reply_decoder = msgspec.msgpack.Decoder(Reply)
+_any_decoder = msgspec.msgpack.Decoder()
+
+
+def encode(frame: msgspec.Struct) -> bytes:
+    return _encoder.encode(frame)
+
+
+def peek_id(data: bytes) -> int | None:
+    """Best-effort request id of an undecodable frame, so its error can name it."""
+    try:
+        raw = _any_decoder.decode(data)
+    except msgspec.DecodeError:
+        return None
+    if isinstance(raw, dict):
+        rid = raw.get("id")
+        if isinstance(rid, int) and not isinstance(rid, bool) and 0 <= rid <= 2**53:
+            return rid
+    return None
+
+
+def _classify(data: bytes, exc: Exception, known: frozenset[str] | None) -> ProtocolError:
+    try:
+        raw: Any = _any_decoder.decode(data)
+    except msgspec.DecodeError:
+        return ProtocolError(ErrorCode.MALFORMED, "not a MessagePack value")
+    if not isinstance(raw, dict):
+        return ProtocolError(ErrorCode.MALFORMED, "a frame must be a map")
+    t = raw.get("t")
+    if not isinstance(t, str):
+        return ProtocolError(ErrorCode.MALFORMED, 'missing string field "t"')
+    if known is not None and t not in known:
+        return ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unknown frame type {t[:40]!r}")
+    return ProtocolError(ErrorCode.MALFORMED, str(exc))
+
+
+def decode_request(data: bytes) -> Request:
+    """Decode a client frame; raise ProtocolError(malformed | unknown_type)."""
+    try:
+        return _request_decoder.decode(data)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise _classify(data, exc, REQUEST_TYPES) from None
+
+
+def decode_reply(data: bytes) -> Reply:
+    """Decode a relay frame (answer or push); raise ProtocolError(malformed)."""
+    try:
+        return _reply_decoder.decode(data)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise _classify(data, exc, None) from None

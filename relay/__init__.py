@@ -1,0 +1,1 @@
+"""The tenchat relay daemon: stores and forwards ciphertext, never sees a plaintext."""
