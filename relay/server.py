@@ -1,0 +1,179 @@
+"""The relay server: owns the store, the hub and the WebSocket listener, and their lifecycle.
+
+``Server(config).serve()`` runs ``startup()``, ``main_loop()`` until SIGTERM or
+SIGINT, then ``shutdown()``: stop accepting, reject new frames with
+``unavailable``, commit everything already queued and send its answers, close
+every connection with 1001 (going away).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from typing import Final
+
+import msgspec
+from tenchat.common.errors import ErrorCode, ProtocolError
+from tenchat.common.frames import Error, decode_request, peek_id
+from websockets.asyncio.server import Server as WsServer
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.frames import CloseCode
+
+from . import handlers
+from .config import Config
+from .hub import Hub
+from .session import Session
+from .store import SQLiteStore, Store
+
+__all__ = ["Server"]
+
+log = logging.getLogger("tenchat.relay")
+
+_SHUTDOWN_GRACE: Final = 10.0  # seconds to send the last answers before closing anyway
+
+
+class Server:
+    def __init__(self, config: Config, store: Store | None = None) -> None:
+        self.config = config
+        self.store: Store = store or SQLiteStore(
+            config.db_path,
+            sync=config.sync,
+            batch_max=config.batch_max,
+            otk_max=config.otk_max,
+        )
+        self.hub = Hub()
+        self.sessions: set[Session] = set()
+        self.should_exit = asyncio.Event()
+        self.stopping = False
+        self._ws: WsServer | None = None
+        self.port: int | None = None  # the bound port, once listening
+
+    async def serve(self) -> None:
+        await self.startup()
+        try:
+            await self.main_loop()
+        finally:
+            await self.shutdown()
+
+    async def startup(self) -> None:
+        config = self.config
+        await self.store.open()
+        self.store.on_commit = self.hub.publish
+        try:
+            self._ws = await serve(
+                self._connection,
+                config.host,
+                config.port,
+                max_size=config.max_size_ceiling,
+                compression=None,  # ciphertext does not compress; save CPU and memory
+                server_header=None,
+            )
+        except OSError:
+            await self.store.close()
+            raise
+        self.port = self._ws.sockets[0].getsockname()[1] if self._ws.sockets else config.port
+        self._install_signal_handlers()
+        host = f"[{config.host}]" if ":" in config.host else config.host
+        log.info("relay %r serving %s", config.name, config.db_path)
+        print(f"listening on ws://{host}:{self.port}", flush=True)
+
+    def _install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.handle_exit, sig)
+
+    def handle_exit(self, sig: int | None = None) -> None:
+        if sig is not None:
+            log.info("received %s, shutting down", signal.Signals(sig).name)
+        self.should_exit.set()
+
+    async def main_loop(self) -> None:
+        await self.should_exit.wait()
+
+    async def shutdown(self) -> None:
+        self.stopping = True
+        if self._ws is not None:
+            self._ws.close(close_connections=False)  # stop accepting; keep the open ones
+        for session in list(self.sessions):
+            if session.subscription is not None:
+                session.subscription.stop()
+        await self.store.close()  # commits everything queued and resolves its futures
+        sessions = list(self.sessions)
+        if sessions:
+            await asyncio.wait(
+                [asyncio.ensure_future(s.drain_tasks(_SHUTDOWN_GRACE)) for s in sessions]
+            )
+            await asyncio.gather(
+                *(s.ws.close(CloseCode.GOING_AWAY, "relay shutting down") for s in sessions),
+                return_exceptions=True,
+            )
+        if self._ws is not None:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._ws.wait_closed(), _SHUTDOWN_GRACE)
+        log.info("relay stopped")
+
+    # --- connections ------------------------------------------------------------------------
+
+    async def _connection(self, ws: ServerConnection) -> None:
+        session = Session(ws, self.config, self.store, self.hub)
+        self.sessions.add(session)
+        try:
+            async for data in ws:
+                await session.slots.acquire()
+                await self._receive(session, data)
+        except ConnectionClosed:
+            pass
+        finally:
+            session.close()
+            self.sessions.discard(session)
+
+    async def _receive(self, session: Session, data: str | bytes) -> None:
+        """Answer one incoming frame; holds one of the session's slots until answered."""
+        deferred = False
+        rid: int | None = None
+        try:
+            if isinstance(data, str):
+                raise ProtocolError(ErrorCode.MALFORMED, "frames must be binary messages")
+            if len(data) > self.config.max_frame:
+                raise ProtocolError(
+                    ErrorCode.TOO_LARGE,
+                    f"frame of {len(data)} bytes is over max_frame {self.config.max_frame}",
+                )
+            if self.stopping:
+                raise ProtocolError(ErrorCode.UNAVAILABLE, "the relay is shutting down")
+            frame = decode_request(data)
+            rid = frame.id
+            answer = await handlers.dispatch(session, frame)
+            if answer is None:
+                return
+            if isinstance(answer, msgspec.Struct):
+                await session.send(answer)
+            else:
+                session.defer(rid, answer)
+                deferred = True
+        except ProtocolError as exc:
+            if rid is None and isinstance(data, bytes):
+                rid = peek_id(data)
+            await session.send(Error(id=rid, error=str(exc.code), message=exc.message))
+        except Exception:
+            log.exception("handler failed (frame id %s)", rid)
+            await session.send(Error(id=rid, error=ErrorCode.INTERNAL, message="internal error"))
+        finally:
+            if not deferred:
+                session.slots.release()
+
+
+def run(config: Config) -> int:
+    """Run a relay until it is told to stop; the process exit status."""
+    logging.basicConfig(
+        level=config.log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    asyncio.run(Server(config).serve())
+    return 0

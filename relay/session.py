@@ -1,0 +1,171 @@
+"""One client connection's state, and its subscription (the ordered push of its queue).
+
+A subscription registers in the hub *before* it reads the pending queue, buffers
+live messages meanwhile, and sends only seqs above its cursor, so the switch from
+the drained backlog to live pushes has no gap, no duplicate and no reorder. When
+its live buffer overflows (a slow reader) it drops the buffer and drains from the
+database again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections import deque
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from tenchat.common.errors import ErrorCode, ProtocolError
+from tenchat.common.frames import Deliver, Error, Synced, encode
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+if TYPE_CHECKING:
+    from .config import Config
+    from .hub import Hub
+    from .store import Store
+
+__all__ = ["Session", "Subscription"]
+
+log = logging.getLogger("tenchat.relay.session")
+
+
+class Session:
+    """A connection: its auth state, its unanswered requests and its subscription."""
+
+    def __init__(self, ws: ServerConnection, config: Config, store: Store, hub: Hub) -> None:
+        self.ws = ws
+        self.config = config
+        self.store = store
+        self.hub = hub
+        self.challenge = os.urandom(32)
+        self.version: int | None = None  # set by hello
+        self.user: bytes | None = None  # set by auth
+        self.subscription: Subscription | None = None
+        # Bounds the requests a client may have in flight; the read loop waits for a slot.
+        self.slots = asyncio.Semaphore(config.inflight_max)
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    async def send(self, frame: msgspec.Struct) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            await self.ws.send(encode(frame))
+
+    def push(self, frame: msgspec.Struct) -> None:
+        """Send without waiting (pushes from outside this connection's own flow)."""
+        self.spawn(self.send(frame))
+
+    def spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def defer(self, rid: int, answer: Awaitable[msgspec.Struct]) -> None:
+        """Send ``answer``'s result (or its error) when it is ready; the slot is held until then."""
+        self.spawn(self._answer_later(rid, answer))
+
+    async def _answer_later(self, rid: int, answer: Awaitable[msgspec.Struct]) -> None:
+        try:
+            frame: msgspec.Struct = await answer
+        except ProtocolError as exc:
+            frame = Error(id=rid, error=str(exc.code), message=exc.message)
+        except Exception:
+            log.exception("deferred answer to request %d failed", rid)
+            frame = Error(id=rid, error=ErrorCode.INTERNAL, message="internal error")
+        finally:
+            self.slots.release()
+        await self.send(frame)
+
+    async def drain_tasks(self, timeout: float) -> None:
+        """Wait for answers still being prepared (used at shutdown)."""
+        pending = [t for t in self._tasks if not t.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=timeout)
+
+    def close(self) -> None:
+        """The connection is gone: stop pushing to it."""
+        self.hub.leave(self)
+        if self.subscription is not None:
+            self.subscription.stop()
+
+
+class Subscription:
+    def __init__(self, session: Session) -> None:
+        assert session.user is not None
+        self.session = session
+        self.user: bytes = session.user
+        self.cursor = 0  # the highest seq sent on this connection
+        self._buffer: deque[Deliver] = deque()
+        self._limit = session.config.live_buffer
+        self._need_drain = True
+        self._wake = asyncio.Event()
+        self._pump: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        # Register first: anything committed from now on reaches the buffer, and the
+        # drain below sees everything committed before.
+        self.session.hub.subscribe(self)
+        self._pump = asyncio.create_task(self._run(), name="subscription-pump")
+
+    def stop(self) -> None:
+        self.session.hub.unsubscribe(self)
+        if self._pump is not None:
+            self._pump.cancel()
+
+    def offer(self, item: Deliver) -> None:
+        """Hub → subscription, synchronous, in commit order."""
+        if self._need_drain and item.seq:
+            return  # the coming drain reads it from the database
+        if len(self._buffer) >= self._limit:
+            # A slow reader: forget the buffer, fetch from the database instead.
+            self._buffer.clear()
+            self._need_drain = True
+        else:
+            self._buffer.append(item)
+        self._wake.set()
+
+    async def _run(self) -> None:
+        session = self.session
+        synced = False
+        try:
+            while True:
+                if self._need_drain:
+                    self._need_drain = False
+                    await self._drain()
+                    if not synced:
+                        synced = True
+                        await session.send(Synced(seq=self.cursor))
+                    continue
+                while self._buffer and not self._need_drain:
+                    item = self._buffer.popleft()
+                    if item.seq == 0:  # ephemeral: not part of the queue order
+                        await session.send(item)
+                    elif item.seq > self.cursor:
+                        self.cursor = item.seq
+                        await session.send(item)
+                if not self._buffer and not self._need_drain:
+                    self._wake.clear()
+                    await self._wake.wait()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("subscription pump failed")
+
+    async def _drain(self) -> None:
+        page = self.session.config.page_size
+        while True:
+            items = await self.session.store.pending(self.user, self.cursor, page)
+            for item in items:
+                self.cursor = item.seq
+                await self.session.send(item)
+            if len(items) < page:
+                return
+
+
+def check_authenticated(session: Session) -> bytes:
+    if session.user is None:
+        raise ProtocolError(ErrorCode.UNAUTHENTICATED, "authenticate first (hello, auth)")
+    return session.user
