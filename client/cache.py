@@ -1,0 +1,350 @@
+"""The local cache: one SQLite file per identity (conversations, messages, outbox,
+contacts, prekeys, sessions).
+
+Secrets (prekey private keys, ratchet sessions) are stored sealed with the
+keystore's storage key. Methods do not commit; the client core groups a unit of
+work and calls :meth:`Cache.commit`, so a crash never leaves half of one.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiosqlite
+from nacl import secret
+
+__all__ = ["Cache", "MessageRow", "ContactRow", "STATUS_NAMES", "PENDING", "SENT",
+           "DELIVERED", "READ"]
+
+FILENAME = "cache.sqlite"
+
+PENDING, SENT, DELIVERED, READ = 0, 1, 2, 3
+STATUS_NAMES = {PENDING: "pending", SENT: "sent", DELIVERED: "delivered", READ: "read"}
+STATUS_BY_NAME = {v: k for k, v in STATUS_NAMES.items()}
+
+MIGRATIONS: list[str] = [
+    # 1: the first schema
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB);
+    CREATE TABLE prekeys (
+        kind TEXT NOT NULL,             -- 'spk' | 'otk'
+        key_id INTEGER NOT NULL,
+        public BLOB NOT NULL,
+        private_sealed BLOB NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (kind, key_id)
+    );
+    CREATE TABLE contacts (
+        user BLOB PRIMARY KEY,          -- Ed25519 identity key, pinned on first contact
+        handle TEXT,
+        added INTEGER NOT NULL DEFAULT 0,
+        blocked INTEGER NOT NULL DEFAULT 0,
+        verified INTEGER NOT NULL DEFAULT 0,
+        created_at INTEGER NOT NULL
+    );
+    CREATE UNIQUE INDEX contacts_handle ON contacts(handle);
+    CREATE TABLE sessions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        peer BLOB NOT NULL,
+        state_sealed BLOB NOT NULL,
+        used_at INTEGER NOT NULL
+    );
+    CREATE INDEX sessions_peer ON sessions(peer, used_at);
+    CREATE TABLE messages (
+        id BLOB NOT NULL,               -- the client-made 16-byte message id
+        peer BLOB NOT NULL,
+        outgoing INTEGER NOT NULL,
+        text TEXT NOT NULL,
+        sent_at INTEGER NOT NULL,       -- sender's clock, ms
+        received_at INTEGER NOT NULL,   -- our clock, ms (for outgoing: creation)
+        status INTEGER NOT NULL,        -- outgoing: 0 pending .. 3 read; incoming: 2 new, 3 read
+        shown INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (peer, id)          -- per peer: a hostile peer can't shadow another's ids
+    );
+    CREATE INDEX messages_peer ON messages(peer, sent_at, received_at);
+    CREATE INDEX messages_unshown ON messages(shown) WHERE shown = 0;
+    CREATE TABLE outbox (
+        msg_id BLOB PRIMARY KEY,
+        peer BLOB NOT NULL,
+        envelope BLOB NOT NULL,         -- already encrypted: a retry resends the same bytes
+        created_at INTEGER NOT NULL
+    );
+    """,
+]
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRow:
+    id: bytes
+    peer: bytes
+    outgoing: bool
+    text: str
+    sent_at: int
+    received_at: int
+    status: int
+
+
+@dataclass(frozen=True, slots=True)
+class ContactRow:
+    user: bytes
+    handle: str | None
+    added: bool
+    blocked: bool
+    verified: bool
+
+
+_MSG_COLS = "id, peer, outgoing, text, sent_at, received_at, status"
+
+
+def _msg(row: Iterable) -> MessageRow:
+    r = tuple(row)
+    return MessageRow(r[0], r[1], bool(r[2]), r[3], r[4], r[5], r[6])
+
+
+def _contact(row: Iterable) -> ContactRow:
+    r = tuple(row)
+    return ContactRow(r[0], r[1], bool(r[2]), bool(r[3]), bool(r[4]))
+
+
+class Cache:
+    def __init__(self, db: aiosqlite.Connection, storage_key: bytes) -> None:
+        self._db = db
+        self._box = secret.SecretBox(storage_key)
+
+    @classmethod
+    async def open(cls, home: Path, storage_key: bytes) -> Cache:
+        home.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path = home / FILENAME
+        if not path.exists():
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+        db = await aiosqlite.connect(path)
+        await db.execute("PRAGMA journal_mode=WAL")
+        await db.execute("PRAGMA synchronous=FULL")
+        await db.execute("PRAGMA foreign_keys=ON")
+        cache = cls(db, storage_key)
+        await cache._migrate()
+        return cache
+
+    async def _migrate(self) -> None:
+        async with self._db.execute("PRAGMA user_version") as cur:
+            (version,) = await cur.fetchone()  # type: ignore[misc]
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            await self._db.executescript(script)
+            await self._db.execute(f"PRAGMA user_version={number}")
+            await self._db.commit()
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    async def commit(self) -> None:
+        await self._db.commit()
+
+    async def rollback(self) -> None:
+        await self._db.rollback()
+
+    def _seal(self, data: bytes) -> bytes:
+        return bytes(self._box.encrypt(data))
+
+    def _open(self, data: bytes) -> bytes:
+        return self._box.decrypt(data)
+
+    # --- meta -------------------------------------------------------------------------
+
+    async def get_meta(self, key: str) -> bytes | None:
+        async with self._db.execute("SELECT value FROM meta WHERE key=?", (key,)) as cur:
+            row = await cur.fetchone()
+        return row[0] if row else None
+
+    async def set_meta(self, key: str, value: bytes | str | int) -> None:
+        await self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    # --- prekeys ----------------------------------------------------------------------
+
+    async def put_prekey(self, kind: str, key_id: int, public: bytes, private: bytes,
+                         now: int) -> None:
+        await self._db.execute(
+            "INSERT OR REPLACE INTO prekeys VALUES (?, ?, ?, ?, ?)",
+            (kind, key_id, public, self._seal(private), now),
+        )
+
+    async def prekey_private(self, kind: str, key_id: int) -> bytes | None:
+        async with self._db.execute(
+            "SELECT private_sealed FROM prekeys WHERE kind=? AND key_id=?", (kind, key_id)
+        ) as cur:
+            row = await cur.fetchone()
+        return self._open(row[0]) if row else None
+
+    async def delete_prekey(self, kind: str, key_id: int) -> None:
+        await self._db.execute("DELETE FROM prekeys WHERE kind=? AND key_id=?", (kind, key_id))
+
+    async def max_prekey_id(self, kind: str) -> int:
+        async with self._db.execute(
+            "SELECT COALESCE(MAX(key_id), 0) FROM prekeys WHERE kind=?", (kind,)
+        ) as cur:
+            (value,) = await cur.fetchone()  # type: ignore[misc]
+        return int(value)
+
+    # --- contacts ---------------------------------------------------------------------
+
+    async def contact_by_handle(self, handle: str) -> ContactRow | None:
+        async with self._db.execute(
+            "SELECT user, handle, added, blocked, verified FROM contacts WHERE handle=?",
+            (handle,),
+        ) as cur:
+            row = await cur.fetchone()
+        return _contact(row) if row else None
+
+    async def contact(self, user: bytes) -> ContactRow | None:
+        async with self._db.execute(
+            "SELECT user, handle, added, blocked, verified FROM contacts WHERE user=?", (user,)
+        ) as cur:
+            row = await cur.fetchone()
+        return _contact(row) if row else None
+
+    async def remember_contact(self, user: bytes, handle: str | None, now: int,
+                               *, added: bool = False) -> None:
+        await self._db.execute(
+            "INSERT INTO contacts (user, handle, added, created_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(user) DO UPDATE SET handle=COALESCE(excluded.handle, handle), "
+            "added=MAX(added, excluded.added)",
+            (user, handle, int(added), now),
+        )
+
+    async def set_contact_flag(self, user: bytes, flag: str, value: bool) -> None:
+        assert flag in ("added", "blocked", "verified")
+        await self._db.execute(f"UPDATE contacts SET {flag}=? WHERE user=?", (int(value), user))
+
+    async def contacts(self) -> list[ContactRow]:
+        async with self._db.execute(
+            "SELECT user, handle, added, blocked, verified FROM contacts "
+            "WHERE added OR blocked OR user IN (SELECT DISTINCT peer FROM messages) "
+            "ORDER BY handle"
+        ) as cur:
+            return [_contact(r) for r in await cur.fetchall()]
+
+    # --- sessions ---------------------------------------------------------------------
+
+    async def sessions(self, peer: bytes) -> list[tuple[int, bytes]]:
+        """The peer's sessions, most recently used first: (row id, serialised state)."""
+        async with self._db.execute(
+            "SELECT id, state_sealed FROM sessions WHERE peer=? ORDER BY used_at DESC, id DESC",
+            (peer,),
+        ) as cur:
+            return [(r[0], self._open(r[1])) for r in await cur.fetchall()]
+
+    async def save_session(self, peer: bytes, row_id: int | None, state: bytes,
+                           now: int, *, keep: int = 3) -> int:
+        sealed = self._seal(state)
+        if row_id is None:
+            cur = await self._db.execute(
+                "INSERT INTO sessions (peer, state_sealed, used_at) VALUES (?, ?, ?)",
+                (peer, sealed, now),
+            )
+            row_id = cur.lastrowid
+            # Keep a few older sessions for messages still in flight under them.
+            await self._db.execute(
+                "DELETE FROM sessions WHERE peer=? AND id NOT IN (SELECT id FROM sessions "
+                "WHERE peer=? ORDER BY used_at DESC, id DESC LIMIT ?)",
+                (peer, peer, keep),
+            )
+        else:
+            await self._db.execute(
+                "UPDATE sessions SET state_sealed=?, used_at=? WHERE id=?", (sealed, now, row_id)
+            )
+        assert row_id is not None
+        return row_id
+
+    # --- messages ---------------------------------------------------------------------
+
+    async def add_message(self, msg: MessageRow, *, shown: bool) -> bool:
+        """Insert a message; False if one with the same id exists (a duplicate)."""
+        cur = await self._db.execute(
+            "INSERT OR IGNORE INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (msg.id, msg.peer, int(msg.outgoing), msg.text, msg.sent_at, msg.received_at,
+             msg.status, int(shown)),
+        )
+        return cur.rowcount == 1
+
+    async def raise_status(self, peer: bytes, ids: list[bytes], status: int) -> int:
+        """Move our own messages to ``peer`` forward to ``status`` (never backwards).
+
+        Only messages we sent to ``peer`` match, so a receipt from one peer can't
+        touch a conversation with another.
+        """
+        if not ids:
+            return 0
+        marks = ",".join("?" * len(ids))
+        cur = await self._db.execute(
+            f"UPDATE messages SET status=? WHERE outgoing=1 AND peer=? AND status<? "
+            f"AND id IN ({marks})",
+            (status, peer, status, *ids),
+        )
+        return cur.rowcount
+
+    async def history(self, peer: bytes, limit: int) -> list[MessageRow]:
+        async with self._db.execute(
+            f"SELECT {_MSG_COLS} FROM (SELECT *, rowid AS r FROM messages WHERE peer=? "
+            f"ORDER BY sent_at DESC, r DESC LIMIT ?) ORDER BY sent_at, r",
+            (peer, limit),
+        ) as cur:
+            return [_msg(r) for r in await cur.fetchall()]
+
+    async def message(self, peer: bytes, msg_id: bytes) -> MessageRow | None:
+        async with self._db.execute(
+            f"SELECT {_MSG_COLS} FROM messages WHERE peer=? AND id=?", (peer, msg_id)
+        ) as cur:
+            row = await cur.fetchone()
+        return _msg(row) if row else None
+
+    async def take_unshown(self) -> list[MessageRow]:
+        """Incoming messages not yet printed by `inbox`, oldest first; marks them shown."""
+        async with self._db.execute(
+            f"SELECT {_MSG_COLS} FROM messages WHERE shown=0 AND outgoing=0 "
+            f"ORDER BY received_at, rowid"
+        ) as cur:
+            rows = [_msg(r) for r in await cur.fetchall()]
+        if rows:
+            await self._db.execute("UPDATE messages SET shown=1 WHERE shown=0")
+        return rows
+
+    async def unread_ids(self, peer: bytes) -> list[bytes]:
+        async with self._db.execute(
+            "SELECT id FROM messages WHERE peer=? AND outgoing=0 AND status<?", (peer, READ)
+        ) as cur:
+            return [r[0] for r in await cur.fetchall()]
+
+    async def mark_incoming_read(self, peer: bytes, ids: list[bytes]) -> None:
+        await self._db.executemany(
+            "UPDATE messages SET status=? WHERE peer=? AND id=? AND outgoing=0",
+            [(READ, peer, i) for i in ids],
+        )
+
+    # --- outbox -----------------------------------------------------------------------
+
+    async def outbox_add(self, msg_id: bytes, peer: bytes, envelope: bytes, now: int) -> None:
+        await self._db.execute(
+            "INSERT OR IGNORE INTO outbox VALUES (?, ?, ?, ?)", (msg_id, peer, envelope, now)
+        )
+
+    async def outbox(self) -> list[tuple[bytes, bytes, bytes]]:
+        """Pending outgoing envelopes, oldest first: (msg_id, peer, envelope)."""
+        async with self._db.execute(
+            "SELECT msg_id, peer, envelope FROM outbox ORDER BY created_at, rowid"
+        ) as cur:
+            return [(r[0], r[1], r[2]) for r in await cur.fetchall()]
+
+    async def outbox_done(self, msg_id: bytes, peer: bytes) -> None:
+        await self._db.execute("DELETE FROM outbox WHERE msg_id=?", (msg_id,))
+        await self._db.execute(
+            "UPDATE messages SET status=? WHERE peer=? AND id=? AND outgoing=1 AND status<?",
+            (SENT, peer, msg_id, SENT),
+        )
+
+    async def prekey_privates(self, kind: str) -> dict[int, bytes]:
+        async with self._db.execute(
+            "SELECT key_id, private_sealed FROM prekeys WHERE kind=?", (kind,)
+        ) as cur:
+            return {r[0]: self._open(r[1]) for r in await cur.fetchall()}

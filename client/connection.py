@@ -1,0 +1,147 @@
+"""One authenticated WebSocket connection to a relay.
+
+It speaks the frames of :mod:`tenchat.common.frames`: hello and challenge
+auth on connect, requests matched to answers by id, pushes handed to a queue.
+Reconnecting is the client core's job (it knows what to resume).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from typing import Any, TypeVar
+
+import msgspec
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+from ..common import frames as f
+from ..common.errors import ErrorCode, ProtocolError, TenchatError
+from ..common.identity import auth_message
+
+__all__ = ["RelayConnection", "RelayError", "RelayUnreachable", "ConnectionLost"]
+
+T = TypeVar("T", bound=msgspec.Struct)
+
+AGENT = "tenchat/0.1.0"
+
+
+class RelayUnreachable(TenchatError):
+    """No connection could be made (or it failed before auth completed)."""
+
+
+class ConnectionLost(TenchatError):
+    """The connection closed while a request was waiting for its answer."""
+
+
+class RelayError(TenchatError):
+    """The relay answered a request with an error frame."""
+
+    def __init__(self, code: str, message: str) -> None:
+        self.code = code
+        self.message = message
+        super().__init__(f"relay refused: {message or code} ({code})")
+
+
+class RelayConnection:
+    def __init__(self, url: str, *, user: bytes, sign: Any, timeout: float = 10.0) -> None:
+        self.url = url
+        self._user = user
+        self._sign = sign  # callable(bytes) -> 64-byte signature
+        self._timeout = timeout
+        self._ids = itertools.count(1)
+        self._waiting: dict[int, asyncio.Future[f.Reply]] = {}
+        self._ws: ClientConnection | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self.pushes: asyncio.Queue[f.Reply | None] = asyncio.Queue()  # None: connection ended
+        self.authed: f.Authed | None = None
+        self.relay_name = ""
+        self.closed = asyncio.Event()
+
+    async def open(self) -> f.Authed:
+        try:
+            self._ws = await asyncio.wait_for(
+                connect(self.url, compression=None, max_size=None, open_timeout=self._timeout,
+                        ping_interval=20, ping_timeout=20),
+                self._timeout,
+            )
+        except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
+            raise RelayUnreachable(f"cannot reach relay {self.url}: {exc or type(exc).__name__}") from None
+        self._reader = asyncio.create_task(self._read_loop())
+        try:
+            welcome = await self.request(f.Hello, versions=list(f.SUPPORTED_VERSIONS), agent=AGENT)
+            if not isinstance(welcome, f.Welcome):
+                raise RelayUnreachable(f"relay {self.url} sent {type(welcome).__name__} to hello")
+            self.relay_name = welcome.relay
+            sig = self._sign(auth_message(welcome.relay, welcome.challenge))
+            authed = await self.request(f.Auth, user=self._user, sig=sig)
+            if not isinstance(authed, f.Authed) or authed.user != self._user:
+                raise RelayUnreachable(f"relay {self.url} sent a bad answer to auth")
+        except (ConnectionLost, RelayError) as exc:
+            await self.close()
+            raise RelayUnreachable(f"relay {self.url} refused the connection: {exc}") from None
+        except BaseException:
+            await self.close()
+            raise
+        self.authed = authed
+        return authed
+
+    async def _read_loop(self) -> None:
+        assert self._ws is not None
+        try:
+            async for data in self._ws:
+                if isinstance(data, str):
+                    continue
+                try:
+                    frame = f.decode_reply(data)
+                except ProtocolError:
+                    continue  # a newer relay's frame we do not know; nothing to answer
+                rid = getattr(frame, "id", None)
+                if rid is not None:
+                    fut = self._waiting.pop(rid, None)
+                    if fut is not None and not fut.done():
+                        fut.set_result(frame)
+                    continue
+                self.pushes.put_nowait(frame)
+        except ConnectionClosed:
+            pass
+        finally:
+            for fut in self._waiting.values():
+                if not fut.done():
+                    fut.set_exception(ConnectionLost("connection to the relay was lost"))
+            self._waiting.clear()
+            self.closed.set()
+            self.pushes.put_nowait(None)
+
+    async def request(self, kind: type[T], /, **fields: Any) -> f.Reply:
+        """Send one request and wait for its answer; RelayError for an error frame."""
+        if self._ws is None or self.closed.is_set():
+            raise ConnectionLost("not connected to the relay")
+        rid = next(self._ids)
+        fut: asyncio.Future[f.Reply] = asyncio.get_running_loop().create_future()
+        self._waiting[rid] = fut
+        try:
+            await self._ws.send(f.encode(kind(id=rid, **fields)))
+        except ConnectionClosed:
+            self._waiting.pop(rid, None)
+            raise ConnectionLost("connection to the relay was lost") from None
+        try:
+            reply = await asyncio.wait_for(fut, self._timeout)
+        except TimeoutError:
+            self._waiting.pop(rid, None)
+            raise ConnectionLost(f"the relay did not answer within {self._timeout:g} s") from None
+        if isinstance(reply, f.Error):
+            raise RelayError(reply.error, reply.message)
+        return reply
+
+    async def close(self) -> None:
+        if self._ws is not None:
+            await self._ws.close()
+        if self._reader is not None:
+            with contextlib.suppress(Exception):
+                await self._reader
+
+
+def is_not_found(exc: RelayError) -> bool:
+    return exc.code == ErrorCode.NOT_FOUND
