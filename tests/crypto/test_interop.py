@@ -42,12 +42,7 @@ from doubleratchet.recommended import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from nacl import bindings
-from x3dh import BaseState, Bundle, IdentityKeyFormat
-from x3dh import HashFunction as X3DHHash
-from x3dh import Header as X3DHHeader
-from x3dh.identity_key_pair import IdentityKeyPairSeed
-
-from tenchat.common.crypto import x3dh
+from tenchat.common.crypto import x3dh as our_x3dh
 from tenchat.common.crypto.keys import (
     IdentityKey,
     X25519KeyPair,
@@ -56,6 +51,10 @@ from tenchat.common.crypto.keys import (
 )
 from tenchat.common.crypto.ratchet import MAX_SKIP, MAX_STORED_SKIPPED, DoubleRatchet, Header
 from tenchat.common.crypto.session import Session
+from x3dh import BaseState, Bundle, IdentityKeyFormat
+from x3dh import HashFunction as X3DHHash
+from x3dh import Header as X3DHHeader
+from x3dh.identity_key_pair import IdentityKeyPairSeed
 
 # --- the third-party packages, configured with our primitives ------------------------------
 
@@ -182,7 +181,8 @@ class Theirs:
         else:
             msg = asyncio.run(self.dr.encrypt_message(plaintext, self.ad))
         h = msg.header
-        return h.ratchet_pub, h.previous_sending_chain_length, h.sending_chain_length, msg.ciphertext
+        pn, n = h.previous_sending_chain_length, h.sending_chain_length
+        return h.ratchet_pub, pn, n, msg.ciphertext
 
     def decrypt(self, wire: Wire) -> bytes:
         msg = EncryptedMessage(header=TheirHeader(*wire[:3]), ciphertext=wire[3])
@@ -290,7 +290,7 @@ def test_x3dh_theirs_initiates_ours_responds(with_otk: bool) -> None:
     )
     assert header.identity_key == alice.public
     assert header.pre_key == (otk.public if with_otk else None)
-    ours = x3dh.respond(
+    ours = our_x3dh.respond(
         bob, alice.public, spk.private, otk.private if with_otk else None, header.ephemeral_key
     )
     assert ours.shared_key == sk
@@ -306,7 +306,7 @@ def test_x3dh_ours_initiates_theirs_responds(with_otk: bool) -> None:
     assert bundle.identity_key == bob.public  # their Ed25519 form of the seed is our user id
     otk_pub = next(iter(bundle.pre_keys)) if with_otk else None
     # Our initiate verifies their signature over 0x05 || SPK with plain Ed25519.
-    ours = x3dh.initiate(
+    ours = our_x3dh.initiate(
         alice, bundle.identity_key, bundle.signed_pre_key, bundle.signed_pre_key_sig, otk_pub
     )
     sk, ad, _ = asyncio.run(bob_state.get_shared_secret_passive(
