@@ -1,0 +1,33 @@
+"""Fixtures for relay tests: real relay processes on loopback with real SQLite."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# Makes `support` (tests/support) importable without a package at tests/.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from support.relay import RelayProcess  # noqa: E402
+
+SMALL_FRAME = 64 * 1024  # a small max_frame keeps the oversized-frame tests cheap
+
+
+@pytest.fixture(scope="module")
+def relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RelayProcess]:
+    """One relay shared by a test module (tests use fresh identities, so they don't meet)."""
+    proc = RelayProcess(
+        tmp_path_factory.mktemp("relay") / "data", args=["--max-frame", str(SMALL_FRAME)]
+    )
+    with proc:
+        yield proc
+
+
+@pytest.fixture
+def fresh_relay(tmp_path: Path) -> Iterator[RelayProcess]:
+    """A relay of the test's own, for restarts, signals and shutdown."""
+    with RelayProcess(tmp_path / "data", args=["--max-frame", str(SMALL_FRAME)]) as proc:
+        yield proc

@@ -1,0 +1,1 @@
+"""Helpers shared by tests: a real relay process and a raw protocol client."""
