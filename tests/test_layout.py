@@ -1,0 +1,89 @@
+"""The repository layout holds: common is pure, client and relay never import each other,
+heavy UI and chain libraries stay in their corners (DESIGN.md, "Repository layout")."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PARTS = ("common", "relay", "client")
+
+
+def imports_of(path: Path) -> set[str]:
+    """Absolute module names a file imports (relative imports resolved)."""
+    part = path.relative_to(ROOT).parts
+    package = ["tenchat", *part[:-1]]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[: len(package) - node.level + 1]
+                found.add(".".join(base + ([node.module] if node.module else [])))
+            elif node.module:
+                found.add(node.module)
+    return found
+
+
+def files(part: str) -> list[Path]:
+    return sorted((ROOT / part).rglob("*.py"))
+
+
+@pytest.mark.parametrize(
+    ("part", "forbidden"),
+    [
+        ("common", ("tenchat.client", "tenchat.relay", "socket", "sqlite3", "aiosqlite",
+                    "websockets", "asyncio", "textual", "web3")),
+        ("relay", ("tenchat.client", "textual", "web3", "eth_account")),
+        ("client", ("tenchat.relay",)),
+    ],
+)
+def test_part_imports(part: str, forbidden: tuple[str, ...]) -> None:
+    bad = [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in files(part)
+        for name in imports_of(path)
+        if any(name == f or name.startswith(f + ".") for f in forbidden)
+    ]
+    assert not bad, bad
+
+
+def test_textual_and_web3_stay_in_their_corners() -> None:
+    bad = []
+    for path in files("client"):
+        rel = path.relative_to(ROOT).as_posix()
+        for name in imports_of(path):
+            top = name.split(".")[0]
+            if top == "textual" and not rel.startswith("client/tui/"):
+                bad.append(f"{rel} imports textual")
+            if top in ("web3", "eth_account") and not rel.startswith("client/wallet"):
+                bad.append(f"{rel} imports {top}")
+    assert not bad, bad
+
+
+def test_no_bare_top_level_packages_installed() -> None:
+    code = (
+        "import importlib.util, sys\n"
+        "sys.path = [p for p in sys.path if p not in ('', '.')]\n"
+        "print([m for m in ('client', 'relay', 'common') if importlib.util.find_spec(m)])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd="/", capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_client_core_does_not_load_textual_or_relay() -> None:
+    code = (
+        "import sys, tenchat.client.service, tenchat.client.cli\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'web3')"
+        " or m.startswith('tenchat.relay')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"
