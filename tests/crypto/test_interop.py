@@ -187,6 +187,7 @@ class Theirs:
     def decrypt(self, wire: Wire) -> bytes:
         msg = EncryptedMessage(header=TheirHeader(*wire[:3]), ciphertext=wire[3])
         if self.dr is None:
+            assert self.own_priv is not None, "the sender can't receive first"
             self.dr, pt = asyncio.run(TheirDoubleRatchet.decrypt_initial_message(
                 shared_secret=self.sk, own_ratchet_priv=self.own_priv, message=msg,
                 associated_data=self.ad, **DR_CONFIG,
@@ -230,7 +231,7 @@ class Conversation:
         self.received[to] += 1
 
 
-SCRIPT = [
+SCRIPT: list[tuple[Any, ...]] = [
     # (action, who, index): send 3, deliver out of order and hold one back across ratchet turns
     ("send", "A"), ("send", "A"), ("send", "A"),
     ("deliver", "B", 2), ("deliver", "B", 0),
@@ -251,7 +252,7 @@ def test_double_ratchet_interop_scripted(ours_is_alice: bool) -> None:
         if step[0] == "send":
             conv.send(step[1])
         else:
-            conv.deliver(step[1], step[2])  # type: ignore[misc]
+            conv.deliver(step[1], step[2])
     assert conv.in_flight == {"A": [], "B": []}
     assert conv.counter == 14
 
