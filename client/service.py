@@ -24,7 +24,7 @@ from ..common import frames as f
 from ..common.crypto.errors import CryptoError
 from ..common.crypto.keys import IdentityKey, make_one_time_prekeys, make_signed_prekey
 from ..common.crypto.safety import safety_number
-from ..common.crypto.session import Session, envelope_kind
+from ..common.crypto.session import Session, envelope_ephemeral, envelope_kind
 from ..common.errors import ProtocolError, TenchatError
 from ..common.identity import fingerprint, handle_message, normalize_handle, verify_signature
 from .cache import DELIVERED, PENDING, READ, Cache, ContactRow, MessageRow
@@ -340,16 +340,26 @@ class Client:
     # --- receiving ----------------------------------------------------------------------
 
     async def _decrypt(self, sender: bytes, envelope: bytes) -> bytes:
-        sessions = await self.cache.sessions(sender)
-        for row_id, state in sessions:
-            session = Session.from_bytes(state)
+        """Decrypt with the sender's sessions, or start one from a prekey envelope.
+
+        A prekey envelope whose ephemeral key matches a session we hold belongs to
+        that session: it is never used to start a second one, so a replayed first
+        message (which X3DH alone can't tell apart without a one-time prekey) fails.
+        """
+        kind = envelope_kind(envelope)
+        ephemeral = envelope_ephemeral(envelope) if kind == "prekey" else None
+        sessions = [(row_id, Session.from_bytes(state))
+                    for row_id, state in await self.cache.sessions(sender)]
+        if ephemeral is not None:
+            sessions = [(r, s) for r, s in sessions if s.ephemeral == ephemeral]
+        for row_id, session in sessions:
             try:
                 plaintext = session.decrypt(envelope)
             except CryptoError:
                 continue
             await self.cache.save_session(sender, row_id, session.to_bytes(), now_ms())
             return plaintext
-        if envelope_kind(envelope) != "prekey":
+        if ephemeral is None or sessions:
             raise CryptoError("no session decrypts this message")
         spks = await self.cache.prekey_privates("spk")
         otks = await self.cache.prekey_privates("otk")

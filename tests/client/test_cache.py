@@ -1,0 +1,83 @@
+"""The local cache: dedupe, statuses only move forward, receipts scoped to their peer,
+secrets sealed at rest."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+from tenchat.client.cache import DELIVERED, PENDING, READ, SENT, Cache, MessageRow
+
+BOB, CAROL = b"b" * 32, b"c" * 32
+
+
+def run(coro):  # type: ignore[no-untyped-def]
+    return asyncio.run(coro)
+
+
+def test_statuses_and_dedupe(tmp_path: Path) -> None:
+    async def body() -> None:
+        cache = await Cache.open(tmp_path, os.urandom(32))
+        mid = os.urandom(16)
+        out = MessageRow(mid, BOB, True, "hi", 1, 1, PENDING)
+        assert await cache.add_message(out, shown=True)
+        assert not await cache.add_message(out, shown=True)  # same id: a duplicate
+        await cache.outbox_add(mid, BOB, b"envelope", 1)
+        await cache.outbox_done(mid, BOB)
+        assert (await cache.message(BOB, mid)).status == SENT  # type: ignore[union-attr]
+        # a receipt from carol can't touch a message to bob
+        assert await cache.raise_status(CAROL, [mid], READ) == 0
+        assert await cache.raise_status(BOB, [mid], READ) == 1
+        # and a late "delivered" never moves it back
+        assert await cache.raise_status(BOB, [mid], DELIVERED) == 0
+        assert (await cache.message(BOB, mid)).status == READ  # type: ignore[union-attr]
+        assert await cache.outbox() == []
+        await cache.commit()
+        await cache.close()
+
+    run(body())
+
+
+def test_unshown_messages_are_taken_once(tmp_path: Path) -> None:
+    async def body() -> None:
+        cache = await Cache.open(tmp_path, os.urandom(32))
+        for i in range(3):
+            await cache.add_message(
+                MessageRow(os.urandom(16), BOB, False, f"m{i}", i, i, DELIVERED), shown=False)
+        assert [m.text for m in await cache.take_unshown()] == ["m0", "m1", "m2"]
+        assert await cache.take_unshown() == []
+        await cache.close()
+
+    run(body())
+
+
+def test_sessions_and_prekeys_sealed_at_rest(tmp_path: Path) -> None:
+    async def body() -> None:
+        key = os.urandom(32)
+        cache = await Cache.open(tmp_path, key)
+        secret_state = b"ratchet-state-" + os.urandom(32)
+        secret_prekey = os.urandom(32)
+        await cache.save_session(BOB, None, secret_state, 1)
+        await cache.put_prekey("otk", 7, b"p" * 32, secret_prekey, 1)
+        await cache.commit()
+        await cache.close()
+        raw = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
+        assert secret_state not in raw and secret_prekey not in raw
+        cache = await Cache.open(tmp_path, key)
+        assert [s for _, s in await cache.sessions(BOB)] == [secret_state]
+        assert await cache.prekey_private("otk", 7) == secret_prekey
+        await cache.close()
+
+    run(body())
+
+
+def test_old_sessions_are_capped(tmp_path: Path) -> None:
+    async def body() -> None:
+        cache = await Cache.open(tmp_path, os.urandom(32))
+        for i in range(5):
+            await cache.save_session(BOB, None, b"s%d" % i, i)
+        assert [s for _, s in await cache.sessions(BOB)] == [b"s4", b"s3", b"s2"]
+        await cache.close()
+
+    run(body())
