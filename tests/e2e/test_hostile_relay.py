@@ -1,0 +1,148 @@
+"""A hostile relay can't make the client accept a forged handle binding or prekey bundle,
+and garbage or forged deliveries are dropped without harming the client.
+
+The hostile relay here is a few lines of websockets speaking our frames dishonestly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+from websockets.asyncio.server import ServerConnection, serve
+
+from tenchat.client.cache import Cache
+from tenchat.client.keystore import Secrets
+from tenchat.client.service import Client, PeerError
+from tenchat.common import frames as f
+from tenchat.common.crypto.errors import InvalidSignature
+from tenchat.common.crypto.keys import IdentityKey, make_signed_prekey
+from tenchat.common.crypto.session import Session
+from tenchat.common.identity import handle_message
+
+Answer = Callable[[f.Request], Awaitable[list[object]]]
+
+
+async def hostile_relay(answer: Answer) -> tuple[str, asyncio.AbstractServer]:
+    async def handler(ws: ServerConnection) -> None:
+        async for data in ws:
+            frame = f.decode_request(data)  # type: ignore[arg-type]
+            if isinstance(frame, f.Hello):
+                out: list[object] = [f.Welcome(id=frame.id, version=1, relay="evil",
+                                               challenge=os.urandom(32), max_frame=1 << 20)]
+            elif isinstance(frame, f.Auth):
+                out = [f.Authed(id=frame.id, user=frame.user, otk_count=100)]
+            else:
+                out = await answer(frame)
+            for item in out:
+                await ws.send(f.encode(item))  # type: ignore[arg-type]
+
+    server = await serve(handler, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return f"ws://127.0.0.1:{port}", server  # type: ignore[return-value]
+
+
+async def make_client(home: Path, url: str) -> Client:
+    secrets = Secrets(identity_seed=os.urandom(32), storage_key=os.urandom(32),
+                      handle="alice", relay=url)
+    return Client(home, url, secrets, await Cache.open(home, secrets.storage_key))
+
+
+def test_forged_handle_binding_is_refused(tmp_path: Path) -> None:
+    evil = IdentityKey.generate()
+
+    async def answer(frame: f.Request) -> list[object]:
+        assert isinstance(frame, f.Lookup)
+        # Signed by the relay's own key, but for another handle: not a binding of "bob".
+        sig = evil.sign(handle_message("mallory", evil.public))
+        return [f.HandleInfo(id=frame.id, handle="bob", user=evil.public, sig=sig)]
+
+    async def body() -> None:
+        url, server = await hostile_relay(answer)
+        client = await make_client(tmp_path, url)
+        try:
+            with pytest.raises(PeerError, match="not validly signed"):
+                await client.resolve("bob")
+            assert await client.cache.contact_by_handle("bob") is None  # nothing pinned
+        finally:
+            await client.close()
+            server.close()
+
+    asyncio.run(body())
+
+
+def test_forged_prekey_bundle_is_refused(tmp_path: Path) -> None:
+    bob = IdentityKey.generate()
+    evil = IdentityKey.generate()
+
+    async def answer(frame: f.Request) -> list[object]:
+        if isinstance(frame, f.Lookup):
+            sig = bob.sign(handle_message("bob", bob.public))
+            return [f.HandleInfo(id=frame.id, handle="bob", user=bob.public, sig=sig)]
+        assert isinstance(frame, f.FetchBundle)
+        spk = make_signed_prekey(evil, 1)  # the relay's own prekey, not signed by bob
+        return [f.Bundle(id=frame.id, user=bob.public,
+                         spk=f.SignedPrekey(key_id=1, pub=spk.public, sig=spk.sig))]
+
+    async def body() -> None:
+        url, server = await hostile_relay(answer)
+        client = await make_client(tmp_path, url)
+        try:
+            with pytest.raises(InvalidSignature):
+                await client.send_text("bob", "for bob only")
+            assert await client.cache.outbox() == []  # nothing was encrypted to the relay
+            contact = await client.cache.contact_by_handle("bob")
+            assert contact is not None and await client.cache.history(contact.user, 10) == []
+        finally:
+            await client.close()
+            server.close()
+
+    asyncio.run(body())
+
+
+def test_garbage_and_forged_deliveries_are_dropped(tmp_path: Path) -> None:
+    bob, carol = IdentityKey.generate(), IdentityKey.generate()
+    acked: list[int] = []
+
+    async def body() -> None:
+        client_box: list[Client] = []
+
+        async def answer(frame: f.Request) -> list[object]:
+            if isinstance(frame, f.Ack):
+                acked.extend(frame.seqs)
+                return [f.Ok(id=frame.id)]
+            if isinstance(frame, f.Whois):
+                return [f.Error(id=frame.id, error="not_found")]
+            assert isinstance(frame, f.Subscribe)
+            me = client_box[0].user
+            # carol writes a real first message to alice, the relay claims bob sent it
+            spk = make_signed_prekey(IdentityKey.from_seed(client_box[0].secrets.identity_seed),
+                                     1)
+            await client_box[0].cache.put_prekey("spk", 1, spk.public, spk.private, 0)
+            await client_box[0].cache.commit()
+            carol_session = Session.initiate(carol, me, 1, spk.public, spk.sig, None, None)
+            forged = carol_session.encrypt(b"\x81\xa1t\xa4text")
+            return [
+                f.Ok(id=frame.id),
+                f.Deliver(seq=1, msg=os.urandom(16), sender=bob.public, at=0, body=b"\xc1junk"),
+                f.Deliver(seq=2, msg=os.urandom(16), sender=bob.public, at=0, body=forged),
+                f.Deliver(seq=3, msg=os.urandom(16), sender=bob.public, at=0,
+                          body=os.urandom(200)),
+                f.Synced(seq=3),
+            ]
+
+        url, server = await hostile_relay(answer)
+        client = await make_client(tmp_path, url)
+        client_box.append(client)
+        try:
+            assert await client.sync() == 0
+            assert await client.take_unshown() == []
+            assert sorted(acked) == [1, 2, 3]  # dropped, acked, and the client lives on
+        finally:
+            await client.close()
+            server.close()
+
+    asyncio.run(body())
