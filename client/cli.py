@@ -101,7 +101,9 @@ def read_passphrase(opts: Options, *, confirm: bool = False) -> str:
         try:
             return opts.passphrase_file.read_text().splitlines()[0]
         except (OSError, IndexError) as exc:
-            raise TenchatError(f"cannot read passphrase file {opts.passphrase_file}: {exc}") from None
+            raise TenchatError(
+                f"cannot read passphrase file {opts.passphrase_file}: {exc}"
+            ) from None
     env = os.environ.get("TENCHAT_PASSPHRASE")
     if env is not None:
         return env

@@ -67,7 +67,8 @@ class RelayConnection:
                 self._timeout,
             )
         except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
-            raise RelayUnreachable(f"cannot reach relay {self.url}: {exc or type(exc).__name__}") from None
+            reason = str(exc) or type(exc).__name__
+            raise RelayUnreachable(f"cannot reach relay {self.url}: {reason}") from None
         self._reader = asyncio.create_task(self._read_loop())
         try:
             welcome = await self.request(f.Hello, versions=list(f.SUPPORTED_VERSIONS), agent=AGENT)

@@ -86,7 +86,9 @@ class Keystore:
         try:
             raw = self.path.read_bytes()
         except FileNotFoundError:
-            raise NoIdentity("no identity yet; create one with `tenchat init --handle NAME`") from None
+            raise NoIdentity(
+                "no identity yet; create one with `tenchat init --handle NAME`"
+            ) from None
         try:
             sealed = msgspec.msgpack.decode(raw, type=_Sealed)
         except msgspec.MsgspecError:

@@ -163,3 +163,30 @@ def test_cli_failures_are_one_line(cli: Cli, tmp_path: Path) -> None:
     assert cli("alice", "send", check=False).code == 2
     assert cli("alice", "history", "bob", "-n", "0", check=False).code == 2
     assert cli("alice", "frobnicate", check=False).code == 2
+
+
+def test_demo_talks_to_the_echo_bot(tmp_path: Path) -> None:
+    """README's first command ends in `tenchat demo`: a relay and a working conversation."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tenchat.client", "demo", "--dir", str(tmp_path / "try")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        proc.stdin.write("ping from a newcomer\n")
+        proc.stdin.flush()
+        deadline = time.monotonic() + 30
+        seen = ""
+        while "@echo: echo: ping from a newcomer" not in seen and time.monotonic() < deadline:
+            ready, _, _ = select.select([proc.stdout], [], [], 1)
+            if ready:
+                seen += proc.stdout.readline()
+        assert "@echo: echo: ping from a newcomer" in seen, seen
+        proc.stdin.close()
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
