@@ -444,10 +444,11 @@ class SQLiteStore(Store):
         keys = list({(op.sender, op.msg_id) for op in ops})
         known: dict[tuple[bytes, bytes], Stored] = {}
         for chunk in _chunks(keys, 400):
+            # A join, not "(sender, msg_id) IN (VALUES ...)": SQLite scans the table for that.
             rows = await db.execute_fetchall(
-                "SELECT sender, msg_id, seq, at FROM sent WHERE (sender, msg_id) IN (VALUES "
+                "SELECT s.sender, s.msg_id, s.seq, s.at FROM (VALUES "
                 + ",".join(["(?,?)"] * len(chunk))
-                + ")",
+                + ") AS k JOIN sent AS s ON s.sender = k.column1 AND s.msg_id = k.column2",
                 [v for key in chunk for v in key],
             )
             for sender, msg_id, seq, at0 in rows:
