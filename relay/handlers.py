@@ -1,9 +1,9 @@
 """One small async handler per request frame, found through a dispatch table.
 
 A handler validates (raising ProtocolError with a wire code), then either
-returns its answer, returns an awaitable of it (writes: the answer comes after
-the commit, while the connection goes on reading), or returns None when it has
-answered itself.
+returns its answer, returns a :class:`Later` (writes: the answer is built when
+the commit resolves the store's future, while the connection goes on
+reading), or returns None when it has answered itself.
 """
 
 from __future__ import annotations
@@ -39,12 +39,12 @@ from tenchat.common.frames import (
     Whois,
 )
 
-from .session import Session, Subscription, check_authenticated
-from .store import HandleRecord
+from .session import Later, Session, Subscription, check_authenticated
+from .store import BundleRecord, HandleRecord
 
 __all__ = ["HANDLERS", "dispatch", "Answer"]
 
-Answer = msgspec.Struct | Awaitable[msgspec.Struct] | None
+Answer = msgspec.Struct | Later | None
 Handler = Callable[[Session, Any], Awaitable[Answer]]
 
 HANDLERS: dict[type[msgspec.Struct], Handler] = {}
@@ -121,12 +121,10 @@ async def register(session: Session, frame: Register) -> Answer:
     handle = identity.normalize_handle(frame.handle)
     if not identity.verify_signature(user, identity.handle_message(handle, user), frame.sig):
         raise ProtocolError(ErrorCode.BAD_SIGNATURE, "sig is not over handle_message(handle, user)")
-    pending = session.store.register(user, handle, frame.sig)
-
-    async def answer() -> HandleInfo:
-        return _handle_info(frame.id, await pending)
-
-    return answer()
+    return Later(
+        session.store.register(user, handle, frame.sig),
+        lambda rec: _handle_info(frame.id, rec),
+    )
 
 
 @handles(Lookup)
@@ -161,28 +159,23 @@ async def publish_prekeys(session: Session, frame: PublishPrekeys) -> Answer:
         user, identity.signed_prekey_message(spk.pub), spk.sig
     ):
         raise ProtocolError(ErrorCode.BAD_SIGNATURE, "spk.sig does not verify")
-    pending = session.store.publish_prekeys(user, spk, frame.otks)
-
-    async def answer() -> PrekeyStatus:
-        return PrekeyStatus(id=frame.id, otk_count=await pending)
-
-    return answer()
+    return Later(
+        session.store.publish_prekeys(user, spk, frame.otks),
+        lambda count: PrekeyStatus(id=frame.id, otk_count=count),
+    )
 
 
 @handles(FetchBundle)
 async def fetch_bundle(session: Session, frame: FetchBundle) -> Answer:
     check_authenticated(session)
-    pending = session.store.take_bundle(frame.user)
-
-    async def answer() -> Bundle:
-        rec = await pending
+    def answer(rec: BundleRecord | None) -> Bundle:
         if rec is None:
             raise ProtocolError(ErrorCode.NOT_FOUND, "this identity has published no prekeys")
         if rec.otk is not None and rec.otk_count < session.config.otk_low:
             session.hub.prekeys_low(frame.user, rec.otk_count)
         return Bundle(id=frame.id, user=frame.user, spk=rec.spk, otk=rec.otk)
 
-    return answer()
+    return Later(session.store.take_bundle(frame.user), answer)
 
 
 # --- messages ----------------------------------------------------------------------------
@@ -198,25 +191,16 @@ async def send(session: Session, frame: Send) -> Answer:
         item = Deliver(seq=0, msg=frame.msg, sender=sender, at=at, body=frame.body)
         session.hub.publish_ephemeral(frame.to, item)
         return Ok(id=frame.id)
-    pending = session.store.enqueue(frame.to, sender, frame.msg, frame.body)
-
-    async def answer() -> Stored:
-        stored = await pending
-        return Stored(id=frame.id, msg=frame.msg, seq=stored.seq, at=stored.at)
-
-    return answer()
+    return Later(
+        session.store.enqueue(frame.to, sender, frame.msg, frame.body),
+        lambda stored: Stored(id=frame.id, msg=frame.msg, seq=stored.seq, at=stored.at),
+    )
 
 
 @handles(Ack)
 async def ack(session: Session, frame: Ack) -> Answer:
     user = check_authenticated(session)
-    pending = session.store.ack(user, frame.seqs)
-
-    async def answer() -> Ok:
-        await pending
-        return Ok(id=frame.id)
-
-    return answer()
+    return Later(session.store.ack(user, frame.seqs), lambda _: Ok(id=frame.id))
 
 
 @handles(Subscribe)

@@ -15,7 +15,6 @@ import signal
 import sys
 from typing import Final
 
-import msgspec
 from tenchat.common.errors import ErrorCode, ProtocolError
 from tenchat.common.frames import Error, decode_request, peek_id
 from websockets.asyncio.server import Server as WsServer
@@ -26,7 +25,7 @@ from websockets.frames import CloseCode
 from . import handlers
 from .config import Config
 from .hub import Hub
-from .session import Session
+from .session import Later, Session
 from .store import SQLiteStore, Store
 
 __all__ = ["Server"]
@@ -151,11 +150,11 @@ class Server:
             answer = await handlers.dispatch(session, frame)
             if answer is None:
                 return
-            if isinstance(answer, msgspec.Struct):
-                await session.send(answer)
-            else:
+            if isinstance(answer, Later):
                 session.defer(rid, answer)
                 deferred = True
+            else:
+                await session.send(answer)
         except ProtocolError as exc:
             if rid is None and isinstance(data, bytes):
                 rid = peek_id(data)

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 from collections import deque
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -28,9 +30,17 @@ if TYPE_CHECKING:
     from .hub import Hub
     from .store import Store
 
-__all__ = ["Session", "Subscription"]
+__all__ = ["Session", "Subscription", "Later"]
 
 log = logging.getLogger("tenchat.relay.session")
+
+
+@dataclass(frozen=True, slots=True)
+class Later:
+    """An answer that comes when ``fut`` (a store write) resolves: ``build(result)``."""
+
+    fut: asyncio.Future[Any]
+    build: Callable[[Any], msgspec.Struct]
 
 
 class Session:
@@ -48,6 +58,9 @@ class Session:
         # Bounds the requests a client may have in flight; the read loop waits for a slot.
         self.slots = asyncio.Semaphore(config.inflight_max)
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._deferred = 0  # answers waiting for a commit
+        self._outbox: deque[bytes] = deque()  # encoded deferred answers, in completion order
+        self._flusher: asyncio.Task[Any] | None = None
 
     async def send(self, frame: msgspec.Struct) -> None:
         with contextlib.suppress(ConnectionClosed):
@@ -63,27 +76,48 @@ class Session:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    def defer(self, rid: int, answer: Awaitable[msgspec.Struct]) -> None:
-        """Send ``answer``'s result (or its error) when it is ready; the slot is held until then."""
-        self.spawn(self._answer_later(rid, answer))
+    def defer(self, rid: int, later: Later) -> None:
+        """Send ``later``'s answer (or its error) when its future resolves; the request's
+        slot is held until then. A callback, not a task per request: this is the hot path."""
+        self._deferred += 1
+        later.fut.add_done_callback(functools.partial(self._answer, rid, later.build))
 
-    async def _answer_later(self, rid: int, answer: Awaitable[msgspec.Struct]) -> None:
+    def _answer(
+        self, rid: int, build: Callable[[Any], msgspec.Struct], fut: asyncio.Future[Any]
+    ) -> None:
+        self._deferred -= 1
+        self.slots.release()
         try:
-            frame: msgspec.Struct = await answer
+            frame = build(fut.result())
         except ProtocolError as exc:
             frame = Error(id=rid, error=str(exc.code), message=exc.message)
         except Exception:
             log.exception("deferred answer to request %d failed", rid)
             frame = Error(id=rid, error=ErrorCode.INTERNAL, message="internal error")
-        finally:
-            self.slots.release()
-        await self.send(frame)
+        self._outbox.append(encode(frame))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = self.spawn(self._flush())
+
+    async def _flush(self) -> None:
+        while self._outbox:
+            data = self._outbox.popleft()
+            try:
+                await self.ws.send(data)
+            except ConnectionClosed:
+                self._outbox.clear()
 
     async def drain_tasks(self, timeout: float) -> None:
-        """Wait for answers still being prepared (used at shutdown)."""
-        pending = [t for t in self._tasks if not t.done()]
-        if pending:
-            await asyncio.wait(pending, timeout=timeout)
+        """Wait until every deferred answer has been sent (used at shutdown)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            pending = [t for t in self._tasks if not t.done()]
+            if not pending and not self._deferred and not self._outbox:
+                return
+            if pending:
+                await asyncio.wait(pending, timeout=deadline - loop.time())
+            else:
+                await asyncio.sleep(0.01)
 
     def close(self) -> None:
         """The connection is gone: stop pushing to it."""
