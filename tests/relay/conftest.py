@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-# Makes `support` (tests/support) importable without a package at tests/.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from support.relay import RelayProcess  # noqa: E402
+from tests.support.relay import RelayProcess
 
 SMALL_FRAME = 64 * 1024  # a small max_frame keeps the oversized-frame tests cheap
 

@@ -7,17 +7,6 @@ import asyncio
 
 import msgspec
 import pytest
-from conftest import SMALL_FRAME
-from support.relay import RelayProcess
-from support.wsclient import (
-    RelayClient,
-    assert_alive,
-    async_test,
-    logged_in,
-    msg_id,
-    new_key,
-    user_of,
-)
 from tenchat.common import frames, identity
 from tenchat.common.frames import (
     Ack,
@@ -38,6 +27,18 @@ from tenchat.common.frames import (
     Subscribe,
     Welcome,
     Whois,
+)
+
+from tests.relay.conftest import SMALL_FRAME
+from tests.support.relay import RelayProcess
+from tests.support.wsclient import (
+    RelayClient,
+    assert_alive,
+    async_test,
+    logged_in,
+    msg_id,
+    new_key,
+    user_of,
 )
 
 pytestmark = pytest.mark.slow

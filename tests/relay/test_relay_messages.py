@@ -7,8 +7,6 @@ import asyncio
 import os
 
 import pytest
-from support.relay import RelayProcess
-from support.wsclient import RelayClient, async_test, logged_in, msg_id, new_key
 from tenchat.common.frames import (
     Ack,
     Authed,
@@ -26,6 +24,9 @@ from tenchat.common.frames import (
     Subscribe,
     Synced,
 )
+
+from tests.support.relay import RelayProcess
+from tests.support.wsclient import RelayClient, async_test, logged_in, msg_id, new_key
 
 pytestmark = pytest.mark.slow
 
