@@ -1,0 +1,46 @@
+"""``python -m bench``: every benchmark scenario, one plain-text table (or ``--json``).
+
+Scenarios (each also runnable alone):
+
+- ``python -m bench.relay_throughput`` — durable messages/s through one relay
+  process, and send → stored / send → delivered latency at fixed loads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from . import relay_throughput
+
+SCENARIOS = {"relay_throughput": relay_throughput}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    relay_throughput.add_arguments(parser)
+    args = parser.parse_args(argv)
+    results = {}
+    ok = True
+    for name, scenario in SCENARIOS.items():
+        try:
+            out = scenario.run(args)
+        except RuntimeError as exc:
+            print(f"error: {name}: {exc}", file=sys.stderr)
+            return 1
+        results[name] = out
+        ok = ok and out["ok"]
+        if not args.json:
+            print(scenario.format_table(out))
+    if args.json:
+        print(json.dumps({"ok": ok, "scenarios": results}, indent=2))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

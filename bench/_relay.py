@@ -1,0 +1,207 @@
+"""The relay under test as its own process, and CPU accounting read from /proc.
+
+The relay is started exactly as a user would start it::
+
+    python -m tenchat.relay serve --host 127.0.0.1 --port 0 --data DIR --name NAME
+
+and its one stdout line ``listening on ws://127.0.0.1:PORT`` gives the port.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Self
+
+__all__ = ["BenchRelay", "CpuSample", "ProcCpu", "machine_busy", "fs_type"]
+
+START_TIMEOUT = 15.0
+STOP_TIMEOUT = 20.0
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+class BenchRelay:
+    """``with BenchRelay() as relay: relay.url, relay.pid`` — a relay on a temp data dir."""
+
+    def __init__(
+        self,
+        *,
+        name: str = "bench-relay",
+        data_parent: Path | None = None,
+        args: list[str] = (),
+        profile: Path | None = None,
+    ) -> None:
+        self.name = name
+        self.profile = profile  # run the relay under cProfile, writing stats here
+        self.args = list(args)
+        self._tmp = tempfile.TemporaryDirectory(prefix="tenchat-bench-", dir=data_parent)
+        self.data_dir = Path(self._tmp.name) / "data"
+        self.log_path = Path(self._tmp.name) / "relay.log"
+        self.port = 0
+        self.proc: subprocess.Popen[str] | None = None
+        self._log: IO[str] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    @property
+    def command(self) -> list[str]:
+        prof = ["-m", "cProfile", "-o", str(self.profile)] if self.profile else []
+        return [
+            sys.executable, *prof, "-m", "tenchat.relay", "serve",
+            "--host", "127.0.0.1", "--port", "0",
+            "--data", str(self.data_dir), "--name", self.name,
+            "--log-level", "warning",
+            *self.args,
+        ]  # fmt: skip
+
+    def start(self) -> Self:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TENCHAT_RELAY_")}
+        self._log = self.log_path.open("a")
+        self.proc = subprocess.Popen(
+            self.command, stdout=subprocess.PIPE, stderr=self._log, text=True, env=env
+        )
+        lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=_pump, args=(self.proc.stdout, lines), daemon=True).start()
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            try:
+                line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                self.stop()
+                raise RuntimeError(
+                    f"relay printed no 'listening on' line in {START_TIMEOUT}s"
+                ) from None
+            if line is None:
+                code = self.proc.wait()
+                raise RuntimeError(f"relay exited with {code}: {self.log_tail()}")
+            if line.startswith("listening on ws://"):
+                self.port = int(line.rsplit(":", 1)[1])
+                return self
+
+    def stop(self) -> int | None:
+        """SIGTERM (SIGKILL after a grace period); the exit status."""
+        code = None
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGTERM)
+            try:
+                code = self.proc.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                code = self.proc.wait()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        return code
+
+    def log_tail(self, chars: int = 2000) -> str:
+        try:
+            return self.log_path.read_text()[-chars:]
+        except OSError:
+            return ""
+
+    def db_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.data_dir.glob("relay.sqlite3*"))
+
+    def __enter__(self) -> Self:
+        try:
+            return self.start()
+        except BaseException:
+            self._tmp.cleanup()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self.stop()
+        finally:
+            self._tmp.cleanup()
+
+
+def _pump(stream: IO[str] | None, lines: queue.Queue[str | None]) -> None:
+    assert stream is not None
+    for line in stream:
+        lines.put(line.strip())
+    lines.put(None)
+
+
+# --- CPU accounting -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CpuSample:
+    at: float  # time.monotonic()
+    main: float  # CPU seconds of the main thread (the event loop)
+    total: float  # CPU seconds of all threads (event loop + SQLite worker threads + ...)
+
+
+class ProcCpu:
+    """CPU time of a process, split into its main thread and the rest, from /proc."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+    def sample(self) -> CpuSample:
+        at = time.monotonic()
+        main = total = 0.0
+        task_dir = Path(f"/proc/{self.pid}/task")
+        for task in task_dir.iterdir():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                secs = _stat_cpu(task / "stat")
+                total += secs
+                if task.name == str(self.pid):
+                    main = secs
+        return CpuSample(at, main, total)
+
+    @staticmethod
+    def percent(a: CpuSample, b: CpuSample) -> tuple[float, float]:
+        """(main-thread %, whole-process %) of one core between two samples."""
+        wall = max(b.at - a.at, 1e-9)
+        return 100 * (b.main - a.main) / wall, 100 * (b.total - a.total) / wall
+
+
+def _stat_cpu(path: Path) -> float:
+    text = path.read_text()
+    fields = text[text.rindex(")") + 2 :].split()
+    # Fields after the comm: state is fields[0]; utime and stime are stat fields 14, 15.
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) jiffies of all CPUs from /proc/stat; diff two to get a busy %."""
+    with open("/proc/stat") as f:
+        parts = [int(x) for x in f.readline().split()[1:]]
+    idle = parts[3] + (parts[4] if len(parts) > 4 else 0)
+    total = sum(parts[:8])
+    return total - idle, total
+
+
+def fs_type(path: Path) -> str:
+    """The file system type holding ``path`` (from /proc/mounts), e.g. ext4 or tmpfs."""
+    best, kind = "", "?"
+    real = str(Path(path).resolve())
+    with contextlib.suppress(OSError), open("/proc/mounts") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 3:
+                mnt = parts[1]
+                inside = real == mnt or real.startswith(mnt.rstrip("/") + "/")
+                if inside and len(mnt) > len(best):
+                    best, kind = mnt, parts[2]
+    return kind
