@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import platformdirs
+
 from tenchat.common.errors import TenchatError
 
 __all__ = ["Config", "ConfigError", "load_config", "ENV_PREFIX", "default_data_dir"]

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import msgspec
+
 from tenchat.common import identity
 from tenchat.common.errors import ErrorCode, ProtocolError
 from tenchat.common.frames import (

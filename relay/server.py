@@ -15,12 +15,13 @@ import signal
 import sys
 from typing import Final
 
-from tenchat.common.errors import ErrorCode, ProtocolError
-from tenchat.common.frames import Error, decode_request, peek_id
 from websockets.asyncio.server import Server as WsServer
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
+
+from tenchat.common.errors import ErrorCode, ProtocolError
+from tenchat.common.frames import Error, decode_request, peek_id
 
 from . import handlers
 from .config import Config

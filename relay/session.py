@@ -20,10 +20,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from tenchat.common.errors import ErrorCode, ProtocolError
-from tenchat.common.frames import Deliver, Error, Synced, encode
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
+
+from tenchat.common.errors import ErrorCode, ProtocolError
+from tenchat.common.frames import Deliver, Error, Synced, encode
 
 if TYPE_CHECKING:
     from .config import Config

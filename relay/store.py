@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Final, TypeVar
 
 import aiosqlite
+
 from tenchat.common.errors import ErrorCode, ProtocolError
 from tenchat.common.frames import Deliver, OneTimePrekey, SignedPrekey
 

@@ -42,6 +42,11 @@ from doubleratchet.recommended import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from nacl import bindings
+from x3dh import BaseState, Bundle, IdentityKeyFormat
+from x3dh import HashFunction as X3DHHash
+from x3dh import Header as X3DHHeader
+from x3dh.identity_key_pair import IdentityKeyPairSeed
+
 from tenchat.common.crypto import x3dh as our_x3dh
 from tenchat.common.crypto.keys import (
     IdentityKey,
@@ -51,10 +56,6 @@ from tenchat.common.crypto.keys import (
 )
 from tenchat.common.crypto.ratchet import MAX_SKIP, MAX_STORED_SKIPPED, DoubleRatchet, Header
 from tenchat.common.crypto.session import Session
-from x3dh import BaseState, Bundle, IdentityKeyFormat
-from x3dh import HashFunction as X3DHHash
-from x3dh import Header as X3DHHeader
-from x3dh.identity_key_pair import IdentityKeyPairSeed
 
 # --- the third-party packages, configured with our primitives ------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from tenchat.common.crypto.errors import CryptoError
 from tenchat.common.crypto.keys import (
     IdentityKey,

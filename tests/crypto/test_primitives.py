@@ -8,6 +8,7 @@ import hmac
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from tenchat.common.crypto.errors import CryptoError, DecryptionFailed
 from tenchat.common.crypto.primitives import (
     CHAIN_CONSTANT,

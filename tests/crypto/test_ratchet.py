@@ -8,6 +8,7 @@ import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from tenchat.common.crypto.errors import (
     CryptoError,
     DecryptionFailed,

@@ -7,6 +7,7 @@ import re
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from tenchat.common.crypto.keys import IdentityKey
 from tenchat.common.crypto.safety import safety_number
 

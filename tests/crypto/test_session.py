@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 import pytest
+
 from tenchat.common.crypto.errors import (
     CryptoError,
     DecryptionFailed,

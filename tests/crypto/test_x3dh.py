@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from tenchat.common.crypto import x3dh
 from tenchat.common.crypto.errors import InvalidSignature
 from tenchat.common.crypto.keys import IdentityKey, make_one_time_prekeys, make_signed_prekey

@@ -7,10 +7,10 @@ import asyncio
 from pathlib import Path
 
 import pytest
+
 from tenchat.client.connection import ConnectionLost
 from tenchat.client.service import Client
 from tenchat.common import frames as f
-
 from tests.conftest import PASSPHRASE
 from tests.support.relay import RelayProcess
 

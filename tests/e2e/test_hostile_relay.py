@@ -12,6 +12,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
+from websockets.asyncio.server import ServerConnection, serve
+
 from tenchat.client.cache import Cache
 from tenchat.client.keystore import Secrets
 from tenchat.client.service import Client, PeerError
@@ -20,7 +22,6 @@ from tenchat.common.crypto.errors import InvalidSignature
 from tenchat.common.crypto.keys import IdentityKey, make_signed_prekey
 from tenchat.common.crypto.session import Session
 from tenchat.common.identity import handle_message
-from websockets.asyncio.server import ServerConnection, serve
 
 Answer = Callable[[f.Request], Awaitable[list[object]]]
 

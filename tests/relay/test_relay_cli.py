@@ -7,8 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from tenchat.relay.cli import app
 from typer.testing import CliRunner
+
+from tenchat.relay.cli import app
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:

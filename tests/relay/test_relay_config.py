@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from tenchat.relay.config import Config, ConfigError, default_data_dir, load_config
 
 

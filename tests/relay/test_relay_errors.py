@@ -7,6 +7,7 @@ import asyncio
 
 import msgspec
 import pytest
+
 from tenchat.common import frames, identity
 from tenchat.common.frames import (
     Ack,
@@ -28,7 +29,6 @@ from tenchat.common.frames import (
     Welcome,
     Whois,
 )
-
 from tests.relay.conftest import SMALL_FRAME
 from tests.support.relay import RelayProcess
 from tests.support.wsclient import (

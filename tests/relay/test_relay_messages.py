@@ -7,6 +7,7 @@ import asyncio
 import os
 
 import pytest
+
 from tenchat.common.frames import (
     Ack,
     Authed,
@@ -24,7 +25,6 @@ from tenchat.common.frames import (
     Subscribe,
     Synced,
 )
-
 from tests.support.relay import RelayProcess
 from tests.support.wsclient import RelayClient, async_test, logged_in, msg_id, new_key
 

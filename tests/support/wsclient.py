@@ -20,6 +20,9 @@ from typing import Any, Self, TypeVar
 
 import msgspec
 from nacl.signing import SigningKey
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
 from tenchat.common import frames, identity
 from tenchat.common.frames import (
     Ack,
@@ -39,8 +42,6 @@ from tenchat.common.frames import (
     Stored,
     Welcome,
 )
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
 
 __all__ = [
     "RelayClient", "async_test", "new_key", "user_of", "msg_id", "logged_in", "assert_alive",
