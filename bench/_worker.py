@@ -29,6 +29,8 @@ from typing import Any
 
 import msgspec
 from nacl.signing import SigningKey
+from websockets.asyncio.client import ClientConnection, connect
+
 from tenchat.common import frames, identity
 from tenchat.common.frames import (
     Ack,
@@ -47,7 +49,6 @@ from tenchat.common.frames import (
     Synced,
     Welcome,
 )
-from websockets.asyncio.client import ClientConnection, connect
 
 __all__ = ["worker_main", "BODY_SIZE"]
 
