@@ -66,6 +66,11 @@ def main_options(
         "--passphrase-file", help="Read the passphrase from this file (first line).")] = None,
 ) -> None:
     ctx.obj = Options(home or default_home(), relay, json_out, passphrase_file)
+    if level := os.environ.get("TENCHAT_LOG"):  # e.g. TENCHAT_LOG=info: diagnostics on stderr
+        import logging
+
+        logging.basicConfig(level=level.upper(), format="%(asctime)s %(name)s: %(message)s")
+        logging.getLogger("aiosqlite").setLevel(logging.WARNING)
     if ctx.invoked_subcommand is None:
         typer.echo(ctx.get_help())
 

@@ -63,7 +63,7 @@ class RelayConnection:
         try:
             self._ws = await asyncio.wait_for(
                 connect(self.url, compression=None, max_size=None, open_timeout=self._timeout,
-                        ping_interval=20, ping_timeout=20),
+                        ping_interval=20, ping_timeout=20, close_timeout=2),
                 self._timeout,
             )
         except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:

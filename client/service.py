@@ -31,7 +31,7 @@ from .cache import DELIVERED, PENDING, READ, Cache, ContactRow, MessageRow
 from .connection import ConnectionLost, RelayConnection, RelayError, RelayUnreachable
 from .keystore import Keystore, Secrets
 
-__all__ = ["Client", "Incoming", "PeerError", "now_ms"]
+__all__ = ["Client", "Incoming", "PeerError", "QueuedOffline", "now_ms"]
 
 log = logging.getLogger("tenchat.client")
 
@@ -46,6 +46,10 @@ def now_ms() -> int:
 
 class PeerError(TenchatError):
     """The peer can't be used: unknown handle, blocked, or a broken binding."""
+
+
+class QueuedOffline(TenchatError):
+    """The message is safe in the outbox, but the relay could not be reached to send it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,7 +286,13 @@ class Client:
         if contact.blocked:
             raise PeerError(f"@{contact.handle} is blocked; unblock them to send")
         message = await self.queue_text(contact.user, text)
-        await self.flush_outbox()
+        try:
+            await self.flush_outbox()
+        except (RelayUnreachable, ConnectionLost) as exc:
+            raise QueuedOffline(
+                f"{exc}; message {message.id.hex()} is queued as pending and goes out "
+                "with the next tenchat command that reaches the relay"
+            ) from None
         return (await self.cache.message(contact.user, message.id)) or message
 
     async def queue_text(self, peer: bytes, text: str) -> MessageRow:
@@ -451,9 +461,17 @@ class Client:
             except (ConnectionLost, RelayUnreachable):
                 if not follow:
                     raise
-            # Reconnect with jittered exponential backoff, capped at 10 s.
-            await asyncio.sleep(backoff * (0.5 + random.random()))
-            backoff = min(backoff * 2, 10.0)
+            except RelayError as exc:
+                if not follow or exc.code != "unavailable":
+                    raise
+                # The relay is shutting down: this connection is done, reconnect.
+                if self._conn is not None:
+                    await self._conn.close()
+            # Reconnect with jittered exponential backoff, capped at 5 s.
+            delay = backoff * (0.5 + random.random())
+            log.info("relay connection lost; reconnecting in %.1f s", delay)
+            await asyncio.sleep(delay)
+            backoff = min(backoff * 2, 5.0)
 
     async def _sync_once(self, *, follow: bool, on_messages: OnMessages | None) -> int:
         conn = await self.connection()

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 
@@ -72,10 +74,29 @@ class Cli:
         return result
 
     def popen(self, who: str, *args: str) -> subprocess.Popen[str]:
+        log = (self.base / f"{who}.log").open("a")
         return subprocess.Popen(
             [sys.executable, "-m", "tenchat.client", "--home", str(self.home(who)), *args],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env(),
+            stdout=subprocess.PIPE, stderr=log, text=True, env=self.env(TENCHAT_LOG="debug"),
         )
+
+
+def read_lines(stream: IO[str], count: int, timeout: float, *, until: str = "") -> list[str]:
+    """Up to ``count`` lines from a child's pipe within ``timeout`` (no buffering surprises:
+    select() can't see lines already pulled into a TextIOWrapper's buffer)."""
+    fd = stream.fileno()
+    buf = b""
+    deadline = time.monotonic() + timeout
+    while buf.count(b"\n") < count and time.monotonic() < deadline:
+        if until and until.encode() in buf:
+            break
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            buf += chunk
+    return [line.decode() for line in buf.splitlines()][:count]
 
 
 @pytest.fixture

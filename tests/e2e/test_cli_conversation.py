@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import select
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import Cli
+from tests.conftest import Cli, read_lines
 from tests.support.relay import RelayProcess
 
 pytestmark = pytest.mark.slow
@@ -87,9 +86,7 @@ def test_inbox_follow_prints_live_messages(cli: Cli) -> None:
         time.sleep(1.0)
         cli("alice", "send", "bob", "live one")
         assert follower.stdout is not None
-        ready, _, _ = select.select([follower.stdout], [], [], 15)
-        assert ready, "inbox --follow printed nothing"
-        line = follower.stdout.readline()
+        (line,) = read_lines(follower.stdout, 1, 15)
         assert '"text": "live one"' in line and '"from": "alice"' in line
     finally:
         follower.terminate()
@@ -178,15 +175,41 @@ def test_demo_talks_to_the_echo_bot(tmp_path: Path) -> None:
     try:
         proc.stdin.write("ping from a newcomer\n")
         proc.stdin.flush()
-        deadline = time.monotonic() + 30
-        seen = ""
-        while "@echo: echo: ping from a newcomer" not in seen and time.monotonic() < deadline:
-            ready, _, _ = select.select([proc.stdout], [], [], 1)
-            if ready:
-                seen += proc.stdout.readline()
+        seen = "\n".join(read_lines(proc.stdout, 100, 30,
+                                     until="@echo: echo: ping from a newcomer\n"))
         assert "@echo: echo: ping from a newcomer" in seen, seen
         proc.stdin.close()
         assert proc.wait(30) == 0
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_relay_restart_follow_reconnects_and_offline_send_is_kept(cli: Cli,
+                                                                  relay: RelayProcess) -> None:
+    cli("alice", "init", "--handle", "alice")
+    cli("bob", "init", "--handle", "bob")
+    cli("alice", "send", "bob", "before the outage")
+    follower = cli.popen("bob", "--json", "inbox", "--follow")
+    assert follower.stdout is not None
+    try:
+        assert "before the outage" in read_lines(follower.stdout, 1, 15)[0]
+
+        relay.terminate()
+        # alice writes while the relay is down: refused, but kept in her outbox
+        res = cli("alice", "send", "bob", "during the outage", check=False)
+        assert res.code == 1 and "queued as pending" in res.err
+        assert len(res.err.strip().splitlines()) == 1
+        hist = cli("alice", "--json", "history", "bob").json_lines()
+        assert [(m["text"], m["status"]) for m in hist][-1] == ("during the outage", "pending")
+
+        relay.start()
+        cli("alice", "send", "bob", "after the outage")  # flushes the queued one first
+        got = read_lines(follower.stdout, 2, 20)
+        log = (cli.base / "bob.log").read_text()
+        assert follower.poll() is None, f"inbox --follow exited: {log}"
+        assert len(got) == 2, log + "\nRELAY:\n" + relay.log_tail(4000)
+        assert "during the outage" in got[0] and "after the outage" in got[1], got
+    finally:
+        follower.terminate()
+        follower.wait(10)
