@@ -24,7 +24,7 @@ __all__ = [
     "Hello", "Welcome", "Auth", "Authed", "Register", "Lookup", "Whois", "HandleInfo",
     "SignedPrekey", "OneTimePrekey", "PublishPrekeys", "PrekeyStatus", "FetchBundle", "Bundle",
     "Send", "Stored", "Ack", "Ok", "Subscribe", "Fetch", "Messages", "Deliver", "Synced",
-    "PrekeysLow", "Error", "Request", "Reply",
+    "PrekeysLow", "Watch", "PresenceState", "Presence", "Error", "Request", "Reply",
     "encode", "decode_request", "decode_reply", "peek_id",
 ]
 
@@ -233,6 +233,28 @@ class Synced(_Frame, tag="synced"):
     seq: Seq  # the last pushed seq (0 if none)
 
 
+# --- presence ----------------------------------------------------------------------------
+
+
+class Watch(_Frame, tag="watch"):
+    """Replace this connection's presence watch list. Answer: :class:`PresenceState`."""
+
+    id: ReqId
+    users: Annotated[list[Key32], msgspec.Meta(max_length=1024)]
+
+
+class PresenceState(_Frame, tag="presence_state"):
+    id: ReqId
+    online: list[Key32]  # the watched users that are online now
+
+
+class Presence(_Frame, tag="presence"):
+    """Push: a watched user came online (first subscribed connection) or went offline."""
+
+    user: Key32
+    online: bool
+
+
 class Ok(_Frame, tag="ok"):
     id: ReqId
 
@@ -245,11 +267,11 @@ class Error(_Frame, tag="error"):
 
 Request = (
     Hello | Auth | Register | Lookup | Whois | PublishPrekeys | FetchBundle | Send | Ack
-    | Subscribe | Fetch
+    | Subscribe | Fetch | Watch
 )
 Reply = (
     Welcome | Authed | HandleInfo | PrekeyStatus | Bundle | PrekeysLow | Stored | Messages
-    | Deliver | Synced | Ok | Error
+    | Deliver | Synced | PresenceState | Presence | Ok | Error
 )
 
 REQUEST_TYPES: Final = frozenset(

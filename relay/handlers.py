@@ -31,11 +31,13 @@ from tenchat.common.frames import (
     Messages,
     Ok,
     PrekeyStatus,
+    PresenceState,
     PublishPrekeys,
     Register,
     Send,
     Stored,
     Subscribe,
+    Watch,
     Welcome,
     Whois,
 )
@@ -221,3 +223,10 @@ async def fetch(session: Session, frame: Fetch) -> Answer:
         raise ProtocolError(ErrorCode.FORBIDDEN, "only one's own queue can be fetched")
     items = await session.store.pending(user, frame.after, frame.limit + 1)
     return Messages(id=frame.id, items=items[: frame.limit], more=len(items) > frame.limit)
+
+
+@handles(Watch)
+async def watch(session: Session, frame: Watch) -> Answer:
+    check_authenticated(session)
+    online = session.hub.watch(session, frame.users)
+    return PresenceState(id=frame.id, online=online)

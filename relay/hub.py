@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, TypeVar
 
-from tenchat.common.frames import Deliver, PrekeysLow
+from tenchat.common.frames import Deliver, PrekeysLow, Presence
 
 if TYPE_CHECKING:
     from .session import Session, Subscription
@@ -23,12 +23,15 @@ class Hub:
     def __init__(self) -> None:
         self._online: dict[bytes, set[Session]] = {}  # authenticated sessions
         self._subscribed: dict[bytes, set[Subscription]] = {}  # of those, the subscribed
+        # Presence: a user is online while at least one connection of theirs is subscribed.
+        self._watchers: dict[bytes, set[Session]] = {}  # watched user -> watching sessions
 
     def join(self, session: Session) -> None:
         assert session.user is not None
         self._online.setdefault(session.user, set()).add(session)
 
     def leave(self, session: Session) -> None:
+        self.watch(session, [])
         if session.user is None:
             return
         _discard(self._online, session.user, session)
@@ -36,10 +39,37 @@ class Hub:
             self.unsubscribe(session.subscription)
 
     def subscribe(self, sub: Subscription) -> None:
-        self._subscribed.setdefault(sub.user, set()).add(sub)
+        subs = self._subscribed.setdefault(sub.user, set())
+        subs.add(sub)
+        if len(subs) == 1:
+            self._presence(sub.user, True)
 
     def unsubscribe(self, sub: Subscription) -> None:
+        was_online = sub.user in self._subscribed
         _discard(self._subscribed, sub.user, sub)
+        if was_online and sub.user not in self._subscribed:
+            self._presence(sub.user, False)
+
+    # --- presence -----------------------------------------------------------------------
+
+    def is_online(self, user: bytes) -> bool:
+        return user in self._subscribed
+
+    def watch(self, session: Session, users: list[bytes]) -> list[bytes]:
+        """Replace ``session``'s watch list; returns the watched users online now."""
+        for user in session.watching:
+            _discard(self._watchers, user, session)
+        session.watching = set(users)
+        for user in session.watching:
+            self._watchers.setdefault(user, set()).add(session)
+        return [user for user in session.watching if user in self._subscribed]
+
+    def _presence(self, user: bytes, online: bool) -> None:
+        watchers = self._watchers.get(user)
+        if watchers:
+            frame = Presence(user=user, online=online)
+            for session in watchers:
+                session.push(frame)
 
     def sessions(self, user: bytes) -> frozenset[Session]:
         return frozenset(self._online.get(user, ()))

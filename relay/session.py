@@ -56,6 +56,7 @@ class Session:
         self.version: int | None = None  # set by hello
         self.user: bytes | None = None  # set by auth
         self.subscription: Subscription | None = None
+        self.watching: set[bytes] = set()  # users whose presence this connection watches
         # Bounds the requests a client may have in flight; the read loop waits for a slot.
         self.slots = asyncio.Semaphore(config.inflight_max)
         self._tasks: set[asyncio.Task[Any]] = set()
