@@ -16,8 +16,8 @@ from pathlib import Path
 import aiosqlite
 from nacl import secret
 
-__all__ = ["Cache", "MessageRow", "ContactRow", "STATUS_NAMES", "PENDING", "SENT",
-           "DELIVERED", "READ"]
+__all__ = ["Cache", "MessageRow", "ContactRow", "ConversationRow", "fts_query", "STATUS_NAMES",
+           "PENDING", "SENT", "DELIVERED", "READ"]
 
 FILENAME = "cache.sqlite"
 
@@ -73,6 +73,43 @@ MIGRATIONS: list[str] = [
         created_at INTEGER NOT NULL
     );
     """,
+    # 2: conversations (unread, pin, mute) kept by triggers; FTS5 search; paging by key
+    """
+    CREATE INDEX messages_by_peer ON messages(peer);   -- rowid order within a peer
+    CREATE TABLE conversations (
+        peer BLOB PRIMARY KEY,
+        pinned INTEGER NOT NULL DEFAULT 0,
+        muted INTEGER NOT NULL DEFAULT 0,
+        last_key INTEGER NOT NULL DEFAULT 0,  -- rowid of the latest message
+        unread INTEGER NOT NULL DEFAULT 0
+    );
+    INSERT INTO conversations (peer, last_key, unread)
+        SELECT peer, MAX(rowid), SUM(outgoing = 0 AND status < 3) FROM messages GROUP BY peer;
+    CREATE VIRTUAL TABLE messages_fts USING fts5(
+        text, content='messages', content_rowid='rowid', tokenize='unicode61 remove_diacritics 2'
+    );
+    INSERT INTO messages_fts(messages_fts) VALUES ('rebuild');
+    CREATE TRIGGER messages_ai AFTER INSERT ON messages BEGIN
+        INSERT INTO conversations (peer, last_key, unread)
+            VALUES (new.peer, new.rowid, new.outgoing = 0 AND new.status < 3)
+            ON CONFLICT(peer) DO UPDATE SET last_key = excluded.last_key,
+                                            unread = unread + excluded.unread;
+        INSERT INTO messages_fts (rowid, text) VALUES (new.rowid, new.text);
+    END;
+    CREATE TRIGGER messages_read AFTER UPDATE OF status ON messages
+        WHEN new.outgoing = 0 AND old.status < 3 AND new.status >= 3 BEGIN
+        UPDATE conversations SET unread = MAX(unread - 1, 0) WHERE peer = new.peer;
+    END;
+    CREATE TRIGGER messages_text AFTER UPDATE OF text ON messages BEGIN
+        INSERT INTO messages_fts (messages_fts, rowid, text) VALUES ('delete', old.rowid, old.text);
+        INSERT INTO messages_fts (rowid, text) VALUES (new.rowid, new.text);
+    END;
+    CREATE TRIGGER messages_ad AFTER DELETE ON messages BEGIN
+        INSERT INTO messages_fts (messages_fts, rowid, text) VALUES ('delete', old.rowid, old.text);
+        UPDATE conversations SET unread = MAX(unread - (old.outgoing = 0 AND old.status < 3), 0)
+            WHERE peer = old.peer;
+    END;
+    """,
 ]
 
 
@@ -85,6 +122,18 @@ class MessageRow:
     sent_at: int
     received_at: int
     status: int
+    key: int = 0  # local insertion order (the row id): pages and jumps use it
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationRow:
+    peer: bytes
+    handle: str | None
+    unread: int
+    pinned: bool
+    muted: bool
+    blocked: bool
+    last: MessageRow | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,12 +145,25 @@ class ContactRow:
     verified: bool
 
 
-_MSG_COLS = "id, peer, outgoing, text, sent_at, received_at, status"
+_MSG_COLS = "id, peer, outgoing, text, sent_at, received_at, status, rowid"
+_M_COLS = ", ".join("m." + c for c in _MSG_COLS.split(", "))
 
 
 def _msg(row: Iterable) -> MessageRow:
     r = tuple(row)
-    return MessageRow(r[0], r[1], bool(r[2]), r[3], r[4], r[5], r[6])
+    return MessageRow(r[0], r[1], bool(r[2]), r[3], r[4], r[5], r[6], r[7])
+
+
+def fts_query(text: str) -> str:
+    """A user's words as an FTS5 query: every word must match, the last as a prefix.
+
+    Each word is quoted, so FTS5 syntax in user input (AND, NEAR, *, ") is literal.
+    """
+    words = [w.replace('"', '""') for w in text.split()]
+    if not words:
+        return ""
+    return " ".join(f'"{w}"' for w in words[:-1]) + (" " if len(words) > 1 else "") + (
+        f'"{words[-1]}"*')
 
 
 def _contact(row: Iterable) -> ContactRow:
@@ -268,29 +330,102 @@ class Cache:
         )
         return cur.rowcount == 1
 
-    async def raise_status(self, peer: bytes, ids: list[bytes], status: int) -> int:
+    async def raise_status(self, peer: bytes, ids: list[bytes], status: int) -> list[bytes]:
         """Move our own messages to ``peer`` forward to ``status`` (never backwards).
 
         Only messages we sent to ``peer`` match, so a receipt from one peer can't
-        touch a conversation with another.
+        touch a conversation with another. Returns the ids that changed.
         """
         if not ids:
-            return 0
+            return []
         marks = ",".join("?" * len(ids))
-        cur = await self._db.execute(
-            f"UPDATE messages SET status=? WHERE outgoing=1 AND peer=? AND status<? "
-            f"AND id IN ({marks})",
-            (status, peer, status, *ids),
-        )
-        return cur.rowcount
-
-    async def history(self, peer: bytes, limit: int) -> list[MessageRow]:
         async with self._db.execute(
-            f"SELECT {_MSG_COLS} FROM (SELECT *, rowid AS r FROM messages WHERE peer=? "
-            f"ORDER BY sent_at DESC, r DESC LIMIT ?) ORDER BY sent_at, r",
-            (peer, limit),
+            f"UPDATE messages SET status=? WHERE outgoing=1 AND peer=? AND status<? "
+            f"AND id IN ({marks}) RETURNING id",
+            (status, peer, status, *ids),
+        ) as cur:
+            return [r[0] for r in await cur.fetchall()]
+
+    async def history(self, peer: bytes, limit: int, *,
+                      before: int | None = None) -> list[MessageRow]:
+        """The latest ``limit`` messages with peer (older than key ``before``), oldest first.
+
+        Ordered by arrival in this cache, which is the order the user saw them in.
+        """
+        bound = before if before is not None else 2**63 - 1
+        async with self._db.execute(
+            f"SELECT {_MSG_COLS} FROM messages WHERE peer=? AND rowid<? "
+            f"ORDER BY rowid DESC LIMIT ?",
+            (peer, bound, limit),
+        ) as cur:
+            rows = [_msg(r) for r in await cur.fetchall()]
+        rows.reverse()
+        return rows
+
+    async def after(self, peer: bytes, key: int, limit: int) -> list[MessageRow]:
+        """Up to ``limit`` messages with peer from key ``key`` on (inclusive), oldest first."""
+        async with self._db.execute(
+            f"SELECT {_MSG_COLS} FROM messages WHERE peer=? AND rowid>=? "
+            f"ORDER BY rowid LIMIT ?",
+            (peer, key, limit),
         ) as cur:
             return [_msg(r) for r in await cur.fetchall()]
+
+    async def count(self, peer: bytes) -> int:
+        async with self._db.execute("SELECT count(*) FROM messages WHERE peer=?", (peer,)) as cur:
+            (n,) = await cur.fetchone()  # type: ignore[misc]
+        return int(n)
+
+    async def search(self, text: str, peer: bytes | None,
+                     limit: int) -> list[tuple[MessageRow, str]]:
+        """Full-text matches, newest first: (message, snippet with [ ] around hits)."""
+        query = fts_query(text)
+        if not query:
+            return []
+        where = "messages_fts MATCH ?" + (" AND m.peer=?" if peer is not None else "")
+        args: tuple = (query, peer, limit) if peer is not None else (query, limit)
+        async with self._db.execute(
+            f"SELECT {_M_COLS}, snippet(messages_fts, 0, '[', ']', '…', 12) "
+            f"FROM messages_fts JOIN messages m ON m.rowid = messages_fts.rowid "
+            f"WHERE {where} ORDER BY m.rowid DESC LIMIT ?",
+            args,
+        ) as cur:
+            return [(_msg(r[:8]), r[8]) for r in await cur.fetchall()]
+
+    # --- conversations ----------------------------------------------------------------
+
+    async def conversations(self) -> list[ConversationRow]:
+        """Pinned first, then by latest activity."""
+        async with self._db.execute(
+            f"SELECT c.peer, ct.handle, c.unread, c.pinned, c.muted, COALESCE(ct.blocked, 0), "
+            f"{_M_COLS} FROM conversations c "
+            f"LEFT JOIN contacts ct ON ct.user = c.peer "
+            f"LEFT JOIN messages m ON m.rowid = c.last_key "
+            f"ORDER BY c.pinned DESC, c.last_key DESC, ct.handle"
+        ) as cur:
+            rows = await cur.fetchall()
+        return [
+            ConversationRow(r[0], r[1], r[2], bool(r[3]), bool(r[4]), bool(r[5]),
+                            _msg(r[6:14]) if r[6] is not None else None)
+            for r in rows
+        ]
+
+    async def ensure_conversation(self, peer: bytes) -> None:
+        await self._db.execute("INSERT OR IGNORE INTO conversations (peer) VALUES (?)", (peer,))
+
+    async def set_conversation_flag(self, peer: bytes, flag: str, value: bool) -> None:
+        assert flag in ("pinned", "muted")
+        await self.ensure_conversation(peer)
+        await self._db.execute(f"UPDATE conversations SET {flag}=? WHERE peer=?",
+                               (int(value), peer))
+
+    async def insert_many(self, rows: list[MessageRow]) -> None:
+        """Bulk insert (imports, benchmarks); duplicates are ignored."""
+        await self._db.executemany(
+            "INSERT OR IGNORE INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, 1)",
+            [(m.id, m.peer, int(m.outgoing), m.text, m.sent_at, m.received_at, m.status)
+             for m in rows],
+        )
 
     async def message(self, peer: bytes, msg_id: bytes) -> MessageRow | None:
         async with self._db.execute(
@@ -336,12 +471,14 @@ class Cache:
         ) as cur:
             return [(r[0], r[1], r[2]) for r in await cur.fetchall()]
 
-    async def outbox_done(self, msg_id: bytes, peer: bytes) -> None:
+    async def outbox_done(self, msg_id: bytes, peer: bytes) -> bool:
+        """The relay stored it: drop it from the outbox; True if a message became *sent*."""
         await self._db.execute("DELETE FROM outbox WHERE msg_id=?", (msg_id,))
-        await self._db.execute(
+        cur = await self._db.execute(
             "UPDATE messages SET status=? WHERE peer=? AND id=? AND outgoing=1 AND status<?",
             (SENT, peer, msg_id, SENT),
         )
+        return cur.rowcount == 1
 
     async def prekey_privates(self, kind: str) -> dict[int, bytes]:
         async with self._db.execute(

@@ -9,6 +9,7 @@ before the relay is told to delete them (DESIGN.md, principle 2).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import random
@@ -27,11 +28,23 @@ from ..common.crypto.safety import safety_number
 from ..common.crypto.session import Session, envelope_ephemeral, envelope_kind
 from ..common.errors import ProtocolError, TenchatError
 from ..common.identity import fingerprint, handle_message, normalize_handle, verify_signature
-from .cache import DELIVERED, PENDING, READ, Cache, ContactRow, MessageRow
+from .cache import DELIVERED, PENDING, READ, SENT, Cache, ContactRow, MessageRow
 from .connection import ConnectionLost, RelayConnection, RelayError, RelayUnreachable
+from .events import (
+    CONNECTING,
+    OFFLINE,
+    ONLINE,
+    ConnectionChanged,
+    ConversationChanged,
+    Event,
+    MessageAdded,
+    PresenceChanged,
+    StatusChanged,
+    TypingChanged,
+)
 from .keystore import Keystore, Secrets
 
-__all__ = ["Client", "Incoming", "PeerError", "QueuedOffline", "now_ms"]
+__all__ = ["Client", "Conversation", "SearchHit", "PeerError", "QueuedOffline", "now_ms"]
 
 log = logging.getLogger("tenchat.client")
 
@@ -53,15 +66,28 @@ class QueuedOffline(TenchatError):
 
 
 @dataclass(frozen=True, slots=True)
-class Incoming:
-    """A message just received and committed, as shown to the user."""
+class Conversation:
+    """A row of the conversation list."""
 
+    peer: bytes
+    handle: str | None
+    last: MessageRow | None  # the latest message, for the preview
+    unread: int
+    pinned: bool
+    muted: bool
+    blocked: bool
+    online: bool | None  # None: unknown (not connected, or not watched yet)
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
     message: MessageRow
     handle: str | None
+    snippet: str  # the matching text with [ ] around the hits
 
 
 OnMessages = Callable[[list[MessageRow]], Awaitable[None] | None]
-OnEvent = Callable[[str, bytes, object], Awaitable[None] | None]
+Listener = Callable[[Event], None]
 
 
 class Client:
@@ -77,8 +103,12 @@ class Client:
         self._conn: RelayConnection | None = None
         self._conn_lock = asyncio.Lock()
         self._crypto_lock = asyncio.Lock()  # one cache transaction at a time
-        self.on_event: OnEvent | None = None  # typing and receipts, for live UIs
         self._refill: asyncio.Task[None] | None = None
+        self._listeners: list[Listener] = []
+        self._flush_lock = asyncio.Lock()
+        self._background: set[asyncio.Task[object]] = set()
+        self.connection_state = OFFLINE
+        self.presence: dict[bytes, bool] = {}  # watched peers; absent = unknown
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -124,6 +154,8 @@ class Client:
         return cls(home, relay_url or secrets.relay, secrets, cache)
 
     async def close(self) -> None:
+        for task in list(self._background):
+            task.cancel()
         if self._refill is not None:
             try:
                 await asyncio.wait_for(self._refill, 10)
@@ -149,6 +181,31 @@ class Client:
     def whoami(self) -> dict[str, str]:
         return {"user_id": self.user.hex(), "handle": self.handle,
                 "fingerprint": fingerprint(self.user), "relay": self.relay_url}
+
+    # --- live events --------------------------------------------------------------------
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Call ``listener(event)`` for every event (in the loop); returns an unsubscribe."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    def _emit(self, event: Event) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:  # a UI bug must not break message handling
+                log.exception("event listener failed")
+
+    def _set_state(self, state: str, *, retry_in: float | None = None, error: str = "") -> None:
+        self.connection_state = state
+        if state != ONLINE:
+            self.presence.clear()
+        self._emit(ConnectionChanged(state, retry_in, error))
+
+    def _spawn(self, coro: Awaitable[object]) -> None:
+        task: asyncio.Task[object] = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     # --- connection ---------------------------------------------------------------------
 
@@ -233,6 +290,7 @@ class Client:
         async with self._crypto_lock:
             await self.cache.set_contact_flag(contact.user, "blocked", blocked)
             await self.cache.commit()
+        self._emit(ConversationChanged(contact.user))
         return (await self.cache.contact(contact.user)) or contact
 
     async def safety_number(self, peer: str) -> tuple[ContactRow, str]:
@@ -310,6 +368,8 @@ class Client:
             except BaseException:
                 await self.cache.rollback()
                 raise
+        message = (await self.cache.message(peer, msg_id)) or message
+        self._emit(MessageAdded(message))
         return message
 
     async def _queue_receipt(self, peer: bytes, kind: str, ids: list[bytes]) -> None:
@@ -319,33 +379,61 @@ class Client:
 
     async def flush_outbox(self) -> int:
         """Send everything in the outbox until the relay has stored it; returns the count."""
-        pending = await self.cache.outbox()
-        if not pending:
-            return 0
-        conn = await self.connection()
-        sem = asyncio.Semaphore(SEND_WINDOW)
-        stored: list[tuple[bytes, bytes]] = []
-        failures: list[BaseException] = []
+        async with self._flush_lock:  # one flush at a time; a second caller finds less to do
+            pending = await self.cache.outbox()
+            if not pending:
+                return 0
+            conn = await self.connection()
+            sem = asyncio.Semaphore(SEND_WINDOW)
+            stored: list[tuple[bytes, bytes]] = []
+            failures: list[BaseException] = []
 
-        async def one(msg_id: bytes, peer: bytes, envelope: bytes) -> None:
-            async with sem:
-                try:
-                    await conn.request(f.Send, to=peer, msg=msg_id, body=envelope)
-                except RelayError as exc:
-                    failures.append(exc)
-                    return
-                stored.append((msg_id, peer))
+            async def one(msg_id: bytes, peer: bytes, envelope: bytes) -> None:
+                async with sem:
+                    try:
+                        await conn.request(f.Send, to=peer, msg=msg_id, body=envelope)
+                    except RelayError as exc:
+                        failures.append(exc)
+                        return
+                    stored.append((msg_id, peer))
 
+            sent: dict[bytes, list[bytes]] = {}
+            try:
+                await asyncio.gather(*(one(*item) for item in pending))
+            finally:
+                async with self._crypto_lock:
+                    for msg_id, peer in stored:
+                        if await self.cache.outbox_done(msg_id, peer):
+                            sent.setdefault(peer, []).append(msg_id)
+                    await self.cache.commit()
+                for peer, ids in sent.items():
+                    self._emit(StatusChanged(peer, ids, SENT))
+            if failures:
+                raise failures[0]
+            return len(stored)
+
+    async def compose(self, peer: bytes, text: str) -> MessageRow:
+        """Queue a message (pending) and send it in the background when online.
+
+        Never fails for being offline: the outbox goes out on reconnect.
+        """
+        if not text.strip():
+            raise TenchatError("refusing to send an empty message")
+        if len(text) > c.MAX_TEXT:
+            raise TenchatError(f"message too long ({len(text)} > {c.MAX_TEXT} characters)")
+        contact = await self.cache.contact(peer)
+        if contact is not None and contact.blocked:
+            raise PeerError(f"@{contact.handle} is blocked; unblock them to send")
+        message = await self.queue_text(peer, text)
+        if self.connection_state == ONLINE:
+            self._spawn(self._flush_quietly())
+        return message
+
+    async def _flush_quietly(self) -> None:
         try:
-            await asyncio.gather(*(one(*item) for item in pending))
-        finally:
-            async with self._crypto_lock:
-                for msg_id, peer in stored:
-                    await self.cache.outbox_done(msg_id, peer)
-                await self.cache.commit()
-        if failures:
-            raise failures[0]
-        return len(stored)
+            await self.flush_outbox()
+        except (ConnectionLost, RelayUnreachable, RelayError) as exc:
+            log.info("outbox flush deferred: %s", exc)
 
     # --- receiving ----------------------------------------------------------------------
 
@@ -388,7 +476,7 @@ class Client:
         """
         new: list[MessageRow] = []
         receipts: dict[bytes, list[bytes]] = {}
-        events: list[tuple[str, bytes, object]] = []
+        events: list[Event] = []
         async with self._crypto_lock:
             try:
                 for item in items:
@@ -404,12 +492,11 @@ class Client:
             conn = await self.connection()
             await conn.request(f.Ack, seqs=seqs)
         for event in events:
-            await self._emit(*event)
+            self._emit(event)
         return new
 
     async def _receive_one(self, item: f.Deliver, new: list[MessageRow],
-                           receipts: dict[bytes, list[bytes]],
-                           events: list[tuple[str, bytes, object]]) -> None:
+                           receipts: dict[bytes, list[bytes]], events: list[Event]) -> None:
         sender = item.sender
         contact = await self.cache.contact(sender)
         if contact is not None and contact.blocked:
@@ -429,54 +516,70 @@ class Client:
                 row = MessageRow(content.id, sender, False, content.text, content.sent_at,
                                  now_ms(), DELIVERED)
                 if await self.cache.add_message(row, shown=False):
+                    row = (await self.cache.message(sender, content.id)) or row
                     new.append(row)
                     receipts.setdefault(sender, []).append(content.id)
+                    events.append(MessageAdded(row))
             case c.Receipt():
                 status = READ if content.kind == c.READ else DELIVERED
-                await self.cache.raise_status(sender, content.ids, status)
-                events.append(("receipt", sender, content))
+                changed = await self.cache.raise_status(sender, content.ids, status)
+                if changed:
+                    events.append(StatusChanged(sender, changed, status))
             case c.Typing():
-                events.append(("typing", sender, content.active))
-
-    async def _emit(self, kind: str, peer: bytes, value: object) -> None:
-        if self.on_event is not None:
-            result = self.on_event(kind, peer, value)
-            if asyncio.iscoroutine(result):
-                await result
+                events.append(TypingChanged(sender, content.active))
 
     async def sync(self, *, follow: bool = False, on_messages: OnMessages | None = None) -> int:
         """Flush the outbox, then fetch and process everything pending.
 
-        With ``follow`` keep receiving, reconnecting with backoff when the
-        connection drops. Returns the number of new messages processed.
+        With ``follow`` keep receiving, reconnecting with jittered exponential
+        backoff when the connection drops (emitting :class:`ConnectionChanged`).
+        Returns the number of new messages processed.
         """
         total = 0
         backoff = 0.2
         while True:
+            error = ""
+            self._set_state(CONNECTING)
             try:
                 total += await self._sync_once(follow=follow, on_messages=on_messages)
                 if not follow:
+                    self._set_state(OFFLINE)
                     return total
-                backoff = 0.2
-            except (ConnectionLost, RelayUnreachable):
+            except (ConnectionLost, RelayUnreachable) as exc:
                 if not follow:
+                    self._set_state(OFFLINE, error=str(exc))
                     raise
+                error = str(exc)
             except RelayError as exc:
                 if not follow or exc.code != "unavailable":
+                    self._set_state(OFFLINE, error=str(exc))
                     raise
-                # The relay is shutting down: this connection is done, reconnect.
-                if self._conn is not None:
-                    await self._conn.close()
-            # Reconnect with jittered exponential backoff, capped at 5 s.
+                error = str(exc)  # the relay is shutting down: reconnect
+            if self._conn is not None:
+                await self._conn.close()
+            if self._online_once:
+                backoff = 0.2  # it worked for a while: start the backoff over
+                self._online_once = False
             delay = backoff * (0.5 + random.random())
-            log.info("relay connection lost; reconnecting in %.1f s", delay)
+            log.info("relay connection lost (%s); reconnecting in %.1f s", error, delay)
+            self._set_state(OFFLINE, retry_in=delay, error=error)
             await asyncio.sleep(delay)
             backoff = min(backoff * 2, 5.0)
+
+    async def run(self) -> None:
+        """Stay connected and receive until cancelled (for live UIs)."""
+        await self.sync(follow=True)
+
+    _online_once = False
 
     async def _sync_once(self, *, follow: bool, on_messages: OnMessages | None) -> int:
         conn = await self.connection()
         await self.flush_outbox()
         await conn.request(f.Subscribe)
+        if follow:
+            await self._watch(conn)
+            self._online_once = True
+            self._set_state(ONLINE)
         total = 0
         batch: list[f.Deliver] = []
         while True:
@@ -495,8 +598,24 @@ class Client:
                 await self.flush_outbox()
             if isinstance(frame, f.PrekeysLow):
                 await self._refill_prekeys(conn)
+            elif isinstance(frame, f.Presence):
+                self._presence(frame.user, frame.online)
             elif isinstance(frame, f.Synced) and not follow:
                 return total
+
+    def _presence(self, peer: bytes, online: bool) -> None:
+        if self.presence.get(peer) != online:
+            self.presence[peer] = online
+            self._emit(PresenceChanged(peer, online))
+
+    async def _watch(self, conn: RelayConnection) -> None:
+        """Watch the presence of everyone we have a conversation with."""
+        peers = [row.peer for row in await self.cache.conversations()][:1024]
+        state = await conn.request(f.Watch, users=peers)
+        if isinstance(state, f.PresenceState):
+            online = set(state.online)
+            for peer in peers:
+                self._presence(peer, peer in online)
 
     async def _deliver_batch(self, batch: list[f.Deliver], on_messages: OnMessages | None) -> int:
         new = await self.receive(batch)
@@ -513,22 +632,31 @@ class Client:
             await self.cache.commit()
         return rows
 
-    async def mark_read(self, peer: str) -> int:
+    async def mark_read(self, peer: str | bytes) -> int:
         """Mark a conversation read and send read receipts; returns how many were unread."""
-        contact = await self.resolve(peer)
+        if isinstance(peer, bytes):
+            user, contact = peer, await self.cache.contact(peer)
+        else:
+            contact = await self.resolve(peer)
+            user = contact.user
         async with self._crypto_lock:
-            ids = await self.cache.unread_ids(contact.user)
+            ids = await self.cache.unread_ids(user)
             if not ids:
                 return 0
             try:
-                await self.cache.mark_incoming_read(contact.user, ids)
-                if not contact.blocked:
-                    await self._queue_receipt(contact.user, c.READ, ids)
+                await self.cache.mark_incoming_read(user, ids)
+                if contact is None or not contact.blocked:
+                    await self._queue_receipt(user, c.READ, ids)
                 await self.cache.commit()
             except BaseException:
                 await self.cache.rollback()
                 raise
-        await self.flush_outbox()
+        self._emit(ConversationChanged(user))
+        if self.connection_state == ONLINE:
+            self._spawn(self._flush_quietly())
+        else:
+            with contextlib.suppress(ConnectionLost, RelayUnreachable):
+                await self.flush_outbox()
         return len(ids)
 
     async def history(self, peer: str, limit: int) -> tuple[ContactRow, list[MessageRow]]:
@@ -536,9 +664,74 @@ class Client:
         return contact, await self.cache.history(contact.user, limit)
 
     async def send_typing(self, peer: bytes, active: bool) -> None:
-        """Ephemeral and best effort: the relay pushes it to live connections only."""
+        """Ephemeral and best effort: pushed to the peer's live connections, never stored."""
+        if self.connection_state != ONLINE:
+            return
         async with self._crypto_lock:
             envelope = await self._encrypt(peer, c.encode_content(c.Typing(active=active)))
             await self.cache.commit()
-        conn = await self.connection()
-        await conn.request(f.Send, to=peer, msg=os.urandom(16), body=envelope, eph=True)
+        with contextlib.suppress(ConnectionLost, RelayError, RelayUnreachable):
+            conn = await self.connection()
+            await conn.request(f.Send, to=peer, msg=os.urandom(16), body=envelope, eph=True)
+
+    # --- views for live UIs -------------------------------------------------------------
+
+    async def conversations(self) -> list[Conversation]:
+        """Pinned first, then by latest activity."""
+        return [
+            Conversation(row.peer, row.handle, row.last, row.unread, row.pinned, row.muted,
+                         row.blocked, self.presence.get(row.peer))
+            for row in await self.cache.conversations()
+        ]
+
+    async def start_conversation(self, peer: str) -> Conversation:
+        """Open (or find) the conversation with a handle, so it shows in the list."""
+        contact = await self.resolve(peer)
+        async with self._crypto_lock:
+            await self.cache.ensure_conversation(contact.user)
+            await self.cache.commit()
+        if self.connection_state == ONLINE and contact.user not in self.presence:
+            with contextlib.suppress(ConnectionLost, RelayError, RelayUnreachable):
+                await self._watch(await self.connection())
+        self._emit(ConversationChanged(contact.user))
+        found = [conv for conv in await self.conversations() if conv.peer == contact.user]
+        return found[0]
+
+    async def page(self, peer: bytes, *, before: int | None = None,
+                   limit: int = 50) -> list[MessageRow]:
+        """Up to ``limit`` messages older than key ``before`` (default: the latest), oldest
+        first."""
+        return await self.cache.history(peer, limit, before=before)
+
+    async def around(self, peer: bytes, key: int, limit: int = 50) -> list[MessageRow]:
+        """About ``limit`` messages centred on key ``key`` (a search hit in context)."""
+        older = await self.cache.history(peer, limit // 2, before=key)
+        return older + await self.cache.after(peer, key, limit - len(older))
+
+    async def message_count(self, peer: bytes) -> int:
+        return await self.cache.count(peer)
+
+    async def search(self, query: str, *, peer: bytes | None = None,
+                     limit: int = 50) -> list[SearchHit]:
+        """Full-text search of the local cache (FTS5), newest first."""
+        hits = await self.cache.search(query, peer, limit)
+        names: dict[bytes, str | None] = {}
+        out = []
+        for message, snippet in hits:
+            if message.peer not in names:
+                contact = await self.cache.contact(message.peer)
+                names[message.peer] = contact.handle if contact else None
+            out.append(SearchHit(message, names[message.peer], snippet))
+        return out
+
+    async def set_muted(self, peer: bytes, muted: bool) -> None:
+        await self._set_conversation_flag(peer, "muted", muted)
+
+    async def set_pinned(self, peer: bytes, pinned: bool) -> None:
+        await self._set_conversation_flag(peer, "pinned", pinned)
+
+    async def _set_conversation_flag(self, peer: bytes, flag: str, value: bool) -> None:
+        async with self._crypto_lock:
+            await self.cache.set_conversation_flag(peer, flag, value)
+            await self.cache.commit()
+        self._emit(ConversationChanged(peer))

@@ -27,10 +27,10 @@ def test_statuses_and_dedupe(tmp_path: Path) -> None:
         await cache.outbox_done(mid, BOB)
         assert (await cache.message(BOB, mid)).status == SENT  # type: ignore[union-attr]
         # a receipt from carol can't touch a message to bob
-        assert await cache.raise_status(CAROL, [mid], READ) == 0
-        assert await cache.raise_status(BOB, [mid], READ) == 1
+        assert await cache.raise_status(CAROL, [mid], READ) == []
+        assert await cache.raise_status(BOB, [mid], READ) == [mid]
         # and a late "delivered" never moves it back
-        assert await cache.raise_status(BOB, [mid], DELIVERED) == 0
+        assert await cache.raise_status(BOB, [mid], DELIVERED) == []
         assert (await cache.message(BOB, mid)).status == READ  # type: ignore[union-attr]
         assert await cache.outbox() == []
         await cache.commit()

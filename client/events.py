@@ -1,0 +1,66 @@
+"""Events the client core emits for live user interfaces (the TUI, `inbox --follow`).
+
+Plain frozen dataclasses: the core knows nothing of any UI toolkit. Listeners
+registered with :meth:`Client.subscribe` are called in the event loop and must
+not block.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .cache import MessageRow
+
+__all__ = ["MessageAdded", "StatusChanged", "TypingChanged", "PresenceChanged",
+           "ConnectionChanged", "ConversationChanged", "Event", "ONLINE", "OFFLINE",
+           "CONNECTING"]
+
+CONNECTING, ONLINE, OFFLINE = "connecting", "online", "offline"
+
+
+@dataclass(frozen=True, slots=True)
+class MessageAdded:
+    """A message entered the cache: received, or our own just queued (pending)."""
+
+    message: MessageRow
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChanged:
+    """Our messages to ``peer`` moved to ``status`` (cache.SENT, DELIVERED or READ)."""
+
+    peer: bytes
+    ids: list[bytes]
+    status: int
+
+
+@dataclass(frozen=True, slots=True)
+class TypingChanged:
+    peer: bytes
+    active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceChanged:
+    peer: bytes
+    online: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionChanged:
+    """The relay connection's state; ``retry_in`` seconds until the next attempt."""
+
+    state: str  # CONNECTING | ONLINE | OFFLINE
+    retry_in: float | None = None
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationChanged:
+    """Unread count, mute, pin or block of a conversation changed (not its messages)."""
+
+    peer: bytes
+
+
+Event = (MessageAdded | StatusChanged | TypingChanged | PresenceChanged | ConnectionChanged
+         | ConversationChanged)

@@ -1,0 +1,95 @@
+"""User settings from ``HOME/config.toml``: theme, notifications, key bindings.
+
+    theme = "textual-dark"
+    [notifications]
+    bell = true
+    desktop = true
+    do_not_disturb = false
+    [keys]
+    search = "ctrl+f"          # action name = key (Textual key syntax)
+
+Unknown keys are an error with the key named, so a typo never silently does nothing.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from ..common.errors import TenchatError
+
+__all__ = ["Settings", "SettingsError", "load_settings", "save_settings", "FILENAME"]
+
+FILENAME = "config.toml"
+
+
+class SettingsError(TenchatError):
+    pass
+
+
+@dataclass(frozen=True)
+class Settings:
+    theme: str = "textual-dark"
+    bell: bool = True
+    desktop_notifications: bool = True
+    do_not_disturb: bool = False
+    keys: dict[str, str] = field(default_factory=dict)  # action name -> key
+
+    def with_(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+
+def _bool(table: dict[str, Any], key: str, default: bool, where: str) -> bool:
+    value = table.get(key, default)
+    if not isinstance(value, bool):
+        raise SettingsError(f"{where}: {key} must be true or false")
+    return value
+
+
+def load_settings(home: Path) -> Settings:
+    path = home / FILENAME
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        return Settings()
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"{path} is not valid TOML: {exc}") from None
+    unknown = set(data) - {"theme", "notifications", "keys"}
+    if unknown:
+        raise SettingsError(f"{path}: unknown key(s): {', '.join(sorted(unknown))}")
+    notes = data.get("notifications", {})
+    if not isinstance(notes, dict):
+        raise SettingsError(f"{path}: [notifications] must be a table")
+    unknown = set(notes) - {"bell", "desktop", "do_not_disturb"}
+    if unknown:
+        raise SettingsError(f"{path}: unknown notification key(s): {', '.join(sorted(unknown))}")
+    keys = data.get("keys", {})
+    if not isinstance(keys, dict) or not all(isinstance(v, str) for v in keys.values()):
+        raise SettingsError(f"{path}: [keys] maps action names to key strings")
+    theme = data.get("theme", Settings.theme)
+    if not isinstance(theme, str):
+        raise SettingsError(f"{path}: theme must be a string")
+    return Settings(
+        theme=theme,
+        bell=_bool(notes, "bell", True, str(path)),
+        desktop_notifications=_bool(notes, "desktop", True, str(path)),
+        do_not_disturb=_bool(notes, "do_not_disturb", False, str(path)),
+        keys=dict(keys),
+    )
+
+
+def _toml_str(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def save_settings(home: Path, settings: Settings) -> None:
+    lines = [f"theme = {_toml_str(settings.theme)}", "", "[notifications]",
+             f"bell = {str(settings.bell).lower()}",
+             f"desktop = {str(settings.desktop_notifications).lower()}",
+             f"do_not_disturb = {str(settings.do_not_disturb).lower()}", "", "[keys]"]
+    lines += [f"{action} = {_toml_str(key)}" for action, key in sorted(settings.keys.items())]
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    (home / FILENAME).write_text("\n".join(lines) + "\n")

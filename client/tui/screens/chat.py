@@ -1,0 +1,388 @@
+"""The chat screen: conversation list, message pane, composer, status bar, all live."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING, Any
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.screen import Screen
+from textual.timer import Timer
+
+from ....common.errors import TenchatError
+from ...events import (
+    ConnectionChanged,
+    ConversationChanged,
+    MessageAdded,
+    PresenceChanged,
+    StatusChanged,
+    TypingChanged,
+)
+from ..keys import CHAT_KEYS
+from ..widgets.composer import Composer
+from ..widgets.conversation_header import ConversationHeader
+from ..widgets.conversation_list import ConversationList
+from ..widgets.message_log import MessageLog
+from ..widgets.status_bar import StatusBar
+
+if TYPE_CHECKING:
+    from ..app import TenchatApp
+
+__all__ = ["ChatScreen"]
+
+log = logging.getLogger("tenchat.tui")
+
+PAGE = 100  # messages loaded at a time
+TYPING_IDLE = 4.0  # seconds without a keypress before we say we stopped typing
+TYPING_EXPIRY = 8.0  # a peer's "typing" is dropped after this without news
+
+
+class ChatScreen(Screen[None]):
+    """Everything a conversation needs on one screen."""
+
+    BINDINGS = [Binding(spec.key, spec.id, spec.description, id=spec.id, show=spec.show)
+                for spec in CHAT_KEYS]
+
+    class CoreEvent(Message):
+        """An event from the client core, delivered in the screen's message queue."""
+
+        def __init__(self, event: Any) -> None:
+            super().__init__()
+            self.event = event
+
+    def __init__(self, client: Any) -> None:
+        super().__init__()
+        self.client = client
+        self.peer: bytes | None = None  # the open conversation
+        self.conversations: dict[bytes, Any] = {}
+        self._unsubscribe: Any = None
+        self._typing_sent = 0.0  # loop time we last told the peer we are typing
+        self._typing_idle: Timer | None = None
+        self._peer_typing_expiry: dict[bytes, Timer] = {}
+        self._refresh_pending = False
+
+    @property
+    def tenchat(self) -> TenchatApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="main"):
+            with Vertical(id="sidebar"):
+                yield ConversationList(id="conversations")
+            with Vertical(id="pane"):
+                yield ConversationHeader(id="header")
+                yield MessageLog(id="messages", tz=self.tenchat.tz, today=self.tenchat.today)
+                yield Composer(id="composer")
+        yield StatusBar(id="status")
+
+    async def on_mount(self) -> None:
+        status = self.query_one(StatusBar)
+        status.identity = self.client.handle
+        status.dnd = self.tenchat.notifier.do_not_disturb
+        self._connection(ConnectionChanged(self.client.connection_state))
+        self._unsubscribe = self.client.subscribe(
+            lambda event: self.post_message(self.CoreEvent(event)))
+        await self.refresh_conversations()
+        first = next(iter(self.conversations), None)
+        if first is not None:
+            await self.open_conversation(first)
+            self.query_one(Composer).focus()
+        else:
+            self.query_one(MessageLog).clear_conversation(
+                "No conversations yet. Press Ctrl+N to start one by handle.")
+            self.query_one(ConversationList).focus()
+
+    def on_unmount(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+
+    # --- conversations ----------------------------------------------------------------------
+
+    async def refresh_conversations(self) -> None:
+        conversations = await self.client.conversations()
+        self.conversations = {c.peer: c for c in conversations}
+        self.query_one(ConversationList).update_conversations(conversations)
+        self.query_one(StatusBar).unread = sum(c.unread for c in conversations
+                                               if not c.muted)
+        self._update_header()
+
+    def _schedule_refresh(self) -> None:
+        """Coalesce bursts of events into one list refresh."""
+        if not self._refresh_pending:
+            self._refresh_pending = True
+            self.set_timer(0.05, self._do_refresh)
+
+    @work(group="refresh", exclusive=False)
+    async def _do_refresh(self) -> None:
+        self._refresh_pending = False
+        await self.refresh_conversations()
+
+    async def open_conversation(self, peer: bytes, *, focus_key: int | None = None,
+                                focus_id: bytes | None = None) -> None:
+        """Show a conversation: its latest page, or the page around ``focus_key``."""
+        if self.peer is not None and self.peer != peer:
+            self._stop_typing()
+        self.peer = peer
+        conv = self.conversations.get(peer)
+        name = (conv.handle if conv and conv.handle else None) or \
+            await self.client.display_name(peer)
+        log_widget = self.query_one(MessageLog)
+        if focus_key is None:
+            rows = await self.client.page(peer, limit=PAGE)
+            log_widget.show(rows, me=self.client.handle, peer_name=name,
+                            has_older=len(rows) == PAGE)
+        else:
+            rows = await self.client.around(peer, focus_key, limit=PAGE)
+            keys = [r.key for r in rows]
+            after = sum(1 for k in keys if k >= focus_key)
+            log_widget.show(rows, me=self.client.handle, peer_name=name,
+                            has_older=len(rows) - after >= PAGE // 2,
+                            has_newer=after >= PAGE - PAGE // 2, focus_id=focus_id)
+        self.query_one(ConversationList).set_active(peer)
+        self._update_header()
+        if conv is not None and conv.unread:
+            self._mark_read(peer)
+
+    def _update_header(self) -> None:
+        header = self.query_one(ConversationHeader)
+        conv = self.conversations.get(self.peer) if self.peer else None
+        if self.peer is None:
+            header.peer_name = ""
+            return
+        log_widget = self.query_one(MessageLog)
+        header.peer_name = (conv.handle if conv and conv.handle else log_widget.peer_name)
+        header.online = conv.online if conv else None
+        header.muted = bool(conv and conv.muted)
+        header.pinned = bool(conv and conv.pinned)
+        header.blocked = bool(conv and conv.blocked)
+
+    @work(group="read")
+    async def _mark_read(self, peer: bytes) -> None:
+        with contextlib.suppress(TenchatError, OSError):
+            await self.client.mark_read(peer)
+
+    # --- messages from widgets --------------------------------------------------------------
+
+    @on(ConversationList.Opened)
+    async def _opened(self, event: ConversationList.Opened) -> None:
+        if event.peer != self.peer:
+            await self.open_conversation(event.peer)
+        self.query_one(Composer).focus()
+
+    @on(Composer.Submitted)
+    async def _submitted(self, event: Composer.Submitted) -> None:
+        if self.peer is None:
+            self.notify("Open a conversation first (Ctrl+N starts one).", severity="warning")
+            return
+        try:
+            await self.client.compose(self.peer, event.text)
+        except TenchatError as exc:
+            self.notify(str(exc), severity="error", title="Not sent")
+            return
+        event.composer.clear()
+        self._stop_typing()
+
+    @on(Composer.Typing)
+    def _typing(self) -> None:
+        if self.peer is None:
+            return
+        now = asyncio.get_running_loop().time()
+        if now - self._typing_sent > TYPING_IDLE - 1:
+            self._typing_sent = now
+            self._send_typing(self.peer, True)
+        if self._typing_idle is not None:
+            self._typing_idle.stop()
+        self._typing_idle = self.set_timer(TYPING_IDLE, self._stop_typing)
+
+    def _stop_typing(self) -> None:
+        if self._typing_idle is not None:
+            self._typing_idle.stop()
+            self._typing_idle = None
+        if self._typing_sent and self.peer is not None:
+            self._typing_sent = 0.0
+            self._send_typing(self.peer, False)
+
+    @work(group="typing")
+    async def _send_typing(self, peer: bytes, active: bool) -> None:
+        with contextlib.suppress(TenchatError, OSError):
+            await self.client.send_typing(peer, active)
+
+    @on(MessageLog.NeedOlder)
+    async def _need_older(self, event: MessageLog.NeedOlder) -> None:
+        peer = self.peer
+        if peer is None:
+            return
+        rows = await self.client.page(peer, before=event.before, limit=PAGE)
+        if peer == self.peer:
+            event.log.prepend(rows, has_older=len(rows) == PAGE)
+
+    @on(MessageLog.NeedNewer)
+    async def _need_newer(self, event: MessageLog.NeedNewer) -> None:
+        peer = self.peer
+        if peer is None:
+            return
+        rows = await self.client.around(peer, event.after + 1, limit=2 * PAGE)
+        newer = [r for r in rows if r.key > event.after]
+        if peer == self.peer:
+            event.log.append_newer(newer, has_newer=len(newer) >= PAGE)
+
+    @on(MessageLog.NeedLatest)
+    async def _need_latest(self) -> None:
+        if self.peer is not None:
+            await self.open_conversation(self.peer)
+
+    # --- events from the client core --------------------------------------------------------
+
+    @on(CoreEvent)
+    def _core_event(self, message: CoreEvent) -> None:
+        event = message.event
+        match event:
+            case MessageAdded(message=row):
+                self._message_added(row)
+            case StatusChanged(peer=peer, ids=ids, status=status):
+                if peer == self.peer:
+                    self.query_one(MessageLog).set_status(ids, status)
+            case TypingChanged(peer=peer, active=active):
+                self._peer_typing(peer, active)
+            case PresenceChanged():
+                self._schedule_refresh()
+            case ConnectionChanged():
+                self._connection(event)
+            case ConversationChanged():
+                self._schedule_refresh()
+
+    def _message_added(self, row: Any) -> None:
+        in_view = row.peer == self.peer and self.app.screen is self
+        if row.peer == self.peer:
+            self.query_one(MessageLog).add(row)
+        if not row.outgoing:
+            self._peer_typing(row.peer, False)
+            if row.peer == self.peer:
+                self._mark_read(row.peer)
+            conv = self.conversations.get(row.peer)
+            name = conv.handle if conv and conv.handle else "someone"
+            self.tenchat.notifier.message(f"@{name}", row.text, in_view=in_view,
+                                          muted=bool(conv and conv.muted))
+        self._schedule_refresh()
+
+    def _peer_typing(self, peer: bytes, active: bool) -> None:
+        old = self._peer_typing_expiry.pop(peer, None)
+        if old is not None:
+            old.stop()
+        if active:
+            self._peer_typing_expiry[peer] = self.set_timer(
+                TYPING_EXPIRY, lambda: self._peer_typing(peer, False))
+        self.query_one(ConversationList).set_typing(peer, active)
+        if peer == self.peer:
+            self.query_one(ConversationHeader).typing = active
+
+    def _connection(self, event: ConnectionChanged) -> None:
+        status = self.query_one(StatusBar)
+        status.state = event.state
+        status.error = event.error
+        status.retry_at = (asyncio.get_running_loop().time() + event.retry_in
+                           if event.retry_in is not None else None)
+        if event.state == "online":
+            self._schedule_refresh()
+
+    # --- actions (keys and command palette) -------------------------------------------------
+
+    def action_search(self) -> None:
+        from .search import SearchScreen
+
+        def jump(hit: Any) -> None:
+            if hit is not None:
+                self.run_worker(self.open_conversation(hit.message.peer,
+                                                       focus_key=hit.message.key,
+                                                       focus_id=hit.message.id))
+
+        self.app.push_screen(SearchScreen(self.client, self.peer, self.conversations), jump)
+
+    def action_new_chat(self) -> None:
+        from .new_chat import NewChatScreen
+
+        def started(peer: bytes | None) -> None:
+            if peer is not None:
+                self.run_worker(self._start(peer))
+
+        self.app.push_screen(NewChatScreen(self.client), started)
+
+    async def _start(self, peer: bytes) -> None:
+        await self.refresh_conversations()
+        await self.open_conversation(peer)
+        self.query_one(Composer).focus()
+
+    def action_contacts(self) -> None:
+        from .contacts import ContactsScreen
+
+        def chosen(peer: bytes | None) -> None:
+            if peer is not None:
+                self.run_worker(self._start(peer))
+
+        self.app.push_screen(ContactsScreen(self.client), chosen)
+
+    async def action_next_conversation(self) -> None:
+        await self._step(1)
+
+    async def action_previous_conversation(self) -> None:
+        await self._step(-1)
+
+    async def _step(self, step: int) -> None:
+        peer = self.query_one(ConversationList).neighbour(self.peer, step)
+        if peer is not None:
+            await self.open_conversation(peer)
+
+    async def action_toggle_mute(self) -> None:
+        conv = self._current()
+        if conv is not None:
+            await self.client.set_muted(conv.peer, not conv.muted)
+            self.notify(f"@{conv.handle} {'unmuted' if conv.muted else 'muted'}")
+            await self.refresh_conversations()
+
+    async def action_toggle_pin(self) -> None:
+        conv = self._current()
+        if conv is not None:
+            await self.client.set_pinned(conv.peer, not conv.pinned)
+            await self.refresh_conversations()
+
+    async def action_toggle_block(self) -> None:
+        conv = self._current()
+        if conv is None or not conv.handle:
+            return
+        try:
+            await self.client.set_blocked(conv.handle, not conv.blocked)
+        except TenchatError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self.notify(f"@{conv.handle} {'unblocked' if conv.blocked else 'blocked'}")
+        await self.refresh_conversations()
+
+    def action_verify(self) -> None:
+        conv = self._current()
+        if conv is not None and conv.handle:
+            from .verify import VerifyScreen
+
+            self.app.push_screen(VerifyScreen(self.client, conv.handle))
+
+    def action_toggle_dnd(self) -> None:
+        on_ = self.tenchat.toggle_dnd()
+        self.query_one(StatusBar).dnd = on_
+        self.notify("Do not disturb: " + ("on" if on_ else "off"))
+
+    def action_focus_composer(self) -> None:
+        self.query_one(Composer).focus()
+
+    def action_focus_list(self) -> None:
+        self.query_one(ConversationList).focus()
+
+    def _current(self) -> Any:
+        if self.peer is None:
+            self.notify("No conversation open.", severity="warning")
+            return None
+        return self.conversations.get(self.peer)

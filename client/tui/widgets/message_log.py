@@ -1,0 +1,318 @@
+"""The message pane: one Line API widget rendering a bounded window of a conversation.
+
+It never mounts a widget per message. It holds at most ``window`` messages,
+renders them to lines at the current width (cached per message), and asks for
+older or newer pages with :class:`MessageLog.NeedOlder` / :class:`MessageLog.NeedNewer`
+as the user scrolls near an edge; the window is trimmed at the far end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from datetime import date, datetime, tzinfo
+from typing import Any
+
+from rich.segment import Segment
+from rich.style import Style
+from textual.binding import Binding
+from textual.geometry import Size
+from textual.message import Message
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from .. import render
+
+__all__ = ["MessageLog"]
+
+NAME_WIDTH = 10  # handles longer than this are cut in the name column
+EDGE = 2  # lines from the top/bottom edge that trigger loading the next page
+
+
+class MessageLog(ScrollView, can_focus=True):
+    """A window of one conversation's messages, oldest at the top."""
+
+    BINDINGS = [
+        Binding("k", "scroll_up", "Up", show=False),
+        Binding("j", "scroll_down", "Down", show=False),
+        Binding("home,g", "oldest", "Oldest", show=False),
+        Binding("end,G", "latest", "Latest", show=False),
+    ]
+
+    COMPONENT_CLASSES = {
+        "message-log--time",
+        "message-log--me",
+        "message-log--peer",
+        "message-log--rule",
+        "message-log--day",
+        "message-log--tick",
+        "message-log--read",
+        "message-log--highlight",
+        "message-log--empty",
+    }
+
+    class NeedOlder(Message):
+        """Scrolled near the top of the window: load messages before ``before``."""
+
+        def __init__(self, log: MessageLog, before: int) -> None:
+            super().__init__()
+            self.log = log
+            self.before = before
+
+    class NeedNewer(Message):
+        """Scrolled near the bottom of a window that is not the latest: load after ``after``."""
+
+        def __init__(self, log: MessageLog, after: int) -> None:
+            super().__init__()
+            self.log = log
+            self.after = after
+
+    class NeedLatest(Message):
+        """The user asked for the latest messages while the window holds older ones."""
+
+        def __init__(self, log: MessageLog) -> None:
+            super().__init__()
+            self.log = log
+
+    def __init__(self, *, tz: tzinfo | None = None, today: Callable[[], date] | None = None,
+                 window: int = 400, name: str | None = None, id: str | None = None,
+                 classes: str | None = None) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self.tz = tz
+        self.today = today or (lambda: datetime.now(tz).date())
+        self.window = window
+        self.me = ""
+        self.peer_name = ""
+        self.rows: list[Any] = []  # MessageRow, oldest first
+        self.has_older = False
+        self.has_newer = False
+        self.loading = False  # a page request is in flight
+        self.highlight_id: bytes | None = None
+        self.empty_text = "No conversation open. Ctrl+N starts one."
+        self._lines: list[Strip] = []
+        self._starts: dict[bytes, int] = {}  # message id → its first line
+        self._blocks: dict[tuple[Any, ...], list[Strip]] = {}
+        self._width = 0
+
+    # --- content --------------------------------------------------------------------------
+
+    def show(self, rows: Sequence[Any], *, me: str, peer_name: str, has_older: bool,
+             has_newer: bool = False, focus_id: bytes | None = None) -> None:
+        """Replace the window; scroll to ``focus_id`` (highlighted) or to the end."""
+        self.me, self.peer_name = me, peer_name
+        self.rows = list(rows)
+        self.has_older, self.has_newer = has_older, has_newer
+        self.loading = False
+        self.highlight_id = focus_id
+        self._blocks.clear()
+        self._relayout()
+        if focus_id is not None and focus_id in self._starts:
+            y = max(self._starts[focus_id] - self.scrollable_content_region.height // 2, 0)
+            self.scroll_to(y=y, animate=False, immediate=True)
+        else:
+            self.scroll_end(animate=False, immediate=True)
+        self._maybe_fill()
+
+    def clear_conversation(self, text: str | None = None) -> None:
+        self.rows, self.has_older, self.has_newer = [], False, False
+        if text is not None:
+            self.empty_text = text
+        self._relayout()
+
+    def add(self, row: Any) -> None:
+        """A new message (live): appended when the window holds the latest messages."""
+        if self.has_newer:
+            return  # the user is reading older history; it is there when they come back
+        if any(r.id == row.id for r in self.rows[-50:]):
+            return
+        at_end = self.is_vertical_scroll_end or self.max_scroll_y <= self.scroll_y + EDGE
+        self.rows.append(row)
+        if len(self.rows) > self.window:
+            self._trim_top(len(self.rows) - self.window)
+        self._relayout()
+        if at_end:
+            self.scroll_end(animate=False, immediate=True)
+
+    def set_status(self, ids: Iterable[bytes], status: int) -> None:
+        wanted = set(ids)
+        changed = False
+        for i, row in enumerate(self.rows):
+            if row.id in wanted and row.outgoing and row.status < status:
+                self.rows[i] = _with_status(row, status)
+                changed = True
+        if changed:
+            self._relayout()
+
+    def prepend(self, rows: Sequence[Any], *, has_older: bool) -> None:
+        """Older messages, loaded for the top; keeps what the user looks at in place."""
+        self.loading = False
+        self.has_older = has_older
+        known = {r.id for r in self.rows}
+        rows = [r for r in rows if r.id not in known]
+        if not rows:
+            self._relayout()
+            return
+        anchor = self.rows[0].id if self.rows else None
+        old_start = self._starts.get(anchor, 0) if anchor is not None else 0
+        self.rows[:0] = rows
+        if len(self.rows) > self.window:
+            del self.rows[self.window:]
+            self.has_newer = True
+        y = self.scroll_y
+        self._relayout()
+        delta = self._starts.get(anchor, 0) - old_start if anchor is not None else 0
+        self.scroll_to(y=y + delta, animate=False, immediate=True)
+
+    def append_newer(self, rows: Sequence[Any], *, has_newer: bool) -> None:
+        """Newer messages, loaded for the bottom after scrolling through old history."""
+        self.loading = False
+        self.has_newer = has_newer
+        known = {r.id for r in self.rows}
+        rows = [r for r in rows if r.id not in known]
+        self.rows.extend(rows)
+        y = self.scroll_y
+        dropped = 0
+        if len(self.rows) > self.window:
+            first_kept = self.rows[len(self.rows) - self.window].id
+            dropped = self._starts.get(first_kept, 0)
+            self._trim_top(len(self.rows) - self.window)
+        self._relayout()
+        self.scroll_to(y=max(y - dropped, 0), animate=False, immediate=True)
+
+    def _trim_top(self, count: int) -> None:
+        del self.rows[:count]
+        self.has_older = True
+
+    @property
+    def line_count(self) -> int:
+        return len(self._lines)
+
+    # --- actions --------------------------------------------------------------------------
+
+    def action_oldest(self) -> None:
+        self.scroll_home(animate=False)
+
+    def action_latest(self) -> None:
+        if self.has_newer:
+            self.post_message(self.NeedLatest(self))
+        else:
+            self.scroll_end(animate=False)
+
+    # --- paging triggers ------------------------------------------------------------------
+
+    def watch_scroll_y(self, old: float, new: float) -> None:
+        super().watch_scroll_y(old, new)
+        self._check_edges()
+
+    def _check_edges(self) -> None:
+        if self.loading or not self.rows:
+            return
+        if self.has_older and self.scroll_y <= EDGE:
+            self.loading = True
+            self.post_message(self.NeedOlder(self, self.rows[0].key))
+        elif self.has_newer and self.scroll_y >= self.max_scroll_y - EDGE:
+            self.loading = True
+            self.post_message(self.NeedNewer(self, self.rows[-1].key))
+
+    def _maybe_fill(self) -> None:
+        """Too few lines to scroll: load older ones so the pane fills up."""
+        if self.has_older and not self.loading and self.rows and (
+            len(self._lines) <= self.scrollable_content_region.height
+        ):
+            self.loading = True
+            self.post_message(self.NeedOlder(self, self.rows[0].key))
+
+    # --- layout ---------------------------------------------------------------------------
+
+    def on_resize(self) -> None:
+        self._relayout()
+
+    def _relayout(self) -> None:
+        width = max(self.scrollable_content_region.width, 20)
+        if width != self._width:
+            self._blocks.clear()
+            self._width = width
+        lines: list[Strip] = []
+        starts: dict[bytes, int] = {}
+        today = self.today()
+        previous_day: date | None = None
+        name_w = min(NAME_WIDTH, max(len(self.me), len(self.peer_name), 3))
+        for row in self.rows:
+            day = render.local_dt(row.sent_at, self.tz).date()
+            if day != previous_day:
+                lines.append(self._day_rule(render.day_label(day, today), width))
+                previous_day = day
+            starts[row.id] = len(lines)
+            key = (row.id, row.status, width, name_w, row.id == self.highlight_id)
+            block = self._blocks.get(key)
+            if block is None:
+                block = self._render_message(row, width, name_w)
+                self._blocks[key] = block
+            lines.extend(block)
+        if len(self._blocks) > 4 * self.window:
+            self._blocks.clear()
+        self._lines = lines
+        self._starts = starts
+        self.virtual_size = Size(width, len(lines))
+        self.refresh()
+
+    def _style(self, name: str) -> Style:
+        return self.get_component_rich_style(f"message-log--{name}", partial=True)
+
+    def _day_rule(self, label: str, width: int) -> Strip:
+        text = f" {label} "
+        side = max((width - len(text)) // 2, 1)
+        rule = self._style("rule")
+        segments = [Segment("─" * side, rule), Segment(text, self._style("day")),
+                    Segment("─" * max(width - side - len(text), 0), rule)]
+        return Strip(segments).crop_extend(0, width, None)
+
+    def _render_message(self, row: Any, width: int, name_w: int) -> list[Strip]:
+        own = row.outgoing
+        name = self.me if own else self.peer_name
+        name = name if len(name) <= name_w else name[: name_w - 1] + "…"
+        glyph, _ = render.tick(row.status) if own else ("", "")
+        tick_style = self._style("read" if own and row.status >= 3 else "tick")
+        prefix = [
+            Segment(render.clock(row.sent_at, self.tz), self._style("time")),
+            Segment(" "),
+            Segment(f"{glyph:<2}", tick_style),
+            Segment(" "),
+            Segment(f"{name:>{name_w}}", self._style("me" if own else "peer")),
+            Segment(" │ ", self._style("rule")),
+        ]
+        prefix_w = sum(s.cell_length for s in prefix)
+        blank = [Segment(" " * (prefix_w - 2)), Segment("│ ", self._style("rule"))]
+        body_w = max(width - prefix_w, 10)
+        console = self.app.console
+        options = console.options.update(width=body_w, height=None, highlight=False)
+        highlight = self._style("highlight") if row.id == self.highlight_id else None
+        body_lines = console.render_lines(render.body(row.text), options, style=highlight,
+                                          pad=False, new_lines=False)
+        while len(body_lines) > 1 and not "".join(s.text for s in body_lines[-1]).strip():
+            body_lines.pop()
+        while len(body_lines) > 1 and not "".join(s.text for s in body_lines[0]).strip():
+            body_lines.pop(0)
+        strips = []
+        for i, line in enumerate(body_lines or [[]]):
+            segments = (prefix if i == 0 else blank) + list(line)
+            strips.append(Strip(segments).crop_extend(0, width, None))
+        return strips
+
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = self.scroll_offset
+        width = self.scrollable_content_region.width
+        base = self.rich_style
+        if not self.rows and y == 0:
+            text = Strip([Segment(self.empty_text, self._style("empty"))])
+            return text.apply_style(base).crop_extend(0, width, base)
+        index = scroll_y + y
+        if index >= len(self._lines):
+            return Strip.blank(width, base)
+        strip = self._lines[index].apply_style(base)
+        return strip.crop_extend(scroll_x, scroll_x + width, base)
+
+
+def _with_status(row: Any, status: int) -> Any:
+    from dataclasses import replace
+
+    return replace(row, status=status)
