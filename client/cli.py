@@ -72,7 +72,24 @@ def main_options(
         logging.basicConfig(level=level.upper(), format="%(asctime)s %(name)s: %(message)s")
         logging.getLogger("aiosqlite").setLevel(logging.WARNING)
     if ctx.invoked_subcommand is None:
-        typer.echo(ctx.get_help())
+        open_tui(ctx.obj)
+
+
+def open_tui(opts: Options) -> None:
+    """The Textual TUI; imported here so scripted commands never load Textual."""
+    from .tui.app import create_app
+
+    passphrase: str | None = None
+    if opts.passphrase_file is not None or "TENCHAT_PASSPHRASE" in os.environ:
+        try:
+            passphrase = read_passphrase(opts)
+        except TenchatError as exc:
+            raise fail(str(exc)) from None
+    try:
+        app = create_app(opts.home, opts.relay, passphrase=passphrase)
+    except TenchatError as exc:  # e.g. a broken config.toml
+        raise fail(str(exc)) from None
+    app.run()
 
 
 # --- plumbing -----------------------------------------------------------------------------
@@ -378,6 +395,12 @@ def contacts_verify(ctx: typer.Context, peer: Annotated[str, typer.Argument()]) 
     emit(opts, obj, human)
 
 
+@app.command()
+def chat(ctx: typer.Context) -> None:
+    """Open the chat TUI (the same as `tenchat` with no command)."""
+    open_tui(ctx.obj)
+
+
 # --- a newcomer's first conversation ------------------------------------------------------
 
 
@@ -386,11 +409,13 @@ def demo(
     ctx: typer.Context,
     where: Annotated[Path, typer.Option("--dir", help="Where the demo keeps its relay and "
                                         "identities.")] = Path(".tenchat-try"),
+    lines: Annotated[bool, typer.Option("--lines", help="A line-mode chat on stdin/stdout "
+                                        "instead of the TUI.")] = False,
 ) -> None:
     """Start a local relay and chat with an echo bot, end to end encrypted."""
-    from .demo import run_demo
+    from .demo import run_demo, run_demo_tui
 
-    run(run_demo(where.resolve()))
+    run(run_demo(where.resolve()) if lines else run_demo_tui(where.resolve()))
 
 
 def main() -> None:

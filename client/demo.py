@@ -1,9 +1,9 @@
 """`tenchat demo`: a newcomer's first conversation, with nothing to configure.
 
 Starts a local relay process on SQLite, creates (or reopens) two identities —
-``you`` and an ``echo`` bot that answers every message — and runs a line-mode
-chat between them. Everything lives under one folder (``.tenchat-try`` by
-default) so a second run picks up where the first ended.
+``you`` and an ``echo`` bot that answers every message — and opens the TUI as
+@you (``--lines``: a line-mode chat on stdin instead). Everything lives under one
+folder (``.tenchat-try`` by default) so a second run picks up where the first ended.
 """
 
 from __future__ import annotations
@@ -102,6 +102,35 @@ async def run_demo(where: Path) -> None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, TenchatError):
                 await task
+    finally:
+        for client in (you, bot):
+            if client is not None:
+                await client.close()
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+async def run_demo_tui(where: Path) -> None:
+    """The demo in the TUI: you are @you, the echo bot answers from a background task."""
+    from .tui.app import create_app  # only here: the line mode never loads Textual
+
+    proc, url = await start_relay(where / "relay")
+    you = bot = None
+    try:
+        passphrase = passphrase_for(where)
+        bot = await open_identity(where / BOT, url, BOT, passphrase)
+        you = await open_identity(where / YOU, url, YOU, passphrase)
+        if not any(conv.handle == BOT for conv in await you.conversations()):
+            await you.start_conversation(BOT)
+        bot_task = asyncio.create_task(echo_bot(bot))
+        app = create_app(where / YOU, url, client=you)
+        await app.run_async()
+        bot_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, TenchatError):
+            await bot_task
     finally:
         for client in (you, bot):
             if client is not None:

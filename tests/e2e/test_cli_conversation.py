@@ -168,7 +168,8 @@ def test_demo_talks_to_the_echo_bot(tmp_path: Path) -> None:
     import sys
 
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tenchat.client", "demo", "--dir", str(tmp_path / "try")],
+        [sys.executable, "-m", "tenchat.client", "demo", "--lines", "--dir",
+         str(tmp_path / "try")],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     assert proc.stdin is not None and proc.stdout is not None

@@ -258,6 +258,9 @@ class ChatScreen(Screen[None]):
                 self._schedule_refresh()
 
     def _message_added(self, row: Any) -> None:
+        if self.peer is None:  # nothing open yet: show the first conversation that starts
+            self.peer = row.peer
+            self.run_worker(self.open_conversation(row.peer))
         in_view = row.peer == self.peer and self.app.screen is self
         if row.peer == self.peer:
             self.query_one(MessageLog).add(row)

@@ -1,0 +1,52 @@
+"""Helpers for the TUI tests: apps on a temporary home, waiting for live updates."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from datetime import date, timezone
+from pathlib import Path
+from typing import Any
+
+from tenchat.client.settings import Settings
+from tenchat.client.tui.app import TenchatApp, create_app
+from tests.conftest import PASSPHRASE, Cli
+
+SIZE = (120, 36)
+FIXED_TODAY = date(2026, 11, 26)
+
+
+def tui(home: Path, relay_url: str | None, **options: Any) -> TenchatApp:
+    """An app on ``home`` that unlocks with the test passphrase; no notify-send."""
+    options.setdefault("passphrase", PASSPHRASE)
+    options.setdefault("notify_send", None)
+    options.setdefault("settings", Settings())
+    options.setdefault("save", False)
+    options.setdefault("tz", timezone.utc)
+    return create_app(home, relay_url, **options)
+
+
+async def until(pilot: Any, check: Callable[[], Any], timeout: float = 10.0,
+                what: str = "") -> Any:
+    """Let the app run until ``check()`` is truthy (no keypress involved)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or check}")
+        await pilot.pause(0.05)
+
+
+async def in_thread(cli: Cli, *args: Any, **kwargs: Any) -> Any:
+    """Run a CLI process without blocking the app's loop."""
+    return await asyncio.to_thread(cli, *args, **kwargs)
+
+
+def pair(cli: Cli) -> None:
+    """alice and bob exist on the relay; alice has a conversation with bob."""
+    cli("alice", "init", "--handle", "alice")
+    cli("bob", "init", "--handle", "bob")
+    cli("bob", "send", "alice", "hello alice")
