@@ -84,6 +84,9 @@ def display_key(keys: str) -> str:
         shown = []
         for part in parts:
             name = _NAMES.get(part, part)
-            shown.append(name if len(name) == 1 else name[:1].upper() + name[1:])
+            if len(name) == 1:
+                shown.append(name.upper() if len(parts) > 1 else name)
+            else:
+                shown.append(name[:1].upper() + name[1:])
         out.append("+".join(shown))
     return " / ".join(out)

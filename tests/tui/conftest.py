@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from datetime import date, timezone
+from datetime import UTC, date
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ def tui(home: Path, relay_url: str | None, **options: Any) -> TenchatApp:
     options.setdefault("notify_send", None)
     options.setdefault("settings", Settings())
     options.setdefault("save", False)
-    options.setdefault("tz", timezone.utc)
+    options.setdefault("tz", UTC)
     return create_app(home, relay_url, **options)
 
 
@@ -50,3 +50,9 @@ def pair(cli: Cli) -> None:
     cli("alice", "init", "--handle", "alice")
     cli("bob", "init", "--handle", "bob")
     cli("bob", "send", "alice", "hello alice")
+
+
+def screen_text(app: Any) -> str:
+    """What the terminal shows, as plain text (for asserting on and for debugging)."""
+    strips = app.screen._compositor.render_strips()
+    return "\n".join("".join(seg.text for seg in strip) for strip in strips)

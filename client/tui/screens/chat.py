@@ -98,6 +98,9 @@ class ChatScreen(Screen[None]):
                 "No conversations yet. Press Ctrl+N to start one by handle.")
             self.query_one(ConversationList).focus()
 
+    def on_resize(self) -> None:
+        self.set_class(self.size.width < 100, "-narrow")
+
     def on_unmount(self) -> None:
         if self._unsubscribe is not None:
             self._unsubscribe()

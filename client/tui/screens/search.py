@@ -51,7 +51,7 @@ class SearchScreen(ModalScreen[Any]):
     def watch_here_only(self, here: bool) -> None:
         if not self.is_mounted:
             return
-        name = self._name(self.peer) if self.peer else None
+        name = self._peer_name(self.peer) if self.peer else None
         scope = f"in @{name}" if here and name else "in all conversations"
         self.query_one("#scope", Static).update(
             f"Searching {scope} · Ctrl+T switches · ↓ results · Enter jumps · Esc closes")
@@ -67,7 +67,7 @@ class SearchScreen(ModalScreen[Any]):
             results.focus()
             results.highlighted = results.highlighted or 0
 
-    def _name(self, peer: bytes | None) -> str:
+    def _peer_name(self, peer: bytes | None) -> str:
         conv = self.conversations.get(peer) if peer else None
         return conv.handle if conv and conv.handle else (peer.hex()[:12] if peer else "?")
 

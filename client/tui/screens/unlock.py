@@ -28,7 +28,7 @@ class UnlockScreen(Screen[Any]):
     def compose(self) -> ComposeResult:
         with Center(), Vertical(id="form", classes="form"):
             yield Static("tenchat is locked", classes="title")
-            yield Static(f"Enter the passphrase of the identity in {self.home}.",
+            yield Static("Enter the passphrase that protects your keys on this machine.",
                          classes="hint")
             yield Input(password=True, placeholder="passphrase", id="passphrase")
             yield Static(self.first_error, id="error", classes="error")

@@ -25,6 +25,7 @@ from .. import render
 __all__ = ["MessageLog"]
 
 NAME_WIDTH = 10  # handles longer than this are cut in the name column
+_NOWHERE = object()  # no placement pending
 EDGE = 2  # lines from the top/bottom edge that trigger loading the next page
 
 
@@ -85,13 +86,14 @@ class MessageLog(ScrollView, can_focus=True):
         self.rows: list[Any] = []  # MessageRow, oldest first
         self.has_older = False
         self.has_newer = False
-        self.loading = False  # a page request is in flight
+        self.paging = False  # a page request is in flight (not Widget.loading)
         self.highlight_id: bytes | None = None
         self.empty_text = "No conversation open. Ctrl+N starts one."
         self._lines: list[Strip] = []
         self._starts: dict[bytes, int] = {}  # message id → its first line
         self._blocks: dict[tuple[Any, ...], list[Strip]] = {}
         self._width = 0
+        self._pending_place: Any = _NOWHERE
 
     # --- content --------------------------------------------------------------------------
 
@@ -101,16 +103,25 @@ class MessageLog(ScrollView, can_focus=True):
         self.me, self.peer_name = me, peer_name
         self.rows = list(rows)
         self.has_older, self.has_newer = has_older, has_newer
-        self.loading = False
+        self.paging = True  # no paging until the first scroll position is set
         self.highlight_id = focus_id
         self._blocks.clear()
         self._relayout()
+        if self.size.height:
+            self._place(focus_id, True)
+        else:  # not laid out yet: place it on the first resize
+            self._pending_place = focus_id
+
+    def _place(self, focus_id: bytes | None, done: bool = False) -> None:
+        self._pending_place = _NOWHERE
         if focus_id is not None and focus_id in self._starts:
             y = max(self._starts[focus_id] - self.scrollable_content_region.height // 2, 0)
             self.scroll_to(y=y, animate=False, immediate=True)
         else:
             self.scroll_end(animate=False, immediate=True)
-        self._maybe_fill()
+        if done:
+            self.paging = False
+            self._maybe_fill()
 
     def clear_conversation(self, text: str | None = None) -> None:
         self.rows, self.has_older, self.has_newer = [], False, False
@@ -144,7 +155,7 @@ class MessageLog(ScrollView, can_focus=True):
 
     def prepend(self, rows: Sequence[Any], *, has_older: bool) -> None:
         """Older messages, loaded for the top; keeps what the user looks at in place."""
-        self.loading = False
+        self.paging = False
         self.has_older = has_older
         known = {r.id for r in self.rows}
         rows = [r for r in rows if r.id not in known]
@@ -164,7 +175,7 @@ class MessageLog(ScrollView, can_focus=True):
 
     def append_newer(self, rows: Sequence[Any], *, has_newer: bool) -> None:
         """Newer messages, loaded for the bottom after scrolling through old history."""
-        self.loading = False
+        self.paging = False
         self.has_newer = has_newer
         known = {r.id for r in self.rows}
         rows = [r for r in rows if r.id not in known]
@@ -204,27 +215,29 @@ class MessageLog(ScrollView, can_focus=True):
         self._check_edges()
 
     def _check_edges(self) -> None:
-        if self.loading or not self.rows:
+        if self.paging or not self.rows:
             return
         if self.has_older and self.scroll_y <= EDGE:
-            self.loading = True
+            self.paging = True
             self.post_message(self.NeedOlder(self, self.rows[0].key))
         elif self.has_newer and self.scroll_y >= self.max_scroll_y - EDGE:
-            self.loading = True
+            self.paging = True
             self.post_message(self.NeedNewer(self, self.rows[-1].key))
 
     def _maybe_fill(self) -> None:
         """Too few lines to scroll: load older ones so the pane fills up."""
-        if self.has_older and not self.loading and self.rows and (
+        if self.has_older and not self.paging and self.rows and (
             len(self._lines) <= self.scrollable_content_region.height
         ):
-            self.loading = True
+            self.paging = True
             self.post_message(self.NeedOlder(self, self.rows[0].key))
 
     # --- layout ---------------------------------------------------------------------------
 
     def on_resize(self) -> None:
         self._relayout()
+        if self._pending_place is not _NOWHERE and self.size.height:
+            self._place(self._pending_place, True)
 
     def _relayout(self) -> None:
         width = max(self.scrollable_content_region.width, 20)
