@@ -23,9 +23,9 @@ class HelpScreen(ModalScreen[None]):
         self.keymap = keymap
 
     def compose(self) -> ComposeResult:
-        table = Table.grid(padding=(0, 2))
-        table.add_column(style="bold", no_wrap=True)
-        table.add_column()
+        table = Table.grid(padding=(0, 2), expand=True)
+        table.add_column(style="bold", max_width=22)
+        table.add_column(ratio=1)
         table.add_column(style="dim", no_wrap=True)
         for spec in ALL_KEYS:
             keys = self.keymap.get(spec.id, spec.key)

@@ -94,12 +94,13 @@ class SearchScreen(ModalScreen[Any]):
             row = hit.message
             who = "you" if row.outgoing else (hit.handle or "?")
             where = f"@{hit.handle or '?'}"
-            line = Text()
+            line = Text(no_wrap=True, overflow="ellipsis")
             line.append(f"{where:<14}", "bold")
             line.append(render.local_dt(row.sent_at, self.app.tz).strftime("%Y-%m-%d %H:%M"),  # type: ignore[attr-defined]
                         "dim")
             line.append(f"  {who}: ", "dim")
             line.append_text(_snippet(hit.snippet))
+            line.truncate(max(results.size.width - 2, 20), overflow="ellipsis")
             options.append(Option(line, id=str(i)))
         results.clear_options()
         results.add_options(options or [Option(Text("no matches", "dim italic"),
