@@ -136,6 +136,7 @@ class ChatScreen(Screen[None]):
         name = (conv.handle if conv and conv.handle else None) or \
             await self.client.display_name(peer)
         log_widget = self.query_one(MessageLog)
+        log_widget.empty_text = f"No messages with @{name} yet. Say hello below."
         if focus_key is None:
             rows = await self.client.page(peer, limit=PAGE)
             log_widget.show(rows, me=self.client.handle, peer_name=name,
@@ -264,6 +265,7 @@ class ChatScreen(Screen[None]):
         if self.peer is None:  # nothing open yet: show the first conversation that starts
             self.peer = row.peer
             self.run_worker(self.open_conversation(row.peer))
+            self.query_one(Composer).focus()
         in_view = row.peer == self.peer and self.app.screen is self
         if row.peer == self.peer:
             self.query_one(MessageLog).add(row)
