@@ -110,6 +110,10 @@ MIGRATIONS: list[str] = [
             WHERE peer = old.peer;
     END;
     """,
+    # 3: messages composed before a session exists wait in the outbox unencrypted (sealed)
+    """
+    ALTER TABLE outbox ADD COLUMN content_sealed BLOB;  -- set while envelope is empty
+    """,
 ]
 
 
@@ -461,13 +465,35 @@ class Cache:
 
     async def outbox_add(self, msg_id: bytes, peer: bytes, envelope: bytes, now: int) -> None:
         await self._db.execute(
-            "INSERT OR IGNORE INTO outbox VALUES (?, ?, ?, ?)", (msg_id, peer, envelope, now)
+            "INSERT OR IGNORE INTO outbox VALUES (?, ?, ?, ?, NULL)",
+            (msg_id, peer, envelope, now),
+        )
+
+    async def outbox_defer(self, msg_id: bytes, peer: bytes, content: bytes, now: int) -> None:
+        """Queue content to encrypt later (no session yet, and maybe no relay to start one)."""
+        await self._db.execute(
+            "INSERT OR IGNORE INTO outbox VALUES (?, ?, x'', ?, ?)",
+            (msg_id, peer, now, self._seal(content)),
+        )
+
+    async def outbox_deferred(self) -> list[tuple[bytes, bytes, bytes]]:
+        """Queued content not yet encrypted, oldest first: (msg_id, peer, content)."""
+        async with self._db.execute(
+            "SELECT msg_id, peer, content_sealed FROM outbox WHERE length(envelope)=0 "
+            "ORDER BY created_at, rowid"
+        ) as cur:
+            return [(r[0], r[1], self._open(r[2])) for r in await cur.fetchall()]
+
+    async def outbox_encrypted(self, msg_id: bytes, envelope: bytes) -> None:
+        await self._db.execute(
+            "UPDATE outbox SET envelope=?, content_sealed=NULL WHERE msg_id=?", (envelope, msg_id)
         )
 
     async def outbox(self) -> list[tuple[bytes, bytes, bytes]]:
         """Pending outgoing envelopes, oldest first: (msg_id, peer, envelope)."""
         async with self._db.execute(
-            "SELECT msg_id, peer, envelope FROM outbox ORDER BY created_at, rowid"
+            "SELECT msg_id, peer, envelope FROM outbox WHERE length(envelope)>0 "
+            "ORDER BY created_at, rowid"
         ) as cur:
             return [(r[0], r[1], r[2]) for r in await cur.fetchall()]
 

@@ -360,10 +360,9 @@ class Client:
         body = c.encode_content(c.Text(id=msg_id, text=text, sent_at=now))
         async with self._crypto_lock:
             try:
-                envelope = await self._encrypt(peer, body)
+                await self._queue_content(peer, msg_id, body)
                 message = MessageRow(msg_id, peer, True, text, now, now, PENDING)
                 await self.cache.add_message(message, shown=True)
-                await self.cache.outbox_add(msg_id, peer, envelope, now)
                 await self.cache.commit()
             except BaseException:
                 await self.cache.rollback()
@@ -372,14 +371,43 @@ class Client:
         self._emit(MessageAdded(message))
         return message
 
+    async def _queue_content(self, peer: bytes, msg_id: bytes, body: bytes) -> None:
+        """Into the outbox: encrypted now if a session exists, else sealed until the next
+        flush can fetch the peer's prekeys (so composing works offline, to anyone)."""
+        if await self.cache.sessions(peer):
+            await self.cache.outbox_add(msg_id, peer, await self._encrypt(peer, body), now_ms())
+        else:
+            await self.cache.outbox_defer(msg_id, peer, body, now_ms())
+
     async def _queue_receipt(self, peer: bytes, kind: str, ids: list[bytes]) -> None:
         body = c.encode_content(c.Receipt(kind=kind, ids=ids, at=now_ms()))
-        envelope = await self._encrypt(peer, body)
-        await self.cache.outbox_add(os.urandom(16), peer, envelope, now_ms())
+        await self._queue_content(peer, os.urandom(16), body)
+
+    async def _encrypt_deferred(self) -> None:
+        """Encrypt queued content that waited for a session, in queue order."""
+        deferred = await self.cache.outbox_deferred()
+        if not deferred:
+            return
+        async with self._crypto_lock:
+            try:
+                for msg_id, peer, body in deferred:
+                    try:
+                        envelope = await self._encrypt(peer, body)
+                    except (PeerError, RelayError) as exc:
+                        # This peer can't be reached now (no prekeys?); the others go on.
+                        log.warning("can't start a session with %s yet: %s",
+                                    fingerprint(peer), exc)
+                        continue
+                    await self.cache.outbox_encrypted(msg_id, envelope)
+                await self.cache.commit()
+            except BaseException:
+                await self.cache.rollback()
+                raise
 
     async def flush_outbox(self) -> int:
         """Send everything in the outbox until the relay has stored it; returns the count."""
         async with self._flush_lock:  # one flush at a time; a second caller finds less to do
+            await self._encrypt_deferred()
             pending = await self.cache.outbox()
             if not pending:
                 return 0
@@ -493,7 +521,13 @@ class Client:
             await conn.request(f.Ack, seqs=seqs)
         for event in events:
             self._emit(event)
+        if self.connection_state == ONLINE and any(m.peer not in self.presence for m in new):
+            self._spawn(self._rewatch())  # a conversation that began with their message
         return new
+
+    async def _rewatch(self) -> None:
+        with contextlib.suppress(ConnectionLost, RelayError, RelayUnreachable):
+            await self._watch(await self.connection())
 
     async def _receive_one(self, item: f.Deliver, new: list[MessageRow],
                            receipts: dict[bytes, list[bytes]], events: list[Event]) -> None:
@@ -691,8 +725,7 @@ class Client:
             await self.cache.ensure_conversation(contact.user)
             await self.cache.commit()
         if self.connection_state == ONLINE and contact.user not in self.presence:
-            with contextlib.suppress(ConnectionLost, RelayError, RelayUnreachable):
-                await self._watch(await self.connection())
+            await self._rewatch()
         self._emit(ConversationChanged(contact.user))
         found = [conv for conv in await self.conversations() if conv.peer == contact.user]
         return found[0]

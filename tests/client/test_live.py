@@ -1,0 +1,133 @@
+"""The client core's live API (what the TUI stands on), against a real relay process:
+events for messages, ticks, typing and presence; compose offline; reconnect."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tenchat.client.cache import DELIVERED, PENDING, READ, SENT
+from tenchat.client.events import (
+    OFFLINE,
+    ONLINE,
+    ConnectionChanged,
+    Event,
+    MessageAdded,
+    PresenceChanged,
+    StatusChanged,
+    TypingChanged,
+)
+from tenchat.client.service import Client
+from tests.conftest import PASSPHRASE
+from tests.support.relay import RelayProcess
+
+pytestmark = pytest.mark.slow
+
+
+class Recorder:
+    def __init__(self, client: Client) -> None:
+        self.events: list[Event] = []
+        self._changed = asyncio.Event()
+        client.subscribe(self._on)
+
+    def _on(self, event: Event) -> None:
+        self.events.append(event)
+        self._changed.set()
+
+    async def wait_for(self, pred: Callable[[Event], bool], timeout: float = 10) -> Event:
+        async def loop() -> Event:
+            seen = 0
+            while True:
+                for event in self.events[seen:]:
+                    if pred(event):
+                        return event
+                seen = len(self.events)
+                self._changed.clear()
+                await self._changed.wait()
+
+        return await asyncio.wait_for(loop(), timeout)
+
+
+async def pair(tmp_path: Path, relay: RelayProcess) -> tuple[Client, Client]:
+    alice = await Client.create(tmp_path / "alice", relay.url, "alice", PASSPHRASE)
+    bob = await Client.create(tmp_path / "bob", relay.url, "bob", PASSPHRASE)
+    return alice, bob
+
+
+def test_messages_ticks_typing_presence(tmp_path: Path, relay: RelayProcess) -> None:
+    async def body() -> None:
+        alice, bob = await pair(tmp_path, relay)
+        a_events, b_events = Recorder(alice), Recorder(bob)
+        a_run = asyncio.create_task(alice.run())
+        await a_events.wait_for(lambda e: isinstance(e, ConnectionChanged) and e.state == ONLINE)
+        conv = await alice.start_conversation("@bob")
+        assert conv.handle == "bob" and conv.online is False and conv.last is None
+
+        b_run = asyncio.create_task(bob.run())
+        await a_events.wait_for(lambda e: isinstance(e, PresenceChanged) and e.online)
+        assert (await alice.conversations())[0].online is True
+
+        sent = await alice.compose(conv.peer, "hello **bob**")
+        assert sent.status == PENDING and sent.key > 0
+        got = await b_events.wait_for(lambda e: isinstance(e, MessageAdded))
+        assert isinstance(got, MessageAdded) and got.message.text == "hello **bob**"
+        for status in (SENT, DELIVERED):
+            await a_events.wait_for(
+                lambda e, s=status: isinstance(e, StatusChanged) and e.status == s
+                and e.ids == [sent.id])
+        (b_conv,) = await bob.conversations()
+        assert b_conv.unread == 1 and b_conv.handle == "alice" and b_conv.last is not None
+        assert await bob.mark_read(b_conv.peer) == 1
+        await a_events.wait_for(lambda e: isinstance(e, StatusChanged) and e.status == READ)
+        assert (await bob.conversations())[0].unread == 0
+        assert (await alice.page(conv.peer))[-1].status == READ
+
+        await alice.send_typing(conv.peer, True)
+        typing = await b_events.wait_for(lambda e: isinstance(e, TypingChanged))
+        assert isinstance(typing, TypingChanged) and typing.active and typing.peer == alice.user
+
+        b_run.cancel()
+        await asyncio.gather(b_run, return_exceptions=True)
+        await bob.close()
+        await a_events.wait_for(lambda e: isinstance(e, PresenceChanged) and not e.online)
+        a_run.cancel()
+        await asyncio.gather(a_run, return_exceptions=True)
+        await alice.close()
+
+    asyncio.run(asyncio.wait_for(body(), 60))
+
+
+def test_compose_offline_goes_out_on_reconnect(tmp_path: Path, relay: RelayProcess) -> None:
+    async def body() -> None:
+        alice, bob = await pair(tmp_path, relay)
+        a_events = Recorder(alice)
+        conv = await alice.start_conversation("bob")
+        a_run = asyncio.create_task(alice.run())
+        await a_events.wait_for(lambda e: isinstance(e, ConnectionChanged) and e.state == ONLINE)
+
+        relay.terminate()
+        retry = await a_events.wait_for(
+            lambda e: isinstance(e, ConnectionChanged) and e.state == OFFLINE
+            and e.retry_in is not None)
+        assert isinstance(retry, ConnectionChanged) and retry.retry_in is not None
+        msg = await alice.compose(conv.peer, "written while the relay is down")
+        assert msg.status == PENDING
+        await asyncio.sleep(0.5)
+        assert (await alice.page(conv.peer))[-1].status == PENDING
+
+        relay.start()
+        await a_events.wait_for(
+            lambda e: isinstance(e, StatusChanged) and e.status == SENT and msg.id in e.ids,
+            timeout=20)
+        a_run.cancel()
+        await asyncio.gather(a_run, return_exceptions=True)
+        await alice.close()
+        received: list[str] = []
+        await bob.sync(on_messages=lambda rows: received.extend(r.text for r in rows))
+        assert received == ["written while the relay is down"]
+        await bob.close()
+
+    asyncio.run(asyncio.wait_for(body(), 90))
