@@ -184,13 +184,13 @@ class ChatScreen(Screen[None]):
         if self.peer is None:
             self.notify("Open a conversation first (Ctrl+N starts one).", severity="warning")
             return
+        self._stop_typing()  # the composer has already cleared itself
         try:
             await self.client.compose(self.peer, event.text)
         except TenchatError as exc:
             self.notify(str(exc), severity="error", title="Not sent")
-            return
-        event.composer.clear()
-        self._stop_typing()
+            if not event.composer.text:
+                event.composer.load_text(event.text)  # give the text back to fix and resend
 
     @on(Composer.Typing)
     def _typing(self) -> None:
@@ -212,7 +212,9 @@ class ChatScreen(Screen[None]):
             self._typing_sent = 0.0
             self._send_typing(self.peer, False)
 
-    @work(group="typing")
+    # exclusive: a newer state cancels an older one still waiting, so "stopped" can't
+    # overtake "typing" on the way to the peer and leave them looking at "typing…".
+    @work(group="typing", exclusive=True)
     async def _send_typing(self, peer: bytes, active: bool) -> None:
         with contextlib.suppress(TenchatError, OSError):
             await self.client.send_typing(peer, active)

@@ -14,11 +14,15 @@ __all__ = ["Composer"]
 class Composer(TextArea):
     """A message editor that grows up to a few lines."""
 
+    # Not priority bindings: those run as soon as the key is read, ahead of characters
+    # still queued for this widget, so a fast burst ("hello⏎" from a paste or a quick
+    # typist) would send before "hello" was inserted. _on_key runs them in order instead.
     BINDINGS = [
-        Binding("enter", "send", "Send", id="send", show=False, priority=True),
+        Binding("enter", "send", "Send", id="send", show=False),
         Binding("ctrl+j,shift+enter,alt+enter", "newline", "New line", id="newline",
-                show=False, priority=True),
+                show=False),
     ]
+    _IN_ORDER = frozenset({"send", "newline"})
 
     class Submitted(Message):
         """The user pressed Enter with some text."""
@@ -36,9 +40,20 @@ class Composer(TextArea):
                          tab_behavior="focus", compact=True)
         self.placeholder = "Write a message — Enter sends, Ctrl+J new line"
 
+    async def _on_key(self, event: events.Key) -> None:
+        for binding in self._bindings.key_to_bindings.get(event.key, ()):
+            if binding.action in self._IN_ORDER:
+                event.prevent_default()
+                event.stop()
+                await self.run_action(binding.action)
+                return
+        await super()._on_key(event)
+
     def action_send(self) -> None:
         text = self.text.strip("\n")
         if text.strip():
+            # Clear here, in key order: keys after Enter belong to the next message.
+            self.clear()
             self.post_message(self.Submitted(self, text))
 
     def action_newline(self) -> None:
