@@ -457,7 +457,8 @@ class Cache:
 
     async def mark_incoming_read(self, peer: bytes, ids: list[bytes]) -> None:
         await self._db.executemany(
-            "UPDATE messages SET status=? WHERE peer=? AND id=? AND outgoing=0",
+            # read in a UI counts as shown: `inbox` won't print it again
+            "UPDATE messages SET status=?, shown=1 WHERE peer=? AND id=? AND outgoing=0",
             [(READ, peer, i) for i in ids],
         )
 
