@@ -138,3 +138,28 @@ async def test_resize_80x24_reflows(tmp_path: Path) -> None:
         await pilot.press("ctrl+l", *"still usable", "ctrl+j", *"two lines")
         assert chat.query_one("#composer").text == "still usable\ntwo lines"
         assert not list(chat.query(Input))
+
+
+@async_test
+async def test_a_burst_of_keys_sends_in_order(tmp_path: Path) -> None:
+    """Keys that arrive together (a paste, a fast typist, tmux send-keys) are handled in
+    order: Enter sends exactly the text typed before it, and what follows starts the next
+    message. (With Enter as a priority binding it ran before the queued characters.)"""
+    from textual import events
+
+    from tenchat.client.tui.widgets.composer import Composer
+
+    await build(tmp_path)
+    app = tui(tmp_path, DEAD_RELAY, run_client=False)
+    async with app.run_test(size=SIZE) as pilot:
+        chat = await chat_of(pilot, app)
+        chat.query_one(Composer).focus()
+        await pilot.pause()
+        burst = [*"burst one", "enter", *"two:", "ctrl+j", *"2b", "enter", *"three"]
+        for key in burst:  # all queued at once, as a terminal read delivers them
+            char = {"enter": "\r", "ctrl+j": "\n"}.get(key, key)
+            app.post_message(events.Key(key if len(key) > 1 else key, char))
+        await until(pilot, lambda: chat.query_one(Composer).text == "three", what="three")
+        assert chat.peer is not None
+        rows = await chat.client.page(chat.peer, limit=2)
+        assert [r.text for r in rows] == ["burst one", "two:\n2b"]
