@@ -25,6 +25,8 @@ __all__ = [
     "SignedPrekey", "OneTimePrekey", "PublishPrekeys", "PrekeyStatus", "FetchBundle", "Bundle",
     "Send", "Stored", "Ack", "Ok", "Subscribe", "Fetch", "Messages", "Deliver", "Synced",
     "PrekeysLow", "Watch", "PresenceState", "Presence", "Error", "Request", "Reply",
+    "GroupChangeReq", "GroupSend", "GroupStored", "GroupInfo", "GroupHistory", "GroupList",
+    "GroupSummary", "Groups", "GroupDeliver", "GroupAck", "Privacy", "Block",
     "encode", "decode_request", "decode_reply", "peek_id",
 ]
 
@@ -34,6 +36,7 @@ SUPPORTED_VERSIONS: Final = (1,)
 Key32 = Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
 Sig64 = Annotated[bytes, msgspec.Meta(min_length=64, max_length=64)]
 MsgId = Annotated[bytes, msgspec.Meta(min_length=16, max_length=16)]
+GroupId = Annotated[bytes, msgspec.Meta(min_length=16, max_length=16)]
 ReqId = Annotated[int, msgspec.Meta(ge=0, le=2**53)]
 Seq = Annotated[int, msgspec.Meta(ge=0)]
 ShortStr = Annotated[str, msgspec.Meta(max_length=256)]
@@ -180,6 +183,7 @@ class Send(_Frame, tag="send"):
     msg: MsgId  # client-made unique id; a retry with the same id is stored once
     body: bytes
     eph: bool = False
+    expires_at: Annotated[int, msgspec.Meta(ge=0)] = 0  # ms; 0 = never. Dropped after.
 
 
 class Stored(_Frame, tag="stored"):
@@ -255,6 +259,106 @@ class Presence(_Frame, tag="presence"):
     online: bool
 
 
+# --- groups (fan-out on read: one log per group, a cursor per member) ----------------------
+
+
+class GroupChangeReq(_Frame, tag="group_change"):
+    """Create a group or change it: a signed record (common.groups). Answer: GroupStored."""
+
+    id: ReqId
+    record: Annotated[bytes, msgspec.Meta(max_length=64 * 1024)]
+
+
+class GroupSend(_Frame, tag="group_send"):
+    """Post a sender-key ciphertext to a group's log, once. Answer: GroupStored."""
+
+    id: ReqId
+    group: GroupId
+    msg: MsgId
+    body: bytes
+    expires_at: Annotated[int, msgspec.Meta(ge=0)] = 0
+
+
+class GroupStored(_Frame, tag="group_stored"):
+    id: ReqId
+    group: GroupId
+    gseq: Seq  # the entry's place in the group's log
+    at: int
+
+
+class GroupInfo(_Frame, tag="group_info"):
+    """The group's signed records after ``after_version``. Members only."""
+
+    id: ReqId
+    group: GroupId
+    after_version: Annotated[int, msgspec.Meta(ge=0)] = 0
+
+
+class GroupHistory(_Frame, tag="group_history"):
+    id: ReqId
+    group: GroupId
+    version: int  # the group's current version
+    records: list[bytes]  # SignedChange records, in version order
+    more: bool = False
+
+
+class GroupList(_Frame, tag="group_list"):
+    """The groups the caller is a member of. Answer: Groups."""
+
+    id: ReqId
+
+
+class GroupSummary(msgspec.Struct):
+    group: GroupId
+    version: int
+    role: str
+    cursor: Seq  # the caller's read position in the log
+    last: Seq  # the log's latest gseq
+
+
+class Groups(_Frame, tag="groups"):
+    id: ReqId
+    groups: list[GroupSummary]
+
+
+class GroupDeliver(_Frame, tag="gmsg"):
+    """A group log entry: a sender-key message, or (``change``) a signed record."""
+
+    group: GroupId
+    gseq: Seq
+    msg: MsgId
+    sender: Key32
+    at: int
+    body: bytes
+    change: bool = False
+
+
+class GroupAck(_Frame, tag="group_ack"):
+    """Move the caller's cursor in a group's log forward to ``upto``."""
+
+    id: ReqId
+    group: GroupId
+    upto: Seq
+
+
+# --- privacy --------------------------------------------------------------------------
+
+
+class Privacy(_Frame, tag="privacy"):
+    """The caller's relay-side privacy settings. Answer: Ok."""
+
+    id: ReqId
+    hide_presence: bool = False  # the relay reports this user offline to everyone
+
+
+class Block(_Frame, tag="block"):
+    """Block (or unblock) a user: the relay drops their messages to the caller."""
+
+    id: ReqId
+    user: Key32
+    blocked: bool = True
+
+
 class Ok(_Frame, tag="ok"):
     id: ReqId
 
@@ -267,11 +371,13 @@ class Error(_Frame, tag="error"):
 
 Request = (
     Hello | Auth | Register | Lookup | Whois | PublishPrekeys | FetchBundle | Send | Ack
-    | Subscribe | Fetch | Watch
+    | Subscribe | Fetch | Watch | GroupChangeReq | GroupSend | GroupInfo | GroupList | GroupAck
+    | Privacy | Block
 )
 Reply = (
     Welcome | Authed | HandleInfo | PrekeyStatus | Bundle | PrekeysLow | Stored | Messages
-    | Deliver | Synced | PresenceState | Presence | Ok | Error
+    | Deliver | Synced | PresenceState | Presence | GroupStored | GroupHistory | Groups
+    | GroupDeliver | Ok | Error
 )
 
 REQUEST_TYPES: Final = frozenset(
