@@ -48,6 +48,8 @@ class Config:
     live_buffer: int = 1000  # live pushes buffered per subscribed connection before a re-drain
     page_size: int = 256  # messages per page when draining a queue
     inflight_max: int = 512  # unanswered requests per connection before it stops reading
+    sweep_interval: int = 60  # seconds between sweeps deleting expired messages
+    sweep_batch: int = 500  # expired rows deleted per transaction (per table)
     log_level: str = "info"
 
     @property
@@ -110,6 +112,8 @@ _PARSERS: Final[dict[str, Callable[[Any], Any]]] = {
     "live_buffer": _int(1, 1_000_000),
     "page_size": _int(1, 1000),
     "inflight_max": _int(1, 100_000),
+    "sweep_interval": _int(1, 86_400),
+    "sweep_batch": _int(1, 100_000),
     "log_level": _choice("debug", "info", "warning", "error"),
 }
 assert set(_PARSERS) == {f.name for f in dataclasses.fields(Config)}

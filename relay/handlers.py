@@ -14,17 +14,26 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from tenchat.common import identity
+from tenchat.common import groups, identity
 from tenchat.common.errors import ErrorCode, ProtocolError
 from tenchat.common.frames import (
     SUPPORTED_VERSIONS,
     Ack,
     Auth,
     Authed,
+    Block,
     Bundle,
     Deliver,
     Fetch,
     FetchBundle,
+    GroupAck,
+    GroupChangeReq,
+    GroupHistory,
+    GroupInfo,
+    GroupList,
+    Groups,
+    GroupSend,
+    GroupStored,
     HandleInfo,
     Hello,
     Lookup,
@@ -32,6 +41,7 @@ from tenchat.common.frames import (
     Ok,
     PrekeyStatus,
     PresenceState,
+    Privacy,
     PublishPrekeys,
     Register,
     Send,
@@ -108,6 +118,8 @@ async def auth(session: Session, frame: Auth) -> Answer:
         raise ProtocolError(ErrorCode.AUTH_FAILED, "the signature over the challenge is invalid")
     session.user = frame.user
     session.hub.join(session)
+    if await session.store.hide_presence(frame.user):
+        session.hub.set_hidden(frame.user, True)
     rec = await session.store.handle_by_user(frame.user)
     count = await session.store.otk_count(frame.user)
     return Authed(
@@ -190,12 +202,16 @@ async def send(session: Session, frame: Send) -> Answer:
     if not await session.store.user_exists(frame.to):
         raise ProtocolError(ErrorCode.NOT_FOUND, "the recipient is not registered here")
     if frame.eph:
-        at = time.time_ns() // 1_000_000
-        item = Deliver(seq=0, msg=frame.msg, sender=sender, at=at, body=frame.body)
-        session.hub.publish_ephemeral(frame.to, item)
+        # From a blocked sender: answered the same, pushed to no one.
+        if not await session.store.is_blocked(frame.to, sender):
+            at = time.time_ns() // 1_000_000
+            item = Deliver(seq=0, msg=frame.msg, sender=sender, at=at, body=frame.body)
+            session.hub.publish_ephemeral(frame.to, item)
         return Ok(id=frame.id)
+    # A blocked sender's message is answered with a normal `stored` but never queued
+    # (the store decides, in the same transaction as the dedupe).
     return Later(
-        session.store.enqueue(frame.to, sender, frame.msg, frame.body),
+        session.store.enqueue(frame.to, sender, frame.msg, frame.body, frame.expires_at),
         lambda stored: Stored(id=frame.id, msg=frame.msg, seq=stored.seq, at=stored.at),
     )
 
@@ -230,3 +246,86 @@ async def watch(session: Session, frame: Watch) -> Answer:
     check_authenticated(session)
     online = session.hub.watch(session, frame.users)
     return PresenceState(id=frame.id, online=online)
+
+
+# --- groups ------------------------------------------------------------------------------
+
+GROUP_HISTORY_PAGE = 256  # records per group_history answer, at most
+
+
+@handles(GroupChangeReq)
+async def group_change(session: Session, frame: GroupChangeReq) -> Answer:
+    user = check_authenticated(session)
+    change, _signed = groups.decode_signed(frame.record)  # malformed | bad_signature
+    if change.actor != user:
+        raise ProtocolError(ErrorCode.FORBIDDEN, "a change must be made by the connection's user")
+    return Later(
+        session.store.group_change(change, frame.record),
+        lambda st: GroupStored(id=frame.id, group=change.group, gseq=st.seq, at=st.at),
+    )
+
+
+@handles(GroupSend)
+async def group_send(session: Session, frame: GroupSend) -> Answer:
+    user = check_authenticated(session)
+    return Later(
+        session.store.group_post(frame.group, user, frame.msg, frame.body, frame.expires_at),
+        lambda st: GroupStored(id=frame.id, group=frame.group, gseq=st.seq, at=st.at),
+    )
+
+
+@handles(GroupAck)
+async def group_ack(session: Session, frame: GroupAck) -> Answer:
+    user = check_authenticated(session)
+    return Later(session.store.group_ack(user, frame.group, frame.upto), lambda _: Ok(id=frame.id))
+
+
+@handles(GroupList)
+async def group_list(session: Session, frame: GroupList) -> Answer:
+    user = check_authenticated(session)
+    return Groups(id=frame.id, groups=await session.store.group_summaries(user))
+
+
+@handles(GroupInfo)
+async def group_info(session: Session, frame: GroupInfo) -> Answer:
+    user = check_authenticated(session)
+    head = await session.store.group_head(frame.group, user)
+    if head is None:
+        raise ProtocolError(ErrorCode.FORBIDDEN, "not a member of this group")
+    records = await session.store.group_records(
+        frame.group, frame.after_version, GROUP_HISTORY_PAGE + 1
+    )
+    more = len(records) > GROUP_HISTORY_PAGE
+    # Keep the answer within max_frame (always at least one record).
+    budget = session.config.max_frame - 1024
+    page: list[bytes] = []
+    for record in records[:GROUP_HISTORY_PAGE]:
+        budget -= len(record) + 8
+        if page and budget < 0:
+            more = True
+            break
+        page.append(record)
+    return GroupHistory(id=frame.id, group=frame.group, version=head.version, records=page,
+                        more=more)
+
+
+# --- privacy -----------------------------------------------------------------------------
+
+
+@handles(Privacy)
+async def privacy(session: Session, frame: Privacy) -> Answer:
+    user = check_authenticated(session)
+
+    def answer(_: None) -> Ok:
+        session.hub.set_hidden(user, frame.hide_presence)
+        return Ok(id=frame.id)
+
+    return Later(session.store.set_privacy(user, frame.hide_presence), answer)
+
+
+@handles(Block)
+async def block(session: Session, frame: Block) -> Answer:
+    user = check_authenticated(session)
+    return Later(
+        session.store.set_block(user, frame.user, frame.blocked), lambda _: Ok(id=frame.id)
+    )

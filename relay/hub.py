@@ -1,15 +1,24 @@
 """Who is online: identity → live sessions and subscriptions, and the pushes to them.
 
-The hub is called synchronously (from the store's commit listener and from
+The hub is called synchronously (from the store's commit listeners and from
 handlers), so a push never reorders: each subscription gets its messages in
 commit order and its pump sends them in that order.
+
+Groups are fanned out on read: the hub keeps, per group, only the subscriptions
+of its members that are online (``_group_subs``), so a commit to a 200,000-member
+group costs one dictionary look-up plus one offer per online member. The index is
+filled when a subscription loads its user's groups, and kept up to date by the
+membership changes the store reports after each commit.
 """
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, TypeVar
 
 from tenchat.common.frames import Deliver, PrekeysLow, Presence
+
+from .store import GroupEntry, MembersChanged
 
 if TYPE_CHECKING:
     from .session import Session, Subscription
@@ -25,6 +34,10 @@ class Hub:
         self._subscribed: dict[bytes, set[Subscription]] = {}  # of those, the subscribed
         # Presence: a user is online while at least one connection of theirs is subscribed.
         self._watchers: dict[bytes, set[Session]] = {}  # watched user -> watching sessions
+        # Users who hide their presence (privacy.hide_presence), while they have sessions.
+        self._hidden: set[bytes] = set()
+        # group -> the subscriptions of its online members
+        self._group_subs: dict[bytes, set[Subscription]] = {}
 
     def join(self, session: Session) -> None:
         assert session.user is not None
@@ -37,6 +50,8 @@ class Hub:
         _discard(self._online, session.user, session)
         if session.subscription is not None:
             self.unsubscribe(session.subscription)
+        if session.user not in self._online:
+            self._hidden.discard(session.user)  # loaded again at the next auth
 
     def subscribe(self, sub: Subscription) -> None:
         subs = self._subscribed.setdefault(sub.user, set())
@@ -47,13 +62,29 @@ class Hub:
     def unsubscribe(self, sub: Subscription) -> None:
         was_online = sub.user in self._subscribed
         _discard(self._subscribed, sub.user, sub)
+        for group in sub.groups:
+            _discard(self._group_subs, group, sub)
         if was_online and sub.user not in self._subscribed:
             self._presence(sub.user, False)
 
     # --- presence -----------------------------------------------------------------------
 
     def is_online(self, user: bytes) -> bool:
-        return user in self._subscribed
+        """Online as watchers see it: subscribed, and not hiding."""
+        return user in self._subscribed and user not in self._hidden
+
+    def set_hidden(self, user: bytes, hidden: bool) -> None:
+        """Apply ``privacy.hide_presence``: hiding looks to watchers like going offline."""
+        if hidden and user not in self._online:
+            return  # nobody to hide; the setting is read from the store at the next auth
+        before = self.is_online(user)
+        if hidden:
+            self._hidden.add(user)
+        else:
+            self._hidden.discard(user)
+        after = self.is_online(user)
+        if before != after:
+            self._presence(user, after, force=True)
 
     def watch(self, session: Session, users: list[bytes]) -> list[bytes]:
         """Replace ``session``'s watch list; returns the watched users online now."""
@@ -62,9 +93,11 @@ class Hub:
         session.watching = set(users)
         for user in session.watching:
             self._watchers.setdefault(user, set()).add(session)
-        return [user for user in session.watching if user in self._subscribed]
+        return [user for user in session.watching if self.is_online(user)]
 
-    def _presence(self, user: bytes, online: bool) -> None:
+    def _presence(self, user: bytes, online: bool, *, force: bool = False) -> None:
+        if user in self._hidden and not force:
+            return  # a hidden user never comes online, so never goes offline either
         watchers = self._watchers.get(user)
         if watchers:
             frame = Presence(user=user, online=online)
@@ -74,12 +107,61 @@ class Hub:
     def sessions(self, user: bytes) -> frozenset[Session]:
         return frozenset(self._online.get(user, ()))
 
-    def publish(self, stored: list[tuple[bytes, Deliver]]) -> None:
+    def publish(self, stored: list[tuple[bytes, Deliver, int]]) -> None:
         """Commit listener: hand newly stored messages to their recipients' subscriptions."""
         subscribed = self._subscribed
-        for recipient, item in stored:
-            for sub in subscribed.get(recipient, ()):
-                sub.offer(item)
+        now = 0
+        for recipient, item, expires_at in stored:
+            subs = subscribed.get(recipient)
+            if not subs:
+                continue
+            if expires_at:
+                now = now or _now_ms()
+                if expires_at <= now:
+                    continue  # expired before it could be pushed
+            for sub in subs:
+                sub.offer(item, expires_at)
+
+    # --- groups -------------------------------------------------------------------------
+
+    def group_index(self, sub: Subscription, groups: dict[bytes, int]) -> None:
+        """A subscription loaded its user's groups (with cursors): index it under them."""
+        for group in sub.groups.keys() - groups.keys():
+            _discard(self._group_subs, group, sub)
+        sub.groups = dict(groups)
+        for group in groups:
+            self._group_subs.setdefault(group, set()).add(sub)
+
+    def publish_groups(self, events: list[MembersChanged | GroupEntry]) -> None:
+        """Group commit listener, in commit order: membership changes keep the index
+        current (before the entry that made them), entries go to online members."""
+        now = 0
+        for event in events:
+            if isinstance(event, GroupEntry):
+                subs = self._group_subs.get(event.item.group)
+                if not subs:
+                    continue
+                if event.expires_at:
+                    now = now or _now_ms()
+                    if event.expires_at <= now:
+                        continue
+                for sub in subs:
+                    sub.offer(event.item, event.expires_at)
+                continue
+            group = event.group
+            for user, role in event.roles.items():
+                for sub in self._subscribed.get(user, ()):
+                    sub.membership_changes += 1
+                    if role is None:
+                        sub.groups.pop(group, None)
+                        _discard(self._group_subs, group, sub)
+                    elif group not in sub.groups:
+                        sub.groups[group] = event.cursor
+                        self._group_subs.setdefault(group, set()).add(sub)
+
+    def group_online(self, group: bytes) -> int:
+        """How many subscriptions of online members a group has (tests, benchmarks)."""
+        return len(self._group_subs.get(group, ()))
 
     def publish_ephemeral(self, recipient: bytes, item: Deliver) -> int:
         """Push a message that is never stored; returns how many connections got it."""
@@ -92,6 +174,10 @@ class Hub:
         frame = PrekeysLow(otk_count=otk_count)
         for session in self._online.get(user, ()):
             session.push(frame)
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
 
 
 def _discard(index: dict[bytes, set[T]], key: bytes, item: T) -> None:

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import signal
 import sys
+import time
 from typing import Final
 
 from websockets.asyncio.server import Server as WsServer
@@ -50,6 +51,7 @@ class Server:
         self.should_exit = asyncio.Event()
         self.stopping = False
         self._ws: WsServer | None = None
+        self._sweeper: asyncio.Task[None] | None = None
         self.port: int | None = None  # the bound port, once listening
 
     async def serve(self) -> None:
@@ -63,6 +65,7 @@ class Server:
         config = self.config
         await self.store.open()
         self.store.on_commit = self.hub.publish
+        self.store.on_group_commit = self.hub.publish_groups
         try:
             self._ws = await serve(
                 self._connection,
@@ -77,6 +80,7 @@ class Server:
             raise
         self.port = self._ws.sockets[0].getsockname()[1] if self._ws.sockets else config.port
         self._install_signal_handlers()
+        self._sweeper = asyncio.create_task(self._sweep_loop(), name="expiry-sweep")
         host = f"[{config.host}]" if ":" in config.host else config.host
         log.info("relay %r serving %s", config.name, config.db_path)
         print(f"listening on ws://{host}:{self.port}", flush=True)
@@ -95,8 +99,31 @@ class Server:
     async def main_loop(self) -> None:
         await self.should_exit.wait()
 
+    async def _sweep_loop(self) -> None:
+        """Delete expired messages and group entries: small transactions through the
+        writer (sweep_batch rows per table each), every sweep_interval seconds."""
+        interval, batch = self.config.sweep_interval, self.config.sweep_batch
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                now = time.time_ns() // 1_000_000
+                total = 0
+                while (deleted := await self.store.sweep(now, batch)) >= batch:
+                    total += deleted
+                total += deleted
+                if total:
+                    log.info("expiry sweep deleted %d rows or more", total)
+            except ProtocolError:  # unavailable: shutting down
+                return
+            except Exception:
+                log.exception("expiry sweep failed")
+
     async def shutdown(self) -> None:
         self.stopping = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
         if self._ws is not None:
             self._ws.close(close_connections=False)  # stop accepting; keep the open ones
         for session in list(self.sessions):

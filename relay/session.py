@@ -5,6 +5,10 @@ live messages meanwhile, and sends only seqs above its cursor, so the switch fro
 the drained backlog to live pushes has no gap, no duplicate and no reorder. When
 its live buffer overflows (a slow reader) it drops the buffer and drains from the
 database again.
+
+Groups work the same way, with a cursor per group: the subscription loads its
+user's groups (and indexes itself under them in the hub) before draining each
+group's log from its cursor, and sends only gseqs above that group's cursor.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import contextlib
 import functools
 import logging
 import os
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -24,7 +29,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from tenchat.common.errors import ErrorCode, ProtocolError
-from tenchat.common.frames import Deliver, Error, Synced, encode
+from tenchat.common.frames import Deliver, Error, GroupDeliver, Synced, encode
 
 if TYPE_CHECKING:
     from .config import Config
@@ -134,7 +139,11 @@ class Subscription:
         self.session = session
         self.user: bytes = session.user
         self.cursor = 0  # the highest seq sent on this connection
-        self._buffer: deque[Deliver] = deque()
+        # group -> the highest gseq sent on this connection (at first: the member's cursor).
+        # Kept by the hub as membership changes commit.
+        self.groups: dict[bytes, int] = {}
+        self.membership_changes = 0  # bumped by the hub on each change to self.groups
+        self._buffer: deque[tuple[Deliver | GroupDeliver, int]] = deque()
         self._limit = session.config.live_buffer
         self._need_drain = True
         self._wake = asyncio.Event()
@@ -151,22 +160,34 @@ class Subscription:
         if self._pump is not None:
             self._pump.cancel()
 
-    def offer(self, item: Deliver) -> None:
+    def offer(self, item: Deliver | GroupDeliver, expires_at: int = 0) -> None:
         """Hub → subscription, synchronous, in commit order."""
-        if self._need_drain and item.seq:
+        if self._need_drain and (isinstance(item, GroupDeliver) or item.seq):
             return  # the coming drain reads it from the database
         if len(self._buffer) >= self._limit:
             # A slow reader: forget the buffer, fetch from the database instead.
             self._buffer.clear()
             self._need_drain = True
         else:
-            self._buffer.append(item)
+            self._buffer.append((item, expires_at))
         self._wake.set()
+
+    async def _load_groups(self) -> None:
+        """Read the user's groups and index this subscription under them, consistently
+        with the membership changes the hub applies meanwhile (retry if one came)."""
+        hub, store = self.session.hub, self.session.store
+        while True:
+            seen = self.membership_changes
+            groups = await store.member_groups(self.user)
+            if seen == self.membership_changes:
+                hub.group_index(self, groups)
+                return
 
     async def _run(self) -> None:
         session = self.session
         synced = False
         try:
+            await self._load_groups()
             while True:
                 if self._need_drain:
                     self._need_drain = False
@@ -176,12 +197,20 @@ class Subscription:
                         await session.send(Synced(seq=self.cursor))
                     continue
                 while self._buffer and not self._need_drain:
-                    item = self._buffer.popleft()
-                    if item.seq == 0:  # ephemeral: not part of the queue order
+                    item, expires_at = self._buffer.popleft()
+                    if isinstance(item, GroupDeliver):
+                        cursor = self.groups.get(item.group)
+                        if cursor is None or item.gseq <= cursor:
+                            continue  # no longer a member, or already sent
+                        self.groups[item.group] = item.gseq
+                        if not _expired(expires_at):
+                            await session.send(item)
+                    elif item.seq == 0:  # ephemeral: not part of the queue order
                         await session.send(item)
                     elif item.seq > self.cursor:
                         self.cursor = item.seq
-                        await session.send(item)
+                        if not _expired(expires_at):
+                            await session.send(item)
                 if not self._buffer and not self._need_drain:
                     self._wake.clear()
                     await self._wake.wait()
@@ -191,14 +220,31 @@ class Subscription:
             log.exception("subscription pump failed")
 
     async def _drain(self) -> None:
+        """The 1:1 queue, then each group's log from its cursor (gseq ascending)."""
         page = self.session.config.page_size
+        store, send = self.session.store, self.session.send
         while True:
-            items = await self.session.store.pending(self.user, self.cursor, page)
+            items = await store.pending(self.user, self.cursor, page)
             for item in items:
                 self.cursor = item.seq
-                await self.session.send(item)
+                await send(item)
             if len(items) < page:
-                return
+                break
+        for group in list(self.groups):
+            while group in self.groups:
+                gitems = await store.group_pending(group, self.user, self.groups[group], page)
+                for gitem in gitems:
+                    if group not in self.groups:
+                        break  # removed meanwhile; these entries predate the removal
+                    if gitem.gseq > self.groups[group]:
+                        self.groups[group] = gitem.gseq
+                        await send(gitem)
+                if len(gitems) < page:
+                    break
+
+
+def _expired(expires_at: int) -> bool:
+    return bool(expires_at) and expires_at <= time.time_ns() // 1_000_000
 
 
 def check_authenticated(session: Session) -> bytes:

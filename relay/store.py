@@ -22,10 +22,14 @@ from typing import Any, Final, TypeVar
 
 import aiosqlite
 
+from tenchat.common import groups as gr
 from tenchat.common.errors import ErrorCode, ProtocolError
-from tenchat.common.frames import Deliver, OneTimePrekey, SignedPrekey
+from tenchat.common.frames import Deliver, GroupDeliver, GroupSummary, OneTimePrekey, SignedPrekey
 
-__all__ = ["Store", "SQLiteStore", "HandleRecord", "BundleRecord", "Stored", "CommitListener"]
+__all__ = [
+    "Store", "SQLiteStore", "HandleRecord", "BundleRecord", "Stored", "CommitListener",
+    "GroupListener", "MembersChanged", "GroupEntry", "GroupHead",
+]
 
 log = logging.getLogger("tenchat.relay.store")
 
@@ -55,8 +59,37 @@ class Stored:
     at: int
 
 
-# Called synchronously, right after a commit, with the stored messages in seq order.
-CommitListener = Callable[[list[tuple[bytes, Deliver]]], None]
+@dataclass(frozen=True, slots=True)
+class GroupHead:
+    """The caller's view of a group for a read: its role, and the group's version."""
+
+    role: str
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class MembersChanged:
+    """Committed: these users' membership of ``group`` changed (role None: no longer a
+    member). A user who became a member has ``cursor`` (just before the change's entry)."""
+
+    group: bytes
+    roles: dict[bytes, str | None]
+    cursor: int
+
+
+@dataclass(frozen=True, slots=True)
+class GroupEntry:
+    """Committed: a new entry in a group's log (0: never expires)."""
+
+    item: GroupDeliver
+    expires_at: int
+
+
+# Called synchronously, right after a commit, with the stored messages in seq order
+# as (recipient, message, expires_at).
+CommitListener = Callable[[list[tuple[bytes, Deliver, int]]], None]
+# Called synchronously, right after a commit, with the group events in commit order.
+GroupListener = Callable[[list["MembersChanged | GroupEntry"]], None]
 
 
 def _now_ms() -> int:
@@ -72,6 +105,7 @@ class Store(abc.ABC):
     """
 
     on_commit: CommitListener | None = None
+    on_group_commit: GroupListener | None = None
 
     async def __aenter__(self) -> Store:
         await self.open()
@@ -104,7 +138,39 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def pending(self, user: bytes, after: int, limit: int) -> list[Deliver]:
-        """Up to ``limit`` queued messages of ``user`` with seq > ``after``, ascending."""
+        """Up to ``limit`` unexpired queued messages of ``user`` with seq > ``after``,
+        ascending."""
+
+    @abc.abstractmethod
+    async def is_blocked(self, user: bytes, sender: bytes) -> bool:
+        """True if ``user`` blocks ``sender``."""
+
+    @abc.abstractmethod
+    async def hide_presence(self, user: bytes) -> bool:
+        """The user's ``privacy.hide_presence`` setting."""
+
+    @abc.abstractmethod
+    async def member_groups(self, user: bytes) -> dict[bytes, int]:
+        """The groups ``user`` is a member of, each with the user's cursor."""
+
+    @abc.abstractmethod
+    async def group_summaries(self, user: bytes) -> list[GroupSummary]:
+        """The groups ``user`` is a member of, for ``group_list``."""
+
+    @abc.abstractmethod
+    async def group_head(self, group: bytes, user: bytes) -> GroupHead | None:
+        """``user``'s role in ``group`` and the group's version; None for a non-member."""
+
+    @abc.abstractmethod
+    async def group_records(self, group: bytes, after_version: int, limit: int) -> list[bytes]:
+        """Up to ``limit`` signed records of ``group`` with version > ``after_version``."""
+
+    @abc.abstractmethod
+    async def group_pending(
+        self, group: bytes, user: bytes, after: int, limit: int
+    ) -> list[GroupDeliver]:
+        """Up to ``limit`` unexpired entries of ``group``'s log with gseq > ``after``,
+        ascending — none unless ``user`` is a member (read in the same snapshot)."""
 
     # --- writes -------------------------------------------------------------------------
 
@@ -132,6 +198,37 @@ class Store(abc.ABC):
     def ack(self, user: bytes, seqs: Sequence[int]) -> asyncio.Future[None]:
         """Delete messages of ``user``'s queue; forbidden (nothing deleted) if any seq
         is in another identity's queue. Seqs in no queue (already acked) are ignored."""
+
+    @abc.abstractmethod
+    def group_change(
+        self, change: gr.GroupChange, record: bytes
+    ) -> asyncio.Future[Stored]:
+        """Check (common.groups.check_change) and apply a verified change; append it to the
+        group's log. ProtocolError forbidden / protocol / not_found / malformed."""
+
+    @abc.abstractmethod
+    def group_post(
+        self, group: bytes, sender: bytes, msg_id: bytes, body: bytes, expires_at: int
+    ) -> asyncio.Future[Stored]:
+        """Append a message to a group's log (forbidden unless the sender may post); a
+        retry with the same (group, sender, msg_id) gets the original."""
+
+    @abc.abstractmethod
+    def group_ack(self, user: bytes, group: bytes, upto: int) -> asyncio.Future[None]:
+        """Move ``user``'s cursor forward to ``upto`` (at most the log's end); forbidden
+        for a non-member."""
+
+    @abc.abstractmethod
+    def set_block(self, user: bytes, blocked: bytes, on: bool) -> asyncio.Future[None]:
+        """Add ``blocked`` to (or remove it from) ``user``'s block list."""
+
+    @abc.abstractmethod
+    def set_privacy(self, user: bytes, hide_presence: bool) -> asyncio.Future[None]: ...
+
+    @abc.abstractmethod
+    def sweep(self, now: int, limit: int) -> asyncio.Future[int]:
+        """Delete up to ``limit`` expired messages and up to ``limit`` expired group
+        entries in one transaction; how many rows went (the larger of the two counts)."""
 
 
 # --- SQLite ------------------------------------------------------------------------------
@@ -176,6 +273,67 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         PRIMARY KEY (sender, msg_id)
     ) WITHOUT ROWID;
     """,
+    # 2: groups (a log per group, a cursor per member), blocks, privacy, expiry.
+    # "grp" is the group id (GROUP is an SQL keyword).
+    """
+    ALTER TABLE messages ADD COLUMN expires_at INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX messages_expiry ON messages (expires_at) WHERE expires_at > 0;
+    CREATE TABLE groups (
+        id BLOB PRIMARY KEY,
+        version INTEGER NOT NULL,
+        head BLOB NOT NULL,
+        name TEXT NOT NULL,
+        topic TEXT NOT NULL DEFAULT '',
+        avatar BLOB NOT NULL DEFAULT x'',
+        announce INTEGER NOT NULL DEFAULT 0,
+        last_gseq INTEGER NOT NULL DEFAULT 0
+    ) WITHOUT ROWID;
+    CREATE TABLE group_members (
+        grp BLOB NOT NULL,
+        user BLOB NOT NULL,
+        role TEXT NOT NULL,
+        cursor INTEGER NOT NULL,
+        PRIMARY KEY (grp, user)
+    ) WITHOUT ROWID;
+    CREATE INDEX group_members_by_user ON group_members (user, grp);
+    CREATE TABLE group_records (
+        grp BLOB NOT NULL,
+        version INTEGER NOT NULL,
+        record BLOB NOT NULL,
+        PRIMARY KEY (grp, version)
+    ) WITHOUT ROWID;
+    CREATE TABLE group_log (
+        gseq INTEGER PRIMARY KEY,
+        grp BLOB NOT NULL,
+        sender BLOB NOT NULL,
+        msg BLOB NOT NULL,
+        at INTEGER NOT NULL,
+        body BLOB NOT NULL,
+        change INTEGER NOT NULL DEFAULT 0,
+        expires_at INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX group_log_by_group ON group_log (grp, gseq);
+    CREATE INDEX group_log_expiry ON group_log (expires_at) WHERE expires_at > 0;
+    -- Dedupe of group_send retries, pruned like `sent` (no semicolons in comments here)
+    CREATE TABLE group_sent (
+        grp BLOB NOT NULL,
+        sender BLOB NOT NULL,
+        msg BLOB NOT NULL,
+        gseq INTEGER NOT NULL,
+        at INTEGER NOT NULL,
+        PRIMARY KEY (grp, sender, msg)
+    ) WITHOUT ROWID;
+    CREATE INDEX group_sent_at ON group_sent (at);
+    CREATE TABLE blocks (
+        user BLOB NOT NULL,
+        blocked BLOB NOT NULL,
+        PRIMARY KEY (user, blocked)
+    ) WITHOUT ROWID;
+    CREATE TABLE privacy (
+        user BLOB PRIMARY KEY,
+        hide_presence INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    """,
 )
 
 
@@ -190,6 +348,7 @@ class _Send(_Op):
     sender: bytes
     msg_id: bytes
     body: bytes
+    expires_at: int = 0
 
 
 @dataclass(slots=True)
@@ -218,11 +377,60 @@ class _TakeBundle(_Op):
 
 
 @dataclass(slots=True)
+class _GroupChange(_Op):
+    change: gr.GroupChange
+    record: bytes
+
+
+@dataclass(slots=True)
+class _GroupPost(_Op):
+    group: bytes
+    sender: bytes
+    msg_id: bytes
+    body: bytes
+    expires_at: int
+
+
+@dataclass(slots=True)
+class _GroupAck(_Op):
+    user: bytes
+    group: bytes
+    upto: int
+
+
+@dataclass(slots=True)
+class _BulkMembers(_Op):
+    group: bytes
+    users: Sequence[bytes]
+    role: str
+
+
+@dataclass(slots=True)
+class _Block(_Op):
+    user: bytes
+    blocked: bytes
+    on: bool
+
+
+@dataclass(slots=True)
+class _Privacy(_Op):
+    user: bytes
+    hide_presence: bool
+
+
+@dataclass(slots=True)
+class _Sweep(_Op):
+    now: int
+    limit: int
+
+
+@dataclass(slots=True)
 class _Batch:
     """What one transaction produced: answers to hand out and messages to push."""
 
     results: list[tuple[asyncio.Future[Any], Any]] = field(default_factory=list)
-    stored: list[tuple[bytes, Deliver]] = field(default_factory=list)
+    stored: list[tuple[bytes, Deliver, int]] = field(default_factory=list)
+    group_events: list[MembersChanged | GroupEntry] = field(default_factory=list)
 
 
 _STOP: Final = object()
@@ -256,7 +464,11 @@ class SQLiteStore(Store):
         self._writer: asyncio.Task[None] | None = None
         self._closing = False
         self._next_seq = 0
+        self._next_gseq = 0
         self._last_prune = 0
+        # Users with at least one block (an over-estimate after unblocks): only sends to
+        # them need a look-up in `blocks`.
+        self._blockers: set[bytes] = set()
         # Identities seen to exist; nothing is ever unregistered, so this only grows.
         self._known: set[bytes] = set()
 
@@ -269,12 +481,25 @@ class SQLiteStore(Store):
         await db.execute("PRAGMA journal_mode=WAL")
         await db.execute(f"PRAGMA synchronous={'FULL' if self.sync == 'full' else 'NORMAL'}")
         await db.execute("PRAGMA busy_timeout=5000")
-        await self._migrate(db)
+        try:
+            await self._migrate(db)
+        except BaseException:
+            await db.close()  # its thread would keep the process alive
+            self._db = None
+            raise
         rows = await db.execute_fetchall(
             "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'messages'), 0),"
             " coalesce((SELECT max(seq) FROM messages), 0))"
         )
         self._next_seq = next(iter(rows))[0]
+        # last_gseq never goes down, even when the sweep deletes a log's newest entries.
+        rows = await db.execute_fetchall(
+            "SELECT max(coalesce((SELECT max(gseq) FROM group_log), 0),"
+            " coalesce((SELECT max(last_gseq) FROM groups), 0))"
+        )
+        self._next_gseq = next(iter(rows))[0]
+        rows = await db.execute_fetchall("SELECT DISTINCT user FROM blocks")
+        self._blockers = {user for (user,) in rows}
         self._rdb = await aiosqlite.connect(self.path, isolation_level=None)
         await self._rdb.execute("PRAGMA busy_timeout=5000")
         await self._rdb.execute("PRAGMA query_only=ON")
@@ -348,10 +573,68 @@ class SQLiteStore(Store):
     async def pending(self, user: bytes, after: int, limit: int) -> list[Deliver]:
         rows = await self._read(
             "SELECT seq, msg_id, sender, at, body FROM messages"
-            " WHERE recipient = ? AND seq > ? ORDER BY seq LIMIT ?",
-            (user, after, limit),
+            " WHERE recipient = ? AND seq > ? AND (expires_at = 0 OR expires_at > ?)"
+            " ORDER BY seq LIMIT ?",
+            (user, after, self._clock(), limit),
         )
         return [Deliver(seq=s, msg=m, sender=f, at=a, body=b) for s, m, f, a, b in rows]
+
+    async def is_blocked(self, user: bytes, sender: bytes) -> bool:
+        if user not in self._blockers:
+            return False
+        rows = await self._read(
+            "SELECT 1 FROM blocks WHERE user = ? AND blocked = ?", (user, sender)
+        )
+        return bool(rows)
+
+    async def hide_presence(self, user: bytes) -> bool:
+        rows = await self._read("SELECT hide_presence FROM privacy WHERE user = ?", (user,))
+        return bool(rows and rows[0][0])
+
+    async def member_groups(self, user: bytes) -> dict[bytes, int]:
+        rows = await self._read("SELECT grp, cursor FROM group_members WHERE user = ?", (user,))
+        return {grp: cursor for grp, cursor in rows}
+
+    async def group_summaries(self, user: bytes) -> list[GroupSummary]:
+        rows = await self._read(
+            "SELECT m.grp, g.version, m.role, m.cursor, g.last_gseq FROM group_members AS m"
+            " JOIN groups AS g ON g.id = m.grp WHERE m.user = ? ORDER BY m.grp",
+            (user,),
+        )
+        return [GroupSummary(*row) for row in rows]
+
+    async def group_head(self, group: bytes, user: bytes) -> GroupHead | None:
+        rows = await self._read(
+            "SELECT m.role, g.version FROM group_members AS m JOIN groups AS g ON g.id = m.grp"
+            " WHERE m.grp = ? AND m.user = ?",
+            (group, user),
+        )
+        return GroupHead(*rows[0]) if rows else None
+
+    async def group_records(self, group: bytes, after_version: int, limit: int) -> list[bytes]:
+        rows = await self._read(
+            "SELECT record FROM group_records WHERE grp = ? AND version > ?"
+            " ORDER BY version LIMIT ?",
+            (group, after_version, limit),
+        )
+        return [record for (record,) in rows]
+
+    async def group_pending(
+        self, group: bytes, user: bytes, after: int, limit: int
+    ) -> list[GroupDeliver]:
+        # One statement, so the membership check and the entries are one snapshot: an
+        # entry after the user's removal is never returned.
+        rows = await self._read(
+            "SELECT gseq, msg, sender, at, body, change FROM group_log"
+            " WHERE grp = ? AND gseq > ? AND (expires_at = 0 OR expires_at > ?)"
+            " AND EXISTS (SELECT 1 FROM group_members WHERE grp = ? AND user = ?)"
+            " ORDER BY gseq LIMIT ?",
+            (group, after, self._clock(), group, user, limit),
+        )
+        return [
+            GroupDeliver(group=group, gseq=q, msg=m, sender=f, at=a, body=b, change=bool(c))
+            for q, m, f, a, b, c in rows
+        ]
 
     # --- writes: queueing -----------------------------------------------------------------
 
@@ -374,12 +657,44 @@ class SQLiteStore(Store):
         return self._submit(_TakeBundle, user)
 
     def enqueue(
-        self, recipient: bytes, sender: bytes, msg_id: bytes, body: bytes
+        self, recipient: bytes, sender: bytes, msg_id: bytes, body: bytes, expires_at: int = 0
     ) -> asyncio.Future[Stored]:
-        return self._submit(_Send, recipient, sender, msg_id, body)
+        return self._submit(_Send, recipient, sender, msg_id, body, expires_at)
 
     def ack(self, user: bytes, seqs: Sequence[int]) -> asyncio.Future[None]:
         return self._submit(_Ack, user, seqs)
+
+    def group_change(self, change: gr.GroupChange, record: bytes) -> asyncio.Future[Stored]:
+        return self._submit(_GroupChange, change, record)
+
+    def group_post(
+        self, group: bytes, sender: bytes, msg_id: bytes, body: bytes, expires_at: int
+    ) -> asyncio.Future[Stored]:
+        return self._submit(_GroupPost, group, sender, msg_id, body, expires_at)
+
+    def group_ack(self, user: bytes, group: bytes, upto: int) -> asyncio.Future[None]:
+        return self._submit(_GroupAck, user, group, upto)
+
+    def set_block(self, user: bytes, blocked: bytes, on: bool) -> asyncio.Future[None]:
+        return self._submit(_Block, user, blocked, on)
+
+    def set_privacy(self, user: bytes, hide_presence: bool) -> asyncio.Future[None]:
+        return self._submit(_Privacy, user, hide_presence)
+
+    def sweep(self, now: int, limit: int) -> asyncio.Future[int]:
+        return self._submit(_Sweep, now, limit)
+
+    def bulk_add_members(
+        self, group: bytes, users: Sequence[bytes], role: str = gr.MEMBER
+    ) -> asyncio.Future[int]:
+        """For benchmarks and imports only: make ``users`` members of an existing group
+        directly (executemany in chunks, one transaction), without a signed record — so
+        clients checking the chain will not see them. Users already members are left
+        alone; each new member's cursor is the log's current end. The number added.
+        ProtocolError(not_found) if the group does not exist."""
+        if role not in gr.ROLES:
+            raise ValueError(f"unknown role {role!r}")
+        return self._submit(_BulkMembers, group, users, role)
 
     # --- writes: the writer task ------------------------------------------------------------
 
@@ -402,7 +717,7 @@ class SQLiteStore(Store):
         db = self._db
         assert db is not None
         out = _Batch()
-        seq_before = self._next_seq
+        seq_before, gseq_before = self._next_seq, self._next_gseq
         try:
             await db.execute("BEGIN IMMEDIATE")
             for op_type, group in itertools.groupby(ops, key=type):
@@ -411,7 +726,7 @@ class SQLiteStore(Store):
             await db.execute("COMMIT")
         except Exception as exc:
             log.exception("write batch of %d failed; rolled back", len(ops))
-            self._next_seq = seq_before
+            self._next_seq, self._next_gseq = seq_before, gseq_before
             with contextlib.suppress(Exception):
                 await db.execute("ROLLBACK")
             for op in ops:
@@ -430,12 +745,18 @@ class SQLiteStore(Store):
                 self.on_commit(out.stored)
             except Exception:
                 log.exception("commit listener failed")
+        if out.group_events and self.on_group_commit is not None:
+            try:
+                self.on_group_commit(out.group_events)
+            except Exception:
+                log.exception("group commit listener failed")
 
     async def _maybe_prune(self, db: aiosqlite.Connection) -> None:
         now = self._clock()
         if now - self._last_prune >= _PRUNE_EVERY_MS:
             self._last_prune = now
             await db.execute("DELETE FROM sent WHERE at < ?", (now - DEDUPE_WINDOW_MS,))
+            await db.execute("DELETE FROM group_sent WHERE at < ?", (now - DEDUPE_WINDOW_MS,))
 
     async def _apply_sends(self, ops: list[_Send], out: _Batch) -> None:
         db = self._db
@@ -454,7 +775,10 @@ class SQLiteStore(Store):
             )
             for sender, msg_id, seq, at0 in rows:
                 known[(sender, msg_id)] = Stored(seq, at0)
-        messages: list[tuple[int, bytes, bytes, bytes, int, bytes]] = []
+        blocked = await self._blocked_pairs(
+            db, {(op.recipient, op.sender) for op in ops if op.recipient in self._blockers}
+        )
+        messages: list[tuple[int, bytes, bytes, bytes, int, bytes, int]] = []
         sent: list[tuple[bytes, bytes, int, int]] = []
         for op in ops:
             key = (op.sender, op.msg_id)
@@ -463,21 +787,56 @@ class SQLiteStore(Store):
                 # The writer is the only one inserting, so it can number messages itself.
                 self._next_seq += 1
                 stored = known[key] = Stored(self._next_seq, at)
-                messages.append((stored.seq, op.recipient, op.sender, op.msg_id, at, op.body))
                 sent.append((op.sender, op.msg_id, stored.seq, at))
-                out.stored.append(
-                    (op.recipient, Deliver(stored.seq, op.msg_id, op.sender, at, op.body))
-                )
+                # A blocked sender gets the same answer, but nothing is queued or pushed.
+                if (op.recipient, op.sender) not in blocked:
+                    messages.append(
+                        (stored.seq, op.recipient, op.sender, op.msg_id, at, op.body,
+                         op.expires_at)
+                    )
+                    out.stored.append(
+                        (op.recipient, Deliver(stored.seq, op.msg_id, op.sender, at, op.body),
+                         op.expires_at)
+                    )
             out.results.append((op.fut, stored))
         if messages:
             await db.executemany(
-                "INSERT INTO messages (seq, recipient, sender, msg_id, at, body)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO messages (seq, recipient, sender, msg_id, at, body, expires_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 messages,
             )
+        if sent:
             await db.executemany(
                 "INSERT INTO sent (sender, msg_id, seq, at) VALUES (?, ?, ?, ?)", sent
             )
+            if len(messages) < len(sent):
+                # Seqs given to blocked senders are never inserted: record them as used, so
+                # a restart does not hand them out again.
+                cur = await db.execute(
+                    "UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = 'messages'",
+                    (self._next_seq,),
+                )
+                if cur.rowcount == 0:
+                    await db.execute(
+                        "INSERT INTO sqlite_sequence (name, seq) VALUES ('messages', ?)",
+                        (self._next_seq,),
+                    )
+
+    @staticmethod
+    async def _blocked_pairs(
+        db: aiosqlite.Connection, pairs: set[tuple[bytes, bytes]]
+    ) -> set[tuple[bytes, bytes]]:
+        """Of these (recipient, sender) pairs, those where the recipient blocks the sender."""
+        found: set[tuple[bytes, bytes]] = set()
+        for chunk in _chunks(list(pairs), 400):
+            rows = await db.execute_fetchall(
+                "SELECT b.user, b.blocked FROM (VALUES "
+                + ",".join(["(?,?)"] * len(chunk))
+                + ") AS k JOIN blocks AS b ON b.user = k.column1 AND b.blocked = k.column2",
+                [v for pair in chunk for v in pair],
+            )
+            found.update((user, sender) for user, sender in rows)
+        return found
 
     async def _apply_acks(self, ops: list[_Ack], out: _Batch) -> None:
         db = self._db
@@ -601,10 +960,256 @@ class SQLiteStore(Store):
         )
         return int(next(iter(rows))[0])
 
+    # --- groups ---------------------------------------------------------------------------
+
+    async def _roles(
+        self, db: aiosqlite.Connection, group: bytes, users: Sequence[bytes]
+    ) -> dict[bytes, str]:
+        """The roles of those of ``users`` that are members of ``group`` (by primary key)."""
+        roles: dict[bytes, str] = {}
+        for chunk in _chunks(list(users), 900):
+            rows = await db.execute_fetchall(
+                "SELECT user, role FROM group_members WHERE grp = ? AND user IN ("
+                + ",".join("?" * len(chunk))
+                + ")",
+                [group, *chunk],
+            )
+            roles.update((user, role) for user, role in rows)
+        return roles
+
+    def _log_entry(
+        self, group: bytes, sender: bytes, msg: bytes, body: bytes, change: bool,
+        expires_at: int,
+    ) -> tuple[GroupDeliver, tuple[Any, ...]]:
+        self._next_gseq += 1
+        item = GroupDeliver(group=group, gseq=self._next_gseq, msg=msg, sender=sender,
+                            at=self._clock(), body=body, change=change)
+        row = (item.gseq, group, sender, msg, item.at, body, int(change), expires_at)
+        return item, row
+
+    _INSERT_LOG: Final = (
+        "INSERT INTO group_log (gseq, grp, sender, msg, at, body, change, expires_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    )
+
+    async def _apply_group_changes(self, ops: list[_GroupChange], out: _Batch) -> None:
+        db = self._db
+        assert db is not None
+        for op in ops:
+            try:
+                result: Any = await self._group_change(db, op, out)
+            except ProtocolError as exc:  # raised before any write of this op
+                result = exc
+            out.results.append((op.fut, result))
+
+    async def _group_change(
+        self, db: aiosqlite.Connection, op: _GroupChange, out: _Batch
+    ) -> Stored:
+        change = op.change
+        group = change.group
+        rows = list(
+            await db.execute_fetchall("SELECT version, head FROM groups WHERE id = ?", (group,))
+        )
+        version, head = rows[0] if rows else (0, gr.GENESIS)
+        # Only the actor's and the targets' roles: never the whole membership.
+        roles = await self._roles(db, group, list({change.actor, *change.members}))
+        if change.op != "create" and change.actor not in roles:
+            # Non-members learn nothing, not even whether the group exists.
+            raise ProtocolError(ErrorCode.FORBIDDEN, "not a member of this group")
+        effects = gr.check_change(change, version=version, head=head, roles=roles)
+        item, row = self._log_entry(
+            group, change.actor, gr.record_hash(op.record)[:16], op.record, True, 0
+        )
+        new_head = gr.record_hash(op.record)
+        if change.op == "create":
+            meta = effects.meta
+            await db.execute(
+                "INSERT INTO groups (id, version, head, name, topic, avatar, announce, last_gseq)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (group, change.version, new_head, meta["name"], meta["topic"], meta["avatar"],
+                 int(bool(meta["announce"])), item.gseq),
+            )
+        else:
+            sets = ["version = ?", "head = ?", "last_gseq = ?"]
+            values: list[Any] = [change.version, new_head, item.gseq]
+            for key in ("name", "topic", "avatar", "announce"):
+                if key in effects.meta:
+                    sets.append(f"{key} = ?")
+                    value = effects.meta[key]
+                    values.append(int(bool(value)) if key == "announce" else value)
+            await db.execute(f"UPDATE groups SET {', '.join(sets)} WHERE id = ?", (*values, group))
+        cursor = item.gseq - 1  # a new member's first entry is the one that added them
+        added = [(group, u, r, cursor) for u, r in effects.roles.items()
+                 if r is not None and u not in roles]
+        changed = [(r, group, u) for u, r in effects.roles.items()
+                   if r is not None and u in roles]
+        removed = [(group, u) for u, r in effects.roles.items() if r is None]
+        if added:
+            await db.executemany(
+                "INSERT INTO group_members (grp, user, role, cursor) VALUES (?, ?, ?, ?)", added
+            )
+        if changed:
+            await db.executemany(
+                "UPDATE group_members SET role = ? WHERE grp = ? AND user = ?", changed
+            )
+        if removed:
+            await db.executemany("DELETE FROM group_members WHERE grp = ? AND user = ?", removed)
+        await db.execute(
+            "INSERT INTO group_records (grp, version, record) VALUES (?, ?, ?)",
+            (group, change.version, op.record),
+        )
+        await db.execute(self._INSERT_LOG, row)
+        membership = {u: r for u, r in effects.roles.items() if r is None or u not in roles}
+        if membership:
+            # Before the entry: an added member gets it, a removed one does not.
+            out.group_events.append(MembersChanged(group, membership, cursor))
+        out.group_events.append(GroupEntry(item, 0))
+        return Stored(item.gseq, item.at)
+
+    async def _apply_group_posts(self, ops: list[_GroupPost], out: _Batch) -> None:
+        db = self._db
+        assert db is not None
+        for op in ops:
+            rows = list(
+                await db.execute_fetchall(
+                    "SELECT gseq, at FROM group_sent WHERE grp = ? AND sender = ? AND msg = ?",
+                    (op.group, op.sender, op.msg_id),
+                )
+            )
+            if rows:  # a retry: the original answer
+                out.results.append((op.fut, Stored(*rows[0])))
+                continue
+            rows = list(
+                await db.execute_fetchall(
+                    "SELECT m.role, g.announce FROM group_members AS m"
+                    " JOIN groups AS g ON g.id = m.grp WHERE m.grp = ? AND m.user = ?",
+                    (op.group, op.sender),
+                )
+            )
+            if not rows:
+                out.results.append(
+                    (op.fut, ProtocolError(ErrorCode.FORBIDDEN, "not a member of this group"))
+                )
+                continue
+            role, announce = rows[0]
+            if not gr.can_post(role, bool(announce)):
+                out.results.append(
+                    (op.fut, ProtocolError(ErrorCode.FORBIDDEN, "only admins may post here"))
+                )
+                continue
+            item, row = self._log_entry(
+                op.group, op.sender, op.msg_id, op.body, False, op.expires_at
+            )
+            await db.execute(self._INSERT_LOG, row)
+            await db.execute(
+                "INSERT INTO group_sent (grp, sender, msg, gseq, at) VALUES (?, ?, ?, ?, ?)",
+                (op.group, op.sender, op.msg_id, item.gseq, item.at),
+            )
+            await db.execute(
+                "UPDATE groups SET last_gseq = ? WHERE id = ?", (item.gseq, op.group)
+            )
+            out.group_events.append(GroupEntry(item, op.expires_at))
+            out.results.append((op.fut, Stored(item.gseq, item.at)))
+
+    async def _apply_group_acks(self, ops: list[_GroupAck], out: _Batch) -> None:
+        db = self._db
+        assert db is not None
+        for op in ops:
+            cur = await db.execute(
+                "UPDATE group_members SET cursor = max(cursor,"
+                " min(?, (SELECT last_gseq FROM groups WHERE id = ?)))"
+                " WHERE grp = ? AND user = ?",
+                (op.upto, op.group, op.group, op.user),
+            )
+            if cur.rowcount == 0:
+                result: Any = ProtocolError(ErrorCode.FORBIDDEN, "not a member of this group")
+            else:
+                result = None
+            out.results.append((op.fut, result))
+
+    async def _apply_bulk_members(self, ops: list[_BulkMembers], out: _Batch) -> None:
+        db = self._db
+        assert db is not None
+        for op in ops:
+            rows = list(
+                await db.execute_fetchall(
+                    "SELECT last_gseq FROM groups WHERE id = ?", (op.group,)
+                )
+            )
+            if not rows:
+                out.results.append((op.fut, ProtocolError(ErrorCode.NOT_FOUND, "no such group")))
+                continue
+            cursor = rows[0][0]
+            before = db.total_changes
+            for chunk in _chunks(list(op.users), 10_000):
+                await db.executemany(
+                    "INSERT OR IGNORE INTO group_members (grp, user, role, cursor)"
+                    " VALUES (?, ?, ?, ?)",
+                    [(op.group, user, op.role, cursor) for user in chunk],
+                )
+            added = db.total_changes - before
+            out.group_events.append(
+                MembersChanged(op.group, dict.fromkeys(op.users, op.role), cursor)
+            )
+            out.results.append((op.fut, added))
+
+    # --- blocks, privacy, expiry ------------------------------------------------------------
+
+    async def _apply_blocks(self, ops: list[_Block], out: _Batch) -> None:
+        db = self._db
+        assert db is not None
+        for op in ops:
+            if op.on:
+                await db.execute(
+                    "INSERT OR IGNORE INTO blocks (user, blocked) VALUES (?, ?)",
+                    (op.user, op.blocked),
+                )
+                self._blockers.add(op.user)  # an over-estimate if rolled back: harmless
+            else:
+                await db.execute(
+                    "DELETE FROM blocks WHERE user = ? AND blocked = ?", (op.user, op.blocked)
+                )
+            out.results.append((op.fut, None))
+
+    async def _apply_privacy(self, ops: list[_Privacy], out: _Batch) -> None:
+        db = self._db
+        assert db is not None
+        for op in ops:
+            await db.execute(
+                "INSERT OR REPLACE INTO privacy (user, hide_presence) VALUES (?, ?)",
+                (op.user, int(op.hide_presence)),
+            )
+            out.results.append((op.fut, None))
+
+    async def _apply_sweeps(self, ops: list[_Sweep], out: _Batch) -> None:
+        db = self._db
+        assert db is not None
+        for op in ops:
+            # Both through the partial indexes on expires_at: no table scan.
+            cur = await db.execute(
+                "DELETE FROM messages WHERE seq IN (SELECT seq FROM messages"
+                " WHERE expires_at > 0 AND expires_at <= ? LIMIT ?)",
+                (op.now, op.limit),
+            )
+            n_messages = cur.rowcount
+            cur = await db.execute(
+                "DELETE FROM group_log WHERE gseq IN (SELECT gseq FROM group_log"
+                " WHERE expires_at > 0 AND expires_at <= ? LIMIT ?)",
+                (op.now, op.limit),
+            )
+            out.results.append((op.fut, max(n_messages, cur.rowcount)))
+
     _APPLY: Final[dict[type[_Op], Callable[..., Any]]] = {
         _Send: _apply_sends,
         _Ack: _apply_acks,
         _Register: _apply_registers,
         _Publish: _apply_publishes,
         _TakeBundle: _apply_take_bundles,
+        _GroupChange: _apply_group_changes,
+        _GroupPost: _apply_group_posts,
+        _GroupAck: _apply_group_acks,
+        _BulkMembers: _apply_bulk_members,
+        _Block: _apply_blocks,
+        _Privacy: _apply_privacy,
+        _Sweep: _apply_sweeps,
     }
