@@ -322,3 +322,26 @@ async def test_removed_member_reconnecting_mid_stream_gets_nothing_after(
         # Not a member any more: the log is not his to read, even the part before.
         assert items == []
         await bob.close()
+
+
+@async_test
+async def test_member_added_while_subscribed_gets_the_add_and_what_follows(
+    relay: RelayProcess,
+) -> None:
+    async with logged_in(relay.url, 3) as (alice, bob, dave):
+        g = TestGroup()
+        await g.change(alice, "create", name="live add", members=[bob.user])
+        early = await post(alice, g, b"before dave")
+        await drain_all(dave)  # online, not yet a member
+        await no_group_push(dave)
+        added = await g.change(alice, "add", members=[dave.user])
+        push = await gmsg(dave)
+        assert (push.gseq, push.change, push.body) == (added.gseq, True, g.records[-1])
+        later = await post(bob, g, b"after dave")
+        push = await gmsg(dave)
+        assert (push.gseq, push.body) == (later.gseq, b"after dave")
+        assert early.gseq < added.gseq  # nothing from before the add
+        # He leaves: nothing more reaches him.
+        await g.change(dave, "leave")
+        await post(bob, g, b"after leaving")
+        await no_group_push(dave)
