@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiosqlite
+import msgspec
 from nacl import secret
 
 __all__ = ["Cache", "MessageRow", "ContactRow", "ConversationRow", "fts_query", "STATUS_NAMES",
@@ -114,6 +115,51 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE outbox ADD COLUMN content_sealed BLOB;  -- set while envelope is empty
     """,
+    # 4: groups, message actions (reply, react, edit, delete, pin), disappearing messages.
+    # A group conversation's `peer` is the 16-byte group id; `sender` is the author.
+    """
+    ALTER TABLE messages ADD COLUMN sender BLOB;
+    ALTER TABLE messages ADD COLUMN reply_to BLOB;
+    ALTER TABLE messages ADD COLUMN edited INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE messages ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE messages ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE messages ADD COLUMN mention INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE messages ADD COLUMN expires_at INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX messages_expiry ON messages(expires_at) WHERE expires_at > 0;
+    CREATE TABLE reactions (
+        conv BLOB NOT NULL, target BLOB NOT NULL, reactor BLOB NOT NULL, emoji TEXT NOT NULL,
+        PRIMARY KEY (conv, target, reactor, emoji)
+    );
+    CREATE TABLE msg_receipts (
+        conv BLOB NOT NULL, target BLOB NOT NULL, reader BLOB NOT NULL, status INTEGER NOT NULL,
+        PRIMARY KEY (conv, target, reader)
+    );
+    ALTER TABLE conversations ADD COLUMN timer INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE outbox ADD COLUMN kind TEXT NOT NULL DEFAULT 'direct';  -- or 'group'
+    ALTER TABLE outbox ADD COLUMN expires_at INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE groups (
+        id BLOB PRIMARY KEY,
+        state BLOB NOT NULL,            -- the verified GroupState, MessagePack
+        my_key_sealed BLOB,             -- our sender key for this group (None: make one)
+        left INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE group_records (
+        grp BLOB NOT NULL, version INTEGER NOT NULL, record BLOB NOT NULL,
+        PRIMARY KEY (grp, version)
+    );
+    CREATE TABLE sender_keys (          -- other members' chains, by chain id
+        grp BLOB NOT NULL, sender BLOB NOT NULL, chain_id BLOB NOT NULL,
+        state_sealed BLOB NOT NULL, PRIMARY KEY (grp, sender, chain_id)
+    );
+    CREATE TABLE sender_key_sent (      -- who has our current chain
+        grp BLOB NOT NULL, user BLOB NOT NULL, chain_id BLOB NOT NULL,
+        PRIMARY KEY (grp, user)
+    );
+    CREATE TABLE pending_group (        -- entries waiting for their sender key
+        grp BLOB NOT NULL, gseq INTEGER NOT NULL, sender BLOB NOT NULL, msg BLOB NOT NULL,
+        at INTEGER NOT NULL, body BLOB NOT NULL, PRIMARY KEY (grp, gseq)
+    );
+    """,
 ]
 
 
@@ -127,6 +173,13 @@ class MessageRow:
     received_at: int
     status: int
     key: int = 0  # local insertion order (the row id): pages and jumps use it
+    sender: bytes | None = None  # group messages: the author (peer is the group id)
+    reply_to: bytes | None = None
+    edited: bool = False
+    deleted: bool = False
+    pinned: bool = False
+    mention: bool = False  # mentions us by @handle
+    expires_at: int = 0  # ms; 0 = never
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +191,8 @@ class ConversationRow:
     muted: bool
     blocked: bool
     last: MessageRow | None
+    timer: int = 0  # disappearing-message timer, seconds
+    group_name: str | None = None  # set for group conversations
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,13 +204,23 @@ class ContactRow:
     verified: bool
 
 
-_MSG_COLS = "id, peer, outgoing, text, sent_at, received_at, status, rowid"
+_MSG_COLS = ("id, peer, outgoing, text, sent_at, received_at, status, rowid, sender, reply_to, "
+             "edited, deleted, pinned, mention, expires_at")
+_NCOLS = _MSG_COLS.count(",") + 1
 _M_COLS = ", ".join("m." + c for c in _MSG_COLS.split(", "))
 
 
 def _msg(row: Iterable) -> MessageRow:
     r = tuple(row)
-    return MessageRow(r[0], r[1], bool(r[2]), r[3], r[4], r[5], r[6], r[7])
+    return MessageRow(r[0], r[1], bool(r[2]), r[3], r[4], r[5], r[6], r[7], r[8], r[9],
+                      bool(r[10]), bool(r[11]), bool(r[12]), bool(r[13]), r[14])
+
+
+def _group_name(state: bytes | None) -> str | None:
+    if state is None:
+        return None
+    name = msgspec.msgpack.decode(state).get("name")
+    return name if isinstance(name, str) else ""
 
 
 def fts_query(text: str) -> str:
@@ -328,9 +393,12 @@ class Cache:
     async def add_message(self, msg: MessageRow, *, shown: bool) -> bool:
         """Insert a message; False if one with the same id exists (a duplicate)."""
         cur = await self._db.execute(
-            "INSERT OR IGNORE INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR IGNORE INTO messages (id, peer, outgoing, text, sent_at, received_at, "
+            "status, shown, sender, reply_to, mention, expires_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (msg.id, msg.peer, int(msg.outgoing), msg.text, msg.sent_at, msg.received_at,
-             msg.status, int(shown)),
+             msg.status, int(shown), msg.sender, msg.reply_to, int(msg.mention),
+             msg.expires_at),
         )
         return cur.rowcount == 1
 
@@ -394,7 +462,7 @@ class Cache:
             f"WHERE {where} ORDER BY m.rowid DESC LIMIT ?",
             args,
         ) as cur:
-            return [(_msg(r[:8]), r[8]) for r in await cur.fetchall()]
+            return [(_msg(r[:_NCOLS]), r[_NCOLS]) for r in await cur.fetchall()]
 
     # --- conversations ----------------------------------------------------------------
 
@@ -402,7 +470,8 @@ class Cache:
         """Pinned first, then by latest activity."""
         async with self._db.execute(
             f"SELECT c.peer, ct.handle, c.unread, c.pinned, c.muted, COALESCE(ct.blocked, 0), "
-            f"{_M_COLS} FROM conversations c "
+            f"c.timer, g.state, {_M_COLS} FROM conversations c "
+            f"LEFT JOIN groups g ON g.id = c.peer "
             f"LEFT JOIN contacts ct ON ct.user = c.peer "
             f"LEFT JOIN messages m ON m.rowid = c.last_key "
             f"ORDER BY c.pinned DESC, c.last_key DESC, ct.handle"
@@ -410,7 +479,8 @@ class Cache:
             rows = await cur.fetchall()
         return [
             ConversationRow(r[0], r[1], r[2], bool(r[3]), bool(r[4]), bool(r[5]),
-                            _msg(r[6:14]) if r[6] is not None else None)
+                            _msg(r[8:8 + _NCOLS]) if r[8] is not None else None,
+                            r[6], _group_name(r[7]))
             for r in rows
         ]
 
@@ -426,7 +496,8 @@ class Cache:
     async def insert_many(self, rows: list[MessageRow]) -> None:
         """Bulk insert (imports, benchmarks); duplicates are ignored."""
         await self._db.executemany(
-            "INSERT OR IGNORE INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, 1)",
+            "INSERT OR IGNORE INTO messages (id, peer, outgoing, text, sent_at, received_at, "
+            "status, shown) VALUES (?, ?, ?, ?, ?, ?, ?, 1)",
             [(m.id, m.peer, int(m.outgoing), m.text, m.sent_at, m.received_at, m.status)
              for m in rows],
         )
@@ -464,17 +535,22 @@ class Cache:
 
     # --- outbox -----------------------------------------------------------------------
 
-    async def outbox_add(self, msg_id: bytes, peer: bytes, envelope: bytes, now: int) -> None:
+    async def outbox_add(self, msg_id: bytes, peer: bytes, envelope: bytes, now: int, *,
+                         kind: str = "direct", expires_at: int = 0) -> None:
+        """Queue an encrypted envelope (``kind`` 'group': a group message; peer = group id)."""
         await self._db.execute(
-            "INSERT OR IGNORE INTO outbox VALUES (?, ?, ?, ?, NULL)",
-            (msg_id, peer, envelope, now),
+            "INSERT OR IGNORE INTO outbox (msg_id, peer, envelope, created_at, kind, expires_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (msg_id, peer, envelope, now, kind, expires_at),
         )
 
-    async def outbox_defer(self, msg_id: bytes, peer: bytes, content: bytes, now: int) -> None:
+    async def outbox_defer(self, msg_id: bytes, peer: bytes, content: bytes, now: int, *,
+                           expires_at: int = 0) -> None:
         """Queue content to encrypt later (no session yet, and maybe no relay to start one)."""
         await self._db.execute(
-            "INSERT OR IGNORE INTO outbox VALUES (?, ?, x'', ?, ?)",
-            (msg_id, peer, now, self._seal(content)),
+            "INSERT OR IGNORE INTO outbox (msg_id, peer, envelope, created_at, content_sealed, "
+            "expires_at) VALUES (?, ?, x'', ?, ?, ?)",
+            (msg_id, peer, now, self._seal(content), expires_at),
         )
 
     async def outbox_deferred(self) -> list[tuple[bytes, bytes, bytes]]:
@@ -492,11 +568,15 @@ class Cache:
 
     async def outbox(self) -> list[tuple[bytes, bytes, bytes]]:
         """Pending outgoing envelopes, oldest first: (msg_id, peer, envelope)."""
+        return [(m, p, e) for m, p, e, _k, _x in await self.outbox_items()]
+
+    async def outbox_items(self) -> list[tuple[bytes, bytes, bytes, str, int]]:
+        """Encrypted outbox items, oldest first: (msg_id, peer, envelope, kind, expires_at)."""
         async with self._db.execute(
-            "SELECT msg_id, peer, envelope FROM outbox WHERE length(envelope)>0 "
-            "ORDER BY created_at, rowid"
+            "SELECT msg_id, peer, envelope, kind, expires_at FROM outbox "
+            "WHERE length(envelope)>0 ORDER BY created_at, rowid"
         ) as cur:
-            return [(r[0], r[1], r[2]) for r in await cur.fetchall()]
+            return [(r[0], r[1], r[2], r[3], r[4]) for r in await cur.fetchall()]
 
     async def outbox_done(self, msg_id: bytes, peer: bytes) -> bool:
         """The relay stored it: drop it from the outbox; True if a message became *sent*."""

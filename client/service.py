@@ -108,6 +108,7 @@ class Client:
         self._flush_lock = asyncio.Lock()
         self._background: set[asyncio.Task[object]] = set()
         self.connection_state = OFFLINE
+        self.unsent: dict[bytes, TenchatError] = {}  # outbox items the last flush couldn't send
         self.presence: dict[bytes, bool] = {}  # watched peers; absent = unknown
 
     # --- lifecycle ----------------------------------------------------------------------
@@ -351,6 +352,8 @@ class Client:
                 f"{exc}; message {message.id.hex()} is queued as pending and goes out "
                 "with the next tenchat command that reaches the relay"
             ) from None
+        if message.id in self.unsent:
+            raise self.unsent[message.id]
         return (await self.cache.message(contact.user, message.id)) or message
 
     async def queue_text(self, peer: bytes, text: str) -> MessageRow:
@@ -383,31 +386,46 @@ class Client:
         body = c.encode_content(c.Receipt(kind=kind, ids=ids, at=now_ms()))
         await self._queue_content(peer, os.urandom(16), body)
 
-    async def _encrypt_deferred(self) -> None:
-        """Encrypt queued content that waited for a session, in queue order."""
+    async def encrypt_pending(self) -> dict[bytes, TenchatError]:
+        """Encrypt queued content that waited for a session, in queue order.
+
+        Returns the items that could not be encrypted yet (msg id -> why): they stay
+        queued, and the other peers' messages go on.
+        """
+        failed: dict[bytes, TenchatError] = {}
         deferred = await self.cache.outbox_deferred()
         if not deferred:
-            return
+            return failed
         async with self._crypto_lock:
             try:
                 for msg_id, peer, body in deferred:
+                    if any(p == peer for p in self._failed_peers(failed, deferred)):
+                        failed[msg_id] = TenchatError("waiting for an earlier message")
+                        continue  # keep this peer's messages in order
                     try:
                         envelope = await self._encrypt(peer, body)
-                    except (PeerError, RelayError) as exc:
-                        # This peer can't be reached now (no prekeys?); the others go on.
-                        log.warning("can't start a session with %s yet: %s",
-                                    fingerprint(peer), exc)
+                    except (PeerError, RelayError, CryptoError) as exc:
+                        # e.g. no prekeys, or a bundle not signed by the peer (a hostile
+                        # relay): nothing is encrypted to a key we can't trust.
+                        log.warning("can't start a session with %s: %s", fingerprint(peer), exc)
+                        failed[msg_id] = exc
                         continue
                     await self.cache.outbox_encrypted(msg_id, envelope)
                 await self.cache.commit()
             except BaseException:
                 await self.cache.rollback()
                 raise
+        return failed
+
+    @staticmethod
+    def _failed_peers(failed: dict[bytes, TenchatError],
+                      deferred: list[tuple[bytes, bytes, bytes]]) -> list[bytes]:
+        return [peer for msg_id, peer, _ in deferred if msg_id in failed]
 
     async def flush_outbox(self) -> int:
         """Send everything in the outbox until the relay has stored it; returns the count."""
         async with self._flush_lock:  # one flush at a time; a second caller finds less to do
-            await self._encrypt_deferred()
+            self.unsent = await self.encrypt_pending()
             pending = await self.cache.outbox()
             if not pending:
                 return 0

@@ -12,14 +12,19 @@ from typing import Annotated, Final
 
 import msgspec
 
-__all__ = ["Text", "Receipt", "Typing", "Content", "encode_content", "decode_content",
-           "MAX_TEXT", "DELIVERED", "READ"]
+__all__ = ["Text", "Receipt", "Typing", "Reaction", "Edit", "Delete", "Pin", "Timer",
+           "SenderKeyDist", "Content", "encode_content", "decode_content", "MAX_TEXT",
+           "DELIVERED", "READ", "MAX_TIMER"]
 
 MAX_TEXT: Final = 64 * 1024  # characters in one text message
 DELIVERED: Final = "delivered"
 READ: Final = "read"
 
+MAX_TIMER: Final = 4 * 7 * 24 * 3600  # disappearing timer: at most four weeks, in seconds
+
 MsgId = Annotated[bytes, msgspec.Meta(min_length=16, max_length=16)]
+GroupId = Annotated[bytes, msgspec.Meta(min_length=16, max_length=16)]
+Emoji = Annotated[str, msgspec.Meta(min_length=1, max_length=16)]
 
 
 class _Content(msgspec.Struct, tag_field="t", omit_defaults=True):
@@ -32,6 +37,8 @@ class Text(_Content, tag="text"):
     id: MsgId
     text: Annotated[str, msgspec.Meta(max_length=MAX_TEXT)]
     sent_at: int  # sender's clock, ms since the Unix epoch
+    reply_to: MsgId | None = None  # the message this one answers (quotes)
+    expires_in: Annotated[int, msgspec.Meta(ge=0, le=MAX_TIMER)] = 0  # s after receipt; 0 never
 
 
 class Receipt(_Content, tag="receipt"):
@@ -40,6 +47,7 @@ class Receipt(_Content, tag="receipt"):
     kind: Annotated[str, msgspec.Meta(pattern="^(delivered|read)$")]
     ids: Annotated[list[MsgId], msgspec.Meta(max_length=4096)]
     at: int
+    group: GroupId | None = None  # receipts for group messages go 1:1 to their author
 
 
 class Typing(_Content, tag="typing"):
@@ -48,16 +56,57 @@ class Typing(_Content, tag="typing"):
     active: bool
 
 
-Content = Text | Receipt | Typing
+class Reaction(_Content, tag="reaction"):
+    """Add (or with ``remove`` take back) an emoji reaction to a message."""
+
+    target: MsgId
+    emoji: Emoji
+    remove: bool = False
+
+
+class Edit(_Content, tag="edit"):
+    """Replace the text of one's own earlier message."""
+
+    target: MsgId
+    text: Annotated[str, msgspec.Meta(max_length=MAX_TEXT)]
+
+
+class Delete(_Content, tag="delete"):
+    """Delete one's own message for everyone."""
+
+    target: MsgId
+
+
+class Pin(_Content, tag="pin"):
+    """Pin or unpin a message in the conversation (in groups: admins only)."""
+
+    target: MsgId
+    pinned: bool = True
+
+
+class Timer(_Content, tag="timer"):
+    """Set the conversation's disappearing-message timer (seconds; 0 turns it off)."""
+
+    seconds: Annotated[int, msgspec.Meta(ge=0, le=MAX_TIMER)]
+
+
+class SenderKeyDist(_Content, tag="sender_key"):
+    """1:1 only: the sender's current sender key for a group (common.crypto.sender_keys)."""
+
+    group: GroupId
+    dist: bytes  # SenderKeyDistribution, MessagePack
+
+
+Content = Text | Receipt | Typing | Reaction | Edit | Delete | Pin | Timer | SenderKeyDist
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(Content)
 
 
-def encode_content(content: Text | Receipt | Typing) -> bytes:
+def encode_content(content: Content) -> bytes:
     return _encoder.encode(content)
 
 
-def decode_content(data: bytes) -> Text | Receipt | Typing:
+def decode_content(data: bytes) -> Content:
     """Raises msgspec.ValidationError / DecodeError for anything else."""
     return _decoder.decode(data)

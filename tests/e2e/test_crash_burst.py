@@ -27,6 +27,7 @@ async def burst_then_crash(tmp_path: Path, relay: RelayProcess) -> None:
         contact = await alice.resolve("bob")
         for i in range(BURST):
             await alice.queue_text(contact.user, f"burst message {i}")
+        assert await alice.encrypt_pending() == {}  # starts the session: one bundle fetch
         outbox = await alice.cache.outbox()
         assert len(outbox) == BURST
 

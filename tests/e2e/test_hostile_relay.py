@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
-from tenchat.client.cache import Cache
+from tenchat.client.cache import PENDING, Cache
 from tenchat.client.keystore import Secrets
 from tenchat.client.service import Client, PeerError
 from tenchat.common import frames as f
@@ -95,7 +95,9 @@ def test_forged_prekey_bundle_is_refused(tmp_path: Path) -> None:
                 await client.send_text("bob", "for bob only")
             assert await client.cache.outbox() == []  # nothing was encrypted to the relay
             contact = await client.cache.contact_by_handle("bob")
-            assert contact is not None and await client.cache.history(contact.user, 10) == []
+            assert contact is not None
+            # kept, unsent, for an honest relay later
+            assert [m.status for m in await client.cache.history(contact.user, 10)] == [PENDING]
         finally:
             await client.close()
             server.close()
