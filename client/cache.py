@@ -592,3 +592,173 @@ class Cache:
             "SELECT key_id, private_sealed FROM prekeys WHERE kind=?", (kind,)
         ) as cur:
             return {r[0]: self._open(r[1]) for r in await cur.fetchall()}
+
+    # --- message actions, timers, receipts in groups (schema 4) -------------------------
+
+    @staticmethod
+    def _by(author: bytes | None, group: bool) -> tuple[str, tuple]:
+        """SQL matching messages written by ``author`` (None: by us) in a conversation."""
+        if author is None:
+            return "outgoing=1", ()
+        return ("outgoing=0 AND sender=?", (author,)) if group else ("outgoing=0", ())
+
+    async def edit_message(self, conv: bytes, target: bytes, author: bytes | None, group: bool,
+                           text: str) -> bool:
+        """Replace the text of ``author``'s message (only theirs); False if none matched."""
+        where, args = self._by(author, group)
+        cur = await self._db.execute(
+            f"UPDATE messages SET text=?, edited=1 WHERE peer=? AND id=? AND deleted=0 "
+            f"AND {where}", (text, conv, target, *args))
+        return cur.rowcount == 1
+
+    async def delete_message(self, conv: bytes, target: bytes, author: bytes | None,
+                             group: bool) -> bool:
+        where, args = self._by(author, group)
+        cur = await self._db.execute(
+            f"UPDATE messages SET text='', deleted=1, reply_to=NULL WHERE peer=? AND id=? "
+            f"AND {where}", (conv, target, *args))
+        if cur.rowcount:
+            await self._db.execute("DELETE FROM reactions WHERE conv=? AND target=?",
+                                   (conv, target))
+        return cur.rowcount == 1
+
+    async def set_pinned(self, conv: bytes, target: bytes, pinned: bool) -> bool:
+        cur = await self._db.execute(
+            "UPDATE messages SET pinned=? WHERE peer=? AND id=? AND deleted=0",
+            (int(pinned), conv, target))
+        return cur.rowcount == 1
+
+    async def react(self, conv: bytes, target: bytes, reactor: bytes, emoji: str,
+                    remove: bool) -> bool:
+        if remove:
+            cur = await self._db.execute(
+                "DELETE FROM reactions WHERE conv=? AND target=? AND reactor=? AND emoji=?",
+                (conv, target, reactor, emoji))
+            return cur.rowcount == 1
+        if await self.message(conv, target) is None:
+            return False  # no reactions to messages we don't have (or that were deleted)
+        cur = await self._db.execute(
+            "INSERT OR IGNORE INTO reactions VALUES (?, ?, ?, ?)", (conv, target, reactor, emoji))
+        return cur.rowcount == 1
+
+    async def reactions(self, conv: bytes, targets: list[bytes]) -> dict[bytes, dict[str, int]]:
+        """Emoji counts per message: {msg id: {emoji: count}}."""
+        if not targets:
+            return {}
+        marks = ",".join("?" * len(targets))
+        async with self._db.execute(
+            f"SELECT target, emoji, count(*) FROM reactions WHERE conv=? AND target IN ({marks}) "
+            f"GROUP BY target, emoji ORDER BY min(rowid)", (conv, *targets)
+        ) as cur:
+            out: dict[bytes, dict[str, int]] = {}
+            for target, emoji, n in await cur.fetchall():
+                out.setdefault(target, {})[emoji] = n
+        return out
+
+    async def record_receipts(self, conv: bytes, ids: list[bytes], reader: bytes,
+                              status: int) -> None:
+        await self._db.executemany(
+            "INSERT INTO msg_receipts VALUES (?, ?, ?, ?) ON CONFLICT(conv, target, reader) "
+            "DO UPDATE SET status=MAX(status, excluded.status)",
+            [(conv, i, reader, status) for i in ids])
+
+    async def seen_by(self, conv: bytes, target: bytes) -> int:
+        """How many members have read our group message."""
+        async with self._db.execute(
+            "SELECT count(*) FROM msg_receipts WHERE conv=? AND target=? AND status>=?",
+            (conv, target, READ)) as cur:
+            (n,) = await cur.fetchone()  # type: ignore[misc]
+        return int(n)
+
+    async def timer(self, conv: bytes) -> int:
+        async with self._db.execute("SELECT timer FROM conversations WHERE peer=?",
+                                    (conv,)) as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def set_timer(self, conv: bytes, seconds: int) -> None:
+        await self.ensure_conversation(conv)
+        await self._db.execute("UPDATE conversations SET timer=? WHERE peer=?", (seconds, conv))
+
+    async def purge_expired(self, now: int) -> list[tuple[bytes, bytes]]:
+        """Delete disappearing messages whose time is up; (conv, id) of each."""
+        async with self._db.execute(
+            "DELETE FROM messages WHERE expires_at > 0 AND expires_at <= ? RETURNING peer, id",
+            (now,)) as cur:
+            gone = [(r[0], r[1]) for r in await cur.fetchall()]
+        for conv, target in gone:
+            await self._db.execute("DELETE FROM reactions WHERE conv=? AND target=?",
+                                   (conv, target))
+        return gone
+
+    # --- groups -------------------------------------------------------------------------
+
+    async def group_state(self, group: bytes) -> tuple[bytes, bytes | None, bool] | None:
+        """(state MessagePack, sealed-opened own sender key or None, left) of a group."""
+        async with self._db.execute(
+            "SELECT state, my_key_sealed, left FROM groups WHERE id=?", (group,)) as cur:
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        return row[0], (self._open(row[1]) if row[1] else None), bool(row[2])
+
+    async def save_group(self, group: bytes, state: bytes, records: list[tuple[int, bytes]],
+                         *, left: bool = False) -> None:
+        await self._db.execute(
+            "INSERT INTO groups (id, state, left) VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE "
+            "SET state=excluded.state, left=excluded.left", (group, state, int(left)))
+        await self._db.executemany("INSERT OR IGNORE INTO group_records VALUES (?, ?, ?)",
+                                   [(group, v, r) for v, r in records])
+        await self.ensure_conversation(group)
+
+    async def group_records(self, group: bytes) -> list[bytes]:
+        async with self._db.execute(
+            "SELECT record FROM group_records WHERE grp=? ORDER BY version", (group,)) as cur:
+            return [r[0] for r in await cur.fetchall()]
+
+    async def groups(self) -> list[bytes]:
+        async with self._db.execute("SELECT id FROM groups ORDER BY rowid") as cur:
+            return [r[0] for r in await cur.fetchall()]
+
+    async def set_my_sender_key(self, group: bytes, key: bytes | None) -> None:
+        await self._db.execute("UPDATE groups SET my_key_sealed=? WHERE id=?",
+                               (self._seal(key) if key is not None else None, group))
+        if key is None:
+            await self._db.execute("DELETE FROM sender_key_sent WHERE grp=?", (group,))
+
+    async def sender_key_sent(self, group: bytes, chain_id: int) -> set[bytes]:
+        async with self._db.execute(
+            "SELECT user FROM sender_key_sent WHERE grp=? AND chain_id=?",
+            (group, chain_id.to_bytes(4, "big"))) as cur:
+            return {r[0] for r in await cur.fetchall()}
+
+    async def mark_sender_key_sent(self, group: bytes, users: list[bytes], chain_id: int) -> None:
+        await self._db.executemany(
+            "INSERT OR REPLACE INTO sender_key_sent VALUES (?, ?, ?)",
+            [(group, u, chain_id.to_bytes(4, "big")) for u in users])
+
+    async def put_sender_key(self, group: bytes, sender: bytes, chain_id: int,
+                             state: bytes) -> None:
+        await self._db.execute(
+            "INSERT OR REPLACE INTO sender_keys VALUES (?, ?, ?, ?)",
+            (group, sender, chain_id.to_bytes(4, "big"), self._seal(state)))
+
+    async def sender_key(self, group: bytes, sender: bytes, chain_id: int) -> bytes | None:
+        async with self._db.execute(
+            "SELECT state_sealed FROM sender_keys WHERE grp=? AND sender=? AND chain_id=?",
+            (group, sender, chain_id.to_bytes(4, "big"))) as cur:
+            row = await cur.fetchone()
+        return self._open(row[0]) if row else None
+
+    async def add_pending_group(self, group: bytes, item: tuple[int, bytes, bytes, int, bytes]
+                                ) -> None:
+        await self._db.execute("INSERT OR IGNORE INTO pending_group VALUES (?, ?, ?, ?, ?, ?)",
+                               (group, *item))
+
+    async def take_pending_group(self, group: bytes, sender: bytes
+                                 ) -> list[tuple[int, bytes, bytes, int, bytes]]:
+        async with self._db.execute(
+            "DELETE FROM pending_group WHERE grp=? AND sender=? "
+            "RETURNING gseq, sender, msg, at, body", (group, sender)) as cur:
+            rows = [(r[0], r[1], r[2], r[3], r[4]) for r in await cur.fetchall()]
+        return sorted(rows)

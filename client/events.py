@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from .cache import MessageRow
 
 __all__ = ["MessageAdded", "StatusChanged", "TypingChanged", "PresenceChanged",
-           "ConnectionChanged", "ConversationChanged", "Event", "ONLINE", "OFFLINE",
-           "CONNECTING"]
+           "ConnectionChanged", "ConversationChanged", "MessageChanged", "Event", "ONLINE",
+           "OFFLINE", "CONNECTING"]
 
 CONNECTING, ONLINE, OFFLINE = "connecting", "online", "offline"
 
@@ -56,6 +56,14 @@ class ConnectionChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class MessageChanged:
+    """A message was edited, deleted, pinned or reacted to."""
+
+    conv: bytes
+    id: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class ConversationChanged:
     """Unread count, mute, pin or block of a conversation changed (not its messages)."""
 
@@ -63,4 +71,4 @@ class ConversationChanged:
 
 
 Event = (MessageAdded | StatusChanged | TypingChanged | PresenceChanged | ConnectionChanged
-         | ConversationChanged)
+         | ConversationChanged | MessageChanged)

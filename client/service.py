@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import random
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from ..common.crypto.keys import IdentityKey, make_one_time_prekeys, make_signed
 from ..common.crypto.safety import safety_number
 from ..common.crypto.session import Session, envelope_ephemeral, envelope_kind
 from ..common.errors import ProtocolError, TenchatError
+from ..common.groups import GroupState, can_pin
 from ..common.identity import fingerprint, handle_message, normalize_handle, verify_signature
 from .cache import DELIVERED, PENDING, READ, SENT, Cache, ContactRow, MessageRow
 from .connection import ConnectionLost, RelayConnection, RelayError, RelayUnreachable
@@ -38,10 +40,12 @@ from .events import (
     ConversationChanged,
     Event,
     MessageAdded,
+    MessageChanged,
     PresenceChanged,
     StatusChanged,
     TypingChanged,
 )
+from .groups import GroupService
 from .keystore import Keystore, Secrets
 
 __all__ = ["Client", "Conversation", "SearchHit", "PeerError", "QueuedOffline", "now_ms"]
@@ -87,6 +91,20 @@ class SearchHit:
 
 
 OnMessages = Callable[[list[MessageRow]], Awaitable[None] | None]
+Receipts = dict[tuple[bytes, bytes | None], list[bytes]]  # (to, group) -> message ids
+
+# Privacy controls and their defaults (stored per identity in the cache).
+PRIVACY_DEFAULTS: dict[str, bool] = {
+    "read_receipts": True,  # send read receipts
+    "typing": True,  # send typing indicators
+    "hide_presence": False,  # the relay shows us offline to everyone
+    "incognito": False,  # view stories without a view receipt
+}
+
+
+def mentions(text: str, handle: str) -> bool:
+    """Does ``text`` mention ``@handle`` (case-insensitive, whole word)?"""
+    return re.search(rf"(?<![\w@])@{re.escape(handle)}(?!\w)", text, re.IGNORECASE) is not None
 Listener = Callable[[Event], None]
 
 
@@ -105,6 +123,7 @@ class Client:
         self._crypto_lock = asyncio.Lock()  # one cache transaction at a time
         self._refill: asyncio.Task[None] | None = None
         self._listeners: list[Listener] = []
+        self.groups = GroupService(self)
         self._flush_lock = asyncio.Lock()
         self._background: set[asyncio.Task[object]] = set()
         self.connection_state = OFFLINE
@@ -216,10 +235,19 @@ class Client:
                 conn = RelayConnection(self.relay_url, user=self.user, sign=self.identity.sign)
                 authed = await conn.open()
                 self._conn = conn
+                await self._tell_relay_privacy(conn)
                 if authed.otk_count < OTK_LOW:
                     # In the background: the caller may hold the cache lock the refill needs.
                     self._refill = asyncio.create_task(self._refill_prekeys(conn))
             return self._conn
+
+    async def _tell_relay_privacy(self, conn: RelayConnection) -> None:
+        """The relay enforces two privacy controls for us: presence hiding and blocks."""
+        if await self.setting("hide_presence"):
+            await conn.request(f.Privacy, hide_presence=True)
+        for contact in await self.cache.contacts():
+            if contact.blocked:
+                await conn.request(f.Block, user=contact.user, blocked=True)
 
     async def _refill_prekeys(self, conn: RelayConnection) -> None:
         start = await self.cache.max_prekey_id("otk") + 1
@@ -291,6 +319,9 @@ class Client:
         async with self._crypto_lock:
             await self.cache.set_contact_flag(contact.user, "blocked", blocked)
             await self.cache.commit()
+        with contextlib.suppress(ConnectionLost, RelayUnreachable, RelayError):
+            conn = await self.connection()
+            await conn.request(f.Block, user=contact.user, blocked=blocked)
         self._emit(ConversationChanged(contact.user))
         return (await self.cache.contact(contact.user)) or contact
 
@@ -356,15 +387,26 @@ class Client:
             raise self.unsent[message.id]
         return (await self.cache.message(contact.user, message.id)) or message
 
-    async def queue_text(self, peer: bytes, text: str) -> MessageRow:
-        """Encrypt a text message into the outbox (committed); nothing is sent yet."""
+    async def queue_text(self, peer: bytes, text: str, *,
+                         reply_to: bytes | None = None) -> MessageRow:
+        """Encrypt a text message into the outbox (committed); nothing is sent yet.
+
+        ``peer`` is a user id, or a group id (16 bytes) for a group message.
+        """
         msg_id = os.urandom(16)
         now = now_ms()
-        body = c.encode_content(c.Text(id=msg_id, text=text, sent_at=now))
+        timer = await self.cache.timer(peer)
+        expires_at = now + timer * 1000 if timer else 0
+        body = c.encode_content(c.Text(id=msg_id, text=text, sent_at=now, reply_to=reply_to,
+                                       expires_in=timer))
         async with self._crypto_lock:
             try:
-                await self._queue_content(peer, msg_id, body)
-                message = MessageRow(msg_id, peer, True, text, now, now, PENDING)
+                if len(peer) == 16:
+                    await self.groups.queue(peer, msg_id, body, expires_at=expires_at)
+                else:
+                    await self._queue_content(peer, msg_id, body, expires_at=expires_at)
+                message = MessageRow(msg_id, peer, True, text, now, now, PENDING,
+                                     reply_to=reply_to, expires_at=expires_at)
                 await self.cache.add_message(message, shown=True)
                 await self.cache.commit()
             except BaseException:
@@ -374,16 +416,21 @@ class Client:
         self._emit(MessageAdded(message))
         return message
 
-    async def _queue_content(self, peer: bytes, msg_id: bytes, body: bytes) -> None:
+    async def _queue_content(self, peer: bytes, msg_id: bytes, body: bytes, *,
+                             expires_at: int = 0) -> None:
         """Into the outbox: encrypted now if a session exists, else sealed until the next
         flush can fetch the peer's prekeys (so composing works offline, to anyone)."""
         if await self.cache.sessions(peer):
-            await self.cache.outbox_add(msg_id, peer, await self._encrypt(peer, body), now_ms())
+            await self.cache.outbox_add(msg_id, peer, await self._encrypt(peer, body), now_ms(),
+                                        expires_at=expires_at)
         else:
-            await self.cache.outbox_defer(msg_id, peer, body, now_ms())
+            await self.cache.outbox_defer(msg_id, peer, body, now_ms(), expires_at=expires_at)
 
-    async def _queue_receipt(self, peer: bytes, kind: str, ids: list[bytes]) -> None:
-        body = c.encode_content(c.Receipt(kind=kind, ids=ids, at=now_ms()))
+    async def _queue_receipt(self, peer: bytes, kind: str, ids: list[bytes], *,
+                             group: bytes | None = None) -> None:
+        if peer == self.user:
+            return
+        body = c.encode_content(c.Receipt(kind=kind, ids=ids, at=now_ms(), group=group))
         await self._queue_content(peer, os.urandom(16), body)
 
     async def encrypt_pending(self) -> dict[bytes, TenchatError]:
@@ -426,7 +473,7 @@ class Client:
         """Send everything in the outbox until the relay has stored it; returns the count."""
         async with self._flush_lock:  # one flush at a time; a second caller finds less to do
             self.unsent = await self.encrypt_pending()
-            pending = await self.cache.outbox()
+            pending = await self.cache.outbox_items()
             if not pending:
                 return 0
             conn = await self.connection()
@@ -434,10 +481,16 @@ class Client:
             stored: list[tuple[bytes, bytes]] = []
             failures: list[BaseException] = []
 
-            async def one(msg_id: bytes, peer: bytes, envelope: bytes) -> None:
+            async def one(msg_id: bytes, peer: bytes, envelope: bytes, kind: str,
+                          expires_at: int) -> None:
                 async with sem:
                     try:
-                        await conn.request(f.Send, to=peer, msg=msg_id, body=envelope)
+                        if kind == "group":
+                            await conn.request(f.GroupSend, group=peer, msg=msg_id,
+                                               body=envelope, expires_at=expires_at)
+                        else:
+                            await conn.request(f.Send, to=peer, msg=msg_id, body=envelope,
+                                               expires_at=expires_at)
                     except RelayError as exc:
                         failures.append(exc)
                         return
@@ -458,7 +511,8 @@ class Client:
                 raise failures[0]
             return len(stored)
 
-    async def compose(self, peer: bytes, text: str) -> MessageRow:
+    async def compose(self, peer: bytes, text: str, *, reply_to: bytes | None = None
+                      ) -> MessageRow:
         """Queue a message (pending) and send it in the background when online.
 
         Never fails for being offline: the outbox goes out on reconnect.
@@ -470,7 +524,7 @@ class Client:
         contact = await self.cache.contact(peer)
         if contact is not None and contact.blocked:
             raise PeerError(f"@{contact.handle} is blocked; unblock them to send")
-        message = await self.queue_text(peer, text)
+        message = await self.queue_text(peer, text, reply_to=reply_to)
         if self.connection_state == ONLINE:
             self._spawn(self._flush_quietly())
         return message
@@ -515,33 +569,54 @@ class Client:
         await self.cache.save_session(sender, None, session.to_bytes(), now_ms())
         return plaintext
 
-    async def receive(self, items: list[f.Deliver]) -> list[MessageRow]:
-        """Decrypt and commit a batch of deliveries; then ack them and queue receipts.
+    async def receive(self, items: list[f.Deliver | f.GroupDeliver]) -> list[MessageRow]:
+        """Decrypt and commit a batch of deliveries (1:1 and group, in arrival order); then
+        ack them and queue receipts.
 
         Returns the new text messages (duplicates and undecryptable items are dropped).
         """
         new: list[MessageRow] = []
-        receipts: dict[bytes, list[bytes]] = {}
+        receipts: Receipts = {}
         events: list[Event] = []
         async with self._crypto_lock:
             try:
+                await self.purge_expired(events)
                 for item in items:
-                    await self._receive_one(item, new, receipts, events)
-                for peer, ids in receipts.items():
-                    await self._queue_receipt(peer, c.DELIVERED, ids)
+                    if isinstance(item, f.GroupDeliver):
+                        await self.groups.receive_one(item, new, receipts, events)
+                    else:
+                        await self._receive_one(item, new, receipts, events)
+                for (peer, group), ids in receipts.items():
+                    await self._queue_receipt(peer, c.DELIVERED, ids, group=group)
                 await self.cache.commit()
             except BaseException:
                 await self.cache.rollback()
                 raise
-        seqs = [item.seq for item in items if item.seq]
+        conn = await self.connection()
+        seqs = [item.seq for item in items if isinstance(item, f.Deliver) and item.seq]
         if seqs:
-            conn = await self.connection()
             await conn.request(f.Ack, seqs=seqs)
+        upto: dict[bytes, int] = {}
+        for item in items:
+            if isinstance(item, f.GroupDeliver):
+                upto[item.group] = max(upto.get(item.group, 0), item.gseq)
+        for group, gseq in upto.items():
+            with contextlib.suppress(RelayError):  # e.g. we were just removed
+                await conn.request(f.GroupAck, group=group, upto=gseq)
         for event in events:
             self._emit(event)
-        if self.connection_state == ONLINE and any(m.peer not in self.presence for m in new):
+        if self.connection_state == ONLINE and any(
+            m.peer not in self.presence and len(m.peer) == 32 for m in new
+        ):
             self._spawn(self._rewatch())  # a conversation that began with their message
         return new
+
+    async def purge_expired(self, events: list[Event] | None = None) -> int:
+        """Delete disappearing messages whose time is up (in the open transaction)."""
+        gone = await self.cache.purge_expired(now_ms())
+        for conv in {conv for conv, _ in gone}:
+            (events if events is not None else []).append(ConversationChanged(conv))
+        return len(gone)
 
     async def _rewatch(self) -> None:
         with contextlib.suppress(ConnectionLost, RelayError, RelayUnreachable):
@@ -563,22 +638,68 @@ class Client:
             return
         if contact is None:
             await self._name_sender(sender)
+        if isinstance(content, c.SenderKeyDist):
+            await self.groups.receive_distribution(sender, content, new, receipts, events)
+            return
+        await self.apply_content(sender, sender, content, None, new, receipts, events)
+
+    async def apply_content(self, conv: bytes, author: bytes, content: c.Content,
+                            group: GroupState | None, new: list[MessageRow],
+                            receipts: Receipts, events: list[Event]) -> None:
+        """What a peer's decrypted content does to conversation ``conv`` (a peer's user id,
+        or a group id with ``group`` its verified state). The relay can't tell these apart."""
+        in_group = group is not None
         match content:
             case c.Text():
-                row = MessageRow(content.id, sender, False, content.text, content.sent_at,
-                                 now_ms(), DELIVERED)
+                now = now_ms()
+                expires_at = now + content.expires_in * 1000 if content.expires_in else 0
+                row = MessageRow(content.id, conv, False, content.text, content.sent_at, now,
+                                 DELIVERED, sender=author if in_group else None,
+                                 reply_to=content.reply_to,
+                                 mention=mentions(content.text, self.handle),
+                                 expires_at=expires_at)
                 if await self.cache.add_message(row, shown=False):
-                    row = (await self.cache.message(sender, content.id)) or row
+                    row = (await self.cache.message(conv, content.id)) or row
                     new.append(row)
-                    receipts.setdefault(sender, []).append(content.id)
+                    receipts.setdefault((author, conv if in_group else None),
+                                        []).append(content.id)
                     events.append(MessageAdded(row))
             case c.Receipt():
                 status = READ if content.kind == c.READ else DELIVERED
-                changed = await self.cache.raise_status(sender, content.ids, status)
-                if changed:
-                    events.append(StatusChanged(sender, changed, status))
+                if content.group is not None:
+                    target_conv = content.group
+                    await self.cache.record_receipts(target_conv, content.ids, author, status)
+                else:
+                    target_conv = author
+                changed = await self.cache.raise_status(target_conv, content.ids, status)
+                if changed or content.group is not None:
+                    events.append(StatusChanged(target_conv, changed or content.ids, status))
             case c.Typing():
-                events.append(TypingChanged(sender, content.active))
+                if not in_group:
+                    events.append(TypingChanged(author, content.active))
+            case c.Reaction():
+                if await self.cache.react(conv, content.target, author, content.emoji,
+                                          content.remove):
+                    events.append(MessageChanged(conv, content.target))
+            case c.Edit():
+                if await self.cache.edit_message(conv, content.target, author, in_group,
+                                                 content.text):
+                    events.append(MessageChanged(conv, content.target))
+            case c.Delete():
+                if await self.cache.delete_message(conv, content.target, author, in_group):
+                    events.append(MessageChanged(conv, content.target))
+            case c.Pin():
+                # In groups only admins pin; the relay can't check (it can't read this).
+                allowed = group is None or can_pin(group.roles.get(author))
+                if allowed and await self.cache.set_pinned(conv, content.target,
+                                                           content.pinned):
+                    events.append(MessageChanged(conv, content.target))
+            case c.Timer():
+                if group is None or author in group.roles:
+                    await self.cache.set_timer(conv, content.seconds)
+                    events.append(ConversationChanged(conv))
+            case _:
+                pass  # SenderKeyDist inside a group message, or a type for later: ignore
 
     async def sync(self, *, follow: bool = False, on_messages: OnMessages | None = None) -> int:
         """Flush the outbox, then fetch and process everything pending.
@@ -633,14 +754,14 @@ class Client:
             self._online_once = True
             self._set_state(ONLINE)
         total = 0
-        batch: list[f.Deliver] = []
+        batch: list[f.Deliver | f.GroupDeliver] = []
         while True:
             frame = await conn.pushes.get()
             if frame is None:
                 if batch:
                     total += await self._deliver_batch(batch, on_messages)
                 raise ConnectionLost("connection to the relay was lost")
-            if isinstance(frame, f.Deliver):
+            if isinstance(frame, f.Deliver | f.GroupDeliver):
                 batch.append(frame)
                 if len(batch) < 256 and not conn.pushes.empty():
                     continue
@@ -669,7 +790,8 @@ class Client:
             for peer in peers:
                 self._presence(peer, peer in online)
 
-    async def _deliver_batch(self, batch: list[f.Deliver], on_messages: OnMessages | None) -> int:
+    async def _deliver_batch(self, batch: list[f.Deliver | f.GroupDeliver],
+                             on_messages: OnMessages | None) -> int:
         new = await self.receive(batch)
         if new and on_messages is not None:
             result = on_messages(new)
@@ -685,20 +807,32 @@ class Client:
         return rows
 
     async def mark_read(self, peer: str | bytes) -> int:
-        """Mark a conversation read and send read receipts; returns how many were unread."""
+        """Mark a conversation read and send read receipts (unless turned off in settings);
+        returns how many were unread. In a group, each author gets a receipt for theirs."""
         if isinstance(peer, bytes):
             user, contact = peer, await self.cache.contact(peer)
         else:
             contact = await self.resolve(peer)
             user = contact.user
+        send_receipts = await self.setting("read_receipts")
         async with self._crypto_lock:
-            ids = await self.cache.unread_ids(user)
-            if not ids:
+            rows = [m for m in await self.cache.history(user, 100_000)
+                    if not m.outgoing and m.status < READ]
+            if not rows:
                 return 0
+            ids = [m.id for m in rows]
             try:
                 await self.cache.mark_incoming_read(user, ids)
-                if contact is None or not contact.blocked:
-                    await self._queue_receipt(user, c.READ, ids)
+                if send_receipts and (contact is None or not contact.blocked):
+                    if len(user) == 16:  # a group: receipts go 1:1 to each author
+                        by_author: dict[bytes, list[bytes]] = {}
+                        for m in rows:
+                            if m.sender is not None:
+                                by_author.setdefault(m.sender, []).append(m.id)
+                        for author, mine in by_author.items():
+                            await self._queue_receipt(author, c.READ, mine, group=user)
+                    else:
+                        await self._queue_receipt(user, c.READ, ids)
                 await self.cache.commit()
             except BaseException:
                 await self.cache.rollback()
@@ -711,13 +845,109 @@ class Client:
                 await self.flush_outbox()
         return len(ids)
 
+    # --- message actions (1:1 and groups alike) -----------------------------------------
+
+    async def conversation_id(self, name: str) -> bytes:
+        """A conversation by @handle or group name (or group id in hex)."""
+        if not name.startswith("@"):
+            group = await self.groups.find(name)
+            if group is not None:
+                return group
+        return (await self.resolve(name)).user
+
+    async def react(self, conv: bytes, target: bytes, emoji: str, *,
+                    remove: bool = False) -> None:
+        if await self.cache.message(conv, target) is None:
+            raise TenchatError("no such message in this conversation")
+        await self._act(conv, c.Reaction(target=target, emoji=emoji, remove=remove),
+                        lambda: self.cache.react(conv, target, self.user, emoji, remove))
+
+    async def edit(self, conv: bytes, target: bytes, text: str) -> None:
+        if not text.strip():
+            raise TenchatError("refusing to edit a message to nothing; delete it instead")
+        mine = await self.cache.message(conv, target)
+        if mine is None or not mine.outgoing or mine.deleted:
+            raise TenchatError("you can only edit your own messages")
+        await self._act(conv, c.Edit(target=target, text=text),
+                        lambda: self.cache.edit_message(conv, target, None, False, text))
+
+    async def delete(self, conv: bytes, target: bytes) -> None:
+        mine = await self.cache.message(conv, target)
+        if mine is None or not mine.outgoing:
+            raise TenchatError("you can only delete your own messages for everyone")
+        await self._act(conv, c.Delete(target=target),
+                        lambda: self.cache.delete_message(conv, target, None, False))
+
+    async def pin(self, conv: bytes, target: bytes, pinned: bool = True) -> None:
+        if len(conv) == 16:
+            state = await self.groups.state(conv)
+            if state is None or not can_pin(state.roles.get(self.user)):
+                raise PeerError("only group admins may pin messages")
+        await self._act(conv, c.Pin(target=target, pinned=pinned),
+                        lambda: self.cache.set_pinned(conv, target, pinned))
+
+    async def set_timer(self, conv: bytes, seconds: int) -> None:
+        """Disappearing messages: messages sent from now on vanish ``seconds`` after they
+        arrive, on both sides (and the relay drops them if undelivered by then)."""
+        if not 0 <= seconds <= c.MAX_TIMER:
+            raise TenchatError(f"the timer is 0 (off) to {c.MAX_TIMER} seconds")
+        await self._act(conv, c.Timer(seconds=seconds),
+                        lambda: self.cache.set_timer(conv, seconds))
+
+    async def _act(self, conv: bytes, content: c.Content,
+                   local: Callable[[], Awaitable[object]]) -> None:
+        """Apply an action here and send it to the conversation as an encrypted message."""
+        body = c.encode_content(content)
+        async with self._crypto_lock:
+            try:
+                await local()
+                if len(conv) == 16:
+                    await self.groups.queue(conv, os.urandom(16), body)
+                else:
+                    contact = await self.cache.contact(conv)
+                    if contact is not None and contact.blocked:
+                        raise PeerError(f"@{contact.handle} is blocked")
+                    await self._queue_content(conv, os.urandom(16), body)
+                await self.cache.commit()
+            except BaseException:
+                await self.cache.rollback()
+                raise
+        target = getattr(content, "target", None)
+        self._emit(MessageChanged(conv, target) if target else ConversationChanged(conv))
+        await self._send_soon()
+
+    async def _send_soon(self) -> None:
+        if self.connection_state == ONLINE:
+            self._spawn(self._flush_quietly())
+        else:
+            await self.flush_outbox()
+
+    # --- privacy settings ---------------------------------------------------------------
+
+    async def setting(self, name: str) -> bool:
+        if name not in PRIVACY_DEFAULTS:
+            raise TenchatError(f"unknown setting {name!r}; one of {', '.join(PRIVACY_DEFAULTS)}")
+        raw = await self.cache.get_meta("privacy." + name)
+        return PRIVACY_DEFAULTS[name] if raw is None else raw in (1, b"1", "1")
+
+    async def settings(self) -> dict[str, bool]:
+        return {name: await self.setting(name) for name in PRIVACY_DEFAULTS}
+
+    async def set_setting(self, name: str, value: bool) -> None:
+        await self.setting(name)  # validates the name
+        async with self._crypto_lock:
+            await self.cache.set_meta("privacy." + name, int(value))
+            await self.cache.commit()
+        if name == "hide_presence" and self._conn is not None and not self._conn.closed.is_set():
+            await self._conn.request(f.Privacy, hide_presence=value)
+
     async def history(self, peer: str, limit: int) -> tuple[ContactRow, list[MessageRow]]:
         contact = await self.resolve(peer)
         return contact, await self.cache.history(contact.user, limit)
 
     async def send_typing(self, peer: bytes, active: bool) -> None:
         """Ephemeral and best effort: pushed to the peer's live connections, never stored."""
-        if self.connection_state != ONLINE:
+        if self.connection_state != ONLINE or len(peer) != 32 or not await self.setting("typing"):
             return
         async with self._crypto_lock:
             envelope = await self._encrypt(peer, c.encode_content(c.Typing(active=active)))

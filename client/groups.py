@@ -1,0 +1,351 @@
+"""Groups on the client: signed membership changes, sender keys, the group log.
+
+Every change is checked here again from the signed chain (the relay is
+untrusted). Each member encrypts a group message once with their sender key
+(common.crypto.sender_keys) and the relay stores it once; the sender key itself
+travels to each member over the pairwise Double Ratchet sessions. When anyone
+leaves or is removed, every member starts a new sender key and sends it only
+to those who remain, so a removed member can't read what is posted afterwards.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from ..common import content as c
+from ..common import frames as f
+from ..common.crypto.errors import CryptoError
+from ..common.crypto.sender_keys import SenderKey, SenderKeyDistribution, message_chain_id
+from ..common.errors import ProtocolError, TenchatError
+from ..common.groups import (
+    ADMIN,
+    MEMBER,
+    OWNER,
+    GroupChange,
+    GroupState,
+    can_post,
+    decode_signed,
+    sign_change,
+)
+from ..common.identity import fingerprint
+from .cache import MessageRow
+from .connection import RelayError
+from .events import ConversationChanged, Event
+
+if TYPE_CHECKING:
+    from .service import Client, Receipts
+
+__all__ = ["GroupService", "GroupInfo", "GroupError"]
+
+log = logging.getLogger("tenchat.client.groups")
+
+
+class GroupError(TenchatError):
+    """A group operation that can't be done (not a member, not allowed, unknown group)."""
+
+
+@dataclass(frozen=True)
+class GroupInfo:
+    id: bytes
+    name: str
+    topic: str
+    announce: bool
+    version: int
+    members: dict[bytes, str]  # user -> role
+    handles: dict[bytes, str | None]
+    my_role: str | None
+
+
+_state_enc = msgspec.msgpack.Encoder()
+
+
+def _dump(state: GroupState) -> bytes:
+    return _state_enc.encode({
+        "group": state.group, "version": state.version, "head": state.head,
+        "name": state.name, "topic": state.topic, "avatar": state.avatar,
+        "announce": state.announce, "roles": list(state.roles.items()),
+    })
+
+
+def _load(raw: bytes) -> GroupState:
+    d = msgspec.msgpack.decode(raw)
+    return GroupState(d["group"], d["version"], d["head"], d["name"], d["topic"], d["avatar"],
+                      d["announce"], {u: r for u, r in d["roles"]})
+
+
+class GroupService:
+    def __init__(self, client: Client) -> None:
+        self.c = client
+
+    # --- state --------------------------------------------------------------------------
+
+    async def state(self, group: bytes) -> GroupState | None:
+        row = await self.c.cache.group_state(group)
+        return _load(row[0]) if row else None
+
+    async def find(self, name: str) -> bytes | None:
+        """A group of ours by name (case-insensitive) or by its id in hex."""
+        try:
+            raw = bytes.fromhex(name)
+        except ValueError:
+            raw = b""
+        matches = []
+        for group in await self.c.cache.groups():
+            if group == raw:
+                return group
+            state = await self.state(group)
+            if state is not None and state.name.lower() == name.lower():
+                matches.append(group)
+        if len(matches) > 1:
+            raise GroupError(f"several groups are called {name!r}; use the group id")
+        return matches[0] if matches else None
+
+    async def require(self, name: str) -> bytes:
+        group = await self.find(name)
+        if group is None:
+            raise GroupError(f"no group {name!r}")
+        return group
+
+    async def info(self, group: bytes) -> GroupInfo:
+        state = await self.state(group)
+        if state is None:
+            raise GroupError("no such group")
+        handles = {}
+        for user in state.roles:
+            contact = await self.c.cache.contact(user)
+            handles[user] = self.c.handle if user == self.c.user else (
+                contact.handle if contact else None)
+        return GroupInfo(group, state.name, state.topic, state.announce, state.version,
+                         dict(state.roles), handles, state.roles.get(self.c.user))
+
+    async def list(self) -> list[GroupInfo]:
+        out = []
+        for group in await self.c.cache.groups():
+            row = await self.c.cache.group_state(group)
+            if row is not None and not row[2]:
+                out.append(await self.info(group))
+        return out
+
+    # --- changes ------------------------------------------------------------------------
+
+    async def create(self, name: str, handles: list[str], *, announce: bool = False) -> bytes:
+        members = [(await self.c.resolve(h)).user for h in handles]
+        group = os.urandom(16)
+        state = GroupState(group)
+        await self._submit(state, "create", name=name, members=members,
+                           announce=True if announce else None)
+        return group
+
+    async def add(self, group: bytes, handles: list[str]) -> None:
+        members = [(await self.c.resolve(h)).user for h in handles]
+        await self._change(group, "add", members=members)
+
+    async def remove(self, group: bytes, handles: list[str]) -> None:
+        members = [(await self.c.resolve(h)).user for h in handles]
+        await self._change(group, "remove", members=members)
+
+    async def leave(self, group: bytes) -> None:
+        await self._change(group, "leave")
+
+    async def set_role(self, group: bytes, handle: str, role: str) -> None:
+        if role not in (OWNER, ADMIN, MEMBER):
+            raise GroupError(f"unknown role {role!r}")
+        user = (await self.c.resolve(handle)).user
+        await self._change(group, "role", members=[user], role=role)
+
+    async def update(self, group: bytes, *, name: str | None = None, topic: str | None = None,
+                     announce: bool | None = None) -> None:
+        await self._change(group, "meta", name=name, topic=topic, announce=announce)
+
+    async def _change(self, group: bytes, op: str, **fields: object) -> None:
+        state = await self.state(group)
+        if state is None:
+            raise GroupError("no such group")
+        try:
+            await self._submit(state, op, **fields)
+        except RelayError as exc:
+            if exc.code != "protocol":
+                raise
+            # We are behind the relay's version: catch up on the signed chain, retry once.
+            await self._catch_up(group)
+            state = await self.state(group)
+            assert state is not None
+            await self._submit(state, op, **fields)
+
+    async def _submit(self, state: GroupState, op: str, **fields: object) -> None:
+        change = GroupChange(group=state.group, version=state.version + 1, prev=state.head,
+                             actor=self.c.user, at=_now(), op=op,
+                             **fields)  # type: ignore[arg-type]
+        record = sign_change(change, self.c.identity.sign)
+        trial = copy.deepcopy(state)
+        try:
+            trial.apply(record)  # the same rules the relay applies: a clear error first
+        except ProtocolError as exc:
+            raise GroupError(exc.message) from None
+        conn = await self.c.connection()
+        await conn.request(f.GroupChangeReq, record=record)
+        async with self.c._crypto_lock:
+            await self._store_change(state, record, [])
+            await self.c.cache.commit()
+
+    async def _store_change(self, before: GroupState, record: bytes,
+                            events: list[Event]) -> GroupState:
+        """Apply a verified next record to our copy; rotate our sender key when someone left."""
+        after = copy.deepcopy(before)
+        change = after.apply(record)
+        gone = [u for u in before.roles if u not in after.roles]
+        left = self.c.user not in after.roles and change.op != "create"
+        await self.c.cache.save_group(after.group, _dump(after), [(change.version, record)],
+                                      left=left)
+        if gone:
+            # Whoever left must not read what comes next: a fresh chain, sent to who remains.
+            await self.c.cache.set_my_sender_key(after.group, None)
+        events.append(ConversationChanged(after.group))
+        return after
+
+    async def _catch_up(self, group: bytes) -> GroupState:
+        """Fetch the signed records we lack from the relay and verify them one by one."""
+        state = await self.state(group) or GroupState(group)
+        conn = await self.c.connection()
+        while True:
+            history = await conn.request(f.GroupInfo, group=group, after_version=state.version)
+            assert isinstance(history, f.GroupHistory)
+            async with self.c._crypto_lock:
+                for record in history.records:
+                    state = await self._store_change(state, record, [])
+                await self.c.cache.commit()
+            if not history.more:
+                return state
+
+    # --- sending ------------------------------------------------------------------------
+
+    async def queue(self, group: bytes, msg_id: bytes, body: bytes, *,
+                    expires_at: int = 0) -> None:
+        """Encrypt content for the group into the outbox (caller holds the cache lock and
+        commits). Our sender key goes first, 1:1, to every member who lacks it."""
+        row = await self.c.cache.group_state(group)
+        if row is None:
+            raise GroupError("no such group")
+        state, own, left = _load(row[0]), row[1], row[2]
+        role = state.roles.get(self.c.user)
+        if left or role is None:
+            raise GroupError("you are not a member of this group")
+        if not can_post(role, state.announce):
+            raise GroupError("only admins may post in this announcement group")
+        key = SenderKey.from_bytes(own) if own else SenderKey.create(group)
+        sent = await self.c.cache.sender_key_sent(group, key.chain_id)
+        missing = [u for u in state.roles if u != self.c.user and u not in sent]
+        if missing:
+            dist = c.encode_content(c.SenderKeyDist(group=group,
+                                                    dist=key.distribution().to_bytes()))
+            for user in missing:
+                await self.c._queue_content(user, os.urandom(16), dist)
+            await self.c.cache.mark_sender_key_sent(group, missing, key.chain_id)
+        envelope = key.encrypt(body, group + self.c.user)
+        await self.c.cache.set_my_sender_key(group, key.to_bytes())
+        await self.c.cache.outbox_add(msg_id, group, envelope, _now(), kind="group",
+                                      expires_at=expires_at)
+
+    # --- receiving ----------------------------------------------------------------------
+
+    async def receive_one(self, item: f.GroupDeliver, new: list[MessageRow],
+                          receipts: Receipts, events: list[Event]) -> None:
+        """One log entry (the caller holds the cache lock and commits)."""
+        if item.change:
+            await self._receive_change(item, events)
+            return
+        state = await self.state(item.group)
+        if state is None or item.sender not in state.roles:
+            # The relay delivered a post from someone our verified chain says is not a member.
+            log.warning("dropped a group message from a non-member %s", fingerprint(item.sender))
+            return
+        if not can_post(state.roles[item.sender], state.announce):
+            log.warning("dropped a post by a member in an announcement group")
+            return
+        if item.sender == self.c.user:
+            return  # our own message, already in the cache
+        await self._decrypt_post(state, item.gseq, item.sender, item.msg, item.at, item.body,
+                                 new, receipts, events)
+
+    async def _decrypt_post(self, state: GroupState, gseq: int, sender: bytes, msg: bytes,
+                            at: int, body: bytes, new: list[MessageRow], receipts: Receipts,
+                            events: list[Event]) -> None:
+        group = state.group
+        try:
+            chain = message_chain_id(body)
+        except CryptoError:
+            log.warning("dropped a malformed group message")
+            return
+        raw = await self.c.cache.sender_key(group, sender, chain)
+        if raw is None:  # its sender key hasn't arrived yet (it travels 1:1): keep it
+            await self.c.cache.add_pending_group(group, (gseq, sender, msg, at, body))
+            return
+        key = SenderKey.from_bytes(raw)
+        try:
+            plaintext = key.decrypt(body, group + sender)
+            content = c.decode_content(plaintext)
+        except (CryptoError, msgspec.MsgspecError) as exc:
+            log.warning("dropped an undecryptable group message from %s: %s",
+                        fingerprint(sender), type(exc).__name__)
+            return
+        await self.c.cache.put_sender_key(group, sender, chain, key.to_bytes())
+        await self.c.apply_content(group, sender, content, state, new, receipts, events)
+
+    async def _receive_change(self, item: f.GroupDeliver, events: list[Event]) -> None:
+        try:
+            change, _ = decode_signed(item.body)
+        except ProtocolError as exc:
+            log.warning("dropped a group record: %s", exc.message)
+            return
+        state = await self.state(item.group)
+        if state is not None and change.version <= state.version:
+            return  # ours, or already applied
+        try:
+            if state is None or change.version > state.version + 1:
+                # New to us (we were added) or we missed some: verify the chain from the relay.
+                state = state or GroupState(item.group)
+                conn = await self.c.connection()
+                history = await conn.request(f.GroupInfo, group=item.group,
+                                             after_version=state.version)
+                assert isinstance(history, f.GroupHistory)
+                for record in history.records:
+                    state = await self._store_change(state, record, events)
+            else:
+                await self._store_change(state, item.body, events)
+        except (ProtocolError, RelayError) as exc:
+            # A forged or out-of-order change: our copy stays as it was.
+            log.warning("rejected a group change: %s", exc)
+
+    async def receive_distribution(self, sender: bytes, content: c.SenderKeyDist,
+                                   new: list[MessageRow], receipts: Receipts,
+                                   events: list[Event]) -> None:
+        """A member's sender key arrived over our pairwise session."""
+        state = await self.state(content.group)
+        if state is None or sender not in state.roles:
+            log.warning("ignored a sender key for a group we don't share with %s",
+                        fingerprint(sender))
+            return
+        try:
+            dist = SenderKeyDistribution.from_bytes(content.dist)
+            if dist.group_id != content.group:
+                raise CryptoError("sender key of another group")
+            key = SenderKey.from_distribution(dist)
+        except CryptoError as exc:
+            log.warning("bad sender key from %s: %s", fingerprint(sender), exc)
+            return
+        await self.c.cache.put_sender_key(content.group, sender, key.chain_id, key.to_bytes())
+        for gseq, who, msg, at, body in await self.c.cache.take_pending_group(content.group,
+                                                                              sender):
+            await self._decrypt_post(state, gseq, who, msg, at, body, new, receipts, events)
+
+
+def _now() -> int:
+    from .service import now_ms
+
+    return now_ms()
