@@ -762,3 +762,9 @@ class Cache:
             "RETURNING gseq, sender, msg, at, body", (group, sender)) as cur:
             rows = [(r[0], r[1], r[2], r[3], r[4]) for r in await cur.fetchall()]
         return sorted(rows)
+
+    async def outbox_drop(self, msg_id: bytes) -> None:
+        await self._db.execute("DELETE FROM outbox WHERE msg_id=?", (msg_id,))
+
+    async def mark_group_left(self, group: bytes) -> None:
+        await self._db.execute("UPDATE groups SET left=1 WHERE id=?", (group,))

@@ -116,6 +116,13 @@ class GroupService:
         state = await self.state(group)
         if state is None:
             raise GroupError("no such group")
+        unknown = [u for u in state.roles if u != self.c.user
+                   and await self.c.cache.contact(u) is None]
+        if unknown:  # members we never talked to: ask the relay, verify, remember
+            async with self.c._crypto_lock:
+                for user in unknown:
+                    await self.c._name_sender(user)
+                await self.c.cache.commit()
         handles = {}
         for user in state.roles:
             contact = await self.c.cache.contact(user)
@@ -211,17 +218,10 @@ class GroupService:
 
     async def _catch_up(self, group: bytes) -> GroupState:
         """Fetch the signed records we lack from the relay and verify them one by one."""
-        state = await self.state(group) or GroupState(group)
-        conn = await self.c.connection()
-        while True:
-            history = await conn.request(f.GroupInfo, group=group, after_version=state.version)
-            assert isinstance(history, f.GroupHistory)
-            async with self.c._crypto_lock:
-                for record in history.records:
-                    state = await self._store_change(state, record, [])
-                await self.c.cache.commit()
-            if not history.more:
-                return state
+        async with self.c._crypto_lock:
+            state = await self._fetch_chain(group, await self.state(group), [])
+            await self.c.cache.commit()
+        return state
 
     # --- sending ------------------------------------------------------------------------
 
@@ -309,25 +309,40 @@ class GroupService:
         try:
             if state is None or change.version > state.version + 1:
                 # New to us (we were added) or we missed some: verify the chain from the relay.
-                state = state or GroupState(item.group)
-                conn = await self.c.connection()
-                history = await conn.request(f.GroupInfo, group=item.group,
-                                             after_version=state.version)
-                assert isinstance(history, f.GroupHistory)
-                for record in history.records:
-                    state = await self._store_change(state, record, events)
+                await self._fetch_chain(item.group, state, events)
             else:
                 await self._store_change(state, item.body, events)
         except (ProtocolError, RelayError) as exc:
             # A forged or out-of-order change: our copy stays as it was.
             log.warning("rejected a group change: %s", exc)
 
+    async def _fetch_chain(self, group: bytes, state: GroupState | None,
+                           events: list[Event]) -> GroupState:
+        """Fetch and verify the records after ours (caller holds the cache lock)."""
+        state = state or GroupState(group)
+        conn = await self.c.connection()
+        while True:
+            history = await conn.request(f.GroupInfo, group=group, after_version=state.version)
+            assert isinstance(history, f.GroupHistory)
+            for record in history.records:
+                state = await self._store_change(state, record, events)
+            if not history.more:
+                return state
+
     async def receive_distribution(self, sender: bytes, content: c.SenderKeyDist,
                                    new: list[MessageRow], receipts: Receipts,
                                    events: list[Event]) -> None:
         """A member's sender key arrived over our pairwise session."""
         state = await self.state(content.group)
-        if state is None or sender not in state.roles:
+        if state is None:
+            # Their key can come before the record that added us (the 1:1 queue drains
+            # first): learn the group from its signed chain now.
+            try:
+                state = await self._fetch_chain(content.group, None, events)
+            except (ProtocolError, RelayError) as exc:
+                log.warning("ignored a sender key for an unknown group: %s", exc)
+                return
+        if sender not in state.roles:
             log.warning("ignored a sender key for a group we don't share with %s",
                         fingerprint(sender))
             return

@@ -45,7 +45,7 @@ from .events import (
     StatusChanged,
     TypingChanged,
 )
-from .groups import GroupService
+from .groups import GroupError, GroupService
 from .keystore import Keystore, Secrets
 
 __all__ = ["Client", "Conversation", "SearchHit", "PeerError", "QueuedOffline", "now_ms"]
@@ -248,6 +248,14 @@ class Client:
         for contact in await self.cache.contacts():
             if contact.blocked:
                 await conn.request(f.Block, user=contact.user, blocked=True)
+
+    async def _drop_connection(self) -> None:
+        if self._refill is not None:
+            with contextlib.suppress(TenchatError, TimeoutError):
+                await asyncio.wait_for(self._refill, 10)
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
 
     async def _refill_prekeys(self, conn: RelayConnection) -> None:
         start = await self.cache.max_prekey_id("otk") + 1
@@ -492,11 +500,19 @@ class Client:
                             await conn.request(f.Send, to=peer, msg=msg_id, body=envelope,
                                                expires_at=expires_at)
                     except RelayError as exc:
-                        failures.append(exc)
+                        if kind == "group" and exc.code == "forbidden":
+                            # Removed from the group (the relay no longer lets us post):
+                            # nothing more goes there; the message stays here, unsent.
+                            gone_groups.append((msg_id, peer))
+                            failures.append(GroupError(
+                                "you are no longer a member of this group"))
+                        else:
+                            failures.append(exc)
                         return
                     stored.append((msg_id, peer))
 
             sent: dict[bytes, list[bytes]] = {}
+            gone_groups: list[tuple[bytes, bytes]] = []
             try:
                 await asyncio.gather(*(one(*item) for item in pending))
             finally:
@@ -504,6 +520,9 @@ class Client:
                     for msg_id, peer in stored:
                         if await self.cache.outbox_done(msg_id, peer):
                             sent.setdefault(peer, []).append(msg_id)
+                    for msg_id, group in gone_groups:
+                        await self.cache.outbox_drop(msg_id)
+                        await self.cache.mark_group_left(group)
                     await self.cache.commit()
                 for peer, ids in sent.items():
                     self._emit(StatusChanged(peer, ids, SENT))
@@ -716,6 +735,9 @@ class Client:
             try:
                 total += await self._sync_once(follow=follow, on_messages=on_messages)
                 if not follow:
+                    # A subscription lasts as long as its connection; the next sync needs a
+                    # fresh one to get its own `synced`.
+                    await self._drop_connection()
                     self._set_state(OFFLINE)
                     return total
             except (ConnectionLost, RelayUnreachable) as exc:

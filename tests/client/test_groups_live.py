@@ -1,0 +1,155 @@
+"""Groups through a real relay with three members: add, post, remove — and the removed
+member can't decrypt later posts; roles enforced by relay and clients; forged changes
+rejected by both."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import pytest
+
+from tenchat.client.connection import RelayError
+from tenchat.client.groups import GroupError
+from tenchat.client.service import Client
+from tenchat.common import frames as f
+from tenchat.common.groups import ADMIN, GroupChange, sign_change
+from tests.conftest import PASSPHRASE
+from tests.support.relay import RelayProcess
+
+pytestmark = pytest.mark.slow
+
+
+async def people(tmp_path: Path, relay: RelayProcess, *names: str) -> list[Client]:
+    return [await Client.create(tmp_path / n, relay.url, n, PASSPHRASE) for n in names]
+
+
+async def texts(client: Client, group: bytes) -> list[str]:
+    await client.sync()
+    return [m.text for m in await client.page(group, limit=100)]
+
+
+def test_three_members_add_post_remove(tmp_path: Path, relay: RelayProcess) -> None:
+    async def body() -> None:
+        alice, bob, carol = await people(tmp_path, relay, "alice", "bob", "carol")
+        try:
+            group = await alice.groups.create("ops", ["bob"])
+            await alice.groups.add(group, ["@carol"])
+            await alice.queue_text(group, "hello all")
+            await alice.flush_outbox()
+            assert await texts(bob, group) == ["hello all"]
+            assert await texts(carol, group) == ["hello all"]
+            info = await carol.groups.info(group)
+            assert info.name == "ops" and info.my_role == "member"
+            assert set(info.handles.values()) == {"alice", "bob", "carol"}
+
+            await bob.queue_text(group, "bob here")
+            await bob.flush_outbox()
+            assert await texts(alice, group) == ["hello all", "bob here"]
+
+            # carol is removed; she keeps her copy of the old sender keys...
+            await alice.groups.remove(group, ["carol"])
+            await bob.sync()  # bob sees the removal and starts a new sender key
+            await alice.queue_text(group, "after carol left")
+            await alice.flush_outbox()
+            await bob.queue_text(group, "bob after")
+            await bob.flush_outbox()
+            assert (await texts(bob, group))[-1:] == ["after carol left"]
+            assert (await texts(alice, group))[-1] == "bob after"
+            # ...and learns nothing posted afterwards, from the relay or by decrypting.
+            assert "after carol left" not in await texts(carol, group)
+            # her client learns it the first time it tries to post
+            await carol.queue_text(group, "still here?")
+            with pytest.raises(GroupError, match="no longer a member"):
+                await carol.flush_outbox()
+            with pytest.raises(GroupError, match="not a member"):
+                await carol.queue_text(group, "and now?")
+            assert "still here?" not in await texts(alice, group)
+
+            # Even a relay that handed carol the new ciphertext wouldn't help her: the new
+            # sender keys were never sent to her.
+            conn = await carol.connection()
+            page = await (await alice.connection()).request(f.GroupInfo, group=group)
+            assert isinstance(page, f.GroupHistory)
+            rows = await alice.cache.history(group, 10)
+            mine = [r for r in rows if r.text == "after carol left"][0]
+            with pytest.raises(RelayError) as err:
+                await conn.request(f.GroupInfo, group=group)
+            assert err.value.code == "forbidden"
+            assert mine.status >= 1
+        finally:
+            for c in (alice, bob, carol):
+                await c.close()
+
+    asyncio.run(asyncio.wait_for(body(), 120))
+
+
+def test_roles_are_enforced_by_relay_and_clients(tmp_path: Path, relay: RelayProcess) -> None:
+    async def body() -> None:
+        alice, bob, carol = await people(tmp_path, relay, "alice", "bob", "carol")
+        try:
+            group = await alice.groups.create("news", ["bob", "carol"], announce=True)
+            await bob.sync()
+            await carol.sync()
+            # the client refuses first, with a clear reason
+            with pytest.raises(GroupError, match="only admins may add"):
+                await bob.groups.add(group, ["carol"])
+            with pytest.raises(GroupError, match="only admins may post"):
+                await bob.queue_text(group, "can I post?")
+            # and the relay refuses the same when a client doesn't ask first
+            state = await bob.groups.state(group)
+            assert state is not None
+            forged = GroupChange(group=group, version=state.version + 1, prev=state.head,
+                                 actor=bob.user, at=0, op="remove", members=[carol.user])
+            with pytest.raises(RelayError) as err:
+                await (await bob.connection()).request(
+                    f.GroupChangeReq, record=sign_change(forged, bob.identity.sign))
+            assert err.value.code == "forbidden"
+            with pytest.raises(RelayError) as err:
+                await (await bob.connection()).request(
+                    f.GroupSend, group=group, msg=os.urandom(16), body=b"x")
+            assert err.value.code == "forbidden"
+
+            await alice.groups.set_role(group, "bob", ADMIN)
+            await bob.sync()
+            await bob.queue_text(group, "admin bob posts")
+            await bob.flush_outbox()
+            assert await texts(carol, group) == ["admin bob posts"]
+            with pytest.raises(GroupError, match="can't remove an owner"):
+                await bob.groups.remove(group, ["alice"])
+        finally:
+            for c in (alice, bob, carol):
+                await c.close()
+
+    asyncio.run(asyncio.wait_for(body(), 120))
+
+
+def test_forged_change_pushed_by_a_hostile_relay_is_rejected(tmp_path: Path,
+                                                             relay: RelayProcess) -> None:
+    """A change the relay accepted can't be faked to a client: bob's copy checks the
+    signature and the rules itself."""
+    async def body() -> None:
+        alice, bob, mallory = await people(tmp_path, relay, "alice", "bob", "mallory")
+        try:
+            group = await alice.groups.create("g", ["bob"])
+            await bob.sync()
+            state = await bob.groups.state(group)
+            assert state is not None
+            # mallory (not a member) "adds" herself; and a record claiming alice's name
+            # but signed by mallory
+            for actor, signer in ((mallory, mallory), (alice, mallory)):
+                change = GroupChange(group=group, version=state.version + 1, prev=state.head,
+                                     actor=actor.user, at=0, op="add", members=[mallory.user])
+                record = sign_change(change, signer.identity.sign)
+                await bob.receive([f.GroupDeliver(group=group, gseq=10_000, msg=os.urandom(16),
+                                                  sender=actor.user, at=0, body=record,
+                                                  change=True)])
+                after = await bob.groups.state(group)
+                assert after is not None and mallory.user not in after.roles
+                assert after.version == state.version
+        finally:
+            for c in (alice, bob, mallory):
+                await c.close()
+
+    asyncio.run(asyncio.wait_for(body(), 120))
