@@ -81,6 +81,17 @@ class Conversation:
     muted: bool
     blocked: bool
     online: bool | None  # None: unknown (not connected, or not watched yet)
+    group_name: str | None = None  # set for a group (then ``peer`` is the 16-byte group id)
+    timer: int = 0  # disappearing-message timer, seconds
+
+    @property
+    def is_group(self) -> bool:
+        return len(self.peer) == 16
+
+    @property
+    def title(self) -> str:
+        return self.group_name if self.is_group and self.group_name is not None else (
+            f"@{self.handle}" if self.handle else "?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -984,7 +995,7 @@ class Client:
         """Pinned first, then by latest activity."""
         return [
             Conversation(row.peer, row.handle, row.last, row.unread, row.pinned, row.muted,
-                         row.blocked, self.presence.get(row.peer))
+                         row.blocked, self.presence.get(row.peer), row.group_name, row.timer)
             for row in await self.cache.conversations()
         ]
 
