@@ -161,18 +161,71 @@ def emit(opts: Options, obj: dict[str, Any], human: str) -> None:
     typer.echo(json.dumps(obj, ensure_ascii=False) if opts.json else human)
 
 
+def read_text(text: str) -> str:
+    if text == "-":
+        text = sys.stdin.read()
+        if text.endswith("\n"):
+            text = text[:-1]
+    return text
+
+
+async def message_id(client: Any, conv: bytes, text: str) -> bytes:
+    """A message id from its hex form or a unique prefix (at least 6 hex digits)."""
+    from ..common.errors import TenchatError
+
+    text = text.lower()
+    if len(text) < 6 or any(ch not in "0123456789abcdef" for ch in text):
+        raise TenchatError(f"{text!r} is not a message id (hex, from `history --json`)")
+    matches = [m.id for m in await client.page(conv, limit=1_000_000)
+               if m.id.hex().startswith(text)]
+    if len(matches) != 1:
+        raise TenchatError(f"no message {text!r} in this conversation" if not matches
+                           else f"{text!r} matches several messages; give more digits")
+    return matches[0]
+
+
 def fmt_time(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def message_json(msg: Any, sender: str, *, own: bool) -> dict[str, Any]:
+def message_json(msg: Any, sender: str, *, own: bool, group: str | None = None,
+                 reactions: dict[str, int] | None = None) -> dict[str, Any]:
     from .cache import STATUS_NAMES
 
     out: dict[str, Any] = {"id": msg.id.hex(), "from": sender, "text": msg.text,
                            "sent_at": msg.sent_at}
     if own:
         out["status"] = STATUS_NAMES[msg.status]
+    if group is not None:
+        out["group"] = group
+    if msg.reply_to:
+        out["reply_to"] = msg.reply_to.hex()
+    for flag in ("edited", "deleted", "pinned", "mention"):
+        if getattr(msg, flag):
+            out[flag] = True
+    if msg.expires_at:
+        out["expires_at"] = msg.expires_at
+    if reactions:
+        out["reactions"] = reactions
     return out
+
+
+async def describe(client: Any, msg: Any) -> tuple[str, str | None]:
+    """(author handle, group name or None) of a message, for printing."""
+    if len(msg.peer) == 16:
+        info = await client.groups.state(msg.peer)
+        group = info.name if info else msg.peer.hex()
+        if msg.outgoing:
+            return client.handle, group
+        return (await client.display_name(msg.sender)) if msg.sender else "?", group
+    return (client.handle if msg.outgoing else await client.display_name(msg.peer)), None
+
+
+def line_of(msg: Any, sender: str, group: str | None, suffix: str = "") -> str:
+    where = f"#{group} " if group is not None else ""
+    text = "(message deleted)" if msg.deleted else msg.text
+    extra = " (edited)" if msg.edited and not msg.deleted else ""
+    return f"[{fmt_time(msg.sent_at)}] {where}@{sender}: {text}{extra}{suffix}"
 
 
 # --- identity -----------------------------------------------------------------------------
@@ -222,18 +275,20 @@ def send(
     ctx: typer.Context,
     peer: Annotated[str, typer.Argument(help="Handle of the recipient, with or without @.")],
     text: Annotated[str, typer.Argument(help="The message; '-' reads it from stdin.")],
+    reply_to: Annotated[str | None, typer.Option(
+        "--reply-to", help="Id (or unique prefix) of the message this one answers.")] = None,
 ) -> None:
     """Send an end-to-end encrypted message; exits once the relay has stored it."""
     opts: Options = ctx.obj
-    if text == "-":
-        text = sys.stdin.read()
-        if text.endswith("\n"):
-            text = text[:-1]
+    text = read_text(text)
 
     async def body(client: Any) -> tuple[Any, str]:
         from .cache import STATUS_NAMES
 
-        msg = await client.send_text(peer, text)
+        target = None
+        if reply_to is not None:
+            target = await message_id(client, (await client.resolve(peer)).user, reply_to)
+        msg = await client.send_text(peer, text, reply_to=target)
         return msg, STATUS_NAMES[msg.status]
 
     msg, status = run(with_client(opts, body))
@@ -253,9 +308,9 @@ def inbox(
 
     async def show(client: Any) -> None:
         for msg in await client.take_unshown():
-            sender = await client.display_name(msg.peer)
-            emit(opts, message_json(msg, sender, own=False),
-                 f"[{fmt_time(msg.sent_at)}] @{sender}: {msg.text}")
+            sender, group = await describe(client, msg)
+            emit(opts, message_json(msg, sender, own=False, group=group),
+                 line_of(msg, sender, group))
         sys.stdout.flush()
 
     async def body(client: Any) -> None:
@@ -280,7 +335,7 @@ def read(
 
     async def body(client: Any) -> int:
         await client.sync()
-        return await client.mark_read(peer)
+        return await client.mark_read(await client.conversation_id(peer))
 
     count = run(with_client(opts, body))
     emit(opts, {"peer": peer.removeprefix("@").lower(), "marked_read": count},
@@ -290,7 +345,7 @@ def read(
 @app.command()
 def history(
     ctx: typer.Context,
-    peer: Annotated[str, typer.Argument(help="Handle of the conversation.")],
+    peer: Annotated[str, typer.Argument(help="A @handle or a group's name.")],
     n: Annotated[int, typer.Option("-n", min=1, help="How many of the latest messages.")] = 50,
     offline: Annotated[bool, typer.Option(
         "--offline", help="Don't sync with the relay first; print the cache as it is.")] = False,
@@ -308,14 +363,19 @@ def history(
             # Best effort: offline, the cache is still worth showing.
             with contextlib.suppress(RelayUnreachable, ConnectionLost):
                 await client.sync()
-        contact, rows = await client.history(peer, n)
+        conv = await client.conversation_id(peer)
+        rows = await client.page(conv, limit=n)
+        reactions = await client.cache.reactions(conv, [m.id for m in rows])
         out = []
         ticks = {"pending": "…", "sent": "✓", "delivered": "✓✓", "read": "✓✓ read"}
         for msg in rows:
-            sender = client.handle if msg.outgoing else (contact.handle or "?")
-            obj = message_json(msg, sender, own=msg.outgoing)
+            sender, group = await describe(client, msg)
+            obj = message_json(msg, sender, own=msg.outgoing, group=group,
+                               reactions=reactions.get(msg.id))
             mark = f"  {ticks[obj['status']]}" if msg.outgoing else ""
-            out.append((obj, f"[{fmt_time(msg.sent_at)}] @{sender}: {msg.text}{mark}"))
+            if msg.id in reactions:
+                mark += "  " + " ".join(f"{e}×{n}" for e, n in reactions[msg.id].items())
+            out.append((obj, line_of(msg, sender, group, mark)))
         return out
 
     for obj, line in run(with_client(opts, body)):
@@ -399,6 +459,305 @@ def contacts_verify(ctx: typer.Context, peer: Annotated[str, typer.Argument()]) 
 def chat(ctx: typer.Context) -> None:
     """Open the chat TUI (the same as `tenchat` with no command)."""
     open_tui(ctx.obj)
+
+
+# --- message actions ---------------------------------------------------------------------
+
+
+def _action(ctx: typer.Context, conv_name: str, msg: str | None, what: str,
+            act: Callable[[Any, bytes, bytes | None], Awaitable[Any]]) -> None:
+    opts: Options = ctx.obj
+
+    async def body(client: Any) -> dict[str, Any]:
+        conv = await client.conversation_id(conv_name)
+        target = await message_id(client, conv, msg) if msg is not None else None
+        await act(client, conv, target)
+        out: dict[str, Any] = {"conversation": conv_name, "done": what}
+        if target is not None:
+            out["id"] = target.hex()
+        return out
+
+    result = run(with_client(opts, body))
+    emit(opts, result, what + (f" {result['id']}" if "id" in result else ""))
+
+
+@app.command()
+def react(
+    ctx: typer.Context,
+    conv: Annotated[str, typer.Argument(help="A @handle or a group's name.")],
+    msg: Annotated[str, typer.Argument(help="Message id (or unique prefix).")],
+    emoji: Annotated[str, typer.Argument(help="The reaction, e.g. 👍")],
+    remove: Annotated[bool, typer.Option("--remove", help="Take the reaction back.")] = False,
+) -> None:
+    """React to a message with an emoji (end-to-end encrypted, like everything)."""
+    _action(ctx, conv, msg, "unreacted" if remove else "reacted",
+            lambda c, conv_id, t: c.react(conv_id, t, emoji, remove=remove))
+
+
+@app.command()
+def edit(
+    ctx: typer.Context,
+    conv: Annotated[str, typer.Argument(help="A @handle or a group's name.")],
+    msg: Annotated[str, typer.Argument(help="Id (or prefix) of your message.")],
+    text: Annotated[str, typer.Argument(help="The new text; '-' reads stdin.")],
+) -> None:
+    """Edit one of your messages, for everyone."""
+    new_text = read_text(text)
+    _action(ctx, conv, msg, "edited", lambda c, conv_id, t: c.edit(conv_id, t, new_text))
+
+
+@app.command()
+def delete(
+    ctx: typer.Context,
+    conv: Annotated[str, typer.Argument(help="A @handle or a group's name.")],
+    msg: Annotated[str, typer.Argument(help="Id (or prefix) of your message.")],
+) -> None:
+    """Delete one of your messages for everyone."""
+    _action(ctx, conv, msg, "deleted", lambda c, conv_id, t: c.delete(conv_id, t))
+
+
+@app.command()
+def pin(
+    ctx: typer.Context,
+    conv: Annotated[str, typer.Argument(help="A @handle or a group's name.")],
+    msg: Annotated[str, typer.Argument(help="Message id (or unique prefix).")],
+    unpin: Annotated[bool, typer.Option("--unpin", help="Unpin instead.")] = False,
+) -> None:
+    """Pin a message in a conversation (in groups: admins only)."""
+    _action(ctx, conv, msg, "unpinned" if unpin else "pinned",
+            lambda c, conv_id, t: c.pin(conv_id, t, not unpin))
+
+
+@app.command()
+def timer(
+    ctx: typer.Context,
+    conv: Annotated[str, typer.Argument(help="A @handle or a group's name.")],
+    seconds: Annotated[int, typer.Argument(min=0, help="Seconds after arrival; 0 turns it off.")],
+) -> None:
+    """Disappearing messages: new messages vanish on both sides this long after arriving."""
+    _action(ctx, conv, None, f"timer set to {seconds} s",
+            lambda c, conv_id, _t: c.set_timer(conv_id, seconds))
+
+
+# --- groups -------------------------------------------------------------------------------
+
+group_app = typer.Typer(help="Group chats: create, members, roles, send.", no_args_is_help=True)
+app.add_typer(group_app, name="group")
+
+
+def group_json(info: Any) -> dict[str, Any]:
+    return {
+        "group": info.id.hex(), "name": info.name, "topic": info.topic,
+        "announce": info.announce, "version": info.version, "my_role": info.my_role,
+        "members": [{"handle": info.handles.get(u), "user_id": u.hex(), "role": r}
+                    for u, r in sorted(info.members.items(),
+                                       key=lambda kv: (kv[1] != "owner", kv[1] != "admin",
+                                                       info.handles.get(kv[0]) or ""))],
+    }
+
+
+def group_lines(info: Any) -> str:
+    obj = group_json(info)
+    head = f"#{info.name}  ({len(info.members)} members, you: {info.my_role})"
+    if info.topic:
+        head += f"\n  topic: {info.topic}"
+    if info.announce:
+        head += "\n  announcement group: only admins post"
+    people = "\n".join(f"  @{m['handle'] or '?'}  {m['role']}" for m in obj["members"])
+    return f"{head}\n{people}"
+
+
+def _group(ctx: typer.Context, name: str, act: Callable[[Any, bytes], Awaitable[Any]],
+           *, show: bool = True) -> None:
+    opts: Options = ctx.obj
+
+    async def body(client: Any) -> Any:
+        await client.sync()  # act on the current membership, not our last copy of it
+        group = await client.groups.require(name)
+        await act(client, group)
+        return await client.groups.info(group) if show else None
+
+    info = run(with_client(opts, body))
+    if info is not None:
+        emit(opts, group_json(info), group_lines(info))
+
+
+@group_app.command("create")
+def group_create(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The group's name.")],
+    members: Annotated[list[str] | None, typer.Argument(help="Handles to add.")] = None,
+    announce: Annotated[bool, typer.Option("--announce",
+                                           help="Only admins may post.")] = False,
+) -> None:
+    """Create a group; you are its owner."""
+    opts: Options = ctx.obj
+
+    async def body(client: Any) -> Any:
+        group = await client.groups.create(name, members or [], announce=announce)
+        return await client.groups.info(group)
+
+    info = run(with_client(opts, body))
+    emit(opts, group_json(info), group_lines(info))
+
+
+@group_app.command("add")
+def group_add(ctx: typer.Context, group: Annotated[str, typer.Argument()],
+              handles: Annotated[list[str], typer.Argument(help="Handles to add.")]) -> None:
+    """Add members (admins)."""
+    _group(ctx, group, lambda c, g: c.groups.add(g, handles))
+
+
+@group_app.command("remove")
+def group_remove(ctx: typer.Context, group: Annotated[str, typer.Argument()],
+                 handles: Annotated[list[str], typer.Argument(help="Handles to remove.")]
+                 ) -> None:
+    """Remove members (admins); everyone starts new sender keys, so they read nothing after."""
+    _group(ctx, group, lambda c, g: c.groups.remove(g, handles))
+
+
+@group_app.command("leave")
+def group_leave(ctx: typer.Context, group: Annotated[str, typer.Argument()]) -> None:
+    """Leave a group."""
+    opts: Options = ctx.obj
+
+    async def body(client: Any) -> None:
+        await client.sync()
+        await client.groups.leave(await client.groups.require(group))
+
+    run(with_client(opts, body))
+    emit(opts, {"group": group, "left": True}, f"left #{group}")
+
+
+@group_app.command("promote")
+def group_promote(ctx: typer.Context, group: Annotated[str, typer.Argument()],
+                  handle: Annotated[str, typer.Argument()],
+                  owner: Annotated[bool, typer.Option(
+                      "--owner", help="Hand over ownership (you become an admin).")] = False,
+                  ) -> None:
+    """Make a member an admin (owner only)."""
+    _group(ctx, group, lambda c, g: c.groups.set_role(g, handle, "owner" if owner else "admin"))
+
+
+@group_app.command("demote")
+def group_demote(ctx: typer.Context, group: Annotated[str, typer.Argument()],
+                 handle: Annotated[str, typer.Argument()]) -> None:
+    """Make an admin a member again (owner only)."""
+    _group(ctx, group, lambda c, g: c.groups.set_role(g, handle, "member"))
+
+
+@group_app.command("rename")
+def group_rename(ctx: typer.Context, group: Annotated[str, typer.Argument()],
+                 name: Annotated[str, typer.Argument()]) -> None:
+    """Rename a group (admins)."""
+    _group(ctx, group, lambda c, g: c.groups.update(g, name=name))
+
+
+@group_app.command("topic")
+def group_topic(ctx: typer.Context, group: Annotated[str, typer.Argument()],
+                topic: Annotated[str, typer.Argument()]) -> None:
+    """Set a group's topic (admins)."""
+    _group(ctx, group, lambda c, g: c.groups.update(g, topic=topic))
+
+
+@group_app.command("info")
+def group_info(ctx: typer.Context, group: Annotated[str, typer.Argument()]) -> None:
+    """A group's name, topic and members with their roles."""
+    opts: Options = ctx.obj
+
+    async def body(client: Any) -> Any:
+        await client.sync()
+        return await client.groups.info(await client.groups.require(group))
+
+    info = run(with_client(opts, body))
+    emit(opts, group_json(info), group_lines(info))
+
+
+@group_app.command("list")
+def group_list(ctx: typer.Context) -> None:
+    """The groups you are in."""
+    opts: Options = ctx.obj
+
+    async def body(client: Any) -> list[Any]:
+        from .connection import ConnectionLost, RelayUnreachable
+
+        with contextlib.suppress(RelayUnreachable, ConnectionLost):
+            await client.sync()
+        return list(await client.groups.list())
+
+    for info in run(with_client(opts, body)):
+        emit(opts, group_json(info), f"#{info.name}  {len(info.members)} members  "
+                                     f"(you: {info.my_role})")
+
+
+@group_app.command("send")
+def group_send(
+    ctx: typer.Context,
+    group: Annotated[str, typer.Argument(help="The group's name (or id).")],
+    text: Annotated[str, typer.Argument(help="The message; '-' reads stdin.")],
+    reply_to: Annotated[str | None, typer.Option("--reply-to", help="Message id answered.")
+                        ] = None,
+) -> None:
+    """Send to a group: encrypted once with your sender key, stored once by the relay."""
+    opts: Options = ctx.obj
+    text = read_text(text)
+
+    async def body(client: Any) -> tuple[Any, str]:
+        from .cache import STATUS_NAMES
+
+        gid = await client.groups.require(group)
+        await client.sync()  # current membership first: keys go to who is in it now
+        target = await message_id(client, gid, reply_to) if reply_to else None
+        msg = await client.send_text_to(gid, text, reply_to=target)
+        return msg, STATUS_NAMES[msg.status]
+
+    msg, status = run(with_client(opts, body))
+    emit(opts, {"id": msg.id.hex(), "group": group, "status": status, "sent_at": msg.sent_at},
+         f"{status} {msg.id.hex()} → #{group}")
+
+
+# --- settings -----------------------------------------------------------------------------
+
+settings_app = typer.Typer(help="Privacy settings.", no_args_is_help=True)
+app.add_typer(settings_app, name="settings")
+
+
+@settings_app.command("get")
+def settings_get(ctx: typer.Context,
+                 name: Annotated[str | None, typer.Argument(help="One setting.")] = None) -> None:
+    """Show privacy settings: read_receipts, typing, hide_presence, incognito."""
+    opts: Options = ctx.obj
+
+    async def body(client: Any) -> dict[str, bool]:
+        values = await client.settings()
+        if name is not None:
+            return {name: await client.setting(name)}
+        return values
+
+    values = run(with_client(opts, body))
+    emit(opts, values, "\n".join(f"{k} = {'on' if v else 'off'}" for k, v in values.items()))
+
+
+@settings_app.command("set")
+def settings_set(ctx: typer.Context, name: Annotated[str, typer.Argument()],
+                 value: Annotated[str, typer.Argument(help="on or off")]) -> None:
+    """Change a privacy setting (on/off)."""
+    opts: Options = ctx.obj
+    flag = {"on": True, "true": True, "1": True, "yes": True,
+            "off": False, "false": False, "0": False, "no": False}.get(value.lower())
+    if flag is None:
+        raise fail(f"{value!r} is not on or off")
+
+    async def body(client: Any) -> None:
+        from .connection import ConnectionLost, RelayUnreachable
+
+        await client.set_setting(name, flag)
+        if name == "hide_presence":
+            with contextlib.suppress(RelayUnreachable, ConnectionLost):
+                await client.connection()  # tells the relay now, not at the next connect
+
+    run(with_client(opts, body))
+    emit(opts, {name: flag}, f"{name} = {'on' if flag else 'off'}")
 
 
 # --- a newcomer's first conversation ------------------------------------------------------

@@ -385,7 +385,8 @@ class Client:
         await self.cache.save_session(peer, row_id, session.to_bytes(), now_ms())
         return envelope
 
-    async def send_text(self, peer: str, text: str) -> MessageRow:
+    async def send_text(self, peer: str, text: str, *,
+                        reply_to: bytes | None = None) -> MessageRow:
         """Encrypt, commit to the outbox, and send; returns once the relay has stored it."""
         if not text.strip():
             raise TenchatError("refusing to send an empty message")
@@ -394,7 +395,14 @@ class Client:
         contact = await self.resolve(peer)
         if contact.blocked:
             raise PeerError(f"@{contact.handle} is blocked; unblock them to send")
-        message = await self.queue_text(contact.user, text)
+        return await self.send_text_to(contact.user, text, reply_to=reply_to)
+
+    async def send_text_to(self, conv: bytes, text: str, *,
+                           reply_to: bytes | None = None) -> MessageRow:
+        """As send_text, to a conversation id (a user id, or a group id)."""
+        if not text.strip():
+            raise TenchatError("refusing to send an empty message")
+        message = await self.queue_text(conv, text, reply_to=reply_to)
         try:
             await self.flush_outbox()
         except (RelayUnreachable, ConnectionLost) as exc:
@@ -404,7 +412,7 @@ class Client:
             ) from None
         if message.id in self.unsent:
             raise self.unsent[message.id]
-        return (await self.cache.message(contact.user, message.id)) or message
+        return (await self.cache.message(conv, message.id)) or message
 
     async def queue_text(self, peer: bytes, text: str, *,
                          reply_to: bytes | None = None) -> MessageRow:
@@ -1014,8 +1022,18 @@ class Client:
     async def page(self, peer: bytes, *, before: int | None = None,
                    limit: int = 50) -> list[MessageRow]:
         """Up to ``limit`` messages older than key ``before`` (default: the latest), oldest
-        first."""
+        first. Disappearing messages whose time is up are deleted first."""
+        await self.purge()
         return await self.cache.history(peer, limit, before=before)
+
+    async def purge(self) -> None:
+        """Delete expired disappearing messages now (they are also purged on every receive)."""
+        events: list[Event] = []
+        async with self._crypto_lock:
+            await self.purge_expired(events)
+            await self.cache.commit()
+        for event in events:
+            self._emit(event)
 
     async def around(self, peer: bytes, key: int, limit: int = 50) -> list[MessageRow]:
         """About ``limit`` messages centred on key ``key`` (a search hit in context)."""

@@ -4,6 +4,12 @@ It never mounts a widget per message. It holds at most ``window`` messages,
 renders them to lines at the current width (cached per message), and asks for
 older or newer pages with :class:`MessageLog.NeedOlder` / :class:`MessageLog.NeedNewer`
 as the user scrolls near an edge; the window is trimmed at the far end.
+
+In a group each message carries its author's handle; replies show a quoted first
+line of the message they answer, and a line under a message lists its reactions,
+"edited", the pin and, for our group messages, "seen by N". Up/Down move a
+selection cursor; the keys of :data:`keys.MESSAGE_KEYS` act on the selected message
+by posting :class:`MessageLog.Act`.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from .. import render
+from ..keys import LOG_KEYS, MESSAGE_KEYS
 
 __all__ = ["MessageLog"]
 
@@ -32,12 +39,8 @@ EDGE = 2  # lines from the top/bottom edge that trigger loading the next page
 class MessageLog(ScrollView, can_focus=True):
     """A window of one conversation's messages, oldest at the top."""
 
-    BINDINGS = [
-        Binding("k", "scroll_up", "Up", show=False),
-        Binding("j", "scroll_down", "Down", show=False),
-        Binding("home,g", "oldest", "Oldest", show=False),
-        Binding("end,G", "latest", "Latest", show=False),
-    ]
+    BINDINGS = [Binding(spec.key, spec.id, spec.description, id=spec.id, show=False)
+                for spec in LOG_KEYS + MESSAGE_KEYS]
 
     COMPONENT_CLASSES = {
         "message-log--time",
@@ -49,7 +52,21 @@ class MessageLog(ScrollView, can_focus=True):
         "message-log--read",
         "message-log--highlight",
         "message-log--empty",
+        "message-log--selected",
+        "message-log--quote",
+        "message-log--meta",
+        "message-log--deleted",
+        "message-log--mention",
     }
+
+    class Act(Message):
+        """A key for the selected message: ``action`` is a MESSAGE_KEYS id."""
+
+        def __init__(self, log: MessageLog, action: str, row: Any) -> None:
+            super().__init__()
+            self.log = log
+            self.action = action
+            self.row = row
 
     class NeedOlder(Message):
         """Scrolled near the top of the window: load messages before ``before``."""
@@ -88,6 +105,12 @@ class MessageLog(ScrollView, can_focus=True):
         self.has_newer = False
         self.paging = False  # a page request is in flight (not Widget.loading)
         self.highlight_id: bytes | None = None
+        self.selected_id: bytes | None = None  # the message the action keys act on
+        self.group = False  # a group: name each message's author
+        self.names: dict[bytes, str] = {}  # group members' user id → handle
+        self.reactions: dict[bytes, dict[str, int]] = {}  # message id → {emoji: count}
+        self.seen: dict[bytes, int] = {}  # our group message id → members who read it
+        self.quoted: dict[bytes, Any] = {}  # replied-to messages outside the window
         self.empty_text = "No conversation open. Ctrl+N starts one."
         self._lines: list[Strip] = []
         self._starts: dict[bytes, int] = {}  # message id → its first line
@@ -98,13 +121,17 @@ class MessageLog(ScrollView, can_focus=True):
     # --- content --------------------------------------------------------------------------
 
     def show(self, rows: Sequence[Any], *, me: str, peer_name: str, has_older: bool,
-             has_newer: bool = False, focus_id: bytes | None = None) -> None:
+             has_newer: bool = False, focus_id: bytes | None = None,
+             group: bool = False, names: dict[bytes, str] | None = None) -> None:
         """Replace the window; scroll to ``focus_id`` (highlighted) or to the end."""
         self.me, self.peer_name = me, peer_name
+        self.group, self.names = group, dict(names or {})
         self.rows = list(rows)
         self.has_older, self.has_newer = has_older, has_newer
         self.paging = True  # no paging until the first scroll position is set
         self.highlight_id = focus_id
+        self.selected_id = None
+        self.reactions, self.seen, self.quoted = {}, {}, {}
         self._blocks.clear()
         self._relayout()
         if self.size.height:
@@ -125,6 +152,7 @@ class MessageLog(ScrollView, can_focus=True):
 
     def clear_conversation(self, text: str | None = None) -> None:
         self.rows, self.has_older, self.has_newer = [], False, False
+        self.selected_id = None
         if text is not None:
             self.empty_text = text
         self._relayout()
@@ -152,6 +180,52 @@ class MessageLog(ScrollView, can_focus=True):
                 changed = True
         if changed:
             self._relayout()
+
+    def decorate(self, *, reactions: dict[bytes, dict[str, int]] | None = None,
+                 seen: dict[bytes, int] | None = None,
+                 quoted: dict[bytes, Any] | None = None) -> None:
+        """Reactions, "seen by" counts and replied-to messages for rows in the window."""
+        self.reactions.update(reactions or {})
+        self.seen.update(seen or {})
+        self.quoted.update(quoted or {})
+        self._relayout()
+
+    def replace(self, row: Any, reactions: dict[str, int] | None = None) -> bool:
+        """A message changed (edited, deleted, pinned, reacted to); False if not shown."""
+        for i, old in enumerate(self.rows):
+            if old.id == row.id:
+                self.rows[i] = row
+                self.reactions[row.id] = reactions or {}
+                self._relayout()
+                return True
+        if row.id in self.quoted:
+            self.quoted[row.id] = row
+            self._relayout()
+        return False
+
+    def remove(self, ids: Iterable[bytes]) -> None:
+        """Messages that are gone (disappeared)."""
+        gone = set(ids)
+        if any(r.id in gone for r in self.rows):
+            self.rows = [r for r in self.rows if r.id not in gone]
+            if self.selected_id in gone:
+                self.selected_id = None
+            self._relayout()
+
+    def row(self, msg_id: bytes | None) -> Any:
+        return next((r for r in self.rows if r.id == msg_id), None) if msg_id else None
+
+    @property
+    def selected(self) -> Any:
+        return self.row(self.selected_id)
+
+    def author(self, row: Any) -> str:
+        """Who wrote ``row``, as shown in the name column."""
+        if row.outgoing:
+            return self.me
+        if self.group:
+            return self.names.get(row.sender, "?") if row.sender else "?"
+        return self.peer_name
 
     def prepend(self, rows: Sequence[Any], *, has_older: bool) -> None:
         """Older messages, loaded for the top; keeps what the user looks at in place."""
@@ -203,10 +277,84 @@ class MessageLog(ScrollView, can_focus=True):
         self.scroll_home(animate=False)
 
     def action_latest(self) -> None:
+        self.selected_id = None
+        self._relayout()
         if self.has_newer:
             self.post_message(self.NeedLatest(self))
         else:
             self.scroll_end(animate=False)
+
+    def action_scroll_older(self) -> None:
+        self._select(-1)
+
+    def action_scroll_newer(self) -> None:
+        self._select(1)
+
+    def action_page_older(self) -> None:
+        self.scroll_page_up(animate=False)
+
+    def action_page_newer(self) -> None:
+        self.scroll_page_down(animate=False)
+
+    def _select(self, step: int) -> None:
+        """Move the selection one message; the first press selects the newest shown."""
+        if not self.rows:
+            return
+        ids = [r.id for r in self.rows]
+        if self.selected_id in ids:
+            index = min(max(ids.index(self.selected_id) + step, 0), len(ids) - 1)
+        else:
+            index = len(ids) - 1
+            visible = [i for i, r in enumerate(self.rows)
+                       if self._starts.get(r.id, 0) < self.scroll_y + self.size.height]
+            if visible:
+                index = visible[-1]
+        self.selected_id = ids[index]
+        self._relayout()
+        self._reveal(self.selected_id)
+        if index == 0 and step < 0 and self.has_older and not self.paging:
+            self.paging = True
+            self.post_message(self.NeedOlder(self, self.rows[0].key))
+        elif index == len(ids) - 1 and step > 0 and self.has_newer and not self.paging:
+            self.paging = True
+            self.post_message(self.NeedNewer(self, self.rows[-1].key))
+
+    def _reveal(self, msg_id: bytes) -> None:
+        start = self._starts.get(msg_id)
+        if start is None:
+            return
+        ids = [r.id for r in self.rows]
+        i = ids.index(msg_id)
+        end = self._starts[ids[i + 1]] if i + 1 < len(ids) else len(self._lines)
+        height = self.scrollable_content_region.height
+        if start < self.scroll_y:
+            self.scroll_to(y=start, animate=False, immediate=True)
+        elif end > self.scroll_y + height:
+            self.scroll_to(y=max(end - height, start if end - start > height else 0),
+                           animate=False, immediate=True)
+
+    def _act(self, action: str) -> None:
+        row = self.selected
+        if row is None:
+            self.notify("Select a message first (Up/Down in the messages).",
+                        severity="warning")
+            return
+        self.post_message(self.Act(self, action, row))
+
+    def action_reply(self) -> None:
+        self._act("reply")
+
+    def action_react(self) -> None:
+        self._act("react")
+
+    def action_edit_message(self) -> None:
+        self._act("edit_message")
+
+    def action_delete_message(self) -> None:
+        self._act("delete_message")
+
+    def action_pin_message(self) -> None:
+        self._act("pin_message")
 
     # --- paging triggers ------------------------------------------------------------------
 
@@ -248,17 +396,24 @@ class MessageLog(ScrollView, can_focus=True):
         starts: dict[bytes, int] = {}
         today = self.today()
         previous_day: date | None = None
-        name_w = min(NAME_WIDTH, max(len(self.me), len(self.peer_name), 3))
+        if self.group:
+            widest = max((len(self.author(r)) for r in self.rows), default=0)
+            name_w = min(NAME_WIDTH, max(widest, len(self.me), 3))
+        else:
+            name_w = min(NAME_WIDTH, max(len(self.me), len(self.peer_name), 3))
         for row in self.rows:
             day = render.local_dt(row.sent_at, self.tz).date()
             if day != previous_day:
                 lines.append(self._day_rule(render.day_label(day, today), width))
                 previous_day = day
             starts[row.id] = len(lines)
-            key = (row.id, row.status, width, name_w, row.id == self.highlight_id)
+            quote = self._quote(row)
+            key = (row, width, name_w, row.id == self.highlight_id,
+                   row.id == self.selected_id, self.author(row), quote,
+                   tuple(self.reactions.get(row.id, {}).items()), self.seen.get(row.id))
             block = self._blocks.get(key)
             if block is None:
-                block = self._render_message(row, width, name_w)
+                block = self._render_message(row, width, name_w, quote)
                 self._blocks[key] = block
             lines.extend(block)
         if len(self._blocks) > 4 * self.window:
@@ -279,34 +434,80 @@ class MessageLog(ScrollView, can_focus=True):
                     Segment("─" * max(width - side - len(text), 0), rule)]
         return Strip(segments).crop_extend(0, width, None)
 
-    def _render_message(self, row: Any, width: int, name_w: int) -> list[Strip]:
+    def _quote(self, row: Any) -> str | None:
+        """``@name: first line`` of the message ``row`` replies to (None: not a reply)."""
+        if row.reply_to is None:
+            return None
+        target = self.row(row.reply_to) or self.quoted.get(row.reply_to)
+        if target is None:
+            return "a message not loaded"
+        text = "message deleted" if target.deleted else (target.text.strip().splitlines()
+                                                          or [""])[0]
+        return f"@{self.author(target)}: {text}"
+
+    def _meta(self, row: Any) -> str:
+        """The line under a message: reactions, edited, pinned, seen by."""
+        parts = []
+        reactions = self.reactions.get(row.id)
+        if reactions:
+            parts.append("  ".join(f"{emoji} {n}" for emoji, n in reactions.items()))
+        if row.edited and not row.deleted:
+            parts.append("edited")
+        if row.pinned:
+            parts.append("📌 pinned")
+        if self.group and row.outgoing and self.seen.get(row.id):
+            parts.append(f"seen by {self.seen[row.id]}")
+        if row.expires_at:
+            parts.append("⏱")
+        return " · ".join(parts)
+
+    def _render_message(self, row: Any, width: int, name_w: int,
+                        quote: str | None) -> list[Strip]:
         own = row.outgoing
-        name = self.me if own else self.peer_name
+        name = self.author(row)
         name = name if len(name) <= name_w else name[: name_w - 1] + "…"
         glyph, _ = render.tick(row.status) if own else ("", "")
         tick_style = self._style("read" if own and row.status >= 3 else "tick")
+        selected = row.id == self.selected_id
+        marker = Segment("▌" if selected else " ", self._style("selected"))
         prefix = [
             Segment(render.clock(row.sent_at, self.tz), self._style("time")),
             Segment(" "),
             Segment(f"{glyph:<2}", tick_style),
-            Segment(" "),
+            marker,
             Segment(f"{name:>{name_w}}", self._style("me" if own else "peer")),
             Segment(" │ ", self._style("rule")),
         ]
         prefix_w = sum(s.cell_length for s in prefix)
-        blank = [Segment(" " * (prefix_w - 2)), Segment("│ ", self._style("rule"))]
+        blank = [Segment(" " * (prefix_w - 3 - name_w)), marker, Segment(" " * name_w),
+                 Segment(" │ ", self._style("rule"))]
         body_w = max(width - prefix_w, 10)
         console = self.app.console
         options = console.options.update(width=body_w, height=None, highlight=False)
-        highlight = self._style("highlight") if row.id == self.highlight_id else None
-        body_lines = console.render_lines(render.body(row.text), options, style=highlight,
-                                          pad=False, new_lines=False)
-        while len(body_lines) > 1 and not "".join(s.text for s in body_lines[-1]).strip():
-            body_lines.pop()
-        while len(body_lines) > 1 and not "".join(s.text for s in body_lines[0]).strip():
-            body_lines.pop(0)
+        style = None
+        if row.id == self.highlight_id:
+            style = self._style("highlight")
+        elif row.mention and not own:
+            style = self._style("mention")
+        lines: list[list[Segment]] = []
+        if quote is not None:
+            text = render.preview("↳ " + quote, body_w)
+            lines.append([Segment(text, self._style("quote"))])
+        if row.deleted:
+            lines.append([Segment("message deleted", self._style("deleted"))])
+        else:
+            body_lines = console.render_lines(render.body(row.text), options, style=style,
+                                              pad=False, new_lines=False)
+            while len(body_lines) > 1 and not "".join(s.text for s in body_lines[-1]).strip():
+                body_lines.pop()
+            while len(body_lines) > 1 and not "".join(s.text for s in body_lines[0]).strip():
+                body_lines.pop(0)
+            lines.extend(body_lines or [[]])
+        meta = self._meta(row)
+        if meta:
+            lines.append([Segment(render.preview(meta, body_w), self._style("meta"))])
         strips = []
-        for i, line in enumerate(body_lines or [[]]):
+        for i, line in enumerate(lines):
             segments = (prefix if i == 0 else blank) + list(line)
             strips.append(Strip(segments).crop_extend(0, width, None))
         return strips
