@@ -1,0 +1,120 @@
+"""Each privacy control, through a real relay: what it hides reaches neither the relay
+nor the other client."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tenchat.client.cache import DELIVERED, READ
+from tenchat.client.events import ONLINE, ConnectionChanged, PresenceChanged, TypingChanged
+from tenchat.client.service import Client
+from tests.client.test_live import Recorder
+from tests.conftest import PASSPHRASE
+from tests.support.relay import RelayProcess
+
+pytestmark = pytest.mark.slow
+
+
+async def pair(tmp_path: Path, relay: RelayProcess) -> tuple[Client, Client]:
+    alice = await Client.create(tmp_path / "alice", relay.url, "alice", PASSPHRASE)
+    bob = await Client.create(tmp_path / "bob", relay.url, "bob", PASSPHRASE)
+    return alice, bob
+
+
+def relay_rows(relay: RelayProcess) -> int:
+    """Messages the relay holds in its queues right now (read-only peek at its database)."""
+    db = sqlite3.connect(f"file:{relay.data_dir / 'relay.sqlite3'}?mode=ro", uri=True)
+    try:
+        return int(db.execute("SELECT count(*) FROM messages").fetchone()[0])
+    finally:
+        db.close()
+
+
+def test_read_receipts_off(tmp_path: Path, relay: RelayProcess) -> None:
+    async def body() -> None:
+        alice, bob = await pair(tmp_path, relay)
+        await bob.set_setting("read_receipts", False)
+        sent = await alice.send_text("bob", "did you read this?")
+        await bob.sync()
+        assert relay_rows(relay) == 1  # only bob's delivery receipt is queued for alice
+        assert await bob.mark_read("alice") == 1
+        assert relay_rows(relay) == 1  # marking read queued nothing: no read receipt at all
+        await alice.sync()
+        (row,) = await alice.page(sent.peer)
+        assert row.status == DELIVERED  # alice can't tell that bob read it
+        (mine,) = await bob.page(alice.user)
+        assert mine.status == READ  # bob's own copy is read
+        for c in (alice, bob):
+            await c.close()
+
+    asyncio.run(asyncio.wait_for(body(), 60))
+
+
+def test_typing_off(tmp_path: Path, relay: RelayProcess) -> None:
+    async def body() -> None:
+        alice, bob = await pair(tmp_path, relay)
+        await alice.send_text("bob", "hi")
+        b_events, a_events = Recorder(bob), Recorder(alice)
+        tasks = [asyncio.create_task(c.run()) for c in (alice, bob)]
+        for rec in (a_events, b_events):
+            await rec.wait_for(lambda e: isinstance(e, ConnectionChanged) and e.state == ONLINE)
+        await alice.send_typing(bob.user, True)  # on: bob sees it
+        await b_events.wait_for(lambda e: isinstance(e, TypingChanged) and e.active)
+        await alice.set_setting("typing", False)
+        before = len(b_events.events)
+        await alice.send_typing(bob.user, True)
+        await asyncio.sleep(1.0)
+        assert not any(isinstance(e, TypingChanged) for e in b_events.events[before:])
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for c in (alice, bob):
+            await c.close()
+
+    asyncio.run(asyncio.wait_for(body(), 60))
+
+
+def test_hide_presence(tmp_path: Path, relay: RelayProcess) -> None:
+    async def body() -> None:
+        alice, bob = await pair(tmp_path, relay)
+        await bob.set_setting("hide_presence", True)
+        await alice.send_text("bob", "hi")
+        a_events = Recorder(alice)
+        a_task = asyncio.create_task(alice.run())
+        await a_events.wait_for(lambda e: isinstance(e, ConnectionChanged) and e.state == ONLINE)
+        b_task = asyncio.create_task(bob.run())  # bob is online, subscribed, and hidden
+        await asyncio.sleep(1.5)
+        assert (await alice.conversations())[0].online is False
+        assert not any(isinstance(e, PresenceChanged) and e.online for e in a_events.events)
+        for t in (a_task, b_task):
+            t.cancel()
+        await asyncio.gather(a_task, b_task, return_exceptions=True)
+        for c in (alice, bob):
+            await c.close()
+
+    asyncio.run(asyncio.wait_for(body(), 60))
+
+
+def test_block_is_enforced_by_the_relay_too(tmp_path: Path, relay: RelayProcess) -> None:
+    async def body() -> None:
+        alice, bob = await pair(tmp_path, relay)
+        await bob.send_text("alice", "hello")
+        await alice.sync()
+        await alice.set_blocked("bob", True)  # tells the relay as well
+        await asyncio.sleep(0.2)
+        before = relay_rows(relay)
+        sent = await bob.send_text("alice", "are you ignoring me?")
+        assert sent.status >= 1  # bob's client saw a normal "stored": he learns nothing
+        assert relay_rows(relay) == before  # but the relay kept nothing for alice
+        assert await alice.sync() == 0
+        await alice.set_blocked("bob", False)
+        await bob.send_text("alice", "after unblock")
+        assert await alice.sync() == 1
+        for c in (alice, bob):
+            await c.close()
+
+    asyncio.run(asyncio.wait_for(body(), 60))
