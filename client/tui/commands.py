@@ -30,15 +30,15 @@ class ChatCommands(Provider):
                 if chat is None:
                     continue
                 out.append((spec.description, partial(chat.run_action, spec.id), key))
-            elif spec.scope == "messages" and chat is not None:
+            elif spec.scope in ("messages", "selected message") and chat is not None:
                 out.append((spec.description,
                             partial(chat.query_one("#messages").run_action, spec.id), key))
             else:
                 out.append((spec.description, partial(app.run_action, spec.id), key))
         if chat is not None:
             for conv in chat.conversations.values():
-                if conv.handle:
-                    out.append((f"Open @{conv.handle}",
+                if conv.handle or conv.is_group:
+                    out.append((f"Open {conv.title}",
                                 partial(chat.open_conversation, conv.peer), "conversation"))
         return out
 

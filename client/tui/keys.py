@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["KeySpec", "APP_KEYS", "CHAT_KEYS", "COMPOSER_KEYS", "LOG_KEYS", "LIST_KEYS",
-           "ALL_KEYS", "display_key"]
+__all__ = ["KeySpec", "APP_KEYS", "CHAT_KEYS", "COMPOSER_KEYS", "LOG_KEYS", "MESSAGE_KEYS",
+           "MEMBER_KEYS", "LIST_KEYS", "ALL_KEYS", "display_key"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +35,8 @@ CHAT_KEYS = [
             show=True),
     KeySpec("new_chat", "ctrl+n", "New chat by handle", "chat", show=True),
     KeySpec("contacts", "ctrl+o", "Contacts: add, block, verify", "chat", show=True),
+    KeySpec("new_group", "ctrl+g", "New group: a name and members by handle", "chat"),
+    KeySpec("toggle_members", "alt+g", "Show or hide the group's members", "chat"),
     KeySpec("next_conversation", "alt+down,ctrl+pagedown", "Next conversation", "chat"),
     KeySpec("previous_conversation", "alt+up,ctrl+pageup", "Previous conversation", "chat"),
     KeySpec("toggle_mute", "alt+m", "Mute or unmute this conversation", "chat"),
@@ -43,25 +45,57 @@ CHAT_KEYS = [
     KeySpec("verify", "alt+v", "Verify this peer's safety number", "chat"),
     KeySpec("toggle_dnd", "alt+d", "Do not disturb: no bell, no desktop notifications",
             "chat"),
+    KeySpec("set_timer", "alt+t", "Disappearing messages: off, 30s, 5m, 1h, 1d, 1w", "chat"),
+    KeySpec("privacy", "alt+s", "Privacy: read receipts, typing, presence, incognito",
+            "chat"),
     KeySpec("focus_composer", "ctrl+l", "Write a message (focus the composer)", "chat"),
-    KeySpec("focus_list", "escape", "Back to the conversation list", "chat"),
+    KeySpec("focus_messages", "ctrl+up", "Select messages (focus the message pane)", "chat"),
+    KeySpec("focus_list", "escape",
+            "Cancel a reply or edit; else back to the conversation list", "chat"),
 ]
 
 COMPOSER_KEYS = [
     KeySpec("send", "enter", "Send the message", "composer", palette=False),
     KeySpec("newline", "ctrl+j,shift+enter,alt+enter", "New line in the message",
             "composer", palette=False),
+    KeySpec("select_last", "up", "In an empty composer: select the latest message",
+            "composer", palette=False),
 ]
 
 LOG_KEYS = [
-    KeySpec("scroll_older", "up,k", "Scroll up (older messages load as you go)", "messages",
-            palette=False),
-    KeySpec("scroll_newer", "down,j", "Scroll down", "messages", palette=False),
+    KeySpec("scroll_older", "up,k", "Select the previous message (older ones load as you go)",
+            "messages", palette=False),
+    KeySpec("scroll_newer", "down,j", "Select the next message", "messages", palette=False),
     KeySpec("page_older", "pageup", "Page up", "messages", palette=False),
     KeySpec("page_newer", "pagedown", "Page down", "messages", palette=False),
     KeySpec("oldest", "home,g", "Go to the oldest loaded message", "messages",
             palette=False),
     KeySpec("latest", "end,G", "Go to the latest message", "messages"),
+]
+
+MESSAGE_KEYS = [
+    KeySpec("reply", "r", "Reply to the selected message", "selected message"),
+    KeySpec("react", "e", "React to the selected message (emoji picker)", "selected message"),
+    KeySpec("edit_message", "E", "Edit your selected message", "selected message"),
+    KeySpec("delete_message", "d", "Delete your selected message for everyone",
+            "selected message"),
+    KeySpec("pin_message", "p", "Pin or unpin the selected message (groups: admins)",
+            "selected message"),
+]
+
+MEMBER_KEYS = [
+    KeySpec("add_member", "a", "Add members by handle (admins)", "member panel",
+            palette=False),
+    KeySpec("remove_member", "x", "Remove the highlighted member (admins)", "member panel",
+            palette=False),
+    KeySpec("promote", "plus", "Make the highlighted member an admin (owner)",
+            "member panel", palette=False),
+    KeySpec("demote", "minus", "Make the highlighted admin a member (owner)",
+            "member panel", palette=False),
+    KeySpec("rename", "n", "Rename the group (admins)", "member panel", palette=False),
+    KeySpec("set_topic", "t", "Set the group's topic (admins)", "member panel",
+            palette=False),
+    KeySpec("leave", "l", "Leave the group", "member panel", palette=False),
 ]
 
 LIST_KEYS = [
@@ -71,9 +105,11 @@ LIST_KEYS = [
             palette=False),
 ]
 
-ALL_KEYS = APP_KEYS + CHAT_KEYS + COMPOSER_KEYS + LOG_KEYS + LIST_KEYS
+ALL_KEYS = (APP_KEYS + CHAT_KEYS + COMPOSER_KEYS + LOG_KEYS + MESSAGE_KEYS + MEMBER_KEYS
+            + LIST_KEYS)
 
-_NAMES = {"question_mark": "?", "pagedown": "PgDn", "pageup": "PgUp", "escape": "Esc"}
+_NAMES = {"question_mark": "?", "pagedown": "PgDn", "pageup": "PgUp", "escape": "Esc",
+          "plus": "+", "minus": "-"}
 
 
 def display_key(keys: str) -> str:

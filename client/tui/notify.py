@@ -29,12 +29,14 @@ class Notifier:
         self.sent: list[tuple[str, str]] = []  # desktop notifications started
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def message(self, title: str, body: str, *, in_view: bool, muted: bool) -> bool:
+    def message(self, title: str, body: str, *, in_view: bool, muted: bool,
+                mention: bool = False) -> bool:
         """A message arrived; notify unless it is in view, muted or do-not-disturb is on.
+        A message that @mentions us notifies even in a muted conversation (not in DND).
 
         Returns whether anything was notified.
         """
-        if in_view or muted or self.do_not_disturb:
+        if in_view or (muted and not mention) or self.do_not_disturb:
             return False
         if self.bell_on:
             self.rung += 1

@@ -9,8 +9,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from tenchat.client.cache import DELIVERED, READ, SENT, Cache, MessageRow
+from tenchat.client.groups import _dump
 from tenchat.client.keystore import Keystore, Secrets
 from tenchat.common.crypto.keys import IdentityKey
+from tenchat.common.groups import ADMIN, GroupChange, GroupState, sign_change
 from tests.conftest import PASSPHRASE
 
 DEAD_RELAY = "ws://127.0.0.1:9"  # nothing listens: the app stays offline
@@ -47,9 +49,58 @@ CONVERSATION = [  # (peer, outgoing, text, time, status)
 ]
 
 
-async def build(home: Path, *, messages: int = 0, handle: str = "alice") -> None:
+GROUP = hashlib.blake2b(b"team", digest_size=16).digest()  # the group "Team"
+
+GROUP_CHAT = [  # (author or None for us, text, time, extra MessageRow fields)
+    ("bob", "standup moved to 09:30 tomorrow", "2026-11-26 09:00", {}),
+    ("carol", "works for me", "2026-11-26 09:01", {"edited": True}),
+    (None, "same here; I'll bring the notes", "2026-11-26 09:02", {"pinned": True}),
+    ("carol", "oops, wrong group", "2026-11-26 09:03", {"deleted": True}),
+    ("bob", "@alice can you share the agenda?", "2026-11-26 09:05", {"mention": True}),
+    (None, "sure, posting it now", "2026-11-26 09:06", {"reply_to": 4}),
+]
+
+
+async def _build_group(cache: Cache) -> None:
+    state = GroupState(GROUP)
+    records = []
+    for version, (actor, op, fields) in enumerate([
+        ("alice", "create", {"name": "Team", "topic": "the weekly plan",
+                             "members": [user("bob"), user("carol")]}),
+        ("alice", "role", {"members": [user("bob")], "role": ADMIN}),
+    ], start=1):
+        key = IdentityKey.from_seed(seed(actor))
+        change = GroupChange(group=GROUP, version=version, prev=state.head, actor=key.public,
+                             at=ms("2026-11-20 10:00"), op=op, **fields)
+        record = sign_change(change, key.sign)
+        state.apply(record)
+        records.append((version, record))
+    await cache.save_group(GROUP, _dump(state), records)
+    for n, (author, text, when, extra) in enumerate(GROUP_CHAT):
+        msg_id, sender = mid(n, "team"), user(author) if author else None
+        reply_to = mid(extra["reply_to"], "team") if "reply_to" in extra else None
+        row = MessageRow(msg_id, GROUP, author is None, text, ms(when), ms(when),
+                         DELIVERED if author is None else READ, sender=sender,
+                         reply_to=reply_to, mention=extra.get("mention", False))
+        await cache.add_message(row, shown=True)
+        if extra.get("edited"):  # edits, deletes and pins happen after the message
+            await cache.edit_message(GROUP, msg_id, sender, True, text + " 👌")
+        if extra.get("deleted"):
+            await cache.delete_message(GROUP, msg_id, sender, True)
+        if extra.get("pinned"):
+            await cache.set_pinned(GROUP, msg_id, True)
+    await cache.react(GROUP, mid(0, "team"), user("carol"), "👍", False)
+    await cache.react(GROUP, mid(0, "team"), user("alice"), "👍", False)
+    await cache.react(GROUP, mid(0, "team"), user("alice"), "❤️", False)
+    await cache.record_receipts(GROUP, [mid(2, "team"), mid(5, "team")], user("bob"), READ)
+    await cache.record_receipts(GROUP, [mid(2, "team")], user("carol"), READ)
+
+
+async def build(home: Path, *, messages: int = 0, handle: str = "alice",
+                group: bool = False) -> None:
     """Make ``home``: keystore (PASSPHRASE), contacts bob/carol/dave, the conversation above
-    and, with ``messages``, that many more with bob (one transaction)."""
+    and, with ``messages``, that many more with bob (one transaction); with ``group``, the
+    group Team (latest, so it opens first) with the messages of GROUP_CHAT."""
     secrets = Secrets(identity_seed=seed(handle), storage_key=seed(handle + "-storage"),
                       handle=handle, relay=DEAD_RELAY)
     cache = await Cache.open(home, secrets.storage_key)
@@ -67,6 +118,8 @@ async def build(home: Path, *, messages: int = 0, handle: str = "alice") -> None
         for n, (peer, out, text, when, status) in enumerate(CONVERSATION):
             row = MessageRow(mid(n, peer), user(peer), out, text, ms(when), ms(when), status)
             await cache.add_message(row, shown=True)
+        if group:
+            await _build_group(cache)
         await cache.commit()
     finally:
         await cache.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from textual import on, work
@@ -20,16 +21,21 @@ from ...events import (
     ConnectionChanged,
     ConversationChanged,
     MessageAdded,
+    MessageChanged,
     PresenceChanged,
     StatusChanged,
     TypingChanged,
 )
+from .. import render
 from ..keys import CHAT_KEYS
 from ..widgets.composer import Composer
 from ..widgets.conversation_header import ConversationHeader
 from ..widgets.conversation_list import ConversationList
+from ..widgets.member_panel import MemberPanel
 from ..widgets.message_log import MessageLog
+from ..widgets.reply_bar import ReplyBar
 from ..widgets.status_bar import StatusBar
+from .timer import timer_label
 
 if TYPE_CHECKING:
     from ..app import TenchatApp
@@ -66,6 +72,9 @@ class ChatScreen(Screen[None]):
         self._typing_idle: Timer | None = None
         self._peer_typing_expiry: dict[bytes, Timer] = {}
         self._refresh_pending = False
+        self.reply_to: bytes | None = None  # the message the composer answers
+        self.editing: bytes | None = None  # our message the composer rewrites
+        self.group_info: Any = None  # GroupInfo of the open group
 
     @property
     def tenchat(self) -> TenchatApp:
@@ -78,7 +87,9 @@ class ChatScreen(Screen[None]):
             with Vertical(id="pane"):
                 yield ConversationHeader(id="header")
                 yield MessageLog(id="messages", tz=self.tenchat.tz, today=self.tenchat.today)
+                yield ReplyBar(id="reply")
                 yield Composer(id="composer")
+            yield MemberPanel(id="member-panel")
         yield StatusBar(id="status")
 
     async def on_mount(self) -> None:
@@ -131,27 +142,95 @@ class ChatScreen(Screen[None]):
         """Show a conversation: its latest page, or the page around ``focus_key``."""
         if self.peer is not None and self.peer != peer:
             self._stop_typing()
+            self._cancel_compose_mode()
         self.peer = peer
         conv = self.conversations.get(peer)
-        name = (conv.handle if conv and conv.handle else None) or \
-            await self.client.display_name(peer)
+        group = len(peer) == 16
+        names: dict[bytes, str] = {}
+        self.group_info = None
+        if group:
+            self.group_info = await self._group_info(peer)
+            name = self.group_info.name if self.group_info else (
+                conv.title if conv else peer.hex()[:12])
+            names = {u: h for u, h in (self.group_info.handles.items()
+                                       if self.group_info else ()) if h}
+        else:
+            name = (conv.handle if conv and conv.handle else None) or \
+                await self.client.display_name(peer)
         log_widget = self.query_one(MessageLog)
-        log_widget.empty_text = f"No messages with @{name} yet. Say hello below."
+        log_widget.empty_text = (f"No messages in {name} yet. Say hello below." if group
+                                 else f"No messages with @{name} yet. Say hello below.")
         if focus_key is None:
             rows = await self.client.page(peer, limit=PAGE)
             log_widget.show(rows, me=self.client.handle, peer_name=name,
-                            has_older=len(rows) == PAGE)
+                            has_older=len(rows) == PAGE, group=group, names=names)
         else:
             rows = await self.client.around(peer, focus_key, limit=PAGE)
             keys = [r.key for r in rows]
             after = sum(1 for k in keys if k >= focus_key)
             log_widget.show(rows, me=self.client.handle, peer_name=name,
                             has_older=len(rows) - after >= PAGE // 2,
-                            has_newer=after >= PAGE - PAGE // 2, focus_id=focus_id)
+                            has_newer=after >= PAGE - PAGE // 2, focus_id=focus_id,
+                            group=group, names=names)
+        await self._decorate(peer, rows)
+        self._show_members()
         self.query_one(ConversationList).set_active(peer)
         self._update_header()
         if conv is not None and conv.unread:
             self._mark_read(peer)
+
+    async def _group_info(self, group: bytes) -> Any:
+        try:
+            return await self.client.groups.info(group)
+        except (TenchatError, OSError) as exc:
+            log.info("group info: %s", exc)
+            return None
+
+    async def _decorate(self, peer: bytes, rows: list[Any]) -> None:
+        """Reactions, "seen by" and replied-to messages of ``rows`` (just shown)."""
+        if not rows:
+            return
+        cache = self.client.cache
+        reactions = await cache.reactions(peer, [r.id for r in rows])
+        seen = {}
+        if len(peer) == 16:
+            for row in rows:
+                if row.outgoing:
+                    seen[row.id] = await cache.seen_by(peer, row.id)
+        log_widget = self.query_one(MessageLog)
+        quoted = {}
+        for row in rows:
+            if row.reply_to and row.reply_to not in quoted and log_widget.row(row.reply_to) \
+                    is None:
+                target = await cache.message(peer, row.reply_to)
+                if target is not None:
+                    quoted[row.reply_to] = target
+        if peer == self.peer:
+            log_widget.decorate(reactions=reactions, seen=seen, quoted=quoted)
+
+    def _show_members(self) -> None:
+        panel = self.query_one(MemberPanel)
+        if self.group_info is None:
+            panel.display = False
+            self.remove_class("-members")
+            return
+        panel.show_group(self.group_info, self.client.user)
+
+    @work(group="group-info", exclusive=True)
+    async def _refresh_group(self) -> None:
+        peer = self.peer
+        if peer is None or len(peer) != 16:
+            return
+        info = await self._group_info(peer)
+        if info is None or peer != self.peer:
+            return
+        self.group_info = info
+        log_widget = self.query_one(MessageLog)
+        log_widget.names = {u: h for u, h in info.handles.items() if h}
+        log_widget.peer_name = info.name
+        log_widget.decorate()
+        self._show_members()
+        self._update_header()
 
     def _update_header(self) -> None:
         header = self.query_one(ConversationHeader)
@@ -160,8 +239,16 @@ class ChatScreen(Screen[None]):
             header.peer_name = ""
             return
         log_widget = self.query_one(MessageLog)
-        header.peer_name = (conv.handle if conv and conv.handle else log_widget.peer_name)
-        header.online = conv.online if conv else None
+        group = len(self.peer) == 16
+        header.group = group
+        if group:
+            header.peer_name = (self.group_info.name if self.group_info else
+                                conv.title if conv else log_widget.peer_name)
+            header.members = len(self.group_info.members) if self.group_info else 0
+        else:
+            header.peer_name = (conv.handle if conv and conv.handle else log_widget.peer_name)
+        header.timer = timer_label(conv.timer) if conv and conv.timer else ""
+        header.online = conv.online if conv and not group else None
         header.muted = bool(conv and conv.muted)
         header.pinned = bool(conv and conv.pinned)
         header.blocked = bool(conv and conv.blocked)
@@ -185,12 +272,135 @@ class ChatScreen(Screen[None]):
             self.notify("Open a conversation first (Ctrl+N starts one).", severity="warning")
             return
         self._stop_typing()  # the composer has already cleared itself
+        editing, reply_to = self.editing, self.reply_to
         try:
-            await self.client.compose(self.peer, event.text)
+            if editing is not None:
+                await self.client.edit(self.peer, editing, event.text)
+            else:
+                await self.client.compose(self.peer, event.text, reply_to=reply_to)
         except TenchatError as exc:
-            self.notify(str(exc), severity="error", title="Not sent")
+            self.notify(str(exc), severity="error",
+                        title="Not saved" if editing else "Not sent")
             if not event.composer.text:
                 event.composer.load_text(event.text)  # give the text back to fix and resend
+            return
+        self.reply_to = self.editing = None
+        self.query_one(ReplyBar).text = ""
+
+    def _cancel_compose_mode(self) -> bool:
+        """Leave reply or edit mode; whether there was one."""
+        was = self.reply_to is not None or self.editing is not None
+        if self.editing is not None:
+            self.query_one(Composer).clear()
+        self.reply_to = self.editing = None
+        self.query_one(ReplyBar).text = ""
+        return was
+
+    @on(Composer.SelectLast)
+    def _select_last(self) -> None:
+        self.action_focus_messages()
+
+    @on(MessageLog.Act)
+    def _act(self, event: MessageLog.Act) -> None:
+        row, log_widget = event.row, event.log
+        peer = self.peer
+        if peer is None:
+            return
+        author = log_widget.author(row)
+        first = render.preview(row.text, 50) if not row.deleted else "message deleted"
+        match event.action:
+            case "reply":
+                if row.deleted:
+                    self.notify("That message was deleted.", severity="warning")
+                    return
+                self.editing = None
+                self.reply_to = row.id
+                self.query_one(ReplyBar).text = f"↳ replying to @{author}: {first}"
+                self.query_one(Composer).focus()
+            case "edit_message":
+                if not row.outgoing or row.deleted:
+                    self.notify("You can only edit your own messages.", severity="warning")
+                    return
+                self.reply_to = None
+                self.editing = row.id
+                self.query_one(ReplyBar).text = "✎ editing your message — Enter saves"
+                composer = self.query_one(Composer)
+                composer.load_text(row.text)
+                composer.move_cursor(composer.document.end)
+                composer.focus()
+            case "react":
+                if row.deleted:
+                    return
+                from .react import ReactScreen
+
+                def chosen(emoji: str | None) -> None:
+                    if emoji:
+                        self._run_action(self.client.react(peer, row.id, emoji))
+
+                self.app.push_screen(ReactScreen(), chosen)
+            case "delete_message":
+                if not row.outgoing or row.deleted:
+                    self.notify("You can only delete your own messages.", severity="warning")
+                    return
+                from .confirm import ConfirmScreen
+
+                def confirmed(yes: bool | None) -> None:
+                    if yes:
+                        self._run_action(self.client.delete(peer, row.id))
+
+                self.app.push_screen(ConfirmScreen(
+                    f"Delete “{first}” for everyone?"), confirmed)
+            case "pin_message":
+                if len(peer) == 16 and (self.group_info is None or
+                                        self.group_info.my_role not in ("owner", "admin")):
+                    self.notify("Only group admins may pin messages.", severity="warning")
+                    return
+                self._run_action(self.client.pin(peer, row.id, not row.pinned))
+
+    @work(group="actions")
+    async def _run_action(self, request: Any) -> None:
+        """A message or group action; the core's refusal is shown, not raised."""
+        try:
+            await request
+        except (TenchatError, OSError) as exc:
+            self.notify(str(exc), severity="error")
+
+    @on(MemberPanel.Change)
+    def _member_change(self, event: MemberPanel.Change) -> None:
+        group = self.peer
+        if group is None or len(group) != 16:
+            return
+        groups = self.client.groups
+        match event.action:
+            case "add_member":
+                from .new_group import parse_handles
+
+                request = groups.add(group, parse_handles(event.value))
+            case "remove_member":
+                request = groups.remove(group, [event.handle])
+            case "promote":
+                request = groups.set_role(group, event.handle, "admin")
+            case "demote":
+                request = groups.set_role(group, event.handle, "member")
+            case "rename":
+                request = groups.update(group, name=event.value)
+            case "set_topic":
+                request = groups.update(group, topic=event.value)
+            case "leave":
+                request = groups.leave(group)
+            case _:
+                return
+        self._group_change(request)
+
+    @work(group="actions")
+    async def _group_change(self, request: Any) -> None:
+        try:
+            await request
+        except (TenchatError, OSError) as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self._refresh_group()
+        self._schedule_refresh()
 
     @on(Composer.Typing)
     def _typing(self) -> None:
@@ -227,6 +437,7 @@ class ChatScreen(Screen[None]):
         rows = await self.client.page(peer, before=event.before, limit=PAGE)
         if peer == self.peer:
             event.log.prepend(rows, has_older=len(rows) == PAGE)
+            await self._decorate(peer, rows)
 
     @on(MessageLog.NeedNewer)
     async def _need_newer(self, event: MessageLog.NeedNewer) -> None:
@@ -237,6 +448,7 @@ class ChatScreen(Screen[None]):
         newer = [r for r in rows if r.key > event.after]
         if peer == self.peer:
             event.log.append_newer(newer, has_newer=len(newer) >= PAGE)
+            await self._decorate(peer, newer)
 
     @on(MessageLog.NeedLatest)
     async def _need_latest(self) -> None:
@@ -254,14 +466,50 @@ class ChatScreen(Screen[None]):
             case StatusChanged(peer=peer, ids=ids, status=status):
                 if peer == self.peer:
                     self.query_one(MessageLog).set_status(ids, status)
+                    if len(peer) == 16:
+                        self._reload_seen(peer, ids)
+            case MessageChanged(conv=conv, id=msg_id):
+                if conv == self.peer:
+                    self._reload_message(conv, msg_id)
+                self._schedule_refresh()
             case TypingChanged(peer=peer, active=active):
                 self._peer_typing(peer, active)
             case PresenceChanged():
                 self._schedule_refresh()
             case ConnectionChanged():
                 self._connection(event)
-            case ConversationChanged():
+            case ConversationChanged(peer=peer):
                 self._schedule_refresh()
+                if peer == self.peer:
+                    self._drop_expired()
+                    if len(peer) == 16:
+                        self._refresh_group()
+
+    @work(group="message-changed")
+    async def _reload_message(self, conv: bytes, msg_id: bytes) -> None:
+        row = await self.client.cache.message(conv, msg_id)
+        if row is None or conv != self.peer:
+            return
+        reactions = (await self.client.cache.reactions(conv, [msg_id])).get(msg_id, {})
+        self.query_one(MessageLog).update_row(row, reactions)
+
+    @work(group="seen")
+    async def _reload_seen(self, group: bytes, ids: list[bytes]) -> None:
+        log_widget = self.query_one(MessageLog)
+        seen = {}
+        for msg_id in ids:
+            row = log_widget.row(msg_id)
+            if row is not None and row.outgoing:
+                seen[msg_id] = await self.client.cache.seen_by(group, msg_id)
+        if seen and group == self.peer:
+            log_widget.decorate(seen=seen)
+
+    def _drop_expired(self) -> None:
+        """Disappearing messages whose time is up (the core has deleted them)."""
+        now = int(time.time() * 1000)
+        log_widget = self.query_one(MessageLog)
+        log_widget.remove([r.id for r in log_widget.rows if r.expires_at and
+                           r.expires_at <= now])
 
     def _message_added(self, row: Any) -> None:
         if self.peer is None:  # nothing open yet: show the first conversation that starts
@@ -270,15 +518,26 @@ class ChatScreen(Screen[None]):
             self.query_one(Composer).focus()
         in_view = row.peer == self.peer and self.app.screen is self
         if row.peer == self.peer:
-            self.query_one(MessageLog).add(row)
+            log_widget = self.query_one(MessageLog)
+            log_widget.add(row)
+            if row.reply_to is not None:
+                self.run_worker(self._decorate(row.peer, [row]))
+            if log_widget.group and row.sender and row.sender not in log_widget.names:
+                self._refresh_group()  # a new member's first message
         if not row.outgoing:
             self._peer_typing(row.peer, False)
             if row.peer == self.peer:
                 self._mark_read(row.peer)
             conv = self.conversations.get(row.peer)
-            name = conv.handle if conv and conv.handle else "someone"
-            self.tenchat.notifier.message(f"@{name}", row.text, in_view=in_view,
-                                          muted=bool(conv and conv.muted))
+            if conv is not None and conv.is_group:
+                author = self.query_one(MessageLog).names.get(row.sender, "") \
+                    if row.peer == self.peer else ""
+                title = f"{conv.title}: @{author}" if author else conv.title
+            else:
+                title = f"@{conv.handle}" if conv and conv.handle else "@someone"
+            self.tenchat.notifier.message(title, row.text, in_view=in_view,
+                                          muted=bool(conv and conv.muted),
+                                          mention=row.mention)
         self._schedule_refresh()
 
     def _peer_typing(self, peer: bytes, active: bool) -> None:
@@ -388,8 +647,57 @@ class ChatScreen(Screen[None]):
     def action_focus_composer(self) -> None:
         self.query_one(Composer).focus()
 
+    def action_focus_messages(self) -> None:
+        log_widget = self.query_one(MessageLog)
+        log_widget.focus()
+        if log_widget.selected is None:
+            log_widget.action_scroll_older()
+
     def action_focus_list(self) -> None:
+        if self._cancel_compose_mode():
+            return
         self.query_one(ConversationList).focus()
+
+    def action_new_group(self) -> None:
+        from .new_group import NewGroupScreen
+
+        def created(group: bytes | None) -> None:
+            if group is not None:
+                self.run_worker(self._start(group))
+
+        self.app.push_screen(NewGroupScreen(self.client), created)
+
+    def action_toggle_members(self) -> None:
+        panel = self.query_one(MemberPanel)
+        if self.group_info is None:
+            self.notify("Open a group to see its members.", severity="warning")
+            return
+        panel.display = not panel.display
+        self.set_class(panel.display, "-members")
+        if panel.display:
+            panel.query_one("#members").focus()
+        else:
+            self.query_one(Composer).focus()
+
+    def action_set_timer(self) -> None:
+        from .timer import TIMERS, TimerScreen
+
+        conv = self._current()
+        if conv is None:
+            return
+        peer = conv.peer
+
+        def chosen(seconds: int | None) -> None:
+            if seconds is not None:
+                self.notify(f"Disappearing messages: {dict(TIMERS)[seconds]}")
+                self._run_action(self.client.set_timer(peer, seconds))
+
+        self.app.push_screen(TimerScreen(conv.timer), chosen)
+
+    def action_privacy(self) -> None:
+        from .privacy import PrivacyScreen
+
+        self.app.push_screen(PrivacyScreen(self.client))
 
     def _current(self) -> Any:
         if self.peer is None:

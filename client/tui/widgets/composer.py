@@ -21,6 +21,8 @@ class Composer(TextArea):
         Binding("enter", "send", "Send", id="send", show=False),
         Binding("ctrl+j,shift+enter,alt+enter", "newline", "New line", id="newline",
                 show=False),
+        Binding("up", "select_last", "Select the latest message", id="select_last",
+                show=False),
     ]
     _IN_ORDER = frozenset({"send", "newline"})
 
@@ -34,6 +36,9 @@ class Composer(TextArea):
 
     class Typing(Message):
         """The text changed because the user typed (not because it was cleared)."""
+
+    class SelectLast(Message):
+        """Up in an empty composer: the user wants to act on the latest message."""
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes, soft_wrap=True, show_line_numbers=False,
@@ -58,6 +63,12 @@ class Composer(TextArea):
 
     def action_newline(self) -> None:
         self.insert("\n")
+
+    def action_select_last(self) -> None:
+        if self.text:
+            self.action_cursor_up()
+        else:
+            self.post_message(self.SelectLast())
 
     def on_text_area_changed(self, event: TextArea.Changed) -> None:
         if self.text:

@@ -1,4 +1,4 @@
-"""The line above the messages: who, presence, typing, muted/blocked marks."""
+"""The line above the messages: who (or which group), presence, typing, timer, marks."""
 
 from __future__ import annotations
 
@@ -16,12 +16,21 @@ class ConversationHeader(Static):
     muted: reactive[bool] = reactive(False)
     pinned: reactive[bool] = reactive(False)
     blocked: reactive[bool] = reactive(False)
+    group: reactive[bool] = reactive(False)  # peer_name is then the group's name
+    members: reactive[int] = reactive(0)
+    timer: reactive[str] = reactive("")  # disappearing messages, e.g. "5m"; "" off
 
     def render(self) -> Text:
         if not self.peer_name:
             return Text("tenchat", "bold")
         out = Text(no_wrap=True, overflow="ellipsis")
-        out.append(f"@{self.peer_name}", "bold")
+        if self.group:
+            out.append(f"# {self.peer_name}", "bold")
+            out.append(f"  {self.members} members", "dim")
+        else:
+            out.append(f"@{self.peer_name}", "bold")
+        if self.timer:
+            out.append(f"  ⏱ {self.timer}", "")
         if self.online is True:
             out.append("  ● online", "green")
         elif self.online is False:

@@ -1,4 +1,5 @@
-"""The conversation list: one entry per peer with presence, unread count, preview and marks."""
+"""The conversation list: one entry per peer or group (#) with presence, unread count,
+preview and marks."""
 
 from __future__ import annotations
 
@@ -72,8 +73,12 @@ class ConversationList(OptionList):
         self.highlighted = peers.index(highlight) if highlight in peers else 0
 
     def _prompt(self, conv: Any, width: int) -> Text:
-        name = f"@{conv.handle}" if conv.handle else conv.peer.hex()[:12]
-        dot = ("●", "green") if conv.online else ("○", "dim")
+        if conv.is_group:
+            name = conv.group_name or conv.peer.hex()[:12]
+            dot = ("#", "bold")
+        else:
+            name = f"@{conv.handle}" if conv.handle else conv.peer.hex()[:12]
+            dot = ("●", "green") if conv.online else ("○", "dim")
         marks = ("⚑" if conv.pinned else "") + ("🔇" if conv.muted else "") + \
             ("⊘" if conv.blocked else "")
         unread = f" {conv.unread} " if conv.unread else ""
@@ -92,7 +97,7 @@ class ConversationList(OptionList):
             style = "italic"
         elif conv.last is not None:
             who = "you: " if conv.last.outgoing else ""
-            line = who + conv.last.text
+            line = who + ("message deleted" if conv.last.deleted else conv.last.text)
             style = "dim"
         else:
             line, style = "no messages yet", "dim italic"

@@ -190,7 +190,7 @@ class MessageLog(ScrollView, can_focus=True):
         self.quoted.update(quoted or {})
         self._relayout()
 
-    def replace(self, row: Any, reactions: dict[str, int] | None = None) -> bool:
+    def update_row(self, row: Any, reactions: dict[str, int] | None = None) -> bool:
         """A message changed (edited, deleted, pinned, reacted to); False if not shown."""
         for i, old in enumerate(self.rows):
             if old.id == row.id:
@@ -469,7 +469,7 @@ class MessageLog(ScrollView, can_focus=True):
         glyph, _ = render.tick(row.status) if own else ("", "")
         tick_style = self._style("read" if own and row.status >= 3 else "tick")
         selected = row.id == self.selected_id
-        marker = Segment("▌" if selected else " ", self._style("selected"))
+        marker = Segment("▌", self._style("selected")) if selected else Segment(" ")
         prefix = [
             Segment(render.clock(row.sent_at, self.tz), self._style("time")),
             Segment(" "),
@@ -479,8 +479,8 @@ class MessageLog(ScrollView, can_focus=True):
             Segment(" │ ", self._style("rule")),
         ]
         prefix_w = sum(s.cell_length for s in prefix)
-        blank = [Segment(" " * (prefix_w - 3 - name_w)), marker, Segment(" " * name_w),
-                 Segment(" │ ", self._style("rule"))]
+        blank = [Segment(" " * (prefix_w - 4 - name_w)), marker,
+                 Segment(" " * (name_w + 1)), Segment("│ ", self._style("rule"))]
         body_w = max(width - prefix_w, 10)
         console = self.app.console
         options = console.options.update(width=body_w, height=None, highlight=False)
