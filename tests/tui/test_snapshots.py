@@ -82,3 +82,22 @@ def test_first_run(snap_compare: Any, tmp_path: Path) -> None:
 def test_unlock(snap_compare: Any, tmp_path: Path) -> None:
     assert snap_compare(app_for(build_sync(tmp_path), passphrase=None),
                         terminal_size=(80, 24), run_before=still)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_group_chat(snap_compare: Any, tmp_path: Path, size: tuple[int, int]) -> None:
+    """The group Team: authors, a reply, reactions, edited, deleted, pinned, seen by."""
+    assert snap_compare(app_for(build_sync(tmp_path, group=True)), terminal_size=size,
+                        run_before=still)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_group_members(snap_compare: Any, tmp_path: Path, size: tuple[int, int]) -> None:
+    """The member panel (Alt+G) next to the group, a message selected."""
+    async def before(pilot: Any) -> None:
+        await still(pilot)
+        await pilot.press("up", "up", "alt+g", "down")
+        await still(pilot)
+
+    assert snap_compare(app_for(build_sync(tmp_path, group=True)), terminal_size=size,
+                        run_before=before)
