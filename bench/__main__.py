@@ -4,6 +4,9 @@ Scenarios (each also runnable alone):
 
 - ``python -m bench.relay_throughput`` — durable messages/s through one relay
   process, and send → stored / send → delivered latency at fixed loads.
+- ``python -m bench.group_fanout`` — a post to a 200,000-member group: send →
+  stored and send → readable by an offline member, and deliveries/s to 1,000
+  online members.
 """
 
 from __future__ import annotations
@@ -12,9 +15,9 @@ import argparse
 import json
 import sys
 
-from . import relay_throughput
+from . import group_fanout, relay_throughput
 
-SCENARIOS = {"relay_throughput": relay_throughput}
+SCENARIOS = {"relay_throughput": relay_throughput, "group_fanout": group_fanout}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     relay_throughput.add_arguments(parser)
+    group_fanout.add_arguments(parser, shared=False)  # --json, --quick, --sync: above
     args = parser.parse_args(argv)
     results = {}
     ok = True
@@ -36,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         results[name] = out
         ok = ok and out["ok"]
         if not args.json:
-            print(scenario.format_table(out))
+            print(scenario.format_table(out), end="\n\n", flush=True)
     if args.json:
         print(json.dumps({"ok": ok, "scenarios": results}, indent=2))
     return 0 if ok else 1

@@ -38,3 +38,34 @@ def test_bench_quick_json_runs_and_reports_positive_figures() -> None:
             stats = row[kind]
             assert stats["n"] > 0
             assert 0 < stats["p50"] <= stats["p99"] <= stats["max"]
+
+
+@pytest.mark.slow
+def test_group_fanout_quick_json_runs_and_reports_figures() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.group_fanout", "--quick", "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:] + proc.stdout[-3000:]
+    out = json.loads(proc.stdout)
+    assert out["ok"] is True and out["scenario"] == "group_fanout"
+    for key in ("date", "commit", "cores", "python"):
+        assert out[key], key
+    s = out["settings"]
+    # Every bulk-added member (random ids and real identities) and the owner.
+    assert out["prepare"]["group_members"] == s["members"] + s["online"] + 1
+    sr = out["stored_readable"]
+    assert not sr["errors"]
+    for kind in ("stored_ms", "readable_ms", "read_ms"):
+        assert sr[kind]["n"] == s["posts"], kind
+        assert 0 < sr[kind]["p50"] <= sr[kind]["p99"] <= sr[kind]["max"], kind
+    on = out["online"]
+    assert on["members"] == s["online"]
+    assert on["paced"]["deliveries"] == on["paced"]["expected"] == s["posts"] * s["online"]
+    assert on["paced"]["all_delivered_ms"]["n"] == s["posts"]
+    burst = on["burst"]
+    assert burst["deliveries"] == burst["expected"] == s["burst"] * s["online"]
+    assert burst["deliveries_per_s"] > 0
