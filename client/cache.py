@@ -603,12 +603,12 @@ class Cache:
         return ("outgoing=0 AND sender=?", (author,)) if group else ("outgoing=0", ())
 
     async def edit_message(self, conv: bytes, target: bytes, author: bytes | None, group: bool,
-                           text: str) -> bool:
+                           text: str, *, mention: bool = False) -> bool:
         """Replace the text of ``author``'s message (only theirs); False if none matched."""
         where, args = self._by(author, group)
         cur = await self._db.execute(
-            f"UPDATE messages SET text=?, edited=1 WHERE peer=? AND id=? AND deleted=0 "
-            f"AND {where}", (text, conv, target, *args))
+            f"UPDATE messages SET text=?, edited=1, mention=? WHERE peer=? AND id=? "
+            f"AND deleted=0 AND {where}", (text, int(mention), conv, target, *args))
         return cur.rowcount == 1
 
     async def delete_message(self, conv: bytes, target: bytes, author: bytes | None,

@@ -721,7 +721,8 @@ class Client:
                     events.append(MessageChanged(conv, content.target))
             case c.Edit():
                 if await self.cache.edit_message(conv, content.target, author, in_group,
-                                                 content.text):
+                                                 content.text,
+                                                 mention=mentions(content.text, self.handle)):
                     events.append(MessageChanged(conv, content.target))
             case c.Delete():
                 if await self.cache.delete_message(conv, content.target, author, in_group):
