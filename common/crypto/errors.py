@@ -6,7 +6,12 @@
         ├── DecryptionFailed        a message can't be decrypted; the one opaque error of
         │                           :class:`~tenchat.common.crypto.session.Session`
         ├── TooManySkippedMessages  a header asks to skip more message keys than allowed
-        └── InvalidEnvelope         bytes that are not a tenchat envelope
+        ├── InvalidEnvelope         bytes that are not a tenchat envelope
+        └── MediaError              an encrypted attachment can't be opened (common.crypto.media)
+            ├── BlobHashMismatch    the blob's bytes do not hash to the id it was fetched by
+            ├── TruncatedBlob       the stream ends before its final chunk, or goes on after it
+            └── InvalidChunk        a chunk does not authenticate (wrong key, tampered bytes);
+                                    also a DecryptionFailed
 
 Below the session boundary the errors are specific, so tests and the ratchet can
 tell them apart; :class:`~tenchat.common.crypto.session.Session` turns every failure
@@ -23,6 +28,10 @@ __all__ = [
     "DecryptionFailed",
     "TooManySkippedMessages",
     "InvalidEnvelope",
+    "MediaError",
+    "BlobHashMismatch",
+    "TruncatedBlob",
+    "InvalidChunk",
 ]
 
 
@@ -44,3 +53,19 @@ class TooManySkippedMessages(CryptoError):
 
 class InvalidEnvelope(CryptoError):
     """The bytes are not a well-formed envelope of a supported version."""
+
+
+class MediaError(CryptoError):
+    """An encrypted attachment (a media blob) can't be opened."""
+
+
+class BlobHashMismatch(MediaError):
+    """The blob's ciphertext does not hash to the blob id it was referred to by."""
+
+
+class TruncatedBlob(MediaError):
+    """The secretstream ends without its final chunk, or has bytes after it."""
+
+
+class InvalidChunk(MediaError, DecryptionFailed):
+    """A secretstream chunk does not authenticate: a wrong key or tampered bytes."""
