@@ -34,6 +34,7 @@ class ErrorCode(enum.StrEnum):
     QUEUE_FULL = "queue_full"  # the recipient's queue is at its limit
     RATE_LIMITED = "rate_limited"  # too many frames; retry later
     QUOTA_EXCEEDED = "quota_exceeded"  # the identity's storage quota is used up
+    HASH_MISMATCH = "hash_mismatch"  # an uploaded blob does not hash to the id it was sent as
     UNAVAILABLE = "unavailable"  # the relay is shutting down; retry on another connection
     INTERNAL = "internal"  # a bug in the relay; the frame changed nothing
 

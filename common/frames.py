@@ -27,6 +27,7 @@ __all__ = [
     "PrekeysLow", "Watch", "PresenceState", "Presence", "Error", "Request", "Reply",
     "GroupChangeReq", "GroupSend", "GroupStored", "GroupInfo", "GroupHistory", "GroupList",
     "GroupSummary", "Groups", "GroupDeliver", "GroupAck", "Privacy", "Block",
+    "BlobBegin", "BlobChunk", "BlobStatus", "BlobGet", "BlobData",
     "encode", "decode_request", "decode_reply", "peek_id",
 ]
 
@@ -40,6 +41,9 @@ GroupId = Annotated[bytes, msgspec.Meta(min_length=16, max_length=16)]
 ReqId = Annotated[int, msgspec.Meta(ge=0, le=2**53)]
 Seq = Annotated[int, msgspec.Meta(ge=0)]
 ShortStr = Annotated[str, msgspec.Meta(max_length=256)]
+BlobHash = Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
+BlobSize = Annotated[int, msgspec.Meta(ge=1, le=2**53)]
+Offset = Annotated[int, msgspec.Meta(ge=0, le=2**53)]
 
 
 class _Frame(msgspec.Struct, tag_field="t", forbid_unknown_fields=False, omit_defaults=True):
@@ -65,6 +69,7 @@ class Welcome(_Frame, tag="welcome"):
     relay: str  # the relay's name; bound into the auth signature
     challenge: bytes  # 32 random bytes, fresh per connection
     max_frame: int  # the largest frame, in bytes, the relay accepts
+    max_blob: int = 0  # the largest media blob, in bytes, the relay stores (0: no blobs)
 
 
 class Auth(_Frame, tag="auth"):
@@ -359,6 +364,54 @@ class Block(_Frame, tag="block"):
     blocked: bool = True
 
 
+# --- media blobs (content-addressed ciphertext; see common.crypto.media) --------------------
+
+
+class BlobBegin(_Frame, tag="blob_begin"):
+    """Start or resume uploading the blob ``hash`` of ``size`` bytes. Answer: BlobStatus."""
+
+    id: ReqId
+    hash: BlobHash  # BLAKE2b-256 of the whole blob: its id
+    size: BlobSize
+
+
+class BlobChunk(_Frame, tag="blob_chunk"):
+    """Append ``data`` at ``offset`` (= bytes received so far). Answer: BlobStatus."""
+
+    id: ReqId
+    hash: BlobHash
+    offset: Offset
+    data: Annotated[bytes, msgspec.Meta(min_length=1)]
+
+
+class BlobStatus(_Frame, tag="blob_status"):
+    """How much of the blob the relay holds: ``offset == size`` means stored for good."""
+
+    id: ReqId
+    hash: BlobHash
+    offset: Offset
+    size: Offset
+
+
+class BlobGet(_Frame, tag="blob_get"):
+    """Read ``length`` bytes of a stored blob from ``offset``. Answer: BlobData."""
+
+    id: ReqId
+    hash: BlobHash
+    offset: Offset = 0
+    length: Annotated[int, msgspec.Meta(ge=1, le=2**53)] = 2**20
+
+
+class BlobData(_Frame, tag="blob_data"):
+    """A range of a blob; shorter than asked at the end, or to fit max_frame."""
+
+    id: ReqId
+    hash: BlobHash
+    offset: Offset
+    data: bytes
+    size: Offset  # the whole blob's size
+
+
 class Ok(_Frame, tag="ok"):
     id: ReqId
 
@@ -372,12 +425,12 @@ class Error(_Frame, tag="error"):
 Request = (
     Hello | Auth | Register | Lookup | Whois | PublishPrekeys | FetchBundle | Send | Ack
     | Subscribe | Fetch | Watch | GroupChangeReq | GroupSend | GroupInfo | GroupList | GroupAck
-    | Privacy | Block
+    | Privacy | Block | BlobBegin | BlobChunk | BlobGet
 )
 Reply = (
     Welcome | Authed | HandleInfo | PrekeyStatus | Bundle | PrekeysLow | Stored | Messages
     | Deliver | Synced | PresenceState | Presence | GroupStored | GroupHistory | Groups
-    | GroupDeliver | Ok | Error
+    | GroupDeliver | BlobStatus | BlobData | Ok | Error
 )
 
 REQUEST_TYPES: Final = frozenset(

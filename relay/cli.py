@@ -51,6 +51,12 @@ def serve(
     sync: Annotated[
         str | None, typer.Option(help="SQLite durability: full or normal. [full]")
     ] = None,
+    max_blob: Annotated[
+        int | None, typer.Option(help="Largest media blob in bytes. [52428800]")
+    ] = None,
+    blob_quota: Annotated[
+        int | None, typer.Option(help="Blob bytes one identity may store. [1073741824]")
+    ] = None,
     log_level: Annotated[
         str | None, typer.Option(help="debug, info, warning or error. [info]")
     ] = None,
@@ -68,6 +74,8 @@ def serve(
         "name": name,
         "max_frame": max_frame,
         "sync": sync,
+        "max_blob": max_blob,
+        "blob_quota": blob_quota,
         "log_level": log_level,
     }
     try:

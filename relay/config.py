@@ -50,6 +50,8 @@ class Config:
     inflight_max: int = 512  # unanswered requests per connection before it stops reading
     sweep_interval: int = 60  # seconds between sweeps deleting expired messages
     sweep_batch: int = 500  # expired rows deleted per transaction (per table)
+    max_blob: int = 50 * MiB  # largest media blob (ciphertext bytes); larger ones get too_large
+    blob_quota: int = 1024 * MiB  # blob bytes one identity may store (uploads in progress count)
     log_level: str = "info"
 
     @property
@@ -60,6 +62,10 @@ class Config:
     @property
     def db_path(self) -> Path:
         return self.data / "relay.sqlite3"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data / "blobs"
 
 
 def _int(lo: int, hi: int) -> Callable[[Any], int]:
@@ -114,6 +120,8 @@ _PARSERS: Final[dict[str, Callable[[Any], Any]]] = {
     "inflight_max": _int(1, 100_000),
     "sweep_interval": _int(1, 86_400),
     "sweep_batch": _int(1, 100_000),
+    "max_blob": _int(1024, 2**40),
+    "blob_quota": _int(1024, 2**50),
     "log_level": _choice("debug", "info", "warning", "error"),
 }
 assert set(_PARSERS) == {f.name for f in dataclasses.fields(Config)}

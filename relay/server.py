@@ -25,6 +25,7 @@ from tenchat.common.errors import ErrorCode, ProtocolError
 from tenchat.common.frames import Error, decode_request, peek_id
 
 from . import handlers
+from .blobs import BlobFiles
 from .config import Config
 from .hub import Hub
 from .session import Later, Session
@@ -47,6 +48,7 @@ class Server:
             otk_max=config.otk_max,
         )
         self.hub = Hub()
+        self.blobs = BlobFiles(config.blob_dir)
         self.sessions: set[Session] = set()
         self.should_exit = asyncio.Event()
         self.stopping = False
@@ -64,6 +66,7 @@ class Server:
     async def startup(self) -> None:
         config = self.config
         await self.store.open()
+        self.blobs.open()
         self.store.on_commit = self.hub.publish
         self.store.on_group_commit = self.hub.publish_groups
         try:
@@ -147,7 +150,7 @@ class Server:
     # --- connections ------------------------------------------------------------------------
 
     async def _connection(self, ws: ServerConnection) -> None:
-        session = Session(ws, self.config, self.store, self.hub)
+        session = Session(ws, self.config, self.store, self.hub, self.blobs)
         self.sessions.add(session)
         try:
             async for data in ws:

@@ -32,6 +32,7 @@ from tenchat.common.errors import ErrorCode, ProtocolError
 from tenchat.common.frames import Deliver, Error, GroupDeliver, Synced, encode
 
 if TYPE_CHECKING:
+    from .blobs import BlobFiles
     from .config import Config
     from .hub import Hub
     from .store import Store
@@ -52,11 +53,15 @@ class Later:
 class Session:
     """A connection: its auth state, its unanswered requests and its subscription."""
 
-    def __init__(self, ws: ServerConnection, config: Config, store: Store, hub: Hub) -> None:
+    def __init__(
+        self, ws: ServerConnection, config: Config, store: Store, hub: Hub,
+        blobs: BlobFiles | None = None,
+    ) -> None:
         self.ws = ws
         self.config = config
         self.store = store
         self.hub = hub
+        self.blobs = blobs  # None: this relay stores no media
         self.challenge = os.urandom(32)
         self.version: int | None = None  # set by hello
         self.user: bytes | None = None  # set by auth

@@ -28,7 +28,7 @@ from tenchat.common.frames import Deliver, GroupDeliver, GroupSummary, OneTimePr
 
 __all__ = [
     "Store", "SQLiteStore", "HandleRecord", "BundleRecord", "Stored", "CommitListener",
-    "GroupListener", "MembersChanged", "GroupEntry", "GroupHead",
+    "GroupListener", "MembersChanged", "GroupEntry", "GroupHead", "BlobBegun",
 ]
 
 log = logging.getLogger("tenchat.relay.store")
@@ -83,6 +83,16 @@ class GroupEntry:
 
     item: GroupDeliver
     expires_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class BlobBegun:
+    """Answer to a blob_begin write: the blob is ``stored`` already (by anyone), or an
+    upload of it by this user is in progress (``new``: just started, nothing received)."""
+
+    stored: bool
+    new: bool
+    size: int
 
 
 # Called synchronously, right after a commit, with the stored messages in seq order
@@ -172,6 +182,14 @@ class Store(abc.ABC):
         """Up to ``limit`` unexpired entries of ``group``'s log with gseq > ``after``,
         ascending — none unless ``user`` is a member (read in the same snapshot)."""
 
+    @abc.abstractmethod
+    async def blob_size(self, blob: bytes) -> int | None:
+        """The size of a stored (fully uploaded, verified) blob; None if there is none."""
+
+    @abc.abstractmethod
+    async def blob_upload(self, user: bytes, blob: bytes) -> int | None:
+        """The announced size of ``user``'s upload in progress of ``blob``; None if none."""
+
     # --- writes -------------------------------------------------------------------------
 
     @abc.abstractmethod
@@ -224,6 +242,22 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def set_privacy(self, user: bytes, hide_presence: bool) -> asyncio.Future[None]: ...
+
+    @abc.abstractmethod
+    def blob_begin(
+        self, user: bytes, blob: bytes, size: int, quota: int
+    ) -> asyncio.Future[BlobBegun]:
+        """Start (or find) ``user``'s upload of ``blob``. quota_exceeded if the user's stored
+        blobs plus uploads in progress plus ``size`` would pass ``quota``; protocol if an
+        upload of it with another size is in progress."""
+
+    @abc.abstractmethod
+    def blob_commit(self, user: bytes, blob: bytes, size: int) -> asyncio.Future[None]:
+        """Record a verified blob (its file already in place) and end the upload."""
+
+    @abc.abstractmethod
+    def blob_abort(self, user: bytes, blob: bytes) -> asyncio.Future[None]:
+        """Forget ``user``'s upload of ``blob`` (e.g. it did not match its hash)."""
 
     @abc.abstractmethod
     def sweep(self, now: int, limit: int) -> asyncio.Future[int]:
@@ -334,6 +368,25 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         hide_presence INTEGER NOT NULL
     ) WITHOUT ROWID;
     """,
+    # 3: media blobs. The bytes are files under DATA/blobs (content-addressed ciphertext)
+    # and only metadata is here. expires_at 0 = kept for good.
+    """
+    CREATE TABLE blobs (
+        hash BLOB PRIMARY KEY,
+        owner BLOB NOT NULL,
+        size INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL DEFAULT 0
+    ) WITHOUT ROWID;
+    CREATE INDEX blobs_by_owner ON blobs (owner);
+    CREATE TABLE blob_uploads (
+        user BLOB NOT NULL,
+        hash BLOB NOT NULL,
+        size INTEGER NOT NULL,
+        started_at INTEGER NOT NULL,
+        PRIMARY KEY (user, hash)
+    ) WITHOUT ROWID;
+    """,
 )
 
 
@@ -416,6 +469,27 @@ class _Block(_Op):
 class _Privacy(_Op):
     user: bytes
     hide_presence: bool
+
+
+@dataclass(slots=True)
+class _BlobBegin(_Op):
+    user: bytes
+    blob: bytes
+    size: int
+    quota: int
+
+
+@dataclass(slots=True)
+class _BlobCommit(_Op):
+    user: bytes
+    blob: bytes
+    size: int
+
+
+@dataclass(slots=True)
+class _BlobAbort(_Op):
+    user: bytes
+    blob: bytes
 
 
 @dataclass(slots=True)
@@ -636,6 +710,16 @@ class SQLiteStore(Store):
             for q, m, f, a, b, c in rows
         ]
 
+    async def blob_size(self, blob: bytes) -> int | None:
+        rows = await self._read("SELECT size FROM blobs WHERE hash = ?", (blob,))
+        return int(rows[0][0]) if rows else None
+
+    async def blob_upload(self, user: bytes, blob: bytes) -> int | None:
+        rows = await self._read(
+            "SELECT size FROM blob_uploads WHERE user = ? AND hash = ?", (user, blob)
+        )
+        return int(rows[0][0]) if rows else None
+
     # --- writes: queueing -----------------------------------------------------------------
 
     def _submit(self, op_type: type[_Op], *args: Any) -> asyncio.Future[Any]:
@@ -680,6 +764,17 @@ class SQLiteStore(Store):
 
     def set_privacy(self, user: bytes, hide_presence: bool) -> asyncio.Future[None]:
         return self._submit(_Privacy, user, hide_presence)
+
+    def blob_begin(
+        self, user: bytes, blob: bytes, size: int, quota: int
+    ) -> asyncio.Future[BlobBegun]:
+        return self._submit(_BlobBegin, user, blob, size, quota)
+
+    def blob_commit(self, user: bytes, blob: bytes, size: int) -> asyncio.Future[None]:
+        return self._submit(_BlobCommit, user, blob, size)
+
+    def blob_abort(self, user: bytes, blob: bytes) -> asyncio.Future[None]:
+        return self._submit(_BlobAbort, user, blob)
 
     def sweep(self, now: int, limit: int) -> asyncio.Future[int]:
         return self._submit(_Sweep, now, limit)
@@ -1205,6 +1300,71 @@ class SQLiteStore(Store):
             )
             out.results.append((op.fut, max(n_messages, cur.rowcount)))
 
+    # --- blobs ----------------------------------------------------------------------------
+
+    async def _apply_blob_begins(self, ops: list[_BlobBegin], out: _Batch) -> None:
+        db = self._db
+        assert db is not None
+        for op in ops:
+            rows = await db.execute_fetchall("SELECT size FROM blobs WHERE hash = ?", (op.blob,))
+            if rows:
+                out.results.append((op.fut, BlobBegun(stored=True, new=False,
+                                                      size=next(iter(rows))[0])))
+                continue
+            rows = await db.execute_fetchall(
+                "SELECT size FROM blob_uploads WHERE user = ? AND hash = ?", (op.user, op.blob)
+            )
+            if rows:
+                size = next(iter(rows))[0]
+                if size != op.size:
+                    out.results.append((op.fut, ProtocolError(
+                        ErrorCode.PROTOCOL,
+                        f"an upload of this blob with size {size} is in progress",
+                    )))
+                else:
+                    out.results.append((op.fut, BlobBegun(stored=False, new=False, size=size)))
+                continue
+            rows = await db.execute_fetchall(
+                "SELECT coalesce((SELECT sum(size) FROM blobs WHERE owner = ?), 0)"
+                " + coalesce((SELECT sum(size) FROM blob_uploads WHERE user = ?), 0)",
+                (op.user, op.user),
+            )
+            used = next(iter(rows))[0]
+            if used + op.size > op.quota:
+                out.results.append((op.fut, ProtocolError(
+                    ErrorCode.QUOTA_EXCEEDED,
+                    f"{op.size} more bytes would pass the blob quota of {op.quota}"
+                    f" ({used} used)",
+                )))
+                continue
+            await db.execute(
+                "INSERT INTO blob_uploads (user, hash, size, started_at) VALUES (?, ?, ?, ?)",
+                (op.user, op.blob, op.size, self._clock()),
+            )
+            out.results.append((op.fut, BlobBegun(stored=False, new=True, size=op.size)))
+
+    async def _apply_blob_commits(self, ops: list[_BlobCommit], out: _Batch) -> None:
+        db = self._db
+        assert db is not None
+        for op in ops:
+            await db.execute(
+                "INSERT OR IGNORE INTO blobs (hash, owner, size, created_at) VALUES (?, ?, ?, ?)",
+                (op.blob, op.user, op.size, self._clock()),
+            )
+            await db.execute(
+                "DELETE FROM blob_uploads WHERE user = ? AND hash = ?", (op.user, op.blob)
+            )
+            out.results.append((op.fut, None))
+
+    async def _apply_blob_aborts(self, ops: list[_BlobAbort], out: _Batch) -> None:
+        db = self._db
+        assert db is not None
+        for op in ops:
+            await db.execute(
+                "DELETE FROM blob_uploads WHERE user = ? AND hash = ?", (op.user, op.blob)
+            )
+            out.results.append((op.fut, None))
+
     _APPLY: Final[dict[type[_Op], Callable[..., Any]]] = {
         _Send: _apply_sends,
         _Ack: _apply_acks,
@@ -1218,4 +1378,7 @@ class SQLiteStore(Store):
         _Block: _apply_blocks,
         _Privacy: _apply_privacy,
         _Sweep: _apply_sweeps,
+        _BlobBegin: _apply_blob_begins,
+        _BlobCommit: _apply_blob_commits,
+        _BlobAbort: _apply_blob_aborts,
     }

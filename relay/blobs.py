@@ -1,0 +1,124 @@
+"""Media blob files: content-addressed ciphertext under ``DATA/blobs``.
+
+A stored blob is ``blobs/<first 2 hex>/<hash hex>``, written once: the upload goes to a
+partial file (``blobs/tmp/<user hex>.<hash hex>.part``, one per uploader, so an upload
+resumes where its file ends), and when it is complete and hashes to its id it is
+fsynced and renamed into place. Its metadata (owner, size) is in the store; the store
+row is the truth, so a file without a row (a crash between rename and commit) is simply
+written again by the next upload.
+
+The relay can't read blobs: they are sealed client-side (``common.crypto.media``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from tenchat.common.crypto.media import new_hasher
+
+__all__ = ["BlobFiles"]
+
+_READ = 1024 * 1024
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class BlobFiles:
+    """The blob directory: partial uploads, appends, verify-and-publish, ranged reads."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.tmp = root / "tmp"
+        # (user, blob) -> (lock, connections using it); dropped when the count reaches 0.
+        self._locks: dict[tuple[bytes, bytes], tuple[asyncio.Lock, int]] = {}
+
+    def open(self) -> None:
+        self.tmp.mkdir(parents=True, exist_ok=True)
+
+    def path(self, blob: bytes) -> Path:
+        h = blob.hex()
+        return self.root / h[:2] / h
+
+    def partial(self, user: bytes, blob: bytes) -> Path:
+        return self.tmp / f"{user.hex()}.{blob.hex()}.part"
+
+    @contextlib.asynccontextmanager
+    async def upload_lock(self, user: bytes, blob: bytes) -> AsyncIterator[None]:
+        """Serialise the appends of one upload across its uploader's connections."""
+        key = (user, blob)
+        lock, users = self._locks.get(key) or (asyncio.Lock(), 0)
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+    def received(self, user: bytes, blob: bytes) -> int:
+        """Bytes of ``user``'s upload of ``blob`` on disk (0 if none)."""
+        try:
+            return self.partial(user, blob).stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def discard(self, user: bytes, blob: bytes) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.partial(user, blob).unlink()
+
+    async def append(self, user: bytes, blob: bytes, data: bytes) -> int:
+        """Append to the partial file; its new size."""
+        path = self.partial(user, blob)
+
+        def write() -> int:
+            with path.open("ab") as fh:
+                fh.write(data)
+                return fh.tell()
+
+        return await asyncio.to_thread(write)
+
+    async def publish(self, user: bytes, blob: bytes) -> bool:
+        """Verify the complete partial file against ``blob`` and move it into place
+        (fsync, rename, fsync the directory). False, and the partial file gone, if it
+        does not hash to ``blob``."""
+        src = self.partial(user, blob)
+        dst = self.path(blob)
+
+        def run() -> bool:
+            hasher = new_hasher()
+            with src.open("rb") as fh:
+                while data := fh.read(_READ):
+                    hasher.update(data)
+                if hasher.digest() != blob:
+                    src.unlink()
+                    return False
+                os.fsync(fh.fileno())
+            dst.parent.mkdir(exist_ok=True)
+            os.replace(src, dst)
+            _fsync_dir(dst.parent)
+            return True
+
+        return await asyncio.to_thread(run)
+
+    async def read(self, blob: bytes, offset: int, length: int) -> bytes:
+        path = self.path(blob)
+
+        def run() -> bytes:
+            with path.open("rb") as fh:
+                fh.seek(offset)
+                return fh.read(length)
+
+        return await asyncio.to_thread(run)
