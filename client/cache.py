@@ -160,6 +160,13 @@ MIGRATIONS: list[str] = [
         at INTEGER NOT NULL, body BLOB NOT NULL, PRIMARY KEY (grp, gseq)
     );
     """,
+    # 5: attachments. The MediaRef holds the file's key, a secret: sealed like sessions.
+    """
+    CREATE TABLE attachments (
+        conv BLOB NOT NULL, msg BLOB NOT NULL, ref_sealed BLOB NOT NULL,
+        PRIMARY KEY (conv, msg)
+    );
+    """,
 ]
 
 
@@ -620,6 +627,7 @@ class Cache:
         if cur.rowcount:
             await self._db.execute("DELETE FROM reactions WHERE conv=? AND target=?",
                                    (conv, target))
+            await self.drop_attachment(conv, target)
         return cur.rowcount == 1
 
     async def set_pinned(self, conv: bytes, target: bytes, pinned: bool) -> bool:
@@ -689,7 +697,38 @@ class Cache:
         for conv, target in gone:
             await self._db.execute("DELETE FROM reactions WHERE conv=? AND target=?",
                                    (conv, target))
+            await self.drop_attachment(conv, target)
         return gone
+
+    # --- attachments --------------------------------------------------------------------
+
+    async def put_attachment(self, conv: bytes, msg_id: bytes, ref: bytes) -> None:
+        """``ref`` is a MediaRef, MessagePack: stored sealed (it holds the file's key)."""
+        await self._db.execute(
+            "INSERT OR IGNORE INTO attachments (conv, msg, ref_sealed) VALUES (?, ?, ?)",
+            (conv, msg_id, self._seal(ref)))
+
+    async def attachments(self, conv: bytes, ids: list[bytes]) -> dict[bytes, bytes]:
+        """msg id -> MediaRef (MessagePack) of the messages in ``ids`` that have one."""
+        out: dict[bytes, bytes] = {}
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            async with self._db.execute(
+                f"SELECT msg, ref_sealed FROM attachments WHERE conv=? "
+                f"AND msg IN ({','.join('?' * len(chunk))})", (conv, *chunk)) as cur:
+                out.update((r[0], self._open(r[1])) for r in await cur.fetchall())
+        return out
+
+    async def find_attachments(self, prefix: str) -> list[tuple[bytes, bytes, bytes]]:
+        """(conv, msg id, MediaRef) of every attachment whose message id starts with the
+        hex ``prefix``."""
+        async with self._db.execute(
+            "SELECT conv, msg, ref_sealed FROM attachments WHERE hex(msg) LIKE ?",
+            (prefix.upper() + "%",)) as cur:
+            return [(r[0], r[1], self._open(r[2])) for r in await cur.fetchall()]
+
+    async def drop_attachment(self, conv: bytes, msg_id: bytes) -> None:
+        await self._db.execute("DELETE FROM attachments WHERE conv=? AND msg=?", (conv, msg_id))
 
     # --- groups -------------------------------------------------------------------------
 

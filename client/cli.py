@@ -189,7 +189,8 @@ def fmt_time(ms: int) -> str:
 
 
 def message_json(msg: Any, sender: str, *, own: bool, group: str | None = None,
-                 reactions: dict[str, int] | None = None) -> dict[str, Any]:
+                 reactions: dict[str, int] | None = None,
+                 attachment: Any = None) -> dict[str, Any]:
     from .cache import STATUS_NAMES
 
     out: dict[str, Any] = {"id": msg.id.hex(), "from": sender, "text": msg.text,
@@ -207,6 +208,9 @@ def message_json(msg: Any, sender: str, *, own: bool, group: str | None = None,
         out["expires_at"] = msg.expires_at
     if reactions:
         out["reactions"] = reactions
+    if attachment is not None and not msg.deleted:
+        out["attachment"] = {"name": attachment.name, "size": attachment.size,
+                             "mime": attachment.mime}
     return out
 
 
@@ -221,9 +225,13 @@ async def describe(client: Any, msg: Any) -> tuple[str, str | None]:
     return (client.handle if msg.outgoing else await client.display_name(msg.peer)), None
 
 
-def line_of(msg: Any, sender: str, group: str | None, suffix: str = "") -> str:
+def line_of(msg: Any, sender: str, group: str | None, suffix: str = "",
+            attachment: Any = None) -> str:
     where = f"#{group} " if group is not None else ""
     text = "(message deleted)" if msg.deleted else msg.text
+    if attachment is not None and not msg.deleted:
+        text += f" [file {attachment.name or '?'}, {attachment.size} bytes, " \
+                f"`tenchat download {msg.id.hex()[:12]}`]"
     extra = " (edited)" if msg.edited and not msg.deleted else ""
     return f"[{fmt_time(msg.sent_at)}] {where}@{sender}: {text}{extra}{suffix}"
 
@@ -274,13 +282,18 @@ def whoami(ctx: typer.Context) -> None:
 def send(
     ctx: typer.Context,
     peer: Annotated[str, typer.Argument(help="Handle of the recipient, with or without @.")],
-    text: Annotated[str, typer.Argument(help="The message; '-' reads it from stdin.")],
+    text: Annotated[str | None, typer.Argument(
+        help="The message ('-' reads stdin); with --attach, the caption (optional).")] = None,
     reply_to: Annotated[str | None, typer.Option(
         "--reply-to", help="Id (or unique prefix) of the message this one answers.")] = None,
+    attach: Annotated[Path | None, typer.Option(
+        "--attach", help="A file to send, end-to-end encrypted.")] = None,
 ) -> None:
     """Send an end-to-end encrypted message; exits once the relay has stored it."""
     opts: Options = ctx.obj
-    text = read_text(text)
+    text = read_text(text) if text is not None else ""
+    if attach is None and text == "":
+        raise fail("nothing to send: give a message, or a file with --attach")
 
     async def body(client: Any) -> tuple[Any, str]:
         from .cache import STATUS_NAMES
@@ -288,13 +301,47 @@ def send(
         target = None
         if reply_to is not None:
             target = await message_id(client, (await client.resolve(peer)).user, reply_to)
-        msg = await client.send_text(peer, text, reply_to=target)
+        if attach is not None:
+            msg = await client.send_attachment(peer, attach, text, reply_to=target)
+        else:
+            msg = await client.send_text(peer, text, reply_to=target)
         return msg, STATUS_NAMES[msg.status]
 
     msg, status = run(with_client(opts, body))
     to = peer.removeprefix("@").lower()
     emit(opts, {"id": msg.id.hex(), "to": to, "status": status, "sent_at": msg.sent_at},
          f"{status} {msg.id.hex()} → @{to}")
+
+
+@app.command()
+def download(
+    ctx: typer.Context,
+    msg: Annotated[str, typer.Argument(help="Id (or unique prefix) of a message with a file.")],
+    out: Annotated[Path | None, typer.Option(
+        "-o", "--output", help="Where to save it (a file, or a directory). "
+        "[the file's name, in the current directory]")] = None,
+) -> None:
+    """Download, verify and decrypt a received (or sent) attachment; prints where it went."""
+    opts: Options = ctx.obj
+
+    async def body(client: Any) -> tuple[bytes, Any, Path, int]:
+        from ..common.errors import TenchatError
+
+        _conv, mid, ref = await client.attachment(msg)
+        name = Path(ref.name).name or f"{mid.hex()}.bin"
+        if name in (".", ".."):
+            name = f"{mid.hex()}.bin"
+        path = out if out is not None else Path(name)
+        if path.is_dir():
+            path = path / name
+        if path.exists():
+            raise TenchatError(f"{path} already exists; choose another with -o")
+        size = await client.download(ref, path)
+        return mid, ref, path, size
+
+    mid, ref, path, size = run(with_client(opts, body))
+    emit(opts, {"id": mid.hex(), "path": str(path), "size": size, "name": ref.name},
+         str(path))
 
 
 @app.command()
@@ -309,8 +356,9 @@ def inbox(
     async def show(client: Any) -> None:
         for msg in await client.take_unshown():
             sender, group = await describe(client, msg)
-            emit(opts, message_json(msg, sender, own=False, group=group),
-                 line_of(msg, sender, group))
+            att = (await client.attachments(msg.peer, [msg.id])).get(msg.id)
+            emit(opts, message_json(msg, sender, own=False, group=group, attachment=att),
+                 line_of(msg, sender, group, attachment=att))
         sys.stdout.flush()
 
     async def body(client: Any) -> None:
@@ -366,16 +414,17 @@ def history(
         conv = await client.conversation_id(peer)
         rows = await client.page(conv, limit=n)
         reactions = await client.cache.reactions(conv, [m.id for m in rows])
+        files = await client.attachments(conv, [m.id for m in rows])
         out = []
         ticks = {"pending": "…", "sent": "✓", "delivered": "✓✓", "read": "✓✓ read"}
         for msg in rows:
             sender, group = await describe(client, msg)
             obj = message_json(msg, sender, own=msg.outgoing, group=group,
-                               reactions=reactions.get(msg.id))
+                               reactions=reactions.get(msg.id), attachment=files.get(msg.id))
             mark = f"  {ticks[obj['status']]}" if msg.outgoing else ""
             if msg.id in reactions:
                 mark += "  " + " ".join(f"{e}×{n}" for e, n in reactions[msg.id].items())
-            out.append((obj, line_of(msg, sender, group, mark)))
+            out.append((obj, line_of(msg, sender, group, mark, files.get(msg.id))))
         return out
 
     for obj, line in run(with_client(opts, body)):
@@ -694,13 +743,18 @@ def group_list(ctx: typer.Context) -> None:
 def group_send(
     ctx: typer.Context,
     group: Annotated[str, typer.Argument(help="The group's name (or id).")],
-    text: Annotated[str, typer.Argument(help="The message; '-' reads stdin.")],
+    text: Annotated[str | None, typer.Argument(
+        help="The message ('-' reads stdin); with --attach, the caption (optional).")] = None,
     reply_to: Annotated[str | None, typer.Option("--reply-to", help="Message id answered.")
                         ] = None,
+    attach: Annotated[Path | None, typer.Option(
+        "--attach", help="A file to send, end-to-end encrypted.")] = None,
 ) -> None:
     """Send to a group: encrypted once with your sender key, stored once by the relay."""
     opts: Options = ctx.obj
-    text = read_text(text)
+    text = read_text(text) if text is not None else ""
+    if attach is None and text == "":
+        raise fail("nothing to send: give a message, or a file with --attach")
 
     async def body(client: Any) -> tuple[Any, str]:
         from .cache import STATUS_NAMES
@@ -708,7 +762,10 @@ def group_send(
         gid = await client.groups.require(group)
         await client.sync()  # current membership first: keys go to who is in it now
         target = await message_id(client, gid, reply_to) if reply_to else None
-        msg = await client.send_text_to(gid, text, reply_to=target)
+        if attach is not None:
+            msg = await client.send_attachment_to(gid, attach, text, reply_to=target)
+        else:
+            msg = await client.send_text_to(gid, text, reply_to=target)
         return msg, STATUS_NAMES[msg.status]
 
     msg, status = run(with_client(opts, body))

@@ -57,6 +57,8 @@ class RelayConnection:
         self.pushes: asyncio.Queue[f.Reply | None] = asyncio.Queue()  # None: connection ended
         self.authed: f.Authed | None = None
         self.relay_name = ""
+        self.max_frame = 1024 * 1024  # from welcome
+        self.max_blob = 0  # from welcome: 0 = the relay stores no attachments
         self.closed = asyncio.Event()
 
     async def open(self) -> f.Authed:
@@ -75,6 +77,7 @@ class RelayConnection:
             if not isinstance(welcome, f.Welcome):
                 raise RelayUnreachable(f"relay {self.url} sent {type(welcome).__name__} to hello")
             self.relay_name = welcome.relay
+            self.max_frame, self.max_blob = welcome.max_frame, welcome.max_blob
             sig = self._sign(auth_message(welcome.relay, welcome.challenge))
             authed = await self.request(f.Auth, user=self._user, sig=sig)
             if not isinstance(authed, f.Authed) or authed.user != self._user:

@@ -25,11 +25,13 @@ from ..common import content as c
 from ..common import frames as f
 from ..common.crypto.errors import CryptoError
 from ..common.crypto.keys import IdentityKey, make_one_time_prekeys, make_signed_prekey
+from ..common.crypto.media import MediaRef
 from ..common.crypto.safety import safety_number
 from ..common.crypto.session import Session, envelope_ephemeral, envelope_kind
 from ..common.errors import ProtocolError, TenchatError
 from ..common.groups import GroupState, can_pin
 from ..common.identity import fingerprint, handle_message, normalize_handle, verify_signature
+from . import media
 from .cache import DELIVERED, PENDING, READ, SENT, Cache, ContactRow, MessageRow
 from .connection import ConnectionLost, RelayConnection, RelayError, RelayUnreachable
 from .events import (
@@ -47,6 +49,7 @@ from .events import (
 )
 from .groups import GroupError, GroupService
 from .keystore import Keystore, Secrets
+from .media import AttachmentError
 
 __all__ = ["Client", "Conversation", "SearchHit", "PeerError", "QueuedOffline", "now_ms"]
 
@@ -117,6 +120,11 @@ def mentions(text: str, handle: str) -> bool:
     """Does ``text`` mention ``@handle`` (case-insensitive, whole word)?"""
     return re.search(rf"(?<![\w@])@{re.escape(handle)}(?!\w)", text, re.IGNORECASE) is not None
 Listener = Callable[[Event], None]
+
+
+def attachment_text(ref: MediaRef, caption: str) -> str:
+    """What an attachment shows as a message's text: its caption, else "[file name]"."""
+    return caption if caption.strip() else f"[{ref.name or 'file'}]"
 
 
 class Client:
@@ -403,6 +411,9 @@ class Client:
         if not text.strip():
             raise TenchatError("refusing to send an empty message")
         message = await self.queue_text(conv, text, reply_to=reply_to)
+        return await self._send_queued(conv, message)
+
+    async def _send_queued(self, conv: bytes, message: MessageRow) -> MessageRow:
         try:
             await self.flush_outbox()
         except (RelayUnreachable, ConnectionLost) as exc:
@@ -414,6 +425,50 @@ class Client:
             raise self.unsent[message.id]
         return (await self.cache.message(conv, message.id)) or message
 
+    # --- attachments --------------------------------------------------------------------
+
+    async def send_attachment(self, peer: str, path: Path, caption: str = "", *,
+                              reply_to: bytes | None = None) -> MessageRow:
+        """Seal and upload a file, then send its reference (and key) end-to-end."""
+        contact = await self.resolve(peer)
+        if contact.blocked:
+            raise PeerError(f"@{contact.handle} is blocked; unblock them to send")
+        return await self.send_attachment_to(contact.user, path, caption, reply_to=reply_to)
+
+    async def send_attachment_to(self, conv: bytes, path: Path, caption: str = "", *,
+                                 reply_to: bytes | None = None) -> MessageRow:
+        """As send_attachment, to a conversation id (a user id, or a group id). The upload
+        needs the relay; the message then goes through the outbox like any other."""
+        if len(caption) > c.MAX_TEXT:
+            raise TenchatError(f"caption too long ({len(caption)} > {c.MAX_TEXT} characters)")
+        if not path.is_file():
+            raise AttachmentError(f"{path} is not a file")
+        ref = await media.upload(self.connection, path)
+        message = await self.queue_attachment(conv, ref, caption, reply_to=reply_to)
+        return await self._send_queued(conv, message)
+
+    async def attachment(self, msg_id: str) -> tuple[bytes, bytes, MediaRef]:
+        """(conversation, message id, MediaRef) of the attachment whose message id is
+        ``msg_id`` or starts with it (at least 6 hex digits)."""
+        text = msg_id.lower()
+        if len(text) < 6 or any(ch not in "0123456789abcdef" for ch in text):
+            raise TenchatError(f"{msg_id!r} is not a message id (hex, from `history --json`)")
+        found = await self.cache.find_attachments(text)
+        if not found:
+            raise TenchatError(f"no message {msg_id!r} with an attachment")
+        if len(found) > 1:
+            raise TenchatError(f"{msg_id!r} matches several messages; give more digits")
+        conv, mid, raw = found[0]
+        return conv, mid, msgspec.msgpack.decode(raw, type=MediaRef)
+
+    async def attachments(self, conv: bytes, ids: list[bytes]) -> dict[bytes, MediaRef]:
+        raw = await self.cache.attachments(conv, ids)
+        return {k: msgspec.msgpack.decode(v, type=MediaRef) for k, v in raw.items()}
+
+    async def download(self, ref: MediaRef, out: Path) -> int:
+        """Fetch, verify and decrypt an attachment into ``out``; nothing there on failure."""
+        return await media.download(self.connection, ref, out)
+
     async def queue_text(self, peer: bytes, text: str, *,
                          reply_to: bytes | None = None) -> MessageRow:
         """Encrypt a text message into the outbox (committed); nothing is sent yet.
@@ -423,9 +478,27 @@ class Client:
         msg_id = os.urandom(16)
         now = now_ms()
         timer = await self.cache.timer(peer)
-        expires_at = now + timer * 1000 if timer else 0
         body = c.encode_content(c.Text(id=msg_id, text=text, sent_at=now, reply_to=reply_to,
                                        expires_in=timer))
+        return await self._queue_message(peer, msg_id, now, timer, body, text,
+                                         reply_to=reply_to)
+
+    async def queue_attachment(self, peer: bytes, ref: MediaRef, caption: str = "", *,
+                               reply_to: bytes | None = None) -> MessageRow:
+        """As queue_text, for a file already uploaded (``ref`` from client.media.upload)."""
+        msg_id = os.urandom(16)
+        now = now_ms()
+        timer = await self.cache.timer(peer)
+        body = c.encode_content(c.Attachment(id=msg_id, ref=ref, sent_at=now, caption=caption,
+                                             reply_to=reply_to, expires_in=timer))
+        return await self._queue_message(peer, msg_id, now, timer, body,
+                                         attachment_text(ref, caption), reply_to=reply_to,
+                                         ref=ref)
+
+    async def _queue_message(self, peer: bytes, msg_id: bytes, now: int, timer: int,
+                             body: bytes, text: str, *, reply_to: bytes | None,
+                             ref: MediaRef | None = None) -> MessageRow:
+        expires_at = now + timer * 1000 if timer else 0
         async with self._crypto_lock:
             try:
                 if len(peer) == 16:
@@ -435,6 +508,8 @@ class Client:
                 message = MessageRow(msg_id, peer, True, text, now, now, PENDING,
                                      reply_to=reply_to, expires_at=expires_at)
                 await self.cache.add_message(message, shown=True)
+                if ref is not None:
+                    await self.cache.put_attachment(peer, msg_id, msgspec.msgpack.encode(ref))
                 await self.cache.commit()
             except BaseException:
                 await self.cache.rollback()
@@ -697,6 +772,23 @@ class Client:
                                  mention=mentions(content.text, self.handle),
                                  expires_at=expires_at)
                 if await self.cache.add_message(row, shown=False):
+                    row = (await self.cache.message(conv, content.id)) or row
+                    new.append(row)
+                    receipts.setdefault((author, conv if in_group else None),
+                                        []).append(content.id)
+                    events.append(MessageAdded(row))
+            case c.Attachment():
+                now = now_ms()
+                expires_at = now + content.expires_in * 1000 if content.expires_in else 0
+                text = attachment_text(content.ref, content.caption)
+                row = MessageRow(content.id, conv, False, text, content.sent_at, now,
+                                 DELIVERED, sender=author if in_group else None,
+                                 reply_to=content.reply_to,
+                                 mention=mentions(content.caption, self.handle),
+                                 expires_at=expires_at)
+                if await self.cache.add_message(row, shown=False):
+                    await self.cache.put_attachment(conv, content.id,
+                                                    msgspec.msgpack.encode(content.ref))
                     row = (await self.cache.message(conv, content.id)) or row
                     new.append(row)
                     receipts.setdefault((author, conv if in_group else None),

@@ -12,7 +12,9 @@ from typing import Annotated, Final
 
 import msgspec
 
-__all__ = ["Text", "Receipt", "Typing", "Reaction", "Edit", "Delete", "Pin", "Timer",
+from .crypto.media import MediaRef
+
+__all__ = ["Text", "Attachment", "Receipt", "Typing", "Reaction", "Edit", "Delete", "Pin", "Timer",
            "SenderKeyDist", "Content", "encode_content", "decode_content", "MAX_TEXT",
            "DELIVERED", "READ", "MAX_TIMER"]
 
@@ -39,6 +41,17 @@ class Text(_Content, tag="text"):
     sent_at: int  # sender's clock, ms since the Unix epoch
     reply_to: MsgId | None = None  # the message this one answers (quotes)
     expires_in: Annotated[int, msgspec.Meta(ge=0, le=MAX_TIMER)] = 0  # s after receipt; 0 never
+
+
+class Attachment(_Content, tag="attachment"):
+    """A file: sealed and uploaded as a blob (common.crypto.media); ``ref`` opens it."""
+
+    id: MsgId
+    ref: MediaRef  # the blob id and its key: the key exists only inside E2E content
+    sent_at: int
+    caption: Annotated[str, msgspec.Meta(max_length=MAX_TEXT)] = ""
+    reply_to: MsgId | None = None
+    expires_in: Annotated[int, msgspec.Meta(ge=0, le=MAX_TIMER)] = 0
 
 
 class Receipt(_Content, tag="receipt"):
@@ -97,7 +110,9 @@ class SenderKeyDist(_Content, tag="sender_key"):
     dist: bytes  # SenderKeyDistribution, MessagePack
 
 
-Content = Text | Receipt | Typing | Reaction | Edit | Delete | Pin | Timer | SenderKeyDist
+Content = (
+    Text | Attachment | Receipt | Typing | Reaction | Edit | Delete | Pin | Timer | SenderKeyDist
+)
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(Content)

@@ -1,0 +1,148 @@
+"""Attachments on the wire: seal a file and upload it as a blob; fetch a blob and open it.
+
+The sealing is :mod:`tenchat.common.crypto.media`; this module moves the bytes
+(``blob_begin`` / ``blob_chunk`` / ``blob_get``, docs/protocol.md §6A) through a
+:class:`~tenchat.client.connection.RelayConnection`, resuming an upload from the
+relay's ``blob_status.offset`` after a dropped connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import mimetypes
+import os
+import tempfile
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import BinaryIO
+
+from ..common import frames as f
+from ..common.crypto import media
+from ..common.crypto.errors import BlobHashMismatch, MediaError
+from ..common.errors import TenchatError
+from .connection import ConnectionLost, RelayConnection, RelayError
+
+__all__ = ["AttachmentError", "upload", "download", "UPLOAD_CHUNK", "DOWNLOAD_CHUNK"]
+
+UPLOAD_CHUNK = 256 * 1024  # bytes per blob_chunk (less if the relay's max_frame is smaller)
+DOWNLOAD_CHUNK = 1024 * 1024  # bytes asked per blob_get (the relay may send fewer)
+FRAME_OVERHEAD = 1024  # room in a frame for everything but the data
+RETRIES = 3  # reconnects per upload or download before giving up
+
+Connect = Callable[[], Awaitable[RelayConnection]]
+
+
+class AttachmentError(TenchatError):
+    """An attachment could not be sent or opened; the message says why, for a person."""
+
+
+def _chunk_size(conn: RelayConnection, wanted: int) -> int:
+    return max(1024, min(wanted, conn.max_frame - FRAME_OVERHEAD))
+
+
+async def upload(connect: Connect, path: Path, *, mime: str | None = None) -> media.MediaRef:
+    """Seal ``path`` under a fresh key (into a temporary file) and upload it; its MediaRef.
+
+    ``connect`` returns the current connection (reconnecting if it dropped): an upload
+    cut off resumes at the offset the relay reports.
+    """
+    try:
+        size = path.stat().st_size
+        src = path.open("rb")
+    except OSError as exc:
+        raise AttachmentError(f"cannot read {path}: {exc.strerror or exc}") from None
+    with src, tempfile.TemporaryFile(prefix="tenchat-") as sealed:
+        conn = await connect()
+        if conn.max_blob == 0:
+            raise AttachmentError("this relay does not store attachments")
+        if media.sealed_size(size) > conn.max_blob:
+            raise AttachmentError(f"{path.name} is too large for this relay "
+                                  f"({size} bytes; at most about {conn.max_blob} bytes)")
+        mk = await asyncio.to_thread(media.encrypt_stream, src, sealed)
+        for attempt in range(RETRIES + 1):
+            try:
+                await _send_blob(conn, sealed, mk)
+                break
+            except ConnectionLost:
+                if attempt == RETRIES:
+                    raise
+                conn = await connect()
+    name = path.name
+    mime = mime or mimetypes.guess_type(name)[0] or "application/octet-stream"
+    return media.MediaRef(hash=mk.blob_hash, key=mk.key, size=mk.size, mime=mime,
+                          name=name[:255])
+
+
+async def _send_blob(conn: RelayConnection, sealed: BinaryIO, mk: media.MediaKey) -> None:
+    try:
+        status = await conn.request(f.BlobBegin, hash=mk.blob_hash, size=mk.blob_size)
+        assert isinstance(status, f.BlobStatus)
+        offset, piece = status.offset, _chunk_size(conn, UPLOAD_CHUNK)
+        while offset < mk.blob_size:
+            sealed.seek(offset)
+            data = sealed.read(piece)
+            status = await conn.request(f.BlobChunk, hash=mk.blob_hash, offset=offset, data=data)
+            assert isinstance(status, f.BlobStatus)
+            offset = status.offset
+    except RelayError as exc:
+        reasons = {"quota_exceeded": "your attachment quota on the relay is used up",
+                   "too_large": "the file is too large for this relay"}
+        raise AttachmentError(reasons.get(exc.code, f"the relay refused the upload: {exc}")
+                              ) from None
+
+
+async def download(connect: Connect, ref: media.MediaRef, out: Path) -> int:
+    """Fetch the blob of ``ref``, check its hash and every chunk, and write the file to
+    ``out`` (atomically: nothing is left at ``out`` on failure). The bytes written."""
+    with tempfile.TemporaryFile(prefix="tenchat-") as blob:
+        conn = await connect()
+        for attempt in range(RETRIES + 1):
+            try:
+                await _fetch_blob(conn, ref, blob)
+                break
+            except ConnectionLost:
+                if attempt == RETRIES:
+                    raise
+                conn = await connect()
+        blob.seek(0)
+        part = out.with_name(f".{out.name}.{os.urandom(4).hex()}.part")
+        try:
+            with part.open("xb") as fh:
+                written = await asyncio.to_thread(
+                    media.decrypt_stream, blob, fh, ref.key, ref.hash, size=ref.size)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(part, out)
+        except BlobHashMismatch:
+            raise AttachmentError("the attachment does not match its id: it was corrupted or "
+                                  "tampered with on the relay; nothing was saved") from None
+        except MediaError as exc:
+            raise AttachmentError(f"the attachment failed to decrypt ({exc}); "
+                                  "nothing was saved") from None
+        except OSError as exc:
+            raise AttachmentError(f"cannot write {out}: {exc.strerror or exc}") from None
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                part.unlink()
+    return written
+
+
+async def _fetch_blob(conn: RelayConnection, ref: media.MediaRef, blob: BinaryIO) -> None:
+    """Read the whole blob into ``blob`` (from its current end, so a retry resumes)."""
+    expected = ref.blob_size
+    blob.seek(0, os.SEEK_END)
+    offset = blob.tell()
+    while offset < expected:
+        try:
+            data = await conn.request(f.BlobGet, hash=ref.hash, offset=offset,
+                                      length=min(DOWNLOAD_CHUNK, expected - offset))
+        except RelayError as exc:
+            if exc.code == "not_found":
+                raise AttachmentError("the relay no longer has this attachment") from None
+            raise AttachmentError(f"the relay refused the download: {exc}") from None
+        assert isinstance(data, f.BlobData)
+        if data.offset != offset or data.size != expected or not data.data:
+            raise AttachmentError("the relay sent a blob of the wrong size; nothing was saved")
+        blob.write(data.data)
+        offset += len(data.data)
