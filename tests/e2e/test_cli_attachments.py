@@ -112,3 +112,19 @@ def test_download_errors_are_one_line(cli: Cli, tmp_path: Path) -> None:
         res = cli("bob", *args, check=False)
         assert res.code != 0 and res.err.startswith("error:"), (args, res.err)
         assert res.err.count("\n") == 1, (args, res.err)
+
+
+def test_group_attachment(cli: Cli, tmp_path: Path) -> None:
+    for name in ("alice", "bob"):
+        cli(name, "init", "--handle", name)
+    cli("alice", "group", "create", "Ops", "bob")
+    src = tmp_path / "plan.txt"
+    data = make_file(src, 150_000)
+    sent = cli("alice", "--json", "group", "send", "ops", "the plan", "--attach", str(src)).json()
+    got = cli("bob", "--json", "inbox").json_lines()
+    mine = [m for m in got if m["id"] == sent["id"]]
+    assert mine and mine[0]["group"] == "Ops" and mine[0]["text"] == "the plan"
+    assert mine[0]["attachment"]["name"] == "plan.txt"
+    out = tmp_path / "bob-plan.txt"
+    cli("bob", "download", sent["id"], "-o", str(out))
+    assert out.read_bytes() == data
