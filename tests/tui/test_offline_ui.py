@@ -130,7 +130,7 @@ async def test_resize_80x24_reflows(tmp_path: Path) -> None:
         await until(pilot, lambda: log.rows)
         wide_lines = log.line_count
         await pilot.resize_terminal(80, 24)
-        await until(pilot, lambda: log.line_count > wide_lines, what="rewrap")
+        await until(pilot, lambda: log.line_count > wide_lines, timeout=30, what="rewrap")
         text = screen_text(app)
         assert all(len(line) <= 80 for line in text.splitlines())
         assert "@bob" in text and "offline" in text

@@ -120,6 +120,8 @@ class ChatScreen(Screen[None]):
 
     async def refresh_conversations(self) -> None:
         conversations = await self.client.conversations()
+        if not self.is_attached:
+            return  # the app closed while we were reading
         self.conversations = {c.peer: c for c in conversations}
         self.query_one(ConversationList).update_conversations(conversations)
         self.query_one(StatusBar).unread = sum(c.unread for c in conversations
