@@ -527,6 +527,38 @@ class Cache:
             await self._db.execute("UPDATE messages SET shown=1 WHERE shown=0")
         return rows
 
+    async def unread(self, peer: bytes) -> list[tuple[bytes, bytes | None]]:
+        """Unread incoming messages of a conversation: (id, author — None in 1:1)."""
+        async with self._db.execute(
+            "SELECT id, sender FROM messages WHERE peer=? AND outgoing=0 AND status<?",
+            (peer, READ)
+        ) as cur:
+            return [(r[0], r[1]) for r in await cur.fetchall()]
+
+    async def my_reactions(self, conv: bytes, me: bytes,
+                           targets: list[bytes]) -> dict[bytes, set[str]]:
+        """The emoji we ourselves put on each of these messages (to offer taking them back)."""
+        if not targets:
+            return {}
+        marks = ",".join("?" * len(targets))
+        async with self._db.execute(
+            f"SELECT target, emoji FROM reactions WHERE conv=? AND reactor=? "
+            f"AND target IN ({marks})", (conv, me, *targets)) as cur:
+            out: dict[bytes, set[str]] = {}
+            for target, emoji in await cur.fetchall():
+                out.setdefault(target, set()).add(emoji)
+        return out
+
+    async def seen_by_many(self, conv: bytes, targets: list[bytes]) -> dict[bytes, int]:
+        """``seen_by`` for many messages in one query."""
+        if not targets:
+            return {}
+        marks = ",".join("?" * len(targets))
+        async with self._db.execute(
+            f"SELECT target, count(*) FROM msg_receipts WHERE conv=? AND status>=? "
+            f"AND target IN ({marks}) GROUP BY target", (conv, READ, *targets)) as cur:
+            return {r[0]: int(r[1]) for r in await cur.fetchall()}
+
     async def unread_ids(self, peer: bytes) -> list[bytes]:
         async with self._db.execute(
             "SELECT id FROM messages WHERE peer=? AND outgoing=0 AND status<?", (peer, READ)

@@ -950,19 +950,18 @@ class Client:
             user = contact.user
         send_receipts = await self.setting("read_receipts")
         async with self._crypto_lock:
-            rows = [m for m in await self.cache.history(user, 100_000)
-                    if not m.outgoing and m.status < READ]
+            rows = await self.cache.unread(user)
             if not rows:
                 return 0
-            ids = [m.id for m in rows]
+            ids = [msg_id for msg_id, _ in rows]
             try:
                 await self.cache.mark_incoming_read(user, ids)
                 if send_receipts and (contact is None or not contact.blocked):
                     if len(user) == 16:  # a group: receipts go 1:1 to each author
                         by_author: dict[bytes, list[bytes]] = {}
-                        for m in rows:
-                            if m.sender is not None:
-                                by_author.setdefault(m.sender, []).append(m.id)
+                        for msg_id, author in rows:
+                            if author is not None:
+                                by_author.setdefault(author, []).append(msg_id)
                         for author, mine in by_author.items():
                             await self._queue_receipt(author, c.READ, mine, group=user)
                     else:
