@@ -759,8 +759,8 @@ def group_send(
     async def body(client: Any) -> tuple[Any, str]:
         from .cache import STATUS_NAMES
 
-        gid = await client.groups.require(group)
         await client.sync()  # current membership first: keys go to who is in it now
+        gid = await client.groups.require(group)
         target = await message_id(client, gid, reply_to) if reply_to else None
         if attach is not None:
             msg = await client.send_attachment_to(gid, attach, text, reply_to=target)

@@ -19,8 +19,11 @@ def test_group_commands(cli: Cli) -> None:
     cli("alice", "group", "add", "ops", "@carol")
     sent = cli("alice", "--json", "group", "send", "ops", "standup in 5").json()
     assert sent["status"] == "sent"
+    # bob has never synced: the group is found by name all the same
+    cli("bob", "group", "send", "ops", "bob checks in")
     got = cli("carol", "--json", "inbox").json_lines()
-    assert [(m["from"], m["group"], m["text"]) for m in got] == [("alice", "Ops", "standup in 5")]
+    assert [(m["from"], m["group"], m["text"]) for m in got] == [
+        ("alice", "Ops", "standup in 5"), ("bob", "Ops", "bob checks in")]
     assert cli("bob", "--json", "group", "list").json_lines()[0]["name"] == "Ops"
 
     res = cli("bob", "group", "add", "ops", "carol", check=False)
@@ -35,7 +38,7 @@ def test_group_commands(cli: Cli) -> None:
     res = cli("carol", "group", "send", "ops", "hello?", check=False)
     assert res.code == 1 and "member" in res.err
     texts = [m["text"] for m in cli("bob", "--json", "history", "ops").json_lines()]
-    assert texts == ["standup in 5", "carol is gone"]
+    assert texts == ["standup in 5", "bob checks in", "carol is gone"]
 
 
 def test_reply_react_edit_delete_timer(cli: Cli) -> None:
