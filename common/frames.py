@@ -28,6 +28,8 @@ __all__ = [
     "GroupChangeReq", "GroupSend", "GroupStored", "GroupInfo", "GroupHistory", "GroupList",
     "GroupSummary", "Groups", "GroupDeliver", "GroupAck", "Privacy", "Block",
     "BlobBegin", "BlobChunk", "BlobStatus", "BlobGet", "BlobData",
+    "ProfileSet", "ProfileGet", "ProfileInfo", "FollowReq", "FollowState", "Unfollow",
+    "ApproveReq", "RemoveFollower", "FollowList", "FollowEntry", "FollowItems",
     "encode", "decode_request", "decode_reply", "peek_id",
 ]
 
@@ -412,6 +414,88 @@ class BlobData(_Frame, tag="blob_data"):
     size: Offset  # the whole blob's size
 
 
+# --- social: profiles and follows (signed public records; see common.social) -----------
+
+SocialRecord = Annotated[bytes, msgspec.Meta(max_length=8 * 1024)]
+FollowKind = Annotated[str, msgspec.Meta(pattern="^(followers|following|requests)$")]
+
+
+class ProfileSet(_Frame, tag="profile_set"):
+    """Publish one's signed profile record. Answer: ProfileInfo (the newest held)."""
+
+    id: ReqId
+    record: SocialRecord
+
+
+class ProfileGet(_Frame, tag="profile_get"):
+    """A user's newest profile record. Answer: ProfileInfo, or not_found."""
+
+    id: ReqId
+    user: Key32
+
+
+class ProfileInfo(_Frame, tag="profile"):
+    id: ReqId
+    record: bytes  # a signed profile record; clients verify it themselves
+
+
+class FollowReq(_Frame, tag="follow"):
+    """Follow a user: a follow record signed by the caller. Answer: FollowState."""
+
+    id: ReqId
+    record: SocialRecord
+
+
+class FollowState(_Frame, tag="follow_state"):
+    id: ReqId
+    target: Key32
+    state: str  # "following", or "requested" (a private account must approve)
+
+
+class Unfollow(_Frame, tag="unfollow"):
+    """Stop following ``user`` (or withdraw a request). Answer: Ok."""
+
+    id: ReqId
+    user: Key32
+
+
+class ApproveReq(_Frame, tag="approve"):
+    """Approve a pending follow request: an approval record signed by the caller. Answer: Ok."""
+
+    id: ReqId
+    record: SocialRecord
+
+
+class RemoveFollower(_Frame, tag="remove_follower"):
+    """Deny ``user``'s request to follow the caller, or remove them as a follower. Answer: Ok."""
+
+    id: ReqId
+    user: Key32
+
+
+class FollowList(_Frame, tag="follow_list"):
+    """A page of ``user``'s followers, followings, or (own only) pending requests."""
+
+    id: ReqId
+    user: Key32
+    kind: FollowKind
+    offset: Annotated[int, msgspec.Meta(ge=0)] = 0
+    limit: Annotated[int, msgspec.Meta(ge=1, le=500)] = 100
+
+
+class FollowEntry(msgspec.Struct, omit_defaults=True):
+    follow: bytes  # the follower's signed follow record
+    approval: bytes | None = None  # the owner's signed approval (private accounts)
+
+
+class FollowItems(_Frame, tag="follow_items"):
+    id: ReqId
+    user: Key32
+    kind: str
+    items: list[FollowEntry]
+    more: bool = False
+
+
 class Ok(_Frame, tag="ok"):
     id: ReqId
 
@@ -426,11 +510,12 @@ Request = (
     Hello | Auth | Register | Lookup | Whois | PublishPrekeys | FetchBundle | Send | Ack
     | Subscribe | Fetch | Watch | GroupChangeReq | GroupSend | GroupInfo | GroupList | GroupAck
     | Privacy | Block | BlobBegin | BlobChunk | BlobGet
+    | ProfileSet | ProfileGet | FollowReq | Unfollow | ApproveReq | RemoveFollower | FollowList
 )
 Reply = (
     Welcome | Authed | HandleInfo | PrekeyStatus | Bundle | PrekeysLow | Stored | Messages
     | Deliver | Synced | PresenceState | Presence | GroupStored | GroupHistory | Groups
-    | GroupDeliver | BlobStatus | BlobData | Ok | Error
+    | GroupDeliver | BlobStatus | BlobData | ProfileInfo | FollowState | FollowItems | Ok | Error
 )
 
 REQUEST_TYPES: Final = frozenset(

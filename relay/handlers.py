@@ -14,11 +14,12 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from tenchat.common import groups, identity
+from tenchat.common import groups, identity, social
 from tenchat.common.errors import ErrorCode, ProtocolError
 from tenchat.common.frames import (
     SUPPORTED_VERSIONS,
     Ack,
+    ApproveReq,
     Auth,
     Authed,
     BlobBegin,
@@ -31,6 +32,11 @@ from tenchat.common.frames import (
     Deliver,
     Fetch,
     FetchBundle,
+    FollowEntry,
+    FollowItems,
+    FollowList,
+    FollowReq,
+    FollowState,
     GroupAck,
     GroupChangeReq,
     GroupHistory,
@@ -47,11 +53,16 @@ from tenchat.common.frames import (
     PrekeyStatus,
     PresenceState,
     Privacy,
+    ProfileGet,
+    ProfileInfo,
+    ProfileSet,
     PublishPrekeys,
     Register,
+    RemoveFollower,
     Send,
     Stored,
     Subscribe,
+    Unfollow,
     Watch,
     Welcome,
     Whois,
@@ -425,3 +436,77 @@ async def blob_get(session: Session, frame: BlobGet) -> Answer:
     except FileNotFoundError:
         raise ProtocolError(ErrorCode.NOT_FOUND, "the blob's file is missing") from None
     return BlobData(id=frame.id, hash=frame.hash, offset=frame.offset, data=data, size=size)
+
+
+# --- social: profiles and follows --------------------------------------------------------
+
+
+@handles(ProfileSet)
+async def profile_set(session: Session, frame: ProfileSet) -> Answer:
+    user = check_authenticated(session)
+    profile = social.open_profile(frame.record)  # malformed | bad_signature
+    if profile.user != user:
+        raise ProtocolError(ErrorCode.FORBIDDEN, "a profile can only be set for oneself")
+    return Later(
+        session.store.set_profile(user, frame.record, profile.updated_at, profile.private),
+        lambda record: ProfileInfo(id=frame.id, record=record),
+    )
+
+
+@handles(ProfileGet)
+async def profile_get(session: Session, frame: ProfileGet) -> Answer:
+    check_authenticated(session)
+    record = await session.store.profile(frame.user)
+    if record is None:
+        raise ProtocolError(ErrorCode.NOT_FOUND, "this identity has no profile")
+    return ProfileInfo(id=frame.id, record=record)
+
+
+@handles(FollowReq)
+async def follow(session: Session, frame: FollowReq) -> Answer:
+    user = check_authenticated(session)
+    rec = social.open_follow(frame.record)  # malformed | bad_signature
+    if rec.follower != user:
+        raise ProtocolError(ErrorCode.FORBIDDEN, "a follow must be signed by the caller")
+    if rec.target == user:
+        raise ProtocolError(ErrorCode.MALFORMED, "one can't follow oneself")
+    if not await session.store.user_exists(rec.target):
+        raise ProtocolError(ErrorCode.NOT_FOUND, "no such identity here")
+    return Later(
+        session.store.follow(user, rec.target, frame.record),
+        lambda state: FollowState(id=frame.id, target=rec.target, state=state),
+    )
+
+
+@handles(ApproveReq)
+async def approve(session: Session, frame: ApproveReq) -> Answer:
+    user = check_authenticated(session)
+    rec = social.open_approval(frame.record)  # malformed | bad_signature
+    if rec.owner != user:
+        raise ProtocolError(ErrorCode.FORBIDDEN, "an approval must be signed by the caller")
+    return Later(session.store.approve(user, rec.follower, frame.record),
+                 lambda _: Ok(id=frame.id))
+
+
+@handles(Unfollow)
+async def unfollow(session: Session, frame: Unfollow) -> Answer:
+    user = check_authenticated(session)
+    return Later(session.store.unfollow(user, frame.user), lambda _: Ok(id=frame.id))
+
+
+@handles(RemoveFollower)
+async def remove_follower(session: Session, frame: RemoveFollower) -> Answer:
+    user = check_authenticated(session)
+    return Later(session.store.unfollow(frame.user, user), lambda _: Ok(id=frame.id))
+
+
+@handles(FollowList)
+async def follow_list(session: Session, frame: FollowList) -> Answer:
+    user = check_authenticated(session)
+    if frame.kind == "requests" and frame.user != user:
+        raise ProtocolError(ErrorCode.FORBIDDEN, "only one's own follow requests are listed")
+    rows = await session.store.follow_page(frame.user, frame.kind, frame.offset,
+                                           frame.limit + 1)
+    items = [FollowEntry(follow=r, approval=a) for r, a in rows[: frame.limit]]
+    return FollowItems(id=frame.id, user=frame.user, kind=frame.kind, items=items,
+                       more=len(rows) > frame.limit)

@@ -190,6 +190,17 @@ class Store(abc.ABC):
     async def blob_upload(self, user: bytes, blob: bytes) -> int | None:
         """The announced size of ``user``'s upload in progress of ``blob``; None if none."""
 
+    @abc.abstractmethod
+    async def profile(self, user: bytes) -> bytes | None:
+        """The newest signed profile record of ``user``; None if there is none."""
+
+    @abc.abstractmethod
+    async def follow_page(
+        self, user: bytes, kind: str, offset: int, limit: int
+    ) -> list[tuple[bytes, bytes | None]]:
+        """(follow record, approval record) of ``user``'s followers, followings or
+        pending requests (``kind``), oldest first."""
+
     # --- writes -------------------------------------------------------------------------
 
     @abc.abstractmethod
@@ -258,6 +269,28 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def blob_abort(self, user: bytes, blob: bytes) -> asyncio.Future[None]:
         """Forget ``user``'s upload of ``blob`` (e.g. it did not match its hash)."""
+
+    @abc.abstractmethod
+    def set_profile(
+        self, user: bytes, record: bytes, updated_at: int, private: bool
+    ) -> asyncio.Future[bytes]:
+        """Keep ``record`` if it is newer (``updated_at``) than the stored one; the record
+        now held."""
+
+    @abc.abstractmethod
+    def follow(self, follower: bytes, target: bytes, record: bytes) -> asyncio.Future[str]:
+        """Store a verified follow: "following" (a public account, or already approved)
+        or "requested" (a private account)."""
+
+    @abc.abstractmethod
+    def approve(self, owner: bytes, follower: bytes, record: bytes) -> asyncio.Future[None]:
+        """Turn ``follower``'s pending request to ``owner`` into a follow; not_found if
+        there is no request."""
+
+    @abc.abstractmethod
+    def unfollow(self, follower: bytes, target: bytes) -> asyncio.Future[bool]:
+        """Delete the follow (or request) of ``follower`` to ``target``; True if there was
+        one."""
 
     @abc.abstractmethod
     def sweep(self, now: int, limit: int) -> asyncio.Future[int]:
@@ -387,6 +420,27 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         PRIMARY KEY (user, hash)
     ) WITHOUT ROWID;
     """,
+    # 4: the social layer: signed profiles and follows (public records, checked on write).
+    # state 0 = a request a private account has not approved yet, 1 = following.
+    """
+    CREATE TABLE profiles (
+        user BLOB PRIMARY KEY,
+        record BLOB NOT NULL,
+        updated_at INTEGER NOT NULL,
+        private INTEGER NOT NULL DEFAULT 0
+    ) WITHOUT ROWID;
+    CREATE TABLE follows (
+        follower BLOB NOT NULL,
+        target BLOB NOT NULL,
+        record BLOB NOT NULL,
+        approval BLOB,
+        state INTEGER NOT NULL,
+        at INTEGER NOT NULL,
+        PRIMARY KEY (follower, target)
+    ) WITHOUT ROWID;
+    CREATE INDEX follows_by_target ON follows (target, state, at);
+    CREATE INDEX follows_by_follower ON follows (follower, state, at);
+    """,
 )
 
 
@@ -490,6 +544,34 @@ class _BlobCommit(_Op):
 class _BlobAbort(_Op):
     user: bytes
     blob: bytes
+
+
+@dataclass(slots=True)
+class _ProfileSet(_Op):
+    user: bytes
+    record: bytes
+    updated_at: int
+    private: bool
+
+
+@dataclass(slots=True)
+class _Follow(_Op):
+    follower: bytes
+    target: bytes
+    record: bytes
+
+
+@dataclass(slots=True)
+class _Approve(_Op):
+    owner: bytes
+    follower: bytes
+    record: bytes
+
+
+@dataclass(slots=True)
+class _Unfollow(_Op):
+    follower: bytes
+    target: bytes
 
 
 @dataclass(slots=True)
@@ -720,6 +802,27 @@ class SQLiteStore(Store):
         )
         return int(rows[0][0]) if rows else None
 
+    async def profile(self, user: bytes) -> bytes | None:
+        rows = await self._read("SELECT record FROM profiles WHERE user = ?", (user,))
+        return bytes(rows[0][0]) if rows else None
+
+    _FOLLOW_PAGES: Final = {
+        "followers": "target = ? AND state = 1",
+        "following": "follower = ? AND state = 1",
+        "requests": "target = ? AND state = 0",
+    }
+
+    async def follow_page(
+        self, user: bytes, kind: str, offset: int, limit: int
+    ) -> list[tuple[bytes, bytes | None]]:
+        where = self._FOLLOW_PAGES[kind]
+        rows = await self._read(
+            f"SELECT record, approval FROM follows WHERE {where}"
+            " ORDER BY at, follower, target LIMIT ? OFFSET ?",
+            (user, limit, offset),
+        )
+        return [(bytes(r), bytes(a) if a is not None else None) for r, a in rows]
+
     # --- writes: queueing -----------------------------------------------------------------
 
     def _submit(self, op_type: type[_Op], *args: Any) -> asyncio.Future[Any]:
@@ -778,6 +881,20 @@ class SQLiteStore(Store):
 
     def sweep(self, now: int, limit: int) -> asyncio.Future[int]:
         return self._submit(_Sweep, now, limit)
+
+    def set_profile(
+        self, user: bytes, record: bytes, updated_at: int, private: bool
+    ) -> asyncio.Future[bytes]:
+        return self._submit(_ProfileSet, user, record, updated_at, private)
+
+    def follow(self, follower: bytes, target: bytes, record: bytes) -> asyncio.Future[str]:
+        return self._submit(_Follow, follower, target, record)
+
+    def approve(self, owner: bytes, follower: bytes, record: bytes) -> asyncio.Future[None]:
+        return self._submit(_Approve, owner, follower, record)
+
+    def unfollow(self, follower: bytes, target: bytes) -> asyncio.Future[bool]:
+        return self._submit(_Unfollow, follower, target)
 
     def bulk_add_members(
         self, group: bytes, users: Sequence[bytes], role: str = gr.MEMBER
@@ -1300,6 +1417,72 @@ class SQLiteStore(Store):
             )
             out.results.append((op.fut, max(n_messages, cur.rowcount)))
 
+    # --- social -----------------------------------------------------------------------------
+
+    async def _apply_profile_sets(self, ops: list[_ProfileSet], out: _Batch) -> None:
+        db = self._db
+        assert db is not None
+        for op in ops:
+            # Only a strictly newer record replaces the stored one (a replay of an old
+            # record can't roll a profile back).
+            await db.execute(
+                "INSERT INTO profiles (user, record, updated_at, private) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (user) DO UPDATE SET record = excluded.record,"
+                " updated_at = excluded.updated_at, private = excluded.private"
+                " WHERE excluded.updated_at > profiles.updated_at",
+                (op.user, op.record, op.updated_at, int(op.private)),
+            )
+            rows = await db.execute_fetchall(
+                "SELECT record FROM profiles WHERE user = ?", (op.user,)
+            )
+            out.results.append((op.fut, bytes(next(iter(rows))[0])))
+
+    async def _apply_follows(self, ops: list[_Follow], out: _Batch) -> None:
+        db = self._db
+        assert db is not None
+        for op in ops:
+            rows = list(await db.execute_fetchall(
+                "SELECT state FROM follows WHERE follower = ? AND target = ?",
+                (op.follower, op.target),
+            ))
+            if rows:  # already following, or already asked: unchanged
+                out.results.append((op.fut, "following" if rows[0][0] else "requested"))
+                continue
+            rows = list(await db.execute_fetchall(
+                "SELECT private FROM profiles WHERE user = ?", (op.target,)
+            ))
+            state = 0 if rows and rows[0][0] else 1
+            await db.execute(
+                "INSERT INTO follows (follower, target, record, state, at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (op.follower, op.target, op.record, state, self._clock()),
+            )
+            out.results.append((op.fut, "following" if state else "requested"))
+
+    async def _apply_approves(self, ops: list[_Approve], out: _Batch) -> None:
+        db = self._db
+        assert db is not None
+        for op in ops:
+            cur = await db.execute(
+                "UPDATE follows SET state = 1, approval = ?"
+                " WHERE follower = ? AND target = ? AND state = 0",
+                (op.record, op.follower, op.owner),
+            )
+            result: Any = None
+            if cur.rowcount == 0:
+                result = ProtocolError(ErrorCode.NOT_FOUND, "no pending request from this user")
+            out.results.append((op.fut, result))
+
+    async def _apply_unfollows(self, ops: list[_Unfollow], out: _Batch) -> None:
+        db = self._db
+        assert db is not None
+        for op in ops:
+            cur = await db.execute(
+                "DELETE FROM follows WHERE follower = ? AND target = ?",
+                (op.follower, op.target),
+            )
+            out.results.append((op.fut, cur.rowcount > 0))
+
     # --- blobs ----------------------------------------------------------------------------
 
     async def _apply_blob_begins(self, ops: list[_BlobBegin], out: _Batch) -> None:
@@ -1381,4 +1564,8 @@ class SQLiteStore(Store):
         _BlobBegin: _apply_blob_begins,
         _BlobCommit: _apply_blob_commits,
         _BlobAbort: _apply_blob_aborts,
+        _ProfileSet: _apply_profile_sets,
+        _Follow: _apply_follows,
+        _Approve: _apply_approves,
+        _Unfollow: _apply_unfollows,
     }
