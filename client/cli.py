@@ -834,6 +834,9 @@ def demo(
     run(run_demo(where.resolve()) if lines else run_demo_tui(where.resolve()))
 
 
+from . import cli_social  # noqa: E402, F401  (registers the social commands on `app`)
+
+
 def main() -> None:
     app()
 

@@ -50,6 +50,7 @@ from .events import (
 from .groups import GroupError, GroupService
 from .keystore import Keystore, Secrets
 from .media import AttachmentError
+from .social import SocialService
 
 __all__ = ["Client", "Conversation", "SearchHit", "PeerError", "QueuedOffline", "now_ms"]
 
@@ -143,6 +144,7 @@ class Client:
         self._refill: asyncio.Task[None] | None = None
         self._listeners: list[Listener] = []
         self.groups = GroupService(self)
+        self.social = SocialService(self)
         self._flush_lock = asyncio.Lock()
         self._background: set[asyncio.Task[object]] = set()
         self.connection_state = OFFLINE

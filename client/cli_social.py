@@ -1,0 +1,179 @@
+"""`tenchat profile|follow|unfollow|followers|following|requests`: the social commands.
+
+Thin like the rest of the CLI (client.cli): parse, call ``client.social``, print.
+Each command takes ``--json`` itself as well as the global one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from .cli import Options, app, emit, fail, fmt_time, run, with_client
+
+profile_app = typer.Typer(help="Your public profile, and other people's.", no_args_is_help=True)
+app.add_typer(profile_app, name="profile")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+def _opts(ctx: typer.Context, json_out: bool) -> Options:
+    opts: Options = ctx.obj
+    return Options(opts.home, opts.relay, opts.json or json_out, opts.passphrase_file)
+
+
+def profile_json(view: Any) -> dict[str, Any]:
+    p = view.profile
+    out: dict[str, Any] = {"user_id": view.user.hex(), "handle": view.handle}
+    if p is None:
+        return out | {"profile": None}
+    avatar = None
+    if p.avatar is not None:
+        avatar = {"hash": p.avatar.hash.hex(), "name": p.avatar.name, "size": p.avatar.size,
+                  "mime": p.avatar.mime}
+    return out | {"display_name": p.display_name, "bio": p.bio, "private": p.private,
+                  "avatar": avatar, "updated_at": p.updated_at}
+
+
+def profile_lines(view: Any) -> str:
+    head = f"@{view.handle or '?'}"
+    p = view.profile
+    if p is None:
+        return f"{head}\n  (no profile)"
+    lines = [f"{head}  {p.display_name}".rstrip()]
+    if p.bio:
+        lines.append(f"  {p.bio}")
+    if p.avatar is not None:
+        lines.append(f"  avatar: {p.avatar.name or 'image'} ({p.avatar.size} bytes)")
+    lines.append(f"  {'private' if p.private else 'public'} account, "
+                 f"updated {fmt_time(p.updated_at)}")
+    return "\n".join(lines)
+
+
+@profile_app.command("set")
+def profile_set(
+    ctx: typer.Context,
+    name: Annotated[str | None, typer.Option("--name", help="Display name (≤ 64).")] = None,
+    bio: Annotated[str | None, typer.Option("--bio", help="About you (≤ 500).")] = None,
+    avatar: Annotated[Path | None, typer.Option("--avatar", help="An image file.")] = None,
+    private: Annotated[bool | None, typer.Option(
+        "--private/--public", help="Private: you approve each follower.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Change your profile (only the fields given); it is signed and public."""
+    opts = _opts(ctx, json_out)
+    if name is None and bio is None and avatar is None and private is None:
+        raise fail("nothing to change: give --name, --bio, --avatar, --private or --public")
+
+    async def body(client: Any) -> Any:
+        return await client.social.set_profile(name=name, bio=bio, avatar=avatar,
+                                               private=private)
+
+    view = run(with_client(opts, body))
+    emit(opts, profile_json(view), profile_lines(view))
+
+
+@profile_app.command("show")
+def profile_show(
+    ctx: typer.Context,
+    peer: Annotated[str | None, typer.Argument(help="Handle; yours if left out.")] = None,
+    avatar_out: Annotated[Path | None, typer.Option(
+        "--avatar-out", help="Also save the avatar image to this file.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Show a profile, after checking its signature."""
+    opts = _opts(ctx, json_out)
+
+    async def body(client: Any) -> Any:
+        view = await client.social.profile(peer)
+        if avatar_out is not None:
+            if view.profile is None or view.profile.avatar is None:
+                raise fail("this profile has no avatar")
+            await client.download(view.profile.avatar, avatar_out)
+        return view
+
+    view = run(with_client(opts, body))
+    emit(opts, profile_json(view), profile_lines(view))
+
+
+@app.command()
+def follow(ctx: typer.Context, peer: Annotated[str, typer.Argument(help="Handle.")],
+           json_out: JsonOpt = False) -> None:
+    """Follow someone (a private account gets a request to approve)."""
+    opts = _opts(ctx, json_out)
+    state = run(with_client(opts, lambda client: client.social.follow(peer)))
+    who = peer.removeprefix("@").lower()
+    emit(opts, {"handle": who, "state": state},
+         f"following @{who}" if state == "following" else f"asked to follow @{who}")
+
+
+@app.command()
+def unfollow(ctx: typer.Context, peer: Annotated[str, typer.Argument(help="Handle.")],
+             json_out: JsonOpt = False) -> None:
+    """Stop following someone (or withdraw a request)."""
+    opts = _opts(ctx, json_out)
+    run(with_client(opts, lambda client: client.social.unfollow(peer)))
+    who = peer.removeprefix("@").lower()
+    emit(opts, {"handle": who, "state": "none"}, f"not following @{who}")
+
+
+def _print_list(opts: Options, views: list[Any]) -> None:
+    if opts.json:
+        for v in views:
+            emit(opts, {"handle": v.handle, "user_id": v.user.hex(), "at": v.at,
+                        "approved": v.approved}, "")
+    else:
+        typer.echo("\n".join(f"@{v.handle or '?'}" for v in views) if views else "(none)")
+
+
+@app.command()
+def followers(ctx: typer.Context,
+              peer: Annotated[str | None, typer.Argument(help="Handle; yours if left out.")
+                              ] = None,
+              json_out: JsonOpt = False) -> None:
+    """Who follows someone (each entry's signatures checked). --json: one object a line."""
+    opts = _opts(ctx, json_out)
+    _print_list(opts, run(with_client(opts, lambda client: client.social.followers(peer))))
+
+
+@app.command()
+def following(ctx: typer.Context,
+              peer: Annotated[str | None, typer.Argument(help="Handle; yours if left out.")
+                              ] = None,
+              json_out: JsonOpt = False) -> None:
+    """Whom someone follows. --json: one object a line."""
+    opts = _opts(ctx, json_out)
+    _print_list(opts, run(with_client(opts, lambda client: client.social.following(peer))))
+
+
+@app.command()
+def requests(
+    ctx: typer.Context,
+    approve: Annotated[str | None, typer.Option("--approve", help="Approve this handle.")
+                       ] = None,
+    deny: Annotated[str | None, typer.Option("--deny", help="Deny this handle.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Pending requests to follow you; --approve or --deny one. --json: one object a line."""
+    opts = _opts(ctx, json_out)
+    if approve is not None and deny is not None:
+        raise fail("give --approve or --deny, not both")
+
+    async def body(client: Any) -> list[Any] | None:
+        if approve is not None:
+            await client.social.approve(approve)
+            return None
+        if deny is not None:
+            await client.social.deny(deny)
+            return None
+        return await client.social.requests()  # type: ignore[no-any-return]
+
+    views = run(with_client(opts, body))
+    if views is not None:
+        _print_list(opts, views)
+        return
+    who = (approve or deny or "").removeprefix("@").lower()
+    state = "approved" if approve is not None else "denied"
+    emit(opts, {"handle": who, "state": state}, f"{state} @{who}")
