@@ -167,6 +167,15 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (conv, msg)
     );
     """,
+    # 6: audience keys (followers-only posts): ours (author = our id) and those our
+    # followees sent us, sealed; audience_members: whom we sent our current key.
+    """
+    CREATE TABLE audience_keys (
+        author BLOB NOT NULL, key_id INTEGER NOT NULL, key_sealed BLOB NOT NULL,
+        created_at INTEGER NOT NULL, PRIMARY KEY (author, key_id)
+    );
+    CREATE TABLE audience_members (follower BLOB PRIMARY KEY, key_id INTEGER NOT NULL);
+    """,
 ]
 
 
@@ -839,3 +848,34 @@ class Cache:
 
     async def mark_group_left(self, group: bytes) -> None:
         await self._db.execute("UPDATE groups SET left=1 WHERE id=?", (group,))
+
+    # --- audience keys (followers-only posts) ----------------------------------------------
+
+    async def put_audience_key(self, author: bytes, key_id: int, key: bytes,
+                               now: int) -> None:
+        await self._db.execute(
+            "INSERT OR REPLACE INTO audience_keys (author, key_id, key_sealed, created_at)"
+            " VALUES (?, ?, ?, ?)", (author, key_id, self._seal(key), now))
+
+    async def audience_key(self, author: bytes, key_id: int) -> bytes | None:
+        async with self._db.execute(
+                "SELECT key_sealed FROM audience_keys WHERE author=? AND key_id=?",
+                (author, key_id)) as cur:
+            row = await cur.fetchone()
+        return self._open(row[0]) if row else None
+
+    async def current_audience_key(self, author: bytes) -> tuple[int, bytes] | None:
+        async with self._db.execute(
+                "SELECT key_id, key_sealed FROM audience_keys WHERE author=?"
+                " ORDER BY created_at DESC, rowid DESC LIMIT 1", (author,)) as cur:
+            row = await cur.fetchone()
+        return (int(row[0]), self._open(row[1])) if row else None
+
+    async def audience_members(self) -> dict[bytes, int]:
+        async with self._db.execute("SELECT follower, key_id FROM audience_members") as cur:
+            return {bytes(r[0]): int(r[1]) for r in await cur.fetchall()}
+
+    async def set_audience_members(self, members: dict[bytes, int]) -> None:
+        await self._db.execute("DELETE FROM audience_members")
+        await self._db.executemany("INSERT INTO audience_members VALUES (?, ?)",
+                                   list(members.items()))

@@ -177,3 +177,80 @@ def requests(
     who = (approve or deny or "").removeprefix("@").lower()
     state = "approved" if approve is not None else "denied"
     emit(opts, {"handle": who, "state": state}, f"{state} @{who}")
+
+
+# --- posts ---------------------------------------------------------------------------------
+
+Audience = Annotated[str | None, typer.Option(
+    "--audience", help="public, or followers (end-to-end encrypted; a private account's "
+    "only choice). Default: public, or followers for a private account.")]
+
+
+def post_json(v: Any) -> dict[str, Any]:
+    images = [{"hash": r.hash.hex(), "name": r.name, "size": r.size, "mime": r.mime}
+              for r in v.images]
+    return {"id": v.id.hex(), "author": v.handle, "author_id": v.author.hex(),
+            "text": v.text, "created_at": v.created_at, "audience": v.audience,
+            "images": images}
+
+
+def post_lines(v: Any) -> str:
+    head = f"{v.id.hex()}  @{v.handle or '?'}  {fmt_time(v.created_at)}"
+    if v.audience == "followers":
+        head += "  (followers)"
+    body = v.text if v.text is not None else "[followers-only post you can't read]"
+    lines = [head] + [f"  {line}" for line in body.splitlines() or [""]]
+    lines += [f"  image: {r.name or 'image'} ({r.size} bytes)" for r in v.images]
+    return "\n".join(lines)
+
+
+@app.command()
+def post(
+    ctx: typer.Context,
+    text: Annotated[str, typer.Argument(help="The post's text (≤ 5000 characters).")],
+    image: Annotated[list[Path] | None, typer.Option("--image", help="An image (≤ 4).")
+                     ] = None,
+    audience: Audience = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Publish a signed post to your followers' feeds."""
+    opts = _opts(ctx, json_out)
+    if audience is not None and audience not in ("public", "followers"):
+        raise fail("--audience is public or followers")
+    view = run(with_client(opts, lambda client: client.social.post(
+        text, images=list(image or []), audience=audience)))
+    emit(opts, post_json(view), f"posted {view.id.hex()} ({view.audience})")
+
+
+@app.command()
+def feed(
+    ctx: typer.Context,
+    n: Annotated[int, typer.Option("-n", min=1, max=200, help="How many posts.")] = 20,
+    before: Annotated[str | None, typer.Option(
+        "--before", help="Only posts older than this post id (hex): the next page.")] = None,
+    author: Annotated[str | None, typer.Option(
+        "--from", help="Only this handle's posts (followed or not).")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Posts by whom you follow and by you, newest first (signatures checked;
+    followers-only posts opened with their author's audience key). --json: one a line."""
+    opts = _opts(ctx, json_out)
+    try:
+        cursor = bytes.fromhex(before) if before is not None else None
+    except ValueError:
+        cursor = None
+    if before is not None and (cursor is None or len(cursor) != 16):
+        raise fail("--before takes a post id (32 hex digits)")
+
+    async def body(client: Any) -> list[Any]:
+        await client.sync()  # audience keys arrive as end-to-end messages
+        authors = None if author is None else [(await client.resolve(author)).user]
+        return await client.social.feed(  # type: ignore[no-any-return]
+            limit=n, before=cursor, authors=authors)
+
+    views = run(with_client(opts, body))
+    if opts.json:
+        for v in views:
+            emit(opts, post_json(v), "")
+    else:
+        typer.echo("\n\n".join(post_lines(v) for v in views) if views else "(no posts)")

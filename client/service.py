@@ -831,6 +831,10 @@ class Client:
                 if group is None or author in group.roles:
                     await self.cache.set_timer(conv, content.seconds)
                     events.append(ConversationChanged(conv))
+            case c.AudienceKey():
+                if not in_group:  # 1:1 only: the pairwise session authenticates the author
+                    await self.cache.put_audience_key(author, content.key_id, content.key,
+                                                      now_ms())
             case _:
                 pass  # SenderKeyDist inside a group message, or a type for later: ignore
 

@@ -7,14 +7,18 @@ about the user asked for) before anything is shown: the relay is untrusted.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import msgspec
 
+from ..common import content as c
 from ..common import frames as f
 from ..common import social as s
+from ..common.crypto.errors import CryptoError
+from ..common.crypto.media import MediaRef
 from ..common.errors import ProtocolError, TenchatError
 from . import media
 from .connection import RelayError
@@ -22,7 +26,7 @@ from .connection import RelayError
 if TYPE_CHECKING:
     from .service import Client
 
-__all__ = ["SocialService", "SocialError", "ProfileView", "FollowView"]
+__all__ = ["SocialService", "SocialError", "ProfileView", "FollowView", "PostView"]
 
 log = logging.getLogger("tenchat.client.social")
 
@@ -49,6 +53,19 @@ class FollowView:
     handle: str | None
     at: int  # the follower's clock when they asked
     approved: bool  # carries the owner's signed approval
+
+
+@dataclass(frozen=True, slots=True)
+class PostView:
+    """One verified post. ``text`` is None for a followers-only post we hold no key for."""
+
+    id: bytes
+    author: bytes
+    handle: str | None
+    created_at: int
+    audience: str  # "public" or "followers"
+    text: str | None
+    images: list[MediaRef] = field(default_factory=list)
 
 
 def _now_ms() -> int:
@@ -158,12 +175,17 @@ class SocialService:
             if exc.code == "not_found":
                 raise SocialError(f"@{peer.lstrip('@')} has not asked to follow you") from None
             raise
+        await self.sync_audience()  # the new follower gets the current audience key
 
     async def deny(self, peer: str) -> None:
         """Deny a follow request, or remove a follower."""
         follower = (await self.client.resolve(peer)).user
         conn = await self.client.connection()
         await conn.request(f.RemoveFollower, user=follower)
+        # A removed follower held the audience key: the check rotates it.
+        await self.sync_audience()
+
+    remove_follower = deny
 
     async def followers(self, peer: str | None = None) -> list[FollowView]:
         return await self._list(await self._user(peer), "followers")
@@ -175,6 +197,10 @@ class SocialService:
         return await self._list(self.client.user, "requests")
 
     async def _list(self, user: bytes, kind: str) -> list[FollowView]:
+        out = await self._verified(user, kind)
+        return [FollowView(v.user, await self._handle(v.user), v.at, v.approved) for v in out]
+
+    async def _verified(self, user: bytes, kind: str) -> list[FollowView]:
         conn = await self.client.connection()
         out: list[FollowView] = []
         offset = 0
@@ -189,7 +215,7 @@ class SocialService:
             offset += len(page.items)
             if not page.more or not page.items:
                 break
-        return [FollowView(v.user, await self._handle(v.user), v.at, v.approved) for v in out]
+        return out
 
     @staticmethod
     def _verify_entry(user: bytes, kind: str, entry: f.FollowEntry) -> FollowView | None:
@@ -207,3 +233,116 @@ class SocialService:
             return None
         other = rec.target if kind == "following" else rec.follower
         return FollowView(other, None, rec.at, approval is not None)
+
+
+    # --- audience keys --------------------------------------------------------------------
+
+    async def sync_audience(self) -> tuple[int, bytes]:
+        """Bring the audience key up to date with one's followers; the current key.
+
+        A new key is made when there is none, or when someone who was sent the current
+        one no longer follows (unfollowed, or was removed); every current follower who
+        lacks the current key gets it 1:1 (end-to-end, content ``audience_key``). For a
+        private account only followers carrying one's signed approval count, so the
+        relay can't slip in a follower.
+        """
+        me = self.client.user
+        profile = await self.fetch_profile(me)
+        private = profile is not None and profile.private
+        followers = {v.user for v in await self._verified(me, "followers")
+                     if v.approved or not private}
+        cache = self.client.cache
+        sent = False
+        async with self.client._crypto_lock:
+            try:
+                members = await cache.audience_members()
+                current = await cache.current_audience_key(me)
+                if current is None or any(u not in followers or k != current[0]
+                                          for u, k in members.items()):
+                    current = (int.from_bytes(os.urandom(4), "big"),
+                               os.urandom(s.AUDIENCE_KEY_LEN))
+                    await cache.put_audience_key(me, current[0], current[1], _now_ms())
+                    members = {}
+                body = c.encode_content(c.AudienceKey(key_id=current[0], key=current[1]))
+                for user in sorted(followers - members.keys()):
+                    await self.client._queue_content(user, os.urandom(16), body)
+                    members[user] = current[0]
+                    sent = True
+                await cache.set_audience_members(members)
+                await cache.commit()
+            except BaseException:
+                await cache.rollback()
+                raise
+        if sent:
+            await self.client.flush_outbox()
+        return current
+
+    # --- posts ----------------------------------------------------------------------------
+
+    async def post(self, text: str, *, images: list[Path] | None = None,
+                   audience: str | None = None) -> PostView:
+        """Sign and publish a post; ``audience`` "public" or "followers" (the default, and
+        the only choice, for a private account)."""
+        images = images or []
+        if len(text) > s.MAX_POST_TEXT:
+            raise SocialError(f"a post is at most {s.MAX_POST_TEXT} characters")
+        if len(images) > s.MAX_POST_IMAGES:
+            raise SocialError(f"a post has at most {s.MAX_POST_IMAGES} images")
+        if not text and not images:
+            raise SocialError("an empty post: give text or an image")
+        me = self.client.user
+        profile = await self.fetch_profile(me)
+        private = profile is not None and profile.private
+        if audience is None:
+            audience = "followers" if private else "public"
+        if audience not in ("public", "followers"):
+            raise SocialError("the audience is public or followers")
+        if private and audience == "public":
+            raise SocialError("your account is private: its posts are followers-only")
+        refs = [await media.upload(self.client.connection, p) for p in images]
+        post = s.Post(author=me, id=os.urandom(16), created_at=_now_ms(), text=text,
+                      images=refs)
+        if audience == "followers":
+            key_id, key = await self.sync_audience()
+            record = s.seal_post(post, key_id, key, self.client.identity.sign)
+        else:
+            record = s.sign_post(post, self.client.identity.sign)
+        conn = await self.client.connection()
+        await conn.request(f.PostPut, record=record)
+        return PostView(post.id, me, self.client.handle, post.created_at, audience, text, refs)
+
+    async def feed(self, *, limit: int = 20, before: bytes | None = None,
+                   authors: list[bytes] | None = None) -> list[PostView]:
+        """A page of posts, newest first: by ``authors``, or by whom one follows and
+        oneself. Every record's signature is checked (invalid ones are dropped) and
+        followers-only posts are opened with the author's audience key if we hold it."""
+        conn = await self.client.connection()
+        page = await conn.request(f.Feed, authors=authors, before=before,
+                                  limit=max(1, min(limit, 200)))
+        assert isinstance(page, f.FeedItems)
+        out: list[PostView] = []
+        for record in page.records:
+            try:
+                rec = s.open_post(record)
+            except ProtocolError as exc:
+                log.warning("dropped a post the relay sent: %s", exc.message)
+                continue
+            if authors is not None and rec.author not in authors:
+                log.warning("dropped a post by someone not asked for")
+                continue
+            handle = await self._handle(rec.author)
+            if isinstance(rec, s.Post):
+                out.append(PostView(rec.id, rec.author, handle, rec.created_at, "public",
+                                    rec.text, list(rec.images)))
+                continue
+            key = await self.client.cache.audience_key(rec.author, rec.audience_key_id)
+            inner: s.Post | None = None
+            if key is not None:
+                try:
+                    inner = s.open_sealed_post(rec, key)
+                except (CryptoError, ProtocolError) as exc:
+                    log.warning("a followers-only post did not open: %s", exc)
+            out.append(PostView(rec.id, rec.author, handle, rec.created_at, "followers",
+                                inner.text if inner else None,
+                                list(inner.images) if inner else []))
+        return out

@@ -15,8 +15,8 @@ import msgspec
 from .crypto.media import MediaRef
 
 __all__ = ["Text", "Attachment", "Receipt", "Typing", "Reaction", "Edit", "Delete", "Pin", "Timer",
-           "SenderKeyDist", "Content", "encode_content", "decode_content", "MAX_TEXT",
-           "DELIVERED", "READ", "MAX_TIMER"]
+           "SenderKeyDist", "AudienceKey", "Content", "encode_content", "decode_content",
+           "MAX_TEXT", "DELIVERED", "READ", "MAX_TIMER"]
 
 MAX_TEXT: Final = 64 * 1024  # characters in one text message
 DELIVERED: Final = "delivered"
@@ -110,8 +110,17 @@ class SenderKeyDist(_Content, tag="sender_key"):
     dist: bytes  # SenderKeyDistribution, MessagePack
 
 
+class AudienceKey(_Content, tag="audience_key"):
+    """1:1 only: the sender's current audience key, which opens their followers-only posts
+    (common.social.SealedPost)."""
+
+    key_id: Annotated[int, msgspec.Meta(ge=0, le=2**32 - 1)]
+    key: Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
+
+
 Content = (
     Text | Attachment | Receipt | Typing | Reaction | Edit | Delete | Pin | Timer | SenderKeyDist
+    | AudienceKey
 )
 
 _encoder = msgspec.msgpack.Encoder()

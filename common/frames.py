@@ -30,6 +30,7 @@ __all__ = [
     "BlobBegin", "BlobChunk", "BlobStatus", "BlobGet", "BlobData",
     "ProfileSet", "ProfileGet", "ProfileInfo", "FollowReq", "FollowState", "Unfollow",
     "ApproveReq", "RemoveFollower", "FollowList", "FollowEntry", "FollowItems",
+    "PostPut", "Feed", "FeedItems",
     "encode", "decode_request", "decode_reply", "peek_id",
 ]
 
@@ -496,6 +497,33 @@ class FollowItems(_Frame, tag="follow_items"):
     more: bool = False
 
 
+# --- social: posts (signed records; followers-only ones are ciphertext) -------------------
+
+
+class PostPut(_Frame, tag="post_put"):
+    """Publish a signed post record (common.social): signed by, and authored by, the
+    caller. Answer: Ok."""
+
+    id: ReqId
+    record: Annotated[bytes, msgspec.Meta(max_length=48 * 1024)]
+
+
+class Feed(_Frame, tag="feed"):
+    """A page of post records, newest first: by ``authors``, or (left out) by the accounts
+    the caller follows and the caller. ``before``: a post id; only older posts."""
+
+    id: ReqId
+    authors: Annotated[list[Key32], msgspec.Meta(max_length=1000)] | None = None
+    before: MsgId | None = None
+    limit: Annotated[int, msgspec.Meta(ge=1, le=200)] = 50
+
+
+class FeedItems(_Frame, tag="feed_items"):
+    id: ReqId
+    records: list[bytes]  # signed post records, newest first; clients verify each
+    more: bool = False
+
+
 class Ok(_Frame, tag="ok"):
     id: ReqId
 
@@ -511,11 +539,13 @@ Request = (
     | Subscribe | Fetch | Watch | GroupChangeReq | GroupSend | GroupInfo | GroupList | GroupAck
     | Privacy | Block | BlobBegin | BlobChunk | BlobGet
     | ProfileSet | ProfileGet | FollowReq | Unfollow | ApproveReq | RemoveFollower | FollowList
+    | PostPut | Feed
 )
 Reply = (
     Welcome | Authed | HandleInfo | PrekeyStatus | Bundle | PrekeysLow | Stored | Messages
     | Deliver | Synced | PresenceState | Presence | GroupStored | GroupHistory | Groups
-    | GroupDeliver | BlobStatus | BlobData | ProfileInfo | FollowState | FollowItems | Ok | Error
+    | GroupDeliver | BlobStatus | BlobData | ProfileInfo | FollowState | FollowItems
+    | FeedItems | Ok | Error
 )
 
 REQUEST_TYPES: Final = frozenset(

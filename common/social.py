@@ -13,7 +13,10 @@ from collections.abc import Callable
 from typing import Annotated, Final, TypeVar
 
 import msgspec
+from nacl import bindings as nacl_b
+from nacl.exceptions import CryptoError as NaclCryptoError
 
+from .crypto.errors import DecryptionFailed
 from .crypto.media import MediaRef
 from .errors import ErrorCode, ProtocolError
 from .identity import verify_signature
@@ -24,6 +27,9 @@ __all__ = [
     "profile_message", "follow_message", "approval_message",
     "sign_profile", "sign_follow", "sign_approval",
     "open_profile", "open_follow", "open_approval",
+    "MAX_POST_TEXT", "MAX_POST_IMAGES", "MAX_POST_RECORD", "AUDIENCE_KEY_LEN",
+    "Post", "SealedPost", "post_message", "sign_post", "seal_post", "open_post",
+    "open_sealed_post", "audience_ad",
 ]
 
 MAX_DISPLAY_NAME: Final = 64  # characters
@@ -133,3 +139,101 @@ def open_follow(record: bytes) -> Follow:
 def open_approval(record: bytes) -> Approval:
     """Decode an approval record and verify it is signed by ``approval.owner``."""
     return _open(record, Approval, approval_message, lambda r: r.owner)
+
+
+# --- posts ---------------------------------------------------------------------------------
+
+MAX_POST_TEXT: Final = 5000  # characters
+MAX_POST_IMAGES: Final = 4
+MAX_POST_RECORD: Final = 48 * 1024  # bytes of one signed post record on the wire
+AUDIENCE_KEY_LEN: Final = 32
+NONCE_LEN: Final = 24  # XChaCha20-Poly1305 (IETF)
+
+PostId = Annotated[bytes, msgspec.Meta(min_length=16, max_length=16)]
+KeyId = Annotated[int, msgspec.Meta(ge=0, le=2**32 - 1)]
+
+
+class Post(msgspec.Struct, tag_field="t", tag="post", forbid_unknown_fields=True,
+           omit_defaults=True):
+    """A public post, and the plaintext body of a followers-only one."""
+
+    author: Key32
+    id: PostId  # 16 random bytes
+    created_at: Time  # the author's clock, ms
+    text: Annotated[str, msgspec.Meta(max_length=MAX_POST_TEXT)] = ""
+    images: Annotated[list[MediaRef], msgspec.Meta(max_length=MAX_POST_IMAGES)] = []
+
+
+class SealedPost(msgspec.Struct, tag_field="t", tag="sealed_post", forbid_unknown_fields=True):
+    """A followers-only post: the Post's MessagePack under the author's audience key.
+    The signature covers these fields (ciphertext included), so anyone, the relay too,
+    can check authorship without reading it."""
+
+    author: Key32
+    id: PostId
+    created_at: Time
+    audience_key_id: KeyId
+    ciphertext: bytes  # 24-byte random nonce || XChaCha20-Poly1305 ciphertext and tag
+
+
+_post_dec = msgspec.msgpack.Decoder(Post | SealedPost)
+_plain_dec = msgspec.msgpack.Decoder(Post)
+
+
+def post_message(body: bytes) -> bytes:
+    return b"tenchat/post/v1\x00" + body
+
+
+def audience_ad(author: bytes, post_id: bytes, key_id: int) -> bytes:
+    """The AEAD associated data of a followers-only post: author || id || key id (u32 BE)."""
+    return author + post_id + key_id.to_bytes(4, "big")
+
+
+def sign_post(post: Post, sign: Sign) -> bytes:
+    """A public post record."""
+    return _sign(post, post_message, sign)
+
+
+def seal_post(post: Post, key_id: int, key: bytes, sign: Sign) -> bytes:
+    """A followers-only post record: ``post`` encrypted under audience key ``key_id``."""
+    nonce = nacl_b.randombytes(NONCE_LEN)
+    ct = nacl_b.crypto_aead_xchacha20poly1305_ietf_encrypt(
+        _enc.encode(post), audience_ad(post.author, post.id, key_id), nonce, key)
+    sealed = SealedPost(author=post.author, id=post.id, created_at=post.created_at,
+                        audience_key_id=key_id, ciphertext=nonce + ct)
+    return _sign(sealed, post_message, sign)
+
+
+def open_post(record: bytes) -> Post | SealedPost:
+    """Decode a post record and verify it is signed by its author;
+    ProtocolError(malformed | bad_signature). A SealedPost stays sealed."""
+    if len(record) > MAX_POST_RECORD:
+        raise ProtocolError(ErrorCode.MALFORMED, "post record too large")
+    try:
+        signed = _signed_dec.decode(record)
+        body = _post_dec.decode(signed.body)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise ProtocolError(ErrorCode.MALFORMED, f"bad post record: {exc}") from None
+    if not verify_signature(body.author, post_message(signed.body), signed.sig):
+        raise ProtocolError(ErrorCode.BAD_SIGNATURE, "post record not signed by its author")
+    return body
+
+
+def open_sealed_post(sealed: SealedPost, key: bytes) -> Post:
+    """The Post inside ``sealed`` (already verified by open_post); DecryptionFailed if the
+    key is wrong or the ciphertext was changed, ProtocolError if the inside disagrees
+    with the signed outside."""
+    ct = sealed.ciphertext
+    try:
+        data = nacl_b.crypto_aead_xchacha20poly1305_ietf_decrypt(
+            ct[NONCE_LEN:], audience_ad(sealed.author, sealed.id, sealed.audience_key_id),
+            ct[:NONCE_LEN], key)
+    except (NaclCryptoError, ValueError, TypeError):
+        raise DecryptionFailed("followers-only post does not open with this key") from None
+    try:
+        post = _plain_dec.decode(data)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise ProtocolError(ErrorCode.MALFORMED, f"bad sealed post: {exc}") from None
+    if (post.author, post.id, post.created_at) != (sealed.author, sealed.id, sealed.created_at):
+        raise ProtocolError(ErrorCode.MALFORMED, "sealed post disagrees with its envelope")
+    return post

@@ -30,6 +30,8 @@ from tenchat.common.frames import (
     Block,
     Bundle,
     Deliver,
+    Feed,
+    FeedItems,
     Fetch,
     FetchBundle,
     FollowEntry,
@@ -50,6 +52,7 @@ from tenchat.common.frames import (
     Lookup,
     Messages,
     Ok,
+    PostPut,
     PrekeyStatus,
     PresenceState,
     Privacy,
@@ -510,3 +513,27 @@ async def follow_list(session: Session, frame: FollowList) -> Answer:
     items = [FollowEntry(follow=r, approval=a) for r, a in rows[: frame.limit]]
     return FollowItems(id=frame.id, user=frame.user, kind=frame.kind, items=items,
                        more=len(rows) > frame.limit)
+
+
+# --- social: posts -----------------------------------------------------------------------
+
+
+@handles(PostPut)
+async def post_put(session: Session, frame: PostPut) -> Answer:
+    user = check_authenticated(session)
+    post = social.open_post(frame.record)  # malformed | bad_signature
+    if post.author != user:
+        raise ProtocolError(ErrorCode.FORBIDDEN, "a post must be authored by the caller")
+    return Later(
+        session.store.put_post(user, post.id, frame.record, isinstance(post, social.Post)),
+        lambda _: Ok(id=frame.id),
+    )
+
+
+@handles(Feed)
+async def feed(session: Session, frame: Feed) -> Answer:
+    user = check_authenticated(session)
+    records = await session.store.feed_page(user, frame.authors, frame.before,
+                                            frame.limit + 1)
+    return FeedItems(id=frame.id, records=records[: frame.limit],
+                     more=len(records) > frame.limit)

@@ -201,6 +201,13 @@ class Store(abc.ABC):
         """(follow record, approval record) of ``user``'s followers, followings or
         pending requests (``kind``), oldest first."""
 
+    @abc.abstractmethod
+    async def feed_page(
+        self, caller: bytes, authors: list[bytes] | None, before: bytes | None, limit: int
+    ) -> list[bytes]:
+        """Post records by ``authors`` (None: whom ``caller`` follows, and ``caller``),
+        newest first, older than post ``before`` if given."""
+
     # --- writes -------------------------------------------------------------------------
 
     @abc.abstractmethod
@@ -291,6 +298,13 @@ class Store(abc.ABC):
     def unfollow(self, follower: bytes, target: bytes) -> asyncio.Future[bool]:
         """Delete the follow (or request) of ``follower`` to ``target``; True if there was
         one."""
+
+    @abc.abstractmethod
+    def put_post(self, author: bytes, post: bytes, record: bytes,
+                 public: bool) -> asyncio.Future[None]:
+        """Store a verified post record (id ``post``); forbidden if a private account's
+        post is public; idempotent for the same record, forbidden for another one with
+        the same id."""
 
     @abc.abstractmethod
     def sweep(self, now: int, limit: int) -> asyncio.Future[int]:
@@ -441,6 +455,17 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     CREATE INDEX follows_by_target ON follows (target, state, at);
     CREATE INDEX follows_by_follower ON follows (follower, state, at);
     """,
+    # 5: posts: signed records, stored as given (followers-only ones are ciphertext).
+    # seq orders them (newest = largest); a page is one query on (author, seq).
+    """
+    CREATE TABLE posts (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id BLOB NOT NULL UNIQUE,
+        author BLOB NOT NULL,
+        record BLOB NOT NULL
+    );
+    CREATE INDEX posts_by_author ON posts (author, seq);
+    """,
 )
 
 
@@ -572,6 +597,14 @@ class _Approve(_Op):
 class _Unfollow(_Op):
     follower: bytes
     target: bytes
+
+
+@dataclass(slots=True)
+class _PostPut(_Op):
+    author: bytes
+    post: bytes
+    record: bytes
+    public: bool
 
 
 @dataclass(slots=True)
@@ -823,6 +856,29 @@ class SQLiteStore(Store):
         )
         return [(bytes(r), bytes(a) if a is not None else None) for r, a in rows]
 
+    async def feed_page(
+        self, caller: bytes, authors: list[bytes] | None, before: bytes | None, limit: int
+    ) -> list[bytes]:
+        if authors is None:
+            who = ("(author IN (SELECT target FROM follows WHERE follower = ? AND state = 1)"
+                   " OR author = ?)")
+            params: list[Any] = [caller, caller]
+        else:
+            if not authors:
+                return []
+            who = f"author IN ({','.join('?' * len(authors))})"
+            params = list(authors)
+        cond = ""
+        if before is not None:
+            # an unknown id yields no rows (the comparison with NULL is never true)
+            cond = " AND seq < (SELECT seq FROM posts WHERE id = ?)"
+            params.append(before)
+        rows = await self._read(
+            f"SELECT record FROM posts WHERE {who}{cond} ORDER BY seq DESC LIMIT ?",
+            (*params, limit),
+        )
+        return [bytes(r[0]) for r in rows]
+
     # --- writes: queueing -----------------------------------------------------------------
 
     def _submit(self, op_type: type[_Op], *args: Any) -> asyncio.Future[Any]:
@@ -889,6 +945,10 @@ class SQLiteStore(Store):
 
     def follow(self, follower: bytes, target: bytes, record: bytes) -> asyncio.Future[str]:
         return self._submit(_Follow, follower, target, record)
+
+    def put_post(self, author: bytes, post: bytes, record: bytes,
+                 public: bool) -> asyncio.Future[None]:
+        return self._submit(_PostPut, author, post, record, public)
 
     def approve(self, owner: bytes, follower: bytes, record: bytes) -> asyncio.Future[None]:
         return self._submit(_Approve, owner, follower, record)
@@ -1483,6 +1543,29 @@ class SQLiteStore(Store):
             )
             out.results.append((op.fut, cur.rowcount > 0))
 
+    async def _apply_post_puts(self, ops: list[_PostPut], out: _Batch) -> None:
+        db = self._db
+        assert db is not None
+        for op in ops:
+            result: Any = None
+            if op.public:
+                rows = list(await db.execute_fetchall(
+                    "SELECT private FROM profiles WHERE user = ?", (op.author,)))
+                if rows and rows[0][0]:
+                    result = ProtocolError(ErrorCode.FORBIDDEN,
+                                           "a private account's posts are followers-only")
+            if result is None:
+                cur = await db.execute(
+                    "INSERT OR IGNORE INTO posts (id, author, record) VALUES (?, ?, ?)",
+                    (op.post, op.author, op.record))
+                if cur.rowcount == 0:
+                    rows = list(await db.execute_fetchall(
+                        "SELECT record FROM posts WHERE id = ?", (op.post,)))
+                    if bytes(rows[0][0]) != op.record:
+                        result = ProtocolError(ErrorCode.FORBIDDEN,
+                                               "another post has this id")
+            out.results.append((op.fut, result))
+
     # --- blobs ----------------------------------------------------------------------------
 
     async def _apply_blob_begins(self, ops: list[_BlobBegin], out: _Batch) -> None:
@@ -1568,4 +1651,5 @@ class SQLiteStore(Store):
         _Follow: _apply_follows,
         _Approve: _apply_approves,
         _Unfollow: _apply_unfollows,
+        _PostPut: _apply_post_puts,
     }
