@@ -191,7 +191,7 @@ def post_json(v: Any) -> dict[str, Any]:
               for r in v.images]
     return {"id": v.id.hex(), "author": v.handle, "author_id": v.author.hex(),
             "text": v.text, "created_at": v.created_at, "audience": v.audience,
-            "images": images}
+            "images": images, "comments": v.comments, "reactions": dict(v.reactions)}
 
 
 def post_lines(v: Any) -> str:
@@ -201,6 +201,9 @@ def post_lines(v: Any) -> str:
     body = v.text if v.text is not None else "[followers-only post you can't read]"
     lines = [head] + [f"  {line}" for line in body.splitlines() or [""]]
     lines += [f"  image: {r.name or 'image'} ({r.size} bytes)" for r in v.images]
+    extras = [f"{v.comments} comment{'' if v.comments == 1 else 's'}"]
+    extras += [f"{e} {n}" for e, n in sorted(v.reactions.items(), key=lambda kv: -kv[1])]
+    lines.append("  " + "  ".join(extras))
     return "\n".join(lines)
 
 
@@ -254,3 +257,81 @@ def feed(
             emit(opts, post_json(v), "")
     else:
         typer.echo("\n\n".join(post_lines(v) for v in views) if views else "(no posts)")
+
+
+# --- comments and reactions ----------------------------------------------------------------
+
+PostRef = Annotated[str, typer.Argument(
+    help="A post id (hex, from `feed --json`), or a unique prefix of at least 6 digits.")]
+
+
+def comment_json(v: Any) -> dict[str, Any]:
+    return {"id": v.id.hex(), "post_id": v.post_id.hex(), "author": v.handle,
+            "author_id": v.author.hex(), "text": v.text, "created_at": v.created_at}
+
+
+def comment_lines(v: Any) -> str:
+    body = v.text if v.text is not None else "[followers-only comment you can't read]"
+    return f"@{v.handle or '?'}  {fmt_time(v.created_at)}\n" + "\n".join(
+        f"  {line}" for line in body.splitlines() or [""])
+
+
+@app.command()
+def comment(ctx: typer.Context, post_id: PostRef,
+            text: Annotated[str, typer.Argument(help="The comment (≤ 2000 characters).")],
+            json_out: JsonOpt = False) -> None:
+    """Comment on a post (sealed under the post's audience key if it is followers-only)."""
+    opts = _opts(ctx, json_out)
+
+    async def body(client: Any) -> Any:
+        await client.sync()  # audience keys arrive as end-to-end messages
+        return await client.social.comment(post_id, text)
+
+    view = run(with_client(opts, body))
+    emit(opts, comment_json(view), f"commented on {view.post_id.hex()}")
+
+
+@app.command("react-post")
+def react_post(ctx: typer.Context, post_id: PostRef,
+               emoji: Annotated[str, typer.Argument(help="The emoji (≤ 16 characters).")],
+               remove: Annotated[bool, typer.Option("--remove", help="Withdraw it.")] = False,
+               json_out: JsonOpt = False) -> None:
+    """React to a post with an emoji (public, on followers-only posts too), or --remove it."""
+    opts = _opts(ctx, json_out)
+
+    async def body(client: Any) -> Any:
+        await client.sync()
+        return await client.social.react(post_id, emoji, remove=remove)
+
+    view = run(with_client(opts, body))
+    emit(opts, {"post_id": view.id.hex(), "emoji": emoji, "removed": remove},
+         f"{'removed' if remove else 'reacted'} {emoji} on {view.id.hex()}")
+
+
+@app.command()
+def comments(
+    ctx: typer.Context, post_id: PostRef,
+    n: Annotated[int, typer.Option("-n", min=1, max=200, help="How many comments.")] = 50,
+    before: Annotated[str | None, typer.Option(
+        "--before", help="Only comments older than this comment id (hex).")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """A post's comments, newest first (signatures checked). --json: one a line."""
+    opts = _opts(ctx, json_out)
+    try:
+        cursor = bytes.fromhex(before) if before is not None else None
+    except ValueError:
+        cursor = None
+    if before is not None and (cursor is None or len(cursor) != 16):
+        raise fail("--before takes a comment id (32 hex digits)")
+
+    async def body(client: Any) -> Any:
+        await client.sync()
+        return await client.social.comments(post_id, limit=n, before=cursor)
+
+    _, views = run(with_client(opts, body))
+    if opts.json:
+        for v in views:
+            emit(opts, comment_json(v), "")
+    else:
+        typer.echo("\n\n".join(comment_lines(v) for v in views) if views else "(no comments)")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,7 +26,8 @@ from .connection import RelayError
 if TYPE_CHECKING:
     from .service import Client
 
-__all__ = ["SocialService", "SocialError", "ProfileView", "FollowView", "PostView"]
+__all__ = ["SocialService", "SocialError", "ProfileView", "FollowView", "PostView",
+           "CommentView"]
 
 log = logging.getLogger("tenchat.client.social")
 
@@ -66,6 +67,21 @@ class PostView:
     audience: str  # "public" or "followers"
     text: str | None
     images: list[MediaRef] = field(default_factory=list)
+    key_id: int | None = None  # a followers-only post's audience key id
+    comments: int = 0  # as counted by the relay
+    reactions: dict[str, int] = field(default_factory=dict)  # emoji -> count (the relay's)
+
+
+@dataclass(frozen=True, slots=True)
+class CommentView:
+    """One verified comment. ``text`` is None for a sealed one we hold no key for."""
+
+    id: bytes
+    post_id: bytes
+    author: bytes
+    handle: str | None
+    created_at: int
+    text: str | None
 
 
 def _now_ms() -> int:
@@ -312,7 +328,7 @@ class SocialService:
         return PostView(post.id, me, self.client.handle, post.created_at, audience, text, refs)
 
     async def feed(self, *, limit: int = 20, before: bytes | None = None,
-                   authors: list[bytes] | None = None) -> list[PostView]:
+                   authors: list[bytes] | None = None, extras: bool = True) -> list[PostView]:
         """A page of posts, newest first: by ``authors``, or by whom one follows and
         oneself. Every record's signature is checked (invalid ones are dropped) and
         followers-only posts are opened with the author's audience key if we hold it."""
@@ -344,5 +360,135 @@ class SocialService:
                     log.warning("a followers-only post did not open: %s", exc)
             out.append(PostView(rec.id, rec.author, handle, rec.created_at, "followers",
                                 inner.text if inner else None,
-                                list(inner.images) if inner else []))
+                                list(inner.images) if inner else [], rec.audience_key_id))
+        return await self._with_extras(out) if extras else out
+
+    async def _with_extras(self, views: list[PostView]) -> list[PostView]:
+        """``views`` with the relay's comment and reaction counts (its word: counts carry
+        no signatures; the comments themselves are checked when read)."""
+        conn = await self.client.connection()
+        counts: dict[bytes, f.PostExtra] = {}
+        for i in range(0, len(views), 50):
+            ids = [v.id for v in views[i:i + 50]]
+            got = await conn.request(f.PostExtrasReq, post_ids=ids)
+            assert isinstance(got, f.PostExtras)
+            counts.update((e.post_id, e) for e in got.items if e.post_id in ids)
+        out = []
+        for v in views:
+            e = counts.get(v.id)
+            if e is not None:
+                reactions = {k: n for k, n in e.reactions.items()
+                             if 0 < len(k) <= s.MAX_EMOJI and n > 0}
+                v = replace(v, comments=max(0, e.comments), reactions=reactions)
+            out.append(v)
+        return out
+
+    # --- comments and reactions -----------------------------------------------------------
+
+    async def find_post(self, ref: str) -> PostView:
+        """The post ``ref`` names: its id in hex, or a unique prefix of at least 6 hex
+        digits, among the newest 200 posts of one's feed."""
+        ref = ref.strip().lower()
+        try:
+            bytes.fromhex(ref if len(ref) % 2 == 0 else ref + "0")
+        except ValueError:
+            raise SocialError("a post id is hex digits") from None
+        if len(ref) < 6 or len(ref) > 32:
+            raise SocialError("give a post id, or at least its first 6 hex digits")
+        hits = [v for v in await self.feed(limit=200, extras=False)
+                if v.id.hex().startswith(ref)]
+        if not hits:
+            raise SocialError(f"no post {ref} in your feed")
+        if len(hits) > 1:
+            raise SocialError(f"{ref} names {len(hits)} posts: give more digits")
+        return hits[0]
+
+    async def _post_key(self, post: PostView) -> tuple[int, bytes] | None:
+        if post.audience != "followers" or post.key_id is None:
+            return None
+        key = await self.client.cache.audience_key(post.author, post.key_id)
+        if key is None:
+            raise SocialError("you can't read this followers-only post, so you can't "
+                              "comment on it")
+        return post.key_id, key
+
+    async def comment(self, ref: str, text: str) -> CommentView:
+        """Comment on a post; on a followers-only post the text is sealed under the post's
+        audience key, so only its audience (and not the relay) reads it."""
+        if not text:
+            raise SocialError("an empty comment")
+        if len(text) > s.MAX_COMMENT_TEXT:
+            raise SocialError(f"a comment is at most {s.MAX_COMMENT_TEXT} characters")
+        post = await self.find_post(ref)
+        me = self.client.user
+        comment = s.Comment(author=me, post_id=post.id, post_author=post.author,
+                            id=os.urandom(16), created_at=_now_ms(), text=text)
+        sealing = await self._post_key(post)
+        if sealing is not None:
+            record = s.seal_comment(comment, sealing[0], sealing[1], self.client.identity.sign)
+        else:
+            record = s.sign_comment(comment, self.client.identity.sign)
+        conn = await self.client.connection()
+        await conn.request(f.CommentPut, record=record)
+        return CommentView(comment.id, post.id, me, self.client.handle, comment.created_at,
+                           text)
+
+    async def react(self, ref: str, emoji: str, *, remove: bool = False) -> PostView:
+        """Add (or, ``remove``, withdraw) one's ``emoji`` reaction on a post. Reactions are
+        plaintext, on followers-only posts too."""
+        if not emoji or len(emoji) > s.MAX_EMOJI:
+            raise SocialError(f"an emoji is 1 to {s.MAX_EMOJI} characters")
+        post = await self.find_post(ref)
+        reaction = s.Reaction(author=self.client.user, post_id=post.id,
+                              post_author=post.author, emoji=emoji, created_at=_now_ms(),
+                              removed=remove)
+        conn = await self.client.connection()
+        await conn.request(f.ReactPut, record=s.sign_reaction(reaction,
+                                                              self.client.identity.sign))
+        return post
+
+    async def comments(self, ref: str, *, limit: int = 50,
+                       before: bytes | None = None) -> tuple[PostView, list[CommentView]]:
+        """A post and a page of its comments, newest first. Every record's signature is
+        checked, and that it is about this post; sealed comments are opened with the post's
+        audience key. A plaintext comment on a followers-only post is dropped (its
+        audience can't have written it that way)."""
+        post = await self.find_post(ref)
+        conn = await self.client.connection()
+        page = await conn.request(f.CommentsReq, post_id=post.id, before=before,
+                                  limit=max(1, min(limit, 200)))
+        assert isinstance(page, f.CommentItems)
+        return post, await self.verify_comments(post, page.records)
+
+    async def verify_comments(self, post: PostView, records: list[bytes]) -> list[CommentView]:
+        out: list[CommentView] = []
+        for record in records:
+            try:
+                rec = s.open_comment(record)
+            except ProtocolError as exc:
+                log.warning("dropped a comment the relay sent: %s", exc.message)
+                continue
+            if rec.post_id != post.id or rec.post_author != post.author:
+                log.warning("dropped a comment on another post")
+                continue
+            text: str | None
+            if isinstance(rec, s.Comment):
+                if post.audience == "followers":
+                    log.warning("dropped a plaintext comment on a followers-only post")
+                    continue
+                text = rec.text
+            else:
+                if post.audience != "followers":
+                    log.warning("dropped a sealed comment on a public post")
+                    continue
+                key = await self.client.cache.audience_key(post.author, rec.audience_key_id)
+                text = None
+                if key is not None:
+                    try:
+                        text = s.open_sealed_comment(rec, key).text
+                    except (CryptoError, ProtocolError) as exc:
+                        log.warning("dropped a sealed comment that did not open: %s", exc)
+                        continue
+            out.append(CommentView(rec.id, rec.post_id, rec.author,
+                                   await self._handle(rec.author), rec.created_at, text))
         return out

@@ -30,7 +30,8 @@ __all__ = [
     "BlobBegin", "BlobChunk", "BlobStatus", "BlobGet", "BlobData",
     "ProfileSet", "ProfileGet", "ProfileInfo", "FollowReq", "FollowState", "Unfollow",
     "ApproveReq", "RemoveFollower", "FollowList", "FollowEntry", "FollowItems",
-    "PostPut", "Feed", "FeedItems",
+    "PostPut", "Feed", "FeedItems", "CommentPut", "ReactPut", "PostExtrasReq", "PostExtra",
+    "PostExtras", "CommentsReq", "CommentItems",
     "encode", "decode_request", "decode_reply", "peek_id",
 ]
 
@@ -524,6 +525,55 @@ class FeedItems(_Frame, tag="feed_items"):
     more: bool = False
 
 
+class CommentPut(_Frame, tag="comment_put"):
+    """Publish a signed comment record (common.social) on a stored post: signed by, and
+    authored by, the caller; ``post_author`` must be the post's author. Answer: Ok."""
+
+    id: ReqId
+    record: Annotated[bytes, msgspec.Meta(max_length=16 * 1024)]
+
+
+class ReactPut(_Frame, tag="react_put"):
+    """Set (or, ``removed``, delete) the caller's reaction with one emoji on a post.
+    Answer: Ok."""
+
+    id: ReqId
+    record: Annotated[bytes, msgspec.Meta(max_length=8 * 1024)]
+
+
+class PostExtrasReq(_Frame, tag="post_extras"):
+    """Comment and reaction counts of up to 50 posts. Answer: PostExtras."""
+
+    id: ReqId
+    post_ids: Annotated[list[MsgId], msgspec.Meta(max_length=50)]
+
+
+class PostExtra(msgspec.Struct, forbid_unknown_fields=False, omit_defaults=True):
+    post_id: MsgId
+    comments: int = 0
+    reactions: dict[str, int] = {}  # emoji -> count
+
+
+class PostExtras(_Frame, tag="post_extras_items"):
+    id: ReqId
+    items: list[PostExtra]  # one per asked post id, in order
+
+
+class CommentsReq(_Frame, tag="comments"):
+    """A page of a post's comment records, newest first; ``before``: a comment id."""
+
+    id: ReqId
+    post_id: MsgId
+    before: MsgId | None = None
+    limit: Annotated[int, msgspec.Meta(ge=1, le=200)] = 50
+
+
+class CommentItems(_Frame, tag="comment_items"):
+    id: ReqId
+    records: list[bytes]  # signed comment records, newest first; clients verify each
+    more: bool = False
+
+
 class Ok(_Frame, tag="ok"):
     id: ReqId
 
@@ -539,13 +589,13 @@ Request = (
     | Subscribe | Fetch | Watch | GroupChangeReq | GroupSend | GroupInfo | GroupList | GroupAck
     | Privacy | Block | BlobBegin | BlobChunk | BlobGet
     | ProfileSet | ProfileGet | FollowReq | Unfollow | ApproveReq | RemoveFollower | FollowList
-    | PostPut | Feed
+    | PostPut | Feed | CommentPut | ReactPut | PostExtrasReq | CommentsReq
 )
 Reply = (
     Welcome | Authed | HandleInfo | PrekeyStatus | Bundle | PrekeysLow | Stored | Messages
     | Deliver | Synced | PresenceState | Presence | GroupStored | GroupHistory | Groups
     | GroupDeliver | BlobStatus | BlobData | ProfileInfo | FollowState | FollowItems
-    | FeedItems | Ok | Error
+    | FeedItems | PostExtras | CommentItems | Ok | Error
 )
 
 REQUEST_TYPES: Final = frozenset(

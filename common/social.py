@@ -30,6 +30,9 @@ __all__ = [
     "MAX_POST_TEXT", "MAX_POST_IMAGES", "MAX_POST_RECORD", "AUDIENCE_KEY_LEN",
     "Post", "SealedPost", "post_message", "sign_post", "seal_post", "open_post",
     "open_sealed_post", "audience_ad",
+    "MAX_COMMENT_TEXT", "MAX_EMOJI", "MAX_COMMENT_RECORD", "Comment", "SealedComment",
+    "Reaction", "comment_message", "reaction_message", "comment_ad", "sign_comment",
+    "seal_comment", "open_comment", "open_sealed_comment", "sign_reaction", "open_reaction",
 ]
 
 MAX_DISPLAY_NAME: Final = 64  # characters
@@ -237,3 +240,130 @@ def open_sealed_post(sealed: SealedPost, key: bytes) -> Post:
     if (post.author, post.id, post.created_at) != (sealed.author, sealed.id, sealed.created_at):
         raise ProtocolError(ErrorCode.MALFORMED, "sealed post disagrees with its envelope")
     return post
+
+
+# --- comments and reactions ----------------------------------------------------------------
+
+MAX_COMMENT_TEXT: Final = 2000  # characters
+MAX_EMOJI: Final = 16  # characters
+MAX_COMMENT_RECORD: Final = 16 * 1024  # bytes of one signed comment record on the wire
+
+
+class Comment(msgspec.Struct, tag_field="t", tag="comment", forbid_unknown_fields=True):
+    """A comment on a public post, and the plaintext body of a sealed one."""
+
+    author: Key32  # the commenter; must be the signer
+    post_id: PostId
+    post_author: Key32
+    id: PostId  # 16 random bytes
+    created_at: Time  # the commenter's clock, ms
+    text: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_COMMENT_TEXT)]
+
+
+class SealedComment(msgspec.Struct, tag_field="t", tag="sealed_comment",
+                    forbid_unknown_fields=True):
+    """A comment on a followers-only post: the Comment's MessagePack under the post's
+    audience key (the post author's key ``audience_key_id``). Signed outside."""
+
+    author: Key32
+    post_id: PostId
+    post_author: Key32
+    id: PostId
+    created_at: Time
+    audience_key_id: KeyId
+    ciphertext: bytes  # 24-byte random nonce || XChaCha20-Poly1305 ciphertext and tag
+
+
+class Reaction(msgspec.Struct, tag_field="t", tag="reaction", forbid_unknown_fields=True,
+               omit_defaults=True):
+    """``author``'s emoji reaction on a post (or, ``removed``, its withdrawal). Always
+    plaintext, on followers-only posts too: the relay counts them."""
+
+    author: Key32
+    post_id: PostId
+    post_author: Key32
+    emoji: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_EMOJI)]
+    created_at: Time
+    removed: bool = False
+
+
+_comment_dec = msgspec.msgpack.Decoder(Comment | SealedComment)
+_plain_comment_dec = msgspec.msgpack.Decoder(Comment)
+
+
+def comment_message(body: bytes) -> bytes:
+    return b"tenchat/comment/v1\x00" + body
+
+
+def reaction_message(body: bytes) -> bytes:
+    return b"tenchat/reaction/v1\x00" + body
+
+
+def comment_ad(c: Comment | SealedComment, key_id: int) -> bytes:
+    """AEAD associated data of a sealed comment: a label, commenter, post author, post id,
+    comment id and key id (u32 BE), so it can't be moved to another post or posed as a post."""
+    return (b"tenchat/comment\x00" + c.author + c.post_author + c.post_id + c.id
+            + key_id.to_bytes(4, "big"))
+
+
+def sign_comment(comment: Comment, sign: Sign) -> bytes:
+    """A comment record on a public post."""
+    return _sign(comment, comment_message, sign)
+
+
+def seal_comment(comment: Comment, key_id: int, key: bytes, sign: Sign) -> bytes:
+    """A comment record on a followers-only post, sealed under its audience key."""
+    nonce = nacl_b.randombytes(NONCE_LEN)
+    ct = nacl_b.crypto_aead_xchacha20poly1305_ietf_encrypt(
+        _enc.encode(comment), comment_ad(comment, key_id), nonce, key)
+    sealed = SealedComment(author=comment.author, post_id=comment.post_id,
+                           post_author=comment.post_author, id=comment.id,
+                           created_at=comment.created_at, audience_key_id=key_id,
+                           ciphertext=nonce + ct)
+    return _sign(sealed, comment_message, sign)
+
+
+def open_comment(record: bytes) -> Comment | SealedComment:
+    """Decode a comment record and verify it is signed by its author;
+    ProtocolError(malformed | bad_signature). A SealedComment stays sealed."""
+    if len(record) > MAX_COMMENT_RECORD:
+        raise ProtocolError(ErrorCode.MALFORMED, "comment record too large")
+    try:
+        signed = _signed_dec.decode(record)
+        body = _comment_dec.decode(signed.body)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise ProtocolError(ErrorCode.MALFORMED, f"bad comment record: {exc}") from None
+    if not verify_signature(body.author, comment_message(signed.body), signed.sig):
+        raise ProtocolError(ErrorCode.BAD_SIGNATURE, "comment record not signed by its author")
+    return body
+
+
+def open_sealed_comment(sealed: SealedComment, key: bytes) -> Comment:
+    """The Comment inside ``sealed`` (verified by open_comment); DecryptionFailed if the
+    key is wrong or the ciphertext changed, ProtocolError if inside and outside differ."""
+    ct = sealed.ciphertext
+    try:
+        data = nacl_b.crypto_aead_xchacha20poly1305_ietf_decrypt(
+            ct[NONCE_LEN:], comment_ad(sealed, sealed.audience_key_id), ct[:NONCE_LEN], key)
+    except (NaclCryptoError, ValueError, TypeError):
+        raise DecryptionFailed("sealed comment does not open with this key") from None
+    try:
+        comment = _plain_comment_dec.decode(data)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise ProtocolError(ErrorCode.MALFORMED, f"bad sealed comment: {exc}") from None
+    outside = (sealed.author, sealed.post_id, sealed.post_author, sealed.id, sealed.created_at)
+    if (comment.author, comment.post_id, comment.post_author, comment.id,
+            comment.created_at) != outside:
+        raise ProtocolError(ErrorCode.MALFORMED, "sealed comment disagrees with its envelope")
+    return comment
+
+
+def sign_reaction(reaction: Reaction, sign: Sign) -> bytes:
+    return _sign(reaction, reaction_message, sign)
+
+
+def open_reaction(record: bytes) -> Reaction:
+    """Decode a reaction record and verify it is signed by ``reaction.author``."""
+    if len(record) > MAX_RECORD:
+        raise ProtocolError(ErrorCode.MALFORMED, "reaction record too large")
+    return _open(record, Reaction, reaction_message, lambda r: r.author)

@@ -29,6 +29,9 @@ from tenchat.common.frames import (
     BlobStatus,
     Block,
     Bundle,
+    CommentItems,
+    CommentPut,
+    CommentsReq,
     Deliver,
     Feed,
     FeedItems,
@@ -52,6 +55,9 @@ from tenchat.common.frames import (
     Lookup,
     Messages,
     Ok,
+    PostExtra,
+    PostExtras,
+    PostExtrasReq,
     PostPut,
     PrekeyStatus,
     PresenceState,
@@ -60,6 +66,7 @@ from tenchat.common.frames import (
     ProfileInfo,
     ProfileSet,
     PublishPrekeys,
+    ReactPut,
     Register,
     RemoveFollower,
     Send,
@@ -537,3 +544,49 @@ async def feed(session: Session, frame: Feed) -> Answer:
                                             frame.limit + 1)
     return FeedItems(id=frame.id, records=records[: frame.limit],
                      more=len(records) > frame.limit)
+
+
+# --- social: comments and reactions ------------------------------------------------------
+
+
+@handles(CommentPut)
+async def comment_put(session: Session, frame: CommentPut) -> Answer:
+    user = check_authenticated(session)
+    comment = social.open_comment(frame.record)  # malformed | bad_signature
+    if comment.author != user:
+        raise ProtocolError(ErrorCode.FORBIDDEN, "a comment must be authored by the caller")
+    return Later(
+        session.store.put_comment(comment.post_id, comment.post_author, comment.id,
+                                  frame.record),
+        lambda _: Ok(id=frame.id),
+    )
+
+
+@handles(ReactPut)
+async def react_put(session: Session, frame: ReactPut) -> Answer:
+    user = check_authenticated(session)
+    r = social.open_reaction(frame.record)  # malformed | bad_signature
+    if r.author != user:
+        raise ProtocolError(ErrorCode.FORBIDDEN, "a reaction must be authored by the caller")
+    return Later(
+        session.store.put_reaction(r.post_id, r.post_author, r.author, r.emoji, r.created_at,
+                                   r.removed, frame.record),
+        lambda _: Ok(id=frame.id),
+    )
+
+
+@handles(PostExtrasReq)
+async def post_extras(session: Session, frame: PostExtrasReq) -> Answer:
+    check_authenticated(session)
+    counts = await session.store.post_extras(frame.post_ids)
+    return PostExtras(id=frame.id, items=[
+        PostExtra(post_id=p, comments=n, reactions=r)
+        for p, (n, r) in zip(frame.post_ids, counts, strict=True)])
+
+
+@handles(CommentsReq)
+async def comments(session: Session, frame: CommentsReq) -> Answer:
+    check_authenticated(session)
+    records = await session.store.comment_page(frame.post_id, frame.before, frame.limit + 1)
+    return CommentItems(id=frame.id, records=records[: frame.limit],
+                        more=len(records) > frame.limit)

@@ -307,6 +307,28 @@ class Store(abc.ABC):
         the same id."""
 
     @abc.abstractmethod
+    def put_comment(self, post: bytes, post_author: bytes, comment: bytes,
+                    record: bytes) -> asyncio.Future[None]:
+        """Store a verified comment record (id ``comment``) on post ``post``; not_found
+        unless ``post`` is stored with author ``post_author``; idempotent for the same
+        record, forbidden for another one with the same id."""
+
+    @abc.abstractmethod
+    def put_reaction(self, post: bytes, post_author: bytes, author: bytes, emoji: str,
+                     created_at: int, removed: bool, record: bytes) -> asyncio.Future[None]:
+        """Replace ``author``'s reaction ``emoji`` on ``post`` (or delete it, ``removed``)
+        unless the stored one is newer; not_found as for put_comment."""
+
+    @abc.abstractmethod
+    async def post_extras(self, posts: list[bytes]) -> list[tuple[int, dict[str, int]]]:
+        """(comment count, reaction counts by emoji) of each post, in order."""
+
+    @abc.abstractmethod
+    async def comment_page(self, post: bytes, before: bytes | None,
+                           limit: int) -> list[bytes]:
+        """Comment records on ``post``, newest first, older than comment ``before``."""
+
+    @abc.abstractmethod
     def sweep(self, now: int, limit: int) -> asyncio.Future[int]:
         """Delete up to ``limit`` expired messages and up to ``limit`` expired group
         entries in one transaction; how many rows went (the larger of the two counts)."""
@@ -466,6 +488,25 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     );
     CREATE INDEX posts_by_author ON posts (author, seq);
     """,
+    # 6: comments (signed records; on followers-only posts the text is sealed) and
+    # reactions (one row per post, author and emoji; a removal deletes the row).
+    """
+    CREATE TABLE comments (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id BLOB NOT NULL UNIQUE,
+        post BLOB NOT NULL,
+        record BLOB NOT NULL
+    );
+    CREATE INDEX comments_by_post ON comments (post, seq);
+    CREATE TABLE reactions (
+        post BLOB NOT NULL,
+        author BLOB NOT NULL,
+        emoji TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        record BLOB NOT NULL,
+        PRIMARY KEY (post, author, emoji)
+    ) WITHOUT ROWID;
+    """,
 )
 
 
@@ -605,6 +646,25 @@ class _PostPut(_Op):
     post: bytes
     record: bytes
     public: bool
+
+
+@dataclass(slots=True)
+class _CommentPut(_Op):
+    post: bytes
+    post_author: bytes
+    comment: bytes
+    record: bytes
+
+
+@dataclass(slots=True)
+class _ReactPut(_Op):
+    post: bytes
+    post_author: bytes
+    author: bytes
+    emoji: str
+    created_at: int
+    removed: bool
+    record: bytes
 
 
 @dataclass(slots=True)
@@ -879,6 +939,32 @@ class SQLiteStore(Store):
         )
         return [bytes(r[0]) for r in rows]
 
+    async def post_extras(self, posts: list[bytes]) -> list[tuple[int, dict[str, int]]]:
+        if not posts:
+            return []
+        marks = ",".join("?" * len(posts))
+        counts = {bytes(p): n for p, n in await self._read(
+            f"SELECT post, count(*) FROM comments WHERE post IN ({marks}) GROUP BY post",
+            tuple(posts))}
+        reactions: dict[bytes, dict[str, int]] = {}
+        for p, emoji, n in await self._read(
+                f"SELECT post, emoji, count(*) FROM reactions WHERE post IN ({marks})"
+                " GROUP BY post, emoji", tuple(posts)):
+            reactions.setdefault(bytes(p), {})[emoji] = n
+        return [(counts.get(p, 0), reactions.get(p, {})) for p in posts]
+
+    async def comment_page(self, post: bytes, before: bytes | None,
+                           limit: int) -> list[bytes]:
+        params: list[Any] = [post]
+        cond = ""
+        if before is not None:
+            cond = " AND seq < (SELECT seq FROM comments WHERE id = ?)"
+            params.append(before)
+        rows = await self._read(
+            f"SELECT record FROM comments WHERE post = ?{cond} ORDER BY seq DESC LIMIT ?",
+            (*params, limit))
+        return [bytes(r[0]) for r in rows]
+
     # --- writes: queueing -----------------------------------------------------------------
 
     def _submit(self, op_type: type[_Op], *args: Any) -> asyncio.Future[Any]:
@@ -949,6 +1035,15 @@ class SQLiteStore(Store):
     def put_post(self, author: bytes, post: bytes, record: bytes,
                  public: bool) -> asyncio.Future[None]:
         return self._submit(_PostPut, author, post, record, public)
+
+    def put_comment(self, post: bytes, post_author: bytes, comment: bytes,
+                    record: bytes) -> asyncio.Future[None]:
+        return self._submit(_CommentPut, post, post_author, comment, record)
+
+    def put_reaction(self, post: bytes, post_author: bytes, author: bytes, emoji: str,
+                     created_at: int, removed: bool, record: bytes) -> asyncio.Future[None]:
+        return self._submit(_ReactPut, post, post_author, author, emoji, created_at,
+                            removed, record)
 
     def approve(self, owner: bytes, follower: bytes, record: bytes) -> asyncio.Future[None]:
         return self._submit(_Approve, owner, follower, record)
@@ -1566,6 +1661,52 @@ class SQLiteStore(Store):
                                                "another post has this id")
             out.results.append((op.fut, result))
 
+    async def _post_missing(self, post: bytes, post_author: bytes) -> ProtocolError | None:
+        db = self._db
+        assert db is not None
+        rows = list(await db.execute_fetchall("SELECT author FROM posts WHERE id = ?", (post,)))
+        if not rows or bytes(rows[0][0]) != post_author:
+            return ProtocolError(ErrorCode.NOT_FOUND, "no such post by that author")
+        return None
+
+    async def _apply_comment_puts(self, ops: list[_CommentPut], out: _Batch) -> None:
+        db = self._db
+        assert db is not None
+        for op in ops:
+            result: Any = await self._post_missing(op.post, op.post_author)
+            if result is None:
+                cur = await db.execute(
+                    "INSERT OR IGNORE INTO comments (id, post, record) VALUES (?, ?, ?)",
+                    (op.comment, op.post, op.record))
+                if cur.rowcount == 0:
+                    rows = list(await db.execute_fetchall(
+                        "SELECT record FROM comments WHERE id = ?", (op.comment,)))
+                    if bytes(rows[0][0]) != op.record:
+                        result = ProtocolError(ErrorCode.FORBIDDEN,
+                                               "another comment has this id")
+            out.results.append((op.fut, result))
+
+    async def _apply_react_puts(self, ops: list[_ReactPut], out: _Batch) -> None:
+        db = self._db
+        assert db is not None
+        for op in ops:
+            result: Any = await self._post_missing(op.post, op.post_author)
+            if result is None:
+                key = (op.post, op.author, op.emoji)
+                rows = list(await db.execute_fetchall(
+                    "SELECT created_at FROM reactions WHERE post = ? AND author = ?"
+                    " AND emoji = ?", key))
+                if rows and rows[0][0] > op.created_at:
+                    pass  # a newer reaction (or removal) than this one is stored
+                elif op.removed:
+                    await db.execute("DELETE FROM reactions WHERE post = ? AND author = ?"
+                                     " AND emoji = ?", key)
+                else:
+                    await db.execute(
+                        "INSERT OR REPLACE INTO reactions (post, author, emoji, created_at,"
+                        " record) VALUES (?, ?, ?, ?, ?)", (*key, op.created_at, op.record))
+            out.results.append((op.fut, result))
+
     # --- blobs ----------------------------------------------------------------------------
 
     async def _apply_blob_begins(self, ops: list[_BlobBegin], out: _Batch) -> None:
@@ -1652,4 +1793,6 @@ class SQLiteStore(Store):
         _Approve: _apply_approves,
         _Unfollow: _apply_unfollows,
         _PostPut: _apply_post_puts,
+        _CommentPut: _apply_comment_puts,
+        _ReactPut: _apply_react_puts,
     }

@@ -51,6 +51,8 @@ def test_forged_and_tampered_posts_are_dropped(tmp_path: Path) -> None:
     async def answer(frame: f.Request) -> list[object]:
         if isinstance(frame, f.Whois):
             return [f.Error(id=frame.id, error="not_found")]
+        if isinstance(frame, f.PostExtrasReq):
+            return [f.PostExtras(id=frame.id, items=[])]
         assert isinstance(frame, f.Feed)
         records = [by_mallory, sealed_tampered, tampered, forged, genuine, b"\x93junk"]
         return [f.FeedItems(id=frame.id, records=records)]
@@ -77,6 +79,8 @@ def test_followers_only_post_needs_the_key(tmp_path: Path) -> None:
     async def answer(frame: f.Request) -> list[object]:
         if isinstance(frame, f.Whois):
             return [f.Error(id=frame.id, error="not_found")]
+        if isinstance(frame, f.PostExtrasReq):
+            return [f.PostExtras(id=frame.id, items=[])]
         assert isinstance(frame, f.Feed)
         return [f.FeedItems(id=frame.id, records=[sealed])]
 
@@ -92,6 +96,61 @@ def test_followers_only_post_needs_the_key(tmp_path: Path) -> None:
             await client.cache.put_audience_key(bob.public, 42, key, 2)
             got = await client.social.feed(authors=[bob.public])
             assert [v.text for v in got] == ["for followers"]
+        finally:
+            await client.close()
+            server.close()
+
+    asyncio.run(main())
+
+
+def test_forged_and_misplaced_comments_are_dropped(tmp_path: Path) -> None:
+    public = post("a public post", 1)
+    key = os.urandom(32)
+    hidden = post("followers only", 2)
+    records = [s.sign_post(public, bob.sign), s.seal_post(hidden, 5, key, bob.sign)]
+
+    def comment(on: s.Post, text: str, by: IdentityKey = mallory) -> s.Comment:
+        return s.Comment(author=by.public, post_id=on.id, post_author=on.author,
+                         id=os.urandom(16), created_at=3, text=text)
+
+    genuine = s.sign_comment(comment(public, "nice"), mallory.sign)
+    forged = s.sign_comment(comment(public, "forged in bob's name", bob), mallory.sign)
+    signed = msgspec.msgpack.decode(s.sign_comment(comment(public, "original"), mallory.sign),
+                                    type=s.SignedRecord)
+    body = msgspec.msgpack.decode(signed.body, type=s.Comment)
+    tampered = msgspec.msgpack.encode(s.SignedRecord(body=msgspec.msgpack.encode(
+        msgspec.structs.replace(body, text="tampered")), sig=signed.sig))
+    elsewhere = s.sign_comment(comment(hidden, "moved from another post"), mallory.sign)
+    sealed_ok = s.seal_comment(comment(hidden, "sealed hi", bob), 5, key, bob.sign)
+    plain_on_hidden = s.sign_comment(comment(hidden, "plaintext on hidden"), mallory.sign)
+    wrong_key = s.seal_comment(comment(hidden, "wrong key", bob), 5, os.urandom(32), bob.sign)
+
+    async def answer(frame: f.Request) -> list[object]:
+        if isinstance(frame, f.Whois):
+            return [f.Error(id=frame.id, error="not_found")]
+        if isinstance(frame, f.Feed):
+            return [f.FeedItems(id=frame.id, records=records)]
+        if isinstance(frame, f.PostExtrasReq):
+            return [f.PostExtras(id=frame.id, items=[
+                f.PostExtra(post_id=p, comments=1, reactions={"👍": 2}) for p in frame.post_ids])]
+        assert isinstance(frame, f.CommentsReq)
+        if frame.post_id == public.id:
+            got = [forged, tampered, elsewhere, b"junk", genuine]
+        else:
+            got = [plain_on_hidden, wrong_key, sealed_ok]
+        return [f.CommentItems(id=frame.id, records=got)]
+
+    async def main() -> None:
+        url, server = await hostile_relay(answer)
+        client = await make_client(tmp_path, url)
+        try:
+            await client.cache.put_audience_key(bob.public, 5, key, 1)
+            feed = await client.social.feed(authors=[bob.public])
+            assert [(v.comments, v.reactions) for v in feed] == [(1, {"👍": 2})] * 2
+            _, views = await client.social.comments(public.id.hex()[:8])
+            assert [v.text for v in views] == ["nice"]
+            _, views = await client.social.comments(hidden.id.hex())
+            assert [(v.text, v.author) for v in views] == [("sealed hi", bob.public)]
         finally:
             await client.close()
             server.close()
