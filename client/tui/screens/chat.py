@@ -12,6 +12,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.message import Message
 from textual.screen import Screen
 from textual.timer import Timer
@@ -120,13 +121,15 @@ class ChatScreen(Screen[None]):
 
     async def refresh_conversations(self) -> None:
         conversations = await self.client.conversations()
-        if not self.is_attached:
-            return  # the app closed while we were reading
-        self.conversations = {c.peer: c for c in conversations}
-        self.query_one(ConversationList).update_conversations(conversations)
-        self.query_one(StatusBar).unread = sum(c.unread for c in conversations
-                                               if not c.muted)
-        self._update_header()
+        try:
+            conv_list = self.query_one(ConversationList)
+            status = self.query_one(StatusBar)
+            self.conversations = {c.peer: c for c in conversations}
+            conv_list.update_conversations(conversations)
+            status.unread = sum(c.unread for c in conversations if not c.muted)
+            self._update_header()
+        except NoMatches:
+            return  # the app is closing: its widgets went while we were reading
 
     def _schedule_refresh(self) -> None:
         """Coalesce bursts of events into one list refresh."""
