@@ -108,7 +108,7 @@ def test_compose_offline_goes_out_on_reconnect(tmp_path: Path, relay: RelayProce
         a_run = asyncio.create_task(alice.run())
         await a_events.wait_for(lambda e: isinstance(e, ConnectionChanged) and e.state == ONLINE)
 
-        relay.terminate()
+        await asyncio.to_thread(relay.terminate)  # the loop must run: the relay closes us
         retry = await a_events.wait_for(
             lambda e: isinstance(e, ConnectionChanged) and e.state == OFFLINE
             and e.retry_in is not None)
@@ -118,7 +118,7 @@ def test_compose_offline_goes_out_on_reconnect(tmp_path: Path, relay: RelayProce
         await asyncio.sleep(0.5)
         assert (await alice.page(conv.peer))[-1].status == PENDING
 
-        relay.start()
+        await asyncio.to_thread(relay.start)
         await a_events.wait_for(
             lambda e: isinstance(e, StatusChanged) and e.status == SENT and msg.id in e.ids,
             timeout=20)

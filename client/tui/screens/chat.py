@@ -137,7 +137,9 @@ class ChatScreen(Screen[None]):
             self._refresh_pending = True
             self.set_timer(0.05, self._do_refresh)
 
-    @work(group="refresh", exclusive=False)
+    # Display refreshes run in the background and may finish after the app began to
+    # close (their widgets gone): such a failure must not take the app down with it.
+    @work(group="refresh", exclusive=False, exit_on_error=False)
     async def _do_refresh(self) -> None:
         self._refresh_pending = False
         await self.refresh_conversations()
@@ -221,7 +223,7 @@ class ChatScreen(Screen[None]):
             return
         panel.show_group(self.group_info, self.client.user)
 
-    @work(group="group-info", exclusive=True)
+    @work(group="group-info", exclusive=True, exit_on_error=False)
     async def _refresh_group(self) -> None:
         peer = self.peer
         if peer is None or len(peer) != 16:
@@ -490,7 +492,7 @@ class ChatScreen(Screen[None]):
                     if len(peer) == 16:
                         self._refresh_group()
 
-    @work(group="message-changed")
+    @work(group="message-changed", exit_on_error=False)
     async def _reload_message(self, conv: bytes, msg_id: bytes) -> None:
         row = await self.client.cache.message(conv, msg_id)
         if row is None or conv != self.peer:
@@ -498,7 +500,7 @@ class ChatScreen(Screen[None]):
         reactions = (await self.client.cache.reactions(conv, [msg_id])).get(msg_id, {})
         self.query_one(MessageLog).update_row(row, reactions)
 
-    @work(group="seen")
+    @work(group="seen", exit_on_error=False)
     async def _reload_seen(self, group: bytes, ids: list[bytes]) -> None:
         log_widget = self.query_one(MessageLog)
         seen = {}
