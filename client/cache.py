@@ -536,6 +536,14 @@ class Cache:
             await self._db.execute("UPDATE messages SET shown=1 WHERE shown=0")
         return rows
 
+    async def ids_with_prefix(self, peer: bytes, hex_prefix: str, limit: int = 2) -> list[bytes]:
+        """Message ids of a conversation starting with ``hex_prefix`` (at most ``limit``)."""
+        async with self._db.execute(
+            "SELECT id FROM messages WHERE peer=? AND substr(hex(id), 1, ?)=? LIMIT ?",
+            (peer, len(hex_prefix), hex_prefix.upper(), limit),
+        ) as cur:
+            return [r[0] for r in await cur.fetchall()]
+
     async def unread(self, peer: bytes) -> list[tuple[bytes, bytes | None]]:
         """Unread incoming messages of a conversation: (id, author — None in 1:1)."""
         async with self._db.execute(

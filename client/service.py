@@ -117,6 +117,14 @@ PRIVACY_DEFAULTS: dict[str, bool] = {
 }
 
 
+def check_text(text: str) -> None:
+    """Refuse an empty or over-long message before anything is resolved or queued."""
+    if not text.strip():
+        raise TenchatError("refusing to send an empty message")
+    if len(text) > c.MAX_TEXT:
+        raise TenchatError(f"message too long ({len(text)} > {c.MAX_TEXT} characters)")
+
+
 def mentions(text: str, handle: str) -> bool:
     """Does ``text`` mention ``@handle`` (case-insensitive, whole word)?"""
     return re.search(rf"(?<![\w@])@{re.escape(handle)}(?!\w)", text, re.IGNORECASE) is not None
@@ -197,14 +205,7 @@ class Client:
     async def close(self) -> None:
         for task in list(self._background):
             task.cancel()
-        if self._refill is not None:
-            try:
-                await asyncio.wait_for(self._refill, 10)
-            except (TenchatError, TimeoutError) as exc:
-                log.warning("prekey refill did not finish: %s", exc)
-        if self._conn is not None:
-            await self._conn.close()
-            self._conn = None
+        await self._drop_connection()
         await self.cache.close()
 
     async def __aenter__(self) -> Client:
@@ -271,9 +272,13 @@ class Client:
                 await conn.request(f.Block, user=contact.user, blocked=True)
 
     async def _drop_connection(self) -> None:
+        """Close the relay connection, letting a prekey refill in flight finish first."""
         if self._refill is not None:
-            with contextlib.suppress(TenchatError, TimeoutError):
+            try:
                 await asyncio.wait_for(self._refill, 10)
+            except (TenchatError, TimeoutError) as exc:
+                log.warning("prekey refill did not finish: %s", exc)
+            self._refill = None
         if self._conn is not None:
             await self._conn.close()
             self._conn = None
@@ -398,10 +403,7 @@ class Client:
     async def send_text(self, peer: str, text: str, *,
                         reply_to: bytes | None = None) -> MessageRow:
         """Encrypt, commit to the outbox, and send; returns once the relay has stored it."""
-        if not text.strip():
-            raise TenchatError("refusing to send an empty message")
-        if len(text) > c.MAX_TEXT:
-            raise TenchatError(f"message too long ({len(text)} > {c.MAX_TEXT} characters)")
+        check_text(text)
         contact = await self.resolve(peer)
         if contact.blocked:
             raise PeerError(f"@{contact.handle} is blocked; unblock them to send")
@@ -410,8 +412,7 @@ class Client:
     async def send_text_to(self, conv: bytes, text: str, *,
                            reply_to: bytes | None = None) -> MessageRow:
         """As send_text, to a conversation id (a user id, or a group id)."""
-        if not text.strip():
-            raise TenchatError("refusing to send an empty message")
+        check_text(text)
         message = await self.queue_text(conv, text, reply_to=reply_to)
         return await self._send_queued(conv, message)
 
@@ -547,12 +548,13 @@ class Client:
         deferred = await self.cache.outbox_deferred()
         if not deferred:
             return failed
+        stuck: set[bytes] = set()  # peers with a failed item: keep their messages in order
         async with self._crypto_lock:
             try:
                 for msg_id, peer, body in deferred:
-                    if any(p == peer for p in self._failed_peers(failed, deferred)):
+                    if peer in stuck:
                         failed[msg_id] = TenchatError("waiting for an earlier message")
-                        continue  # keep this peer's messages in order
+                        continue
                     try:
                         envelope = await self._encrypt(peer, body)
                     except (PeerError, RelayError, CryptoError) as exc:
@@ -560,6 +562,7 @@ class Client:
                         # relay): nothing is encrypted to a key we can't trust.
                         log.warning("can't start a session with %s: %s", fingerprint(peer), exc)
                         failed[msg_id] = exc
+                        stuck.add(peer)
                         continue
                     await self.cache.outbox_encrypted(msg_id, envelope)
                 await self.cache.commit()
@@ -567,11 +570,6 @@ class Client:
                 await self.cache.rollback()
                 raise
         return failed
-
-    @staticmethod
-    def _failed_peers(failed: dict[bytes, TenchatError],
-                      deferred: list[tuple[bytes, bytes, bytes]]) -> list[bytes]:
-        return [peer for msg_id, peer, _ in deferred if msg_id in failed]
 
     async def flush_outbox(self) -> int:
         """Send everything in the outbox until the relay has stored it; returns the count."""
@@ -632,10 +630,7 @@ class Client:
 
         Never fails for being offline: the outbox goes out on reconnect.
         """
-        if not text.strip():
-            raise TenchatError("refusing to send an empty message")
-        if len(text) > c.MAX_TEXT:
-            raise TenchatError(f"message too long ({len(text)} > {c.MAX_TEXT} characters)")
+        check_text(text)
         contact = await self.cache.contact(peer)
         if contact is not None and contact.blocked:
             raise PeerError(f"@{contact.handle} is blocked; unblock them to send")
@@ -1079,10 +1074,6 @@ class Client:
             await self.cache.commit()
         if name == "hide_presence" and self._conn is not None and not self._conn.closed.is_set():
             await self._conn.request(f.Privacy, hide_presence=value)
-
-    async def history(self, peer: str, limit: int) -> tuple[ContactRow, list[MessageRow]]:
-        contact = await self.resolve(peer)
-        return contact, await self.cache.history(contact.user, limit)
 
     async def send_typing(self, peer: bytes, active: bool) -> None:
         """Ephemeral and best effort: pushed to the peer's live connections, never stored."""
