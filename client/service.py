@@ -203,6 +203,7 @@ class Client:
         return cls(home, relay_url or secrets.relay, secrets, cache)
 
     async def close(self) -> None:
+        self._closed = True  # a run()/sync(follow=True) loop ends instead of reconnecting
         for task in list(self._background):
             task.cancel()
         await self._drop_connection()
@@ -842,7 +843,7 @@ class Client:
         """
         total = 0
         backoff = 0.2
-        while True:
+        while not self._closed:
             error = ""
             self._set_state(CONNECTING)
             try:
@@ -863,6 +864,8 @@ class Client:
                     self._set_state(OFFLINE, error=str(exc))
                     raise
                 error = str(exc)  # the relay is shutting down: reconnect
+            if self._closed:
+                break
             if self._conn is not None:
                 await self._conn.close()
             if self._online_once:
@@ -873,12 +876,14 @@ class Client:
             self._set_state(OFFLINE, retry_in=delay, error=error)
             await asyncio.sleep(delay)
             backoff = min(backoff * 2, 5.0)
+        return total
 
     async def run(self) -> None:
-        """Stay connected and receive until cancelled (for live UIs)."""
+        """Stay connected and receive until cancelled or the client is closed."""
         await self.sync(follow=True)
 
     _online_once = False
+    _closed = False
 
     async def _sync_once(self, *, follow: bool, on_messages: OnMessages | None) -> int:
         conn = await self.connection()

@@ -94,8 +94,8 @@ def test_messages_ticks_typing_presence(tmp_path: Path, relay: RelayProcess) -> 
         await bob.close()
         await a_events.wait_for(lambda e: isinstance(e, PresenceChanged) and not e.online)
         a_run.cancel()
-        await asyncio.gather(a_run, return_exceptions=True)
         await alice.close()
+        await asyncio.gather(a_run, return_exceptions=True)
 
     asyncio.run(asyncio.wait_for(body(), 60))
 
@@ -123,8 +123,8 @@ def test_compose_offline_goes_out_on_reconnect(tmp_path: Path, relay: RelayProce
             lambda e: isinstance(e, StatusChanged) and e.status == SENT and msg.id in e.ids,
             timeout=20)
         a_run.cancel()
+        await alice.close()  # also ends the run loop if the cancel raced a finishing wait
         await asyncio.gather(a_run, return_exceptions=True)
-        await alice.close()
         received: list[str] = []
         await bob.sync(on_messages=lambda rows: received.extend(r.text for r in rows))
         assert received == ["written while the relay is down"]
