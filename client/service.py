@@ -703,6 +703,10 @@ class Client:
             except BaseException:
                 await self.cache.rollback()
                 raise
+        # Committed: tell the UI now, so a connection lost while acking can't hide what
+        # is already in the cache (the relay redelivers; duplicates are dropped).
+        for event in events:
+            self._emit(event)
         conn = await self.connection()
         seqs = [item.seq for item in items if isinstance(item, f.Deliver) and item.seq]
         if seqs:
@@ -714,8 +718,6 @@ class Client:
         for group, gseq in upto.items():
             with contextlib.suppress(RelayError):  # e.g. we were just removed
                 await conn.request(f.GroupAck, group=group, upto=gseq)
-        for event in events:
-            self._emit(event)
         if self.connection_state == ONLINE and any(
             m.peer not in self.presence and len(m.peer) == 32 for m in new
         ):

@@ -110,6 +110,10 @@ async def test_offline_compose_pending_then_sent(cli: Cli, relay: RelayProcess) 
         chat = await until(pilot, lambda: isinstance(app.screen, ChatScreen) and app.screen)
         log = chat.query_one(MessageLog)
         await until(pilot, lambda: chat.client.connection_state == "online")
+        # bob's message may still be on its way when the relay comes up: the conversation
+        # it starts opens by itself.
+        await until(pilot, lambda: any(r.text == "hello alice" for r in log.rows),
+                    what="bob's message")
         await in_thread(relay.terminate)
         await until(pilot, lambda: "reconnecting in" in screen_text(app), what="reconnecting")
         await pilot.press("ctrl+l", *"while down", "enter")

@@ -127,7 +127,9 @@ async def test_resize_80x24_reflows(tmp_path: Path) -> None:
     async with app.run_test(size=(120, 40)) as pilot:
         chat = await chat_of(pilot, app)
         log = chat.query_one(MessageLog)
-        await until(pilot, lambda: log.rows)
+        # Rows can arrive before the first layout (wrapped to a stand-in width): wait for
+        # the lines of the real 120-column pane before measuring.
+        await until(pilot, lambda: log.rows and log.wrap_width > 80, what="laid out")
         wide_lines = log.line_count
         await pilot.resize_terminal(80, 24)
         await until(pilot, lambda: log.line_count > wide_lines, timeout=30, what="rewrap")

@@ -277,6 +277,8 @@ class ChatScreen(Screen[None]):
     async def _submitted(self, event: Composer.Submitted) -> None:
         if self.peer is None:
             self.notify("Open a conversation first (Ctrl+N starts one).", severity="warning")
+            if not event.composer.text:
+                event.composer.load_text(event.text)  # keep what was written
             return
         self._stop_typing()  # the composer has already cleared itself
         editing, reply_to = self.editing, self.reply_to

@@ -271,6 +271,11 @@ class MessageLog(ScrollView, can_focus=True):
     def line_count(self) -> int:
         return len(self._lines)
 
+    @property
+    def wrap_width(self) -> int:
+        """The width the lines are wrapped to (20 until the widget is first laid out)."""
+        return self._width
+
     # --- actions --------------------------------------------------------------------------
 
     def action_oldest(self) -> None:
