@@ -36,7 +36,7 @@ from ..common.groups import (
 from ..common.identity import fingerprint
 from .cache import MessageRow
 from .connection import RelayError
-from .events import ConversationChanged, Event
+from .events import ConversationChanged, Event, TypingChanged
 
 if TYPE_CHECKING:
     from .service import Client, Receipts
@@ -44,6 +44,10 @@ if TYPE_CHECKING:
 __all__ = ["GroupService", "GroupInfo", "GroupError"]
 
 log = logging.getLogger("tenchat.client.groups")
+
+# Typing indicators go to groups up to this size; in bigger ones they'd be noise (and a
+# push to every online member for each burst of keys).
+TYPING_MAX_MEMBERS = 256
 
 
 class GroupError(TenchatError):
@@ -252,6 +256,24 @@ class GroupService:
         await self.c.cache.outbox_add(msg_id, group, envelope, _now(), kind="group",
                                       expires_at=expires_at)
 
+    async def typing_envelope(self, group: bytes, active: bool) -> bytes | None:
+        """A typing indicator sealed under our sender key (the caller holds the cache lock
+        and commits), or None when there is nothing to send: not a member, not allowed to
+        post, a group too big for typing indicators, or no sender key shared yet (typing
+        never waits on a key distribution)."""
+        row = await self.c.cache.group_state(group)
+        if row is None or not row[1] or row[2]:
+            return None
+        state = _load(row[0])
+        role = state.roles.get(self.c.user)
+        if role is None or not can_post(role, state.announce) or \
+                len(state.roles) > TYPING_MAX_MEMBERS:
+            return None
+        key = SenderKey.from_bytes(row[1])
+        envelope = key.encrypt(c.encode_content(c.Typing(active=active)), group + self.c.user)
+        await self.c.cache.set_my_sender_key(group, key.to_bytes())
+        return envelope
+
     # --- receiving ----------------------------------------------------------------------
 
     async def receive_one(self, item: f.GroupDeliver, new: list[MessageRow],
@@ -270,6 +292,9 @@ class GroupService:
             return
         if item.sender == self.c.user:
             return  # our own message, already in the cache
+        if item.gseq == 0:
+            await self._receive_ephemeral(state, item, events)
+            return
         await self._decrypt_post(state, item.gseq, item.sender, item.msg, item.at, item.body,
                                  new, receipts, events)
 
@@ -296,6 +321,23 @@ class GroupService:
             return
         await self.c.cache.put_sender_key(group, sender, chain, key.to_bytes())
         await self.c.apply_content(group, sender, content, state, new, receipts, events)
+
+    async def _receive_ephemeral(self, state: GroupState, item: f.GroupDeliver,
+                                 events: list[Event]) -> None:
+        """An unstored push (``gseq`` 0): only a typing indicator is accepted, so nothing a
+        member sends this way can become a message the others never see in the log."""
+        try:
+            chain = message_chain_id(item.body)
+            raw = await self.c.cache.sender_key(state.group, item.sender, chain)
+            if raw is None:
+                return  # their key hasn't reached us yet: typing never waits for it
+            key = SenderKey.from_bytes(raw)
+            content = c.decode_content(key.decrypt(item.body, state.group + item.sender))
+        except (CryptoError, msgspec.MsgspecError):
+            return
+        await self.c.cache.put_sender_key(state.group, item.sender, chain, key.to_bytes())
+        if isinstance(content, c.Typing):
+            events.append(TypingChanged(state.group, content.active, item.sender))
 
     async def _receive_change(self, item: f.GroupDeliver, events: list[Event]) -> None:
         try:

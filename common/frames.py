@@ -279,13 +279,18 @@ class GroupChangeReq(_Frame, tag="group_change"):
 
 
 class GroupSend(_Frame, tag="group_send"):
-    """Post a sender-key ciphertext to a group's log, once. Answer: GroupStored."""
+    """Post a sender-key ciphertext to a group's log, once. Answer: GroupStored.
+
+    With ``eph`` (typing indicators) the relay stores nothing and only pushes it, as a
+    ``gmsg`` with ``gseq`` 0, to the other members' live connections; the answer is Ok.
+    """
 
     id: ReqId
     group: GroupId
     msg: MsgId
     body: bytes
     expires_at: Annotated[int, msgspec.Meta(ge=0)] = 0
+    eph: bool = False
 
 
 class GroupStored(_Frame, tag="group_stored"):

@@ -167,7 +167,7 @@ class Subscription:
 
     def offer(self, item: Deliver | GroupDeliver, expires_at: int = 0) -> None:
         """Hub → subscription, synchronous, in commit order."""
-        if self._need_drain and (isinstance(item, GroupDeliver) or item.seq):
+        if self._need_drain and (item.gseq if isinstance(item, GroupDeliver) else item.seq):
             return  # the coming drain reads it from the database
         if len(self._buffer) >= self._limit:
             # A slow reader: forget the buffer, fetch from the database instead.
@@ -205,6 +205,10 @@ class Subscription:
                     item, expires_at = self._buffer.popleft()
                     if isinstance(item, GroupDeliver):
                         cursor = self.groups.get(item.group)
+                        if item.gseq == 0:  # ephemeral: not part of the log's order
+                            if cursor is not None:
+                                await session.send(item)
+                            continue
                         if cursor is None or item.gseq <= cursor:
                             continue  # no longer a member, or already sent
                         self.groups[item.group] = item.gseq
