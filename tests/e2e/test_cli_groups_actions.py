@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tests.conftest import Cli
@@ -65,15 +67,16 @@ def test_reply_react_edit_delete_timer(cli: Cli) -> None:
     assert res.code == 1 and "your own" in res.err
 
     # disappearing messages: set by either side, applied on both
-    cli("bob", "timer", "alice", "2")
+    # (8 s: long enough for the CLI round trips on a loaded machine, where a shorter
+    # timer let the relay drop the message before bob's inbox asked for it.)
+    cli("bob", "timer", "alice", "8")
     cli("alice", "inbox")
     vanish = cli("alice", "--json", "send", "bob", "this will vanish").json()
     assert vanish["status"] == "sent"
     got = cli("bob", "--json", "inbox").json_lines()
     assert got[0]["text"] == "this will vanish" and got[0]["expires_at"] > 0
-    import time
-
-    time.sleep(2.5)
+    last = got[0]["expires_at"] / 1000  # bob's copy; alice's went earlier (sent first)
+    time.sleep(max(0.0, last - time.time()) + 0.5)
     for who, peer in (("alice", "bob"), ("bob", "alice")):
         texts = [m["text"] for m in cli(who, "--json", "history", peer).json_lines()]
         assert "this will vanish" not in texts, who
