@@ -13,7 +13,9 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -21,6 +23,7 @@ import msgspec
 from ..common import content as c
 from ..common import frames as f
 from ..common.crypto.errors import CryptoError
+from ..common.crypto.media import MediaRef
 from ..common.crypto.sender_keys import SenderKey, SenderKeyDistribution, message_chain_id
 from ..common.errors import ProtocolError, TenchatError
 from ..common.groups import (
@@ -64,9 +67,23 @@ class GroupInfo:
     members: dict[bytes, str]  # user -> role
     handles: dict[bytes, str | None]
     my_role: str | None
+    avatar: MediaRef | None = None  # the group's picture, if it has a valid one
 
 
 _state_enc = msgspec.msgpack.Encoder()
+_ref_enc = msgspec.msgpack.Encoder()
+_ref_dec = msgspec.msgpack.Decoder(MediaRef)
+
+
+def _avatar(raw: bytes) -> MediaRef | None:
+    """The group's picture from its verified state; None if unset or not a valid reference
+    (a member's bad record must not break the group for everyone)."""
+    if not raw:
+        return None
+    try:
+        return _ref_dec.decode(raw)
+    except msgspec.MsgspecError:
+        return None
 
 
 def _dump(state: GroupState) -> bytes:
@@ -133,7 +150,8 @@ class GroupService:
             handles[user] = self.c.handle if user == self.c.user else (
                 contact.handle if contact else None)
         return GroupInfo(group, state.name, state.topic, state.announce, state.version,
-                         dict(state.roles), handles, state.roles.get(self.c.user))
+                         dict(state.roles), handles, state.roles.get(self.c.user),
+                         _avatar(state.avatar))
 
     async def list(self) -> list[GroupInfo]:
         out = []
@@ -173,6 +191,38 @@ class GroupService:
     async def update(self, group: bytes, *, name: str | None = None, topic: str | None = None,
                      announce: bool | None = None) -> None:
         await self._change(group, "meta", name=name, topic=topic, announce=announce)
+
+    async def set_avatar(self, group: bytes, image: Path | None) -> MediaRef | None:
+        """Give the group a picture (admins): the image, shrunk to at most 512 px, is sealed
+        and uploaded like an attachment and its reference goes into a signed ``meta``
+        change. ``None`` removes it. Like the name, the relay can read it."""
+        if image is None:
+            await self._change(group, "meta", avatar=b"")
+            return None
+        from . import imaging, media  # Pillow: only when a picture is set
+        try:
+            data = image.read_bytes()
+        except OSError as exc:
+            raise GroupError(f"cannot read {image}: {exc.strerror or exc}") from None
+        try:
+            small = imaging.thumbnail(data, (512, 512))
+            fmt = imaging.image_info(small)[0]
+        except imaging.ImageError as exc:
+            raise GroupError(f"{image.name} is not an image we can use: {exc}") from None
+        with tempfile.TemporaryDirectory(prefix="tenchat-") as tmp:
+            path = Path(tmp) / f"avatar.{fmt.lower()}"
+            path.write_bytes(small)
+            ref = await media.upload(self.c.connection, path)
+        await self._change(group, "meta", avatar=_ref_enc.encode(ref))
+        return ref
+
+    async def save_avatar(self, group: bytes, out: Path) -> int:
+        """Download the group's picture to ``out`` (its hash checked); the bytes written."""
+        info = await self.info(group)
+        if info.avatar is None:
+            raise GroupError(f"{info.name} has no picture")
+        from . import media
+        return await media.download(self.c.connection, info.avatar, out)
 
     async def _change(self, group: bytes, op: str, **fields: object) -> None:
         state = await self.state(group)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -95,3 +96,38 @@ def test_settings_commands(cli: Cli) -> None:
     assert res.code == 1 and "unknown setting" in res.err
     res = cli("alice", "settings", "set", "typing", "maybe", check=False)
     assert res.code == 1 and "on or off" in res.err
+
+
+def test_group_picture_set_download_remove(cli: Cli, tmp_path: Path) -> None:
+    from PIL import Image
+
+    for name in ("alice", "bob", "carol"):
+        cli(name, "init", "--handle", name)
+    cli("alice", "group", "create", "Team", "bob", "carol")
+    picture = tmp_path / "team.png"
+    Image.new("RGB", (1000, 600), (200, 40, 90)).save(picture)
+
+    shown = cli("alice", "--json", "group", "avatar", "Team", str(picture)).json()
+    assert shown["avatar"]["mime"] == "image/png"
+    info = cli("bob", "--json", "group", "info", "Team").json()
+    assert info["avatar"] == shown["avatar"]  # bob's client read it from the signed chain
+    out = tmp_path / "got.png"
+    saved = cli("bob", "--json", "group", "avatar", "Team", "--save", str(out)).json()
+    assert saved["size"] == out.stat().st_size == info["avatar"]["size"]
+    with Image.open(out) as im:
+        assert im.size == (512, 307) and im.getpixel((10, 10)) == (200, 40, 90)
+
+    # A plain member may not change it; nor is a non-image accepted.
+    res = cli("carol", "group", "avatar", "Team", str(picture), check=False)
+    assert res.code == 1 and res.err.startswith("error:") and "admin" in res.err
+    assert len(res.err.strip().splitlines()) == 1
+    text = tmp_path / "notes.txt"
+    text.write_text("not a picture")
+    res = cli("alice", "group", "avatar", "Team", str(text), check=False)
+    assert res.code == 1 and res.err.startswith("error:") and "not an image" in res.err
+
+    cli("alice", "group", "avatar", "Team", "--remove")
+    assert cli("bob", "--json", "group", "info", "Team").json()["avatar"] is None
+    res = cli("bob", "group", "avatar", "Team", "--save", str(tmp_path / "none.png"),
+              check=False)
+    assert res.code == 1 and "no picture" in res.err
