@@ -1187,6 +1187,15 @@ class SQLiteStore(Store):
             with contextlib.suppress(Exception):
                 await db.execute("ROLLBACK")
             refused = storage_error(exc)
+            if refused is None and len(ops) > 1:
+                # A bug in one write must not fail the others that shared its batch:
+                # apply them one by one, so only the faulty one is answered `internal`.
+                log.exception("write batch of %d failed; rolled back, retrying one by one",
+                              len(ops))
+                self._batch_done(started, len(ops), False)
+                for op in ops:
+                    await self._commit_batch([op])
+                return
             if refused is None:
                 log.exception("write batch of %d failed; rolled back", len(ops))
             else:
