@@ -37,6 +37,7 @@ class ErrorCode(enum.StrEnum):
     HASH_MISMATCH = "hash_mismatch"  # an uploaded blob does not hash to the id it was sent as
     UNAVAILABLE = "unavailable"  # the relay is shutting down; retry on another connection
     INTERNAL = "internal"  # a bug in the relay; the frame changed nothing
+    STORAGE_FULL = "storage_full"  # the relay can't write (disk full); nothing stored, retry
 
 
 class TenchatError(Exception):

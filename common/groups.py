@@ -87,7 +87,7 @@ def decode_signed(record: bytes) -> tuple[GroupChange, SignedChange]:
     try:
         signed = _signed_dec.decode(record)
         change = _change_dec.decode(signed.change)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise ProtocolError(ErrorCode.MALFORMED, f"bad group record: {exc}") from None
     if not verify_signature(change.actor, change_message(signed.change), signed.sig):
         raise ProtocolError(ErrorCode.BAD_SIGNATURE, "group change not signed by its actor")
