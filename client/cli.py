@@ -242,6 +242,8 @@ def line_of(msg: Any, sender: str, group: str | None, suffix: str = "",
 def init(
     ctx: typer.Context,
     handle: Annotated[str, typer.Option("--handle", help="The handle to register, e.g. alice.")],
+    invite: Annotated[str, typer.Option(
+        "--invite", help="An invite code, for a relay that is invite-only.")] = "",
 ) -> None:
     """Create an identity, publish its prekeys and register its handle on the relay."""
     opts: Options = ctx.obj
@@ -250,7 +252,7 @@ def init(
         from .service import Client
 
         client = await Client.create(opts.home, opts.relay or DEFAULT_RELAY, handle,
-                                     read_passphrase(opts, confirm=True))
+                                     read_passphrase(opts, confirm=True), invite=invite)
         try:
             return client.whoami()
         finally:

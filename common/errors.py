@@ -37,6 +37,9 @@ class ErrorCode(enum.StrEnum):
     HASH_MISMATCH = "hash_mismatch"  # an uploaded blob does not hash to the id it was sent as
     UNAVAILABLE = "unavailable"  # the relay is shutting down; retry on another connection
     INTERNAL = "internal"  # a bug in the relay; the frame changed nothing
+    INVITE_REQUIRED = "invite_required"  # an invite-only relay: register with an invite first
+    BAD_INVITE = "bad_invite"  # the invite code is unknown, used or expired
+    BANNED = "banned"  # the identity is banned from this relay
 
 
 class TenchatError(Exception):

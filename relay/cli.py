@@ -1,4 +1,4 @@
-"""The ``tenchat-relay`` command line: ``serve`` now, admin commands later.
+"""The ``tenchat-relay`` command line: ``serve``, and ``admin ...`` on a data directory.
 
 Commands are thin: they build a Config, call the server, and turn the
 project's own errors into one line on stderr and exit status 1.
@@ -60,6 +60,53 @@ def serve(
     log_level: Annotated[
         str | None, typer.Option(help="debug, info, warning or error. [info]")
     ] = None,
+    tls_cert: Annotated[
+        Path | None, typer.Option(help="PEM certificate chain: serve wss:// (with --tls-key).")
+    ] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="PEM private key of --tls-cert.")] = None,
+    rate_conn: Annotated[
+        int | None, typer.Option(help="Frames/s per connection, 0 = no limit. [10000]")
+    ] = None,
+    burst_conn: Annotated[
+        int | None, typer.Option(help="Burst of frames per connection. [20000]")
+    ] = None,
+    rate_user: Annotated[
+        int | None, typer.Option(help="Frames/s per identity, 0 = no limit. [20000]")
+    ] = None,
+    burst_user: Annotated[
+        int | None, typer.Option(help="Burst of frames per identity. [40000]")
+    ] = None,
+    ip_conn_max: Annotated[
+        int | None, typer.Option(help="Open connections per client address, 0 = no cap. [256]")
+    ] = None,
+    queue_max: Annotated[
+        int | None, typer.Option(help="Queued messages per recipient. [100000]")
+    ] = None,
+    auth_timeout: Annotated[
+        int | None, typer.Option(help="Seconds to authenticate before being closed. [30]")
+    ] = None,
+    send_timeout: Annotated[
+        int | None, typer.Option(help="Seconds a client may not read before being cut. [30]")
+    ] = None,
+    write_limit: Annotated[
+        int | None, typer.Option(help="Send buffer per connection in bytes. [65536]")
+    ] = None,
+    registration: Annotated[
+        str | None, typer.Option(help="open or invite-only. [open]")
+    ] = None,
+    admins: Annotated[
+        str | None, typer.Option(help="Admin identities: hex keys or @handles, commas.")
+    ] = None,
+    moderators: Annotated[
+        str | None, typer.Option(help="Moderator identities: hex keys or @handles, commas.")
+    ] = None,
+    audit_ip: Annotated[
+        bool | None,
+        typer.Option("--audit-ip/--no-audit-ip", help="Record client IPs in the audit log."),
+    ] = None,
+    ban_poll: Annotated[
+        int | None, typer.Option(help="Seconds between looks for new bans. [2]")
+    ] = None,
 ) -> None:
     """Run the relay until SIGTERM or SIGINT.
 
@@ -77,6 +124,22 @@ def serve(
         "max_blob": max_blob,
         "blob_quota": blob_quota,
         "log_level": log_level,
+        "tls_cert": tls_cert,
+        "tls_key": tls_key,
+        "rate_conn": rate_conn,
+        "burst_conn": burst_conn,
+        "rate_user": rate_user,
+        "burst_user": burst_user,
+        "ip_conn_max": ip_conn_max,
+        "queue_max": queue_max,
+        "auth_timeout": auth_timeout,
+        "send_timeout": send_timeout,
+        "write_limit": write_limit,
+        "registration": registration,
+        "admins": admins,
+        "moderators": moderators,
+        "audit_ip": audit_ip,
+        "ban_poll": ban_poll,
     }
     try:
         cfg = load_config(flags, os.environ, config)
@@ -94,6 +157,9 @@ def serve(
 @app.callback()
 def _root() -> None:
     """The tenchat relay."""
+
+
+from . import cli_admin  # noqa: E402, F401  (registers `admin` on `app`)
 
 
 def main() -> None:

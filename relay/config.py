@@ -53,6 +53,28 @@ class Config:
     max_blob: int = 50 * MiB  # largest media blob (ciphertext bytes); larger ones get too_large
     blob_quota: int = 1024 * MiB  # blob bytes one identity may store (uploads in progress count)
     log_level: str = "info"
+    # --- transport and limits (relay/limits.py) ---
+    tls_cert: Path | None = None  # PEM certificate chain: with tls_key, serve wss:// directly
+    tls_key: Path | None = None  # PEM private key of tls_cert
+    rate_conn: int = 10_000  # frames per second one connection may send (0 = no limit)
+    burst_conn: int = 20_000  # frames one connection may send at once above rate_conn
+    rate_user: int = 20_000  # frames per second one identity may send, all connections
+    burst_user: int = 40_000  # frames one identity may send at once above rate_user
+    ip_conn_max: int = 256  # open connections per client address (0 = no cap)
+    queue_max: int = 100_000  # queued messages per recipient; sends past it get queue_full
+    auth_timeout: int = 30  # seconds a connection may stay unauthenticated before it is closed
+    send_timeout: int = 30  # seconds one send to a client may wait (a slow reader is cut)
+    write_limit: int = 64 * 1024  # bytes buffered per connection before a send waits
+    # --- registration, roles and audit (relay/admin.py) ---
+    registration: str = "open"  # "open" or "invite-only" (a handle needs an invite code)
+    admins: tuple[str, ...] = ()  # identities (hex public key or @handle) with the admin role
+    moderators: tuple[str, ...] = ()  # identities with the moderator role
+    audit_ip: bool = False  # record client IP addresses in the audit log
+    ban_poll: int = 2  # seconds between looks for bans made by `tenchat-relay admin`
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
 
     @property
     def max_size_ceiling(self) -> int:
@@ -95,6 +117,41 @@ def _path(value: Any) -> Path:
     return Path(_str(value)).expanduser()
 
 
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = _str(value).lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected true or false")
+
+
+def _identities(value: Any) -> tuple[str, ...]:
+    """A list of identities: a TOML array, or a comma-separated string (flag, env)."""
+    if isinstance(value, str):
+        items = [v.strip() for v in value.split(",") if v.strip()]
+    elif isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        items = [v.strip() for v in value if v.strip()]
+    else:
+        raise ValueError("expected a list of hex public keys or @handles")
+    out = []
+    for item in items:
+        if item.startswith("@"):
+            out.append(item.lower())
+            continue
+        try:
+            if len(bytes.fromhex(item)) != 32:
+                raise ValueError
+        except ValueError:
+            raise ValueError(
+                f"{item!r} is neither a 64-digit hex public key nor an @handle"
+            ) from None
+        out.append(item.lower())
+    return tuple(out)
+
+
 def _choice(*options: str) -> Callable[[Any], str]:
     def parse(value: Any) -> str:
         text = _str(value).lower()
@@ -123,6 +180,22 @@ _PARSERS: Final[dict[str, Callable[[Any], Any]]] = {
     "max_blob": _int(1024, 2**40),
     "blob_quota": _int(1024, 2**50),
     "log_level": _choice("debug", "info", "warning", "error"),
+    "tls_cert": _path,
+    "tls_key": _path,
+    "rate_conn": _int(0, 10_000_000),
+    "burst_conn": _int(1, 10_000_000),
+    "rate_user": _int(0, 10_000_000),
+    "burst_user": _int(1, 10_000_000),
+    "ip_conn_max": _int(0, 1_000_000),
+    "queue_max": _int(1, 10**9),
+    "auth_timeout": _int(1, 3600),
+    "send_timeout": _int(1, 3600),
+    "write_limit": _int(1024, 64 * MiB),
+    "registration": _choice("open", "invite-only"),
+    "admins": _identities,
+    "moderators": _identities,
+    "audit_ip": _bool,
+    "ban_poll": _int(1, 3600),
 }
 assert set(_PARSERS) == {f.name for f in dataclasses.fields(Config)}
 
@@ -177,4 +250,6 @@ def load_config(
             values[key] = parse(raw)
         except ValueError as exc:
             raise ConfigError(f"invalid {origin}: {exc}") from None
+    if ("tls_cert" in values) != ("tls_key" in values):
+        raise ConfigError("tls_cert and tls_key go together: give both or neither")
     return Config(**values)

@@ -11,23 +11,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import signal
+import ssl
 import sys
 import time
+from http import HTTPStatus
 from typing import Final
 
 from websockets.asyncio.server import Server as WsServer
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
+from websockets.http11 import Request, Response
 
 from tenchat.common.errors import ErrorCode, ProtocolError
-from tenchat.common.frames import Error, decode_request, peek_id
+from tenchat.common.frames import Error, Register, decode_request, peek_id
 
-from . import handlers
+from . import admin, handlers
 from .blobs import BlobFiles
 from .config import Config
 from .hub import Hub
+from .limits import AddressCounter, UserBuckets
 from .session import Later, Session
 from .store import SQLiteStore, Store
 
@@ -46,6 +51,7 @@ class Server:
             sync=config.sync,
             batch_max=config.batch_max,
             otk_max=config.otk_max,
+            queue_max=config.queue_max,
         )
         self.hub = Hub()
         self.blobs = BlobFiles(config.blob_dir)
@@ -54,7 +60,11 @@ class Server:
         self.stopping = False
         self._ws: WsServer | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        self._watcher: asyncio.Task[None] | None = None
         self.port: int | None = None  # the bound port, once listening
+        self.user_buckets = UserBuckets(config.rate_user, config.burst_user)
+        self.addresses = AddressCounter(config.ip_conn_max)
+        self._last_ban = 0  # the newest ban id seen
 
     async def serve(self) -> None:
         await self.startup()
@@ -70,6 +80,8 @@ class Server:
         self.store.on_commit = self.hub.publish
         self.store.on_group_commit = self.hub.publish_groups
         try:
+            rows = await self.store.custom_read("SELECT coalesce(max(id), 0) FROM bans")
+            self._last_ban = int(rows[0][0])
             self._ws = await serve(
                 self._connection,
                 config.host,
@@ -77,6 +89,9 @@ class Server:
                 max_size=config.max_size_ceiling,
                 compression=None,  # ciphertext does not compress; save CPU and memory
                 server_header=None,
+                ssl=self._tls_context(),
+                process_request=self._admit,
+                write_limit=config.write_limit,
             )
         except OSError:
             await self.store.close()
@@ -84,9 +99,65 @@ class Server:
         self.port = self._ws.sockets[0].getsockname()[1] if self._ws.sockets else config.port
         self._install_signal_handlers()
         self._sweeper = asyncio.create_task(self._sweep_loop(), name="expiry-sweep")
+        self._watcher = asyncio.create_task(self._watch_loop(), name="connection-watch")
         host = f"[{config.host}]" if ":" in config.host else config.host
         log.info("relay %r serving %s", config.name, config.db_path)
-        print(f"listening on ws://{host}:{self.port}", flush=True)
+        scheme = "wss" if config.tls else "ws"
+        print(f"listening on {scheme}://{host}:{self.port}", flush=True)
+
+    def _tls_context(self) -> ssl.SSLContext | None:
+        config = self.config
+        if config.tls_cert is None or config.tls_key is None:
+            return None
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        try:
+            context.load_cert_chain(config.tls_cert, config.tls_key)
+        except ssl.SSLError as exc:
+            raise OSError(f"cannot load tls_cert / tls_key: {exc.reason or exc}") from None
+        return context
+
+    def _admit(self, ws: ServerConnection, request: Request) -> Response | None:
+        """Before the WebSocket handshake: refuse an address over its connection cap."""
+        address = _address(ws)
+        if self.addresses.full(address):
+            log.info("refused a connection from an address at ip_conn_max")
+            return ws.respond(HTTPStatus.SERVICE_UNAVAILABLE,
+                              "too many connections from this address\n")
+        return None
+
+    async def _watch_loop(self) -> None:
+        """Once a second: close connections that never authenticated (auth_timeout), cut
+        readers that stopped reading (send_timeout), and disconnect identities banned
+        since the last look (ban_poll, for bans made by `tenchat-relay admin`)."""
+        config = self.config
+        next_ban_poll = 0.0
+        while True:
+            await asyncio.sleep(1.0)
+            now = time.monotonic()
+            try:
+                for session in list(self.sessions):
+                    if session.user is None and now - session.opened > config.auth_timeout:
+                        session.opened = float("inf")  # close once
+                        admin.disconnect(session, "authentication timeout")
+                    if session.ws.paused:  # the write buffer is over write_limit
+                        if session.stalled_since is None:
+                            session.stalled_since = now
+                        elif now - session.stalled_since >= config.send_timeout:
+                            log.info("cut a connection that stopped reading (send_timeout)")
+                            session.ws.transport.abort()  # its queue waits in the database
+                    else:
+                        session.stalled_since = None
+                if now >= next_ban_poll:
+                    next_ban_poll = now + config.ban_poll
+                    for ban_id, user in await admin.new_bans(self.store, self._last_ban):
+                        self._last_ban = ban_id
+                        for session in self.hub.sessions(user):
+                            admin.disconnect(session, "banned")
+            except ProtocolError:  # unavailable: shutting down
+                return
+            except Exception:
+                log.exception("connection watch failed")
 
     def _install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()
@@ -123,10 +194,11 @@ class Server:
 
     async def shutdown(self) -> None:
         self.stopping = True
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
+        for task in (self._sweeper, self._watcher):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self._ws is not None:
             self._ws.close(close_connections=False)  # stop accepting; keep the open ones
         for session in list(self.sessions):
@@ -150,6 +222,10 @@ class Server:
     # --- connections ------------------------------------------------------------------------
 
     async def _connection(self, ws: ServerConnection) -> None:
+        address = _address(ws)
+        if not self.addresses.add(address):  # others were admitted meanwhile
+            await ws.close(CloseCode.TRY_AGAIN_LATER, "too many connections from this address")
+            return
         session = Session(ws, self.config, self.store, self.hub, self.blobs)
         self.sessions.add(session)
         try:
@@ -159,8 +235,23 @@ class Server:
         except ConnectionClosed:
             pass
         finally:
+            self.addresses.remove(address)
             session.close()
             self.sessions.discard(session)
+
+    async def _rate_limited(self, session: Session, data: str | bytes) -> bool:
+        """Take a token from the connection's and the identity's buckets; if either is
+        empty, answer rate_limited (with retry_after) and drop the frame."""
+        wait = session.bucket.take()
+        if not wait and session.user is not None:
+            wait = self.user_buckets.take(session.user)
+        if not wait:
+            return False
+        rid = peek_id(data) if isinstance(data, bytes) else None
+        await session.send(Error(
+            id=rid, error=ErrorCode.RATE_LIMITED, retry_after=max(1, math.ceil(wait * 1000)),
+            message=f"too many frames: retry in {wait:.3f} s"))
+        return True
 
     async def _receive(self, session: Session, data: str | bytes) -> None:
         """Answer one incoming frame; holds one of the session's slots until answered."""
@@ -176,8 +267,15 @@ class Server:
                 )
             if self.stopping:
                 raise ProtocolError(ErrorCode.UNAVAILABLE, "the relay is shutting down")
+            if await self._rate_limited(session, data):
+                return
             frame = decode_request(data)
             rid = frame.id
+            if (session.handle is None and session.user is not None
+                    and self.config.registration == "invite-only"
+                    and type(frame) is not Register):
+                raise ProtocolError(ErrorCode.INVITE_REQUIRED,
+                                    "this relay is invite-only: register with an invite first")
             answer = await handlers.dispatch(session, frame)
             if answer is None:
                 return
@@ -196,6 +294,11 @@ class Server:
         finally:
             if not deferred:
                 session.slots.release()
+
+
+def _address(ws: ServerConnection) -> str:
+    peer = ws.remote_address
+    return str(peer[0]) if isinstance(peer, tuple) and peer else "?"
 
 
 def run(config: Config) -> int:

@@ -15,7 +15,7 @@ import contextlib
 import itertools
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, TypeVar
@@ -329,6 +329,17 @@ class Store(abc.ABC):
         """Comment records on ``post``, newest first, older than comment ``before``."""
 
     @abc.abstractmethod
+    def custom_write(
+        self, fn: Callable[[Any], Awaitable[T]]
+    ) -> asyncio.Future[T]:
+        """Run ``fn(connection)`` in the writer's next transaction (operations code in
+        relay/admin.py); its result, or the ProtocolError it raised before writing."""
+
+    @abc.abstractmethod
+    async def custom_read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """Rows of one read-only statement on the reader connection."""
+
+    @abc.abstractmethod
     def sweep(self, now: int, limit: int) -> asyncio.Future[int]:
         """Delete up to ``limit`` expired messages and up to ``limit`` expired group
         entries in one transaction; how many rows went (the larger of the two counts)."""
@@ -507,6 +518,36 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         PRIMARY KEY (post, author, emoji)
     ) WITHOUT ROWID;
     """,
+    # operations (relay/admin.py): invite codes, bans (id orders them, so a running relay
+    # finds new ones by id), per-identity quota overrides, and the audit log.
+    """
+    CREATE TABLE invites (
+        code TEXT PRIMARY KEY,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL DEFAULT 0,
+        used_by BLOB,
+        used_at INTEGER
+    ) WITHOUT ROWID;
+    CREATE TABLE bans (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        user BLOB NOT NULL UNIQUE,
+        at INTEGER NOT NULL,
+        reason TEXT NOT NULL DEFAULT ''
+    );
+    CREATE TABLE quotas (
+        user BLOB PRIMARY KEY,
+        blob_quota INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at INTEGER NOT NULL,
+        actor BLOB,
+        action TEXT NOT NULL,
+        target BLOB,
+        detail TEXT NOT NULL DEFAULT '',
+        ip TEXT
+    );
+    """,
 )
 
 
@@ -668,6 +709,14 @@ class _ReactPut(_Op):
 
 
 @dataclass(slots=True)
+class _Custom(_Op):
+    # An operation defined outside the store (relay/admin.py): fn(db) inside the writer's
+    # transaction. It must check before it writes: a ProtocolError it raises refuses only
+    # this operation, and the batch commits.
+    fn: Callable[[aiosqlite.Connection], Awaitable[Any]]
+
+
+@dataclass(slots=True)
 class _Sweep(_Op):
     now: int
     limit: int
@@ -700,9 +749,11 @@ class SQLiteStore(Store):
         sync: str = "full",
         batch_max: int = 2000,
         otk_max: int = 500,
+        queue_max: int = 0,
         clock: Callable[[], int] = _now_ms,
     ) -> None:
         self.path = path
+        self.queue_max = queue_max  # messages queued per recipient; 0 = no limit
         self.sync = sync  # "full" or "normal", see Config.sync
         self.batch_max = batch_max
         self.otk_max = otk_max
@@ -720,6 +771,10 @@ class SQLiteStore(Store):
         self._blockers: set[bytes] = set()
         # Identities seen to exist; nothing is ever unregistered, so this only grows.
         self._known: set[bytes] = set()
+        # Queue lengths of recipients sent to lately (for queue_max). Only the writer inserts,
+        # so a count can only be too high (after deletes it did not see): a full queue is
+        # counted again before a send is refused.
+        self._queued: dict[bytes, int] = {}
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -1024,6 +1079,12 @@ class SQLiteStore(Store):
     def sweep(self, now: int, limit: int) -> asyncio.Future[int]:
         return self._submit(_Sweep, now, limit)
 
+    def custom_write(self, fn: Callable[[Any], Awaitable[T]]) -> asyncio.Future[T]:
+        return self._submit(_Custom, fn)
+
+    async def custom_read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        return await self._read(sql, params)
+
     def set_profile(
         self, user: bytes, record: bytes, updated_at: int, private: bool
     ) -> asyncio.Future[bytes]:
@@ -1151,11 +1212,26 @@ class SQLiteStore(Store):
         blocked = await self._blocked_pairs(
             db, {(op.recipient, op.sender) for op in ops if op.recipient in self._blockers}
         )
+        queue_max, queued = self.queue_max, self._queued
+        if queue_max:
+            if len(queued) > 100_000:
+                queued.clear()
+            for recipient in {op.recipient for op in ops} - queued.keys():
+                queued[recipient] = await self._queue_length(db, recipient)
         messages: list[tuple[int, bytes, bytes, bytes, int, bytes, int]] = []
         sent: list[tuple[bytes, bytes, int, int]] = []
+        added: dict[bytes, int] = {}  # queued by this batch, not inserted yet
         for op in ops:
             key = (op.sender, op.msg_id)
             stored = known.get(key)
+            if stored is None and queue_max and queued[op.recipient] >= queue_max:
+                queued[op.recipient] = (await self._queue_length(db, op.recipient)
+                                        + added.get(op.recipient, 0))
+                if queued[op.recipient] >= queue_max:
+                    out.results.append((op.fut, ProtocolError(
+                        ErrorCode.QUEUE_FULL,
+                        f"the recipient has {queue_max} messages waiting; retry later")))
+                    continue
             if stored is None:
                 # The writer is the only one inserting, so it can number messages itself.
                 self._next_seq += 1
@@ -1163,6 +1239,9 @@ class SQLiteStore(Store):
                 sent.append((op.sender, op.msg_id, stored.seq, at))
                 # A blocked sender gets the same answer, but nothing is queued or pushed.
                 if (op.recipient, op.sender) not in blocked:
+                    if queue_max:
+                        queued[op.recipient] += 1
+                        added[op.recipient] = added.get(op.recipient, 0) + 1
                     messages.append(
                         (stored.seq, op.recipient, op.sender, op.msg_id, at, op.body,
                          op.expires_at)
@@ -1194,6 +1273,12 @@ class SQLiteStore(Store):
                         "INSERT INTO sqlite_sequence (name, seq) VALUES ('messages', ?)",
                         (self._next_seq,),
                     )
+
+    @staticmethod
+    async def _queue_length(db: aiosqlite.Connection, recipient: bytes) -> int:
+        rows = await db.execute_fetchall(
+            "SELECT count(*) FROM messages WHERE recipient = ?", (recipient,))
+        return int(next(iter(rows))[0])
 
     @staticmethod
     async def _blocked_pairs(
@@ -1233,6 +1318,9 @@ class SQLiteStore(Store):
             out.results.append((op.fut, None))
         if doomed:
             await db.executemany("DELETE FROM messages WHERE seq = ?", doomed)
+            for (seq,) in doomed:
+                if (recipient := owner[seq]) in self._queued:
+                    self._queued[recipient] -= 1
 
     async def _apply_registers(self, ops: list[_Register], out: _Batch) -> None:
         db = self._db
@@ -1554,6 +1642,17 @@ class SQLiteStore(Store):
             )
             out.results.append((op.fut, None))
 
+    async def _apply_customs(self, ops: list[_Custom], out: _Batch) -> None:
+        db = self._db
+        assert db is not None
+        for op in ops:
+            try:
+                result: Any = await op.fn(db)
+            except ProtocolError as exc:
+                result = exc
+            out.results.append((op.fut, result))
+        self._queued.clear()  # an admin action may have removed queued messages
+
     async def _apply_sweeps(self, ops: list[_Sweep], out: _Batch) -> None:
         db = self._db
         assert db is not None
@@ -1565,6 +1664,8 @@ class SQLiteStore(Store):
                 (op.now, op.limit),
             )
             n_messages = cur.rowcount
+            if n_messages:
+                self._queued.clear()
             cur = await db.execute(
                 "DELETE FROM group_log WHERE gseq IN (SELECT gseq FROM group_log"
                 " WHERE expires_at > 0 AND expires_at <= ? LIMIT ?)",
@@ -1795,4 +1896,5 @@ class SQLiteStore(Store):
         _PostPut: _apply_post_puts,
         _CommentPut: _apply_comment_puts,
         _ReactPut: _apply_react_puts,
+        _Custom: _apply_customs,
     }
