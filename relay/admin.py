@@ -149,6 +149,7 @@ def register_invited(session: Session, frame: Register, handle: str) -> Later:
 
     def answer(rec: tuple[str, bytes, bytes]) -> HandleInfo:
         session.handle = rec[0]
+        session.role = role_of(session.config, user, rec[0])
         return HandleInfo(id=frame.id, handle=rec[0], user=rec[1], sig=rec[2])
 
     return Later(session.store.custom_write(write), answer)

@@ -179,7 +179,10 @@ async def register(session: Session, frame: Register) -> Answer:
         return register_invited(session, frame, handle)
 
     def answer(rec: HandleRecord) -> HandleInfo:
+        from .admin import role_of
+
         session.handle = rec.handle
+        session.role = role_of(session.config, user, rec.handle)
         return _handle_info(frame.id, rec)
 
     return Later(session.store.register(user, handle, frame.sig), answer)
