@@ -63,7 +63,7 @@ class Config:
     ip_conn_max: int = 256  # open connections per client address (0 = no cap)
     queue_max: int = 100_000  # queued messages per recipient; sends past it get queue_full
     auth_timeout: int = 30  # seconds a connection may stay unauthenticated before it is closed
-    send_timeout: int = 30  # seconds one send to a client may wait (a slow reader is cut)
+    send_timeout: int = 30  # seconds a full send buffer may not go down (then the reader is cut)
     write_limit: int = 64 * 1024  # bytes buffered per connection before a send waits
     # --- registration, roles and audit (relay/admin.py) ---
     registration: str = "open"  # "open" or "invite-only" (a handle needs an invite code)

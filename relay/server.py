@@ -141,8 +141,11 @@ class Server:
                         session.opened = float("inf")  # close once
                         admin.disconnect(session, "authentication timeout")
                     if session.ws.paused:  # the write buffer is over write_limit
-                        if session.stalled_since is None:
-                            session.stalled_since = now
+                        # A reader that is slow but reading lowers the buffer now and then
+                        # (while paused, senders wait); one that stopped never does.
+                        size = session.ws.transport.get_write_buffer_size()
+                        if session.stalled_since is None or size < session.stall_low:
+                            session.stalled_since, session.stall_low = now, size
                         elif now - session.stalled_since >= config.send_timeout:
                             log.info("cut a connection that stopped reading (send_timeout)")
                             session.ws.transport.abort()  # its queue waits in the database

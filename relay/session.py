@@ -81,6 +81,7 @@ class Session:
         self.bucket = TokenBucket(config.rate_conn, config.burst_conn)
         self.opened = time.monotonic()
         self.stalled_since: float | None = None  # since when sends wait for a reader
+        self.stall_low = 0  # the smallest send buffer seen since then (bytes)
         self.role = "user"  # "admin", "moderator" or "user", set by auth
         self.handle: str | None = None  # the handle the identity holds, set by auth
 
