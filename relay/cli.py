@@ -79,6 +79,9 @@ def serve(
     ip_conn_max: Annotated[
         int | None, typer.Option(help="Open connections per client address, 0 = no cap. [256]")
     ] = None,
+    ip_conn_exempt: Annotated[
+        str | None, typer.Option(help="Addresses without a cap, commas. [127.0.0.1,::1]")
+    ] = None,
     queue_max: Annotated[
         int | None, typer.Option(help="Queued messages per recipient. [100000]")
     ] = None,
@@ -131,6 +134,7 @@ def serve(
         "rate_user": rate_user,
         "burst_user": burst_user,
         "ip_conn_max": ip_conn_max,
+        "ip_conn_exempt": ip_conn_exempt,
         "queue_max": queue_max,
         "auth_timeout": auth_timeout,
         "send_timeout": send_timeout,

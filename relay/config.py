@@ -8,6 +8,7 @@ environment variable ``TENCHAT_RELAY_<NAME>``, the TOML file given by
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -61,6 +62,9 @@ class Config:
     rate_user: int = 20_000  # frames per second one identity may send, all connections
     burst_user: int = 40_000  # frames one identity may send at once above rate_user
     ip_conn_max: int = 256  # open connections per client address (0 = no cap)
+    # Addresses the cap does not apply to: loopback is local tools, benchmarks, or a
+    # reverse proxy on the same machine (where the address says nothing about the client).
+    ip_conn_exempt: tuple[str, ...] = ("127.0.0.1", "::1")
     queue_max: int = 100_000  # queued messages per recipient; sends past it get queue_full
     auth_timeout: int = 30  # seconds a connection may stay unauthenticated before it is closed
     send_timeout: int = 30  # seconds a full send buffer may not go down (then the reader is cut)
@@ -152,6 +156,20 @@ def _identities(value: Any) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _addresses(value: Any) -> tuple[str, ...]:
+    """IP addresses: a TOML array, or a comma-separated string (flag, env); may be empty."""
+    if isinstance(value, str):
+        items = [v.strip() for v in value.split(",") if v.strip()]
+    elif isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        items = [v.strip() for v in value if v.strip()]
+    else:
+        raise ValueError("expected a list of IP addresses")
+    try:
+        return tuple(str(ipaddress.ip_address(item)) for item in items)
+    except ValueError as exc:
+        raise ValueError(str(exc)) from None
+
+
 def _choice(*options: str) -> Callable[[Any], str]:
     def parse(value: Any) -> str:
         text = _str(value).lower()
@@ -187,6 +205,7 @@ _PARSERS: Final[dict[str, Callable[[Any], Any]]] = {
     "rate_user": _int(0, 10_000_000),
     "burst_user": _int(1, 10_000_000),
     "ip_conn_max": _int(0, 1_000_000),
+    "ip_conn_exempt": _addresses,
     "queue_max": _int(1, 10**9),
     "auth_timeout": _int(1, 3600),
     "send_timeout": _int(1, 3600),

@@ -9,7 +9,7 @@ wait until a token is there (the ``retry_after`` of a ``rate_limited`` error).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Final
 
 __all__ = ["TokenBucket", "UserBuckets", "AddressCounter"]
@@ -79,12 +79,14 @@ class UserBuckets:
 class AddressCounter:
     """Open connections per client address, with a cap (0 = no cap)."""
 
-    def __init__(self, cap: int) -> None:
+    def __init__(self, cap: int, exempt: Iterable[str] = ()) -> None:
         self.cap = cap
+        self.exempt = frozenset(exempt)  # addresses never capped
         self._open: dict[str, int] = {}
 
     def full(self, address: str) -> bool:
-        return bool(self.cap) and self._open.get(address, 0) >= self.cap
+        return (bool(self.cap) and self._open.get(address, 0) >= self.cap
+                and address not in self.exempt)
 
     def add(self, address: str) -> bool:
         """Count a connection; False (not counted) if the address is at its cap."""

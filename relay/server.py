@@ -63,7 +63,7 @@ class Server:
         self._watcher: asyncio.Task[None] | None = None
         self.port: int | None = None  # the bound port, once listening
         self.user_buckets = UserBuckets(config.rate_user, config.burst_user)
-        self.addresses = AddressCounter(config.ip_conn_max)
+        self.addresses = AddressCounter(config.ip_conn_max, config.ip_conn_exempt)
         self._last_ban = 0  # the newest ban id seen
 
     async def serve(self) -> None:

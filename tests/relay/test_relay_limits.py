@@ -91,11 +91,12 @@ def test_user_buckets_forget_full_buckets() -> None:
 
 
 def test_address_counter_caps() -> None:
-    counter = AddressCounter(cap=2)
+    counter = AddressCounter(cap=2, exempt=["127.0.0.1"])
     assert counter.add("a") and counter.add("a") and not counter.add("a")
     assert counter.add("b")
     counter.remove("a")
     assert counter.add("a") and counter.count("a") == 2
+    assert all(counter.add("127.0.0.1") for _ in range(5))  # exempt
 
 
 # --- rate limits over the wire -----------------------------------------------------------------
@@ -150,7 +151,7 @@ async def test_identity_rate_limit_spans_connections(rate_relay: RelayProcess) -
 
 @pytest.fixture
 def capped_relay(tmp_path: Path) -> Iterator[RelayProcess]:
-    yield from start(tmp_path, "--ip-conn-max", "3")
+    yield from start(tmp_path, "--ip-conn-max", "3", "--ip-conn-exempt", "")
 
 
 @pytest.mark.slow
