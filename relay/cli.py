@@ -85,6 +85,9 @@ def serve(
     queue_max: Annotated[
         int | None, typer.Option(help="Queued messages per recipient. [100000]")
     ] = None,
+    queue_bytes: Annotated[
+        int | None, typer.Option(help="Queued message bytes per recipient. [1073741824]")
+    ] = None,
     auth_timeout: Annotated[
         int | None, typer.Option(help="Seconds to authenticate before being closed. [30]")
     ] = None,
@@ -136,6 +139,7 @@ def serve(
         "ip_conn_max": ip_conn_max,
         "ip_conn_exempt": ip_conn_exempt,
         "queue_max": queue_max,
+        "queue_bytes": queue_bytes,
         "auth_timeout": auth_timeout,
         "send_timeout": send_timeout,
         "write_limit": write_limit,

@@ -66,6 +66,7 @@ class Config:
     # reverse proxy on the same machine (where the address says nothing about the client).
     ip_conn_exempt: tuple[str, ...] = ("127.0.0.1", "::1")
     queue_max: int = 100_000  # queued messages per recipient; sends past it get queue_full
+    queue_bytes: int = 1024 * MiB  # queued body bytes per recipient; past it: queue_full
     auth_timeout: int = 30  # seconds a connection may stay unauthenticated before it is closed
     send_timeout: int = 30  # seconds a full send buffer may not go down (then the reader is cut)
     write_limit: int = 64 * 1024  # bytes buffered per connection before a send waits
@@ -207,6 +208,7 @@ _PARSERS: Final[dict[str, Callable[[Any], Any]]] = {
     "ip_conn_max": _int(0, 1_000_000),
     "ip_conn_exempt": _addresses,
     "queue_max": _int(1, 10**9),
+    "queue_bytes": _int(1024, 2**50),
     "auth_timeout": _int(1, 3600),
     "send_timeout": _int(1, 3600),
     "write_limit": _int(1024, 64 * MiB),

@@ -52,6 +52,7 @@ class Server:
             batch_max=config.batch_max,
             otk_max=config.otk_max,
             queue_max=config.queue_max,
+            queue_bytes_max=config.queue_bytes,
         )
         self.hub = Hub()
         self.blobs = BlobFiles(config.blob_dir)

@@ -750,10 +750,12 @@ class SQLiteStore(Store):
         batch_max: int = 2000,
         otk_max: int = 500,
         queue_max: int = 0,
+        queue_bytes_max: int = 0,
         clock: Callable[[], int] = _now_ms,
     ) -> None:
         self.path = path
         self.queue_max = queue_max  # messages queued per recipient; 0 = no limit
+        self.queue_bytes_max = queue_bytes_max  # body bytes queued per recipient; 0 = no limit
         self.sync = sync  # "full" or "normal", see Config.sync
         self.batch_max = batch_max
         self.otk_max = otk_max
@@ -774,7 +776,7 @@ class SQLiteStore(Store):
         # Queue lengths of recipients sent to lately (for queue_max). Only the writer inserts,
         # so a count can only be too high (after deletes it did not see): a full queue is
         # counted again before a send is refused.
-        self._queued: dict[bytes, int] = {}
+        self._queued: dict[bytes, list[int]] = {}  # recipient -> [messages, body bytes]
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -1212,25 +1214,29 @@ class SQLiteStore(Store):
         blocked = await self._blocked_pairs(
             db, {(op.recipient, op.sender) for op in ops if op.recipient in self._blockers}
         )
-        queue_max, queued = self.queue_max, self._queued
-        if queue_max:
+        queue_max, bytes_max, queued = self.queue_max, self.queue_bytes_max, self._queued
+        limited = bool(queue_max or bytes_max)
+        if limited:
             if len(queued) > 100_000:
                 queued.clear()
             for recipient in {op.recipient for op in ops} - queued.keys():
-                queued[recipient] = await self._queue_length(db, recipient)
+                queued[recipient] = await self._queue_size(db, recipient)
         messages: list[tuple[int, bytes, bytes, bytes, int, bytes, int]] = []
         sent: list[tuple[bytes, bytes, int, int]] = []
-        added: dict[bytes, int] = {}  # queued by this batch, not inserted yet
+        added: dict[bytes, list[int]] = {}  # queued by this batch, not inserted yet
         for op in ops:
             key = (op.sender, op.msg_id)
             stored = known.get(key)
-            if stored is None and queue_max and queued[op.recipient] >= queue_max:
-                queued[op.recipient] = (await self._queue_length(db, op.recipient)
-                                        + added.get(op.recipient, 0))
-                if queued[op.recipient] >= queue_max:
+            if stored is None and limited and self._over(queued[op.recipient], len(op.body)):
+                # Counted again: the cached size may be too high.
+                size = await self._queue_size(db, op.recipient)
+                extra = added.get(op.recipient, [0, 0])
+                size = queued[op.recipient] = [size[0] + extra[0], size[1] + extra[1]]
+                if self._over(size, len(op.body)):
                     out.results.append((op.fut, ProtocolError(
                         ErrorCode.QUEUE_FULL,
-                        f"the recipient has {queue_max} messages waiting; retry later")))
+                        f"the recipient has {size[0]} messages ({size[1]} bytes) waiting,"
+                        " the most this relay queues; retry later")))
                     continue
             if stored is None:
                 # The writer is the only one inserting, so it can number messages itself.
@@ -1239,9 +1245,13 @@ class SQLiteStore(Store):
                 sent.append((op.sender, op.msg_id, stored.seq, at))
                 # A blocked sender gets the same answer, but nothing is queued or pushed.
                 if (op.recipient, op.sender) not in blocked:
-                    if queue_max:
-                        queued[op.recipient] += 1
-                        added[op.recipient] = added.get(op.recipient, 0) + 1
+                    if limited:
+                        size = queued[op.recipient]
+                        size[0] += 1
+                        size[1] += len(op.body)
+                        extra = added.setdefault(op.recipient, [0, 0])
+                        extra[0] += 1
+                        extra[1] += len(op.body)
                     messages.append(
                         (stored.seq, op.recipient, op.sender, op.msg_id, at, op.body,
                          op.expires_at)
@@ -1274,11 +1284,19 @@ class SQLiteStore(Store):
                         (self._next_seq,),
                     )
 
+    def _over(self, size: list[int], body: int) -> bool:
+        """Would one more message of ``body`` bytes pass queue_max or queue_bytes_max?"""
+        return bool((self.queue_max and size[0] >= self.queue_max)
+                    or (self.queue_bytes_max and size[1] + body > self.queue_bytes_max))
+
     @staticmethod
-    async def _queue_length(db: aiosqlite.Connection, recipient: bytes) -> int:
+    async def _queue_size(db: aiosqlite.Connection, recipient: bytes) -> list[int]:
+        # length() of a blob reads only its header, not the body
         rows = await db.execute_fetchall(
-            "SELECT count(*) FROM messages WHERE recipient = ?", (recipient,))
-        return int(next(iter(rows))[0])
+            "SELECT count(*), coalesce(sum(length(body)), 0) FROM messages WHERE recipient = ?",
+            (recipient,))
+        count, size = next(iter(rows))
+        return [int(count), int(size)]
 
     @staticmethod
     async def _blocked_pairs(
@@ -1301,12 +1319,16 @@ class SQLiteStore(Store):
         assert db is not None
         seqs = sorted({s for op in ops for s in op.seqs})
         owner: dict[int, bytes] = {}
+        sizes: dict[int, int] = {}
         for chunk in _chunks(seqs, 900):
             rows = await db.execute_fetchall(
-                f"SELECT seq, recipient FROM messages WHERE seq IN ({','.join('?' * len(chunk))})",
+                "SELECT seq, recipient, length(body) FROM messages"
+                f" WHERE seq IN ({','.join('?' * len(chunk))})",
                 chunk,
             )
-            owner.update((seq, recipient) for seq, recipient in rows)
+            for seq, recipient, size in rows:
+                owner[seq] = recipient
+                sizes[seq] = size
         doomed: list[tuple[int]] = []
         for op in ops:
             if any(owner.get(s, op.user) != op.user for s in op.seqs):
@@ -1319,8 +1341,9 @@ class SQLiteStore(Store):
         if doomed:
             await db.executemany("DELETE FROM messages WHERE seq = ?", doomed)
             for (seq,) in doomed:
-                if (recipient := owner[seq]) in self._queued:
-                    self._queued[recipient] -= 1
+                if (queue := self._queued.get(owner[seq])) is not None:
+                    queue[0] -= 1
+                    queue[1] -= sizes[seq]
 
     async def _apply_registers(self, ops: list[_Register], out: _Batch) -> None:
         db = self._db

@@ -181,15 +181,18 @@ async def test_connections_per_address_capped(capped_relay: RelayProcess) -> Non
 async def test_queue_max_refuses_then_recovers(tmp_path: Path) -> None:
     with RelayProcess(tmp_path / "data", args=["--queue-max", "3"]) as relay:
         async with logged_in(relay.url) as (alice, bob):
-            stored = [await alice.call(Send, to=bob.user, msg=msg_id(), body=b"%d" % i)
+            ids = [msg_id() for _ in range(3)]
+            stored = [await alice.call(Send, to=bob.user, msg=ids[i], body=b"%d" % i)
                       for i in range(3)]
             assert all(isinstance(s, Stored) for s in stored), stored
             full = err(await alice.call(Send, to=bob.user, msg=msg_id(), body=b"x"),
                        "queue_full")
-            assert "3" in full.message
+            assert "3 messages" in full.message
             # A retry of an already-stored message still gets its original answer.
+            retry = await alice.call(Send, to=bob.user, msg=ids[0], body=b"0")
             first = stored[0]
-            assert isinstance(first, Stored)
+            assert isinstance(retry, Stored) and isinstance(first, Stored)
+            assert retry.seq == first.seq
             page = await bob.call(Fetch, user=bob.user)
             assert isinstance(page, Messages) and len(page.items) == 3
             assert isinstance(await bob.call(Ack, seqs=[page.items[0].seq]), frames.Ok)
@@ -197,6 +200,26 @@ async def test_queue_max_refuses_then_recovers(tmp_path: Path) -> None:
                               Stored)
             err(await alice.call(Send, to=bob.user, msg=msg_id(), body=b"z"), "queue_full")
             await assert_alive(bob, alice)  # other queues are not affected
+
+
+@pytest.mark.slow
+@async_test
+async def test_queue_bytes_refuses_then_recovers(tmp_path: Path) -> None:
+    with RelayProcess(tmp_path / "data", args=["--queue-bytes", "2500"]) as relay:
+        async with logged_in(relay.url) as (alice, bob):
+            for _ in range(2):
+                assert isinstance(await alice.call(Send, to=bob.user, msg=msg_id(),
+                                                   body=bytes(1000)), Stored)
+            err(await alice.call(Send, to=bob.user, msg=msg_id(), body=bytes(1000)),
+                "queue_full")
+            # A smaller message still fits.
+            assert isinstance(await alice.call(Send, to=bob.user, msg=msg_id(),
+                                               body=bytes(400)), Stored)
+            page = await bob.call(Fetch, user=bob.user)
+            assert isinstance(page, Messages) and len(page.items) == 3
+            assert isinstance(await bob.call(Ack, seqs=[page.items[0].seq]), frames.Ok)
+            assert isinstance(await alice.call(Send, to=bob.user, msg=msg_id(),
+                                               body=bytes(1000)), Stored)
 
 
 # --- authentication timeout ---------------------------------------------------------------------
