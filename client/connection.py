@@ -24,7 +24,8 @@ from ..common.errors import ErrorCode, ProtocolError, TenchatError
 from ..common.identity import auth_message
 
 __all__ = [
-    "RelayConnection", "RelayError", "RelayUnreachable", "ConnectionLost", "tls_context",
+    "RelayConnection", "RelayError", "RelayUnreachable", "ConnectionLost", "RateLimited",
+    "tls_context",
 ]
 
 T = TypeVar("T", bound=msgspec.Struct)
@@ -47,6 +48,18 @@ class RelayError(TenchatError):
         self.code = code
         self.message = message
         super().__init__(f"relay refused: {message or code} ({code})")
+
+
+class RateLimited(RelayError):
+    """The relay answered ``rate_limited``: the frame was not read; send it again after
+    ``retry_after`` seconds."""
+
+    def __init__(self, code: str, message: str, retry_after: float) -> None:
+        super().__init__(code, message)
+        self.retry_after = retry_after
+
+
+RATE_LIMIT_RETRIES = 3  # times a rate-limited request is sent again before giving up
 
 
 def tls_context(url: str, ca_file: str | Path | None) -> ssl.SSLContext | None:
@@ -139,7 +152,19 @@ class RelayConnection:
             self.pushes.put_nowait(None)
 
     async def request(self, kind: type[T], /, **fields: Any) -> f.Reply:
-        """Send one request and wait for its answer; RelayError for an error frame."""
+        """Send one request and wait for its answer; RelayError for an error frame.
+        A frame the relay turned down as ``rate_limited`` (dropped unread, so safe to send
+        again) is sent again after its ``retry_after``, a few times."""
+        for _ in range(RATE_LIMIT_RETRIES):
+            try:
+                return await self._request_once(kind, fields)
+            except RateLimited as exc:
+                if exc.retry_after > self._timeout:
+                    raise
+                await asyncio.sleep(exc.retry_after)
+        return await self._request_once(kind, fields)
+
+    async def _request_once(self, kind: type[T], fields: dict[str, Any]) -> f.Reply:
         if self._ws is None or self.closed.is_set():
             raise ConnectionLost("not connected to the relay")
         rid = next(self._ids)
@@ -156,6 +181,8 @@ class RelayConnection:
             self._waiting.pop(rid, None)
             raise ConnectionLost(f"the relay did not answer within {self._timeout:g} s") from None
         if isinstance(reply, f.Error):
+            if reply.error == ErrorCode.RATE_LIMITED:
+                raise RateLimited(reply.error, reply.message, reply.retry_after / 1000)
             raise RelayError(reply.error, reply.message)
         return reply
 

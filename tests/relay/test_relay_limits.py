@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -144,6 +145,29 @@ async def test_identity_rate_limit_spans_connections(rate_relay: RelayProcess) -
         err(await other.call(Whois, user=user_of(key)), "not_found")
         await asyncio.sleep(1.0)  # 6 tokens back
         err(await c2.call(Whois, user=user_of(key)), "not_found")
+
+
+@pytest.mark.slow
+@async_test
+async def test_client_core_waits_and_sends_again(tmp_path: Path) -> None:
+    from tenchat.client.connection import RelayConnection, RelayError
+
+    with RelayProcess(tmp_path / "data", args=["--rate-conn", "5", "--burst-conn", "3"]) as relay:
+        key = new_key()
+        conn = RelayConnection(relay.url, user=user_of(key),
+                               sign=lambda m: key.sign(m).signature)
+        await conn.open()  # hello + auth: 2 of the 3 tokens
+        try:
+            answers = []
+            started = time.monotonic()
+            for _ in range(6):  # faster than 5/s: some are turned down, then sent again
+                with pytest.raises(RelayError) as refused:
+                    await conn.request(Whois, user=user_of(key))
+                answers.append(refused.value.code)
+            assert answers == ["not_found"] * 6
+            assert time.monotonic() - started >= 0.8  # 5 tokens waited for at 5 per second
+        finally:
+            await conn.close()
 
 
 # --- connections per address --------------------------------------------------------------------
