@@ -264,6 +264,21 @@ def init(
 
 
 @app.command()
+def moderate(
+    ctx: typer.Context,
+    action: Annotated[str, typer.Argument(
+        help="remove-post, remove-comment (moderators and admins), ban, unban (admins).")],
+    target: Annotated[str, typer.Argument(help="A post or comment id (full hex), or @handle.")],
+    reason: Annotated[str, typer.Option(help="Kept in the relay's audit log.")] = "",
+) -> None:
+    """Moderate the relay you are a moderator or admin of (roles are in its config)."""
+    opts: Options = ctx.obj
+    name = action.replace("-", "_")
+    done = run(with_client(opts, lambda client: client.moderate(name, target, reason)))
+    emit(opts, {"action": name, "target": done.hex()}, f"{action}: {done.hex()}")
+
+
+@app.command()
 def whoami(ctx: typer.Context) -> None:
     """Show this identity: handle, user id, fingerprint, relay."""
     opts: Options = ctx.obj

@@ -367,6 +367,26 @@ class Client:
             await self.cache.commit()
         return (await self.cache.contact(contact.user)) or contact
 
+    async def moderate(self, action: str, target: str, reason: str = "") -> bytes:
+        """A moderator's or admin's action on the relay (the relay checks the role):
+        remove_post / remove_comment (target: the full hex id), ban / unban (target: a
+        handle). The target's bytes."""
+        if action not in f.MODERATE_ACTIONS:
+            raise TenchatError(f"unknown action {action!r}; one of "
+                               + ", ".join(a.replace("_", "-") for a in f.MODERATE_ACTIONS))
+        if action in ("ban", "unban"):
+            target_id = (await self.resolve(target)).user
+        else:
+            try:
+                target_id = bytes.fromhex(target)
+            except ValueError:
+                raise TenchatError("give the full id in hex") from None
+            if not 1 <= len(target_id) <= 64:
+                raise TenchatError("give the full id in hex")
+        conn = await self.connection()
+        await conn.request(f.Moderate, action=action, target=target_id, reason=reason)
+        return target_id
+
     async def set_blocked(self, peer: str, blocked: bool) -> ContactRow:
         contact = await self.resolve(peer)
         async with self._crypto_lock:

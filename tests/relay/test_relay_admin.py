@@ -159,11 +159,12 @@ async def test_admin_commands_reach_a_running_relay(tmp_path: Path) -> None:
 @async_test
 async def test_moderators_remove_posts_users_may_not(tmp_path: Path) -> None:
     with RelayProcess(tmp_path / "data", args=[
-            "--moderators", "@mod", "--admins", "@boss", "--audit-ip"]) as relay:
+            "--moderators", "@mod,@climod", "--admins", "@boss", "--audit-ip"]) as relay:
         cli = Cli(tmp_path, relay)
 
         def publish() -> tuple[str, str]:
             cli("alice", "init", "--handle", "alice")
+            cli("climod", "init", "--handle", "climod")
             post = cli("alice", "post", "hello world", "--json").json()["id"]
             comment = cli("alice", "comment", post, "first", "--json").json()["id"]
             return post, comment
@@ -181,8 +182,13 @@ async def test_moderators_remove_posts_users_may_not(tmp_path: Path) -> None:
             feed = await asyncio.to_thread(lambda: cli("alice", "feed", "--json").json_lines())
             assert [p["id"] for p in feed] == [post] and feed[0]["comments"] == 1
 
-            assert isinstance(await mod.call(Moderate, action="remove_comment",
-                                             target=bytes.fromhex(comment)), Ok)
+            # The CLI speaks the same frame: a user is refused, a moderator is not.
+            mine = await asyncio.to_thread(
+                cli, "alice", "moderate", "remove-comment", comment, check=False)
+            assert mine.code == 1 and "forbidden" in mine.err and "Traceback" not in mine.err
+            done = await asyncio.to_thread(
+                cli, "climod", "--json", "moderate", "remove-comment", comment)
+            assert done.json() == {"action": "remove_comment", "target": comment}
             feed = await asyncio.to_thread(lambda: cli("alice", "feed", "--json").json_lines())
             assert feed[0]["comments"] == 0
             assert isinstance(await mod.call(Moderate, action="remove_post",
@@ -209,6 +215,7 @@ async def test_moderators_remove_posts_users_may_not(tmp_path: Path) -> None:
         assert by_action["remove_post"]["target"] == post
         assert by_action["remove_post"]["detail"] == "spam"
         assert by_action["remove_comment"]["target"] == comment
+        assert by_action["remove_comment"]["actor"] != mod.user.hex()  # climod's, via the CLI
         assert by_action["ban"]["actor"] == boss.user.hex()
         assert by_action["refused:remove_post"]["actor"] == user.user.hex()
         assert by_action["auth_failed"]["detail"] == "bad signature"
