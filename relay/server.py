@@ -243,19 +243,20 @@ class Server:
             session.close()
             self.sessions.discard(session)
 
-    async def _rate_limited(self, session: Session, data: str | bytes) -> bool:
-        """Take a token from the connection's and the identity's buckets; if either is
-        empty, answer rate_limited (with retry_after) and drop the frame."""
+    def _wait(self, session: Session) -> float:
+        """Take a token from the connection's and the identity's buckets: 0, or the
+        seconds until the frame would be accepted (nothing taken from the identity's)."""
         wait = session.bucket.take()
         if not wait and session.user is not None:
             wait = self.user_buckets.take(session.user)
-        if not wait:
-            return False
+        return wait
+
+    async def _refuse_rate(self, session: Session, data: str | bytes, wait: float) -> None:
+        """Answer rate_limited (with retry_after) to a frame dropped unread."""
         rid = peek_id(data) if isinstance(data, bytes) else None
         await session.send(Error(
             id=rid, error=ErrorCode.RATE_LIMITED, retry_after=max(1, math.ceil(wait * 1000)),
             message=f"too many frames: retry in {wait:.3f} s"))
-        return True
 
     async def _receive(self, session: Session, data: str | bytes) -> None:
         """Answer one incoming frame; holds one of the session's slots until answered."""
@@ -271,7 +272,8 @@ class Server:
                 )
             if self.stopping:
                 raise ProtocolError(ErrorCode.UNAVAILABLE, "the relay is shutting down")
-            if await self._rate_limited(session, data):
+            if wait := self._wait(session):
+                await self._refuse_rate(session, data, wait)
                 return
             frame = decode_request(data)
             rid = frame.id
