@@ -609,3 +609,6 @@ async def comments(session: Session, frame: CommentsReq) -> Answer:
     records = await session.store.comment_page(frame.post_id, frame.before, frame.limit + 1)
     return CommentItems(id=frame.id, records=records[: frame.limit],
                         more=len(records) > frame.limit)
+
+
+from . import admin  # noqa: E402, F401  (registers the moderate handler)
