@@ -242,6 +242,8 @@ def line_of(msg: Any, sender: str, group: str | None, suffix: str = "",
 def init(
     ctx: typer.Context,
     handle: Annotated[str, typer.Option("--handle", help="The handle to register, e.g. alice.")],
+    invite: Annotated[str, typer.Option(
+        "--invite", help="An invite code, for a relay that is invite-only.")] = "",
 ) -> None:
     """Create an identity, publish its prekeys and register its handle on the relay."""
     opts: Options = ctx.obj
@@ -250,7 +252,7 @@ def init(
         from .service import Client
 
         client = await Client.create(opts.home, opts.relay or DEFAULT_RELAY, handle,
-                                     read_passphrase(opts, confirm=True))
+                                     read_passphrase(opts, confirm=True), invite=invite)
         try:
             return client.whoami()
         finally:
@@ -259,6 +261,21 @@ def init(
     info = run(body())
     emit(opts, info, f"created @{info['handle']} on {info['relay']}\n"
                      f"fingerprint {info['fingerprint']}")
+
+
+@app.command()
+def moderate(
+    ctx: typer.Context,
+    action: Annotated[str, typer.Argument(
+        help="remove-post, remove-comment (moderators and admins), ban, unban (admins).")],
+    target: Annotated[str, typer.Argument(help="A post or comment id (full hex), or @handle.")],
+    reason: Annotated[str, typer.Option(help="Kept in the relay's audit log.")] = "",
+) -> None:
+    """Moderate the relay you are a moderator or admin of (roles are in its config)."""
+    opts: Options = ctx.obj
+    name = action.replace("-", "_")
+    done = run(with_client(opts, lambda client: client.moderate(name, target, reason)))
+    emit(opts, {"action": name, "target": done.hex()}, f"{action}: {done.hex()}")
 
 
 @app.command()

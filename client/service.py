@@ -117,6 +117,21 @@ PRIVACY_DEFAULTS: dict[str, bool] = {
 }
 
 
+def ca_file_of(home: Path, relay_url: str) -> str | None:
+    """The CA file to verify a wss:// relay with: TENCHAT_CA_FILE, else ``ca_file`` in
+    HOME/config.toml, else None (the system's CAs)."""
+    if not relay_url.lower().startswith("wss://"):
+        return None
+    if env := os.environ.get("TENCHAT_CA_FILE"):
+        return env
+    from .settings import SettingsError, load_settings
+
+    try:
+        return load_settings(home).ca_file or None
+    except SettingsError as exc:
+        raise TenchatError(str(exc)) from None
+
+
 def check_text(text: str) -> None:
     """Refuse an empty or over-long message before anything is resolved or queued."""
     if not text.strip():
@@ -162,7 +177,8 @@ class Client:
     # --- lifecycle ----------------------------------------------------------------------
 
     @classmethod
-    async def create(cls, home: Path, relay_url: str, handle: str, passphrase: str) -> Client:
+    async def create(cls, home: Path, relay_url: str, handle: str, passphrase: str,
+                     invite: str = "") -> Client:
         """Make an identity, register ``handle`` and publish prekeys; write nothing on failure."""
         handle = normalize_handle(handle)
         keystore = Keystore.in_home(home)
@@ -173,10 +189,11 @@ class Client:
         identity = IdentityKey.generate()
         secrets = Secrets(identity_seed=identity.seed, storage_key=os.urandom(32),
                           handle=handle, relay=relay_url)
-        conn = RelayConnection(relay_url, user=identity.public, sign=identity.sign)
+        conn = RelayConnection(relay_url, user=identity.public, sign=identity.sign,
+                               ca_file=ca_file_of(home, relay_url))
         await conn.open()
         try:
-            await conn.request(f.Register, handle=handle,
+            await conn.request(f.Register, handle=handle, invite=invite,
                                sig=identity.sign(handle_message(handle, identity.public)))
             spk = make_signed_prekey(identity, 1)
             otks = make_one_time_prekeys(1, OTK_BATCH)
@@ -255,7 +272,8 @@ class Client:
     async def connection(self) -> RelayConnection:
         async with self._conn_lock:
             if self._conn is None or self._conn.closed.is_set():
-                conn = RelayConnection(self.relay_url, user=self.user, sign=self.identity.sign)
+                conn = RelayConnection(self.relay_url, user=self.user, sign=self.identity.sign,
+                                       ca_file=ca_file_of(self.home, self.relay_url))
                 authed = await conn.open()
                 self._conn = conn
                 await self._tell_relay_privacy(conn)
@@ -348,6 +366,26 @@ class Client:
             await self.cache.set_contact_flag(contact.user, "added", True)
             await self.cache.commit()
         return (await self.cache.contact(contact.user)) or contact
+
+    async def moderate(self, action: str, target: str, reason: str = "") -> bytes:
+        """A moderator's or admin's action on the relay (the relay checks the role):
+        remove_post / remove_comment (target: the full hex id), ban / unban (target: a
+        handle). The target's bytes."""
+        if action not in f.MODERATE_ACTIONS:
+            raise TenchatError(f"unknown action {action!r}; one of "
+                               + ", ".join(a.replace("_", "-") for a in f.MODERATE_ACTIONS))
+        if action in ("ban", "unban"):
+            target_id = (await self.resolve(target)).user
+        else:
+            try:
+                target_id = bytes.fromhex(target)
+            except ValueError:
+                raise TenchatError("give the full id in hex") from None
+            if not 1 <= len(target_id) <= 64:
+                raise TenchatError("give the full id in hex")
+        conn = await self.connection()
+        await conn.request(f.Moderate, action=action, target=target_id, reason=reason)
+        return target_id
 
     async def set_blocked(self, peer: str, blocked: bool) -> ContactRow:
         contact = await self.resolve(peer)

@@ -38,6 +38,9 @@ class ErrorCode(enum.StrEnum):
     UNAVAILABLE = "unavailable"  # the relay is shutting down; retry on another connection
     INTERNAL = "internal"  # a bug in the relay; the frame changed nothing
     STORAGE_FULL = "storage_full"  # the relay can't write (disk full); nothing stored, retry
+    INVITE_REQUIRED = "invite_required"  # an invite-only relay: register with an invite first
+    BAD_INVITE = "bad_invite"  # the invite code is unknown, used or expired
+    BANNED = "banned"  # the identity is banned from this relay
 
 
 class TenchatError(Exception):

@@ -31,7 +31,7 @@ __all__ = [
     "ProfileSet", "ProfileGet", "ProfileInfo", "FollowReq", "FollowState", "Unfollow",
     "ApproveReq", "RemoveFollower", "FollowList", "FollowEntry", "FollowItems",
     "PostPut", "Feed", "FeedItems", "CommentPut", "ReactPut", "PostExtrasReq", "PostExtra",
-    "PostExtras", "CommentsReq", "CommentItems",
+    "PostExtras", "CommentsReq", "CommentItems", "Moderate", "MODERATE_ACTIONS",
     "encode", "decode_request", "decode_reply", "peek_id",
 ]
 
@@ -104,6 +104,7 @@ class Register(_Frame, tag="register"):
     id: ReqId
     handle: ShortStr
     sig: Sig64
+    invite: ShortStr = ""  # an invite code; needed on an invite-only relay
 
 
 class Lookup(_Frame, tag="lookup"):
@@ -585,10 +586,29 @@ class Ok(_Frame, tag="ok"):
     id: ReqId
 
 
+class Moderate(_Frame, tag="moderate"):
+    """An admin or moderator action (roles are set in the relay's config). Answer: ok."""
+
+    id: ReqId
+    action: Annotated[str, msgspec.Meta(max_length=32)]  # see MODERATE_ACTIONS
+    target: Annotated[bytes, msgspec.Meta(min_length=1, max_length=64)]  # post, comment or user
+    reason: ShortStr = ""
+
+
+# action -> the least role allowed to take it
+MODERATE_ACTIONS: Final = {
+    "remove_post": "moderator",
+    "remove_comment": "moderator",
+    "ban": "admin",
+    "unban": "admin",
+}
+
+
 class Error(_Frame, tag="error"):
     id: ReqId | None
     error: str  # a code from ErrorCode
     message: str = ""
+    retry_after: int = 0  # rate_limited: milliseconds until the frame would be accepted
 
 
 Request = (
@@ -597,6 +617,7 @@ Request = (
     | Privacy | Block | BlobBegin | BlobChunk | BlobGet
     | ProfileSet | ProfileGet | FollowReq | Unfollow | ApproveReq | RemoveFollower | FollowList
     | PostPut | Feed | CommentPut | ReactPut | PostExtrasReq | CommentsReq
+    | Moderate
 )
 Reply = (
     Welcome | Authed | HandleInfo | PrekeyStatus | Bundle | PrekeysLow | Stored | Messages

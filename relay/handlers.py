@@ -142,14 +142,23 @@ async def auth(session: Session, frame: Auth) -> Answer:
         raise ProtocolError(ErrorCode.PROTOCOL, "send hello before auth")
     if session.user is not None:
         raise ProtocolError(ErrorCode.PROTOCOL, "this connection is already authenticated")
+    from .admin import disconnect, is_banned, record_audit, role_of
+
     message = identity.auth_message(session.config.name, session.challenge)
     if not identity.verify_signature(frame.user, message, frame.sig):
+        record_audit(session, "auth_failed", frame.user, "bad signature", actor=frame.user)
         raise ProtocolError(ErrorCode.AUTH_FAILED, "the signature over the challenge is invalid")
+    if await is_banned(session.store, frame.user):
+        record_audit(session, "auth_failed", frame.user, "banned", actor=frame.user)
+        disconnect(session, "banned")
+        raise ProtocolError(ErrorCode.BANNED, "this identity is banned from this relay")
     session.user = frame.user
     session.hub.join(session)
     if await session.store.hide_presence(frame.user):
         session.hub.set_hidden(frame.user, True)
     rec = await session.store.handle_by_user(frame.user)
+    session.handle = rec.handle if rec else None
+    session.role = role_of(session.config, frame.user, session.handle)
     count = await session.store.otk_count(frame.user)
     return Authed(
         id=frame.id, user=frame.user, handle=rec.handle if rec else None, otk_count=count
@@ -165,10 +174,19 @@ async def register(session: Session, frame: Register) -> Answer:
     handle = identity.normalize_handle(frame.handle)
     if not identity.verify_signature(user, identity.handle_message(handle, user), frame.sig):
         raise ProtocolError(ErrorCode.BAD_SIGNATURE, "sig is not over handle_message(handle, user)")
-    return Later(
-        session.store.register(user, handle, frame.sig),
-        lambda rec: _handle_info(frame.id, rec),
-    )
+    if session.config.registration == "invite-only":
+        from .admin import register_invited
+
+        return register_invited(session, frame, handle)
+
+    def answer(rec: HandleRecord) -> HandleInfo:
+        from .admin import role_of
+
+        session.handle = rec.handle
+        session.role = role_of(session.config, user, rec.handle)
+        return _handle_info(frame.id, rec)
+
+    return Later(session.store.register(user, handle, frame.sig), answer)
 
 
 @handles(Lookup)
@@ -403,10 +421,11 @@ async def blob_begin(session: Session, frame: BlobBegin) -> Answer:
                 offset = 0
         return BlobStatus(id=frame.id, hash=frame.hash, offset=offset, size=begun.size)
 
-    return Later(
-        session.store.blob_begin(user, frame.hash, frame.size, session.config.blob_quota),
-        answer,
-    )
+    # `tenchat-relay admin quota` may set a quota of one's own
+    rows = await session.store.custom_read(
+        "SELECT blob_quota FROM quotas WHERE user = ?", (user,))
+    quota = int(rows[0][0]) if rows else session.config.blob_quota
+    return Later(session.store.blob_begin(user, frame.hash, frame.size, quota), answer)
 
 
 @handles(BlobChunk)
@@ -600,3 +619,6 @@ async def comments(session: Session, frame: CommentsReq) -> Answer:
     records = await session.store.comment_page(frame.post_id, frame.before, frame.limit + 1)
     return CommentItems(id=frame.id, records=records[: frame.limit],
                         more=len(records) > frame.limit)
+
+
+from . import admin  # noqa: E402, F401  (registers the moderate handler)

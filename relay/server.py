@@ -12,22 +12,27 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import signal
+import ssl
 import time
+from http import HTTPStatus
 from typing import Final
 
 from websockets.asyncio.server import Server as WsServer
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
+from websockets.http11 import Request, Response
 
 from tenchat.common.errors import ErrorCode, ProtocolError
-from tenchat.common.frames import Error, decode_request, peek_id
+from tenchat.common.frames import Error, Register, decode_request, peek_id
 
-from . import handlers
+from . import admin, handlers
 from .blobs import BlobFiles
 from .config import Config
 from .hub import Hub
+from .limits import AddressCounter, UserBuckets
 from .metrics import CONTENT_TYPE, Metrics
 from .observability import HealthEndpoint, health_report, setup_logging
 from .retention import Retention
@@ -49,6 +54,8 @@ class Server:
             sync=config.sync,
             batch_max=config.batch_max,
             otk_max=config.otk_max,
+            queue_max=config.queue_max,
+            queue_bytes_max=config.queue_bytes,
         )
         self.hub = Hub()
         self.blobs = BlobFiles(config.blob_dir)
@@ -57,6 +64,7 @@ class Server:
         self.stopping = False
         self._ws: WsServer | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        self._watcher: asyncio.Task[None] | None = None
         self.port: int | None = None  # the bound port, once listening
         self.metrics = Metrics()
         self.store.on_batch = self.metrics.batch
@@ -68,6 +76,9 @@ class Server:
         self._retention: asyncio.Task[None] | None = None
         self._health: HealthEndpoint | None = None
         self._started = time.monotonic()
+        self.user_buckets = UserBuckets(config.rate_user, config.burst_user)
+        self.addresses = AddressCounter(config.ip_conn_max, config.ip_conn_exempt)
+        self._last_ban = 0  # the newest ban id seen
 
     async def serve(self) -> None:
         await self.startup()
@@ -83,6 +94,8 @@ class Server:
         self.store.on_commit = self.hub.publish
         self.store.on_group_commit = self.hub.publish_groups
         try:
+            rows = await self.store.custom_read("SELECT coalesce(max(id), 0) FROM bans")
+            self._last_ban = int(rows[0][0])
             self._ws = await serve(
                 self._connection,
                 config.host,
@@ -90,6 +103,9 @@ class Server:
                 max_size=config.max_size_ceiling,
                 compression=None,  # ciphertext does not compress; save CPU and memory
                 server_header=None,
+                ssl=self._tls_context(),
+                process_request=self._admit,
+                write_limit=config.write_limit,
             )
         except OSError:
             await self.store.close()
@@ -107,9 +123,68 @@ class Server:
             await self._health.start()
             log.info("health and metrics on http://%s:%d", config.metrics_host,
                      self._health.port)
+        self._watcher = asyncio.create_task(self._watch_loop(), name="connection-watch")
         host = f"[{config.host}]" if ":" in config.host else config.host
         log.info("relay %r serving %s", config.name, config.db_path)
-        print(f"listening on ws://{host}:{self.port}", flush=True)
+        scheme = "wss" if config.tls else "ws"
+        print(f"listening on {scheme}://{host}:{self.port}", flush=True)
+
+    def _tls_context(self) -> ssl.SSLContext | None:
+        config = self.config
+        if config.tls_cert is None or config.tls_key is None:
+            return None
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        try:
+            context.load_cert_chain(config.tls_cert, config.tls_key)
+        except ssl.SSLError as exc:
+            raise OSError(f"cannot load tls_cert / tls_key: {exc.reason or exc}") from None
+        return context
+
+    def _admit(self, ws: ServerConnection, request: Request) -> Response | None:
+        """Before the WebSocket handshake: refuse an address over its connection cap."""
+        address = _address(ws)
+        if self.addresses.full(address):
+            log.info("refused a connection from an address at ip_conn_max")
+            return ws.respond(HTTPStatus.SERVICE_UNAVAILABLE,
+                              "too many connections from this address\n")
+        return None
+
+    async def _watch_loop(self) -> None:
+        """Once a second: close connections that never authenticated (auth_timeout), cut
+        readers that stopped reading (send_timeout), and disconnect identities banned
+        since the last look (ban_poll, for bans made by `tenchat-relay admin`)."""
+        config = self.config
+        next_ban_poll = 0.0
+        while True:
+            await asyncio.sleep(1.0)
+            now = time.monotonic()
+            try:
+                for session in list(self.sessions):
+                    if session.user is None and now - session.opened > config.auth_timeout:
+                        session.opened = float("inf")  # close once
+                        admin.disconnect(session, "authentication timeout")
+                    if session.ws.paused:  # the write buffer is over write_limit
+                        # A reader that is slow but reading lowers the buffer now and then
+                        # (while paused, senders wait); one that stopped never does.
+                        size = session.ws.transport.get_write_buffer_size()
+                        if session.stalled_since is None or size < session.stall_low:
+                            session.stalled_since, session.stall_low = now, size
+                        elif now - session.stalled_since >= config.send_timeout:
+                            log.info("cut a connection that stopped reading (send_timeout)")
+                            session.ws.transport.abort()  # its queue waits in the database
+                    else:
+                        session.stalled_since = None
+                if now >= next_ban_poll:
+                    next_ban_poll = now + config.ban_poll
+                    for ban_id, user in await admin.new_bans(self.store, self._last_ban):
+                        self._last_ban = ban_id
+                        for session in self.hub.sessions(user):
+                            admin.disconnect(session, "banned")
+            except ProtocolError:  # unavailable: shutting down
+                return
+            except Exception:
+                log.exception("connection watch failed")
 
     def _install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()
@@ -158,7 +233,7 @@ class Server:
 
     async def shutdown(self) -> None:
         self.stopping = True
-        for task in (self._sweeper, self._retention):
+        for task in (self._sweeper, self._retention, self._watcher):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -188,6 +263,10 @@ class Server:
     # --- connections ------------------------------------------------------------------------
 
     async def _connection(self, ws: ServerConnection) -> None:
+        address = _address(ws)
+        if not self.addresses.add(address):  # others were admitted meanwhile
+            await ws.close(CloseCode.TRY_AGAIN_LATER, "too many connections from this address")
+            return
         session = Session(ws, self.config, self.store, self.hub, self.blobs)
         session.metrics = self.metrics
         self.sessions.add(session)
@@ -201,8 +280,24 @@ class Server:
             pass
         finally:
             self.metrics.connections.dec()
+            self.addresses.remove(address)
             session.close()
             self.sessions.discard(session)
+
+    def _wait(self, session: Session) -> float:
+        """Take a token from the connection's and the identity's buckets: 0, or the
+        seconds until the frame would be accepted (nothing taken from the identity's)."""
+        wait = session.bucket.take()
+        if not wait and session.user is not None:
+            wait = self.user_buckets.take(session.user)
+        return wait
+
+    async def _refuse_rate(self, session: Session, data: str | bytes, wait: float) -> None:
+        """Answer rate_limited (with retry_after) to a frame dropped unread."""
+        rid = peek_id(data) if isinstance(data, bytes) else None
+        await session.send(Error(
+            id=rid, error=ErrorCode.RATE_LIMITED, retry_after=max(1, math.ceil(wait * 1000)),
+            message=f"too many frames: retry in {wait:.3f} s"))
 
     async def _receive(self, session: Session, data: str | bytes) -> None:
         """Answer one incoming frame; holds one of the session's slots until answered."""
@@ -218,6 +313,10 @@ class Server:
                 )
             if self.stopping:
                 raise ProtocolError(ErrorCode.UNAVAILABLE, "the relay is shutting down")
+            if wait := self._wait(session):  # before decoding: refusing must be cheap
+                self.metrics.error(str(ErrorCode.RATE_LIMITED))
+                await self._refuse_rate(session, data, wait)
+                return
             try:
                 frame = decode_request(data)
             except ProtocolError:
@@ -225,6 +324,11 @@ class Server:
                 raise
             self.metrics.frame(frame)
             rid = frame.id
+            if (session.handle is None and session.user is not None
+                    and self.config.registration == "invite-only"
+                    and type(frame) is not Register):
+                raise ProtocolError(ErrorCode.INVITE_REQUIRED,
+                                    "this relay is invite-only: register with an invite first")
             answer = await handlers.dispatch(session, frame)
             if answer is None:
                 return
@@ -249,6 +353,11 @@ class Server:
         finally:
             if not deferred:
                 session.slots.release()
+
+
+def _address(ws: ServerConnection) -> str:
+    peer = ws.remote_address
+    return str(peer[0]) if isinstance(peer, tuple) and peer else "?"
 
 
 def run(config: Config) -> int:

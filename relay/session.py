@@ -31,6 +31,8 @@ from websockets.exceptions import ConnectionClosed
 from tenchat.common.errors import ErrorCode, ProtocolError
 from tenchat.common.frames import Deliver, Error, GroupDeliver, Synced, encode
 
+from .limits import TokenBucket
+
 if TYPE_CHECKING:
     from .blobs import BlobFiles
     from .config import Config
@@ -75,6 +77,15 @@ class Session:
         self._outbox: deque[bytes] = deque()  # encoded deferred answers, in completion order
         self._flusher: asyncio.Task[Any] | None = None
         self.metrics: Metrics | None = None  # set by the server
+        # --- limits and roles (relay/limits.py, relay/admin.py) ---
+        peer = ws.remote_address
+        self.address: str = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
+        self.bucket = TokenBucket(config.rate_conn, config.burst_conn)
+        self.opened = time.monotonic()
+        self.stalled_since: float | None = None  # since when sends wait for a reader
+        self.stall_low = 0  # the smallest send buffer seen since then (bytes)
+        self.role = "user"  # "admin", "moderator" or "user", set by auth
+        self.handle: str | None = None  # the handle the identity holds, set by auth
 
     @property
     def deferred_count(self) -> int:

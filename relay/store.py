@@ -16,7 +16,7 @@ import itertools
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, TypeVar
@@ -358,6 +358,17 @@ class Store(abc.ABC):
         """Comment records on ``post``, newest first, older than comment ``before``."""
 
     @abc.abstractmethod
+    def custom_write(
+        self, fn: Callable[[Any], Awaitable[T]]
+    ) -> asyncio.Future[T]:
+        """Run ``fn(connection)`` in the writer's next transaction (operations code in
+        relay/admin.py); its result, or the ProtocolError it raised before writing."""
+
+    @abc.abstractmethod
+    async def custom_read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """Rows of one read-only statement on the reader connection."""
+
+    @abc.abstractmethod
     def sweep(self, now: int, limit: int) -> asyncio.Future[int]:
         """Delete up to ``limit`` expired messages and up to ``limit`` expired group
         entries in one transaction; how many rows went (the larger of the two counts)."""
@@ -555,6 +566,36 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         PRIMARY KEY (post, author, emoji)
     ) WITHOUT ROWID;
     """,
+    # operations (relay/admin.py): invite codes, bans (id orders them, so a running relay
+    # finds new ones by id), per-identity quota overrides, and the audit log.
+    """
+    CREATE TABLE invites (
+        code TEXT PRIMARY KEY,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL DEFAULT 0,
+        used_by BLOB,
+        used_at INTEGER
+    ) WITHOUT ROWID;
+    CREATE TABLE bans (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        user BLOB NOT NULL UNIQUE,
+        at INTEGER NOT NULL,
+        reason TEXT NOT NULL DEFAULT ''
+    );
+    CREATE TABLE quotas (
+        user BLOB PRIMARY KEY,
+        blob_quota INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at INTEGER NOT NULL,
+        actor BLOB,
+        action TEXT NOT NULL,
+        target BLOB,
+        detail TEXT NOT NULL DEFAULT '',
+        ip TEXT
+    );
+    """,
 )
 
 
@@ -716,6 +757,14 @@ class _ReactPut(_Op):
 
 
 @dataclass(slots=True)
+class _Custom(_Op):
+    # An operation defined outside the store (relay/admin.py): fn(db) inside the writer's
+    # transaction. It must check before it writes: a ProtocolError it raises refuses only
+    # this operation, and the batch commits.
+    fn: Callable[[aiosqlite.Connection], Awaitable[Any]]
+
+
+@dataclass(slots=True)
 class _Sweep(_Op):
     now: int
     limit: int
@@ -760,9 +809,13 @@ class SQLiteStore(Store):
         sync: str = "full",
         batch_max: int = 2000,
         otk_max: int = 500,
+        queue_max: int = 0,
+        queue_bytes_max: int = 0,
         clock: Callable[[], int] = _now_ms,
     ) -> None:
         self.path = path
+        self.queue_max = queue_max  # messages queued per recipient; 0 = no limit
+        self.queue_bytes_max = queue_bytes_max  # body bytes queued per recipient; 0 = no limit
         self.sync = sync  # "full" or "normal", see Config.sync
         self.batch_max = batch_max
         self.otk_max = otk_max
@@ -782,6 +835,10 @@ class SQLiteStore(Store):
         self._known: set[bytes] = set()
         self.on_batch: BatchListener | None = None
         self.last_write_error: str | None = None  # of the last write batch; None if it committed
+        # Queue lengths of recipients sent to lately (for queue_max). Only the writer inserts,
+        # so a count can only be too high (after deletes it did not see): a full queue is
+        # counted again before a send is refused.
+        self._queued: dict[bytes, list[int]] = {}  # recipient -> [messages, body bytes]
 
     @property
     def write_queue_depth(self) -> int:
@@ -1114,6 +1171,12 @@ class SQLiteStore(Store):
         keys = ("messages", "group_entries", "blobs", "blob_bytes", "uploads")
         return dict(zip(keys, rows[0], strict=True))
 
+    def custom_write(self, fn: Callable[[Any], Awaitable[T]]) -> asyncio.Future[T]:
+        return self._submit(_Custom, fn)
+
+    async def custom_read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        return await self._read(sql, params)
+
     def set_profile(
         self, user: bytes, record: bytes, updated_at: int, private: bool
     ) -> asyncio.Future[bytes]:
@@ -1268,11 +1331,30 @@ class SQLiteStore(Store):
         blocked = await self._blocked_pairs(
             db, {(op.recipient, op.sender) for op in ops if op.recipient in self._blockers}
         )
+        queue_max, bytes_max, queued = self.queue_max, self.queue_bytes_max, self._queued
+        limited = bool(queue_max or bytes_max)
+        if limited:
+            if len(queued) > 100_000:
+                queued.clear()
+            for recipient in {op.recipient for op in ops} - queued.keys():
+                queued[recipient] = await self._queue_size(db, recipient)
         messages: list[tuple[int, bytes, bytes, bytes, int, bytes, int]] = []
         sent: list[tuple[bytes, bytes, int, int]] = []
+        added: dict[bytes, list[int]] = {}  # queued by this batch, not inserted yet
         for op in ops:
             key = (op.sender, op.msg_id)
             stored = known.get(key)
+            if stored is None and limited and self._over(queued[op.recipient], len(op.body)):
+                # Counted again: the cached size may be too high.
+                size = await self._queue_size(db, op.recipient)
+                extra = added.get(op.recipient, [0, 0])
+                size = queued[op.recipient] = [size[0] + extra[0], size[1] + extra[1]]
+                if self._over(size, len(op.body)):
+                    out.results.append((op.fut, ProtocolError(
+                        ErrorCode.QUEUE_FULL,
+                        f"the recipient has {size[0]} messages ({size[1]} bytes) waiting,"
+                        " the most this relay queues; retry later")))
+                    continue
             if stored is None:
                 # The writer is the only one inserting, so it can number messages itself.
                 self._next_seq += 1
@@ -1280,6 +1362,13 @@ class SQLiteStore(Store):
                 sent.append((op.sender, op.msg_id, stored.seq, at))
                 # A blocked sender gets the same answer, but nothing is queued or pushed.
                 if (op.recipient, op.sender) not in blocked:
+                    if limited:
+                        size = queued[op.recipient]
+                        size[0] += 1
+                        size[1] += len(op.body)
+                        extra = added.setdefault(op.recipient, [0, 0])
+                        extra[0] += 1
+                        extra[1] += len(op.body)
                     messages.append(
                         (stored.seq, op.recipient, op.sender, op.msg_id, at, op.body,
                          op.expires_at)
@@ -1312,6 +1401,20 @@ class SQLiteStore(Store):
                         (self._next_seq,),
                     )
 
+    def _over(self, size: list[int], body: int) -> bool:
+        """Would one more message of ``body`` bytes pass queue_max or queue_bytes_max?"""
+        return bool((self.queue_max and size[0] >= self.queue_max)
+                    or (self.queue_bytes_max and size[1] + body > self.queue_bytes_max))
+
+    @staticmethod
+    async def _queue_size(db: aiosqlite.Connection, recipient: bytes) -> list[int]:
+        # length() of a blob reads only its header, not the body
+        rows = await db.execute_fetchall(
+            "SELECT count(*), coalesce(sum(length(body)), 0) FROM messages WHERE recipient = ?",
+            (recipient,))
+        count, size = next(iter(rows))
+        return [int(count), int(size)]
+
     @staticmethod
     async def _blocked_pairs(
         db: aiosqlite.Connection, pairs: set[tuple[bytes, bytes]]
@@ -1333,12 +1436,16 @@ class SQLiteStore(Store):
         assert db is not None
         seqs = sorted({s for op in ops for s in op.seqs})
         owner: dict[int, bytes] = {}
+        sizes: dict[int, int] = {}
         for chunk in _chunks(seqs, 900):
             rows = await db.execute_fetchall(
-                f"SELECT seq, recipient FROM messages WHERE seq IN ({','.join('?' * len(chunk))})",
+                "SELECT seq, recipient, length(body) FROM messages"
+                f" WHERE seq IN ({','.join('?' * len(chunk))})",
                 chunk,
             )
-            owner.update((seq, recipient) for seq, recipient in rows)
+            for seq, recipient, size in rows:
+                owner[seq] = recipient
+                sizes[seq] = size
         doomed: list[tuple[int]] = []
         for op in ops:
             if any(owner.get(s, op.user) != op.user for s in op.seqs):
@@ -1350,6 +1457,10 @@ class SQLiteStore(Store):
             out.results.append((op.fut, None))
         if doomed:
             await db.executemany("DELETE FROM messages WHERE seq = ?", doomed)
+            for (seq,) in doomed:
+                if (queue := self._queued.get(owner[seq])) is not None:
+                    queue[0] -= 1
+                    queue[1] -= sizes[seq]
 
     async def _apply_registers(self, ops: list[_Register], out: _Batch) -> None:
         db = self._db
@@ -1671,6 +1782,17 @@ class SQLiteStore(Store):
             )
             out.results.append((op.fut, None))
 
+    async def _apply_customs(self, ops: list[_Custom], out: _Batch) -> None:
+        db = self._db
+        assert db is not None
+        for op in ops:
+            try:
+                result: Any = await op.fn(db)
+            except ProtocolError as exc:
+                result = exc
+            out.results.append((op.fut, result))
+        self._queued.clear()  # an admin action may have removed queued messages
+
     async def _apply_sweeps(self, ops: list[_Sweep], out: _Batch) -> None:
         db = self._db
         assert db is not None
@@ -1682,6 +1804,8 @@ class SQLiteStore(Store):
                 (op.now, op.limit),
             )
             n_messages = cur.rowcount
+            if n_messages:
+                self._queued.clear()
             cur = await db.execute(
                 "DELETE FROM group_log WHERE gseq IN (SELECT gseq FROM group_log"
                 " WHERE expires_at > 0 AND expires_at <= ? LIMIT ?)",
@@ -1954,4 +2078,5 @@ class SQLiteStore(Store):
         _PostPut: _apply_post_puts,
         _CommentPut: _apply_comment_puts,
         _ReactPut: _apply_react_puts,
+        _Custom: _apply_customs,
     }
