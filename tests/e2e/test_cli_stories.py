@@ -212,3 +212,17 @@ def test_stories_expire_on_the_relay_and_in_clients(scli: ClockCli, tmp_path: Pa
     # her own are gone for alice too
     res = cli("alice", "story", "view", "@alice", check=False)
     assert res.code == 1 and "no stories" in res.err
+
+    # `post --image --filter`: the filter is applied before sealing (the sealed size is
+    # the filtered image's), and a bad filter is one error line
+    original = png(3)
+    img.write_bytes(original)
+    cli("alice", "post", "filtered", "--image", str(img), "--filter", "grayscale")
+    feed = cli("bob", "feed", "--json").json_lines()
+    assert feed[0]["text"] == "filtered"
+    gray = apply_filter(original, "grayscale")
+    assert feed[0]["images"][0]["size"] == len(gray) != len(original)
+    res = cli("alice", "post", "x", "--image", str(img), "--filter", "blur:999", check=False)
+    assert res.code == 1 and res.err.count("\n") == 1 and "blur" in res.err
+    res = cli("alice", "post", "x", "--filter", "sepia", check=False)
+    assert res.code == 1 and "--image" in res.err
