@@ -362,6 +362,8 @@ class SocialService:
                                   limit=max(1, min(limit, 200)))
         assert isinstance(page, f.FeedItems)
         out: list[PostView] = []
+        handles: dict[bytes, str | None] = {}
+        keys: dict[tuple[bytes, int], bytes | None] = {}
         for record in page.records:
             try:
                 rec = s.open_post(record)
@@ -371,12 +373,18 @@ class SocialService:
             if authors is not None and rec.author not in authors:
                 log.warning("dropped a post by someone not asked for")
                 continue
-            handle = await self._handle(rec.author)
+            # One look-up per author and per key, not per post: each is a cache round trip.
+            if rec.author not in handles:
+                handles[rec.author] = await self._handle(rec.author)
+            handle = handles[rec.author]
             if isinstance(rec, s.Post):
                 out.append(PostView(rec.id, rec.author, handle, rec.created_at, "public",
                                     rec.text, list(rec.images)))
                 continue
-            key = await self.client.cache.audience_key(rec.author, rec.audience_key_id)
+            key_ref = (rec.author, rec.audience_key_id)
+            if key_ref not in keys:
+                keys[key_ref] = await self.client.cache.audience_key(*key_ref)
+            key = keys[key_ref]
             inner: s.Post | None = None
             if key is not None:
                 try:

@@ -17,7 +17,6 @@ import contextlib
 import logging
 import mimetypes
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,10 +140,10 @@ class StoryService:
         except imaging.ImageError:
             raise StoryError("the story's image is not an image tenchat can read") from None
         mime = _IMAGE_MIME.get(fmt) or mimetypes.guess_type(name)[0] or "image/png"
-        with tempfile.TemporaryDirectory(prefix="tenchat-story-") as tmp:
-            path = Path(tmp) / (name or "story")
-            path.write_bytes(data)
-            ref = await media.upload(self.client.connection, path, mime=mime)
+        try:
+            ref = await media.upload_bytes(self.client.connection, data, name=name, mime=mime)
+        except media.AttachmentError as exc:
+            raise StoryError(f"the story's image: {exc}") from None
         return msgspec.structs.replace(ref, width=width, height=height)
 
     # --- reading ----------------------------------------------------------------------------
@@ -300,13 +299,10 @@ class StoryService:
     async def _download(self, ref: MediaRef) -> bytes:
         if ref.size > MAX_IMAGE_BYTES:
             raise StoryError("the story's image is too large to open")
-        with tempfile.TemporaryDirectory(prefix="tenchat-story-") as tmp:
-            out = Path(tmp) / "image"
-            try:
-                await media.download(self.client.connection, ref, out)
-            except media.AttachmentError as exc:
-                raise StoryError(f"the story's image: {exc}") from None
-            return out.read_bytes()
+        try:
+            return await media.download_bytes(self.client.connection, ref)
+        except media.AttachmentError as exc:
+            raise StoryError(f"the story's image: {exc}") from None
 
     # --- view receipts ----------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import msgspec
+import pytest
 
 from tenchat.common import frames as f
 from tenchat.common import stories as st
@@ -69,6 +70,55 @@ def test_forged_and_tampered_stories_are_dropped(tmp_path: Path) -> None:
             async with client.cache._db.execute("SELECT count(*) FROM stories") as cur:
                 assert await cur.fetchone() == (1,)  # nothing else was even kept
             assert asked == [[bob.public]]
+        finally:
+            await client.close()
+            server.close()
+
+    asyncio.run(main())
+
+
+def test_tampered_story_image_is_refused(tmp_path: Path) -> None:
+    from tenchat.client.stories import StoryError
+    from tenchat.common.crypto import media
+
+    image = os.urandom(5000)
+    blob, mk = media.encrypt(image)
+    ref = media.MediaRef(hash=mk.blob_hash, key=mk.key, size=mk.size, mime="image/png")
+    now = time.time_ns() // 1_000_000
+    record = st.seal_story(st.Story(author=bob.public, id=os.urandom(16), posted_at=now,
+                                    expires_at=now + st.STORY_TTL_MS, image=ref),
+                           st.FOLLOWERS, KEY_ID, KEY, bob.sign)
+    served = {"blob": blob}
+
+    async def answer(frame: f.Request) -> list[object]:
+        if isinstance(frame, f.Whois):
+            return [f.Error(id=frame.id, error="not_found")]
+        if isinstance(frame, f.StoriesReq):
+            return [f.StoryItems(id=frame.id, records=[record])]
+        assert isinstance(frame, f.BlobGet)
+        data = served["blob"][frame.offset:frame.offset + frame.length]
+        return [f.BlobData(id=frame.id, hash=frame.hash, offset=frame.offset, data=data,
+                           size=len(served["blob"]))]
+
+    async def main() -> None:
+        url, server = await hostile_relay(answer)
+        client = await make_client(tmp_path, url)
+        try:
+            await client.cache.put_audience_key(bob.public, KEY_ID, KEY, 0)
+            await client.cache.commit()
+            await client.stories.refresh([bob.public])
+            story_id = st.open_story(record).id
+            flipped = bytearray(blob)
+            flipped[100] ^= 1
+            served["blob"] = bytes(flipped)
+            with pytest.raises(StoryError, match="tampered"):
+                await client.stories.open_story(story_id)
+            assert (await client.cache.story(story_id, 0))[2] is False  # type: ignore[index]
+            # the genuine blob opens (incognito: this fake relay has no prekeys for a receipt)
+            served["blob"] = blob
+            await client.set_setting("incognito", True)
+            opened = await client.stories.open_story(story_id)
+            assert opened.image == image and opened.seen
         finally:
             await client.close()
             server.close()
