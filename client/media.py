@@ -91,7 +91,8 @@ async def upload_bytes(connect: Connect, data: bytes, *, name: str = "",
     sealed = io.BytesIO(blob)
     for attempt in range(RETRIES + 1):
         try:
-            await _send_blob(conn, sealed, mk)
+            # Small and in memory: pieces as large as a frame allows, fewer round trips.
+            await _send_blob(conn, sealed, mk, chunk=DOWNLOAD_CHUNK)
             break
         except ConnectionLost:
             if attempt == RETRIES:
@@ -101,11 +102,12 @@ async def upload_bytes(connect: Connect, data: bytes, *, name: str = "",
                           name=name[:255])
 
 
-async def _send_blob(conn: RelayConnection, sealed: BinaryIO, mk: media.MediaKey) -> None:
+async def _send_blob(conn: RelayConnection, sealed: BinaryIO, mk: media.MediaKey, *,
+                     chunk: int = UPLOAD_CHUNK) -> None:
     try:
         status = await conn.request(f.BlobBegin, hash=mk.blob_hash, size=mk.blob_size)
         assert isinstance(status, f.BlobStatus)
-        offset, piece = status.offset, _chunk_size(conn, UPLOAD_CHUNK)
+        offset, piece = status.offset, _chunk_size(conn, chunk)
         while offset < mk.blob_size:
             sealed.seek(offset)
             data = sealed.read(piece)

@@ -274,27 +274,36 @@ class StoryService:
         if story is None:
             who = "close friends" if sealed.audience == st.CLOSE_FRIENDS else "followers"
             raise StoryError(f"you can't open this story: it is for its author's {who}")
-        image: bytes | None = None
-        if story.image is not None:
-            image = await self._download(story.image)
-        await cache.mark_story_seen(story_id)
         receipt = (not seen and author != client.user
                    and not await client.setting("incognito"))
-        if receipt:
-            body = c.encode_content(c.StoryViewed(story=story_id, at=story_now_ms()))
-            async with client._crypto_lock:
-                try:
-                    await client._queue_content(author, os.urandom(16), body)
-                    await cache.commit()
-                except BaseException:
-                    await cache.rollback()
-                    raise
-            await client.flush_outbox()
-        else:
-            await cache.commit()
+        # The receipt goes out while the image downloads (the story is open: its text is
+        # read); the cache is touched by the receipt alone until both are done.
+        sending = asyncio.create_task(self._send_receipt(author, story_id)) if receipt else None
+        image: bytes | None = None
+        try:
+            if story.image is not None:
+                image = await self._download(story.image)
+        finally:
+            if sending is not None:
+                await sending
+        await cache.mark_story_seen(story_id)
+        await cache.commit()
         view = await self._view(record, True, image)
         assert view is not None
         return view
+
+    async def _send_receipt(self, author: bytes, story_id: bytes) -> None:
+        """Queue (encrypted, in the outbox) and send a view receipt to ``author``."""
+        client = self.client
+        body = c.encode_content(c.StoryViewed(story=story_id, at=story_now_ms()))
+        async with client._crypto_lock:
+            try:
+                await client._queue_content(author, os.urandom(16), body)
+                await client.cache.commit()
+            except BaseException:
+                await client.cache.rollback()
+                raise
+        await client.flush_outbox()
 
     async def _download(self, ref: MediaRef) -> bytes:
         if ref.size > MAX_IMAGE_BYTES:

@@ -106,6 +106,8 @@ def test_tampered_story_image_is_refused(tmp_path: Path) -> None:
         try:
             await client.cache.put_audience_key(bob.public, KEY_ID, KEY, 0)
             await client.cache.commit()
+            # incognito: this fake relay serves no prekeys to send a receipt with
+            await client.set_setting("incognito", True)
             await client.stories.refresh([bob.public])
             story_id = st.open_story(record).id
             flipped = bytearray(blob)
@@ -114,9 +116,7 @@ def test_tampered_story_image_is_refused(tmp_path: Path) -> None:
             with pytest.raises(StoryError, match="tampered"):
                 await client.stories.open_story(story_id)
             assert (await client.cache.story(story_id, 0))[2] is False  # type: ignore[index]
-            # the genuine blob opens (incognito: this fake relay has no prekeys for a receipt)
-            served["blob"] = blob
-            await client.set_setting("incognito", True)
+            served["blob"] = blob  # the genuine blob opens
             opened = await client.stories.open_story(story_id)
             assert opened.image == image and opened.seen
         finally:
