@@ -32,6 +32,7 @@ from ..common.crypto.media import MediaRef
 from ..common.errors import ProtocolError, TenchatError
 from ..common.social import AUDIENCE_KEY_LEN
 from . import media
+from .connection import ConnectionLost, RelayUnreachable
 
 if TYPE_CHECKING:
     from .service import Client
@@ -89,6 +90,14 @@ class StoryViewer:
 class StoryService:
     def __init__(self, client: Client) -> None:
         self.client = client
+
+    async def _handle(self, user: bytes) -> str | None:
+        """The user's verified handle; None if it is unknown and the relay can't be asked."""
+        try:
+            return await self.client.social._handle(user)
+        except (ConnectionLost, RelayUnreachable):
+            contact = await self.client.cache.contact(user)
+            return contact.handle if contact is not None else None
 
     # --- posting ----------------------------------------------------------------------------
 
@@ -174,9 +183,15 @@ class StoryService:
 
     async def stories(self) -> list[StoryView]:
         """The unexpired stories of whom we follow (and ours) that we can open, without
-        image bytes: grouped by author — authors with an unseen story first, then by their
-        newest story — and each author's stories newest first."""
-        await self.refresh()
+        image bytes (from the cache alone when the relay can't be reached): grouped by
+        author — authors with an unseen story first, then by their newest story — and each
+        author's stories newest first."""
+        try:
+            await self.refresh()
+        except (ConnectionLost, RelayUnreachable):
+            # Offline: what the cache holds, minus what has expired meanwhile.
+            await self.client.cache.drop_expired_stories(story_now_ms())
+            await self.client.cache.commit()
         return await self._cached(None)
 
     async def stories_of(self, peer: str) -> list[StoryView]:
@@ -200,7 +215,7 @@ class StoryService:
                 if not include_sealed:
                     continue
                 sealed = st.open_story(record)
-                view = StoryView(story_id, who, await self.client.social._handle(who),
+                view = StoryView(story_id, who, await self._handle(who),
                                  sealed.posted_at, sealed.expires_at, None,
                                  sealed.blob is not None, None, seen,
                                  sealed.audience == st.CLOSE_FRIENDS)
@@ -235,7 +250,7 @@ class StoryService:
         sealed, story = await self._open(record)
         if story is None:
             return None
-        return StoryView(story.id, story.author, await self.client.social._handle(story.author),
+        return StoryView(story.id, story.author, await self._handle(story.author),
                          story.posted_at, story.expires_at, story.text,
                          story.image is not None, image, seen,
                          sealed.audience == st.CLOSE_FRIENDS)
@@ -322,14 +337,14 @@ class StoryService:
             raise StoryError("no such story (it may have expired)")
         if row[0] != self.client.user:
             raise StoryError("only the author of a story sees who viewed it")
-        return [StoryViewer(user, await self.client.social._handle(user), at)
+        return [StoryViewer(user, await self._handle(user), at)
                 for user, at in await self.client.cache.story_views(story_id)]
 
     # --- close friends ----------------------------------------------------------------------
 
     async def close_friends(self) -> list[tuple[bytes, str | None]]:
         members = await self.client.cache.close_friends()
-        out = [(u, await self.client.social._handle(u)) for u in members]
+        out = [(u, await self._handle(u)) for u in members]
         return sorted(out, key=lambda x: (x[1] or "", x[0]))
 
     async def add_close_friend(self, peer: str) -> None:
