@@ -113,25 +113,33 @@ class StoryService:
         if not text and image is None:
             raise StoryError("an empty story: give text or an image")
         if filter is not None and image is None:
-            raise StoryError("--filter needs an image")
+            raise StoryError("a filter needs an image")
+        client = self.client
         data: bytes | None = None
-        ref: MediaRef | None = None
+        name = ""
         if image is not None:
             data, name = await _read_image(image)
             if filter is not None:
                 data = await apply_image_filter(data, filter)
-            ref = await self._upload_image(data, name)
-        client = self.client
+        # The key is brought up to date while the image uploads: the one touches the cache
+        # and the 1:1 sessions, the other only the relay's blob store.
+        keying = asyncio.create_task(
+            self.sync_close_friends() if close_friends else client.social.sync_audience())
+        ref: MediaRef | None = None
+        try:
+            if data is not None:
+                ref = await self._upload_image(data, name)
+        except BaseException:
+            await asyncio.wait([keying])  # let it finish; the upload's error is the one told
+            if not keying.cancelled():
+                keying.exception()
+            raise
+        key_id, key = await keying
+        audience = st.CLOSE_FRIENDS if close_friends else st.FOLLOWERS
         me = client.user
         now = story_now_ms()
         story = st.Story(author=me, id=os.urandom(16), posted_at=now,
                          expires_at=now + st.STORY_TTL_MS, text=text, image=ref)
-        if close_friends:
-            key_id, key = await self.sync_close_friends()
-            audience = st.CLOSE_FRIENDS
-        else:
-            key_id, key = await client.social.sync_audience()
-            audience = st.FOLLOWERS
         record = st.seal_story(story, audience, key_id, key, client.identity.sign)
         conn = await client.connection()
         await conn.request(f.StoryPut, record=record)
