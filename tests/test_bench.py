@@ -86,7 +86,9 @@ def test_social_quick_json_runs_and_reports_figures() -> None:
     assert out["ok"] is True and out["scenario"] == "social"
     assert out["receipts_received"] == 1
     assert out["image_png_bytes"] > 400_000
-    for key in ("feed", "story_upload", "story_view"):
+    for key, n in (("feed", 2), ("story_upload", 4), ("story_view", 2),
+                   ("story_view_incognito", 2)):
         stats = out[f"{key}_ms"]
-        assert stats["n"] == 2 and 0 < stats["p50"] <= stats["max"]
+        assert stats["n"] == n and 0 < stats["p50"] <= stats["max"]
+    for key in ("feed", "story_upload", "story_view"):
         assert out["targets"][key]["target_ms"] > 0
