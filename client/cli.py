@@ -597,6 +597,8 @@ def group_json(info: Any) -> dict[str, Any]:
     return {
         "group": info.id.hex(), "name": info.name, "topic": info.topic,
         "announce": info.announce, "version": info.version, "my_role": info.my_role,
+        "avatar": None if info.avatar is None else {
+            "hash": info.avatar.hash.hex(), "size": info.avatar.size, "mime": info.avatar.mime},
         "members": [{"handle": info.handles.get(u), "user_id": u.hex(), "role": r}
                     for u, r in sorted(info.members.items(),
                                        key=lambda kv: (kv[1] != "owner", kv[1] != "admin",
@@ -611,6 +613,8 @@ def group_lines(info: Any) -> str:
         head += f"\n  topic: {info.topic}"
     if info.announce:
         head += "\n  announcement group: only admins post"
+    if info.avatar is not None:
+        head += f"\n  picture: {info.avatar.mime}, {info.avatar.size} bytes"
     people = "\n".join(f"  @{m['handle'] or '?'}  {m['role']}" for m in obj["members"])
     return f"{head}\n{people}"
 
@@ -706,6 +710,31 @@ def group_topic(ctx: typer.Context, group: Annotated[str, typer.Argument()],
                 topic: Annotated[str, typer.Argument()]) -> None:
     """Set a group's topic (admins)."""
     _group(ctx, group, lambda c, g: c.groups.update(g, topic=topic))
+
+
+@group_app.command("avatar")
+def group_avatar(
+    ctx: typer.Context,
+    group: Annotated[str, typer.Argument()],
+    image: Annotated[Path | None, typer.Argument(
+        help="An image (shrunk to 512 px) to set as the group's picture.")] = None,
+    save: Annotated[Path | None, typer.Option(
+        "--save", "-o", help="Download the group's picture to this file instead.")] = None,
+    remove: Annotated[bool, typer.Option("--remove", help="Remove the picture.")] = False,
+) -> None:
+    """Set (admins), remove or download a group's picture."""
+    opts: Options = ctx.obj
+    if sum((image is not None, save is not None, remove)) != 1:
+        raise fail("give an IMAGE to set, --save PATH to download, or --remove")
+    if save is not None:
+        async def body(client: Any) -> Any:
+            await client.sync()
+            return await client.groups.save_avatar(await client.groups.require(group), save)
+
+        size = run(with_client(opts, body))
+        emit(opts, {"saved": str(save), "size": size}, f"saved {save} ({size} bytes)")
+        return
+    _group(ctx, group, lambda c, g: c.groups.set_avatar(g, None if remove else image))
 
 
 @group_app.command("info")

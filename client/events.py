@@ -36,8 +36,9 @@ class StatusChanged:
 
 @dataclass(frozen=True, slots=True)
 class TypingChanged:
-    peer: bytes
+    peer: bytes  # the conversation: a peer's user id, or a group id
     active: bool
+    sender: bytes | None = None  # in a group: who is typing
 
 
 @dataclass(frozen=True, slots=True)

@@ -716,7 +716,7 @@ class Client:
             await conn.request(f.Ack, seqs=seqs)
         upto: dict[bytes, int] = {}
         for item in items:
-            if isinstance(item, f.GroupDeliver):
+            if isinstance(item, f.GroupDeliver) and item.gseq:
                 upto[item.group] = max(upto.get(item.group, 0), item.gseq)
         for group, gseq in upto.items():
             with contextlib.suppress(RelayError):  # e.g. we were just removed
@@ -937,7 +937,8 @@ class Client:
 
     async def _watch(self, conn: RelayConnection) -> None:
         """Watch the presence of everyone we have a conversation with."""
-        peers = [row.peer for row in await self.cache.conversations()][:1024]
+        peers = [row.peer for row in await self.cache.conversations()
+                 if len(row.peer) == 32][:1024]  # people, not groups
         state = await conn.request(f.Watch, users=peers)
         if isinstance(state, f.PresenceState):
             online = set(state.online)
@@ -1095,8 +1096,19 @@ class Client:
             await self._conn.request(f.Privacy, hide_presence=value)
 
     async def send_typing(self, peer: bytes, active: bool) -> None:
-        """Ephemeral and best effort: pushed to the peer's live connections, never stored."""
-        if self.connection_state != ONLINE or len(peer) != 32 or not await self.setting("typing"):
+        """Ephemeral and best effort: pushed to the peer's (or the group's members') live
+        connections, never stored."""
+        if self.connection_state != ONLINE or not await self.setting("typing"):
+            return
+        if len(peer) == 16:
+            async with self._crypto_lock:
+                envelope = await self.groups.typing_envelope(peer, active)
+                await self.cache.commit()
+            if envelope is not None:
+                with contextlib.suppress(ConnectionLost, RelayError, RelayUnreachable):
+                    conn = await self.connection()
+                    await conn.request(f.GroupSend, group=peer, msg=os.urandom(16),
+                                       body=envelope, eph=True)
             return
         async with self._crypto_lock:
             envelope = await self._encrypt(peer, c.encode_content(c.Typing(active=active)))

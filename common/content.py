@@ -149,4 +149,7 @@ def encode_content(content: Content) -> bytes:
 
 def decode_content(data: bytes) -> Content:
     """Raises msgspec.ValidationError / DecodeError for anything else."""
-    return _decoder.decode(data)
+    try:
+        return _decoder.decode(data)
+    except UnicodeDecodeError as exc:  # msgspec lets a non-UTF-8 str through as this
+        raise msgspec.DecodeError(f"invalid UTF-8: {exc}") from None

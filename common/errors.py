@@ -38,6 +38,7 @@ class ErrorCode(enum.StrEnum):
     EXPIRED = "expired"  # a story already expired, or set to live longer than 24 h
     UNAVAILABLE = "unavailable"  # the relay is shutting down; retry on another connection
     INTERNAL = "internal"  # a bug in the relay; the frame changed nothing
+    STORAGE_FULL = "storage_full"  # the relay can't write (disk full); nothing stored, retry
 
 
 class TenchatError(Exception):

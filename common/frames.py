@@ -43,7 +43,9 @@ Sig64 = Annotated[bytes, msgspec.Meta(min_length=64, max_length=64)]
 MsgId = Annotated[bytes, msgspec.Meta(min_length=16, max_length=16)]
 GroupId = Annotated[bytes, msgspec.Meta(min_length=16, max_length=16)]
 ReqId = Annotated[int, msgspec.Meta(ge=0, le=2**53)]
-Seq = Annotated[int, msgspec.Meta(ge=0)]
+# Stored as SQLite INTEGER (signed 64-bit): anything larger is malformed at the edge.
+UINT_MAX = 2**63 - 1
+Seq = Annotated[int, msgspec.Meta(ge=0, le=UINT_MAX)]
 ShortStr = Annotated[str, msgspec.Meta(max_length=256)]
 BlobHash = Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
 BlobSize = Annotated[int, msgspec.Meta(ge=1, le=2**53)]
@@ -192,7 +194,7 @@ class Send(_Frame, tag="send"):
     msg: MsgId  # client-made unique id; a retry with the same id is stored once
     body: bytes
     eph: bool = False
-    expires_at: Annotated[int, msgspec.Meta(ge=0)] = 0  # ms; 0 = never. Dropped after.
+    expires_at: Annotated[int, msgspec.Meta(ge=0, le=UINT_MAX)] = 0  # ms; 0 = never. Dropped after.
 
 
 class Stored(_Frame, tag="stored"):
@@ -279,13 +281,18 @@ class GroupChangeReq(_Frame, tag="group_change"):
 
 
 class GroupSend(_Frame, tag="group_send"):
-    """Post a sender-key ciphertext to a group's log, once. Answer: GroupStored."""
+    """Post a sender-key ciphertext to a group's log, once. Answer: GroupStored.
+
+    With ``eph`` (typing indicators) the relay stores nothing and only pushes it, as a
+    ``gmsg`` with ``gseq`` 0, to the other members' live connections; the answer is Ok.
+    """
 
     id: ReqId
     group: GroupId
     msg: MsgId
     body: bytes
-    expires_at: Annotated[int, msgspec.Meta(ge=0)] = 0
+    expires_at: Annotated[int, msgspec.Meta(ge=0, le=UINT_MAX)] = 0
+    eph: bool = False
 
 
 class GroupStored(_Frame, tag="group_stored"):
@@ -300,7 +307,7 @@ class GroupInfo(_Frame, tag="group_info"):
 
     id: ReqId
     group: GroupId
-    after_version: Annotated[int, msgspec.Meta(ge=0)] = 0
+    after_version: Annotated[int, msgspec.Meta(ge=0, le=UINT_MAX)] = 0
 
 
 class GroupHistory(_Frame, tag="group_history"):
@@ -481,7 +488,7 @@ class FollowList(_Frame, tag="follow_list"):
     id: ReqId
     user: Key32
     kind: FollowKind
-    offset: Annotated[int, msgspec.Meta(ge=0)] = 0
+    offset: Annotated[int, msgspec.Meta(ge=0, le=UINT_MAX)] = 0
     limit: Annotated[int, msgspec.Meta(ge=1, le=500)] = 100
 
 
@@ -644,7 +651,7 @@ def peek_id(data: bytes) -> int | None:
     """Best-effort request id of an undecodable frame, so its error can name it."""
     try:
         raw = _any_decoder.decode(data)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):  # a str that is not UTF-8
         return None
     if isinstance(raw, dict):
         rid = raw.get("id")
@@ -656,7 +663,7 @@ def peek_id(data: bytes) -> int | None:
 def _classify(data: bytes, exc: Exception, known: frozenset[str] | None) -> ProtocolError:
     try:
         raw: Any = _any_decoder.decode(data)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):  # a str that is not UTF-8
         return ProtocolError(ErrorCode.MALFORMED, "not a MessagePack value")
     if not isinstance(raw, dict):
         return ProtocolError(ErrorCode.MALFORMED, "a frame must be a map")
@@ -672,7 +679,7 @@ def decode_request(data: bytes) -> Request:
     """Decode a client frame; raise ProtocolError(malformed | unknown_type)."""
     try:
         return _request_decoder.decode(data)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise _classify(data, exc, REQUEST_TYPES) from None
 
 
@@ -680,5 +687,5 @@ def decode_reply(data: bytes) -> Reply:
     """Decode a relay frame (answer or push); raise ProtocolError(malformed)."""
     try:
         return _reply_decoder.decode(data)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise _classify(data, exc, None) from None

@@ -7,6 +7,7 @@ project's own errors into one line on stderr and exit status 1.
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
 from typing import Annotated
 
@@ -66,6 +67,15 @@ def serve(
     log_level: Annotated[
         str | None, typer.Option(help="debug, info, warning or error. [info]")
     ] = None,
+    log_format: Annotated[
+        str | None, typer.Option(help="Log lines as text or json. [text]")
+    ] = None,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Port for /healthz and /metrics; 0: off. [0]")
+    ] = None,
+    metrics_host: Annotated[
+        str | None, typer.Option(help="Address for /healthz and /metrics. [127.0.0.1]")
+    ] = None,
 ) -> None:
     """Run the relay until SIGTERM or SIGINT.
 
@@ -85,6 +95,9 @@ def serve(
         "story_sweep_interval": story_sweep_interval,
         "sweep_batch": sweep_batch,
         "log_level": log_level,
+        "log_format": log_format,
+        "metrics_port": metrics_port,
+        "metrics_host": metrics_host,
     }
     try:
         cfg = load_config(flags, os.environ, config)
@@ -97,6 +110,67 @@ def serve(
     except RuntimeError as exc:  # e.g. a database from a newer relay
         raise fail(str(exc)) from None
     raise typer.Exit(code)
+
+
+DataOption = Annotated[
+    Path | None, typer.Option(help="Data directory. [as serve: flag, env, config, default]")
+]
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", help="TOML config file (keys as serve's options).")
+]
+
+
+def _data_dir(data: Path | None, config: Path | None) -> Path:
+    try:
+        return load_config({"data": data}, os.environ, config).data
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+
+
+@app.command()
+def backup(
+    dest: Annotated[Path, typer.Argument(help="New or empty directory for the backup.")],
+    data: DataOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Back up the database and blobs, consistently, while the relay runs."""
+    from .backup import BackupError
+    from .backup import backup as run_backup
+
+    source = _data_dir(data, config)
+    try:
+        report = run_backup(source, dest)
+    except BackupError as exc:
+        raise fail(str(exc)) from None
+    except (OSError, sqlite3.Error) as exc:
+        raise fail(f"backup failed: {exc}") from None
+    typer.echo(
+        f"backed up {source} to {report.path}: schema {report.schema_version},"
+        f" {report.messages} queued messages, {report.blobs} blobs ({report.blob_bytes} bytes)"
+    )
+
+
+@app.command()
+def restore(
+    src: Annotated[Path, typer.Argument(help="A directory made by `tenchat-relay backup`.")],
+    data: DataOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Restore a backup into an empty data directory (the relay stopped)."""
+    from .backup import BackupError
+    from .backup import restore as run_restore
+
+    target = _data_dir(data, config)
+    try:
+        report = run_restore(src, target)
+    except BackupError as exc:
+        raise fail(str(exc)) from None
+    except (OSError, sqlite3.Error) as exc:
+        raise fail(f"restore failed: {exc}") from None
+    typer.echo(
+        f"restored {src} into {target}: schema {report.schema_version},"
+        f" {report.messages} queued messages, {report.blobs} blobs"
+    )
 
 
 @app.callback()

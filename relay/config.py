@@ -54,6 +54,14 @@ class Config:
     max_blob: int = 50 * MiB  # largest media blob (ciphertext bytes); larger ones get too_large
     blob_quota: int = 1024 * MiB  # blob bytes one identity may store (uploads in progress count)
     log_level: str = "info"
+    log_format: str = "text"  # "text" for people, "json": one JSON object per line
+    # Observability: /healthz and /metrics over plain HTTP on their own port (0: off).
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 0
+    # Retention: undelivered messages and group log entries older than this many days are
+    # deleted (0: kept until delivered); unfinished blob uploads after upload_expiry_hours.
+    retention_days: int = 30
+    upload_expiry_hours: int = 24
 
     @property
     def max_size_ceiling(self) -> int:
@@ -125,6 +133,11 @@ _PARSERS: Final[dict[str, Callable[[Any], Any]]] = {
     "max_blob": _int(1024, 2**40),
     "blob_quota": _int(1024, 2**50),
     "log_level": _choice("debug", "info", "warning", "error"),
+    "log_format": _choice("text", "json"),
+    "metrics_host": _str,
+    "metrics_port": _int(0, 65535),
+    "retention_days": _int(0, 36_500),
+    "upload_expiry_hours": _int(1, 87_600),
 }
 assert set(_PARSERS) == {f.name for f in dataclasses.fields(Config)}
 

@@ -44,6 +44,7 @@ from tenchat.common.frames import (
     FollowState,
     GroupAck,
     GroupChangeReq,
+    GroupDeliver,
     GroupHistory,
     GroupInfo,
     GroupList,
@@ -296,6 +297,15 @@ async def group_change(session: Session, frame: GroupChangeReq) -> Answer:
 @handles(GroupSend)
 async def group_send(session: Session, frame: GroupSend) -> Answer:
     user = check_authenticated(session)
+    if frame.eph:
+        # Typing indicators: members only, stored nowhere, pushed to live members.
+        if await session.store.group_head(frame.group, user) is None:
+            raise ProtocolError(ErrorCode.FORBIDDEN, "not a member of this group")
+        at = time.time_ns() // 1_000_000
+        item = GroupDeliver(group=frame.group, gseq=0, msg=frame.msg, sender=user, at=at,
+                            body=frame.body)
+        session.hub.publish_group_ephemeral(item)
+        return Ok(id=frame.id)
     return Later(
         session.store.group_post(frame.group, user, frame.msg, frame.body, frame.expires_at),
         lambda st: GroupStored(id=frame.id, group=frame.group, gseq=st.seq, at=st.at),

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
-import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -31,8 +31,11 @@ from . import handlers
 from .blobs import BlobFiles
 from .config import Config
 from .hub import Hub
+from .metrics import CONTENT_TYPE, Metrics
+from .observability import HealthEndpoint, health_report, setup_logging
+from .retention import Retention
 from .session import Later, Session
-from .store import SQLiteStore, Store
+from .store import SQLiteStore, Store, storage_error
 
 __all__ = ["Server", "clock_from_environ", "TEST_CLOCK_ENV"]
 
@@ -88,6 +91,16 @@ class Server:
         self._sweeper: asyncio.Task[None] | None = None
         self._story_sweeper: asyncio.Task[None] | None = None
         self.port: int | None = None  # the bound port, once listening
+        self.metrics = Metrics()
+        self.store.on_batch = self.metrics.batch
+        self.retention = Retention(
+            self.store, self.blobs, retention_days=config.retention_days,
+            upload_expiry_hours=config.upload_expiry_hours, batch=config.sweep_batch,
+            metrics=self.metrics,
+        )
+        self._retention: asyncio.Task[None] | None = None
+        self._health: HealthEndpoint | None = None
+        self._started = time.monotonic()
 
     async def serve(self) -> None:
         await self.startup()
@@ -119,6 +132,16 @@ class Server:
         self._sweeper = asyncio.create_task(self._sweep_loop(), name="expiry-sweep")
         self._story_sweeper = asyncio.create_task(self._story_sweep_loop(),
                                                   name="story-sweep")
+        self._retention = asyncio.create_task(
+            self.retention.run_forever(config.sweep_interval), name="retention"
+        )
+        if config.metrics_port:
+            self._health = HealthEndpoint(config.metrics_host, config.metrics_port, {
+                "/healthz": self._healthz, "/metrics": self._metrics,
+            })
+            await self._health.start()
+            log.info("health and metrics on http://%s:%d", config.metrics_host,
+                     self._health.port)
         host = f"[{config.host}]" if ":" in config.host else config.host
         log.info("relay %r serving %s", config.name, config.db_path)
         print(f"listening on ws://{host}:{self.port}", flush=True)
@@ -185,13 +208,27 @@ class Server:
             except Exception:
                 log.exception("story sweep failed")
 
+    async def _healthz(self) -> tuple[int, str, bytes]:
+        status, body = await health_report(
+            self.store, self.config.data, len(self.sessions), self._started
+        )
+        if self.stopping:
+            status, body["status"] = 503, "stopping"
+        return status, "application/json", json.dumps(body).encode()
+
+    async def _metrics(self) -> tuple[int, str, bytes]:
+        deferred = sum(s.deferred_count for s in self.sessions)
+        return 200, CONTENT_TYPE, await self.metrics.render(self.store, deferred)
+
     async def shutdown(self) -> None:
         self.stopping = True
-        for task in (self._sweeper, self._story_sweeper):
+        for task in (self._sweeper, self._story_sweeper, self._retention):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        if self._health is not None:
+            await self._health.close()
         if self._ws is not None:
             self._ws.close(close_connections=False)  # stop accepting; keep the open ones
         for session in list(self.sessions):
@@ -216,7 +253,10 @@ class Server:
 
     async def _connection(self, ws: ServerConnection) -> None:
         session = Session(ws, self.config, self.store, self.hub, self.blobs)
+        session.metrics = self.metrics
         self.sessions.add(session)
+        self.metrics.connections.inc()
+        self.metrics.connections_total.inc()
         try:
             async for data in ws:
                 await session.slots.acquire()
@@ -224,6 +264,7 @@ class Server:
         except ConnectionClosed:
             pass
         finally:
+            self.metrics.connections.dec()
             session.close()
             self.sessions.discard(session)
 
@@ -241,7 +282,12 @@ class Server:
                 )
             if self.stopping:
                 raise ProtocolError(ErrorCode.UNAVAILABLE, "the relay is shutting down")
-            frame = decode_request(data)
+            try:
+                frame = decode_request(data)
+            except ProtocolError:
+                self.metrics.invalid_frame()
+                raise
+            self.metrics.frame(frame)
             rid = frame.id
             answer = await handlers.dispatch(session, frame)
             if answer is None:
@@ -251,13 +297,19 @@ class Server:
                 deferred = True
             else:
                 await session.send(answer)
-        except ProtocolError as exc:
+        except Exception as exc:
+            if not isinstance(exc, ProtocolError):
+                refused = storage_error(exc)  # e.g. a blob chunk on a full disk
+                if refused is None:
+                    log.exception("handler failed (frame id %s)", rid)
+                    refused = ProtocolError(ErrorCode.INTERNAL, "internal error")
+                else:
+                    log.error("frame id %s refused by the disk: %s", rid, exc)
+                exc = refused
             if rid is None and isinstance(data, bytes):
                 rid = peek_id(data)
+            self.metrics.error(str(exc.code))
             await session.send(Error(id=rid, error=str(exc.code), message=exc.message))
-        except Exception:
-            log.exception("handler failed (frame id %s)", rid)
-            await session.send(Error(id=rid, error=ErrorCode.INTERNAL, message="internal error"))
         finally:
             if not deferred:
                 session.slots.release()
@@ -265,10 +317,6 @@ class Server:
 
 def run(config: Config) -> int:
     """Run a relay until it is told to stop; the process exit status."""
-    logging.basicConfig(
-        level=config.log_level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    setup_logging(config.log_level, config.log_format)
     asyncio.run(Server(config, clock=clock_from_environ(os.environ)).serve())
     return 0

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -29,7 +30,8 @@ from tenchat.common.stories import STORY_TTL_MS
 
 __all__ = [
     "Store", "SQLiteStore", "HandleRecord", "BundleRecord", "Stored", "CommitListener",
-    "GroupListener", "MembersChanged", "GroupEntry", "GroupHead", "BlobBegun", "SweptStories",
+    "GroupListener", "MembersChanged", "GroupEntry", "GroupHead", "BlobBegun",
+    "BatchListener", "RetentionSwept", "storage_error", "SweptStories",
 ]
 
 log = logging.getLogger("tenchat.relay.store")
@@ -39,6 +41,7 @@ T = TypeVar("T")
 STORY_CLOCK_SLACK_MS: Final = 10 * 60 * 1000  # how far ahead of ours an author's clock may be
 DEDUPE_WINDOW_MS: Final = 7 * 24 * 3600 * 1000  # how long a retry is recognised after storing
 _PRUNE_EVERY_MS: Final = 3600 * 1000
+_DISK_ERRNOS: Final = frozenset({28, 27, 122, 5})  # ENOSPC, EFBIG, EDQUOT, EIO
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +117,32 @@ class SweptStories:
 CommitListener = Callable[[list[tuple[bytes, Deliver, int]]], None]
 # Called synchronously, right after a commit, with the group events in commit order.
 GroupListener = Callable[[list["MembersChanged | GroupEntry"]], None]
+
+
+# Called after each write transaction with (seconds it took, ops in it, committed or not).
+BatchListener = Callable[[float, int, bool], None]
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionSwept:
+    """What one retention transaction deleted; ``uploads`` are (user, blob) of the expired
+    unfinished uploads, whose partial files the caller removes."""
+
+    messages: int
+    group_entries: int
+    uploads: list[tuple[bytes, bytes]]
+
+
+def storage_error(exc: BaseException) -> ProtocolError | None:
+    """storage_full for a write the disk refused (full, over a size limit, I/O error); the
+    batch was rolled back. None for anything else (a bug)."""
+    if isinstance(exc, sqlite3.Error) and getattr(exc, "sqlite_errorcode", None) is not None:
+        primary = exc.sqlite_errorcode & 0xFF
+        if primary in (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR):
+            return ProtocolError(ErrorCode.STORAGE_FULL, "the relay cannot write to its disk")
+    if isinstance(exc, OSError) and exc.errno in _DISK_ERRNOS:
+        return ProtocolError(ErrorCode.STORAGE_FULL, "the relay cannot write to its disk")
+    return None
 
 
 def _now_ms() -> int:
@@ -366,6 +395,25 @@ class Store(abc.ABC):
     def sweep(self, now: int, limit: int) -> asyncio.Future[int]:
         """Delete up to ``limit`` expired messages and up to ``limit`` expired group
         entries in one transaction; how many rows went (the larger of the two counts)."""
+
+    @abc.abstractmethod
+    def retention_sweep(
+        self, queue_before: int, uploads_before: int, limit: int
+    ) -> asyncio.Future[RetentionSwept]:
+        """Delete old undelivered messages and group log entries, and expired unfinished
+        uploads (see SQLiteStore.retention_sweep)."""
+
+    @abc.abstractmethod
+    def probe(self) -> asyncio.Future[None]:
+        """A write through the writer; resolves once committed (health checks)."""
+
+    @abc.abstractmethod
+    async def stats(self) -> dict[str, int]:
+        """Row counts for metrics."""
+
+    on_batch: BatchListener | None = None
+    last_write_error: str | None = None
+    write_queue_depth: int = 0
 
 
 # --- SQLite ------------------------------------------------------------------------------
@@ -738,6 +786,18 @@ class _Sweep(_Op):
 
 
 @dataclass(slots=True)
+class _Retention(_Op):
+    queue_before: int
+    uploads_before: int
+    limit: int
+
+
+@dataclass(slots=True)
+class _Probe(_Op):
+    pass
+
+
+@dataclass(slots=True)
 class _Batch:
     """What one transaction produced: answers to hand out and messages to push."""
 
@@ -784,6 +844,13 @@ class SQLiteStore(Store):
         self._blockers: set[bytes] = set()
         # Identities seen to exist; nothing is ever unregistered, so this only grows.
         self._known: set[bytes] = set()
+        self.on_batch: BatchListener | None = None
+        self.last_write_error: str | None = None  # of the last write batch; None if it committed
+
+    @property
+    def write_queue_depth(self) -> int:
+        """Writes waiting for the writer (not counting the batch being committed)."""
+        return self._queue.qsize()
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -1117,6 +1184,29 @@ class SQLiteStore(Store):
     def sweep_stories(self, now: int, limit: int) -> asyncio.Future[SweptStories]:
         return self._submit(_StorySweep, now, limit)
 
+    def retention_sweep(
+        self, queue_before: int, uploads_before: int, limit: int
+    ) -> asyncio.Future[RetentionSwept]:
+        """Delete up to ``limit`` queued messages and group log entries stored before
+        ``queue_before`` (ms; 0: none) and up to ``limit`` unfinished uploads started before
+        ``uploads_before``, oldest first, through the primary keys (no table scan)."""
+        return self._submit(_Retention, queue_before, uploads_before, limit)
+
+    def probe(self) -> asyncio.Future[None]:
+        """A real write through the writer (the header's user_version, rewritten unchanged):
+        resolves once it is committed, so the store is writable."""
+        return self._submit(_Probe)
+
+    async def stats(self) -> dict[str, int]:
+        """Counts for /metrics (read at scrape time, not on the hot path)."""
+        rows = await self._read(
+            "SELECT (SELECT count(*) FROM messages), (SELECT count(*) FROM group_log),"
+            " (SELECT count(*) FROM blobs), (SELECT coalesce(sum(size), 0) FROM blobs),"
+            " (SELECT count(*) FROM blob_uploads)"
+        )
+        keys = ("messages", "group_entries", "blobs", "blob_bytes", "uploads")
+        return dict(zip(keys, rows[0], strict=True))
+
     def set_profile(
         self, user: bytes, record: bytes, updated_at: int, private: bool
     ) -> asyncio.Future[bytes]:
@@ -1178,6 +1268,7 @@ class SQLiteStore(Store):
         assert db is not None
         out = _Batch()
         seq_before, gseq_before = self._next_seq, self._next_gseq
+        started = time.perf_counter()
         try:
             await db.execute("BEGIN IMMEDIATE")
             for op_type, group in itertools.groupby(ops, key=type):
@@ -1185,14 +1276,33 @@ class SQLiteStore(Store):
             await self._maybe_prune(db)
             await db.execute("COMMIT")
         except Exception as exc:
-            log.exception("write batch of %d failed; rolled back", len(ops))
             self._next_seq, self._next_gseq = seq_before, gseq_before
             with contextlib.suppress(Exception):
                 await db.execute("ROLLBACK")
+            refused = storage_error(exc)
+            if refused is None and len(ops) > 1:
+                # A bug in one write must not fail the others that shared its batch:
+                # apply them one by one, so only the faulty one is answered `internal`.
+                log.exception("write batch of %d failed; rolled back, retrying one by one",
+                              len(ops))
+                self._batch_done(started, len(ops), False)
+                for op in ops:
+                    await self._commit_batch([op])
+                return
+            if refused is None:
+                log.exception("write batch of %d failed; rolled back", len(ops))
+            else:
+                log.error("write batch of %d refused by the disk (%s); rolled back",
+                          len(ops), exc)
+                exc = refused
+            self.last_write_error = str(exc)
+            self._batch_done(started, len(ops), False)
             for op in ops:
                 if not op.fut.done():
                     op.fut.set_exception(exc)
             return
+        self.last_write_error = None
+        self._batch_done(started, len(ops), True)
         for fut, value in out.results:
             if fut.done():  # the caller went away
                 continue
@@ -1209,6 +1319,13 @@ class SQLiteStore(Store):
             loop.call_soon(self._notify, self.on_commit, out.stored)
         if out.group_events and self.on_group_commit is not None:
             loop.call_soon(self._notify, self.on_group_commit, out.group_events)
+
+    def _batch_done(self, started: float, ops: int, ok: bool) -> None:
+        if self.on_batch is not None:
+            try:
+                self.on_batch(time.perf_counter() - started, ops, ok)
+            except Exception:
+                log.exception("batch listener failed")
 
     @staticmethod
     def _notify(listener: Callable[[Any], None], items: Any) -> None:
@@ -1665,6 +1782,46 @@ class SQLiteStore(Store):
             )
             out.results.append((op.fut, max(n_messages, cur.rowcount)))
 
+    async def _apply_retention(self, ops: list[_Retention], out: _Batch) -> None:
+        db = self._db
+        assert db is not None
+        for op in ops:
+            n_messages = n_entries = 0
+            if op.queue_before:
+                # seq and gseq grow with `at`: the oldest rows are the first keys. Look at
+                # no more than `limit` of them (a primary-key range), delete the old ones.
+                cur = await db.execute(
+                    "DELETE FROM messages WHERE seq IN (SELECT seq FROM (SELECT seq, at FROM"
+                    " messages ORDER BY seq LIMIT ?) WHERE at < ?)",
+                    (op.limit, op.queue_before),
+                )
+                n_messages = cur.rowcount
+                cur = await db.execute(
+                    "DELETE FROM group_log WHERE gseq IN (SELECT gseq FROM (SELECT gseq, at"
+                    " FROM group_log ORDER BY gseq LIMIT ?) WHERE at < ?)",
+                    (op.limit, op.queue_before),
+                )
+                n_entries = cur.rowcount
+            # Uploads in progress are few (one row per unfinished upload), so this reads a
+            # small table.
+            rows = await db.execute_fetchall(
+                "SELECT user, hash FROM blob_uploads WHERE started_at < ? LIMIT ?",
+                (op.uploads_before, op.limit),
+            )
+            uploads = [(bytes(u), bytes(h)) for u, h in rows]
+            await db.executemany(
+                "DELETE FROM blob_uploads WHERE user = ? AND hash = ?", uploads
+            )
+            out.results.append((op.fut, RetentionSwept(n_messages, n_entries, uploads)))
+
+    async def _apply_probes(self, ops: list[_Probe], out: _Batch) -> None:
+        db = self._db
+        assert db is not None
+        rows = await db.execute_fetchall("PRAGMA user_version")
+        await db.execute(f"PRAGMA user_version={int(next(iter(rows))[0])}")
+        for op in ops:
+            out.results.append((op.fut, None))
+
     # --- social -----------------------------------------------------------------------------
 
     async def _apply_profile_sets(self, ops: list[_ProfileSet], out: _Batch) -> None:
@@ -1928,6 +2085,8 @@ class SQLiteStore(Store):
         _Block: _apply_blocks,
         _Privacy: _apply_privacy,
         _Sweep: _apply_sweeps,
+        _Retention: _apply_retention,
+        _Probe: _apply_probes,
         _BlobBegin: _apply_blob_begins,
         _BlobCommit: _apply_blob_commits,
         _BlobAbort: _apply_blob_aborts,

@@ -71,7 +71,8 @@ class ChatScreen(Screen[None]):
         self._unsubscribe: Any = None
         self._typing_sent = 0.0  # loop time we last told the peer we are typing
         self._typing_idle: Timer | None = None
-        self._peer_typing_expiry: dict[bytes, Timer] = {}
+        # conversation -> who is typing there (the peer, or group members) -> expiry
+        self._peer_typing_expiry: dict[bytes, dict[bytes, Timer]] = {}
         self._refresh_pending = False
         self.reply_to: bytes | None = None  # the message the composer answers
         self.editing: bytes | None = None  # our message the composer rewrites
@@ -259,6 +260,7 @@ class ChatScreen(Screen[None]):
         header.muted = bool(conv and conv.muted)
         header.pinned = bool(conv and conv.pinned)
         header.blocked = bool(conv and conv.blocked)
+        header.typing = self._typing_label(self.peer)
 
     @work(group="read")
     async def _mark_read(self, peer: bytes) -> None:
@@ -481,8 +483,8 @@ class ChatScreen(Screen[None]):
                 if conv == self.peer:
                     self._reload_message(conv, msg_id)
                 self._schedule_refresh()
-            case TypingChanged(peer=peer, active=active):
-                self._peer_typing(peer, active)
+            case TypingChanged(peer=peer, active=active, sender=sender):
+                self._peer_typing(peer, active, sender)
             case PresenceChanged():
                 self._schedule_refresh()
             case ConnectionChanged():
@@ -534,7 +536,7 @@ class ChatScreen(Screen[None]):
             if log_widget.group and row.sender and row.sender not in log_widget.names:
                 self._refresh_group()  # a new member's first message
         if not row.outgoing:
-            self._peer_typing(row.peer, False)
+            self._peer_typing(row.peer, False, row.sender)
             if row.peer == self.peer:
                 self._mark_read(row.peer)
             conv = self.conversations.get(row.peer)
@@ -549,16 +551,37 @@ class ChatScreen(Screen[None]):
                                           mention=row.mention)
         self._schedule_refresh()
 
-    def _peer_typing(self, peer: bytes, active: bool) -> None:
-        old = self._peer_typing_expiry.pop(peer, None)
+    def _peer_typing(self, peer: bytes, active: bool, sender: bytes | None = None) -> None:
+        """``sender`` (the peer itself in a 1:1 chat) started or stopped typing in ``peer``;
+        an indicator nobody renews goes out by itself after TYPING_EXPIRY."""
+        who = sender or peer
+        typers = self._peer_typing_expiry.setdefault(peer, {})
+        old = typers.pop(who, None)
         if old is not None:
             old.stop()
         if active:
-            self._peer_typing_expiry[peer] = self.set_timer(
-                TYPING_EXPIRY, lambda: self._peer_typing(peer, False))
-        self.query_one(ConversationList).set_typing(peer, active)
+            typers[who] = self.set_timer(
+                TYPING_EXPIRY, lambda: self._peer_typing(peer, False, sender))
+        elif not typers:
+            del self._peer_typing_expiry[peer]
+        self.query_one(ConversationList).set_typing(peer, bool(typers))
         if peer == self.peer:
-            self.query_one(ConversationHeader).typing = active
+            self.query_one(ConversationHeader).typing = self._typing_label(peer)
+
+    def _typing_label(self, peer: bytes) -> str:
+        """"typing…" in a 1:1 chat; in a group who: one or two names, else how many."""
+        typers = self._peer_typing_expiry.get(peer)
+        if not typers:
+            return ""
+        if len(peer) != 16:
+            return "typing…"
+        names = self.query_one(MessageLog).names
+        handles = [f"@{names[u]}" if names.get(u) else "someone" for u in typers]
+        if len(handles) == 1:
+            return f"{handles[0]} is typing…"
+        if len(handles) == 2:
+            return f"{handles[0]} and {handles[1]} are typing…"
+        return f"{len(handles)} people are typing…"
 
     def _connection(self, event: ConnectionChanged) -> None:
         status = self.query_one(StatusBar)
