@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import mimetypes
 import os
 import tempfile
@@ -23,7 +24,9 @@ from ..common.crypto.errors import BlobHashMismatch, MediaError
 from ..common.errors import TenchatError
 from .connection import ConnectionLost, RelayConnection, RelayError
 
-__all__ = ["AttachmentError", "upload", "download", "UPLOAD_CHUNK", "DOWNLOAD_CHUNK"]
+__all__ = ["AttachmentError", "upload", "download", "download_bytes", "upload_bytes",
+           "UPLOAD_CHUNK",
+           "DOWNLOAD_CHUNK"]
 
 UPLOAD_CHUNK = 256 * 1024  # bytes per blob_chunk (less if the relay's max_frame is smaller)
 DOWNLOAD_CHUNK = 1024 * 1024  # bytes asked per blob_get (the relay may send fewer)
@@ -74,11 +77,37 @@ async def upload(connect: Connect, path: Path, *, mime: str | None = None) -> me
                           name=name[:255])
 
 
-async def _send_blob(conn: RelayConnection, sealed: BinaryIO, mk: media.MediaKey) -> None:
+async def upload_bytes(connect: Connect, data: bytes, *, name: str = "",
+                       mime: str = "application/octet-stream") -> media.MediaRef:
+    """Seal ``data`` under a fresh key in memory and upload it (like :func:`upload`, for
+    small files already in memory, such as a story's image: no temporary files)."""
+    conn = await connect()
+    if conn.max_blob == 0:
+        raise AttachmentError("this relay does not store attachments")
+    if media.sealed_size(len(data)) > conn.max_blob:
+        raise AttachmentError(f"the file is too large for this relay ({len(data)} bytes; "
+                              f"at most about {conn.max_blob} bytes)")
+    blob, mk = await asyncio.to_thread(media.encrypt, data)
+    sealed = io.BytesIO(blob)
+    for attempt in range(RETRIES + 1):
+        try:
+            # Small and in memory: pieces as large as a frame allows, fewer round trips.
+            await _send_blob(conn, sealed, mk, chunk=DOWNLOAD_CHUNK)
+            break
+        except ConnectionLost:
+            if attempt == RETRIES:
+                raise
+            conn = await connect()
+    return media.MediaRef(hash=mk.blob_hash, key=mk.key, size=mk.size, mime=mime,
+                          name=name[:255])
+
+
+async def _send_blob(conn: RelayConnection, sealed: BinaryIO, mk: media.MediaKey, *,
+                     chunk: int = UPLOAD_CHUNK) -> None:
     try:
         status = await conn.request(f.BlobBegin, hash=mk.blob_hash, size=mk.blob_size)
         assert isinstance(status, f.BlobStatus)
-        offset, piece = status.offset, _chunk_size(conn, UPLOAD_CHUNK)
+        offset, piece = status.offset, _chunk_size(conn, chunk)
         while offset < mk.blob_size:
             sealed.seek(offset)
             data = sealed.read(piece)
@@ -126,6 +155,54 @@ async def download(connect: Connect, ref: media.MediaRef, out: Path) -> int:
             with contextlib.suppress(FileNotFoundError):
                 part.unlink()
     return written
+
+
+async def download_bytes(connect: Connect, ref: media.MediaRef) -> bytes:
+    """Fetch the blob of ``ref`` into memory, check its hash and every chunk, and return
+    the plaintext (for small files shown at once, such as a story's image: no disk)."""
+    conn = await connect()
+    for attempt in range(RETRIES + 1):
+        try:
+            data = await _fetch_parallel(conn, ref)
+            break
+        except ConnectionLost:
+            if attempt == RETRIES:
+                raise
+            conn = await connect()
+    try:
+        return await asyncio.to_thread(media.decrypt, data, ref.key, ref.hash, size=ref.size)
+    except BlobHashMismatch:
+        raise AttachmentError("the file does not match its id: it was corrupted or "
+                              "tampered with on the relay") from None
+    except MediaError as exc:
+        raise AttachmentError(f"the file failed to decrypt ({exc})") from None
+
+
+async def _fetch_parallel(conn: RelayConnection, ref: media.MediaRef) -> bytes:
+    """The whole blob, its pieces asked for all at once (the size is known), so a
+    download costs about one round trip plus the transfer, not one round trip a piece."""
+    expected = ref.blob_size
+    piece = _chunk_size(conn, DOWNLOAD_CHUNK)
+
+    async def one(offset: int) -> bytes:
+        buf = io.BytesIO()
+        while buf.tell() < min(piece, expected - offset):
+            at = offset + buf.tell()
+            try:
+                data = await conn.request(f.BlobGet, hash=ref.hash, offset=at,
+                                          length=min(piece, expected - offset) - buf.tell())
+            except RelayError as exc:
+                if exc.code == "not_found":
+                    raise AttachmentError("the relay no longer has this file") from None
+                raise AttachmentError(f"the relay refused the download: {exc}") from None
+            assert isinstance(data, f.BlobData)
+            if data.offset != at or data.size != expected or not data.data:
+                raise AttachmentError("the relay sent a blob of the wrong size")
+            buf.write(data.data)
+        return buf.getvalue()
+
+    parts = await asyncio.gather(*(one(o) for o in range(0, expected, piece)))
+    return b"".join(parts)
 
 
 async def _fetch_blob(conn: RelayConnection, ref: media.MediaRef, blob: BinaryIO) -> None:

@@ -621,4 +621,5 @@ async def comments(session: Session, frame: CommentsReq) -> Answer:
                         more=len(records) > frame.limit)
 
 
-from . import admin  # noqa: E402, F401  (registers the moderate handler)
+# Larger features keep their handlers in modules of their own; importing one registers it.
+from . import admin, story_handlers  # noqa: E402, F401
