@@ -176,6 +176,27 @@ MIGRATIONS: list[str] = [
     );
     CREATE TABLE audience_members (follower BLOB PRIMARY KEY, key_id INTEGER NOT NULL);
     """,
+    # 7: stories. story_keys: close-friends keys, ours (author = our id) and those sent to
+    # us, sealed; close_friends: our list, with the key id each was sent (NULL: none yet);
+    # stories: verified records (still sealed under their audience key) until they expire;
+    # story_views: view receipts on our stories.
+    """
+    CREATE TABLE story_keys (
+        author BLOB NOT NULL, key_id INTEGER NOT NULL, key_sealed BLOB NOT NULL,
+        created_at INTEGER NOT NULL, PRIMARY KEY (author, key_id)
+    );
+    CREATE TABLE close_friends (user BLOB PRIMARY KEY, key_id INTEGER);
+    CREATE TABLE stories (
+        id BLOB PRIMARY KEY, author BLOB NOT NULL, posted_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL, record BLOB NOT NULL, seen INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX stories_expiry ON stories (expires_at);
+    CREATE INDEX stories_by_author ON stories (author, posted_at);
+    CREATE TABLE story_views (
+        story BLOB NOT NULL, viewer BLOB NOT NULL, at INTEGER NOT NULL,
+        PRIMARY KEY (story, viewer)
+    );
+    """,
 ]
 
 
@@ -887,3 +908,97 @@ class Cache:
         await self._db.execute("DELETE FROM audience_members")
         await self._db.executemany("INSERT INTO audience_members VALUES (?, ?)",
                                    list(members.items()))
+
+    # --- stories ----------------------------------------------------------------------------
+
+    async def put_story_key(self, author: bytes, key_id: int, key: bytes, now: int) -> None:
+        await self._db.execute(
+            "INSERT OR REPLACE INTO story_keys (author, key_id, key_sealed, created_at)"
+            " VALUES (?, ?, ?, ?)", (author, key_id, self._seal(key), now))
+
+    async def story_key(self, author: bytes, key_id: int) -> bytes | None:
+        async with self._db.execute(
+                "SELECT key_sealed FROM story_keys WHERE author=? AND key_id=?",
+                (author, key_id)) as cur:
+            row = await cur.fetchone()
+        return self._open(row[0]) if row else None
+
+    async def current_story_key(self, author: bytes) -> tuple[int, bytes] | None:
+        async with self._db.execute(
+                "SELECT key_id, key_sealed FROM story_keys WHERE author=?"
+                " ORDER BY created_at DESC, rowid DESC LIMIT 1", (author,)) as cur:
+            row = await cur.fetchone()
+        return (int(row[0]), self._open(row[1])) if row else None
+
+    async def close_friends(self) -> dict[bytes, int | None]:
+        """Our close friends, each with the id of the key they were sent (None: none)."""
+        async with self._db.execute("SELECT user, key_id FROM close_friends") as cur:
+            return {bytes(r[0]): r[1] for r in await cur.fetchall()}
+
+    async def set_close_friend(self, user: bytes, on: bool) -> bool:
+        """Add (or remove) a close friend; True if the list changed."""
+        if on:
+            cur = await self._db.execute(
+                "INSERT OR IGNORE INTO close_friends (user, key_id) VALUES (?, NULL)", (user,))
+        else:
+            cur = await self._db.execute("DELETE FROM close_friends WHERE user=?", (user,))
+        return cur.rowcount > 0
+
+    async def set_close_friend_keys(self, members: dict[bytes, int | None]) -> None:
+        await self._db.executemany("UPDATE close_friends SET key_id=? WHERE user=?",
+                                   [(k, u) for u, k in members.items()])
+
+    async def put_story(self, story: bytes, author: bytes, posted_at: int, expires_at: int,
+                        record: bytes, *, seen: bool = False) -> None:
+        await self._db.execute(
+            "INSERT OR IGNORE INTO stories (id, author, posted_at, expires_at, record, seen)"
+            " VALUES (?, ?, ?, ?, ?, ?)", (story, author, posted_at, expires_at, record,
+                                           int(seen)))
+
+    async def drop_expired_stories(self, now: int) -> int:
+        """Delete stories (and their view receipts) that expired by ``now``; how many."""
+        async with self._db.execute(
+                "DELETE FROM stories WHERE expires_at <= ? RETURNING id", (now,)) as cur:
+            gone = [(r[0],) for r in await cur.fetchall()]
+        if gone:
+            await self._db.executemany("DELETE FROM story_views WHERE story=?", gone)
+        return len(gone)
+
+    async def stories(self, now: int) -> list[tuple[bytes, bytes, bytes, bool]]:
+        """(id, author, record, seen) of every unexpired story, newest first."""
+        async with self._db.execute(
+                "SELECT id, author, record, seen FROM stories WHERE expires_at > ?"
+                " ORDER BY posted_at DESC, id", (now,)) as cur:
+            return [(bytes(r[0]), bytes(r[1]), bytes(r[2]), bool(r[3]))
+                    for r in await cur.fetchall()]
+
+    async def story(self, story: bytes, now: int) -> tuple[bytes, bytes, bool] | None:
+        """(author, record, seen) of an unexpired story."""
+        async with self._db.execute(
+                "SELECT author, record, seen FROM stories WHERE id=? AND expires_at > ?",
+                (story, now)) as cur:
+            row = await cur.fetchone()
+        return (bytes(row[0]), bytes(row[1]), bool(row[2])) if row else None
+
+    async def story_ids_like(self, prefix: str, now: int) -> list[bytes]:
+        async with self._db.execute(
+                "SELECT id FROM stories WHERE expires_at > ? AND hex(id) LIKE ?",
+                (now, prefix.upper() + "%")) as cur:
+            return [bytes(r[0]) for r in await cur.fetchall()]
+
+    async def mark_story_seen(self, story: bytes) -> None:
+        await self._db.execute("UPDATE stories SET seen=1 WHERE id=?", (story,))
+
+    async def add_story_view(self, story: bytes, viewer: bytes, at: int, me: bytes) -> bool:
+        """Record a view receipt, if ``story`` is one of ours (``me``); True if new."""
+        cur = await self._db.execute(
+            "INSERT OR IGNORE INTO story_views (story, viewer, at) SELECT ?, ?, ?"
+            " WHERE EXISTS (SELECT 1 FROM stories WHERE id=? AND author=?)",
+            (story, viewer, at, story, me))
+        return cur.rowcount > 0
+
+    async def story_views(self, story: bytes) -> list[tuple[bytes, int]]:
+        async with self._db.execute(
+                "SELECT viewer, at FROM story_views WHERE story=? ORDER BY at, viewer",
+                (story,)) as cur:
+            return [(bytes(r[0]), int(r[1])) for r in await cur.fetchall()]

@@ -833,7 +833,8 @@ def demo(
     run(run_demo(where.resolve()) if lines else run_demo_tui(where.resolve()))
 
 
-from . import cli_social  # noqa: E402, F401  (registers the social commands on `app`)
+# Importing these registers their commands (social ones, `story`) on `app`.
+from . import cli_social, cli_stories  # noqa: E402, F401
 
 
 def main() -> None:

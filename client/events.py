@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from .cache import MessageRow
 
 __all__ = ["MessageAdded", "StatusChanged", "TypingChanged", "PresenceChanged",
-           "ConnectionChanged", "ConversationChanged", "MessageChanged", "Event", "ONLINE",
-           "OFFLINE", "CONNECTING"]
+           "ConnectionChanged", "ConversationChanged", "MessageChanged", "StoryViewed", "Event",
+           "ONLINE", "OFFLINE", "CONNECTING"]
 
 CONNECTING, ONLINE, OFFLINE = "connecting", "online", "offline"
 
@@ -70,5 +70,13 @@ class ConversationChanged:
     peer: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class StoryViewed:
+    """``viewer`` opened our story ``story`` (a view receipt arrived)."""
+
+    story: bytes
+    viewer: bytes
+
+
 Event = (MessageAdded | StatusChanged | TypingChanged | PresenceChanged | ConnectionChanged
-         | ConversationChanged | MessageChanged)
+         | ConversationChanged | MessageChanged | StoryViewed)

@@ -47,10 +47,12 @@ from .events import (
     StatusChanged,
     TypingChanged,
 )
+from .events import StoryViewed as StoryViewedEvent
 from .groups import GroupError, GroupService
 from .keystore import Keystore, Secrets
 from .media import AttachmentError
 from .social import SocialService
+from .stories import StoryService
 
 __all__ = ["Client", "Conversation", "SearchHit", "PeerError", "QueuedOffline", "now_ms"]
 
@@ -153,6 +155,7 @@ class Client:
         self._listeners: list[Listener] = []
         self.groups = GroupService(self)
         self.social = SocialService(self)
+        self.stories = StoryService(self)
         self._flush_lock = asyncio.Lock()
         self._background: set[asyncio.Task[object]] = set()
         self.connection_state = OFFLINE
@@ -833,6 +836,15 @@ class Client:
                 if not in_group:  # 1:1 only: the pairwise session authenticates the author
                     await self.cache.put_audience_key(author, content.key_id, content.key,
                                                       now_ms())
+            case c.StoryKey():
+                if not in_group:  # a close-friends key, likewise 1:1 only
+                    await self.cache.put_story_key(author, content.key_id, content.key,
+                                                   now_ms())
+            case c.StoryViewed():
+                # A view receipt counts only on our own story, and only 1:1.
+                if not in_group and await self.cache.add_story_view(
+                        content.story, author, content.at, self.user):
+                    events.append(StoryViewedEvent(content.story, author))
             case _:
                 pass  # SenderKeyDist inside a group message, or a type for later: ignore
 

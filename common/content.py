@@ -15,7 +15,8 @@ import msgspec
 from .crypto.media import MediaRef
 
 __all__ = ["Text", "Attachment", "Receipt", "Typing", "Reaction", "Edit", "Delete", "Pin", "Timer",
-           "SenderKeyDist", "AudienceKey", "Content", "encode_content", "decode_content",
+           "SenderKeyDist", "AudienceKey", "StoryKey", "StoryViewed", "Content", "encode_content",
+           "decode_content",
            "MAX_TEXT", "DELIVERED", "READ", "MAX_TIMER"]
 
 MAX_TEXT: Final = 64 * 1024  # characters in one text message
@@ -118,9 +119,24 @@ class AudienceKey(_Content, tag="audience_key"):
     key: Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
 
 
+class StoryKey(_Content, tag="story_key"):
+    """1:1 only: the sender's current close-friends key, which opens their close-friends
+    stories (common.stories.SealedStory with audience ``close_friends``)."""
+
+    key_id: Annotated[int, msgspec.Meta(ge=0, le=2**32 - 1)]
+    key: Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
+
+
+class StoryViewed(_Content, tag="story_view"):
+    """1:1 only: a view receipt — the sender opened the recipient's story ``story``."""
+
+    story: MsgId
+    at: int  # the viewer's clock, ms
+
+
 Content = (
     Text | Attachment | Receipt | Typing | Reaction | Edit | Delete | Pin | Timer | SenderKeyDist
-    | AudienceKey
+    | AudienceKey | StoryKey | StoryViewed
 )
 
 _encoder = msgspec.msgpack.Encoder()

@@ -31,7 +31,7 @@ __all__ = [
     "ProfileSet", "ProfileGet", "ProfileInfo", "FollowReq", "FollowState", "Unfollow",
     "ApproveReq", "RemoveFollower", "FollowList", "FollowEntry", "FollowItems",
     "PostPut", "Feed", "FeedItems", "CommentPut", "ReactPut", "PostExtrasReq", "PostExtra",
-    "PostExtras", "CommentsReq", "CommentItems",
+    "PostExtras", "CommentsReq", "CommentItems", "StoryPut", "StoriesReq", "StoryItems",
     "encode", "decode_request", "decode_reply", "peek_id",
 ]
 
@@ -574,6 +574,33 @@ class CommentItems(_Frame, tag="comment_items"):
     more: bool = False
 
 
+# --- stories (sealed, signed, expiring records) --------------------------------------------
+
+
+class StoryPut(_Frame, tag="story_put"):
+    """Publish a signed, sealed story record (common.stories): authored by the caller,
+    unexpired, living at most 24 h; its ``blob``, if any, must be the caller's stored blob
+    (it is then deleted with the story). Answer: Ok."""
+
+    id: ReqId
+    record: Annotated[bytes, msgspec.Meta(max_length=16 * 1024)]
+
+
+class StoriesReq(_Frame, tag="stories"):
+    """The unexpired story records of ``authors`` or (left out) of the accounts the caller
+    follows and the caller, newest first. Answer: StoryItems."""
+
+    id: ReqId
+    authors: Annotated[list[Key32], msgspec.Meta(max_length=1000)] | None = None
+    limit: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 500
+
+
+class StoryItems(_Frame, tag="story_items"):
+    id: ReqId
+    records: list[bytes]  # signed story records, newest first; clients verify each
+    more: bool = False
+
+
 class Ok(_Frame, tag="ok"):
     id: ReqId
 
@@ -590,12 +617,13 @@ Request = (
     | Privacy | Block | BlobBegin | BlobChunk | BlobGet
     | ProfileSet | ProfileGet | FollowReq | Unfollow | ApproveReq | RemoveFollower | FollowList
     | PostPut | Feed | CommentPut | ReactPut | PostExtrasReq | CommentsReq
+    | StoryPut | StoriesReq
 )
 Reply = (
     Welcome | Authed | HandleInfo | PrekeyStatus | Bundle | PrekeysLow | Stored | Messages
     | Deliver | Synced | PresenceState | Presence | GroupStored | GroupHistory | Groups
     | GroupDeliver | BlobStatus | BlobData | ProfileInfo | FollowState | FollowItems
-    | FeedItems | PostExtras | CommentItems | Ok | Error
+    | FeedItems | PostExtras | CommentItems | StoryItems | Ok | Error
 )
 
 REQUEST_TYPES: Final = frozenset(

@@ -122,3 +122,12 @@ class BlobFiles:
                 return fh.read(length)
 
         return await asyncio.to_thread(run)
+
+    async def remove(self, blob: bytes) -> None:
+        """Delete a stored blob's file (its row already gone); no error if it is missing."""
+
+        def run() -> None:
+            with contextlib.suppress(FileNotFoundError):
+                self.path(blob).unlink()
+
+        await asyncio.to_thread(run)

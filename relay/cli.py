@@ -57,6 +57,12 @@ def serve(
     blob_quota: Annotated[
         int | None, typer.Option(help="Blob bytes one identity may store. [1073741824]")
     ] = None,
+    story_sweep_interval: Annotated[
+        int | None, typer.Option(help="Seconds between sweeps of expired stories. [3600]")
+    ] = None,
+    sweep_batch: Annotated[
+        int | None, typer.Option(help="Expired rows deleted per transaction. [500]")
+    ] = None,
     log_level: Annotated[
         str | None, typer.Option(help="debug, info, warning or error. [info]")
     ] = None,
@@ -76,6 +82,8 @@ def serve(
         "sync": sync,
         "max_blob": max_blob,
         "blob_quota": blob_quota,
+        "story_sweep_interval": story_sweep_interval,
+        "sweep_batch": sweep_batch,
         "log_level": log_level,
     }
     try:

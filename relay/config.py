@@ -50,6 +50,7 @@ class Config:
     inflight_max: int = 512  # unanswered requests per connection before it stops reading
     sweep_interval: int = 60  # seconds between sweeps deleting expired messages
     sweep_batch: int = 500  # expired rows deleted per transaction (per table)
+    story_sweep_interval: int = 3600  # seconds between sweeps deleting expired stories
     max_blob: int = 50 * MiB  # largest media blob (ciphertext bytes); larger ones get too_large
     blob_quota: int = 1024 * MiB  # blob bytes one identity may store (uploads in progress count)
     log_level: str = "info"
@@ -120,6 +121,7 @@ _PARSERS: Final[dict[str, Callable[[Any], Any]]] = {
     "inflight_max": _int(1, 100_000),
     "sweep_interval": _int(1, 86_400),
     "sweep_batch": _int(1, 100_000),
+    "story_sweep_interval": _int(1, 86_400),
     "max_blob": _int(1024, 2**40),
     "blob_quota": _int(1024, 2**50),
     "log_level": _choice("debug", "info", "warning", "error"),

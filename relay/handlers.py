@@ -590,3 +590,7 @@ async def comments(session: Session, frame: CommentsReq) -> Answer:
     records = await session.store.comment_page(frame.post_id, frame.before, frame.limit + 1)
     return CommentItems(id=frame.id, records=records[: frame.limit],
                         more=len(records) > frame.limit)
+
+
+# Larger features keep their handlers in modules of their own; importing one registers it.
+from . import story_handlers  # noqa: E402, F401

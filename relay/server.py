@@ -11,9 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Final
 
 from websockets.asyncio.server import Server as WsServer
@@ -31,21 +34,50 @@ from .hub import Hub
 from .session import Later, Session
 from .store import SQLiteStore, Store
 
-__all__ = ["Server"]
+__all__ = ["Server", "clock_from_environ", "TEST_CLOCK_ENV"]
 
 log = logging.getLogger("tenchat.relay")
 
 _SHUTDOWN_GRACE: Final = 10.0  # seconds to send the last answers before closing anyway
 
 
+TEST_CLOCK_ENV: Final = "TENCHAT_TEST_CLOCK_FILE"
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def clock_from_environ(environ: Mapping[str, str]) -> Callable[[], int]:
+    """The relay's clock (ms): the system's, or — for tests that fast-forward expiry — the
+    system's plus the offset in ms written in the file named by TENCHAT_TEST_CLOCK_FILE
+    (read at every call; a missing or empty file is 0)."""
+    path = environ.get(TEST_CLOCK_ENV)
+    if not path:
+        return _now_ms
+    skew_file = Path(path)
+
+    def clock() -> int:
+        try:
+            skew = int(skew_file.read_text().strip() or 0)
+        except (OSError, ValueError):
+            skew = 0
+        return _now_ms() + skew
+
+    return clock
+
+
 class Server:
-    def __init__(self, config: Config, store: Store | None = None) -> None:
+    def __init__(self, config: Config, store: Store | None = None, *,
+                 clock: Callable[[], int] = _now_ms) -> None:
         self.config = config
+        self.clock = clock  # ms; injectable so tests can move past expiry
         self.store: Store = store or SQLiteStore(
             config.db_path,
             sync=config.sync,
             batch_max=config.batch_max,
             otk_max=config.otk_max,
+            clock=clock,
         )
         self.hub = Hub()
         self.blobs = BlobFiles(config.blob_dir)
@@ -54,6 +86,7 @@ class Server:
         self.stopping = False
         self._ws: WsServer | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        self._story_sweeper: asyncio.Task[None] | None = None
         self.port: int | None = None  # the bound port, once listening
 
     async def serve(self) -> None:
@@ -84,6 +117,8 @@ class Server:
         self.port = self._ws.sockets[0].getsockname()[1] if self._ws.sockets else config.port
         self._install_signal_handlers()
         self._sweeper = asyncio.create_task(self._sweep_loop(), name="expiry-sweep")
+        self._story_sweeper = asyncio.create_task(self._story_sweep_loop(),
+                                                  name="story-sweep")
         host = f"[{config.host}]" if ":" in config.host else config.host
         log.info("relay %r serving %s", config.name, config.db_path)
         print(f"listening on ws://{host}:{self.port}", flush=True)
@@ -109,7 +144,7 @@ class Server:
         while True:
             await asyncio.sleep(interval)
             try:
-                now = time.time_ns() // 1_000_000
+                now = self.clock()
                 total = 0
                 while (deleted := await self.store.sweep(now, batch)) >= batch:
                     total += deleted
@@ -121,12 +156,42 @@ class Server:
             except Exception:
                 log.exception("expiry sweep failed")
 
+    async def sweep_stories(self) -> tuple[int, int]:
+        """Delete every expired story and story image: batches of sweep_batch rows, each
+        its own short write through the writer (so sends queue between them), then the
+        blob files of the rows that went. (stories, blobs) deleted."""
+        now, batch = self.clock(), self.config.sweep_batch
+        n_stories = n_blobs = 0
+        while True:
+            swept = await self.store.sweep_stories(now, batch)
+            n_stories += swept.stories
+            n_blobs += len(swept.blobs)
+            for blob in swept.blobs:
+                await self.blobs.remove(blob)
+            if swept.rows < batch:
+                return n_stories, n_blobs
+            await asyncio.sleep(0)  # let other work in between batches
+
+    async def _story_sweep_loop(self) -> None:
+        """Every story_sweep_interval seconds (an hour by default): sweep_stories."""
+        while True:
+            await asyncio.sleep(self.config.story_sweep_interval)
+            try:
+                n_stories, n_blobs = await self.sweep_stories()
+                if n_stories or n_blobs:
+                    log.info("story sweep deleted %d stories and %d blobs", n_stories, n_blobs)
+            except ProtocolError:  # unavailable: shutting down
+                return
+            except Exception:
+                log.exception("story sweep failed")
+
     async def shutdown(self) -> None:
         self.stopping = True
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
+        for task in (self._sweeper, self._story_sweeper):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self._ws is not None:
             self._ws.close(close_connections=False)  # stop accepting; keep the open ones
         for session in list(self.sessions):
@@ -205,5 +270,5 @@ def run(config: Config) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    asyncio.run(Server(config).serve())
+    asyncio.run(Server(config, clock=clock_from_environ(os.environ)).serve())
     return 0

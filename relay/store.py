@@ -25,16 +25,18 @@ import aiosqlite
 from tenchat.common import groups as gr
 from tenchat.common.errors import ErrorCode, ProtocolError
 from tenchat.common.frames import Deliver, GroupDeliver, GroupSummary, OneTimePrekey, SignedPrekey
+from tenchat.common.stories import STORY_TTL_MS
 
 __all__ = [
     "Store", "SQLiteStore", "HandleRecord", "BundleRecord", "Stored", "CommitListener",
-    "GroupListener", "MembersChanged", "GroupEntry", "GroupHead", "BlobBegun",
+    "GroupListener", "MembersChanged", "GroupEntry", "GroupHead", "BlobBegun", "SweptStories",
 ]
 
 log = logging.getLogger("tenchat.relay.store")
 
 T = TypeVar("T")
 
+STORY_CLOCK_SLACK_MS: Final = 10 * 60 * 1000  # how far ahead of ours an author's clock may be
 DEDUPE_WINDOW_MS: Final = 7 * 24 * 3600 * 1000  # how long a retry is recognised after storing
 _PRUNE_EVERY_MS: Final = 3600 * 1000
 
@@ -93,6 +95,18 @@ class BlobBegun:
     stored: bool
     new: bool
     size: int
+
+
+@dataclass(frozen=True, slots=True)
+class SweptStories:
+    """What one story sweep transaction deleted."""
+
+    stories: int  # story rows
+    blobs: list[bytes]  # hashes of blob rows (expired story images)
+
+    @property
+    def rows(self) -> int:
+        return max(self.stories, len(self.blobs))
 
 
 # Called synchronously, right after a commit, with the stored messages in seq order
@@ -329,6 +343,26 @@ class Store(abc.ABC):
         """Comment records on ``post``, newest first, older than comment ``before``."""
 
     @abc.abstractmethod
+    def put_story(self, author: bytes, story: bytes, expires_at: int, blob: bytes | None,
+                  record: bytes) -> asyncio.Future[None]:
+        """Store a verified story record (id ``story``); expired if ``expires_at`` has
+        passed; not_found unless ``blob`` (if given) is a stored blob of ``author``, which
+        then expires with the story; idempotent for the same record, forbidden for another
+        one with the same id."""
+
+    @abc.abstractmethod
+    async def story_page(self, caller: bytes, authors: list[bytes] | None,
+                         limit: int) -> list[bytes]:
+        """Unexpired story records by ``authors`` (None: whom ``caller`` follows, and
+        ``caller``), newest first."""
+
+    @abc.abstractmethod
+    def sweep_stories(self, now: int, limit: int) -> asyncio.Future[SweptStories]:
+        """Delete up to ``limit`` expired stories and up to ``limit`` expired blob rows in
+        one short transaction, each through its expires_at index; what went (the blobs'
+        files are the caller's to remove, after this commit)."""
+
+    @abc.abstractmethod
     def sweep(self, now: int, limit: int) -> asyncio.Future[int]:
         """Delete up to ``limit`` expired messages and up to ``limit`` expired group
         entries in one transaction; how many rows went (the larger of the two counts)."""
@@ -507,6 +541,21 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         PRIMARY KEY (post, author, emoji)
     ) WITHOUT ROWID;
     """,
+    # 7: stories: sealed, signed records that expire (24 h at most). The sweep and every
+    # read go through expires_at indexes; a story's image blob gets the story's expiry.
+    """
+    CREATE TABLE stories (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id BLOB NOT NULL UNIQUE,
+        author BLOB NOT NULL,
+        expires_at INTEGER NOT NULL,
+        blob BLOB,
+        record BLOB NOT NULL
+    );
+    CREATE INDEX stories_by_author ON stories (author, expires_at);
+    CREATE INDEX stories_expiry ON stories (expires_at);
+    CREATE INDEX blobs_expiry ON blobs (expires_at) WHERE expires_at > 0;
+    """,
 )
 
 
@@ -665,6 +714,21 @@ class _ReactPut(_Op):
     created_at: int
     removed: bool
     record: bytes
+
+
+@dataclass(slots=True)
+class _StoryPut(_Op):
+    author: bytes
+    story: bytes
+    expires_at: int
+    blob: bytes | None
+    record: bytes
+
+
+@dataclass(slots=True)
+class _StorySweep(_Op):
+    now: int
+    limit: int
 
 
 @dataclass(slots=True)
@@ -886,7 +950,10 @@ class SQLiteStore(Store):
         ]
 
     async def blob_size(self, blob: bytes) -> int | None:
-        rows = await self._read("SELECT size FROM blobs WHERE hash = ?", (blob,))
+        # An expired story's image is gone for readers before the sweep deletes it.
+        rows = await self._read(
+            "SELECT size FROM blobs WHERE hash = ? AND (expires_at = 0 OR expires_at > ?)",
+            (blob, self._clock()))
         return int(rows[0][0]) if rows else None
 
     async def blob_upload(self, user: bytes, blob: bytes) -> int | None:
@@ -965,6 +1032,25 @@ class SQLiteStore(Store):
             (*params, limit))
         return [bytes(r[0]) for r in rows]
 
+    async def story_page(self, caller: bytes, authors: list[bytes] | None,
+                         limit: int) -> list[bytes]:
+        if authors is None:
+            who = ("(author IN (SELECT target FROM follows WHERE follower = ? AND state = 1)"
+                   " OR author = ?)")
+            params: list[Any] = [caller, caller]
+        else:
+            if not authors:
+                return []
+            who = f"author IN ({','.join('?' * len(authors))})"
+            params = list(authors)
+        # Never an expired story, even before the sweep has deleted it.
+        rows = await self._read(
+            f"SELECT record FROM stories WHERE {who} AND expires_at > ?"
+            " ORDER BY seq DESC LIMIT ?",
+            (*params, self._clock(), limit),
+        )
+        return [bytes(r[0]) for r in rows]
+
     # --- writes: queueing -----------------------------------------------------------------
 
     def _submit(self, op_type: type[_Op], *args: Any) -> asyncio.Future[Any]:
@@ -1023,6 +1109,13 @@ class SQLiteStore(Store):
 
     def sweep(self, now: int, limit: int) -> asyncio.Future[int]:
         return self._submit(_Sweep, now, limit)
+
+    def put_story(self, author: bytes, story: bytes, expires_at: int, blob: bytes | None,
+                  record: bytes) -> asyncio.Future[None]:
+        return self._submit(_StoryPut, author, story, expires_at, blob, record)
+
+    def sweep_stories(self, now: int, limit: int) -> asyncio.Future[SweptStories]:
+        return self._submit(_StorySweep, now, limit)
 
     def set_profile(
         self, user: bytes, record: bytes, updated_at: int, private: bool
@@ -1707,6 +1800,56 @@ class SQLiteStore(Store):
                         " record) VALUES (?, ?, ?, ?, ?)", (*key, op.created_at, op.record))
             out.results.append((op.fut, result))
 
+    # --- stories --------------------------------------------------------------------------
+
+    async def _apply_story_puts(self, ops: list[_StoryPut], out: _Batch) -> None:
+        db = self._db
+        assert db is not None
+        now = self._clock()
+        for op in ops:
+            result: Any = None
+            if op.expires_at <= now:
+                result = ProtocolError(ErrorCode.EXPIRED, "this story has already expired")
+            elif op.expires_at > now + STORY_TTL_MS + STORY_CLOCK_SLACK_MS:
+                result = ProtocolError(ErrorCode.EXPIRED, "a story lives at most 24 hours")
+            elif op.blob is not None:
+                rows = list(await db.execute_fetchall(
+                    "SELECT owner, expires_at FROM blobs WHERE hash = ?", (op.blob,)))
+                if not rows or bytes(rows[0][0]) != op.author or 0 < rows[0][1] <= now:
+                    result = ProtocolError(ErrorCode.NOT_FOUND,
+                                           "the story's image is not a blob you stored")
+            if result is None:
+                cur = await db.execute(
+                    "INSERT OR IGNORE INTO stories (id, author, expires_at, blob, record)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (op.story, op.author, op.expires_at, op.blob, op.record))
+                if cur.rowcount == 0:
+                    rows = list(await db.execute_fetchall(
+                        "SELECT record FROM stories WHERE id = ?", (op.story,)))
+                    if bytes(rows[0][0]) != op.record:
+                        result = ProtocolError(ErrorCode.FORBIDDEN, "another story has this id")
+                elif op.blob is not None:
+                    # The image goes with the story (and with the last story using it).
+                    await db.execute(
+                        "UPDATE blobs SET expires_at = max(expires_at, ?) WHERE hash = ?",
+                        (op.expires_at, op.blob))
+            out.results.append((op.fut, result))
+
+    async def _apply_story_sweeps(self, ops: list[_StorySweep], out: _Batch) -> None:
+        db = self._db
+        assert db is not None
+        for op in ops:
+            # Both through the expires_at indexes: no table scan, at most `limit` rows each.
+            cur = await db.execute(
+                "DELETE FROM stories WHERE seq IN (SELECT seq FROM stories"
+                " WHERE expires_at <= ? LIMIT ?)", (op.now, op.limit))
+            n_stories = cur.rowcount
+            rows = await db.execute_fetchall(
+                "DELETE FROM blobs WHERE hash IN (SELECT hash FROM blobs"
+                " WHERE expires_at > 0 AND expires_at <= ? LIMIT ?) RETURNING hash",
+                (op.now, op.limit))
+            out.results.append((op.fut, SweptStories(n_stories, [bytes(r[0]) for r in rows])))
+
     # --- blobs ----------------------------------------------------------------------------
 
     async def _apply_blob_begins(self, ops: list[_BlobBegin], out: _Batch) -> None:
@@ -1795,4 +1938,6 @@ class SQLiteStore(Store):
         _PostPut: _apply_post_puts,
         _CommentPut: _apply_comment_puts,
         _ReactPut: _apply_react_puts,
+        _StoryPut: _apply_story_puts,
+        _StorySweep: _apply_story_sweeps,
     }
