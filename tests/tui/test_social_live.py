@@ -195,3 +195,47 @@ async def test_image_attachment_previews_in_half_blocks(cli: Cli, relay: RelayPr
                              for s in spans)
         await pilot.press("escape")
         await until(pilot, lambda: app.screen is chat)
+
+
+@async_test
+async def test_story_viewer_advances_by_itself_and_by_arrows(cli: Cli, relay: RelayProcess,
+                                                               tmp_path: Path) -> None:
+    from tenchat.client.tui.screens.stories import StoryScreen
+
+    def setup() -> list[str]:
+        cli("alice", "init", "--handle", "alice")
+        cli("bob", "init", "--handle", "bob")
+        cli("alice", "follow", "bob")
+        first = cli("bob", "story", "post", "morning zebra", "--json").json()["id"]
+        second = cli("bob", "story", "post", str(png(tmp_path / "s.png", (250, 200, 0))),
+                     "--text", "a yellow one", "--json").json()["id"]
+        return [first, second]
+
+    ids = await in_thread(setup)
+    app = tui(cli.home("alice"), relay.url)
+    async with app.run_test(size=SIZE) as pilot:
+        await chat_ready(pilot, app)
+        await pilot.press("f2")  # the feed's header lists who has unseen stories
+        await until(pilot, lambda: "● @bob" in screen_text(app), what="story bar")
+        await pilot.press("s")
+        viewer = await until(pilot, lambda: isinstance(app.screen, StoryScreen) and app.screen,
+                             what="viewer")
+        await until(pilot, lambda: "morning zebra" in screen_text(app), what="first story")
+        # it moves on by itself after about 5 s, to the image story
+        await until(pilot, lambda: viewer.index == 1 and "a yellow one" in screen_text(app),
+                    timeout=15, what="advanced by itself")
+        preview = viewer.query_one(ImagePreview)
+        spans = preview._text(preview.size.width).spans
+        assert spans and {s.style.color.triplet for s in spans} == {(250, 200, 0)}  # type: ignore
+        await pilot.press("left")
+        await until(pilot, lambda: viewer.index == 0 and "morning zebra" in screen_text(app),
+                    what="back with ←")
+        await pilot.press("right")
+        await until(pilot, lambda: viewer.index == 1, what="on with →")
+        await pilot.press("right")  # past the last: the viewer closes
+        await until(pilot, lambda: isinstance(app.screen, FeedScreen), what="closed")
+        await until(pilot, lambda: "○ @bob" in screen_text(app), what="marked seen")
+    # bob's CLI has alice's view receipts for both
+    for story in ids:
+        viewers = (await in_thread(cli, "bob", "--json", "story", "viewers", story)).json_lines()
+        assert [v["handle"] for v in viewers] == ["alice"]

@@ -61,6 +61,21 @@ class FeedScreen(Screen[None]):
         self.query_one("#posts", OptionList).focus()
         self.query_one("#story-bar", Static).display = False
         self.reload()
+        self.load_stories()
+
+    @work(group="story-bar", exclusive=True, exit_on_error=False)
+    async def load_stories(self) -> None:
+        from .stories import story_bar
+
+        try:
+            stories = await self.client.stories.stories()
+        except ERRORS as exc:
+            log.info("stories: %s", exc)
+            return
+        bar = self.query_one("#story-bar", Static)
+        bar.display = bool(stories)
+        if stories:
+            bar.update(story_bar(stories, self.client.user))
 
     # --- loading ------------------------------------------------------------------------
 
@@ -175,6 +190,7 @@ class FeedScreen(Screen[None]):
 
     def action_reload(self) -> None:
         self.reload()
+        self.load_stories()
 
 
 def react_to_post(screen: Any, post: Any, done: Any) -> None:
@@ -222,4 +238,20 @@ def comment_on_post(screen: Any, post: Any, done: Any) -> None:
 
 
 def open_stories(screen: Any, client: Any) -> None:
-    screen.notify("Stories are not available yet.", severity="warning")
+    """Fetch the stories and play them in the viewer; a note if there are none."""
+    from .stories import StoryScreen, play_order
+
+    async def fetch() -> None:
+        try:
+            stories = await client.stories.stories()
+        except ERRORS as exc:
+            screen.notify(f"stories: {exc}", severity="error")
+            return
+        if not stories:
+            screen.notify("No stories right now.")
+            return
+        done = getattr(screen, "load_stories", None)
+        screen.app.push_screen(StoryScreen(client, play_order(stories)),
+                               (lambda _: done()) if done is not None else None)
+
+    screen.run_worker(fetch(), group="stories", exclusive=True)
