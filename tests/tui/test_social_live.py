@@ -107,7 +107,7 @@ async def test_profile_follow_and_approve_from_tui(cli: Cli, relay: RelayProcess
                     what="request listed")
         await pilot.press("a")
         await until(pilot, lambda: "No requests waiting" in screen_text(app)
-                    and "1 followers" in screen_text(app), what="approved")
+                    and "1 follower" in screen_text(app), what="approved")
         followers = (await in_thread(cli, "alice", "--json", "followers")).json_lines()
         assert [f["handle"] for f in followers] == ["carol"]
         # someone else's profile, by handle, then follow

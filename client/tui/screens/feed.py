@@ -54,8 +54,8 @@ class FeedScreen(Screen[None]):
         yield Static(f"Feed · @{self.client.handle}", id="feed-title", classes="title")
         yield Static("", id="story-bar")
         yield OptionList(id="posts")
-        yield Static("Enter open · e react · c comment · n new post · p profile · "
-                     "s stories · r reload · Esc back", id="feed-hint", classes="hint")
+        yield Static("Enter open · e react · c comment · n post · p profile · s stories",
+                     id="feed-hint", classes="hint")
 
     async def on_mount(self) -> None:
         self.query_one("#posts", OptionList).focus()
@@ -96,11 +96,18 @@ class FeedScreen(Screen[None]):
             except ERRORS as exc:
                 self.notify(f"feed: {exc}", severity="error")
                 return
-            await self.names.load([p.author for p in page])
             self.more = len(page) == FEED_PAGE
+            known = {p.id for p in self.posts}
+            page = [p for p in page if p.id not in known]  # a post can't be listed twice
+            await self.names.load([p.author for p in page])
             self.posts.extend(page)
             posts = self.query_one("#posts", OptionList)
-            posts.add_options([self._option(p) for p in page])
+            options: list[Option | None] = []
+            for p in page:
+                if posts.option_count or options:
+                    options.append(None)  # a rule between posts
+                options.append(self._option(p))
+            posts.add_options(options)
             if posts.highlighted is None and self.posts:
                 posts.highlighted = 0
             self._empty()
@@ -120,7 +127,8 @@ class FeedScreen(Screen[None]):
 
     @on(OptionList.OptionHighlighted, "#posts")
     def _near_end(self, event: OptionList.OptionHighlighted) -> None:
-        if event.option_index >= len(self.posts) - 3 and self.more and not self._loading:
+        count = self.query_one("#posts", OptionList).option_count
+        if event.option_index >= count - 3 and self.more and not self._loading:
             self._more()
 
     @work(group="feed-more", exit_on_error=False)
@@ -128,11 +136,12 @@ class FeedScreen(Screen[None]):
         await self._load_page()
 
     def selected(self) -> Any:
-        index = self.query_one("#posts", OptionList).highlighted
-        if index is None or index >= len(self.posts):
+        option = self.query_one("#posts", OptionList).highlighted_option
+        post = next((p for p in self.posts if option is not None and p.id.hex() == option.id),
+                    None)
+        if post is None:
             self.notify("No post selected.", severity="warning")
-            return None
-        return self.posts[index]
+        return post
 
     async def refresh_post(self, post: Any) -> None:
         """Fetch ``post``'s counts again and redraw it in place."""
@@ -143,8 +152,8 @@ class FeedScreen(Screen[None]):
         for i, p in enumerate(self.posts):
             if p.id == fresh.id:
                 self.posts[i] = replace(p, comments=fresh.comments, reactions=fresh.reactions)
-                self.query_one("#posts", OptionList).replace_option_prompt_at_index(
-                    i, self._option(self.posts[i]).prompt)
+                self.query_one("#posts", OptionList).replace_option_prompt(
+                    p.id.hex(), self._option(self.posts[i]).prompt)
 
     # --- actions ------------------------------------------------------------------------
 

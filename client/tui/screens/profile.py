@@ -27,6 +27,10 @@ __all__ = ["ProfileScreen", "EditProfileScreen"]
 ERRORS = (TenchatError, OSError)
 
 
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 class ProfileScreen(Screen[None]):
     """``handle`` None: one's own profile."""
 
@@ -34,7 +38,7 @@ class ProfileScreen(Screen[None]):
     ProfileScreen #profile-top { height: auto; margin: 1 1 0 1; }
     ProfileScreen #avatar { width: 18; margin-right: 2; }
     ProfileScreen #profile-info { height: auto; width: 1fr; }
-    ProfileScreen #requests { height: auto; max-height: 10; margin: 0 1; }
+    ProfileScreen #requests { height: auto; max-height: 10; margin: 0 1; border: none; }
     ProfileScreen #requests-title { margin: 1 1 0 1; }
     ProfileScreen .hint { margin: 0 1; }
     """
@@ -66,8 +70,7 @@ class ProfileScreen(Screen[None]):
 
     def _hint(self) -> str:
         if self.own:
-            return "e edit · a approve · x deny the highlighted request · o open a profile " \
-                   "· Esc back"
+            return "e edit · a approve · x deny · o open a profile · Esc back"
         return "f follow / unfollow · o open a profile · Esc back"
 
     def on_mount(self) -> None:
@@ -103,8 +106,7 @@ class ProfileScreen(Screen[None]):
         out.append("\n\n")
         out.append(profile.bio if profile and profile.bio else "(no bio)",
                    "" if profile and profile.bio else "dim")
-        approved = sum(1 for v in followers if v.approved or not self._private())
-        out.append(f"\n\n{approved} followers · {len(following)} following", "")
+        out.append(f"\n\n{plural(len(followers), 'follower')} · {len(following)} following")
         if not self.own:
             out.append(f"\n{self._state_line()}", "italic")
         info.update(out)
