@@ -26,8 +26,8 @@ def detect() -> str:
     stdout = sys.__stdout__
     if stdout is None or not stdout.isatty():
         return "halfblocks"
-    try:  # textual-image asks the terminal when it is imported
-        from textual_image import renderable
+    try:  # textual-image asks the terminal (protocols, cell size) when it is imported
+        from textual_image import renderable, widget  # noqa: F401
     except Exception as exc:  # a terminal that answers nonsense still gets half-blocks
         log.info("image protocol detection failed: %s", exc)
         return "halfblocks"

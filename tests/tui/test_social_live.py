@@ -239,3 +239,39 @@ async def test_story_viewer_advances_by_itself_and_by_arrows(cli: Cli, relay: Re
     for story in ids:
         viewers = (await in_thread(cli, "bob", "--json", "story", "viewers", story)).json_lines()
         assert [v["handle"] for v in viewers] == ["alice"]
+
+
+@async_test
+async def test_post_with_a_filtered_image_from_tui(cli: Cli, relay: RelayProcess,
+                                                    tmp_path: Path) -> None:
+    def setup() -> None:
+        cli("alice", "init", "--handle", "alice")
+        cli("bob", "init", "--handle", "bob")
+        cli("bob", "follow", "alice")
+
+    await in_thread(setup)
+    photo = png(tmp_path / "sky.png", (30, 120, 220))
+    app = tui(cli.home("alice"), relay.url)
+    async with app.run_test(size=SIZE) as pilot:
+        await chat_ready(pilot, app)
+        await pilot.press("f2")
+        feed = await until(pilot, lambda: isinstance(app.screen, FeedScreen) and app.screen)
+        await pilot.press("n", *"grey sky", "tab", *str(photo))
+        picker = await until(pilot, lambda: (p := app.screen.query_one(ImagePicker))
+                             and p.path == photo and p.is_image and p, what="image chosen")
+        picker.set_filter("grayscale")
+        await pilot.pause(0.3)
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: feed.posts and feed.posts[0].text == "grey sky",
+                    what="posted")
+        assert "🖼 1 image" in screen_text(app)
+        await pilot.press("enter")
+        screen = await until(pilot, lambda: isinstance(app.screen, PostScreen) and app.screen)
+        preview = screen.query_one("#post-image", ImagePreview)
+        await until(pilot, lambda: preview.data is not None, what="image downloaded")
+        colours = {s.style.color.triplet  # type: ignore[union-attr]
+                   for s in preview._text(preview.size.width).spans}
+        assert len(colours) == 1 and len({*next(iter(colours))}) == 1  # one grey
+    posts = (await in_thread(cli, "bob", "--json", "feed")).json_lines()
+    assert posts[0]["text"] == "grey sky" and posts[0]["audience"] == "public"
+    assert [(i["name"], i["mime"]) for i in posts[0]["images"]] == [("sky.png", "image/png")]
