@@ -256,7 +256,7 @@ async def test_post_with_a_filtered_image_from_tui(cli: Cli, relay: RelayProcess
         await chat_ready(pilot, app)
         await pilot.press("f2")
         feed = await until(pilot, lambda: isinstance(app.screen, FeedScreen) and app.screen)
-        await pilot.press("n", *"grey sky", "tab", *str(photo))
+        await pilot.press("n", *"grey sky", "tab", "tab", *str(photo))
         picker = await until(pilot, lambda: (p := app.screen.query_one(ImagePicker))
                              and p.path == photo and p.is_image and p, what="image chosen")
         picker.set_filter("grayscale")

@@ -9,7 +9,7 @@ from pathlib import Path
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
@@ -36,13 +36,12 @@ class AttachScreen(ModalScreen[AttachChoice | None]):
         self.start = start
 
     def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog wide", id="attach"):
+        with VerticalScroll(classes="dialog wide", id="attach"):
             yield Static(f"Send a file to {self.to}", classes="title")
+            yield Static("Tab completes the path · Enter in the caption or Ctrl+S sends · "
+                         "Esc cancels", id="attach-hint", classes="hint")
             yield ImagePicker(id="picker")
             yield Input(placeholder="caption (optional)", id="caption")
-            yield Static("Tab completes the path · filter: images only · "
-                         "Enter in the caption or Ctrl+S sends · Esc cancels",
-                         id="attach-hint", classes="hint")
 
     def on_mount(self) -> None:
         picker = self.query_one(ImagePicker)

@@ -10,7 +10,7 @@ from typing import Any
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Select, Static, TextArea
 
@@ -21,7 +21,7 @@ __all__ = ["ComposePostScreen"]
 
 
 class ComposePostScreen(ModalScreen[Any]):
-    DEFAULT_CSS = "ComposePostScreen #post-text { height: 5; }"
+    DEFAULT_CSS = "ComposePostScreen #post-text { height: 4; }"
     """Posts on Ctrl+S and dismisses with the PostView; None on Esc."""
 
     BINDINGS = [Binding("escape", "dismiss(None)", "Cancel"),
@@ -32,16 +32,17 @@ class ComposePostScreen(ModalScreen[Any]):
         self.client = client
 
     def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog wide", id="compose-post"):
+        # scrolls: with an image preview it is taller than 24 lines
+        with VerticalScroll(classes="dialog wide", id="compose-post"):
             yield Static("New post", classes="title")
+            yield Static("Ctrl+S posts · Tab next field · Esc cancels", id="post-hint",
+                         classes="hint")
             yield TextArea(id="post-text", soft_wrap=True)
-            yield ImagePicker(id="post-picker",
-                              placeholder="image to add (optional; Tab completes)")
             yield Select([("public: anyone", "public"),
                           ("followers only (sealed)", "followers")],
                          value="public", allow_blank=False, id="audience")
-            yield Static("Ctrl+S posts · Tab next field · Esc cancels", id="post-hint",
-                         classes="hint")
+            yield ImagePicker(id="post-picker",
+                              placeholder="image to add (optional; Tab completes)")
 
     def on_mount(self) -> None:
         self.query_one("#post-text", TextArea).focus()

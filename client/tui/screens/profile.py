@@ -11,7 +11,7 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Checkbox, Input, OptionList, Static
 from textual.widgets.option_list import Option
@@ -219,15 +219,16 @@ class EditProfileScreen(ModalScreen[Any]):
 
     def compose(self) -> ComposeResult:
         p = self.profile
-        with Vertical(classes="dialog wide", id="edit-profile"):
+        with VerticalScroll(classes="dialog wide", id="edit-profile"):
             yield Static("Edit your profile", classes="title")
+            yield Static("Ctrl+S saves · Tab next field · Esc cancels", id="edit-hint",
+                         classes="hint")
             yield Input(p.display_name if p else "", placeholder="display name", id="name")
             yield Input(p.bio if p else "", placeholder="bio", id="bio")
-            yield ImagePicker(id="avatar-picker",
-                              placeholder="new avatar image (optional; Tab completes)")
             yield Checkbox("private: I approve each follower", p.private if p else False,
                            id="private")
-            yield Static("Ctrl+S saves · Esc cancels", id="edit-hint", classes="hint")
+            yield ImagePicker(id="avatar-picker",
+                              placeholder="new avatar image (optional; Tab completes)")
 
     def on_mount(self) -> None:
         self.query_one("#name", Input).focus()
