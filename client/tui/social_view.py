@@ -13,7 +13,7 @@ from rich.text import Text
 
 from . import render
 
-__all__ = ["Names", "fetch_blob", "post_card", "when", "MAX_PREVIEW_BLOB"]
+__all__ = ["Names", "fetch_blob", "shrink", "post_card", "when", "MAX_PREVIEW_BLOB"]
 
 MAX_PREVIEW_BLOB = 20 * 1024 * 1024  # larger images are not fetched just to be shown
 
@@ -51,15 +51,26 @@ class Names:
 
 
 async def fetch_blob(client: Any, ref: Any) -> bytes:
-    """The decrypted bytes of a sealed blob (attachment, post image, avatar); the core
-    checks its hash before anything is written."""
+    """A sealed image (attachment, post image, avatar), decrypted and shrunk for showing;
+    the core checks its hash before anything is written."""
     if ref.size > MAX_PREVIEW_BLOB:
         raise ValueError(f"{ref.name or 'the image'} is too large to preview "
                          f"({ref.size:,} bytes)")
     with tempfile.TemporaryDirectory(prefix="tenchat-view-") as folder:
         out = Path(folder) / "blob"
         await client.download(ref, out)
-        return await asyncio.to_thread(out.read_bytes)
+        return await shrink(await asyncio.to_thread(out.read_bytes))
+
+
+async def shrink(data: bytes, side: int = 640) -> bytes:
+    """A copy small enough to draw without stalling the UI (decoded off the event loop);
+    the bytes unchanged if they are no image (the preview then says so)."""
+    from .. import imaging
+
+    try:
+        return await asyncio.to_thread(imaging.thumbnail, data, (side, side))
+    except (imaging.ImageError, ValueError, OSError):
+        return data
 
 
 def byline(name: str, handle: str | None, stamp: str, extra: str = "") -> Text:

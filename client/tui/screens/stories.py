@@ -4,6 +4,7 @@ the story and its image, marks it seen and sends the view receipt unless incogni
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from rich.text import Text
@@ -17,7 +18,7 @@ from textual.widgets import Static
 
 from ....common.errors import TenchatError
 from ..keys import STORY_KEYS
-from ..social_view import when
+from ..social_view import shrink, when
 from ..widgets.image_preview import ImagePreview
 
 __all__ = ["StoryScreen", "ADVANCE", "play_order", "story_bar"]
@@ -117,6 +118,8 @@ class StoryScreen(Screen[None]):
                 image.display = False
                 self._schedule()
                 return
+            if view.image is not None:
+                view = replace(view, image=await shrink(view.image))
             self.opened[story.id] = view
             self.stories[index] = view  # now seen
         image.display = view.image is not None
