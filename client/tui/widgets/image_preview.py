@@ -104,6 +104,13 @@ class ImagePreview(Widget):
         self._cache = (columns, text)
         return text
 
+    def get_content_width(self, container: Size, viewport: Size) -> int:
+        if self.mode != "halfblocks" and self.data:
+            return max((int(c.styles.width.value) if c.styles.width else 0
+                        for c in self.children), default=1) or 1
+        return max(1, max((len(line) for line in self._text(container.width).split("\n")),
+                          default=1))
+
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
         if self.mode != "halfblocks" and self.data:
             return sum(int(c.styles.height.value) if c.styles.height else 0
