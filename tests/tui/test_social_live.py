@@ -275,3 +275,37 @@ async def test_post_with_a_filtered_image_from_tui(cli: Cli, relay: RelayProcess
     posts = (await in_thread(cli, "bob", "--json", "feed")).json_lines()
     assert posts[0]["text"] == "grey sky" and posts[0]["audience"] == "public"
     assert [(i["name"], i["mime"]) for i in posts[0]["images"]] == [("sky.png", "image/png")]
+
+
+@async_test
+async def test_feed_loads_older_pages_as_the_cursor_nears_the_end(
+        cli: Cli, relay: RelayProcess) -> None:
+    from textual.widgets import OptionList
+
+    from tenchat.client.service import Client
+    from tests.conftest import PASSPHRASE
+
+    def setup() -> None:
+        cli("alice", "init", "--handle", "alice")
+        cli("bob", "init", "--handle", "bob")
+        cli("alice", "follow", "bob")
+
+    await in_thread(setup)
+    bob = await Client.unlock(cli.home("bob"), relay.url, PASSPHRASE)
+    try:
+        for n in range(27):
+            await bob.social.post(f"post number {n}")
+    finally:
+        await bob.close()
+    app = tui(cli.home("alice"), relay.url)
+    async with app.run_test(size=SIZE) as pilot:
+        await chat_ready(pilot, app)
+        await pilot.press("f2")
+        feed = await until(pilot, lambda: isinstance(app.screen, FeedScreen) and app.screen)
+        posts = feed.query_one("#posts", OptionList)
+        await until(pilot, lambda: posts.option_count == 20, what="first page")
+        assert feed.more and feed.posts[0].text == "post number 26"
+        await pilot.press("end")
+        await until(pilot, lambda: posts.option_count == 27, what="second page")
+        assert [p.text for p in feed.posts] == [f"post number {n}" for n in range(26, -1, -1)]
+        assert not feed.more
