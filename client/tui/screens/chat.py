@@ -367,6 +367,10 @@ class ChatScreen(Screen[None]):
                     self.notify("Only group admins may pin messages.", severity="warning")
                     return
                 self._run_action(self.client.pin(peer, row.id, not row.pinned))
+            case "open_attachment":
+                from .social_actions import open_attachment
+
+                self.run_worker(open_attachment(self, peer, row), group="attachment")
 
     @work(group="actions")
     async def _run_action(self, request: Any) -> None:
@@ -730,6 +734,29 @@ class ChatScreen(Screen[None]):
         from .privacy import PrivacyScreen
 
         self.app.push_screen(PrivacyScreen(self.client))
+
+    def action_feed(self) -> None:
+        from .feed import FeedScreen
+
+        self.app.push_screen(FeedScreen(self.client))
+
+    def action_profile(self) -> None:
+        from .profile import ProfileScreen
+
+        self.app.push_screen(ProfileScreen(self.client))
+
+    def action_stories(self) -> None:
+        from .feed import open_stories
+
+        open_stories(self, self.client)
+
+    def action_attach(self) -> None:
+        from .social_actions import attach
+
+        if self.peer is None:
+            self.notify("Open a conversation first.", severity="warning")
+            return
+        attach(self, self.peer, self.query_one(MessageLog).peer_name)
 
     def _current(self) -> Any:
         if self.peer is None:

@@ -361,6 +361,9 @@ class MessageLog(ScrollView, can_focus=True):
     def action_pin_message(self) -> None:
         self._act("pin_message")
 
+    def action_open_attachment(self) -> None:
+        self._act("open_attachment")
+
     # --- paging triggers ------------------------------------------------------------------
 
     def watch_scroll_y(self, old: float, new: float) -> None:
