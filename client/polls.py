@@ -11,6 +11,7 @@ the conversation a PollTally (counts only) after each batch. See docs/crypto.md
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -132,6 +133,14 @@ class PollService:
         return await self.view(conv, poll_id)
 
     async def close(self, conv: bytes, poll_id: bytes) -> PollView:
+        """Close our poll. Offline, first catch up with the relay (best effort), so that
+        votes cast before the close count here as they do for every member."""
+        from .connection import ConnectionLost, RelayUnreachable
+        from .events import ONLINE
+
+        if self.c.connection_state != ONLINE:
+            with contextlib.suppress(RelayUnreachable, ConnectionLost):
+                await self.c.sync()
         poll = await self._poll(conv, poll_id)
         if poll.creator != self.c.user:
             raise PollError("only the poll's creator can close it")
