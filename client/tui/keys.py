@@ -48,6 +48,7 @@ CHAT_KEYS = [
     KeySpec("set_timer", "alt+t", "Disappearing messages: off, 30s, 5m, 1h, 1d, 1w", "chat"),
     KeySpec("privacy", "alt+s", "Privacy: read receipts, typing, presence, incognito",
             "chat"),
+    KeySpec("sticker", "alt+k", "Send a sticker (picker of installed packs)", "chat"),
     KeySpec("focus_composer", "ctrl+l", "Write a message (focus the composer)", "chat"),
     KeySpec("focus_messages", "ctrl+up", "Select messages (focus the message pane)", "chat"),
     KeySpec("focus_list", "escape",
@@ -81,6 +82,9 @@ MESSAGE_KEYS = [
             "selected message"),
     KeySpec("pin_message", "p", "Pin or unpin the selected message (groups: admins)",
             "selected message"),
+    KeySpec("vote", "v", "Vote in the selected poll (digits pick options)",
+            "selected message"),
+    KeySpec("close_poll", "C", "Close your selected poll", "selected message"),
 ]
 
 MEMBER_KEYS = [
