@@ -722,6 +722,7 @@ class Cache:
             await self._db.execute("DELETE FROM reactions WHERE conv=? AND target=?",
                                    (conv, target))
             await self.drop_attachment(conv, target)
+            await self.drop_sticker_msg(conv, target)
         return cur.rowcount == 1
 
     async def set_pinned(self, conv: bytes, target: bytes, pinned: bool) -> bool:
@@ -792,6 +793,7 @@ class Cache:
             await self._db.execute("DELETE FROM reactions WHERE conv=? AND target=?",
                                    (conv, target))
             await self.drop_attachment(conv, target)
+            await self.drop_sticker_msg(conv, target)
         return gone
 
     # --- attachments --------------------------------------------------------------------
@@ -1044,3 +1046,7 @@ class Cache:
             f"SELECT msg, ref_sealed FROM sticker_msgs WHERE conv=? AND msg IN ({marks})",
             (conv, *ids)) as cur:
             return {r[0]: self._open(r[1]) for r in await cur.fetchall()}
+
+    async def drop_sticker_msg(self, conv: bytes, msg_id: bytes) -> None:
+        """A deleted or disappeared sticker message: forget its pack key too."""
+        await self._db.execute("DELETE FROM sticker_msgs WHERE conv=? AND msg=?", (conv, msg_id))

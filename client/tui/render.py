@@ -132,7 +132,8 @@ def poll_card(view: PollLike, width: int,
         line = f"{mark} {i + 1} {label:<{label_w}} {bar} {view.counts[i]}"
         if names is not None and names[i]:
             line += "  " + ", ".join(names[i])
-        lines.append((preview(line, width), "chosen" if chosen else "option"))
+        cut = line if len(line) <= width else line[: max(width - 1, 0)] + "…"
+        lines.append((cut, "chosen" if chosen else "option"))
     kind = ["several choices" if view.multiple else "one choice", f"{view.voters} voted"]
     if view.anonymous:
         kind.append("anonymous")

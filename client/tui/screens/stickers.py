@@ -28,6 +28,12 @@ class StickerScreen(ModalScreen[tuple[int, int] | None]):
 
     BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
 
+    DEFAULT_CSS = """
+    StickerScreen #sticker-body { height: auto; max-height: 16; }
+    StickerScreen #sticker-list { width: 1fr; min-width: 20; height: auto; max-height: 14; }
+    StickerScreen #sticker-preview { width: 26; height: auto; padding: 0 1; }
+    """
+
     def __init__(self, packs: list[Any], images: dict[bytes, bytes]) -> None:
         super().__init__()
         self.packs = packs

@@ -21,7 +21,7 @@ class VoteScreen(ModalScreen[list[int] | None]):
     Enter votes for what is marked."""
 
     BINDINGS = [Binding("escape", "dismiss(None)", "Cancel"),
-                Binding("space", "toggle", "Mark", show=False),
+                Binding("space", "mark", "Mark", show=False),
                 Binding("0", "retract", "Take back", show=False)] + [
         Binding(str(i + 1), f"pick({i})", show=False) for i in range(9)]
 
@@ -70,7 +70,7 @@ class VoteScreen(ModalScreen[list[int] | None]):
         self.marked ^= {index}
         self._redraw()
 
-    def action_toggle(self) -> None:
+    def action_mark(self) -> None:
         highlighted = self.query_one(OptionList).highlighted
         if highlighted is not None and self.poll.multiple:
             self.action_pick(highlighted)
