@@ -21,6 +21,10 @@ def test_poll_one_to_one(cli: Cli) -> None:
     made = cli("alice", "poll", "create", "bob", "Lunch?", "--option", "pizza",
                "--option", "sushi", "--option", "salad", "--json").json()
     pid = made["id"]
+    for args in (["-o", "only one"], ["-o", "a", "-o", "A"], ["-o", "x", "-o", ""]):
+        res = cli("alice", "poll", "create", "bob", "Bad?", *args, check=False)
+        assert res.code == 1 and res.err.startswith("error:"), args
+        assert res.err.count("\n") == 1, args
     # Bob sees it in his history as a poll message, and votes; then changes his mind.
     hist = cli("bob", "--json", "history", "alice").json_lines()
     assert hist[-1]["id"] == pid and hist[-1]["text"] == "[poll] Lunch?"

@@ -69,6 +69,16 @@ def test_pack_share_install_send(cli: Cli, relay: RelayProcess, tmp_path: Path) 
     assert hist[0]["sticker"] == {"pack": pack["id"], "number": 1, "name": "cat",
                                   "verified": True, "size": hist[0]["sticker"]["size"]}
     assert "[sticker: dog]" in cli("bob", "history", "alice", "--offline").out
+    # In a group, a member who never installed the pack fetches and verifies it on sight.
+    cli("carol", "init", "--handle", "carol")
+    cli("alice", "group", "create", "Zoo", "carol")
+    cli("alice", "sticker", "send", "zoo", "Pets", "dog")
+    got = [m for m in cli("carol", "--json", "history", "zoo").json_lines() if "sticker" in m]
+    assert got[0]["text"] == "[sticker: dog]" and got[0]["sticker"]["verified"] is True
+    assert got[0]["from"] == "alice" and got[0]["group"] == "Zoo"
+    again = cli("carol", "--json", "history", "zoo", "--offline").json_lines()
+    assert again[-1]["sticker"]["verified"] is True  # kept in carol's cache
+    assert cli("carol", "--json", "sticker", "pack", "list").out.strip() == ""  # not installed
 
     # The relay holds only ciphertext: no source or resized image bytes, no pack key.
     for stage in ("running", "stopped"):
