@@ -83,6 +83,11 @@ def test_hostile_votes_are_ignored(tmp_path: Path, relay: RelayProcess) -> None:
             assert view.counts == [0, 1] and view.voters == 1 and view.names is None
             # carol's client never received bob's ballot: only alice's tally.
             assert bob.user not in await carol.cache.votes(group, anon)
+            # bob takes his vote back: the creator's next tally says so.
+            assert (await bob.polls.vote(group, anon, [])).mine == []
+            assert await counts(alice, group, anon) == [0, 0]
+            await carol.sync()
+            assert (await carol.polls.view(group, anon)).voters == 0
         finally:
             for client in (alice, bob, carol, dave):
                 await client.close()
