@@ -17,8 +17,8 @@ import aiosqlite
 import msgspec
 from nacl import secret
 
-__all__ = ["Cache", "MessageRow", "ContactRow", "ConversationRow", "fts_query", "STATUS_NAMES",
-           "PENDING", "SENT", "DELIVERED", "READ"]
+__all__ = ["Cache", "MessageRow", "ContactRow", "ConversationRow", "PollRow", "fts_query",
+           "STATUS_NAMES", "PENDING", "SENT", "DELIVERED", "READ"]
 
 FILENAME = "cache.sqlite"
 
@@ -197,6 +197,36 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (story, viewer)
     );
     """,
+    # 8: polls and stickers. A poll is also a message (its id is the message id). Votes are
+    # kept as cast (latest per voter); common.polls decides what counts. Sticker pack keys
+    # and images are sealed like attachments' keys.
+    """
+    CREATE TABLE polls (
+        conv BLOB NOT NULL, id BLOB NOT NULL, creator BLOB NOT NULL, question TEXT NOT NULL,
+        options BLOB NOT NULL,          -- MessagePack list of the option texts
+        multiple INTEGER NOT NULL, anonymous INTEGER NOT NULL,
+        closed INTEGER NOT NULL DEFAULT 0,
+        tally BLOB,                     -- anonymous polls: the creator's counts (MessagePack)
+        tally_voters INTEGER NOT NULL DEFAULT 0, tally_at INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (conv, id)
+    );
+    CREATE TABLE poll_votes (
+        conv BLOB NOT NULL, poll BLOB NOT NULL, voter BLOB NOT NULL,
+        choices BLOB NOT NULL,          -- MessagePack list of 0-based option indexes
+        at INTEGER NOT NULL, PRIMARY KEY (conv, poll, voter)
+    );
+    CREATE TABLE sticker_packs (
+        manifest BLOB PRIMARY KEY,      -- blob id of the sealed manifest
+        key_sealed BLOB NOT NULL, name TEXT NOT NULL,
+        manifest_sealed BLOB NOT NULL,  -- the opened manifest (MessagePack), sealed
+        installed INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL
+    );
+    CREATE TABLE sticker_images (hash BLOB PRIMARY KEY, data_sealed BLOB NOT NULL);
+    CREATE TABLE sticker_msgs (
+        conv BLOB NOT NULL, msg BLOB NOT NULL, ref_sealed BLOB NOT NULL,  -- Sticker content
+        PRIMARY KEY (conv, msg)
+    );
+    """,
 ]
 
 
@@ -217,6 +247,21 @@ class MessageRow:
     pinned: bool = False
     mention: bool = False  # mentions us by @handle
     expires_at: int = 0  # ms; 0 = never
+
+
+@dataclass(frozen=True, slots=True)
+class PollRow:
+    conv: bytes
+    id: bytes
+    creator: bytes
+    question: str
+    options: list[str]
+    multiple: bool
+    anonymous: bool
+    closed: bool
+    tally: list[int] | None  # anonymous polls: the creator's latest published counts
+    tally_voters: int
+    tally_at: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -698,6 +743,7 @@ class Cache:
             await self._db.execute("DELETE FROM reactions WHERE conv=? AND target=?",
                                    (conv, target))
             await self.drop_attachment(conv, target)
+            await self.drop_sticker_msg(conv, target)
         return cur.rowcount == 1
 
     async def set_pinned(self, conv: bytes, target: bytes, pinned: bool) -> bool:
@@ -768,6 +814,7 @@ class Cache:
             await self._db.execute("DELETE FROM reactions WHERE conv=? AND target=?",
                                    (conv, target))
             await self.drop_attachment(conv, target)
+            await self.drop_sticker_msg(conv, target)
         return gone
 
     # --- attachments --------------------------------------------------------------------
@@ -1002,3 +1049,119 @@ class Cache:
                 "SELECT viewer, at FROM story_views WHERE story=? ORDER BY at, viewer",
                 (story,)) as cur:
             return [(bytes(r[0]), int(r[1])) for r in await cur.fetchall()]
+
+    # --- polls ----------------------------------------------------------------------------
+
+    async def put_poll(self, conv: bytes, poll_id: bytes, creator: bytes, question: str,
+                       options: list[str], multiple: bool, anonymous: bool) -> None:
+        await self._db.execute(
+            "INSERT OR IGNORE INTO polls (conv, id, creator, question, options, multiple, "
+            "anonymous) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (conv, poll_id, creator, question, msgspec.msgpack.encode(options), int(multiple),
+             int(anonymous)))
+
+    async def poll(self, conv: bytes, poll_id: bytes) -> PollRow | None:
+        async with self._db.execute(
+            "SELECT conv, id, creator, question, options, multiple, anonymous, closed, tally, "
+            "tally_voters, tally_at FROM polls WHERE conv=? AND id=?", (conv, poll_id)) as cur:
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        return PollRow(row[0], row[1], row[2], row[3], msgspec.msgpack.decode(row[4]),
+                       bool(row[5]), bool(row[6]), bool(row[7]),
+                       msgspec.msgpack.decode(row[8]) if row[8] is not None else None,
+                       int(row[9]), int(row[10]))
+
+    async def poll_ids(self, conv: bytes, ids: list[bytes]) -> set[bytes]:
+        """Which of these message ids are polls."""
+        if not ids:
+            return set()
+        marks = ",".join("?" * len(ids))
+        async with self._db.execute(
+            f"SELECT id FROM polls WHERE conv=? AND id IN ({marks})", (conv, *ids)) as cur:
+            return {r[0] for r in await cur.fetchall()}
+
+    async def close_poll(self, conv: bytes, poll_id: bytes) -> bool:
+        cur = await self._db.execute(
+            "UPDATE polls SET closed=1 WHERE conv=? AND id=? AND closed=0", (conv, poll_id))
+        return cur.rowcount == 1
+
+    async def put_tally(self, conv: bytes, poll_id: bytes, counts: list[int], voters: int,
+                        at: int) -> bool:
+        """Keep the creator's tally if it is not older than the one we have."""
+        cur = await self._db.execute(
+            "UPDATE polls SET tally=?, tally_voters=?, tally_at=? WHERE conv=? AND id=? "
+            "AND tally_at<=?",
+            (msgspec.msgpack.encode(counts), voters, at, conv, poll_id, at))
+        return cur.rowcount == 1
+
+    async def put_vote(self, conv: bytes, poll_id: bytes, voter: bytes, choices: list[int],
+                       at: int) -> bool:
+        """Store a voter's choices unless their stored vote is newer; True if stored."""
+        cur = await self._db.execute(
+            "INSERT INTO poll_votes VALUES (?, ?, ?, ?, ?) ON CONFLICT(conv, poll, voter) "
+            "DO UPDATE SET choices=excluded.choices, at=excluded.at WHERE excluded.at>=at",
+            (conv, poll_id, voter, msgspec.msgpack.encode(choices), at))
+        return cur.rowcount == 1
+
+    async def votes(self, conv: bytes, poll_id: bytes) -> dict[bytes, list[int]]:
+        """Every voter's current choices, in the order they first voted."""
+        async with self._db.execute(
+            "SELECT voter, choices FROM poll_votes WHERE conv=? AND poll=? ORDER BY rowid",
+            (conv, poll_id)) as cur:
+            return {r[0]: msgspec.msgpack.decode(r[1]) for r in await cur.fetchall()}
+
+    # --- stickers -------------------------------------------------------------------------
+
+    async def put_sticker_pack(self, manifest: bytes, key: bytes, name: str, opened: bytes,
+                               now: int, *, installed: bool) -> None:
+        await self._db.execute(
+            "INSERT INTO sticker_packs VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(manifest) DO "
+            "UPDATE SET installed=MAX(installed, excluded.installed)",
+            (manifest, self._seal(key), name, self._seal(opened), int(installed), now))
+
+    async def sticker_packs(self, *, installed_only: bool = True
+                            ) -> list[tuple[bytes, bytes, str, bytes]]:
+        """(manifest id, pack key, name, manifest MessagePack), oldest first."""
+        where = "WHERE installed=1 " if installed_only else ""
+        async with self._db.execute(
+            f"SELECT manifest, key_sealed, name, manifest_sealed FROM sticker_packs {where}"
+            f"ORDER BY created_at, rowid") as cur:
+            return [(r[0], self._open(r[1]), r[2], self._open(r[3]))
+                    for r in await cur.fetchall()]
+
+    async def sticker_pack(self, manifest: bytes) -> tuple[bytes, str, bytes] | None:
+        """(pack key, name, manifest MessagePack) of a pack we have opened."""
+        async with self._db.execute(
+            "SELECT key_sealed, name, manifest_sealed FROM sticker_packs WHERE manifest=?",
+            (manifest,)) as cur:
+            row = await cur.fetchone()
+        return (self._open(row[0]), row[1], self._open(row[2])) if row else None
+
+    async def put_sticker_image(self, blob: bytes, data: bytes) -> None:
+        await self._db.execute("INSERT OR IGNORE INTO sticker_images VALUES (?, ?)",
+                               (blob, self._seal(data)))
+
+    async def sticker_image(self, blob: bytes) -> bytes | None:
+        async with self._db.execute(
+            "SELECT data_sealed FROM sticker_images WHERE hash=?", (blob,)) as cur:
+            row = await cur.fetchone()
+        return self._open(row[0]) if row else None
+
+    async def put_sticker_msg(self, conv: bytes, msg_id: bytes, content: bytes) -> None:
+        await self._db.execute("INSERT OR IGNORE INTO sticker_msgs VALUES (?, ?, ?)",
+                               (conv, msg_id, self._seal(content)))
+
+    async def sticker_msgs(self, conv: bytes, ids: list[bytes]) -> dict[bytes, bytes]:
+        """msg id -> Sticker content (MessagePack) of the messages in ``ids`` that are one."""
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        async with self._db.execute(
+            f"SELECT msg, ref_sealed FROM sticker_msgs WHERE conv=? AND msg IN ({marks})",
+            (conv, *ids)) as cur:
+            return {r[0]: self._open(r[1]) for r in await cur.fetchall()}
+
+    async def drop_sticker_msg(self, conv: bytes, msg_id: bytes) -> None:
+        """A deleted or disappeared sticker message: forget its pack key too."""
+        await self._db.execute("DELETE FROM sticker_msgs WHERE conv=? AND msg=?", (conv, msg_id))

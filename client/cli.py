@@ -431,13 +431,23 @@ def history(
         rows = await client.page(conv, limit=n)
         reactions = await client.cache.reactions(conv, [m.id for m in rows])
         files = await client.attachments(conv, [m.id for m in rows])
+        polls = await client.polls.views(conv, [m.id for m in rows])
+        stickers = await client.stickers.refs(conv, [m.id for m in rows])
         out = []
         ticks = {"pending": "…", "sent": "✓", "delivered": "✓✓", "read": "✓✓ read"}
         for msg in rows:
             sender, group = await describe(client, msg)
             obj = message_json(msg, sender, own=msg.outgoing, group=group,
                                reactions=reactions.get(msg.id), attachment=files.get(msg.id))
+            if msg.id in polls:
+                view = polls[msg.id]
+                obj["poll"] = {"closed": view.closed, "voters": view.voters,
+                               "options": view.options, "counts": view.counts}
+            if msg.id in stickers and not msg.deleted:
+                obj["sticker"] = await sticker_state(client, stickers[msg.id], offline)
             mark = f"  {ticks[obj['status']]}" if msg.outgoing else ""
+            if "sticker" in obj and not obj["sticker"]["verified"]:
+                mark += f"  ({obj['sticker'].get('error', 'not fetched')})"
             if msg.id in reactions:
                 mark += "  " + " ".join(f"{e}×{n}" for e, n in reactions[msg.id].items())
             out.append((obj, line_of(msg, sender, group, mark, files.get(msg.id))))
@@ -445,6 +455,28 @@ def history(
 
     for obj, line in run(with_client(opts, body)):
         emit(opts, obj, line)
+
+
+async def sticker_state(client: Any, sticker: Any, offline: bool) -> dict[str, Any]:
+    """A sticker message's pack, index and whether its image is here and verified (fetched
+    now unless --offline)."""
+    from .connection import ConnectionLost, RelayUnreachable
+    from .stickers import StickerError
+
+    out: dict[str, Any] = {"pack": sticker.pack.hex(), "number": sticker.index + 1,
+                           "name": sticker.name, "verified": False}
+    if offline:
+        out["verified"] = await client.stickers.cached(sticker) is not None
+        return out
+    try:
+        entry, data = await client.stickers.image(sticker)
+    except StickerError as exc:
+        out["error"] = str(exc)
+    except (RelayUnreachable, ConnectionLost):
+        out["error"] = "offline"
+    else:
+        out.update(name=entry.name, verified=True, size=len(data))
+    return out
 
 
 # --- contacts -----------------------------------------------------------------------------
@@ -879,8 +911,9 @@ def demo(
     run(run_demo(where.resolve()) if lines else run_demo_tui(where.resolve()))
 
 
-# Importing these registers their commands (social ones, `story`) on `app`.
-from . import cli_social, cli_stories  # noqa: E402, F401
+# Importing these registers their commands on `app`: social (profile, follow, post…),
+# `story`, `poll`, `sticker`.
+from . import cli_polls, cli_social, cli_stories  # noqa: E402, F401
 
 
 def main() -> None:

@@ -25,8 +25,7 @@ from ..common.errors import TenchatError
 from .connection import ConnectionLost, RelayConnection, RelayError
 
 __all__ = ["AttachmentError", "upload", "download", "download_bytes", "upload_bytes",
-           "UPLOAD_CHUNK",
-           "DOWNLOAD_CHUNK"]
+           "upload_sealed", "fetch_bytes", "UPLOAD_CHUNK", "DOWNLOAD_CHUNK"]
 
 UPLOAD_CHUNK = 256 * 1024  # bytes per blob_chunk (less if the relay's max_frame is smaller)
 DOWNLOAD_CHUNK = 1024 * 1024  # bytes asked per blob_get (the relay may send fewer)
@@ -223,3 +222,57 @@ async def _fetch_blob(conn: RelayConnection, ref: media.MediaRef, blob: BinaryIO
             raise AttachmentError("the relay sent a blob of the wrong size; nothing was saved")
         blob.write(data.data)
         offset += len(data.data)
+
+
+async def upload_sealed(connect: Connect, data: bytes, *, key: bytes | None = None
+                       ) -> media.MediaKey:
+    """Seal small ``data`` in memory (under ``key``, default a fresh one) and upload it."""
+    import io
+
+    conn = await connect()
+    if conn.max_blob == 0:
+        raise AttachmentError("this relay does not store blobs")
+    blob, mk = media.encrypt(data, key=key)
+    if len(blob) > conn.max_blob:
+        raise AttachmentError("too large for this relay")
+    for attempt in range(RETRIES + 1):
+        try:
+            await _send_blob(conn, io.BytesIO(blob), mk)
+            return mk
+        except ConnectionLost:
+            if attempt == RETRIES:
+                raise
+            conn = await connect()
+    raise AssertionError("unreachable")
+
+
+async def fetch_bytes(connect: Connect, blob_id: bytes, key: bytes, *, max_size: int) -> bytes:
+    """Fetch a small blob whose size we don't know yet (at most ``max_size`` bytes), check
+    its hash and open it; raises AttachmentError (``tampered`` in the message) on a bad one."""
+    conn = await connect()
+    parts: list[bytes] = []
+    offset, total = 0, None
+    while total is None or offset < total:
+        try:
+            data = await conn.request(f.BlobGet, hash=blob_id, offset=offset,
+                                      length=min(DOWNLOAD_CHUNK, max_size))
+        except RelayError as exc:
+            if exc.code == "not_found":
+                raise AttachmentError("the relay does not have this blob") from None
+            raise AttachmentError(f"the relay refused the download: {exc}") from None
+        assert isinstance(data, f.BlobData)
+        if total is None:
+            total = data.size
+            if total > max_size:
+                raise AttachmentError(f"the blob is too large ({total} > {max_size} bytes)")
+        if data.offset != offset or data.size != total or not data.data:
+            raise AttachmentError("the relay sent a blob of the wrong size")
+        parts.append(data.data)
+        offset += len(data.data)
+    try:
+        return media.decrypt(b"".join(parts), key, blob_id)
+    except BlobHashMismatch:
+        raise AttachmentError("the blob does not match its id: it was corrupted or "
+                              "tampered with on the relay") from None
+    except MediaError as exc:
+        raise AttachmentError(f"the blob failed to decrypt ({exc})") from None

@@ -51,7 +51,9 @@ from .events import StoryViewed as StoryViewedEvent
 from .groups import GroupError, GroupService
 from .keystore import Keystore, Secrets
 from .media import AttachmentError
+from .polls import PollService
 from .social import SocialService
+from .stickers import StickerService
 from .stories import StoryService
 
 __all__ = ["Client", "Conversation", "SearchHit", "PeerError", "QueuedOffline", "now_ms"]
@@ -171,6 +173,8 @@ class Client:
         self.groups = GroupService(self)
         self.social = SocialService(self)
         self.stories = StoryService(self)
+        self.polls = PollService(self)
+        self.stickers = StickerService(self)
         self._flush_lock = asyncio.Lock()
         self._background: set[asyncio.Task[object]] = set()
         self.connection_state = OFFLINE
@@ -542,7 +546,8 @@ class Client:
 
     async def _queue_message(self, peer: bytes, msg_id: bytes, now: int, timer: int,
                              body: bytes, text: str, *, reply_to: bytes | None,
-                             ref: MediaRef | None = None) -> MessageRow:
+                             ref: MediaRef | None = None,
+                             also: Callable[[], Awaitable[object]] | None = None) -> MessageRow:
         expires_at = now + timer * 1000 if timer else 0
         async with self._crypto_lock:
             try:
@@ -555,6 +560,8 @@ class Client:
                 await self.cache.add_message(message, shown=True)
                 if ref is not None:
                     await self.cache.put_attachment(peer, msg_id, msgspec.msgpack.encode(ref))
+                if also is not None:  # e.g. the poll's row, in the same transaction
+                    await also()
                 await self.cache.commit()
             except BaseException:
                 await self.cache.rollback()
@@ -738,6 +745,7 @@ class Client:
                         await self.groups.receive_one(item, new, receipts, events)
                     else:
                         await self._receive_one(item, new, receipts, events)
+                await self.polls.publish_due()  # tallies of our anonymous polls that got votes
                 for (peer, group), ids in receipts.items():
                     await self._queue_receipt(peer, c.DELIVERED, ids, group=group)
                 await self.cache.commit()
@@ -883,6 +891,10 @@ class Client:
                 if not in_group and await self.cache.add_story_view(
                         content.story, author, content.at, self.user):
                     events.append(StoryViewedEvent(content.story, author))
+            case c.Poll() | c.Vote() | c.PollClose() | c.PollTally():
+                await self.polls.apply(conv, author, content, group, new, receipts, events)
+            case c.Sticker():
+                await self.stickers.apply(conv, author, content, group, new, receipts, events)
             case _:
                 pass  # SenderKeyDist inside a group message, or a type for later: ignore
 
@@ -1087,13 +1099,16 @@ class Client:
                         lambda: self.cache.set_timer(conv, seconds))
 
     async def _act(self, conv: bytes, content: c.Content,
-                   local: Callable[[], Awaitable[object]]) -> None:
-        """Apply an action here and send it to the conversation as an encrypted message."""
+                   local: Callable[[], Awaitable[object]], *, to: bytes | None = None) -> None:
+        """Apply an action here and send it to the conversation as an encrypted message
+        (or, with ``to``, 1:1 to that one member only)."""
         body = c.encode_content(content)
         async with self._crypto_lock:
             try:
                 await local()
-                if len(conv) == 16:
+                if to is not None:
+                    await self._queue_content(to, os.urandom(16), body)
+                elif len(conv) == 16:
                     await self.groups.queue(conv, os.urandom(16), body)
                 else:
                     contact = await self.cache.contact(conv)
@@ -1104,7 +1119,7 @@ class Client:
             except BaseException:
                 await self.cache.rollback()
                 raise
-        target = getattr(content, "target", None)
+        target = getattr(content, "target", None) or getattr(content, "poll", None)
         self._emit(MessageChanged(conv, target) if target else ConversationChanged(conv))
         await self._send_soon()
 

@@ -53,6 +53,7 @@ CHAT_KEYS = [
     KeySpec("profile", "f3", "Your profile: edit it, followers, follow requests", "chat"),
     KeySpec("stories", "f4", "Stories: watch the unseen ones", "chat"),
     KeySpec("attach", "alt+a", "Send a file here (images: pick a filter, preview)", "chat"),
+    KeySpec("sticker", "alt+k", "Send a sticker (picker of installed packs)", "chat"),
     KeySpec("focus_composer", "ctrl+l", "Write a message (focus the composer)", "chat"),
     KeySpec("focus_messages", "ctrl+up", "Select messages (focus the message pane)", "chat"),
     KeySpec("focus_list", "escape",
@@ -88,6 +89,9 @@ MESSAGE_KEYS = [
             "selected message"),
     KeySpec("open_attachment", "o", "Open the selected attachment (preview an image, or save)",
             "selected message"),
+    KeySpec("vote", "v", "Vote in the selected poll (digits pick options)",
+            "selected message"),
+    KeySpec("close_poll", "C", "Close your selected poll", "selected message"),
 ]
 
 MEMBER_KEYS = [
