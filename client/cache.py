@@ -541,7 +541,7 @@ class Cache:
         async with self._db.execute(
             f"SELECT {_M_COLS}, snippet(messages_fts, 0, '[', ']', '…', 12) "
             f"FROM messages_fts JOIN messages m ON m.rowid = messages_fts.rowid "
-            f"WHERE {where} ORDER BY m.rowid DESC LIMIT ?",
+            f"WHERE {where} ORDER BY messages_fts.rowid DESC LIMIT ?",  # FTS order: no sort
             args,
         ) as cur:
             return [(_msg(r[:_NCOLS]), r[_NCOLS]) for r in await cur.fetchall()]
