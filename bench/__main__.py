@@ -11,7 +11,7 @@ Scenarios (each also runnable alone, with ``--quick`` and ``--json``):
   stored and send → readable by an offline member, and deliveries/s to 1,000
   online members.
 - ``python -m bench.idle_connections`` — authenticated idle connections one relay
-  holds (ramp to 5,000) and the relay's memory per connection.
+  holds (ramp to 10,000) and the relay's memory per connection.
 - ``python -m bench.reconnect_storm`` — 1,000 clients with 100 queued messages each
   reconnect at once: reconnects/s and drained messages/s.
 - ``python -m bench.client`` — ``tenchat send`` start to exit, TUI start to first

@@ -1,14 +1,15 @@
 """Idle connections: how many authenticated, idle connections one relay holds, and the
 relay's memory per connection.
 
-    python -m bench.idle_connections [--target N] [--steps K] [--procs P] [--json] [--quick]
+    python -m bench.idle_connections [--target N] [--steps K] [--idle-procs P] [--json] [--quick]
 
 The relay runs as its own process (``BenchRelay``); the soft RLIMIT_NOFILE of this
 process is raised towards what the target needs (up to the hard limit) before the
 relay starts, so the relay inherits it. Load-generator processes ramp up to
-``--target`` connections (default 5,000; 500 with ``--quick``) in ``--steps`` equal
-steps; each connection says hello, authenticates with its own Ed25519 identity and
-publishes a signed prekey (``bench.soak.open_peer``), then stays idle. After each
+``--target`` connections (default 10,000, the DESIGN.md target; 500 with ``--quick``)
+in ``--steps`` equal steps; each connection says hello, authenticates with its own
+Ed25519 identity and publishes a signed prekey (``bench.soak.open_peer``), then stays
+idle. After each
 step the relay's RSS is read from /proc. Reported per step: connections open, the
 relay's RSS, and KiB per connection (RSS above the idle relay's / connections). At
 the end every connection is checked to be still open after ``--hold`` seconds idle.
@@ -40,7 +41,7 @@ FD_SLACK = 256  # descriptors beyond the connections (SQLite, logs, pipes)
 
 def add_arguments(parser: argparse.ArgumentParser, *, shared: bool = True) -> None:
     parser.add_argument("--target", type=int, default=None,
-                        help="idle connections to ramp to [5000; 500 with --quick]")
+                        help="idle connections to ramp to [10000; 500 with --quick]")
     parser.add_argument("--steps", type=int, default=None, help="ramp steps [5; 2 with --quick]")
     parser.add_argument("--idle-procs", type=int, default=2, dest="idle_procs",
                         help="load-generator processes [2]")
@@ -53,7 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser, *, shared: bool = True) -> No
 
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
     quick = args.quick
-    target = args.target if args.target is not None else (500 if quick else 5000)
+    target = args.target if args.target is not None else (500 if quick else 10_000)
     steps = args.steps if args.steps is not None else (2 if quick else 5)
     hold = args.hold if args.hold is not None else (1.0 if quick else 5.0)
     if not 1 <= target <= 1_000_000:
