@@ -78,7 +78,10 @@ def ensure_venv(venv: Path) -> Path:
 
 
 def _installed(py: Path) -> bool:
-    check = "import nostr_relay, aionostr.key, coincurve, websockets.asyncio.client"
+    """nostr-relay of ``NOSTR_RELAY_VERSION`` and the load generator's imports work."""
+    check = ("import importlib.metadata as m, nostr_relay, aionostr.key, coincurve,"
+             " websockets.asyncio.client;"
+             f" assert m.version('nostr-relay') == {NOSTR_RELAY_VERSION!r}")
     with contextlib.suppress(OSError, subprocess.SubprocessError):
         return subprocess.run([str(py), "-c", check], capture_output=True,
                               timeout=60).returncode == 0
