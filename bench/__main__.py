@@ -1,14 +1,25 @@
-"""``python -m bench``: every benchmark scenario, one plain-text table (or ``--json``).
+"""``python -m bench``: every benchmark scenario, one plain-text table each (or ``--json``).
 
-Scenarios (each also runnable alone):
+Scenarios (each also runnable alone, with ``--quick`` and ``--json``):
 
 - ``python -m bench.relay_throughput`` — durable messages/s through one relay
   process, and send → stored / send → delivered latency at fixed loads.
+- ``python -m bench.nostr_compare`` — the same 1:1 workload against the PyPI relay
+  nostr-relay (installed into ``.bench/nostr-venv`` on the first run), side by side,
+  and the ratio tenchat / nostr-relay. Here it reuses relay_throughput's result.
 - ``python -m bench.group_fanout`` — a post to a 200,000-member group: send →
   stored and send → readable by an offline member, and deliveries/s to 1,000
   online members.
 - ``python -m bench.social`` — feed load (50 posts with their authors' profiles), and a
   2 MB story image uploaded and viewed, end to end through real client cores.
+- ``python -m bench.idle_connections`` — authenticated idle connections one relay
+  holds (ramp to 10,000) and the relay's memory per connection.
+- ``python -m bench.reconnect_storm`` — 1,000 clients with 100 queued messages each
+  reconnect at once: reconnects/s and drained messages/s.
+- ``python -m bench.client`` — ``tenchat send`` start to exit, TUI start to first
+  frame, history page and FTS5 search over a 1,000,000-message local cache.
+
+``--only a,b`` runs some of them (names as above, without ``bench.``).
 """
 
 from __future__ import annotations
@@ -16,11 +27,27 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
-from . import group_fanout, relay_throughput, social
+from . import (
+    client,
+    group_fanout,
+    idle_connections,
+    nostr_compare,
+    reconnect_storm,
+    relay_throughput,
+    social,
+)
 
-SCENARIOS = {"relay_throughput": relay_throughput, "group_fanout": group_fanout,
-             "social": social}
+SCENARIOS = {
+    "relay_throughput": relay_throughput,
+    "nostr_compare": nostr_compare,
+    "group_fanout": group_fanout,
+    "social": social,
+    "idle_connections": idle_connections,
+    "reconnect_storm": reconnect_storm,
+    "client": client,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,15 +56,32 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    relay_throughput.add_arguments(parser)
-    group_fanout.add_arguments(parser, shared=False)  # --json, --quick, --sync: above
+    relay_throughput.add_arguments(parser)  # --json, --quick, --sync: shared by all
+    nostr_compare.add_arguments(parser, shared=False)
+    group_fanout.add_arguments(parser, shared=False)
     social.add_arguments(parser, shared=False)
+    idle_connections.add_arguments(parser, shared=False)
+    reconnect_storm.add_arguments(parser, shared=False)
+    client.add_arguments(parser, shared=False)
+    parser.add_argument("--only", default=None, metavar="NAMES",
+                        help="comma-separated scenarios to run [all]: " + ", ".join(SCENARIOS))
     args = parser.parse_args(argv)
-    results = {}
+    names = list(SCENARIOS)
+    if args.only:
+        names = [n.strip() for n in args.only.split(",") if n.strip()]
+        unknown = [n for n in names if n not in SCENARIOS]
+        if unknown:
+            print(f"error: unknown scenario {', '.join(unknown)}", file=sys.stderr)
+            return 2
+    results: dict[str, Any] = {}
     ok = True
-    for name, scenario in SCENARIOS.items():
+    for name in names:
+        scenario = SCENARIOS[name]
         try:
-            out = scenario.run(args)
+            if scenario is nostr_compare:
+                out = nostr_compare.run(args, tenchat=results.get("relay_throughput"))
+            else:
+                out = scenario.run(args)
         except RuntimeError as exc:
             print(f"error: {name}: {exc}", file=sys.stderr)
             return 1
