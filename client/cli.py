@@ -834,6 +834,7 @@ def demo(
 
 
 from . import cli_social  # noqa: E402, F401  (registers the social commands on `app`)
+from .wallet import cli as _wallet_cli  # noqa: E402, F401  (the wallet commands)
 
 
 def main() -> None:

@@ -92,10 +92,12 @@ def profile_show(
             if view.profile is None or view.profile.avatar is None:
                 raise fail("this profile has no avatar")
             await client.download(view.profile.avatar, avatar_out)
-        return view
+        # wallets linked to this identity, each binding verified here (client.wallet)
+        return view, [v.address for v in await client.wallet.verified_wallets(view.user)]
 
-    view = run(with_client(opts, body))
-    emit(opts, profile_json(view), profile_lines(view))
+    view, wallets = run(with_client(opts, body))
+    lines = profile_lines(view) + "".join(f"\n  wallet {a} (verified)" for a in wallets)
+    emit(opts, profile_json(view) | {"wallets": wallets}, lines)
 
 
 @app.command()

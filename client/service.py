@@ -51,6 +51,7 @@ from .groups import GroupError, GroupService
 from .keystore import Keystore, Secrets
 from .media import AttachmentError
 from .social import SocialService
+from .wallet.service import WalletService
 
 __all__ = ["Client", "Conversation", "SearchHit", "PeerError", "QueuedOffline", "now_ms"]
 
@@ -153,6 +154,7 @@ class Client:
         self._listeners: list[Listener] = []
         self.groups = GroupService(self)
         self.social = SocialService(self)
+        self.wallet = WalletService(self)
         self._flush_lock = asyncio.Lock()
         self._background: set[asyncio.Task[object]] = set()
         self.connection_state = OFFLINE
@@ -829,6 +831,9 @@ class Client:
                 if group is None or author in group.roles:
                     await self.cache.set_timer(conv, content.seconds)
                     events.append(ConversationChanged(conv))
+            case c.Gift():
+                if not in_group:  # 1:1 only; what it is worth is read from the chain
+                    await self.wallet.receive_gift(author, content, new, receipts, events)
             case c.AudienceKey():
                 if not in_group:  # 1:1 only: the pairwise session authenticates the author
                     await self.cache.put_audience_key(author, content.key_id, content.key,
@@ -881,7 +886,9 @@ class Client:
         return total
 
     async def run(self) -> None:
-        """Stay connected and receive until cancelled or the client is closed."""
+        """Stay connected and receive until cancelled or the client is closed; meanwhile
+        refresh wallet balances (every 5 minutes) and settle pending gifts."""
+        self._spawn(self.wallet.run())
         await self.sync(follow=True)
 
     _online_once = False

@@ -15,7 +15,7 @@ import msgspec
 from .crypto.media import MediaRef
 
 __all__ = ["Text", "Attachment", "Receipt", "Typing", "Reaction", "Edit", "Delete", "Pin", "Timer",
-           "SenderKeyDist", "AudienceKey", "Content", "encode_content", "decode_content",
+           "SenderKeyDist", "AudienceKey", "Gift", "Content", "encode_content", "decode_content",
            "MAX_TEXT", "DELIVERED", "READ", "MAX_TIMER"]
 
 MAX_TEXT: Final = 64 * 1024  # characters in one text message
@@ -118,9 +118,20 @@ class AudienceKey(_Content, tag="audience_key"):
     key: Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
 
 
+class Gift(_Content, tag="gift"):
+    """1:1 only: the sender sent the recipient a token gift in transaction ``tx_hash`` on
+    chain ``chain_id``. Nothing else: amounts, token and addresses are read from the chain
+    by each client (client.wallet), never taken from this message."""
+
+    id: MsgId
+    chain_id: Annotated[int, msgspec.Meta(ge=1, le=2**53)]
+    tx_hash: Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
+    sent_at: int
+
+
 Content = (
     Text | Attachment | Receipt | Typing | Reaction | Edit | Delete | Pin | Timer | SenderKeyDist
-    | AudienceKey
+    | AudienceKey | Gift
 )
 
 _encoder = msgspec.msgpack.Encoder()

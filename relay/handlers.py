@@ -590,3 +590,6 @@ async def comments(session: Session, frame: CommentsReq) -> Answer:
     records = await session.store.comment_page(frame.post_id, frame.before, frame.limit + 1)
     return CommentItems(id=frame.id, records=records[: frame.limit],
                         more=len(records) > frame.limit)
+
+
+from . import wallets as _wallets  # noqa: E402, F401  (registers the wallet handlers)
