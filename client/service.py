@@ -888,8 +888,11 @@ class Client:
     async def run(self) -> None:
         """Stay connected and receive until cancelled or the client is closed; meanwhile
         refresh wallet balances (every 5 minutes) and settle pending gifts."""
-        self._spawn(self.wallet.run())
-        await self.sync(follow=True)
+        wallet: asyncio.Task[None] = asyncio.ensure_future(self.wallet.run())
+        try:
+            await self.sync(follow=True)
+        finally:
+            wallet.cancel()
 
     _online_once = False
     _closed = False

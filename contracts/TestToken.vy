@@ -21,6 +21,9 @@ decimals: public(uint8)
 totalSupply: public(uint256)
 balanceOf: public(HashMap[address, uint256])
 allowance: public(HashMap[address, HashMap[address, uint256]])
+owner: public(address)
+# Accounts whose transfers revert: lets tests see a transfer the chain refuses.
+frozen: public(HashMap[address, bool])
 
 
 @deploy
@@ -30,11 +33,19 @@ def __init__(_name: String[32], _symbol: String[8], _decimals: uint8, _supply: u
     self.decimals = _decimals
     self.totalSupply = _supply
     self.balanceOf[msg.sender] = _supply
+    self.owner = msg.sender
     log Transfer(sender=empty(address), receiver=msg.sender, value=_supply)
 
 
 @external
+def freeze(_account: address, _frozen: bool):
+    assert msg.sender == self.owner, "only the owner freezes"
+    self.frozen[_account] = _frozen
+
+
+@external
 def transfer(_to: address, _value: uint256) -> bool:
+    assert not self.frozen[msg.sender], "account frozen"
     assert self.balanceOf[msg.sender] >= _value, "insufficient balance"
     self.balanceOf[msg.sender] -= _value
     self.balanceOf[_to] += _value
@@ -51,6 +62,7 @@ def approve(_spender: address, _value: uint256) -> bool:
 
 @external
 def transferFrom(_from: address, _to: address, _value: uint256) -> bool:
+    assert not self.frozen[_from], "account frozen"
     assert self.balanceOf[_from] >= _value, "insufficient balance"
     assert self.allowance[_from][msg.sender] >= _value, "insufficient allowance"
     self.balanceOf[_from] -= _value

@@ -180,7 +180,10 @@ class Evm:
         tip = int(self.w3.eth.max_priority_fee)
         tx["maxPriorityFeePerGas"] = tip
         tx["maxFeePerGas"] = 2 * base + tip
-        tx["gas"] = int(self.w3.eth.estimate_gas(tx))
+        try:
+            tx["gas"] = int(self.w3.eth.estimate_gas(tx))
+        except ContractLogicError as exc:
+            raise WalletError(f"the transfer would revert ({exc}); nothing was sent") from None
         return tx
 
     @staticmethod
