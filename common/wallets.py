@@ -31,6 +31,7 @@ __all__ = [
     "LINK_STATEMENT", "LINK_URI", "IDENTITY_RESOURCE", "AUTH_STATEMENT", "AUTH_URI",
     "MAX_LINK_RECORD", "WalletLink", "VerifiedLink", "link_siwe", "link_message",
     "sign_link", "open_link", "auth_siwe", "check_auth", "is_address",
+    "NftGate", "encode_gate", "decode_gate",
 ]
 
 LINK_STATEMENT: Final = "Link this Ethereum account to the tenchat identity named below."
@@ -139,3 +140,24 @@ def check_auth(message: str, sig: bytes, *, relay: str, challenge: bytes,
     except siwe.SiweError as exc:
         raise ProtocolError(ErrorCode.AUTH_FAILED, f"SIWE sign-in: {exc}") from None
     return msg.address
+
+
+class NftGate(msgspec.Struct, forbid_unknown_fields=True):
+    """A group's NFT gate: members must hold a token of ``contract`` on ``chain_id``."""
+
+    chain_id: Annotated[int, msgspec.Meta(ge=1, le=2**53)]
+    contract: Annotated[str, msgspec.Meta(pattern="^0x[0-9a-fA-F]{40}$")]
+
+
+_gate_dec = msgspec.msgpack.Decoder(NftGate)
+
+
+def encode_gate(gate: NftGate) -> bytes:
+    return _enc.encode(gate)
+
+
+def decode_gate(data: bytes) -> NftGate:
+    try:
+        return _gate_dec.decode(data)
+    except msgspec.MsgspecError as exc:
+        raise ProtocolError(ErrorCode.MALFORMED, f"bad NFT gate: {exc}") from None

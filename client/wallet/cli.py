@@ -263,3 +263,78 @@ def gifts(
                         f"0x{r.tx_hash.hex()[:16]}…")
     if not rows and not opts.json:
         typer.echo("(no gifts)")
+
+
+# --- NFTs -----------------------------------------------------------------------------------
+
+
+@wallet_app.command("nfts")
+def wallet_nfts(
+    ctx: typer.Context,
+    contract: Annotated[str, typer.Argument(help="The ERC-721 contract (0x…).")],
+    chain: Annotated[str | None, typer.Option("--chain", help="Chain name or id.")] = None,
+    peer: Annotated[str | None, typer.Option("--of", help="Whose (a handle); yours if left "
+                                             "out.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """ERC-721 tokens of a contract held by your (or a peer's) verified wallets."""
+    opts = _opts(ctx, json_out)
+    rows = run(with_client(opts, lambda client: client.wallet.nfts(contract, chain, peer)))
+    if opts.json:
+        for wallet, token_id in rows:
+            emit(opts, {"wallet": wallet, "contract": contract, "token_id": str(token_id)}, "")
+    else:
+        typer.echo("\n".join(f"{wallet}  #{token_id}" for wallet, token_id in rows)
+                   if rows else "(none)")
+
+
+@wallet_app.command("avatar")
+def wallet_avatar(
+    ctx: typer.Context,
+    contract: Annotated[str, typer.Argument(help="The ERC-721 contract (0x…).")],
+    token_id: Annotated[int, typer.Argument(help="The token id.", min=0)],
+    chain: Annotated[str | None, typer.Option("--chain", help="Chain name or id.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Show an NFT one of your linked wallets holds as your profile avatar."""
+    opts = _opts(ctx, json_out)
+    run(with_client(opts, lambda client: client.wallet.set_nft_avatar(contract, token_id,
+                                                                     chain)))
+    emit(opts, {"contract": contract, "token_id": str(token_id)},
+         f"avatar: token {token_id} of {contract}")
+
+
+@wallet_app.command("gate")
+def wallet_gate(
+    ctx: typer.Context,
+    group: Annotated[str, typer.Argument(help="Group name or id.")],
+    contract: Annotated[str, typer.Argument(help="The ERC-721 contract members must hold.")],
+    chain: Annotated[str | None, typer.Option("--chain", help="Chain name or id.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Make a group NFT-gated (admins): new members must hold a token of the contract."""
+    opts = _opts(ctx, json_out)
+    gate = run(with_client(opts, lambda client: client.wallet.set_gate(group, contract, chain)))
+    emit(opts, {"group": group, "chain_id": gate.chain_id, "contract": gate.contract},
+         f"{group}: members must hold a token of {gate.contract} (chain {gate.chain_id})")
+
+
+@wallet_app.command("gate-check")
+def wallet_gate_check(
+    ctx: typer.Context,
+    group: Annotated[str, typer.Argument(help="Group name or id.")],
+    json_out: JsonOpt = False,
+) -> None:
+    """Re-check, on the chain, which members of an NFT-gated group hold a token."""
+    opts = _opts(ctx, json_out)
+
+    async def body(client: Any) -> tuple[Any, dict[str, str | None]]:
+        gate, held = await client.wallet.gate_status(group)
+        info = await client.groups.info(await client.groups.require(group))  # names members
+        return gate, {info.handles.get(u) or await client.display_name(u): w
+                      for u, w in held.items()}
+
+    gate, held = run(with_client(opts, body))
+    for name, wallet in sorted(held.items()):
+        emit(opts, {"member": name, "holds": wallet is not None, "wallet": wallet},
+             f"@{name}  {'holds (' + wallet + ')' if wallet else 'holds no token'}")

@@ -145,6 +145,21 @@ class Evm:
             "address": Web3.to_checksum_address(address), "topics": topics,
             "fromBlock": from_block, "toBlock": to_block}))
 
+    def nfts_of(self, contract: str, owner: str) -> list[int]:
+        """Token ids of ERC-721 ``contract`` that ``owner`` holds now: candidates from the
+        Transfer logs to ``owner``, each confirmed with ownerOf."""
+        owner = Web3.to_checksum_address(owner)
+        topic = "0x" + bytes(12).hex() + owner[2:].lower()
+        logs = self.logs(contract, ["0x" + TRANSFER_TOPIC.hex(), None, topic], 0,
+                         self.block_number())
+        ids = sorted({int.from_bytes(bytes(lg["topics"][3]), "big") for lg in logs
+                      if len(lg["topics"]) == 4})
+        return [i for i in ids if self.owner_of(contract, i) == owner]
+
+    def nft_balance(self, contract: str, owner: str) -> int:
+        c = self.w3.eth.contract(address=Web3.to_checksum_address(contract), abi=ERC721_ABI)
+        return int(c.functions.balanceOf(Web3.to_checksum_address(owner)).call())
+
     def transfers_of(self, tx_hash: bytes) -> tuple[Any, list[Transfer]]:
         """(receipt, what moved) for a mined transaction; (None, []) while pending."""
         receipt = self.receipt(tx_hash)
