@@ -338,3 +338,55 @@ def wallet_gate_check(
     for name, wallet in sorted(held.items()):
         emit(opts, {"member": name, "holds": wallet is not None, "wallet": wallet},
              f"@{name}  {'holds (' + wallet + ')' if wallet else 'holds no token'}")
+
+
+# --- contract hooks -------------------------------------------------------------------------
+
+
+@app.command()
+def watch(
+    ctx: typer.Context,
+    contract: Annotated[str, typer.Argument(help="The contract (0x…).")],
+    event: Annotated[str, typer.Argument(
+        help="The event, e.g. 'Transfer(address indexed from, address indexed to, "
+        "uint256 value)'.")],
+    group: Annotated[str, typer.Option("--group", help="The group to post into.")],
+    confirmations: Annotated[int, typer.Option(
+        "--confirmations", min=0, help="Blocks on top of an event's block before it is "
+        "posted (reorg safety).")] = 12,
+    chain: Annotated[str | None, typer.Option("--chain", help="Chain name or id.")] = None,
+    interval: Annotated[float, typer.Option("--interval", min=0.05,
+                                            help="Seconds between polls.")] = 4.0,
+    from_block: Annotated[int | None, typer.Option(
+        "--from-block", min=0, help="First block to read (default: the next one; a "
+        "restarted watch goes on where it stopped).")] = None,
+) -> None:
+    """A bot: post a contract's events into a group, N confirmations deep. Runs until
+    interrupted; prints each posted event (JSON with --json)."""
+    opts: Options = ctx.obj
+
+    async def body(client: Any) -> None:
+        from .hooks import parse_event
+        from .hooks import watch as run_watch
+
+        spec = parse_event(event)
+        ch = client.wallet.chain(chain)
+        if not client.wallet._address(contract):
+            return
+        await client.sync()
+        gid = await client.groups.require(group)
+
+        def posted(item: dict[str, Any]) -> None:
+            emit(opts, item, f"posted {item['event']} from block {item['block']}")
+            sys.stdout.flush()
+
+        def started(block: int) -> None:
+            emit(opts, {"watching": spec.signature, "from_block": block},
+                 f"watching {spec.signature} from block {block}")
+            sys.stdout.flush()
+
+        await run_watch(client, ch, contract, spec, gid, confirmations=confirmations,
+                        interval=interval, on_post=posted, from_block=from_block,
+                        on_start=started)
+
+    run(with_client(opts, body))
