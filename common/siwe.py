@@ -22,8 +22,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, Final
 
-from Crypto.Hash import keccak as _keccak
-
 from .errors import TenchatError
 
 __all__ = [
@@ -63,7 +61,9 @@ class NonceMismatch(SiweError):
 
 
 def keccak256(data: bytes) -> bytes:
-    return _keccak.new(digest_bits=256, data=data).digest()
+    from Crypto.Hash import keccak  # here: clients load this module on every command
+
+    return keccak.new(digest_bits=256, data=data).digest()
 
 
 def to_checksum_address(address: str | bytes) -> str:

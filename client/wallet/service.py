@@ -70,8 +70,9 @@ def parse_amount(text: str, decimals: int) -> int:
     return int(units)
 
 
-def gift_text(chain_id: int, tx_hash: bytes) -> str:
-    return f"[gift] chain {chain_id} tx 0x{tx_hash.hex()}"
+def gift_text(chain_id: int, tx_hash: bytes, status: str = "") -> str:
+    """A gift's chat row: where to look, then (once settled) what the chain says."""
+    return f"[gift] {status + ' · ' if status else ''}chain {chain_id} tx 0x{tx_hash.hex()}"
 
 
 @dataclass(frozen=True)
@@ -433,7 +434,15 @@ class WalletService:
                 decimals=decimals, amount=amount if status == "confirmed" else None,
                 sender=sender, recipient=recipient, block=int(receipt["blockNumber"]),
                 reason=reason, now=_now_ms())
+            shown = (f"{format_amount(amount or 0, decimals)} {symbol} confirmed"
+                     if status == "confirmed" else f"failed: {reason}")
+            changed = await self.store.set_message_text(
+                gift.peer, gift.msg_id, gift_text(gift.chain_id, gift.tx_hash, shown))
             await self.client.cache.commit()
+        if changed:
+            from ..events import MessageChanged
+
+            self.client._emit(MessageChanged(gift.peer, gift.msg_id))
 
     async def gifts(self) -> list[GiftRow]:
         return await self.store.gifts()

@@ -133,6 +133,13 @@ class WalletStore:
             row = await cur.fetchone()
         return _gift(tuple(row)) if row else None
 
+    async def set_message_text(self, peer: bytes, msg_id: bytes, text: str) -> bool:
+        """The gift's chat row shows its settled status (the TUI's gift card)."""
+        cur = await self._db.execute(
+            "UPDATE messages SET text = ? WHERE peer = ? AND id = ? AND deleted = 0",
+            (text, peer, msg_id))
+        return cur.rowcount > 0
+
     # --- contract hooks ------------------------------------------------------------------
 
     async def watch_cursor(self, chain_id: int, contract: str, event: str,

@@ -73,6 +73,10 @@ def test_alice_gifts_eth_and_tokens_to_bob(cli: Cli, anvil: Anvil, tmp_path: Pat
         assert [(r["amount"], r["symbol"], r["token"]) for r in rows] == [
             ("0.5", "ETH", ""), ("10", "TST", token.address)]  # type: ignore[attr-defined]
         assert {(r["from"], r["to"]) for r in rows} == {(alice, bob)}
+        # the chat rows (the TUI's gift cards) now say what the chain says
+        texts = [m["text"] for m in cli(who, "--json", "history", peer).json_lines()]
+        assert texts[0].startswith("[gift] 0.5 ETH confirmed · chain 31337 tx 0x")
+        assert texts[1].startswith("[gift] 10 TST confirmed · chain 31337 tx 0x")
 
 
 def test_gift_errors_are_one_line_and_send_nothing(cli: Cli, anvil: Anvil,
