@@ -7,6 +7,8 @@ Scenarios (each also runnable alone):
 - ``python -m bench.group_fanout`` — a post to a 200,000-member group: send →
   stored and send → readable by an offline member, and deliveries/s to 1,000
   online members.
+- ``python -m bench.social`` — feed load (50 posts with their authors' profiles), and a
+  2 MB story image uploaded and viewed, end to end through real client cores.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ import argparse
 import json
 import sys
 
-from . import group_fanout, relay_throughput
+from . import group_fanout, relay_throughput, social
 
-SCENARIOS = {"relay_throughput": relay_throughput, "group_fanout": group_fanout}
+SCENARIOS = {"relay_throughput": relay_throughput, "group_fanout": group_fanout,
+             "social": social}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     relay_throughput.add_arguments(parser)
     group_fanout.add_arguments(parser, shared=False)  # --json, --quick, --sync: above
+    social.add_arguments(parser, shared=False)
     args = parser.parse_args(argv)
     results = {}
     ok = True

@@ -17,8 +17,8 @@ import aiosqlite
 import msgspec
 from nacl import secret
 
-__all__ = ["Cache", "MessageRow", "ContactRow", "ConversationRow", "fts_query", "STATUS_NAMES",
-           "PENDING", "SENT", "DELIVERED", "READ"]
+__all__ = ["Cache", "MessageRow", "ContactRow", "ConversationRow", "PollRow", "fts_query",
+           "STATUS_NAMES", "PENDING", "SENT", "DELIVERED", "READ"]
 
 FILENAME = "cache.sqlite"
 
@@ -176,6 +176,57 @@ MIGRATIONS: list[str] = [
     );
     CREATE TABLE audience_members (follower BLOB PRIMARY KEY, key_id INTEGER NOT NULL);
     """,
+    # 7: stories. story_keys: close-friends keys, ours (author = our id) and those sent to
+    # us, sealed; close_friends: our list, with the key id each was sent (NULL: none yet);
+    # stories: verified records (still sealed under their audience key) until they expire;
+    # story_views: view receipts on our stories.
+    """
+    CREATE TABLE story_keys (
+        author BLOB NOT NULL, key_id INTEGER NOT NULL, key_sealed BLOB NOT NULL,
+        created_at INTEGER NOT NULL, PRIMARY KEY (author, key_id)
+    );
+    CREATE TABLE close_friends (user BLOB PRIMARY KEY, key_id INTEGER);
+    CREATE TABLE stories (
+        id BLOB PRIMARY KEY, author BLOB NOT NULL, posted_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL, record BLOB NOT NULL, seen INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX stories_expiry ON stories (expires_at);
+    CREATE INDEX stories_by_author ON stories (author, posted_at);
+    CREATE TABLE story_views (
+        story BLOB NOT NULL, viewer BLOB NOT NULL, at INTEGER NOT NULL,
+        PRIMARY KEY (story, viewer)
+    );
+    """,
+    # 8: polls and stickers. A poll is also a message (its id is the message id). Votes are
+    # kept as cast (latest per voter); common.polls decides what counts. Sticker pack keys
+    # and images are sealed like attachments' keys.
+    """
+    CREATE TABLE polls (
+        conv BLOB NOT NULL, id BLOB NOT NULL, creator BLOB NOT NULL, question TEXT NOT NULL,
+        options BLOB NOT NULL,          -- MessagePack list of the option texts
+        multiple INTEGER NOT NULL, anonymous INTEGER NOT NULL,
+        closed INTEGER NOT NULL DEFAULT 0,
+        tally BLOB,                     -- anonymous polls: the creator's counts (MessagePack)
+        tally_voters INTEGER NOT NULL DEFAULT 0, tally_at INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (conv, id)
+    );
+    CREATE TABLE poll_votes (
+        conv BLOB NOT NULL, poll BLOB NOT NULL, voter BLOB NOT NULL,
+        choices BLOB NOT NULL,          -- MessagePack list of 0-based option indexes
+        at INTEGER NOT NULL, PRIMARY KEY (conv, poll, voter)
+    );
+    CREATE TABLE sticker_packs (
+        manifest BLOB PRIMARY KEY,      -- blob id of the sealed manifest
+        key_sealed BLOB NOT NULL, name TEXT NOT NULL,
+        manifest_sealed BLOB NOT NULL,  -- the opened manifest (MessagePack), sealed
+        installed INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL
+    );
+    CREATE TABLE sticker_images (hash BLOB PRIMARY KEY, data_sealed BLOB NOT NULL);
+    CREATE TABLE sticker_msgs (
+        conv BLOB NOT NULL, msg BLOB NOT NULL, ref_sealed BLOB NOT NULL,  -- Sticker content
+        PRIMARY KEY (conv, msg)
+    );
+    """,
     # wallets: keys (sealed like sessions), cached balances, gifts tracked from the chain,
     # NFT avatars seen, and contract-hook cursors.
     """
@@ -242,6 +293,21 @@ class MessageRow:
     pinned: bool = False
     mention: bool = False  # mentions us by @handle
     expires_at: int = 0  # ms; 0 = never
+
+
+@dataclass(frozen=True, slots=True)
+class PollRow:
+    conv: bytes
+    id: bytes
+    creator: bytes
+    question: str
+    options: list[str]
+    multiple: bool
+    anonymous: bool
+    closed: bool
+    tally: list[int] | None  # anonymous polls: the creator's latest published counts
+    tally_voters: int
+    tally_at: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -723,6 +789,7 @@ class Cache:
             await self._db.execute("DELETE FROM reactions WHERE conv=? AND target=?",
                                    (conv, target))
             await self.drop_attachment(conv, target)
+            await self.drop_sticker_msg(conv, target)
         return cur.rowcount == 1
 
     async def set_pinned(self, conv: bytes, target: bytes, pinned: bool) -> bool:
@@ -793,6 +860,7 @@ class Cache:
             await self._db.execute("DELETE FROM reactions WHERE conv=? AND target=?",
                                    (conv, target))
             await self.drop_attachment(conv, target)
+            await self.drop_sticker_msg(conv, target)
         return gone
 
     # --- attachments --------------------------------------------------------------------
@@ -933,3 +1001,213 @@ class Cache:
         await self._db.execute("DELETE FROM audience_members")
         await self._db.executemany("INSERT INTO audience_members VALUES (?, ?)",
                                    list(members.items()))
+
+    # --- stories ----------------------------------------------------------------------------
+
+    async def put_story_key(self, author: bytes, key_id: int, key: bytes, now: int) -> None:
+        await self._db.execute(
+            "INSERT OR REPLACE INTO story_keys (author, key_id, key_sealed, created_at)"
+            " VALUES (?, ?, ?, ?)", (author, key_id, self._seal(key), now))
+
+    async def story_key(self, author: bytes, key_id: int) -> bytes | None:
+        async with self._db.execute(
+                "SELECT key_sealed FROM story_keys WHERE author=? AND key_id=?",
+                (author, key_id)) as cur:
+            row = await cur.fetchone()
+        return self._open(row[0]) if row else None
+
+    async def current_story_key(self, author: bytes) -> tuple[int, bytes] | None:
+        async with self._db.execute(
+                "SELECT key_id, key_sealed FROM story_keys WHERE author=?"
+                " ORDER BY created_at DESC, rowid DESC LIMIT 1", (author,)) as cur:
+            row = await cur.fetchone()
+        return (int(row[0]), self._open(row[1])) if row else None
+
+    async def close_friends(self) -> dict[bytes, int | None]:
+        """Our close friends, each with the id of the key they were sent (None: none)."""
+        async with self._db.execute("SELECT user, key_id FROM close_friends") as cur:
+            return {bytes(r[0]): r[1] for r in await cur.fetchall()}
+
+    async def set_close_friend(self, user: bytes, on: bool) -> bool:
+        """Add (or remove) a close friend; True if the list changed."""
+        if on:
+            cur = await self._db.execute(
+                "INSERT OR IGNORE INTO close_friends (user, key_id) VALUES (?, NULL)", (user,))
+        else:
+            cur = await self._db.execute("DELETE FROM close_friends WHERE user=?", (user,))
+        return cur.rowcount > 0
+
+    async def set_close_friend_keys(self, members: dict[bytes, int | None]) -> None:
+        await self._db.executemany("UPDATE close_friends SET key_id=? WHERE user=?",
+                                   [(k, u) for u, k in members.items()])
+
+    async def put_story(self, story: bytes, author: bytes, posted_at: int, expires_at: int,
+                        record: bytes, *, seen: bool = False) -> None:
+        await self._db.execute(
+            "INSERT OR IGNORE INTO stories (id, author, posted_at, expires_at, record, seen)"
+            " VALUES (?, ?, ?, ?, ?, ?)", (story, author, posted_at, expires_at, record,
+                                           int(seen)))
+
+    async def drop_expired_stories(self, now: int) -> int:
+        """Delete stories (and their view receipts) that expired by ``now``; how many."""
+        async with self._db.execute(
+                "DELETE FROM stories WHERE expires_at <= ? RETURNING id", (now,)) as cur:
+            gone = [(r[0],) for r in await cur.fetchall()]
+        if gone:
+            await self._db.executemany("DELETE FROM story_views WHERE story=?", gone)
+        return len(gone)
+
+    async def stories(self, now: int) -> list[tuple[bytes, bytes, bytes, bool]]:
+        """(id, author, record, seen) of every unexpired story, newest first."""
+        async with self._db.execute(
+                "SELECT id, author, record, seen FROM stories WHERE expires_at > ?"
+                " ORDER BY posted_at DESC, id", (now,)) as cur:
+            return [(bytes(r[0]), bytes(r[1]), bytes(r[2]), bool(r[3]))
+                    for r in await cur.fetchall()]
+
+    async def story(self, story: bytes, now: int) -> tuple[bytes, bytes, bool] | None:
+        """(author, record, seen) of an unexpired story."""
+        async with self._db.execute(
+                "SELECT author, record, seen FROM stories WHERE id=? AND expires_at > ?",
+                (story, now)) as cur:
+            row = await cur.fetchone()
+        return (bytes(row[0]), bytes(row[1]), bool(row[2])) if row else None
+
+    async def story_ids_like(self, prefix: str, now: int) -> list[bytes]:
+        async with self._db.execute(
+                "SELECT id FROM stories WHERE expires_at > ? AND hex(id) LIKE ?",
+                (now, prefix.upper() + "%")) as cur:
+            return [bytes(r[0]) for r in await cur.fetchall()]
+
+    async def mark_story_seen(self, story: bytes) -> None:
+        await self._db.execute("UPDATE stories SET seen=1 WHERE id=?", (story,))
+
+    async def add_story_view(self, story: bytes, viewer: bytes, at: int, me: bytes) -> bool:
+        """Record a view receipt, if ``story`` is one of ours (``me``); True if new."""
+        cur = await self._db.execute(
+            "INSERT OR IGNORE INTO story_views (story, viewer, at) SELECT ?, ?, ?"
+            " WHERE EXISTS (SELECT 1 FROM stories WHERE id=? AND author=?)",
+            (story, viewer, at, story, me))
+        return cur.rowcount > 0
+
+    async def story_views(self, story: bytes) -> list[tuple[bytes, int]]:
+        async with self._db.execute(
+                "SELECT viewer, at FROM story_views WHERE story=? ORDER BY at, viewer",
+                (story,)) as cur:
+            return [(bytes(r[0]), int(r[1])) for r in await cur.fetchall()]
+
+    # --- polls ----------------------------------------------------------------------------
+
+    async def put_poll(self, conv: bytes, poll_id: bytes, creator: bytes, question: str,
+                       options: list[str], multiple: bool, anonymous: bool) -> None:
+        await self._db.execute(
+            "INSERT OR IGNORE INTO polls (conv, id, creator, question, options, multiple, "
+            "anonymous) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (conv, poll_id, creator, question, msgspec.msgpack.encode(options), int(multiple),
+             int(anonymous)))
+
+    async def poll(self, conv: bytes, poll_id: bytes) -> PollRow | None:
+        async with self._db.execute(
+            "SELECT conv, id, creator, question, options, multiple, anonymous, closed, tally, "
+            "tally_voters, tally_at FROM polls WHERE conv=? AND id=?", (conv, poll_id)) as cur:
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        return PollRow(row[0], row[1], row[2], row[3], msgspec.msgpack.decode(row[4]),
+                       bool(row[5]), bool(row[6]), bool(row[7]),
+                       msgspec.msgpack.decode(row[8]) if row[8] is not None else None,
+                       int(row[9]), int(row[10]))
+
+    async def poll_ids(self, conv: bytes, ids: list[bytes]) -> set[bytes]:
+        """Which of these message ids are polls."""
+        if not ids:
+            return set()
+        marks = ",".join("?" * len(ids))
+        async with self._db.execute(
+            f"SELECT id FROM polls WHERE conv=? AND id IN ({marks})", (conv, *ids)) as cur:
+            return {r[0] for r in await cur.fetchall()}
+
+    async def close_poll(self, conv: bytes, poll_id: bytes) -> bool:
+        cur = await self._db.execute(
+            "UPDATE polls SET closed=1 WHERE conv=? AND id=? AND closed=0", (conv, poll_id))
+        return cur.rowcount == 1
+
+    async def put_tally(self, conv: bytes, poll_id: bytes, counts: list[int], voters: int,
+                        at: int) -> bool:
+        """Keep the creator's tally if it is not older than the one we have."""
+        cur = await self._db.execute(
+            "UPDATE polls SET tally=?, tally_voters=?, tally_at=? WHERE conv=? AND id=? "
+            "AND tally_at<=?",
+            (msgspec.msgpack.encode(counts), voters, at, conv, poll_id, at))
+        return cur.rowcount == 1
+
+    async def put_vote(self, conv: bytes, poll_id: bytes, voter: bytes, choices: list[int],
+                       at: int) -> bool:
+        """Store a voter's choices unless their stored vote is newer; True if stored."""
+        cur = await self._db.execute(
+            "INSERT INTO poll_votes VALUES (?, ?, ?, ?, ?) ON CONFLICT(conv, poll, voter) "
+            "DO UPDATE SET choices=excluded.choices, at=excluded.at WHERE excluded.at>=at",
+            (conv, poll_id, voter, msgspec.msgpack.encode(choices), at))
+        return cur.rowcount == 1
+
+    async def votes(self, conv: bytes, poll_id: bytes) -> dict[bytes, list[int]]:
+        """Every voter's current choices, in the order they first voted."""
+        async with self._db.execute(
+            "SELECT voter, choices FROM poll_votes WHERE conv=? AND poll=? ORDER BY rowid",
+            (conv, poll_id)) as cur:
+            return {r[0]: msgspec.msgpack.decode(r[1]) for r in await cur.fetchall()}
+
+    # --- stickers -------------------------------------------------------------------------
+
+    async def put_sticker_pack(self, manifest: bytes, key: bytes, name: str, opened: bytes,
+                               now: int, *, installed: bool) -> None:
+        await self._db.execute(
+            "INSERT INTO sticker_packs VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(manifest) DO "
+            "UPDATE SET installed=MAX(installed, excluded.installed)",
+            (manifest, self._seal(key), name, self._seal(opened), int(installed), now))
+
+    async def sticker_packs(self, *, installed_only: bool = True
+                            ) -> list[tuple[bytes, bytes, str, bytes]]:
+        """(manifest id, pack key, name, manifest MessagePack), oldest first."""
+        where = "WHERE installed=1 " if installed_only else ""
+        async with self._db.execute(
+            f"SELECT manifest, key_sealed, name, manifest_sealed FROM sticker_packs {where}"
+            f"ORDER BY created_at, rowid") as cur:
+            return [(r[0], self._open(r[1]), r[2], self._open(r[3]))
+                    for r in await cur.fetchall()]
+
+    async def sticker_pack(self, manifest: bytes) -> tuple[bytes, str, bytes] | None:
+        """(pack key, name, manifest MessagePack) of a pack we have opened."""
+        async with self._db.execute(
+            "SELECT key_sealed, name, manifest_sealed FROM sticker_packs WHERE manifest=?",
+            (manifest,)) as cur:
+            row = await cur.fetchone()
+        return (self._open(row[0]), row[1], self._open(row[2])) if row else None
+
+    async def put_sticker_image(self, blob: bytes, data: bytes) -> None:
+        await self._db.execute("INSERT OR IGNORE INTO sticker_images VALUES (?, ?)",
+                               (blob, self._seal(data)))
+
+    async def sticker_image(self, blob: bytes) -> bytes | None:
+        async with self._db.execute(
+            "SELECT data_sealed FROM sticker_images WHERE hash=?", (blob,)) as cur:
+            row = await cur.fetchone()
+        return self._open(row[0]) if row else None
+
+    async def put_sticker_msg(self, conv: bytes, msg_id: bytes, content: bytes) -> None:
+        await self._db.execute("INSERT OR IGNORE INTO sticker_msgs VALUES (?, ?, ?)",
+                               (conv, msg_id, self._seal(content)))
+
+    async def sticker_msgs(self, conv: bytes, ids: list[bytes]) -> dict[bytes, bytes]:
+        """msg id -> Sticker content (MessagePack) of the messages in ``ids`` that are one."""
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        async with self._db.execute(
+            f"SELECT msg, ref_sealed FROM sticker_msgs WHERE conv=? AND msg IN ({marks})",
+            (conv, *ids)) as cur:
+            return {r[0]: self._open(r[1]) for r in await cur.fetchall()}
+
+    async def drop_sticker_msg(self, conv: bytes, msg_id: bytes) -> None:
+        """A deleted or disappeared sticker message: forget its pack key too."""
+        await self._db.execute("DELETE FROM sticker_msgs WHERE conv=? AND msg=?", (conv, msg_id))

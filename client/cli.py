@@ -242,6 +242,8 @@ def line_of(msg: Any, sender: str, group: str | None, suffix: str = "",
 def init(
     ctx: typer.Context,
     handle: Annotated[str, typer.Option("--handle", help="The handle to register, e.g. alice.")],
+    invite: Annotated[str, typer.Option(
+        "--invite", help="An invite code, for a relay that is invite-only.")] = "",
 ) -> None:
     """Create an identity, publish its prekeys and register its handle on the relay."""
     opts: Options = ctx.obj
@@ -250,7 +252,7 @@ def init(
         from .service import Client
 
         client = await Client.create(opts.home, opts.relay or DEFAULT_RELAY, handle,
-                                     read_passphrase(opts, confirm=True))
+                                     read_passphrase(opts, confirm=True), invite=invite)
         try:
             return client.whoami()
         finally:
@@ -259,6 +261,21 @@ def init(
     info = run(body())
     emit(opts, info, f"created @{info['handle']} on {info['relay']}\n"
                      f"fingerprint {info['fingerprint']}")
+
+
+@app.command()
+def moderate(
+    ctx: typer.Context,
+    action: Annotated[str, typer.Argument(
+        help="remove-post, remove-comment (moderators and admins), ban, unban (admins).")],
+    target: Annotated[str, typer.Argument(help="A post or comment id (full hex), or @handle.")],
+    reason: Annotated[str, typer.Option(help="Kept in the relay's audit log.")] = "",
+) -> None:
+    """Moderate the relay you are a moderator or admin of (roles are in its config)."""
+    opts: Options = ctx.obj
+    name = action.replace("-", "_")
+    done = run(with_client(opts, lambda client: client.moderate(name, target, reason)))
+    emit(opts, {"action": name, "target": done.hex()}, f"{action}: {done.hex()}")
 
 
 @app.command()
@@ -414,13 +431,23 @@ def history(
         rows = await client.page(conv, limit=n)
         reactions = await client.cache.reactions(conv, [m.id for m in rows])
         files = await client.attachments(conv, [m.id for m in rows])
+        polls = await client.polls.views(conv, [m.id for m in rows])
+        stickers = await client.stickers.refs(conv, [m.id for m in rows])
         out = []
         ticks = {"pending": "…", "sent": "✓", "delivered": "✓✓", "read": "✓✓ read"}
         for msg in rows:
             sender, group = await describe(client, msg)
             obj = message_json(msg, sender, own=msg.outgoing, group=group,
                                reactions=reactions.get(msg.id), attachment=files.get(msg.id))
+            if msg.id in polls:
+                view = polls[msg.id]
+                obj["poll"] = {"closed": view.closed, "voters": view.voters,
+                               "options": view.options, "counts": view.counts}
+            if msg.id in stickers and not msg.deleted:
+                obj["sticker"] = await sticker_state(client, stickers[msg.id], offline)
             mark = f"  {ticks[obj['status']]}" if msg.outgoing else ""
+            if "sticker" in obj and not obj["sticker"]["verified"]:
+                mark += f"  ({obj['sticker'].get('error', 'not fetched')})"
             if msg.id in reactions:
                 mark += "  " + " ".join(f"{e}×{n}" for e, n in reactions[msg.id].items())
             out.append((obj, line_of(msg, sender, group, mark, files.get(msg.id))))
@@ -428,6 +455,28 @@ def history(
 
     for obj, line in run(with_client(opts, body)):
         emit(opts, obj, line)
+
+
+async def sticker_state(client: Any, sticker: Any, offline: bool) -> dict[str, Any]:
+    """A sticker message's pack, index and whether its image is here and verified (fetched
+    now unless --offline)."""
+    from .connection import ConnectionLost, RelayUnreachable
+    from .stickers import StickerError
+
+    out: dict[str, Any] = {"pack": sticker.pack.hex(), "number": sticker.index + 1,
+                           "name": sticker.name, "verified": False}
+    if offline:
+        out["verified"] = await client.stickers.cached(sticker) is not None
+        return out
+    try:
+        entry, data = await client.stickers.image(sticker)
+    except StickerError as exc:
+        out["error"] = str(exc)
+    except (RelayUnreachable, ConnectionLost):
+        out["error"] = "offline"
+    else:
+        out.update(name=entry.name, verified=True, size=len(data))
+    return out
 
 
 # --- contacts -----------------------------------------------------------------------------
@@ -597,6 +646,8 @@ def group_json(info: Any) -> dict[str, Any]:
     return {
         "group": info.id.hex(), "name": info.name, "topic": info.topic,
         "announce": info.announce, "version": info.version, "my_role": info.my_role,
+        "avatar": None if info.avatar is None else {
+            "hash": info.avatar.hash.hex(), "size": info.avatar.size, "mime": info.avatar.mime},
         "members": [{"handle": info.handles.get(u), "user_id": u.hex(), "role": r}
                     for u, r in sorted(info.members.items(),
                                        key=lambda kv: (kv[1] != "owner", kv[1] != "admin",
@@ -611,6 +662,8 @@ def group_lines(info: Any) -> str:
         head += f"\n  topic: {info.topic}"
     if info.announce:
         head += "\n  announcement group: only admins post"
+    if info.avatar is not None:
+        head += f"\n  picture: {info.avatar.mime}, {info.avatar.size} bytes"
     people = "\n".join(f"  @{m['handle'] or '?'}  {m['role']}" for m in obj["members"])
     return f"{head}\n{people}"
 
@@ -706,6 +759,31 @@ def group_topic(ctx: typer.Context, group: Annotated[str, typer.Argument()],
                 topic: Annotated[str, typer.Argument()]) -> None:
     """Set a group's topic (admins)."""
     _group(ctx, group, lambda c, g: c.groups.update(g, topic=topic))
+
+
+@group_app.command("avatar")
+def group_avatar(
+    ctx: typer.Context,
+    group: Annotated[str, typer.Argument()],
+    image: Annotated[Path | None, typer.Argument(
+        help="An image (shrunk to 512 px) to set as the group's picture.")] = None,
+    save: Annotated[Path | None, typer.Option(
+        "--save", "-o", help="Download the group's picture to this file instead.")] = None,
+    remove: Annotated[bool, typer.Option("--remove", help="Remove the picture.")] = False,
+) -> None:
+    """Set (admins), remove or download a group's picture."""
+    opts: Options = ctx.obj
+    if sum((image is not None, save is not None, remove)) != 1:
+        raise fail("give an IMAGE to set, --save PATH to download, or --remove")
+    if save is not None:
+        async def body(client: Any) -> Any:
+            await client.sync()
+            return await client.groups.save_avatar(await client.groups.require(group), save)
+
+        size = run(with_client(opts, body))
+        emit(opts, {"saved": str(save), "size": size}, f"saved {save} ({size} bytes)")
+        return
+    _group(ctx, group, lambda c, g: c.groups.set_avatar(g, None if remove else image))
 
 
 @group_app.command("info")
@@ -833,7 +911,9 @@ def demo(
     run(run_demo(where.resolve()) if lines else run_demo_tui(where.resolve()))
 
 
-from . import cli_social  # noqa: E402, F401  (registers the social commands on `app`)
+# Importing these registers their commands on `app`: social (profile, follow, post…),
+# `story`, `poll`, `sticker`.
+from . import cli_polls, cli_social, cli_stories  # noqa: E402, F401
 from .wallet import cli as _wallet_cli  # noqa: E402, F401  (the wallet commands)
 
 

@@ -225,14 +225,19 @@ def post(
     image: Annotated[list[Path] | None, typer.Option("--image", help="An image (≤ 4).")
                      ] = None,
     audience: Audience = None,
+    filter_: Annotated[str | None, typer.Option(
+        "--filter", help="An image filter for every --image: grayscale, sepia, blur[:RADIUS], "
+        "pixelate[:SIZE], brightness[:FACTOR], contrast[:FACTOR].")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Publish a signed post to your followers' feeds."""
     opts = _opts(ctx, json_out)
     if audience is not None and audience not in ("public", "followers"):
         raise fail("--audience is public or followers")
+    if filter_ is not None and not image:
+        raise fail("--filter needs an --image")
     view = run(with_client(opts, lambda client: client.social.post(
-        text, images=list(image or []), audience=audience)))
+        text, images=list(image or []), audience=audience, filter=filter_)))
     emit(opts, post_json(view), f"posted {view.id.hex()} ({view.audience})")
 
 

@@ -10,6 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import os
+import ssl
+from pathlib import Path
 from typing import Any, TypeVar
 
 import msgspec
@@ -20,7 +23,10 @@ from ..common import frames as f
 from ..common.errors import ErrorCode, ProtocolError, TenchatError
 from ..common.identity import auth_message
 
-__all__ = ["RelayConnection", "RelayError", "RelayUnreachable", "ConnectionLost"]
+__all__ = [
+    "RelayConnection", "RelayError", "RelayUnreachable", "ConnectionLost", "RateLimited",
+    "tls_context",
+]
 
 T = TypeVar("T", bound=msgspec.Struct)
 
@@ -44,10 +50,34 @@ class RelayError(TenchatError):
         super().__init__(f"relay refused: {message or code} ({code})")
 
 
+class RateLimited(RelayError):
+    """The relay answered ``rate_limited``: the frame was not read; send it again after
+    ``retry_after`` seconds."""
+
+    def __init__(self, code: str, message: str, retry_after: float) -> None:
+        super().__init__(code, message)
+        self.retry_after = retry_after
+
+
+RATE_LIMIT_RETRIES = 3  # times a rate-limited request is sent again before giving up
+
+
+def tls_context(url: str, ca_file: str | Path | None) -> ssl.SSLContext | None:
+    """For a wss:// URL: a context that verifies the relay's certificate against the
+    system's CAs, or only against ``ca_file`` (e.g. a self-signed relay's certificate)."""
+    if not url.lower().startswith("wss://"):
+        return None
+    try:
+        return ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+    except (OSError, ssl.SSLError) as exc:
+        raise RelayUnreachable(f"cannot use CA file {ca_file}: {exc}") from None
+
+
 class RelayConnection:
     def __init__(self, url: str, *, user: bytes, sign: Any, timeout: float = 10.0,
-                 wallet_auth: Any = None) -> None:
+                 ca_file: str | Path | None = None, wallet_auth: Any = None) -> None:
         self.url = url
+        self.ca_file = ca_file if ca_file is not None else os.environ.get("TENCHAT_CA_FILE")
         self._user = user
         self._sign = sign  # callable(bytes) -> 64-byte signature
         # callable(relay name, challenge) -> (SIWE text, 65-byte signature): sign in with a
@@ -66,10 +96,12 @@ class RelayConnection:
         self.closed = asyncio.Event()
 
     async def open(self) -> f.Authed:
+        context = tls_context(self.url, self.ca_file)
+        tls: dict[str, Any] = {"ssl": context} if context is not None else {}
         try:
             self._ws = await asyncio.wait_for(
                 connect(self.url, compression=None, max_size=None, open_timeout=self._timeout,
-                        ping_interval=20, ping_timeout=20, close_timeout=2),
+                        ping_interval=20, ping_timeout=20, close_timeout=2, **tls),
                 self._timeout,
             )
         except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
@@ -127,7 +159,19 @@ class RelayConnection:
             self.pushes.put_nowait(None)
 
     async def request(self, kind: type[T], /, **fields: Any) -> f.Reply:
-        """Send one request and wait for its answer; RelayError for an error frame."""
+        """Send one request and wait for its answer; RelayError for an error frame.
+        A frame the relay turned down as ``rate_limited`` (dropped unread, so safe to send
+        again) is sent again after its ``retry_after``, a few times."""
+        for _ in range(RATE_LIMIT_RETRIES):
+            try:
+                return await self._request_once(kind, fields)
+            except RateLimited as exc:
+                if exc.retry_after > self._timeout:
+                    raise
+                await asyncio.sleep(exc.retry_after)
+        return await self._request_once(kind, fields)
+
+    async def _request_once(self, kind: type[T], fields: dict[str, Any]) -> f.Reply:
         if self._ws is None or self.closed.is_set():
             raise ConnectionLost("not connected to the relay")
         rid = next(self._ids)
@@ -144,6 +188,8 @@ class RelayConnection:
             self._waiting.pop(rid, None)
             raise ConnectionLost(f"the relay did not answer within {self._timeout:g} s") from None
         if isinstance(reply, f.Error):
+            if reply.error == ErrorCode.RATE_LIMITED:
+                raise RateLimited(reply.error, reply.message, reply.retry_after / 1000)
             raise RelayError(reply.error, reply.message)
         return reply
 

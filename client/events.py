@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from .cache import MessageRow
 
 __all__ = ["MessageAdded", "StatusChanged", "TypingChanged", "PresenceChanged",
-           "ConnectionChanged", "ConversationChanged", "MessageChanged", "Event", "ONLINE",
-           "OFFLINE", "CONNECTING"]
+           "ConnectionChanged", "ConversationChanged", "MessageChanged", "StoryViewed", "Event",
+           "ONLINE", "OFFLINE", "CONNECTING"]
 
 CONNECTING, ONLINE, OFFLINE = "connecting", "online", "offline"
 
@@ -36,8 +36,9 @@ class StatusChanged:
 
 @dataclass(frozen=True, slots=True)
 class TypingChanged:
-    peer: bytes
+    peer: bytes  # the conversation: a peer's user id, or a group id
     active: bool
+    sender: bytes | None = None  # in a group: who is typing
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,5 +71,13 @@ class ConversationChanged:
     peer: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class StoryViewed:
+    """``viewer`` opened our story ``story`` (a view receipt arrived)."""
+
+    story: bytes
+    viewer: bytes
+
+
 Event = (MessageAdded | StatusChanged | TypingChanged | PresenceChanged | ConnectionChanged
-         | ConversationChanged | MessageChanged)
+         | ConversationChanged | MessageChanged | StoryViewed)

@@ -13,7 +13,9 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -21,6 +23,7 @@ import msgspec
 from ..common import content as c
 from ..common import frames as f
 from ..common.crypto.errors import CryptoError
+from ..common.crypto.media import MediaRef
 from ..common.crypto.sender_keys import SenderKey, SenderKeyDistribution, message_chain_id
 from ..common.errors import ProtocolError, TenchatError
 from ..common.groups import (
@@ -36,7 +39,7 @@ from ..common.groups import (
 from ..common.identity import fingerprint
 from .cache import MessageRow
 from .connection import RelayError
-from .events import ConversationChanged, Event
+from .events import ConversationChanged, Event, TypingChanged
 
 if TYPE_CHECKING:
     from .service import Client, Receipts
@@ -44,6 +47,10 @@ if TYPE_CHECKING:
 __all__ = ["GroupService", "GroupInfo", "GroupError"]
 
 log = logging.getLogger("tenchat.client.groups")
+
+# Typing indicators go to groups up to this size; in bigger ones they'd be noise (and a
+# push to every online member for each burst of keys).
+TYPING_MAX_MEMBERS = 256
 
 
 class GroupError(TenchatError):
@@ -60,9 +67,23 @@ class GroupInfo:
     members: dict[bytes, str]  # user -> role
     handles: dict[bytes, str | None]
     my_role: str | None
+    avatar: MediaRef | None = None  # the group's picture, if it has a valid one
 
 
 _state_enc = msgspec.msgpack.Encoder()
+_ref_enc = msgspec.msgpack.Encoder()
+_ref_dec = msgspec.msgpack.Decoder(MediaRef)
+
+
+def _avatar(raw: bytes) -> MediaRef | None:
+    """The group's picture from its verified state; None if unset or not a valid reference
+    (a member's bad record must not break the group for everyone)."""
+    if not raw:
+        return None
+    try:
+        return _ref_dec.decode(raw)
+    except msgspec.MsgspecError:
+        return None
 
 
 def _dump(state: GroupState) -> bytes:
@@ -129,7 +150,8 @@ class GroupService:
             handles[user] = self.c.handle if user == self.c.user else (
                 contact.handle if contact else None)
         return GroupInfo(group, state.name, state.topic, state.announce, state.version,
-                         dict(state.roles), handles, state.roles.get(self.c.user))
+                         dict(state.roles), handles, state.roles.get(self.c.user),
+                         _avatar(state.avatar))
 
     async def list(self) -> list[GroupInfo]:
         out = []
@@ -172,6 +194,38 @@ class GroupService:
     async def update(self, group: bytes, *, name: str | None = None, topic: str | None = None,
                      announce: bool | None = None) -> None:
         await self._change(group, "meta", name=name, topic=topic, announce=announce)
+
+    async def set_avatar(self, group: bytes, image: Path | None) -> MediaRef | None:
+        """Give the group a picture (admins): the image, shrunk to at most 512 px, is sealed
+        and uploaded like an attachment and its reference goes into a signed ``meta``
+        change. ``None`` removes it. Like the name, the relay can read it."""
+        if image is None:
+            await self._change(group, "meta", avatar=b"")
+            return None
+        from . import imaging, media  # Pillow: only when a picture is set
+        try:
+            data = image.read_bytes()
+        except OSError as exc:
+            raise GroupError(f"cannot read {image}: {exc.strerror or exc}") from None
+        try:
+            small = imaging.thumbnail(data, (512, 512))
+            fmt = imaging.image_info(small)[0]
+        except imaging.ImageError as exc:
+            raise GroupError(f"{image.name} is not an image we can use: {exc}") from None
+        with tempfile.TemporaryDirectory(prefix="tenchat-") as tmp:
+            path = Path(tmp) / f"avatar.{fmt.lower()}"
+            path.write_bytes(small)
+            ref = await media.upload(self.c.connection, path)
+        await self._change(group, "meta", avatar=_ref_enc.encode(ref))
+        return ref
+
+    async def save_avatar(self, group: bytes, out: Path) -> int:
+        """Download the group's picture to ``out`` (its hash checked); the bytes written."""
+        info = await self.info(group)
+        if info.avatar is None:
+            raise GroupError(f"{info.name} has no picture")
+        from . import media
+        return await media.download(self.c.connection, info.avatar, out)
 
     async def _change(self, group: bytes, op: str, **fields: object) -> None:
         state = await self.state(group)
@@ -255,6 +309,24 @@ class GroupService:
         await self.c.cache.outbox_add(msg_id, group, envelope, _now(), kind="group",
                                       expires_at=expires_at)
 
+    async def typing_envelope(self, group: bytes, active: bool) -> bytes | None:
+        """A typing indicator sealed under our sender key (the caller holds the cache lock
+        and commits), or None when there is nothing to send: not a member, not allowed to
+        post, a group too big for typing indicators, or no sender key shared yet (typing
+        never waits on a key distribution)."""
+        row = await self.c.cache.group_state(group)
+        if row is None or not row[1] or row[2]:
+            return None
+        state = _load(row[0])
+        role = state.roles.get(self.c.user)
+        if role is None or not can_post(role, state.announce) or \
+                len(state.roles) > TYPING_MAX_MEMBERS:
+            return None
+        key = SenderKey.from_bytes(row[1])
+        envelope = key.encrypt(c.encode_content(c.Typing(active=active)), group + self.c.user)
+        await self.c.cache.set_my_sender_key(group, key.to_bytes())
+        return envelope
+
     # --- receiving ----------------------------------------------------------------------
 
     async def receive_one(self, item: f.GroupDeliver, new: list[MessageRow],
@@ -273,6 +345,9 @@ class GroupService:
             return
         if item.sender == self.c.user:
             return  # our own message, already in the cache
+        if item.gseq == 0:
+            await self._receive_ephemeral(state, item, events)
+            return
         await self._decrypt_post(state, item.gseq, item.sender, item.msg, item.at, item.body,
                                  new, receipts, events)
 
@@ -299,6 +374,23 @@ class GroupService:
             return
         await self.c.cache.put_sender_key(group, sender, chain, key.to_bytes())
         await self.c.apply_content(group, sender, content, state, new, receipts, events)
+
+    async def _receive_ephemeral(self, state: GroupState, item: f.GroupDeliver,
+                                 events: list[Event]) -> None:
+        """An unstored push (``gseq`` 0): only a typing indicator is accepted, so nothing a
+        member sends this way can become a message the others never see in the log."""
+        try:
+            chain = message_chain_id(item.body)
+            raw = await self.c.cache.sender_key(state.group, item.sender, chain)
+            if raw is None:
+                return  # their key hasn't reached us yet: typing never waits for it
+            key = SenderKey.from_bytes(raw)
+            content = c.decode_content(key.decrypt(item.body, state.group + item.sender))
+        except (CryptoError, msgspec.MsgspecError):
+            return
+        await self.c.cache.put_sender_key(state.group, item.sender, chain, key.to_bytes())
+        if isinstance(content, c.Typing):
+            events.append(TypingChanged(state.group, content.active, item.sender))
 
     async def _receive_change(self, item: f.GroupDeliver, events: list[Event]) -> None:
         try:

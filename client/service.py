@@ -47,10 +47,14 @@ from .events import (
     StatusChanged,
     TypingChanged,
 )
+from .events import StoryViewed as StoryViewedEvent
 from .groups import GroupError, GroupService
 from .keystore import Keystore, Secrets
 from .media import AttachmentError
+from .polls import PollService
 from .social import SocialService
+from .stickers import StickerService
+from .stories import StoryService
 from .wallet.service import WalletService
 
 __all__ = ["Client", "Conversation", "SearchHit", "PeerError", "QueuedOffline", "now_ms"]
@@ -118,6 +122,21 @@ PRIVACY_DEFAULTS: dict[str, bool] = {
 }
 
 
+def ca_file_of(home: Path, relay_url: str) -> str | None:
+    """The CA file to verify a wss:// relay with: TENCHAT_CA_FILE, else ``ca_file`` in
+    HOME/config.toml, else None (the system's CAs)."""
+    if not relay_url.lower().startswith("wss://"):
+        return None
+    if env := os.environ.get("TENCHAT_CA_FILE"):
+        return env
+    from .settings import SettingsError, load_settings
+
+    try:
+        return load_settings(home).ca_file or None
+    except SettingsError as exc:
+        raise TenchatError(str(exc)) from None
+
+
 def check_text(text: str) -> None:
     """Refuse an empty or over-long message before anything is resolved or queued."""
     if not text.strip():
@@ -154,6 +173,9 @@ class Client:
         self._listeners: list[Listener] = []
         self.groups = GroupService(self)
         self.social = SocialService(self)
+        self.stories = StoryService(self)
+        self.polls = PollService(self)
+        self.stickers = StickerService(self)
         self.wallet = WalletService(self)
         self._flush_lock = asyncio.Lock()
         self._background: set[asyncio.Task[object]] = set()
@@ -164,7 +186,8 @@ class Client:
     # --- lifecycle ----------------------------------------------------------------------
 
     @classmethod
-    async def create(cls, home: Path, relay_url: str, handle: str, passphrase: str) -> Client:
+    async def create(cls, home: Path, relay_url: str, handle: str, passphrase: str,
+                     invite: str = "") -> Client:
         """Make an identity, register ``handle`` and publish prekeys; write nothing on failure."""
         handle = normalize_handle(handle)
         keystore = Keystore.in_home(home)
@@ -175,10 +198,11 @@ class Client:
         identity = IdentityKey.generate()
         secrets = Secrets(identity_seed=identity.seed, storage_key=os.urandom(32),
                           handle=handle, relay=relay_url)
-        conn = RelayConnection(relay_url, user=identity.public, sign=identity.sign)
+        conn = RelayConnection(relay_url, user=identity.public, sign=identity.sign,
+                               ca_file=ca_file_of(home, relay_url))
         await conn.open()
         try:
-            await conn.request(f.Register, handle=handle,
+            await conn.request(f.Register, handle=handle, invite=invite,
                                sig=identity.sign(handle_message(handle, identity.public)))
             spk = make_signed_prekey(identity, 1)
             otks = make_one_time_prekeys(1, OTK_BATCH)
@@ -257,7 +281,8 @@ class Client:
     async def connection(self) -> RelayConnection:
         async with self._conn_lock:
             if self._conn is None or self._conn.closed.is_set():
-                conn = RelayConnection(self.relay_url, user=self.user, sign=self.identity.sign)
+                conn = RelayConnection(self.relay_url, user=self.user, sign=self.identity.sign,
+                                       ca_file=ca_file_of(self.home, self.relay_url))
                 authed = await conn.open()
                 self._conn = conn
                 await self._tell_relay_privacy(conn)
@@ -350,6 +375,26 @@ class Client:
             await self.cache.set_contact_flag(contact.user, "added", True)
             await self.cache.commit()
         return (await self.cache.contact(contact.user)) or contact
+
+    async def moderate(self, action: str, target: str, reason: str = "") -> bytes:
+        """A moderator's or admin's action on the relay (the relay checks the role):
+        remove_post / remove_comment (target: the full hex id), ban / unban (target: a
+        handle). The target's bytes."""
+        if action not in f.MODERATE_ACTIONS:
+            raise TenchatError(f"unknown action {action!r}; one of "
+                               + ", ".join(a.replace("_", "-") for a in f.MODERATE_ACTIONS))
+        if action in ("ban", "unban"):
+            target_id = (await self.resolve(target)).user
+        else:
+            try:
+                target_id = bytes.fromhex(target)
+            except ValueError:
+                raise TenchatError("give the full id in hex") from None
+            if not 1 <= len(target_id) <= 64:
+                raise TenchatError("give the full id in hex")
+        conn = await self.connection()
+        await conn.request(f.Moderate, action=action, target=target_id, reason=reason)
+        return target_id
 
     async def set_blocked(self, peer: str, blocked: bool) -> ContactRow:
         contact = await self.resolve(peer)
@@ -503,7 +548,8 @@ class Client:
 
     async def _queue_message(self, peer: bytes, msg_id: bytes, now: int, timer: int,
                              body: bytes, text: str, *, reply_to: bytes | None,
-                             ref: MediaRef | None = None) -> MessageRow:
+                             ref: MediaRef | None = None,
+                             also: Callable[[], Awaitable[object]] | None = None) -> MessageRow:
         expires_at = now + timer * 1000 if timer else 0
         async with self._crypto_lock:
             try:
@@ -516,6 +562,8 @@ class Client:
                 await self.cache.add_message(message, shown=True)
                 if ref is not None:
                     await self.cache.put_attachment(peer, msg_id, msgspec.msgpack.encode(ref))
+                if also is not None:  # e.g. the poll's row, in the same transaction
+                    await also()
                 await self.cache.commit()
             except BaseException:
                 await self.cache.rollback()
@@ -699,6 +747,7 @@ class Client:
                         await self.groups.receive_one(item, new, receipts, events)
                     else:
                         await self._receive_one(item, new, receipts, events)
+                await self.polls.publish_due()  # tallies of our anonymous polls that got votes
                 for (peer, group), ids in receipts.items():
                     await self._queue_receipt(peer, c.DELIVERED, ids, group=group)
                 await self.cache.commit()
@@ -715,7 +764,7 @@ class Client:
             await conn.request(f.Ack, seqs=seqs)
         upto: dict[bytes, int] = {}
         for item in items:
-            if isinstance(item, f.GroupDeliver):
+            if isinstance(item, f.GroupDeliver) and item.gseq:
                 upto[item.group] = max(upto.get(item.group, 0), item.gseq)
         for group, gseq in upto.items():
             with contextlib.suppress(RelayError):  # e.g. we were just removed
@@ -838,6 +887,19 @@ class Client:
                 if not in_group:  # 1:1 only: the pairwise session authenticates the author
                     await self.cache.put_audience_key(author, content.key_id, content.key,
                                                       now_ms())
+            case c.StoryKey():
+                if not in_group:  # a close-friends key, likewise 1:1 only
+                    await self.cache.put_story_key(author, content.key_id, content.key,
+                                                   now_ms())
+            case c.StoryViewed():
+                # A view receipt counts only on our own story, and only 1:1.
+                if not in_group and await self.cache.add_story_view(
+                        content.story, author, content.at, self.user):
+                    events.append(StoryViewedEvent(content.story, author))
+            case c.Poll() | c.Vote() | c.PollClose() | c.PollTally():
+                await self.polls.apply(conv, author, content, group, new, receipts, events)
+            case c.Sticker():
+                await self.stickers.apply(conv, author, content, group, new, receipts, events)
             case _:
                 pass  # SenderKeyDist inside a group message, or a type for later: ignore
 
@@ -935,7 +997,8 @@ class Client:
 
     async def _watch(self, conn: RelayConnection) -> None:
         """Watch the presence of everyone we have a conversation with."""
-        peers = [row.peer for row in await self.cache.conversations()][:1024]
+        peers = [row.peer for row in await self.cache.conversations()
+                 if len(row.peer) == 32][:1024]  # people, not groups
         state = await conn.request(f.Watch, users=peers)
         if isinstance(state, f.PresenceState):
             online = set(state.online)
@@ -1046,13 +1109,16 @@ class Client:
                         lambda: self.cache.set_timer(conv, seconds))
 
     async def _act(self, conv: bytes, content: c.Content,
-                   local: Callable[[], Awaitable[object]]) -> None:
-        """Apply an action here and send it to the conversation as an encrypted message."""
+                   local: Callable[[], Awaitable[object]], *, to: bytes | None = None) -> None:
+        """Apply an action here and send it to the conversation as an encrypted message
+        (or, with ``to``, 1:1 to that one member only)."""
         body = c.encode_content(content)
         async with self._crypto_lock:
             try:
                 await local()
-                if len(conv) == 16:
+                if to is not None:
+                    await self._queue_content(to, os.urandom(16), body)
+                elif len(conv) == 16:
                     await self.groups.queue(conv, os.urandom(16), body)
                 else:
                     contact = await self.cache.contact(conv)
@@ -1063,7 +1129,7 @@ class Client:
             except BaseException:
                 await self.cache.rollback()
                 raise
-        target = getattr(content, "target", None)
+        target = getattr(content, "target", None) or getattr(content, "poll", None)
         self._emit(MessageChanged(conv, target) if target else ConversationChanged(conv))
         await self._send_soon()
 
@@ -1093,8 +1159,19 @@ class Client:
             await self._conn.request(f.Privacy, hide_presence=value)
 
     async def send_typing(self, peer: bytes, active: bool) -> None:
-        """Ephemeral and best effort: pushed to the peer's live connections, never stored."""
-        if self.connection_state != ONLINE or len(peer) != 32 or not await self.setting("typing"):
+        """Ephemeral and best effort: pushed to the peer's (or the group's members') live
+        connections, never stored."""
+        if self.connection_state != ONLINE or not await self.setting("typing"):
+            return
+        if len(peer) == 16:
+            async with self._crypto_lock:
+                envelope = await self.groups.typing_envelope(peer, active)
+                await self.cache.commit()
+            if envelope is not None:
+                with contextlib.suppress(ConnectionLost, RelayError, RelayUnreachable):
+                    conn = await self.connection()
+                    await conn.request(f.GroupSend, group=peer, msg=os.urandom(16),
+                                       body=envelope, eph=True)
             return
         async with self._crypto_lock:
             envelope = await self._encrypt(peer, c.encode_content(c.Typing(active=active)))

@@ -1,6 +1,7 @@
 """User settings from ``HOME/config.toml``: theme, notifications, key bindings.
 
     theme = "textual-dark"
+    ca_file = "/path/to/relay-ca.pem"   # trust this CA for wss:// (TENCHAT_CA_FILE wins)
     [notifications]
     bell = true
     desktop = true
@@ -36,6 +37,7 @@ class Settings:
     desktop_notifications: bool = True
     do_not_disturb: bool = False
     keys: dict[str, str] = field(default_factory=dict)  # action name -> key
+    ca_file: str = ""  # a PEM CA file to verify a wss:// relay with, instead of the system's
 
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)
@@ -57,7 +59,7 @@ def load_settings(home: Path) -> Settings:
         return Settings()
     except tomllib.TOMLDecodeError as exc:
         raise SettingsError(f"{path} is not valid TOML: {exc}") from None
-    unknown = set(data) - {"theme", "notifications", "keys"}
+    unknown = set(data) - {"theme", "notifications", "keys", "ca_file"}
     if unknown:
         raise SettingsError(f"{path}: unknown key(s): {', '.join(sorted(unknown))}")
     notes = data.get("notifications", {})
@@ -72,7 +74,11 @@ def load_settings(home: Path) -> Settings:
     theme = data.get("theme", Settings.theme)
     if not isinstance(theme, str):
         raise SettingsError(f"{path}: theme must be a string")
+    ca_file = data.get("ca_file", "")
+    if not isinstance(ca_file, str):
+        raise SettingsError(f"{path}: ca_file must be a string")
     return Settings(
+        ca_file=ca_file,
         theme=theme,
         bell=_bool(notes, "bell", True, str(path)),
         desktop_notifications=_bool(notes, "desktop", True, str(path)),
@@ -86,7 +92,10 @@ def _toml_str(value: str) -> str:
 
 
 def save_settings(home: Path, settings: Settings) -> None:
-    lines = [f"theme = {_toml_str(settings.theme)}", "", "[notifications]",
+    lines = [f"theme = {_toml_str(settings.theme)}"]
+    if settings.ca_file:
+        lines.append(f"ca_file = {_toml_str(settings.ca_file)}")
+    lines += ["", "[notifications]",
              f"bell = {str(settings.bell).lower()}",
              f"desktop = {str(settings.desktop_notifications).lower()}",
              f"do_not_disturb = {str(settings.do_not_disturb).lower()}", "", "[keys]"]

@@ -6,8 +6,10 @@ about the user asked for) before anything is shown: the relay is untrusted.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -299,9 +301,11 @@ class SocialService:
     # --- posts ----------------------------------------------------------------------------
 
     async def post(self, text: str, *, images: list[Path] | None = None,
-                   audience: str | None = None) -> PostView:
+                   audience: str | None = None, filter: str | None = None,  # noqa: A002
+                   ) -> PostView:
         """Sign and publish a post; ``audience`` "public" or "followers" (the default, and
-        the only choice, for a private account)."""
+        the only choice, for a private account). ``filter`` (client.imaging, e.g. "sepia"
+        or "blur:4") is applied to every image before it is sealed and uploaded."""
         images = images or []
         if len(text) > s.MAX_POST_TEXT:
             raise SocialError(f"a post is at most {s.MAX_POST_TEXT} characters")
@@ -318,7 +322,12 @@ class SocialService:
             raise SocialError("the audience is public or followers")
         if private and audience == "public":
             raise SocialError("your account is private: its posts are followers-only")
-        refs = [await media.upload(self.client.connection, p) for p in images]
+        if filter is not None:
+            if not images:
+                raise SocialError("a filter needs an image")
+            refs = [await self._upload_filtered(p, filter) for p in images]
+        else:
+            refs = [await media.upload(self.client.connection, p) for p in images]
         post = s.Post(author=me, id=os.urandom(16), created_at=_now_ms(), text=text,
                       images=refs)
         if audience == "followers":
@@ -330,6 +339,22 @@ class SocialService:
         await conn.request(f.PostPut, record=record)
         return PostView(post.id, me, self.client.handle, post.created_at, audience, text, refs)
 
+    async def _upload_filtered(self, path: Path, spec: str) -> MediaRef:
+        from .stories import StoryError, apply_image_filter
+
+        try:
+            data = await asyncio.to_thread(path.read_bytes)
+        except OSError as exc:
+            raise SocialError(f"cannot read {path}: {exc.strerror or exc}") from None
+        try:
+            data = await apply_image_filter(data, spec)
+        except StoryError as exc:
+            raise SocialError(str(exc)) from None
+        with tempfile.TemporaryDirectory(prefix="tenchat-post-") as tmp:
+            filtered = Path(tmp) / path.name
+            filtered.write_bytes(data)
+            return await media.upload(self.client.connection, filtered)
+
     async def feed(self, *, limit: int = 20, before: bytes | None = None,
                    authors: list[bytes] | None = None, extras: bool = True) -> list[PostView]:
         """A page of posts, newest first: by ``authors``, or by whom one follows and
@@ -340,6 +365,8 @@ class SocialService:
                                   limit=max(1, min(limit, 200)))
         assert isinstance(page, f.FeedItems)
         out: list[PostView] = []
+        handles: dict[bytes, str | None] = {}
+        keys: dict[tuple[bytes, int], bytes | None] = {}
         for record in page.records:
             try:
                 rec = s.open_post(record)
@@ -349,12 +376,18 @@ class SocialService:
             if authors is not None and rec.author not in authors:
                 log.warning("dropped a post by someone not asked for")
                 continue
-            handle = await self._handle(rec.author)
+            # One look-up per author and per key, not per post: each is a cache round trip.
+            if rec.author not in handles:
+                handles[rec.author] = await self._handle(rec.author)
+            handle = handles[rec.author]
             if isinstance(rec, s.Post):
                 out.append(PostView(rec.id, rec.author, handle, rec.created_at, "public",
                                     rec.text, list(rec.images)))
                 continue
-            key = await self.client.cache.audience_key(rec.author, rec.audience_key_id)
+            key_ref = (rec.author, rec.audience_key_id)
+            if key_ref not in keys:
+                keys[key_ref] = await self.client.cache.audience_key(*key_ref)
+            key = keys[key_ref]
             inner: s.Post | None = None
             if key is not None:
                 try:

@@ -15,14 +15,22 @@ import msgspec
 from .crypto.media import MediaRef
 
 __all__ = ["Text", "Attachment", "Receipt", "Typing", "Reaction", "Edit", "Delete", "Pin", "Timer",
-           "SenderKeyDist", "AudienceKey", "Gift", "Content", "encode_content", "decode_content",
-           "MAX_TEXT", "DELIVERED", "READ", "MAX_TIMER"]
+           "SenderKeyDist", "AudienceKey", "StoryKey", "StoryViewed", "Poll", "Vote",
+           "PollClose", "PollTally", "Sticker", "Gift", "Content", "encode_content",
+           "decode_content",
+           "MAX_TEXT", "DELIVERED", "READ", "MAX_TIMER", "MAX_POLL_OPTIONS", "MAX_QUESTION",
+           "MAX_OPTION", "MAX_PACK_STICKERS"]
 
 MAX_TEXT: Final = 64 * 1024  # characters in one text message
 DELIVERED: Final = "delivered"
 READ: Final = "read"
 
 MAX_TIMER: Final = 4 * 7 * 24 * 3600  # disappearing timer: at most four weeks, in seconds
+
+MAX_POLL_OPTIONS: Final = 12  # options in one poll
+MAX_QUESTION: Final = 300  # characters in a poll's question
+MAX_OPTION: Final = 100  # characters in one poll option
+MAX_PACK_STICKERS: Final = 120  # stickers in one pack
 
 MsgId = Annotated[bytes, msgspec.Meta(min_length=16, max_length=16)]
 GroupId = Annotated[bytes, msgspec.Meta(min_length=16, max_length=16)]
@@ -118,6 +126,82 @@ class AudienceKey(_Content, tag="audience_key"):
     key: Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
 
 
+class StoryKey(_Content, tag="story_key"):
+    """1:1 only: the sender's current close-friends key, which opens their close-friends
+    stories (common.stories.SealedStory with audience ``close_friends``)."""
+
+    key_id: Annotated[int, msgspec.Meta(ge=0, le=2**32 - 1)]
+    key: Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
+
+
+class StoryViewed(_Content, tag="story_view"):
+    """1:1 only: a view receipt — the sender opened the recipient's story ``story``."""
+
+    story: MsgId
+    at: int  # the viewer's clock, ms
+
+
+OptionIndex = Annotated[int, msgspec.Meta(ge=0, lt=MAX_POLL_OPTIONS)]
+Hash32 = Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
+Key32 = Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
+
+
+class Poll(_Content, tag="poll"):
+    """A poll, shown as a message (``id`` is its message id). Only its creator closes it."""
+
+    id: MsgId
+    question: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_QUESTION)]
+    options: Annotated[list[Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_OPTION)]],
+                       msgspec.Meta(min_length=2, max_length=MAX_POLL_OPTIONS)]
+    sent_at: int
+    multiple: bool = False  # several options may be chosen
+    anonymous: bool = False  # votes go only to the creator, who publishes PollTally counts
+
+
+class Vote(_Content, tag="vote"):
+    """One member's choices in a poll (0-based option indexes; empty takes the vote back).
+    A later vote (by ``at``) replaces the voter's earlier one.
+
+    Named polls: sent to the conversation, like a reaction. Anonymous polls: sent 1:1 to
+    the poll's creator only, with ``group`` naming the group the poll is in (None in 1:1)."""
+
+    poll: MsgId
+    choices: Annotated[list[OptionIndex], msgspec.Meta(max_length=MAX_POLL_OPTIONS)]
+    at: int  # voter's clock, ms
+    group: GroupId | None = None
+
+
+class PollClose(_Content, tag="poll_close"):
+    """The creator closes the poll: votes applied after this are ignored."""
+
+    poll: MsgId
+
+
+class PollTally(_Content, tag="poll_tally"):
+    """Anonymous polls: the creator's count of the votes it received, per option; a later
+    tally (by ``at``) replaces an earlier one. Accepted only from the poll's creator."""
+
+    poll: MsgId
+    counts: Annotated[list[Annotated[int, msgspec.Meta(ge=0)]],
+                      msgspec.Meta(max_length=MAX_POLL_OPTIONS)]
+    voters: Annotated[int, msgspec.Meta(ge=0)]  # members who voted
+    at: int  # creator's clock, ms
+
+
+class Sticker(_Content, tag="sticker"):
+    """A sticker: entry ``index`` of the pack whose sealed manifest is blob ``pack``, opened
+    with ``key`` (the pack key, as in its tenchat://sticker link)."""
+
+    id: MsgId
+    pack: Hash32  # blob id of the pack's sealed manifest (common.stickers)
+    key: Key32  # the pack key
+    index: Annotated[int, msgspec.Meta(ge=0, lt=MAX_PACK_STICKERS)]
+    sent_at: int
+    name: Annotated[str, msgspec.Meta(max_length=64)] = ""  # the sticker's name, as a hint
+    reply_to: MsgId | None = None
+    expires_in: Annotated[int, msgspec.Meta(ge=0, le=MAX_TIMER)] = 0
+
+
 class Gift(_Content, tag="gift"):
     """1:1 only: the sender sent the recipient a token gift in transaction ``tx_hash`` on
     chain ``chain_id``. Nothing else: amounts, token and addresses are read from the chain
@@ -131,7 +215,8 @@ class Gift(_Content, tag="gift"):
 
 Content = (
     Text | Attachment | Receipt | Typing | Reaction | Edit | Delete | Pin | Timer | SenderKeyDist
-    | AudienceKey | Gift
+    | AudienceKey | StoryKey | StoryViewed | Poll | Vote | PollClose | PollTally | Sticker
+    | Gift
 )
 
 _encoder = msgspec.msgpack.Encoder()
@@ -144,4 +229,7 @@ def encode_content(content: Content) -> bytes:
 
 def decode_content(data: bytes) -> Content:
     """Raises msgspec.ValidationError / DecodeError for anything else."""
-    return _decoder.decode(data)
+    try:
+        return _decoder.decode(data)
+    except UnicodeDecodeError as exc:  # msgspec lets a non-UTF-8 str through as this
+        raise msgspec.DecodeError(f"invalid UTF-8: {exc}") from None

@@ -35,8 +35,13 @@ class ErrorCode(enum.StrEnum):
     RATE_LIMITED = "rate_limited"  # too many frames; retry later
     QUOTA_EXCEEDED = "quota_exceeded"  # the identity's storage quota is used up
     HASH_MISMATCH = "hash_mismatch"  # an uploaded blob does not hash to the id it was sent as
+    EXPIRED = "expired"  # a story already expired, or set to live longer than 24 h
     UNAVAILABLE = "unavailable"  # the relay is shutting down; retry on another connection
     INTERNAL = "internal"  # a bug in the relay; the frame changed nothing
+    STORAGE_FULL = "storage_full"  # the relay can't write (disk full); nothing stored, retry
+    INVITE_REQUIRED = "invite_required"  # an invite-only relay: register with an invite first
+    BAD_INVITE = "bad_invite"  # the invite code is unknown, used or expired
+    BANNED = "banned"  # the identity is banned from this relay
 
 
 class TenchatError(Exception):

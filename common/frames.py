@@ -31,7 +31,8 @@ __all__ = [
     "ProfileSet", "ProfileGet", "ProfileInfo", "FollowReq", "FollowState", "Unfollow",
     "ApproveReq", "RemoveFollower", "FollowList", "FollowEntry", "FollowItems",
     "PostPut", "Feed", "FeedItems", "CommentPut", "ReactPut", "PostExtrasReq", "PostExtra",
-    "PostExtras", "CommentsReq", "CommentItems",
+    "PostExtras", "CommentsReq", "CommentItems", "Moderate", "MODERATE_ACTIONS",
+    "PostExtras", "CommentsReq", "CommentItems", "StoryPut", "StoriesReq", "StoryItems",
     "WalletLinkPut", "WalletUnlink", "WalletsGet", "WalletLinks", "WalletAuth",
     "encode", "decode_request", "decode_reply", "peek_id",
 ]
@@ -44,7 +45,9 @@ Sig64 = Annotated[bytes, msgspec.Meta(min_length=64, max_length=64)]
 MsgId = Annotated[bytes, msgspec.Meta(min_length=16, max_length=16)]
 GroupId = Annotated[bytes, msgspec.Meta(min_length=16, max_length=16)]
 ReqId = Annotated[int, msgspec.Meta(ge=0, le=2**53)]
-Seq = Annotated[int, msgspec.Meta(ge=0)]
+# Stored as SQLite INTEGER (signed 64-bit): anything larger is malformed at the edge.
+UINT_MAX = 2**63 - 1
+Seq = Annotated[int, msgspec.Meta(ge=0, le=UINT_MAX)]
 ShortStr = Annotated[str, msgspec.Meta(max_length=256)]
 BlobHash = Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
 BlobSize = Annotated[int, msgspec.Meta(ge=1, le=2**53)]
@@ -103,6 +106,7 @@ class Register(_Frame, tag="register"):
     id: ReqId
     handle: ShortStr
     sig: Sig64
+    invite: ShortStr = ""  # an invite code; needed on an invite-only relay
 
 
 class Lookup(_Frame, tag="lookup"):
@@ -193,7 +197,7 @@ class Send(_Frame, tag="send"):
     msg: MsgId  # client-made unique id; a retry with the same id is stored once
     body: bytes
     eph: bool = False
-    expires_at: Annotated[int, msgspec.Meta(ge=0)] = 0  # ms; 0 = never. Dropped after.
+    expires_at: Annotated[int, msgspec.Meta(ge=0, le=UINT_MAX)] = 0  # ms; 0 = never. Dropped after.
 
 
 class Stored(_Frame, tag="stored"):
@@ -280,13 +284,18 @@ class GroupChangeReq(_Frame, tag="group_change"):
 
 
 class GroupSend(_Frame, tag="group_send"):
-    """Post a sender-key ciphertext to a group's log, once. Answer: GroupStored."""
+    """Post a sender-key ciphertext to a group's log, once. Answer: GroupStored.
+
+    With ``eph`` (typing indicators) the relay stores nothing and only pushes it, as a
+    ``gmsg`` with ``gseq`` 0, to the other members' live connections; the answer is Ok.
+    """
 
     id: ReqId
     group: GroupId
     msg: MsgId
     body: bytes
-    expires_at: Annotated[int, msgspec.Meta(ge=0)] = 0
+    expires_at: Annotated[int, msgspec.Meta(ge=0, le=UINT_MAX)] = 0
+    eph: bool = False
 
 
 class GroupStored(_Frame, tag="group_stored"):
@@ -301,7 +310,7 @@ class GroupInfo(_Frame, tag="group_info"):
 
     id: ReqId
     group: GroupId
-    after_version: Annotated[int, msgspec.Meta(ge=0)] = 0
+    after_version: Annotated[int, msgspec.Meta(ge=0, le=UINT_MAX)] = 0
 
 
 class GroupHistory(_Frame, tag="group_history"):
@@ -482,7 +491,7 @@ class FollowList(_Frame, tag="follow_list"):
     id: ReqId
     user: Key32
     kind: FollowKind
-    offset: Annotated[int, msgspec.Meta(ge=0)] = 0
+    offset: Annotated[int, msgspec.Meta(ge=0, le=UINT_MAX)] = 0
     limit: Annotated[int, msgspec.Meta(ge=1, le=500)] = 100
 
 
@@ -575,6 +584,33 @@ class CommentItems(_Frame, tag="comment_items"):
     more: bool = False
 
 
+# --- stories (sealed, signed, expiring records) --------------------------------------------
+
+
+class StoryPut(_Frame, tag="story_put"):
+    """Publish a signed, sealed story record (common.stories): authored by the caller,
+    unexpired, living at most 24 h; its ``blob``, if any, must be the caller's stored blob
+    (it is then deleted with the story). Answer: Ok."""
+
+    id: ReqId
+    record: Annotated[bytes, msgspec.Meta(max_length=16 * 1024)]
+
+
+class StoriesReq(_Frame, tag="stories"):
+    """The unexpired story records of ``authors`` or (left out) of the accounts the caller
+    follows and the caller, newest first. Answer: StoryItems."""
+
+    id: ReqId
+    authors: Annotated[list[Key32], msgspec.Meta(max_length=1000)] | None = None
+    limit: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 500
+
+
+class StoryItems(_Frame, tag="story_items"):
+    id: ReqId
+    records: list[bytes]  # signed story records, newest first; clients verify each
+    more: bool = False
+
+
 # --- wallets: bindings of Ethereum accounts to identities (common.wallets) ----------------
 
 Address = Annotated[str, msgspec.Meta(pattern="^0x[0-9a-fA-F]{40}$")]
@@ -620,10 +656,29 @@ class Ok(_Frame, tag="ok"):
     id: ReqId
 
 
+class Moderate(_Frame, tag="moderate"):
+    """An admin or moderator action (roles are set in the relay's config). Answer: ok."""
+
+    id: ReqId
+    action: Annotated[str, msgspec.Meta(max_length=32)]  # see MODERATE_ACTIONS
+    target: Annotated[bytes, msgspec.Meta(min_length=1, max_length=64)]  # post, comment or user
+    reason: ShortStr = ""
+
+
+# action -> the least role allowed to take it
+MODERATE_ACTIONS: Final = {
+    "remove_post": "moderator",
+    "remove_comment": "moderator",
+    "ban": "admin",
+    "unban": "admin",
+}
+
+
 class Error(_Frame, tag="error"):
     id: ReqId | None
     error: str  # a code from ErrorCode
     message: str = ""
+    retry_after: int = 0  # rate_limited: milliseconds until the frame would be accepted
 
 
 Request = (
@@ -632,13 +687,15 @@ Request = (
     | Privacy | Block | BlobBegin | BlobChunk | BlobGet
     | ProfileSet | ProfileGet | FollowReq | Unfollow | ApproveReq | RemoveFollower | FollowList
     | PostPut | Feed | CommentPut | ReactPut | PostExtrasReq | CommentsReq
+    | Moderate
+    | StoryPut | StoriesReq
     | WalletLinkPut | WalletUnlink | WalletsGet | WalletAuth
 )
 Reply = (
     Welcome | Authed | HandleInfo | PrekeyStatus | Bundle | PrekeysLow | Stored | Messages
     | Deliver | Synced | PresenceState | Presence | GroupStored | GroupHistory | Groups
     | GroupDeliver | BlobStatus | BlobData | ProfileInfo | FollowState | FollowItems
-    | FeedItems | PostExtras | CommentItems | WalletLinks | Ok | Error
+    | FeedItems | PostExtras | CommentItems | StoryItems | WalletLinks | Ok | Error
 )
 
 REQUEST_TYPES: Final = frozenset(
@@ -659,7 +716,7 @@ def peek_id(data: bytes) -> int | None:
     """Best-effort request id of an undecodable frame, so its error can name it."""
     try:
         raw = _any_decoder.decode(data)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):  # a str that is not UTF-8
         return None
     if isinstance(raw, dict):
         rid = raw.get("id")
@@ -671,7 +728,7 @@ def peek_id(data: bytes) -> int | None:
 def _classify(data: bytes, exc: Exception, known: frozenset[str] | None) -> ProtocolError:
     try:
         raw: Any = _any_decoder.decode(data)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):  # a str that is not UTF-8
         return ProtocolError(ErrorCode.MALFORMED, "not a MessagePack value")
     if not isinstance(raw, dict):
         return ProtocolError(ErrorCode.MALFORMED, "a frame must be a map")
@@ -687,7 +744,7 @@ def decode_request(data: bytes) -> Request:
     """Decode a client frame; raise ProtocolError(malformed | unknown_type)."""
     try:
         return _request_decoder.decode(data)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise _classify(data, exc, REQUEST_TYPES) from None
 
 
@@ -695,5 +752,5 @@ def decode_reply(data: bytes) -> Reply:
     """Decode a relay frame (answer or push); raise ProtocolError(malformed)."""
     try:
         return _reply_decoder.decode(data)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise _classify(data, exc, None) from None

@@ -54,7 +54,9 @@ class GroupChange(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True
     role: str = ""  # op "role": the new role of `members`
     name: Annotated[str, msgspec.Meta(max_length=100)] | None = None
     topic: Annotated[str, msgspec.Meta(max_length=1000)] | None = None
-    avatar: Annotated[bytes, msgspec.Meta(max_length=64)] | None = None  # a media reference
+    # MessagePack of a MediaRef (common.crypto.media): the sealed image and its key. Like
+    # the name and topic, readable by the relay; b"" removes the avatar.
+    avatar: Annotated[bytes, msgspec.Meta(max_length=1024)] | None = None
     announce: bool | None = None  # only admins may post
     # an NFT gate: MessagePack of common.wallets.NftGate (b"" removes it); joining needs a
     # token of its contract, checked by the admin's client and re-checked by members
@@ -88,7 +90,7 @@ def decode_signed(record: bytes) -> tuple[GroupChange, SignedChange]:
     try:
         signed = _signed_dec.decode(record)
         change = _change_dec.decode(signed.change)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise ProtocolError(ErrorCode.MALFORMED, f"bad group record: {exc}") from None
     if not verify_signature(change.actor, change_message(signed.change), signed.sig):
         raise ProtocolError(ErrorCode.BAD_SIGNATURE, "group change not signed by its actor")
@@ -195,7 +197,7 @@ def check_change(change: GroupChange, *, version: int, head: bytes,
             effects.roles[change.actor] = ADMIN  # ownership moves, it isn't shared
     elif op == "meta":
         if rank < _RANK[ADMIN]:
-            raise _deny("only admins may rename a group or change its topic")
+            raise _deny("only admins may change a group's name, topic, picture or posting rule")
         if change.members:
             raise ProtocolError(ErrorCode.MALFORMED, "meta names no members")
         for key in ("name", "topic", "avatar", "announce", "gate"):

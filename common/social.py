@@ -131,7 +131,7 @@ def _open(record: bytes, kind: type[R], message: Callable[[bytes], bytes],
     try:
         signed = _signed_dec.decode(record)
         body = msgspec.msgpack.decode(signed.body, type=kind)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise ProtocolError(ErrorCode.MALFORMED, f"bad {what} record: {exc}") from None
     if not verify_signature(signer(body), message(signed.body), signed.sig):
         raise ProtocolError(ErrorCode.BAD_SIGNATURE, f"{what} record not signed by its author")
@@ -225,7 +225,7 @@ def open_post(record: bytes) -> Post | SealedPost:
     try:
         signed = _signed_dec.decode(record)
         body = _post_dec.decode(signed.body)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise ProtocolError(ErrorCode.MALFORMED, f"bad post record: {exc}") from None
     if not verify_signature(body.author, post_message(signed.body), signed.sig):
         raise ProtocolError(ErrorCode.BAD_SIGNATURE, "post record not signed by its author")
@@ -245,7 +245,7 @@ def open_sealed_post(sealed: SealedPost, key: bytes) -> Post:
         raise DecryptionFailed("followers-only post does not open with this key") from None
     try:
         post = _plain_dec.decode(data)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise ProtocolError(ErrorCode.MALFORMED, f"bad sealed post: {exc}") from None
     if (post.author, post.id, post.created_at) != (sealed.author, sealed.id, sealed.created_at):
         raise ProtocolError(ErrorCode.MALFORMED, "sealed post disagrees with its envelope")
@@ -341,7 +341,7 @@ def open_comment(record: bytes) -> Comment | SealedComment:
     try:
         signed = _signed_dec.decode(record)
         body = _comment_dec.decode(signed.body)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise ProtocolError(ErrorCode.MALFORMED, f"bad comment record: {exc}") from None
     if not verify_signature(body.author, comment_message(signed.body), signed.sig):
         raise ProtocolError(ErrorCode.BAD_SIGNATURE, "comment record not signed by its author")
@@ -359,7 +359,7 @@ def open_sealed_comment(sealed: SealedComment, key: bytes) -> Comment:
         raise DecryptionFailed("sealed comment does not open with this key") from None
     try:
         comment = _plain_comment_dec.decode(data)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise ProtocolError(ErrorCode.MALFORMED, f"bad sealed comment: {exc}") from None
     outside = (sealed.author, sealed.post_id, sealed.post_author, sealed.id, sealed.created_at)
     if (comment.author, comment.post_id, comment.post_author, comment.id,

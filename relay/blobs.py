@@ -84,8 +84,18 @@ class BlobFiles:
         path = self.partial(user, blob)
 
         def write() -> int:
-            with path.open("ab") as fh:
-                fh.write(data)
+            with path.open("ab", buffering=0) as fh:
+                start = fh.tell()
+                try:
+                    view = memoryview(data)
+                    while view:
+                        view = view[fh.write(view) or 0 :]
+                except OSError:
+                    # e.g. the disk is full: leave the file as it was, so the refused chunk
+                    # changed nothing and the upload resumes at the same offset.
+                    with contextlib.suppress(OSError):
+                        os.truncate(path, start)
+                    raise
                 return fh.tell()
 
         return await asyncio.to_thread(write)
@@ -122,3 +132,12 @@ class BlobFiles:
                 return fh.read(length)
 
         return await asyncio.to_thread(run)
+
+    async def remove(self, blob: bytes) -> None:
+        """Delete a stored blob's file (its row already gone); no error if it is missing."""
+
+        def run() -> None:
+            with contextlib.suppress(FileNotFoundError):
+                self.path(blob).unlink()
+
+        await asyncio.to_thread(run)

@@ -1,4 +1,4 @@
-"""The ``tenchat-relay`` command line: ``serve`` now, admin commands later.
+"""The ``tenchat-relay`` command line: ``serve``, and ``admin ...`` on a data directory.
 
 Commands are thin: they build a Config, call the server, and turn the
 project's own errors into one line on stderr and exit status 1.
@@ -7,6 +7,7 @@ project's own errors into one line on stderr and exit status 1.
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
 from typing import Annotated
 
@@ -57,8 +58,76 @@ def serve(
     blob_quota: Annotated[
         int | None, typer.Option(help="Blob bytes one identity may store. [1073741824]")
     ] = None,
+    story_sweep_interval: Annotated[
+        int | None, typer.Option(help="Seconds between sweeps of expired stories. [3600]")
+    ] = None,
+    sweep_batch: Annotated[
+        int | None, typer.Option(help="Expired rows deleted per transaction. [500]")
+    ] = None,
     log_level: Annotated[
         str | None, typer.Option(help="debug, info, warning or error. [info]")
+    ] = None,
+    log_format: Annotated[
+        str | None, typer.Option(help="Log lines as text or json. [text]")
+    ] = None,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Port for /healthz and /metrics; 0: off. [0]")
+    ] = None,
+    metrics_host: Annotated[
+        str | None, typer.Option(help="Address for /healthz and /metrics. [127.0.0.1]")
+    ] = None,
+    tls_cert: Annotated[
+        Path | None, typer.Option(help="PEM certificate chain: serve wss:// (with --tls-key).")
+    ] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="PEM private key of --tls-cert.")] = None,
+    rate_conn: Annotated[
+        int | None, typer.Option(help="Frames/s per connection, 0 = no limit. [10000]")
+    ] = None,
+    burst_conn: Annotated[
+        int | None, typer.Option(help="Burst of frames per connection. [20000]")
+    ] = None,
+    rate_user: Annotated[
+        int | None, typer.Option(help="Frames/s per identity, 0 = no limit. [20000]")
+    ] = None,
+    burst_user: Annotated[
+        int | None, typer.Option(help="Burst of frames per identity. [40000]")
+    ] = None,
+    ip_conn_max: Annotated[
+        int | None, typer.Option(help="Open connections per client address, 0 = no cap. [256]")
+    ] = None,
+    ip_conn_exempt: Annotated[
+        str | None, typer.Option(help="Addresses without a cap, commas. [127.0.0.1,::1]")
+    ] = None,
+    queue_max: Annotated[
+        int | None, typer.Option(help="Queued messages per recipient. [100000]")
+    ] = None,
+    queue_bytes: Annotated[
+        int | None, typer.Option(help="Queued message bytes per recipient. [1073741824]")
+    ] = None,
+    auth_timeout: Annotated[
+        int | None, typer.Option(help="Seconds to authenticate before being closed. [30]")
+    ] = None,
+    send_timeout: Annotated[
+        int | None, typer.Option(help="Seconds a client may not read before being cut. [30]")
+    ] = None,
+    write_limit: Annotated[
+        int | None, typer.Option(help="Send buffer per connection in bytes. [65536]")
+    ] = None,
+    registration: Annotated[
+        str | None, typer.Option(help="open or invite-only. [open]")
+    ] = None,
+    admins: Annotated[
+        str | None, typer.Option(help="Admin identities: hex keys or @handles, commas.")
+    ] = None,
+    moderators: Annotated[
+        str | None, typer.Option(help="Moderator identities: hex keys or @handles, commas.")
+    ] = None,
+    audit_ip: Annotated[
+        bool | None,
+        typer.Option("--audit-ip/--no-audit-ip", help="Record client IPs in the audit log."),
+    ] = None,
+    ban_poll: Annotated[
+        int | None, typer.Option(help="Seconds between looks for new bans. [2]")
     ] = None,
 ) -> None:
     """Run the relay until SIGTERM or SIGINT.
@@ -76,7 +145,30 @@ def serve(
         "sync": sync,
         "max_blob": max_blob,
         "blob_quota": blob_quota,
+        "story_sweep_interval": story_sweep_interval,
+        "sweep_batch": sweep_batch,
         "log_level": log_level,
+        "log_format": log_format,
+        "metrics_port": metrics_port,
+        "metrics_host": metrics_host,
+        "tls_cert": tls_cert,
+        "tls_key": tls_key,
+        "rate_conn": rate_conn,
+        "burst_conn": burst_conn,
+        "rate_user": rate_user,
+        "burst_user": burst_user,
+        "ip_conn_max": ip_conn_max,
+        "ip_conn_exempt": ip_conn_exempt,
+        "queue_max": queue_max,
+        "queue_bytes": queue_bytes,
+        "auth_timeout": auth_timeout,
+        "send_timeout": send_timeout,
+        "write_limit": write_limit,
+        "registration": registration,
+        "admins": admins,
+        "moderators": moderators,
+        "audit_ip": audit_ip,
+        "ban_poll": ban_poll,
     }
     try:
         cfg = load_config(flags, os.environ, config)
@@ -91,9 +183,73 @@ def serve(
     raise typer.Exit(code)
 
 
+DataOption = Annotated[
+    Path | None, typer.Option(help="Data directory. [as serve: flag, env, config, default]")
+]
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", help="TOML config file (keys as serve's options).")
+]
+
+
+def _data_dir(data: Path | None, config: Path | None) -> Path:
+    try:
+        return load_config({"data": data}, os.environ, config).data
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+
+
+@app.command()
+def backup(
+    dest: Annotated[Path, typer.Argument(help="New or empty directory for the backup.")],
+    data: DataOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Back up the database and blobs, consistently, while the relay runs."""
+    from .backup import BackupError
+    from .backup import backup as run_backup
+
+    source = _data_dir(data, config)
+    try:
+        report = run_backup(source, dest)
+    except BackupError as exc:
+        raise fail(str(exc)) from None
+    except (OSError, sqlite3.Error) as exc:
+        raise fail(f"backup failed: {exc}") from None
+    typer.echo(
+        f"backed up {source} to {report.path}: schema {report.schema_version},"
+        f" {report.messages} queued messages, {report.blobs} blobs ({report.blob_bytes} bytes)"
+    )
+
+
+@app.command()
+def restore(
+    src: Annotated[Path, typer.Argument(help="A directory made by `tenchat-relay backup`.")],
+    data: DataOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Restore a backup into an empty data directory (the relay stopped)."""
+    from .backup import BackupError
+    from .backup import restore as run_restore
+
+    target = _data_dir(data, config)
+    try:
+        report = run_restore(src, target)
+    except BackupError as exc:
+        raise fail(str(exc)) from None
+    except (OSError, sqlite3.Error) as exc:
+        raise fail(f"restore failed: {exc}") from None
+    typer.echo(
+        f"restored {src} into {target}: schema {report.schema_version},"
+        f" {report.messages} queued messages, {report.blobs} blobs"
+    )
+
+
 @app.callback()
 def _root() -> None:
     """The tenchat relay."""
+
+
+from . import cli_admin  # noqa: E402, F401  (registers `admin` on `app`)
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ environment variable ``TENCHAT_RELAY_<NAME>``, the TOML file given by
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -50,9 +51,44 @@ class Config:
     inflight_max: int = 512  # unanswered requests per connection before it stops reading
     sweep_interval: int = 60  # seconds between sweeps deleting expired messages
     sweep_batch: int = 500  # expired rows deleted per transaction (per table)
+    story_sweep_interval: int = 3600  # seconds between sweeps deleting expired stories
     max_blob: int = 50 * MiB  # largest media blob (ciphertext bytes); larger ones get too_large
     blob_quota: int = 1024 * MiB  # blob bytes one identity may store (uploads in progress count)
     log_level: str = "info"
+    log_format: str = "text"  # "text" for people, "json": one JSON object per line
+    # Observability: /healthz and /metrics over plain HTTP on their own port (0: off).
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 0
+    # Retention: undelivered messages and group log entries older than this many days are
+    # deleted (0: kept until delivered); unfinished blob uploads after upload_expiry_hours.
+    retention_days: int = 30
+    upload_expiry_hours: int = 24
+    # --- transport and limits (relay/limits.py) ---
+    tls_cert: Path | None = None  # PEM certificate chain: with tls_key, serve wss:// directly
+    tls_key: Path | None = None  # PEM private key of tls_cert
+    rate_conn: int = 10_000  # frames per second one connection may send (0 = no limit)
+    burst_conn: int = 20_000  # frames one connection may send at once above rate_conn
+    rate_user: int = 20_000  # frames per second one identity may send, all connections
+    burst_user: int = 40_000  # frames one identity may send at once above rate_user
+    ip_conn_max: int = 256  # open connections per client address (0 = no cap)
+    # Addresses the cap does not apply to: loopback is local tools, benchmarks, or a
+    # reverse proxy on the same machine (where the address says nothing about the client).
+    ip_conn_exempt: tuple[str, ...] = ("127.0.0.1", "::1")
+    queue_max: int = 100_000  # queued messages per recipient; sends past it get queue_full
+    queue_bytes: int = 1024 * MiB  # queued body bytes per recipient; past it: queue_full
+    auth_timeout: int = 30  # seconds a connection may stay unauthenticated before it is closed
+    send_timeout: int = 30  # seconds a full send buffer may not go down (then the reader is cut)
+    write_limit: int = 64 * 1024  # bytes buffered per connection before a send waits
+    # --- registration, roles and audit (relay/admin.py) ---
+    registration: str = "open"  # "open" or "invite-only" (a handle needs an invite code)
+    admins: tuple[str, ...] = ()  # identities (hex public key or @handle) with the admin role
+    moderators: tuple[str, ...] = ()  # identities with the moderator role
+    audit_ip: bool = False  # record client IP addresses in the audit log
+    ban_poll: int = 2  # seconds between looks for bans made by `tenchat-relay admin`
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
 
     @property
     def max_size_ceiling(self) -> int:
@@ -95,6 +131,55 @@ def _path(value: Any) -> Path:
     return Path(_str(value)).expanduser()
 
 
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = _str(value).lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected true or false")
+
+
+def _identities(value: Any) -> tuple[str, ...]:
+    """A list of identities: a TOML array, or a comma-separated string (flag, env)."""
+    if isinstance(value, str):
+        items = [v.strip() for v in value.split(",") if v.strip()]
+    elif isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        items = [v.strip() for v in value if v.strip()]
+    else:
+        raise ValueError("expected a list of hex public keys or @handles")
+    out = []
+    for item in items:
+        if item.startswith("@"):
+            out.append(item.lower())
+            continue
+        try:
+            if len(bytes.fromhex(item)) != 32:
+                raise ValueError
+        except ValueError:
+            raise ValueError(
+                f"{item!r} is neither a 64-digit hex public key nor an @handle"
+            ) from None
+        out.append(item.lower())
+    return tuple(out)
+
+
+def _addresses(value: Any) -> tuple[str, ...]:
+    """IP addresses: a TOML array, or a comma-separated string (flag, env); may be empty."""
+    if isinstance(value, str):
+        items = [v.strip() for v in value.split(",") if v.strip()]
+    elif isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        items = [v.strip() for v in value if v.strip()]
+    else:
+        raise ValueError("expected a list of IP addresses")
+    try:
+        return tuple(str(ipaddress.ip_address(item)) for item in items)
+    except ValueError as exc:
+        raise ValueError(str(exc)) from None
+
+
 def _choice(*options: str) -> Callable[[Any], str]:
     def parse(value: Any) -> str:
         text = _str(value).lower()
@@ -120,9 +205,33 @@ _PARSERS: Final[dict[str, Callable[[Any], Any]]] = {
     "inflight_max": _int(1, 100_000),
     "sweep_interval": _int(1, 86_400),
     "sweep_batch": _int(1, 100_000),
+    "story_sweep_interval": _int(1, 86_400),
     "max_blob": _int(1024, 2**40),
     "blob_quota": _int(1024, 2**50),
     "log_level": _choice("debug", "info", "warning", "error"),
+    "log_format": _choice("text", "json"),
+    "metrics_host": _str,
+    "metrics_port": _int(0, 65535),
+    "retention_days": _int(0, 36_500),
+    "upload_expiry_hours": _int(1, 87_600),
+    "tls_cert": _path,
+    "tls_key": _path,
+    "rate_conn": _int(0, 10_000_000),
+    "burst_conn": _int(1, 10_000_000),
+    "rate_user": _int(0, 10_000_000),
+    "burst_user": _int(1, 10_000_000),
+    "ip_conn_max": _int(0, 1_000_000),
+    "ip_conn_exempt": _addresses,
+    "queue_max": _int(1, 10**9),
+    "queue_bytes": _int(1024, 2**50),
+    "auth_timeout": _int(1, 3600),
+    "send_timeout": _int(1, 3600),
+    "write_limit": _int(1024, 64 * MiB),
+    "registration": _choice("open", "invite-only"),
+    "admins": _identities,
+    "moderators": _identities,
+    "audit_ip": _bool,
+    "ban_poll": _int(1, 3600),
 }
 assert set(_PARSERS) == {f.name for f in dataclasses.fields(Config)}
 
@@ -177,4 +286,6 @@ def load_config(
             values[key] = parse(raw)
         except ValueError as exc:
             raise ConfigError(f"invalid {origin}: {exc}") from None
+    if ("tls_cert" in values) != ("tls_key" in values):
+        raise ConfigError("tls_cert and tls_key go together: give both or neither")
     return Config(**values)

@@ -44,6 +44,7 @@ from tenchat.common.frames import (
     FollowState,
     GroupAck,
     GroupChangeReq,
+    GroupDeliver,
     GroupHistory,
     GroupInfo,
     GroupList,
@@ -141,14 +142,23 @@ async def auth(session: Session, frame: Auth) -> Answer:
         raise ProtocolError(ErrorCode.PROTOCOL, "send hello before auth")
     if session.user is not None:
         raise ProtocolError(ErrorCode.PROTOCOL, "this connection is already authenticated")
+    from .admin import disconnect, is_banned, record_audit, role_of
+
     message = identity.auth_message(session.config.name, session.challenge)
     if not identity.verify_signature(frame.user, message, frame.sig):
+        record_audit(session, "auth_failed", frame.user, "bad signature", actor=frame.user)
         raise ProtocolError(ErrorCode.AUTH_FAILED, "the signature over the challenge is invalid")
+    if await is_banned(session.store, frame.user):
+        record_audit(session, "auth_failed", frame.user, "banned", actor=frame.user)
+        disconnect(session, "banned")
+        raise ProtocolError(ErrorCode.BANNED, "this identity is banned from this relay")
     session.user = frame.user
     session.hub.join(session)
     if await session.store.hide_presence(frame.user):
         session.hub.set_hidden(frame.user, True)
     rec = await session.store.handle_by_user(frame.user)
+    session.handle = rec.handle if rec else None
+    session.role = role_of(session.config, frame.user, session.handle)
     count = await session.store.otk_count(frame.user)
     return Authed(
         id=frame.id, user=frame.user, handle=rec.handle if rec else None, otk_count=count
@@ -164,10 +174,19 @@ async def register(session: Session, frame: Register) -> Answer:
     handle = identity.normalize_handle(frame.handle)
     if not identity.verify_signature(user, identity.handle_message(handle, user), frame.sig):
         raise ProtocolError(ErrorCode.BAD_SIGNATURE, "sig is not over handle_message(handle, user)")
-    return Later(
-        session.store.register(user, handle, frame.sig),
-        lambda rec: _handle_info(frame.id, rec),
-    )
+    if session.config.registration == "invite-only":
+        from .admin import register_invited
+
+        return register_invited(session, frame, handle)
+
+    def answer(rec: HandleRecord) -> HandleInfo:
+        from .admin import role_of
+
+        session.handle = rec.handle
+        session.role = role_of(session.config, user, rec.handle)
+        return _handle_info(frame.id, rec)
+
+    return Later(session.store.register(user, handle, frame.sig), answer)
 
 
 @handles(Lookup)
@@ -296,6 +315,15 @@ async def group_change(session: Session, frame: GroupChangeReq) -> Answer:
 @handles(GroupSend)
 async def group_send(session: Session, frame: GroupSend) -> Answer:
     user = check_authenticated(session)
+    if frame.eph:
+        # Typing indicators: members only, stored nowhere, pushed to live members.
+        if await session.store.group_head(frame.group, user) is None:
+            raise ProtocolError(ErrorCode.FORBIDDEN, "not a member of this group")
+        at = time.time_ns() // 1_000_000
+        item = GroupDeliver(group=frame.group, gseq=0, msg=frame.msg, sender=user, at=at,
+                            body=frame.body)
+        session.hub.publish_group_ephemeral(item)
+        return Ok(id=frame.id)
     return Later(
         session.store.group_post(frame.group, user, frame.msg, frame.body, frame.expires_at),
         lambda st: GroupStored(id=frame.id, group=frame.group, gseq=st.seq, at=st.at),
@@ -393,10 +421,11 @@ async def blob_begin(session: Session, frame: BlobBegin) -> Answer:
                 offset = 0
         return BlobStatus(id=frame.id, hash=frame.hash, offset=offset, size=begun.size)
 
-    return Later(
-        session.store.blob_begin(user, frame.hash, frame.size, session.config.blob_quota),
-        answer,
-    )
+    # `tenchat-relay admin quota` may set a quota of one's own
+    rows = await session.store.custom_read(
+        "SELECT blob_quota FROM quotas WHERE user = ?", (user,))
+    quota = int(rows[0][0]) if rows else session.config.blob_quota
+    return Later(session.store.blob_begin(user, frame.hash, frame.size, quota), answer)
 
 
 @handles(BlobChunk)
@@ -592,4 +621,6 @@ async def comments(session: Session, frame: CommentsReq) -> Answer:
                         more=len(records) > frame.limit)
 
 
+# Larger features keep their handlers in modules of their own; importing one registers it.
+from . import admin, story_handlers  # noqa: E402, F401
 from . import wallets as _wallets  # noqa: E402, F401  (registers the wallet handlers)

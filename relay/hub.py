@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, TypeVar
 
-from tenchat.common.frames import Deliver, PrekeysLow, Presence
+from tenchat.common.frames import Deliver, GroupDeliver, PrekeysLow, Presence
 
 from .store import GroupEntry, MembersChanged
 
@@ -162,6 +162,16 @@ class Hub:
     def group_online(self, group: bytes) -> int:
         """How many subscriptions of online members a group has (tests, benchmarks)."""
         return len(self._group_subs.get(group, ()))
+
+    def publish_group_ephemeral(self, item: GroupDeliver) -> int:
+        """Push a group message that is never stored (``gseq`` 0) to the online members
+        other than its sender; returns how many subscriptions got it."""
+        count = 0
+        for sub in self._group_subs.get(item.group, ()):
+            if sub.user != item.sender:
+                sub.offer(item)
+                count += 1
+        return count
 
     def publish_ephemeral(self, recipient: bytes, item: Deliver) -> int:
         """Push a message that is never stored; returns how many connections got it."""

@@ -10,42 +10,84 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import math
+import os
 import signal
-import sys
+import ssl
 import time
+from collections.abc import Callable, Mapping
+from http import HTTPStatus
+from pathlib import Path
 from typing import Final
 
 from websockets.asyncio.server import Server as WsServer
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
+from websockets.http11 import Request, Response
 
 from tenchat.common.errors import ErrorCode, ProtocolError
-from tenchat.common.frames import Error, decode_request, peek_id
+from tenchat.common.frames import Error, Register, decode_request, peek_id
 
-from . import handlers
+from . import admin, handlers
 from .blobs import BlobFiles
 from .config import Config
 from .hub import Hub
+from .limits import AddressCounter, UserBuckets
+from .metrics import CONTENT_TYPE, Metrics
+from .observability import HealthEndpoint, health_report, setup_logging
+from .retention import Retention
 from .session import Later, Session
-from .store import SQLiteStore, Store
+from .store import SQLiteStore, Store, storage_error
 
-__all__ = ["Server"]
+__all__ = ["Server", "clock_from_environ", "TEST_CLOCK_ENV"]
 
 log = logging.getLogger("tenchat.relay")
 
 _SHUTDOWN_GRACE: Final = 10.0  # seconds to send the last answers before closing anyway
 
 
+TEST_CLOCK_ENV: Final = "TENCHAT_TEST_CLOCK_FILE"
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def clock_from_environ(environ: Mapping[str, str]) -> Callable[[], int]:
+    """The relay's clock (ms): the system's, or — for tests that fast-forward expiry — the
+    system's plus the offset in ms written in the file named by TENCHAT_TEST_CLOCK_FILE
+    (read at every call; a missing or empty file is 0)."""
+    path = environ.get(TEST_CLOCK_ENV)
+    if not path:
+        return _now_ms
+    skew_file = Path(path)
+
+    def clock() -> int:
+        try:
+            skew = int(skew_file.read_text().strip() or 0)
+        except (OSError, ValueError):
+            skew = 0
+        return _now_ms() + skew
+
+    return clock
+
+
 class Server:
-    def __init__(self, config: Config, store: Store | None = None) -> None:
+    def __init__(self, config: Config, store: Store | None = None, *,
+                 clock: Callable[[], int] = _now_ms) -> None:
         self.config = config
+        self.clock = clock  # ms; injectable so tests can move past expiry
         self.store: Store = store or SQLiteStore(
             config.db_path,
             sync=config.sync,
             batch_max=config.batch_max,
             otk_max=config.otk_max,
+            queue_max=config.queue_max,
+            queue_bytes_max=config.queue_bytes,
+            clock=clock,
         )
         self.hub = Hub()
         self.blobs = BlobFiles(config.blob_dir)
@@ -54,7 +96,22 @@ class Server:
         self.stopping = False
         self._ws: WsServer | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        self._watcher: asyncio.Task[None] | None = None
+        self._story_sweeper: asyncio.Task[None] | None = None
         self.port: int | None = None  # the bound port, once listening
+        self.metrics = Metrics()
+        self.store.on_batch = self.metrics.batch
+        self.retention = Retention(
+            self.store, self.blobs, retention_days=config.retention_days,
+            upload_expiry_hours=config.upload_expiry_hours, batch=config.sweep_batch,
+            metrics=self.metrics,
+        )
+        self._retention: asyncio.Task[None] | None = None
+        self._health: HealthEndpoint | None = None
+        self._started = time.monotonic()
+        self.user_buckets = UserBuckets(config.rate_user, config.burst_user)
+        self.addresses = AddressCounter(config.ip_conn_max, config.ip_conn_exempt)
+        self._last_ban = 0  # the newest ban id seen
 
     async def serve(self) -> None:
         await self.startup()
@@ -70,6 +127,8 @@ class Server:
         self.store.on_commit = self.hub.publish
         self.store.on_group_commit = self.hub.publish_groups
         try:
+            rows = await self.store.custom_read("SELECT coalesce(max(id), 0) FROM bans")
+            self._last_ban = int(rows[0][0])
             self._ws = await serve(
                 self._connection,
                 config.host,
@@ -77,6 +136,9 @@ class Server:
                 max_size=config.max_size_ceiling,
                 compression=None,  # ciphertext does not compress; save CPU and memory
                 server_header=None,
+                ssl=self._tls_context(),
+                process_request=self._admit,
+                write_limit=config.write_limit,
             )
         except OSError:
             await self.store.close()
@@ -84,9 +146,80 @@ class Server:
         self.port = self._ws.sockets[0].getsockname()[1] if self._ws.sockets else config.port
         self._install_signal_handlers()
         self._sweeper = asyncio.create_task(self._sweep_loop(), name="expiry-sweep")
+        self._story_sweeper = asyncio.create_task(self._story_sweep_loop(),
+                                                  name="story-sweep")
+        self._retention = asyncio.create_task(
+            self.retention.run_forever(config.sweep_interval), name="retention"
+        )
+        if config.metrics_port:
+            self._health = HealthEndpoint(config.metrics_host, config.metrics_port, {
+                "/healthz": self._healthz, "/metrics": self._metrics,
+            })
+            await self._health.start()
+            log.info("health and metrics on http://%s:%d", config.metrics_host,
+                     self._health.port)
+        self._watcher = asyncio.create_task(self._watch_loop(), name="connection-watch")
         host = f"[{config.host}]" if ":" in config.host else config.host
         log.info("relay %r serving %s", config.name, config.db_path)
-        print(f"listening on ws://{host}:{self.port}", flush=True)
+        scheme = "wss" if config.tls else "ws"
+        print(f"listening on {scheme}://{host}:{self.port}", flush=True)
+
+    def _tls_context(self) -> ssl.SSLContext | None:
+        config = self.config
+        if config.tls_cert is None or config.tls_key is None:
+            return None
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        try:
+            context.load_cert_chain(config.tls_cert, config.tls_key)
+        except ssl.SSLError as exc:
+            raise OSError(f"cannot load tls_cert / tls_key: {exc.reason or exc}") from None
+        return context
+
+    def _admit(self, ws: ServerConnection, request: Request) -> Response | None:
+        """Before the WebSocket handshake: refuse an address over its connection cap."""
+        address = _address(ws)
+        if self.addresses.full(address):
+            log.info("refused a connection from an address at ip_conn_max")
+            return ws.respond(HTTPStatus.SERVICE_UNAVAILABLE,
+                              "too many connections from this address\n")
+        return None
+
+    async def _watch_loop(self) -> None:
+        """Once a second: close connections that never authenticated (auth_timeout), cut
+        readers that stopped reading (send_timeout), and disconnect identities banned
+        since the last look (ban_poll, for bans made by `tenchat-relay admin`)."""
+        config = self.config
+        next_ban_poll = 0.0
+        while True:
+            await asyncio.sleep(1.0)
+            now = time.monotonic()
+            try:
+                for session in list(self.sessions):
+                    if session.user is None and now - session.opened > config.auth_timeout:
+                        session.opened = float("inf")  # close once
+                        admin.disconnect(session, "authentication timeout")
+                    if session.ws.paused:  # the write buffer is over write_limit
+                        # A reader that is slow but reading lowers the buffer now and then
+                        # (while paused, senders wait); one that stopped never does.
+                        size = session.ws.transport.get_write_buffer_size()
+                        if session.stalled_since is None or size < session.stall_low:
+                            session.stalled_since, session.stall_low = now, size
+                        elif now - session.stalled_since >= config.send_timeout:
+                            log.info("cut a connection that stopped reading (send_timeout)")
+                            session.ws.transport.abort()  # its queue waits in the database
+                    else:
+                        session.stalled_since = None
+                if now >= next_ban_poll:
+                    next_ban_poll = now + config.ban_poll
+                    for ban_id, user in await admin.new_bans(self.store, self._last_ban):
+                        self._last_ban = ban_id
+                        for session in self.hub.sessions(user):
+                            admin.disconnect(session, "banned")
+            except ProtocolError:  # unavailable: shutting down
+                return
+            except Exception:
+                log.exception("connection watch failed")
 
     def _install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()
@@ -109,7 +242,7 @@ class Server:
         while True:
             await asyncio.sleep(interval)
             try:
-                now = time.time_ns() // 1_000_000
+                now = self.clock()
                 total = 0
                 while (deleted := await self.store.sweep(now, batch)) >= batch:
                     total += deleted
@@ -121,12 +254,56 @@ class Server:
             except Exception:
                 log.exception("expiry sweep failed")
 
+    async def sweep_stories(self) -> tuple[int, int]:
+        """Delete every expired story and story image: batches of sweep_batch rows, each
+        its own short write through the writer (so sends queue between them), then the
+        blob files of the rows that went. (stories, blobs) deleted."""
+        now, batch = self.clock(), self.config.sweep_batch
+        n_stories = n_blobs = 0
+        while True:
+            swept = await self.store.sweep_stories(now, batch)
+            n_stories += swept.stories
+            n_blobs += len(swept.blobs)
+            for blob in swept.blobs:
+                await self.blobs.remove(blob)
+            if swept.rows < batch:
+                return n_stories, n_blobs
+            await asyncio.sleep(0)  # let other work in between batches
+
+    async def _story_sweep_loop(self) -> None:
+        """Every story_sweep_interval seconds (an hour by default): sweep_stories."""
+        while True:
+            await asyncio.sleep(self.config.story_sweep_interval)
+            try:
+                n_stories, n_blobs = await self.sweep_stories()
+                if n_stories or n_blobs:
+                    log.info("story sweep deleted %d stories and %d blobs", n_stories, n_blobs)
+            except ProtocolError:  # unavailable: shutting down
+                return
+            except Exception:
+                log.exception("story sweep failed")
+
+    async def _healthz(self) -> tuple[int, str, bytes]:
+        status, body = await health_report(
+            self.store, self.config.data, len(self.sessions), self._started
+        )
+        if self.stopping:
+            status, body["status"] = 503, "stopping"
+        return status, "application/json", json.dumps(body).encode()
+
+    async def _metrics(self) -> tuple[int, str, bytes]:
+        deferred = sum(s.deferred_count for s in self.sessions)
+        return 200, CONTENT_TYPE, await self.metrics.render(self.store, deferred)
+
     async def shutdown(self) -> None:
         self.stopping = True
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
+        for task in (self._sweeper, self._story_sweeper, self._retention, self._watcher):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if self._health is not None:
+            await self._health.close()
         if self._ws is not None:
             self._ws.close(close_connections=False)  # stop accepting; keep the open ones
         for session in list(self.sessions):
@@ -150,8 +327,15 @@ class Server:
     # --- connections ------------------------------------------------------------------------
 
     async def _connection(self, ws: ServerConnection) -> None:
+        address = _address(ws)
+        if not self.addresses.add(address):  # others were admitted meanwhile
+            await ws.close(CloseCode.TRY_AGAIN_LATER, "too many connections from this address")
+            return
         session = Session(ws, self.config, self.store, self.hub, self.blobs)
+        session.metrics = self.metrics
         self.sessions.add(session)
+        self.metrics.connections.inc()
+        self.metrics.connections_total.inc()
         try:
             async for data in ws:
                 await session.slots.acquire()
@@ -159,8 +343,25 @@ class Server:
         except ConnectionClosed:
             pass
         finally:
+            self.metrics.connections.dec()
+            self.addresses.remove(address)
             session.close()
             self.sessions.discard(session)
+
+    def _wait(self, session: Session) -> float:
+        """Take a token from the connection's and the identity's buckets: 0, or the
+        seconds until the frame would be accepted (nothing taken from the identity's)."""
+        wait = session.bucket.take()
+        if not wait and session.user is not None:
+            wait = self.user_buckets.take(session.user)
+        return wait
+
+    async def _refuse_rate(self, session: Session, data: str | bytes, wait: float) -> None:
+        """Answer rate_limited (with retry_after) to a frame dropped unread."""
+        rid = peek_id(data) if isinstance(data, bytes) else None
+        await session.send(Error(
+            id=rid, error=ErrorCode.RATE_LIMITED, retry_after=max(1, math.ceil(wait * 1000)),
+            message=f"too many frames: retry in {wait:.3f} s"))
 
     async def _receive(self, session: Session, data: str | bytes) -> None:
         """Answer one incoming frame; holds one of the session's slots until answered."""
@@ -176,8 +377,22 @@ class Server:
                 )
             if self.stopping:
                 raise ProtocolError(ErrorCode.UNAVAILABLE, "the relay is shutting down")
-            frame = decode_request(data)
+            if wait := self._wait(session):  # before decoding: refusing must be cheap
+                self.metrics.error(str(ErrorCode.RATE_LIMITED))
+                await self._refuse_rate(session, data, wait)
+                return
+            try:
+                frame = decode_request(data)
+            except ProtocolError:
+                self.metrics.invalid_frame()
+                raise
+            self.metrics.frame(frame)
             rid = frame.id
+            if (session.handle is None and session.user is not None
+                    and self.config.registration == "invite-only"
+                    and type(frame) is not Register):
+                raise ProtocolError(ErrorCode.INVITE_REQUIRED,
+                                    "this relay is invite-only: register with an invite first")
             answer = await handlers.dispatch(session, frame)
             if answer is None:
                 return
@@ -186,24 +401,31 @@ class Server:
                 deferred = True
             else:
                 await session.send(answer)
-        except ProtocolError as exc:
+        except Exception as exc:
+            if not isinstance(exc, ProtocolError):
+                refused = storage_error(exc)  # e.g. a blob chunk on a full disk
+                if refused is None:
+                    log.exception("handler failed (frame id %s)", rid)
+                    refused = ProtocolError(ErrorCode.INTERNAL, "internal error")
+                else:
+                    log.error("frame id %s refused by the disk: %s", rid, exc)
+                exc = refused
             if rid is None and isinstance(data, bytes):
                 rid = peek_id(data)
+            self.metrics.error(str(exc.code))
             await session.send(Error(id=rid, error=str(exc.code), message=exc.message))
-        except Exception:
-            log.exception("handler failed (frame id %s)", rid)
-            await session.send(Error(id=rid, error=ErrorCode.INTERNAL, message="internal error"))
         finally:
             if not deferred:
                 session.slots.release()
 
 
+def _address(ws: ServerConnection) -> str:
+    peer = ws.remote_address
+    return str(peer[0]) if isinstance(peer, tuple) and peer else "?"
+
+
 def run(config: Config) -> int:
     """Run a relay until it is told to stop; the process exit status."""
-    logging.basicConfig(
-        level=config.log_level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    asyncio.run(Server(config).serve())
+    setup_logging(config.log_level, config.log_format)
+    asyncio.run(Server(config, clock=clock_from_environ(os.environ)).serve())
     return 0

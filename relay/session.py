@@ -31,10 +31,13 @@ from websockets.exceptions import ConnectionClosed
 from tenchat.common.errors import ErrorCode, ProtocolError
 from tenchat.common.frames import Deliver, Error, GroupDeliver, Synced, encode
 
+from .limits import TokenBucket
+
 if TYPE_CHECKING:
     from .blobs import BlobFiles
     from .config import Config
     from .hub import Hub
+    from .metrics import Metrics
     from .store import Store
 
 __all__ = ["Session", "Subscription", "Later"]
@@ -73,6 +76,20 @@ class Session:
         self._deferred = 0  # answers waiting for a commit
         self._outbox: deque[bytes] = deque()  # encoded deferred answers, in completion order
         self._flusher: asyncio.Task[Any] | None = None
+        self.metrics: Metrics | None = None  # set by the server
+        # --- limits and roles (relay/limits.py, relay/admin.py) ---
+        peer = ws.remote_address
+        self.address: str = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
+        self.bucket = TokenBucket(config.rate_conn, config.burst_conn)
+        self.opened = time.monotonic()
+        self.stalled_since: float | None = None  # since when sends wait for a reader
+        self.stall_low = 0  # the smallest send buffer seen since then (bytes)
+        self.role = "user"  # "admin", "moderator" or "user", set by auth
+        self.handle: str | None = None  # the handle the identity holds, set by auth
+
+    @property
+    def deferred_count(self) -> int:
+        return self._deferred
 
     async def send(self, frame: msgspec.Struct) -> None:
         with contextlib.suppress(ConnectionClosed):
@@ -106,6 +123,8 @@ class Session:
         except Exception:
             log.exception("deferred answer to request %d failed", rid)
             frame = Error(id=rid, error=ErrorCode.INTERNAL, message="internal error")
+        if self.metrics is not None and isinstance(frame, Error):
+            self.metrics.error(frame.error)
         self._outbox.append(encode(frame))
         if self._flusher is None or self._flusher.done():
             self._flusher = self.spawn(self._flush())
@@ -167,7 +186,7 @@ class Subscription:
 
     def offer(self, item: Deliver | GroupDeliver, expires_at: int = 0) -> None:
         """Hub → subscription, synchronous, in commit order."""
-        if self._need_drain and (isinstance(item, GroupDeliver) or item.seq):
+        if self._need_drain and (item.gseq if isinstance(item, GroupDeliver) else item.seq):
             return  # the coming drain reads it from the database
         if len(self._buffer) >= self._limit:
             # A slow reader: forget the buffer, fetch from the database instead.
@@ -205,6 +224,10 @@ class Subscription:
                     item, expires_at = self._buffer.popleft()
                     if isinstance(item, GroupDeliver):
                         cursor = self.groups.get(item.group)
+                        if item.gseq == 0:  # ephemeral: not part of the log's order
+                            if cursor is not None:
+                                await session.send(item)
+                            continue
                         if cursor is None or item.gseq <= cursor:
                             continue  # no longer a member, or already sent
                         self.groups[item.group] = item.gseq

@@ -14,8 +14,9 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import sqlite3
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, TypeVar
@@ -25,18 +26,22 @@ import aiosqlite
 from tenchat.common import groups as gr
 from tenchat.common.errors import ErrorCode, ProtocolError
 from tenchat.common.frames import Deliver, GroupDeliver, GroupSummary, OneTimePrekey, SignedPrekey
+from tenchat.common.stories import STORY_TTL_MS
 
 __all__ = [
     "Store", "SQLiteStore", "HandleRecord", "BundleRecord", "Stored", "CommitListener",
     "GroupListener", "MembersChanged", "GroupEntry", "GroupHead", "BlobBegun",
+    "BatchListener", "RetentionSwept", "storage_error", "SweptStories",
 ]
 
 log = logging.getLogger("tenchat.relay.store")
 
 T = TypeVar("T")
 
+STORY_CLOCK_SLACK_MS: Final = 10 * 60 * 1000  # how far ahead of ours an author's clock may be
 DEDUPE_WINDOW_MS: Final = 7 * 24 * 3600 * 1000  # how long a retry is recognised after storing
 _PRUNE_EVERY_MS: Final = 3600 * 1000
+_DISK_ERRNOS: Final = frozenset({28, 27, 122, 5})  # ENOSPC, EFBIG, EDQUOT, EIO
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,11 +100,49 @@ class BlobBegun:
     size: int
 
 
+@dataclass(frozen=True, slots=True)
+class SweptStories:
+    """What one story sweep transaction deleted."""
+
+    stories: int  # story rows
+    blobs: list[bytes]  # hashes of blob rows (expired story images)
+
+    @property
+    def rows(self) -> int:
+        return max(self.stories, len(self.blobs))
+
+
 # Called synchronously, right after a commit, with the stored messages in seq order
 # as (recipient, message, expires_at).
 CommitListener = Callable[[list[tuple[bytes, Deliver, int]]], None]
 # Called synchronously, right after a commit, with the group events in commit order.
 GroupListener = Callable[[list["MembersChanged | GroupEntry"]], None]
+
+
+# Called after each write transaction with (seconds it took, ops in it, committed or not).
+BatchListener = Callable[[float, int, bool], None]
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionSwept:
+    """What one retention transaction deleted; ``uploads`` are (user, blob) of the expired
+    unfinished uploads, whose partial files the caller removes."""
+
+    messages: int
+    group_entries: int
+    uploads: list[tuple[bytes, bytes]]
+
+
+def storage_error(exc: BaseException) -> ProtocolError | None:
+    """storage_full for a write the disk refused (full, over a size limit, I/O error); the
+    batch was rolled back. None for anything else (a bug)."""
+    if isinstance(exc, sqlite3.Error) and getattr(exc, "sqlite_errorcode", None) is not None:
+        primary = exc.sqlite_errorcode & 0xFF
+        if primary in (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR):
+            return ProtocolError(ErrorCode.STORAGE_FULL, "the relay cannot write to its disk")
+    if isinstance(exc, OSError) and exc.errno in _DISK_ERRNOS:
+        return ProtocolError(ErrorCode.STORAGE_FULL, "the relay cannot write to its disk")
+    return None
 
 
 def _now_ms() -> int:
@@ -329,6 +372,37 @@ class Store(abc.ABC):
         """Comment records on ``post``, newest first, older than comment ``before``."""
 
     @abc.abstractmethod
+    def custom_write(
+        self, fn: Callable[[Any], Awaitable[T]]
+    ) -> asyncio.Future[T]:
+        """Run ``fn(connection)`` in the writer's next transaction (operations code in
+        relay/admin.py); its result, or the ProtocolError it raised before writing."""
+
+    @abc.abstractmethod
+    async def custom_read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """Rows of one read-only statement on the reader connection."""
+
+    @abc.abstractmethod
+    def put_story(self, author: bytes, story: bytes, expires_at: int, blob: bytes | None,
+                  record: bytes) -> asyncio.Future[None]:
+        """Store a verified story record (id ``story``); expired if ``expires_at`` has
+        passed; not_found unless ``blob`` (if given) is a stored blob of ``author``, which
+        then expires with the story; idempotent for the same record, forbidden for another
+        one with the same id."""
+
+    @abc.abstractmethod
+    async def story_page(self, caller: bytes, authors: list[bytes] | None,
+                         limit: int) -> list[bytes]:
+        """Unexpired story records by ``authors`` (None: whom ``caller`` follows, and
+        ``caller``), newest first."""
+
+    @abc.abstractmethod
+    def sweep_stories(self, now: int, limit: int) -> asyncio.Future[SweptStories]:
+        """Delete up to ``limit`` expired stories and up to ``limit`` expired blob rows in
+        one short transaction, each through its expires_at index; what went (the blobs'
+        files are the caller's to remove, after this commit)."""
+
+    @abc.abstractmethod
     async def wallet_links(self, user: bytes) -> list[bytes]:
         """The wallet binding records of ``user``, oldest first."""
 
@@ -350,6 +424,25 @@ class Store(abc.ABC):
     def sweep(self, now: int, limit: int) -> asyncio.Future[int]:
         """Delete up to ``limit`` expired messages and up to ``limit`` expired group
         entries in one transaction; how many rows went (the larger of the two counts)."""
+
+    @abc.abstractmethod
+    def retention_sweep(
+        self, queue_before: int, uploads_before: int, limit: int
+    ) -> asyncio.Future[RetentionSwept]:
+        """Delete old undelivered messages and group log entries, and expired unfinished
+        uploads (see SQLiteStore.retention_sweep)."""
+
+    @abc.abstractmethod
+    def probe(self) -> asyncio.Future[None]:
+        """A write through the writer; resolves once committed (health checks)."""
+
+    @abc.abstractmethod
+    async def stats(self) -> dict[str, int]:
+        """Row counts for metrics."""
+
+    on_batch: BatchListener | None = None
+    last_write_error: str | None = None
+    write_queue_depth: int = 0
 
 
 # --- SQLite ------------------------------------------------------------------------------
@@ -525,6 +618,51 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         PRIMARY KEY (post, author, emoji)
     ) WITHOUT ROWID;
     """,
+    # operations (relay/admin.py): invite codes, bans (id orders them, so a running relay
+    # finds new ones by id), per-identity quota overrides, and the audit log.
+    """
+    CREATE TABLE invites (
+        code TEXT PRIMARY KEY,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL DEFAULT 0,
+        used_by BLOB,
+        used_at INTEGER
+    ) WITHOUT ROWID;
+    CREATE TABLE bans (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        user BLOB NOT NULL UNIQUE,
+        at INTEGER NOT NULL,
+        reason TEXT NOT NULL DEFAULT ''
+    );
+    CREATE TABLE quotas (
+        user BLOB PRIMARY KEY,
+        blob_quota INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at INTEGER NOT NULL,
+        actor BLOB,
+        action TEXT NOT NULL,
+        target BLOB,
+        detail TEXT NOT NULL DEFAULT '',
+        ip TEXT
+    );
+    """,
+    # 8: stories: sealed, signed records that expire (24 h at most). The sweep and every
+    # read go through expires_at indexes; a story's image blob gets the story's expiry.
+    """
+    CREATE TABLE stories (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id BLOB NOT NULL UNIQUE,
+        author BLOB NOT NULL,
+        expires_at INTEGER NOT NULL,
+        blob BLOB,
+        record BLOB NOT NULL
+    );
+    CREATE INDEX stories_by_author ON stories (author, expires_at);
+    CREATE INDEX stories_expiry ON stories (expires_at);
+    CREATE INDEX blobs_expiry ON blobs (expires_at) WHERE expires_at > 0;
+    """,
     # wallets: verified wallet bindings (common.wallets), one per address.
     """
     CREATE TABLE wallet_links (
@@ -696,11 +834,34 @@ class _ReactPut(_Op):
 
 
 @dataclass(slots=True)
+class _Custom(_Op):
+    # An operation defined outside the store (relay/admin.py): fn(db) inside the writer's
+    # transaction. It must check before it writes: a ProtocolError it raises refuses only
+    # this operation, and the batch commits.
+    fn: Callable[[aiosqlite.Connection], Awaitable[Any]]
+
+
+@dataclass(slots=True)
+class _StoryPut(_Op):
+    author: bytes
+    story: bytes
+    expires_at: int
+    blob: bytes | None
+    record: bytes
+
+
+@dataclass(slots=True)
 class _WalletLink(_Op):
     address: str
     user: bytes
     issued_at: int
     record: bytes
+
+
+@dataclass(slots=True)
+class _StorySweep(_Op):
+    now: int
+    limit: int
 
 
 @dataclass(slots=True)
@@ -713,6 +874,18 @@ class _WalletUnlink(_Op):
 class _Sweep(_Op):
     now: int
     limit: int
+
+
+@dataclass(slots=True)
+class _Retention(_Op):
+    queue_before: int
+    uploads_before: int
+    limit: int
+
+
+@dataclass(slots=True)
+class _Probe(_Op):
+    pass
 
 
 @dataclass(slots=True)
@@ -742,9 +915,13 @@ class SQLiteStore(Store):
         sync: str = "full",
         batch_max: int = 2000,
         otk_max: int = 500,
+        queue_max: int = 0,
+        queue_bytes_max: int = 0,
         clock: Callable[[], int] = _now_ms,
     ) -> None:
         self.path = path
+        self.queue_max = queue_max  # messages queued per recipient; 0 = no limit
+        self.queue_bytes_max = queue_bytes_max  # body bytes queued per recipient; 0 = no limit
         self.sync = sync  # "full" or "normal", see Config.sync
         self.batch_max = batch_max
         self.otk_max = otk_max
@@ -762,6 +939,17 @@ class SQLiteStore(Store):
         self._blockers: set[bytes] = set()
         # Identities seen to exist; nothing is ever unregistered, so this only grows.
         self._known: set[bytes] = set()
+        self.on_batch: BatchListener | None = None
+        self.last_write_error: str | None = None  # of the last write batch; None if it committed
+        # Queue lengths of recipients sent to lately (for queue_max). Only the writer inserts,
+        # so a count can only be too high (after deletes it did not see): a full queue is
+        # counted again before a send is refused.
+        self._queued: dict[bytes, list[int]] = {}  # recipient -> [messages, body bytes]
+
+    @property
+    def write_queue_depth(self) -> int:
+        """Writes waiting for the writer (not counting the batch being committed)."""
+        return self._queue.qsize()
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -928,7 +1116,10 @@ class SQLiteStore(Store):
         ]
 
     async def blob_size(self, blob: bytes) -> int | None:
-        rows = await self._read("SELECT size FROM blobs WHERE hash = ?", (blob,))
+        # An expired story's image is gone for readers before the sweep deletes it.
+        rows = await self._read(
+            "SELECT size FROM blobs WHERE hash = ? AND (expires_at = 0 OR expires_at > ?)",
+            (blob, self._clock()))
         return int(rows[0][0]) if rows else None
 
     async def blob_upload(self, user: bytes, blob: bytes) -> int | None:
@@ -1007,6 +1198,25 @@ class SQLiteStore(Store):
             (*params, limit))
         return [bytes(r[0]) for r in rows]
 
+    async def story_page(self, caller: bytes, authors: list[bytes] | None,
+                         limit: int) -> list[bytes]:
+        if authors is None:
+            who = ("(author IN (SELECT target FROM follows WHERE follower = ? AND state = 1)"
+                   " OR author = ?)")
+            params: list[Any] = [caller, caller]
+        else:
+            if not authors:
+                return []
+            who = f"author IN ({','.join('?' * len(authors))})"
+            params = list(authors)
+        # Never an expired story, even before the sweep has deleted it.
+        rows = await self._read(
+            f"SELECT record FROM stories WHERE {who} AND expires_at > ?"
+            " ORDER BY seq DESC LIMIT ?",
+            (*params, self._clock(), limit),
+        )
+        return [bytes(r[0]) for r in rows]
+
     async def wallet_links(self, user: bytes) -> list[bytes]:
         rows = await self._read(
             "SELECT record FROM wallet_links WHERE user = ? ORDER BY issued_at, address",
@@ -1076,6 +1286,42 @@ class SQLiteStore(Store):
     def sweep(self, now: int, limit: int) -> asyncio.Future[int]:
         return self._submit(_Sweep, now, limit)
 
+    def put_story(self, author: bytes, story: bytes, expires_at: int, blob: bytes | None,
+                  record: bytes) -> asyncio.Future[None]:
+        return self._submit(_StoryPut, author, story, expires_at, blob, record)
+
+    def sweep_stories(self, now: int, limit: int) -> asyncio.Future[SweptStories]:
+        return self._submit(_StorySweep, now, limit)
+
+    def retention_sweep(
+        self, queue_before: int, uploads_before: int, limit: int
+    ) -> asyncio.Future[RetentionSwept]:
+        """Delete up to ``limit`` queued messages and group log entries stored before
+        ``queue_before`` (ms; 0: none) and up to ``limit`` unfinished uploads started before
+        ``uploads_before``, oldest first, through the primary keys (no table scan)."""
+        return self._submit(_Retention, queue_before, uploads_before, limit)
+
+    def probe(self) -> asyncio.Future[None]:
+        """A real write through the writer (the header's user_version, rewritten unchanged):
+        resolves once it is committed, so the store is writable."""
+        return self._submit(_Probe)
+
+    async def stats(self) -> dict[str, int]:
+        """Counts for /metrics (read at scrape time, not on the hot path)."""
+        rows = await self._read(
+            "SELECT (SELECT count(*) FROM messages), (SELECT count(*) FROM group_log),"
+            " (SELECT count(*) FROM blobs), (SELECT coalesce(sum(size), 0) FROM blobs),"
+            " (SELECT count(*) FROM blob_uploads)"
+        )
+        keys = ("messages", "group_entries", "blobs", "blob_bytes", "uploads")
+        return dict(zip(keys, rows[0], strict=True))
+
+    def custom_write(self, fn: Callable[[Any], Awaitable[T]]) -> asyncio.Future[T]:
+        return self._submit(_Custom, fn)
+
+    async def custom_read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        return await self._read(sql, params)
+
     def set_profile(
         self, user: bytes, record: bytes, updated_at: int, private: bool
     ) -> asyncio.Future[bytes]:
@@ -1144,6 +1390,7 @@ class SQLiteStore(Store):
         assert db is not None
         out = _Batch()
         seq_before, gseq_before = self._next_seq, self._next_gseq
+        started = time.perf_counter()
         try:
             await db.execute("BEGIN IMMEDIATE")
             for op_type, group in itertools.groupby(ops, key=type):
@@ -1151,14 +1398,33 @@ class SQLiteStore(Store):
             await self._maybe_prune(db)
             await db.execute("COMMIT")
         except Exception as exc:
-            log.exception("write batch of %d failed; rolled back", len(ops))
             self._next_seq, self._next_gseq = seq_before, gseq_before
             with contextlib.suppress(Exception):
                 await db.execute("ROLLBACK")
+            refused = storage_error(exc)
+            if refused is None and len(ops) > 1:
+                # A bug in one write must not fail the others that shared its batch:
+                # apply them one by one, so only the faulty one is answered `internal`.
+                log.exception("write batch of %d failed; rolled back, retrying one by one",
+                              len(ops))
+                self._batch_done(started, len(ops), False)
+                for op in ops:
+                    await self._commit_batch([op])
+                return
+            if refused is None:
+                log.exception("write batch of %d failed; rolled back", len(ops))
+            else:
+                log.error("write batch of %d refused by the disk (%s); rolled back",
+                          len(ops), exc)
+                exc = refused
+            self.last_write_error = str(exc)
+            self._batch_done(started, len(ops), False)
             for op in ops:
                 if not op.fut.done():
                     op.fut.set_exception(exc)
             return
+        self.last_write_error = None
+        self._batch_done(started, len(ops), True)
         for fut, value in out.results:
             if fut.done():  # the caller went away
                 continue
@@ -1175,6 +1441,13 @@ class SQLiteStore(Store):
             loop.call_soon(self._notify, self.on_commit, out.stored)
         if out.group_events and self.on_group_commit is not None:
             loop.call_soon(self._notify, self.on_group_commit, out.group_events)
+
+    def _batch_done(self, started: float, ops: int, ok: bool) -> None:
+        if self.on_batch is not None:
+            try:
+                self.on_batch(time.perf_counter() - started, ops, ok)
+            except Exception:
+                log.exception("batch listener failed")
 
     @staticmethod
     def _notify(listener: Callable[[Any], None], items: Any) -> None:
@@ -1210,11 +1483,30 @@ class SQLiteStore(Store):
         blocked = await self._blocked_pairs(
             db, {(op.recipient, op.sender) for op in ops if op.recipient in self._blockers}
         )
+        queue_max, bytes_max, queued = self.queue_max, self.queue_bytes_max, self._queued
+        limited = bool(queue_max or bytes_max)
+        if limited:
+            if len(queued) > 100_000:
+                queued.clear()
+            for recipient in {op.recipient for op in ops} - queued.keys():
+                queued[recipient] = await self._queue_size(db, recipient)
         messages: list[tuple[int, bytes, bytes, bytes, int, bytes, int]] = []
         sent: list[tuple[bytes, bytes, int, int]] = []
+        added: dict[bytes, list[int]] = {}  # queued by this batch, not inserted yet
         for op in ops:
             key = (op.sender, op.msg_id)
             stored = known.get(key)
+            if stored is None and limited and self._over(queued[op.recipient], len(op.body)):
+                # Counted again: the cached size may be too high.
+                size = await self._queue_size(db, op.recipient)
+                extra = added.get(op.recipient, [0, 0])
+                size = queued[op.recipient] = [size[0] + extra[0], size[1] + extra[1]]
+                if self._over(size, len(op.body)):
+                    out.results.append((op.fut, ProtocolError(
+                        ErrorCode.QUEUE_FULL,
+                        f"the recipient has {size[0]} messages ({size[1]} bytes) waiting,"
+                        " the most this relay queues; retry later")))
+                    continue
             if stored is None:
                 # The writer is the only one inserting, so it can number messages itself.
                 self._next_seq += 1
@@ -1222,6 +1514,13 @@ class SQLiteStore(Store):
                 sent.append((op.sender, op.msg_id, stored.seq, at))
                 # A blocked sender gets the same answer, but nothing is queued or pushed.
                 if (op.recipient, op.sender) not in blocked:
+                    if limited:
+                        size = queued[op.recipient]
+                        size[0] += 1
+                        size[1] += len(op.body)
+                        extra = added.setdefault(op.recipient, [0, 0])
+                        extra[0] += 1
+                        extra[1] += len(op.body)
                     messages.append(
                         (stored.seq, op.recipient, op.sender, op.msg_id, at, op.body,
                          op.expires_at)
@@ -1254,6 +1553,20 @@ class SQLiteStore(Store):
                         (self._next_seq,),
                     )
 
+    def _over(self, size: list[int], body: int) -> bool:
+        """Would one more message of ``body`` bytes pass queue_max or queue_bytes_max?"""
+        return bool((self.queue_max and size[0] >= self.queue_max)
+                    or (self.queue_bytes_max and size[1] + body > self.queue_bytes_max))
+
+    @staticmethod
+    async def _queue_size(db: aiosqlite.Connection, recipient: bytes) -> list[int]:
+        # length() of a blob reads only its header, not the body
+        rows = await db.execute_fetchall(
+            "SELECT count(*), coalesce(sum(length(body)), 0) FROM messages WHERE recipient = ?",
+            (recipient,))
+        count, size = next(iter(rows))
+        return [int(count), int(size)]
+
     @staticmethod
     async def _blocked_pairs(
         db: aiosqlite.Connection, pairs: set[tuple[bytes, bytes]]
@@ -1275,12 +1588,16 @@ class SQLiteStore(Store):
         assert db is not None
         seqs = sorted({s for op in ops for s in op.seqs})
         owner: dict[int, bytes] = {}
+        sizes: dict[int, int] = {}
         for chunk in _chunks(seqs, 900):
             rows = await db.execute_fetchall(
-                f"SELECT seq, recipient FROM messages WHERE seq IN ({','.join('?' * len(chunk))})",
+                "SELECT seq, recipient, length(body) FROM messages"
+                f" WHERE seq IN ({','.join('?' * len(chunk))})",
                 chunk,
             )
-            owner.update((seq, recipient) for seq, recipient in rows)
+            for seq, recipient, size in rows:
+                owner[seq] = recipient
+                sizes[seq] = size
         doomed: list[tuple[int]] = []
         for op in ops:
             if any(owner.get(s, op.user) != op.user for s in op.seqs):
@@ -1292,6 +1609,10 @@ class SQLiteStore(Store):
             out.results.append((op.fut, None))
         if doomed:
             await db.executemany("DELETE FROM messages WHERE seq = ?", doomed)
+            for (seq,) in doomed:
+                if (queue := self._queued.get(owner[seq])) is not None:
+                    queue[0] -= 1
+                    queue[1] -= sizes[seq]
 
     async def _apply_registers(self, ops: list[_Register], out: _Batch) -> None:
         db = self._db
@@ -1613,6 +1934,17 @@ class SQLiteStore(Store):
             )
             out.results.append((op.fut, None))
 
+    async def _apply_customs(self, ops: list[_Custom], out: _Batch) -> None:
+        db = self._db
+        assert db is not None
+        for op in ops:
+            try:
+                result: Any = await op.fn(db)
+            except ProtocolError as exc:
+                result = exc
+            out.results.append((op.fut, result))
+        self._queued.clear()  # an admin action may have removed queued messages
+
     async def _apply_sweeps(self, ops: list[_Sweep], out: _Batch) -> None:
         db = self._db
         assert db is not None
@@ -1624,12 +1956,54 @@ class SQLiteStore(Store):
                 (op.now, op.limit),
             )
             n_messages = cur.rowcount
+            if n_messages:
+                self._queued.clear()
             cur = await db.execute(
                 "DELETE FROM group_log WHERE gseq IN (SELECT gseq FROM group_log"
                 " WHERE expires_at > 0 AND expires_at <= ? LIMIT ?)",
                 (op.now, op.limit),
             )
             out.results.append((op.fut, max(n_messages, cur.rowcount)))
+
+    async def _apply_retention(self, ops: list[_Retention], out: _Batch) -> None:
+        db = self._db
+        assert db is not None
+        for op in ops:
+            n_messages = n_entries = 0
+            if op.queue_before:
+                # seq and gseq grow with `at`: the oldest rows are the first keys. Look at
+                # no more than `limit` of them (a primary-key range), delete the old ones.
+                cur = await db.execute(
+                    "DELETE FROM messages WHERE seq IN (SELECT seq FROM (SELECT seq, at FROM"
+                    " messages ORDER BY seq LIMIT ?) WHERE at < ?)",
+                    (op.limit, op.queue_before),
+                )
+                n_messages = cur.rowcount
+                cur = await db.execute(
+                    "DELETE FROM group_log WHERE gseq IN (SELECT gseq FROM (SELECT gseq, at"
+                    " FROM group_log ORDER BY gseq LIMIT ?) WHERE at < ?)",
+                    (op.limit, op.queue_before),
+                )
+                n_entries = cur.rowcount
+            # Uploads in progress are few (one row per unfinished upload), so this reads a
+            # small table.
+            rows = await db.execute_fetchall(
+                "SELECT user, hash FROM blob_uploads WHERE started_at < ? LIMIT ?",
+                (op.uploads_before, op.limit),
+            )
+            uploads = [(bytes(u), bytes(h)) for u, h in rows]
+            await db.executemany(
+                "DELETE FROM blob_uploads WHERE user = ? AND hash = ?", uploads
+            )
+            out.results.append((op.fut, RetentionSwept(n_messages, n_entries, uploads)))
+
+    async def _apply_probes(self, ops: list[_Probe], out: _Batch) -> None:
+        db = self._db
+        assert db is not None
+        rows = await db.execute_fetchall("PRAGMA user_version")
+        await db.execute(f"PRAGMA user_version={int(next(iter(rows))[0])}")
+        for op in ops:
+            out.results.append((op.fut, None))
 
     # --- social -----------------------------------------------------------------------------
 
@@ -1766,6 +2140,56 @@ class SQLiteStore(Store):
                         " record) VALUES (?, ?, ?, ?, ?)", (*key, op.created_at, op.record))
             out.results.append((op.fut, result))
 
+    # --- stories --------------------------------------------------------------------------
+
+    async def _apply_story_puts(self, ops: list[_StoryPut], out: _Batch) -> None:
+        db = self._db
+        assert db is not None
+        now = self._clock()
+        for op in ops:
+            result: Any = None
+            if op.expires_at <= now:
+                result = ProtocolError(ErrorCode.EXPIRED, "this story has already expired")
+            elif op.expires_at > now + STORY_TTL_MS + STORY_CLOCK_SLACK_MS:
+                result = ProtocolError(ErrorCode.EXPIRED, "a story lives at most 24 hours")
+            elif op.blob is not None:
+                rows = list(await db.execute_fetchall(
+                    "SELECT owner, expires_at FROM blobs WHERE hash = ?", (op.blob,)))
+                if not rows or bytes(rows[0][0]) != op.author or 0 < rows[0][1] <= now:
+                    result = ProtocolError(ErrorCode.NOT_FOUND,
+                                           "the story's image is not a blob you stored")
+            if result is None:
+                cur = await db.execute(
+                    "INSERT OR IGNORE INTO stories (id, author, expires_at, blob, record)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (op.story, op.author, op.expires_at, op.blob, op.record))
+                if cur.rowcount == 0:
+                    rows = list(await db.execute_fetchall(
+                        "SELECT record FROM stories WHERE id = ?", (op.story,)))
+                    if bytes(rows[0][0]) != op.record:
+                        result = ProtocolError(ErrorCode.FORBIDDEN, "another story has this id")
+                elif op.blob is not None:
+                    # The image goes with the story (and with the last story using it).
+                    await db.execute(
+                        "UPDATE blobs SET expires_at = max(expires_at, ?) WHERE hash = ?",
+                        (op.expires_at, op.blob))
+            out.results.append((op.fut, result))
+
+    async def _apply_story_sweeps(self, ops: list[_StorySweep], out: _Batch) -> None:
+        db = self._db
+        assert db is not None
+        for op in ops:
+            # Both through the expires_at indexes: no table scan, at most `limit` rows each.
+            cur = await db.execute(
+                "DELETE FROM stories WHERE seq IN (SELECT seq FROM stories"
+                " WHERE expires_at <= ? LIMIT ?)", (op.now, op.limit))
+            n_stories = cur.rowcount
+            rows = await db.execute_fetchall(
+                "DELETE FROM blobs WHERE hash IN (SELECT hash FROM blobs"
+                " WHERE expires_at > 0 AND expires_at <= ? LIMIT ?) RETURNING hash",
+                (op.now, op.limit))
+            out.results.append((op.fut, SweptStories(n_stories, [bytes(r[0]) for r in rows])))
+
     # --- blobs ----------------------------------------------------------------------------
 
     async def _apply_blob_begins(self, ops: list[_BlobBegin], out: _Batch) -> None:
@@ -1870,6 +2294,8 @@ class SQLiteStore(Store):
         _Block: _apply_blocks,
         _Privacy: _apply_privacy,
         _Sweep: _apply_sweeps,
+        _Retention: _apply_retention,
+        _Probe: _apply_probes,
         _BlobBegin: _apply_blob_begins,
         _BlobCommit: _apply_blob_commits,
         _BlobAbort: _apply_blob_aborts,
@@ -1880,6 +2306,9 @@ class SQLiteStore(Store):
         _PostPut: _apply_post_puts,
         _CommentPut: _apply_comment_puts,
         _ReactPut: _apply_react_puts,
+        _Custom: _apply_customs,
+        _StoryPut: _apply_story_puts,
+        _StorySweep: _apply_story_sweeps,
         _WalletLink: _apply_wallet_links,
         _WalletUnlink: _apply_wallet_unlinks,
     }

@@ -70,15 +70,29 @@ async def wallet_auth(session: Session, frame: WalletAuth) -> Answer:
         raise ProtocolError(ErrorCode.PROTOCOL, "send hello before wallet_auth")
     if session.user is not None:
         raise ProtocolError(ErrorCode.PROTOCOL, "this connection is already authenticated")
-    address = wallets.check_auth(frame.message, frame.sig, relay=session.config.name,
-                                 challenge=session.challenge, now=_now())
+    from .admin import disconnect, is_banned, record_audit, role_of
+
+    try:
+        address = wallets.check_auth(frame.message, frame.sig, relay=session.config.name,
+                                     challenge=session.challenge, now=_now())
+    except ProtocolError as exc:
+        record_audit(session, "auth_failed", None, f"wallet sign-in: {exc.message}")
+        raise
     user = await session.store.wallet_owner(address)
     if user is None:
+        record_audit(session, "auth_failed", None, f"wallet {address} is linked to no one")
         raise ProtocolError(ErrorCode.AUTH_FAILED, "this wallet is linked to no identity here")
+    # From here on exactly as `auth` (relay.handlers.auth): bans, presence, role.
+    if await is_banned(session.store, user):
+        record_audit(session, "auth_failed", user, "banned", actor=user)
+        disconnect(session, "banned")
+        raise ProtocolError(ErrorCode.BANNED, "this identity is banned from this relay")
     session.user = user
     session.hub.join(session)
     if await session.store.hide_presence(user):
         session.hub.set_hidden(user, True)
     rec = await session.store.handle_by_user(user)
+    session.handle = rec.handle if rec else None
+    session.role = role_of(session.config, user, session.handle)
     count = await session.store.otk_count(user)
     return Authed(id=frame.id, user=user, handle=rec.handle if rec else None, otk_count=count)

@@ -69,3 +69,26 @@ def test_group_fanout_quick_json_runs_and_reports_figures() -> None:
     burst = on["burst"]
     assert burst["deliveries"] == burst["expected"] == s["burst"] * s["online"]
     assert burst["deliveries_per_s"] > 0
+
+
+@pytest.mark.slow
+def test_social_quick_json_runs_and_reports_figures() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.social", "--quick", "--json", "--runs", "2",
+         "--authors", "2", "--image-mb", "0.5"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:] + proc.stdout[-3000:]
+    out = json.loads(proc.stdout)
+    assert out["ok"] is True and out["scenario"] == "social"
+    assert out["receipts_received"] == 1
+    assert out["image_png_bytes"] > 400_000
+    for key, n in (("feed", 2), ("story_upload", 4), ("story_view", 2),
+                   ("story_view_incognito", 2)):
+        stats = out[f"{key}_ms"]
+        assert stats["n"] == n and 0 < stats["p50"] <= stats["max"]
+    for key in ("feed", "story_upload", "story_view"):
+        assert out["targets"][key]["target_ms"] > 0

@@ -47,8 +47,13 @@ class TenchatApp(App[None]):
                  settings: Settings | None = None, client: Any = None,
                  tz: tzinfo | None = None, today: Callable[[], date] | None = None,
                  notify_send: str | None = "auto", run_client: bool = True,
-                 save: bool = True) -> None:
+                 save: bool = True, graphics: str | None = None) -> None:
         super().__init__()
+        if graphics is None:  # asked now: once Textual runs, the terminal can't answer
+            from .graphics import detect
+
+            graphics = detect()
+        self.graphics = graphics  # how images are drawn: "kitty", "sixel" or "halfblocks"
         self.home = home
         self.relay_url = relay_url
         self.passphrase = passphrase
@@ -171,7 +176,8 @@ def create_app(home: Path, relay_url: str | None = None, *, passphrase: str | No
 
     Options (for tests and the demo): ``client`` (an unlocked client to use),
     ``tz`` and ``today`` (fixed clock for snapshots), ``notify_send`` (path or None),
-    ``run_client`` (False: never connect), ``save`` (False: don't write config.toml).
+    ``run_client`` (False: never connect), ``save`` (False: don't write config.toml),
+    ``graphics`` ("kitty", "sixel" or "halfblocks"; default: ask the terminal).
     """
     return TenchatApp(Path(home), relay_url, passphrase=passphrase, settings=settings,
                       **options)

@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = ["KeySpec", "APP_KEYS", "CHAT_KEYS", "COMPOSER_KEYS", "LOG_KEYS", "MESSAGE_KEYS",
-           "MEMBER_KEYS", "LIST_KEYS", "ALL_KEYS", "display_key"]
+           "MEMBER_KEYS", "LIST_KEYS", "FEED_KEYS", "PROFILE_KEYS", "STORY_KEYS", "ALL_KEYS",
+           "display_key"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +49,11 @@ CHAT_KEYS = [
     KeySpec("set_timer", "alt+t", "Disappearing messages: off, 30s, 5m, 1h, 1d, 1w", "chat"),
     KeySpec("privacy", "alt+s", "Privacy: read receipts, typing, presence, incognito",
             "chat"),
+    KeySpec("feed", "f2", "Feed: posts of the accounts you follow", "chat"),
+    KeySpec("profile", "f3", "Your profile: edit it, followers, follow requests", "chat"),
+    KeySpec("stories", "f4", "Stories: watch the unseen ones", "chat"),
+    KeySpec("attach", "alt+a", "Send a file here (images: pick a filter, preview)", "chat"),
+    KeySpec("sticker", "alt+k", "Send a sticker (picker of installed packs)", "chat"),
     KeySpec("focus_composer", "ctrl+l", "Write a message (focus the composer)", "chat"),
     KeySpec("focus_messages", "ctrl+up", "Select messages (focus the message pane)", "chat"),
     KeySpec("focus_list", "escape",
@@ -81,6 +87,11 @@ MESSAGE_KEYS = [
             "selected message"),
     KeySpec("pin_message", "p", "Pin or unpin the selected message (groups: admins)",
             "selected message"),
+    KeySpec("open_attachment", "o", "Open the selected attachment (preview an image, or save)",
+            "selected message"),
+    KeySpec("vote", "v", "Vote in the selected poll (digits pick options)",
+            "selected message"),
+    KeySpec("close_poll", "C", "Close your selected poll", "selected message"),
 ]
 
 MEMBER_KEYS = [
@@ -105,8 +116,39 @@ LIST_KEYS = [
             palette=False),
 ]
 
+FEED_KEYS = [
+    KeySpec("open_post", "enter", "Open the highlighted post with its comments", "feed",
+            palette=False),
+    KeySpec("react_post", "e", "React to the post (emoji picker; again removes yours)", "feed",
+            palette=False),
+    KeySpec("comment_post", "c", "Comment on the post", "feed", palette=False),
+    KeySpec("new_post", "n", "Write a post: text, an image with a filter, the audience",
+            "feed", palette=False),
+    KeySpec("author_profile", "p", "The post author's profile", "feed", palette=False),
+    KeySpec("view_stories", "s", "Watch the unseen stories", "feed", palette=False),
+    KeySpec("reload", "r", "Reload from the newest post", "feed", palette=False),
+]
+
+PROFILE_KEYS = [
+    KeySpec("toggle_follow", "f", "Follow or unfollow (private accounts: ask)", "profile",
+            palette=False),
+    KeySpec("edit_profile", "e", "Edit your profile: name, bio, avatar, private", "profile",
+            palette=False),
+    KeySpec("approve", "a", "Approve the highlighted follow request", "profile",
+            palette=False),
+    KeySpec("deny", "x", "Deny the highlighted request", "profile", palette=False),
+    KeySpec("other_profile", "o", "Open someone's profile by handle", "profile",
+            palette=False),
+]
+
+STORY_KEYS = [
+    KeySpec("next_story", "right,space", "Next story (they also move on after 5 s)",
+            "story viewer", palette=False),
+    KeySpec("previous_story", "left", "Previous story", "story viewer", palette=False),
+]
+
 ALL_KEYS = (APP_KEYS + CHAT_KEYS + COMPOSER_KEYS + LOG_KEYS + MESSAGE_KEYS + MEMBER_KEYS
-            + LIST_KEYS)
+            + LIST_KEYS + FEED_KEYS + PROFILE_KEYS + STORY_KEYS)
 
 _NAMES = {"question_mark": "?", "pagedown": "PgDn", "pageup": "PgUp", "escape": "Esc",
           "plus": "+", "minus": "-"}

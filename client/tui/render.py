@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime, timedelta, tzinfo
+from typing import Protocol
 
+from rich.color import Color
 from rich.console import RenderableType
 from rich.markdown import Markdown
+from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 
 __all__ = ["TICKS", "tick", "local_dt", "day_label", "clock", "body", "preview",
-           "looks_like_markdown"]
+           "looks_like_markdown", "half_blocks", "half_block_text", "poll_card"]
 
 # pending → sent → delivered → read (cache.PENDING .. cache.READ)
 TICKS = {0: ("…", "dim"), 1: ("✓", "dim"), 2: ("✓✓", "dim"), 3: ("✓✓", "bold")}
@@ -74,3 +77,66 @@ def preview(text: str, width: int) -> str:
     """One line of a message for the conversation list."""
     line = " ".join(text.split())
     return line if len(line) <= width else line[: max(width - 1, 0)] + "…"
+
+
+Cells = list[list[tuple[tuple[int, int, int], tuple[int, int, int]]]]  # imaging.preview_cells
+
+
+def half_blocks(cells: Cells) -> list[list[Segment]]:
+    """An image preview as lines of "▀": the top pixel in front, the bottom one behind."""
+    return [[Segment("▀", Style(color=Color.from_rgb(*top), bgcolor=Color.from_rgb(*bottom)))
+             for top, bottom in row] for row in cells]
+
+
+def half_block_text(cells: Cells) -> Text:
+    """The same, as one Rich Text (for a Static)."""
+    out = Text()
+    for i, row in enumerate(half_blocks(cells)):
+        if i:
+            out.append("\n")
+        for seg in row:
+            out.append(seg.text, seg.style)
+    return out
+
+
+BAR = 10  # cells of a poll option's bar
+
+
+class PollLike(Protocol):
+    """What a poll card shows (client.polls.PollView has it)."""
+
+    question: str
+    options: list[str]
+    counts: list[int]
+    mine: list[int]
+    multiple: bool
+    anonymous: bool
+    closed: bool
+    voters: int
+
+
+def poll_card(view: PollLike, width: int,
+              names: list[list[str]] | None = None) -> list[tuple[str, str]]:
+    """A poll as lines of (text, style name): the question, one line per option with its
+    count and bar (our choices marked) and, for a named poll, who chose it; then what
+    kind of poll it is and whether it is closed."""
+    lines = [(preview("📊 " + view.question, width), "question")]
+    top = max([*view.counts, 1])
+    label_w = max(4, min(max(len(o) for o in view.options), width - BAR - 14))
+    for i, option in enumerate(view.options):
+        chosen = i in view.mine
+        mark = ("■" if chosen else "□") if view.multiple else ("●" if chosen else "○")
+        filled = round(BAR * view.counts[i] / top) if view.counts[i] else 0
+        bar = "█" * filled + "░" * (BAR - filled)
+        label = option if len(option) <= label_w else option[: label_w - 1] + "…"
+        line = f"{mark} {i + 1} {label:<{label_w}} {bar} {view.counts[i]}"
+        if names is not None and names[i]:
+            line += "  " + ", ".join(names[i])
+        cut = line if len(line) <= width else line[: max(width - 1, 0)] + "…"
+        lines.append((cut, "chosen" if chosen else "option"))
+    kind = ["several choices" if view.multiple else "one choice", f"{view.voters} voted"]
+    if view.anonymous:
+        kind.append("anonymous")
+    kind.append("closed" if view.closed else "v to vote")
+    lines.append((preview(" · ".join(kind), width), "meta"))
+    return lines

@@ -200,7 +200,7 @@ class DoubleRatchet:
         """Restore from :meth:`to_bytes`; CryptoError if malformed or of an unknown version."""
         try:
             state = _state_decoder.decode(data)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
             raise CryptoError(f"malformed ratchet state: {exc}") from None
         if state.version != STATE_VERSION:
             raise CryptoError(f"unsupported ratchet state version {state.version}")

@@ -100,7 +100,7 @@ class SenderKeyDistribution(msgspec.Struct, kw_only=True):
         """Parse :meth:`to_bytes`; InvalidEnvelope if malformed or of an unknown version."""
         try:
             dist = _distribution_decoder.decode(data)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
             raise InvalidEnvelope(f"not a sender-key distribution: {exc}") from None
         if dist.v != DISTRIBUTION_VERSION:
             raise InvalidEnvelope(f"unsupported sender-key distribution version {dist.v}")
@@ -169,7 +169,7 @@ def _signed_bytes(
 def _decode_message(message: bytes) -> GroupMessage:
     try:
         msg = _message_decoder.decode(message)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
         raise InvalidEnvelope(f"not a group message: {exc}") from None
     if msg.v != GROUP_MESSAGE_VERSION:
         raise InvalidEnvelope(f"unsupported group message version {msg.v}")
@@ -362,7 +362,7 @@ class SenderKey:
         """Restore from :meth:`to_bytes`; CryptoError if malformed or of an unknown version."""
         try:
             state = _state_decoder.decode(data)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
             raise CryptoError(f"malformed sender-key state: {exc}") from None
         if state.version != STATE_VERSION:
             raise CryptoError(f"unsupported sender-key state version {state.version}")

@@ -74,7 +74,7 @@ _envelope_decoder = msgspec.msgpack.Decoder(Envelope)
 def _decode(envelope: bytes) -> Envelope:
     try:
         env = _envelope_decoder.decode(envelope)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
         raise InvalidEnvelope(f"not an envelope: {exc}") from None
     if env.v != ENVELOPE_VERSION:
         raise InvalidEnvelope(f"unsupported envelope version {env.v}")
@@ -279,7 +279,7 @@ class Session:
         """Restore from :meth:`to_bytes`; CryptoError if malformed or of an unknown version."""
         try:
             state = _state_decoder.decode(data)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
             raise CryptoError(f"malformed session state: {exc}") from None
         if state.version != SESSION_VERSION or state.ratchet.version != 1:
             raise CryptoError("unsupported session state version")

@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from tenchat.client.connection import RelayError
+from tenchat.client.events import ONLINE, ConnectionChanged, TypingChanged
 from tenchat.client.groups import GroupError
 from tenchat.client.service import Client
 from tenchat.common import frames as f
 from tenchat.common.groups import ADMIN, GroupChange, sign_change
+from tests.client.test_live import Recorder
 from tests.conftest import PASSPHRASE
 from tests.support.relay import RelayProcess
 
@@ -153,3 +156,54 @@ def test_forged_change_pushed_by_a_hostile_relay_is_rejected(tmp_path: Path,
                 await c.close()
 
     asyncio.run(asyncio.wait_for(body(), 120))
+
+
+def test_typing_in_a_group_reaches_the_members_online_and_is_never_stored(
+    tmp_path: Path, relay: RelayProcess,
+) -> None:
+    async def body() -> None:
+        alice, bob, carol = await people(tmp_path, relay, "alice", "bob", "carol")
+        group = await alice.groups.create("typists", ["bob", "carol"])
+        await alice.queue_text(group, "keys first")  # shares alice's sender key
+        await alice.flush_outbox()
+        for c in (bob, carol):
+            assert await texts(c, group) == ["keys first"]
+        recorders = {c: Recorder(c) for c in (alice, bob, carol)}
+        tasks = [asyncio.create_task(c.run()) for c in (alice, bob, carol)]
+        try:
+            for rec in recorders.values():
+                await rec.wait_for(lambda e: isinstance(e, ConnectionChanged) and
+                                   e.state == ONLINE)
+            logged = relay_log_rows(relay)
+            await alice.send_typing(group, True)
+            for c in (bob, carol):
+                event = await recorders[c].wait_for(lambda e: isinstance(e, TypingChanged))
+                assert event == TypingChanged(group, True, alice.user)
+            await alice.send_typing(group, False)
+            for c in (bob, carol):
+                await recorders[c].wait_for(lambda e: isinstance(e, TypingChanged) and
+                                            not e.active)
+            assert relay_log_rows(relay) == logged  # the relay kept nothing
+            # Typing off: the group hears nothing either.
+            await alice.set_setting("typing", False)
+            before = len(recorders[bob].events)
+            await alice.send_typing(group, True)
+            await asyncio.sleep(1.0)
+            assert not any(isinstance(e, TypingChanged)
+                           for e in recorders[bob].events[before:])
+            # ...and no message came of it (bob is live: his cache is current).
+            assert [m.text for m in await bob.page(group, limit=100)] == ["keys first"]
+        finally:
+            for c in (alice, bob, carol):
+                await c.close()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    asyncio.run(asyncio.wait_for(body(), 90))
+
+
+def relay_log_rows(relay: RelayProcess) -> int:
+    db = sqlite3.connect(f"file:{relay.data_dir / 'relay.sqlite3'}?mode=ro", uri=True)
+    try:
+        return int(db.execute("SELECT count(*) FROM group_log").fetchone()[0])
+    finally:
+        db.close()

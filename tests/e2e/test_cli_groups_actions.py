@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import pytest
 
 from tests.conftest import Cli
@@ -65,15 +68,16 @@ def test_reply_react_edit_delete_timer(cli: Cli) -> None:
     assert res.code == 1 and "your own" in res.err
 
     # disappearing messages: set by either side, applied on both
-    cli("bob", "timer", "alice", "2")
+    # (8 s: long enough for the CLI round trips on a loaded machine, where a shorter
+    # timer let the relay drop the message before bob's inbox asked for it.)
+    cli("bob", "timer", "alice", "8")
     cli("alice", "inbox")
     vanish = cli("alice", "--json", "send", "bob", "this will vanish").json()
     assert vanish["status"] == "sent"
     got = cli("bob", "--json", "inbox").json_lines()
     assert got[0]["text"] == "this will vanish" and got[0]["expires_at"] > 0
-    import time
-
-    time.sleep(2.5)
+    last = got[0]["expires_at"] / 1000  # bob's copy; alice's went earlier (sent first)
+    time.sleep(max(0.0, last - time.time()) + 0.5)
     for who, peer in (("alice", "bob"), ("bob", "alice")):
         texts = [m["text"] for m in cli(who, "--json", "history", peer).json_lines()]
         assert "this will vanish" not in texts, who
@@ -92,3 +96,38 @@ def test_settings_commands(cli: Cli) -> None:
     assert res.code == 1 and "unknown setting" in res.err
     res = cli("alice", "settings", "set", "typing", "maybe", check=False)
     assert res.code == 1 and "on or off" in res.err
+
+
+def test_group_picture_set_download_remove(cli: Cli, tmp_path: Path) -> None:
+    from PIL import Image
+
+    for name in ("alice", "bob", "carol"):
+        cli(name, "init", "--handle", name)
+    cli("alice", "group", "create", "Team", "bob", "carol")
+    picture = tmp_path / "team.png"
+    Image.new("RGB", (1000, 600), (200, 40, 90)).save(picture)
+
+    shown = cli("alice", "--json", "group", "avatar", "Team", str(picture)).json()
+    assert shown["avatar"]["mime"] == "image/png"
+    info = cli("bob", "--json", "group", "info", "Team").json()
+    assert info["avatar"] == shown["avatar"]  # bob's client read it from the signed chain
+    out = tmp_path / "got.png"
+    saved = cli("bob", "--json", "group", "avatar", "Team", "--save", str(out)).json()
+    assert saved["size"] == out.stat().st_size == info["avatar"]["size"]
+    with Image.open(out) as im:
+        assert im.size == (512, 307) and im.getpixel((10, 10)) == (200, 40, 90)
+
+    # A plain member may not change it; nor is a non-image accepted.
+    res = cli("carol", "group", "avatar", "Team", str(picture), check=False)
+    assert res.code == 1 and res.err.startswith("error:") and "admin" in res.err
+    assert len(res.err.strip().splitlines()) == 1
+    text = tmp_path / "notes.txt"
+    text.write_text("not a picture")
+    res = cli("alice", "group", "avatar", "Team", str(text), check=False)
+    assert res.code == 1 and res.err.startswith("error:") and "not an image" in res.err
+
+    cli("alice", "group", "avatar", "Team", "--remove")
+    assert cli("bob", "--json", "group", "info", "Team").json()["avatar"] is None
+    res = cli("bob", "group", "avatar", "Team", "--save", str(tmp_path / "none.png"),
+              check=False)
+    assert res.code == 1 and "no picture" in res.err

@@ -345,3 +345,46 @@ async def test_member_added_while_subscribed_gets_the_add_and_what_follows(
         await g.change(dave, "leave")
         await post(bob, g, b"after leaving")
         await no_group_push(dave)
+
+
+@async_test
+async def test_ephemeral_group_send_reaches_live_members_only_and_stores_nothing(
+    relay: RelayProcess,
+) -> None:
+    """Typing indicators: pushed with gseq 0 to the other members online, never logged,
+    never delivered later, refused to a non-member."""
+    async with logged_in(relay.url, 4) as (alice, bob, carol, outsider):
+        for c in (alice, bob, outsider):
+            await drain_all(c)
+        g = TestGroup()
+        await g.change(alice, "create", name="typing", members=[bob.user, carol.user])
+        for c in (alice, bob):
+            await gmsg(c)  # the create
+        assert carol.key is not None
+        carol_key = carol.key
+        await carol.close()  # offline while alice types
+        rows_before = db_rows(relay, "SELECT count(*) FROM group_log WHERE grp = ?", (g.id,))
+
+        reply = await alice.call(GroupSend, group=g.id, msg=msg_id(), body=b"sealed typing",
+                                 eph=True)
+        assert isinstance(reply, Ok), reply
+        push = await gmsg(bob)
+        assert (push.gseq, push.sender, push.body, push.change) == (
+            0, alice.user, b"sealed typing", False)
+        await no_group_push(alice)  # not echoed to the sender
+        assert db_rows(relay, "SELECT count(*) FROM group_log WHERE grp = ?",
+                       (g.id,)) == rows_before
+
+        # A stored post after it still comes in order, with its own gseq.
+        stored = await post(alice, g, b"real")
+        assert (await gmsg(bob)).gseq == stored.gseq
+
+        # carol comes back: the stored post, not the typing indicator.
+        carol = await RelayClient.login(relay.url, carol_key)
+        items, _ = await drain_all(carol)
+        assert [m.body for m in items if not m.change] == [b"real"]
+        await carol.close()
+
+        await expect_error(outsider, "forbidden", GroupSend, group=g.id, msg=msg_id(),
+                           body=b"x", eph=True)
+        await no_group_push(bob)

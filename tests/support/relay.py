@@ -47,12 +47,13 @@ class RelayProcess:
         self.env = env  # extra environment variables
         self.name = name  # the relay name clients sign into auth
         self.log_path = self.data_dir.with_name(self.data_dir.name + ".log")
+        self.scheme = "ws"  # "wss" when the relay serves TLS (--tls-cert)
         self.proc: subprocess.Popen[str] | None = None
         self._log: IO[str] | None = None
 
     @property
     def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     @property
     def running(self) -> bool:
@@ -85,7 +86,8 @@ class RelayProcess:
             if line is None:
                 code = self.proc.wait()
                 raise RelayStartError(f"relay exited with {code}: {self.log_tail()}")
-            if line.startswith("listening on ws://"):
+            if line.startswith(("listening on ws://", "listening on wss://")):
+                self.scheme = line.split("://", 1)[0].rsplit(" ", 1)[1]
                 self.port = int(line.rsplit(":", 1)[1])
                 return self
 

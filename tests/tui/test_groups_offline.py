@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 from tenchat.client.cache import MessageRow
-from tenchat.client.events import MessageAdded
+from tenchat.client.events import MessageAdded, TypingChanged
 from tenchat.client.tui.keys import ALL_KEYS
 from tenchat.client.tui.screens.chat import ChatScreen
 from tenchat.client.tui.screens.privacy import PrivacyScreen
@@ -191,3 +191,27 @@ def test_every_key_is_documented() -> None:
     missing = [spec.id for spec in ALL_KEYS if f"`{spec.id}`" not in docs
                and spec.description not in docs]
     assert not missing, f"docs/tui.md lacks {missing}"
+
+
+@async_test
+async def test_group_typing_names_who_types(tmp_path: Path) -> None:
+    await build(tmp_path, group=True)
+    app = tui(tmp_path, DEAD_RELAY, run_client=False)
+    async with app.run_test(size=SIZE) as pilot:
+        chat = await group_chat(pilot, app)
+
+        def typing(who: str, active: bool) -> None:
+            chat.post_message(ChatScreen.CoreEvent(TypingChanged(GROUP, active, user(who))))
+
+        typing("bob", True)
+        await until(pilot, lambda: "@bob is typing…" in screen_text(app), what="bob")
+        typing("carol", True)
+        await until(pilot, lambda: "@bob and @carol are typing…" in screen_text(app),
+                    what="both")
+        typing("bob", False)
+        await until(pilot, lambda: "@carol is typing…" in screen_text(app), what="carol")
+        # A message from carol ends her indicator.
+        row = MessageRow(mid(99, "team"), GROUP, False, "done typing", 1_800_000_000_000,
+                         1_800_000_000_000, 2, sender=user("carol"))
+        chat.post_message(ChatScreen.CoreEvent(MessageAdded(row)))
+        await until(pilot, lambda: "typing…" not in screen_text(app), what="no one typing")

@@ -41,11 +41,12 @@ from .timer import timer_label
 if TYPE_CHECKING:
     from ..app import TenchatApp
 
-__all__ = ["ChatScreen"]
+__all__ = ["ChatScreen", "sticker_cells"]
 
 log = logging.getLogger("tenchat.tui")
 
 PAGE = 100  # messages loaded at a time
+STICKER_COLUMNS = 16  # a sticker in the message log: this many cells across, 8 rows at most
 TYPING_IDLE = 4.0  # seconds without a keypress before we say we stopped typing
 TYPING_EXPIRY = 8.0  # a peer's "typing" is dropped after this without news
 
@@ -71,7 +72,8 @@ class ChatScreen(Screen[None]):
         self._unsubscribe: Any = None
         self._typing_sent = 0.0  # loop time we last told the peer we are typing
         self._typing_idle: Timer | None = None
-        self._peer_typing_expiry: dict[bytes, Timer] = {}
+        # conversation -> who is typing there (the peer, or group members) -> expiry
+        self._peer_typing_expiry: dict[bytes, dict[bytes, Timer]] = {}
         self._refresh_pending = False
         self.reply_to: bytes | None = None  # the message the composer answers
         self.editing: bytes | None = None  # our message the composer rewrites
@@ -96,6 +98,7 @@ class ChatScreen(Screen[None]):
     async def on_mount(self) -> None:
         status = self.query_one(StatusBar)
         status.identity = self.client.handle
+        self.query_one(MessageLog).me_id = self.client.user
         status.dnd = self.tenchat.notifier.do_not_disturb
         self._connection(ConnectionChanged(self.client.connection_state))
         self._unsubscribe = self.client.subscribe(
@@ -212,8 +215,31 @@ class ChatScreen(Screen[None]):
                 target = await cache.message(peer, row.reply_to)
                 if target is not None:
                     quoted[row.reply_to] = target
+        ids = [r.id for r in rows]
+        polls = await self.client.polls.views(peer, ids)
+        stickers = await self.client.stickers.refs(peer, ids)
+        cells = {}
+        for msg_id, sticker in stickers.items():
+            cached = await self.client.stickers.cached(sticker)
+            if cached is not None:
+                cells[msg_id] = await asyncio.to_thread(sticker_cells, cached[1])
+            else:
+                self._fetch_sticker(peer, msg_id, sticker)
         if peer == self.peer:
-            log_widget.decorate(reactions=reactions, seen=seen, quoted=quoted)
+            log_widget.decorate(reactions=reactions, seen=seen, quoted=quoted, polls=polls,
+                                stickers=cells)
+
+    @work(group="stickers", exit_on_error=False)
+    async def _fetch_sticker(self, peer: bytes, msg_id: bytes, sticker: Any) -> None:
+        """A received sticker not fetched yet: fetch and verify it, then show it."""
+        try:
+            _entry, data = await self.client.stickers.image(sticker)
+        except (TenchatError, OSError) as exc:
+            log.info("sticker not shown: %s", exc)
+            return
+        cells = await asyncio.to_thread(sticker_cells, data)
+        if peer == self.peer:
+            self.query_one(MessageLog).decorate(stickers={msg_id: cells})
 
     def _show_members(self) -> None:
         panel = self.query_one(MemberPanel)
@@ -259,6 +285,7 @@ class ChatScreen(Screen[None]):
         header.muted = bool(conv and conv.muted)
         header.pinned = bool(conv and conv.pinned)
         header.blocked = bool(conv and conv.blocked)
+        header.typing = self._typing_label(self.peer)
 
     @work(group="read")
     async def _mark_read(self, peer: bytes) -> None:
@@ -365,6 +392,38 @@ class ChatScreen(Screen[None]):
                     self.notify("Only group admins may pin messages.", severity="warning")
                     return
                 self._run_action(self.client.pin(peer, row.id, not row.pinned))
+            case "open_attachment":
+                from .social_actions import open_attachment
+
+                self.run_worker(open_attachment(self, peer, row), group="attachment")
+            case "vote":
+                poll = log_widget.polls.get(row.id)
+                if poll is None or row.deleted:
+                    self.notify("That message is not a poll.", severity="warning")
+                    return
+                if poll.closed:
+                    self.notify("This poll is closed.", severity="warning")
+                    return
+                from .vote import VoteScreen
+
+                def voted(choices: list[int] | None) -> None:
+                    if choices is not None:
+                        self._run_action(self.client.polls.vote(peer, row.id, choices))
+
+                self.app.push_screen(VoteScreen(poll), voted)
+            case "close_poll":
+                poll = log_widget.polls.get(row.id)
+                if poll is None or poll.creator != self.client.user or poll.closed:
+                    self.notify("You can only close your own open polls.", severity="warning")
+                    return
+                from .confirm import ConfirmScreen
+
+                def close(yes: bool | None) -> None:
+                    if yes:
+                        self._run_action(self.client.polls.close(peer, row.id))
+
+                self.app.push_screen(ConfirmScreen(f"Close the poll “{poll.question}”?"),
+                                     close)
 
     @work(group="actions")
     async def _run_action(self, request: Any) -> None:
@@ -481,8 +540,8 @@ class ChatScreen(Screen[None]):
                 if conv == self.peer:
                     self._reload_message(conv, msg_id)
                 self._schedule_refresh()
-            case TypingChanged(peer=peer, active=active):
-                self._peer_typing(peer, active)
+            case TypingChanged(peer=peer, active=active, sender=sender):
+                self._peer_typing(peer, active, sender)
             case PresenceChanged():
                 self._schedule_refresh()
             case ConnectionChanged():
@@ -500,7 +559,11 @@ class ChatScreen(Screen[None]):
         if row is None or conv != self.peer:
             return
         reactions = (await self.client.cache.reactions(conv, [msg_id])).get(msg_id, {})
-        self.query_one(MessageLog).update_row(row, reactions)
+        log_widget = self.query_one(MessageLog)
+        log_widget.update_row(row, reactions)
+        polls = await self.client.polls.views(conv, [msg_id])
+        if polls and conv == self.peer:
+            log_widget.decorate(polls=polls)
 
     @work(group="seen", exit_on_error=False)
     async def _reload_seen(self, group: bytes, ids: list[bytes]) -> None:
@@ -529,12 +592,13 @@ class ChatScreen(Screen[None]):
         if row.peer == self.peer:
             log_widget = self.query_one(MessageLog)
             log_widget.add(row)
-            if row.reply_to is not None:
+            # Quotes, poll cards and sticker pictures need more than the row itself.
+            if row.reply_to is not None or row.text.startswith(("[poll] ", "[sticker: ")):
                 self.run_worker(self._decorate(row.peer, [row]))
             if log_widget.group and row.sender and row.sender not in log_widget.names:
                 self._refresh_group()  # a new member's first message
         if not row.outgoing:
-            self._peer_typing(row.peer, False)
+            self._peer_typing(row.peer, False, row.sender)
             if row.peer == self.peer:
                 self._mark_read(row.peer)
             conv = self.conversations.get(row.peer)
@@ -549,16 +613,37 @@ class ChatScreen(Screen[None]):
                                           mention=row.mention)
         self._schedule_refresh()
 
-    def _peer_typing(self, peer: bytes, active: bool) -> None:
-        old = self._peer_typing_expiry.pop(peer, None)
+    def _peer_typing(self, peer: bytes, active: bool, sender: bytes | None = None) -> None:
+        """``sender`` (the peer itself in a 1:1 chat) started or stopped typing in ``peer``;
+        an indicator nobody renews goes out by itself after TYPING_EXPIRY."""
+        who = sender or peer
+        typers = self._peer_typing_expiry.setdefault(peer, {})
+        old = typers.pop(who, None)
         if old is not None:
             old.stop()
         if active:
-            self._peer_typing_expiry[peer] = self.set_timer(
-                TYPING_EXPIRY, lambda: self._peer_typing(peer, False))
-        self.query_one(ConversationList).set_typing(peer, active)
+            typers[who] = self.set_timer(
+                TYPING_EXPIRY, lambda: self._peer_typing(peer, False, sender))
+        elif not typers:
+            del self._peer_typing_expiry[peer]
+        self.query_one(ConversationList).set_typing(peer, bool(typers))
         if peer == self.peer:
-            self.query_one(ConversationHeader).typing = active
+            self.query_one(ConversationHeader).typing = self._typing_label(peer)
+
+    def _typing_label(self, peer: bytes) -> str:
+        """"typing…" in a 1:1 chat; in a group who: one or two names, else how many."""
+        typers = self._peer_typing_expiry.get(peer)
+        if not typers:
+            return ""
+        if len(peer) != 16:
+            return "typing…"
+        names = self.query_one(MessageLog).names
+        handles = [f"@{names[u]}" if names.get(u) else "someone" for u in typers]
+        if len(handles) == 1:
+            return f"{handles[0]} is typing…"
+        if len(handles) == 2:
+            return f"{handles[0]} and {handles[1]} are typing…"
+        return f"{len(handles)} people are typing…"
 
     def _connection(self, event: ConnectionChanged) -> None:
         status = self.query_one(StatusBar)
@@ -703,13 +788,71 @@ class ChatScreen(Screen[None]):
 
         self.app.push_screen(TimerScreen(conv.timer), chosen)
 
+    def action_sticker(self) -> None:
+        if self.peer is None:
+            self.notify("No conversation open.", severity="warning")
+            return
+        self._pick_sticker(self.peer)
+
+    @work(group="stickers-picker", exclusive=True, exit_on_error=False)
+    async def _pick_sticker(self, peer: bytes) -> None:
+        from .stickers import StickerScreen
+
+        packs = await self.client.stickers.packs()
+        images = {}
+        for pack in packs:
+            for entry in pack.stickers:
+                data = await self.client.cache.sticker_image(entry.ref.hash)
+                if data is not None:
+                    images[entry.ref.hash] = data
+
+        def chosen(pick: tuple[int, int] | None) -> None:
+            if pick is not None:
+                pack, index = pick
+                self._run_action(self.client.stickers.send(peer, packs[pack], index))
+
+        self.app.push_screen(StickerScreen(packs, images), chosen)
+
     def action_privacy(self) -> None:
         from .privacy import PrivacyScreen
 
         self.app.push_screen(PrivacyScreen(self.client))
+
+    def action_feed(self) -> None:
+        from .feed import FeedScreen
+
+        self.app.push_screen(FeedScreen(self.client))
+
+    def action_profile(self) -> None:
+        from .profile import ProfileScreen
+
+        self.app.push_screen(ProfileScreen(self.client))
+
+    def action_stories(self) -> None:
+        from .feed import open_stories
+
+        open_stories(self, self.client)
+
+    def action_attach(self) -> None:
+        from .social_actions import attach
+
+        if self.peer is None:
+            self.notify("Open a conversation first.", severity="warning")
+            return
+        attach(self, self.peer, self.query_one(MessageLog).peer_name)
 
     def _current(self) -> Any:
         if self.peer is None:
             self.notify("No conversation open.", severity="warning")
             return None
         return self.conversations.get(self.peer)
+
+
+def sticker_cells(data: bytes) -> Any:
+    """A sticker's picture for the message log (imaging.preview_cells); [] if unreadable."""
+    from ...imaging import ImageError, preview_cells
+
+    try:
+        return preview_cells(data, STICKER_COLUMNS, max_rows=8)
+    except ImageError:
+        return []

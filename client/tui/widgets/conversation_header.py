@@ -12,7 +12,7 @@ __all__ = ["ConversationHeader"]
 class ConversationHeader(Static):
     peer_name: reactive[str] = reactive("")
     online: reactive[bool | None] = reactive(None)
-    typing: reactive[bool] = reactive(False)
+    typing: reactive[str] = reactive("")  # "typing…", "@ann and @bo are typing…", ""
     muted: reactive[bool] = reactive(False)
     pinned: reactive[bool] = reactive(False)
     blocked: reactive[bool] = reactive(False)
@@ -36,7 +36,7 @@ class ConversationHeader(Static):
         elif self.online is False:
             out.append("  ○ offline", "dim")
         if self.typing:
-            out.append("  typing…", "italic")
+            out.append(f"  {self.typing}", "italic")
         for flag, label in ((self.pinned, "pinned"), (self.muted, "muted"),
                             (self.blocked, "blocked")):
             if flag:

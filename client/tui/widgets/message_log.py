@@ -7,7 +7,8 @@ as the user scrolls near an edge; the window is trimmed at the far end.
 
 In a group each message carries its author's handle; replies show a quoted first
 line of the message they answer, and a line under a message lists its reactions,
-"edited", the pin and, for our group messages, "seen by N". Up/Down move a
+"edited", the pin and, for our group messages, "seen by N". A poll shows as a card
+(options, counts, bars, our vote); a sticker as a half-block picture. Up/Down move a
 selection cursor; the keys of :data:`keys.MESSAGE_KEYS` act on the selected message
 by posting :class:`MessageLog.Act`.
 """
@@ -57,6 +58,9 @@ class MessageLog(ScrollView, can_focus=True):
         "message-log--meta",
         "message-log--deleted",
         "message-log--mention",
+        "message-log--poll-question",
+        "message-log--poll-option",
+        "message-log--poll-chosen",
     }
 
     class Act(Message):
@@ -99,6 +103,7 @@ class MessageLog(ScrollView, can_focus=True):
         self.today = today or (lambda: datetime.now(tz).date())
         self.window = window
         self.me = ""
+        self.me_id: bytes | None = None  # our user id (to name our own votes)
         self.peer_name = ""
         self.rows: list[Any] = []  # MessageRow, oldest first
         self.has_older = False
@@ -111,6 +116,8 @@ class MessageLog(ScrollView, can_focus=True):
         self.reactions: dict[bytes, dict[str, int]] = {}  # message id → {emoji: count}
         self.seen: dict[bytes, int] = {}  # our group message id → members who read it
         self.quoted: dict[bytes, Any] = {}  # replied-to messages outside the window
+        self.polls: dict[bytes, Any] = {}  # poll message id → client.polls.PollView
+        self.stickers: dict[bytes, Any] = {}  # sticker message id → imaging.preview_cells
         self.empty_text = "No conversation open. Ctrl+N starts one."
         self._lines: list[Strip] = []
         self._starts: dict[bytes, int] = {}  # message id → its first line
@@ -132,6 +139,7 @@ class MessageLog(ScrollView, can_focus=True):
         self.highlight_id = focus_id
         self.selected_id = None
         self.reactions, self.seen, self.quoted = {}, {}, {}
+        self.polls, self.stickers = {}, {}
         self._blocks.clear()
         self._relayout()
         if self.size.height:
@@ -183,11 +191,16 @@ class MessageLog(ScrollView, can_focus=True):
 
     def decorate(self, *, reactions: dict[bytes, dict[str, int]] | None = None,
                  seen: dict[bytes, int] | None = None,
-                 quoted: dict[bytes, Any] | None = None) -> None:
-        """Reactions, "seen by" counts and replied-to messages for rows in the window."""
+                 quoted: dict[bytes, Any] | None = None,
+                 polls: dict[bytes, Any] | None = None,
+                 stickers: dict[bytes, Any] | None = None) -> None:
+        """Reactions, "seen by" counts, replied-to messages, poll states and sticker
+        pictures for rows in the window."""
         self.reactions.update(reactions or {})
         self.seen.update(seen or {})
         self.quoted.update(quoted or {})
+        self.polls.update(polls or {})
+        self.stickers.update(stickers or {})
         self._relayout()
 
     def update_row(self, row: Any, reactions: dict[str, int] | None = None) -> bool:
@@ -361,6 +374,15 @@ class MessageLog(ScrollView, can_focus=True):
     def action_pin_message(self) -> None:
         self._act("pin_message")
 
+    def action_open_attachment(self) -> None:
+        self._act("open_attachment")
+
+    def action_vote(self) -> None:
+        self._act("vote")
+
+    def action_close_poll(self) -> None:
+        self._act("close_poll")
+
     # --- paging triggers ------------------------------------------------------------------
 
     def watch_scroll_y(self, old: float, new: float) -> None:
@@ -415,7 +437,8 @@ class MessageLog(ScrollView, can_focus=True):
             quote = self._quote(row)
             key = (row, width, name_w, row.id == self.highlight_id,
                    row.id == self.selected_id, self.author(row), quote,
-                   tuple(self.reactions.get(row.id, {}).items()), self.seen.get(row.id))
+                   tuple(self.reactions.get(row.id, {}).items()), self.seen.get(row.id),
+                   self._poll_key(row.id), id(self.stickers.get(row.id)))
             block = self._blocks.get(key)
             if block is None:
                 block = self._render_message(row, width, name_w, quote)
@@ -427,6 +450,19 @@ class MessageLog(ScrollView, can_focus=True):
         self._starts = starts
         self.virtual_size = Size(width, len(lines))
         self.refresh()
+
+    def _poll_key(self, msg_id: bytes) -> tuple[Any, ...] | None:
+        view = self.polls.get(msg_id)
+        if view is None:
+            return None
+        return (tuple(view.counts), tuple(view.mine), view.closed, view.voters,
+                tuple(tuple(n) for n in view.names) if view.names is not None else None)
+
+    def _voter_names(self, view: Any) -> list[list[str]] | None:
+        if view.names is None:
+            return None
+        return [[self.me if u == self.me_id else self.names.get(u, self.peer_name or "?")
+                 for u in who] for who in view.names]
 
     def _style(self, name: str) -> Style:
         return self.get_component_rich_style(f"message-log--{name}", partial=True)
@@ -498,8 +534,15 @@ class MessageLog(ScrollView, can_focus=True):
         if quote is not None:
             text = render.preview("↳ " + quote, body_w)
             lines.append([Segment(text, self._style("quote"))])
+        poll = self.polls.get(row.id)
+        cells = self.stickers.get(row.id)
         if row.deleted:
             lines.append([Segment("message deleted", self._style("deleted"))])
+        elif poll is not None:
+            styles = {"question": "poll-question", "option": "poll-option",
+                      "chosen": "poll-chosen", "meta": "meta"}
+            for text, kind in render.poll_card(poll, body_w, self._voter_names(poll)):
+                lines.append([Segment(text, self._style(styles[kind]))])
         else:
             body_lines = console.render_lines(render.body(row.text), options, style=style,
                                               pad=False, new_lines=False)
@@ -508,6 +551,8 @@ class MessageLog(ScrollView, can_focus=True):
             while len(body_lines) > 1 and not "".join(s.text for s in body_lines[0]).strip():
                 body_lines.pop(0)
             lines.extend(body_lines or [[]])
+            if cells:
+                lines.extend(render.half_blocks(cells))
         meta = self._meta(row)
         if meta:
             lines.append([Segment(render.preview(meta, body_w), self._style("meta"))])

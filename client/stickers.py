@@ -1,0 +1,297 @@
+"""Sticker packs: make one from images, install one from a link, send a sticker, and
+open a received one.
+
+Packs live in the relay's encrypted blob store (client.media) and are described by
+a sealed manifest (common.stickers). A Sticker message carries the manifest's blob
+id, the pack key and an index, end-to-end; the receiver fetches the manifest and the
+image, checks each against its blob id, and keeps them sealed in its cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from ..common import content as c
+from ..common.crypto.media import MediaRef, sealed_size
+from ..common.errors import TenchatError
+from ..common.groups import GroupState
+from ..common.stickers import (
+    MAX_MANIFEST,
+    MAX_STICKER_BYTES,
+    STICKER_PX,
+    StickerEntry,
+    StickerManifest,
+    decode_manifest,
+    encode_manifest,
+    make_link,
+    parse_link,
+)
+from . import media
+from .cache import DELIVERED, MessageRow
+from .events import Event, MessageAdded
+
+if TYPE_CHECKING:
+    from .service import Client, Receipts
+
+__all__ = ["StickerService", "StickerPack", "StickerError", "sticker_text"]
+
+_MIME = {"PNG": "image/png", "WEBP": "image/webp"}
+
+
+class StickerError(TenchatError):
+    """A sticker pack can't be made, installed or used; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class StickerPack:
+    id: bytes  # the manifest's blob id
+    key: bytes  # the pack key
+    name: str
+    stickers: list[StickerEntry]
+
+    @property
+    def link(self) -> str:
+        return make_link(self.id, self.key)
+
+
+def sticker_text(name: str) -> str:
+    """What a sticker shows as a message's text."""
+    return f"[sticker: {name or '?'}]"
+
+
+def _clean_name(name: str) -> str:
+    return re.sub(r"\s+", " ", "".join(ch for ch in name if ch.isprintable())).strip()[:64]
+
+
+class StickerService:
+    def __init__(self, client: Client) -> None:
+        self.c = client
+
+    # --- packs --------------------------------------------------------------------------
+
+    async def create_pack(self, name: str, images: list[Path]) -> StickerPack:
+        """Resize each image to fit STICKER_PX (PNG or WebP only), seal and upload it, then
+        the manifest under a fresh pack key; the pack is installed here."""
+        from . import imaging
+
+        name = _clean_name(name)
+        if not name:
+            raise StickerError("a sticker pack needs a name")
+        if not images:
+            raise StickerError("a sticker pack needs at least one image")
+        if len(images) > c.MAX_PACK_STICKERS:
+            raise StickerError(f"a pack holds at most {c.MAX_PACK_STICKERS} stickers")
+        prepared: list[tuple[str, bytes, str, int, int]] = []
+        seen: set[str] = set()
+        for path in images:
+            try:
+                raw = path.read_bytes()
+            except OSError as exc:
+                raise StickerError(f"cannot read {path}: {exc.strerror or exc}") from None
+            try:
+                fmt, _w, _h = imaging.image_info(raw)
+                if fmt not in _MIME:
+                    raise StickerError(f"{path.name} is {fmt or 'not an image'}; "
+                                       "stickers are PNG or WebP")
+                data = await asyncio.to_thread(imaging.thumbnail, raw, (STICKER_PX, STICKER_PX))
+                _fmt, width, height = imaging.image_info(data)
+            except imaging.ImageError as exc:
+                raise StickerError(f"{path.name}: {exc}") from None
+            if len(data) > MAX_STICKER_BYTES:
+                raise StickerError(f"{path.name} is still too large after resizing")
+            label = _clean_name(path.stem) or f"sticker{len(prepared) + 1}"
+            if label.lower() in seen:
+                label = f"{label}{len(prepared) + 1}"
+            seen.add(label.lower())
+            prepared.append((label, data, _MIME[fmt], width, height))
+        entries = []
+        for label, data, mime, width, height in prepared:
+            mk = await media.upload_sealed(self.c.connection, data)
+            entries.append(StickerEntry(name=label, ref=MediaRef(
+                hash=mk.blob_hash, key=mk.key, size=mk.size, mime=mime, width=width,
+                height=height)))
+        manifest = StickerManifest(name=name, stickers=entries)
+        opened = encode_manifest(manifest)
+        if len(opened) > MAX_MANIFEST // 2:
+            raise StickerError("too many stickers for one pack")
+        pack_key = os.urandom(32)  # opens the manifest only: one key, one blob
+        mk = await media.upload_sealed(self.c.connection, opened, key=pack_key)
+        from .service import now_ms
+
+        async with self.c._crypto_lock:
+            await self.c.cache.put_sticker_pack(mk.blob_hash, pack_key, name, opened, now_ms(),
+                                                installed=True)
+            for (_l, data, *_r), entry in zip(prepared, entries, strict=True):
+                await self.c.cache.put_sticker_image(entry.ref.hash, data)
+            await self.c.cache.commit()
+        return StickerPack(mk.blob_hash, pack_key, name, entries)
+
+    async def install(self, link: str) -> StickerPack:
+        """Fetch a pack's manifest and every image, verify each, keep them; all or nothing."""
+        manifest_id, key = parse_link(link)
+        manifest, opened = await self._fetch_manifest(manifest_id, key)
+        images = [(e.ref.hash, await self._fetch_image(e.ref)) for e in manifest.stickers]
+        from .service import now_ms
+
+        async with self.c._crypto_lock:
+            await self.c.cache.put_sticker_pack(manifest_id, key, manifest.name, opened,
+                                                now_ms(), installed=True)
+            for blob, data in images:
+                await self.c.cache.put_sticker_image(blob, data)
+            await self.c.cache.commit()
+        return StickerPack(manifest_id, key, manifest.name, manifest.stickers)
+
+    async def packs(self) -> list[StickerPack]:
+        """Installed packs, oldest first."""
+        return [StickerPack(mid, key, name, decode_manifest(raw).stickers)
+                for mid, key, name, raw in await self.c.cache.sticker_packs()]
+
+    async def find_pack(self, which: str) -> StickerPack:
+        """An installed pack by name (case-insensitive) or manifest id prefix (hex)."""
+        packs = await self.packs()
+        by_name = [p for p in packs if p.name.lower() == which.lower()]
+        if not by_name and len(which) >= 6:
+            by_name = [p for p in packs if p.id.hex().startswith(which.lower())]
+        if not by_name:
+            raise StickerError(f"no installed sticker pack {which!r} "
+                               "(see `tenchat sticker pack list`)")
+        if len(by_name) > 1:
+            raise StickerError(f"several packs match {which!r}; use the pack id")
+        return by_name[0]
+
+    @staticmethod
+    def pick(pack: StickerPack, which: str) -> int:
+        """A sticker of a pack by number (1-based, as listed) or name; its 0-based index."""
+        if which.isdigit():
+            n = int(which)
+            if not 1 <= n <= len(pack.stickers):
+                raise StickerError(f"pack {pack.name!r} has stickers 1 to {len(pack.stickers)}")
+            return n - 1
+        for i, entry in enumerate(pack.stickers):
+            if entry.name.lower() == which.lower():
+                return i
+        raise StickerError(f"no sticker {which!r} in pack {pack.name!r}")
+
+    # --- messages -----------------------------------------------------------------------
+
+    async def send(self, conv: bytes, pack: StickerPack, index: int) -> MessageRow:
+        """Send sticker ``index`` (0-based) of an installed pack to a conversation."""
+        from .service import PeerError, now_ms
+
+        if len(conv) == 32:
+            contact = await self.c.cache.contact(conv)
+            if contact is not None and contact.blocked:
+                raise PeerError(f"@{contact.handle} is blocked; unblock them to send")
+        entry = pack.stickers[index]
+        msg_id = os.urandom(16)
+        now = now_ms()
+        timer = await self.c.cache.timer(conv)
+        content = c.Sticker(id=msg_id, pack=pack.id, key=pack.key, index=index, sent_at=now,
+                            name=entry.name, expires_in=timer)
+        body = c.encode_content(content)
+
+        async def also() -> None:
+            await self.c.cache.put_sticker_msg(conv, msg_id, body)
+
+        message = await self.c._queue_message(conv, msg_id, now, timer, body,
+                                              sticker_text(entry.name), reply_to=None, also=also)
+        return await self.c._send_queued(conv, message)
+
+    async def refs(self, conv: bytes, ids: list[bytes]) -> dict[bytes, c.Sticker]:
+        """The sticker messages among these (msg id -> its Sticker content)."""
+        out = {}
+        for msg_id, raw in (await self.c.cache.sticker_msgs(conv, ids)).items():
+            content = c.decode_content(raw)
+            if isinstance(content, c.Sticker):
+                out[msg_id] = content
+        return out
+
+    async def cached(self, sticker: c.Sticker) -> tuple[StickerEntry, bytes] | None:
+        """The entry and image of a sticker if both are in the cache (verified when they
+        were fetched); None otherwise. Never touches the network."""
+        pack = await self.c.cache.sticker_pack(sticker.pack)
+        if pack is None or pack[0] != sticker.key:
+            return None
+        stickers = decode_manifest(pack[2]).stickers
+        if sticker.index >= len(stickers):
+            return None
+        data = await self.c.cache.sticker_image(stickers[sticker.index].ref.hash)
+        return (stickers[sticker.index], data) if data is not None else None
+
+    async def image(self, sticker: c.Sticker) -> tuple[StickerEntry, bytes]:
+        """The entry and image bytes of a sticker: from the cache, else fetched from the
+        relay and verified against the manifest (StickerError if it can't be)."""
+        cached = await self.c.cache.sticker_pack(sticker.pack)
+        if cached is not None and cached[0] == sticker.key:
+            manifest = decode_manifest(cached[2])
+        else:
+            manifest, opened = await self._fetch_manifest(sticker.pack, sticker.key)
+            from .service import now_ms
+
+            async with self.c._crypto_lock:
+                await self.c.cache.put_sticker_pack(sticker.pack, sticker.key, manifest.name,
+                                                    opened, now_ms(), installed=False)
+                await self.c.cache.commit()
+        if sticker.index >= len(manifest.stickers):
+            raise StickerError("the sticker is not in its pack")
+        entry = manifest.stickers[sticker.index]
+        data = await self.c.cache.sticker_image(entry.ref.hash)
+        if data is None:
+            data = await self._fetch_image(entry.ref)
+            async with self.c._crypto_lock:
+                await self.c.cache.put_sticker_image(entry.ref.hash, data)
+                await self.c.cache.commit()
+        return entry, data
+
+    async def apply(self, conv: bytes, author: bytes, content: c.Sticker,
+                    group: GroupState | None, new: list[MessageRow], receipts: Receipts,
+                    events: list[Event]) -> None:
+        """A peer's sticker message (the caller holds the cache lock and commits). The image
+        is fetched when it is first shown, not here."""
+        from .service import now_ms
+
+        in_group = group is not None
+        now = now_ms()
+        expires_at = now + content.expires_in * 1000 if content.expires_in else 0
+        row = MessageRow(content.id, conv, False, sticker_text(_clean_name(content.name)),
+                         content.sent_at, now, DELIVERED, sender=author if in_group else None,
+                         reply_to=content.reply_to, expires_at=expires_at)
+        if await self.c.cache.add_message(row, shown=False):
+            await self.c.cache.put_sticker_msg(conv, content.id, c.encode_content(content))
+            row = (await self.c.cache.message(conv, content.id)) or row
+            new.append(row)
+            receipts.setdefault((author, conv if in_group else None), []).append(content.id)
+            events.append(MessageAdded(row))
+
+    # --- fetching -----------------------------------------------------------------------
+
+    async def _fetch_manifest(self, manifest_id: bytes, key: bytes
+                              ) -> tuple[StickerManifest, bytes]:
+        try:
+            opened = await media.fetch_bytes(self.c.connection, manifest_id, key,
+                                             max_size=MAX_MANIFEST)
+        except media.AttachmentError as exc:
+            raise StickerError(f"sticker pack: {exc}") from None
+        try:
+            return decode_manifest(opened), opened
+        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            raise StickerError(f"the sticker pack's manifest is invalid ({exc})") from None
+
+    async def _fetch_image(self, ref: MediaRef) -> bytes:
+        if ref.size > MAX_STICKER_BYTES:
+            raise StickerError("a sticker in this pack is too large")
+        try:
+            data = await media.fetch_bytes(self.c.connection, ref.hash, ref.key,
+                                           max_size=sealed_size(ref.size))
+        except media.AttachmentError as exc:
+            raise StickerError(f"sticker: {exc}") from None
+        if len(data) != ref.size:
+            raise StickerError("a sticker has the wrong size")
+        return data

@@ -1,0 +1,438 @@
+"""The client side of 24-hour stories (``client.stories``): post, list, open, view receipts,
+and the close-friends list.
+
+A story is sealed here under the author's audience key (followers) or close-friends key
+(common.stories) and only then handed to the relay; every record the relay returns is
+checked (signature, lifetime) before it is kept, and the cache drops stories once they
+expire. Opening someone's story sends them an end-to-end view receipt (content
+``story_view``, an ordinary message to the relay) unless the ``incognito`` setting is on.
+
+The names here (StoryView, post_story, stories, open_story) are a stable API for UIs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import mimetypes
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from ..common import content as c
+from ..common import frames as f
+from ..common import stories as st
+from ..common.crypto.errors import CryptoError
+from ..common.crypto.media import MediaRef
+from ..common.errors import ProtocolError, TenchatError
+from ..common.social import AUDIENCE_KEY_LEN
+from . import media
+from .connection import ConnectionLost, RelayUnreachable
+
+if TYPE_CHECKING:
+    from .service import Client
+
+__all__ = ["StoryService", "StoryView", "StoryViewer", "StoryError", "TEST_CLOCK_ENV",
+           "story_now_ms"]
+
+log = logging.getLogger("tenchat.client.stories")
+
+TEST_CLOCK_ENV = "TENCHAT_TEST_CLOCK_FILE"
+MAX_IMAGE_BYTES = 20 * 1024 * 1024  # a story image read into memory, at most
+
+
+def story_now_ms() -> int:
+    """Our clock for stories (ms): the system's, plus — for tests that fast-forward expiry —
+    the offset in ms written in the file named by TENCHAT_TEST_CLOCK_FILE."""
+    now = time.time_ns() // 1_000_000
+    path = os.environ.get(TEST_CLOCK_ENV)
+    if path:
+        with contextlib.suppress(OSError, ValueError):
+            now += int(Path(path).read_text().strip() or 0)
+    return now
+
+
+class StoryError(TenchatError):
+    """A story could not be posted, found or opened; the message says why, for a person."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoryView:
+    """One verified story. ``image`` holds the decrypted image bytes only after
+    open_story (or for one's own story just posted); ``has_image`` says there is one."""
+
+    id: bytes
+    author: bytes
+    handle: str | None
+    posted_at: int  # the author's clock, ms
+    expires_at: int  # ms; the story is gone after this
+    text: str | None
+    has_image: bool
+    image: bytes | None
+    seen: bool
+    close_friends: bool  # sealed for the author's close friends (else for followers)
+
+
+@dataclass(frozen=True, slots=True)
+class StoryViewer:
+    """Someone who opened one of our stories (their end-to-end view receipt)."""
+
+    user: bytes
+    handle: str | None
+    at: int  # the viewer's clock, ms
+
+
+class StoryService:
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    async def _handle(self, user: bytes) -> str | None:
+        """The user's verified handle; None if it is unknown and the relay can't be asked."""
+        try:
+            return await self.client.social._handle(user)
+        except (ConnectionLost, RelayUnreachable):
+            contact = await self.client.cache.contact(user)
+            return contact.handle if contact is not None else None
+
+    # --- posting ----------------------------------------------------------------------------
+
+    async def post_story(self, text: str | None = None, image: Path | bytes | None = None,
+                         filter: str | None = None,  # noqa: A002 - the API's name
+                         close_friends: bool = False) -> StoryView:
+        """Seal and publish a story living 24 hours: ``text`` and/or ``image`` (a file or its
+        bytes, with an optional image ``filter`` such as "sepia" or "blur:4" applied
+        first), for one's followers or, ``close_friends``, for the close-friends list."""
+        text = text or ""
+        if len(text) > st.MAX_STORY_TEXT:
+            raise StoryError(f"a story's text is at most {st.MAX_STORY_TEXT} characters")
+        if not text and image is None:
+            raise StoryError("an empty story: give text or an image")
+        if filter is not None and image is None:
+            raise StoryError("a filter needs an image")
+        client = self.client
+        data: bytes | None = None
+        name = ""
+        if image is not None:
+            data, name = await _read_image(image)
+            if filter is not None:
+                data = await apply_image_filter(data, filter)
+        # The key is brought up to date while the image uploads: the one touches the cache
+        # and the 1:1 sessions, the other only the relay's blob store.
+        keying = asyncio.create_task(
+            self.sync_close_friends() if close_friends else client.social.sync_audience())
+        ref: MediaRef | None = None
+        try:
+            if data is not None:
+                ref = await self._upload_image(data, name)
+        except BaseException:
+            await asyncio.wait([keying])  # let it finish; the upload's error is the one told
+            if not keying.cancelled():
+                keying.exception()
+            raise
+        key_id, key = await keying
+        audience = st.CLOSE_FRIENDS if close_friends else st.FOLLOWERS
+        me = client.user
+        now = story_now_ms()
+        story = st.Story(author=me, id=os.urandom(16), posted_at=now,
+                         expires_at=now + st.STORY_TTL_MS, text=text, image=ref)
+        record = st.seal_story(story, audience, key_id, key, client.identity.sign)
+        conn = await client.connection()
+        await conn.request(f.StoryPut, record=record)
+        await client.cache.put_story(story.id, me, story.posted_at, story.expires_at, record,
+                                     seen=True)
+        await client.cache.commit()
+        return StoryView(story.id, me, client.handle, story.posted_at, story.expires_at,
+                         text, ref is not None, data, True, close_friends)
+
+    async def _upload_image(self, data: bytes, name: str) -> MediaRef:
+        from . import imaging  # Pillow: loaded only for images
+
+        try:
+            fmt, width, height = await asyncio.to_thread(imaging.image_info, data)
+        except imaging.ImageError:
+            raise StoryError("the story's image is not an image tenchat can read") from None
+        mime = _IMAGE_MIME.get(fmt) or mimetypes.guess_type(name)[0] or "image/png"
+        try:
+            ref = await media.upload_bytes(self.client.connection, data, name=name, mime=mime)
+        except media.AttachmentError as exc:
+            raise StoryError(f"the story's image: {exc}") from None
+        return msgspec.structs.replace(ref, width=width, height=height)
+
+    # --- reading ----------------------------------------------------------------------------
+
+    async def refresh(self, authors: list[bytes] | None = None) -> None:
+        """Fetch the unexpired story records of ``authors`` (None: whom we follow, and us)
+        from the relay; keep the valid ones, drop expired ones from the cache."""
+        conn = await self.client.connection()
+        page = await conn.request(f.StoriesReq, authors=authors)
+        assert isinstance(page, f.StoryItems)
+        cache = self.client.cache
+        now = story_now_ms()
+        for record in page.records:
+            try:
+                sealed = st.open_story(record)
+            except ProtocolError as exc:
+                log.warning("dropped a story the relay sent: %s", exc.message)
+                continue
+            if authors is not None and sealed.author not in authors:
+                log.warning("dropped a story by someone not asked for")
+                continue
+            if sealed.expires_at <= now:
+                continue
+            await cache.put_story(sealed.id, sealed.author, sealed.posted_at,
+                                  sealed.expires_at, record)
+        await cache.drop_expired_stories(now)
+        await cache.commit()
+
+    async def stories(self) -> list[StoryView]:
+        """The unexpired stories of whom we follow (and ours) that we can open, without
+        image bytes (from the cache alone when the relay can't be reached): grouped by
+        author — authors with an unseen story first, then by their newest story — and each
+        author's stories newest first."""
+        try:
+            await self.refresh()
+        except (ConnectionLost, RelayUnreachable):
+            # Offline: what the cache holds, minus what has expired meanwhile.
+            await self.client.cache.drop_expired_stories(story_now_ms())
+            await self.client.cache.commit()
+        return await self._cached(None)
+
+    async def stories_of(self, peer: str) -> list[StoryView]:
+        """``peer``'s unexpired stories, oldest first, followed or not; those we can't
+        open are listed too, with ``text`` None."""
+        user = (await self.client.resolve(peer)).user if peer != "me" else self.client.user
+        await self.refresh([user])
+        views = await self._cached(user, include_sealed=True)
+        return sorted(views, key=lambda v: (v.posted_at, v.id))
+
+    async def _cached(self, author: bytes | None, *,
+                      include_sealed: bool = False) -> list[StoryView]:
+        cache = self.client.cache
+        now = story_now_ms()
+        out: list[StoryView] = []
+        for story_id, who, record, seen in await cache.stories(now):
+            if author is not None and who != author:
+                continue
+            view = await self._view(record, seen)
+            if view is None:
+                if not include_sealed:
+                    continue
+                sealed = st.open_story(record)
+                view = StoryView(story_id, who, await self._handle(who),
+                                 sealed.posted_at, sealed.expires_at, None,
+                                 sealed.blob is not None, None, seen,
+                                 sealed.audience == st.CLOSE_FRIENDS)
+            out.append(view)
+        newest: dict[bytes, int] = {}
+        unseen: set[bytes] = set()
+        for v in out:
+            newest[v.author] = max(newest.get(v.author, 0), v.posted_at)
+            if not v.seen:
+                unseen.add(v.author)
+        out.sort(key=lambda v: (v.author not in unseen, -newest[v.author], v.author,
+                                -v.posted_at, v.id))
+        return out
+
+    async def _open(self, record: bytes) -> tuple[st.SealedStory, st.Story | None]:
+        sealed = st.open_story(record)
+        cache = self.client.cache
+        if sealed.audience == st.CLOSE_FRIENDS:
+            key = await cache.story_key(sealed.author, sealed.key_id)
+        else:
+            key = await cache.audience_key(sealed.author, sealed.key_id)
+        if key is None:
+            return sealed, None
+        try:
+            return sealed, st.open_sealed_story(sealed, key)
+        except (CryptoError, ProtocolError) as exc:
+            log.warning("a story did not open: %s", exc)
+            return sealed, None
+
+    async def _view(self, record: bytes, seen: bool,
+                    image: bytes | None = None) -> StoryView | None:
+        sealed, story = await self._open(record)
+        if story is None:
+            return None
+        return StoryView(story.id, story.author, await self._handle(story.author),
+                         story.posted_at, story.expires_at, story.text,
+                         story.image is not None, image, seen,
+                         sealed.audience == st.CLOSE_FRIENDS)
+
+    async def find_story(self, ref: str) -> bytes:
+        """The id of the story ``ref`` names: its id in hex, or a unique prefix of at least
+        6 hex digits, among the unexpired stories we hold (refreshed first)."""
+        ref = ref.strip().lower()
+        if not 6 <= len(ref) <= 32 or any(ch not in "0123456789abcdef" for ch in ref):
+            raise StoryError("give a story id, or at least its first 6 hex digits")
+        now = story_now_ms()
+        hits = await self.client.cache.story_ids_like(ref, now)
+        if not hits:
+            await self.refresh()
+            hits = await self.client.cache.story_ids_like(ref, now)
+        if not hits:
+            raise StoryError(f"no story {ref} (it may have expired)")
+        if len(hits) > 1:
+            raise StoryError(f"{ref} names {len(hits)} stories: give more digits")
+        return hits[0]
+
+    async def open_story(self, story_id: bytes) -> StoryView:
+        """Open a story: decrypt it and its image, mark it seen and — unless the
+        ``incognito`` setting is on, or it is ours — send its author a view receipt."""
+        client = self.client
+        cache = client.cache
+        now = story_now_ms()
+        row = await cache.story(story_id, now)
+        if row is None:
+            await self.refresh()
+            row = await cache.story(story_id, now)
+        if row is None:
+            raise StoryError("no such story (it may have expired)")
+        author, record, seen = row
+        sealed, story = await self._open(record)
+        if story is None:
+            who = "close friends" if sealed.audience == st.CLOSE_FRIENDS else "followers"
+            raise StoryError(f"you can't open this story: it is for its author's {who}")
+        receipt = (not seen and author != client.user
+                   and not await client.setting("incognito"))
+        # The receipt goes out while the image downloads (the story is open: its text is
+        # read); the cache is touched by the receipt alone until both are done.
+        sending = asyncio.create_task(self._send_receipt(author, story_id)) if receipt else None
+        image: bytes | None = None
+        try:
+            if story.image is not None:
+                image = await self._download(story.image)
+        finally:
+            if sending is not None:
+                await sending
+        await cache.mark_story_seen(story_id)
+        await cache.commit()
+        view = await self._view(record, True, image)
+        assert view is not None
+        return view
+
+    async def _send_receipt(self, author: bytes, story_id: bytes) -> None:
+        """Queue (encrypted, in the outbox) and send a view receipt to ``author``."""
+        client = self.client
+        body = c.encode_content(c.StoryViewed(story=story_id, at=story_now_ms()))
+        async with client._crypto_lock:
+            try:
+                await client._queue_content(author, os.urandom(16), body)
+                await client.cache.commit()
+            except BaseException:
+                await client.cache.rollback()
+                raise
+        await client.flush_outbox()
+
+    async def _download(self, ref: MediaRef) -> bytes:
+        if ref.size > MAX_IMAGE_BYTES:
+            raise StoryError("the story's image is too large to open")
+        try:
+            return await media.download_bytes(self.client.connection, ref)
+        except media.AttachmentError as exc:
+            raise StoryError(f"the story's image: {exc}") from None
+
+    # --- view receipts ----------------------------------------------------------------------
+
+    async def viewers(self, story_id: bytes) -> list[StoryViewer]:
+        """Who opened our story ``story_id`` (from their view receipts; sync first)."""
+        row = await self.client.cache.story(story_id, story_now_ms())
+        if row is None:
+            raise StoryError("no such story (it may have expired)")
+        if row[0] != self.client.user:
+            raise StoryError("only the author of a story sees who viewed it")
+        return [StoryViewer(user, await self._handle(user), at)
+                for user, at in await self.client.cache.story_views(story_id)]
+
+    # --- close friends ----------------------------------------------------------------------
+
+    async def close_friends(self) -> list[tuple[bytes, str | None]]:
+        members = await self.client.cache.close_friends()
+        out = [(u, await self._handle(u)) for u in members]
+        return sorted(out, key=lambda x: (x[1] or "", x[0]))
+
+    async def add_close_friend(self, peer: str) -> None:
+        """Add ``peer`` to the close-friends list; they get the close-friends key 1:1."""
+        user = (await self.client.resolve(peer)).user
+        if user == self.client.user:
+            raise StoryError("you are always among your own close friends")
+        await self.client.cache.set_close_friend(user, True)
+        await self.client.cache.commit()
+        await self.sync_close_friends()
+
+    async def remove_close_friend(self, peer: str) -> None:
+        """Take ``peer`` off the list. The key rotates, so they can't open close-friends
+        stories posted from now on (nor can the relay ever)."""
+        user = (await self.client.resolve(peer)).user
+        cache = self.client.cache
+        if not await cache.set_close_friend(user, False):
+            await cache.rollback()
+            raise StoryError(f"@{peer.lstrip('@')} is not on your close-friends list")
+        await self._new_story_key()
+        await cache.commit()
+        await self.sync_close_friends()
+
+    async def _new_story_key(self) -> tuple[int, bytes]:
+        cache = self.client.cache
+        key = (int.from_bytes(os.urandom(4), "big"), os.urandom(AUDIENCE_KEY_LEN))
+        await cache.put_story_key(self.client.user, key[0], key[1], story_now_ms())
+        await cache.set_close_friend_keys({u: None for u in await cache.close_friends()})
+        return key
+
+    async def sync_close_friends(self) -> tuple[int, bytes]:
+        """Make sure every close friend holds the current close-friends key (sent 1:1,
+        end-to-end, content ``story_key``); the current key (made if there is none)."""
+        client = self.client
+        cache = client.cache
+        sent = False
+        async with client._crypto_lock:
+            try:
+                current = await cache.current_story_key(client.user)
+                if current is None:
+                    current = await self._new_story_key()
+                members = await cache.close_friends()
+                body = c.encode_content(c.StoryKey(key_id=current[0], key=current[1]))
+                for user, key_id in sorted(members.items()):
+                    if key_id != current[0]:
+                        await client._queue_content(user, os.urandom(16), body)
+                        members[user] = current[0]
+                        sent = True
+                await cache.set_close_friend_keys(members)
+                await cache.commit()
+            except BaseException:
+                await cache.rollback()
+                raise
+        if sent:
+            await client.flush_outbox()
+        return current
+
+
+_IMAGE_MIME = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "GIF": "image/gif"}
+
+
+async def _read_image(image: Path | bytes) -> tuple[bytes, str]:
+    if isinstance(image, bytes):
+        return image, "story"
+    try:
+        size = image.stat().st_size
+        if size > MAX_IMAGE_BYTES:
+            raise StoryError(f"{image.name} is too large for a story "
+                             f"(at most {MAX_IMAGE_BYTES} bytes)")
+        return await asyncio.to_thread(image.read_bytes), image.name
+    except OSError as exc:
+        raise StoryError(f"cannot read {image}: {exc.strerror or exc}") from None
+
+
+async def apply_image_filter(data: bytes, spec: str) -> bytes:
+    """``data`` with the image filter ``spec`` applied (client.imaging), off the loop;
+    StoryError for a bad filter or an unreadable image."""
+    from . import imaging  # Pillow: loaded only for images
+
+    try:
+        return await asyncio.to_thread(imaging.apply_filter, data, spec)
+    except imaging.ImageError as exc:
+        raise StoryError(str(exc)) from None

@@ -1,0 +1,106 @@
+"""Abuse limits of the relay: token buckets for frame rates, counts of connections per
+address. Plain objects fed a clock, so tests drive them without a network.
+
+A :class:`TokenBucket` holds up to ``burst`` tokens and gains ``rate`` per second;
+each frame takes one. :meth:`TokenBucket.take` answers 0 (allowed) or how long to
+wait until a token is there (the ``retry_after`` of a ``rate_limited`` error).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import Final
+
+__all__ = ["TokenBucket", "UserBuckets", "AddressCounter"]
+
+Clock = Callable[[], float]
+
+
+class TokenBucket:
+    __slots__ = ("rate", "burst", "tokens", "stamp", "_clock")
+
+    def __init__(self, rate: float, burst: float, clock: Clock = time.monotonic) -> None:
+        self.rate = rate  # tokens per second; 0 = no limit
+        self.burst = burst  # the most tokens held (the largest burst allowed)
+        self.tokens = burst
+        self._clock = clock
+        self.stamp = clock()
+
+    def take(self, n: float = 1.0) -> float:
+        """Take ``n`` tokens: 0.0 if they were there, else the seconds until they will be
+        (nothing is taken then)."""
+        if not self.rate:
+            return 0.0
+        now = self._clock()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= n:
+            self.tokens -= n
+            return 0.0
+        return (n - self.tokens) / self.rate
+
+    def full_at(self) -> float:
+        """The clock time at which this bucket is full again (it can then be forgotten)."""
+        return self.stamp + (self.burst - self.tokens) / self.rate if self.rate else self.stamp
+
+
+class UserBuckets:
+    """One bucket per identity, shared by all its connections. Full buckets are the same
+    as no bucket, so they are dropped when the table grows (memory stays bounded by the
+    identities active within one refill time)."""
+
+    _PRUNE_AT: Final = 4096
+
+    def __init__(self, rate: float, burst: float, clock: Clock = time.monotonic) -> None:
+        self.rate, self.burst, self._clock = rate, burst, clock
+        self._buckets: dict[bytes, TokenBucket] = {}
+        self._prune_at = self._PRUNE_AT
+
+    def take(self, user: bytes) -> float:
+        if not self.rate:
+            return 0.0
+        bucket = self._buckets.get(user)
+        if bucket is None:
+            if len(self._buckets) >= self._prune_at:
+                self._prune()
+            bucket = self._buckets[user] = TokenBucket(self.rate, self.burst, self._clock)
+        return bucket.take()
+
+    def _prune(self) -> None:
+        now = self._clock()
+        self._buckets = {u: b for u, b in self._buckets.items() if b.full_at() > now}
+        self._prune_at = max(self._PRUNE_AT, 2 * len(self._buckets))
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+
+class AddressCounter:
+    """Open connections per client address, with a cap (0 = no cap)."""
+
+    def __init__(self, cap: int, exempt: Iterable[str] = ()) -> None:
+        self.cap = cap
+        self.exempt = frozenset(exempt)  # addresses never capped
+        self._open: dict[str, int] = {}
+
+    def full(self, address: str) -> bool:
+        return (bool(self.cap) and self._open.get(address, 0) >= self.cap
+                and address not in self.exempt)
+
+    def add(self, address: str) -> bool:
+        """Count a connection; False (not counted) if the address is at its cap."""
+        if self.full(address):
+            return False
+        self._open[address] = self._open.get(address, 0) + 1
+        return True
+
+    def remove(self, address: str) -> None:
+        left = self._open.get(address, 0) - 1
+        if left > 0:
+            self._open[address] = left
+        else:
+            self._open.pop(address, None)
+
+    def count(self, address: str) -> int:
+        return self._open.get(address, 0)

@@ -1,0 +1,34 @@
+"""Handlers of the story frames (docs/protocol.md §6C): publish a sealed story, read
+the unexpired ones. The relay checks the author's signature and the expiry; it can't
+read a story."""
+
+from __future__ import annotations
+
+from tenchat.common import stories
+from tenchat.common.errors import ErrorCode, ProtocolError
+from tenchat.common.frames import Ok, StoriesReq, StoryItems, StoryPut
+
+from .handlers import Answer, handles
+from .session import Later, Session, check_authenticated
+
+__all__ = ["story_put", "stories_list"]
+
+
+@handles(StoryPut)
+async def story_put(session: Session, frame: StoryPut) -> Answer:
+    user = check_authenticated(session)
+    sealed = stories.open_story(frame.record)  # malformed | bad_signature
+    if sealed.author != user:
+        raise ProtocolError(ErrorCode.FORBIDDEN, "a story must be authored by the caller")
+    return Later(
+        session.store.put_story(user, sealed.id, sealed.expires_at, sealed.blob, frame.record),
+        lambda _: Ok(id=frame.id),
+    )
+
+
+@handles(StoriesReq)
+async def stories_list(session: Session, frame: StoriesReq) -> Answer:
+    user = check_authenticated(session)
+    records = await session.store.story_page(user, frame.authors, frame.limit + 1)
+    return StoryItems(id=frame.id, records=records[: frame.limit],
+                      more=len(records) > frame.limit)
