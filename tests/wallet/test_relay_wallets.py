@@ -113,3 +113,24 @@ async def test_sign_in_with_a_linked_wallet(relay: RelayProcess) -> None:
         assert isinstance(answer, Error) and answer.error == "auth_failed"
     finally:
         await c.close()
+
+
+@async_test
+async def test_a_banned_identity_cant_sign_in_with_its_wallet(relay: RelayProcess) -> None:
+    """wallet_auth follows auth's rules: a ban holds whichever way one signs in."""
+    import asyncio
+
+    from tests.relay.test_relay_admin import admin, member
+
+    wallet = bytes(Account.create().key)
+    alice = await member(relay.url, "alice")
+    async with alice:
+        assert isinstance(await alice.call(
+            WalletLinkPut, record=link_record(alice.user, signer(alice), wallet, RELAY)), Ok)
+    await asyncio.to_thread(admin, relay, "ban", "@alice")
+    c, answer = await _siwe_login(relay.url, wallet)
+    try:
+        assert isinstance(answer, Error) and answer.error == "banned", answer
+        await asyncio.wait_for(c.ws.wait_closed(), 5)
+    finally:
+        await c.close()
