@@ -227,6 +227,52 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (conv, msg)
     );
     """,
+    # wallets: keys (sealed like sessions), cached balances, gifts tracked from the chain,
+    # NFT avatars seen, and contract-hook cursors.
+    """
+    CREATE TABLE wallet_keys (
+        address TEXT PRIMARY KEY,       -- EIP-55
+        key_sealed BLOB NOT NULL,       -- the secp256k1 private key, sealed
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE wallet_balances (
+        chain_id INTEGER NOT NULL,
+        address TEXT NOT NULL,
+        token TEXT NOT NULL,            -- '' for the chain's native coin, else the contract
+        symbol TEXT NOT NULL,
+        decimals INTEGER NOT NULL,
+        amount TEXT NOT NULL,           -- base units, decimal
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (chain_id, address, token)
+    );
+    CREATE TABLE gifts (
+        chain_id INTEGER NOT NULL,
+        tx_hash BLOB NOT NULL,
+        peer BLOB NOT NULL,
+        outgoing INTEGER NOT NULL,
+        msg_id BLOB NOT NULL,
+        status TEXT NOT NULL,           -- pending | confirmed | failed
+        token TEXT NOT NULL DEFAULT '', -- from the chain once confirmed ('' native)
+        symbol TEXT NOT NULL DEFAULT '',
+        decimals INTEGER NOT NULL DEFAULT 18,
+        amount TEXT NOT NULL DEFAULT '', -- base units, from the receipt and logs
+        sender TEXT NOT NULL DEFAULT '',
+        recipient TEXT NOT NULL DEFAULT '',
+        block INTEGER NOT NULL DEFAULT 0,
+        reason TEXT NOT NULL DEFAULT '',
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (chain_id, tx_hash)
+    );
+    CREATE TABLE watch_cursors (
+        chain_id INTEGER NOT NULL,
+        contract TEXT NOT NULL,
+        event TEXT NOT NULL,
+        grp BLOB NOT NULL,
+        next_block INTEGER NOT NULL,    -- the first block not yet posted
+        PRIMARY KEY (chain_id, contract, event, grp)
+    );
+    """,
 ]
 
 

@@ -914,6 +914,7 @@ def demo(
 # Importing these registers their commands on `app`: social (profile, follow, post…),
 # `story`, `poll`, `sticker`.
 from . import cli_polls, cli_social, cli_stories  # noqa: E402, F401
+from .wallet import cli as _wallet_cli  # noqa: E402, F401  (the wallet commands)
 
 
 def main() -> None:

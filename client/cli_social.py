@@ -92,10 +92,21 @@ def profile_show(
             if view.profile is None or view.profile.avatar is None:
                 raise fail("this profile has no avatar")
             await client.download(view.profile.avatar, avatar_out)
-        return view
+        # wallets linked to this identity, each binding verified here (client.wallet); an
+        # NFT avatar only while one of them holds it, per the chain
+        wallets = [v.address for v in await client.wallet.verified_wallets(view.user)]
+        nft = view.profile.nft_avatar if view.profile is not None else None
+        if nft is not None and await client.wallet.nft_holder(view.user, nft) is None:
+            nft = None
+        return view, wallets, nft
 
-    view = run(with_client(opts, body))
-    emit(opts, profile_json(view), profile_lines(view))
+    view, wallets, nft = run(with_client(opts, body))
+    lines = profile_lines(view) + "".join(f"\n  wallet {a} (verified)" for a in wallets)
+    shown = None
+    if nft is not None:
+        shown = {"chain_id": nft.chain_id, "contract": nft.contract, "token_id": nft.token_id}
+        lines += f"\n  avatar NFT #{nft.token_id} of {nft.contract} (chain {nft.chain_id})"
+    emit(opts, profile_json(view) | {"wallets": wallets, "nft_avatar": shown}, lines)
 
 
 @app.command()

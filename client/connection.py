@@ -75,11 +75,14 @@ def tls_context(url: str, ca_file: str | Path | None) -> ssl.SSLContext | None:
 
 class RelayConnection:
     def __init__(self, url: str, *, user: bytes, sign: Any, timeout: float = 10.0,
-                 ca_file: str | Path | None = None) -> None:
+                 ca_file: str | Path | None = None, wallet_auth: Any = None) -> None:
         self.url = url
         self.ca_file = ca_file if ca_file is not None else os.environ.get("TENCHAT_CA_FILE")
         self._user = user
         self._sign = sign  # callable(bytes) -> 64-byte signature
+        # callable(relay name, challenge) -> (SIWE text, 65-byte signature): sign in with a
+        # linked wallet (wallet_auth frame) instead of the identity key
+        self._wallet_auth = wallet_auth
         self._timeout = timeout
         self._ids = itertools.count(1)
         self._waiting: dict[int, asyncio.Future[f.Reply]] = {}
@@ -111,8 +114,12 @@ class RelayConnection:
                 raise RelayUnreachable(f"relay {self.url} sent {type(welcome).__name__} to hello")
             self.relay_name = welcome.relay
             self.max_frame, self.max_blob = welcome.max_frame, welcome.max_blob
-            sig = self._sign(auth_message(welcome.relay, welcome.challenge))
-            authed = await self.request(f.Auth, user=self._user, sig=sig)
+            if self._wallet_auth is not None:
+                text, wsig = self._wallet_auth(welcome.relay, welcome.challenge)
+                authed = await self.request(f.WalletAuth, message=text, sig=wsig)
+            else:
+                sig = self._sign(auth_message(welcome.relay, welcome.challenge))
+                authed = await self.request(f.Auth, user=self._user, sig=sig)
             if not isinstance(authed, f.Authed) or authed.user != self._user:
                 raise RelayUnreachable(f"relay {self.url} sent a bad answer to auth")
         except (ConnectionLost, RelayError) as exc:

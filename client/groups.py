@@ -90,14 +90,14 @@ def _dump(state: GroupState) -> bytes:
     return _state_enc.encode({
         "group": state.group, "version": state.version, "head": state.head,
         "name": state.name, "topic": state.topic, "avatar": state.avatar,
-        "announce": state.announce, "roles": list(state.roles.items()),
+        "announce": state.announce, "roles": list(state.roles.items()), "gate": state.gate,
     })
 
 
 def _load(raw: bytes) -> GroupState:
     d = msgspec.msgpack.decode(raw)
     return GroupState(d["group"], d["version"], d["head"], d["name"], d["topic"], d["avatar"],
-                      d["announce"], {u: r for u, r in d["roles"]})
+                      d["announce"], {u: r for u, r in d["roles"]}, gate=d.get("gate", b""))
 
 
 class GroupService:
@@ -173,6 +173,9 @@ class GroupService:
 
     async def add(self, group: bytes, handles: list[str]) -> None:
         members = [(await self.c.resolve(h)).user for h in handles]
+        state = await self.state(group)
+        if state is not None and state.gate:
+            await self.c.wallet.check_gate(state.gate, members)  # NFT-gated: proof first
         await self._change(group, "add", members=members)
 
     async def remove(self, group: bytes, handles: list[str]) -> None:

@@ -55,6 +55,7 @@ from .polls import PollService
 from .social import SocialService
 from .stickers import StickerService
 from .stories import StoryService
+from .wallet.service import WalletService
 
 __all__ = ["Client", "Conversation", "SearchHit", "PeerError", "QueuedOffline", "now_ms"]
 
@@ -175,6 +176,7 @@ class Client:
         self.stories = StoryService(self)
         self.polls = PollService(self)
         self.stickers = StickerService(self)
+        self.wallet = WalletService(self)
         self._flush_lock = asyncio.Lock()
         self._background: set[asyncio.Task[object]] = set()
         self.connection_state = OFFLINE
@@ -878,6 +880,9 @@ class Client:
                 if group is None or author in group.roles:
                     await self.cache.set_timer(conv, content.seconds)
                     events.append(ConversationChanged(conv))
+            case c.Gift():
+                if not in_group:  # 1:1 only; what it is worth is read from the chain
+                    await self.wallet.receive_gift(author, content, new, receipts, events)
             case c.AudienceKey():
                 if not in_group:  # 1:1 only: the pairwise session authenticates the author
                     await self.cache.put_audience_key(author, content.key_id, content.key,
@@ -943,8 +948,13 @@ class Client:
         return total
 
     async def run(self) -> None:
-        """Stay connected and receive until cancelled or the client is closed."""
-        await self.sync(follow=True)
+        """Stay connected and receive until cancelled or the client is closed; meanwhile
+        refresh wallet balances (every 5 minutes) and settle pending gifts."""
+        wallet: asyncio.Task[None] = asyncio.ensure_future(self.wallet.run())
+        try:
+            await self.sync(follow=True)
+        finally:
+            wallet.cancel()
 
     _online_once = False
     _closed = False

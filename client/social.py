@@ -135,7 +135,8 @@ class SocialService:
         return ProfileView(user, await self._handle(user), await self.fetch_profile(user))
 
     async def set_profile(self, *, name: str | None = None, bio: str | None = None,
-                          avatar: Path | None = None, private: bool | None = None) -> ProfileView:
+                          avatar: Path | None = None, private: bool | None = None,
+                          nft_avatar: s.NftAvatar | None = None) -> ProfileView:
         """Change the given fields of one's profile (the others stay), sign and publish it."""
         if name is not None and len(name) > s.MAX_DISPLAY_NAME:
             raise SocialError(f"the display name is at most {s.MAX_DISPLAY_NAME} characters")
@@ -150,6 +151,8 @@ class SocialService:
             changes["bio"] = bio
         if private is not None:
             changes["private"] = private
+        if nft_avatar is not None:
+            changes["nft_avatar"] = nft_avatar
         if avatar is not None:
             # Sealed like any blob; the key goes into the (public) profile.
             changes["avatar"] = await media.upload(self.client.connection, avatar)

@@ -16,7 +16,8 @@ from .crypto.media import MediaRef
 
 __all__ = ["Text", "Attachment", "Receipt", "Typing", "Reaction", "Edit", "Delete", "Pin", "Timer",
            "SenderKeyDist", "AudienceKey", "StoryKey", "StoryViewed", "Poll", "Vote",
-           "PollClose", "PollTally", "Sticker", "Content", "encode_content", "decode_content",
+           "PollClose", "PollTally", "Sticker", "Gift", "Content", "encode_content",
+           "decode_content",
            "MAX_TEXT", "DELIVERED", "READ", "MAX_TIMER", "MAX_POLL_OPTIONS", "MAX_QUESTION",
            "MAX_OPTION", "MAX_PACK_STICKERS"]
 
@@ -201,9 +202,21 @@ class Sticker(_Content, tag="sticker"):
     expires_in: Annotated[int, msgspec.Meta(ge=0, le=MAX_TIMER)] = 0
 
 
+class Gift(_Content, tag="gift"):
+    """1:1 only: the sender sent the recipient a token gift in transaction ``tx_hash`` on
+    chain ``chain_id``. Nothing else: amounts, token and addresses are read from the chain
+    by each client (client.wallet), never taken from this message."""
+
+    id: MsgId
+    chain_id: Annotated[int, msgspec.Meta(ge=1, le=2**53)]
+    tx_hash: Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
+    sent_at: int
+
+
 Content = (
     Text | Attachment | Receipt | Typing | Reaction | Edit | Delete | Pin | Timer | SenderKeyDist
     | AudienceKey | StoryKey | StoryViewed | Poll | Vote | PollClose | PollTally | Sticker
+    | Gift
 )
 
 _encoder = msgspec.msgpack.Encoder()

@@ -33,6 +33,7 @@ __all__ = [
     "PostPut", "Feed", "FeedItems", "CommentPut", "ReactPut", "PostExtrasReq", "PostExtra",
     "PostExtras", "CommentsReq", "CommentItems", "Moderate", "MODERATE_ACTIONS",
     "PostExtras", "CommentsReq", "CommentItems", "StoryPut", "StoriesReq", "StoryItems",
+    "WalletLinkPut", "WalletUnlink", "WalletsGet", "WalletLinks", "WalletAuth",
     "encode", "decode_request", "decode_reply", "peek_id",
 ]
 
@@ -610,6 +611,47 @@ class StoryItems(_Frame, tag="story_items"):
     more: bool = False
 
 
+# --- wallets: bindings of Ethereum accounts to identities (common.wallets) ----------------
+
+Address = Annotated[str, msgspec.Meta(pattern="^0x[0-9a-fA-F]{40}$")]
+
+
+class WalletLinkPut(_Frame, tag="wallet_link"):
+    """Publish a wallet binding record (common.wallets) for the caller. Answer: Ok."""
+
+    id: ReqId
+    record: Annotated[bytes, msgspec.Meta(max_length=4096)]
+
+
+class WalletUnlink(_Frame, tag="wallet_unlink"):
+    """Withdraw the caller's binding of ``address``. Answer: Ok (not_found if none)."""
+
+    id: ReqId
+    address: Address
+
+
+class WalletsGet(_Frame, tag="wallets"):
+    """The binding records of ``user``. Answer: WalletLinks."""
+
+    id: ReqId
+    user: Key32
+
+
+class WalletLinks(_Frame, tag="wallet_links"):
+    id: ReqId
+    user: Key32
+    records: list[bytes]  # signed binding records; clients verify each
+
+
+class WalletAuth(_Frame, tag="wallet_auth"):
+    """Instead of auth: a SIWE sign-in message (nonce = the challenge, hex) signed by a
+    wallet linked on this relay. Answer: Authed for the identity the wallet is linked to."""
+
+    id: ReqId
+    message: Annotated[str, msgspec.Meta(max_length=2048)]
+    sig: Annotated[bytes, msgspec.Meta(min_length=65, max_length=65)]
+
+
 class Ok(_Frame, tag="ok"):
     id: ReqId
 
@@ -647,12 +689,13 @@ Request = (
     | PostPut | Feed | CommentPut | ReactPut | PostExtrasReq | CommentsReq
     | Moderate
     | StoryPut | StoriesReq
+    | WalletLinkPut | WalletUnlink | WalletsGet | WalletAuth
 )
 Reply = (
     Welcome | Authed | HandleInfo | PrekeyStatus | Bundle | PrekeysLow | Stored | Messages
     | Deliver | Synced | PresenceState | Presence | GroupStored | GroupHistory | Groups
     | GroupDeliver | BlobStatus | BlobData | ProfileInfo | FollowState | FollowItems
-    | FeedItems | PostExtras | CommentItems | StoryItems | Ok | Error
+    | FeedItems | PostExtras | CommentItems | StoryItems | WalletLinks | Ok | Error
 )
 
 REQUEST_TYPES: Final = frozenset(

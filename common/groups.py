@@ -58,6 +58,9 @@ class GroupChange(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True
     # the name and topic, readable by the relay; b"" removes the avatar.
     avatar: Annotated[bytes, msgspec.Meta(max_length=1024)] | None = None
     announce: bool | None = None  # only admins may post
+    # an NFT gate: MessagePack of common.wallets.NftGate (b"" removes it); joining needs a
+    # token of its contract, checked by the admin's client and re-checked by members
+    gate: Annotated[bytes, msgspec.Meta(max_length=128)] | None = None
 
 
 class SignedChange(msgspec.Struct, forbid_unknown_fields=True):
@@ -141,7 +144,8 @@ def check_change(change: GroupChange, *, version: int, head: bytes,
             if user != change.actor:
                 effects.roles[user] = MEMBER
         effects.meta.update(name=change.name, topic=change.topic or "",
-                            avatar=change.avatar or b"", announce=bool(change.announce))
+                            avatar=change.avatar or b"", announce=bool(change.announce),
+                            gate=change.gate or b"")
         return effects
     if version == 0:
         raise ProtocolError(ErrorCode.NOT_FOUND, "no such group")
@@ -196,7 +200,7 @@ def check_change(change: GroupChange, *, version: int, head: bytes,
             raise _deny("only admins may change a group's name, topic, picture or posting rule")
         if change.members:
             raise ProtocolError(ErrorCode.MALFORMED, "meta names no members")
-        for key in ("name", "topic", "avatar", "announce"):
+        for key in ("name", "topic", "avatar", "announce", "gate"):
             value = getattr(change, key)
             if value is not None:
                 effects.meta[key] = value
@@ -225,6 +229,7 @@ class GroupState:
     avatar: bytes = b""
     announce: bool = False
     roles: dict[bytes, str] = field(default_factory=dict)
+    gate: bytes = b""  # an NFT gate (common.wallets.NftGate), or none
 
     def apply(self, record: bytes) -> GroupChange:
         """Verify and apply the next record (signature, chain, rules); returns its change."""

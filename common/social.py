@@ -23,7 +23,7 @@ from .identity import verify_signature
 
 __all__ = [
     "MAX_DISPLAY_NAME", "MAX_BIO", "MAX_RECORD",
-    "Profile", "Follow", "Approval", "SignedRecord",
+    "Profile", "NftAvatar", "Follow", "Approval", "SignedRecord",
     "profile_message", "follow_message", "approval_message",
     "sign_profile", "sign_follow", "sign_approval",
     "open_profile", "open_follow", "open_approval",
@@ -46,6 +46,15 @@ Time = Annotated[int, msgspec.Meta(ge=0)]
 Sign = Callable[[bytes], bytes]
 
 
+class NftAvatar(msgspec.Struct, forbid_unknown_fields=True):
+    """An ERC-721 token shown as avatar; clients show it only while ``ownerOf`` on the chain
+    is one of the profile owner's verified wallets (client.wallet)."""
+
+    chain_id: Annotated[int, msgspec.Meta(ge=1, le=2**53)]
+    contract: Annotated[str, msgspec.Meta(pattern="^0x[0-9a-fA-F]{40}$")]
+    token_id: Annotated[str, msgspec.Meta(pattern="^[0-9]{1,78}$")]  # decimal (a uint256)
+
+
 class Profile(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
     """A user's public profile. Everything here is public, the avatar's key included:
     the avatar blob stays ciphertext on the relay like every blob, and anyone who can
@@ -57,6 +66,7 @@ class Profile(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
     bio: Annotated[str, msgspec.Meta(max_length=MAX_BIO)] = ""
     avatar: MediaRef | None = None  # a sealed image blob and the key that opens it
     private: bool = False  # a private account approves each follower
+    nft_avatar: NftAvatar | None = None  # shown by clients only while held (see NftAvatar)
 
 
 class Follow(msgspec.Struct, forbid_unknown_fields=True):

@@ -623,3 +623,4 @@ async def comments(session: Session, frame: CommentsReq) -> Answer:
 
 # Larger features keep their handlers in modules of their own; importing one registers it.
 from . import admin, story_handlers  # noqa: E402, F401
+from . import wallets as _wallets  # noqa: E402, F401  (registers the wallet handlers)

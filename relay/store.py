@@ -403,6 +403,24 @@ class Store(abc.ABC):
         files are the caller's to remove, after this commit)."""
 
     @abc.abstractmethod
+    async def wallet_links(self, user: bytes) -> list[bytes]:
+        """The wallet binding records of ``user``, oldest first."""
+
+    @abc.abstractmethod
+    async def wallet_owner(self, address: str) -> bytes | None:
+        """The identity the wallet ``address`` (EIP-55) is linked to; None if none."""
+
+    @abc.abstractmethod
+    def put_wallet_link(self, address: str, user: bytes, issued_at: int,
+                        record: bytes) -> asyncio.Future[None]:
+        """Store a verified binding of ``address`` to ``user``, replacing an older one of
+        the address (to any identity); forbidden if the stored one is newer."""
+
+    @abc.abstractmethod
+    def wallet_unlink(self, user: bytes, address: str) -> asyncio.Future[bool]:
+        """Delete ``user``'s binding of ``address``; True if there was one."""
+
+    @abc.abstractmethod
     def sweep(self, now: int, limit: int) -> asyncio.Future[int]:
         """Delete up to ``limit`` expired messages and up to ``limit`` expired group
         entries in one transaction; how many rows went (the larger of the two counts)."""
@@ -645,6 +663,16 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     CREATE INDEX stories_expiry ON stories (expires_at);
     CREATE INDEX blobs_expiry ON blobs (expires_at) WHERE expires_at > 0;
     """,
+    # wallets: verified wallet bindings (common.wallets), one per address.
+    """
+    CREATE TABLE wallet_links (
+        address TEXT PRIMARY KEY,
+        user BLOB NOT NULL,
+        issued_at INTEGER NOT NULL,
+        record BLOB NOT NULL
+    );
+    CREATE INDEX wallet_links_by_user ON wallet_links (user, issued_at);
+    """,
 )
 
 
@@ -823,9 +851,23 @@ class _StoryPut(_Op):
 
 
 @dataclass(slots=True)
+class _WalletLink(_Op):
+    address: str
+    user: bytes
+    issued_at: int
+    record: bytes
+
+
+@dataclass(slots=True)
 class _StorySweep(_Op):
     now: int
     limit: int
+
+
+@dataclass(slots=True)
+class _WalletUnlink(_Op):
+    user: bytes
+    address: str
 
 
 @dataclass(slots=True)
@@ -1175,6 +1217,16 @@ class SQLiteStore(Store):
         )
         return [bytes(r[0]) for r in rows]
 
+    async def wallet_links(self, user: bytes) -> list[bytes]:
+        rows = await self._read(
+            "SELECT record FROM wallet_links WHERE user = ? ORDER BY issued_at, address",
+            (user,))
+        return [bytes(r[0]) for r in rows]
+
+    async def wallet_owner(self, address: str) -> bytes | None:
+        rows = await self._read("SELECT user FROM wallet_links WHERE address = ?", (address,))
+        return bytes(rows[0][0]) if rows else None
+
     # --- writes: queueing -----------------------------------------------------------------
 
     def _submit(self, op_type: type[_Op], *args: Any) -> asyncio.Future[Any]:
@@ -1293,6 +1345,13 @@ class SQLiteStore(Store):
 
     def approve(self, owner: bytes, follower: bytes, record: bytes) -> asyncio.Future[None]:
         return self._submit(_Approve, owner, follower, record)
+
+    def put_wallet_link(self, address: str, user: bytes, issued_at: int,
+                        record: bytes) -> asyncio.Future[None]:
+        return self._submit(_WalletLink, address, user, issued_at, record)
+
+    def wallet_unlink(self, user: bytes, address: str) -> asyncio.Future[bool]:
+        return self._submit(_WalletUnlink, user, address)
 
     def unfollow(self, follower: bytes, target: bytes) -> asyncio.Future[bool]:
         return self._submit(_Unfollow, follower, target)
@@ -2196,6 +2255,32 @@ class SQLiteStore(Store):
             )
             out.results.append((op.fut, None))
 
+    async def _apply_wallet_links(self, ops: list[_WalletLink], out: _Batch) -> None:
+        db = self._db
+        assert db is not None
+        for op in ops:
+            # A replayed older binding can't take an address back from a newer one.
+            cur = await db.execute(
+                "INSERT INTO wallet_links (address, user, issued_at, record) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (address) DO UPDATE SET user = excluded.user,"
+                " issued_at = excluded.issued_at, record = excluded.record"
+                " WHERE excluded.issued_at >= wallet_links.issued_at",
+                (op.address, op.user, op.issued_at, op.record),
+            )
+            if cur.rowcount == 0:
+                out.results.append((op.fut, ProtocolError(
+                    ErrorCode.FORBIDDEN, "a newer binding of this wallet is stored")))
+            else:
+                out.results.append((op.fut, None))
+
+    async def _apply_wallet_unlinks(self, ops: list[_WalletUnlink], out: _Batch) -> None:
+        db = self._db
+        assert db is not None
+        for op in ops:
+            cur = await db.execute(
+                "DELETE FROM wallet_links WHERE address = ? AND user = ?", (op.address, op.user))
+            out.results.append((op.fut, cur.rowcount > 0))
+
     _APPLY: Final[dict[type[_Op], Callable[..., Any]]] = {
         _Send: _apply_sends,
         _Ack: _apply_acks,
@@ -2224,4 +2309,6 @@ class SQLiteStore(Store):
         _Custom: _apply_customs,
         _StoryPut: _apply_story_puts,
         _StorySweep: _apply_story_sweeps,
+        _WalletLink: _apply_wallet_links,
+        _WalletUnlink: _apply_wallet_unlinks,
     }

@@ -87,3 +87,25 @@ def test_client_core_does_not_load_textual_or_relay() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.slow
+def test_tenchat_send_does_not_load_web3(cli) -> None:  # type: ignore[no-untyped-def]
+    """A real `tenchat send` (client core, relay, crypto) runs without web3 or eth-account:
+    they cost about a second to import and only wallet commands need them."""
+    cli("alice", "init", "--handle", "alice")
+    cli("bob", "init", "--handle", "bob")
+    code = (
+        "import atexit, sys\n"
+        "def report():\n"
+        "    bad = sorted(m for m in sys.modules if m.split('.')[0] in ('web3', 'eth_account'))\n"
+        "    sys.__stderr__.write(f'LOADED {bad}\\n')\n"
+        "atexit.register(report)\n"
+        "sys.argv = ['tenchat', '--home', sys.argv[1], 'send', 'bob', 'hello']\n"
+        "from tenchat.client.cli import main\n"
+        "main()\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(cli.home("alice"))],
+                         capture_output=True, text=True, env=cli.env(), timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "LOADED []" in out.stderr

@@ -1,0 +1,98 @@
+"""Handlers for wallet bindings and Sign-In with Ethereum (common.wallets).
+
+The relay verifies a binding completely (both signatures, this relay's name, the
+identity it names) before storing it, and only for the authenticated identity;
+clients verify it again. A wallet sign-in is the identity-key challenge answered
+by a linked wallet instead: the SIWE message must carry the challenge as nonce.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from tenchat.common import wallets
+from tenchat.common.errors import ErrorCode, ProtocolError
+from tenchat.common.frames import (
+    Authed,
+    Ok,
+    WalletAuth,
+    WalletLinkPut,
+    WalletLinks,
+    WalletsGet,
+    WalletUnlink,
+)
+from tenchat.common.siwe import to_checksum_address
+
+from .handlers import Answer, handles
+from .session import Later, Session, check_authenticated
+
+__all__ = ["wallet_link", "wallet_unlink", "wallets_get", "wallet_auth"]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@handles(WalletLinkPut)
+async def wallet_link(session: Session, frame: WalletLinkPut) -> Answer:
+    user = check_authenticated(session)
+    link = wallets.open_link(frame.record, relay=session.config.name, now=_now())
+    if link.user != user:
+        raise ProtocolError(ErrorCode.FORBIDDEN, "a wallet can only be linked to oneself")
+    return Later(session.store.put_wallet_link(link.address, user, link.issued_at,
+                                               frame.record),
+                 lambda _: Ok(id=frame.id))
+
+
+@handles(WalletUnlink)
+async def wallet_unlink(session: Session, frame: WalletUnlink) -> Answer:
+    user = check_authenticated(session)
+
+    def answer(found: bool) -> Ok:
+        if not found:
+            raise ProtocolError(ErrorCode.NOT_FOUND, "no such wallet is linked to you")
+        return Ok(id=frame.id)
+
+    return Later(session.store.wallet_unlink(user, to_checksum_address(frame.address)),
+                 answer)
+
+
+@handles(WalletsGet)
+async def wallets_get(session: Session, frame: WalletsGet) -> Answer:
+    check_authenticated(session)
+    records = await session.store.wallet_links(frame.user)
+    return WalletLinks(id=frame.id, user=frame.user, records=records)
+
+
+@handles(WalletAuth)
+async def wallet_auth(session: Session, frame: WalletAuth) -> Answer:
+    if session.version is None:
+        raise ProtocolError(ErrorCode.PROTOCOL, "send hello before wallet_auth")
+    if session.user is not None:
+        raise ProtocolError(ErrorCode.PROTOCOL, "this connection is already authenticated")
+    from .admin import disconnect, is_banned, record_audit, role_of
+
+    try:
+        address = wallets.check_auth(frame.message, frame.sig, relay=session.config.name,
+                                     challenge=session.challenge, now=_now())
+    except ProtocolError as exc:
+        record_audit(session, "auth_failed", None, f"wallet sign-in: {exc.message}")
+        raise
+    user = await session.store.wallet_owner(address)
+    if user is None:
+        record_audit(session, "auth_failed", None, f"wallet {address} is linked to no one")
+        raise ProtocolError(ErrorCode.AUTH_FAILED, "this wallet is linked to no identity here")
+    # From here on exactly as `auth` (relay.handlers.auth): bans, presence, role.
+    if await is_banned(session.store, user):
+        record_audit(session, "auth_failed", user, "banned", actor=user)
+        disconnect(session, "banned")
+        raise ProtocolError(ErrorCode.BANNED, "this identity is banned from this relay")
+    session.user = user
+    session.hub.join(session)
+    if await session.store.hide_presence(user):
+        session.hub.set_hidden(user, True)
+    rec = await session.store.handle_by_user(user)
+    session.handle = rec.handle if rec else None
+    session.role = role_of(session.config, user, session.handle)
+    count = await session.store.otk_count(user)
+    return Authed(id=frame.id, user=user, handle=rec.handle if rec else None, otk_count=count)

@@ -1,0 +1,104 @@
+"""EIP-4361 parsing and verification (common.siwe) against every shared SIWE vector."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from tenchat.common import siwe
+
+HERE = Path(__file__).resolve().parent
+
+
+def _vector_dir() -> Path:
+    # The project's shared vectors sit beside the checkout (../shared); a copy ships here.
+    for parent in HERE.parents:
+        candidate = parent / "shared" / "vectors" / "siwe"
+        if candidate.is_dir():
+            return candidate
+    return HERE / "vectors" / "siwe"
+
+
+VECTORS = _vector_dir()
+
+
+def load(name: str) -> dict:
+    return json.loads((VECTORS / name).read_text())
+
+
+def test_the_copy_here_matches_the_shared_vectors() -> None:
+    for name in ("parsing_positive", "parsing_negative", "verification_positive",
+                 "verification_negative"):
+        assert load(f"{name}.json") == json.loads(
+            (HERE / "vectors" / "siwe" / f"{name}.json").read_text())
+
+
+_FIELD = {"domain": "domain", "address": "address", "statement": "statement", "uri": "uri",
+          "version": "version", "chainId": "chain_id", "nonce": "nonce",
+          "issuedAt": "issued_at", "expirationTime": "expiration_time",
+          "notBefore": "not_before", "requestId": "request_id", "resources": "resources",
+          "scheme": "scheme"}
+
+
+@pytest.mark.parametrize("case", sorted(load("parsing_positive.json")))
+def test_parsing_positive(case: str) -> None:
+    vector = load("parsing_positive.json")[case]
+    msg = siwe.parse(vector["message"])
+    for key, value in vector["fields"].items():
+        assert getattr(msg, _FIELD[key]) == value, key
+    assert msg.text() == vector["message"]  # the text round-trips exactly
+
+
+@pytest.mark.parametrize("case", sorted(load("parsing_negative.json")))
+def test_parsing_negative(case: str) -> None:
+    with pytest.raises(siwe.MalformedMessage):
+        siwe.parse(load("parsing_negative.json")[case])
+
+
+def _now(vector: dict) -> datetime:
+    return siwe.parse_datetime(vector["time"]) if "time" in vector else datetime.now(UTC)
+
+
+@pytest.mark.parametrize("case", sorted(load("verification_positive.json")))
+def test_verification_positive(case: str) -> None:
+    vector = load("verification_positive.json")[case]
+    msg = siwe.SiweMessage.from_fields(vector)
+    assert siwe.parse(msg.text()) == msg
+    siwe.verify(msg, siwe.parse_signature(vector["signature"]), now=_now(vector))
+
+
+@pytest.mark.parametrize("case", sorted(load("verification_negative.json")))
+def test_verification_negative(case: str) -> None:
+    vector = load("verification_negative.json")[case]
+    with pytest.raises(siwe.SiweError):
+        msg = siwe.SiweMessage.from_fields(vector)
+        siwe.verify(msg, siwe.parse_signature(vector["signature"]), now=_now(vector),
+                    domain=vector.get("domainBinding"), nonce=vector.get("matchNonce"))
+
+
+def test_each_negative_fails_for_its_own_reason() -> None:
+    vectors = load("verification_negative.json")
+    expect = {"expired message": siwe.Expired, "domain binding": siwe.DomainMismatch,
+              "custom time": siwe.Expired, "custom nonce": siwe.NonceMismatch,
+              "malformed signature": siwe.InvalidSignature,
+              "wrong signature": siwe.InvalidSignature, "not yet valid": siwe.NotYetValid,
+              "invalid issuedAt": siwe.MalformedMessage,
+              "invalid notBefore": siwe.MalformedMessage,
+              "invalid expirationTime": siwe.MalformedMessage}
+    assert set(expect) == set(vectors)
+    for case, error in expect.items():
+        vector = vectors[case]
+        with pytest.raises(error):
+            msg = siwe.SiweMessage.from_fields(vector)
+            siwe.verify(msg, siwe.parse_signature(vector["signature"]), now=_now(vector),
+                        domain=vector.get("domainBinding"), nonce=vector.get("matchNonce"))
+
+
+def test_checksum_addresses() -> None:
+    a = "0x9D85ca56217D2bb651b00f15e694EB7E713637D4"
+    assert siwe.to_checksum_address(a.lower()) == a
+    assert siwe.is_checksum_address(a)
+    assert not siwe.is_checksum_address(a.lower())

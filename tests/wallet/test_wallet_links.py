@@ -1,0 +1,69 @@
+"""Wallet bindings (common.wallets): genuine ones verify, every forged part is refused."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from eth_account import Account
+
+from tenchat.common import wallets as w
+from tenchat.common.crypto.keys import IdentityKey
+from tenchat.common.errors import ProtocolError
+from tests.wallet.links import link_record, personal, retitled
+
+alice = IdentityKey.generate()
+mallory = IdentityKey.generate()
+WALLET = bytes(Account.create().key)
+OTHER = bytes(Account.create().key)
+NOW = datetime.now(UTC)
+
+
+def test_genuine_binding_verifies() -> None:
+    now = datetime.now(UTC)
+    record = link_record(alice.public, alice.sign, WALLET, "test-relay", when=now)
+    link = w.open_link(record, relay="test-relay", now=now)
+    assert link.user == alice.public
+    assert link.address == Account.from_key(WALLET).address
+    assert link.issued_at == int(now.timestamp() * 1000)
+
+
+@pytest.mark.parametrize(("record", "code"), [
+    # the SIWE text signed by another wallet than the one it names
+    (link_record(alice.public, alice.sign, WALLET, "test-relay", wallet_signer=OTHER),
+     "bad_signature"),
+    # countersigned by mallory's identity key in alice's name
+    (link_record(alice.public, mallory.sign, WALLET, "test-relay"), "bad_signature"),
+    # the wallet agreed to be linked to mallory, the record claims alice
+    (link_record(alice.public, alice.sign, WALLET, "test-relay", named_user=mallory.public),
+     "forbidden"),
+    # made for another relay
+    (link_record(alice.public, alice.sign, WALLET, "elsewhere"), "forbidden"),
+    # tampered: the message edited after both signatures
+    (retitled(link_record(alice.public, alice.sign, WALLET, "elsewhere"), "test-relay"),
+     "bad_signature"),
+    (b"\x93garbage", "malformed"),
+], ids=["wrong_wallet", "wrong_identity", "names_another", "other_relay", "tampered",
+        "garbage"])
+def test_forged_bindings_are_refused(record: bytes, code: str) -> None:
+    with pytest.raises(ProtocolError) as info:
+        w.open_link(record, relay="test-relay", now=NOW)
+    assert info.value.code == code
+
+
+def test_sign_in_message() -> None:
+    challenge = os.urandom(32)
+    address = Account.from_key(WALLET).address
+    text = w.auth_siwe("test-relay", address, challenge, NOW).text()
+    sig = personal(WALLET, text)
+    assert w.check_auth(text, sig, relay="test-relay", challenge=challenge, now=NOW) == address
+    for kwargs in ({"challenge": os.urandom(32)}, {"relay": "elsewhere"},
+                   {"now": NOW + timedelta(minutes=6)}):
+        args = {"relay": "test-relay", "challenge": challenge, "now": NOW} | kwargs
+        with pytest.raises(ProtocolError) as info:
+            w.check_auth(text, sig, **args)  # type: ignore[arg-type]
+        assert info.value.code == "auth_failed"
+    with pytest.raises(ProtocolError):
+        w.check_auth(text, personal(OTHER, text), relay="test-relay", challenge=challenge,
+                     now=NOW)
