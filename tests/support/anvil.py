@@ -21,15 +21,32 @@ FUNDER_KEY = bytes.fromhex("ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae78
 CHAIN_ID = 31337
 
 
+ANVIL_PACKAGE = "@foundry-rs/anvil@1.7.1"  # the same pin as .ci/run
+
+
 def anvil_binary() -> str:
+    """anvil from the npm registry, installed into .ci/node on first use (as .ci/run does),
+    so README's test command needs nothing but npm on the machine; or one on PATH."""
     local = ROOT / ".ci" / "node" / "node_modules" / ".bin" / "anvil"
     if local.exists():
         return str(local)
     found = shutil.which("anvil")
-    if found is None:
-        raise RuntimeError("anvil is not installed: npm install --prefix .ci/node "
-                           "@foundry-rs/anvil (as .ci/run does)")
-    return found
+    if found is not None:
+        return found
+    npm = shutil.which("npm")
+    if npm is None:
+        raise RuntimeError("the wallet tests need anvil: install Node.js and npm, or put "
+                           f"anvil on PATH (npm install {ANVIL_PACKAGE})")
+    import fcntl
+
+    local.parent.parent.parent.mkdir(parents=True, exist_ok=True)
+    with open(local.parent.parent.parent / ".install.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one installer at a time
+        if not local.exists():
+            subprocess.run([npm, "install", "--prefix", str(ROOT / ".ci" / "node"),
+                            "--no-audit", "--no-fund", "--ignore-scripts", ANVIL_PACKAGE],
+                           check=True, stdout=subprocess.DEVNULL, timeout=600)
+    return str(local)
 
 
 def free_port() -> int:
