@@ -62,7 +62,9 @@ QUERY_BUDGET_S = 3.0  # a slow query is repeated fewer times (at least 5)
 
 
 def add_arguments(parser: argparse.ArgumentParser, *, shared: bool = True) -> None:
-    parser.add_argument("--runs", type=int, default=None,
+    # Alone, --runs; within `python -m bench`, --client-runs (bench.social has --runs).
+    names = ("--runs", "--client-runs") if shared else ("--client-runs",)
+    parser.add_argument(*names, dest="client_runs", type=int, default=None,
                         help="runs of `tenchat send` and of the TUI start [7; 3 with --quick]")
     parser.add_argument("--cache-messages", type=int, default=None, dest="cache_messages",
                         help="messages in the local cache [1000000; 100000 with --quick]")
@@ -73,7 +75,7 @@ def add_arguments(parser: argparse.ArgumentParser, *, shared: bool = True) -> No
 
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
     quick = args.quick
-    runs = args.runs if args.runs is not None else (3 if quick else 7)
+    runs = args.client_runs if args.client_runs is not None else (3 if quick else 7)
     n = args.cache_messages if args.cache_messages is not None else (
         100_000 if quick else 1_000_000)
     if not 1 <= runs <= 100:
