@@ -95,12 +95,14 @@ async def test_help_palette_keymap_and_dnd(tmp_path: Path) -> None:
     await build(tmp_path)
     app = tui(tmp_path, DEAD_RELAY, run_client=False,
               settings=Settings(keys={"search": "f8"}))
-    async with app.run_test(size=SIZE) as pilot:
+    # Tall enough for the whole key table (it scrolls at 80x24; the snapshots show that).
+    async with app.run_test(size=(120, 90)) as pilot:
         chat = await chat_of(pilot, app)
         await pilot.press("f1")
         await until(pilot, lambda: isinstance(app.screen, HelpScreen))
         # (on a loaded machine the screen can be there a moment before its table is drawn)
-        await until(pilot, lambda: "Ctrl+J" in screen_text(app), what="the key table")
+        await until(pilot, lambda: "New line in the message" in screen_text(app),
+                    what="the key table")
         text = screen_text(app)
         for needle in ("F8", "Search messages", "Ctrl+N", "New chat by handle", "Ctrl+J",
                        "Alt+M", "Do not disturb", "Enter"):
