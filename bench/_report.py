@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
+import json
 import math
 import os
 import platform
 import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["environment", "percentiles", "ms"]
+__all__ = ["environment", "percentiles", "ms", "scenario_main"]
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -53,3 +57,22 @@ def ms(value: float) -> str:
     if value != value:  # NaN
         return "-"
     return f"{value:.2f}" if value < 100 else f"{value:.0f}"
+
+
+def scenario_main(prog: str, doc: str | None,
+                  add_arguments: Callable[[argparse.ArgumentParser], None],
+                  run: Callable[[argparse.Namespace], dict[str, Any]],
+                  format_table: Callable[[dict[str, Any]], str], argv: list[str] | None) -> int:
+    """``python -m bench.<scenario>``: parse, run, print the table (or ``--json``); the exit
+    status says whether the scenario's checks held."""
+    parser = argparse.ArgumentParser(prog=prog, description=doc,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        out = run(args)
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(out, indent=2) if args.json else format_table(out))
+    return 0 if out["ok"] else 1

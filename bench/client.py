@@ -29,7 +29,6 @@ import argparse
 import asyncio
 import contextlib
 import fcntl
-import json
 import os
 import random
 import select
@@ -45,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from ._relay import BenchRelay
-from ._report import environment, ms, percentiles
+from ._report import environment, ms, percentiles, scenario_main
 
 __all__ = ["run", "main", "add_arguments", "format_table"]
 
@@ -309,17 +308,8 @@ def format_table(out: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.client", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        out = run(args)
-    except RuntimeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(json.dumps(out, indent=2) if args.json else format_table(out))
-    return 0 if out["ok"] else 1
+    return scenario_main("python -m bench.client", __doc__, add_arguments, run,
+                         format_table, argv)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import multiprocessing as mp
 import sys
 import time
@@ -29,7 +28,7 @@ from typing import Any
 
 from ._group_worker import raise_fd_limit
 from ._relay import BenchRelay
-from ._report import environment
+from ._report import environment, scenario_main
 from .soak import CONNECT_CONCURRENCY, Peer, open_peer, rss
 
 __all__ = ["run", "main", "add_arguments", "format_table"]
@@ -239,17 +238,8 @@ def format_table(out: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.idle_connections", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        out = run(args)
-    except RuntimeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(json.dumps(out, indent=2) if args.json else format_table(out))
-    return 0 if out["ok"] else 1
+    return scenario_main("python -m bench.idle_connections", __doc__, add_arguments, run,
+                         format_table, argv)
 
 
 if __name__ == "__main__":

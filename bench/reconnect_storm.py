@@ -27,7 +27,6 @@ import asyncio
 import contextlib
 import importlib.util
 import itertools
-import json
 import multiprocessing as mp
 import os
 import sys
@@ -56,7 +55,7 @@ from tenchat.common.frames import (
 
 from ._group_worker import raise_fd_limit
 from ._relay import BenchRelay, ProcCpu
-from ._report import environment, ms, percentiles
+from ._report import environment, ms, percentiles, scenario_main
 from ._worker import BODY_SIZE, Link, _expect
 
 __all__ = ["run", "main", "add_arguments", "format_table"]
@@ -362,17 +361,8 @@ def format_table(out: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.reconnect_storm", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        out = run(args)
-    except RuntimeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(json.dumps(out, indent=2) if args.json else format_table(out))
-    return 0 if out["ok"] else 1
+    return scenario_main("python -m bench.reconnect_storm", __doc__, add_arguments, run,
+                         format_table, argv)
 
 
 if __name__ == "__main__":
