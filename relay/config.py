@@ -46,6 +46,8 @@ class Config:
     # "normal": WAL without fsync per commit (survives a crash of the process, not of the OS).
     sync: str = "full"
     batch_max: int = 2000  # writes per group commit
+    # "auto": uvloop when it is installed (the default install has it), else asyncio's own.
+    event_loop: str = "auto"
     live_buffer: int = 1000  # live pushes buffered per subscribed connection before a re-drain
     page_size: int = 256  # messages per page when draining a queue
     inflight_max: int = 512  # unanswered requests per connection before it stops reading
@@ -200,6 +202,7 @@ _PARSERS: Final[dict[str, Callable[[Any], Any]]] = {
     "otk_max": _int(1, 100_000),
     "sync": _choice("full", "normal"),
     "batch_max": _int(1, 100_000),
+    "event_loop": _choice("auto", "uvloop", "asyncio"),
     "live_buffer": _int(1, 1_000_000),
     "page_size": _int(1, 1000),
     "inflight_max": _int(1, 100_000),

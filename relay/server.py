@@ -34,6 +34,7 @@ from tenchat.common.frames import Error, Register, decode_request, peek_id
 from . import admin, handlers
 from .blobs import BlobFiles
 from .config import Config
+from .connection import RelayConnection
 from .hub import Hub
 from .limits import AddressCounter, UserBuckets
 from .metrics import CONTENT_TYPE, Metrics
@@ -139,6 +140,7 @@ class Server:
                 ssl=self._tls_context(),
                 process_request=self._admit,
                 write_limit=config.write_limit,
+                create_connection=RelayConnection,
             )
         except OSError:
             await self.store.close()
@@ -427,5 +429,23 @@ def _address(ws: ServerConnection) -> str:
 def run(config: Config) -> int:
     """Run a relay until it is told to stop; the process exit status."""
     setup_logging(config.log_level, config.log_format)
-    asyncio.run(Server(config, clock=clock_from_environ(os.environ)).serve())
+    server = Server(config, clock=clock_from_environ(os.environ))
+    loop_factory = event_loop_factory(config.event_loop)
+    log.info("event loop: %s", "uvloop" if loop_factory is not None else "asyncio")
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(server.serve())
     return 0
+
+
+def event_loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop factory for "uvloop" (and for "auto" when it is installed), None for
+    asyncio's own. uvloop roughly halves the relay's per-frame cost (bench/)."""
+    if choice == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if choice == "uvloop":
+            raise OSError("event_loop = uvloop, but uvloop is not installed") from None
+        return None
+    return uvloop.new_event_loop

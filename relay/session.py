@@ -31,6 +31,7 @@ from websockets.exceptions import ConnectionClosed
 from tenchat.common.errors import ErrorCode, ProtocolError
 from tenchat.common.frames import Deliver, Error, GroupDeliver, Synced, encode
 
+from .connection import RelayConnection
 from .limits import TokenBucket
 
 if TYPE_CHECKING:
@@ -41,6 +42,8 @@ if TYPE_CHECKING:
     from .store import Store
 
 __all__ = ["Session", "Subscription", "Later"]
+
+_BURST = 256  # pushes written at once, at most (then the pump lets others run)
 
 log = logging.getLogger("tenchat.relay.session")
 
@@ -95,6 +98,15 @@ class Session:
         with contextlib.suppress(ConnectionClosed):
             await self.ws.send(encode(frame))
 
+    async def send_encoded(self, messages: list[bytes]) -> None:
+        """Send encoded frames in order, in one socket write where the connection can."""
+        with contextlib.suppress(ConnectionClosed):
+            if isinstance(self.ws, RelayConnection):
+                await self.ws.send_frames(messages)
+            else:
+                for message in messages:
+                    await self.ws.send(message)
+
     def push(self, frame: msgspec.Struct) -> None:
         """Send without waiting (pushes from outside this connection's own flow)."""
         self.spawn(self.send(frame))
@@ -130,12 +142,12 @@ class Session:
             self._flusher = self.spawn(self._flush())
 
     async def _flush(self) -> None:
+        # Runs a loop turn after the first answer of a commit was queued: by then the
+        # commit's other answers to this connection are queued too, and leave together.
         while self._outbox:
-            data = self._outbox.popleft()
-            try:
-                await self.ws.send(data)
-            except ConnectionClosed:
-                self._outbox.clear()
+            batch = list(self._outbox)
+            self._outbox.clear()
+            await self.send_encoded(batch)
 
     async def drain_tasks(self, timeout: float) -> None:
         """Wait until every deferred answer has been sent (used at shutdown)."""
@@ -220,25 +232,28 @@ class Subscription:
                         synced = True
                         await session.send(Synced(seq=self.cursor))
                     continue
-                while self._buffer and not self._need_drain:
+                out: list[bytes] = []  # what this turn has buffered leaves in one write
+                while self._buffer and not self._need_drain and len(out) < _BURST:
                     item, expires_at = self._buffer.popleft()
                     if isinstance(item, GroupDeliver):
                         cursor = self.groups.get(item.group)
                         if item.gseq == 0:  # ephemeral: not part of the log's order
                             if cursor is not None:
-                                await session.send(item)
+                                out.append(encode(item))
                             continue
                         if cursor is None or item.gseq <= cursor:
                             continue  # no longer a member, or already sent
                         self.groups[item.group] = item.gseq
                         if not _expired(expires_at):
-                            await session.send(item)
+                            out.append(encode(item))
                     elif item.seq == 0:  # ephemeral: not part of the queue order
-                        await session.send(item)
+                        out.append(encode(item))
                     elif item.seq > self.cursor:
                         self.cursor = item.seq
                         if not _expired(expires_at):
-                            await session.send(item)
+                            out.append(encode(item))
+                if out:
+                    await session.send_encoded(out)
                 if not self._buffer and not self._need_drain:
                     self._wake.clear()
                     await self._wake.wait()
@@ -250,23 +265,23 @@ class Subscription:
     async def _drain(self) -> None:
         """The 1:1 queue, then each group's log from its cursor (gseq ascending)."""
         page = self.session.config.page_size
-        store, send = self.session.store, self.session.send
+        store = self.session.store
         while True:
             items = await store.pending(self.user, self.cursor, page)
-            for item in items:
-                self.cursor = item.seq
-                await send(item)
+            if items:
+                self.cursor = items[-1].seq
+                await self.session.send_encoded([encode(item) for item in items])
             if len(items) < page:
                 break
         for group in list(self.groups):
             while group in self.groups:
                 gitems = await store.group_pending(group, self.user, self.groups[group], page)
-                for gitem in gitems:
-                    if group not in self.groups:
-                        break  # removed meanwhile; these entries predate the removal
-                    if gitem.gseq > self.groups[group]:
-                        self.groups[group] = gitem.gseq
-                        await send(gitem)
+                if group not in self.groups:
+                    break  # removed meanwhile; these entries predate the removal
+                fresh = [gitem for gitem in gitems if gitem.gseq > self.groups[group]]
+                if fresh:
+                    self.groups[group] = fresh[-1].gseq
+                    await self.session.send_encoded([encode(gitem) for gitem in fresh])
                 if len(gitems) < page:
                     break
 

@@ -1392,11 +1392,20 @@ class SQLiteStore(Store):
         seq_before, gseq_before = self._next_seq, self._next_gseq
         started = time.perf_counter()
         try:
-            await db.execute("BEGIN IMMEDIATE")
-            for op_type, group in itertools.groupby(ops, key=type):
-                await self._APPLY[op_type](self, list(group), out)
-            await self._maybe_prune(db)
-            await db.execute("COMMIT")
+            runs = [(op_type, list(group)) for op_type, group in itertools.groupby(ops, key=type)]
+            if all(op_type in self._APPLY_SYNC for op_type, _ in runs):
+                # The hot path (sends, acks, group posts and acks): the whole transaction in
+                # the SQLite thread, one hand-off instead of one per statement.
+                await db._execute(self._transaction_sync, db._conn, runs, out)
+            else:
+                await db.execute("BEGIN IMMEDIATE")
+                for op_type, group_ops in runs:
+                    if (apply_sync := self._APPLY_SYNC.get(op_type)) is not None:
+                        await db._execute(apply_sync, self, db._conn, group_ops, out)
+                    else:
+                        await self._APPLY[op_type](self, group_ops, out)
+                await db._execute(self._maybe_prune_sync, db._conn)
+                await db.execute("COMMIT")
         except Exception as exc:
             self._next_seq, self._next_gseq = seq_before, gseq_before
             with contextlib.suppress(Exception):
@@ -1456,31 +1465,49 @@ class SQLiteStore(Store):
         except Exception:
             log.exception("commit listener failed")
 
-    async def _maybe_prune(self, db: aiosqlite.Connection) -> None:
+    def _transaction_sync(
+        self, conn: sqlite3.Connection, runs: list[tuple[type[_Op], list[_Op]]], out: _Batch
+    ) -> None:
+        """In the SQLite thread: one transaction of hot-path writes (see _APPLY_SYNC)."""
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for op_type, group_ops in runs:
+                self._APPLY_SYNC[op_type](self, conn, group_ops, out)
+            self._maybe_prune_sync(conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    def _maybe_prune_sync(self, conn: sqlite3.Connection) -> None:
         now = self._clock()
         if now - self._last_prune >= _PRUNE_EVERY_MS:
             self._last_prune = now
-            await db.execute("DELETE FROM sent WHERE at < ?", (now - DEDUPE_WINDOW_MS,))
-            await db.execute("DELETE FROM group_sent WHERE at < ?", (now - DEDUPE_WINDOW_MS,))
+            conn.execute("DELETE FROM sent WHERE at < ?", (now - DEDUPE_WINDOW_MS,))
+            conn.execute("DELETE FROM group_sent WHERE at < ?", (now - DEDUPE_WINDOW_MS,))
 
-    async def _apply_sends(self, ops: list[_Send], out: _Batch) -> None:
-        db = self._db
-        assert db is not None
+    # The appliers below run in the SQLite thread (called through _transaction_sync or
+    # aiosqlite's queue): plain sqlite3 calls, no awaits. They touch only the writer's own
+    # state (_next_seq, _next_gseq, _queued), which nothing else changes meanwhile, and
+    # leave futures to the event loop (out.results).
+
+    def _apply_sends(self, db: sqlite3.Connection, ops: list[_Send], out: _Batch) -> None:
         at = self._clock()
         # One look-up per chunk for earlier copies of these messages (retries), no per-row awaits.
         keys = list({(op.sender, op.msg_id) for op in ops})
         known: dict[tuple[bytes, bytes], Stored] = {}
         for chunk in _chunks(keys, 400):
             # A join, not "(sender, msg_id) IN (VALUES ...)": SQLite scans the table for that.
-            rows = await db.execute_fetchall(
+            rows = db.execute(
                 "SELECT s.sender, s.msg_id, s.seq, s.at FROM (VALUES "
                 + ",".join(["(?,?)"] * len(chunk))
                 + ") AS k JOIN sent AS s ON s.sender = k.column1 AND s.msg_id = k.column2",
                 [v for key in chunk for v in key],
-            )
+            ).fetchall()
             for sender, msg_id, seq, at0 in rows:
                 known[(sender, msg_id)] = Stored(seq, at0)
-        blocked = await self._blocked_pairs(
+        blocked = self._blocked_pairs(
             db, {(op.recipient, op.sender) for op in ops if op.recipient in self._blockers}
         )
         queue_max, bytes_max, queued = self.queue_max, self.queue_bytes_max, self._queued
@@ -1489,7 +1516,7 @@ class SQLiteStore(Store):
             if len(queued) > 100_000:
                 queued.clear()
             for recipient in {op.recipient for op in ops} - queued.keys():
-                queued[recipient] = await self._queue_size(db, recipient)
+                queued[recipient] = self._queue_size(db, recipient)
         messages: list[tuple[int, bytes, bytes, bytes, int, bytes, int]] = []
         sent: list[tuple[bytes, bytes, int, int]] = []
         added: dict[bytes, list[int]] = {}  # queued by this batch, not inserted yet
@@ -1498,7 +1525,7 @@ class SQLiteStore(Store):
             stored = known.get(key)
             if stored is None and limited and self._over(queued[op.recipient], len(op.body)):
                 # Counted again: the cached size may be too high.
-                size = await self._queue_size(db, op.recipient)
+                size = self._queue_size(db, op.recipient)
                 extra = added.get(op.recipient, [0, 0])
                 size = queued[op.recipient] = [size[0] + extra[0], size[1] + extra[1]]
                 if self._over(size, len(op.body)):
@@ -1531,24 +1558,24 @@ class SQLiteStore(Store):
                     )
             out.results.append((op.fut, stored))
         if messages:
-            await db.executemany(
+            db.executemany(
                 "INSERT INTO messages (seq, recipient, sender, msg_id, at, body, expires_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 messages,
             )
         if sent:
-            await db.executemany(
+            db.executemany(
                 "INSERT INTO sent (sender, msg_id, seq, at) VALUES (?, ?, ?, ?)", sent
             )
             if len(messages) < len(sent):
                 # Seqs given to blocked senders are never inserted: record them as used, so
                 # a restart does not hand them out again.
-                cur = await db.execute(
+                cur = db.execute(
                     "UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = 'messages'",
                     (self._next_seq,),
                 )
                 if cur.rowcount == 0:
-                    await db.execute(
+                    db.execute(
                         "INSERT INTO sqlite_sequence (name, seq) VALUES ('messages', ?)",
                         (self._next_seq,),
                     )
@@ -1559,42 +1586,39 @@ class SQLiteStore(Store):
                     or (self.queue_bytes_max and size[1] + body > self.queue_bytes_max))
 
     @staticmethod
-    async def _queue_size(db: aiosqlite.Connection, recipient: bytes) -> list[int]:
+    def _queue_size(db: sqlite3.Connection, recipient: bytes) -> list[int]:
         # length() of a blob reads only its header, not the body
-        rows = await db.execute_fetchall(
+        count, size = db.execute(
             "SELECT count(*), coalesce(sum(length(body)), 0) FROM messages WHERE recipient = ?",
-            (recipient,))
-        count, size = next(iter(rows))
+            (recipient,)).fetchone()
         return [int(count), int(size)]
 
     @staticmethod
-    async def _blocked_pairs(
-        db: aiosqlite.Connection, pairs: set[tuple[bytes, bytes]]
+    def _blocked_pairs(
+        db: sqlite3.Connection, pairs: set[tuple[bytes, bytes]]
     ) -> set[tuple[bytes, bytes]]:
         """Of these (recipient, sender) pairs, those where the recipient blocks the sender."""
         found: set[tuple[bytes, bytes]] = set()
         for chunk in _chunks(list(pairs), 400):
-            rows = await db.execute_fetchall(
+            rows = db.execute(
                 "SELECT b.user, b.blocked FROM (VALUES "
                 + ",".join(["(?,?)"] * len(chunk))
                 + ") AS k JOIN blocks AS b ON b.user = k.column1 AND b.blocked = k.column2",
                 [v for pair in chunk for v in pair],
-            )
+            ).fetchall()
             found.update((user, sender) for user, sender in rows)
         return found
 
-    async def _apply_acks(self, ops: list[_Ack], out: _Batch) -> None:
-        db = self._db
-        assert db is not None
+    def _apply_acks(self, db: sqlite3.Connection, ops: list[_Ack], out: _Batch) -> None:
         seqs = sorted({s for op in ops for s in op.seqs})
         owner: dict[int, bytes] = {}
         sizes: dict[int, int] = {}
         for chunk in _chunks(seqs, 900):
-            rows = await db.execute_fetchall(
+            rows = db.execute(
                 "SELECT seq, recipient, length(body) FROM messages"
                 f" WHERE seq IN ({','.join('?' * len(chunk))})",
                 chunk,
-            )
+            ).fetchall()
             for seq, recipient, size in rows:
                 owner[seq] = recipient
                 sizes[seq] = size
@@ -1608,7 +1632,7 @@ class SQLiteStore(Store):
             doomed.extend((s,) for s in op.seqs if s in owner)
             out.results.append((op.fut, None))
         if doomed:
-            await db.executemany("DELETE FROM messages WHERE seq = ?", doomed)
+            db.executemany("DELETE FROM messages WHERE seq = ?", doomed)
             for (seq,) in doomed:
                 if (queue := self._queued.get(owner[seq])) is not None:
                     queue[0] -= 1
@@ -1819,26 +1843,22 @@ class SQLiteStore(Store):
         out.group_events.append(GroupEntry(item, 0))
         return Stored(item.gseq, item.at)
 
-    async def _apply_group_posts(self, ops: list[_GroupPost], out: _Batch) -> None:
-        db = self._db
-        assert db is not None
+    def _apply_group_posts(
+        self, db: sqlite3.Connection, ops: list[_GroupPost], out: _Batch
+    ) -> None:
         for op in ops:
-            rows = list(
-                await db.execute_fetchall(
-                    "SELECT gseq, at FROM group_sent WHERE grp = ? AND sender = ? AND msg = ?",
-                    (op.group, op.sender, op.msg_id),
-                )
-            )
+            rows = db.execute(
+                "SELECT gseq, at FROM group_sent WHERE grp = ? AND sender = ? AND msg = ?",
+                (op.group, op.sender, op.msg_id),
+            ).fetchall()
             if rows:  # a retry: the original answer
                 out.results.append((op.fut, Stored(*rows[0])))
                 continue
-            rows = list(
-                await db.execute_fetchall(
-                    "SELECT m.role, g.announce FROM group_members AS m"
-                    " JOIN groups AS g ON g.id = m.grp WHERE m.grp = ? AND m.user = ?",
-                    (op.group, op.sender),
-                )
-            )
+            rows = db.execute(
+                "SELECT m.role, g.announce FROM group_members AS m"
+                " JOIN groups AS g ON g.id = m.grp WHERE m.grp = ? AND m.user = ?",
+                (op.group, op.sender),
+            ).fetchall()
             if not rows:
                 out.results.append(
                     (op.fut, ProtocolError(ErrorCode.FORBIDDEN, "not a member of this group"))
@@ -1853,22 +1873,22 @@ class SQLiteStore(Store):
             item, row = self._log_entry(
                 op.group, op.sender, op.msg_id, op.body, False, op.expires_at
             )
-            await db.execute(self._INSERT_LOG, row)
-            await db.execute(
+            db.execute(self._INSERT_LOG, row)
+            db.execute(
                 "INSERT INTO group_sent (grp, sender, msg, gseq, at) VALUES (?, ?, ?, ?, ?)",
                 (op.group, op.sender, op.msg_id, item.gseq, item.at),
             )
-            await db.execute(
+            db.execute(
                 "UPDATE groups SET last_gseq = ? WHERE id = ?", (item.gseq, op.group)
             )
             out.group_events.append(GroupEntry(item, op.expires_at))
             out.results.append((op.fut, Stored(item.gseq, item.at)))
 
-    async def _apply_group_acks(self, ops: list[_GroupAck], out: _Batch) -> None:
-        db = self._db
-        assert db is not None
+    def _apply_group_acks(
+        self, db: sqlite3.Connection, ops: list[_GroupAck], out: _Batch
+    ) -> None:
         for op in ops:
-            cur = await db.execute(
+            cur = db.execute(
                 "UPDATE group_members SET cursor = max(cursor,"
                 " min(?, (SELECT last_gseq FROM groups WHERE id = ?)))"
                 " WHERE grp = ? AND user = ?",
@@ -2281,15 +2301,19 @@ class SQLiteStore(Store):
                 "DELETE FROM wallet_links WHERE address = ? AND user = ?", (op.address, op.user))
             out.results.append((op.fut, cur.rowcount > 0))
 
-    _APPLY: Final[dict[type[_Op], Callable[..., Any]]] = {
+    # Writes applied in the SQLite thread (synchronous); the hot path.
+    _APPLY_SYNC: Final[dict[type[_Op], Callable[..., None]]] = {
         _Send: _apply_sends,
         _Ack: _apply_acks,
+        _GroupPost: _apply_group_posts,
+        _GroupAck: _apply_group_acks,
+    }
+    # The other writes: coroutines awaiting aiosqlite per statement.
+    _APPLY: Final[dict[type[_Op], Callable[..., Any]]] = {
         _Register: _apply_registers,
         _Publish: _apply_publishes,
         _TakeBundle: _apply_take_bundles,
         _GroupChange: _apply_group_changes,
-        _GroupPost: _apply_group_posts,
-        _GroupAck: _apply_group_acks,
         _BulkMembers: _apply_bulk_members,
         _Block: _apply_blocks,
         _Privacy: _apply_privacy,

@@ -1,0 +1,32 @@
+"""The relay's WebSocket connection: frames queued together leave in one socket write.
+
+websockets writes each frame with its own ``transport.write`` — one ``send(2)`` per
+frame when the socket is writable, the largest single cost of a busy relay. Answers
+to a group commit and pushes from a subscription come in bursts, so
+:meth:`RelayConnection.send_frames` puts a burst into the protocol at once and
+:meth:`RelayConnection.send_data` joins what is queued into one write. Framing,
+closing and flow control stay websockets' own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from websockets.asyncio.server import ServerConnection
+
+__all__ = ["RelayConnection"]
+
+
+class RelayConnection(ServerConnection):
+    async def send_frames(self, messages: Iterable[bytes]) -> None:
+        """Send binary messages in order, in one write (ConnectionClosed if closed)."""
+        async with self.send_context():
+            for message in messages:
+                self.protocol.send_binary(message)
+
+    def send_data(self) -> None:
+        writes = self.protocol.writes
+        # An empty chunk stands for a half-close: leave those to websockets as they are.
+        if len(writes) > 1 and all(writes):
+            self.protocol.writes = [b"".join(writes)]
+        super().send_data()
