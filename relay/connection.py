@@ -5,7 +5,8 @@ frame when the socket is writable, the largest single cost of a busy relay. Answ
 to a group commit and pushes from a subscription come in bursts, so
 :meth:`RelayConnection.send_frames` puts a burst into the protocol at once and
 :meth:`RelayConnection.send_data` joins what is queued into one write. Framing,
-closing and flow control stay websockets' own.
+closing and flow control stay websockets' own. :meth:`queue_frame` and :meth:`flush`
+let the hub write a commit's pushes to an idle subscriber without waking its task.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from websockets.asyncio.server import ServerConnection
+from websockets.protocol import State
 
 __all__ = ["RelayConnection"]
 
@@ -23,6 +25,23 @@ class RelayConnection(ServerConnection):
         async with self.send_context():
             for message in messages:
                 self.protocol.send_binary(message)
+
+    def queue_frame(self, message: bytes) -> bool:
+        """Put a binary message into the protocol for the next :meth:`flush` (no await,
+        no write yet). False when the connection is not open or its write buffer is over
+        write_limit: then use :meth:`send_frames`, which waits."""
+        if self.protocol.state is not State.OPEN or self.paused:
+            return False
+        self.protocol.send_binary(message)
+        return True
+
+    def flush(self) -> None:
+        """Write what :meth:`queue_frame` queued, in one write."""
+        try:
+            self.send_data()
+        except Exception as exc:  # the socket failed under us: end the connection
+            self.set_connection_exc(exc)
+            self.transport.abort()
 
     def send_data(self) -> None:
         writes = self.protocol.writes

@@ -16,11 +16,12 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, TypeVar
 
-from tenchat.common.frames import Deliver, GroupDeliver, PrekeysLow, Presence
+from tenchat.common.frames import Deliver, GroupDeliver, PrekeysLow, Presence, encode
 
 from .store import GroupEntry, MembersChanged
 
 if TYPE_CHECKING:
+    from .connection import RelayConnection
     from .session import Session, Subscription
 
 __all__ = ["Hub"]
@@ -111,6 +112,7 @@ class Hub:
         """Commit listener: hand newly stored messages to their recipients' subscriptions."""
         subscribed = self._subscribed
         now = 0
+        written: dict[RelayConnection, None] = {}  # connections with frames queued
         for recipient, item, expires_at in stored:
             subs = subscribed.get(recipient)
             if not subs:
@@ -120,7 +122,10 @@ class Hub:
                 if expires_at <= now:
                     continue  # expired before it could be pushed
             for sub in subs:
-                sub.offer(item, expires_at)
+                if (ws := sub.offer(item, expires_at)) is not None:
+                    written[ws] = None
+        for ws in written:
+            ws.flush()  # one write per connection for the whole commit
 
     # --- groups -------------------------------------------------------------------------
 
@@ -136,6 +141,7 @@ class Hub:
         """Group commit listener, in commit order: membership changes keep the index
         current (before the entry that made them), entries go to online members."""
         now = 0
+        written: dict[RelayConnection, None] = {}  # connections with frames queued
         for event in events:
             if isinstance(event, GroupEntry):
                 subs = self._group_subs.get(event.item.group)
@@ -145,8 +151,10 @@ class Hub:
                     now = now or _now_ms()
                     if event.expires_at <= now:
                         continue
+                data = encode(event.item)  # once, not once per member
                 for sub in subs:
-                    sub.offer(event.item, event.expires_at)
+                    if (ws := sub.offer(event.item, event.expires_at, data)) is not None:
+                        written[ws] = None
                 continue
             group = event.group
             for user, role in event.roles.items():
@@ -158,6 +166,8 @@ class Hub:
                     elif group not in sub.groups:
                         sub.groups[group] = event.cursor
                         self._group_subs.setdefault(group, set()).add(sub)
+        for ws in written:
+            ws.flush()
 
     def group_online(self, group: bytes) -> int:
         """How many subscriptions of online members a group has (tests, benchmarks)."""
@@ -167,17 +177,23 @@ class Hub:
         """Push a group message that is never stored (``gseq`` 0) to the online members
         other than its sender; returns how many subscriptions got it."""
         count = 0
+        data = encode(item)
+        written: dict[RelayConnection, None] = {}
         for sub in self._group_subs.get(item.group, ()):
             if sub.user != item.sender:
-                sub.offer(item)
+                if (ws := sub.offer(item, 0, data)) is not None:
+                    written[ws] = None
                 count += 1
+        for ws in written:
+            ws.flush()
         return count
 
     def publish_ephemeral(self, recipient: bytes, item: Deliver) -> int:
         """Push a message that is never stored; returns how many connections got it."""
         subs = self._subscribed.get(recipient, ())
         for sub in subs:
-            sub.offer(item)
+            if (ws := sub.offer(item)) is not None:
+                ws.flush()
         return len(subs)
 
     def prekeys_low(self, user: bytes, otk_count: int) -> None:

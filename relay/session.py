@@ -179,9 +179,12 @@ class Subscription:
         # Kept by the hub as membership changes commit.
         self.groups: dict[bytes, int] = {}
         self.membership_changes = 0  # bumped by the hub on each change to self.groups
-        self._buffer: deque[tuple[Deliver | GroupDeliver, int]] = deque()
+        self._buffer: deque[tuple[Deliver | GroupDeliver, int, bytes | None]] = deque()
         self._limit = session.config.live_buffer
         self._need_drain = True
+        # The pump waits for work with nothing buffered: an offer may then go straight to
+        # the connection (in order: nothing is ahead of it), without waking the pump.
+        self._idle = False
         self._wake = asyncio.Event()
         self._pump: asyncio.Task[None] | None = None
 
@@ -196,17 +199,51 @@ class Subscription:
         if self._pump is not None:
             self._pump.cancel()
 
-    def offer(self, item: Deliver | GroupDeliver, expires_at: int = 0) -> None:
-        """Hub → subscription, synchronous, in commit order."""
+    def offer(
+        self, item: Deliver | GroupDeliver, expires_at: int = 0, data: bytes | None = None
+    ) -> RelayConnection | None:
+        """Hub → subscription, synchronous, in commit order (``data``: ``item`` already
+        encoded, when the hub offers it to many). Returns the connection when the frame
+        was queued on it directly: the hub then flushes each such connection once."""
         if self._need_drain and (item.gseq if isinstance(item, GroupDeliver) else item.seq):
-            return  # the coming drain reads it from the database
+            return None  # the coming drain reads it from the database
+        if self._idle and not self._buffer:
+            ws = self.session.ws
+            if isinstance(ws, RelayConnection) and not ws.paused:
+                frame = self._admit(item, expires_at, data)
+                if frame is None:
+                    return None
+                if ws.queue_frame(frame):
+                    return ws
+                return None  # closing: the frame goes nowhere, like a send to a closed one
         if len(self._buffer) >= self._limit:
             # A slow reader: forget the buffer, fetch from the database instead.
             self._buffer.clear()
             self._need_drain = True
         else:
-            self._buffer.append((item, expires_at))
+            self._buffer.append((item, expires_at, data))
         self._wake.set()
+        return None
+
+    def _admit(
+        self, item: Deliver | GroupDeliver, expires_at: int, data: bytes | None
+    ) -> bytes | None:
+        """Move the cursors past ``item``; its frame if it is to be sent, else None
+        (already sent, expired, or from a group this connection is no longer in)."""
+        if isinstance(item, GroupDeliver):
+            cursor = self.groups.get(item.group)
+            if item.gseq == 0:  # ephemeral: not part of the log's order
+                return None if cursor is None else data or encode(item)
+            if cursor is None or item.gseq <= cursor:
+                return None  # no longer a member, or already sent
+            self.groups[item.group] = item.gseq
+        elif item.seq:  # (seq 0: ephemeral, not part of the queue order)
+            if item.seq <= self.cursor:
+                return None
+            self.cursor = item.seq
+        if _expired(expires_at):
+            return None
+        return data or encode(item)
 
     async def _load_groups(self) -> None:
         """Read the user's groups and index this subscription under them, consistently
@@ -234,29 +271,18 @@ class Subscription:
                     continue
                 out: list[bytes] = []  # what this turn has buffered leaves in one write
                 while self._buffer and not self._need_drain and len(out) < _BURST:
-                    item, expires_at = self._buffer.popleft()
-                    if isinstance(item, GroupDeliver):
-                        cursor = self.groups.get(item.group)
-                        if item.gseq == 0:  # ephemeral: not part of the log's order
-                            if cursor is not None:
-                                out.append(encode(item))
-                            continue
-                        if cursor is None or item.gseq <= cursor:
-                            continue  # no longer a member, or already sent
-                        self.groups[item.group] = item.gseq
-                        if not _expired(expires_at):
-                            out.append(encode(item))
-                    elif item.seq == 0:  # ephemeral: not part of the queue order
-                        out.append(encode(item))
-                    elif item.seq > self.cursor:
-                        self.cursor = item.seq
-                        if not _expired(expires_at):
-                            out.append(encode(item))
+                    frame = self._admit(*self._buffer.popleft())
+                    if frame is not None:
+                        out.append(frame)
                 if out:
                     await session.send_encoded(out)
                 if not self._buffer and not self._need_drain:
                     self._wake.clear()
-                    await self._wake.wait()
+                    self._idle = True
+                    try:
+                        await self._wake.wait()
+                    finally:
+                        self._idle = False
         except asyncio.CancelledError:
             raise
         except Exception:
