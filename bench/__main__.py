@@ -18,6 +18,8 @@ Scenarios (each also runnable alone, with ``--quick`` and ``--json``):
   reconnect at once: reconnects/s and drained messages/s.
 - ``python -m bench.client`` — ``tenchat send`` start to exit, TUI start to first
   frame, history page and FTS5 search over a 1,000,000-message local cache.
+- ``python -m bench.latency`` — between two real client cores: typing indicator and
+  read receipt (p50 / p99), and reconnect after the relay is killed and comes back.
 
 ``--only a,b`` runs some of them (names as above, without ``bench.``).
 """
@@ -33,6 +35,7 @@ from . import (
     client,
     group_fanout,
     idle_connections,
+    latency,
     nostr_compare,
     reconnect_storm,
     relay_throughput,
@@ -47,6 +50,7 @@ SCENARIOS = {
     "idle_connections": idle_connections,
     "reconnect_storm": reconnect_storm,
     "client": client,
+    "latency": latency,
 }
 
 
@@ -63,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     idle_connections.add_arguments(parser, shared=False)
     reconnect_storm.add_arguments(parser, shared=False)
     client.add_arguments(parser, shared=False)
+    latency.add_arguments(parser, shared=False)
     parser.add_argument("--only", default=None, metavar="NAMES",
                         help="comma-separated scenarios to run [all]: " + ", ".join(SCENARIOS))
     args = parser.parse_args(argv)

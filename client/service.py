@@ -65,6 +65,20 @@ OTK_BATCH = 100  # one-time prekeys published at a time
 OTK_LOW = 20  # refill when the relay holds fewer than this
 SEND_WINDOW = 64  # outbox envelopes in flight at once
 
+# Reconnecting (sync(follow=True), so run(), the TUI and `inbox --follow`): the wait before
+# each attempt is the backoff times a random factor in [RECONNECT_JITTER, 1], the backoff
+# starting at RECONNECT_FIRST and doubling up to RECONNECT_CAP, however long the relay is
+# down. DESIGN.md: reconnect < 1 s after the relay is back, so no wait may be longer than
+# 0.8 s (+ one handshake on loopback/LAN: milliseconds). That is still no hammering: a
+# down relay sees at most one attempt per 0.4 s per client (after the first three), each
+# a refused TCP connect or one handshake; and the jitter spreads the clients of a relay
+# that comes back over 0.4 s instead of all at once (bench.reconnect_storm: the relay
+# takes thousands of reconnects per second). The old 5 s cap with 0.5-1.5x jitter could
+# wait 7.5 s after the relay was back.
+RECONNECT_FIRST = 0.1  # s, the first wait after a connection drops
+RECONNECT_CAP = 0.8  # s, the longest wait between two attempts
+RECONNECT_JITTER = 0.5  # the wait is the backoff times a factor in [this, 1]
+
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
@@ -907,11 +921,12 @@ class Client:
         """Flush the outbox, then fetch and process everything pending.
 
         With ``follow`` keep receiving, reconnecting with jittered exponential
-        backoff when the connection drops (emitting :class:`ConnectionChanged`).
+        backoff capped at :data:`RECONNECT_CAP` when the connection drops (emitting
+        :class:`ConnectionChanged`).
         Returns the number of new messages processed.
         """
         total = 0
-        backoff = 0.2
+        backoff = RECONNECT_FIRST
         while not self._closed:
             error = ""
             self._set_state(CONNECTING)
@@ -938,13 +953,13 @@ class Client:
             if self._conn is not None:
                 await self._conn.close()
             if self._online_once:
-                backoff = 0.2  # it worked for a while: start the backoff over
+                backoff = RECONNECT_FIRST  # it worked for a while: start the backoff over
                 self._online_once = False
-            delay = backoff * (0.5 + random.random())
+            delay = backoff * random.uniform(RECONNECT_JITTER, 1.0)
             log.info("relay connection lost (%s); reconnecting in %.1f s", error, delay)
             self._set_state(OFFLINE, retry_in=delay, error=error)
             await asyncio.sleep(delay)
-            backoff = min(backoff * 2, 5.0)
+            backoff = min(backoff * 2, RECONNECT_CAP)
         return total
 
     async def run(self) -> None:

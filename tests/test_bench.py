@@ -173,3 +173,23 @@ def test_client_quick_times_send_tui_history_and_search() -> None:
         assert v["results"] > 0, label
         _positive_percentiles(v["ms"])
     assert c["search"]["common word"]["results"] == 50
+
+
+@pytest.mark.slow
+def test_latency_quick_measures_typing_receipts_and_reconnect() -> None:
+    out = _bench("bench.latency", "--samples", "20", "--trials", "2")
+    assert out["ok"] is True and out["scenario"] == "latency"
+    assert out["cores"] > 0
+    s = out["settings"]
+    assert s["samples"] == 20 and s["trials"] == 2 and len(s["down_s"]) == 2
+    assert out["typing_lost"] == out["read_receipt_lost"] == 0
+    for key in ("typing", "read_receipt"):
+        assert out[f"{key}_ms"]["n"] == 20, key
+        _positive_percentiles(out[f"{key}_ms"])
+    # Each trial: the relay killed and restarted; both clients came back online.
+    assert out["reconnect_ms"]["n"] == 4
+    assert [t["down_s"] for t in out["reconnect_trials"]] == s["down_s"]
+    assert all(t["alice_ms"] >= 0 and t["bob_ms"] >= 0 for t in out["reconnect_trials"])
+    assert 0 < out["reconnect_ms"]["max"] < 60_000
+    for key, target in (("typing", 5), ("read_receipt", 20), ("reconnect", 1000)):
+        assert out["targets"][key]["target_ms"] == target, key

@@ -131,3 +131,43 @@ def test_compose_offline_goes_out_on_reconnect(tmp_path: Path, relay: RelayProce
         await bob.close()
 
     asyncio.run(asyncio.wait_for(body(), 90))
+
+
+def test_reconnects_within_a_second_of_the_relay_coming_back_after_a_long_outage(
+        tmp_path: Path, relay: RelayProcess) -> None:
+    """DESIGN.md: reconnect < 1 s after the relay is back. The relay is killed (SIGKILL) and
+    stays down 8 s — long enough for any doubling backoff to reach its cap — then comes
+    back on the same port and data: the running client is online again within a second,
+    and none of its waits while the relay was down was longer than RECONNECT_CAP."""
+    from tenchat.client.service import RECONNECT_CAP
+
+    async def body() -> None:
+        alice, bob = await pair(tmp_path, relay)
+        await bob.close()
+        events = Recorder(alice)
+        a_run = asyncio.create_task(alice.run())
+        try:
+            await events.wait_for(lambda e: isinstance(e, ConnectionChanged)
+                                  and e.state == ONLINE)
+            await asyncio.to_thread(relay.kill)
+            await events.wait_for(lambda e: isinstance(e, ConnectionChanged)
+                                  and e.state == OFFLINE and e.retry_in is not None)
+            events.events.clear()  # wait_for looks from the first event: only the outage's
+            await asyncio.sleep(8)
+            await asyncio.to_thread(relay.start)  # returns once the relay is listening
+            back = asyncio.get_running_loop().time()
+            await events.wait_for(lambda e: isinstance(e, ConnectionChanged)
+                                  and e.state == ONLINE, timeout=5)
+            took = asyncio.get_running_loop().time() - back
+            waits = [e.retry_in for e in events.events
+                     if isinstance(e, ConnectionChanged) and e.retry_in is not None]
+            assert len(waits) >= 8 / RECONNECT_CAP - 1, waits  # it kept trying, paced
+            assert max(waits) <= RECONNECT_CAP < 1.0, waits
+            assert took < 1.0, f"online {took:.2f} s after the relay was back"
+            assert alice.connection_state == ONLINE
+        finally:
+            a_run.cancel()
+            await alice.close()
+            await asyncio.gather(a_run, return_exceptions=True)
+
+    asyncio.run(asyncio.wait_for(body(), 60))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 from rich.text import Text
@@ -34,7 +35,8 @@ class StatusBar(Static):
         if self.state == "online":
             out.append("● online", "bold green")
         elif self.retry_at is not None:
-            left = max(0, round(self.retry_at - time.monotonic()))
+            # Waits are under a second (service.RECONNECT_CAP): "in 1s" while waiting.
+            left = max(0, math.ceil(self.retry_at - time.monotonic()))
             out.append(f"○ offline — reconnecting in {left}s", "bold yellow")
         elif self.state == "connecting":
             out.append("◌ connecting…", "yellow")
