@@ -9,9 +9,11 @@ work and calls :meth:`Cache.commit`, so a crash never leaves half of one.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+import sqlite3
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import aiosqlite
 import msgspec
@@ -368,6 +370,42 @@ def _contact(row: Iterable) -> ContactRow:
     return ContactRow(r[0], r[1], bool(r[2]), bool(r[3]), bool(r[4]))
 
 
+T = TypeVar("T")
+
+
+def _get_meta(conn: sqlite3.Connection, key: str) -> bytes | None:
+    row = conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+    return row[0] if row else None
+
+
+def _contact_row(conn: sqlite3.Connection, user: bytes) -> ContactRow | None:
+    row = conn.execute(
+        "SELECT user, handle, added, blocked, verified FROM contacts WHERE user=?", (user,)
+    ).fetchone()
+    return _contact(row) if row else None
+
+
+class Txn:
+    """The cache inside :meth:`Cache.transact`: synchronous, in the cache's thread."""
+
+    def __init__(self, cache: Cache, conn: sqlite3.Connection) -> None:
+        self._cache = cache
+        self._conn = conn
+
+    def get_meta(self, key: str) -> bytes | None:
+        return _get_meta(self._conn, key)
+
+    def contact(self, user: bytes) -> ContactRow | None:
+        return _contact_row(self._conn, user)
+
+    def sessions(self, peer: bytes) -> list[tuple[int, bytes]]:
+        return self._cache._sessions(self._conn, peer)
+
+    def update_session(self, row_id: int, state: bytes, now: int) -> None:
+        self._conn.execute("UPDATE sessions SET state_sealed=?, used_at=? WHERE id=?",
+                           (self._cache._seal(state), now, row_id))
+
+
 class Cache:
     def __init__(self, db: aiosqlite.Connection, storage_key: bytes) -> None:
         self._db = db
@@ -401,6 +439,34 @@ class Cache:
     async def commit(self) -> None:
         await self._db.commit()
 
+    async def transact(self, fn: Callable[[Txn], T], *, durable: bool = True) -> T:
+        """Run ``fn`` in the cache's own thread on a synchronous view of the cache
+        (:class:`Txn`), then commit (or roll back if it raises): one thread hand-off for
+        the whole transaction instead of one per statement — for short hot paths like a
+        typing indicator. The caller holds the client's cache lock.
+
+        ``durable=False`` commits without the fsync: the commit survives a crash of this
+        process but maybe not a power loss (the next durable commit syncs it too). Only for
+        state whose loss is harmless — a receiving chain advanced by a typing indicator
+        derives the same keys again. Never for a send: a sending chain that rolled back
+        would reuse message keys."""
+        return await self._db._execute(self._transact, self._db._conn, fn, durable)
+
+    def _transact(self, conn: sqlite3.Connection, fn: Callable[[Txn], T], durable: bool) -> T:
+        relaxed = not durable and not conn.in_transaction  # (can't change inside one)
+        if relaxed:
+            conn.execute("PRAGMA synchronous=NORMAL")
+        try:
+            result = fn(Txn(self, conn))
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+        finally:
+            if relaxed:
+                conn.execute("PRAGMA synchronous=FULL")
+        return result
+
     async def rollback(self) -> None:
         await self._db.rollback()
 
@@ -413,9 +479,7 @@ class Cache:
     # --- meta -------------------------------------------------------------------------
 
     async def get_meta(self, key: str) -> bytes | None:
-        async with self._db.execute("SELECT value FROM meta WHERE key=?", (key,)) as cur:
-            row = await cur.fetchone()
-        return row[0] if row else None
+        return await self._db._execute(_get_meta, self._db._conn, key)
 
     async def set_meta(self, key: str, value: bytes | str | int) -> None:
         await self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
@@ -457,11 +521,7 @@ class Cache:
         return _contact(row) if row else None
 
     async def contact(self, user: bytes) -> ContactRow | None:
-        async with self._db.execute(
-            "SELECT user, handle, added, blocked, verified FROM contacts WHERE user=?", (user,)
-        ) as cur:
-            row = await cur.fetchone()
-        return _contact(row) if row else None
+        return await self._db._execute(_contact_row, self._db._conn, user)
 
     async def remember_contact(self, user: bytes, handle: str | None, now: int,
                                *, added: bool = False) -> None:
@@ -488,11 +548,14 @@ class Cache:
 
     async def sessions(self, peer: bytes) -> list[tuple[int, bytes]]:
         """The peer's sessions, most recently used first: (row id, serialised state)."""
-        async with self._db.execute(
+        return await self._db._execute(self._sessions, self._db._conn, peer)
+
+    def _sessions(self, conn: sqlite3.Connection, peer: bytes) -> list[tuple[int, bytes]]:
+        rows = conn.execute(
             "SELECT id, state_sealed FROM sessions WHERE peer=? ORDER BY used_at DESC, id DESC",
             (peer,),
-        ) as cur:
-            return [(r[0], self._open(r[1])) for r in await cur.fetchall()]
+        ).fetchall()
+        return [(r[0], self._open(r[1])) for r in rows]
 
     async def save_session(self, peer: bytes, row_id: int | None, state: bytes,
                            now: int, *, keep: int = 3) -> int:

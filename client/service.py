@@ -32,7 +32,7 @@ from ..common.errors import ProtocolError, TenchatError
 from ..common.groups import GroupState, can_pin
 from ..common.identity import fingerprint, handle_message, normalize_handle, verify_signature
 from . import media
-from .cache import DELIVERED, PENDING, READ, SENT, Cache, ContactRow, MessageRow
+from .cache import DELIVERED, PENDING, READ, SENT, Cache, ContactRow, MessageRow, Txn
 from .connection import ConnectionLost, RelayConnection, RelayError, RelayUnreachable
 from .events import (
     CONNECTING,
@@ -134,6 +134,11 @@ PRIVACY_DEFAULTS: dict[str, bool] = {
     "hide_presence": False,  # the relay shows us offline to everyone
     "incognito": False,  # view stories without a view receipt
 }
+
+
+def _privacy(raw: bytes | str | int | None, name: str) -> bool:
+    """A privacy setting's value as stored in the cache's meta table (None: the default)."""
+    return PRIVACY_DEFAULTS[name] if raw is None else raw in (1, b"1", "1")
 
 
 def ca_file_of(home: Path, relay_url: str) -> str | None:
@@ -750,6 +755,9 @@ class Client:
 
         Returns the new text messages (duplicates and undecryptable items are dropped).
         """
+        if all(type(item) is f.Deliver and not item.seq for item in items):
+            await self._receive_signals(items)  # type: ignore[arg-type]
+            return []
         new: list[MessageRow] = []
         receipts: Receipts = {}
         events: list[Event] = []
@@ -788,6 +796,78 @@ class Client:
         ):
             self._spawn(self._rewatch())  # a conversation that began with their message
         return new
+
+    async def _receive_signals(self, items: list[f.Deliver]) -> None:
+        """Ephemeral 1:1 deliveries (seq 0: never stored, never acked), which carry typing
+        indicators only: the short path — decrypt, commit the session's advance, emit.
+        Any other content sent this way is dropped (it would bypass the queue's order)."""
+        if not any(envelope_kind(item.body) == "prekey" for item in items):
+            await self._receive_signals_fast(items)
+            return
+        events: list[Event] = []
+        async with self._crypto_lock:
+            try:
+                for item in items:
+                    contact = await self.cache.contact(item.sender)
+                    if contact is not None and contact.blocked:
+                        continue
+                    try:
+                        content = c.decode_content(await self._decrypt(item.sender, item.body))
+                    except (CryptoError, msgspec.MsgspecError) as exc:
+                        log.warning("dropped an undecryptable signal from %s: %s",
+                                    fingerprint(item.sender), type(exc).__name__)
+                        continue
+                    if isinstance(content, c.Typing):
+                        events.append(TypingChanged(item.sender, content.active))
+                    else:
+                        log.warning("dropped a %s sent as an ephemeral message by %s",
+                                    type(content).__name__, fingerprint(item.sender))
+                await self.cache.commit()
+            except BaseException:
+                await self.cache.rollback()
+                raise
+        for event in events:
+            self._emit(event)
+
+    async def _receive_signals_fast(self, items: list[f.Deliver]) -> None:
+        """As _receive_signals for envelopes on existing sessions (the usual case), in one
+        hand-off to the cache's thread."""
+        now = now_ms()
+
+        def decrypt(tx: Txn) -> list[tuple[bytes, bytes | None]]:
+            out: list[tuple[bytes, bytes | None]] = []
+            for item in items:
+                contact = tx.contact(item.sender)
+                if contact is not None and contact.blocked:
+                    continue
+                plaintext = None
+                for row_id, state in tx.sessions(item.sender):
+                    session = Session.from_bytes(state)
+                    try:
+                        plaintext = session.decrypt(item.body)
+                    except CryptoError:
+                        continue
+                    tx.update_session(row_id, session.to_bytes(), now)
+                    break
+                out.append((item.sender, plaintext))
+            return out
+
+        async with self._crypto_lock:
+            opened = await self.cache.transact(decrypt, durable=False)
+        for sender, plaintext in opened:
+            try:
+                if plaintext is None:
+                    raise CryptoError("no session decrypts this message")
+                content = c.decode_content(plaintext)
+            except (CryptoError, msgspec.MsgspecError) as exc:
+                log.warning("dropped an undecryptable signal from %s: %s",
+                            fingerprint(sender), type(exc).__name__)
+                continue
+            if isinstance(content, c.Typing):
+                self._emit(TypingChanged(sender, content.active))
+            else:
+                log.warning("dropped a %s sent as an ephemeral message by %s",
+                            type(content).__name__, fingerprint(sender))
 
     async def purge_expired(self, events: list[Event] | None = None) -> int:
         """Delete disappearing messages whose time is up (in the open transaction)."""
@@ -1159,8 +1239,7 @@ class Client:
     async def setting(self, name: str) -> bool:
         if name not in PRIVACY_DEFAULTS:
             raise TenchatError(f"unknown setting {name!r}; one of {', '.join(PRIVACY_DEFAULTS)}")
-        raw = await self.cache.get_meta("privacy." + name)
-        return PRIVACY_DEFAULTS[name] if raw is None else raw in (1, b"1", "1")
+        return _privacy(await self.cache.get_meta("privacy." + name), name)
 
     async def settings(self) -> dict[str, bool]:
         return {name: await self.setting(name) for name in PRIVACY_DEFAULTS}
@@ -1176,9 +1255,11 @@ class Client:
     async def send_typing(self, peer: bytes, active: bool) -> None:
         """Ephemeral and best effort: pushed to the peer's (or the group's members') live
         connections, never stored."""
-        if self.connection_state != ONLINE or not await self.setting("typing"):
+        if self.connection_state != ONLINE:
             return
         if len(peer) == 16:
+            if not await self.setting("typing"):
+                return
             async with self._crypto_lock:
                 envelope = await self.groups.typing_envelope(peer, active)
                 await self.cache.commit()
@@ -1188,9 +1269,30 @@ class Client:
                     await conn.request(f.GroupSend, group=peer, msg=os.urandom(16),
                                        body=envelope, eph=True)
             return
+        plaintext = c.encode_content(c.Typing(active=active))
+        now = now_ms()
+
+        def encrypt(tx: Txn) -> bytes | None:  # in the cache's thread: one hand-off
+            if not _privacy(tx.get_meta("privacy.typing"), "typing"):
+                return b""  # typing indicators are turned off
+            sessions = tx.sessions(peer)
+            if not sessions:
+                return None
+            row_id, state = sessions[0]
+            session = Session.from_bytes(state)
+            envelope = session.encrypt(plaintext)
+            # Committed (durably) before the envelope leaves: a sending chain that rolled
+            # back after a crash would reuse this message key.
+            tx.update_session(row_id, session.to_bytes(), now)
+            return envelope
+
         async with self._crypto_lock:
-            envelope = await self._encrypt(peer, c.encode_content(c.Typing(active=active)))
-            await self.cache.commit()
+            envelope = await self.cache.transact(encrypt)
+            if envelope == b"":
+                return
+            if envelope is None:  # no session yet: start one (fetches a prekey bundle)
+                envelope = await self._encrypt(peer, plaintext)
+                await self.cache.commit()
         with contextlib.suppress(ConnectionLost, RelayError, RelayUnreachable):
             conn = await self.connection()
             await conn.request(f.Send, to=peer, msg=os.urandom(16), body=envelope, eph=True)

@@ -1,0 +1,72 @@
+"""Ephemeral 1:1 messages (typing indicators) through a real relay: the short receive path
+shows typing, and nothing else — a hostile peer can't slip a chat message past the queue
+as an ephemeral one — and a blocked peer's typing is never shown."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import pytest
+
+from tenchat.client.events import ONLINE, ConnectionChanged, MessageAdded, TypingChanged
+from tenchat.common import content as c
+from tenchat.common import frames as f
+from tests.client.test_live import Recorder, pair
+from tests.support.relay import RelayProcess
+
+pytestmark = pytest.mark.slow
+
+
+def test_ephemeral_carries_typing_only_and_respects_blocks(
+    tmp_path: Path, relay: RelayProcess
+) -> None:
+    async def body() -> None:
+        alice, bob = await pair(tmp_path, relay)
+        await alice.send_text("bob", "hi")  # a session each way after bob answers
+        await bob.sync()
+        await bob.send_text("alice", "hi alice")
+        await alice.sync()
+        a_events, b_events = Recorder(alice), Recorder(bob)
+        tasks = [asyncio.create_task(cl.run()) for cl in (alice, bob)]
+        for rec in (a_events, b_events):
+            await rec.wait_for(lambda e: isinstance(e, ConnectionChanged) and e.state == ONLINE)
+
+        await alice.send_typing(bob.user, True)
+        await b_events.wait_for(
+            lambda e: isinstance(e, TypingChanged) and e.peer == alice.user and e.active)
+
+        # A chat message sent as ephemeral: never queued, so it must not become a message.
+        text = c.Text(id=os.urandom(16), text="sneaked in", sent_at=1)
+        async with alice._crypto_lock:
+            envelope = await alice._encrypt(bob.user, c.encode_content(text))
+            await alice.cache.commit()
+        conn = await alice.connection()
+        await conn.request(f.Send, to=bob.user, msg=os.urandom(16), body=envelope, eph=True)
+        await alice.send_typing(bob.user, False)  # after it, in order: bob got both
+        await b_events.wait_for(
+            lambda e: isinstance(e, TypingChanged) and e.peer == alice.user and not e.active)
+        assert not any(isinstance(e, MessageAdded) for e in b_events.events)
+        assert await bob.cache.message(alice.user, text.id) is None
+        # The session survived the dropped one: the next real message still decrypts.
+        await alice.send_text("bob", "still here")
+        added = await b_events.wait_for(lambda e: isinstance(e, MessageAdded))
+        assert isinstance(added, MessageAdded) and added.message.text == "still here"
+
+        # bob blocks alice on his side only: her typing is dropped by his client.
+        async with bob._crypto_lock:
+            await bob.cache.set_contact_flag(alice.user, "blocked", True)
+            await bob.cache.commit()
+        before = len(b_events.events)
+        await alice.send_typing(bob.user, True)
+        await asyncio.sleep(0.5)
+        assert not any(isinstance(e, TypingChanged) for e in b_events.events[before:])
+
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for cl in (alice, bob):
+            await cl.close()
+
+    asyncio.run(asyncio.wait_for(body(), 60))
