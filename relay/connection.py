@@ -14,9 +14,28 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from websockets.asyncio.server import ServerConnection
+from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 
-__all__ = ["RelayConnection"]
+__all__ = ["RelayConnection", "Outgoing"]
+
+
+class Outgoing:
+    """One binary message for many connections (a group entry to every online member):
+    its payload, and its WebSocket frame as this server sends it — unmasked, with no
+    extension — serialised once instead of once per connection."""
+
+    __slots__ = ("data", "_frame")
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self._frame: bytes | None = None
+
+    @property
+    def frame(self) -> bytes:
+        if self._frame is None:
+            self._frame = Frame(Opcode.BINARY, self.data).serialize(mask=False, extensions=[])
+        return self._frame
 
 
 class RelayConnection(ServerConnection):
@@ -26,12 +45,17 @@ class RelayConnection(ServerConnection):
             for message in messages:
                 self.protocol.send_binary(message)
 
-    def queue_frame(self, message: bytes) -> bool:
+    def queue_frame(self, message: bytes | Outgoing) -> bool:
         """Put a binary message into the protocol for the next :meth:`flush` (no await,
         no write yet). False when the connection is not open or its write buffer is over
         write_limit: then use :meth:`send_frames`, which waits."""
         if self.protocol.state is not State.OPEN or self.paused:
             return False
+        if isinstance(message, Outgoing):
+            if not self.protocol.extensions:  # (the relay negotiates none)
+                self.protocol.writes.append(message.frame)
+                return True
+            message = message.data
         self.protocol.send_binary(message)
         return True
 

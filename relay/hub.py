@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from tenchat.common.frames import Deliver, GroupDeliver, PrekeysLow, Presence, encode
 
+from .connection import Outgoing
 from .store import GroupEntry, MembersChanged
 
 if TYPE_CHECKING:
@@ -151,7 +152,7 @@ class Hub:
                     now = now or _now_ms()
                     if event.expires_at <= now:
                         continue
-                data = encode(event.item)  # once, not once per member
+                data = Outgoing(encode(event.item))  # once, not once per member
                 for sub in subs:
                     if (ws := sub.offer(event.item, event.expires_at, data)) is not None:
                         written[ws] = None
@@ -177,7 +178,7 @@ class Hub:
         """Push a group message that is never stored (``gseq`` 0) to the online members
         other than its sender; returns how many subscriptions got it."""
         count = 0
-        data = encode(item)
+        data = Outgoing(encode(item))
         written: dict[RelayConnection, None] = {}
         for sub in self._group_subs.get(item.group, ()):
             if sub.user != item.sender:

@@ -31,7 +31,7 @@ from websockets.exceptions import ConnectionClosed
 from tenchat.common.errors import ErrorCode, ProtocolError
 from tenchat.common.frames import Deliver, Error, GroupDeliver, Synced, encode
 
-from .connection import RelayConnection
+from .connection import Outgoing, RelayConnection
 from .limits import TokenBucket
 
 if TYPE_CHECKING:
@@ -79,6 +79,7 @@ class Session:
         self._deferred = 0  # answers waiting for a commit
         self._outbox: deque[bytes] = deque()  # encoded deferred answers, in completion order
         self._flusher: asyncio.Task[Any] | None = None
+        self._flush_scheduled = False
         self.metrics: Metrics | None = None  # set by the server
         # --- limits and roles (relay/limits.py, relay/admin.py) ---
         peer = ws.remote_address
@@ -138,7 +139,25 @@ class Session:
         if self.metrics is not None and isinstance(frame, Error):
             self.metrics.error(frame.error)
         self._outbox.append(encode(frame))
-        if self._flusher is None or self._flusher.done():
+        if not self._flush_scheduled:
+            # A callback, not a task: it runs before the commit's pushes (which the store
+            # schedules a turn later), so a writer's answer never waits behind a fan-out.
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush_soon)
+
+    def _flush_soon(self) -> None:
+        """Write the queued answers now if the connection takes them without waiting (one
+        write for all of them); else leave them to an async flush, which waits."""
+        self._flush_scheduled = False
+        if self._flusher is not None and not self._flusher.done():
+            return  # a flush is waiting for the socket; it takes these too, in order
+        ws = self.ws
+        if isinstance(ws, RelayConnection):
+            outbox = self._outbox
+            while outbox and ws.queue_frame(outbox[0]):
+                outbox.popleft()
+            ws.flush()
+        if self._outbox:
             self._flusher = self.spawn(self._flush())
 
     async def _flush(self) -> None:
@@ -179,7 +198,7 @@ class Subscription:
         # Kept by the hub as membership changes commit.
         self.groups: dict[bytes, int] = {}
         self.membership_changes = 0  # bumped by the hub on each change to self.groups
-        self._buffer: deque[tuple[Deliver | GroupDeliver, int, bytes | None]] = deque()
+        self._buffer: deque[tuple[Deliver | GroupDeliver, int, Outgoing | None]] = deque()
         self._limit = session.config.live_buffer
         self._need_drain = True
         # The pump waits for work with nothing buffered: an offer may then go straight to
@@ -200,7 +219,7 @@ class Subscription:
             self._pump.cancel()
 
     def offer(
-        self, item: Deliver | GroupDeliver, expires_at: int = 0, data: bytes | None = None
+        self, item: Deliver | GroupDeliver, expires_at: int = 0, data: Outgoing | None = None
     ) -> RelayConnection | None:
         """Hub → subscription, synchronous, in commit order (``data``: ``item`` already
         encoded, when the hub offers it to many). Returns the connection when the frame
@@ -226,8 +245,8 @@ class Subscription:
         return None
 
     def _admit(
-        self, item: Deliver | GroupDeliver, expires_at: int, data: bytes | None
-    ) -> bytes | None:
+        self, item: Deliver | GroupDeliver, expires_at: int, data: Outgoing | None
+    ) -> bytes | Outgoing | None:
         """Move the cursors past ``item``; its frame if it is to be sent, else None
         (already sent, expired, or from a group this connection is no longer in)."""
         if isinstance(item, GroupDeliver):
@@ -273,7 +292,7 @@ class Subscription:
                 while self._buffer and not self._need_drain and len(out) < _BURST:
                     frame = self._admit(*self._buffer.popleft())
                     if frame is not None:
-                        out.append(frame)
+                        out.append(frame.data if isinstance(frame, Outgoing) else frame)
                 if out:
                     await session.send_encoded(out)
                 if not self._buffer and not self._need_drain:

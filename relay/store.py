@@ -1485,15 +1485,16 @@ class SQLiteStore(Store):
                 fut.set_exception(value)
             else:
                 fut.set_result(value)
-        # Pushes go out one loop turn later: the writers' answers (`stored`, scheduled by
-        # the futures above) then reach the event loop before a fan-out to every online
-        # member does, so a post's author isn't kept waiting behind 1,000 pushes.
-        # call_soon is FIFO, so commit order is kept.
+        # Pushes go out two loop turns later: the futures' callbacks above run in the
+        # next turn and queue the writers' answers (`stored`), which are written in the
+        # turn after, ahead of the pushes — so a post's author isn't kept waiting behind
+        # a fan-out to 1,000 online members. call_soon is FIFO: commit order is kept.
         loop = asyncio.get_running_loop()
         if out.stored and self.on_commit is not None:
-            loop.call_soon(self._notify, self.on_commit, out.stored)
+            loop.call_soon(loop.call_soon, self._notify, self.on_commit, out.stored)
         if out.group_events and self.on_group_commit is not None:
-            loop.call_soon(self._notify, self.on_group_commit, out.group_events)
+            loop.call_soon(loop.call_soon, self._notify, self.on_group_commit,
+                           out.group_events)
 
     def _batch_done(self, started: float, ops: int, ok: bool) -> None:
         if self.on_batch is not None:
