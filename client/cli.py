@@ -140,13 +140,23 @@ def read_passphrase(opts: Options, *, confirm: bool = False) -> str:
 
 
 async def open_client(opts: Options) -> Any:
-    from .keystore import Keystore, NoIdentity
-    from .service import Client
+    import concurrent.futures
 
-    if not Keystore.in_home(opts.home).exists():
+    from .keystore import Keystore, NoIdentity
+
+    keystore = Keystore.in_home(opts.home)
+    if not keystore.exists():
         raise NoIdentity(f"no identity in {opts.home} yet; create one with "
                          "`tenchat init --handle NAME`")
-    return await Client.unlock(opts.home, opts.relay, read_passphrase(opts))
+    passphrase = read_passphrase(opts)
+    # Argon2 runs in C without the GIL: unlock on a thread while the client's modules
+    # import on this one (~0.1 s of a command's start-up).
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        unlocking = pool.submit(keystore.load, passphrase)
+        from .service import Client
+
+        secrets = await asyncio.wrap_future(unlocking)
+    return await Client.from_secrets(opts.home, opts.relay, secrets)
 
 
 async def with_client(opts: Options, body: Callable[[Any], Awaitable[T]]) -> T:
@@ -915,7 +925,6 @@ def demo(
 # `story`, `poll`, `sticker`.
 from . import cli_polls, cli_social, cli_stories  # noqa: E402, F401
 from .wallet import cli as _wallet_cli  # noqa: E402, F401  (the wallet commands)
-
 
 # main_options' options that take a value (tests/client/test_cli_startup.py keeps this
 # in step): skipped when main() looks for the command in the arguments.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import random
@@ -18,6 +19,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -52,10 +54,12 @@ from .groups import GroupError, GroupService
 from .keystore import Keystore, Secrets
 from .media import AttachmentError
 from .polls import PollService
-from .social import SocialService
-from .stickers import StickerService
-from .stories import StoryService
-from .wallet.service import WalletService
+
+if TYPE_CHECKING:
+    from .social import SocialService
+    from .stickers import StickerService
+    from .stories import StoryService
+    from .wallet.service import WalletService
 
 __all__ = ["Client", "Conversation", "SearchHit", "PeerError", "QueuedOffline", "now_ms"]
 
@@ -191,16 +195,39 @@ class Client:
         self._refill: asyncio.Task[None] | None = None
         self._listeners: list[Listener] = []
         self.groups = GroupService(self)
-        self.social = SocialService(self)
-        self.stories = StoryService(self)
         self.polls = PollService(self)
-        self.stickers = StickerService(self)
-        self.wallet = WalletService(self)
         self._flush_lock = asyncio.Lock()
         self._background: set[asyncio.Task[object]] = set()
         self.connection_state = OFFLINE
         self.unsent: dict[bytes, TenchatError] = {}  # outbox items the last flush couldn't send
         self.presence: dict[bytes, bool] = {}  # watched peers; absent = unknown
+
+    # The services a `tenchat send` never touches are imported on first use (start-up
+    # time: DESIGN.md wants the whole command under 0.5 s).
+
+    @functools.cached_property
+    def social(self) -> SocialService:
+        from .social import SocialService
+
+        return SocialService(self)
+
+    @functools.cached_property
+    def stories(self) -> StoryService:
+        from .stories import StoryService
+
+        return StoryService(self)
+
+    @functools.cached_property
+    def stickers(self) -> StickerService:
+        from .stickers import StickerService
+
+        return StickerService(self)
+
+    @functools.cached_property
+    def wallet(self) -> WalletService:
+        from .wallet.service import WalletService
+
+        return WalletService(self)
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -243,7 +270,11 @@ class Client:
 
     @classmethod
     async def unlock(cls, home: Path, relay_url: str | None, passphrase: str) -> Client:
-        secrets = Keystore.in_home(home).load(passphrase)
+        return await cls.from_secrets(home, relay_url, Keystore.in_home(home).load(passphrase))
+
+    @classmethod
+    async def from_secrets(cls, home: Path, relay_url: str | None, secrets: Secrets) -> Client:
+        """The client of an unlocked keystore (``Keystore.load``)."""
         cache = await Cache.open(home, secrets.storage_key)
         return cls(home, relay_url or secrets.relay, secrets, cache)
 
