@@ -81,3 +81,52 @@ def test_old_sessions_are_capped(tmp_path: Path) -> None:
         await cache.close()
 
     run(body())
+
+
+def test_search_prefixes_newest_first_and_an_upgraded_cache_keeps_its_index(
+    tmp_path: Path,
+) -> None:
+    async def body() -> None:
+        cache = await Cache.open(tmp_path, os.urandom(32))
+        texts = ["meeting at noon", "a meeting moved", "meet me there", "a cat", "mee too"]
+        for i, text in enumerate(texts):
+            await cache.add_message(
+                MessageRow(os.urandom(16), BOB, False, text, i, i, DELIVERED), shown=True)
+        await cache.commit()
+
+        async def found(query: str) -> list[str]:
+            return [row.text for row, _ in await cache.search(query, None, 10)]
+
+        assert await found("mee") == ["mee too", "meet me there", "a meeting moved",
+                                      "meeting at noon"]  # the last word is a prefix
+        assert await found("a meet") == ["a meeting moved"]  # earlier words whole
+        assert await found("me") == ["mee too", "meet me there", "a meeting moved",
+                                     "meeting at noon"]  # 2 letters: the prefix index
+        assert await found("a") == ["a cat", "a meeting moved"]  # one letter: the word
+        await cache.close()
+
+        # A cache from before the prefix indexes (schema 9): upgrading rebuilds the index
+        # from the messages, so old messages are found too.
+        import sqlite3
+
+        from tenchat.client.cache import FILENAME, MIGRATIONS
+
+        db = sqlite3.connect(tmp_path / FILENAME)
+        db.executescript("""
+            DROP TABLE messages_fts;
+            CREATE VIRTUAL TABLE messages_fts USING fts5(
+                text, content='messages', content_rowid='rowid',
+                tokenize='unicode61 remove_diacritics 2');
+            INSERT INTO messages_fts(messages_fts) VALUES ('rebuild');
+        """)
+        db.execute(f"PRAGMA user_version={len(MIGRATIONS) - 1}")
+        db.commit()
+        db.close()
+        cache = await Cache.open(tmp_path, os.urandom(32))
+        assert await found("meet") == ["meet me there", "a meeting moved", "meeting at noon"]
+        rows = await cache._db.execute_fetchall(
+            "SELECT sql FROM sqlite_master WHERE name = 'messages_fts'")
+        assert "prefix='2 3'" in next(iter(rows))[0]
+        await cache.close()
+
+    run(body())
