@@ -281,12 +281,14 @@ MIGRATIONS: list[str] = [
     # (+~50% index) make those single look-ups, read newest first (bench.client).
     # The triggers name the table, so they keep working with the new one.
     """
+    BEGIN;
     DROP TABLE messages_fts;
     CREATE VIRTUAL TABLE messages_fts USING fts5(
         text, content='messages', content_rowid='rowid', tokenize='unicode61 remove_diacritics 2',
         prefix='2 3'
     );
     INSERT INTO messages_fts(messages_fts) VALUES ('rebuild');
+    COMMIT;
     """,
 ]
 

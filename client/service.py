@@ -140,6 +140,15 @@ PRIVACY_DEFAULTS: dict[str, bool] = {
 }
 
 
+def _starts_session(body: bytes) -> bool:
+    """A prekey envelope (it may start a session). A body that is no envelope at all is
+    not: the short path drops it as undecryptable, like any other."""
+    try:
+        return envelope_kind(body) == "prekey"
+    except CryptoError:
+        return False
+
+
 def _privacy(raw: bytes | str | int | None, name: str) -> bool:
     """A privacy setting's value as stored in the cache's meta table (None: the default)."""
     return PRIVACY_DEFAULTS[name] if raw is None else raw in (1, b"1", "1")
@@ -832,7 +841,7 @@ class Client:
         """Ephemeral 1:1 deliveries (seq 0: never stored, never acked), which carry typing
         indicators only: the short path — decrypt, commit the session's advance, emit.
         Any other content sent this way is dropped (it would bypass the queue's order)."""
-        if not any(envelope_kind(item.body) == "prekey" for item in items):
+        if not any(_starts_session(item.body) for item in items):
             await self._receive_signals_fast(items)
             return
         events: list[Event] = []
@@ -924,6 +933,11 @@ class Client:
             # Never log the body; the sender and the kind of failure are enough.
             log.warning("dropped an undecryptable message from %s: %s",
                         fingerprint(sender), type(exc).__name__)
+            return
+        if not item.seq and not isinstance(content, c.Typing):
+            # Ephemeral (never queued, never acked): it carries typing indicators only.
+            log.warning("dropped a %s sent as an ephemeral message by %s",
+                        type(content).__name__, fingerprint(sender))
             return
         if contact is None:
             await self._name_sender(sender)

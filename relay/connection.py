@@ -39,28 +39,53 @@ class Outgoing:
 
 
 class RelayConnection(ServerConnection):
+    _queued = 0  # bytes put into the protocol by queue_frame since the last flush
+
     async def send_frames(self, messages: Iterable[bytes]) -> None:
-        """Send binary messages in order, in one write (ConnectionClosed if closed)."""
-        async with self.send_context():
+        """Send binary messages in order (ConnectionClosed if closed): in one write per
+        ``write_limit`` bytes, waiting for the reader after each (flow control)."""
+        chunk: list[bytes] = []
+        size = 0
+        for message in messages:
+            chunk.append(message)
+            size += len(message)
+            if size >= self.write_limit_high:
+                await self._send_chunk(chunk)
+                chunk, size = [], 0
+        if chunk:
+            await self._send_chunk(chunk)
+
+    async def _send_chunk(self, messages: list[bytes]) -> None:
+        async with self.send_context():  # writes, then waits while over write_limit
             for message in messages:
                 self.protocol.send_binary(message)
 
+    def writable(self) -> bool:
+        """Open, and less than ``write_limit`` bytes wait to be written (in the socket's
+        buffer and queued here): a frame may be queued without waiting for the reader."""
+        return (self.protocol.state is State.OPEN and not self.paused
+                and self.transport.get_write_buffer_size() + self._queued
+                < self.write_limit_high)
+
     def queue_frame(self, message: bytes | Outgoing) -> bool:
         """Put a binary message into the protocol for the next :meth:`flush` (no await,
-        no write yet). False when the connection is not open or its write buffer is over
-        write_limit: then use :meth:`send_frames`, which waits."""
-        if self.protocol.state is not State.OPEN or self.paused:
+        no write yet). False when not :meth:`writable`: then use :meth:`send_frames`,
+        which waits."""
+        if not self.writable():
             return False
         if isinstance(message, Outgoing):
             if not self.protocol.extensions:  # (the relay negotiates none)
                 self.protocol.writes.append(message.frame)
+                self._queued += len(message.frame)
                 return True
             message = message.data
         self.protocol.send_binary(message)
+        self._queued += len(message)
         return True
 
     def flush(self) -> None:
         """Write what :meth:`queue_frame` queued, in one write."""
+        self._queued = 0
         try:
             self.send_data()
         except Exception as exc:  # the socket failed under us: end the connection

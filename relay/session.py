@@ -228,13 +228,12 @@ class Subscription:
             return None  # the coming drain reads it from the database
         if self._idle and not self._buffer:
             ws = self.session.ws
-            if isinstance(ws, RelayConnection) and not ws.paused:
+            # (not writable: closing, or a slow reader: the pump sends it, and waits)
+            if isinstance(ws, RelayConnection) and ws.writable():
                 frame = self._admit(item, expires_at, data)
-                if frame is None:
-                    return None
-                if ws.queue_frame(frame):
-                    return ws
-                return None  # closing: the frame goes nowhere, like a send to a closed one
+                if frame is None or not ws.queue_frame(frame):
+                    return None  # (queue_frame can't refuse right after writable())
+                return ws
         if len(self._buffer) >= self._limit:
             # A slow reader: forget the buffer, fetch from the database instead.
             self._buffer.clear()

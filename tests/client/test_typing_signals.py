@@ -70,3 +70,37 @@ def test_ephemeral_carries_typing_only_and_respects_blocks(
             await cl.close()
 
     asyncio.run(asyncio.wait_for(body(), 60))
+
+
+def test_hostile_ephemeral_bodies_are_dropped_and_receiving_goes_on(
+    tmp_path: Path, relay: RelayProcess
+) -> None:
+    async def body() -> None:
+        alice, bob = await pair(tmp_path, relay)
+        await alice.send_text("bob", "hi")
+        await bob.sync()
+        # 1. Not an envelope at all, alone in its batch (the short path): dropped, no raise.
+        junk = f.Deliver(seq=0, msg=os.urandom(16), sender=alice.user, at=1, body=b"\xc1junk")
+        assert await bob.receive([junk]) == []
+        # 2. A chat message sent as ephemeral in the same batch as a queued one (the full
+        #    path): the queued one is a message, the ephemeral one is not.
+        queued = c.Text(id=os.urandom(16), text="queued", sent_at=1)
+        sneaked = c.Text(id=os.urandom(16), text="sneaked in", sent_at=2)
+        async with alice._crypto_lock:
+            env_q = await alice._encrypt(bob.user, c.encode_content(queued))
+            env_e = await alice._encrypt(bob.user, c.encode_content(sneaked))
+            await alice.cache.commit()
+        new = await bob.receive([
+            f.Deliver(seq=10**9, msg=queued.id, sender=alice.user, at=1, body=env_q),
+            f.Deliver(seq=0, msg=sneaked.id, sender=alice.user, at=2, body=env_e),
+            junk,
+        ])
+        assert [m.text for m in new] == ["queued"]
+        assert await bob.cache.message(alice.user, sneaked.id) is None
+        # Still receiving: the next real message arrives through the relay as usual.
+        await alice.send_text("bob", "after the junk")
+        assert await bob.sync() == 1
+        for cl in (alice, bob):
+            await cl.close()
+
+    asyncio.run(asyncio.wait_for(body(), 60))
