@@ -41,14 +41,6 @@ T = TypeVar("T")
 STORY_CLOCK_SLACK_MS: Final = 10 * 60 * 1000  # how far ahead of ours an author's clock may be
 DEDUPE_WINDOW_MS: Final = 7 * 24 * 3600 * 1000  # how long a retry is recognised after storing
 _PRUNE_EVERY_MS: Final = 3600 * 1000
-# The WAL is checkpointed by its own connection (and thread) this often, never inside a
-# commit: SQLite's automatic checkpoint would copy ~4 MB into the database file and fsync
-# it in the middle of some unlucky batch, stalling every write queued behind it.
-CHECKPOINT_EVERY_S: Final = 0.5
-# A PASSIVE checkpoint beside a busy writer rarely catches up with it, and the WAL restarts
-# from its start only after one has: past this many frames (~64 MB) the writer runs one
-# itself between two batches (cheap: the frames are mostly copied already).
-WAL_RESET_FRAMES: Final = 16_384
 _DISK_ERRNOS: Final = frozenset({28, 27, 122, 5})  # ENOSPC, EFBIG, EDQUOT, EIO
 
 
@@ -936,9 +928,6 @@ class SQLiteStore(Store):
         self._clock = clock
         self._db: aiosqlite.Connection | None = None  # the writer's
         self._rdb: aiosqlite.Connection | None = None  # reads
-        self._cdb: aiosqlite.Connection | None = None  # WAL checkpoints
-        self._checkpointer: asyncio.Task[None] | None = None
-        self._wal_reset = False  # the writer should checkpoint (see WAL_RESET_FRAMES)
         self._queue: asyncio.Queue[object] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
         self._closing = False
@@ -971,7 +960,6 @@ class SQLiteStore(Store):
         await db.execute("PRAGMA journal_mode=WAL")
         await db.execute(f"PRAGMA synchronous={'FULL' if self.sync == 'full' else 'NORMAL'}")
         await db.execute("PRAGMA busy_timeout=5000")
-        await db.execute("PRAGMA wal_autocheckpoint=0")  # see CHECKPOINT_EVERY_S
         try:
             await self._migrate(db)
         except BaseException:
@@ -994,10 +982,7 @@ class SQLiteStore(Store):
         self._rdb = await aiosqlite.connect(self.path, isolation_level=None)
         await self._rdb.execute("PRAGMA busy_timeout=5000")
         await self._rdb.execute("PRAGMA query_only=ON")
-        self._cdb = await aiosqlite.connect(self.path, isolation_level=None)
-        await self._cdb.execute("PRAGMA busy_timeout=5000")
         self._writer = asyncio.create_task(self._write_loop(), name="store-writer")
-        self._checkpointer = asyncio.create_task(self._checkpoint_loop(), name="wal-checkpoint")
 
     async def _migrate(self, db: aiosqlite.Connection) -> None:
         rows = await db.execute_fetchall("PRAGMA user_version")
@@ -1028,31 +1013,10 @@ class SQLiteStore(Store):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._writer
             self._writer = None
-        if self._checkpointer is not None:
-            self._checkpointer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._checkpointer
-            self._checkpointer = None
-        for conn in (self._cdb, self._rdb, self._db):
+        for conn in (self._rdb, self._db):
             if conn is not None:
-                await conn.close()  # the last one to close checkpoints the whole WAL
-        self._cdb = self._rdb = self._db = None
-
-    async def _checkpoint_loop(self) -> None:
-        """Copy committed WAL frames into the database file, beside the writer: PASSIVE
-        waits for no one and blocks no one; the writer restarts the WAL from its start
-        once a checkpoint has caught up with it."""
-        assert self._cdb is not None
-        while True:
-            await asyncio.sleep(CHECKPOINT_EVERY_S)
-            try:
-                rows = await self._cdb.execute_fetchall("PRAGMA wal_checkpoint(PASSIVE)")
-            except sqlite3.Error as exc:  # e.g. a full disk: the next round tries again
-                log.warning("WAL checkpoint failed: %s", exc)
-                continue
-            _busy, frames, _copied = next(iter(rows))
-            if frames > WAL_RESET_FRAMES:
-                self._wal_reset = True
+                await conn.close()
+        self._rdb = self._db = None
 
     # --- reads --------------------------------------------------------------------------
 
@@ -1407,8 +1371,6 @@ class SQLiteStore(Store):
     # --- writes: the writer task ------------------------------------------------------------
 
     async def _write_loop(self) -> None:
-        db = self._db
-        assert db is not None
         stopping = False
         while not stopping:
             first = await self._queue.get()
@@ -1422,12 +1384,6 @@ class SQLiteStore(Store):
                     break
                 batch.append(item)  # type: ignore[arg-type]
             await self._commit_batch(batch)
-            if self._wal_reset:  # see WAL_RESET_FRAMES
-                self._wal_reset = False
-                with contextlib.suppress(sqlite3.Error):
-                    # fetched: an unread result row would keep the statement open, and
-                    # the next COMMIT would fail with "SQL statements in progress"
-                    await db.execute_fetchall("PRAGMA wal_checkpoint(PASSIVE)")
 
     async def _commit_batch(self, ops: list[_Op]) -> None:
         db = self._db
