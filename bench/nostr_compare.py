@@ -40,7 +40,7 @@ from typing import IO, Any
 
 from . import relay_throughput
 from ._relay import ProcCpu, machine_busy
-from ._report import REPO, environment, ms, percentiles
+from ._report import REPO, environment, ms, percentiles, scenario_main
 
 __all__ = ["run", "main", "add_arguments", "format_table", "ensure_venv"]
 
@@ -418,18 +418,8 @@ def format_table(out: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.nostr_compare", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        out = run(args)
-    except RuntimeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(json.dumps(out, indent=2) if args.json else format_table(out))
-    return 0 if out["ok"] else 1
-
+    return scenario_main("python -m bench.nostr_compare", __doc__, add_arguments, run,
+                         format_table, argv)
 
 if __name__ == "__main__":
     sys.exit(main())

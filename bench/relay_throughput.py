@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib.util
-import json
 import multiprocessing as mp
 import os
 import sys
@@ -36,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from ._relay import BenchRelay, ProcCpu, fs_type, machine_busy
-from ._report import environment, ms, percentiles
+from ._report import environment, ms, percentiles, scenario_main
 from ._worker import BODY_SIZE, worker_main
 
 __all__ = ["run", "main", "add_arguments", "format_table"]
@@ -352,21 +351,8 @@ def format_table(out: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.relay_throughput",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        out = run(args)
-    except RuntimeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(json.dumps(out, indent=2) if args.json else format_table(out))
-    return 0 if out["ok"] else 1
-
+    return scenario_main("python -m bench.relay_throughput", __doc__, add_arguments, run,
+                         format_table, argv)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
-import json
 import os
 import sys
 import tempfile
@@ -43,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from ._relay import BenchRelay, fs_type
-from ._report import environment, ms, percentiles
+from ._report import environment, ms, percentiles, scenario_main
 
 __all__ = ["run", "main", "add_arguments", "format_table"]
 
@@ -213,21 +212,8 @@ def format_table(out: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.social",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        out = run(args)
-    except RuntimeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(json.dumps(out, indent=2) if args.json else format_table(out))
-    return 0 if out["ok"] else 1
-
+    return scenario_main("python -m bench.social", __doc__, add_arguments, run,
+                         format_table, argv)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -396,6 +396,11 @@ def _get_meta(conn: sqlite3.Connection, key: str) -> bytes | None:
     return row[0] if row else None
 
 
+def _update_session(conn: sqlite3.Connection, row_id: int, sealed: bytes, now: int) -> None:
+    conn.execute("UPDATE sessions SET state_sealed=?, used_at=? WHERE id=?",
+                 (sealed, now, row_id))
+
+
 def _contact_row(conn: sqlite3.Connection, user: bytes) -> ContactRow | None:
     row = conn.execute(
         "SELECT user, handle, added, blocked, verified FROM contacts WHERE user=?", (user,)
@@ -420,8 +425,7 @@ class Txn:
         return self._cache._sessions(self._conn, peer)
 
     def update_session(self, row_id: int, state: bytes, now: int) -> None:
-        self._conn.execute("UPDATE sessions SET state_sealed=?, used_at=? WHERE id=?",
-                           (self._cache._seal(state), now, row_id))
+        _update_session(self._conn, row_id, self._cache._seal(state), now)
 
 
 class Cache:
@@ -591,9 +595,7 @@ class Cache:
                 (peer, peer, keep),
             )
         else:
-            await self._db.execute(
-                "UPDATE sessions SET state_sealed=?, used_at=? WHERE id=?", (sealed, now, row_id)
-            )
+            await self._db._execute(_update_session, self._db._conn, row_id, sealed, now)
         assert row_id is not None
         return row_id
 

@@ -130,6 +130,7 @@ class SearchHit:
 
 OnMessages = Callable[[list[MessageRow]], Awaitable[None] | None]
 Receipts = dict[tuple[bytes, bytes | None], list[bytes]]  # (to, group) -> message ids
+Opened = list[tuple[bytes, bytes | CryptoError]]  # (sender, plaintext or why it isn't)
 
 # Privacy controls and their defaults (stored per identity in the cache).
 PRIVACY_DEFAULTS: dict[str, bool] = {
@@ -841,63 +842,14 @@ class Client:
         """Ephemeral 1:1 deliveries (seq 0: never stored, never acked), which carry typing
         indicators only: the short path — decrypt, commit the session's advance, emit.
         Any other content sent this way is dropped (it would bypass the queue's order)."""
-        if not any(_starts_session(item.body) for item in items):
-            await self._receive_signals_fast(items)
-            return
-        events: list[Event] = []
-        async with self._crypto_lock:
-            try:
-                for item in items:
-                    contact = await self.cache.contact(item.sender)
-                    if contact is not None and contact.blocked:
-                        continue
-                    try:
-                        content = c.decode_content(await self._decrypt(item.sender, item.body))
-                    except (CryptoError, msgspec.MsgspecError) as exc:
-                        log.warning("dropped an undecryptable signal from %s: %s",
-                                    fingerprint(item.sender), type(exc).__name__)
-                        continue
-                    if isinstance(content, c.Typing):
-                        events.append(TypingChanged(item.sender, content.active))
-                    else:
-                        log.warning("dropped a %s sent as an ephemeral message by %s",
-                                    type(content).__name__, fingerprint(item.sender))
-                await self.cache.commit()
-            except BaseException:
-                await self.cache.rollback()
-                raise
-        for event in events:
-            self._emit(event)
-
-    async def _receive_signals_fast(self, items: list[f.Deliver]) -> None:
-        """As _receive_signals for envelopes on existing sessions (the usual case), in one
-        hand-off to the cache's thread."""
-        now = now_ms()
-
-        def decrypt(tx: Txn) -> list[tuple[bytes, bytes | None]]:
-            out: list[tuple[bytes, bytes | None]] = []
-            for item in items:
-                contact = tx.contact(item.sender)
-                if contact is not None and contact.blocked:
-                    continue
-                plaintext = None
-                for row_id, state in tx.sessions(item.sender):
-                    session = Session.from_bytes(state)
-                    try:
-                        plaintext = session.decrypt(item.body)
-                    except CryptoError:
-                        continue
-                    tx.update_session(row_id, session.to_bytes(), now)
-                    break
-                out.append((item.sender, plaintext))
-            return out
-
-        async with self._crypto_lock:
-            opened = await self.cache.transact(decrypt, durable=False)
+        if any(_starts_session(item.body) for item in items):
+            opened = await self._open_signals(items)
+        else:
+            opened = await self._open_signals_fast(items)
         for sender, plaintext in opened:
             try:
-                if plaintext is None:
-                    raise CryptoError("no session decrypts this message")
+                if isinstance(plaintext, CryptoError):
+                    raise plaintext
                 content = c.decode_content(plaintext)
             except (CryptoError, msgspec.MsgspecError) as exc:
                 log.warning("dropped an undecryptable signal from %s: %s",
@@ -908,6 +860,52 @@ class Client:
             else:
                 log.warning("dropped a %s sent as an ephemeral message by %s",
                             type(content).__name__, fingerprint(sender))
+
+    async def _open_signals(self, items: list[f.Deliver]) -> Opened:
+        """Decrypt (a prekey envelope may start a session) and commit: (sender, plaintext or
+        why not) for each item not from a blocked peer."""
+        opened: Opened = []
+        async with self._crypto_lock:
+            try:
+                for item in items:
+                    contact = await self.cache.contact(item.sender)
+                    if contact is not None and contact.blocked:
+                        continue
+                    try:
+                        opened.append((item.sender, await self._decrypt(item.sender, item.body)))
+                    except CryptoError as exc:
+                        opened.append((item.sender, exc))
+                await self.cache.commit()
+            except BaseException:
+                await self.cache.rollback()
+                raise
+        return opened
+
+    async def _open_signals_fast(self, items: list[f.Deliver]) -> Opened:
+        """As _open_signals for envelopes on existing sessions (the usual case), in one
+        hand-off to the cache's thread."""
+        now = now_ms()
+
+        def decrypt(tx: Txn) -> Opened:
+            out: Opened = []
+            for item in items:
+                contact = tx.contact(item.sender)
+                if contact is not None and contact.blocked:
+                    continue
+                opened: bytes | CryptoError = CryptoError("no session decrypts this message")
+                for row_id, state in tx.sessions(item.sender):
+                    session = Session.from_bytes(state)
+                    try:
+                        opened = session.decrypt(item.body)
+                    except CryptoError:
+                        continue
+                    tx.update_session(row_id, session.to_bytes(), now)
+                    break
+                out.append((item.sender, opened))
+            return out
+
+        async with self._crypto_lock:
+            return await self.cache.transact(decrypt, durable=False)
 
     async def purge_expired(self, events: list[Event] | None = None) -> int:
         """Delete disappearing messages whose time is up (in the open transaction)."""

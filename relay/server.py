@@ -329,7 +329,7 @@ class Server:
 
     # --- connections ------------------------------------------------------------------------
 
-    async def _connection(self, ws: ServerConnection) -> None:
+    async def _connection(self, ws: RelayConnection) -> None:
         address = _address(ws)
         if not self.addresses.add(address):  # others were admitted meanwhile
             await ws.close(CloseCode.TRY_AGAIN_LATER, "too many connections from this address")

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from tenchat.common.errors import ErrorCode, ProtocolError
@@ -60,7 +59,7 @@ class Session:
     """A connection: its auth state, its unanswered requests and its subscription."""
 
     def __init__(
-        self, ws: ServerConnection, config: Config, store: Store, hub: Hub,
+        self, ws: RelayConnection, config: Config, store: Store, hub: Hub,
         blobs: BlobFiles | None = None,
     ) -> None:
         self.ws = ws
@@ -102,11 +101,7 @@ class Session:
     async def send_encoded(self, messages: list[bytes]) -> None:
         """Send encoded frames in order, in one socket write where the connection can."""
         with contextlib.suppress(ConnectionClosed):
-            if isinstance(self.ws, RelayConnection):
-                await self.ws.send_frames(messages)
-            else:
-                for message in messages:
-                    await self.ws.send(message)
+            await self.ws.send_frames(messages)
 
     def push(self, frame: msgspec.Struct) -> None:
         """Send without waiting (pushes from outside this connection's own flow)."""
@@ -151,13 +146,11 @@ class Session:
         self._flush_scheduled = False
         if self._flusher is not None and not self._flusher.done():
             return  # a flush is waiting for the socket; it takes these too, in order
-        ws = self.ws
-        if isinstance(ws, RelayConnection):
-            outbox = self._outbox
-            while outbox and ws.queue_frame(outbox[0]):
-                outbox.popleft()
-            ws.flush()
-        if self._outbox:
+        outbox = self._outbox
+        while outbox and self.ws.queue_frame(outbox[0]):
+            outbox.popleft()
+        self.ws.flush()
+        if outbox:
             self._flusher = self.spawn(self._flush())
 
     async def _flush(self) -> None:
@@ -229,7 +222,7 @@ class Subscription:
         if self._idle and not self._buffer:
             ws = self.session.ws
             # (not writable: closing, or a slow reader: the pump sends it, and waits)
-            if isinstance(ws, RelayConnection) and ws.writable():
+            if ws.writable():
                 frame = self._admit(item, expires_at, data)
                 if frame is None or not ws.queue_frame(frame):
                     return None  # (queue_frame can't refuse right after writable())

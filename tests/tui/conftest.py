@@ -40,6 +40,18 @@ async def until(pilot: Any, check: Callable[[], Any], timeout: float = 10.0,
         await pilot.pause(0.05)
 
 
+async def eventually(check: Any, what: str, timeout: float = 10.0) -> Any:
+    """Poll an async ``check`` (another client's cache) until it is truthy."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = await check()
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
 async def in_thread(cli: Cli, *args: Any, **kwargs: Any) -> Any:
     """Run a CLI process without blocking the app's loop."""
     return await asyncio.to_thread(cli, *args, **kwargs)

@@ -19,21 +19,9 @@ from tenchat.client.tui.widgets.message_log import MessageLog
 from tests.conftest import PASSPHRASE, Cli
 from tests.support.relay import RelayProcess
 from tests.support.wsclient import async_test
-from tests.tui.conftest import SIZE, in_thread, screen_text, tui, until
+from tests.tui.conftest import SIZE, eventually, in_thread, screen_text, tui, until
 
 pytestmark = pytest.mark.slow
-
-
-async def eventually(check: Any, what: str, timeout: float = 10.0) -> Any:
-    """Poll an async ``check`` (another client's cache) until it is truthy."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
 
 
 @async_test
