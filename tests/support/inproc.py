@@ -196,10 +196,12 @@ class Peer:
             self.conn.data_received(chunk)
 
     async def request(self, frame: msgspec.Struct, timeout: float = TIMEOUT) -> msgspec.Struct:
-        """Send a request; its answer (the frame with its id)."""
+        """Send a request; its answer (the next frame with its id)."""
+        since = len(self.frames)
         self.send(frame)
         rid = frame.id  # type: ignore[attr-defined]
-        return await self.wait_for(lambda f: getattr(f, "id", None) == rid, timeout)
+        return await self.wait_for(lambda f: getattr(f, "id", None) == rid, timeout,
+                                   since=since)
 
     async def call(self, frame_type: type[msgspec.Struct], **fields: Any) -> msgspec.Struct:
         return await self.request(frame_type(id=self.next_id(), **fields))
@@ -230,10 +232,12 @@ class Peer:
         return [f for f in self.frames if isinstance(f, kind)]
 
     async def wait_for(
-        self, match: Callable[[msgspec.Struct], bool], timeout: float = TIMEOUT
+        self, match: Callable[[msgspec.Struct], bool], timeout: float = TIMEOUT, *,
+        since: int = 0,
     ) -> Any:
-        """The first received frame ``match`` accepts (waiting for it to arrive)."""
-        seen = 0
+        """The first received frame ``match`` accepts (waiting for it to arrive), from
+        ``frames[since]`` on."""
+        seen = since
         async with asyncio.timeout(timeout):
             while True:
                 for frame in self.frames[seen:]:
@@ -292,22 +296,72 @@ class InProcRelay:
         self._ports = itertools.count(40000)
 
     async def __aenter__(self) -> Self:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.server is not None:
+            await self.stop()
+
+    async def start(self) -> Self:
+        """A new Server on this relay's data (its config, its database)."""
+        assert self.server is None, "already running"
         self.server = Server(self.config)
         with contextlib.redirect_stdout(None):  # its "listening on" line
             await self.server.startup()
         return self
 
-    async def __aexit__(self, *exc: object) -> None:
+    async def stop(self) -> None:
+        """Shut down as on SIGTERM (queued writes committed and answered); peers dropped."""
+        await self._drop_peers()
+        assert self.server is not None
+        await self.server.shutdown()
+        await self._end_handlers()
+        self.server = None
+
+    async def restart(self) -> Self:
+        await self.stop()
+        return await self.start()
+
+    async def crash(self) -> None:
+        """Stop as a killed process would: writes still queued are never committed nor
+        answered (one being committed may still land, unanswered); nothing is flushed."""
+        server = self.server
+        assert server is not None
+        store = server.store
+        store._closing = True  # (nothing new is accepted)
+        if store._writer is not None:  # the write queue dies with it
+            store._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await store._writer
+            store._writer = None
+        await self._drop_peers()
+        for task in (server._sweeper, server._story_sweeper, server._retention,
+                     server._watcher):
+            if task is not None:
+                task.cancel()
+        if server._ws is not None:
+            server._ws.close()
+            await server._ws.wait_closed()
+        for conn in (store._rdb, store._db):
+            if conn is not None:
+                await conn.close()
+        store._rdb = store._db = None
+        await self._end_handlers()
+        self.server = None
+
+    async def _drop_peers(self) -> None:
         for peer in self.peers:
             if not peer.closed:
                 peer.transport.abort()
-        assert self.server is not None
-        await self.server.shutdown()
+        await asyncio.sleep(0)  # (their connection_lost callbacks)
+
+    async def _end_handlers(self) -> None:
         for peer in self.peers:
             if not peer.handler.done():
                 peer.handler.cancel()
             with contextlib.suppress(BaseException):
                 await peer.handler
+        self.peers = []
 
     @property
     def store(self) -> Any:
