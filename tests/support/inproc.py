@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 from collections.abc import Callable
 from pathlib import Path
@@ -308,7 +309,14 @@ class InProcRelay:
         self.server = Server(self.config)
         with contextlib.redirect_stdout(None):  # its "listening on" line
             await self.server.startup()
+        if self.config.port == 0:  # restarts keep the port (clients keep their URL)
+            self.config = dataclasses.replace(self.config, port=self.server.port)
         return self
+
+    @property
+    def url(self) -> str:
+        """Its WebSocket listener on loopback, for a client core in this process."""
+        return f"ws://127.0.0.1:{self.config.port}"
 
     async def stop(self) -> None:
         """Shut down as on SIGTERM (queued writes committed and answered); peers dropped."""
