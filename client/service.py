@@ -52,6 +52,7 @@ from .events import (
 from .events import StoryViewed as StoryViewedEvent
 from .groups import GroupError, GroupService
 from .keystore import Keystore, Secrets
+from .known_relays import known_relays_path
 from .media import AttachmentError
 from .polls import PollService
 
@@ -255,7 +256,8 @@ class Client:
         secrets = Secrets(identity_seed=identity.seed, storage_key=os.urandom(32),
                           handle=handle, relay=relay_url)
         conn = RelayConnection(relay_url, user=identity.public, sign=identity.sign,
-                               ca_file=ca_file_of(home, relay_url))
+                               ca_file=ca_file_of(home, relay_url),
+                               known=known_relays_path(home))
         await conn.open()
         try:
             await conn.request(f.Register, handle=handle, invite=invite,
@@ -342,7 +344,8 @@ class Client:
         async with self._conn_lock:
             if self._conn is None or self._conn.closed.is_set():
                 conn = RelayConnection(self.relay_url, user=self.user, sign=self.identity.sign,
-                                       ca_file=ca_file_of(self.home, self.relay_url))
+                                       ca_file=ca_file_of(self.home, self.relay_url),
+                                       known=known_relays_path(self.home))
                 authed = await conn.open()
                 self._conn = conn
                 await self._tell_relay_privacy(conn)

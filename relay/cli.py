@@ -44,7 +44,12 @@ def serve(
         Path | None, typer.Option("--config", help="TOML config file (keys as the options).")
     ] = None,
     name: Annotated[
-        str | None, typer.Option(help="Relay name clients sign into their auth. [localhost]")
+        str | None, typer.Option(help="Relay name clients show and pin. [localhost]")
+    ] = None,
+    origins: Annotated[
+        str | None, typer.Option(
+            help="Comma-separated URLs clients dial (ws[s]://host[:port]); auth for other "
+                 "origins is refused. [the listening URL, and wss://NAME]")
     ] = None,
     max_frame: Annotated[
         int | None, typer.Option(help="Largest frame in bytes. [1048576]")
@@ -141,6 +146,7 @@ def serve(
         "port": port,
         "data": data,
         "name": name,
+        "origins": origins,
         "max_frame": max_frame,
         "sync": sync,
         "max_blob": max_blob,

@@ -34,7 +34,7 @@ from tenchat.common.frames import Error, Register, decode_request, peek_id
 
 from . import admin, handlers
 from .blobs import BlobFiles
-from .config import Config
+from .config import Config, accepted_origins
 from .connection import RelayConnection
 from .hub import Hub
 from .limits import AddressCounter, UserBuckets
@@ -101,6 +101,7 @@ class Server:
         self._watcher: asyncio.Task[None] | None = None
         self._story_sweeper: asyncio.Task[None] | None = None
         self.port: int | None = None  # the bound port, once listening
+        self.origins: frozenset[str] = frozenset()  # what auth may name, once listening
         self.metrics = Metrics()
         self.store.on_batch = self.metrics.batch
         self.retention = Retention(
@@ -147,6 +148,7 @@ class Server:
             await self.store.close()
             raise
         self.port = self._ws.sockets[0].getsockname()[1] if self._ws.sockets else config.port
+        self.origins = accepted_origins(config, self.port)
         self._install_signal_handlers()
         self._sweeper = asyncio.create_task(self._sweep_loop(), name="expiry-sweep")
         self._story_sweeper = asyncio.create_task(self._story_sweep_loop(),
@@ -164,6 +166,7 @@ class Server:
         self._watcher = asyncio.create_task(self._watch_loop(), name="connection-watch")
         host = f"[{config.host}]" if ":" in config.host else config.host
         log.info("relay %r serving %s", config.name, config.db_path)
+        log.info("auth accepted for %s", ", ".join(sorted(self.origins)))
         scheme = "wss" if config.tls else "ws"
         print(f"listening on {scheme}://{host}:{self.port}", flush=True)
 
@@ -336,6 +339,7 @@ class Server:
             return
         session = Session(ws, self.config, self.store, self.hub, self.blobs)
         session.metrics = self.metrics
+        session.origins = self.origins
         self.sessions.add(session)
         self.metrics.connections.inc()
         self.metrics.connections_total.inc()
