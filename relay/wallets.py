@@ -2,8 +2,9 @@
 
 The relay verifies a binding completely (both signatures, one of this relay's
 origins, the expiry, the identity it names) before storing it, and only for the
-authenticated identity; clients verify it again. A wallet sign-in is the identity-key challenge answered
-by a linked wallet instead: the SIWE message must carry the challenge as nonce.
+authenticated identity; clients verify it again. A wallet sign-in is the identity-key
+challenge answered by a linked wallet instead: the SIWE message must carry the
+challenge as nonce and name one of this relay's origins.
 """
 
 from __future__ import annotations

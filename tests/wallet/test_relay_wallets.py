@@ -20,8 +20,8 @@ from tenchat.common.frames import (
     WalletUnlink,
     Welcome,
 )
-from tests.relay.test_relay_social import signer
 from tenchat.common.identity import relay_origin
+from tests.relay.test_relay_social import signer
 from tests.support.relay import RelayProcess
 from tests.support.wsclient import RelayClient, assert_alive, async_test, logged_in
 from tests.wallet.links import link_record, personal, retitled
