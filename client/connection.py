@@ -232,5 +232,24 @@ class RelayConnection:
                 await self._reader
 
 
+async def announced_name(url: str, *, ca_file: str | Path | None = None,
+                         timeout: float = 10.0) -> str:
+    """The name the relay at ``url`` announces in its welcome (hello only, no auth)."""
+    context = tls_context(url, ca_file)
+    tls: dict[str, Any] = {"ssl": context} if context is not None else {}
+    try:
+        async with connect(url, compression=None, open_timeout=timeout, **tls) as ws:
+            await ws.send(f.encode(f.Hello(id=1, versions=list(f.SUPPORTED_VERSIONS),
+                                           agent=AGENT)))
+            reply = f.decode_reply(await asyncio.wait_for(ws.recv(), timeout))  # type: ignore[arg-type]
+    except (OSError, InvalidHandshake, InvalidURI, TimeoutError, ConnectionClosed,
+            ProtocolError) as exc:
+        raise RelayUnreachable(f"cannot reach relay {url}: {str(exc) or type(exc).__name__}") \
+            from None
+    if not isinstance(reply, f.Welcome):
+        raise RelayUnreachable(f"relay {url} sent {type(reply).__name__} to hello")
+    return reply.relay
+
+
 def is_not_found(exc: RelayError) -> bool:
     return exc.code == ErrorCode.NOT_FOUND

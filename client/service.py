@@ -282,7 +282,8 @@ class Client:
 
     @classmethod
     async def unlock(cls, home: Path, relay_url: str | None, passphrase: str) -> Client:
-        return await cls.from_secrets(home, relay_url, Keystore.in_home(home).load(passphrase))
+        return await cls.from_secrets(home, relay_url,
+                                     Keystore.in_home(home).load(passphrase, upgrade=True))
 
     @classmethod
     async def from_secrets(cls, home: Path, relay_url: str | None, secrets: Secrets) -> Client:
