@@ -399,9 +399,10 @@ class WalletService:
                 raise WalletError(f"unknown token {token!r} on {ch.name}: give its contract "
                                   "address or add it to chains.toml")
             token_addr = siwe.to_checksum_address(token_addr)
-            _, decimals = await evm.run(evm.token_meta, token_addr)
-            # named only from the token list: a contract's own symbol() can say anything
+            # Named only from the token list: a contract's own symbol() and decimals() can
+            # say anything, so an unknown token's amount is in its raw units.
             symbol = token_symbol(ch, token_addr) or ""
+            decimals = (await evm.run(evm.token_meta, token_addr))[1] if symbol else 0
         units = parse_amount(amount, decimals)
         if token_addr is not None:
             have = await evm.run(evm.token_balance, token_addr, from_addr)
