@@ -369,7 +369,8 @@ def watch(
         "restarted watch goes on where it stopped).")] = None,
 ) -> None:
     """A bot: post a contract's events into a group, N confirmations deep. Runs until
-    interrupted; prints each posted event (JSON with --json)."""
+    interrupted; prints each posted event (JSON with --json). Logs of another shape
+    (e.g. an ERC-721 Transfer for an ERC-20 signature) are skipped with a warning."""
     opts: Options = ctx.obj
 
     async def body(client: Any) -> None:
@@ -392,8 +393,12 @@ def watch(
                  f"watching {spec.signature} from block {block}")
             sys.stdout.flush()
 
+        def skipped(block: int, count: int, why: str) -> None:
+            typer.echo(f"warning: skipped a log of another shape in block {block} ({why}); "
+                       f"{count} skipped so far", err=True)
+
         await run_watch(client, ch, contract, spec, gid, confirmations=confirmations,
                         interval=interval, on_post=posted, from_block=from_block,
-                        on_start=started)
+                        on_start=started, on_skip=skipped)
 
     run(with_client(opts, body))
