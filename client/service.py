@@ -989,6 +989,12 @@ class Client:
             case c.Receipt():
                 status = READ if content.kind == c.READ else DELIVERED
                 if content.group is not None:
+                    # A receipt for our group message counts only from a member of that
+                    # group (as we know it): anyone else could mark our messages read.
+                    state = await self.groups.state(content.group)
+                    if in_group or state is None or author not in state.roles:
+                        log.info("dropped a receipt naming a group its sender is not in")
+                        return
                     target_conv = content.group
                     await self.cache.record_receipts(target_conv, content.ids, author, status)
                 else:
