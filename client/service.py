@@ -51,6 +51,7 @@ from .events import (
 )
 from .events import StoryViewed as StoryViewedEvent
 from .groups import GroupError, GroupService
+from .homelock import HomeLock
 from .keystore import Keystore, Secrets
 from .media import AttachmentError
 from .polls import PollService
@@ -201,7 +202,9 @@ class Client:
         self.cache = cache
         self._conn: RelayConnection | None = None
         self._conn_lock = asyncio.Lock()
-        self._crypto_lock = asyncio.Lock()  # one cache transaction at a time
+        # One cache transaction at a time, in this process and across processes on this
+        # home (an OS file lock per transaction: client/homelock.py).
+        self._crypto_lock = HomeLock(home)
         self._refill: asyncio.Task[None] | None = None
         self._listeners: list[Listener] = []
         self.groups = GroupService(self)
@@ -294,6 +297,7 @@ class Client:
             task.cancel()
         await self._drop_connection()
         await self.cache.close()
+        self._crypto_lock.close()
 
     async def __aenter__(self) -> Client:
         return self
@@ -656,12 +660,14 @@ class Client:
         queued, and the other peers' messages go on.
         """
         failed: dict[bytes, TenchatError] = {}
-        deferred = await self.cache.outbox_deferred()
-        if not deferred:
+        if not await self.cache.outbox_deferred():
             return failed
         stuck: set[bytes] = set()  # peers with a failed item: keep their messages in order
         async with self._crypto_lock:
             try:
+                # Again under the lock: another process on this home may have encrypted
+                # some of them meanwhile (they are in the outbox now, not deferred).
+                deferred = await self.cache.outbox_deferred()
                 for msg_id, peer, body in deferred:
                     if peer in stuck:
                         failed[msg_id] = TenchatError("waiting for an earlier message")
