@@ -525,6 +525,17 @@ class Cache:
     async def delete_prekey(self, kind: str, key_id: int) -> None:
         await self._db.execute("DELETE FROM prekeys WHERE kind=? AND key_id=?", (kind, key_id))
 
+    async def prekey_ages(self, kind: str) -> list[tuple[int, int]]:
+        """(key id, created at) of every prekey of ``kind`` held, lowest id first."""
+        async with self._db.execute(
+            "SELECT key_id, created_at FROM prekeys WHERE kind=? ORDER BY key_id", (kind,)
+        ) as cur:
+            return [(int(r[0]), int(r[1])) for r in await cur.fetchall()]
+
+    async def delete_prekeys(self, kind: str, key_ids: list[int]) -> None:
+        await self._db.executemany("DELETE FROM prekeys WHERE kind=? AND key_id=?",
+                                   [(kind, k) for k in key_ids])
+
     async def max_prekey_id(self, kind: str) -> int:
         async with self._db.execute(
             "SELECT COALESCE(MAX(key_id), 0) FROM prekeys WHERE kind=?", (kind,)

@@ -26,13 +26,31 @@ import msgspec
 from ..common import content as c
 from ..common import frames as f
 from ..common.crypto.errors import CryptoError
-from ..common.crypto.keys import IdentityKey, make_one_time_prekeys, make_signed_prekey
+from ..common.crypto.keys import (
+    IdentityKey,
+    X25519KeyPair,
+    make_one_time_prekeys,
+    make_signed_prekey,
+)
 from ..common.crypto.media import MediaRef
+from ..common.crypto.prekeys import (
+    DAY_MS,
+    PrekeyPolicy,
+    otks_to_delete,
+    spk_rotation_due,
+    spks_to_delete,
+)
 from ..common.crypto.safety import safety_number
 from ..common.crypto.session import Session, envelope_ephemeral, envelope_kind
 from ..common.errors import ProtocolError, TenchatError
 from ..common.groups import GroupState, can_pin
-from ..common.identity import fingerprint, handle_message, normalize_handle, verify_signature
+from ..common.identity import (
+    fingerprint,
+    handle_message,
+    normalize_handle,
+    signed_prekey_message,
+    verify_signature,
+)
 from . import media
 from .cache import DELIVERED, PENDING, READ, SENT, Cache, ContactRow, MessageRow, Txn
 from .connection import ConnectionLost, RelayConnection, RelayError, RelayUnreachable
@@ -68,6 +86,8 @@ log = logging.getLogger("tenchat.client")
 
 OTK_BATCH = 100  # one-time prekeys published at a time
 OTK_LOW = 20  # refill when the relay holds fewer than this
+SPK_PUBLISHED = "spk_published"  # meta: key id of the signed prekey the relay last accepted
+OTK_NEXT = "otk_next"  # meta: the next one-time prekey id (never reused)
 SEND_WINDOW = 64  # outbox envelopes in flight at once
 
 # Reconnecting (sync(follow=True), so run(), the TUI and `inbox --follow`): the wait before
@@ -277,6 +297,8 @@ class Client:
         await cache.put_prekey("spk", spk.key_id, spk.public, spk.private, now)
         for k in otks:
             await cache.put_prekey("otk", k.key_id, k.public, k.private, now)
+        await cache.set_meta(SPK_PUBLISHED, spk.key_id)
+        await cache.set_meta(OTK_NEXT, OTK_BATCH + 1)
         await cache.commit()
         keystore.save(secrets, passphrase)
         return cls(home, relay_url, secrets, cache)
@@ -350,9 +372,11 @@ class Client:
                 authed = await conn.open()
                 self._conn = conn
                 await self._tell_relay_privacy(conn)
-                if authed.otk_count < OTK_LOW:
-                    # In the background: the caller may hold the cache lock the refill needs.
-                    self._refill = asyncio.create_task(self._refill_prekeys(conn))
+                refill = authed.otk_count < OTK_LOW
+                if refill or await self._spk_due(now_ms()):
+                    # In the background: the caller may hold the cache lock the upkeep needs.
+                    self._refill = asyncio.create_task(
+                        self.maintain_prekeys(conn, refill=refill))
             return self._conn
 
     async def _tell_relay_privacy(self, conn: RelayConnection) -> None:
@@ -375,16 +399,100 @@ class Client:
             await self._conn.close()
             self._conn = None
 
-    async def _refill_prekeys(self, conn: RelayConnection) -> None:
-        start = await self.cache.max_prekey_id("otk") + 1
-        otks = make_one_time_prekeys(start, OTK_BATCH)
-        now = now_ms()
+    @functools.cached_property
+    def prekey_policy(self) -> PrekeyPolicy:
+        """Signed prekey rotation and grace from HOME/config.toml ([prekeys])."""
+        from .settings import SettingsError, load_settings
+
+        try:
+            settings = load_settings(self.home)
+        except SettingsError as exc:
+            raise TenchatError(str(exc)) from None
+        return PrekeyPolicy(rotate_ms=int(settings.spk_rotate_days * DAY_MS),
+                            grace_ms=int(settings.spk_grace_days * DAY_MS))
+
+    async def _spk_due(self, now: int) -> bool:
+        """A new signed prekey is due, or the newest one never reached the relay."""
+        spks = await self.cache.prekey_ages("spk")
+        published = await self.cache.get_meta(SPK_PUBLISHED)
+        return spk_rotation_due(spks, now, self.prekey_policy) or (
+            published is not None and spks != [] and int(published) != spks[-1][0])
+
+    async def maintain_prekeys(self, conn: RelayConnection, *, refill: bool,
+                               now: int | None = None) -> None:
+        """Prekey upkeep (common/crypto/prekeys.py): make and publish a new signed prekey
+        when one is due and delete replaced ones past their grace; with ``refill``, publish
+        a batch of one-time prekeys and delete the private ones the relay no longer holds
+        beyond the policy's few. Under the home's lock, relay round trips included, so two
+        processes never number keys alike or rotate twice."""
+        now = now_ms() if now is None else now
+        policy = self.prekey_policy
         async with self._crypto_lock:
-            for k in otks:
-                await self.cache.put_prekey("otk", k.key_id, k.public, k.private, now)
+            try:
+                await self._rotate_spk(conn, now, policy)
+                if refill:
+                    await self._refill_otks(conn, now, policy)
+            except BaseException:
+                await self.cache.rollback()
+                raise
+
+    async def _rotate_spk(self, conn: RelayConnection, now: int, policy: PrekeyPolicy) -> None:
+        spks = await self.cache.prekey_ages("spk")
+        raw = await self.cache.get_meta(SPK_PUBLISHED)
+        # Homes made before this was recorded published their only signed prekey at init.
+        published = int(raw) if raw is not None else (spks[-1][0] if spks else 0)
+        if spk_rotation_due(spks, now, policy):
+            spk = make_signed_prekey(self.identity, spks[-1][0] + 1 if spks else 1)
+            # Stored (durably) before the relay hands it out: never a public key on the
+            # relay whose private half we lack.
+            await self.cache.put_prekey("spk", spk.key_id, spk.public, spk.private, now)
             await self.cache.commit()
-        await conn.request(f.PublishPrekeys, user=self.user,
-                           otks=[f.OneTimePrekey(key_id=k.key_id, pub=k.public) for k in otks])
+            spks.append((spk.key_id, now))
+        newest_id = spks[-1][0]
+        if newest_id != published:
+            private = await self.cache.prekey_private("spk", newest_id)
+            assert private is not None
+            pub = X25519KeyPair.from_private(private).public
+            await conn.request(f.PublishPrekeys, user=self.user, spk=f.SignedPrekey(
+                key_id=newest_id, pub=pub, sig=self.identity.sign(signed_prekey_message(pub))))
+            await self.cache.set_meta(SPK_PUBLISHED, newest_id)
+            published = newest_id
+        # Only what the relay has seen replaced counts: a rotation whose publish failed
+        # doesn't start the old key's grace.
+        gone = spks_to_delete([s for s in spks if s[0] <= published], now, policy)
+        if gone:
+            await self.cache.delete_prekeys("spk", gone)
+        await self.cache.commit()
+
+    async def _refill_otks(self, conn: RelayConnection, now: int, policy: PrekeyPolicy
+                           ) -> None:
+        # First the relay's count now (a publish of nothing answers it): a prekeys_low push
+        # is old news once a refill has run, and a drain sends up to otk_low of them.
+        status = await conn.request(f.PublishPrekeys, user=self.user)
+        assert isinstance(status, f.PrekeyStatus)
+        if status.otk_count < OTK_LOW:
+            status = await self._publish_otks(conn, now)
+        held = [key_id for key_id, _ in await self.cache.prekey_ages("otk")]
+        gone = otks_to_delete(held, status.otk_count, policy)
+        if gone:
+            await self.cache.delete_prekeys("otk", gone)
+            log.info("deleted %d one-time prekeys the relay no longer holds", len(gone))
+        await self.cache.commit()
+
+    async def _publish_otks(self, conn: RelayConnection, now: int) -> f.PrekeyStatus:
+        raw = await self.cache.get_meta(OTK_NEXT)
+        start = max(int(raw) if raw is not None else 1,
+                    await self.cache.max_prekey_id("otk") + 1)
+        otks = make_one_time_prekeys(start, OTK_BATCH)
+        for k in otks:
+            await self.cache.put_prekey("otk", k.key_id, k.public, k.private, now)
+        await self.cache.set_meta(OTK_NEXT, start + OTK_BATCH)
+        await self.cache.commit()  # durable before the relay can hand any of them out
+        status = await conn.request(
+            f.PublishPrekeys, user=self.user,
+            otks=[f.OneTimePrekey(key_id=k.key_id, pub=k.public) for k in otks])
+        assert isinstance(status, f.PrekeyStatus)
+        return status
 
     # --- peers --------------------------------------------------------------------------
 
@@ -1128,7 +1236,7 @@ class Client:
                 batch = []
                 await self.flush_outbox()
             if isinstance(frame, f.PrekeysLow):
-                await self._refill_prekeys(conn)
+                await self.maintain_prekeys(conn, refill=True)
             elif isinstance(frame, f.Presence):
                 self._presence(frame.user, frame.online)
             elif isinstance(frame, f.Synced) and not follow:
