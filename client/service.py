@@ -51,6 +51,7 @@ from ..common.identity import (
     signed_prekey_message,
     verify_signature,
 )
+from ..common.padding import pad
 from . import media
 from .cache import DELIVERED, PENDING, READ, SENT, Cache, ContactRow, MessageRow, Txn
 from .connection import ConnectionLost, RelayConnection, RelayError, RelayUnreachable
@@ -616,7 +617,7 @@ class Client:
                 bundle.otk.key_id if bundle.otk else None, bundle.otk.pub if bundle.otk else None,
             )
             row_id = None
-        envelope = session.encrypt(plaintext)
+        envelope = session.encrypt(pad(plaintext))  # common/padding.py: sizes say little
         await self.cache.save_session(peer, row_id, session.to_bytes(), now_ms())
         return envelope
 
@@ -1426,7 +1427,7 @@ class Client:
                     await conn.request(f.GroupSend, group=peer, msg=os.urandom(16),
                                        body=envelope, eph=True)
             return
-        plaintext = c.encode_content(c.Typing(active=active))
+        plaintext = pad(c.encode_content(c.Typing(active=active)))
         now = now_ms()
 
         def encrypt(tx: Txn) -> bytes | None:  # in the cache's thread: one hand-off
