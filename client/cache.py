@@ -397,8 +397,13 @@ def _get_meta(conn: sqlite3.Connection, key: str) -> bytes | None:
 
 
 def _update_session(conn: sqlite3.Connection, row_id: int, sealed: bytes, now: int) -> None:
-    conn.execute("UPDATE sessions SET state_sealed=?, used_at=? WHERE id=?",
-                 (sealed, now, row_id))
+    # used_at orders a peer's sessions (the current one first): the one just used must sort
+    # first even when another was used in the same millisecond.
+    conn.execute(
+        "UPDATE sessions SET state_sealed=?, used_at=MAX(?, COALESCE((SELECT MAX(o.used_at) "
+        "FROM sessions o WHERE o.peer=sessions.peer AND o.id!=sessions.id), 0) + 1) "
+        "WHERE id=?",
+        (sealed, now, row_id))
 
 
 def _contact_row(conn: sqlite3.Connection, user: bytes) -> ContactRow | None:
@@ -595,8 +600,9 @@ class Cache:
         sealed = self._seal(state)
         if row_id is None:
             cur = await self._db.execute(
-                "INSERT INTO sessions (peer, state_sealed, used_at) VALUES (?, ?, ?)",
-                (peer, sealed, now),
+                "INSERT INTO sessions (peer, state_sealed, used_at) VALUES (?, ?, MAX(?, "
+                "COALESCE((SELECT MAX(used_at) FROM sessions WHERE peer=?), 0) + 1))",
+                (peer, sealed, now, peer),
             )
             row_id = cur.lastrowid
             # Keep a few older sessions for messages still in flight under them.
@@ -609,6 +615,9 @@ class Cache:
             await self._db._execute(_update_session, self._db._conn, row_id, sealed, now)
         assert row_id is not None
         return row_id
+
+    async def delete_sessions(self, row_ids: list[int]) -> None:
+        await self._db.executemany("DELETE FROM sessions WHERE id=?", [(r,) for r in row_ids])
 
     # --- messages ---------------------------------------------------------------------
 

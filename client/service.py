@@ -41,7 +41,12 @@ from ..common.crypto.prekeys import (
     spks_to_delete,
 )
 from ..common.crypto.safety import safety_number
-from ..common.crypto.session import Session, envelope_ephemeral, envelope_kind
+from ..common.crypto.session import (
+    MAX_PREVIOUS_SESSIONS,
+    Session,
+    SessionRecord,
+    envelope_kind,
+)
 from ..common.errors import ProtocolError, TenchatError
 from ..common.groups import GroupState, can_pin
 from ..common.identity import (
@@ -593,15 +598,13 @@ class Client:
     # --- sending ------------------------------------------------------------------------
 
     async def _encrypt(self, peer: bytes, plaintext: bytes) -> bytes:
-        """Encrypt for ``peer`` on the current session (starting one if needed).
+        """Encrypt for ``peer`` on the current session (starting one if needed), padded.
 
-        Saves the advanced session in the open transaction; the caller commits.
+        Saves the advanced session in the open transaction; the caller commits. The caller
+        holds the home's lock, so no other process starts a second session meanwhile.
         """
-        sessions = await self.cache.sessions(peer)
-        if sessions:
-            row_id, state = sessions[0]
-            session = Session.from_bytes(state)
-        else:
+        record = SessionRecord.from_states(await self.cache.sessions(peer))
+        if record.current is None:
             conn = await self.connection()
             try:
                 bundle = await conn.request(f.FetchBundle, user=peer)
@@ -612,14 +615,23 @@ class Client:
             assert isinstance(bundle, f.Bundle)
             if bundle.user != peer:
                 raise PeerError("the relay returned a prekey bundle for another identity")
-            session = Session.initiate(
+            record.install(Session.initiate(
                 self.identity, peer, bundle.spk.key_id, bundle.spk.pub, bundle.spk.sig,
                 bundle.otk.key_id if bundle.otk else None, bundle.otk.pub if bundle.otk else None,
-            )
-            row_id = None
-        envelope = session.encrypt(pad(plaintext))  # common/padding.py: sizes say little
-        await self.cache.save_session(peer, row_id, session.to_bytes(), now_ms())
+            ))
+        envelope = record.encrypt(pad(plaintext))  # common/padding.py: sizes say little
+        await self._save_record(peer, record)
         return envelope
+
+    async def _save_record(self, peer: bytes, record: SessionRecord) -> None:
+        """Store what ``record`` changed (in the open transaction), in the order it was
+        used, so the stored order (used_at) is the record's: the current one first."""
+        now = now_ms()
+        for row_id, session in record.changed:
+            await self.cache.save_session(peer, row_id, session.to_bytes(), now,
+                                          keep=1 + MAX_PREVIOUS_SESSIONS)
+        if record.dropped:
+            await self.cache.delete_sessions(record.dropped)
 
     async def send_text(self, peer: str, text: str, *,
                         reply_to: bytes | None = None) -> MessageRow:
@@ -874,35 +886,28 @@ class Client:
     # --- receiving ----------------------------------------------------------------------
 
     async def _decrypt(self, sender: bytes, envelope: bytes) -> bytes:
-        """Decrypt with the sender's sessions, or start one from a prekey envelope.
+        """Decrypt with the sender's sessions (common.crypto.session.SessionRecord: the one
+        that decrypts becomes current), or start one from a prekey envelope.
 
         A prekey envelope whose ephemeral key matches a session we hold belongs to
         that session: it is never used to start a second one, so a replayed first
         message (which X3DH alone can't tell apart without a one-time prekey) fails.
         """
-        kind = envelope_kind(envelope)
-        ephemeral = envelope_ephemeral(envelope) if kind == "prekey" else None
-        sessions = [(row_id, Session.from_bytes(state))
-                    for row_id, state in await self.cache.sessions(sender)]
-        if ephemeral is not None:
-            sessions = [(r, s) for r, s in sessions if s.ephemeral == ephemeral]
-        for row_id, session in sessions:
-            try:
-                plaintext = session.decrypt(envelope)
-            except CryptoError:
-                continue
-            await self.cache.save_session(sender, row_id, session.to_bytes(), now_ms())
-            return plaintext
-        if ephemeral is None or sessions:
-            raise CryptoError("no session decrypts this message")
-        spks = await self.cache.prekey_privates("spk")
-        otks = await self.cache.prekey_privates("otk")
-        session, plaintext = Session.respond(
-            self.identity, sender, envelope, spks.get, otks.get
-        )
-        if session.used_otk_id is not None:
-            await self.cache.delete_prekey("otk", session.used_otk_id)
-        await self.cache.save_session(sender, None, session.to_bytes(), now_ms())
+        record = SessionRecord.from_states(await self.cache.sessions(sender))
+        try:
+            plaintext, used_otk = record.decrypt(envelope)
+        except CryptoError:
+            if envelope_kind(envelope) != "prekey":
+                raise
+            # Perhaps a new session: only now read the private prekeys.
+            spks = await self.cache.prekey_privates("spk")
+            otks = await self.cache.prekey_privates("otk")
+            plaintext, used_otk = record.decrypt(
+                envelope, identity=self.identity, sender=sender,
+                spk_private_for=spks.get, otk_private_for=otks.get)
+        await self._save_record(sender, record)
+        if used_otk is not None:
+            await self.cache.delete_prekey("otk", used_otk)
         return plaintext
 
     async def receive(self, items: list[f.Deliver | f.GroupDeliver]) -> list[MessageRow]:
@@ -1007,15 +1012,15 @@ class Client:
                 contact = tx.contact(item.sender)
                 if contact is not None and contact.blocked:
                     continue
-                opened: bytes | CryptoError = CryptoError("no session decrypts this message")
-                for row_id, state in tx.sessions(item.sender):
-                    session = Session.from_bytes(state)
-                    try:
-                        opened = session.decrypt(item.body)
-                    except CryptoError:
-                        continue
+                opened: bytes | CryptoError
+                record = SessionRecord.from_states(tx.sessions(item.sender))
+                try:
+                    opened = record.decrypt(item.body)[0]
+                except CryptoError as exc:
+                    opened = exc
+                for row_id, session in record.changed:  # no new session on this path
+                    assert row_id is not None
                     tx.update_session(row_id, session.to_bytes(), now)
-                    break
                 out.append((item.sender, opened))
             return out
 
