@@ -5,7 +5,7 @@ Every plaintext a client encrypts (1:1 ratchet or group sender key) is one Messa
 a ``bin`` of zero bytes, sized so the whole map is exactly :func:`padded_size` bytes:
 
 * at least :data:`MIN_PADDED` (256) bytes, so receipts, typing indicators, reactions and
-  texts up to ~200 bytes all have one size;
+  texts up to ~190 bytes (UTF-8) all have one size;
 * above that, Padmé (Nikitin et al., "Reducing Metadata Leakage from Encrypted Files and
   Communication with PURBs", PETS 2019): the length rounded up so that only about
   ``log2(log2(L))`` of its low bits are free — at most ~12 % larger, and a size reveals
