@@ -1432,7 +1432,7 @@ class Client:
                     await conn.request(f.GroupSend, group=peer, msg=os.urandom(16),
                                        body=envelope, eph=True)
             return
-        plaintext = pad(c.encode_content(c.Typing(active=active)))
+        plaintext = c.encode_content(c.Typing(active=active))
         now = now_ms()
 
         def encrypt(tx: Txn) -> bytes | None:  # in the cache's thread: one hand-off
@@ -1443,7 +1443,7 @@ class Client:
                 return None
             row_id, state = sessions[0]
             session = Session.from_bytes(state)
-            envelope = session.encrypt(plaintext)
+            envelope = session.encrypt(pad(plaintext))
             # Committed (durably) before the envelope leaves: a sending chain that rolled
             # back after a crash would reuse this message key.
             tx.update_session(row_id, session.to_bytes(), now)

@@ -83,8 +83,10 @@ def _minimal_header(count: int) -> bytes:
 
 def pad(payload: bytes) -> bytes:
     """``payload`` (one MessagePack map without a ``"pad"`` key) padded to
-    ``padded_size(len(payload))`` bytes."""
+    ``padded_size(len(payload))`` bytes. A map padded already is returned as it is."""
     count, header = _map_header(payload)
+    if _pad_entry(payload, count, header) is not None:
+        return payload
     body = payload[header:]
     target = padded_size(len(payload))
     zeros = target - (5 + len(body) + len(_KEY) + 5)
@@ -99,11 +101,19 @@ def unpad(payload: bytes) -> bytes:
 
     Receivers need not call it: decoding the map drops the unknown key anyway."""
     count, header = _map_header(payload)
+    at = _pad_entry(payload, count, header)
+    if at is None:
+        return payload
+    return _minimal_header(count - 1) + payload[header:at]
+
+
+def _pad_entry(payload: bytes, count: int, header: int) -> int | None:
+    """Where the trailing ``"pad"`` entry starts, or None if the map has none."""
     at = payload.rfind(_KEY + _BIN32)  # the zeros after it can't contain the marker
     if count == 0 or at < header:
-        return payload
+        return None
     start = at + len(_KEY) + 5
     size = int.from_bytes(payload[at + len(_KEY) + 1:start], "big")
     if start + size != len(payload) or payload[start:].count(0) != size:
-        return payload
-    return _minimal_header(count - 1) + payload[header:at]
+        return None
+    return at

@@ -59,6 +59,7 @@ def test_padding_round_trips(content: c.Content) -> None:
     assert c.decode_content(padded) == content  # receivers simply drop the "pad" key
     assert unpad(padded) == plain
     assert unpad(plain) == plain  # an old, unpadded payload is left as it is
+    assert pad(padded) == padded  # never padded twice
     zeros = msgspec.msgpack.decode(padded)["pad"]
     assert zeros == bytes(len(zeros))
 
