@@ -537,6 +537,19 @@ class Cache:
         ) as cur:
             return [(int(r[0]), int(r[1])) for r in await cur.fetchall()]
 
+    async def prekey_count(self, kind: str) -> int:
+        async with self._db.execute("SELECT count(*) FROM prekeys WHERE kind=?", (kind,)) as cur:
+            (value,) = await cur.fetchone()  # type: ignore[misc]
+        return int(value)
+
+    async def prekey_publics(self, kind: str, above: int) -> list[tuple[int, bytes]]:
+        """(key id, public key) of the prekeys of ``kind`` with an id above ``above``."""
+        async with self._db.execute(
+            "SELECT key_id, public FROM prekeys WHERE kind=? AND key_id>? ORDER BY key_id",
+            (kind, above),
+        ) as cur:
+            return [(int(r[0]), bytes(r[1])) for r in await cur.fetchall()]
+
     async def delete_prekeys(self, kind: str, key_ids: list[int]) -> None:
         await self._db.executemany("DELETE FROM prekeys WHERE kind=? AND key_id=?",
                                    [(kind, k) for k in key_ids])

@@ -94,6 +94,7 @@ OTK_BATCH = 100  # one-time prekeys published at a time
 OTK_LOW = 20  # refill when the relay holds fewer than this
 SPK_PUBLISHED = "spk_published"  # meta: key id of the signed prekey the relay last accepted
 OTK_NEXT = "otk_next"  # meta: the next one-time prekey id (never reused)
+OTK_PUBLISHED = "otk_published"  # meta: the highest one-time prekey id the relay confirmed
 SEND_WINDOW = 64  # outbox envelopes in flight at once
 
 # Reconnecting (sync(follow=True), so run(), the TUI and `inbox --follow`): the wait before
@@ -305,6 +306,7 @@ class Client:
             await cache.put_prekey("otk", k.key_id, k.public, k.private, now)
         await cache.set_meta(SPK_PUBLISHED, spk.key_id)
         await cache.set_meta(OTK_NEXT, OTK_BATCH + 1)
+        await cache.set_meta(OTK_PUBLISHED, OTK_BATCH)
         await cache.commit()
         keystore.save(secrets, passphrase)
         return cls(home, relay_url, secrets, cache)
@@ -378,7 +380,10 @@ class Client:
                 authed = await conn.open()
                 self._conn = conn
                 await self._tell_relay_privacy(conn)
-                refill = authed.otk_count < OTK_LOW
+                # Also when we hold far more private keys than the relay does plus the
+                # few handed-out ones we keep (a home from before keys were pruned).
+                refill = authed.otk_count < OTK_LOW or await self.cache.prekey_count(
+                    "otk") > authed.otk_count + self.prekey_policy.keep_taken + OTK_BATCH
                 if refill or await self._spk_due(now_ms()):
                     # In the background: the caller may hold the cache lock the upkeep needs.
                     self._refill = asyncio.create_task(
@@ -428,9 +433,10 @@ class Client:
                                now: int | None = None) -> None:
         """Prekey upkeep (common/crypto/prekeys.py): make and publish a new signed prekey
         when one is due and delete replaced ones past their grace; with ``refill``, publish
-        a batch of one-time prekeys and delete the private ones the relay no longer holds
-        beyond the policy's few. Under the home's lock, relay round trips included, so two
-        processes never number keys alike or rotate twice."""
+        again a batch whose publish was never confirmed, ask the relay's count, publish a
+        batch of one-time prekeys if it is low, and delete the private ones the relay no
+        longer holds beyond the policy's few. Under the home's lock, relay round trips
+        included, so two processes never number keys alike or rotate twice."""
         now = now_ms() if now is None else now
         policy = self.prekey_policy
         async with self._crypto_lock:
@@ -472,12 +478,26 @@ class Client:
 
     async def _refill_otks(self, conn: RelayConnection, now: int, policy: PrekeyPolicy
                            ) -> None:
-        # First the relay's count now (a publish of nothing answers it): a prekeys_low push
-        # is old news once a refill has run, and a drain sends up to otk_low of them.
+        # A batch stored but never confirmed (the connection dropped): publish it again.
+        # The relay ignores ids it already holds, so this is safe either way, and then
+        # "the relay holds our highest ids" is true again.
+        raw = await self.cache.get_meta(OTK_PUBLISHED)
+        if raw is not None and (unconfirmed := await self.cache.prekey_publics("otk", int(raw))):
+            await self._publish_otks(conn, unconfirmed)
+        # The relay's count now (a publish of nothing answers it): a prekeys_low push is
+        # old news once a refill has run, and a drain sends up to otk_low of them.
         status = await conn.request(f.PublishPrekeys, user=self.user)
         assert isinstance(status, f.PrekeyStatus)
         if status.otk_count < OTK_LOW:
-            status = await self._publish_otks(conn, now)
+            raw = await self.cache.get_meta(OTK_NEXT)
+            start = max(int(raw) if raw is not None else 1,
+                        await self.cache.max_prekey_id("otk") + 1)
+            otks = make_one_time_prekeys(start, OTK_BATCH)
+            for k in otks:
+                await self.cache.put_prekey("otk", k.key_id, k.public, k.private, now)
+            await self.cache.set_meta(OTK_NEXT, start + OTK_BATCH)
+            await self.cache.commit()  # durable before the relay can hand any of them out
+            status = await self._publish_otks(conn, [(k.key_id, k.public) for k in otks])
         held = [key_id for key_id, _ in await self.cache.prekey_ages("otk")]
         gone = otks_to_delete(held, status.otk_count, policy)
         if gone:
@@ -485,19 +505,14 @@ class Client:
             log.info("deleted %d one-time prekeys the relay no longer holds", len(gone))
         await self.cache.commit()
 
-    async def _publish_otks(self, conn: RelayConnection, now: int) -> f.PrekeyStatus:
-        raw = await self.cache.get_meta(OTK_NEXT)
-        start = max(int(raw) if raw is not None else 1,
-                    await self.cache.max_prekey_id("otk") + 1)
-        otks = make_one_time_prekeys(start, OTK_BATCH)
-        for k in otks:
-            await self.cache.put_prekey("otk", k.key_id, k.public, k.private, now)
-        await self.cache.set_meta(OTK_NEXT, start + OTK_BATCH)
-        await self.cache.commit()  # durable before the relay can hand any of them out
+    async def _publish_otks(self, conn: RelayConnection, keys: list[tuple[int, bytes]]
+                            ) -> f.PrekeyStatus:
         status = await conn.request(
             f.PublishPrekeys, user=self.user,
-            otks=[f.OneTimePrekey(key_id=k.key_id, pub=k.public) for k in otks])
+            otks=[f.OneTimePrekey(key_id=key_id, pub=pub) for key_id, pub in keys])
         assert isinstance(status, f.PrekeyStatus)
+        await self.cache.set_meta(OTK_PUBLISHED, keys[-1][0])
+        await self.cache.commit()
         return status
 
     # --- peers --------------------------------------------------------------------------

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from tenchat.client.service import Client, now_ms
+from tenchat.client.service import OTK_NEXT, Client, now_ms
 from tenchat.client.settings import SettingsError, load_settings
 from tenchat.common import frames as f
+from tenchat.common.crypto.keys import make_one_time_prekeys
 from tenchat.common.crypto.prekeys import DAY_MS
 from tenchat.common.identity import signed_prekey_message, verify_signature
 from tests.conftest import PASSPHRASE
@@ -44,6 +45,20 @@ def test_drained_one_time_prekeys_stay_bounded(tmp_path: Path, relay: RelayProce
             # A stale push (the relay already has plenty) publishes nothing more.
             await alice.maintain_prekeys(a_conn, refill=True)
             assert [k for k, _ in await alice.cache.prekey_ages("otk")] == held
+
+            # A batch stored but never confirmed (the connection dropped mid-publish) is
+            # published again, not mistaken for keys the relay holds.
+            start = int(await alice.cache.get_meta(OTK_NEXT))  # type: ignore[arg-type]
+            async with alice._crypto_lock:
+                for k in make_one_time_prekeys(start, 100):
+                    await alice.cache.put_prekey("otk", k.key_id, k.public, k.private, 1)
+                await alice.cache.set_meta(OTK_NEXT, start + 100)
+                await alice.cache.commit()
+            await alice.maintain_prekeys(a_conn, refill=True)
+            again = await a_conn.request(f.PublishPrekeys, user=alice.user)
+            assert isinstance(again, f.PrekeyStatus)
+            assert again.otk_count == status.otk_count + 100
+            assert len(await alice.cache.prekey_ages("otk")) == again.otk_count + 200
 
             # Nothing the relay still hands out was deleted: a new peer's session starts.
             await bob.send_text("alice", "after the drain")
