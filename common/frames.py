@@ -716,7 +716,7 @@ def peek_id(data: bytes) -> int | None:
     """Best-effort request id of an undecodable frame, so its error can name it."""
     try:
         raw = _any_decoder.decode(data)
-    except (msgspec.DecodeError, UnicodeDecodeError):  # a str that is not UTF-8
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         return None
     if isinstance(raw, dict):
         rid = raw.get("id")
@@ -726,10 +726,14 @@ def peek_id(data: bytes) -> int | None:
 
 
 def _classify(data: bytes, exc: Exception, known: frozenset[str] | None) -> ProtocolError:
+    if isinstance(exc, RecursionError):
+        return ProtocolError(ErrorCode.MALFORMED, "nested too deeply")
     try:
         raw: Any = _any_decoder.decode(data)
     except (msgspec.DecodeError, UnicodeDecodeError):  # a str that is not UTF-8
         return ProtocolError(ErrorCode.MALFORMED, "not a MessagePack value")
+    except RecursionError:
+        return ProtocolError(ErrorCode.MALFORMED, "nested too deeply")
     if not isinstance(raw, dict):
         return ProtocolError(ErrorCode.MALFORMED, "a frame must be a map")
     t = raw.get("t")
@@ -741,10 +745,13 @@ def _classify(data: bytes, exc: Exception, known: frozenset[str] | None) -> Prot
 
 
 def decode_request(data: bytes) -> Request:
-    """Decode a client frame; raise ProtocolError(malformed | unknown_type)."""
+    """Decode a client frame; raise ProtocolError(malformed | unknown_type). A value
+    nested deeper than the decoder's recursion limit (about 1,000 levels, less on a deep
+    stack) is ``malformed`` too, like any other undecodable frame."""
     try:
         return _request_decoder.decode(data)
-    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError) as exc:
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError,
+            RecursionError) as exc:
         raise _classify(data, exc, REQUEST_TYPES) from None
 
 
@@ -752,5 +759,6 @@ def decode_reply(data: bytes) -> Reply:
     """Decode a relay frame (answer or push); raise ProtocolError(malformed)."""
     try:
         return _reply_decoder.decode(data)
-    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError) as exc:
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError,
+            RecursionError) as exc:
         raise _classify(data, exc, None) from None

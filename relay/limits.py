@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Final
 
-__all__ = ["TokenBucket", "UserBuckets", "AddressCounter"]
+__all__ = ["TokenBucket", "UserBuckets", "AddressCounter", "LogBudget"]
 
 Clock = Callable[[], float]
 
@@ -104,3 +104,21 @@ class AddressCounter:
 
     def count(self, address: str) -> int:
         return self._open.get(address, 0)
+
+
+class LogBudget:
+    """At most ``burst`` log records, then ``rate`` per second: a flood of bad frames
+    can't fill the log with tracebacks. :meth:`take` says whether to log this one, and
+    how many were left unlogged since the last one logged (say so in that record)."""
+
+    def __init__(self, rate: float = 1 / 6, burst: int = 10, clock: Clock = time.monotonic
+                 ) -> None:
+        self._bucket = TokenBucket(rate, burst, clock)
+        self.dropped = 0
+
+    def take(self) -> tuple[bool, int]:
+        if self._bucket.take():
+            self.dropped += 1
+            return False, 0
+        dropped, self.dropped = self.dropped, 0
+        return True, dropped

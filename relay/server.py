@@ -36,8 +36,9 @@ from . import admin, handlers
 from .blobs import BlobFiles
 from .config import Config
 from .connection import RelayConnection
+from .files import secure_data_dir
 from .hub import Hub
-from .limits import AddressCounter, UserBuckets
+from .limits import AddressCounter, LogBudget, UserBuckets
 from .metrics import CONTENT_TYPE, Metrics
 from .observability import HealthEndpoint, health_report, setup_logging
 from .retention import Retention
@@ -114,6 +115,9 @@ class Server:
         self.user_buckets = UserBuckets(config.rate_user, config.burst_user)
         self.addresses = AddressCounter(config.ip_conn_max, config.ip_conn_exempt)
         self._last_ban = 0  # the newest ban id seen
+        # Tracebacks of failed frames: a few, then one a minute (a flood of bad frames
+        # must not fill the disk through the log).
+        self.log_budget = LogBudget()
 
     async def serve(self) -> None:
         await self.startup()
@@ -124,6 +128,8 @@ class Server:
 
     async def startup(self) -> None:
         config = self.config
+        if isinstance(self.store, SQLiteStore) and self.store.path == config.db_path:
+            secure_data_dir(config.data, config.db_path)
         await self.store.open()
         self.blobs.open()
         self.store.on_commit = self.hub.publish
@@ -408,7 +414,11 @@ class Server:
             if not isinstance(exc, ProtocolError):
                 refused = storage_error(exc)  # e.g. a blob chunk on a full disk
                 if refused is None:
-                    log.exception("handler failed (frame id %s)", rid)
+                    log_it, dropped = self.log_budget.take()
+                    if log_it:
+                        log.error("handler failed (frame id %s)%s", rid,
+                                  f"; {dropped} more failures not logged" if dropped else "",
+                                  exc_info=exc)
                     refused = ProtocolError(ErrorCode.INTERNAL, "internal error")
                 else:
                     log.error("frame id %s refused by the disk: %s", rid, exc)
@@ -430,6 +440,9 @@ def _address(ws: ServerConnection) -> str:
 def run(config: Config) -> int:
     """Run a relay until it is told to stop; the process exit status."""
     setup_logging(config.log_level, config.log_format)
+    # Nothing the relay writes is for other local users (relay/files.py sets the modes of
+    # what it knows of; this covers the rest, e.g. SQLite's temporary files).
+    os.umask(0o077)
     server = Server(config, clock=clock_from_environ(os.environ))
     # The relay allocates a few short-lived objects per frame and keeps few cycles: the
     # default collector (a young collection every 700 allocations, full ones walking every
