@@ -78,6 +78,9 @@ class Welcome(_Frame, tag="welcome"):
     challenge: bytes  # 32 random bytes, fresh per connection
     max_frame: int  # the largest frame, in bytes, the relay accepts
     max_blob: int = 0  # the largest media blob, in bytes, the relay stores (0: no blobs)
+    # Proof-of-work bits a `register` on this connection must carry (0: none asked);
+    # see common.identity.pow_ok and docs/protocol.md.
+    pow: Annotated[int, msgspec.Meta(ge=0, le=32)] = 0
 
 
 class Auth(_Frame, tag="auth"):
@@ -107,6 +110,7 @@ class Register(_Frame, tag="register"):
     handle: ShortStr
     sig: Sig64
     invite: ShortStr = ""  # an invite code; needed on an invite-only relay
+    pow: Annotated[bytes, msgspec.Meta(max_length=32)] = b""  # the proof-of-work nonce
 
 
 class Lookup(_Frame, tag="lookup"):

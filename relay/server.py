@@ -38,7 +38,7 @@ from .config import Config
 from .connection import RelayConnection
 from .files import secure_data_dir
 from .hub import Hub
-from .limits import AddressCounter, LogBudget, UserBuckets
+from .limits import AddressCounter, Guards, LogBudget, UserBuckets
 from .metrics import CONTENT_TYPE, Metrics
 from .observability import HealthEndpoint, health_report, setup_logging
 from .retention import Retention
@@ -90,6 +90,8 @@ class Server:
             otk_max=config.otk_max,
             queue_max=config.queue_max,
             queue_bytes_max=config.queue_bytes,
+            queue_share=config.queue_share,
+            reactions_max=config.reactions_max,
             clock=clock,
         )
         self.hub = Hub()
@@ -107,7 +109,7 @@ class Server:
         self.retention = Retention(
             self.store, self.blobs, retention_days=config.retention_days,
             upload_expiry_hours=config.upload_expiry_hours, batch=config.sweep_batch,
-            metrics=self.metrics,
+            metrics=self.metrics, audit_retention_days=config.audit_retention_days,
         )
         self._retention: asyncio.Task[None] | None = None
         self._health: HealthEndpoint | None = None
@@ -118,6 +120,8 @@ class Server:
         # Tracebacks of failed frames: a few, then one a minute (a flood of bad frames
         # must not fill the disk through the log).
         self.log_budget = LogBudget()
+        self.guards = Guards(config)
+        self.audit = admin.AuditAggregator(self.store, config.audit_window)
 
     async def serve(self) -> None:
         await self.startup()
@@ -318,6 +322,7 @@ class Server:
         for session in list(self.sessions):
             if session.subscription is not None:
                 session.subscription.stop()
+        self.audit.flush()  # the repeats of open windows, before the store closes
         await self.store.close()  # commits everything queued and resolves its futures
         sessions = list(self.sessions)
         if sessions:
@@ -340,7 +345,8 @@ class Server:
         if not self.addresses.add(address):  # others were admitted meanwhile
             await ws.close(CloseCode.TRY_AGAIN_LATER, "too many connections from this address")
             return
-        session = Session(ws, self.config, self.store, self.hub, self.blobs)
+        session = Session(ws, self.config, self.store, self.hub, self.blobs,
+                          guards=self.guards, audit=self.audit)
         session.metrics = self.metrics
         self.sessions.add(session)
         self.metrics.connections.inc()
@@ -426,7 +432,8 @@ class Server:
             if rid is None and isinstance(data, bytes):
                 rid = peek_id(data)
             self.metrics.error(str(exc.code))
-            await session.send(Error(id=rid, error=str(exc.code), message=exc.message))
+            await session.send(Error(id=rid, error=str(exc.code), message=exc.message,
+                                     retry_after=exc.retry_after))
         finally:
             if not deferred:
                 session.slots.release()
