@@ -93,6 +93,8 @@ class RelayConnection:
         self.relay_name = ""
         self.max_frame = 1024 * 1024  # from welcome
         self.max_blob = 0  # from welcome: 0 = the relay stores no attachments
+        self.challenge = b""  # from welcome
+        self.register_pow = 0  # from welcome: proof-of-work bits a register needs
         self.closed = asyncio.Event()
 
     async def open(self) -> f.Authed:
@@ -114,6 +116,8 @@ class RelayConnection:
                 raise RelayUnreachable(f"relay {self.url} sent {type(welcome).__name__} to hello")
             self.relay_name = welcome.relay
             self.max_frame, self.max_blob = welcome.max_frame, welcome.max_blob
+            # A register on this connection needs a proof-of-work of this many bits.
+            self.challenge, self.register_pow = welcome.challenge, welcome.pow
             if self._wallet_auth is not None:
                 text, wsig = self._wallet_auth(welcome.relay, welcome.challenge)
                 authed = await self.request(f.WalletAuth, message=text, sig=wsig)

@@ -159,7 +159,10 @@ class AuditAggregator:
                     self.store.audit_add(row.result(), repeats).add_done_callback(
                         _log_failure)
 
-        entry.row.add_done_callback(written)
+        if entry.row.done():
+            written(entry.row)  # now, not a loop turn later (shutdown closes the store)
+        else:
+            entry.row.add_done_callback(written)
 
     def flush(self) -> None:
         """Write every open window's repeats now (at shutdown, before the store closes)."""
