@@ -348,7 +348,12 @@ def test_client_does_the_proof_of_work(tmp_path: Path) -> None:
         alice = await Client.create(tmp_path / "alice", relay.url, "alice", "pass phrase")
         await alice.close()
 
+    async def without_pow() -> msgspec.Struct:
+        async with logged_in(relay.url, 1, publish=False) as (c,):
+            return await c.register("bob")
+
     try:
+        err(asyncio.run(without_pow()), "pow_required")  # the relay does ask for it
         asyncio.run(asyncio.wait_for(body(), 60))
         assert db_rows(relay, "SELECT handle FROM handles") == [("alice",)]
     finally:
@@ -466,3 +471,23 @@ async def drain(c: RelayClient) -> None:
     from tests.support.groups import drain_all
 
     await drain_all(c)
+
+
+@pytest.mark.slow
+def test_cli_hide_presence_reaches_the_relay_both_ways(tmp_path: Path) -> None:
+    from tests.conftest import Cli
+
+    relay = next(gen := start(tmp_path))
+    try:
+        cli = Cli(tmp_path, relay)
+        cli("alice", "init", "--handle", "alice")
+        user = bytes.fromhex(cli("alice", "--json", "whoami").json()["user_id"])
+        hidden = "SELECT hide_presence FROM privacy WHERE user = ?"
+        cli("alice", "settings", "set", "hide_presence", "on")
+        assert db_rows(relay, hidden, (user,)) == [(1,)]
+        cli("alice", "settings", "set", "hide_presence", "off")
+        assert db_rows(relay, hidden, (user,)) == [(0,)]
+        cli("alice", "settings", "set", "hide_presence", "on")
+        assert db_rows(relay, hidden, (user,)) == [(1,)]
+    finally:
+        gen.close()
