@@ -109,6 +109,8 @@ class RelayConnection:
         self.origin = ""  # relay_origin(url): what auth and SIWE sign
         self.max_frame = 1024 * 1024  # from welcome
         self.max_blob = 0  # from welcome: 0 = the relay stores no attachments
+        self.challenge = b""  # from welcome
+        self.register_pow = 0  # from welcome: proof-of-work bits a register needs
         self.closed = asyncio.Event()
 
     async def open(self) -> f.Authed:
@@ -135,6 +137,8 @@ class RelayConnection:
                 raise RelayUnreachable(f"relay {self.url} sent {type(welcome).__name__} to hello")
             self.relay_name = welcome.relay
             self.max_frame, self.max_blob = welcome.max_frame, welcome.max_blob
+            # A register on this connection needs a proof-of-work of this many bits.
+            self.challenge, self.register_pow = welcome.challenge, welcome.pow
             known = None
             if self._known is not None:
                 from .known_relays import KnownRelays

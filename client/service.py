@@ -54,6 +54,7 @@ from ..common.identity import (
     handle_message,
     normalize_handle,
     signed_prekey_message,
+    solve_pow,
     verify_signature,
 )
 from ..common.padding import pad
@@ -290,7 +291,11 @@ class Client:
                                known=known_relays_path(home))
         await conn.open()
         try:
-            await conn.request(f.Register, handle=handle, invite=invite,
+            nonce = b""
+            if conn.register_pow:  # the relay asks a proof-of-work (docs/protocol.md)
+                nonce = await asyncio.to_thread(solve_pow, conn.challenge, identity.public,
+                                                handle, conn.register_pow)
+            await conn.request(f.Register, handle=handle, invite=invite, pow=nonce,
                                sig=identity.sign(handle_message(handle, identity.public)))
             spk = make_signed_prekey(identity, 1)
             otks = make_one_time_prekeys(1, OTK_BATCH)
@@ -395,9 +400,9 @@ class Client:
             return self._conn
 
     async def _tell_relay_privacy(self, conn: RelayConnection) -> None:
-        """The relay enforces two privacy controls for us: presence hiding and blocks."""
-        if await self.setting("hide_presence"):
-            await conn.request(f.Privacy, hide_presence=True)
+        """The relay enforces two privacy controls for us: presence hiding and blocks.
+        hide_presence is sent either way: off must undo an earlier on."""
+        await conn.request(f.Privacy, hide_presence=await self.setting("hide_presence"))
         for contact in await self.cache.contacts():
             if contact.blocked:
                 await conn.request(f.Block, user=contact.user, blocked=True)
