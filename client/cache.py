@@ -720,15 +720,23 @@ class Cache:
             row = await cur.fetchone()
         return _msg(row) if row else None
 
-    async def take_unshown(self) -> list[MessageRow]:
-        """Incoming messages not yet printed by `inbox`, oldest first; marks them shown."""
+    async def unshown(self) -> list[MessageRow]:
+        """Incoming messages not yet printed by `inbox`, oldest first."""
         async with self._db.execute(
             f"SELECT {_MSG_COLS} FROM messages WHERE shown=0 AND outgoing=0 "
             f"ORDER BY received_at, rowid"
         ) as cur:
-            rows = [_msg(r) for r in await cur.fetchall()]
-        if rows:
-            await self._db.execute("UPDATE messages SET shown=1 WHERE shown=0")
+            return [_msg(r) for r in await cur.fetchall()]
+
+    async def mark_shown(self, rows: list[MessageRow]) -> None:
+        """These messages were printed (only these: one that arrived meanwhile was not)."""
+        await self._db.executemany("UPDATE messages SET shown=1 WHERE peer=? AND id=?",
+                                   [(m.peer, m.id) for m in rows])
+
+    async def take_unshown(self) -> list[MessageRow]:
+        """unshown(), marked shown at once: for a caller that can't lose them on the way."""
+        rows = await self.unshown()
+        await self.mark_shown(rows)
         return rows
 
     async def ids_with_prefix(self, peer: bytes, hex_prefix: str, limit: int = 2) -> list[bytes]:

@@ -1152,11 +1152,23 @@ class Client:
                 await result
         return len(new)
 
-    async def take_unshown(self) -> list[MessageRow]:
-        """Received messages no `inbox` has printed yet; marks them printed."""
+    async def unshown(self) -> list[MessageRow]:
+        """Received messages no `inbox` has printed yet (see mark_shown)."""
+        return await self.cache.unshown()
+
+    async def mark_shown(self, rows: list[MessageRow]) -> None:
+        """Record that ``rows`` were printed — only once they were written and flushed, so
+        a crash in between prints them again (same id) rather than never."""
+        if not rows:
+            return
         async with self._crypto_lock:
-            rows = await self.cache.take_unshown()
+            await self.cache.mark_shown(rows)
             await self.cache.commit()
+
+    async def take_unshown(self) -> list[MessageRow]:
+        """unshown() marked shown at once (at-most-once: for callers that only look)."""
+        rows = await self.unshown()
+        await self.mark_shown(rows)
         return rows
 
     async def mark_read(self, peer: str | bytes) -> int:
