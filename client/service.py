@@ -1108,14 +1108,14 @@ class Client:
         total = 0
         batch: list[f.Deliver | f.GroupDeliver] = []
         while True:
-            frame = await conn.pushes.get()
+            frame = await conn.next_push()
             if frame is None:
                 if batch:
                     total += await self._deliver_batch(batch, on_messages)
-                raise ConnectionLost("connection to the relay was lost")
+                raise ConnectionLost(conn.error or "connection to the relay was lost")
             if isinstance(frame, f.Deliver | f.GroupDeliver):
                 batch.append(frame)
-                if len(batch) < 256 and not conn.pushes.empty():
+                if len(batch) < 256 and conn.has_push():
                     continue
             if batch:
                 total += await self._deliver_batch(batch, on_messages)
