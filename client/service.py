@@ -1258,14 +1258,14 @@ class Client:
         total = 0
         batch: list[f.Deliver | f.GroupDeliver] = []
         while True:
-            frame = await conn.pushes.get()
+            frame = await conn.next_push()
             if frame is None:
                 if batch:
                     total += await self._deliver_batch(batch, on_messages)
-                raise ConnectionLost("connection to the relay was lost")
+                raise ConnectionLost(conn.error or "connection to the relay was lost")
             if isinstance(frame, f.Deliver | f.GroupDeliver):
                 batch.append(frame)
-                if len(batch) < 256 and not conn.pushes.empty():
+                if len(batch) < 256 and conn.has_push():
                     continue
             if batch:
                 total += await self._deliver_batch(batch, on_messages)
@@ -1302,11 +1302,23 @@ class Client:
                 await result
         return len(new)
 
-    async def take_unshown(self) -> list[MessageRow]:
-        """Received messages no `inbox` has printed yet; marks them printed."""
+    async def unshown(self) -> list[MessageRow]:
+        """Received messages no `inbox` has printed yet (see mark_shown)."""
+        return await self.cache.unshown()
+
+    async def mark_shown(self, rows: list[MessageRow]) -> None:
+        """Record that ``rows`` were printed — only once they were written and flushed, so
+        a crash in between prints them again (same id) rather than never."""
+        if not rows:
+            return
         async with self._crypto_lock:
-            rows = await self.cache.take_unshown()
+            await self.cache.mark_shown(rows)
             await self.cache.commit()
+
+    async def take_unshown(self) -> list[MessageRow]:
+        """unshown() marked shown at once (at-most-once: for callers that only look)."""
+        rows = await self.unshown()
+        await self.mark_shown(rows)
         return rows
 
     async def mark_read(self, peer: str | bytes) -> int:
