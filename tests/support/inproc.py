@@ -262,8 +262,9 @@ class Peer:
         welcome = await self.call(Hello, versions=[frames.PROTOCOL_VERSION])
         assert isinstance(welcome, Welcome), welcome
         self.welcome = welcome
-        sig = key.sign(identity.auth_message(welcome.relay, welcome.challenge)).signature
-        authed = await self.call(Auth, user=bytes(key.verify_key), sig=sig)
+        origin = identity.relay_origin(self.relay.url)  # what a client dialling it signs
+        sig = key.sign(identity.auth_message(origin, welcome.challenge)).signature
+        authed = await self.call(Auth, user=bytes(key.verify_key), sig=sig, origin=origin)
         assert isinstance(authed, Authed), authed
         self.key = key
         if publish:  # a signed prekey makes the identity one others can send to
