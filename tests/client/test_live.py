@@ -57,8 +57,9 @@ async def pair(tmp_path: Path, relay: RelayProcess) -> tuple[Client, Client]:
     return alice, bob
 
 
-def test_messages_ticks_typing_presence(tmp_path: Path, relay: RelayProcess) -> None:
-    async def body() -> None:
+@pytest.mark.asyncio
+async def test_messages_ticks_typing_presence(tmp_path: Path, relay: RelayProcess) -> None:
+    async with asyncio.timeout(60):
         alice, bob = await pair(tmp_path, relay)
         a_events, b_events = Recorder(alice), Recorder(bob)
         a_run = asyncio.create_task(alice.run())
@@ -97,11 +98,10 @@ def test_messages_ticks_typing_presence(tmp_path: Path, relay: RelayProcess) -> 
         await alice.close()
         await asyncio.gather(a_run, return_exceptions=True)
 
-    asyncio.run(asyncio.wait_for(body(), 60))
 
-
-def test_compose_offline_goes_out_on_reconnect(tmp_path: Path, relay: RelayProcess) -> None:
-    async def body() -> None:
+@pytest.mark.asyncio
+async def test_compose_offline_goes_out_on_reconnect(tmp_path: Path, relay: RelayProcess) -> None:
+    async with asyncio.timeout(90):
         alice, bob = await pair(tmp_path, relay)
         a_events = Recorder(alice)
         conv = await alice.start_conversation("bob")
@@ -130,10 +130,9 @@ def test_compose_offline_goes_out_on_reconnect(tmp_path: Path, relay: RelayProce
         assert received == ["written while the relay is down"]
         await bob.close()
 
-    asyncio.run(asyncio.wait_for(body(), 90))
 
-
-def test_reconnects_within_a_second_of_the_relay_coming_back_after_a_long_outage(
+@pytest.mark.asyncio
+async def test_reconnects_within_a_second_of_the_relay_coming_back_after_a_long_outage(
         tmp_path: Path, relay: RelayProcess) -> None:
     """Target (docs/performance.md): reconnect < 1 s after the relay is back. The relay is
     killed (SIGKILL) and stays down 8 s — long enough for any doubling backoff to reach its
@@ -142,7 +141,7 @@ def test_reconnects_within_a_second_of_the_relay_coming_back_after_a_long_outage
     RECONNECT_CAP."""
     from tenchat.client.service import RECONNECT_CAP
 
-    async def body() -> None:
+    async with asyncio.timeout(60):
         alice, bob = await pair(tmp_path, relay)
         await bob.close()
         events = Recorder(alice)
@@ -170,5 +169,3 @@ def test_reconnects_within_a_second_of_the_relay_coming_back_after_a_long_outage
             a_run.cancel()
             await alice.close()
             await asyncio.gather(a_run, return_exceptions=True)
-
-    asyncio.run(asyncio.wait_for(body(), 60))

@@ -3,7 +3,6 @@ by the client's own clock (moved with the test clock file)."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 from pathlib import Path
@@ -18,7 +17,8 @@ from tests.e2e.test_hostile_relay import make_client
 KEY = os.urandom(32)
 
 
-def test_offline_list_uses_the_cache_and_drops_expired(tmp_path: Path,
+@pytest.mark.asyncio
+async def test_offline_list_uses_the_cache_and_drops_expired(tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     clock = tmp_path / "offset"
     clock.write_text("0")
@@ -30,24 +30,21 @@ def test_offline_list_uses_the_cache_and_drops_expired(tmp_path: Path,
     long = st.Story(author=bob.public, id=os.urandom(16), posted_at=now,
                     expires_at=now + st.STORY_TTL_MS, text="fresh")
 
-    async def main() -> None:
-        client = await make_client(tmp_path / "home", "ws://127.0.0.1:9")  # nothing there
-        try:
-            await client.cache.put_audience_key(bob.public, 1, KEY, 0)
-            for story in (short, long):
-                rec = st.seal_story(story, st.FOLLOWERS, 1, KEY, bob.sign)
-                await client.cache.put_story(story.id, story.author, story.posted_at,
-                                             story.expires_at, rec)
-            await client.cache.commit()
-            got = await client.stories.stories()
-            assert [v.text for v in got] == ["fresh", "going soon"]  # newest first
-            assert not any(v.seen for v in got)
-            clock.write_text(str(120_000))  # two minutes on: the short one has expired
-            got = await client.stories.stories()
-            assert [v.text for v in got] == ["fresh"]
-            async with client.cache._db.execute("SELECT count(*) FROM stories") as cur:
-                assert await cur.fetchone() == (1,)
-        finally:
-            await client.close()
-
-    asyncio.run(main())
+    client = await make_client(tmp_path / "home", "ws://127.0.0.1:9")  # nothing there
+    try:
+        await client.cache.put_audience_key(bob.public, 1, KEY, 0)
+        for story in (short, long):
+            rec = st.seal_story(story, st.FOLLOWERS, 1, KEY, bob.sign)
+            await client.cache.put_story(story.id, story.author, story.posted_at,
+                                         story.expires_at, rec)
+        await client.cache.commit()
+        got = await client.stories.stories()
+        assert [v.text for v in got] == ["fresh", "going soon"]  # newest first
+        assert not any(v.seen for v in got)
+        clock.write_text(str(120_000))  # two minutes on: the short one has expired
+        got = await client.stories.stories()
+        assert [v.text for v in got] == ["fresh"]
+        async with client.cache._db.execute("SELECT count(*) FROM stories") as cur:
+            assert await cur.fetchone() == (1,)
+    finally:
+        await client.close()
