@@ -532,6 +532,8 @@ class SocialService:
         plaintext, on followers-only posts too."""
         if not emoji or len(emoji) > s.MAX_EMOJI:
             raise SocialError(f"an emoji is 1 to {s.MAX_EMOJI} characters")
+        if not remove and not s.is_reaction_emoji(emoji):
+            raise SocialError(f"{emoji!r} is not one emoji: a reaction is a single emoji")
         post = await self.find_post(ref)
         reaction = s.Reaction(author=self.client.user, post_id=post.id,
                               post_author=post.author, emoji=emoji, created_at=_now_ms(),

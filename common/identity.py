@@ -7,6 +7,7 @@ purpose can never be replayed as another.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Final
 
@@ -25,6 +26,9 @@ __all__ = [
     "signed_prekey_message",
     "verify_signature",
     "fingerprint",
+    "pow_prefix",
+    "pow_ok",
+    "solve_pow",
 ]
 
 # ASCII only on purpose: no homoglyphs ("аlice" with a Cyrillic а), no normalisation games.
@@ -91,6 +95,47 @@ def handle_message(handle: str, user: bytes) -> bytes:
 def signed_prekey_message(pub: bytes) -> bytes:
     """X3DH ``Encode(SPK)``: curve type byte 0x05 then the X25519 u-coordinate."""
     return b"\x05" + pub
+
+
+POW_DOMAIN: Final = b"tenchat/pow/v1\x00"
+
+
+def pow_prefix(challenge: bytes, user: bytes, handle: str) -> bytes:
+    """What a registration's proof-of-work hashes before its nonce: bound to the
+    connection (``challenge`` of its welcome), the identity and the canonical handle."""
+    return POW_DOMAIN + challenge + user + handle.encode()
+
+
+def leading_zero_bits(digest: bytes) -> int:
+    bits = 0
+    for byte in digest:
+        if byte:
+            return bits + 8 - byte.bit_length()
+        bits += 8
+    return bits
+
+
+def pow_ok(challenge: bytes, user: bytes, handle: str, nonce: bytes, bits: int) -> bool:
+    """True if SHA-256(pow_prefix(...) || nonce) starts with ``bits`` zero bits."""
+    if bits <= 0:
+        return True
+    digest = hashlib.sha256(pow_prefix(challenge, user, handle) + nonce).digest()
+    return leading_zero_bits(digest) >= bits
+
+
+def solve_pow(challenge: bytes, user: bytes, handle: str, bits: int) -> bytes:
+    """The first nonce (an 8-byte big-endian counter from 0) that passes pow_ok: about
+    2**bits hashes (20 bits: a second or two in CPython)."""
+    if bits <= 0:
+        return b""
+    base = hashlib.sha256(pow_prefix(challenge, user, handle))
+    for counter in range(2**64):
+        nonce = counter.to_bytes(8, "big")
+        h = base.copy()
+        h.update(nonce)
+        if leading_zero_bits(h.digest()) >= bits:
+            return nonce
+    raise AssertionError("unreachable")
 
 
 def verify_signature(user: bytes, message: bytes, sig: bytes) -> bool:

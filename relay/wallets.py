@@ -71,23 +71,25 @@ async def wallet_auth(session: Session, frame: WalletAuth) -> Answer:
         raise ProtocolError(ErrorCode.PROTOCOL, "send hello before wallet_auth")
     if session.user is not None:
         raise ProtocolError(ErrorCode.PROTOCOL, "this connection is already authenticated")
-    from .admin import disconnect, is_banned, record_audit, role_of
+    from .admin import auth_failed, disconnect, is_banned, role_of
+    from .handlers import admit_identity
 
     try:
         address = wallets.check_auth(frame.message, frame.sig, origins=session.origins,
                                      challenge=session.challenge, now=_now())
     except ProtocolError as exc:
-        record_audit(session, "auth_failed", None, f"wallet sign-in: {exc.message}")
+        auth_failed(session, "wallet sign-in", None, f"wallet sign-in: {exc.message[:200]}")
         raise
     user = await session.store.wallet_owner(address)
     if user is None:
-        record_audit(session, "auth_failed", None, f"wallet {address} is linked to no one")
+        auth_failed(session, "wallet unlinked", None, f"wallet {address} is linked to no one")
         raise ProtocolError(ErrorCode.AUTH_FAILED, "this wallet is linked to no identity here")
     # From here on exactly as `auth` (relay.handlers.auth): bans, presence, role.
     if await is_banned(session.store, user):
-        record_audit(session, "auth_failed", user, "banned", actor=user)
+        auth_failed(session, "banned", user, "banned", actor=user)
         disconnect(session, "banned")
         raise ProtocolError(ErrorCode.BANNED, "this identity is banned from this relay")
+    await admit_identity(session, user)
     session.user = user
     session.hub.join(session)
     if await session.store.hide_presence(user):

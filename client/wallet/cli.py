@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ..cli import Options, app, emit, fail, fmt_time, run, with_client
+from ..cli import Options, app, emit, fail, fmt_time, run, say, with_client
 
 wallet_app = typer.Typer(help="Ethereum wallets: keys, links, balances, NFTs.",
                          no_args_is_help=True)
@@ -118,7 +118,7 @@ def wallet_list(ctx: typer.Context, json_out: JsonOpt = False) -> None:
         for a in addresses:
             emit(opts, {"address": a, "linked": a in linked}, "")
     else:
-        typer.echo("\n".join(f"{a}{'  linked' if a in linked else ''}" for a in addresses)
+        say("\n".join(f"{a}{'  linked' if a in linked else ''}" for a in addresses)
                    if addresses else "(no wallets)")
 
 
@@ -181,14 +181,14 @@ def wallet_balances(
 
     rows, errors = run(with_client(opts, body))
     for line in errors:
-        typer.echo(f"warning: {line}", err=True)
+        say(f"warning: {line}", err=True)
     if opts.json:
         for r in rows:
             emit(opts, {"chain_id": r.chain_id, "address": r.address, "token": r.token,
                         "symbol": r.symbol, "amount": _amount(r.amount, r.decimals),
                         "units": str(r.amount), "updated_at": r.updated_at}, "")
     else:
-        typer.echo("\n".join(
+        say("\n".join(
             f"{r.address}  chain {r.chain_id}  {_amount(r.amount, r.decimals)} {r.symbol}"
             for r in rows) if rows else "(no balances)")
 
@@ -218,7 +218,7 @@ def gift(
         shown = plan.describe()
         what = (f"{plan.amount} units of UNKNOWN token {plan.token} (not in your token list)"
                 if plan.unknown_token else f"{shown['amount']} {plan.symbol}")
-        typer.echo(
+        say(
             f"gift to @{plan.handle}: {what} on {plan.chain.name} "
             f"(chain {plan.chain.chain_id})\n"
             f"  from {plan.sender}\n  to   {plan.recipient} (@{plan.handle}'s verified wallet,"
@@ -254,7 +254,7 @@ def gifts(
 
     rows, names, errors = run(with_client(opts, body))
     for line in errors:
-        typer.echo(f"warning: {line}", err=True)
+        say(f"warning: {line}", err=True)
     for r in rows:
         obj = {"direction": "sent" if r.outgoing else "received", "peer": names[r.peer],
                "chain_id": r.chain_id, "tx_hash": "0x" + r.tx_hash.hex(), "status": r.status,
@@ -271,7 +271,7 @@ def gifts(
                         f"{r.status}{'  ' + r.reason if r.reason else ''}  "
                         f"0x{r.tx_hash.hex()[:16]}…")
     if not rows and not opts.json:
-        typer.echo("(no gifts)")
+        say("(no gifts)")
 
 
 # --- NFTs -----------------------------------------------------------------------------------
@@ -293,7 +293,7 @@ def wallet_nfts(
         for wallet, token_id in rows:
             emit(opts, {"wallet": wallet, "contract": contract, "token_id": str(token_id)}, "")
     else:
-        typer.echo("\n".join(f"{wallet}  #{token_id}" for wallet, token_id in rows)
+        say("\n".join(f"{wallet}  #{token_id}" for wallet, token_id in rows)
                    if rows else "(none)")
 
 
