@@ -288,7 +288,7 @@ class Client:
                           handle=handle, relay=relay_url)
         conn = RelayConnection(relay_url, user=identity.public, sign=identity.sign,
                                ca_file=ca_file_of(home, relay_url),
-                               known=known_relays_path(home))
+                               known=known_relays_path(home), pin=False)
         await conn.open()
         try:
             nonce = b""
@@ -316,6 +316,11 @@ class Client:
         await cache.set_meta(OTK_PUBLISHED, OTK_BATCH)
         await cache.commit()
         keystore.save(secrets, passphrase)
+        from .known_relays import KnownRelays
+
+        known = KnownRelays(known_relays_path(home))
+        if known.get(conn.origin) is None:  # pinned only once the identity exists
+            known.pin(conn.origin, conn.relay_name)
         return cls(home, relay_url, secrets, cache)
 
     @classmethod
