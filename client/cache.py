@@ -437,6 +437,8 @@ class Cache:
     def __init__(self, db: aiosqlite.Connection, storage_key: bytes) -> None:
         self._db = db
         self._box = secret.SecretBox(storage_key)
+        self._fts_secure = False  # FTS5 'secure-delete' is on (SQLite >= 3.42)
+        self._scrub = False  # text was deleted or replaced: scrub() after the commit
 
     @classmethod
     async def open(cls, home: Path, storage_key: bytes) -> Cache:
@@ -448,8 +450,18 @@ class Cache:
         await db.execute("PRAGMA journal_mode=WAL")
         await db.execute("PRAGMA synchronous=FULL")
         await db.execute("PRAGMA foreign_keys=ON")
+        # Deleted and expired text is overwritten, not just unlinked (whatever this SQLite
+        # build's default); see scrub() for the search index and the WAL.
+        await db.execute("PRAGMA secure_delete=ON")
         cache = cls(db, storage_key)
         await cache._migrate()
+        try:  # SQLite >= 3.42: FTS5 deletes remove the terms themselves
+            await db.execute(
+                "INSERT INTO messages_fts(messages_fts, rank) VALUES ('secure-delete', 1)")
+            await db.commit()
+            cache._fts_secure = True
+        except sqlite3.OperationalError:
+            cache._fts_secure = False
         return cache
 
     async def _migrate(self) -> None:
@@ -465,6 +477,23 @@ class Cache:
 
     async def commit(self) -> None:
         await self._db.commit()
+        if self._scrub:
+            await self.scrub()
+
+    async def scrub(self) -> None:
+        """Leave no copy of deleted, edited-away or expired text in the cache's files.
+
+        secure_delete zeroes the rows themselves, but an FTS5 delete only adds a
+        tombstone: the words stay in the index's older segments until they are merged
+        (unless FTS5's own secure-delete, SQLite >= 3.42, is on), and the WAL keeps the
+        old page images until a checkpoint. So: merge the index (``optimize``), then
+        checkpoint and truncate the WAL. Runs after a commit that deleted text, which is
+        rare (a delete, an edit, a disappearing message's time up)."""
+        self._scrub = False
+        if not self._fts_secure:
+            await self._db.execute("INSERT INTO messages_fts(messages_fts) VALUES ('optimize')")
+            await self._db.commit()
+        await self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     async def transact(self, fn: Callable[[Txn], T], *, durable: bool = True) -> T:
         """Run ``fn`` in the cache's own thread on a synchronous view of the cache
@@ -496,6 +525,7 @@ class Cache:
 
     async def rollback(self) -> None:
         await self._db.rollback()
+        self._scrub = False
 
     def _seal(self, data: bytes) -> bytes:
         return bytes(self._box.encrypt(data))
@@ -753,15 +783,23 @@ class Cache:
             row = await cur.fetchone()
         return _msg(row) if row else None
 
-    async def take_unshown(self) -> list[MessageRow]:
-        """Incoming messages not yet printed by `inbox`, oldest first; marks them shown."""
+    async def unshown(self) -> list[MessageRow]:
+        """Incoming messages not yet printed by `inbox`, oldest first."""
         async with self._db.execute(
             f"SELECT {_MSG_COLS} FROM messages WHERE shown=0 AND outgoing=0 "
             f"ORDER BY received_at, rowid"
         ) as cur:
-            rows = [_msg(r) for r in await cur.fetchall()]
-        if rows:
-            await self._db.execute("UPDATE messages SET shown=1 WHERE shown=0")
+            return [_msg(r) for r in await cur.fetchall()]
+
+    async def mark_shown(self, rows: list[MessageRow]) -> None:
+        """These messages were printed (only these: one that arrived meanwhile was not)."""
+        await self._db.executemany("UPDATE messages SET shown=1 WHERE peer=? AND id=?",
+                                   [(m.peer, m.id) for m in rows])
+
+    async def take_unshown(self) -> list[MessageRow]:
+        """unshown(), marked shown at once: for a caller that can't lose them on the way."""
+        rows = await self.unshown()
+        await self.mark_shown(rows)
         return rows
 
     async def ids_with_prefix(self, peer: bytes, hex_prefix: str, limit: int = 2) -> list[bytes]:
@@ -893,6 +931,7 @@ class Cache:
         cur = await self._db.execute(
             f"UPDATE messages SET text=?, edited=1, mention=? WHERE peer=? AND id=? "
             f"AND deleted=0 AND {where}", (text, int(mention), conv, target, *args))
+        self._scrub |= cur.rowcount == 1  # the old text goes
         return cur.rowcount == 1
 
     async def delete_message(self, conv: bytes, target: bytes, author: bytes | None,
@@ -902,6 +941,7 @@ class Cache:
             f"UPDATE messages SET text='', deleted=1, reply_to=NULL WHERE peer=? AND id=? "
             f"AND {where}", (conv, target, *args))
         if cur.rowcount:
+            self._scrub = True
             await self._db.execute("DELETE FROM reactions WHERE conv=? AND target=?",
                                    (conv, target))
             await self.drop_attachment(conv, target)
@@ -972,6 +1012,7 @@ class Cache:
             "DELETE FROM messages WHERE expires_at > 0 AND expires_at <= ? RETURNING peer, id",
             (now,)) as cur:
             gone = [(r[0], r[1]) for r in await cur.fetchall()]
+        self._scrub |= bool(gone)
         for conv, target in gone:
             await self._db.execute("DELETE FROM reactions WHERE conv=? AND target=?",
                                    (conv, target))

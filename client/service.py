@@ -54,6 +54,7 @@ from ..common.identity import (
     handle_message,
     normalize_handle,
     signed_prekey_message,
+    solve_pow,
     verify_signature,
 )
 from ..common.padding import pad
@@ -77,6 +78,7 @@ from .events import StoryViewed as StoryViewedEvent
 from .groups import GroupError, GroupService
 from .homelock import HomeLock
 from .keystore import Keystore, Secrets
+from .known_relays import known_relays_path
 from .media import AttachmentError
 from .polls import PollService
 
@@ -285,10 +287,15 @@ class Client:
         secrets = Secrets(identity_seed=identity.seed, storage_key=os.urandom(32),
                           handle=handle, relay=relay_url)
         conn = RelayConnection(relay_url, user=identity.public, sign=identity.sign,
-                               ca_file=ca_file_of(home, relay_url))
+                               ca_file=ca_file_of(home, relay_url),
+                               known=known_relays_path(home))
         await conn.open()
         try:
-            await conn.request(f.Register, handle=handle, invite=invite,
+            nonce = b""
+            if conn.register_pow:  # the relay asks a proof-of-work (docs/protocol.md)
+                nonce = await asyncio.to_thread(solve_pow, conn.challenge, identity.public,
+                                                handle, conn.register_pow)
+            await conn.request(f.Register, handle=handle, invite=invite, pow=nonce,
                                sig=identity.sign(handle_message(handle, identity.public)))
             spk = make_signed_prekey(identity, 1)
             otks = make_one_time_prekeys(1, OTK_BATCH)
@@ -313,7 +320,8 @@ class Client:
 
     @classmethod
     async def unlock(cls, home: Path, relay_url: str | None, passphrase: str) -> Client:
-        return await cls.from_secrets(home, relay_url, Keystore.in_home(home).load(passphrase))
+        return await cls.from_secrets(home, relay_url,
+                                     Keystore.in_home(home).load(passphrase, upgrade=True))
 
     @classmethod
     async def from_secrets(cls, home: Path, relay_url: str | None, secrets: Secrets) -> Client:
@@ -376,7 +384,8 @@ class Client:
         async with self._conn_lock:
             if self._conn is None or self._conn.closed.is_set():
                 conn = RelayConnection(self.relay_url, user=self.user, sign=self.identity.sign,
-                                       ca_file=ca_file_of(self.home, self.relay_url))
+                                       ca_file=ca_file_of(self.home, self.relay_url),
+                                       known=known_relays_path(self.home))
                 authed = await conn.open()
                 self._conn = conn
                 await self._tell_relay_privacy(conn)
@@ -391,9 +400,9 @@ class Client:
             return self._conn
 
     async def _tell_relay_privacy(self, conn: RelayConnection) -> None:
-        """The relay enforces two privacy controls for us: presence hiding and blocks."""
-        if await self.setting("hide_presence"):
-            await conn.request(f.Privacy, hide_presence=True)
+        """The relay enforces two privacy controls for us: presence hiding and blocks.
+        hide_presence is sent either way: off must undo an earlier on."""
+        await conn.request(f.Privacy, hide_presence=await self.setting("hide_presence"))
         for contact in await self.cache.contacts():
             if contact.blocked:
                 await conn.request(f.Block, user=contact.user, blocked=True)
@@ -1120,6 +1129,12 @@ class Client:
             case c.Receipt():
                 status = READ if content.kind == c.READ else DELIVERED
                 if content.group is not None:
+                    # A receipt for our group message counts only from a member of that
+                    # group (as we know it): anyone else could mark our messages read.
+                    state = await self.groups.state(content.group)
+                    if in_group or state is None or author not in state.roles:
+                        log.info("dropped a receipt naming a group its sender is not in")
+                        return
                     target_conv = content.group
                     await self.cache.record_receipts(target_conv, content.ids, author, status)
                 else:
@@ -1243,14 +1258,14 @@ class Client:
         total = 0
         batch: list[f.Deliver | f.GroupDeliver] = []
         while True:
-            frame = await conn.pushes.get()
+            frame = await conn.next_push()
             if frame is None:
                 if batch:
                     total += await self._deliver_batch(batch, on_messages)
-                raise ConnectionLost("connection to the relay was lost")
+                raise ConnectionLost(conn.error or "connection to the relay was lost")
             if isinstance(frame, f.Deliver | f.GroupDeliver):
                 batch.append(frame)
-                if len(batch) < 256 and not conn.pushes.empty():
+                if len(batch) < 256 and conn.has_push():
                     continue
             if batch:
                 total += await self._deliver_batch(batch, on_messages)
@@ -1287,11 +1302,23 @@ class Client:
                 await result
         return len(new)
 
-    async def take_unshown(self) -> list[MessageRow]:
-        """Received messages no `inbox` has printed yet; marks them printed."""
+    async def unshown(self) -> list[MessageRow]:
+        """Received messages no `inbox` has printed yet (see mark_shown)."""
+        return await self.cache.unshown()
+
+    async def mark_shown(self, rows: list[MessageRow]) -> None:
+        """Record that ``rows`` were printed — only once they were written and flushed, so
+        a crash in between prints them again (same id) rather than never."""
+        if not rows:
+            return
         async with self._crypto_lock:
-            rows = await self.cache.take_unshown()
+            await self.cache.mark_shown(rows)
             await self.cache.commit()
+
+    async def take_unshown(self) -> list[MessageRow]:
+        """unshown() marked shown at once (at-most-once: for callers that only look)."""
+        rows = await self.unshown()
+        await self.mark_shown(rows)
         return rows
 
     async def mark_read(self, peer: str | bytes) -> int:
