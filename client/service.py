@@ -92,6 +92,19 @@ class PeerError(TenchatError):
     """The peer can't be used: unknown handle, blocked, or a broken binding."""
 
 
+class KeyChanged(PeerError):
+    """A verified contact's handle now belongs to a new identity key: nothing is sent to
+    the new key until the user accepts it (Client.accept_key)."""
+
+    def __init__(self, contact: ContactRow) -> None:
+        self.contact = contact
+        name = contact.handle or fingerprint(contact.user)
+        super().__init__(
+            f"@{name}'s identity key changed since you verified it, so nothing is sent to "
+            f"the new key. Compare safety numbers (`tenchat contacts verify {name}`), then "
+            f"accept it with `tenchat contacts accept-key {name}`")
+
+
 class QueuedOffline(TenchatError):
     """The message is safe in the outbox, but the relay could not be reached to send it."""
 
@@ -411,7 +424,10 @@ class Client:
         return contact
 
     async def _name_sender(self, user: bytes) -> None:
-        """Learn the handle of a sender we have not seen before (best effort)."""
+        """Learn the handle of a sender we have not seen before (best effort). If its
+        handle belonged to another key here, that is an identity key change: the handle
+        moves to the new key, which is held back from sending (see KeyChanged) when the
+        old one was verified."""
         if await self.cache.contact(user) is not None:
             return
         handle: str | None = None
@@ -420,11 +436,50 @@ class Client:
             info = await conn.request(f.Whois, user=user)
             if isinstance(info, f.HandleInfo) and verify_signature(
                 user, handle_message(info.handle, user), info.sig
-            ) and await self.cache.contact_by_handle(info.handle) is None:
+            ):
                 handle = info.handle
         except (RelayError, ConnectionLost, ProtocolError):
             pass
-        await self.cache.remember_contact(user, handle, now_ms())
+        if handle is None:
+            await self.cache.remember_contact(user, None, now_ms())
+            return
+        old = await self.cache.move_handle(handle, user, now_ms())
+        if old is not None:
+            log.warning("the identity key of @%s changed (%s -> %s)%s", handle,
+                        fingerprint(old.user), fingerprint(user),
+                        "; it was verified: sending waits for acceptance" if old.verified
+                        else "")
+
+    async def set_verified(self, peer: str, verified: bool) -> ContactRow:
+        """Record (or take back) that the user compared safety numbers with ``peer``
+        (``contacts verify --mark``). Marking the current key verified also accepts it
+        if it had changed."""
+        contact = await self.resolve(peer)
+        async with self._crypto_lock:
+            await self.cache.set_contact_flag(contact.user, "verified", verified)
+            if verified:
+                await self.cache.accept_key(contact.user)
+            await self.cache.commit()
+        self._emit(ConversationChanged(contact.user))
+        return (await self.cache.contact(contact.user)) or contact
+
+    async def accept_key(self, peer: str) -> ContactRow:
+        """Accept ``peer``'s changed identity key: sending to it resumes (unverified until
+        marked again). TenchatError if its key has not changed."""
+        contact = await self.resolve(peer)
+        if not contact.key_change:
+            raise TenchatError(f"@{contact.handle}'s identity key has not changed")
+        async with self._crypto_lock:
+            await self.cache.accept_key(contact.user)
+            await self.cache.commit()
+        self._emit(ConversationChanged(contact.user))
+        return (await self.cache.contact(contact.user)) or contact
+
+    async def check_key_accepted(self, peer: bytes) -> None:
+        """KeyChanged if ``peer`` (a user id) is a verified contact's new, unaccepted key."""
+        contact = await self.cache.contact(peer) if len(peer) == 32 else None
+        if contact is not None and contact.needs_acceptance:
+            raise KeyChanged(contact)
 
     async def contacts(self) -> list[ContactRow]:
         return await self.cache.contacts()
@@ -635,7 +690,9 @@ class Client:
     async def _queue_content(self, peer: bytes, msg_id: bytes, body: bytes, *,
                              expires_at: int = 0) -> None:
         """Into the outbox: encrypted now if a session exists, else sealed until the next
-        flush can fetch the peer's prekeys (so composing works offline, to anyone)."""
+        flush can fetch the peer's prekeys (so composing works offline, to anyone).
+        KeyChanged for a verified contact's new key the user has not accepted."""
+        await self.check_key_accepted(peer)
         if await self.cache.sessions(peer):
             await self.cache.outbox_add(msg_id, peer, await self._encrypt(peer, body), now_ms(),
                                         expires_at=expires_at)
@@ -646,6 +703,10 @@ class Client:
                              group: bytes | None = None) -> None:
         if peer == self.user:
             return
+        try:
+            await self.check_key_accepted(peer)
+        except KeyChanged:
+            return  # no receipts to an unaccepted key either
         body = c.encode_content(c.Receipt(kind=kind, ids=ids, at=now_ms(), group=group))
         await self._queue_content(peer, os.urandom(16), body)
 
@@ -1330,6 +1391,9 @@ class Client:
         def encrypt(tx: Txn) -> bytes | None:  # in the cache's thread: one hand-off
             if not _privacy(tx.get_meta("privacy.typing"), "typing"):
                 return b""  # typing indicators are turned off
+            contact = tx.contact(peer)
+            if contact is not None and contact.needs_acceptance:
+                return b""  # nothing to a verified contact's new, unaccepted key
             sessions = tx.sessions(peer)
             if not sessions:
                 return None
