@@ -168,10 +168,11 @@ async def open_client(opts: Options) -> Any:
     # import on this one (~0.1 s of a command's start-up).
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         unlocking = pool.submit(keystore.load, passphrase)
-        from .service import Client
+        from .service import Client, clock_from_environ
 
         secrets = await asyncio.wrap_future(unlocking)
-    return await Client.from_secrets(opts.home, opts.relay, secrets)
+    return await Client.from_secrets(opts.home, opts.relay, secrets,
+                                     clock=clock_from_environ(os.environ))
 
 
 async def with_client(opts: Options, body: Callable[[Any], Awaitable[T]]) -> T:

@@ -16,7 +16,7 @@ import os
 import random
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,6 +25,7 @@ import msgspec
 
 from ..common import content as c
 from ..common import frames as f
+from ..common.clock import clock_offset
 from ..common.crypto.errors import CryptoError
 from ..common.crypto.keys import IdentityKey, make_one_time_prekeys, make_signed_prekey
 from ..common.crypto.media import MediaRef
@@ -86,6 +87,15 @@ RECONNECT_JITTER = 0.5  # the wait is the backoff times a factor in [this, 1]
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def clock_from_environ(environ: Mapping[str, str]) -> Callable[[], int]:
+    """The system clock, plus TENCHAT_CLOCK_OFFSET_MS if set (common.clock); made once at
+    start by the entry points, then passed to Client."""
+    offset = clock_offset(environ)
+    if not offset:
+        return now_ms
+    return lambda: now_ms() + offset
 
 
 class PeerError(TenchatError):
@@ -205,8 +215,10 @@ def attachment_text(ref: MediaRef, caption: str) -> str:
 class Client:
     """One unlocked identity: keys, cache, relay connection."""
 
-    def __init__(self, home: Path, relay_url: str, secrets: Secrets, cache: Cache) -> None:
+    def __init__(self, home: Path, relay_url: str, secrets: Secrets, cache: Cache, *,
+                 clock: Callable[[], int] = now_ms) -> None:
         self.home = home
+        self.clock = clock  # ms; stories expire by it (tests pass one that runs ahead)
         self.relay_url = relay_url
         self.secrets = secrets
         self.identity = IdentityKey.from_seed(secrets.identity_seed)
@@ -296,10 +308,11 @@ class Client:
         return await cls.from_secrets(home, relay_url, Keystore.in_home(home).load(passphrase))
 
     @classmethod
-    async def from_secrets(cls, home: Path, relay_url: str | None, secrets: Secrets) -> Client:
+    async def from_secrets(cls, home: Path, relay_url: str | None, secrets: Secrets, *,
+                           clock: Callable[[], int] = now_ms) -> Client:
         """The client of an unlocked keystore (``Keystore.load``)."""
         cache = await Cache.open(home, secrets.storage_key)
-        return cls(home, relay_url or secrets.relay, secrets, cache)
+        return cls(home, relay_url or secrets.relay, secrets, cache, clock=clock)
 
     async def close(self) -> None:
         self._closed = True  # a run()/sync(follow=True) loop ends instead of reconnecting
