@@ -420,8 +420,13 @@ def _get_meta(conn: sqlite3.Connection, key: str) -> bytes | None:
 
 
 def _update_session(conn: sqlite3.Connection, row_id: int, sealed: bytes, now: int) -> None:
-    conn.execute("UPDATE sessions SET state_sealed=?, used_at=? WHERE id=?",
-                 (sealed, now, row_id))
+    # used_at orders a peer's sessions (the current one first): the one just used must sort
+    # first even when another was used in the same millisecond.
+    conn.execute(
+        "UPDATE sessions SET state_sealed=?, used_at=MAX(?, COALESCE((SELECT MAX(o.used_at) "
+        "FROM sessions o WHERE o.peer=sessions.peer AND o.id!=sessions.id), 0) + 1) "
+        "WHERE id=?",
+        (sealed, now, row_id))
 
 
 def _contact_row(conn: sqlite3.Connection, user: bytes) -> ContactRow | None:
@@ -578,6 +583,30 @@ class Cache:
     async def delete_prekey(self, kind: str, key_id: int) -> None:
         await self._db.execute("DELETE FROM prekeys WHERE kind=? AND key_id=?", (kind, key_id))
 
+    async def prekey_ages(self, kind: str) -> list[tuple[int, int]]:
+        """(key id, created at) of every prekey of ``kind`` held, lowest id first."""
+        async with self._db.execute(
+            "SELECT key_id, created_at FROM prekeys WHERE kind=? ORDER BY key_id", (kind,)
+        ) as cur:
+            return [(int(r[0]), int(r[1])) for r in await cur.fetchall()]
+
+    async def prekey_count(self, kind: str) -> int:
+        async with self._db.execute("SELECT count(*) FROM prekeys WHERE kind=?", (kind,)) as cur:
+            (value,) = await cur.fetchone()  # type: ignore[misc]
+        return int(value)
+
+    async def prekey_publics(self, kind: str, above: int) -> list[tuple[int, bytes]]:
+        """(key id, public key) of the prekeys of ``kind`` with an id above ``above``."""
+        async with self._db.execute(
+            "SELECT key_id, public FROM prekeys WHERE kind=? AND key_id>? ORDER BY key_id",
+            (kind, above),
+        ) as cur:
+            return [(int(r[0]), bytes(r[1])) for r in await cur.fetchall()]
+
+    async def delete_prekeys(self, kind: str, key_ids: list[int]) -> None:
+        await self._db.executemany("DELETE FROM prekeys WHERE kind=? AND key_id=?",
+                                   [(kind, k) for k in key_ids])
+
     async def max_prekey_id(self, kind: str) -> int:
         async with self._db.execute(
             "SELECT COALESCE(MAX(key_id), 0) FROM prekeys WHERE kind=?", (kind,)
@@ -660,8 +689,9 @@ class Cache:
         sealed = self._seal(state)
         if row_id is None:
             cur = await self._db.execute(
-                "INSERT INTO sessions (peer, state_sealed, used_at) VALUES (?, ?, ?)",
-                (peer, sealed, now),
+                "INSERT INTO sessions (peer, state_sealed, used_at) VALUES (?, ?, MAX(?, "
+                "COALESCE((SELECT MAX(used_at) FROM sessions WHERE peer=?), 0) + 1))",
+                (peer, sealed, now, peer),
             )
             row_id = cur.lastrowid
             # Keep a few older sessions for messages still in flight under them.
@@ -674,6 +704,9 @@ class Cache:
             await self._db._execute(_update_session, self._db._conn, row_id, sealed, now)
         assert row_id is not None
         return row_id
+
+    async def delete_sessions(self, row_ids: list[int]) -> None:
+        await self._db.executemany("DELETE FROM sessions WHERE id=?", [(r,) for r in row_ids])
 
     # --- messages ---------------------------------------------------------------------
 

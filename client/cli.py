@@ -53,6 +53,14 @@ def default_home() -> Path:
     return Path(user_data_dir("tenchat", appauthor=False))
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"tenchat {version('tenchat')}")
+        raise typer.Exit()
+
+
 @app.callback(invoke_without_command=True)
 def main_options(
     ctx: typer.Context,
@@ -65,6 +73,9 @@ def main_options(
     json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     passphrase_file: Annotated[Path | None, typer.Option(
         "--passphrase-file", help="Read the passphrase from this file (first line).")] = None,
+    show_version: Annotated[bool, typer.Option(
+        "--version", is_eager=True, callback=_version,
+        help="Print the version and exit.")] = False,
 ) -> None:
     ctx.obj = Options(home or default_home(), relay, json_out, passphrase_file)
     if level := os.environ.get("TENCHAT_LOG"):  # e.g. TENCHAT_LOG=info: diagnostics on stderr
@@ -167,7 +178,7 @@ async def open_client(opts: Options) -> Any:
     # Argon2 runs in C without the GIL: unlock on a thread while the client's modules
     # import on this one (~0.1 s of a command's start-up).
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        unlocking = pool.submit(keystore.load, passphrase)
+        unlocking = pool.submit(keystore.load, passphrase, upgrade=True)
         from .service import Client, clock_from_environ
 
         secrets = await asyncio.wrap_future(unlocking)
@@ -982,8 +993,8 @@ def demo(
 
 
 # Importing these registers their commands on `app`: social (profile, follow, post…),
-# `story`, `poll`, `sticker`.
-from . import cli_polls, cli_social, cli_stories  # noqa: E402, F401
+# `story`, `poll`, `sticker`, `relay`.
+from . import cli_polls, cli_relay, cli_social, cli_stories  # noqa: E402, F401
 from .wallet import cli as _wallet_cli  # noqa: E402, F401  (the wallet commands)
 
 # main_options' options that take a value (tests/client/test_cli_startup.py keeps this

@@ -312,8 +312,15 @@ def react_post(ctx: typer.Context, post_id: PostRef,
                emoji: Annotated[str, typer.Argument(help="The emoji (≤ 16 characters).")],
                remove: Annotated[bool, typer.Option("--remove", help="Withdraw it.")] = False,
                json_out: JsonOpt = False) -> None:
-    """React to a post with an emoji (public, on followers-only posts too), or --remove it."""
+    """React to a post with an emoji (public, on followers-only posts too), or --remove it.
+    A reaction is one emoji; a relay keeps a few per person and post (3 by default)."""
     opts = _opts(ctx, json_out)
+    from tenchat.common.social import is_reaction_emoji
+
+    if not remove and not is_reaction_emoji(emoji):
+        typer.echo(f"error: {emoji!r} is not one emoji: a reaction is a single emoji",
+                   err=True)
+        raise typer.Exit(2)
 
     async def body(client: Any) -> Any:
         await client.sync()

@@ -22,11 +22,11 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from ..common import frames as f
 from ..common.errors import ErrorCode, ProtocolError, TenchatError
-from ..common.identity import auth_message
+from ..common.identity import auth_message, relay_origin
 
 __all__ = [
     "RelayConnection", "RelayError", "RelayUnreachable", "ConnectionLost", "RateLimited",
-    "tls_context",
+    "RelayChanged", "tls_context",
 ]
 
 T = TypeVar("T", bound=msgspec.Struct)
@@ -38,6 +38,17 @@ log = logging.getLogger("tenchat.client.connection")
 
 class RelayUnreachable(TenchatError):
     """No connection could be made (or it failed before auth completed)."""
+
+
+class RelayChanged(RelayUnreachable):
+    """The relay at a URL announced another name than the one pinned on first use."""
+
+    def __init__(self, origin: str, announced: str, pinned: str) -> None:
+        self.origin, self.announced, self.pinned = origin, announced, pinned
+        super().__init__(
+            f"relay {origin} now calls itself {announced!r}, not {pinned!r} as when first "
+            f"used; if it was renamed on purpose, accept it with: tenchat relay trust {origin}"
+        )
 
 
 class ConnectionLost(TenchatError):
@@ -96,14 +107,18 @@ def tls_context(url: str, ca_file: str | Path | None) -> ssl.SSLContext | None:
 
 class RelayConnection:
     def __init__(self, url: str, *, user: bytes, sign: Any, timeout: float = 10.0,
-                 ca_file: str | Path | None = None, wallet_auth: Any = None) -> None:
+                 ca_file: str | Path | None = None, wallet_auth: Any = None,
+                 known: Path | None = None) -> None:
         self.url = url
         self.ca_file = ca_file if ca_file is not None else os.environ.get("TENCHAT_CA_FILE")
         self._user = user
         self._sign = sign  # callable(bytes) -> 64-byte signature
-        # callable(relay name, challenge) -> (SIWE text, 65-byte signature): sign in with a
+        # callable(origin, challenge) -> (SIWE text, 65-byte signature): sign in with a
         # linked wallet (wallet_auth frame) instead of the identity key
         self._wallet_auth = wallet_auth
+        # the known-relays file (client/known_relays.py): the relay's announced name is
+        # pinned per origin on first use and checked on every later connection
+        self._known = known
         self._timeout = timeout
         self._ids = itertools.count(1)
         self._waiting: dict[int, asyncio.Future[f.Reply]] = {}
@@ -114,12 +129,20 @@ class RelayConnection:
         self.push_bytes = 0  # sum of the sizes in self.pushes
         self.error: str | None = None  # why the connection ended, when the client ended it
         self.authed: f.Authed | None = None
-        self.relay_name = ""
+        self.relay_name = ""  # as the relay announced it: shown, pinned, never signed
+        self.origin = ""  # relay_origin(url): what auth and SIWE sign
         self.max_frame = 1024 * 1024  # from welcome
         self.max_blob = 0  # from welcome: 0 = the relay stores no attachments
+        self.challenge = b""  # from welcome
+        self.register_pow = 0  # from welcome: proof-of-work bits a register needs
         self.closed = asyncio.Event()
 
     async def open(self) -> f.Authed:
+        try:
+            # What is signed is bound to what was dialled, never to what the relay says.
+            self.origin = relay_origin(self.url)
+        except ValueError as exc:
+            raise RelayUnreachable(str(exc)) from None
         context = tls_context(self.url, self.ca_file)
         tls: dict[str, Any] = {"ssl": context} if context is not None else {}
         try:
@@ -141,14 +164,26 @@ class RelayConnection:
             self.max_frame, self.max_blob = welcome.max_frame, welcome.max_blob
             assert self._ws is not None
             self._ws.protocol.max_message_size = self.frame_limit
+            # A register on this connection needs a proof-of-work of this many bits.
+            self.challenge, self.register_pow = welcome.challenge, welcome.pow
+            known = None
+            if self._known is not None:
+                from .known_relays import KnownRelays
+
+                known = KnownRelays(self._known)
+                pinned = known.get(self.origin)
+                if pinned is not None and pinned != welcome.relay:
+                    raise RelayChanged(self.origin, welcome.relay, pinned)
             if self._wallet_auth is not None:
-                text, wsig = self._wallet_auth(welcome.relay, welcome.challenge)
+                text, wsig = self._wallet_auth(self.origin, welcome.challenge)
                 authed = await self.request(f.WalletAuth, message=text, sig=wsig)
             else:
-                sig = self._sign(auth_message(welcome.relay, welcome.challenge))
-                authed = await self.request(f.Auth, user=self._user, sig=sig)
+                sig = self._sign(auth_message(self.origin, welcome.challenge))
+                authed = await self.request(f.Auth, user=self._user, sig=sig, origin=self.origin)
             if not isinstance(authed, f.Authed) or authed.user != self._user:
                 raise RelayUnreachable(f"relay {self.url} sent a bad answer to auth")
+            if known is not None and known.get(self.origin) is None:
+                known.pin(self.origin, welcome.relay)
         except (ConnectionLost, RelayError) as exc:
             await self.close()
             raise RelayUnreachable(f"relay {self.url} refused the connection: {exc}") from None
@@ -256,6 +291,25 @@ class RelayConnection:
         if self._reader is not None:
             with contextlib.suppress(Exception):
                 await self._reader
+
+
+async def announced_name(url: str, *, ca_file: str | Path | None = None,
+                         timeout: float = 10.0) -> str:
+    """The name the relay at ``url`` announces in its welcome (hello only, no auth)."""
+    context = tls_context(url, ca_file)
+    tls: dict[str, Any] = {"ssl": context} if context is not None else {}
+    try:
+        async with connect(url, compression=None, open_timeout=timeout, **tls) as ws:
+            await ws.send(f.encode(f.Hello(id=1, versions=list(f.SUPPORTED_VERSIONS),
+                                           agent=AGENT)))
+            reply = f.decode_reply(await asyncio.wait_for(ws.recv(), timeout))  # type: ignore[arg-type]
+    except (OSError, InvalidHandshake, InvalidURI, TimeoutError, ConnectionClosed,
+            ProtocolError) as exc:
+        raise RelayUnreachable(f"cannot reach relay {url}: {str(exc) or type(exc).__name__}") \
+            from None
+    if not isinstance(reply, f.Welcome):
+        raise RelayUnreachable(f"relay {url} sent {type(reply).__name__} to hello")
+    return reply.relay
 
 
 def is_not_found(exc: RelayError) -> bool:
