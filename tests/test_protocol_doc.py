@@ -295,6 +295,14 @@ def test_the_field_check_sees_a_difference() -> None:
     assert any("send.eph: the document says required" in p for p in problems)
 
 
+def test_the_push_list_is_every_frame_without_an_id() -> None:
+    text = section(PROTOCOL, "### 1.2", "### 1.3")
+    m = re.search(r"\*\*pushes\*\*: frames without an `id` \(([^)]*)\)", text, re.S)
+    assert m, "§1.2 no longer lists the pushes"
+    listed = set(re.findall(r"`([a-z_]+)`", m.group(1)))
+    assert listed == {tag for tag, cls in FRAMES.items() if "id" not in cls.__struct_fields__}
+
+
 def test_every_request_has_its_line_in_the_sequence_summary() -> None:
     summary = section(PROTOCOL, "## 7.", "## 8.")
     named = set(re.findall(r"([a-z_]+)(?:\{[a-z]+\})? →", summary))
