@@ -338,52 +338,87 @@ def test_content_type_table_is_common_content() -> None:
 SEED = bytes([1]) * 32
 RELAY = "chat.example.org"
 CHALLENGE = bytes(range(32))
+_COMMENT_AT = 41  # the column where a dump line's comment starts
 
 
-def worked_example_blocks() -> tuple[dict[str, bytes], dict[str, bytes]]:
-    """§2.1: the labelled values of the first block, and each frame dump of the second."""
-    values_block, frames_block = code_blocks(section(PROTOCOL, "### 2.1", "## 3."))
-    values: dict[str, bytes] = {}
-    label = ""
-    for line in values_block.splitlines():
-        m = re.match(r"(\S.*?)\s{2,}([0-9a-f ]+)$", line)
-        if m:
-            label = m.group(1)
-            values[label] = bytes.fromhex(m.group(2))
-        else:
-            values[label] += bytes.fromhex(line)
-    dumps: dict[str, bytes] = {}
-    for chunk in re.split(r"^# ", frames_block, flags=re.M)[1:]:
-        title, _, dump = chunk.partition("\n")
-        name = title.split(",")[0]
-        data = hex_of(dump)
-        assert f", {len(data)} bytes" in title, title
-        dumps[name] = data
-    return values, dumps
+def _dump_line(code: str, comment: str) -> str:
+    return f"{code:<{_COMMENT_AT - 1}} # {comment}" if len(code) < _COMMENT_AT - 1 else (
+        f"{code}   # {comment}")
 
 
-def test_auth_worked_example() -> None:
+def _dump(title: str, frame: msgspec.Struct) -> list[str]:
+    """An annotated MessagePack dump of ``frame``: one line per key, long bins wrapped."""
+    raw = frames.encode(frame)
+    fields = msgspec.msgpack.decode(raw)
+    lines = [f"# {fields['t']}, {title}, {len(raw)} bytes",
+             _dump_line(raw[:1].hex(), f"a map of {len(fields)} keys")]
+    for key, value in fields.items():
+        k, v = msgspec.msgpack.encode(key), msgspec.msgpack.encode(value)
+        key_hex = f"{k[:1].hex()} {k[1:].hex()}"
+        if isinstance(value, bytes) and len(value) >= 32:
+            head = v[: len(v) - len(value)]
+            lines.append(_dump_line(f"{key_hex}  {head[:1].hex()} {head[1:].hex()}",
+                                    f'"{key}": bin8, length {len(value)}:'))
+            lines += [f"   {value[i:i + 32].hex()}" for i in range(0, len(value), 32)]
+            continue
+        payload = value.encode() if isinstance(value, str) else b""
+        head = v[: len(v) - len(payload)] if payload else v[:1]
+        rest = payload if payload else v[1:]
+        value_hex = head.hex() + (f" {rest.hex()}" if rest else "")
+        shown = f'"{value}"' if isinstance(value, str) else str(value)
+        lines.append(_dump_line(f"{key_hex}  {value_hex}", f'"{key}": {shown}'))
+    return lines
+
+
+def worked_example() -> tuple[str, str]:
+    """The two code blocks of protocol.md §2.1, computed with the real code."""
     key = SigningKey(SEED)
     user = bytes(key.verify_key)
     message = identity.auth_message(RELAY, CHALLENGE)
     sig = key.sign(message).signature
-    values, dumps = worked_example_blocks()
-    assert values == {"user (public key)": user, "auth_message": message, "auth.sig": sig}
-    assert len(message) == 65 and "`auth_message` is 65 bytes" in PROTOCOL
+    prefix = message[: message.index(b"\0")]
+    values = "\n".join([
+        f"user (public key)  {user.hex()}",
+        f"auth_message       {prefix.hex()} 00 {RELAY.encode().hex()} 00",
+        f"                   {CHALLENGE.hex()}",
+        f"auth.sig           {sig[:32].hex()}",
+        f"                   {sig[32:].hex()}",
+    ])
+    dumps = [
+        ("client → relay", frames.Hello(id=1, versions=[1], agent="tenchat/0.1.0")),
+        ("relay → client", frames.Welcome(id=1, version=1, relay=RELAY, challenge=CHALLENGE,
+                                          max_frame=1_048_576, max_blob=52_428_800)),
+        ("client → relay", frames.Auth(id=2, user=user, sig=sig)),
+        ("relay → client", frames.Authed(id=2, user=user, handle="alice")),
+    ]
+    blocks = ["\n".join(_dump(title, frame)) for title, frame in dumps]
+    return values, "\n\n".join(blocks)
 
-    expected = {
-        "hello": frames.Hello(id=1, versions=[1], agent="tenchat/0.1.0"),
-        "welcome": frames.Welcome(id=1, version=1, relay=RELAY, challenge=CHALLENGE,
-                                  max_frame=1_048_576, max_blob=52_428_800),
-        "auth": frames.Auth(id=2, user=user, sig=sig),
-        "authed": frames.Authed(id=2, user=user, handle="alice"),
-    }
-    assert set(dumps) == set(expected)
-    for name, frame in expected.items():
-        assert dumps[name] == frames.encode(frame), name
-        decode = frames.decode_request if name in frames.REQUEST_TYPES else frames.decode_reply
-        assert decode(dumps[name]) == frame, name
+
+def test_auth_worked_example() -> None:
+    # To refresh §2.1 after a change to these frames: python -m tests.test_protocol_doc
+    values, dumps = worked_example()
+    documented = code_blocks(section(PROTOCOL, "### 2.1", "## 3."))
+    assert documented[:2] == [values, dumps], "run: python -m tests.test_protocol_doc"
+
+
+def test_the_auth_worked_example_decodes_and_verifies() -> None:
+    values, dumps = code_blocks(section(PROTOCOL, "### 2.1", "## 3."))[:2]
+    user, message, sig = (bytes.fromhex(re.sub(r"\s", "", part)) for part in
+                          re.split(r"^\S.*?  ", values, flags=re.M)[1:])
     assert identity.verify_signature(user, message, sig)
+    assert message == identity.auth_message(RELAY, CHALLENGE)
+    assert f"`auth_message` is {len(message)} bytes" in PROTOCOL
+    for chunk in re.split(r"^# ", dumps, flags=re.M)[1:]:
+        title, _, dump = chunk.partition("\n")
+        data = hex_of(dump)
+        name = title.split(",")[0]
+        assert f", {len(data)} bytes" in title, title
+        decode = frames.decode_request if name in frames.REQUEST_TYPES else frames.decode_reply
+        frame = decode(data)
+        assert frame.__struct_config__.tag == name
+        if isinstance(frame, frames.Auth):
+            assert (frame.user, frame.sig) == (user, sig)
 
 
 def test_decoders_take_any_encoding_of_the_same_values() -> None:
@@ -476,3 +511,8 @@ def test_create_need_not_list_the_actor() -> None:
     assert create([other]).roles == {actor: groups.OWNER, other: groups.MEMBER}
     assert create([actor, other]).roles == {actor: groups.OWNER, other: groups.MEMBER}
     assert "If it is listed, that entry is\n  ignored" in PROTOCOL
+
+
+if __name__ == "__main__":  # prints protocol.md §2.1's two code blocks, computed
+    for block in worked_example():
+        print("```\n" + block + "\n```\n")
