@@ -239,7 +239,10 @@ def _kind_of_doc(text: str) -> tuple[str, int | None, bool]:
 def compare(where: str, doc: Fields, cls: type[msgspec.Struct]) -> list[str]:
     """Every way ``doc`` (a definition in the document) differs from ``cls``."""
     code = {f.name: f for f in msgspec.inspect.type_info(cls).fields}  # type: ignore[attr-defined]
-    problems = [f"{where}: the document lacks `{name}`" for name in code if name not in doc]
+    problems = [f"{where}: the document lacks `{name}`" for name in code
+                if name not in doc and (where, name) not in UNDOCUMENTED_FIELDS]
+    problems += [f"{where}.{name} is documented: take it off UNDOCUMENTED_FIELDS"
+                 for name in doc if (where, name) in UNDOCUMENTED_FIELDS]
     problems += [f"{where}: the code lacks `{name}`" for name in doc if name not in code]
     for name, text in doc.items():
         if name not in code or not text:  # a bare name (a sequence sketch) says nothing more
@@ -259,6 +262,14 @@ def compare(where: str, doc: Fields, cls: type[msgspec.Struct]) -> list[str]:
 
 
 # --- frame types, fields and error codes ---------------------------------------------------
+
+
+# Landed on main (branch relay-trust: proof of work, reserved handles, queue share, reaction
+# checks) before their text; per the brief another helper is writing those sections. Each
+# entry must go once documented: the tests fail if a listed item is already in the text.
+UNDOCUMENTED_CODES = {"pow_required", "handle_reserved", "queue_share", "bad_reaction",
+                      "too_many_reactions"}
+UNDOCUMENTED_FIELDS = {("welcome", "pow"), ("register", "pow")}
 
 
 def test_every_frame_type_is_documented_and_nothing_else() -> None:
@@ -314,7 +325,8 @@ def test_error_code_table_is_the_codes_list() -> None:
     rows = table_rows(section(PROTOCOL, "### 1.3", "### 1.4"))
     documented = [row[0].strip("`") for row in rows[1:]]
     assert len(documented) == len(set(documented)), "a code is documented twice"
-    assert set(documented) == {code.value for code in ErrorCode}
+    assert set(documented) & UNDOCUMENTED_CODES == set(), "take it off UNDOCUMENTED_CODES"
+    assert set(documented) | UNDOCUMENTED_CODES == {code.value for code in ErrorCode}
 
 
 def test_content_type_table_is_common_content() -> None:
@@ -336,7 +348,8 @@ def test_content_type_table_is_common_content() -> None:
 # --- worked examples -----------------------------------------------------------------------
 
 SEED = bytes([1]) * 32
-RELAY = "chat.example.org"
+RELAY = "chat.example.org"  # welcome.relay: the name the relay announces
+ORIGIN = "wss://chat.example.org"  # what the client dialled, canonical (§2 "Origin")
 CHALLENGE = bytes(range(32))
 _COMMENT_AT = 41  # the column where a dump line's comment starts
 
@@ -374,12 +387,13 @@ def worked_example() -> tuple[str, str]:
     """The two code blocks of protocol.md §2.1, computed with the real code."""
     key = SigningKey(SEED)
     user = bytes(key.verify_key)
-    message = identity.auth_message(RELAY, CHALLENGE)
+    assert identity.relay_origin("wss://Chat.Example.org:443/x") == ORIGIN
+    message = identity.auth_message(ORIGIN, CHALLENGE)
     sig = key.sign(message).signature
     prefix = message[: message.index(b"\0")]
     values = "\n".join([
         f"user (public key)  {user.hex()}",
-        f"auth_message       {prefix.hex()} 00 {RELAY.encode().hex()} 00",
+        f"auth_message       {prefix.hex()} 00 {ORIGIN.encode().hex()} 00",
         f"                   {CHALLENGE.hex()}",
         f"auth.sig           {sig[:32].hex()}",
         f"                   {sig[32:].hex()}",
@@ -388,7 +402,7 @@ def worked_example() -> tuple[str, str]:
         ("client → relay", frames.Hello(id=1, versions=[1], agent="tenchat/0.1.0")),
         ("relay → client", frames.Welcome(id=1, version=1, relay=RELAY, challenge=CHALLENGE,
                                           max_frame=1_048_576, max_blob=52_428_800)),
-        ("client → relay", frames.Auth(id=2, user=user, sig=sig)),
+        ("client → relay", frames.Auth(id=2, user=user, sig=sig, origin=ORIGIN)),
         ("relay → client", frames.Authed(id=2, user=user, handle="alice")),
     ]
     blocks = ["\n".join(_dump(title, frame)) for title, frame in dumps]
@@ -407,7 +421,7 @@ def test_the_auth_worked_example_decodes_and_verifies() -> None:
     user, message, sig = (bytes.fromhex(re.sub(r"\s", "", part)) for part in
                           re.split(r"^\S.*?  ", values, flags=re.M)[1:])
     assert identity.verify_signature(user, message, sig)
-    assert message == identity.auth_message(RELAY, CHALLENGE)
+    assert message == identity.auth_message(ORIGIN, CHALLENGE)
     assert f"`auth_message` is {len(message)} bytes" in PROTOCOL
     for chunk in re.split(r"^# ", dumps, flags=re.M)[1:]:
         title, _, dump = chunk.partition("\n")
@@ -418,7 +432,7 @@ def test_the_auth_worked_example_decodes_and_verifies() -> None:
         frame = decode(data)
         assert frame.__struct_config__.tag == name
         if isinstance(frame, frames.Auth):
-            assert (frame.user, frame.sig) == (user, sig)
+            assert (frame.user, frame.sig, frame.origin) == (user, sig, ORIGIN)
 
 
 def test_decoders_take_any_encoding_of_the_same_values() -> None:
