@@ -18,7 +18,7 @@ import msgspec
 import pytest
 from nacl.signing import SigningKey
 
-from tenchat.common import content, frames, groups, identity, social, stories
+from tenchat.common import content, frames, groups, identity, padding, social, stories
 from tenchat.common.crypto import ratchet
 from tenchat.common.crypto.keys import X25519KeyPair
 from tenchat.common.crypto.sender_keys import SenderKey, SenderKeyDistribution
@@ -509,6 +509,29 @@ def test_sender_key_dist_is_the_distribution_map() -> None:
         assert f'| `"{name}"` |' in section(CRYPTO, "### Distribution", "### Receiving")
     without_v = msgspec.msgpack.encode({k: v for k, v in raw.items() if k != "v"})
     assert SenderKeyDistribution.from_bytes(without_v) == dist  # a missing v is read as 1
+
+
+def test_padding_worked_example() -> None:
+    text = section(PROTOCOL, "## 11.", "## 12.")
+    m = re.search(r"Worked example: `(\{.*?\})`\s+is the (\d+) bytes `([0-9a-f ]+)`;"
+                  r" padded it is\s+(\d+) bytes", text)
+    assert m, "§11's padding example moved"
+    typing = content.Typing(active=True)
+    assert msgspec.json.decode(m.group(1)) == msgspec.to_builtins(typing)
+    raw = content.encode_content(typing)
+    assert (int(m.group(2)), bytes.fromhex(m.group(3))) == (len(raw), raw)
+    padded = padding.pad(raw)
+    assert len(padded) == int(m.group(4)) == padding.padded_size(len(raw))
+    z = len(padded) - 5 - (len(raw) - 1) - 4 - 5  # crypto.md "Padding": the zero bytes
+    assert padded == (b"\xdf\x00\x00\x00\x03" + raw[1:] + b"\xa3pad\xc6"
+                      + z.to_bytes(4, "big") + bytes(z))
+    assert f"bin32 of {z} bytes) and {z}\n  zero bytes" in text
+    assert padding.unpad(padded) == raw and content.decode_content(padded) == typing
+    sizes = re.search(r"Sizes `L` → padded: (.*?)\.\n", text, re.S)
+    assert sizes
+    for pair in re.findall(r"([\d,]+) → ([\d,]+)", sizes.group(1)):
+        length, size = (int(x.replace(",", "")) for x in pair)
+        assert padding.padded_size(length) == size, pair
 
 
 def test_create_need_not_list_the_actor() -> None:
