@@ -525,7 +525,7 @@ def test_padding_worked_example() -> None:
     z = len(padded) - 5 - (len(raw) - 1) - 4 - 5  # crypto.md "Padding": the zero bytes
     assert padded == (b"\xdf\x00\x00\x00\x03" + raw[1:] + b"\xa3pad\xc6"
                       + z.to_bytes(4, "big") + bytes(z))
-    assert f"bin32 of {z} bytes) and {z}\n  zero bytes" in text
+    assert f"`c6 {z:08x}` (bin32 of {z} bytes) and {z}\n  zero bytes" in text
     assert padding.unpad(padded) == raw and content.decode_content(padded) == typing
     sizes = re.search(r"Sizes `L` → padded: (.*?)\.\n", text, re.S)
     assert sizes
