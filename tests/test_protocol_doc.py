@@ -345,6 +345,23 @@ def test_content_type_table_is_common_content() -> None:
             assert optional != code[name], f"{tag}.{name}: optional is {optional} in the document"
 
 
+def test_documented_relay_defaults_are_the_configs() -> None:
+    # "`queue_max` (relay setting, default 100,000)" and the like: the relay's real default.
+    import dataclasses
+
+    from tenchat.relay.config import Config
+
+    defaults = {f.name: f.default for f in dataclasses.fields(Config)}
+    units = {None: 1, "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3}
+    found = []
+    for m in re.finditer(r"`(\w+)`[^`.;|]{0,60}?\(?default:? (\d[\d,]*)(?: ?(KiB|MiB|GiB))?",
+                         PROTOCOL):
+        if m.group(1) in defaults:
+            found.append((m.group(1), int(m.group(2).replace(",", "")) * units[m.group(3)]))
+    assert len(found) >= 20, found  # the pattern still reads the document
+    assert [(name, defaults[name]) for name, _ in found] == found
+
+
 # --- worked examples -----------------------------------------------------------------------
 
 SEED = bytes([1]) * 32
