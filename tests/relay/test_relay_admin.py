@@ -66,7 +66,8 @@ async def member(url: str, handle: str) -> RelayClient:
 # --- invite-only registration ------------------------------------------------------------------
 
 
-def test_invite_only_registration(tmp_path: Path) -> None:
+@pytest.mark.asyncio
+async def test_invite_only_registration(tmp_path: Path) -> None:
     with RelayProcess(tmp_path / "data", args=["--registration", "invite-only"]) as relay:
         cli = Cli(tmp_path, relay)
         codes = admin_json(relay, "invite", "--count", "2")["codes"]
@@ -92,13 +93,10 @@ def test_invite_only_registration(tmp_path: Path) -> None:
         stats = admin_json(relay, "stats")
         assert stats["users"] == 2 and stats["invites_open"] == 0
 
-        async def unregistered() -> None:
-            c = await RelayClient.login(relay.url, new_key())
-            async with c:
-                err(await c.call(Whois, user=c.user), "invite_required")
-                err(await c.call(Send, to=c.user, msg=msg_id(), body=b"x"), "invite_required")
-
-        asyncio.run(unregistered())
+        c = await RelayClient.login(relay.url, new_key())
+        async with c:
+            err(await c.call(Whois, user=c.user), "invite_required")
+            err(await c.call(Send, to=c.user, msg=msg_id(), body=b"x"), "invite_required")
 
 
 # --- bans and quotas from the command line, while the relay runs --------------------------------
