@@ -74,6 +74,6 @@ class Composer(TextArea):
         if self.text:
             self.post_message(self.Typing())
 
-    async def _on_paste(self, event: events.Paste) -> None:
-        # Keep pasted line breaks as they are (they would otherwise be Enter presses).
-        await super()._on_paste(event)
+    # No _on_paste here: TextArea's handler inserts a paste as it is (line breaks kept),
+    # and Textual calls every class's handler along the MRO — an override that called
+    # super() as well inserted each paste twice.
