@@ -122,7 +122,7 @@ async def test_mention_notifies_in_a_muted_group_but_not_in_dnd(tmp_path: Path) 
         chat = await group_chat(pilot, app)
         await pilot.press("alt+m")
         await until(pilot, lambda: chat.conversations[GROUP].muted, what="muted")
-        await pilot.press("alt+down")  # look at another conversation
+        await pilot.press("ctrl+pagedown")  # look at another conversation
         await until(pilot, lambda: chat.peer != GROUP)
 
         def post(n: int, text: str, mention: bool) -> None:
@@ -148,7 +148,7 @@ async def test_timer_action_sets_the_conversation_timer(tmp_path: Path) -> None:
     app = tui(tmp_path, DEAD_RELAY, run_client=False)
     async with app.run_test(size=SIZE) as pilot:
         chat = await group_chat(pilot, app)
-        await pilot.press("alt+down")  # @bob (1:1)
+        await pilot.press("ctrl+pagedown")  # @bob (1:1)
         await until(pilot, lambda: chat.peer == user("bob"))
         await pilot.press("alt+t")
         await until(pilot, lambda: isinstance(app.screen, TimerScreen))

@@ -33,3 +33,40 @@ def test_bracketed_paste_is_inserted_once(cli: Cli, relay: RelayProcess) -> None
         term.wait_for(lambda s: "you: xxx" in s and "Write a message" in s)
     got = inbox(cli, "bob")
     assert got == [("alice", "line A\nline B\nline C"), ("alice", big)]
+
+
+def test_alt_keys_act_from_the_composer_and_type_nothing(cli: Cli,
+                                                         relay: RelayProcess) -> None:
+    pair(cli)
+    with Terminal(cli, "alice") as term:
+        term.wait_for("hello alice")
+        term.keys("hi")
+        term.wait_for(lambda s: s.splitlines()[-2].strip(" ▕") == "hi")  # the composer
+        term.keys("M-p")  # ESC p: pin (Alt+P)
+        term.wait_for("[pinned]")
+        term.keys("M-m")  # ESC m: mute
+        term.wait_for("[muted]")
+        term.keys("F8", "F9")  # the keys every terminal sends distinctly: unmute, unpin
+        term.wait_for(lambda s: "[muted]" not in s and "[pinned]" not in s)
+        term.keys("F12")  # block (Alt+B can't be: ESC b is what Ctrl+Left sends on a Mac)
+        term.wait_for("[blocked]")
+        term.keys("F12")
+        term.wait_for(lambda s: "[blocked]" not in s)
+        term.keys("!", "Enter")
+        term.wait_for("you: hi!")
+    assert inbox(cli, "bob") == [("alice", "hi!")]  # no "p", "m" typed into the message
+
+
+def test_a_burst_opening_a_dialog_goes_to_the_dialog(cli: Cli, relay: RelayProcess) -> None:
+    """Ctrl+N, a handle and Enter in one write: the handle goes into the new-chat dialog,
+    not into the open conversation's composer."""
+    pair(cli)
+    cli("carol", "init", "--handle", "carol")
+    with Terminal(cli, "alice") as term:
+        term.wait_for("hello alice")
+        term.keys("C-n", "carol", "Enter", "hi carol", "Enter")
+        term.wait_for("you: hi carol")
+        screen = term.screen()
+        assert "@carol" in screen
+    assert inbox(cli, "carol") == [("alice", "hi carol")]
+    assert inbox(cli, "bob") == []

@@ -46,12 +46,19 @@ class Composer(TextArea):
         self.placeholder = "Write a message — Enter sends, Ctrl+J new line"
 
     async def _on_key(self, event: events.Key) -> None:
-        for binding in self._bindings.key_to_bindings.get(event.key, ()):
+        own = self._bindings.key_to_bindings.get(event.key, ())
+        for binding in own:
             if binding.action in self._IN_ORDER:
                 event.prevent_default()
                 event.stop()
                 await self.run_action(binding.action)
                 return
+        if event.key.startswith("alt+") and not own:
+            # Alt+letter arrives as ESC then the letter, with the letter as its character:
+            # TextArea would type it. It is a shortcut (or nothing): let it bubble up to
+            # the bindings, and type nothing.
+            event.prevent_default()
+            return
         await super()._on_key(event)
 
     def action_send(self) -> None:
