@@ -109,6 +109,8 @@ class TenchatApp(App[None]):
             focused = self.focused
         except Exception:  # no screen yet, or closing
             return False
+        if getattr(focused, "HOLDS_KEYS", False):
+            return True  # e.g. the message log: every key there may move the focus
         for namespace, bindings in chain:
             for binding in bindings.key_to_bindings.get(key, ()):
                 if not (namespace is focused and isinstance(focused, (TextArea, Input))

@@ -82,6 +82,8 @@ LOG_KEYS = [
     KeySpec("oldest", "home,g", "Go to the oldest loaded message", "messages",
             palette=False),
     KeySpec("latest", "end,G", "Go to the latest message", "messages"),
+    KeySpec("back", "escape", "Back to the composer (ends selecting; other letters are "
+            "typed there)", "messages", palette=False),
 ]
 
 MESSAGE_KEYS = [

@@ -103,10 +103,10 @@ async def test_select_reply_edit_modes_and_escape(tmp_path: Path) -> None:
         await pilot.press("escape")
         assert chat.reply_to is None and not bar.display
         # E on someone else's message: refused in the UI
-        await pilot.press("ctrl+up")  # back to the messages; the selection stays
-        assert log.has_focus and log.selected_id == mid(4, "team")
-        await pilot.press("E")
-        assert chat.editing is None
+        await pilot.press("ctrl+up")  # back to the messages: the newest again, not the old
+        assert log.has_focus and log.selected_id == mid(5, "team")
+        await pilot.press("up", "E")
+        assert chat.editing is None and log.selected_id == mid(4, "team")
         await pilot.press("up", "up", "E")  # our "same here" (09:02)
         await until(pilot, lambda: chat.editing == mid(2, "team"))
         assert chat.query_one("#composer").text == "same here; I'll bring the notes"

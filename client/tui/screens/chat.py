@@ -334,7 +334,24 @@ class ChatScreen(Screen[None]):
 
     @on(Composer.SelectLast)
     def _select_last(self) -> None:
-        self.action_focus_messages()
+        log_widget = self.query_one(MessageLog)
+        log_widget.focus()
+        log_widget.select_newest()
+
+    @on(MessageLog.Selecting)
+    def _selecting(self, event: MessageLog.Selecting) -> None:
+        self.query_one(StatusBar).selecting = event.active
+
+    @on(MessageLog.Typed)
+    def _typed_while_selecting(self, event: MessageLog.Typed) -> None:
+        composer = self.query_one(Composer)
+        composer.insert(event.text)
+        composer.focus()
+
+    @on(MessageLog.Back)
+    def _back_to_composer(self) -> None:
+        self.query_one(MessageLog).end_selection()
+        self.query_one(Composer).focus()
 
     @on(MessageLog.Act)
     def _act(self, event: MessageLog.Act) -> None:
@@ -344,12 +361,14 @@ class ChatScreen(Screen[None]):
             return
         author = log_widget.author(row)
         first = render.preview(row.text, 50) if not row.deleted else "message deleted"
+        back = self._back_to_composer  # an action ends selecting; a refusal doesn't
         match event.action:
             case "reply":
                 if row.deleted:
                     self.notify("That message was deleted.", severity="warning")
                     return
                 self.editing = None
+                back()
                 self.reply_to = row.id
                 self.query_one(ReplyBar).text = f"↳ replying to @{author}: {first}"
                 self.query_one(Composer).focus()
@@ -357,6 +376,7 @@ class ChatScreen(Screen[None]):
                 if not row.outgoing or row.deleted:
                     self.notify("You can only edit your own messages.", severity="warning")
                     return
+                back()
                 self.reply_to = None
                 self.editing = row.id
                 self.query_one(ReplyBar).text = "✎ editing your message — Enter saves"
@@ -367,6 +387,7 @@ class ChatScreen(Screen[None]):
             case "react":
                 if row.deleted:
                     return
+                back()
                 from .react import ReactScreen
 
                 def chosen(emoji: str | None) -> None:
@@ -378,6 +399,7 @@ class ChatScreen(Screen[None]):
                 if not row.outgoing or row.deleted:
                     self.notify("You can only delete your own messages.", severity="warning")
                     return
+                back()
                 from .confirm import ConfirmScreen
 
                 def confirmed(yes: bool | None) -> None:
@@ -391,8 +413,10 @@ class ChatScreen(Screen[None]):
                                         self.group_info.my_role not in ("owner", "admin")):
                     self.notify("Only group admins may pin messages.", severity="warning")
                     return
+                back()
                 self._run_action(self.client.pin(peer, row.id, not row.pinned))
             case "open_attachment":
+                back()
                 from .social_actions import open_attachment
 
                 self.run_worker(open_attachment(self, peer, row), group="attachment")
@@ -404,6 +428,7 @@ class ChatScreen(Screen[None]):
                 if poll.closed:
                     self.notify("This poll is closed.", severity="warning")
                     return
+                back()
                 from .vote import VoteScreen
 
                 def voted(choices: list[int] | None) -> None:
@@ -416,6 +441,7 @@ class ChatScreen(Screen[None]):
                 if poll is None or poll.creator != self.client.user or poll.closed:
                     self.notify("You can only close your own open polls.", severity="warning")
                     return
+                back()
                 from .confirm import ConfirmScreen
 
                 def close(yes: bool | None) -> None:
@@ -745,7 +771,21 @@ class ChatScreen(Screen[None]):
         log_widget = self.query_one(MessageLog)
         log_widget.focus()
         if log_widget.selected is None:
-            log_widget.action_scroll_older()
+            log_widget.select_newest()
+
+    async def action_next_unread(self) -> None:
+        """The next conversation (in list order, after the open one) with unread messages."""
+        order = self.query_one(ConversationList).peers()
+        if self.peer in order:
+            i = order.index(self.peer)
+            order = order[i + 1:] + order[:i]
+        peer = next((p for p in order if (c := self.conversations.get(p)) is not None
+                     and c.unread and p != self.peer), None)
+        if peer is None:
+            self.notify("No unread messages.")
+            return
+        await self.open_conversation(peer)
+        self.query_one(Composer).focus()
 
     def action_focus_list(self) -> None:
         if self._cancel_compose_mode():

@@ -32,6 +32,9 @@ class HelpScreen(ModalScreen[None]):
             table.add_row(display_key(keys), spec.description, spec.scope)
         with VerticalScroll(classes="dialog wide", id="help"):
             yield Static("Keys", classes="title")
+            yield Static(Text("Esc, q or F1 closes this · ↑↓ PgUp PgDn scroll · "
+                              "/help in the composer lists the slash commands", "bold"),
+                         classes="hint", id="help-close")
             yield Static(table, id="keys")
             yield Static(Text("Change keys in HOME/config.toml under [keys], e.g. "
                               'search = "ctrl+f,f3". Esc closes.', "dim"), classes="hint")

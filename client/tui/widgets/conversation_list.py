@@ -47,6 +47,10 @@ class ConversationList(OptionList):
         (self.typing.add if active else self.typing.discard)(peer)
         self._rebuild(self._highlighted_peer())
 
+    def peers(self) -> list[bytes]:
+        """The conversations in the order shown."""
+        return [c.peer for c in self.conversations]
+
     def neighbour(self, peer: bytes | None, step: int) -> bytes | None:
         peers = [c.peer for c in self.conversations]
         if not peers:

@@ -1,0 +1,117 @@
+"""Composer, selection mode and the log following new messages (pilot, seeded home)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual import events
+
+from tenchat.client.cache import MessageRow
+from tenchat.client.events import MessageAdded
+from tenchat.client.tui.screens.chat import ChatScreen
+from tenchat.client.tui.screens.react import ReactScreen
+from tenchat.client.tui.widgets.composer import Composer
+from tenchat.client.tui.widgets.message_log import MessageLog
+from tenchat.client.tui.widgets.status_bar import StatusBar
+from tests.support.wsclient import async_test
+from tests.tui.conftest import SIZE, screen_text, tui, until
+from tests.tui.seed import DEAD_RELAY, build, mid, user
+
+
+async def chat_of(pilot, app) -> ChatScreen:  # type: ignore[no-untyped-def]
+    chat = await until(pilot, lambda: isinstance(app.screen, ChatScreen) and app.screen,
+                       what="the chat screen")
+    await until(pilot, lambda: chat.peer == user("bob"), what="bob open")
+    await pilot.pause(0.1)
+    return chat
+
+
+def burst(app, *keys: str) -> None:  # type: ignore[no-untyped-def]
+    """Keys queued at once, as one terminal read delivers them."""
+    for key in keys:
+        app.post_message(events.Key(key, {"enter": "\r"}.get(key, key if len(key) == 1
+                                                                  else None)))
+
+
+@async_test
+async def test_selection_is_a_visible_mode_that_returns_to_the_composer(tmp_path: Path) -> None:
+    await build(tmp_path)
+    app = tui(tmp_path, DEAD_RELAY, run_client=False)
+    async with app.run_test(size=SIZE) as pilot:
+        chat = await chat_of(pilot, app)
+        log, composer = chat.query_one(MessageLog), chat.query_one(Composer)
+        status = chat.query_one(StatusBar)
+        newest = mid(7, "bob")  # 👍 (08:32)
+        await pilot.press("up")  # empty composer: the newest message
+        await until(pilot, lambda: log.selected_id == newest)
+        assert log.has_focus and status.selecting
+        assert "SELECT" in screen_text(app)
+        await pilot.press("up", "up", "r")  # reply to an older one: back to the composer
+        await until(pilot, lambda: composer.has_focus and chat.reply_to == mid(5, "bob"))
+        assert log.selected_id is None and not status.selecting
+        assert "SELECT" not in screen_text(app)
+        await pilot.press("escape")  # cancel the reply
+        await pilot.press("up")  # the newest again, not the old selection
+        await until(pilot, lambda: log.selected_id == newest)
+        await pilot.press("h", "i")  # letters that are no command go to the composer
+        await until(pilot, lambda: composer.has_focus and composer.text == "hi")
+        assert log.selected_id is None
+        composer.clear()
+        # E and the edit typed in one burst: the text goes into the edit, no React opens
+        await pilot.press("up")
+        await until(pilot, lambda: log.selected_id == newest)
+        burst(app, "E", "e", "!")
+        await until(pilot, lambda: composer.text == "👍e!", what="the edit typed")
+        assert chat.editing == newest and composer.has_focus
+        assert not isinstance(app.screen, ReactScreen)
+
+
+@async_test
+async def test_the_log_follows_new_messages(tmp_path: Path) -> None:
+    await build(tmp_path, messages=60)
+    app = tui(tmp_path, DEAD_RELAY, run_client=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        chat = await chat_of(pilot, app)
+        log = chat.query_one(MessageLog)
+        await until(pilot, lambda: log.is_vertical_scroll_end and log.max_scroll_y > 0)
+        n = 0
+
+        def arrive(text: str) -> None:
+            nonlocal n
+            n += 1
+            row = MessageRow(mid(500 + n, "new"), user("bob"), False, text,
+                             1_800_000_000_000 + n, 1_800_000_000_000 + n, 2)
+            chat.post_message(ChatScreen.CoreEvent(MessageAdded(row)))
+
+        tall = "\n".join(f"tall line {i}" for i in range(40))
+        arrive(tall)  # taller than the pane
+        arrive("after the tall one")
+        await until(pilot, lambda: "after the tall one" in screen_text(app), what="followed")
+        await pilot.resize_terminal(120, 36)
+        await pilot.pause(0.2)
+        await pilot.resize_terminal(80, 24)
+        arrive("after resizing")
+        await until(pilot, lambda: "after resizing" in screen_text(app), what="resized")
+        # scrolled up: new ones are counted, not scrolled to
+        log.focus()
+        await pilot.press("pageup", "pageup")
+        await until(pilot, lambda: not log.follow)
+        arrive("one")
+        arrive("two")
+        await until(pilot, lambda: "↓ 2 new" in screen_text(app), what="2 new")
+        assert "two" not in screen_text(app).split("↓")[0].splitlines()[-1]
+        await pilot.press("end")
+        await until(pilot, lambda: "new · End" not in screen_text(app) and log.follow)
+        assert log.is_vertical_scroll_end
+
+
+@async_test
+async def test_next_unread_conversation(tmp_path: Path) -> None:
+    await build(tmp_path)
+    app = tui(tmp_path, DEAD_RELAY, run_client=False)
+    async with app.run_test(size=SIZE) as pilot:
+        chat = await chat_of(pilot, app)
+        await until(pilot, lambda: chat.conversations[user("carol")].unread)
+        await pilot.press("ctrl+r")
+        await until(pilot, lambda: chat.peer == user("carol"), what="carol")
+        assert "did you see the release notes?" in screen_text(app)
