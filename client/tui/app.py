@@ -260,6 +260,9 @@ class TenchatApp(App[None]):
             except OSError as exc:
                 self.notify(f"could not save settings: {exc}", severity="warning")
 
+    def notify(self, message: str, *args: Any, **kwargs: Any) -> None:
+        super().notify(human_error(message), *args, **kwargs)
+
     # --- actions ----------------------------------------------------------------------------
 
     def action_help(self) -> None:
@@ -267,6 +270,17 @@ class TenchatApp(App[None]):
 
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(self.keymap_settings))
+
+
+def human_error(text: str) -> str:
+    """``bad_handle: invalid handle 'x'…`` → ``Invalid handle 'x'…``: the protocol's error
+    codes are for programs and logs, not for people."""
+    from ...common.errors import ErrorCode
+
+    code, sep, rest = text.partition(": ")
+    if sep and code in ErrorCode._value2member_map_ and rest:
+        return rest[:1].upper() + rest[1:]
+    return text
 
 
 async def _finished(worker: Any) -> None:

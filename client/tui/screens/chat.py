@@ -5,7 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import shlex
+import subprocess
+import tempfile
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from textual import on, work
@@ -16,6 +21,7 @@ from textual.css.query import NoMatches
 from textual.message import Message
 from textual.screen import Screen
 from textual.timer import Timer
+from textual.widgets import Static, TextArea
 
 from ....common.errors import TenchatError
 from ...events import (
@@ -27,7 +33,7 @@ from ...events import (
     StatusChanged,
     TypingChanged,
 )
-from .. import render
+from .. import render, slash
 from ..keys import CHAT_KEYS
 from ..widgets.composer import Composer
 from ..widgets.conversation_header import ConversationHeader
@@ -91,6 +97,7 @@ class ChatScreen(Screen[None]):
                 yield ConversationHeader(id="header")
                 yield MessageLog(id="messages", tz=self.tenchat.tz, today=self.tenchat.today)
                 yield ReplyBar(id="reply")
+                yield Static(id="slash-hint")
                 yield Composer(id="composer")
             yield MemberPanel(id="member-panel")
         yield StatusBar(id="status")
@@ -300,8 +307,35 @@ class ChatScreen(Screen[None]):
             await self.open_conversation(event.peer)
         self.query_one(Composer).focus()
 
+    @on(TextArea.Changed, "#composer")
+    def _slash_hint(self, event: TextArea.Changed) -> None:
+        """Typing a slash command: the commands that match, with their arguments."""
+        hint = self.query_one("#slash-hint", Static)
+        text = event.text_area.text
+        parsed = slash.parse(text) if "\n" not in text else None
+        if parsed is None:
+            hint.display = False
+            return
+        name, _args = parsed
+        typed_whole = " " in text or "\t" in text
+        found = ([slash.COMMANDS[name]] if typed_whole and name in slash.COMMANDS
+                 else slash.matching(name))
+        if not found:
+            hint.update("no such command — /help lists them; // sends a slash")
+        else:
+            hint.update("   ".join(f"/{c.name} {c.usage}".rstrip() + (
+                f" — {c.description}" if len(found) == 1 else "") for c in found[:12])
+                + ("   · Tab completes" if not typed_whole else ""))
+        hint.display = True
+
     @on(Composer.Submitted)
     async def _submitted(self, event: Composer.Submitted) -> None:
+        command = slash.parse(event.text)
+        if command is not None:
+            self.query_one("#slash-hint", Static).display = False
+            await slash.run(self, *command)
+            return
+        event.text = slash.unescape(event.text)
         if self.peer is None:
             self.notify("Open a conversation first (Ctrl+N starts one).", severity="warning")
             if not event.composer.text:
@@ -682,7 +716,9 @@ class ChatScreen(Screen[None]):
 
     # --- actions (keys and command palette) -------------------------------------------------
 
-    def action_search(self) -> None:
+    def action_search(self, query: str = "") -> None:
+        from textual.widgets import Input
+
         from .search import SearchScreen
 
         def jump(hit: Any) -> None:
@@ -691,7 +727,16 @@ class ChatScreen(Screen[None]):
                                                        focus_key=hit.message.key,
                                                        focus_id=hit.message.id))
 
-        self.app.push_screen(SearchScreen(self.client, self.peer, self.conversations), jump)
+        screen = SearchScreen(self.client, self.peer, self.conversations)
+        self.app.push_screen(screen, jump)
+        if query:
+            def fill() -> None:
+                with contextlib.suppress(NoMatches):
+                    field = screen.query_one("#query", Input)
+                    field.value = query
+                    field.cursor_position = len(query)
+
+            screen.call_after_refresh(fill)
 
     def action_new_chat(self) -> None:
         from .new_chat import NewChatScreen
@@ -763,6 +808,39 @@ class ChatScreen(Screen[None]):
         on_ = self.tenchat.toggle_dnd()
         self.query_one(StatusBar).dnd = on_
         self.notify("Do not disturb: " + ("on" if on_ else "off"))
+
+    def action_external_editor(self) -> None:
+        """The draft in $VISUAL / $EDITOR (vi if neither is set); what is saved comes back
+        into the composer. The draft lives in a private temporary file while the editor
+        runs, and is deleted right after."""
+        from textual.app import SuspendNotSupported
+
+        composer = self.query_one(Composer)
+        editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+        fd, name = tempfile.mkstemp(prefix="tenchat-draft-", suffix=".txt")  # mode 0600
+        path = Path(name)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as draft:
+                draft.write(composer.text)
+            try:
+                with self.app.suspend():
+                    code = subprocess.call([*shlex.split(editor), str(path)])
+            except SuspendNotSupported:
+                self.notify("This terminal can't hand over to an editor.", severity="warning")
+                return
+            except OSError as exc:
+                self.notify(f"Could not start {editor}: {exc.strerror}", severity="error")
+                return
+            if code != 0:
+                self.notify(f"{editor} exited with {code}; the draft is unchanged.",
+                            severity="warning")
+                return
+            text = path.read_text(encoding="utf-8").rstrip("\n")
+        finally:
+            path.unlink(missing_ok=True)
+        composer.load_text(text)
+        composer.move_cursor(composer.document.end)
+        composer.focus()
 
     def action_focus_composer(self) -> None:
         self.query_one(Composer).focus()

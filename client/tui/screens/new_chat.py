@@ -42,6 +42,8 @@ class NewChatScreen(ModalScreen[bytes | None]):
         try:
             conv = await self.client.start_conversation(handle)
         except (TenchatError, ProtocolError, OSError) as exc:
-            self.query_one("#error", Static).update(f"[b]{exc}[/b]")
+            from ..app import human_error
+
+            self.query_one("#error", Static).update(f"[b]{human_error(str(exc))}[/b]")
             return
         self.dismiss(conv.peer)

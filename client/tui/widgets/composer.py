@@ -23,6 +23,7 @@ class Composer(TextArea):
                 show=False),
         Binding("up", "select_last", "Select the latest message", id="select_last",
                 show=False),
+        Binding("tab", "complete", "Complete a slash command", id="complete", show=False),
     ]
     _IN_ORDER = frozenset({"send", "newline"})
 
@@ -43,7 +44,7 @@ class Composer(TextArea):
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes, soft_wrap=True, show_line_numbers=False,
                          tab_behavior="focus", compact=True)
-        self.placeholder = "Write a message — Enter sends, Ctrl+J new line"
+        self.placeholder = "Write a message — Enter sends, Ctrl+J new line, /help commands"
 
     async def _on_key(self, event: events.Key) -> None:
         own = self._bindings.key_to_bindings.get(event.key, ())
@@ -67,6 +68,17 @@ class Composer(TextArea):
             # Clear here, in key order: keys after Enter belong to the next message.
             self.clear()
             self.post_message(self.Submitted(self, text))
+
+    def action_complete(self) -> None:
+        """Tab: complete a slash command's name; elsewhere the next widget."""
+        from ..slash import complete
+
+        done = complete(self.text)
+        if done is None:
+            self.screen.focus_next()
+        elif done != self.text:
+            self.load_text(done)
+            self.move_cursor(self.document.end)
 
     def action_newline(self) -> None:
         self.insert("\n")
