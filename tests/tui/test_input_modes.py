@@ -115,3 +115,67 @@ async def test_next_unread_conversation(tmp_path: Path) -> None:
         await pilot.press("ctrl+r")
         await until(pilot, lambda: chat.peer == user("carol"), what="carol")
         assert "did you see the release notes?" in screen_text(app)
+
+
+def test_slash_parse_complete_and_escape() -> None:
+    from tenchat.client.tui import slash
+
+    assert slash.parse("/mute") == ("mute", "")
+    assert slash.parse("/React  👍 ") == ("react", "👍")
+    assert slash.parse("//not a command") is None
+    assert slash.unescape("//not a command") == "/not a command"
+    assert slash.parse("hello /mute") is None
+    assert slash.complete("/mu") == "/mute "
+    assert slash.complete("/un") == "/un"  # unblock, unmute, unpin: their common part
+    assert slash.complete("/unm") == "/unmute "
+    assert slash.complete("/mute now") is None and slash.complete("hi") is None
+    for name in ("block", "mute", "pin", "react", "reply", "edit", "delete", "poll", "gift",
+                 "story", "timer", "verify", "search", "help"):
+        assert name in slash.COMMANDS
+
+
+@async_test
+async def test_slash_commands_in_the_composer(tmp_path: Path) -> None:
+    from tenchat.client.tui.screens.help import HelpScreen
+    from tenchat.client.tui.screens.search import SearchScreen
+
+    await build(tmp_path)
+    app = tui(tmp_path, DEAD_RELAY, run_client=False)
+    async with app.run_test(size=SIZE) as pilot:
+        chat = await chat_of(pilot, app)
+        composer = chat.query_one(Composer)
+        bob = user("bob")
+        await pilot.press(*"/mu")
+        await until(pilot, lambda: "/mute" in screen_text(app) and "Tab completes"
+                    in screen_text(app), what="the hint")
+        await pilot.press("tab")
+        await until(pilot, lambda: composer.text == "/mute ")
+        await pilot.press("enter")
+        await until(pilot, lambda: chat.conversations[bob].muted, what="muted")
+        assert composer.text == ""
+        await pilot.press(*"/unmute", "enter")
+        await until(pilot, lambda: not chat.conversations[bob].muted, what="unmuted")
+        await pilot.press(*"/pin", "enter")
+        await until(pilot, lambda: chat.conversations[bob].pinned, what="pinned")
+        await pilot.press(*"/edit", "enter")  # our last message into the composer
+        await until(pilot, lambda: chat.editing == mid(7, "bob") and composer.text == "👍")
+        await pilot.press("escape")
+        await pilot.press(*"/nosuch", "enter")
+        await until(pilot, lambda: any("No command /nosuch" in n.message
+                                       for n in app._notifications), what="refused")
+        await pilot.press(*"/search coffee", "enter")
+        await until(pilot, lambda: isinstance(app.screen, SearchScreen))
+        await until(pilot, lambda: "and `coffee`, please" in screen_text(app)
+                    or "coffee, please" in screen_text(app), what="found")
+        await pilot.press("escape")
+        await until(pilot, lambda: app.screen is chat)
+        await pilot.press(*"/help", "enter")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        assert "Esc, q or F1 closes this" in screen_text(app)
+        assert "/poll <question>" in screen_text(app)
+        await pilot.press("escape")
+        await until(pilot, lambda: app.screen is chat)
+        await pilot.press(*"//shrug", "enter")  # a literal slash: a message
+        await until(pilot, lambda: any(r.text == "/shrug" for r in
+                                       chat.query_one(MessageLog).rows), what="sent")
+
