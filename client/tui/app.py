@@ -260,6 +260,11 @@ class TenchatApp(App[None]):
             except OSError as exc:
                 self.notify(f"could not save settings: {exc}", severity="warning")
 
+    def get_system_commands(self, screen: Any) -> Any:
+        """Of Textual's own palette commands only Theme: the rest (Keys, Maximize,
+        Screenshot, Quit) are Textual's, not tenchat's, or already in the app's list."""
+        return (c for c in super().get_system_commands(screen) if c.title == "Theme")
+
     def notify(self, message: str, *args: Any, **kwargs: Any) -> None:
         super().notify(human_error(message), *args, **kwargs)
 

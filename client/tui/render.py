@@ -21,7 +21,8 @@ __all__ = ["TICKS", "tick", "local_dt", "day_label", "clock", "body", "preview",
            "looks_like_markdown", "half_blocks", "half_block_text", "poll_card"]
 
 # pending → sent → delivered → read (cache.PENDING .. cache.READ)
-TICKS = {0: ("…", "dim"), 1: ("✓", "dim"), 2: ("✓✓", "dim"), 3: ("✓✓", "bold")}
+# Read is a different glyph, not only another colour: NO_COLOR terminals tell them apart.
+TICKS = {0: ("…", "dim"), 1: ("✓", "dim"), 2: ("✓✓", "dim"), 3: ("◉", "bold")}
 
 _URL = re.compile(r"https?://[^\s<>\"')\]]+")
 _MARKDOWN = re.compile(

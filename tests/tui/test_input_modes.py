@@ -179,3 +179,27 @@ async def test_slash_commands_in_the_composer(tmp_path: Path) -> None:
         await until(pilot, lambda: any(r.text == "/shrug" for r in
                                        chat.query_one(MessageLog).rows), what="sent")
 
+
+
+def test_read_and_delivered_differ_by_glyph_and_codes_are_not_shown() -> None:
+    from tenchat.client.tui import render
+    from tenchat.client.tui.app import human_error
+
+    assert render.tick(2)[0] != render.tick(3)[0]  # not only a colour (NO_COLOR)
+    assert human_error("bad_handle: invalid handle 'x y'") == "Invalid handle 'x y'"
+    assert human_error("not a code: kept") == "not a code: kept"
+
+
+@async_test
+async def test_the_palette_lists_the_apps_commands_only(tmp_path: Path) -> None:
+    from textual.command import CommandPalette
+
+    await build(tmp_path)
+    app = tui(tmp_path, DEAD_RELAY, run_client=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await chat_of(pilot, app)
+        await pilot.press("ctrl+p")
+        await until(pilot, lambda: isinstance(app.screen, CommandPalette))
+        await until(pilot, lambda: "Mute or unmute" in screen_text(app), what="listed")
+        for text in ("Screenshot", "Maximize", "Show keys"):
+            assert text not in screen_text(app)
