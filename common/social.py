@@ -3,7 +3,7 @@
 Each record is the MessagePack of a struct (exactly as signed) plus an Ed25519
 signature by its author over a domain-separated message, so a signature made for
 one kind of record never verifies as another. The relay checks signatures before
-storing, and every client checks them again before showing anything (DESIGN.md:
+storing, and every client checks them again before showing anything (docs/design.md:
 the relay is untrusted). Pure: encode, sign, verify; clocks are arguments.
 """
 
@@ -22,6 +22,7 @@ from .errors import ErrorCode, ProtocolError
 from .identity import verify_signature
 
 __all__ = [
+    "is_reaction_emoji",
     "MAX_DISPLAY_NAME", "MAX_BIO", "MAX_RECORD",
     "Profile", "NftAvatar", "Follow", "Approval", "SignedRecord",
     "profile_message", "follow_message", "approval_message",
@@ -377,3 +378,14 @@ def open_reaction(record: bytes) -> Reaction:
     if len(record) > MAX_RECORD:
         raise ProtocolError(ErrorCode.MALFORMED, "reaction record too large")
     return _open(record, Reaction, reaction_message, lambda r: r.author)
+
+
+def is_reaction_emoji(text: str) -> bool:
+    """True if ``text`` is exactly one emoji (one grapheme: skin tones, ZWJ sequences,
+    flags and keycaps included) on the Unicode emoji list the ``emoji`` package keeps.
+    The relay refuses other reactions (bad_reaction); clients check before sending."""
+    if not text or len(text) > MAX_EMOJI:
+        return False
+    import emoji  # lazily: its table is large, and only reactions need it
+
+    return bool(emoji.is_emoji(text))
