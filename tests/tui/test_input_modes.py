@@ -203,3 +203,23 @@ async def test_the_palette_lists_the_apps_commands_only(tmp_path: Path) -> None:
         await until(pilot, lambda: "Mute or unmute" in screen_text(app), what="listed")
         for text in ("Screenshot", "Maximize", "Show keys"):
             assert text not in screen_text(app)
+
+
+@async_test
+async def test_chat_keys_are_not_taken_by_the_composer(tmp_path: Path) -> None:
+    """TextArea binds F6/F7 (select line / all): from the composer they are the chat's."""
+    from tenchat.client.tui.keys import CHAT_KEYS
+
+    await build(tmp_path)
+    app = tui(tmp_path, DEAD_RELAY, run_client=False)
+    async with app.run_test(size=SIZE) as pilot:
+        chat = await chat_of(pilot, app)
+        composer = chat.query_one(Composer)
+        assert composer.has_focus
+        for spec in CHAT_KEYS:
+            for key in spec.key.split(","):
+                found = [b.action for b in composer._bindings.key_to_bindings.get(key, ())]
+                assert all(a == f"screen.{spec.id}" for a in found), (key, found)
+        await pilot.press("f7")
+        await until(pilot, lambda: any("hand over to an editor" in n.message
+                                       for n in app._notifications), what="editor tried")

@@ -74,8 +74,6 @@ def test_a_burst_opening_a_dialog_goes_to_the_dialog(cli: Cli, relay: RelayProce
     assert inbox(cli, "bob") == []
 
 
-@pytest.mark.xfail(reason="F7 does not reach action_external_editor yet (under "
-                   "investigation; see notes/tui-input.md)", strict=False)
 def test_compose_in_editor(cli: Cli, relay: RelayProcess, tmp_path: Path) -> None:
     """F7 hands the draft to \\$EDITOR (the terminal is the editor's meanwhile) and takes
     back what it saved."""

@@ -8,6 +8,8 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import TextArea
 
+from ..keys import CHAT_KEYS
+
 __all__ = ["Composer"]
 
 
@@ -24,6 +26,11 @@ class Composer(TextArea):
         Binding("up", "select_last", "Select the latest message", id="select_last",
                 show=False),
         Binding("tab", "complete", "Complete a slash command", id="complete", show=False),
+        # TextArea binds some of the chat's keys (F6 select line, F7 select all,
+        # Ctrl+PgUp/PgDn scroll sideways): from the composer they are the chat's.
+        *(Binding(key, f"screen.{spec.id}", show=False, id=spec.id)
+          for spec in CHAT_KEYS for key in spec.key.split(",")
+          if key in TextArea._merge_bindings().key_to_bindings),
     ]
     _IN_ORDER = frozenset({"send", "newline"})
 
