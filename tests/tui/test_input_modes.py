@@ -223,3 +223,20 @@ async def test_chat_keys_are_not_taken_by_the_composer(tmp_path: Path) -> None:
         await pilot.press("f7")
         await until(pilot, lambda: any("hand over to an editor" in n.message
                                        for n in app._notifications), what="editor tried")
+
+
+@async_test
+async def test_group_search_results_name_the_group_and_author(tmp_path: Path) -> None:
+    from tenchat.client.tui.screens.search import SearchScreen
+
+    await build(tmp_path, group=True)
+    app = tui(tmp_path, DEAD_RELAY, run_client=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, ChatScreen))
+        await pilot.pause(0.2)
+        await pilot.press("ctrl+f")
+        await until(pilot, lambda: isinstance(app.screen, SearchScreen))
+        await pilot.press(*"agenda")
+        await until(pilot, lambda: "# Team" in screen_text(app) and "bob: " in
+                    screen_text(app), what="group and author")
+        assert "@?" not in screen_text(app) and "?: " not in screen_text(app)
