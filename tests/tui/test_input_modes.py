@@ -240,3 +240,15 @@ async def test_group_search_results_name_the_group_and_author(tmp_path: Path) ->
         await until(pilot, lambda: "# Team" in screen_text(app) and "bob: " in
                     screen_text(app), what="group and author")
         assert "@?" not in screen_text(app) and "?: " not in screen_text(app)
+
+
+def test_previews_fit_their_cells_whatever_the_emoji() -> None:
+    from rich.cells import cell_len
+
+    from tenchat.client.tui import render
+
+    for text in ("👋🏽 hi there " * 10, "❤️" * 40, "🔇 muted " * 9, "plain " * 20):
+        line = render.preview(text, 24)
+        assert cell_len(line) <= 24, line
+        assert "\U0001F3FD" not in line and "\uFE0F" not in line
+    assert render.preview("short", 24) == "short"

@@ -90,3 +90,26 @@ def test_compose_in_editor(cli: Cli, relay: RelayProcess, tmp_path: Path) -> Non
         term.keys("Enter")
         term.wait_for("you: draft, from")
     assert inbox(cli, "bob") == [("alice", "draft, from the editor")]
+
+
+def test_wide_emoji_keep_the_divider_in_place(cli: Cli, relay: RelayProcess) -> None:
+    """👋🏽 (a skin-tone modifier: 4 cells in tmux, 2 for Rich) in the sidebar's preview
+    used to push its divider to the right."""
+    pair(cli)
+    cli("bob", "send", "alice", "👋🏽 hello from the far side ❤️ 👋🏽 👋🏽 👋🏽 👋🏽 👋🏽 👋🏽")
+    with Terminal(cli, "alice") as term:
+        screen = term.wait_for(lambda s: any("👋" in line.split("▕")[0]
+                                             for line in s.splitlines()))
+    # every line above the status bar has its divider, all in one column, counted as
+    # tmux draws (wide characters take two cells)
+    lines = screen.splitlines()[:-1]
+    assert all("▕" in line for line in lines), screen
+    columns = {_cells(line.split("▕")[0]) for line in lines}
+    assert len(columns) == 1, screen
+
+
+def _cells(text: str) -> int:
+    import unicodedata
+
+    return sum(2 if unicodedata.east_asian_width(c) == "W" else
+               0 if unicodedata.combining(c) or c == "\ufe0f" else 1 for c in text)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from rich.cells import cell_len
+from rich.cells import cell_len, set_cell_size
 from rich.text import Text
 from textual import on
 from textual.message import Message
@@ -89,8 +89,10 @@ class ConversationList(OptionList):
         head = Text(no_wrap=True, overflow="ellipsis")
         head.append(dot[0] + " ", dot[1])
         room = width - 2 - len(unread) - (cell_len(marks) + 1 if marks else 0)
-        head.append(name[:room], "bold" if conv.unread else "")
-        pad = width - 2 - min(len(name), room) - len(unread) - (cell_len(marks) + 1 if marks else 0)
+        name = render.steady(name)  # a group's name may hold emoji
+        shown = name if cell_len(name) <= room else set_cell_size(name, max(room, 0))
+        head.append(shown, "bold" if conv.unread else "")
+        pad = width - 2 - cell_len(shown) - len(unread) - (cell_len(marks) + 1 if marks else 0)
         head.append(" " * max(pad, 1))
         if marks:
             head.append(marks + " ", "dim")
