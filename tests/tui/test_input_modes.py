@@ -252,3 +252,11 @@ def test_previews_fit_their_cells_whatever_the_emoji() -> None:
         assert cell_len(line) <= 24, line
         assert "\U0001F3FD" not in line and "\uFE0F" not in line
     assert render.preview("short", 24) == "short"
+
+
+def test_every_slash_command_is_documented() -> None:
+    from tenchat.client.tui import slash
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "tui.md").read_text()
+    missing = [name for name in slash.COMMANDS if f"`/{name}" not in docs]
+    assert not missing, f"docs/tui.md lacks {missing}"
