@@ -113,3 +113,16 @@ def _cells(text: str) -> int:
 
     return sum(2 if unicodedata.east_asian_width(c) == "W" else
                0 if unicodedata.combining(c) or c == "\ufe0f" else 1 for c in text)
+
+
+def test_auto_typed_first_run_form_fills_each_field(cli: Cli, relay: RelayProcess) -> None:
+    """A password manager types the whole form at once (fields separated by Tab, Enter at
+    the end): every field gets its own part, and the identity is created."""
+    secret = "correct horse battery staple"
+    with Terminal(cli, "erin") as term:
+        term.wait_for("e.g. alice")
+        assert relay.url in term.screen()  # the relay field, filled in from TENCHAT_RELAY
+        # handle, the relay as it is, passphrase, confirmation, Enter — in one write
+        term.keys("erin", "Tab", "Tab", secret, "Tab", secret, "Enter")
+        term.wait_for("No conversations yet", timeout=30)
+    assert cli("erin", "--json", "whoami").json()["handle"] == "erin"
