@@ -24,6 +24,7 @@ from textual.app import App
 from textual.binding import Binding
 from textual.widgets import Input, TextArea
 
+from ...common.textsafe import for_terminal
 from ..keystore import Keystore
 from ..settings import Settings, load_settings, save_settings
 from .commands import ChatCommands
@@ -39,6 +40,16 @@ DEFAULT_RELAY = "ws://127.0.0.1:8765"
 
 class TenchatApp(App[None]):
     """Keyboard-first end-to-end encrypted chat."""
+
+    def notify(self, message: str, *, title: str = "", severity: Any = "information",
+               timeout: float | None = None, markup: bool = True) -> None:
+        """Every notification as plain text, whatever the caller asked: they carry error
+        messages that quote peers and the relay (never Textual markup, which can hold
+        click actions), with terminal controls made visible, and without the protocol's
+        error codes (``bad_handle: …``), which are for programs and logs."""
+        super().notify(for_terminal(human_error(message)), title=for_terminal(title),
+                       severity=severity,
+                       timeout=timeout, markup=False)
 
     CSS_PATH = "tenchat.tcss"
     TITLE = "tenchat"
@@ -264,9 +275,6 @@ class TenchatApp(App[None]):
         """Of Textual's own palette commands only Theme: the rest (Keys, Maximize,
         Screenshot, Quit) are Textual's, not tenchat's, or already in the app's list."""
         return (c for c in super().get_system_commands(screen) if c.title == "Theme")
-
-    def notify(self, message: str, *args: Any, **kwargs: Any) -> None:
-        super().notify(human_error(message), *args, **kwargs)
 
     # --- actions ----------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
 from ....common.errors import ProtocolError, TenchatError
+from .. import render
 
 __all__ = ["NewChatScreen"]
 
@@ -44,6 +45,7 @@ class NewChatScreen(ModalScreen[bytes | None]):
         except (TenchatError, ProtocolError, OSError) as exc:
             from ..app import human_error
 
-            self.query_one("#error", Static).update(f"[b]{human_error(str(exc))}[/b]")
+            self.query_one("#error", Static).update(render.plain(human_error(str(exc)),
+                                                                 "bold"))
             return
         self.dismiss(conv.peer)
