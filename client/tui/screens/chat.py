@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -321,11 +322,11 @@ class ChatScreen(Screen[None]):
         found = ([slash.COMMANDS[name]] if typed_whole and name in slash.COMMANDS
                  else slash.matching(name))
         if not found:
-            hint.update("no such command — /help lists them; // sends a slash")
-        else:
-            hint.update("   ".join(f"/{c.name} {c.usage}".rstrip() + (
+            hint.update(Text("no such command — /help lists them; // sends a slash"))
+        else:  # Text, not markup: "[@handle]" is no tag
+            hint.update(Text("   ".join(f"/{c.name} {c.usage}".rstrip() + (
                 f" — {c.description}" if len(found) == 1 else "") for c in found[:12])
-                + ("   · Tab completes" if not typed_whole else ""))
+                + ("   · Tab completes" if not typed_whole else "")))
         hint.display = True
 
     @on(Composer.Submitted)

@@ -36,7 +36,8 @@ class HelpScreen(ModalScreen[None]):
         commands.add_column(style="bold", max_width=40)
         commands.add_column(ratio=1)
         for command in matching(""):
-            commands.add_row(f"/{command.name} {command.usage}".rstrip(), command.description)
+            commands.add_row(Text(f"/{command.name} {command.usage}".rstrip()),
+                             Text(command.description))
         commands.add_row("//text", "Send text that starts with a slash")
         with VerticalScroll(classes="dialog wide", id="help"):
             yield Static("Slash commands" if self.slash_first else "Keys", classes="title")
