@@ -137,7 +137,7 @@ def steady(text: str) -> str:
 def preview(text: str, width: int) -> str:
     """One line of a message, at most ``width`` cells (conversation list, quotes; terminal
     controls made visible)."""
-    line = steady(" ".join(for_terminal(text).split()))
+    line = " ".join(for_terminal(text).split())
     if cell_len(line) <= width:
         return line
     return set_cell_size(line, max(width - 1, 0)).rstrip() + "…"

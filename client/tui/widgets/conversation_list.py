@@ -108,7 +108,9 @@ class ConversationList(OptionList):
             style = "dim"
         else:
             line, style = "no messages yet", "dim italic"
-        tail = Text("  " + render.preview(line, width - 2), style=style, no_wrap=True,
+        # steady: the divider is drawn right after this line, so no emoji of unsure width
+        tail = Text("  " + render.preview(render.steady(line), width - 2), style=style,
+                    no_wrap=True,
                     overflow="ellipsis")
         return Text("\n").join([head, tail])
 
