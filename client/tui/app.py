@@ -142,7 +142,7 @@ class TenchatApp(App[None]):
                 screen, focused = self.screen, self.focused
                 await self._drain(screen)
                 started = [w for w in self.workers if w not in before
-                           and not w.is_finished]
+                           and not w.is_finished and w.group not in _BACKGROUND]
                 if started and loop.time() < deadline:
                     await asyncio.wait([asyncio.ensure_future(_finished(w)) for w in started],
                                        timeout=max(deadline - loop.time(), 0.01))
@@ -294,6 +294,12 @@ def human_error(text: str) -> str:
     if sep and code in ErrorCode._value2member_map_ and rest:
         return rest[:1].upper() + rest[1:]
     return text
+
+
+# Worker groups that run beside what a key does (telling the peer we type, receipts, list
+# refreshes): keys don't wait for them.
+_BACKGROUND = frozenset({"typing", "read", "refresh", "seen", "message-changed", "stickers",
+                         "group-info"})
 
 
 async def _finished(worker: Any) -> None:
