@@ -52,8 +52,8 @@ class StatusBar(Static):
             out.append("   DND", "reverse")
         if self.selecting:
             out.append("   SELECT ", "bold reverse")
-            out.append(" ↑↓ move · r reply · e react · E edit · d delete · p pin · "
-                       "Esc back to writing", "bold")
+            out.append(" Esc back · r reply · e react · E edit · d delete · p pin · "
+                       "↑↓ move", "bold")  # Esc first: narrow terminals cut the end
         else:
             out.append("   F1 help · Ctrl+P commands", "dim")
         return out
