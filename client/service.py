@@ -3,7 +3,7 @@
 A :class:`Client` owns one unlocked identity, its local cache and (lazily) one
 relay connection. Outgoing messages are encrypted, written to the outbox and
 committed before anything is sent; incoming ones are decrypted and committed
-before the relay is told to delete them (DESIGN.md, principle 2).
+before the relay is told to delete them (docs/design.md, "Decisions": nothing acknowledged is lost).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import os
 import random
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,20 +25,40 @@ import msgspec
 
 from ..common import content as c
 from ..common import frames as f
+from ..common.clock import clock_offset
 from ..common.crypto.errors import CryptoError
-from ..common.crypto.keys import IdentityKey, make_one_time_prekeys, make_signed_prekey
+from ..common.crypto.keys import (
+    IdentityKey,
+    X25519KeyPair,
+    make_one_time_prekeys,
+    make_signed_prekey,
+)
 from ..common.crypto.media import MediaRef
+from ..common.crypto.prekeys import (
+    DAY_MS,
+    PrekeyPolicy,
+    otks_to_delete,
+    spk_rotation_due,
+    spks_to_delete,
+)
 from ..common.crypto.safety import safety_number
-from ..common.crypto.session import Session, envelope_ephemeral, envelope_kind
+from ..common.crypto.session import (
+    MAX_PREVIOUS_SESSIONS,
+    Session,
+    SessionRecord,
+    envelope_kind,
+)
 from ..common.errors import ProtocolError, TenchatError
 from ..common.groups import GroupState, can_pin
 from ..common.identity import (
     fingerprint,
     handle_message,
     normalize_handle,
+    signed_prekey_message,
     solve_pow,
     verify_signature,
 )
+from ..common.padding import pad
 from . import media
 from .cache import DELIVERED, PENDING, READ, SENT, Cache, ContactRow, MessageRow, Txn
 from .connection import ConnectionLost, RelayConnection, RelayError, RelayUnreachable
@@ -57,7 +77,9 @@ from .events import (
 )
 from .events import StoryViewed as StoryViewedEvent
 from .groups import GroupError, GroupService
+from .homelock import HomeLock
 from .keystore import Keystore, Secrets
+from .known_relays import known_relays_path
 from .media import AttachmentError
 from .polls import PollService
 
@@ -73,12 +95,15 @@ log = logging.getLogger("tenchat.client")
 
 OTK_BATCH = 100  # one-time prekeys published at a time
 OTK_LOW = 20  # refill when the relay holds fewer than this
+SPK_PUBLISHED = "spk_published"  # meta: key id of the signed prekey the relay last accepted
+OTK_NEXT = "otk_next"  # meta: the next one-time prekey id (never reused)
+OTK_PUBLISHED = "otk_published"  # meta: the highest one-time prekey id the relay confirmed
 SEND_WINDOW = 64  # outbox envelopes in flight at once
 
 # Reconnecting (sync(follow=True), so run(), the TUI and `inbox --follow`): the wait before
 # each attempt is the backoff times a random factor in [RECONNECT_JITTER, 1], the backoff
 # starting at RECONNECT_FIRST and doubling up to RECONNECT_CAP, however long the relay is
-# down. DESIGN.md: reconnect < 1 s after the relay is back, so no wait may be longer than
+# down. docs/performance.md: reconnect < 1 s after the relay is back, so no wait may be longer than
 # 0.8 s (+ one handshake on loopback/LAN: milliseconds). That is still no hammering: a
 # down relay sees at most one attempt per 0.4 s per client (after the first three), each
 # a refused TCP connect or one handshake; and the jitter spreads the clients of a relay
@@ -94,8 +119,30 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def clock_from_environ(environ: Mapping[str, str]) -> Callable[[], int]:
+    """The system clock, plus TENCHAT_CLOCK_OFFSET_MS if set (common.clock); made once at
+    start by the entry points, then passed to Client."""
+    offset = clock_offset(environ)
+    if not offset:
+        return now_ms
+    return lambda: now_ms() + offset
+
+
 class PeerError(TenchatError):
     """The peer can't be used: unknown handle, blocked, or a broken binding."""
+
+
+class KeyChanged(PeerError):
+    """A verified contact's handle now belongs to a new identity key: nothing is sent to
+    the new key until the user accepts it (Client.accept_key)."""
+
+    def __init__(self, contact: ContactRow) -> None:
+        self.contact = contact
+        name = contact.handle or fingerprint(contact.user)
+        super().__init__(
+            f"@{name}'s identity key changed since you verified it, so nothing is sent to "
+            f"the new key. Compare safety numbers (`tenchat contacts verify {name}`), then "
+            f"accept it with `tenchat contacts accept-key {name}`")
 
 
 class QueuedOffline(TenchatError):
@@ -198,8 +245,10 @@ def attachment_text(ref: MediaRef, caption: str) -> str:
 class Client:
     """One unlocked identity: keys, cache, relay connection."""
 
-    def __init__(self, home: Path, relay_url: str, secrets: Secrets, cache: Cache) -> None:
+    def __init__(self, home: Path, relay_url: str, secrets: Secrets, cache: Cache, *,
+                 clock: Callable[[], int] = now_ms) -> None:
         self.home = home
+        self.clock = clock  # ms; stories expire by it (tests pass one that runs ahead)
         self.relay_url = relay_url
         self.secrets = secrets
         self.identity = IdentityKey.from_seed(secrets.identity_seed)
@@ -207,7 +256,9 @@ class Client:
         self.cache = cache
         self._conn: RelayConnection | None = None
         self._conn_lock = asyncio.Lock()
-        self._crypto_lock = asyncio.Lock()  # one cache transaction at a time
+        # One cache transaction at a time, in this process and across processes on this
+        # home (an OS file lock per transaction: client/homelock.py).
+        self._crypto_lock = HomeLock(home)
         self._refill: asyncio.Task[None] | None = None
         self._listeners: list[Listener] = []
         self.groups = GroupService(self)
@@ -219,7 +270,7 @@ class Client:
         self.presence: dict[bytes, bool] = {}  # watched peers; absent = unknown
 
     # The services a `tenchat send` never touches are imported on first use (start-up
-    # time: DESIGN.md wants the whole command under 0.5 s).
+    # time: docs/performance.md wants the whole command under 0.5 s).
 
     @functools.cached_property
     def social(self) -> SocialService:
@@ -261,7 +312,8 @@ class Client:
         secrets = Secrets(identity_seed=identity.seed, storage_key=os.urandom(32),
                           handle=handle, relay=relay_url)
         conn = RelayConnection(relay_url, user=identity.public, sign=identity.sign,
-                               ca_file=ca_file_of(home, relay_url))
+                               ca_file=ca_file_of(home, relay_url),
+                               known=known_relays_path(home), pin=False)
         await conn.open()
         try:
             nonce = b""
@@ -284,19 +336,29 @@ class Client:
         await cache.put_prekey("spk", spk.key_id, spk.public, spk.private, now)
         for k in otks:
             await cache.put_prekey("otk", k.key_id, k.public, k.private, now)
+        await cache.set_meta(SPK_PUBLISHED, spk.key_id)
+        await cache.set_meta(OTK_NEXT, OTK_BATCH + 1)
+        await cache.set_meta(OTK_PUBLISHED, OTK_BATCH)
         await cache.commit()
         keystore.save(secrets, passphrase)
+        from .known_relays import KnownRelays
+
+        known = KnownRelays(known_relays_path(home))
+        if known.get(conn.origin) is None:  # pinned only once the identity exists
+            known.pin(conn.origin, conn.relay_name)
         return cls(home, relay_url, secrets, cache)
 
     @classmethod
     async def unlock(cls, home: Path, relay_url: str | None, passphrase: str) -> Client:
-        return await cls.from_secrets(home, relay_url, Keystore.in_home(home).load(passphrase))
+        return await cls.from_secrets(home, relay_url,
+                                     Keystore.in_home(home).load(passphrase, upgrade=True))
 
     @classmethod
-    async def from_secrets(cls, home: Path, relay_url: str | None, secrets: Secrets) -> Client:
+    async def from_secrets(cls, home: Path, relay_url: str | None, secrets: Secrets, *,
+                           clock: Callable[[], int] = now_ms) -> Client:
         """The client of an unlocked keystore (``Keystore.load``)."""
         cache = await Cache.open(home, secrets.storage_key)
-        return cls(home, relay_url or secrets.relay, secrets, cache)
+        return cls(home, relay_url or secrets.relay, secrets, cache, clock=clock)
 
     async def close(self) -> None:
         self._closed = True  # a run()/sync(follow=True) loop ends instead of reconnecting
@@ -304,6 +366,7 @@ class Client:
             task.cancel()
         await self._drop_connection()
         await self.cache.close()
+        self._crypto_lock.close()
 
     async def __aenter__(self) -> Client:
         return self
@@ -352,13 +415,19 @@ class Client:
         async with self._conn_lock:
             if self._conn is None or self._conn.closed.is_set():
                 conn = RelayConnection(self.relay_url, user=self.user, sign=self.identity.sign,
-                                       ca_file=ca_file_of(self.home, self.relay_url))
+                                       ca_file=ca_file_of(self.home, self.relay_url),
+                                       known=known_relays_path(self.home))
                 authed = await conn.open()
                 self._conn = conn
                 await self._tell_relay_privacy(conn)
-                if authed.otk_count < OTK_LOW:
-                    # In the background: the caller may hold the cache lock the refill needs.
-                    self._refill = asyncio.create_task(self._refill_prekeys(conn))
+                # Also when we hold far more private keys than the relay does plus the
+                # few handed-out ones we keep (a home from before keys were pruned).
+                refill = authed.otk_count < OTK_LOW or await self.cache.prekey_count(
+                    "otk") > authed.otk_count + self.prekey_policy.keep_taken + OTK_BATCH
+                if refill or await self._spk_due(now_ms()):
+                    # In the background: the caller may hold the cache lock the upkeep needs.
+                    self._refill = asyncio.create_task(
+                        self.maintain_prekeys(conn, refill=refill))
             return self._conn
 
     async def _tell_relay_privacy(self, conn: RelayConnection) -> None:
@@ -381,16 +450,110 @@ class Client:
             await self._conn.close()
             self._conn = None
 
-    async def _refill_prekeys(self, conn: RelayConnection) -> None:
-        start = await self.cache.max_prekey_id("otk") + 1
-        otks = make_one_time_prekeys(start, OTK_BATCH)
-        now = now_ms()
+    @functools.cached_property
+    def prekey_policy(self) -> PrekeyPolicy:
+        """Signed prekey rotation and grace from HOME/config.toml ([prekeys])."""
+        from .settings import SettingsError, load_settings
+
+        try:
+            settings = load_settings(self.home)
+        except SettingsError as exc:
+            raise TenchatError(str(exc)) from None
+        return PrekeyPolicy(rotate_ms=int(settings.spk_rotate_days * DAY_MS),
+                            grace_ms=int(settings.spk_grace_days * DAY_MS))
+
+    async def _spk_due(self, now: int) -> bool:
+        """A new signed prekey is due, or the newest one never reached the relay."""
+        spks = await self.cache.prekey_ages("spk")
+        published = await self.cache.get_meta(SPK_PUBLISHED)
+        return spk_rotation_due(spks, now, self.prekey_policy) or (
+            published is not None and spks != [] and int(published) != spks[-1][0])
+
+    async def maintain_prekeys(self, conn: RelayConnection, *, refill: bool,
+                               now: int | None = None) -> None:
+        """Prekey upkeep (common/crypto/prekeys.py): make and publish a new signed prekey
+        when one is due and delete replaced ones past their grace; with ``refill``, publish
+        again a batch whose publish was never confirmed, ask the relay's count, publish a
+        batch of one-time prekeys if it is low, and delete the private ones the relay no
+        longer holds beyond the policy's few. Under the home's lock, relay round trips
+        included, so two processes never number keys alike or rotate twice."""
+        now = now_ms() if now is None else now
+        policy = self.prekey_policy
         async with self._crypto_lock:
+            try:
+                await self._rotate_spk(conn, now, policy)
+                if refill:
+                    await self._refill_otks(conn, now, policy)
+            except BaseException:
+                await self.cache.rollback()
+                raise
+
+    async def _rotate_spk(self, conn: RelayConnection, now: int, policy: PrekeyPolicy) -> None:
+        spks = await self.cache.prekey_ages("spk")
+        raw = await self.cache.get_meta(SPK_PUBLISHED)
+        # Homes made before this was recorded published their only signed prekey at init.
+        published = int(raw) if raw is not None else (spks[-1][0] if spks else 0)
+        if spk_rotation_due(spks, now, policy):
+            spk = make_signed_prekey(self.identity, spks[-1][0] + 1 if spks else 1)
+            # Stored (durably) before the relay hands it out: never a public key on the
+            # relay whose private half we lack.
+            await self.cache.put_prekey("spk", spk.key_id, spk.public, spk.private, now)
+            await self.cache.commit()
+            spks.append((spk.key_id, now))
+        newest_id = spks[-1][0]
+        if newest_id != published:
+            private = await self.cache.prekey_private("spk", newest_id)
+            assert private is not None
+            pub = X25519KeyPair.from_private(private).public
+            await conn.request(f.PublishPrekeys, user=self.user, spk=f.SignedPrekey(
+                key_id=newest_id, pub=pub, sig=self.identity.sign(signed_prekey_message(pub))))
+            await self.cache.set_meta(SPK_PUBLISHED, newest_id)
+            published = newest_id
+        # Only what the relay has seen replaced counts: a rotation whose publish failed
+        # doesn't start the old key's grace.
+        gone = spks_to_delete([s for s in spks if s[0] <= published], now, policy)
+        if gone:
+            await self.cache.delete_prekeys("spk", gone)
+        await self.cache.commit()
+
+    async def _refill_otks(self, conn: RelayConnection, now: int, policy: PrekeyPolicy
+                           ) -> None:
+        # A batch stored but never confirmed (the connection dropped): publish it again.
+        # The relay ignores ids it already holds, so this is safe either way, and then
+        # "the relay holds our highest ids" is true again.
+        raw = await self.cache.get_meta(OTK_PUBLISHED)
+        if raw is not None and (unconfirmed := await self.cache.prekey_publics("otk", int(raw))):
+            await self._publish_otks(conn, unconfirmed)
+        # The relay's count now (a publish of nothing answers it): a prekeys_low push is
+        # old news once a refill has run, and a drain sends up to otk_low of them.
+        status = await conn.request(f.PublishPrekeys, user=self.user)
+        assert isinstance(status, f.PrekeyStatus)
+        if status.otk_count < OTK_LOW:
+            raw = await self.cache.get_meta(OTK_NEXT)
+            start = max(int(raw) if raw is not None else 1,
+                        await self.cache.max_prekey_id("otk") + 1)
+            otks = make_one_time_prekeys(start, OTK_BATCH)
             for k in otks:
                 await self.cache.put_prekey("otk", k.key_id, k.public, k.private, now)
-            await self.cache.commit()
-        await conn.request(f.PublishPrekeys, user=self.user,
-                           otks=[f.OneTimePrekey(key_id=k.key_id, pub=k.public) for k in otks])
+            await self.cache.set_meta(OTK_NEXT, start + OTK_BATCH)
+            await self.cache.commit()  # durable before the relay can hand any of them out
+            status = await self._publish_otks(conn, [(k.key_id, k.public) for k in otks])
+        held = [key_id for key_id, _ in await self.cache.prekey_ages("otk")]
+        gone = otks_to_delete(held, status.otk_count, policy)
+        if gone:
+            await self.cache.delete_prekeys("otk", gone)
+            log.info("deleted %d one-time prekeys the relay no longer holds", len(gone))
+        await self.cache.commit()
+
+    async def _publish_otks(self, conn: RelayConnection, keys: list[tuple[int, bytes]]
+                            ) -> f.PrekeyStatus:
+        status = await conn.request(
+            f.PublishPrekeys, user=self.user,
+            otks=[f.OneTimePrekey(key_id=key_id, pub=pub) for key_id, pub in keys])
+        assert isinstance(status, f.PrekeyStatus)
+        await self.cache.set_meta(OTK_PUBLISHED, keys[-1][0])
+        await self.cache.commit()
+        return status
 
     # --- peers --------------------------------------------------------------------------
 
@@ -421,7 +584,10 @@ class Client:
         return contact
 
     async def _name_sender(self, user: bytes) -> None:
-        """Learn the handle of a sender we have not seen before (best effort)."""
+        """Learn the handle of a sender we have not seen before (best effort). If its
+        handle belonged to another key here, that is an identity key change: the handle
+        moves to the new key, which is held back from sending (see KeyChanged) when the
+        old one was verified."""
         if await self.cache.contact(user) is not None:
             return
         handle: str | None = None
@@ -430,11 +596,50 @@ class Client:
             info = await conn.request(f.Whois, user=user)
             if isinstance(info, f.HandleInfo) and verify_signature(
                 user, handle_message(info.handle, user), info.sig
-            ) and await self.cache.contact_by_handle(info.handle) is None:
+            ):
                 handle = info.handle
         except (RelayError, ConnectionLost, ProtocolError):
             pass
-        await self.cache.remember_contact(user, handle, now_ms())
+        if handle is None:
+            await self.cache.remember_contact(user, None, now_ms())
+            return
+        old = await self.cache.move_handle(handle, user, now_ms())
+        if old is not None:
+            log.warning("the identity key of @%s changed (%s -> %s)%s", handle,
+                        fingerprint(old.user), fingerprint(user),
+                        "; it was verified: sending waits for acceptance" if old.verified
+                        else "")
+
+    async def set_verified(self, peer: str, verified: bool) -> ContactRow:
+        """Record (or take back) that the user compared safety numbers with ``peer``
+        (``contacts verify --mark``). Marking the current key verified also accepts it
+        if it had changed."""
+        contact = await self.resolve(peer)
+        async with self._crypto_lock:
+            await self.cache.set_contact_flag(contact.user, "verified", verified)
+            if verified:
+                await self.cache.accept_key(contact.user)
+            await self.cache.commit()
+        self._emit(ConversationChanged(contact.user))
+        return (await self.cache.contact(contact.user)) or contact
+
+    async def accept_key(self, peer: str) -> ContactRow:
+        """Accept ``peer``'s changed identity key: sending to it resumes (unverified until
+        marked again). TenchatError if its key has not changed."""
+        contact = await self.resolve(peer)
+        if not contact.key_change:
+            raise TenchatError(f"@{contact.handle}'s identity key has not changed")
+        async with self._crypto_lock:
+            await self.cache.accept_key(contact.user)
+            await self.cache.commit()
+        self._emit(ConversationChanged(contact.user))
+        return (await self.cache.contact(contact.user)) or contact
+
+    async def check_key_accepted(self, peer: bytes) -> None:
+        """KeyChanged if ``peer`` (a user id) is a verified contact's new, unaccepted key."""
+        contact = await self.cache.contact(peer) if len(peer) == 32 else None
+        if contact is not None and contact.needs_acceptance:
+            raise KeyChanged(contact)
 
     async def contacts(self) -> list[ContactRow]:
         return await self.cache.contacts()
@@ -490,15 +695,13 @@ class Client:
     # --- sending ------------------------------------------------------------------------
 
     async def _encrypt(self, peer: bytes, plaintext: bytes) -> bytes:
-        """Encrypt for ``peer`` on the current session (starting one if needed).
+        """Encrypt for ``peer`` on the current session (starting one if needed), padded.
 
-        Saves the advanced session in the open transaction; the caller commits.
+        Saves the advanced session in the open transaction; the caller commits. The caller
+        holds the home's lock, so no other process starts a second session meanwhile.
         """
-        sessions = await self.cache.sessions(peer)
-        if sessions:
-            row_id, state = sessions[0]
-            session = Session.from_bytes(state)
-        else:
+        record = SessionRecord.from_states(await self.cache.sessions(peer))
+        if record.current is None:
             conn = await self.connection()
             try:
                 bundle = await conn.request(f.FetchBundle, user=peer)
@@ -509,14 +712,23 @@ class Client:
             assert isinstance(bundle, f.Bundle)
             if bundle.user != peer:
                 raise PeerError("the relay returned a prekey bundle for another identity")
-            session = Session.initiate(
+            record.install(Session.initiate(
                 self.identity, peer, bundle.spk.key_id, bundle.spk.pub, bundle.spk.sig,
                 bundle.otk.key_id if bundle.otk else None, bundle.otk.pub if bundle.otk else None,
-            )
-            row_id = None
-        envelope = session.encrypt(plaintext)
-        await self.cache.save_session(peer, row_id, session.to_bytes(), now_ms())
+            ))
+        envelope = record.encrypt(pad(plaintext))  # common/padding.py: sizes say little
+        await self._save_record(peer, record)
         return envelope
+
+    async def _save_record(self, peer: bytes, record: SessionRecord) -> None:
+        """Store what ``record`` changed (in the open transaction), in the order it was
+        used, so the stored order (used_at) is the record's: the current one first."""
+        now = now_ms()
+        for row_id, session in record.changed:
+            await self.cache.save_session(peer, row_id, session.to_bytes(), now,
+                                          keep=1 + MAX_PREVIOUS_SESSIONS)
+        if record.dropped:
+            await self.cache.delete_sessions(record.dropped)
 
     async def send_text(self, peer: str, text: str, *,
                         reply_to: bytes | None = None) -> MessageRow:
@@ -645,7 +857,9 @@ class Client:
     async def _queue_content(self, peer: bytes, msg_id: bytes, body: bytes, *,
                              expires_at: int = 0) -> None:
         """Into the outbox: encrypted now if a session exists, else sealed until the next
-        flush can fetch the peer's prekeys (so composing works offline, to anyone)."""
+        flush can fetch the peer's prekeys (so composing works offline, to anyone).
+        KeyChanged for a verified contact's new key the user has not accepted."""
+        await self.check_key_accepted(peer)
         if await self.cache.sessions(peer):
             await self.cache.outbox_add(msg_id, peer, await self._encrypt(peer, body), now_ms(),
                                         expires_at=expires_at)
@@ -656,6 +870,10 @@ class Client:
                              group: bytes | None = None) -> None:
         if peer == self.user:
             return
+        try:
+            await self.check_key_accepted(peer)
+        except KeyChanged:
+            return  # no receipts to an unaccepted key either
         body = c.encode_content(c.Receipt(kind=kind, ids=ids, at=now_ms(), group=group))
         await self._queue_content(peer, os.urandom(16), body)
 
@@ -666,12 +884,14 @@ class Client:
         queued, and the other peers' messages go on.
         """
         failed: dict[bytes, TenchatError] = {}
-        deferred = await self.cache.outbox_deferred()
-        if not deferred:
+        if not await self.cache.outbox_deferred():
             return failed
         stuck: set[bytes] = set()  # peers with a failed item: keep their messages in order
         async with self._crypto_lock:
             try:
+                # Again under the lock: another process on this home may have encrypted
+                # some of them meanwhile (they are in the outbox now, not deferred).
+                deferred = await self.cache.outbox_deferred()
                 for msg_id, peer, body in deferred:
                     if peer in stuck:
                         failed[msg_id] = TenchatError("waiting for an earlier message")
@@ -769,35 +989,28 @@ class Client:
     # --- receiving ----------------------------------------------------------------------
 
     async def _decrypt(self, sender: bytes, envelope: bytes) -> bytes:
-        """Decrypt with the sender's sessions, or start one from a prekey envelope.
+        """Decrypt with the sender's sessions (common.crypto.session.SessionRecord: the one
+        that decrypts becomes current), or start one from a prekey envelope.
 
         A prekey envelope whose ephemeral key matches a session we hold belongs to
         that session: it is never used to start a second one, so a replayed first
         message (which X3DH alone can't tell apart without a one-time prekey) fails.
         """
-        kind = envelope_kind(envelope)
-        ephemeral = envelope_ephemeral(envelope) if kind == "prekey" else None
-        sessions = [(row_id, Session.from_bytes(state))
-                    for row_id, state in await self.cache.sessions(sender)]
-        if ephemeral is not None:
-            sessions = [(r, s) for r, s in sessions if s.ephemeral == ephemeral]
-        for row_id, session in sessions:
-            try:
-                plaintext = session.decrypt(envelope)
-            except CryptoError:
-                continue
-            await self.cache.save_session(sender, row_id, session.to_bytes(), now_ms())
-            return plaintext
-        if ephemeral is None or sessions:
-            raise CryptoError("no session decrypts this message")
-        spks = await self.cache.prekey_privates("spk")
-        otks = await self.cache.prekey_privates("otk")
-        session, plaintext = Session.respond(
-            self.identity, sender, envelope, spks.get, otks.get
-        )
-        if session.used_otk_id is not None:
-            await self.cache.delete_prekey("otk", session.used_otk_id)
-        await self.cache.save_session(sender, None, session.to_bytes(), now_ms())
+        record = SessionRecord.from_states(await self.cache.sessions(sender))
+        try:
+            plaintext, used_otk = record.decrypt(envelope)
+        except CryptoError:
+            if envelope_kind(envelope) != "prekey":
+                raise
+            # Perhaps a new session: only now read the private prekeys.
+            spks = await self.cache.prekey_privates("spk")
+            otks = await self.cache.prekey_privates("otk")
+            plaintext, used_otk = record.decrypt(
+                envelope, identity=self.identity, sender=sender,
+                spk_private_for=spks.get, otk_private_for=otks.get)
+        await self._save_record(sender, record)
+        if used_otk is not None:
+            await self.cache.delete_prekey("otk", used_otk)
         return plaintext
 
     async def receive(self, items: list[f.Deliver | f.GroupDeliver]) -> list[MessageRow]:
@@ -902,15 +1115,15 @@ class Client:
                 contact = tx.contact(item.sender)
                 if contact is not None and contact.blocked:
                     continue
-                opened: bytes | CryptoError = CryptoError("no session decrypts this message")
-                for row_id, state in tx.sessions(item.sender):
-                    session = Session.from_bytes(state)
-                    try:
-                        opened = session.decrypt(item.body)
-                    except CryptoError:
-                        continue
+                opened: bytes | CryptoError
+                record = SessionRecord.from_states(tx.sessions(item.sender))
+                try:
+                    opened = record.decrypt(item.body)[0]
+                except CryptoError as exc:
+                    opened = exc
+                for row_id, session in record.changed:  # no new session on this path
+                    assert row_id is not None
                     tx.update_session(row_id, session.to_bytes(), now)
-                    break
                 out.append((item.sender, opened))
             return out
 
@@ -995,6 +1208,12 @@ class Client:
             case c.Receipt():
                 status = READ if content.kind == c.READ else DELIVERED
                 if content.group is not None:
+                    # A receipt for our group message counts only from a member of that
+                    # group (as we know it): anyone else could mark our messages read.
+                    state = await self.groups.state(content.group)
+                    if in_group or state is None or author not in state.roles:
+                        log.info("dropped a receipt naming a group its sender is not in")
+                        return
                     target_conv = content.group
                     await self.cache.record_receipts(target_conv, content.ids, author, status)
                 else:
@@ -1118,21 +1337,21 @@ class Client:
         total = 0
         batch: list[f.Deliver | f.GroupDeliver] = []
         while True:
-            frame = await conn.pushes.get()
+            frame = await conn.next_push()
             if frame is None:
                 if batch:
                     total += await self._deliver_batch(batch, on_messages)
-                raise ConnectionLost("connection to the relay was lost")
+                raise ConnectionLost(conn.error or "connection to the relay was lost")
             if isinstance(frame, f.Deliver | f.GroupDeliver):
                 batch.append(frame)
-                if len(batch) < 256 and not conn.pushes.empty():
+                if len(batch) < 256 and conn.has_push():
                     continue
             if batch:
                 total += await self._deliver_batch(batch, on_messages)
                 batch = []
                 await self.flush_outbox()
             if isinstance(frame, f.PrekeysLow):
-                await self._refill_prekeys(conn)
+                await self.maintain_prekeys(conn, refill=True)
             elif isinstance(frame, f.Presence):
                 self._presence(frame.user, frame.online)
             elif isinstance(frame, f.Synced) and not follow:
@@ -1162,11 +1381,23 @@ class Client:
                 await result
         return len(new)
 
-    async def take_unshown(self) -> list[MessageRow]:
-        """Received messages no `inbox` has printed yet; marks them printed."""
+    async def unshown(self) -> list[MessageRow]:
+        """Received messages no `inbox` has printed yet (see mark_shown)."""
+        return await self.cache.unshown()
+
+    async def mark_shown(self, rows: list[MessageRow]) -> None:
+        """Record that ``rows`` were printed — only once they were written and flushed, so
+        a crash in between prints them again (same id) rather than never."""
+        if not rows:
+            return
         async with self._crypto_lock:
-            rows = await self.cache.take_unshown()
+            await self.cache.mark_shown(rows)
             await self.cache.commit()
+
+    async def take_unshown(self) -> list[MessageRow]:
+        """unshown() marked shown at once (at-most-once: for callers that only look)."""
+        rows = await self.unshown()
+        await self.mark_shown(rows)
         return rows
 
     async def mark_read(self, peer: str | bytes) -> int:
@@ -1328,12 +1559,15 @@ class Client:
         def encrypt(tx: Txn) -> bytes | None:  # in the cache's thread: one hand-off
             if not _privacy(tx.get_meta("privacy.typing"), "typing"):
                 return b""  # typing indicators are turned off
+            contact = tx.contact(peer)
+            if contact is not None and contact.needs_acceptance:
+                return b""  # nothing to a verified contact's new, unaccepted key
             sessions = tx.sessions(peer)
             if not sessions:
                 return None
             row_id, state = sessions[0]
             session = Session.from_bytes(state)
-            envelope = session.encrypt(plaintext)
+            envelope = session.encrypt(pad(plaintext))
             # Committed (durably) before the envelope leaves: a sending chain that rolled
             # back after a crash would reuse this message key.
             tx.update_session(row_id, session.to_bytes(), now)

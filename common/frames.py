@@ -74,7 +74,7 @@ class Welcome(_Frame, tag="welcome"):
 
     id: ReqId
     version: int
-    relay: str  # the relay's name; bound into the auth signature
+    relay: str  # the relay's name: shown and pinned by clients, never signed
     challenge: bytes  # 32 random bytes, fresh per connection
     max_frame: int  # the largest frame, in bytes, the relay accepts
     max_blob: int = 0  # the largest media blob, in bytes, the relay stores (0: no blobs)
@@ -84,11 +84,14 @@ class Welcome(_Frame, tag="welcome"):
 
 
 class Auth(_Frame, tag="auth"):
-    """Client → relay: Ed25519 signature over ``auth_message(relay, challenge)``."""
+    """Client → relay: Ed25519 signature over ``auth_message(origin, challenge)``."""
 
     id: ReqId
     user: Key32  # the identity's Ed25519 public key = its user id
     sig: Sig64
+    # The canonical origin (scheme://host[:port]) of the URL the client dialled; the relay
+    # refuses one that is not among its own (config ``origins``) with auth_failed.
+    origin: ShortStr = ""
 
 
 class Authed(_Frame, tag="authed"):

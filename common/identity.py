@@ -20,6 +20,8 @@ __all__ = [
     "HANDLE_RULE",
     "normalize_handle",
     "auth_message",
+    "relay_origin",
+    "origin_authority",
     "handle_message",
     "signed_prekey_message",
     "verify_signature",
@@ -43,9 +45,46 @@ def normalize_handle(text: str) -> str:
     return handle
 
 
-def auth_message(relay: str, challenge: bytes) -> bytes:
-    """What a client signs to authenticate: bound to this relay's name and this connection."""
-    return b"tenchat/auth/v1\x00" + relay.encode() + b"\x00" + challenge
+_DEFAULT_PORTS: Final = {"ws": 80, "wss": 443}
+
+
+def relay_origin(url: str) -> str:
+    """The canonical origin of a relay URL: ``scheme://host[:port]`` as the client dialled
+    it. Scheme and host lowercased, an IPv6 host in brackets, the port only when it is not
+    the scheme's default (80 for ws, 443 for wss); path, query and fragment dropped.
+    ValueError for anything that is not a ws:// or wss:// URL with a host."""
+    from urllib.parse import urlsplit  # pure parsing, no I/O
+
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"not a relay URL: {url[:80]!r} ({exc})") from None
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS:
+        raise ValueError(f"a relay URL starts with ws:// or wss://, not {url[:80]!r}")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(f"a relay URL has no user name or password: {url[:80]!r}")
+    host = (parts.hostname or "").lower()
+    if not host or not re.fullmatch(r"[a-z0-9._~!$&'()*+,;=%:-]+", host):
+        raise ValueError(f"no valid host in relay URL {url[:80]!r}")
+    if ":" in host:
+        host = f"[{host}]"
+    if port is not None and port != _DEFAULT_PORTS[scheme]:
+        return f"{scheme}://{host}:{port}"
+    return f"{scheme}://{host}"
+
+
+def origin_authority(origin: str) -> str:
+    """The ``host[:port]`` of a canonical origin (what a SIWE ``domain`` names)."""
+    return origin.split("://", 1)[1]
+
+
+def auth_message(origin: str, challenge: bytes) -> bytes:
+    """What a client signs to authenticate: bound to the relay URL the client dialled (its
+    canonical :func:`relay_origin`, never a name the relay announced) and this connection's
+    challenge, so a relay cannot forward the signature to log in somewhere else."""
+    return b"tenchat/auth/v2\x00" + origin.encode() + b"\x00" + challenge
 
 
 def handle_message(handle: str, user: bytes) -> bytes:

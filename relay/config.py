@@ -7,6 +7,7 @@ environment variable ``TENCHAT_RELAY_<NAME>``, the TOML file given by
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import ipaddress
 import tomllib
@@ -18,7 +19,8 @@ import platformdirs
 
 from tenchat.common.errors import TenchatError
 
-__all__ = ["Config", "ConfigError", "load_config", "ENV_PREFIX", "default_data_dir"]
+__all__ = ["Config", "ConfigError", "load_config", "ENV_PREFIX", "default_data_dir",
+           "accepted_origins"]
 
 ENV_PREFIX: Final = "TENCHAT_RELAY_"
 MiB: Final = 1024 * 1024
@@ -44,8 +46,12 @@ class Config:
     host: str = "127.0.0.1"
     port: int = 8765  # 0 picks a free port
     data: Path = dataclasses.field(default_factory=default_data_dir)
-    # The relay's name: clients sign it into their auth, so keep it stable across restarts.
+    # The relay's name: clients show it and pin it per relay URL on first use (a change
+    # makes them refuse the relay until the user accepts it), so keep it stable.
     name: str = "localhost"
+    # The URLs clients dial (scheme://host[:port]); a client signs the one it dialled into
+    # its auth, and auth for any other origin is refused. Empty: see accepted_origins().
+    origins: tuple[str, ...] = ()
     max_frame: int = MiB  # largest frame answered normally; larger ones get too_large
     otk_low: int = 20  # push prekeys_low when a fetch leaves fewer one-time prekeys than this
     otk_max: int = 500  # one-time prekeys kept per identity; extra ones are dropped
@@ -210,19 +216,58 @@ def _addresses(value: Any) -> tuple[str, ...]:
         raise ValueError(str(exc)) from None
 
 
+def _str_items(value: Any, what: str) -> list[str]:
+    """A TOML array of strings, or a comma-separated string (flag, env)."""
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return [v.strip() for v in value if v.strip()]
+    raise ValueError(f"expected a list of {what}")
+
+
+def _origins(value: Any) -> tuple[str, ...]:
+    """Relay URLs (ws:// or wss://), kept in canonical origin form."""
+    from tenchat.common.identity import relay_origin
+
+    return tuple(relay_origin(item) for item in _str_items(value, "ws:// or wss:// URLs"))
+
+
+def accepted_origins(config: Config, port: int) -> frozenset[str]:
+    """The origins this relay answers auth for: ``config.origins`` when set, else its
+    listening URL under its bound address and under its name
+    (``{ws|wss}://{host or name}:{port}``; ``localhost``, ``127.0.0.1`` and ``[::1]`` too
+    for a loopback address) and ``wss://{name}`` (behind a TLS proxy on port 443)."""
+    from tenchat.common.identity import relay_origin
+
+    if config.origins:
+        return frozenset(config.origins)
+    scheme = "wss" if config.tls else "ws"
+    hosts = {config.host, config.name}
+    with contextlib.suppress(ValueError):
+        if ipaddress.ip_address(config.host).is_loopback:
+            hosts |= {"127.0.0.1", "localhost", "::1"}
+    if config.host == "localhost":
+        hosts |= {"127.0.0.1", "::1"}
+    out: set[str] = set()
+    candidates = [f"{scheme}://{_bracket(h)}:{port}" for h in hosts]
+    candidates.append(f"wss://{_bracket(config.name)}")
+    for url in candidates:
+        with contextlib.suppress(ValueError):
+            out.add(relay_origin(url))
+    return frozenset(out)
+
+
+def _bracket(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
 def _handles(value: Any) -> tuple[str, ...]:
-    """Handles: a TOML array, or a comma-separated string (flag, env); may be empty."""
+    """Handles, normalised; may be empty."""
     from tenchat.common import identity
     from tenchat.common.errors import ProtocolError
 
-    if isinstance(value, str):
-        items = [v.strip() for v in value.split(",") if v.strip()]
-    elif isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
-        items = [v.strip() for v in value if v.strip()]
-    else:
-        raise ValueError("expected a list of handles")
     out = []
-    for item in items:
+    for item in _str_items(value, "handles"):
         try:
             out.append(identity.normalize_handle(item.removeprefix("@")))
         except ProtocolError as exc:
@@ -245,6 +290,7 @@ _PARSERS: Final[dict[str, Callable[[Any], Any]]] = {
     "port": _int(0, 65535),
     "data": _path,
     "name": _str,
+    "origins": _origins,
     "max_frame": _int(1024, 64 * MiB),
     "otk_low": _int(0, 100_000),
     "otk_max": _int(1, 100_000),

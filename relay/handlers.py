@@ -168,7 +168,15 @@ async def auth(session: Session, frame: Auth) -> Answer:
         raise ProtocolError(ErrorCode.PROTOCOL, "this connection is already authenticated")
     from .admin import auth_failed, disconnect, is_banned, role_of
 
-    message = identity.auth_message(session.config.name, session.challenge)
+    if frame.origin not in session.origins:
+        # Signed for another relay URL (or by an old client): a relay in the middle may be
+        # forwarding someone's sign-in here.
+        auth_failed(session, "foreign origin", frame.user, "foreign origin", actor=frame.user)
+        raise ProtocolError(
+            ErrorCode.AUTH_FAILED,
+            f"auth names origin {frame.origin[:80]!r}, which is not this relay's",
+        )
+    message = identity.auth_message(frame.origin, session.challenge)
     if not identity.verify_signature(frame.user, message, frame.sig):
         auth_failed(session, "bad signature", frame.user, "bad signature", actor=frame.user)
         raise ProtocolError(ErrorCode.AUTH_FAILED, "the signature over the challenge is invalid")

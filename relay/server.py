@@ -20,7 +20,6 @@ import ssl
 import time
 from collections.abc import Callable, Mapping
 from http import HTTPStatus
-from pathlib import Path
 from typing import Final
 
 from websockets.asyncio.server import Server as WsServer
@@ -29,12 +28,13 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 
+from tenchat.common.clock import clock_offset
 from tenchat.common.errors import ErrorCode, ProtocolError
 from tenchat.common.frames import Error, Register, decode_request, peek_id
 
 from . import admin, handlers
 from .blobs import BlobFiles
-from .config import Config
+from .config import Config, accepted_origins
 from .connection import RelayConnection
 from .files import secure_data_dir
 from .hub import Hub
@@ -45,14 +45,13 @@ from .retention import Retention
 from .session import Later, Session
 from .store import SQLiteStore, Store, storage_error
 
-__all__ = ["Server", "clock_from_environ", "TEST_CLOCK_ENV"]
+__all__ = ["Server", "clock_from_environ"]
 
 log = logging.getLogger("tenchat.relay")
 
 _SHUTDOWN_GRACE: Final = 10.0  # seconds to send the last answers before closing anyway
 
 
-TEST_CLOCK_ENV: Final = "TENCHAT_TEST_CLOCK_FILE"
 
 
 def _now_ms() -> int:
@@ -60,22 +59,12 @@ def _now_ms() -> int:
 
 
 def clock_from_environ(environ: Mapping[str, str]) -> Callable[[], int]:
-    """The relay's clock (ms): the system's, or — for tests that fast-forward expiry — the
-    system's plus the offset in ms written in the file named by TENCHAT_TEST_CLOCK_FILE
-    (read at every call; a missing or empty file is 0)."""
-    path = environ.get(TEST_CLOCK_ENV)
-    if not path:
+    """The relay's clock (ms): the system's, plus TENCHAT_CLOCK_OFFSET_MS if set
+    (common.clock; read once, at start — tests restart a relay to move its clock)."""
+    offset = clock_offset(environ)
+    if not offset:
         return _now_ms
-    skew_file = Path(path)
-
-    def clock() -> int:
-        try:
-            skew = int(skew_file.read_text().strip() or 0)
-        except (OSError, ValueError):
-            skew = 0
-        return _now_ms() + skew
-
-    return clock
+    return lambda: _now_ms() + offset
 
 
 class Server:
@@ -104,6 +93,7 @@ class Server:
         self._watcher: asyncio.Task[None] | None = None
         self._story_sweeper: asyncio.Task[None] | None = None
         self.port: int | None = None  # the bound port, once listening
+        self.origins: frozenset[str] = frozenset()  # what auth may name, once listening
         self.metrics = Metrics()
         self.store.on_batch = self.metrics.batch
         self.retention = Retention(
@@ -157,6 +147,7 @@ class Server:
             await self.store.close()
             raise
         self.port = self._ws.sockets[0].getsockname()[1] if self._ws.sockets else config.port
+        self.origins = accepted_origins(config, self.port)
         self._install_signal_handlers()
         self._sweeper = asyncio.create_task(self._sweep_loop(), name="expiry-sweep")
         self._story_sweeper = asyncio.create_task(self._story_sweep_loop(),
@@ -174,6 +165,7 @@ class Server:
         self._watcher = asyncio.create_task(self._watch_loop(), name="connection-watch")
         host = f"[{config.host}]" if ":" in config.host else config.host
         log.info("relay %r serving %s", config.name, config.db_path)
+        log.info("auth accepted for %s", ", ".join(sorted(self.origins)))
         scheme = "wss" if config.tls else "ws"
         print(f"listening on {scheme}://{host}:{self.port}", flush=True)
 
@@ -348,6 +340,7 @@ class Server:
         session = Session(ws, self.config, self.store, self.hub, self.blobs,
                           guards=self.guards, audit=self.audit)
         session.metrics = self.metrics
+        session.origins = self.origins
         self.sessions.add(session)
         self.metrics.connections.inc()
         self.metrics.connections_total.inc()

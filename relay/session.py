@@ -83,6 +83,8 @@ class Session:
         self._flusher: asyncio.Task[Any] | None = None
         self._flush_scheduled = False
         self.metrics: Metrics | None = None  # set by the server
+        # the origins auth may name (config.accepted_origins); set by the server
+        self.origins: frozenset[str] = frozenset()
         # --- limits and roles (relay/limits.py, relay/admin.py) ---
         peer = ws.remote_address
         self.address: str = str(peer[0]) if isinstance(peer, tuple) and peer else "?"

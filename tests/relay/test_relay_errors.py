@@ -102,6 +102,26 @@ async def test_unknown_frame_type(relay: RelayProcess) -> None:
 
 
 @async_test
+async def test_before_auth_decoding_wins_over_unauthenticated(relay: RelayProcess) -> None:
+    # docs/protocol.md §1.3 "Which error wins": decoding comes before the auth check.
+    async with logged_in(relay.url) as (a, b):
+        anon = await RelayClient.connect(relay.url)
+        async with anon:
+            def unknown(rid: int) -> bytes:
+                return msgspec.msgpack.encode({"t": "launch_missiles", "id": rid})
+
+            err(await anon.request_raw(unknown(41), 41), "unknown_type", 41)
+            bad = msgspec.msgpack.encode({"t": "whois", "id": 42, "user": b"short"})
+            err(await anon.request_raw(bad, 42), "malformed", 42)
+            err(await anon.call(Whois, user=a.user), "unauthenticated")
+            assert isinstance(await anon.hello(), Welcome)
+            err(await anon.request_raw(unknown(43), 43), "unknown_type", 43)
+            err(await anon.call(Subscribe), "unauthenticated")
+            assert isinstance(await anon.auth(new_key()), Authed)
+        await assert_alive(a, b)
+
+
+@async_test
 async def test_missing_field(relay: RelayProcess) -> None:
     async with logged_in(relay.url) as (a, b):
         raw = msgspec.msgpack.encode({"t": "send", "id": 5, "to": b.user, "body": b"x"})
@@ -149,8 +169,9 @@ async def test_bad_auth_signature(relay: RelayProcess) -> None:
             welcome = await c.hello()
             assert isinstance(welcome, Welcome)
             key, other = new_key(), new_key()
-            forged = other.sign(identity.auth_message(welcome.relay, welcome.challenge)).signature
-            err(await c.call(Auth, user=user_of(key), sig=forged), "auth_failed")
+            origin = identity.relay_origin(relay.url)
+            forged = other.sign(identity.auth_message(origin, welcome.challenge)).signature
+            err(await c.call(Auth, user=user_of(key), sig=forged, origin=origin), "auth_failed")
             err(await c.call(Fetch, user=user_of(key)), "unauthenticated")
             assert isinstance(await c.auth(key), Authed)  # a correct auth still works
         await assert_alive(a, b)
@@ -174,8 +195,10 @@ async def test_auth_with_a_challenge_from_another_connection(relay: RelayProcess
             w1, _ = await c1.hello(), await c2.hello()
             assert isinstance(w1, Welcome)
             key = new_key()
-            replayed = key.sign(identity.auth_message(w1.relay, w1.challenge)).signature
-            err(await c2.call(Auth, user=user_of(key), sig=replayed), "auth_failed")
+            origin = identity.relay_origin(relay.url)
+            replayed = key.sign(identity.auth_message(origin, w1.challenge)).signature
+            err(await c2.call(Auth, user=user_of(key), sig=replayed, origin=origin),
+                "auth_failed")
         await assert_alive(a, b)
 
 

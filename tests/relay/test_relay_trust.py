@@ -16,6 +16,7 @@ import pytest
 from tenchat.common import identity, social
 from tenchat.common.frames import (
     Ack,
+    Auth,
     Block,
     Bundle,
     Error,
@@ -44,6 +45,7 @@ from tests.support.wsclient import (
     logged_in,
     msg_id,
     new_key,
+    user_of,
 )
 
 
@@ -178,8 +180,10 @@ def db_rows(relay: RelayProcess, sql: str, params: tuple[object, ...] = ()) -> l
 
 
 async def bad_auth(c: RelayClient) -> msgspec.Struct:
-    """An auth signed for another relay's name: a bad signature here."""
-    return await c.auth(new_key(), relay_name="elsewhere")
+    """An auth for this relay whose signature is by another key: a bad signature."""
+    assert c.welcome is not None
+    sig = new_key().sign(identity.auth_message(c.origin, c.welcome.challenge)).signature
+    return await c.call(Auth, user=user_of(new_key()), sig=sig, origin=c.origin)
 
 
 @pytest.mark.slow

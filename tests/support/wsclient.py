@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Self, TypeVar
 
 import msgspec
+import pytest
 from nacl.signing import SigningKey
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
@@ -54,13 +55,14 @@ TIMEOUT = 10.0
 
 
 def async_test(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
-    """Run an async test function (fixtures still injected) under asyncio.run."""
+    """Mark an async test for pytest-asyncio (strict mode), with a 60 s limit on its body.
+    The same as ``@pytest.mark.asyncio`` plus that limit; fixtures are still injected."""
 
     @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        return asyncio.run(asyncio.wait_for(fn(*args, **kwargs), 60))
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return await asyncio.wait_for(fn(*args, **kwargs), 60)
 
-    return wrapper
+    return pytest.mark.asyncio(wrapper)
 
 
 def new_key() -> SigningKey:
@@ -81,6 +83,7 @@ class RelayClient:
         self.pushes: asyncio.Queue[msgspec.Struct] = asyncio.Queue()
         self.welcome: Welcome | None = None
         self.key: SigningKey | None = None
+        self.origin = ""  # relay_origin of the URL dialled: what auth signs
         self._waiting: dict[int, asyncio.Future[msgspec.Struct]] = {}
         self._ids = itertools.count(1)
         self._reader = asyncio.create_task(self._read())
@@ -90,7 +93,9 @@ class RelayClient:
     @classmethod
     async def connect(cls, url: str, **kwargs: Any) -> Self:
         ws = await connect(url, max_size=None, compression=None, **kwargs)
-        return cls(ws)
+        client = cls(ws)
+        client.origin = identity.relay_origin(url)
+        return client
 
     @classmethod
     async def login(cls, url: str, key: SigningKey, relay_name: str = "test-relay") -> Self:
@@ -186,10 +191,12 @@ class RelayClient:
         return reply
 
     async def auth(self, key: SigningKey, relay_name: str | None = None) -> msgspec.Struct:
+        """Auth for the URL dialled; ``relay_name``: sign for ws://relay_name instead."""
         assert self.welcome is not None, "hello first"
-        name = self.welcome.relay if relay_name is None else relay_name
-        sig = key.sign(identity.auth_message(name, self.welcome.challenge)).signature
-        reply = await self.call(Auth, user=user_of(key), sig=sig)
+        origin = self.origin if relay_name is None else identity.relay_origin(
+            f"ws://{relay_name}")
+        sig = key.sign(identity.auth_message(origin, self.welcome.challenge)).signature
+        reply = await self.call(Auth, user=user_of(key), sig=sig, origin=origin)
         if isinstance(reply, Authed):
             self.key = key
         return reply

@@ -1,4 +1,5 @@
-"""EIP-4361 parsing and verification (common.siwe) against every shared SIWE vector."""
+"""EIP-4361 parsing and verification (common.siwe) against every SIWE test vector
+(tests/wallet/vectors/siwe)."""
 
 from __future__ import annotations
 
@@ -13,16 +14,8 @@ from tenchat.common import siwe
 HERE = Path(__file__).resolve().parent
 
 
-def _vector_dir() -> Path:
-    # The project's shared vectors sit beside the checkout (../shared); a copy ships here.
-    for parent in HERE.parents:
-        candidate = parent / "shared" / "vectors" / "siwe"
-        if candidate.is_dir():
-            return candidate
-    return HERE / "vectors" / "siwe"
-
-
-VECTORS = _vector_dir()
+# The SIWE test vectors, a copy kept in the repository (see vectors/siwe).
+VECTORS = HERE / "vectors" / "siwe"
 
 
 def load(name: str) -> dict:
@@ -102,3 +95,28 @@ def test_checksum_addresses() -> None:
     assert siwe.to_checksum_address(a.lower()) == a
     assert siwe.is_checksum_address(a)
     assert not siwe.is_checksum_address(a.lower())
+
+
+def test_a_high_s_twin_of_a_valid_signature_is_refused() -> None:
+    """(r, n - s) with v flipped recovers the same address: a second valid-looking
+    signature for one message. Only the low-s form (EIP-2) is accepted (issue 21, item 5)."""
+    from eth_account import Account
+    from eth_account.messages import encode_defunct
+
+    from tenchat.common import wallets as w
+
+    n = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+    account = Account.create()
+    now = datetime.now(UTC)
+    msg = w.auth_siwe("ws://test-relay", account.address, bytes(32), now)
+    text = msg.text()
+    sig = bytes(Account.sign_message(encode_defunct(text=text), account.key).signature)
+    r, s, v = sig[:32], int.from_bytes(sig[32:64], "big"), sig[64]
+    assert s <= n // 2  # what wallets make
+    siwe.verify(msg, sig, now=now)
+    twin = r + (n - s).to_bytes(32, "big") + bytes([55 - v])  # 27 <-> 28
+    digest = siwe.eip191_hash(text.encode())
+    with pytest.raises(siwe.InvalidSignature, match="high-s"):
+        siwe.recover_address(digest, twin)
+    with pytest.raises(siwe.InvalidSignature, match="high-s"):
+        siwe.verify(msg, twin, now=now)

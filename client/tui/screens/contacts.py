@@ -13,6 +13,7 @@ from textual.widgets import DataTable, Input, Static
 
 from ....common.errors import ProtocolError, TenchatError
 from ....common.identity import fingerprint
+from .. import render
 
 __all__ = ["ContactsScreen"]
 
@@ -90,7 +91,7 @@ class ContactsScreen(ModalScreen[bytes | None]):
         try:
             contact = await self.client.add_contact(event.value.strip())
         except (TenchatError, ProtocolError, OSError) as exc:
-            hint.update(f"[b]{exc}[/b]")
+            hint.update(render.plain(str(exc), "bold"))
             return
         event.input.value = ""
         event.input.display = False

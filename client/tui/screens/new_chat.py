@@ -12,6 +12,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
 from ....common.errors import ProtocolError, TenchatError
+from .. import render
 
 __all__ = ["NewChatScreen"]
 
@@ -42,6 +43,9 @@ class NewChatScreen(ModalScreen[bytes | None]):
         try:
             conv = await self.client.start_conversation(handle)
         except (TenchatError, ProtocolError, OSError) as exc:
-            self.query_one("#error", Static).update(f"[b]{exc}[/b]")
+            from ..app import human_error
+
+            self.query_one("#error", Static).update(render.plain(human_error(str(exc)),
+                                                                 "bold"))
             return
         self.dismiss(conv.peer)

@@ -12,6 +12,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from ....common.errors import TenchatError
+from .. import render
 
 __all__ = ["VerifyScreen"]
 
@@ -42,7 +43,7 @@ class VerifyScreen(ModalScreen[None]):
         try:
             _, number = await self.client.safety_number(self.handle)
         except TenchatError as exc:
-            self.query_one("#number", Static).update(str(exc))
+            self.query_one("#number", Static).update(render.plain(str(exc)))
             return
         self.safety_number = number
         groups = number.split()
