@@ -67,6 +67,8 @@ async def test_messages_ticks_typing_presence(tmp_path: Path, relay: RelayProces
         await a_events.wait_for(lambda e: isinstance(e, ConnectionChanged) and e.state == ONLINE)
         conv = await alice.start_conversation("@bob")
         assert conv.handle == "bob" and conv.online is False and conv.last is None
+        # Presence is for contacts: bob has written to alice (docs/protocol.md §5.6).
+        await bob.send_text("alice", "hi alice")
 
         b_run = asyncio.create_task(bob.run())
         await a_events.wait_for(lambda e: isinstance(e, PresenceChanged) and e.online)
@@ -74,7 +76,8 @@ async def test_messages_ticks_typing_presence(tmp_path: Path, relay: RelayProces
 
         sent = await alice.compose(conv.peer, "hello **bob**")
         assert sent.status == PENDING and sent.key > 0
-        got = await b_events.wait_for(lambda e: isinstance(e, MessageAdded))
+        got = await b_events.wait_for(  # (not bob's own "hi alice")
+            lambda e: isinstance(e, MessageAdded) and e.message.text != "hi alice")
         assert isinstance(got, MessageAdded) and got.message.text == "hello **bob**"
         for status in (SENT, DELIVERED):
             await a_events.wait_for(
