@@ -43,6 +43,7 @@ from .events import (
     ConnectionChanged,
     ConversationChanged,
     Event,
+    KeyChanged,
     MessageAdded,
     MessageChanged,
     PresenceChanged,
@@ -110,6 +111,7 @@ class Conversation:
     online: bool | None  # None: unknown (not connected, or not watched yet)
     group_name: str | None = None  # set for a group (then ``peer`` is the 16-byte group id)
     timer: int = 0  # disappearing-message timer, seconds
+    verified: bool = False  # we marked the peer's safety number verified
 
     @property
     def is_group(self) -> bool:
@@ -466,6 +468,41 @@ class Client:
             await conn.request(f.Block, user=contact.user, blocked=blocked)
         self._emit(ConversationChanged(contact.user))
         return (await self.cache.contact(contact.user)) or contact
+
+    async def set_verified(self, peer: str, verified: bool) -> ContactRow:
+        """Record that we compared ``peer``'s safety number out of band (or take it back)."""
+        contact = await self.resolve(peer)
+        async with self._crypto_lock:
+            await self.cache.set_contact_flag(contact.user, "verified", verified)
+            await self.cache.commit()
+        self._emit(ConversationChanged(contact.user))
+        return (await self.cache.contact(contact.user)) or contact
+
+    async def check_key(self, peer: str) -> bytes | None:
+        """Ask the relay again whom ``peer``'s handle names now. None if it is still the
+        identity key we know; else the new key (validly signed by itself), which is
+        reported as :class:`events.KeyChanged` and NOT taken: our contact and its
+        verification stay on the old key until the user decides."""
+        handle = normalize_handle(peer)
+        known = await self.cache.contact_by_handle(handle)
+        if known is None:
+            return None
+        conn = await self.connection()
+        try:
+            info = await conn.request(f.Lookup, handle=handle)
+        except RelayError as exc:
+            if exc.code == "not_found":
+                return None
+            raise
+        assert isinstance(info, f.HandleInfo)
+        if info.handle != handle or not verify_signature(
+            info.user, handle_message(handle, info.user), info.sig
+        ):
+            raise PeerError(f"the relay's record for @{handle} is not validly signed")
+        if info.user == known.user:
+            return None
+        self._emit(KeyChanged(known.user, handle, info.user, known.verified))
+        return info.user
 
     async def safety_number(self, peer: str) -> tuple[ContactRow, str]:
         contact = await self.resolve(peer)
@@ -1346,7 +1383,8 @@ class Client:
         """Pinned first, then by latest activity."""
         return [
             Conversation(row.peer, row.handle, row.last, row.unread, row.pinned, row.muted,
-                         row.blocked, self.presence.get(row.peer), row.group_name, row.timer)
+                         row.blocked, self.presence.get(row.peer), row.group_name, row.timer,
+                         row.verified)
             for row in await self.cache.conversations()
         ]
 

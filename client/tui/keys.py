@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = ["KeySpec", "APP_KEYS", "CHAT_KEYS", "COMPOSER_KEYS", "LOG_KEYS", "MESSAGE_KEYS",
-           "MEMBER_KEYS", "LIST_KEYS", "FEED_KEYS", "PROFILE_KEYS", "STORY_KEYS", "ALL_KEYS",
+           "MEMBER_KEYS", "LIST_KEYS", "FEED_KEYS", "PROFILE_KEYS", "STORY_KEYS", "FEATURE_KEYS",
+           "WALLET_KEYS", "STICKER_PACK_KEYS", "CLOSE_FRIEND_KEYS", "VERIFY_KEYS", "ALL_KEYS",
            "display_key"]
 
 
@@ -147,8 +148,56 @@ STORY_KEYS = [
     KeySpec("previous_story", "left", "Previous story", "story viewer", palette=False),
 ]
 
-ALL_KEYS = (APP_KEYS + CHAT_KEYS + COMPOSER_KEYS + LOG_KEYS + MESSAGE_KEYS + MEMBER_KEYS
-            + LIST_KEYS + FEED_KEYS + PROFILE_KEYS + STORY_KEYS)
+# The screens of features the CLI had first (wallet, polls, stories, sticker packs); the
+# chat screen binds these (screens/feature_actions.py), slash commands open the same screens.
+FEATURE_KEYS = [
+    KeySpec("wallet", "f5", "Wallet: link, balances on every chain, gifts", "chat"),
+    KeySpec("new_poll", "f6", "Create a poll in this conversation", "chat"),
+    KeySpec("new_story", "f7", "Post a story: text, an image with a filter, who sees it",
+            "chat"),
+    KeySpec("sticker_packs", "f8", "Sticker packs: create one from images, install a link",
+            "chat"),
+    KeySpec("close_friends", "f9", "Close friends: who sees your close-friends stories",
+            "chat"),
+    KeySpec("story_viewers", "f10", "Your stories and who viewed each", "chat"),
+]
+
+VERIFY_KEYS = [
+    KeySpec("toggle_verified", "m", "Mark the safety number verified, or unmark it",
+            "safety number, contacts", palette=False),
+]
+
+WALLET_KEYS = [
+    KeySpec("create_wallet", "c", "Make a new wallet key here", "wallet", palette=False),
+    KeySpec("import_wallet", "i", "Import a wallet's private key (hex)", "wallet",
+            palette=False),
+    KeySpec("link_wallet", "l", "Link the highlighted wallet to you (it signs)", "wallet",
+            palette=False),
+    KeySpec("gift", "g", "Send a gift: recipient, amount, chain, then confirm", "wallet",
+            palette=False),
+    KeySpec("refresh_wallet", "r", "Read balances and gift states from the chains now",
+            "wallet", palette=False),
+]
+
+STICKER_PACK_KEYS = [
+    KeySpec("create_pack", "n", "New pack: a name and image files", "sticker packs",
+            palette=False),
+    KeySpec("install_pack", "i", "Install a pack from its link", "sticker packs",
+            palette=False),
+    KeySpec("copy_link", "l", "Show the highlighted pack's link to share", "sticker packs",
+            palette=False),
+]
+
+CLOSE_FRIEND_KEYS = [
+    KeySpec("add_friend", "a", "Add a close friend by handle", "close friends",
+            palette=False),
+    KeySpec("remove_friend", "x", "Remove the highlighted close friend (the key rotates)",
+            "close friends", palette=False),
+]
+
+ALL_KEYS = (APP_KEYS + CHAT_KEYS + FEATURE_KEYS + COMPOSER_KEYS + LOG_KEYS + MESSAGE_KEYS
+            + MEMBER_KEYS + LIST_KEYS + FEED_KEYS + PROFILE_KEYS + STORY_KEYS + VERIFY_KEYS
+            + WALLET_KEYS + STICKER_PACK_KEYS + CLOSE_FRIEND_KEYS)
 
 _NAMES = {"question_mark": "?", "pagedown": "PgDn", "pageup": "PgUp", "escape": "Esc",
           "plus": "+", "minus": "-"}
