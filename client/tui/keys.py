@@ -150,16 +150,17 @@ STORY_KEYS = [
 
 # The screens of features the CLI had first (wallet, polls, stories, sticker packs); the
 # chat screen binds these (screens/feature_actions.py), slash commands open the same screens.
+# Not F6/F7: the composer (a TextArea) takes them to select a line / everything.
 FEATURE_KEYS = [
     KeySpec("wallet", "f5", "Wallet: link, balances on every chain, gifts", "chat"),
-    KeySpec("new_poll", "f6", "Create a poll in this conversation", "chat"),
-    KeySpec("new_story", "f7", "Post a story: text, an image with a filter, who sees it",
+    KeySpec("new_poll", "f8", "Create a poll in this conversation", "chat"),
+    KeySpec("new_story", "f9", "Post a story: text, an image with a filter, who sees it",
             "chat"),
-    KeySpec("sticker_packs", "f8", "Sticker packs: create one from images, install a link",
+    KeySpec("sticker_packs", "f10", "Sticker packs: create one from images, install a link",
             "chat"),
-    KeySpec("close_friends", "f9", "Close friends: who sees your close-friends stories",
+    KeySpec("close_friends", "f11", "Close friends: who sees your close-friends stories",
             "chat"),
-    KeySpec("story_viewers", "f10", "Your stories and who viewed each", "chat"),
+    KeySpec("story_viewers", "f12", "Your stories and who viewed each", "chat"),
 ]
 
 VERIFY_KEYS = [

@@ -70,7 +70,9 @@ def linkify(text: str, base: Style | str = "") -> Text:
 def body(text: str) -> RenderableType:
     """A message body: Markdown through Rich when it looks like Markdown, else linked text."""
     if looks_like_markdown(text):
-        return Markdown(text, hyperlinks=True, code_theme="ansi_dark")
+        # hyperlinks=False: a link shows its real target after its text — "[bank](evil)"
+        # reads "bank (evil)" — and peer text is never taken as Textual or Rich markup.
+        return Markdown(text, hyperlinks=False, code_theme="ansi_dark")
     return linkify(text)
 
 

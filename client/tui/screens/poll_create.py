@@ -38,8 +38,9 @@ class PollCreateScreen(ModalScreen[Any]):
             yield Input(self.question, placeholder="the question", id="poll-question")
             yield Static("Options, one per line (2 to 10):", classes="hint")
             yield TextArea("\n".join(self.options), id="poll-options-text", soft_wrap=True)
-            yield Checkbox("several choices", id="poll-multiple")
-            yield Checkbox("anonymous (only counts are shown)", id="poll-anonymous")
+            yield Checkbox("several choices", id="poll-multiple", compact=True)
+            yield Checkbox("anonymous (only counts are shown)", id="poll-anonymous",
+                           compact=True)
             yield Static("Ctrl+S sends the poll · Tab next field · Esc cancels",
                          id="poll-hint", classes="hint")
 
@@ -67,5 +68,5 @@ class PollCreateScreen(ModalScreen[Any]):
         except (TenchatError, OSError) as exc:
             hint.update(Text(str(exc), "bold"))
             return
-        self.notify(f"Poll sent: {question.strip()}")
+        self.notify(f"Poll sent: {question.strip()}", markup=False)
         self.dismiss(row)

@@ -25,7 +25,7 @@ def viewers_text(rows: list[tuple[Any, list[Any]]], tz: Any, today: Any) -> Text
     """One block per story: when, audience, its text; then each viewer and when."""
     out = Text()
     if not rows:
-        out.append("You have no story up. F7 posts one.", "dim")
+        out.append("You have no story up. F9 posts one.", "dim")
         return out
     for n, (story, viewers) in enumerate(rows):
         if n:
