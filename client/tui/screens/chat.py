@@ -730,6 +730,8 @@ class ChatScreen(FeatureActions, Screen[None]):
                            if event.retry_in is not None else None)
         if event.state == "online":
             self._schedule_refresh()
+            if self.peer is not None and len(self.peer) != 16:
+                self._check_key(self.peer)
 
     # --- actions (keys and command palette) -------------------------------------------------
 

@@ -50,6 +50,7 @@ class StickerPacksScreen(ModalScreen[None]):
         self.packs: list[Any] = []
         self.mode = ""  # "", "name", "images", "install": what the input asks for
         self.new_name = ""
+        self.link_shown: bytes | None = None  # the pack whose link is on screen
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog wide", id="sticker-packs"):
@@ -90,7 +91,9 @@ class StickerPacksScreen(ModalScreen[None]):
         if pack.stickers:
             data = await self.client.cache.sticker_image(pack.stickers[0].ref.hash)
         self.query_one("#pack-preview", ImagePreview).set_image(data)
-        self.query_one("#pack-link", Static).update("")
+        if self.link_shown != pack.id:
+            self.link_shown = None
+            self.query_one("#pack-link", Static).update("")
 
     def _hint(self, text: str, bold: bool = False) -> None:
         self.query_one("#packs-hint", Static).update(Text(text, "bold" if bold else ""))
@@ -113,6 +116,7 @@ class StickerPacksScreen(ModalScreen[None]):
         index = self.query_one("#packs", OptionList).highlighted
         if index is None or index >= len(self.packs):
             return
+        self.link_shown = self.packs[index].id
         self.query_one("#pack-link", Static).update(
             Text(f"link: {self.packs[index].link}", "bold"))
         self._hint("Give this link to share the pack (whoever has it can install it).")

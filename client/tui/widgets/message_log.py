@@ -421,6 +421,8 @@ class MessageLog(ScrollView, can_focus=True):
             self._place(self._pending_place, True)
 
     def _relayout(self) -> None:
+        if not self._component_styles:  # not styled yet (or gone): on_resize lays it out
+            return
         width = max(self.scrollable_content_region.width, 20)
         if width != self._width:
             self._blocks.clear()
