@@ -85,10 +85,14 @@ class WalletScreen(Screen[None]):
         wallet = self.client.wallet
         errors: list[str] = []
         self.addresses = await wallet.addresses()
-        try:
-            self.linked = {v.address for v in await wallet.verified_wallets(self.client.user)}
-        except ERRORS as exc:
-            errors.append(f"links: {exc}")
+        if self.client.connection_state != "online":
+            errors.append("offline: links are checked with the relay once connected")
+        else:
+            try:
+                self.linked = {v.address
+                               for v in await wallet.verified_wallets(self.client.user)}
+            except ERRORS as exc:
+                errors.append(f"links: {exc}")
         if refresh:
             self._status("reading the chains…")
             try:
