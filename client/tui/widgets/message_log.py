@@ -207,7 +207,12 @@ class MessageLog(ScrollView, can_focus=True):
         self.polls.update(polls or {})
         self.stickers.update(stickers or {})
         self.attachments.update(attachments or {})
+        # a picture or a card makes messages taller: a log that showed the end still does
+        at_end = not self.has_newer and self.max_scroll_y <= self.scroll_y + EDGE
         self._relayout()
+        if at_end and self.selected_id is None and self._pending_place is _NOWHERE:
+            self.scroll_end(animate=False, immediate=True)
+            self.call_after_refresh(self.scroll_end, animate=False)  # once laid out
 
     def update_row(self, row: Any, reactions: dict[str, int] | None = None) -> bool:
         """A message changed (edited, deleted, pinned, reacted to); False if not shown."""
