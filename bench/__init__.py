@@ -1,4 +1,4 @@
-"""Benchmarks of tenchat's hot paths (see DESIGN.md, "Performance targets").
+"""Benchmarks of tenchat's hot paths (their targets: docs/performance.md).
 
 Run from the repository root::
 

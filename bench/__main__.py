@@ -21,7 +21,10 @@ Scenarios (each also runnable alone, with ``--quick`` and ``--json``):
 - ``python -m bench.latency`` — between two real client cores: typing indicator and
   read receipt (p50 / p99), and reconnect after the relay is killed and comes back.
 
-``--only a,b`` runs some of them (names as above, without ``bench.``).
+``--only a,b`` runs some of them (names as above, without ``bench.``). ``--markdown``
+prints the figures as Markdown; ``--markdown docs/performance.md`` writes them into that
+page's generated part instead (``--from-json FILE`` renders a saved ``--json`` run
+without running anything).
 """
 
 from __future__ import annotations
@@ -29,9 +32,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from . import (
+    _report,
     client,
     group_fanout,
     idle_connections,
@@ -53,6 +58,17 @@ SCENARIOS = {
     "latency": latency,
 }
 
+TITLES = {
+    "relay_throughput": "1:1 throughput and latency",
+    "nostr_compare": "Side by side with nostr-relay",
+    "group_fanout": "Groups",
+    "social": "Feed and stories",
+    "idle_connections": "Idle connections",
+    "reconnect_storm": "Reconnect storm and offline drain",
+    "client": "Client",
+    "latency": "Live latency",
+}
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
@@ -70,7 +86,21 @@ def main(argv: list[str] | None = None) -> int:
     latency.add_arguments(parser, shared=False)
     parser.add_argument("--only", default=None, metavar="NAMES",
                         help="comma-separated scenarios to run [all]: " + ", ".join(SCENARIOS))
+    parser.add_argument("--markdown", nargs="?", const="-", default=None, metavar="FILE",
+                        help="print the figures as Markdown, or with FILE write them between"
+                        " its figures markers (docs/performance.md)")
+    parser.add_argument("--from-json", type=Path, default=None, metavar="FILE",
+                        help="with --markdown: render a saved `python -m bench --json` run")
     args = parser.parse_args(argv)
+    if args.from_json is not None:
+        if args.markdown is None:
+            parser.error("--from-json goes with --markdown")
+        try:
+            saved = json.loads(args.from_json.read_text())["scenarios"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            print(f"error: cannot read {args.from_json}: {exc}", file=sys.stderr)
+            return 1
+        return write_markdown(args.markdown, {k: v for k, v in saved.items() if k in SCENARIOS})
     names = list(SCENARIOS)
     if args.only:
         names = [n.strip() for n in args.only.split(",") if n.strip()]
@@ -92,11 +122,31 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         results[name] = out
         ok = ok and out["ok"]
-        if not args.json:
+        if not args.json and args.markdown is None:
             print(scenario.format_table(out), end="\n\n", flush=True)
+    if args.markdown is not None:
+        status = write_markdown(args.markdown, results)
+        return status or (0 if ok else 1)
     if args.json:
         print(json.dumps({"ok": ok, "scenarios": results}, indent=2))
     return 0 if ok else 1
+
+
+def write_markdown(target: str, results: dict[str, Any]) -> int:
+    """Print the figures as Markdown (target "-"), or put them into the page ``target``."""
+    tables = {name: SCENARIOS[name].format_table for name in results}
+    section = _report.markdown(results, TITLES, tables)
+    if target == "-":
+        print(section, end="")
+        return 0
+    path = Path(target)
+    try:
+        path.write_text(_report.splice(path.read_text(), section))
+    except (OSError, ValueError) as exc:
+        print(f"error: {path}: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote the figures into {path}", file=sys.stderr)
+    return 0
 
 
 if __name__ == "__main__":

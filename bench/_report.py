@@ -14,7 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["environment", "percentiles", "ms", "scenario_main"]
+__all__ = ["environment", "percentiles", "ms", "scenario_main", "markdown", "splice",
+           "FIGURES_BEGIN", "FIGURES_END"]
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -76,3 +77,47 @@ def scenario_main(prog: str, doc: str | None,
         return 1
     print(json.dumps(out, indent=2) if args.json else format_table(out))
     return 0 if out["ok"] else 1
+
+
+# docs/performance.md's generated part lies between these two lines.
+FIGURES_BEGIN = "<!-- figures: begin (python -m bench --markdown docs/performance.md) -->"
+FIGURES_END = "<!-- figures: end -->"
+
+
+def markdown(results: dict[str, dict[str, Any]], titles: dict[str, str],
+             tables: dict[str, Callable[[dict[str, Any]], str]]) -> str:
+    """The figures of one run as Markdown: when, where and on what it ran, then each
+    scenario's table as the scenario prints it."""
+    if not results:
+        return "No scenario was run.\n"
+    meta = next(iter(results.values()))
+    ok = all(out.get("ok") for out in results.values())
+    lines = [
+        f"One run of `python -m bench`: {meta.get('date', 'unknown date')}, commit"
+        f" `{meta.get('commit', 'unknown')}`, **{meta.get('cores', '?')} cores**,"
+        f" {meta.get('implementation', 'Python')} {meta.get('python', '')}"
+        f" on {meta.get('platform', 'an unknown platform')}."
+        + ("" if ok else " Some scenario's own checks failed in this run (see its table)."),
+        "",
+    ]
+    for name, out in results.items():
+        lines += [
+            f"### {titles.get(name, name)}",
+            "",
+            f"`python -m bench.{name}`",
+            "",
+            "```",
+            tables[name](out).rstrip("\n"),
+            "```",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def splice(doc: str, section: str) -> str:
+    """``doc`` with the text between FIGURES_BEGIN and FIGURES_END replaced by ``section``."""
+    start, end = doc.find(FIGURES_BEGIN), doc.find(FIGURES_END)
+    if start < 0 or end < start:
+        raise ValueError(f"the document has no {FIGURES_BEGIN!r} … {FIGURES_END!r} part")
+    head = doc[: start + len(FIGURES_BEGIN)]
+    return head + "\n\n" + section.strip("\n") + "\n\n" + doc[end:]

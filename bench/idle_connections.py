@@ -6,7 +6,7 @@ relay's memory per connection.
 The relay runs as its own process (``BenchRelay``); the soft RLIMIT_NOFILE of this
 process is raised towards what the target needs (up to the hard limit) before the
 relay starts, so the relay inherits it. Load-generator processes ramp up to
-``--target`` connections (default 10,000, the DESIGN.md target; 500 with ``--quick``)
+``--target`` connections (default 10,000, the target; 500 with ``--quick``)
 in ``--steps`` equal steps; each connection says hello, authenticates with its own
 Ed25519 identity and publishes a signed prekey (``bench.soak.open_peer``), then stays
 idle. After each

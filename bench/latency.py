@@ -1,6 +1,6 @@
 """Live latency between two real clients: typing indicator, read receipt, and reconnect
-after the relay comes back (DESIGN.md targets: typing p99 < 5 ms, read receipt p99 < 20 ms,
-WebSocket reconnect < 1 s after the relay is back).
+after the relay comes back (targets in docs/performance.md: typing p99 < 5 ms, read
+receipt p99 < 20 ms, WebSocket reconnect < 1 s after the relay is back).
 
     python -m bench.latency [--samples N] [--trials N] [--json] [--quick]
 
@@ -278,7 +278,7 @@ def format_table(out: dict[str, Any]) -> str:
         f"  reconnect {s['trials']} relay SIGKILLs, down {downs} s; restarted on the same"
         " port and data; 2 clients each",
         "",
-        f"{'measure (ms)':<44}{'n':>6}{'p50':>9}{'p99':>9}{'max':>9}   target (DESIGN.md)",
+        f"{'measure (ms)':<44}{'n':>6}{'p50':>9}{'p99':>9}{'max':>9}   target",
         row("typing: A send_typing → B TypingChanged", "typing"),
         row("read receipt: B mark_read → A READ status", "read_receipt"),
         row("reconnect: relay listening → client online", "reconnect"),

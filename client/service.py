@@ -3,7 +3,7 @@
 A :class:`Client` owns one unlocked identity, its local cache and (lazily) one
 relay connection. Outgoing messages are encrypted, written to the outbox and
 committed before anything is sent; incoming ones are decrypted and committed
-before the relay is told to delete them (DESIGN.md, principle 2).
+before the relay is told to delete them (docs/design.md, "Decisions": nothing acknowledged is lost).
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ SEND_WINDOW = 64  # outbox envelopes in flight at once
 # Reconnecting (sync(follow=True), so run(), the TUI and `inbox --follow`): the wait before
 # each attempt is the backoff times a random factor in [RECONNECT_JITTER, 1], the backoff
 # starting at RECONNECT_FIRST and doubling up to RECONNECT_CAP, however long the relay is
-# down. DESIGN.md: reconnect < 1 s after the relay is back, so no wait may be longer than
+# down. docs/performance.md: reconnect < 1 s after the relay is back, so no wait may be longer than
 # 0.8 s (+ one handshake on loopback/LAN: milliseconds). That is still no hammering: a
 # down relay sees at most one attempt per 0.4 s per client (after the first three), each
 # a refused TCP connect or one handshake; and the jitter spreads the clients of a relay
@@ -215,7 +215,7 @@ class Client:
         self.presence: dict[bytes, bool] = {}  # watched peers; absent = unknown
 
     # The services a `tenchat send` never touches are imported on first use (start-up
-    # time: DESIGN.md wants the whole command under 0.5 s).
+    # time: docs/performance.md wants the whole command under 0.5 s).
 
     @functools.cached_property
     def social(self) -> SocialService:

@@ -4,7 +4,7 @@ A group's history is a list of :class:`SignedChange` records. Each names the
 group, its version (1 for ``create``, then +1), the hash of the previous
 record, the actor, and one operation. The actor signs it with their identity
 key. The relay checks every change before accepting it, and every client
-checks the whole chain again (DESIGN.md: the relay is untrusted).
+checks the whole chain again (docs/design.md: the relay is untrusted).
 
 :func:`check_change` is pure: it is given only the roles it needs (the actor's
 and the targets'), so the relay can check a change to a 200,000-member group

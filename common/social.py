@@ -3,7 +3,7 @@
 Each record is the MessagePack of a struct (exactly as signed) plus an Ed25519
 signature by its author over a domain-separated message, so a signature made for
 one kind of record never verifies as another. The relay checks signatures before
-storing, and every client checks them again before showing anything (DESIGN.md:
+storing, and every client checks them again before showing anything (docs/design.md:
 the relay is untrusted). Pure: encode, sign, verify; clocks are arguments.
 """
 

@@ -193,3 +193,40 @@ def test_latency_quick_measures_typing_receipts_and_reconnect() -> None:
     assert 0 < out["reconnect_ms"]["max"] < 60_000
     for key, target in (("typing", 5), ("read_receipt", 20), ("reconnect", 1000)):
         assert out["targets"][key]["target_ms"] == target, key
+
+
+def test_markdown_renders_a_run_and_splices_it_into_the_page() -> None:
+    from bench import _report
+
+    out = {"date": "2026-11-26 08:37:00 UTC", "commit": "186fd15", "cores": 2, "ok": True,
+           "implementation": "CPython", "python": "3.11.7", "platform": "Linux"}
+    section = _report.markdown({"latency": out}, {"latency": "Live latency"},
+                               {"latency": lambda o: f"typing p99 {o['cores']} cores\n"})
+    assert "2026-11-26 08:37:00 UTC, commit `186fd15`, **2 cores**" in section
+    table = "```\ntyping p99 2 cores\n```"
+    assert f"### Live latency\n\n`python -m bench.latency`\n\n{table}" in section
+    begin, end = _report.FIGURES_BEGIN, _report.FIGURES_END
+    page = f"# Performance\nintro\n{begin}\nold figures\n{end}\nend\n"
+    new = _report.splice(page, section)
+    assert "old figures" not in new and "typing p99 2 cores" in new
+    assert new.startswith("# Performance\nintro\n") and new.endswith(f"{end}\nend\n")
+    assert _report.splice(new, section) == new  # refreshing twice changes nothing more
+    with pytest.raises(ValueError):
+        _report.splice("# no markers\n", section)
+
+
+def test_markdown_from_a_saved_run_writes_the_page(tmp_path: Path) -> None:
+    saved = tmp_path / "run.json"
+    saved.write_text(json.dumps({"ok": True, "scenarios": {}}))
+    page = tmp_path / "performance.md"
+    from bench import _report
+
+    page.write_text(f"# P\n{_report.FIGURES_BEGIN}\nold\n{_report.FIGURES_END}\n")
+    proc = subprocess.run([sys.executable, "-m", "bench", "--markdown", str(page),
+                           "--from-json", str(saved)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "No scenario was run." in page.read_text() and "old" not in page.read_text()
+    proc = subprocess.run([sys.executable, "-m", "bench", "--from-json", str(saved)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "--from-json goes with --markdown" in proc.stderr

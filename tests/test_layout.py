@@ -1,5 +1,5 @@
 """The repository layout holds: common is pure, client and relay never import each other,
-heavy UI and chain libraries stay in their corners (DESIGN.md, "Repository layout")."""
+heavy UI and chain libraries stay in their corners (docs/design.md, "Parts")."""
 
 from __future__ import annotations
 

@@ -135,10 +135,11 @@ def test_compose_offline_goes_out_on_reconnect(tmp_path: Path, relay: RelayProce
 
 def test_reconnects_within_a_second_of_the_relay_coming_back_after_a_long_outage(
         tmp_path: Path, relay: RelayProcess) -> None:
-    """DESIGN.md: reconnect < 1 s after the relay is back. The relay is killed (SIGKILL) and
-    stays down 8 s — long enough for any doubling backoff to reach its cap — then comes
-    back on the same port and data: the running client is online again within a second,
-    and none of its waits while the relay was down was longer than RECONNECT_CAP."""
+    """Target (docs/performance.md): reconnect < 1 s after the relay is back. The relay is
+    killed (SIGKILL) and stays down 8 s — long enough for any doubling backoff to reach its
+    cap — then comes back on the same port and data: the running client is online again
+    within a second, and none of its waits while the relay was down was longer than
+    RECONNECT_CAP."""
     from tenchat.client.service import RECONNECT_CAP
 
     async def body() -> None:

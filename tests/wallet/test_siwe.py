@@ -1,4 +1,5 @@
-"""EIP-4361 parsing and verification (common.siwe) against every shared SIWE vector."""
+"""EIP-4361 parsing and verification (common.siwe) against every SIWE test vector
+(tests/wallet/vectors/siwe)."""
 
 from __future__ import annotations
 
@@ -13,16 +14,8 @@ from tenchat.common import siwe
 HERE = Path(__file__).resolve().parent
 
 
-def _vector_dir() -> Path:
-    # The project's shared vectors sit beside the checkout (../shared); a copy ships here.
-    for parent in HERE.parents:
-        candidate = parent / "shared" / "vectors" / "siwe"
-        if candidate.is_dir():
-            return candidate
-    return HERE / "vectors" / "siwe"
-
-
-VECTORS = _vector_dir()
+# The SIWE test vectors, a copy kept in the repository (see vectors/siwe).
+VECTORS = HERE / "vectors" / "siwe"
 
 
 def load(name: str) -> dict:
