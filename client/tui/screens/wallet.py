@@ -164,8 +164,12 @@ class WalletScreen(Screen[None]):
     @work(group="wallet-gifts", exit_on_error=False)
     async def _check_gifts(self) -> None:
         try:
+            before = {g.tx_hash: g.status for g in self.gifts}
             await self.client.wallet.track_gifts()
             await self._show_gifts()
+            if any(before.get(g.tx_hash) != g.status for g in self.gifts):
+                await self.client.wallet.refresh_balances()  # a gift settled: it moved funds
+                await self._show_balances()
         except ERRORS as exc:
             log.info("gift check: %s", exc)
         finally:
