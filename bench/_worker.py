@@ -101,9 +101,10 @@ class Link:
         welcome = await link.call(Hello(id=next(link.ids), versions=[frames.PROTOCOL_VERSION]))
         _expect(welcome, Welcome)
         assert isinstance(welcome, Welcome)
-        sig = key.sign(identity.auth_message(welcome.relay, welcome.challenge)).signature
-        _expect(await link.call(Auth(id=next(link.ids), user=bytes(key.verify_key), sig=sig)),
-                Authed)  # fmt: skip
+        origin = identity.relay_origin(url)
+        sig = key.sign(identity.auth_message(origin, welcome.challenge)).signature
+        _expect(await link.call(Auth(id=next(link.ids), user=bytes(key.verify_key), sig=sig,
+                                     origin=origin)), Authed)  # fmt: skip
         return link
 
     async def call(self, frame: Any) -> msgspec.Struct:

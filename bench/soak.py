@@ -98,8 +98,9 @@ async def open_peer(url: str, name: str, stats: dict[str, int]) -> Peer:
     ws = await connect(url, max_size=None, compression=None, open_timeout=60)
     peer = Peer(ws, key, stats)
     welcome = await peer.request(Hello(id=next(peer.ids), versions=[frames.PROTOCOL_VERSION]))
-    sig = key.sign(identity.auth_message(name, welcome.challenge)).signature
-    await peer.request(Auth(id=next(peer.ids), user=peer.user, sig=sig))
+    origin = identity.relay_origin(url)
+    sig = key.sign(identity.auth_message(origin, welcome.challenge)).signature
+    await peer.request(Auth(id=next(peer.ids), user=peer.user, sig=sig, origin=origin))
     pub = os.urandom(32)
     spk = SignedPrekey(key_id=1, pub=pub,
                        sig=key.sign(identity.signed_prekey_message(pub)).signature)

@@ -398,8 +398,13 @@ def _get_meta(conn: sqlite3.Connection, key: str) -> bytes | None:
 
 
 def _update_session(conn: sqlite3.Connection, row_id: int, sealed: bytes, now: int) -> None:
-    conn.execute("UPDATE sessions SET state_sealed=?, used_at=? WHERE id=?",
-                 (sealed, now, row_id))
+    # used_at orders a peer's sessions (the current one first): the one just used must sort
+    # first even when another was used in the same millisecond.
+    conn.execute(
+        "UPDATE sessions SET state_sealed=?, used_at=MAX(?, COALESCE((SELECT MAX(o.used_at) "
+        "FROM sessions o WHERE o.peer=sessions.peer AND o.id!=sessions.id), 0) + 1) "
+        "WHERE id=?",
+        (sealed, now, row_id))
 
 
 def _contact_row(conn: sqlite3.Connection, user: bytes) -> ContactRow | None:
@@ -433,6 +438,8 @@ class Cache:
     def __init__(self, db: aiosqlite.Connection, storage_key: bytes) -> None:
         self._db = db
         self._box = secret.SecretBox(storage_key)
+        self._fts_secure = False  # FTS5 'secure-delete' is on (SQLite >= 3.42)
+        self._scrub = False  # text was deleted or replaced: scrub() after the commit
 
     @classmethod
     async def open(cls, home: Path, storage_key: bytes) -> Cache:
@@ -444,8 +451,18 @@ class Cache:
         await db.execute("PRAGMA journal_mode=WAL")
         await db.execute("PRAGMA synchronous=FULL")
         await db.execute("PRAGMA foreign_keys=ON")
+        # Deleted and expired text is overwritten, not just unlinked (whatever this SQLite
+        # build's default); see scrub() for the search index and the WAL.
+        await db.execute("PRAGMA secure_delete=ON")
         cache = cls(db, storage_key)
         await cache._migrate()
+        try:  # SQLite >= 3.42: FTS5 deletes remove the terms themselves
+            await db.execute(
+                "INSERT INTO messages_fts(messages_fts, rank) VALUES ('secure-delete', 1)")
+            await db.commit()
+            cache._fts_secure = True
+        except sqlite3.OperationalError:
+            cache._fts_secure = False
         return cache
 
     async def _migrate(self) -> None:
@@ -461,6 +478,23 @@ class Cache:
 
     async def commit(self) -> None:
         await self._db.commit()
+        if self._scrub:
+            await self.scrub()
+
+    async def scrub(self) -> None:
+        """Leave no copy of deleted, edited-away or expired text in the cache's files.
+
+        secure_delete zeroes the rows themselves, but an FTS5 delete only adds a
+        tombstone: the words stay in the index's older segments until they are merged
+        (unless FTS5's own secure-delete, SQLite >= 3.42, is on), and the WAL keeps the
+        old page images until a checkpoint. So: merge the index (``optimize``), then
+        checkpoint and truncate the WAL. Runs after a commit that deleted text, which is
+        rare (a delete, an edit, a disappearing message's time up)."""
+        self._scrub = False
+        if not self._fts_secure:
+            await self._db.execute("INSERT INTO messages_fts(messages_fts) VALUES ('optimize')")
+            await self._db.commit()
+        await self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     async def transact(self, fn: Callable[[Txn], T], *, durable: bool = True) -> T:
         """Run ``fn`` in the cache's own thread on a synchronous view of the cache
@@ -492,6 +526,7 @@ class Cache:
 
     async def rollback(self) -> None:
         await self._db.rollback()
+        self._scrub = False
 
     def _seal(self, data: bytes) -> bytes:
         return bytes(self._box.encrypt(data))
@@ -525,6 +560,30 @@ class Cache:
 
     async def delete_prekey(self, kind: str, key_id: int) -> None:
         await self._db.execute("DELETE FROM prekeys WHERE kind=? AND key_id=?", (kind, key_id))
+
+    async def prekey_ages(self, kind: str) -> list[tuple[int, int]]:
+        """(key id, created at) of every prekey of ``kind`` held, lowest id first."""
+        async with self._db.execute(
+            "SELECT key_id, created_at FROM prekeys WHERE kind=? ORDER BY key_id", (kind,)
+        ) as cur:
+            return [(int(r[0]), int(r[1])) for r in await cur.fetchall()]
+
+    async def prekey_count(self, kind: str) -> int:
+        async with self._db.execute("SELECT count(*) FROM prekeys WHERE kind=?", (kind,)) as cur:
+            (value,) = await cur.fetchone()  # type: ignore[misc]
+        return int(value)
+
+    async def prekey_publics(self, kind: str, above: int) -> list[tuple[int, bytes]]:
+        """(key id, public key) of the prekeys of ``kind`` with an id above ``above``."""
+        async with self._db.execute(
+            "SELECT key_id, public FROM prekeys WHERE kind=? AND key_id>? ORDER BY key_id",
+            (kind, above),
+        ) as cur:
+            return [(int(r[0]), bytes(r[1])) for r in await cur.fetchall()]
+
+    async def delete_prekeys(self, kind: str, key_ids: list[int]) -> None:
+        await self._db.executemany("DELETE FROM prekeys WHERE kind=? AND key_id=?",
+                                   [(kind, k) for k in key_ids])
 
     async def max_prekey_id(self, kind: str) -> int:
         async with self._db.execute(
@@ -585,8 +644,9 @@ class Cache:
         sealed = self._seal(state)
         if row_id is None:
             cur = await self._db.execute(
-                "INSERT INTO sessions (peer, state_sealed, used_at) VALUES (?, ?, ?)",
-                (peer, sealed, now),
+                "INSERT INTO sessions (peer, state_sealed, used_at) VALUES (?, ?, MAX(?, "
+                "COALESCE((SELECT MAX(used_at) FROM sessions WHERE peer=?), 0) + 1))",
+                (peer, sealed, now, peer),
             )
             row_id = cur.lastrowid
             # Keep a few older sessions for messages still in flight under them.
@@ -599,6 +659,9 @@ class Cache:
             await self._db._execute(_update_session, self._db._conn, row_id, sealed, now)
         assert row_id is not None
         return row_id
+
+    async def delete_sessions(self, row_ids: list[int]) -> None:
+        await self._db.executemany("DELETE FROM sessions WHERE id=?", [(r,) for r in row_ids])
 
     # --- messages ---------------------------------------------------------------------
 
@@ -721,15 +784,23 @@ class Cache:
             row = await cur.fetchone()
         return _msg(row) if row else None
 
-    async def take_unshown(self) -> list[MessageRow]:
-        """Incoming messages not yet printed by `inbox`, oldest first; marks them shown."""
+    async def unshown(self) -> list[MessageRow]:
+        """Incoming messages not yet printed by `inbox`, oldest first."""
         async with self._db.execute(
             f"SELECT {_MSG_COLS} FROM messages WHERE shown=0 AND outgoing=0 "
             f"ORDER BY received_at, rowid"
         ) as cur:
-            rows = [_msg(r) for r in await cur.fetchall()]
-        if rows:
-            await self._db.execute("UPDATE messages SET shown=1 WHERE shown=0")
+            return [_msg(r) for r in await cur.fetchall()]
+
+    async def mark_shown(self, rows: list[MessageRow]) -> None:
+        """These messages were printed (only these: one that arrived meanwhile was not)."""
+        await self._db.executemany("UPDATE messages SET shown=1 WHERE peer=? AND id=?",
+                                   [(m.peer, m.id) for m in rows])
+
+    async def take_unshown(self) -> list[MessageRow]:
+        """unshown(), marked shown at once: for a caller that can't lose them on the way."""
+        rows = await self.unshown()
+        await self.mark_shown(rows)
         return rows
 
     async def ids_with_prefix(self, peer: bytes, hex_prefix: str, limit: int = 2) -> list[bytes]:
@@ -861,6 +932,7 @@ class Cache:
         cur = await self._db.execute(
             f"UPDATE messages SET text=?, edited=1, mention=? WHERE peer=? AND id=? "
             f"AND deleted=0 AND {where}", (text, int(mention), conv, target, *args))
+        self._scrub |= cur.rowcount == 1  # the old text goes
         return cur.rowcount == 1
 
     async def delete_message(self, conv: bytes, target: bytes, author: bytes | None,
@@ -870,6 +942,7 @@ class Cache:
             f"UPDATE messages SET text='', deleted=1, reply_to=NULL WHERE peer=? AND id=? "
             f"AND {where}", (conv, target, *args))
         if cur.rowcount:
+            self._scrub = True
             await self._db.execute("DELETE FROM reactions WHERE conv=? AND target=?",
                                    (conv, target))
             await self.drop_attachment(conv, target)
@@ -940,6 +1013,7 @@ class Cache:
             "DELETE FROM messages WHERE expires_at > 0 AND expires_at <= ? RETURNING peer, id",
             (now,)) as cur:
             gone = [(r[0], r[1]) for r in await cur.fetchall()]
+        self._scrub |= bool(gone)
         for conv, target in gone:
             await self._db.execute("DELETE FROM reactions WHERE conv=? AND target=?",
                                    (conv, target))

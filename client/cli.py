@@ -20,6 +20,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from ..common.errors import ProtocolError, TenchatError
+from ..common.textsafe import for_terminal, json_for_terminal
 
 T = TypeVar("T")
 
@@ -52,6 +53,14 @@ def default_home() -> Path:
     return Path(user_data_dir("tenchat", appauthor=False))
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"tenchat {version('tenchat')}")
+        raise typer.Exit()
+
+
 @app.callback(invoke_without_command=True)
 def main_options(
     ctx: typer.Context,
@@ -64,6 +73,9 @@ def main_options(
     json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     passphrase_file: Annotated[Path | None, typer.Option(
         "--passphrase-file", help="Read the passphrase from this file (first line).")] = None,
+    show_version: Annotated[bool, typer.Option(
+        "--version", is_eager=True, callback=_version,
+        help="Print the version and exit.")] = False,
 ) -> None:
     ctx.obj = Options(home or default_home(), relay, json_out, passphrase_file)
     if level := os.environ.get("TENCHAT_LOG"):  # e.g. TENCHAT_LOG=info: diagnostics on stderr
@@ -95,9 +107,23 @@ def open_tui(opts: Options) -> None:
 # --- plumbing -----------------------------------------------------------------------------
 
 
+def say(text: str, *, err: bool = False) -> None:
+    """Print for a person. Every line the CLI prints goes through here (or emit, fail):
+    peer-controlled text in it (messages, names, bios, file names, a relay's error
+    message…) gets its terminal controls and bidi overrides made visible
+    (common.textsafe), so it can't retitle, clear or rewrite the terminal."""
+    typer.echo(for_terminal(text), err=err)
+
+
 def fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
+    say(f"error: {message}", err=True)
     return typer.Exit(1)
+
+
+def usage_error(message: str) -> typer.Exit:
+    """A usage mistake typer can't see (e.g. a missing either-or argument): exit 2."""
+    say(f"error: {message}", err=True)
+    return typer.Exit(2)
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
@@ -152,7 +178,7 @@ async def open_client(opts: Options) -> Any:
     # Argon2 runs in C without the GIL: unlock on a thread while the client's modules
     # import on this one (~0.1 s of a command's start-up).
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        unlocking = pool.submit(keystore.load, passphrase)
+        unlocking = pool.submit(keystore.load, passphrase, upgrade=True)
         from .service import Client
 
         secrets = await asyncio.wrap_future(unlocking)
@@ -168,7 +194,10 @@ async def with_client(opts: Options, body: Callable[[Any], Awaitable[T]]) -> T:
 
 
 def emit(opts: Options, obj: dict[str, Any], human: str) -> None:
-    typer.echo(json.dumps(obj, ensure_ascii=False) if opts.json else human)
+    if opts.json:  # exact JSON; C1 and bidi controls as \u escapes (json escapes C0)
+        typer.echo(json_for_terminal(json.dumps(obj, ensure_ascii=False)))
+    else:
+        say(human)
 
 
 def read_text(text: str) -> str:
@@ -319,7 +348,7 @@ def send(
     opts: Options = ctx.obj
     text = read_text(text) if text is not None else ""
     if attach is None and text == "":
-        raise fail("nothing to send: give a message, or a file with --attach")
+        raise usage_error("nothing to send: give a message, or a file with --attach")
 
     async def body(client: Any) -> tuple[Any, str]:
         from .cache import STATUS_NAMES
@@ -380,12 +409,16 @@ def inbox(
     opts: Options = ctx.obj
 
     async def show(client: Any) -> None:
-        for msg in await client.take_unshown():
+        # At least once: each message is written and flushed before any is marked shown.
+        # A crash in between prints it again (same id) next time, never not at all.
+        rows = await client.unshown()
+        for msg in rows:
             sender, group = await describe(client, msg)
             att = (await client.attachments(msg.peer, [msg.id])).get(msg.id)
             emit(opts, message_json(msg, sender, own=False, group=group, attachment=att),
                  line_of(msg, sender, group, attachment=att))
-        sys.stdout.flush()
+            sys.stdout.flush()
+        await client.mark_shown(rows)
 
     async def body(client: Any) -> None:
         await show(client)  # received earlier by another command but never printed
@@ -841,7 +874,7 @@ def group_send(
     opts: Options = ctx.obj
     text = read_text(text) if text is not None else ""
     if attach is None and text == "":
-        raise fail("nothing to send: give a message, or a file with --attach")
+        raise usage_error("nothing to send: give a message, or a file with --attach")
 
     async def body(client: Any) -> tuple[Any, str]:
         from .cache import STATUS_NAMES
@@ -922,8 +955,8 @@ def demo(
 
 
 # Importing these registers their commands on `app`: social (profile, follow, post…),
-# `story`, `poll`, `sticker`.
-from . import cli_polls, cli_social, cli_stories  # noqa: E402, F401
+# `story`, `poll`, `sticker`, `relay`.
+from . import cli_polls, cli_relay, cli_social, cli_stories  # noqa: E402, F401
 from .wallet import cli as _wallet_cli  # noqa: E402, F401  (the wallet commands)
 
 # main_options' options that take a value (tests/client/test_cli_startup.py keeps this

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .cli import Options, app, emit, fail, message_id, run, with_client
+from .cli import Options, app, emit, fail, message_id, run, say, with_client
 
 poll_app = typer.Typer(help="Polls in a chat or a group.", no_args_is_help=True)
 app.add_typer(poll_app, name="poll")
@@ -197,7 +197,7 @@ def pack_list(ctx: typer.Context, json_out: JsonOpt = False) -> None:
         for pack in packs:
             emit(opts, pack_json(pack), "")
     else:
-        typer.echo("\n".join(pack_lines(pack_json(p)) for p in packs) if packs else "(none)")
+        say("\n".join(pack_lines(pack_json(p)) for p in packs) if packs else "(none)")
 
 
 @sticker_app.command("send")

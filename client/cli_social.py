@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .cli import Options, app, emit, fail, fmt_time, run, with_client
+from .cli import Options, app, emit, fail, fmt_time, run, say, with_client
 
 profile_app = typer.Typer(help="Your public profile, and other people's.", no_args_is_help=True)
 app.add_typer(profile_app, name="profile")
@@ -136,7 +136,7 @@ def _print_list(opts: Options, views: list[Any]) -> None:
             emit(opts, {"handle": v.handle, "user_id": v.user.hex(), "at": v.at,
                         "approved": v.approved}, "")
     else:
-        typer.echo("\n".join(f"@{v.handle or '?'}" for v in views) if views else "(none)")
+        say("\n".join(f"@{v.handle or '?'}" for v in views) if views else "(none)")
 
 
 @app.command()
@@ -272,7 +272,7 @@ def feed(
         for v in views:
             emit(opts, post_json(v), "")
     else:
-        typer.echo("\n\n".join(post_lines(v) for v in views) if views else "(no posts)")
+        say("\n\n".join(post_lines(v) for v in views) if views else "(no posts)")
 
 
 # --- comments and reactions ----------------------------------------------------------------
@@ -312,8 +312,15 @@ def react_post(ctx: typer.Context, post_id: PostRef,
                emoji: Annotated[str, typer.Argument(help="The emoji (≤ 16 characters).")],
                remove: Annotated[bool, typer.Option("--remove", help="Withdraw it.")] = False,
                json_out: JsonOpt = False) -> None:
-    """React to a post with an emoji (public, on followers-only posts too), or --remove it."""
+    """React to a post with an emoji (public, on followers-only posts too), or --remove it.
+    A reaction is one emoji; a relay keeps a few per person and post (3 by default)."""
     opts = _opts(ctx, json_out)
+    from tenchat.common.social import is_reaction_emoji
+
+    if not remove and not is_reaction_emoji(emoji):
+        typer.echo(f"error: {emoji!r} is not one emoji: a reaction is a single emoji",
+                   err=True)
+        raise typer.Exit(2)
 
     async def body(client: Any) -> Any:
         await client.sync()
@@ -350,4 +357,4 @@ def comments(
         for v in views:
             emit(opts, comment_json(v), "")
     else:
-        typer.echo("\n\n".join(comment_lines(v) for v in views) if views else "(no comments)")
+        say("\n\n".join(comment_lines(v) for v in views) if views else "(no comments)")

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .cli import Options, app, emit, fail, fmt_time, run, with_client
+from .cli import Options, app, emit, fail, fmt_time, run, say, with_client
 
 story_app = typer.Typer(help="24-hour stories for your followers or close friends.",
                         no_args_is_help=True)
@@ -98,7 +98,7 @@ def story_list(ctx: typer.Context, json_out: JsonOpt = False) -> None:
         for v in views:
             emit(opts, story_json(v), "")
     else:
-        typer.echo("\n".join(story_line(v) for v in views) if views else "(no stories)")
+        say("\n".join(story_line(v) for v in views) if views else "(no stories)")
 
 
 def _image_path(out: Path, index: int, count: int) -> Path:
@@ -176,9 +176,9 @@ def story_viewers(
             emit(opts, {"story": story.hex(), "handle": v.handle, "user_id": v.user.hex(),
                         "at": v.at}, "")
     elif not viewers:
-        typer.echo("(no views yet)")
+        say("(no views yet)")
     else:
-        typer.echo("\n".join(f"@{v.handle or '?'}  {fmt_time(v.at)}" for v in viewers))
+        say("\n".join(f"@{v.handle or '?'}  {fmt_time(v.at)}" for v in viewers))
 
 
 @friends_app.command("add")
@@ -210,5 +210,5 @@ def friends_list(ctx: typer.Context, json_out: JsonOpt = False) -> None:
         for user, handle in friends:
             emit(opts, {"handle": handle, "user_id": user.hex()}, "")
     else:
-        typer.echo("\n".join(f"@{h or '?'}" for _, h in friends) if friends
+        say("\n".join(f"@{h or '?'}" for _, h in friends) if friends
                    else "(no close friends)")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
 import os
 import ssl
 from pathlib import Path
@@ -21,20 +22,33 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from ..common import frames as f
 from ..common.errors import ErrorCode, ProtocolError, TenchatError
-from ..common.identity import auth_message
+from ..common.identity import auth_message, relay_origin
 
 __all__ = [
     "RelayConnection", "RelayError", "RelayUnreachable", "ConnectionLost", "RateLimited",
-    "tls_context",
+    "RelayChanged", "tls_context",
 ]
 
 T = TypeVar("T", bound=msgspec.Struct)
 
 AGENT = "tenchat/0.1.0"
 
+log = logging.getLogger("tenchat.client.connection")
+
 
 class RelayUnreachable(TenchatError):
     """No connection could be made (or it failed before auth completed)."""
+
+
+class RelayChanged(RelayUnreachable):
+    """The relay at a URL announced another name than the one pinned on first use."""
+
+    def __init__(self, origin: str, announced: str, pinned: str) -> None:
+        self.origin, self.announced, self.pinned = origin, announced, pinned
+        super().__init__(
+            f"relay {origin} now calls itself {announced!r}, not {pinned!r} as when first "
+            f"used; if it was renamed on purpose, accept it with: tenchat relay trust {origin}"
+        )
 
 
 class ConnectionLost(TenchatError):
@@ -61,6 +75,24 @@ class RateLimited(RelayError):
 
 RATE_LIMIT_RETRIES = 3  # times a rate-limited request is sent again before giving up
 
+# A hostile relay must not be able to exhaust the client's memory (issue 12).
+# Frames: before the welcome, at most HELLO_FRAME bytes; after it, the relay's own
+# max_frame (never more than MAX_FRAME, the most a relay can be configured to) plus
+# FRAME_SLACK for the few fields a push adds around a frame the sender fitted into
+# max_frame. A larger frame closes the connection (1009) unread: websockets checks the
+# length in a frame's header before it reads the payload.
+MiB = 1024 * 1024
+HELLO_FRAME = 64 * 1024
+MAX_FRAME = 64 * MiB
+FRAME_SLACK = 64 * 1024
+FRAMES_BUFFERED = 4  # complete frames websockets holds before it stops reading the socket
+# Pushes wait in a queue until the client core has handled them; a relay that sends
+# them faster than they are handled fills it. Past PUSH_BYTES of frames (or PUSH_FRAMES
+# frames) the connection is dropped with a clear error: what was not acked comes again
+# on the next connection, by then the queue is empty.
+PUSH_BYTES = 32 * MiB
+PUSH_FRAMES = 20_000
+
 
 def tls_context(url: str, ca_file: str | Path | None) -> ssl.SSLContext | None:
     """For a wss:// URL: a context that verifies the relay's certificate against the
@@ -75,32 +107,48 @@ def tls_context(url: str, ca_file: str | Path | None) -> ssl.SSLContext | None:
 
 class RelayConnection:
     def __init__(self, url: str, *, user: bytes, sign: Any, timeout: float = 10.0,
-                 ca_file: str | Path | None = None, wallet_auth: Any = None) -> None:
+                 ca_file: str | Path | None = None, wallet_auth: Any = None,
+                 known: Path | None = None) -> None:
         self.url = url
         self.ca_file = ca_file if ca_file is not None else os.environ.get("TENCHAT_CA_FILE")
         self._user = user
         self._sign = sign  # callable(bytes) -> 64-byte signature
-        # callable(relay name, challenge) -> (SIWE text, 65-byte signature): sign in with a
+        # callable(origin, challenge) -> (SIWE text, 65-byte signature): sign in with a
         # linked wallet (wallet_auth frame) instead of the identity key
         self._wallet_auth = wallet_auth
+        # the known-relays file (client/known_relays.py): the relay's announced name is
+        # pinned per origin on first use and checked on every later connection
+        self._known = known
         self._timeout = timeout
         self._ids = itertools.count(1)
         self._waiting: dict[int, asyncio.Future[f.Reply]] = {}
         self._ws: ClientConnection | None = None
         self._reader: asyncio.Task[None] | None = None
-        self.pushes: asyncio.Queue[f.Reply | None] = asyncio.Queue()  # None: connection ended
+        # pushes waiting for next_push(), with their size; None: the connection ended
+        self.pushes: asyncio.Queue[tuple[f.Reply | None, int]] = asyncio.Queue()
+        self.push_bytes = 0  # sum of the sizes in self.pushes
+        self.error: str | None = None  # why the connection ended, when the client ended it
         self.authed: f.Authed | None = None
-        self.relay_name = ""
+        self.relay_name = ""  # as the relay announced it: shown, pinned, never signed
+        self.origin = ""  # relay_origin(url): what auth and SIWE sign
         self.max_frame = 1024 * 1024  # from welcome
         self.max_blob = 0  # from welcome: 0 = the relay stores no attachments
+        self.challenge = b""  # from welcome
+        self.register_pow = 0  # from welcome: proof-of-work bits a register needs
         self.closed = asyncio.Event()
 
     async def open(self) -> f.Authed:
+        try:
+            # What is signed is bound to what was dialled, never to what the relay says.
+            self.origin = relay_origin(self.url)
+        except ValueError as exc:
+            raise RelayUnreachable(str(exc)) from None
         context = tls_context(self.url, self.ca_file)
         tls: dict[str, Any] = {"ssl": context} if context is not None else {}
         try:
             self._ws = await asyncio.wait_for(
-                connect(self.url, compression=None, max_size=None, open_timeout=self._timeout,
+                connect(self.url, compression=None, max_size=HELLO_FRAME,
+                        max_queue=FRAMES_BUFFERED, open_timeout=self._timeout,
                         ping_interval=20, ping_timeout=20, close_timeout=2, **tls),
                 self._timeout,
             )
@@ -114,14 +162,28 @@ class RelayConnection:
                 raise RelayUnreachable(f"relay {self.url} sent {type(welcome).__name__} to hello")
             self.relay_name = welcome.relay
             self.max_frame, self.max_blob = welcome.max_frame, welcome.max_blob
+            assert self._ws is not None
+            self._ws.protocol.max_message_size = self.frame_limit
+            # A register on this connection needs a proof-of-work of this many bits.
+            self.challenge, self.register_pow = welcome.challenge, welcome.pow
+            known = None
+            if self._known is not None:
+                from .known_relays import KnownRelays
+
+                known = KnownRelays(self._known)
+                pinned = known.get(self.origin)
+                if pinned is not None and pinned != welcome.relay:
+                    raise RelayChanged(self.origin, welcome.relay, pinned)
             if self._wallet_auth is not None:
-                text, wsig = self._wallet_auth(welcome.relay, welcome.challenge)
+                text, wsig = self._wallet_auth(self.origin, welcome.challenge)
                 authed = await self.request(f.WalletAuth, message=text, sig=wsig)
             else:
-                sig = self._sign(auth_message(welcome.relay, welcome.challenge))
-                authed = await self.request(f.Auth, user=self._user, sig=sig)
+                sig = self._sign(auth_message(self.origin, welcome.challenge))
+                authed = await self.request(f.Auth, user=self._user, sig=sig, origin=self.origin)
             if not isinstance(authed, f.Authed) or authed.user != self._user:
                 raise RelayUnreachable(f"relay {self.url} sent a bad answer to auth")
+            if known is not None and known.get(self.origin) is None:
+                known.pin(self.origin, welcome.relay)
         except (ConnectionLost, RelayError) as exc:
             await self.close()
             raise RelayUnreachable(f"relay {self.url} refused the connection: {exc}") from None
@@ -130,6 +192,23 @@ class RelayConnection:
             raise
         self.authed = authed
         return authed
+
+    @property
+    def frame_limit(self) -> int:
+        """The largest frame read from the relay (after its welcome)."""
+        return max(0, min(self.max_frame, MAX_FRAME)) + FRAME_SLACK
+
+    async def next_push(self) -> f.Reply | None:
+        """The next push from the relay, in order; None once the connection has ended."""
+        frame, size = await self.pushes.get()
+        self.push_bytes -= size
+        return frame
+
+    def has_push(self) -> bool:
+        return not self.pushes.empty()
+
+    def _lost(self) -> ConnectionLost:
+        return ConnectionLost(self.error or "connection to the relay was lost")
 
     async def _read_loop(self) -> None:
         assert self._ws is not None
@@ -147,16 +226,29 @@ class RelayConnection:
                     if fut is not None and not fut.done():
                         fut.set_result(frame)
                     continue
-                self.pushes.put_nowait(frame)
-        except ConnectionClosed:
-            pass
+                if (self.push_bytes + len(data) > PUSH_BYTES
+                        or self.pushes.qsize() >= PUSH_FRAMES):
+                    self.error = (f"the relay {self.url} sent pushes faster than they could be "
+                                  f"handled (over {PUSH_BYTES // MiB} MiB or {PUSH_FRAMES} "
+                                  "waiting); disconnected")
+                    log.warning("%s", self.error)
+                    await self._ws.close(1008, "too many unhandled pushes")
+                    break
+                self.push_bytes += len(data)
+                self.pushes.put_nowait((frame, len(data)))
+        except ConnectionClosed as exc:
+            if exc.sent is not None and exc.sent.code == 1009 and not exc.rcvd_then_sent:
+                self.error = (f"the relay {self.url} sent a frame larger than the "
+                              f"{self._ws.protocol.max_message_size} bytes allowed; "
+                              "disconnected")
+                log.warning("%s", self.error)
         finally:
             for fut in self._waiting.values():
                 if not fut.done():
-                    fut.set_exception(ConnectionLost("connection to the relay was lost"))
+                    fut.set_exception(self._lost())
             self._waiting.clear()
             self.closed.set()
-            self.pushes.put_nowait(None)
+            self.pushes.put_nowait((None, 0))
 
     async def request(self, kind: type[T], /, **fields: Any) -> f.Reply:
         """Send one request and wait for its answer; RelayError for an error frame.
@@ -173,7 +265,7 @@ class RelayConnection:
 
     async def _request_once(self, kind: type[T], fields: dict[str, Any]) -> f.Reply:
         if self._ws is None or self.closed.is_set():
-            raise ConnectionLost("not connected to the relay")
+            raise ConnectionLost(self.error or "not connected to the relay")
         rid = next(self._ids)
         fut: asyncio.Future[f.Reply] = asyncio.get_running_loop().create_future()
         self._waiting[rid] = fut
@@ -181,7 +273,7 @@ class RelayConnection:
             await self._ws.send(f.encode(kind(id=rid, **fields)))
         except ConnectionClosed:
             self._waiting.pop(rid, None)
-            raise ConnectionLost("connection to the relay was lost") from None
+            raise self._lost() from None
         try:
             reply = await asyncio.wait_for(fut, self._timeout)
         except TimeoutError:
@@ -199,6 +291,25 @@ class RelayConnection:
         if self._reader is not None:
             with contextlib.suppress(Exception):
                 await self._reader
+
+
+async def announced_name(url: str, *, ca_file: str | Path | None = None,
+                         timeout: float = 10.0) -> str:
+    """The name the relay at ``url`` announces in its welcome (hello only, no auth)."""
+    context = tls_context(url, ca_file)
+    tls: dict[str, Any] = {"ssl": context} if context is not None else {}
+    try:
+        async with connect(url, compression=None, open_timeout=timeout, **tls) as ws:
+            await ws.send(f.encode(f.Hello(id=1, versions=list(f.SUPPORTED_VERSIONS),
+                                           agent=AGENT)))
+            reply = f.decode_reply(await asyncio.wait_for(ws.recv(), timeout))  # type: ignore[arg-type]
+    except (OSError, InvalidHandshake, InvalidURI, TimeoutError, ConnectionClosed,
+            ProtocolError) as exc:
+        raise RelayUnreachable(f"cannot reach relay {url}: {str(exc) or type(exc).__name__}") \
+            from None
+    if not isinstance(reply, f.Welcome):
+        raise RelayUnreachable(f"relay {url} sent {type(reply).__name__} to hello")
+    return reply.relay
 
 
 def is_not_found(exc: RelayError) -> bool:

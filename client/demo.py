@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from ..common.errors import TenchatError
+from ..common.textsafe import for_terminal
 from .cache import MessageRow
 from .keystore import Keystore
 from .service import Client
@@ -77,10 +78,12 @@ async def run_demo(where: Path) -> None:
 
         def show(rows: list[MessageRow]) -> None:
             for row in rows:
-                print(f"  @{BOT}: {row.text}", flush=True)
+                print(f"  @{BOT}: {for_terminal(row.text)}", flush=True)
 
         async def printer(rows: list[MessageRow]) -> None:
-            show(await you.take_unshown())  # type: ignore[union-attr]
+            rows = await you.unshown()  # type: ignore[union-attr]
+            show(rows)
+            await you.mark_shown(rows)  # type: ignore[union-attr]
 
         you_task = asyncio.create_task(you.sync(follow=True, on_messages=printer))
         print(f"tenchat demo — relay {url}, data in {where}\n"

@@ -37,6 +37,7 @@ from ..common.groups import (
     sign_change,
 )
 from ..common.identity import fingerprint
+from ..common.padding import pad
 from .cache import MessageRow
 from .connection import RelayError
 from .events import ConversationChanged, Event, TypingChanged
@@ -304,7 +305,7 @@ class GroupService:
             for user in missing:
                 await self.c._queue_content(user, os.urandom(16), dist)
             await self.c.cache.mark_sender_key_sent(group, missing, key.chain_id)
-        envelope = key.encrypt(body, group + self.c.user)
+        envelope = key.encrypt(pad(body), group + self.c.user)
         await self.c.cache.set_my_sender_key(group, key.to_bytes())
         await self.c.cache.outbox_add(msg_id, group, envelope, _now(), kind="group",
                                       expires_at=expires_at)
@@ -323,7 +324,8 @@ class GroupService:
                 len(state.roles) > TYPING_MAX_MEMBERS:
             return None
         key = SenderKey.from_bytes(row[1])
-        envelope = key.encrypt(c.encode_content(c.Typing(active=active)), group + self.c.user)
+        envelope = key.encrypt(pad(c.encode_content(c.Typing(active=active))),
+                               group + self.c.user)
         await self.c.cache.set_my_sender_key(group, key.to_bytes())
         return envelope
 

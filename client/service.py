@@ -26,13 +26,38 @@ import msgspec
 from ..common import content as c
 from ..common import frames as f
 from ..common.crypto.errors import CryptoError
-from ..common.crypto.keys import IdentityKey, make_one_time_prekeys, make_signed_prekey
+from ..common.crypto.keys import (
+    IdentityKey,
+    X25519KeyPair,
+    make_one_time_prekeys,
+    make_signed_prekey,
+)
 from ..common.crypto.media import MediaRef
+from ..common.crypto.prekeys import (
+    DAY_MS,
+    PrekeyPolicy,
+    otks_to_delete,
+    spk_rotation_due,
+    spks_to_delete,
+)
 from ..common.crypto.safety import safety_number
-from ..common.crypto.session import Session, envelope_ephemeral, envelope_kind
+from ..common.crypto.session import (
+    MAX_PREVIOUS_SESSIONS,
+    Session,
+    SessionRecord,
+    envelope_kind,
+)
 from ..common.errors import ProtocolError, TenchatError
 from ..common.groups import GroupState, can_pin
-from ..common.identity import fingerprint, handle_message, normalize_handle, verify_signature
+from ..common.identity import (
+    fingerprint,
+    handle_message,
+    normalize_handle,
+    signed_prekey_message,
+    solve_pow,
+    verify_signature,
+)
+from ..common.padding import pad
 from . import media
 from .cache import DELIVERED, PENDING, READ, SENT, Cache, ContactRow, MessageRow, Txn
 from .connection import ConnectionLost, RelayConnection, RelayError, RelayUnreachable
@@ -52,7 +77,9 @@ from .events import (
 )
 from .events import StoryViewed as StoryViewedEvent
 from .groups import GroupError, GroupService
+from .homelock import HomeLock
 from .keystore import Keystore, Secrets
+from .known_relays import known_relays_path
 from .media import AttachmentError
 from .polls import PollService
 
@@ -68,6 +95,9 @@ log = logging.getLogger("tenchat.client")
 
 OTK_BATCH = 100  # one-time prekeys published at a time
 OTK_LOW = 20  # refill when the relay holds fewer than this
+SPK_PUBLISHED = "spk_published"  # meta: key id of the signed prekey the relay last accepted
+OTK_NEXT = "otk_next"  # meta: the next one-time prekey id (never reused)
+OTK_PUBLISHED = "otk_published"  # meta: the highest one-time prekey id the relay confirmed
 SEND_WINDOW = 64  # outbox envelopes in flight at once
 
 # Reconnecting (sync(follow=True), so run(), the TUI and `inbox --follow`): the wait before
@@ -203,7 +233,9 @@ class Client:
         self.cache = cache
         self._conn: RelayConnection | None = None
         self._conn_lock = asyncio.Lock()
-        self._crypto_lock = asyncio.Lock()  # one cache transaction at a time
+        # One cache transaction at a time, in this process and across processes on this
+        # home (an OS file lock per transaction: client/homelock.py).
+        self._crypto_lock = HomeLock(home)
         self._refill: asyncio.Task[None] | None = None
         self._listeners: list[Listener] = []
         self.groups = GroupService(self)
@@ -257,10 +289,15 @@ class Client:
         secrets = Secrets(identity_seed=identity.seed, storage_key=os.urandom(32),
                           handle=handle, relay=relay_url)
         conn = RelayConnection(relay_url, user=identity.public, sign=identity.sign,
-                               ca_file=ca_file_of(home, relay_url))
+                               ca_file=ca_file_of(home, relay_url),
+                               known=known_relays_path(home))
         await conn.open()
         try:
-            await conn.request(f.Register, handle=handle, invite=invite,
+            nonce = b""
+            if conn.register_pow:  # the relay asks a proof-of-work (docs/protocol.md)
+                nonce = await asyncio.to_thread(solve_pow, conn.challenge, identity.public,
+                                                handle, conn.register_pow)
+            await conn.request(f.Register, handle=handle, invite=invite, pow=nonce,
                                sig=identity.sign(handle_message(handle, identity.public)))
             spk = make_signed_prekey(identity, 1)
             otks = make_one_time_prekeys(1, OTK_BATCH)
@@ -276,13 +313,17 @@ class Client:
         await cache.put_prekey("spk", spk.key_id, spk.public, spk.private, now)
         for k in otks:
             await cache.put_prekey("otk", k.key_id, k.public, k.private, now)
+        await cache.set_meta(SPK_PUBLISHED, spk.key_id)
+        await cache.set_meta(OTK_NEXT, OTK_BATCH + 1)
+        await cache.set_meta(OTK_PUBLISHED, OTK_BATCH)
         await cache.commit()
         keystore.save(secrets, passphrase)
         return cls(home, relay_url, secrets, cache)
 
     @classmethod
     async def unlock(cls, home: Path, relay_url: str | None, passphrase: str) -> Client:
-        return await cls.from_secrets(home, relay_url, Keystore.in_home(home).load(passphrase))
+        return await cls.from_secrets(home, relay_url,
+                                     Keystore.in_home(home).load(passphrase, upgrade=True))
 
     @classmethod
     async def from_secrets(cls, home: Path, relay_url: str | None, secrets: Secrets) -> Client:
@@ -296,6 +337,7 @@ class Client:
             task.cancel()
         await self._drop_connection()
         await self.cache.close()
+        self._crypto_lock.close()
 
     async def __aenter__(self) -> Client:
         return self
@@ -344,19 +386,25 @@ class Client:
         async with self._conn_lock:
             if self._conn is None or self._conn.closed.is_set():
                 conn = RelayConnection(self.relay_url, user=self.user, sign=self.identity.sign,
-                                       ca_file=ca_file_of(self.home, self.relay_url))
+                                       ca_file=ca_file_of(self.home, self.relay_url),
+                                       known=known_relays_path(self.home))
                 authed = await conn.open()
                 self._conn = conn
                 await self._tell_relay_privacy(conn)
-                if authed.otk_count < OTK_LOW:
-                    # In the background: the caller may hold the cache lock the refill needs.
-                    self._refill = asyncio.create_task(self._refill_prekeys(conn))
+                # Also when we hold far more private keys than the relay does plus the
+                # few handed-out ones we keep (a home from before keys were pruned).
+                refill = authed.otk_count < OTK_LOW or await self.cache.prekey_count(
+                    "otk") > authed.otk_count + self.prekey_policy.keep_taken + OTK_BATCH
+                if refill or await self._spk_due(now_ms()):
+                    # In the background: the caller may hold the cache lock the upkeep needs.
+                    self._refill = asyncio.create_task(
+                        self.maintain_prekeys(conn, refill=refill))
             return self._conn
 
     async def _tell_relay_privacy(self, conn: RelayConnection) -> None:
-        """The relay enforces two privacy controls for us: presence hiding and blocks."""
-        if await self.setting("hide_presence"):
-            await conn.request(f.Privacy, hide_presence=True)
+        """The relay enforces two privacy controls for us: presence hiding and blocks.
+        hide_presence is sent either way: off must undo an earlier on."""
+        await conn.request(f.Privacy, hide_presence=await self.setting("hide_presence"))
         for contact in await self.cache.contacts():
             if contact.blocked:
                 await conn.request(f.Block, user=contact.user, blocked=True)
@@ -373,16 +421,110 @@ class Client:
             await self._conn.close()
             self._conn = None
 
-    async def _refill_prekeys(self, conn: RelayConnection) -> None:
-        start = await self.cache.max_prekey_id("otk") + 1
-        otks = make_one_time_prekeys(start, OTK_BATCH)
-        now = now_ms()
+    @functools.cached_property
+    def prekey_policy(self) -> PrekeyPolicy:
+        """Signed prekey rotation and grace from HOME/config.toml ([prekeys])."""
+        from .settings import SettingsError, load_settings
+
+        try:
+            settings = load_settings(self.home)
+        except SettingsError as exc:
+            raise TenchatError(str(exc)) from None
+        return PrekeyPolicy(rotate_ms=int(settings.spk_rotate_days * DAY_MS),
+                            grace_ms=int(settings.spk_grace_days * DAY_MS))
+
+    async def _spk_due(self, now: int) -> bool:
+        """A new signed prekey is due, or the newest one never reached the relay."""
+        spks = await self.cache.prekey_ages("spk")
+        published = await self.cache.get_meta(SPK_PUBLISHED)
+        return spk_rotation_due(spks, now, self.prekey_policy) or (
+            published is not None and spks != [] and int(published) != spks[-1][0])
+
+    async def maintain_prekeys(self, conn: RelayConnection, *, refill: bool,
+                               now: int | None = None) -> None:
+        """Prekey upkeep (common/crypto/prekeys.py): make and publish a new signed prekey
+        when one is due and delete replaced ones past their grace; with ``refill``, publish
+        again a batch whose publish was never confirmed, ask the relay's count, publish a
+        batch of one-time prekeys if it is low, and delete the private ones the relay no
+        longer holds beyond the policy's few. Under the home's lock, relay round trips
+        included, so two processes never number keys alike or rotate twice."""
+        now = now_ms() if now is None else now
+        policy = self.prekey_policy
         async with self._crypto_lock:
+            try:
+                await self._rotate_spk(conn, now, policy)
+                if refill:
+                    await self._refill_otks(conn, now, policy)
+            except BaseException:
+                await self.cache.rollback()
+                raise
+
+    async def _rotate_spk(self, conn: RelayConnection, now: int, policy: PrekeyPolicy) -> None:
+        spks = await self.cache.prekey_ages("spk")
+        raw = await self.cache.get_meta(SPK_PUBLISHED)
+        # Homes made before this was recorded published their only signed prekey at init.
+        published = int(raw) if raw is not None else (spks[-1][0] if spks else 0)
+        if spk_rotation_due(spks, now, policy):
+            spk = make_signed_prekey(self.identity, spks[-1][0] + 1 if spks else 1)
+            # Stored (durably) before the relay hands it out: never a public key on the
+            # relay whose private half we lack.
+            await self.cache.put_prekey("spk", spk.key_id, spk.public, spk.private, now)
+            await self.cache.commit()
+            spks.append((spk.key_id, now))
+        newest_id = spks[-1][0]
+        if newest_id != published:
+            private = await self.cache.prekey_private("spk", newest_id)
+            assert private is not None
+            pub = X25519KeyPair.from_private(private).public
+            await conn.request(f.PublishPrekeys, user=self.user, spk=f.SignedPrekey(
+                key_id=newest_id, pub=pub, sig=self.identity.sign(signed_prekey_message(pub))))
+            await self.cache.set_meta(SPK_PUBLISHED, newest_id)
+            published = newest_id
+        # Only what the relay has seen replaced counts: a rotation whose publish failed
+        # doesn't start the old key's grace.
+        gone = spks_to_delete([s for s in spks if s[0] <= published], now, policy)
+        if gone:
+            await self.cache.delete_prekeys("spk", gone)
+        await self.cache.commit()
+
+    async def _refill_otks(self, conn: RelayConnection, now: int, policy: PrekeyPolicy
+                           ) -> None:
+        # A batch stored but never confirmed (the connection dropped): publish it again.
+        # The relay ignores ids it already holds, so this is safe either way, and then
+        # "the relay holds our highest ids" is true again.
+        raw = await self.cache.get_meta(OTK_PUBLISHED)
+        if raw is not None and (unconfirmed := await self.cache.prekey_publics("otk", int(raw))):
+            await self._publish_otks(conn, unconfirmed)
+        # The relay's count now (a publish of nothing answers it): a prekeys_low push is
+        # old news once a refill has run, and a drain sends up to otk_low of them.
+        status = await conn.request(f.PublishPrekeys, user=self.user)
+        assert isinstance(status, f.PrekeyStatus)
+        if status.otk_count < OTK_LOW:
+            raw = await self.cache.get_meta(OTK_NEXT)
+            start = max(int(raw) if raw is not None else 1,
+                        await self.cache.max_prekey_id("otk") + 1)
+            otks = make_one_time_prekeys(start, OTK_BATCH)
             for k in otks:
                 await self.cache.put_prekey("otk", k.key_id, k.public, k.private, now)
-            await self.cache.commit()
-        await conn.request(f.PublishPrekeys, user=self.user,
-                           otks=[f.OneTimePrekey(key_id=k.key_id, pub=k.public) for k in otks])
+            await self.cache.set_meta(OTK_NEXT, start + OTK_BATCH)
+            await self.cache.commit()  # durable before the relay can hand any of them out
+            status = await self._publish_otks(conn, [(k.key_id, k.public) for k in otks])
+        held = [key_id for key_id, _ in await self.cache.prekey_ages("otk")]
+        gone = otks_to_delete(held, status.otk_count, policy)
+        if gone:
+            await self.cache.delete_prekeys("otk", gone)
+            log.info("deleted %d one-time prekeys the relay no longer holds", len(gone))
+        await self.cache.commit()
+
+    async def _publish_otks(self, conn: RelayConnection, keys: list[tuple[int, bytes]]
+                            ) -> f.PrekeyStatus:
+        status = await conn.request(
+            f.PublishPrekeys, user=self.user,
+            otks=[f.OneTimePrekey(key_id=key_id, pub=pub) for key_id, pub in keys])
+        assert isinstance(status, f.PrekeyStatus)
+        await self.cache.set_meta(OTK_PUBLISHED, keys[-1][0])
+        await self.cache.commit()
+        return status
 
     # --- peers --------------------------------------------------------------------------
 
@@ -517,15 +659,13 @@ class Client:
     # --- sending ------------------------------------------------------------------------
 
     async def _encrypt(self, peer: bytes, plaintext: bytes) -> bytes:
-        """Encrypt for ``peer`` on the current session (starting one if needed).
+        """Encrypt for ``peer`` on the current session (starting one if needed), padded.
 
-        Saves the advanced session in the open transaction; the caller commits.
+        Saves the advanced session in the open transaction; the caller commits. The caller
+        holds the home's lock, so no other process starts a second session meanwhile.
         """
-        sessions = await self.cache.sessions(peer)
-        if sessions:
-            row_id, state = sessions[0]
-            session = Session.from_bytes(state)
-        else:
+        record = SessionRecord.from_states(await self.cache.sessions(peer))
+        if record.current is None:
             conn = await self.connection()
             try:
                 bundle = await conn.request(f.FetchBundle, user=peer)
@@ -536,14 +676,23 @@ class Client:
             assert isinstance(bundle, f.Bundle)
             if bundle.user != peer:
                 raise PeerError("the relay returned a prekey bundle for another identity")
-            session = Session.initiate(
+            record.install(Session.initiate(
                 self.identity, peer, bundle.spk.key_id, bundle.spk.pub, bundle.spk.sig,
                 bundle.otk.key_id if bundle.otk else None, bundle.otk.pub if bundle.otk else None,
-            )
-            row_id = None
-        envelope = session.encrypt(plaintext)
-        await self.cache.save_session(peer, row_id, session.to_bytes(), now_ms())
+            ))
+        envelope = record.encrypt(pad(plaintext))  # common/padding.py: sizes say little
+        await self._save_record(peer, record)
         return envelope
+
+    async def _save_record(self, peer: bytes, record: SessionRecord) -> None:
+        """Store what ``record`` changed (in the open transaction), in the order it was
+        used, so the stored order (used_at) is the record's: the current one first."""
+        now = now_ms()
+        for row_id, session in record.changed:
+            await self.cache.save_session(peer, row_id, session.to_bytes(), now,
+                                          keep=1 + MAX_PREVIOUS_SESSIONS)
+        if record.dropped:
+            await self.cache.delete_sessions(record.dropped)
 
     async def send_text(self, peer: str, text: str, *,
                         reply_to: bytes | None = None) -> MessageRow:
@@ -693,12 +842,14 @@ class Client:
         queued, and the other peers' messages go on.
         """
         failed: dict[bytes, TenchatError] = {}
-        deferred = await self.cache.outbox_deferred()
-        if not deferred:
+        if not await self.cache.outbox_deferred():
             return failed
         stuck: set[bytes] = set()  # peers with a failed item: keep their messages in order
         async with self._crypto_lock:
             try:
+                # Again under the lock: another process on this home may have encrypted
+                # some of them meanwhile (they are in the outbox now, not deferred).
+                deferred = await self.cache.outbox_deferred()
                 for msg_id, peer, body in deferred:
                     if peer in stuck:
                         failed[msg_id] = TenchatError("waiting for an earlier message")
@@ -796,35 +947,28 @@ class Client:
     # --- receiving ----------------------------------------------------------------------
 
     async def _decrypt(self, sender: bytes, envelope: bytes) -> bytes:
-        """Decrypt with the sender's sessions, or start one from a prekey envelope.
+        """Decrypt with the sender's sessions (common.crypto.session.SessionRecord: the one
+        that decrypts becomes current), or start one from a prekey envelope.
 
         A prekey envelope whose ephemeral key matches a session we hold belongs to
         that session: it is never used to start a second one, so a replayed first
         message (which X3DH alone can't tell apart without a one-time prekey) fails.
         """
-        kind = envelope_kind(envelope)
-        ephemeral = envelope_ephemeral(envelope) if kind == "prekey" else None
-        sessions = [(row_id, Session.from_bytes(state))
-                    for row_id, state in await self.cache.sessions(sender)]
-        if ephemeral is not None:
-            sessions = [(r, s) for r, s in sessions if s.ephemeral == ephemeral]
-        for row_id, session in sessions:
-            try:
-                plaintext = session.decrypt(envelope)
-            except CryptoError:
-                continue
-            await self.cache.save_session(sender, row_id, session.to_bytes(), now_ms())
-            return plaintext
-        if ephemeral is None or sessions:
-            raise CryptoError("no session decrypts this message")
-        spks = await self.cache.prekey_privates("spk")
-        otks = await self.cache.prekey_privates("otk")
-        session, plaintext = Session.respond(
-            self.identity, sender, envelope, spks.get, otks.get
-        )
-        if session.used_otk_id is not None:
-            await self.cache.delete_prekey("otk", session.used_otk_id)
-        await self.cache.save_session(sender, None, session.to_bytes(), now_ms())
+        record = SessionRecord.from_states(await self.cache.sessions(sender))
+        try:
+            plaintext, used_otk = record.decrypt(envelope)
+        except CryptoError:
+            if envelope_kind(envelope) != "prekey":
+                raise
+            # Perhaps a new session: only now read the private prekeys.
+            spks = await self.cache.prekey_privates("spk")
+            otks = await self.cache.prekey_privates("otk")
+            plaintext, used_otk = record.decrypt(
+                envelope, identity=self.identity, sender=sender,
+                spk_private_for=spks.get, otk_private_for=otks.get)
+        await self._save_record(sender, record)
+        if used_otk is not None:
+            await self.cache.delete_prekey("otk", used_otk)
         return plaintext
 
     async def receive(self, items: list[f.Deliver | f.GroupDeliver]) -> list[MessageRow]:
@@ -929,15 +1073,15 @@ class Client:
                 contact = tx.contact(item.sender)
                 if contact is not None and contact.blocked:
                     continue
-                opened: bytes | CryptoError = CryptoError("no session decrypts this message")
-                for row_id, state in tx.sessions(item.sender):
-                    session = Session.from_bytes(state)
-                    try:
-                        opened = session.decrypt(item.body)
-                    except CryptoError:
-                        continue
+                opened: bytes | CryptoError
+                record = SessionRecord.from_states(tx.sessions(item.sender))
+                try:
+                    opened = record.decrypt(item.body)[0]
+                except CryptoError as exc:
+                    opened = exc
+                for row_id, session in record.changed:  # no new session on this path
+                    assert row_id is not None
                     tx.update_session(row_id, session.to_bytes(), now)
-                    break
                 out.append((item.sender, opened))
             return out
 
@@ -1022,6 +1166,12 @@ class Client:
             case c.Receipt():
                 status = READ if content.kind == c.READ else DELIVERED
                 if content.group is not None:
+                    # A receipt for our group message counts only from a member of that
+                    # group (as we know it): anyone else could mark our messages read.
+                    state = await self.groups.state(content.group)
+                    if in_group or state is None or author not in state.roles:
+                        log.info("dropped a receipt naming a group its sender is not in")
+                        return
                     target_conv = content.group
                     await self.cache.record_receipts(target_conv, content.ids, author, status)
                 else:
@@ -1145,21 +1295,21 @@ class Client:
         total = 0
         batch: list[f.Deliver | f.GroupDeliver] = []
         while True:
-            frame = await conn.pushes.get()
+            frame = await conn.next_push()
             if frame is None:
                 if batch:
                     total += await self._deliver_batch(batch, on_messages)
-                raise ConnectionLost("connection to the relay was lost")
+                raise ConnectionLost(conn.error or "connection to the relay was lost")
             if isinstance(frame, f.Deliver | f.GroupDeliver):
                 batch.append(frame)
-                if len(batch) < 256 and not conn.pushes.empty():
+                if len(batch) < 256 and conn.has_push():
                     continue
             if batch:
                 total += await self._deliver_batch(batch, on_messages)
                 batch = []
                 await self.flush_outbox()
             if isinstance(frame, f.PrekeysLow):
-                await self._refill_prekeys(conn)
+                await self.maintain_prekeys(conn, refill=True)
             elif isinstance(frame, f.Presence):
                 self._presence(frame.user, frame.online)
             elif isinstance(frame, f.Synced) and not follow:
@@ -1189,11 +1339,23 @@ class Client:
                 await result
         return len(new)
 
-    async def take_unshown(self) -> list[MessageRow]:
-        """Received messages no `inbox` has printed yet; marks them printed."""
+    async def unshown(self) -> list[MessageRow]:
+        """Received messages no `inbox` has printed yet (see mark_shown)."""
+        return await self.cache.unshown()
+
+    async def mark_shown(self, rows: list[MessageRow]) -> None:
+        """Record that ``rows`` were printed — only once they were written and flushed, so
+        a crash in between prints them again (same id) rather than never."""
+        if not rows:
+            return
         async with self._crypto_lock:
-            rows = await self.cache.take_unshown()
+            await self.cache.mark_shown(rows)
             await self.cache.commit()
+
+    async def take_unshown(self) -> list[MessageRow]:
+        """unshown() marked shown at once (at-most-once: for callers that only look)."""
+        rows = await self.unshown()
+        await self.mark_shown(rows)
         return rows
 
     async def mark_read(self, peer: str | bytes) -> int:
@@ -1360,7 +1522,7 @@ class Client:
                 return None
             row_id, state = sessions[0]
             session = Session.from_bytes(state)
-            envelope = session.encrypt(plaintext)
+            envelope = session.encrypt(pad(plaintext))
             # Committed (durably) before the envelope leaves: a sending chain that rolled
             # back after a crash would reuse this message key.
             tx.update_session(row_id, session.to_bytes(), now)

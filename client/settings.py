@@ -8,6 +8,9 @@
     do_not_disturb = false
     [keys]
     search = "ctrl+f"          # action name = key (Textual key syntax)
+    [prekeys]
+    rotate_days = 7            # make a new signed prekey this often
+    grace_days = 30            # keep the replaced one this long (prekey envelopes in flight)
 
 Unknown keys are an error with the key named, so a typo never silently does nothing.
 """
@@ -38,6 +41,8 @@ class Settings:
     do_not_disturb: bool = False
     keys: dict[str, str] = field(default_factory=dict)  # action name -> key
     ca_file: str = ""  # a PEM CA file to verify a wss:// relay with, instead of the system's
+    spk_rotate_days: float = 7.0  # [prekeys] rotate_days
+    spk_grace_days: float = 30.0  # [prekeys] grace_days
 
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)
@@ -50,6 +55,13 @@ def _bool(table: dict[str, Any], key: str, default: bool, where: str) -> bool:
     return value
 
 
+def _days(table: dict[str, Any], key: str, default: float, where: str) -> float:
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 3650:
+        raise SettingsError(f"{where}: prekeys.{key} must be a number of days in (0, 3650]")
+    return float(value)
+
+
 def load_settings(home: Path) -> Settings:
     path = home / FILENAME
     try:
@@ -59,7 +71,7 @@ def load_settings(home: Path) -> Settings:
         return Settings()
     except tomllib.TOMLDecodeError as exc:
         raise SettingsError(f"{path} is not valid TOML: {exc}") from None
-    unknown = set(data) - {"theme", "notifications", "keys", "ca_file"}
+    unknown = set(data) - {"theme", "notifications", "keys", "ca_file", "prekeys"}
     if unknown:
         raise SettingsError(f"{path}: unknown key(s): {', '.join(sorted(unknown))}")
     notes = data.get("notifications", {})
@@ -77,7 +89,15 @@ def load_settings(home: Path) -> Settings:
     ca_file = data.get("ca_file", "")
     if not isinstance(ca_file, str):
         raise SettingsError(f"{path}: ca_file must be a string")
+    prekeys = data.get("prekeys", {})
+    if not isinstance(prekeys, dict):
+        raise SettingsError(f"{path}: [prekeys] must be a table")
+    unknown = set(prekeys) - {"rotate_days", "grace_days"}
+    if unknown:
+        raise SettingsError(f"{path}: unknown prekeys key(s): {', '.join(sorted(unknown))}")
     return Settings(
+        spk_rotate_days=_days(prekeys, "rotate_days", Settings.spk_rotate_days, str(path)),
+        spk_grace_days=_days(prekeys, "grace_days", Settings.spk_grace_days, str(path)),
         ca_file=ca_file,
         theme=theme,
         bell=_bool(notes, "bell", True, str(path)),
@@ -100,5 +120,9 @@ def save_settings(home: Path, settings: Settings) -> None:
              f"desktop = {str(settings.desktop_notifications).lower()}",
              f"do_not_disturb = {str(settings.do_not_disturb).lower()}", "", "[keys]"]
     lines += [f"{action} = {_toml_str(key)}" for action, key in sorted(settings.keys.items())]
+    if (settings.spk_rotate_days, settings.spk_grace_days) != (Settings.spk_rotate_days,
+                                                               Settings.spk_grace_days):
+        lines += ["", "[prekeys]", f"rotate_days = {settings.spk_rotate_days!r}",
+                  f"grace_days = {settings.spk_grace_days!r}"]
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
     (home / FILENAME).write_text("\n".join(lines) + "\n")

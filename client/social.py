@@ -56,6 +56,7 @@ class FollowView:
     handle: str | None
     at: int  # the follower's clock when they asked
     approved: bool  # carries the owner's signed approval
+    approved_at: int = 0  # the owner's clock in that approval (0: none)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +91,22 @@ def _now_ms() -> int:
     import time
 
     return time.time_ns() // 1_000_000
+
+
+def _overruled(view: FollowView, removed: dict[bytes, int], kind: str, *,
+               private: bool | None = None) -> bool:
+    """True if the owner removed / denied ``view.user`` at or after the records that make
+    them a follower (or requester): a relay replaying the old follow and approval can't
+    bring them back. Only an approval signed after the removal (or, unless the account
+    is known to be private, a follow request made after it) counts."""
+    at = removed.get(view.user)
+    if at is None:
+        return False
+    if view.approved and view.approved_at > at:
+        return False
+    if kind == "requests" or private is False:
+        return view.at <= at
+    return True
 
 
 class SocialService:
@@ -189,6 +206,7 @@ class SocialService:
         follower = (await self.client.resolve(peer)).user
         record = s.sign_approval(s.Approval(owner=self.client.user, follower=follower,
                                             at=_now_ms()), self.client.identity.sign)
+        await self._set_removed(follower, None)  # this approval is newer than any removal
         conn = await self.client.connection()
         try:
             await conn.request(f.ApproveReq, record=record)
@@ -199,8 +217,12 @@ class SocialService:
         await self.sync_audience()  # the new follower gets the current audience key
 
     async def deny(self, peer: str) -> None:
-        """Deny a follow request, or remove a follower."""
+        """Deny a follow request, or remove a follower. Kept here first: from now on this
+        client counts them as a follower only on a signed approval (or, for a public
+        account, a follow request) made after this moment, whatever list the relay sends
+        back later; then the relay is asked to drop them."""
         follower = (await self.client.resolve(peer)).user
+        await self._set_removed(follower, _now_ms())
         conn = await self.client.connection()
         await conn.request(f.RemoveFollower, user=follower)
         # A removed follower held the audience key: the check rotates it.
@@ -219,7 +241,40 @@ class SocialService:
 
     async def _list(self, user: bytes, kind: str) -> list[FollowView]:
         out = await self._verified(user, kind)
-        return [FollowView(v.user, await self._handle(v.user), v.at, v.approved) for v in out]
+        if user == self.client.user and kind in ("followers", "requests"):
+            removed = await self.removed()
+            if removed:
+                profile = await self.fetch_profile(user)
+                private = profile is not None and profile.private
+                out = [v for v in out if not _overruled(v, removed, kind, private=private)]
+        return [FollowView(v.user, await self._handle(v.user), v.at, v.approved,
+                           v.approved_at) for v in out]
+
+    # --- removals and denials, kept here --------------------------------------------------
+
+    async def removed(self) -> dict[bytes, int]:
+        """Followers removed and requests denied from this device: user -> when (ms).
+        The author's own decision: no list the relay sends can undo it."""
+        import json
+
+        raw = await self.client.cache.get_meta("social_removed")
+        if not raw:
+            return {}
+        return {bytes.fromhex(k): int(v) for k, v in json.loads(raw).items()}
+
+    async def _set_removed(self, user: bytes, at: int | None) -> None:
+        import json
+
+        async with self.client._crypto_lock:
+            current = await self.removed()
+            if at is None:
+                if current.pop(user, None) is None:
+                    return
+            else:
+                current[user] = at
+            await self.client.cache.set_meta(
+                "social_removed", json.dumps({k.hex(): v for k, v in current.items()}).encode())
+            await self.client.cache.commit()
 
     async def _verified(self, user: bytes, kind: str) -> list[FollowView]:
         conn = await self.client.connection()
@@ -253,7 +308,8 @@ class SocialService:
             log.warning("dropped a %s entry about someone else", kind)
             return None
         other = rec.target if kind == "following" else rec.follower
-        return FollowView(other, None, rec.at, approval is not None)
+        return FollowView(other, None, rec.at, approval is not None,
+                          approval.at if approval is not None else 0)
 
 
     # --- audience keys --------------------------------------------------------------------
@@ -270,8 +326,10 @@ class SocialService:
         me = self.client.user
         profile = await self.fetch_profile(me)
         private = profile is not None and profile.private
+        removed = await self.removed()
         followers = {v.user for v in await self._verified(me, "followers")
-                     if v.approved or not private}
+                     if (v.approved or not private)
+                     and not _overruled(v, removed, "followers", private=private)}
         cache = self.client.cache
         sent = False
         async with self.client._crypto_lock:
@@ -474,6 +532,8 @@ class SocialService:
         plaintext, on followers-only posts too."""
         if not emoji or len(emoji) > s.MAX_EMOJI:
             raise SocialError(f"an emoji is 1 to {s.MAX_EMOJI} characters")
+        if not remove and not s.is_reaction_emoji(emoji):
+            raise SocialError(f"{emoji!r} is not one emoji: a reaction is a single emoji")
         post = await self.find_post(ref)
         reaction = s.Reaction(author=self.client.user, post_id=post.id,
                               post_author=post.author, emoji=emoji, created_at=_now_ms(),

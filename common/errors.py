@@ -42,6 +42,11 @@ class ErrorCode(enum.StrEnum):
     INVITE_REQUIRED = "invite_required"  # an invite-only relay: register with an invite first
     BAD_INVITE = "bad_invite"  # the invite code is unknown, used or expired
     BANNED = "banned"  # the identity is banned from this relay
+    HANDLE_RESERVED = "handle_reserved"  # the handle is on the relay's reserved list
+    POW_REQUIRED = "pow_required"  # register without the proof-of-work welcome.pow asks
+    QUEUE_SHARE = "queue_share"  # the sender holds its share of the recipient's queue
+    BAD_REACTION = "bad_reaction"  # a reaction is not exactly one emoji
+    TOO_MANY_REACTIONS = "too_many_reactions"  # the author has reactions_max on the post
 
 
 class TenchatError(Exception):
@@ -51,7 +56,9 @@ class TenchatError(Exception):
 class ProtocolError(TenchatError):
     """A frame or a value violates the protocol."""
 
-    def __init__(self, code: ErrorCode | str, message: str = "") -> None:
+    def __init__(self, code: ErrorCode | str, message: str = "", *,
+                 retry_after: int = 0) -> None:
         self.code = ErrorCode(code) if code in ErrorCode._value2member_map_ else code
         self.message = message or str(code)
+        self.retry_after = retry_after  # rate_limited: ms until a retry may succeed
         super().__init__(f"{self.code}: {self.message}")

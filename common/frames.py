@@ -74,18 +74,24 @@ class Welcome(_Frame, tag="welcome"):
 
     id: ReqId
     version: int
-    relay: str  # the relay's name; bound into the auth signature
+    relay: str  # the relay's name: shown and pinned by clients, never signed
     challenge: bytes  # 32 random bytes, fresh per connection
     max_frame: int  # the largest frame, in bytes, the relay accepts
     max_blob: int = 0  # the largest media blob, in bytes, the relay stores (0: no blobs)
+    # Proof-of-work bits a `register` on this connection must carry (0: none asked);
+    # see common.identity.pow_ok and docs/protocol.md.
+    pow: Annotated[int, msgspec.Meta(ge=0, le=32)] = 0
 
 
 class Auth(_Frame, tag="auth"):
-    """Client → relay: Ed25519 signature over ``auth_message(relay, challenge)``."""
+    """Client → relay: Ed25519 signature over ``auth_message(origin, challenge)``."""
 
     id: ReqId
     user: Key32  # the identity's Ed25519 public key = its user id
     sig: Sig64
+    # The canonical origin (scheme://host[:port]) of the URL the client dialled; the relay
+    # refuses one that is not among its own (config ``origins``) with auth_failed.
+    origin: ShortStr = ""
 
 
 class Authed(_Frame, tag="authed"):
@@ -107,6 +113,7 @@ class Register(_Frame, tag="register"):
     handle: ShortStr
     sig: Sig64
     invite: ShortStr = ""  # an invite code; needed on an invite-only relay
+    pow: Annotated[bytes, msgspec.Meta(max_length=32)] = b""  # the proof-of-work nonce
 
 
 class Lookup(_Frame, tag="lookup"):
@@ -716,7 +723,7 @@ def peek_id(data: bytes) -> int | None:
     """Best-effort request id of an undecodable frame, so its error can name it."""
     try:
         raw = _any_decoder.decode(data)
-    except (msgspec.DecodeError, UnicodeDecodeError):  # a str that is not UTF-8
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         return None
     if isinstance(raw, dict):
         rid = raw.get("id")
@@ -726,10 +733,14 @@ def peek_id(data: bytes) -> int | None:
 
 
 def _classify(data: bytes, exc: Exception, known: frozenset[str] | None) -> ProtocolError:
+    if isinstance(exc, RecursionError):
+        return ProtocolError(ErrorCode.MALFORMED, "nested too deeply")
     try:
         raw: Any = _any_decoder.decode(data)
     except (msgspec.DecodeError, UnicodeDecodeError):  # a str that is not UTF-8
         return ProtocolError(ErrorCode.MALFORMED, "not a MessagePack value")
+    except RecursionError:
+        return ProtocolError(ErrorCode.MALFORMED, "nested too deeply")
     if not isinstance(raw, dict):
         return ProtocolError(ErrorCode.MALFORMED, "a frame must be a map")
     t = raw.get("t")
@@ -741,10 +752,13 @@ def _classify(data: bytes, exc: Exception, known: frozenset[str] | None) -> Prot
 
 
 def decode_request(data: bytes) -> Request:
-    """Decode a client frame; raise ProtocolError(malformed | unknown_type)."""
+    """Decode a client frame; raise ProtocolError(malformed | unknown_type). A value
+    nested deeper than the decoder's recursion limit (about 1,000 levels, less on a deep
+    stack) is ``malformed`` too, like any other undecodable frame."""
     try:
         return _request_decoder.decode(data)
-    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError) as exc:
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError,
+            RecursionError) as exc:
         raise _classify(data, exc, REQUEST_TYPES) from None
 
 
@@ -752,5 +766,6 @@ def decode_reply(data: bytes) -> Reply:
     """Decode a relay frame (answer or push); raise ProtocolError(malformed)."""
     try:
         return _reply_decoder.decode(data)
-    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError) as exc:
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError,
+            RecursionError) as exc:
         raise _classify(data, exc, None) from None

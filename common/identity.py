@@ -7,6 +7,7 @@ purpose can never be replayed as another.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Final
 
@@ -19,10 +20,15 @@ __all__ = [
     "HANDLE_RULE",
     "normalize_handle",
     "auth_message",
+    "relay_origin",
+    "origin_authority",
     "handle_message",
     "signed_prekey_message",
     "verify_signature",
     "fingerprint",
+    "pow_prefix",
+    "pow_ok",
+    "solve_pow",
 ]
 
 # ASCII only on purpose: no homoglyphs ("аlice" with a Cyrillic а), no normalisation games.
@@ -39,9 +45,46 @@ def normalize_handle(text: str) -> str:
     return handle
 
 
-def auth_message(relay: str, challenge: bytes) -> bytes:
-    """What a client signs to authenticate: bound to this relay's name and this connection."""
-    return b"tenchat/auth/v1\x00" + relay.encode() + b"\x00" + challenge
+_DEFAULT_PORTS: Final = {"ws": 80, "wss": 443}
+
+
+def relay_origin(url: str) -> str:
+    """The canonical origin of a relay URL: ``scheme://host[:port]`` as the client dialled
+    it. Scheme and host lowercased, an IPv6 host in brackets, the port only when it is not
+    the scheme's default (80 for ws, 443 for wss); path, query and fragment dropped.
+    ValueError for anything that is not a ws:// or wss:// URL with a host."""
+    from urllib.parse import urlsplit  # pure parsing, no I/O
+
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"not a relay URL: {url[:80]!r} ({exc})") from None
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS:
+        raise ValueError(f"a relay URL starts with ws:// or wss://, not {url[:80]!r}")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(f"a relay URL has no user name or password: {url[:80]!r}")
+    host = (parts.hostname or "").lower()
+    if not host or not re.fullmatch(r"[a-z0-9._~!$&'()*+,;=%:-]+", host):
+        raise ValueError(f"no valid host in relay URL {url[:80]!r}")
+    if ":" in host:
+        host = f"[{host}]"
+    if port is not None and port != _DEFAULT_PORTS[scheme]:
+        return f"{scheme}://{host}:{port}"
+    return f"{scheme}://{host}"
+
+
+def origin_authority(origin: str) -> str:
+    """The ``host[:port]`` of a canonical origin (what a SIWE ``domain`` names)."""
+    return origin.split("://", 1)[1]
+
+
+def auth_message(origin: str, challenge: bytes) -> bytes:
+    """What a client signs to authenticate: bound to the relay URL the client dialled (its
+    canonical :func:`relay_origin`, never a name the relay announced) and this connection's
+    challenge, so a relay cannot forward the signature to log in somewhere else."""
+    return b"tenchat/auth/v2\x00" + origin.encode() + b"\x00" + challenge
 
 
 def handle_message(handle: str, user: bytes) -> bytes:
@@ -52,6 +95,47 @@ def handle_message(handle: str, user: bytes) -> bytes:
 def signed_prekey_message(pub: bytes) -> bytes:
     """X3DH ``Encode(SPK)``: curve type byte 0x05 then the X25519 u-coordinate."""
     return b"\x05" + pub
+
+
+POW_DOMAIN: Final = b"tenchat/pow/v1\x00"
+
+
+def pow_prefix(challenge: bytes, user: bytes, handle: str) -> bytes:
+    """What a registration's proof-of-work hashes before its nonce: bound to the
+    connection (``challenge`` of its welcome), the identity and the canonical handle."""
+    return POW_DOMAIN + challenge + user + handle.encode()
+
+
+def leading_zero_bits(digest: bytes) -> int:
+    bits = 0
+    for byte in digest:
+        if byte:
+            return bits + 8 - byte.bit_length()
+        bits += 8
+    return bits
+
+
+def pow_ok(challenge: bytes, user: bytes, handle: str, nonce: bytes, bits: int) -> bool:
+    """True if SHA-256(pow_prefix(...) || nonce) starts with ``bits`` zero bits."""
+    if bits <= 0:
+        return True
+    digest = hashlib.sha256(pow_prefix(challenge, user, handle) + nonce).digest()
+    return leading_zero_bits(digest) >= bits
+
+
+def solve_pow(challenge: bytes, user: bytes, handle: str, bits: int) -> bytes:
+    """The first nonce (an 8-byte big-endian counter from 0) that passes pow_ok: about
+    2**bits hashes (20 bits: a second or two in CPython)."""
+    if bits <= 0:
+        return b""
+    base = hashlib.sha256(pow_prefix(challenge, user, handle))
+    for counter in range(2**64):
+        nonce = counter.to_bytes(8, "big")
+        h = base.copy()
+        h.update(nonce)
+        if leading_zero_bits(h.digest()) >= bits:
+            return nonce
+    raise AssertionError("unreachable")
 
 
 def verify_signature(user: bytes, message: bytes, sig: bytes) -> bool:

@@ -8,7 +8,7 @@ web3 or eth-account.
 
     SiweError
     ├── MalformedMessage     the text or a field breaks the EIP-4361 grammar
-    ├── InvalidSignature     the signature is malformed or recovers another address
+    ├── InvalidSignature     the signature is malformed, high-s, or recovers another address
     ├── Expired              now ≥ Expiration Time
     ├── NotYetValid          now < Not Before
     ├── DomainMismatch       the message names another domain than expected
@@ -316,6 +316,10 @@ def recover_address(digest: bytes, signature: bytes) -> str:
         v -= 27
     if v not in (0, 1) or not (0 < r < _SECP256K1_N) or not (0 < s < _SECP256K1_N):
         raise InvalidSignature("the signature's r, s or v is out of range")
+    if s > _SECP256K1_N // 2:
+        # (r, n - s) with v flipped verifies too: refuse the twin, as EIP-2 does for
+        # transactions, so one signed message has exactly one accepted signature.
+        raise InvalidSignature("high-s signature (EIP-2): only the low-s form is accepted")
     from coincurve import PublicKey  # here: clients load this module on every command
 
     try:

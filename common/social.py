@@ -22,6 +22,7 @@ from .errors import ErrorCode, ProtocolError
 from .identity import verify_signature
 
 __all__ = [
+    "is_reaction_emoji",
     "MAX_DISPLAY_NAME", "MAX_BIO", "MAX_RECORD",
     "Profile", "NftAvatar", "Follow", "Approval", "SignedRecord",
     "profile_message", "follow_message", "approval_message",
@@ -377,3 +378,14 @@ def open_reaction(record: bytes) -> Reaction:
     if len(record) > MAX_RECORD:
         raise ProtocolError(ErrorCode.MALFORMED, "reaction record too large")
     return _open(record, Reaction, reaction_message, lambda r: r.author)
+
+
+def is_reaction_emoji(text: str) -> bool:
+    """True if ``text`` is exactly one emoji (one grapheme: skin tones, ZWJ sequences,
+    flags and keycaps included) on the Unicode emoji list the ``emoji`` package keeps.
+    The relay refuses other reactions (bad_reaction); clients check before sending."""
+    if not text or len(text) > MAX_EMOJI:
+        return False
+    import emoji  # lazily: its table is large, and only reactions need it
+
+    return bool(emoji.is_emoji(text))

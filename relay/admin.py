@@ -11,13 +11,21 @@ Two ways in, one set of tables (store migration "operations"):
   (every ``ban_poll`` seconds, by id) and checks bans again on every ``auth``.
 
 Audit rows record admin actions (either way in) and failed authentications; the client's
-IP address only when ``audit_ip`` is on.
+IP address only when ``audit_ip`` is on. Failed authentications are bounded three ways, so
+an unauthenticated client can't grow the log (issue 12): a connection is closed after
+``auth_fail_max`` of them; an address's failures past ``auth_fail_rate`` a minute are
+refused with ``rate_limited`` and the connection closed, without a row; and the
+failures of one address with the same action and reason within ``audit_window`` seconds
+are one row whose ``count`` says how many (:class:`AuditAggregator`). Rows older than
+``audit_retention_days`` are deleted by the retention sweep.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import math
 import secrets
 import sqlite3
 import time
@@ -40,7 +48,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ROLES", "role_of", "is_banned", "new_bans", "record_audit", "register_invited",
-    "AdminDB", "AdminError", "disconnect",
+    "AdminDB", "AdminError", "disconnect", "AuditAggregator", "auth_failed",
 ]
 
 log = logging.getLogger("tenchat.relay.admin")
@@ -104,6 +112,83 @@ def record_audit(session: Session, action: str, target: bytes | None, detail: st
     fut = session.store.custom_write(write)
     fut.add_done_callback(_log_failure)
     return fut
+
+
+class _Open:
+    __slots__ = ("row", "repeats")
+
+    def __init__(self, row: asyncio.Future[int]) -> None:
+        self.row = row  # the id of the window's audit row, once written
+        self.repeats = 0  # failures since, to add to its count
+
+
+class AuditAggregator:
+    """Repeated failures as one audit row: the first of a window is written at once
+    (count 1), the repeats within ``window`` seconds are added to its count when the
+    window closes (one UPDATE), so a flood costs two writes per window, not one each."""
+
+    def __init__(self, store: Store, window: float) -> None:
+        self.store = store
+        self.window = window
+        self._open: dict[tuple[str, str, str], _Open] = {}
+
+    def record(self, key: tuple[str, str, str], row: tuple[Any, ...]) -> None:
+        """``key``: (address, action, kind of failure); ``row`` as for audit_insert."""
+        entry = self._open.get(key)
+        if entry is not None:
+            entry.repeats += 1
+            return
+        fut = self.store.audit_insert(row)
+        fut.add_done_callback(_log_failure)
+        entry = self._open[key] = _Open(fut)
+        asyncio.get_running_loop().call_later(self.window, self._close, key, entry)
+
+    def _close(self, key: tuple[str, str, str], entry: _Open) -> None:
+        if self._open.get(key) is entry:
+            del self._open[key]
+        self._add(entry)
+
+    def _add(self, entry: _Open) -> None:
+        if not entry.repeats:
+            return
+        repeats, entry.repeats = entry.repeats, 0
+
+        def written(row: asyncio.Future[int]) -> None:
+            if not row.cancelled() and row.exception() is None:
+                with contextlib.suppress(ProtocolError):  # shutting down
+                    self.store.audit_add(row.result(), repeats).add_done_callback(
+                        _log_failure)
+
+        if entry.row.done():
+            written(entry.row)  # now, not a loop turn later (shutdown closes the store)
+        else:
+            entry.row.add_done_callback(written)
+
+    def flush(self) -> None:
+        """Write every open window's repeats now (at shutdown, before the store closes)."""
+        for entry in self._open.values():
+            self._add(entry)
+        self._open.clear()
+
+
+def auth_failed(session: Session, kind: str, target: bytes | None, detail: str,
+                actor: bytes | None = None) -> None:
+    """A failed authentication on ``session``: audited (aggregated per address, within
+    the address's budget), and the connection closed at its ``auth_fail_max``-th.
+    Raises ``rate_limited`` (closing the connection) when the address is over budget."""
+    session.auth_failures += 1
+    config = session.config
+    if session.auth_failures >= config.auth_fail_max:
+        disconnect(session, "too many failed authentications")
+    wait = session.guards.auth_failures.take(session.address)
+    if wait:
+        disconnect(session, "too many failed authentications from this address")
+        raise ProtocolError(ErrorCode.RATE_LIMITED,
+                            f"too many failed authentications: retry in {wait:.0f} s",
+                            retry_after=max(1, math.ceil(wait * 1000)))
+    ip = session.address if config.audit_ip else None
+    row = (_now_ms(), actor, "auth_failed", target, detail, ip, 1)
+    session.audit.record((session.address, "auth_failed", kind), row)
 
 
 def _log_failure(fut: asyncio.Future[Any]) -> None:
@@ -319,8 +404,9 @@ class AdminDB:
 
     def audit(self, limit: int = 50) -> list[dict[str, Any]]:
         rows = self.db.execute(
-            "SELECT id, at, actor, action, target, detail, ip FROM audit"
+            "SELECT id, at, actor, action, target, detail, ip, count FROM audit"
             " ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
         return [{"id": i, "at": at, "actor": bytes(a).hex() if a else None, "action": act,
-                 "target": bytes(t).hex() if t else None, "detail": d, "ip": ip}
-                for i, at, a, act, t, d, ip in reversed(rows)]
+                 "target": bytes(t).hex() if t else None, "detail": d, "ip": ip,
+                 "count": n}
+                for i, at, a, act, t, d, ip, n in reversed(rows)]

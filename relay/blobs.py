@@ -20,6 +20,8 @@ from pathlib import Path
 
 from tenchat.common.crypto.media import new_hasher
 
+from .files import DIR_MODE, FILE_MODE, private_dir
+
 __all__ = ["BlobFiles"]
 
 _READ = 1024 * 1024
@@ -43,7 +45,8 @@ class BlobFiles:
         self._locks: dict[tuple[bytes, bytes], tuple[asyncio.Lock, int]] = {}
 
     def open(self) -> None:
-        self.tmp.mkdir(parents=True, exist_ok=True)
+        private_dir(self.root)
+        private_dir(self.tmp)
 
     def path(self, blob: bytes) -> Path:
         h = blob.hex()
@@ -84,7 +87,8 @@ class BlobFiles:
         path = self.partial(user, blob)
 
         def write() -> int:
-            with path.open("ab", buffering=0) as fh:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
+            with open(fd, "ab", buffering=0) as fh:
                 start = fh.tell()
                 try:
                     view = memoryview(data)
@@ -116,7 +120,7 @@ class BlobFiles:
                     src.unlink()
                     return False
                 os.fsync(fh.fileno())
-            dst.parent.mkdir(exist_ok=True)
+            dst.parent.mkdir(mode=DIR_MODE, exist_ok=True)
             os.replace(src, dst)
             _fsync_dir(dst.parent)
             return True

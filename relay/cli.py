@@ -17,13 +17,33 @@ from .config import ConfigError, load_config
 
 __all__ = ["app", "main"]
 
+# Plain help and usage errors, as `tenchat` has: one style for both programs, readable
+# in a log, a pipe or a screen reader, and no boxes drawn by rich (tests/test_cli_style.py).
 app = typer.Typer(
     name="tenchat-relay",
     help="The tenchat relay: stores and forwards end-to-end encrypted messages.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"tenchat-relay {version('tenchat')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    show_version: Annotated[bool, typer.Option(
+        "--version", is_eager=True, callback=_version,
+        help="Print the version and exit.")] = False,
+) -> None:
+    """The tenchat relay: stores and forwards end-to-end encrypted messages."""
 
 
 def fail(message: str) -> typer.Exit:
@@ -44,7 +64,12 @@ def serve(
         Path | None, typer.Option("--config", help="TOML config file (keys as the options).")
     ] = None,
     name: Annotated[
-        str | None, typer.Option(help="Relay name clients sign into their auth. [localhost]")
+        str | None, typer.Option(help="Relay name clients show and pin. [localhost]")
+    ] = None,
+    origins: Annotated[
+        str | None, typer.Option(
+            help="Comma-separated URLs clients dial (ws[s]://host[:port]); auth for other "
+                 "origins is refused. [the listening URL, and wss://NAME]")
     ] = None,
     max_frame: Annotated[
         int | None, typer.Option(help="Largest frame in bytes. [1048576]")
@@ -141,6 +166,7 @@ def serve(
         "port": port,
         "data": data,
         "name": name,
+        "origins": origins,
         "max_frame": max_frame,
         "sync": sync,
         "max_blob": max_blob,
@@ -242,11 +268,6 @@ def restore(
         f"restored {src} into {target}: schema {report.schema_version},"
         f" {report.messages} queued messages, {report.blobs} blobs"
     )
-
-
-@app.callback()
-def _root() -> None:
-    """The tenchat relay."""
 
 
 from . import cli_admin  # noqa: E402, F401  (registers `admin` on `app`)

@@ -7,6 +7,7 @@ environment variable ``TENCHAT_RELAY_<NAME>``, the TOML file given by
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import ipaddress
 import tomllib
@@ -18,10 +19,18 @@ import platformdirs
 
 from tenchat.common.errors import TenchatError
 
-__all__ = ["Config", "ConfigError", "load_config", "ENV_PREFIX", "default_data_dir"]
+__all__ = ["Config", "ConfigError", "load_config", "ENV_PREFIX", "default_data_dir",
+           "accepted_origins"]
 
 ENV_PREFIX: Final = "TENCHAT_RELAY_"
 MiB: Final = 1024 * 1024
+
+# Handles a newcomer could use to pass for the relay's staff; only admins may take them.
+RESERVED_HANDLES: Final = (
+    "abuse", "admin", "administrator", "help", "helpdesk", "hostmaster", "info", "mod",
+    "moderator", "noreply", "official", "operator", "postmaster", "relay", "root",
+    "security", "staff", "support", "sysadmin", "system", "tenchat", "webmaster",
+)
 
 
 class ConfigError(TenchatError):
@@ -37,8 +46,12 @@ class Config:
     host: str = "127.0.0.1"
     port: int = 8765  # 0 picks a free port
     data: Path = dataclasses.field(default_factory=default_data_dir)
-    # The relay's name: clients sign it into their auth, so keep it stable across restarts.
+    # The relay's name: clients show it and pin it per relay URL on first use (a change
+    # makes them refuse the relay until the user accepts it), so keep it stable.
     name: str = "localhost"
+    # The URLs clients dial (scheme://host[:port]); a client signs the one it dialled into
+    # its auth, and auth for any other origin is refused. Empty: see accepted_origins().
+    origins: tuple[str, ...] = ()
     max_frame: int = MiB  # largest frame answered normally; larger ones get too_large
     otk_low: int = 20  # push prekeys_low when a fetch leaves fewer one-time prekeys than this
     otk_max: int = 500  # one-time prekeys kept per identity; extra ones are dropped
@@ -87,6 +100,27 @@ class Config:
     moderators: tuple[str, ...] = ()  # identities with the moderator role
     audit_ip: bool = False  # record client IP addresses in the audit log
     ban_poll: int = 2  # seconds between looks for bans made by `tenchat-relay admin`
+    # --- abuse of the unauthenticated and the new (issue 12; docs/protocol.md §Limits) ---
+    auth_fail_max: int = 3  # failed auths on one connection, then it is closed
+    auth_fail_rate: int = 20  # failed auths per minute per address (0 = no limit)
+    # Failures from one address with the same action and reason within this many seconds
+    # are one audit row with a count.
+    audit_window: int = 60
+    audit_retention_days: int = 90  # audit rows older than this are deleted (0: kept)
+    bundle_rate: int = 60  # prekey bundles one identity may fetch per minute (0 = no limit)
+    bundle_burst: int = 300  # ... at once, above bundle_rate
+    # One-time prekeys handed out per target per hour (burst as many); past it a bundle
+    # comes without one (X3DH works without it), so nobody can drain a victim's prekeys.
+    otk_rate: int = 100
+    # Addresses the per-address limits on new identities, handle registrations and the
+    # proof-of-work below do not apply to (loopback: local tools, tests, benchmarks).
+    limit_exempt: tuple[str, ...] = ("127.0.0.1", "::1")
+    ident_rate: int = 20  # new identities per hour per address (0 = no limit)
+    handle_rate: int = 10  # handle registrations per hour per address (0 = no limit)
+    register_pow: int = 20  # proof-of-work bits asked for a handle registration (0: off)
+    reserved_handles: tuple[str, ...] = RESERVED_HANDLES  # only admins may register these
+    queue_share: int = 20  # percent of queue_max and queue_bytes one sender may fill
+    reactions_max: int = 3  # reactions one author may have on one post
 
     @property
     def tls(self) -> bool:
@@ -182,6 +216,65 @@ def _addresses(value: Any) -> tuple[str, ...]:
         raise ValueError(str(exc)) from None
 
 
+def _str_items(value: Any, what: str) -> list[str]:
+    """A TOML array of strings, or a comma-separated string (flag, env)."""
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return [v.strip() for v in value if v.strip()]
+    raise ValueError(f"expected a list of {what}")
+
+
+def _origins(value: Any) -> tuple[str, ...]:
+    """Relay URLs (ws:// or wss://), kept in canonical origin form."""
+    from tenchat.common.identity import relay_origin
+
+    return tuple(relay_origin(item) for item in _str_items(value, "ws:// or wss:// URLs"))
+
+
+def accepted_origins(config: Config, port: int) -> frozenset[str]:
+    """The origins this relay answers auth for: ``config.origins`` when set, else its
+    listening URL under its bound address and under its name
+    (``{ws|wss}://{host or name}:{port}``; ``localhost``, ``127.0.0.1`` and ``[::1]`` too
+    for a loopback address) and ``wss://{name}`` (behind a TLS proxy on port 443)."""
+    from tenchat.common.identity import relay_origin
+
+    if config.origins:
+        return frozenset(config.origins)
+    scheme = "wss" if config.tls else "ws"
+    hosts = {config.host, config.name}
+    with contextlib.suppress(ValueError):
+        if ipaddress.ip_address(config.host).is_loopback:
+            hosts |= {"127.0.0.1", "localhost", "::1"}
+    if config.host == "localhost":
+        hosts |= {"127.0.0.1", "::1"}
+    out: set[str] = set()
+    candidates = [f"{scheme}://{_bracket(h)}:{port}" for h in hosts]
+    candidates.append(f"wss://{_bracket(config.name)}")
+    for url in candidates:
+        with contextlib.suppress(ValueError):
+            out.add(relay_origin(url))
+    return frozenset(out)
+
+
+def _bracket(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def _handles(value: Any) -> tuple[str, ...]:
+    """Handles, normalised; may be empty."""
+    from tenchat.common import identity
+    from tenchat.common.errors import ProtocolError
+
+    out = []
+    for item in _str_items(value, "handles"):
+        try:
+            out.append(identity.normalize_handle(item.removeprefix("@")))
+        except ProtocolError as exc:
+            raise ValueError(f"{item!r}: {exc.message}") from None
+    return tuple(out)
+
+
 def _choice(*options: str) -> Callable[[Any], str]:
     def parse(value: Any) -> str:
         text = _str(value).lower()
@@ -197,6 +290,7 @@ _PARSERS: Final[dict[str, Callable[[Any], Any]]] = {
     "port": _int(0, 65535),
     "data": _path,
     "name": _str,
+    "origins": _origins,
     "max_frame": _int(1024, 64 * MiB),
     "otk_low": _int(0, 100_000),
     "otk_max": _int(1, 100_000),
@@ -235,6 +329,20 @@ _PARSERS: Final[dict[str, Callable[[Any], Any]]] = {
     "moderators": _identities,
     "audit_ip": _bool,
     "ban_poll": _int(1, 3600),
+    "auth_fail_max": _int(1, 1000),
+    "auth_fail_rate": _int(0, 1_000_000),
+    "audit_window": _int(1, 86_400),
+    "audit_retention_days": _int(0, 36_500),
+    "bundle_rate": _int(0, 1_000_000),
+    "bundle_burst": _int(1, 1_000_000),
+    "otk_rate": _int(0, 1_000_000),
+    "limit_exempt": _addresses,
+    "ident_rate": _int(0, 1_000_000),
+    "handle_rate": _int(0, 1_000_000),
+    "register_pow": _int(0, 32),
+    "reserved_handles": _handles,
+    "queue_share": _int(1, 100),
+    "reactions_max": _int(1, 1000),
 }
 assert set(_PARSERS) == {f.name for f in dataclasses.fields(Config)}
 

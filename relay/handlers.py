@@ -8,6 +8,7 @@ reading), or returns None when it has answered itself.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -126,6 +127,8 @@ async def hello(session: Session, frame: Hello) -> Answer:
             f"this relay speaks versions {list(SUPPORTED_VERSIONS)}",
         )
     session.version = max(common)
+    if not session.guards.is_exempt(session.address):
+        session.register_pow = session.config.register_pow
     return Welcome(
         id=frame.id,
         version=session.version,
@@ -133,7 +136,28 @@ async def hello(session: Session, frame: Hello) -> Answer:
         challenge=session.challenge,
         max_frame=session.config.max_frame,
         max_blob=session.config.max_blob if session.blobs is not None else 0,
+        pow=session.register_pow,
     )
+
+
+def _rate_limited(what: str, wait: float) -> ProtocolError:
+    return ProtocolError(ErrorCode.RATE_LIMITED, f"{what}: retry in {math.ceil(wait)} s",
+                         retry_after=max(1, math.ceil(wait * 1000)))
+
+
+async def admit_identity(session: Session, user: bytes) -> None:
+    """Before an identity signs in: one new to this relay (no handle, no prekeys, not seen
+    since the relay started) takes a token of its address's ident_rate (issue 12: free
+    throwaway identities got around the blob quota). rate_limited past it."""
+    guards = session.guards
+    if (not session.config.ident_rate or guards.is_exempt(session.address)
+            or user in guards.admitted or await session.store.user_exists(user)):
+        return
+    if wait := guards.new_identities.take(session.address):
+        raise _rate_limited("too many new identities from this address", wait)
+    if len(guards.admitted) >= 100_000:
+        guards.admitted.clear()
+    guards.admitted.add(user)
 
 
 @handles(Auth)
@@ -142,16 +166,25 @@ async def auth(session: Session, frame: Auth) -> Answer:
         raise ProtocolError(ErrorCode.PROTOCOL, "send hello before auth")
     if session.user is not None:
         raise ProtocolError(ErrorCode.PROTOCOL, "this connection is already authenticated")
-    from .admin import disconnect, is_banned, record_audit, role_of
+    from .admin import auth_failed, disconnect, is_banned, role_of
 
-    message = identity.auth_message(session.config.name, session.challenge)
+    if frame.origin not in session.origins:
+        # Signed for another relay URL (or by an old client): a relay in the middle may be
+        # forwarding someone's sign-in here.
+        auth_failed(session, "foreign origin", frame.user, "foreign origin", actor=frame.user)
+        raise ProtocolError(
+            ErrorCode.AUTH_FAILED,
+            f"auth names origin {frame.origin[:80]!r}, which is not this relay's",
+        )
+    message = identity.auth_message(frame.origin, session.challenge)
     if not identity.verify_signature(frame.user, message, frame.sig):
-        record_audit(session, "auth_failed", frame.user, "bad signature", actor=frame.user)
+        auth_failed(session, "bad signature", frame.user, "bad signature", actor=frame.user)
         raise ProtocolError(ErrorCode.AUTH_FAILED, "the signature over the challenge is invalid")
     if await is_banned(session.store, frame.user):
-        record_audit(session, "auth_failed", frame.user, "banned", actor=frame.user)
+        auth_failed(session, "banned", frame.user, "banned", actor=frame.user)
         disconnect(session, "banned")
         raise ProtocolError(ErrorCode.BANNED, "this identity is banned from this relay")
+    await admit_identity(session, frame.user)
     session.user = frame.user
     session.hub.join(session)
     if await session.store.hide_presence(frame.user):
@@ -174,6 +207,7 @@ async def register(session: Session, frame: Register) -> Answer:
     handle = identity.normalize_handle(frame.handle)
     if not identity.verify_signature(user, identity.handle_message(handle, user), frame.sig):
         raise ProtocolError(ErrorCode.BAD_SIGNATURE, "sig is not over handle_message(handle, user)")
+    await _may_register(session, user, handle, frame)
     if session.config.registration == "invite-only":
         from .admin import register_invited
 
@@ -187,6 +221,27 @@ async def register(session: Session, frame: Register) -> Answer:
         return _handle_info(frame.id, rec)
 
     return Later(session.store.register(user, handle, frame.sig), answer)
+
+
+async def _may_register(session: Session, user: bytes, handle: str, frame: Register) -> None:
+    """The registration checks of issue 12: reserved handles (admins only, or a handle
+    the config itself names in ``admins`` / ``moderators``), the
+    connection's proof-of-work, the address's handle_rate. The owner registering its own
+    handle again passes (nothing changes)."""
+    rec = await session.store.handle_by_user(user)
+    if rec is not None and rec.handle == handle:
+        return
+    config = session.config
+    if (handle in config.reserved_handles and session.role != "admin"
+            and "@" + handle not in config.admins + config.moderators):
+        raise ProtocolError(ErrorCode.HANDLE_RESERVED, f"@{handle} is reserved on this relay")
+    bits = session.register_pow
+    if bits and not identity.pow_ok(session.challenge, user, handle, frame.pow, bits):
+        raise ProtocolError(ErrorCode.POW_REQUIRED,
+                            f"this relay asks a proof-of-work of {bits} bits (welcome.pow)")
+    if (config.handle_rate and not session.guards.is_exempt(session.address)
+            and (wait := session.guards.registrations.take(session.address))):
+        raise _rate_limited("too many handle registrations from this address", wait)
 
 
 @handles(Lookup)
@@ -229,7 +284,14 @@ async def publish_prekeys(session: Session, frame: PublishPrekeys) -> Answer:
 
 @handles(FetchBundle)
 async def fetch_bundle(session: Session, frame: FetchBundle) -> Answer:
-    check_authenticated(session)
+    user = check_authenticated(session)
+    guards = session.guards
+    if wait := guards.bundles.take(user):
+        raise _rate_limited("too many prekey bundles fetched", wait)
+    # Past the target's otk_rate the bundle has no one-time prekey (X3DH works without
+    # one): refusing instead would let anyone stop others from reaching the target.
+    with_otk = frame.user == user or not guards.otks.take(frame.user)
+
     def answer(rec: BundleRecord | None) -> Bundle:
         if rec is None:
             raise ProtocolError(ErrorCode.NOT_FOUND, "this identity has published no prekeys")
@@ -237,7 +299,7 @@ async def fetch_bundle(session: Session, frame: FetchBundle) -> Answer:
             session.hub.prekeys_low(frame.user, rec.otk_count)
         return Bundle(id=frame.id, user=frame.user, spk=rec.spk, otk=rec.otk)
 
-    return Later(session.store.take_bundle(frame.user), answer)
+    return Later(session.store.take_bundle(frame.user, with_otk), answer)
 
 
 # --- messages ----------------------------------------------------------------------------
@@ -290,8 +352,14 @@ async def fetch(session: Session, frame: Fetch) -> Answer:
 
 @handles(Watch)
 async def watch(session: Session, frame: Watch) -> Answer:
-    check_authenticated(session)
-    online = session.hub.watch(session, frame.users)
+    """Presence is shown to contacts only: those the watched user has sent a 1:1 message
+    to (and doesn't block). Others always look offline, until such a message."""
+    user = check_authenticated(session)
+    wanted = list(dict.fromkeys(frame.users))
+    allowed = await session.store.contacts_of([u for u in wanted if u != user], user)
+    allowed.add(user)
+    online = session.hub.watch(session, [u for u in wanted if u in allowed],
+                               [u for u in wanted if u not in allowed])
     return PresenceState(id=frame.id, online=online)
 
 
@@ -382,9 +450,12 @@ async def privacy(session: Session, frame: Privacy) -> Answer:
 @handles(Block)
 async def block(session: Session, frame: Block) -> Answer:
     user = check_authenticated(session)
-    return Later(
-        session.store.set_block(user, frame.user, frame.blocked), lambda _: Ok(id=frame.id)
-    )
+    def answer(_: None) -> Ok:
+        if frame.blocked:
+            session.hub.revoke(user, frame.user)  # a blocked contact sees no presence
+        return Ok(id=frame.id)
+
+    return Later(session.store.set_block(user, frame.user, frame.blocked), answer)
 
 
 # --- media blobs -------------------------------------------------------------------------
@@ -597,6 +668,10 @@ async def react_put(session: Session, frame: ReactPut) -> Answer:
     r = social.open_reaction(frame.record)  # malformed | bad_signature
     if r.author != user:
         raise ProtocolError(ErrorCode.FORBIDDEN, "a reaction must be authored by the caller")
+    if not r.removed and not social.is_reaction_emoji(r.emoji):
+        # (a removal may name anything: it takes away what older relays let in)
+        raise ProtocolError(ErrorCode.BAD_REACTION,
+                            f"a reaction is one emoji, not {r.emoji[:16]!r}")
     return Later(
         session.store.put_reaction(r.post_id, r.post_author, r.author, r.emoji, r.created_at,
                                    r.removed, frame.record),

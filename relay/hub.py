@@ -36,6 +36,9 @@ class Hub:
         self._subscribed: dict[bytes, set[Subscription]] = {}  # of those, the subscribed
         # Presence: a user is online while at least one connection of theirs is subscribed.
         self._watchers: dict[bytes, set[Session]] = {}  # watched user -> watching sessions
+        # Watched users who are not (yet) contacts of the watcher: watched user -> sessions.
+        # A message from the user to the watcher makes them one (see publish).
+        self._denied: dict[bytes, set[Session]] = {}
         # Users who hide their presence (privacy.hide_presence), while they have sessions.
         self._hidden: set[bytes] = set()
         # group -> the subscriptions of its online members
@@ -88,14 +91,48 @@ class Hub:
         if before != after:
             self._presence(user, after, force=True)
 
-    def watch(self, session: Session, users: list[bytes]) -> list[bytes]:
-        """Replace ``session``'s watch list; returns the watched users online now."""
+    def watch(self, session: Session, users: list[bytes],
+              denied: list[bytes] | tuple[()] = ()) -> list[bytes]:
+        """Replace ``session``'s watch list: ``users`` may see each other's presence,
+        ``denied`` are not contacts of the session's user (always offline to it, until
+        they send it a message); returns the watched users online now."""
         for user in session.watching:
             _discard(self._watchers, user, session)
+        for user in session.watch_denied:
+            _discard(self._denied, user, session)
         session.watching = set(users)
+        session.watch_denied = set(denied) - session.watching
         for user in session.watching:
             self._watchers.setdefault(user, set()).add(session)
+        for user in session.watch_denied:
+            self._denied.setdefault(user, set()).add(session)
         return [user for user in session.watching if self.is_online(user)]
+
+    def _grant(self, user: bytes, watcher: bytes) -> None:
+        """``user`` sent ``watcher`` a message: the watcher's sessions that wait for
+        ``user``'s presence see it from now on."""
+        for session in list(self._denied.get(user, ())):
+            if session.user != watcher:
+                continue
+            _discard(self._denied, user, session)
+            session.watch_denied.discard(user)
+            session.watching.add(user)
+            self._watchers.setdefault(user, set()).add(session)
+            if self.is_online(user):
+                session.push(Presence(user=user, online=True))
+
+    def revoke(self, user: bytes, watcher: bytes) -> None:
+        """``user`` blocked ``watcher``: no more of ``user``'s presence for it."""
+        for session in self._online.get(watcher, ()):
+            if user not in session.watching:
+                continue
+            online = self.is_online(user)
+            session.watching.discard(user)
+            _discard(self._watchers, user, session)
+            session.watch_denied.add(user)
+            self._denied.setdefault(user, set()).add(session)
+            if online:
+                session.push(Presence(user=user, online=False))
 
     def _presence(self, user: bytes, online: bool, *, force: bool = False) -> None:
         if user in self._hidden and not force:
@@ -112,9 +149,12 @@ class Hub:
     def publish(self, stored: list[tuple[bytes, Deliver, int]]) -> None:
         """Commit listener: hand newly stored messages to their recipients' subscriptions."""
         subscribed = self._subscribed
+        denied = self._denied
         now = 0
         written: dict[RelayConnection, None] = {}  # connections with frames queued
         for recipient, item, expires_at in stored:
+            if denied and item.sender in denied:
+                self._grant(item.sender, recipient)  # now a contact of the recipient
             subs = subscribed.get(recipient)
             if not subs:
                 continue

@@ -9,10 +9,14 @@ wait until a token is there (the ``retry_after`` of a ``rate_limited`` error).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
-from typing import Final
+from collections.abc import Callable, Hashable, Iterable
+from typing import TYPE_CHECKING, Final
 
-__all__ = ["TokenBucket", "UserBuckets", "AddressCounter"]
+if TYPE_CHECKING:
+    from .config import Config
+
+__all__ = ["TokenBucket", "UserBuckets", "KeyedBuckets", "AddressCounter", "LogBudget",
+           "Guards"]
 
 Clock = Callable[[], float]
 
@@ -46,18 +50,18 @@ class TokenBucket:
 
 
 class UserBuckets:
-    """One bucket per identity, shared by all its connections. Full buckets are the same
-    as no bucket, so they are dropped when the table grows (memory stays bounded by the
-    identities active within one refill time)."""
+    """One bucket per identity (or any key: an address, a target), shared by all its
+    connections. Full buckets are the same as no bucket, so they are dropped when the
+    table grows (memory stays bounded by the keys active within one refill time)."""
 
     _PRUNE_AT: Final = 4096
 
     def __init__(self, rate: float, burst: float, clock: Clock = time.monotonic) -> None:
         self.rate, self.burst, self._clock = rate, burst, clock
-        self._buckets: dict[bytes, TokenBucket] = {}
+        self._buckets: dict[Hashable, TokenBucket] = {}
         self._prune_at = self._PRUNE_AT
 
-    def take(self, user: bytes) -> float:
+    def take(self, user: Hashable) -> float:
         if not self.rate:
             return 0.0
         bucket = self._buckets.get(user)
@@ -104,3 +108,47 @@ class AddressCounter:
 
     def count(self, address: str) -> int:
         return self._open.get(address, 0)
+
+
+class LogBudget:
+    """At most ``burst`` log records, then ``rate`` per second: a flood of bad frames
+    can't fill the log with tracebacks. :meth:`take` says whether to log this one, and
+    how many were left unlogged since the last one logged (say so in that record)."""
+
+    def __init__(self, rate: float = 1 / 6, burst: int = 10, clock: Clock = time.monotonic
+                 ) -> None:
+        self._bucket = TokenBucket(rate, burst, clock)
+        self.dropped = 0
+
+    def take(self) -> tuple[bool, int]:
+        if self._bucket.take():
+            self.dropped += 1
+            return False, 0
+        dropped, self.dropped = self.dropped, 0
+        return True, dropped
+
+
+KeyedBuckets = UserBuckets
+
+
+class Guards:
+    """The relay's shared abuse limits beyond frame rates (issue 12), one per server.
+    Rates in the config are per minute or per hour; each bucket's burst is the same
+    number unless the config names a burst."""
+
+    def __init__(self, config: Config, clock: Clock = time.monotonic) -> None:
+        self.exempt = frozenset(config.limit_exempt)
+        # audited authentication failures per address
+        self.auth_failures = KeyedBuckets(config.auth_fail_rate / 60, config.auth_fail_rate,
+                                          clock)
+        # bundles fetched per requesting identity
+        self.bundles = KeyedBuckets(config.bundle_rate / 60, config.bundle_burst, clock)
+        # one-time prekeys handed out per target identity
+        self.otks = KeyedBuckets(config.otk_rate / 3600, config.otk_rate, clock)
+        # identities new to the relay, and handle registrations, per address
+        self.new_identities = KeyedBuckets(config.ident_rate / 3600, config.ident_rate, clock)
+        self.registrations = KeyedBuckets(config.handle_rate / 3600, config.handle_rate, clock)
+        self.admitted: set[bytes] = set()  # new identities admitted since start (bounded)
+
+    def is_exempt(self, address: str) -> bool:
+        return address in self.exempt

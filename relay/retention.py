@@ -4,7 +4,8 @@
   ago (default 30; 0 keeps them until delivered);
 - unfinished blob uploads started more than ``upload_expiry_hours`` ago (default 24):
   their row and their partial file;
-- partial upload files with no upload row (left by a crash) older than that.
+- partial upload files with no upload row (left by a crash) older than that;
+- audit rows written more than ``audit_retention_days`` ago (default 90; 0 keeps them).
 
 Each pass is a series of write transactions of at most ``sweep_batch`` rows per table,
 each walking the oldest primary keys, so no pass scans a table. The clock is a
@@ -44,10 +45,12 @@ class RetentionReport:
     group_entries: int = 0
     uploads: int = 0
     stray_partials: int = 0
+    audit: int = 0
 
     @property
     def total(self) -> int:
-        return self.messages + self.group_entries + self.uploads + self.stray_partials
+        return (self.messages + self.group_entries + self.uploads + self.stray_partials
+                + self.audit)
 
 
 def _now_ms() -> int:
@@ -65,11 +68,13 @@ class Retention:
         batch: int,
         clock: Callable[[], int] = _now_ms,
         metrics: Metrics | None = None,
+        audit_retention_days: int = 0,
     ) -> None:
         self.store = store
         self.blobs = blobs
         self.retention_days = retention_days
         self.upload_expiry_hours = upload_expiry_hours
+        self.audit_retention_days = audit_retention_days
         self.batch = batch
         self.clock = clock  # ms since the epoch
         self.metrics = metrics
@@ -79,23 +84,29 @@ class Retention:
         now = self.clock()
         queue_before = now - self.retention_days * DAY_MS if self.retention_days else 0
         uploads_before = now - self.upload_expiry_hours * HOUR_MS
+        audit_before = (now - self.audit_retention_days * DAY_MS
+                        if self.audit_retention_days else 0)
         report = RetentionReport()
         for _ in range(_MAX_ROUNDS):
-            swept = await self.store.retention_sweep(queue_before, uploads_before, self.batch)
+            swept = await self.store.retention_sweep(queue_before, uploads_before, self.batch,
+                                                     audit_before)
             report.messages += swept.messages
             report.group_entries += swept.group_entries
             report.uploads += len(swept.uploads)
+            report.audit += swept.audit
             if self.blobs is not None:
                 for user, blob in swept.uploads:
                     self.blobs.discard(user, blob)
-            if max(swept.messages, swept.group_entries, len(swept.uploads)) < self.batch:
+            if max(swept.messages, swept.group_entries, len(swept.uploads),
+                   swept.audit) < self.batch:
                 break
         report.stray_partials = await self._stray_partials(uploads_before)
         if self.metrics is not None:
             for kind, n in (("messages", report.messages),
                             ("group_entries", report.group_entries),
                             ("uploads", report.uploads),
-                            ("partial_files", report.stray_partials)):
+                            ("partial_files", report.stray_partials),
+                            ("audit", report.audit)):
                 if n:
                     self.metrics.retention_deleted.labels(kind).inc(n)
         return report
@@ -138,8 +149,9 @@ class Retention:
                 if report.total:
                     log.info(
                         "retention deleted %d messages, %d group entries, %d uploads,"
-                        " %d stray partial files", report.messages, report.group_entries,
-                        report.uploads, report.stray_partials,
+                        " %d stray partial files, %d audit rows", report.messages,
+                        report.group_entries, report.uploads, report.stray_partials,
+                        report.audit,
                     )
             except ProtocolError as exc:
                 if exc.code == "unavailable":

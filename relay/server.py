@@ -34,10 +34,11 @@ from tenchat.common.frames import Error, Register, decode_request, peek_id
 
 from . import admin, handlers
 from .blobs import BlobFiles
-from .config import Config
+from .config import Config, accepted_origins
 from .connection import RelayConnection
+from .files import secure_data_dir
 from .hub import Hub
-from .limits import AddressCounter, UserBuckets
+from .limits import AddressCounter, Guards, LogBudget, UserBuckets
 from .metrics import CONTENT_TYPE, Metrics
 from .observability import HealthEndpoint, health_report, setup_logging
 from .retention import Retention
@@ -89,6 +90,8 @@ class Server:
             otk_max=config.otk_max,
             queue_max=config.queue_max,
             queue_bytes_max=config.queue_bytes,
+            queue_share=config.queue_share,
+            reactions_max=config.reactions_max,
             clock=clock,
         )
         self.hub = Hub()
@@ -101,12 +104,13 @@ class Server:
         self._watcher: asyncio.Task[None] | None = None
         self._story_sweeper: asyncio.Task[None] | None = None
         self.port: int | None = None  # the bound port, once listening
+        self.origins: frozenset[str] = frozenset()  # what auth may name, once listening
         self.metrics = Metrics()
         self.store.on_batch = self.metrics.batch
         self.retention = Retention(
             self.store, self.blobs, retention_days=config.retention_days,
             upload_expiry_hours=config.upload_expiry_hours, batch=config.sweep_batch,
-            metrics=self.metrics,
+            metrics=self.metrics, audit_retention_days=config.audit_retention_days,
         )
         self._retention: asyncio.Task[None] | None = None
         self._health: HealthEndpoint | None = None
@@ -114,6 +118,11 @@ class Server:
         self.user_buckets = UserBuckets(config.rate_user, config.burst_user)
         self.addresses = AddressCounter(config.ip_conn_max, config.ip_conn_exempt)
         self._last_ban = 0  # the newest ban id seen
+        # Tracebacks of failed frames: a few, then one a minute (a flood of bad frames
+        # must not fill the disk through the log).
+        self.log_budget = LogBudget()
+        self.guards = Guards(config)
+        self.audit = admin.AuditAggregator(self.store, config.audit_window)
 
     async def serve(self) -> None:
         await self.startup()
@@ -124,6 +133,8 @@ class Server:
 
     async def startup(self) -> None:
         config = self.config
+        if isinstance(self.store, SQLiteStore) and self.store.path == config.db_path:
+            secure_data_dir(config.data, config.db_path)
         await self.store.open()
         self.blobs.open()
         self.store.on_commit = self.hub.publish
@@ -147,6 +158,7 @@ class Server:
             await self.store.close()
             raise
         self.port = self._ws.sockets[0].getsockname()[1] if self._ws.sockets else config.port
+        self.origins = accepted_origins(config, self.port)
         self._install_signal_handlers()
         self._sweeper = asyncio.create_task(self._sweep_loop(), name="expiry-sweep")
         self._story_sweeper = asyncio.create_task(self._story_sweep_loop(),
@@ -164,6 +176,7 @@ class Server:
         self._watcher = asyncio.create_task(self._watch_loop(), name="connection-watch")
         host = f"[{config.host}]" if ":" in config.host else config.host
         log.info("relay %r serving %s", config.name, config.db_path)
+        log.info("auth accepted for %s", ", ".join(sorted(self.origins)))
         scheme = "wss" if config.tls else "ws"
         print(f"listening on {scheme}://{host}:{self.port}", flush=True)
 
@@ -312,6 +325,7 @@ class Server:
         for session in list(self.sessions):
             if session.subscription is not None:
                 session.subscription.stop()
+        self.audit.flush()  # the repeats of open windows, before the store closes
         await self.store.close()  # commits everything queued and resolves its futures
         sessions = list(self.sessions)
         if sessions:
@@ -334,8 +348,10 @@ class Server:
         if not self.addresses.add(address):  # others were admitted meanwhile
             await ws.close(CloseCode.TRY_AGAIN_LATER, "too many connections from this address")
             return
-        session = Session(ws, self.config, self.store, self.hub, self.blobs)
+        session = Session(ws, self.config, self.store, self.hub, self.blobs,
+                          guards=self.guards, audit=self.audit)
         session.metrics = self.metrics
+        session.origins = self.origins
         self.sessions.add(session)
         self.metrics.connections.inc()
         self.metrics.connections_total.inc()
@@ -408,7 +424,11 @@ class Server:
             if not isinstance(exc, ProtocolError):
                 refused = storage_error(exc)  # e.g. a blob chunk on a full disk
                 if refused is None:
-                    log.exception("handler failed (frame id %s)", rid)
+                    log_it, dropped = self.log_budget.take()
+                    if log_it:
+                        log.error("handler failed (frame id %s)%s", rid,
+                                  f"; {dropped} more failures not logged" if dropped else "",
+                                  exc_info=exc)
                     refused = ProtocolError(ErrorCode.INTERNAL, "internal error")
                 else:
                     log.error("frame id %s refused by the disk: %s", rid, exc)
@@ -416,7 +436,8 @@ class Server:
             if rid is None and isinstance(data, bytes):
                 rid = peek_id(data)
             self.metrics.error(str(exc.code))
-            await session.send(Error(id=rid, error=str(exc.code), message=exc.message))
+            await session.send(Error(id=rid, error=str(exc.code), message=exc.message,
+                                     retry_after=exc.retry_after))
         finally:
             if not deferred:
                 session.slots.release()
@@ -430,6 +451,9 @@ def _address(ws: ServerConnection) -> str:
 def run(config: Config) -> int:
     """Run a relay until it is told to stop; the process exit status."""
     setup_logging(config.log_level, config.log_format)
+    # Nothing the relay writes is for other local users (relay/files.py sets the modes of
+    # what it knows of; this covers the rest, e.g. SQLite's temporary files).
+    os.umask(0o077)
     server = Server(config, clock=clock_from_environ(os.environ))
     # The relay allocates a few short-lived objects per frame and keeps few cycles: the
     # default collector (a young collection every 700 allocations, full ones walking every

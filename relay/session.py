@@ -31,9 +31,10 @@ from tenchat.common.errors import ErrorCode, ProtocolError
 from tenchat.common.frames import Deliver, Error, GroupDeliver, Synced, encode
 
 from .connection import Outgoing, RelayConnection
-from .limits import TokenBucket
+from .limits import Guards, TokenBucket
 
 if TYPE_CHECKING:
+    from .admin import AuditAggregator
     from .blobs import BlobFiles
     from .config import Config
     from .hub import Hub
@@ -60,7 +61,8 @@ class Session:
 
     def __init__(
         self, ws: RelayConnection, config: Config, store: Store, hub: Hub,
-        blobs: BlobFiles | None = None,
+        blobs: BlobFiles | None = None, guards: Guards | None = None,
+        audit: AuditAggregator | None = None,
     ) -> None:
         self.ws = ws
         self.config = config
@@ -72,6 +74,7 @@ class Session:
         self.user: bytes | None = None  # set by auth
         self.subscription: Subscription | None = None
         self.watching: set[bytes] = set()  # users whose presence this connection watches
+        self.watch_denied: set[bytes] = set()  # watched, but not contacts (hub.watch)
         # Bounds the requests a client may have in flight; the read loop waits for a slot.
         self.slots = asyncio.Semaphore(config.inflight_max)
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -80,6 +83,8 @@ class Session:
         self._flusher: asyncio.Task[Any] | None = None
         self._flush_scheduled = False
         self.metrics: Metrics | None = None  # set by the server
+        # the origins auth may name (config.accepted_origins); set by the server
+        self.origins: frozenset[str] = frozenset()
         # --- limits and roles (relay/limits.py, relay/admin.py) ---
         peer = ws.remote_address
         self.address: str = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
@@ -89,6 +94,15 @@ class Session:
         self.stall_low = 0  # the smallest send buffer seen since then (bytes)
         self.role = "user"  # "admin", "moderator" or "user", set by auth
         self.handle: str | None = None  # the handle the identity holds, set by auth
+        self.auth_failures = 0  # failed auth / wallet_auth frames on this connection
+        self.register_pow = 0  # proof-of-work bits asked of a register (set by hello)
+        # Shared by the server's sessions (a session of its own gets its own, for tests).
+        self.guards = guards if guards is not None else Guards(config)
+        if audit is None:
+            from .admin import AuditAggregator
+
+            audit = AuditAggregator(store, config.audit_window)
+        self.audit = audit
 
     @property
     def deferred_count(self) -> int:
@@ -127,7 +141,8 @@ class Session:
         try:
             frame = build(fut.result())
         except ProtocolError as exc:
-            frame = Error(id=rid, error=str(exc.code), message=exc.message)
+            frame = Error(id=rid, error=str(exc.code), message=exc.message,
+                          retry_after=exc.retry_after)
         except Exception:
             log.exception("deferred answer to request %d failed", rid)
             frame = Error(id=rid, error=ErrorCode.INTERNAL, message="internal error")

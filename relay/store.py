@@ -131,6 +131,7 @@ class RetentionSwept:
     messages: int
     group_entries: int
     uploads: list[tuple[bytes, bytes]]
+    audit: int = 0
 
 
 def storage_error(exc: BaseException) -> ProtocolError | None:
@@ -264,8 +265,11 @@ class Store(abc.ABC):
         """Replace the signed prekey and/or add one-time prekeys; the new otk count."""
 
     @abc.abstractmethod
-    def take_bundle(self, user: bytes) -> asyncio.Future[BundleRecord | None]:
-        """The signed prekey and one one-time prekey, removed; None without a spk."""
+    def take_bundle(
+        self, user: bytes, with_otk: bool = True
+    ) -> asyncio.Future[BundleRecord | None]:
+        """The signed prekey and one one-time prekey, removed (none if not ``with_otk``);
+        None without a spk."""
 
     @abc.abstractmethod
     def enqueue(
@@ -427,10 +431,23 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def retention_sweep(
-        self, queue_before: int, uploads_before: int, limit: int
+        self, queue_before: int, uploads_before: int, limit: int, audit_before: int = 0
     ) -> asyncio.Future[RetentionSwept]:
-        """Delete old undelivered messages and group log entries, and expired unfinished
-        uploads (see SQLiteStore.retention_sweep)."""
+        """Delete old undelivered messages and group log entries, expired unfinished
+        uploads and old audit rows (see SQLiteStore.retention_sweep)."""
+
+    @abc.abstractmethod
+    def audit_insert(self, row: tuple[Any, ...]) -> asyncio.Future[int]:
+        """Write an audit row (at, actor, action, target, detail, ip, count); its id."""
+
+    @abc.abstractmethod
+    def audit_add(self, row_id: int, count: int) -> asyncio.Future[None]:
+        """Add ``count`` to the count of audit row ``row_id`` (repeats of it)."""
+
+    @abc.abstractmethod
+    async def contacts_of(self, users: Sequence[bytes], peer: bytes) -> set[bytes]:
+        """Those of ``users`` that have sent ``peer`` a 1:1 message (and don't block
+        ``peer``): the ones whose presence ``peer`` may see."""
 
     @abc.abstractmethod
     def probe(self) -> asyncio.Future[None]:
@@ -673,6 +690,18 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     );
     CREATE INDEX wallet_links_by_user ON wallet_links (user, issued_at);
     """,
+    # trust (issue 12): repeated failures are one audit row with a count, and who has
+    # sent a 1:1 message to whom (presence is shown to those only, docs/protocol.md).
+    # The contacts of the messages still queued are known, older ones are not.
+    """
+    ALTER TABLE audit ADD COLUMN count INTEGER NOT NULL DEFAULT 1;
+    CREATE TABLE contacts (
+        user BLOB NOT NULL,
+        peer BLOB NOT NULL,
+        PRIMARY KEY (user, peer)
+    ) WITHOUT ROWID;
+    INSERT OR IGNORE INTO contacts (user, peer) SELECT DISTINCT sender, recipient FROM messages;
+    """,
 )
 
 
@@ -713,6 +742,7 @@ class _Publish(_Op):
 @dataclass(slots=True)
 class _TakeBundle(_Op):
     user: bytes
+    with_otk: bool = True
 
 
 @dataclass(slots=True)
@@ -881,6 +911,7 @@ class _Retention(_Op):
     queue_before: int
     uploads_before: int
     limit: int
+    audit_before: int = 0
 
 
 @dataclass(slots=True)
@@ -917,11 +948,19 @@ class SQLiteStore(Store):
         otk_max: int = 500,
         queue_max: int = 0,
         queue_bytes_max: int = 0,
+        queue_share: int = 100,
+        reactions_max: int = 0,
         clock: Callable[[], int] = _now_ms,
     ) -> None:
         self.path = path
         self.queue_max = queue_max  # messages queued per recipient; 0 = no limit
         self.queue_bytes_max = queue_bytes_max  # body bytes queued per recipient; 0 = no limit
+        # The part (percent) of those one sender may fill: a sender past it gets
+        # queue_share, so one sender can't fill a recipient's queue for everyone else.
+        self.queue_share = queue_share
+        self.share_max = -(-queue_max * queue_share // 100) if queue_share < 100 else 0
+        self.share_bytes_max = queue_bytes_max * queue_share // 100 if queue_share < 100 else 0
+        self.reactions_max = reactions_max  # reactions per author per post; 0 = no limit
         self.sync = sync  # "full" or "normal", see Config.sync
         self.batch_max = batch_max
         self.otk_max = otk_max
@@ -945,6 +984,11 @@ class SQLiteStore(Store):
         # so a count can only be too high (after deletes it did not see): a full queue is
         # counted again before a send is refused.
         self._queued: dict[bytes, list[int]] = {}  # recipient -> [messages, body bytes]
+        # The same per (recipient, sender), for queue_share.
+        self._queued_from: dict[tuple[bytes, bytes], list[int]] = {}
+        # (user, peer) pairs known to be in `contacts` (bounded; a miss is an INSERT OR
+        # IGNORE, so it only costs a statement).
+        self._contacts: set[tuple[bytes, bytes]] = set()
 
     @property
     def write_queue_depth(self) -> int:
@@ -1244,8 +1288,10 @@ class SQLiteStore(Store):
     ) -> asyncio.Future[int]:
         return self._submit(_Publish, user, spk, otks)
 
-    def take_bundle(self, user: bytes) -> asyncio.Future[BundleRecord | None]:
-        return self._submit(_TakeBundle, user)
+    def take_bundle(
+        self, user: bytes, with_otk: bool = True
+    ) -> asyncio.Future[BundleRecord | None]:
+        return self._submit(_TakeBundle, user, with_otk)
 
     def enqueue(
         self, recipient: bytes, sender: bytes, msg_id: bytes, body: bytes, expires_at: int = 0
@@ -1294,12 +1340,39 @@ class SQLiteStore(Store):
         return self._submit(_StorySweep, now, limit)
 
     def retention_sweep(
-        self, queue_before: int, uploads_before: int, limit: int
+        self, queue_before: int, uploads_before: int, limit: int, audit_before: int = 0
     ) -> asyncio.Future[RetentionSwept]:
         """Delete up to ``limit`` queued messages and group log entries stored before
-        ``queue_before`` (ms; 0: none) and up to ``limit`` unfinished uploads started before
-        ``uploads_before``, oldest first, through the primary keys (no table scan)."""
-        return self._submit(_Retention, queue_before, uploads_before, limit)
+        ``queue_before`` (ms; 0: none), up to ``limit`` unfinished uploads started before
+        ``uploads_before`` and up to ``limit`` audit rows written before ``audit_before``
+        (0: none), oldest first, through the primary keys (no table scan)."""
+        return self._submit(_Retention, queue_before, uploads_before, limit, audit_before)
+
+    def audit_insert(self, row: tuple[Any, ...]) -> asyncio.Future[int]:
+        async def write(db: aiosqlite.Connection) -> int:
+            cur = await db.execute(
+                "INSERT INTO audit (at, actor, action, target, detail, ip, count)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)", row)
+            return int(cur.lastrowid or 0)
+
+        return self.custom_write(write)
+
+    def audit_add(self, row_id: int, count: int) -> asyncio.Future[None]:
+        async def write(db: aiosqlite.Connection) -> None:
+            await db.execute("UPDATE audit SET count = count + ? WHERE id = ?", (count, row_id))
+
+        return self.custom_write(write)
+
+    async def contacts_of(self, users: Sequence[bytes], peer: bytes) -> set[bytes]:
+        found: set[bytes] = set()
+        for chunk in _chunks(list(users), 400):
+            rows = await self._read(
+                "SELECT c.user FROM contacts AS c WHERE c.peer = ? AND c.user IN ("
+                + ",".join("?" * len(chunk)) + ") AND NOT EXISTS (SELECT 1 FROM blocks AS b"
+                " WHERE b.user = c.user AND b.blocked = c.peer)",
+                [peer, *chunk])
+            found.update(bytes(u) for (u,) in rows)
+        return found
 
     def probe(self) -> asyncio.Future[None]:
         """A real write through the writer (the header's user_version, rewritten unchanged):
@@ -1513,11 +1586,22 @@ class SQLiteStore(Store):
         )
         queue_max, bytes_max, queued = self.queue_max, self.queue_bytes_max, self._queued
         limited = bool(queue_max or bytes_max)
+        shared = bool(self.share_max or self.share_bytes_max)
+        queued_from = self._queued_from
         if limited:
             if len(queued) > 100_000:
                 queued.clear()
             for recipient in {op.recipient for op in ops} - queued.keys():
                 queued[recipient] = self._queue_size(db, recipient)
+        if shared:
+            if len(queued_from) > 100_000:
+                queued_from.clear()
+            for pair in {(op.recipient, op.sender) for op in ops} - queued_from.keys():
+                queued_from[pair] = self._queue_size(db, *pair)
+        contacts = self._contacts
+        if len(contacts) > 200_000:
+            contacts.clear()
+        new_contacts: list[tuple[bytes, bytes]] = []
         messages: list[tuple[int, bytes, bytes, bytes, int, bytes, int]] = []
         sent: list[tuple[bytes, bytes, int, int]] = []
         added: dict[bytes, list[int]] = {}  # queued by this batch, not inserted yet
@@ -1535,6 +1619,21 @@ class SQLiteStore(Store):
                         f"the recipient has {size[0]} messages ({size[1]} bytes) waiting,"
                         " the most this relay queues; retry later")))
                     continue
+            pair = (op.recipient, op.sender)
+            if (stored is None and shared
+                    and self._over_share(queued_from[pair], len(op.body))):
+                size = queued_from[pair] = self._queue_size(db, *pair)  # counted again
+                for row in messages:  # and what this batch queued, not inserted yet
+                    if row[1] == op.recipient and row[2] == op.sender:
+                        size[0] += 1
+                        size[1] += len(row[5])
+                if self._over_share(size, len(op.body)):
+                    out.results.append((op.fut, ProtocolError(
+                        ErrorCode.QUEUE_SHARE,
+                        f"{size[0]} of your messages ({size[1]} bytes) wait for this"
+                        f" recipient, the most one sender may queue ({self.queue_share}%"
+                        " of the queue); retry once they have read some")))
+                    continue
             if stored is None:
                 # The writer is the only one inserting, so it can number messages itself.
                 self._next_seq += 1
@@ -1549,6 +1648,14 @@ class SQLiteStore(Store):
                         extra = added.setdefault(op.recipient, [0, 0])
                         extra[0] += 1
                         extra[1] += len(op.body)
+                    if shared:
+                        size = queued_from[pair]
+                        size[0] += 1
+                        size[1] += len(op.body)
+                    contact = (op.sender, op.recipient)
+                    if contact not in contacts:
+                        contacts.add(contact)
+                        new_contacts.append(contact)
                     messages.append(
                         (stored.seq, op.recipient, op.sender, op.msg_id, at, op.body,
                          op.expires_at)
@@ -1564,6 +1671,9 @@ class SQLiteStore(Store):
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 messages,
             )
+        if new_contacts:
+            db.executemany(
+                "INSERT OR IGNORE INTO contacts (user, peer) VALUES (?, ?)", new_contacts)
         if sent:
             db.executemany(
                 "INSERT INTO sent (sender, msg_id, seq, at) VALUES (?, ?, ?, ?)", sent
@@ -1586,12 +1696,24 @@ class SQLiteStore(Store):
         return bool((self.queue_max and size[0] >= self.queue_max)
                     or (self.queue_bytes_max and size[1] + body > self.queue_bytes_max))
 
+    def _over_share(self, size: list[int], body: int) -> bool:
+        """Would one more message of ``body`` bytes pass one sender's queue_share?"""
+        return bool((self.share_max and size[0] >= self.share_max)
+                    or (self.share_bytes_max and size[1] + body > self.share_bytes_max))
+
     @staticmethod
-    def _queue_size(db: sqlite3.Connection, recipient: bytes) -> list[int]:
+    def _queue_size(
+        db: sqlite3.Connection, recipient: bytes, sender: bytes | None = None
+    ) -> list[int]:
         # length() of a blob reads only its header, not the body
-        count, size = db.execute(
-            "SELECT count(*), coalesce(sum(length(body)), 0) FROM messages WHERE recipient = ?",
-            (recipient,)).fetchone()
+        if sender is None:
+            count, size = db.execute(
+                "SELECT count(*), coalesce(sum(length(body)), 0) FROM messages"
+                " WHERE recipient = ?", (recipient,)).fetchone()
+        else:
+            count, size = db.execute(
+                "SELECT count(*), coalesce(sum(length(body)), 0) FROM messages"
+                " WHERE recipient = ? AND sender = ?", (recipient, sender)).fetchone()
         return [int(count), int(size)]
 
     @staticmethod
@@ -1614,15 +1736,17 @@ class SQLiteStore(Store):
         seqs = sorted({s for op in ops for s in op.seqs})
         owner: dict[int, bytes] = {}
         sizes: dict[int, int] = {}
+        senders: dict[int, bytes] = {}
         for chunk in _chunks(seqs, 900):
             rows = db.execute(
-                "SELECT seq, recipient, length(body) FROM messages"
+                "SELECT seq, recipient, length(body), sender FROM messages"
                 f" WHERE seq IN ({','.join('?' * len(chunk))})",
                 chunk,
             ).fetchall()
-            for seq, recipient, size in rows:
+            for seq, recipient, size, sender in rows:
                 owner[seq] = recipient
                 sizes[seq] = size
+                senders[seq] = sender
         doomed: list[tuple[int]] = []
         for op in ops:
             if any(owner.get(s, op.user) != op.user for s in op.seqs):
@@ -1636,6 +1760,9 @@ class SQLiteStore(Store):
             db.executemany("DELETE FROM messages WHERE seq = ?", doomed)
             for (seq,) in doomed:
                 if (queue := self._queued.get(owner[seq])) is not None:
+                    queue[0] -= 1
+                    queue[1] -= sizes[seq]
+                if (queue := self._queued_from.get((owner[seq], senders[seq]))) is not None:
                     queue[0] -= 1
                     queue[1] -= sizes[seq]
 
@@ -1715,6 +1842,10 @@ class SQLiteStore(Store):
                 out.results.append((op.fut, None))
                 continue
             spk = SignedPrekey(*rows[0])
+            if not op.with_otk:  # past the target's otk_rate: the bundle comes without one
+                count = await self._count_otks(db, op.user)
+                out.results.append((op.fut, BundleRecord(spk, None, count)))
+                continue
             rows = list(
                 await db.execute_fetchall(
                     "SELECT key_id, pub FROM one_time_prekeys WHERE user = ?"
@@ -1965,6 +2096,7 @@ class SQLiteStore(Store):
                 result = exc
             out.results.append((op.fut, result))
         self._queued.clear()  # an admin action may have removed queued messages
+        self._queued_from.clear()
 
     async def _apply_sweeps(self, ops: list[_Sweep], out: _Batch) -> None:
         db = self._db
@@ -1979,6 +2111,7 @@ class SQLiteStore(Store):
             n_messages = cur.rowcount
             if n_messages:
                 self._queued.clear()
+                self._queued_from.clear()
             cur = await db.execute(
                 "DELETE FROM group_log WHERE gseq IN (SELECT gseq FROM group_log"
                 " WHERE expires_at > 0 AND expires_at <= ? LIMIT ?)",
@@ -2016,7 +2149,14 @@ class SQLiteStore(Store):
             await db.executemany(
                 "DELETE FROM blob_uploads WHERE user = ? AND hash = ?", uploads
             )
-            out.results.append((op.fut, RetentionSwept(n_messages, n_entries, uploads)))
+            n_audit = 0
+            if op.audit_before:  # ids grow with `at`, as for messages above
+                cur = await db.execute(
+                    "DELETE FROM audit WHERE id IN (SELECT id FROM (SELECT id, at FROM audit"
+                    " ORDER BY id LIMIT ?) WHERE at < ?)", (op.limit, op.audit_before))
+                n_audit = cur.rowcount
+            out.results.append(
+                (op.fut, RetentionSwept(n_messages, n_entries, uploads, n_audit)))
 
     async def _apply_probes(self, ops: list[_Probe], out: _Batch) -> None:
         db = self._db
@@ -2140,6 +2280,12 @@ class SQLiteStore(Store):
                                                "another comment has this id")
             out.results.append((op.fut, result))
 
+    @staticmethod
+    async def _reaction_count(db: aiosqlite.Connection, post: bytes, author: bytes) -> int:
+        rows = await db.execute_fetchall(
+            "SELECT count(*) FROM reactions WHERE post = ? AND author = ?", (post, author))
+        return int(next(iter(rows))[0])
+
     async def _apply_react_puts(self, ops: list[_ReactPut], out: _Batch) -> None:
         db = self._db
         assert db is not None
@@ -2155,6 +2301,12 @@ class SQLiteStore(Store):
                 elif op.removed:
                     await db.execute("DELETE FROM reactions WHERE post = ? AND author = ?"
                                      " AND emoji = ?", key)
+                elif not rows and self.reactions_max and await self._reaction_count(
+                        db, op.post, op.author) >= self.reactions_max:
+                    result = ProtocolError(
+                        ErrorCode.TOO_MANY_REACTIONS,
+                        f"you have {self.reactions_max} reactions on this post, the most"
+                        " this relay keeps; remove one first")
                 else:
                     await db.execute(
                         "INSERT OR REPLACE INTO reactions (post, author, emoji, created_at,"

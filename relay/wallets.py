@@ -1,9 +1,10 @@
 """Handlers for wallet bindings and Sign-In with Ethereum (common.wallets).
 
-The relay verifies a binding completely (both signatures, this relay's name, the
-identity it names) before storing it, and only for the authenticated identity;
-clients verify it again. A wallet sign-in is the identity-key challenge answered
-by a linked wallet instead: the SIWE message must carry the challenge as nonce.
+The relay verifies a binding completely (both signatures, one of this relay's
+origins, the expiry, the identity it names) before storing it, and only for the
+authenticated identity; clients verify it again. A wallet sign-in is the identity-key
+challenge answered by a linked wallet instead: the SIWE message must carry the
+challenge as nonce and name one of this relay's origins.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def _now() -> datetime:
 @handles(WalletLinkPut)
 async def wallet_link(session: Session, frame: WalletLinkPut) -> Answer:
     user = check_authenticated(session)
-    link = wallets.open_link(frame.record, relay=session.config.name, now=_now())
+    link = wallets.open_link(frame.record, origins=session.origins, now=_now())
     if link.user != user:
         raise ProtocolError(ErrorCode.FORBIDDEN, "a wallet can only be linked to oneself")
     return Later(session.store.put_wallet_link(link.address, user, link.issued_at,
@@ -70,23 +71,25 @@ async def wallet_auth(session: Session, frame: WalletAuth) -> Answer:
         raise ProtocolError(ErrorCode.PROTOCOL, "send hello before wallet_auth")
     if session.user is not None:
         raise ProtocolError(ErrorCode.PROTOCOL, "this connection is already authenticated")
-    from .admin import disconnect, is_banned, record_audit, role_of
+    from .admin import auth_failed, disconnect, is_banned, role_of
+    from .handlers import admit_identity
 
     try:
-        address = wallets.check_auth(frame.message, frame.sig, relay=session.config.name,
+        address = wallets.check_auth(frame.message, frame.sig, origins=session.origins,
                                      challenge=session.challenge, now=_now())
     except ProtocolError as exc:
-        record_audit(session, "auth_failed", None, f"wallet sign-in: {exc.message}")
+        auth_failed(session, "wallet sign-in", None, f"wallet sign-in: {exc.message[:200]}")
         raise
     user = await session.store.wallet_owner(address)
     if user is None:
-        record_audit(session, "auth_failed", None, f"wallet {address} is linked to no one")
+        auth_failed(session, "wallet unlinked", None, f"wallet {address} is linked to no one")
         raise ProtocolError(ErrorCode.AUTH_FAILED, "this wallet is linked to no identity here")
     # From here on exactly as `auth` (relay.handlers.auth): bans, presence, role.
     if await is_banned(session.store, user):
-        record_audit(session, "auth_failed", user, "banned", actor=user)
+        auth_failed(session, "banned", user, "banned", actor=user)
         disconnect(session, "banned")
         raise ProtocolError(ErrorCode.BANNED, "this identity is banned from this relay")
+    await admit_identity(session, user)
     session.user = user
     session.hub.join(session)
     if await session.store.hide_presence(user):

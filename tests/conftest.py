@@ -18,6 +18,9 @@ import pytest
 from tests.support.relay import RelayProcess
 
 PASSPHRASE = "correct horse battery staple"
+# In-process clients (Client.create) seal their keystores quickly too; the CLI runner
+# passes it on explicitly. tests/client/test_keystore.py checks the MODERATE default.
+os.environ.setdefault("TENCHAT_KDF", "interactive")
 
 
 @pytest.fixture
@@ -56,6 +59,7 @@ class Cli:
     def env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("TENCHAT_")}
         env["TENCHAT_PASSPHRASE"] = PASSPHRASE
+        env["TENCHAT_KDF"] = "interactive"  # keystores at rest default to MODERATE (~0.5 s)
         if self.relay is not None:
             env["TENCHAT_RELAY"] = self.relay.url
         env.update(extra)

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ..cli import Options, app, emit, fail, fmt_time, run, with_client
+from ..cli import Options, app, emit, fail, fmt_time, run, say, with_client
 
 wallet_app = typer.Typer(help="Ethereum wallets: keys, links, balances, NFTs.",
                          no_args_is_help=True)
@@ -109,6 +109,7 @@ def wallet_list(ctx: typer.Context, json_out: JsonOpt = False) -> None:
 
         linked: set[str] = set()
         with contextlib.suppress(RelayUnreachable, ConnectionLost, RelayError):
+            await client.wallet.renew_links()  # bindings expire unless renewed
             linked = {v.address for v in await client.wallet.verified_wallets(client.user)}
         return await client.wallet.addresses(), linked
 
@@ -117,7 +118,7 @@ def wallet_list(ctx: typer.Context, json_out: JsonOpt = False) -> None:
         for a in addresses:
             emit(opts, {"address": a, "linked": a in linked}, "")
     else:
-        typer.echo("\n".join(f"{a}{'  linked' if a in linked else ''}" for a in addresses)
+        say("\n".join(f"{a}{'  linked' if a in linked else ''}" for a in addresses)
                    if addresses else "(no wallets)")
 
 
@@ -178,14 +179,14 @@ def wallet_balances(
 
     rows, errors = run(with_client(opts, body))
     for line in errors:
-        typer.echo(f"warning: {line}", err=True)
+        say(f"warning: {line}", err=True)
     if opts.json:
         for r in rows:
             emit(opts, {"chain_id": r.chain_id, "address": r.address, "token": r.token,
                         "symbol": r.symbol, "amount": _amount(r.amount, r.decimals),
                         "units": str(r.amount), "updated_at": r.updated_at}, "")
     else:
-        typer.echo("\n".join(
+        say("\n".join(
             f"{r.address}  chain {r.chain_id}  {_amount(r.amount, r.decimals)} {r.symbol}"
             for r in rows) if rows else "(no balances)")
 
@@ -213,10 +214,13 @@ def gift(
     async def body(client: Any) -> Any:
         plan = await client.wallet.plan_gift(peer, amount, token, chain, sender)
         shown = plan.describe()
-        typer.echo(
-            f"gift to @{plan.handle}: {shown['amount']} {plan.symbol} on {plan.chain.name} "
+        what = (f"{plan.amount} units of UNKNOWN token {plan.token} (not in your token list)"
+                if plan.unknown_token else f"{shown['amount']} {plan.symbol}")
+        say(
+            f"gift to @{plan.handle}: {what} on {plan.chain.name} "
             f"(chain {plan.chain.chain_id})\n"
-            f"  from {plan.sender}\n  to   {plan.recipient} (@{plan.handle}'s verified wallet)\n"
+            f"  from {plan.sender}\n  to   {plan.recipient} (@{plan.handle}'s verified wallet,"
+            f" linked {fmt_time(plan.linked_at)}, valid until {fmt_time(plan.link_expires)})\n"
             f"  max network fee {shown['max_fee']} {plan.chain.symbol}\n"
             f"  transaction to sign (EIP-1559): {json.dumps(shown['transaction'])}",
             err=opts.json)
@@ -248,21 +252,24 @@ def gifts(
 
     rows, names, errors = run(with_client(opts, body))
     for line in errors:
-        typer.echo(f"warning: {line}", err=True)
+        say(f"warning: {line}", err=True)
     for r in rows:
         obj = {"direction": "sent" if r.outgoing else "received", "peer": names[r.peer],
                "chain_id": r.chain_id, "tx_hash": "0x" + r.tx_hash.hex(), "status": r.status,
                "token": r.token, "symbol": r.symbol if r.amount is not None else "",
+               "unknown_token": r.unknown_token,
                "amount": _amount(r.amount, r.decimals) if r.amount is not None else None,
                "from": r.sender, "to": r.recipient, "reason": r.reason,
                "created_at": r.created_at}
         arrow = "→" if r.outgoing else "←"
-        what = f"{obj['amount']} {r.symbol}" if r.amount is not None else "?"
+        what = ("?" if r.amount is None
+                else f"{r.amount} units of UNKNOWN token {r.token}" if r.unknown_token
+                else f"{obj['amount']} {r.symbol}")
         emit(opts, obj, f"{fmt_time(r.created_at)} {arrow} @{names[r.peer]}  {what}  "
                         f"{r.status}{'  ' + r.reason if r.reason else ''}  "
                         f"0x{r.tx_hash.hex()[:16]}…")
     if not rows and not opts.json:
-        typer.echo("(no gifts)")
+        say("(no gifts)")
 
 
 # --- NFTs -----------------------------------------------------------------------------------
@@ -284,7 +291,7 @@ def wallet_nfts(
         for wallet, token_id in rows:
             emit(opts, {"wallet": wallet, "contract": contract, "token_id": str(token_id)}, "")
     else:
-        typer.echo("\n".join(f"{wallet}  #{token_id}" for wallet, token_id in rows)
+        say("\n".join(f"{wallet}  #{token_id}" for wallet, token_id in rows)
                    if rows else "(none)")
 
 
@@ -362,7 +369,8 @@ def watch(
         "restarted watch goes on where it stopped).")] = None,
 ) -> None:
     """A bot: post a contract's events into a group, N confirmations deep. Runs until
-    interrupted; prints each posted event (JSON with --json)."""
+    interrupted; prints each posted event (JSON with --json). Logs of another shape
+    (e.g. an ERC-721 Transfer for an ERC-20 signature) are skipped with a warning."""
     opts: Options = ctx.obj
 
     async def body(client: Any) -> None:
@@ -385,8 +393,12 @@ def watch(
                  f"watching {spec.signature} from block {block}")
             sys.stdout.flush()
 
+        def skipped(block: int, count: int, why: str) -> None:
+            typer.echo(f"warning: skipped a log of another shape in block {block} ({why}); "
+                       f"{count} skipped so far", err=True)
+
         await run_watch(client, ch, contract, spec, gid, confirmations=confirmations,
                         interval=interval, on_post=posted, from_block=from_block,
-                        on_start=started)
+                        on_start=started, on_skip=skipped)
 
     run(with_client(opts, body))

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from ..service import Client
     from .chains import Chain
 
-__all__ = ["EventSpec", "parse_event", "decode_log", "watch"]
+__all__ = ["EventSpec", "OtherShape", "parse_event", "decode_log", "watch"]
 
 _PARAM_RE = re.compile(r"\s*([A-Za-z0-9_\[\]]+)(\s+indexed)?(?:\s+([A-Za-z_][A-Za-z0-9_]*))?\s*")
 
@@ -64,11 +64,23 @@ def _show(kind: str, value: Any) -> str:
     return str(value)
 
 
+class OtherShape(WalletError):
+    """A log with the event's topic but not its shape (e.g. an ERC-721 Transfer, whose
+    token id is a fourth topic, read with the ERC-20 signature): skipped, not posted."""
+
+
 def decode_log(spec: EventSpec, log: Any) -> dict[str, str]:
-    """The event's parameters by name (indexed dynamic values are only their hash)."""
+    """The event's parameters by name (indexed dynamic values are only their hash);
+    OtherShape if the log has another number of topics or data that does not decode."""
     topics = [bytes(t) for t in log["topics"][1:]]
+    indexed = sum(1 for _, ix, _ in spec.params if ix)
+    if len(topics) != indexed:
+        raise OtherShape(f"{len(topics)} indexed values, {spec.signature} has {indexed}")
     plain = [(t, n) for t, ix, n in spec.params if not ix]
-    values = abi_decode([t for t, _ in plain], bytes(log["data"])) if plain else ()
+    try:
+        values = abi_decode([t for t, _ in plain], bytes(log["data"])) if plain else ()
+    except Exception as exc:  # eth_abi's DecodingError family, or a bad type name
+        raise OtherShape(f"the data does not decode as {spec.signature}: {exc}") from None
     out: dict[str, str] = {}
     plain_values = iter(values)
     for kind, indexed, name in spec.params:
@@ -85,8 +97,12 @@ async def watch(client: Client, chain: Chain, contract: str, spec: EventSpec, gr
                 *, confirmations: int, interval: float = 4.0,
                 on_post: Callable[[dict[str, Any]], Awaitable[None] | None] | None = None,
                 from_block: int | None = None,
-                on_start: Callable[[int], None] | None = None) -> None:
-    """Post each event once it has ``confirmations`` blocks on top of its block; forever."""
+                on_start: Callable[[int], None] | None = None,
+                on_skip: Callable[[int, int, str], None] | None = None) -> None:
+    """Post each event once it has ``confirmations`` blocks on top of its block; forever.
+    A log of another shape is skipped and counted (``on_skip(block, skipped so far,
+    why)``), and the cursor moves past it all the same, so a restarted bot does not stop
+    at it again."""
     from .evm import Evm
 
     evm = Evm(chain)
@@ -98,13 +114,20 @@ async def watch(client: Client, chain: Chain, contract: str, spec: EventSpec, gr
         cursor = from_block if from_block is not None else await evm.run(evm.block_number) + 1
     if on_start is not None:
         on_start(cursor)
+    skipped = 0
     while True:
         head = await evm.run(evm.block_number)
         safe = head - confirmations  # blocks with `confirmations` blocks on top
         if safe >= cursor:
             logs = await evm.run(evm.logs, contract, ["0x" + spec.topic.hex()], cursor, safe)
             for log in sorted(logs, key=lambda lg: (lg["blockNumber"], lg["logIndex"])):
-                values = decode_log(spec, log)
+                try:
+                    values = decode_log(spec, log)
+                except OtherShape as exc:
+                    skipped += 1
+                    if on_skip is not None:
+                        on_skip(int(log["blockNumber"]), skipped, str(exc))
+                    continue
                 shown = ", ".join(f"{k}={v}" for k, v in values.items())
                 text = (f"[{spec.name}] {shown} (block {log['blockNumber']}, "
                         f"tx 0x{bytes(log['transactionHash']).hex()})")

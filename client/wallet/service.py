@@ -33,7 +33,8 @@ if TYPE_CHECKING:
     from ..events import Event
     from ..service import Client
 
-__all__ = ["WalletService", "GiftPlan", "format_amount", "parse_amount", "gift_text"]
+__all__ = ["WalletService", "GiftPlan", "format_amount", "parse_amount", "gift_text",
+           "token_symbol"]
 
 log = logging.getLogger("tenchat.client.wallet")
 
@@ -70,6 +71,16 @@ def parse_amount(text: str, decimals: int) -> int:
     return int(units)
 
 
+def token_symbol(chain: Chain, token: str) -> str | None:
+    """The token list's name for contract ``token`` on ``chain`` (chains.toml, one address
+    per symbol and chain); None for any other contract: an unknown token."""
+    wanted = token.lower()
+    for symbol, address in chain.tokens.items():
+        if address.lower() == wanted:
+            return symbol
+    return None
+
+
 def gift_text(chain_id: int, tx_hash: bytes, status: str = "") -> str:
     """A gift's chat row: where to look, then (once settled) what the chain says."""
     return f"[gift] {status + ' · ' if status else ''}chain {chain_id} tx 0x{tx_hash.hex()}"
@@ -85,10 +96,17 @@ class GiftPlan:
     sender: str
     recipient: str
     token: str | None  # None: the native coin
-    symbol: str
+    symbol: str  # from the token list (chains.toml); '' for a token not in it
     decimals: int
     amount: int
     tx: dict[str, Any]  # the unsigned EIP-1559 transaction
+    linked_at: int = 0  # ms: the Issued At of the recipient's binding
+    link_expires: int = 0  # ms: when that binding lapses unless its owner renews it
+
+    @property
+    def unknown_token(self) -> bool:
+        """A token contract not in the configured token list: shown by address only."""
+        return self.token is not None and not self.symbol
 
     @property
     def max_fee(self) -> int:
@@ -99,6 +117,8 @@ class GiftPlan:
         return {"to": self.handle, "chain": self.chain.name, "chain_id": self.chain.chain_id,
                 "from": self.sender, "recipient": self.recipient,
                 "token": self.token or "", "symbol": self.symbol,
+                "unknown_token": self.unknown_token,
+                "linked_at": self.linked_at, "link_expires": self.link_expires,
                 "amount": format_amount(self.amount, self.decimals),
                 "amount_units": str(self.amount),
                 "max_fee": format_amount(self.max_fee, self.chain.decimals),
@@ -198,43 +218,94 @@ class WalletService:
         address = self._address(address)
         key = await self._key(address)
         conn = await self.client.connection()
+        now = datetime.now(UTC)
         try:
-            message = w.link_siwe(conn.relay_name, address, self.client.user,
-                                  secrets.token_hex(8), datetime.now(UTC))
+            # The SIWE domain is the URL we dialled, never the name the relay announced.
+            message = w.link_siwe(conn.origin, address, self.client.user,
+                                  secrets.token_hex(8), now)
         except siwe.MalformedMessage as exc:
-            raise WalletError(f"this relay's name can't be used in a SIWE domain: {exc}") \
+            raise WalletError(f"this relay's URL can't be used in a SIWE domain: {exc}") \
                 from None
         text = message.text()
         record = w.sign_link(text, sign_personal(key, text), self.client.user,
-                             self.client.identity.sign)
+                             self.client.identity.sign, expires=w.link_expiry(now))
+        await self._set_unlinked(address, False)
         await conn.request(f.WalletLinkPut, record=record)
-        return w.open_link(record, relay=conn.relay_name, now=datetime.now(UTC))
+        return w.open_link(record, origins={conn.origin}, now=now)
 
     async def unlink(self, address: str) -> None:
+        """Unlink: remembered here first (this client never renews or shows the binding
+        again, whatever the relay keeps), then withdrawn from the relay."""
+        address = self._address(address)
+        await self._set_unlinked(address, True)
         conn = await self.client.connection()
         try:
-            await conn.request(f.WalletUnlink, address=self._address(address))
+            await conn.request(f.WalletUnlink, address=address)
         except RelayError as exc:
             if exc.code == "not_found":
                 raise WalletError(f"{address} is not linked to you") from None
             raise
 
-    async def verified_wallets(self, user: bytes) -> list[w.VerifiedLink]:
-        """``user``'s wallet bindings, each verified here; forged ones are dropped."""
+    async def unlinked(self) -> set[str]:
+        """Wallets this identity unlinked from this device (cache meta ``wallet_unlinked``)."""
+        import json
+
+        raw = await self.client.cache.get_meta("wallet_unlinked")
+        return set(json.loads(raw)) if raw else set()
+
+    async def _set_unlinked(self, address: str, unlinked: bool) -> None:
+        import json
+
+        async with self.client._crypto_lock:
+            current = await self.unlinked()
+            new = current | {address} if unlinked else current - {address}
+            if new != current:
+                await self.client.cache.set_meta("wallet_unlinked",
+                                                 json.dumps(sorted(new)).encode())
+                await self.client.cache.commit()
+
+    async def renew_links(self, *, now: datetime | None = None) -> list[str]:
+        """Countersign our bindings again with a later expiry once less than
+        LINK_RENEW_BEFORE is left (the identity key alone; no wallet needed); never one
+        unlinked here. The addresses renewed."""
+        now = now or datetime.now(UTC)
+        conn = await self.client.connection()
+        unlinked = await self.unlinked()
+        renewed: list[str] = []
+        for link in await self.verified_wallets(self.client.user, now=now):
+            if link.address in unlinked:
+                continue
+            left = link.expires - int(now.timestamp() * 1000)
+            if left >= w.LINK_RENEW_BEFORE.total_seconds() * 1000:
+                continue
+            record = w.renew_link(link.record, self.client.identity.sign,
+                                  expires=w.link_expiry(now))
+            await conn.request(f.WalletLinkPut, record=record)
+            renewed.append(link.address)
+        return renewed
+
+    async def verified_wallets(self, user: bytes, *,
+                               now: datetime | None = None) -> list[w.VerifiedLink]:
+        """``user``'s wallet bindings, each verified here (signatures, this relay's URL,
+        not expired, not issued in the future); forged ones are dropped, and so are our own
+        bindings of wallets we unlinked, whatever the relay shows."""
         conn = await self.client.connection()
         answer = await conn.request(f.WalletsGet, user=user)
         assert isinstance(answer, f.WalletLinks)
         found: dict[str, w.VerifiedLink] = {}
-        now = datetime.now(UTC)
+        now = now or datetime.now(UTC)
+        unlinked = await self.unlinked() if user == self.client.user else set()
         for record in answer.records:
             try:
-                link = w.open_link(record, relay=conn.relay_name, now=now)
+                link = w.open_link(record, origins={conn.origin}, now=now)
             except ProtocolError as exc:
                 log.warning("dropped a wallet binding the relay gave for %s: %s",
                             user.hex()[:16], exc.message)
                 continue
             if link.user != user:
                 log.warning("dropped a wallet binding of another identity")
+                continue
+            if link.address in unlinked:
                 continue
             old = found.get(link.address)
             if old is None or link.issued_at > old.issued_at:
@@ -253,12 +324,16 @@ class WalletService:
         key = await self._key(address)
         address = self._address(address)
 
-        def answer(relay: str, challenge: bytes) -> tuple[str, bytes]:
-            text = w.auth_siwe(relay, address, challenge, datetime.now(UTC)).text()
+        def answer(origin: str, challenge: bytes) -> tuple[str, bytes]:
+            # origin: the URL dialled (never the relay's announced name) is the SIWE domain
+            text = w.auth_siwe(origin, address, challenge, datetime.now(UTC)).text()
             return text, sign_personal(key, text)
 
+        from ..known_relays import known_relays_path
+
         conn = RelayConnection(self.client.relay_url, user=self.client.user,
-                               sign=self.client.identity.sign, wallet_auth=answer)
+                               sign=self.client.identity.sign, wallet_auth=answer,
+                               known=known_relays_path(self.client.home))
         authed = await conn.open()
         await conn.close()
         return authed
@@ -282,10 +357,11 @@ class WalletService:
                     rows.append(BalanceRow(chain.chain_id, address, "", chain.symbol,
                                            chain.decimals, amount, now))
                     for symbol, token in chain.tokens.items():
-                        sym, dec = await evm.run(evm.token_meta, token)
+                        _, dec = await evm.run(evm.token_meta, token)
                         amount = await evm.run(evm.token_balance, token, address)
+                        # the name from the token list, never the contract's own symbol()
                         rows.append(BalanceRow(chain.chain_id, address,
-                                               siwe.to_checksum_address(token), sym or symbol,
+                                               siwe.to_checksum_address(token), symbol,
                                                dec, amount, now))
             except WalletError as exc:
                 errors.append(f"{chain.name}: {exc}")
@@ -309,7 +385,8 @@ class WalletService:
             raise WalletError("a gift to yourself is not a gift")
         if not links:
             raise WalletError(f"@{handle} has no verified wallet linked; nothing was sent")
-        recipient = links[-1].address  # the newest binding
+        newest = links[-1]  # the newest binding that verifies (unexpired, not future)
+        recipient = newest.address
         from_addr = self._address(sender) if sender else await self.default_address()
         key = await self._key(from_addr)
         del key  # only checked to exist; signing comes after the user confirms
@@ -322,7 +399,10 @@ class WalletService:
                 raise WalletError(f"unknown token {token!r} on {ch.name}: give its contract "
                                   "address or add it to chains.toml")
             token_addr = siwe.to_checksum_address(token_addr)
-            symbol, decimals = await evm.run(evm.token_meta, token_addr)
+            # Named only from the token list: a contract's own symbol() and decimals() can
+            # say anything, so an unknown token's amount is in its raw units.
+            symbol = token_symbol(ch, token_addr) or ""
+            decimals = (await evm.run(evm.token_meta, token_addr))[1] if symbol else 0
         units = parse_amount(amount, decimals)
         if token_addr is not None:
             have = await evm.run(evm.token_balance, token_addr, from_addr)
@@ -343,7 +423,7 @@ class WalletService:
                               f"{format_amount(native, ch.decimals)} {ch.symbol}, needs up to "
                               f"{format_amount(need, ch.decimals)}")
         return GiftPlan(user, handle, ch, from_addr, recipient, token_addr, symbol, decimals,
-                        units, tx)
+                        units, tx, linked_at=newest.issued_at, link_expires=newest.expires)
 
     async def send_gift(self, plan: GiftPlan) -> GiftRow:
         """Sign the planned transaction here, submit it, and only then tell the peer."""
@@ -427,15 +507,24 @@ class WalletService:
             t = match[0]
             token, sender, recipient, amount = t.token, t.sender, t.recipient, t.value
             if token:
-                symbol, decimals = await evm.run(evm.token_meta, token)
+                # Named only from the configured token list (address per chain); any other
+                # contract is an unknown token, shown by address in raw units: its own
+                # symbol() and decimals() can claim to be anything.
+                known = token_symbol(chain, token)
+                if known is not None:
+                    _, decimals = await evm.run(evm.token_meta, token)
+                    symbol = known
+                else:
+                    symbol, decimals = "", 0
         async with self.client._crypto_lock:
             await self.store.settle_gift(
                 gift.chain_id, gift.tx_hash, status=status, token=token, symbol=symbol,
                 decimals=decimals, amount=amount if status == "confirmed" else None,
                 sender=sender, recipient=recipient, block=int(receipt["blockNumber"]),
                 reason=reason, now=_now_ms())
-            shown = (f"{format_amount(amount or 0, decimals)} {symbol} confirmed"
-                     if status == "confirmed" else f"failed: {reason}")
+            what = (f"{format_amount(amount or 0, decimals)} {symbol}" if symbol or not token
+                    else f"{amount or 0} units of unknown token {token}")
+            shown = f"{what} confirmed" if status == "confirmed" else f"failed: {reason}"
             changed = await self.store.set_message_text(
                 gift.peer, gift.msg_id, gift_text(gift.chain_id, gift.tx_hash, shown))
             await self.client.cache.commit()
@@ -570,14 +659,20 @@ class WalletService:
     async def run(self, *, balance_every: float = BALANCE_EVERY,
                   gift_every: float = GIFT_EVERY,
                   sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
-        """Refresh balances every ``balance_every`` s and settle pending gifts every
-        ``gift_every`` s, until cancelled; failures are logged and retried next time."""
+        """Renew our wallet bindings and refresh balances every ``balance_every`` s and settle
+        pending gifts every ``gift_every`` s, until cancelled; failures are logged and
+        retried next time."""
         next_balance = 0.0
         loop = asyncio.get_running_loop()
         while True:
             now = loop.time()
             if now >= next_balance:
                 next_balance = now + balance_every
+                try:
+                    for address in await self.renew_links():
+                        log.info("renewed the binding of %s", address)
+                except Exception:
+                    log.exception("binding renewal failed")
                 try:
                     if await self.addresses():
                         _, errors = await self.refresh_balances()

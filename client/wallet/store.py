@@ -42,6 +42,13 @@ class GiftRow:
     created_at: int
     updated_at: int
 
+    @property
+    def unknown_token(self) -> bool:
+        """A token contract not in the configured token list (then ``symbol`` is '' and
+        ``amount`` is in the contract's raw units): the CLI and the TUI show it by address,
+        marked unknown, never by the name the contract gives itself."""
+        return bool(self.token) and not self.symbol
+
 
 _GIFT_COLS = ("chain_id, tx_hash, peer, outgoing, msg_id, status, token, symbol, decimals, "
               "amount, sender, recipient, block, reason, created_at, updated_at")

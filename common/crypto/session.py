@@ -32,13 +32,16 @@ __all__ = [
     "SESSION_VERSION",
     "PrekeyEnvelope",
     "RatchetEnvelope",
+    "MAX_PREVIOUS_SESSIONS",
     "Session",
+    "SessionRecord",
     "envelope_kind",
     "envelope_ephemeral",
 ]
 
 ENVELOPE_VERSION: Final = 1
 SESSION_VERSION: Final = 1
+MAX_PREVIOUS_SESSIONS: Final = 10  # archived sessions kept per peer besides the current one
 
 _Key32 = Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
 _Header = Annotated[bytes, msgspec.Meta(min_length=Header.SIZE, max_length=Header.SIZE)]
@@ -287,3 +290,111 @@ class Session:
 
     def __repr__(self) -> str:
         return f"Session(peer={self.peer.hex()}, initiator={self.is_initiator})"
+
+
+class SessionRecord:
+    """All sessions with one peer, the current one first (Signal's session record).
+
+    Normally a peer has one session. A second appears when both sides start one at the same
+    moment (each sends a prekey envelope before reading the other's), or when the peer
+    starts over (a new install). Then:
+
+    * :meth:`encrypt` always uses the **current** session;
+    * :meth:`decrypt` tries the current session, then the archived ones (newest first),
+      each on a copy (a failed try changes nothing); the one that decrypts becomes current.
+      A prekey envelope with an ephemeral key no session has starts a new session
+      (:meth:`Session.respond`), which becomes current; the old ones are archived.
+    * at most :data:`MAX_PREVIOUS_SESSIONS` archived sessions are kept; the least recently
+      used goes first.
+
+    Converging: after a simultaneous start, each side's current session is the one it
+    started last or read last. As soon as one side reads a message on a session, that
+    session is current on both ends — so every message is read, and the two settle on one
+    session after a message each way (if neither keeps sending before reading; then they
+    keep reading each other on two sessions until one does).
+
+    Entries carry an opaque ``tag`` (the client's row id; None for a session made here) so
+    the caller can tell which to store: :attr:`changed` lists them, :attr:`dropped` the tags
+    of sessions to delete.
+    """
+
+    __slots__ = ("_entries", "changed", "dropped", "limit")
+
+    def __init__(self, sessions: list[tuple[int | None, Session]], *,
+                 limit: int = MAX_PREVIOUS_SESSIONS) -> None:
+        self._entries: list[list] = [[tag, s] for tag, s in sessions]  # current first
+        self.limit = limit
+        self.changed: list[tuple[int | None, Session]] = []
+        self.dropped: list[int] = []
+
+    @classmethod
+    def from_states(cls, rows: list[tuple[int, bytes]], *,
+                    limit: int = MAX_PREVIOUS_SESSIONS) -> SessionRecord:
+        """From stored (tag, :meth:`Session.to_bytes`) pairs, current first."""
+        return cls([(tag, Session.from_bytes(state)) for tag, state in rows], limit=limit)
+
+    @property
+    def current(self) -> Session | None:
+        return self._entries[0][1] if self._entries else None
+
+    @property
+    def sessions(self) -> list[Session]:
+        """Current first, then the archived ones, most recently used first."""
+        return [e[1] for e in self._entries]
+
+    def _touch(self, index: int) -> None:
+        entry = self._entries.pop(index)
+        self._entries.insert(0, entry)
+        self.changed = [c for c in self.changed if c[1] is not entry[1]]
+        self.changed.append((entry[0], entry[1]))
+
+    def install(self, session: Session) -> None:
+        """Make ``session`` (a new one: :meth:`Session.initiate`) current; archive the rest."""
+        self._entries.insert(0, [None, session])
+        self.changed.append((None, session))
+        while len(self._entries) > 1 + self.limit:
+            tag, old = self._entries.pop()
+            if tag is not None:
+                self.dropped.append(tag)
+            self.changed = [c for c in self.changed if c[1] is not old]
+
+    def encrypt(self, plaintext: bytes) -> bytes:
+        """Encrypt on the current session; CryptoError if there is none."""
+        if not self._entries:
+            raise CryptoError("no session with this peer")
+        envelope = self._entries[0][1].encrypt(plaintext)
+        self._touch(0)
+        return envelope
+
+    def decrypt(
+        self,
+        envelope: bytes,
+        *,
+        identity: IdentityKey | None = None,
+        sender: bytes | None = None,
+        spk_private_for: Callable[[int], bytes | None] | None = None,
+        otk_private_for: Callable[[int], bytes | None] | None = None,
+    ) -> tuple[bytes, int | None]:
+        """(plaintext, id of the one-time prekey a new session used — delete its private key
+        once saved — or None). A prekey envelope of an unknown session starts one only if
+        ``identity``, ``sender`` and both lookups are given. DecryptionFailed (or
+        InvalidEnvelope) otherwise; the record is then unchanged."""
+        ephemeral = envelope_ephemeral(envelope)
+        matching = [i for i, (_, s) in enumerate(self._entries)
+                    if ephemeral is None or s.ephemeral == ephemeral]
+        for index in matching:
+            try:
+                plaintext = self._entries[index][1].decrypt(envelope)
+            except CryptoError:
+                continue
+            self._touch(index)
+            return plaintext, None
+        # A prekey envelope of a session we hold is never used to start a second one (a
+        # replayed first message fails instead of making a session).
+        if ephemeral is None or matching or identity is None or sender is None \
+                or spk_private_for is None or otk_private_for is None:
+            raise DecryptionFailed("no session decrypts this message")
+        session, plaintext = Session.respond(identity, sender, envelope, spk_private_for,
+                                             otk_private_for)
+        self.install(session)
+        return plaintext, session.used_otk_id

@@ -130,3 +130,43 @@ def test_search_prefixes_newest_first_and_an_upgraded_cache_keeps_its_index(
         await cache.close()
 
     run(body())
+
+
+def test_deleted_edited_and_expired_text_leaves_the_cache_files(tmp_path: Path) -> None:
+    """secure_delete, the search index and the WAL: after a delete, an edit and an expiry
+    the old words are in none of the cache's files (issue 12 item 14)."""
+    gone = {"expired": "zyzzyvaexpiredquux", "deleted": "zyzzyvadeletedquux",
+            "edited": "zyzzyvaeditedquux"}
+    kept = "zyzzyvakeptquux"
+
+    async def body() -> None:
+        cache = await Cache.open(tmp_path, os.urandom(32))
+        ids = {}
+        for i, (name, word) in enumerate([*gone.items(), ("kept", kept)]):
+            ids[name] = os.urandom(16)
+            await cache.add_message(MessageRow(
+                ids[name], BOB, True, f"the secret is {word} ok", i, i, SENT,
+                expires_at=1000 if name == "expired" else 0), shown=True)
+            await cache.commit()  # one transaction each: several index segments
+        for i in range(50):  # and some ordinary traffic around them
+            await cache.add_message(MessageRow(os.urandom(16), BOB, False, f"filler {i}",
+                                               100 + i, 100 + i, DELIVERED), shown=False)
+        await cache.commit()
+        files = list(tmp_path.glob("cache.sqlite*"))
+        assert all(w.encode() in b"".join(p.read_bytes() for p in files)
+                   for w in gone.values())  # the scan would see them
+
+        assert await cache.purge_expired(2000) == [(BOB, ids["expired"])]
+        assert await cache.delete_message(BOB, ids["deleted"], None, False)
+        assert await cache.edit_message(BOB, ids["edited"], None, False, "nothing to see")
+        await cache.commit()
+
+        data = b"".join(p.read_bytes() for p in tmp_path.glob("cache.sqlite*"))
+        for name, word in gone.items():
+            assert word.encode() not in data, name
+            assert await cache.search(word, None, 10) == []
+        assert [m.id for m, _ in await cache.search(kept, None, 10)] == [ids["kept"]]
+        assert [m.text for m in await cache.history(BOB, 3)][-1] == "filler 49"
+        await cache.close()
+
+    run(body())

@@ -207,3 +207,40 @@ def relay_log_rows(relay: RelayProcess) -> int:
         return int(db.execute("SELECT count(*) FROM group_log").fetchone()[0])
     finally:
         db.close()
+
+
+def test_a_receipt_naming_a_group_counts_only_from_a_member(tmp_path: Path,
+                                                           relay: RelayProcess) -> None:
+    """mallory is not in the group: a 1:1 receipt from her naming it (and alice's group
+    message) changes nothing; bob's, a member's, counts (issue 21, item 5)."""
+    from tenchat.common import content as c
+
+    async def body() -> None:
+        alice, bob, mallory = await people(tmp_path, relay, "alice", "bob", "mallory")
+        try:
+            group = await alice.groups.create("ops", ["bob"])
+            await alice.queue_text(group, "members only")
+            await alice.flush_outbox()
+            mine = [r for r in await alice.cache.history(group, 10)
+                    if r.text == "members only"][0]
+            await alice.resolve("mallory")  # a contact, so her 1:1 messages are read
+            await mallory.resolve("alice")
+            async with mallory._crypto_lock:
+                await mallory._queue_receipt(alice.user, c.READ, [mine.id], group=group)
+                await mallory.cache.commit()
+            await mallory.flush_outbox()
+            await alice.sync()
+            assert await alice.cache.seen_by(group, mine.id) == 0
+            assert (await alice.cache.message(group, mine.id)).status == mine.status  # type: ignore[union-attr]
+
+            async with bob._crypto_lock:
+                await bob._queue_receipt(alice.user, c.READ, [mine.id], group=group)
+                await bob.cache.commit()
+            await bob.flush_outbox()
+            await alice.sync()
+            assert await alice.cache.seen_by(group, mine.id) == 1
+        finally:
+            for cl in (alice, bob, mallory):
+                await cl.close()
+
+    asyncio.run(body())

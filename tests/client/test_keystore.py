@@ -50,3 +50,73 @@ def test_tampered_file_is_refused(tmp_path: Path) -> None:
     ks.path.write_bytes(bytes(raw))
     with pytest.raises(WrongPassphrase):
         ks.load("right")
+
+
+# --- Argon2id level at rest and bounds on what a file may ask for (issue 21, item 5) ------
+
+
+def test_new_keystores_are_sealed_at_moderate(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import msgspec
+
+    monkeypatch.delenv("TENCHAT_KDF", raising=False)
+    ks = Keystore.in_home(tmp_path)
+    ks.save(secrets(), "pass")
+    sealed = msgspec.msgpack.decode(ks.path.read_bytes())
+    assert (sealed["opslimit"], sealed["memlimit"]) == (pwhash.argon2id.OPSLIMIT_MODERATE,
+                                      pwhash.argon2id.MEMLIMIT_MODERATE)
+
+
+def test_an_old_interactive_keystore_stays_readable_and_is_upgraded(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import msgspec
+
+    monkeypatch.delenv("TENCHAT_KDF", raising=False)
+    ks = Keystore.in_home(tmp_path)
+    s = secrets()
+    ks.save(s, "pass", opslimit=pwhash.argon2id.OPSLIMIT_INTERACTIVE,
+            memlimit=pwhash.argon2id.MEMLIMIT_INTERACTIVE)  # as tenchat 0.1 wrote it
+    assert ks.load("pass") == s  # plain load changes nothing
+    assert msgspec.msgpack.decode(ks.path.read_bytes())["opslimit"] == \
+        pwhash.argon2id.OPSLIMIT_INTERACTIVE
+    assert ks.load("pass", upgrade=True) == s  # an unlock seals it again at MODERATE
+    sealed = msgspec.msgpack.decode(ks.path.read_bytes())
+    assert (sealed["opslimit"], sealed["memlimit"]) == (pwhash.argon2id.OPSLIMIT_MODERATE,
+                                      pwhash.argon2id.MEMLIMIT_MODERATE)
+    assert ks.load("pass") == s
+
+
+@pytest.mark.parametrize(("ops", "mem"), [
+    (2**32 - 1, pwhash.argon2id.MEMLIMIT_MIN),  # hours of hashing
+    (pwhash.argon2id.OPSLIMIT_MIN, 2**42),  # 4 TiB of memory
+    (0, pwhash.argon2id.MEMLIMIT_MIN),
+    (pwhash.argon2id.OPSLIMIT_MIN, 1024),
+])
+def test_keystore_parameters_from_the_file_are_bounded(tmp_path: Path, ops: int,
+                                                       mem: int) -> None:
+    import time
+
+    import msgspec
+
+    from tenchat.client.keystore import KeystoreError
+
+    ks = Keystore.in_home(tmp_path)
+    ks.save(secrets(), "pass", **FAST)
+    sealed = msgspec.msgpack.decode(ks.path.read_bytes())
+    sealed["opslimit"], sealed["memlimit"] = ops, mem
+    ks.path.write_bytes(msgspec.msgpack.encode(sealed))
+    start = time.monotonic()
+    with pytest.raises(KeystoreError, match="out of bounds"):
+        ks.load("pass")
+    assert time.monotonic() - start < 1.0  # refused before any hashing
+
+
+def test_kdf_level_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tenchat.client.keystore import KeystoreError, kdf_level
+
+    monkeypatch.setenv("TENCHAT_KDF", "interactive")
+    assert kdf_level() == (pwhash.argon2id.OPSLIMIT_INTERACTIVE,
+                           pwhash.argon2id.MEMLIMIT_INTERACTIVE)
+    monkeypatch.setenv("TENCHAT_KDF", "weak")
+    with pytest.raises(KeystoreError, match="TENCHAT_KDF"):
+        kdf_level()

@@ -35,6 +35,8 @@ async def hostile_relay(answer: Answer) -> tuple[str, asyncio.AbstractServer]:
                                                challenge=os.urandom(32), max_frame=1 << 20)]
             elif isinstance(frame, f.Auth):
                 out = [f.Authed(id=frame.id, user=frame.user, otk_count=100)]
+            elif isinstance(frame, f.Privacy):  # every connect states the presence setting
+                out = [f.Ok(id=frame.id)]
             else:
                 out = await answer(frame)
             for item in out:

@@ -149,8 +149,9 @@ async def test_bad_auth_signature(relay: RelayProcess) -> None:
             welcome = await c.hello()
             assert isinstance(welcome, Welcome)
             key, other = new_key(), new_key()
-            forged = other.sign(identity.auth_message(welcome.relay, welcome.challenge)).signature
-            err(await c.call(Auth, user=user_of(key), sig=forged), "auth_failed")
+            origin = identity.relay_origin(relay.url)
+            forged = other.sign(identity.auth_message(origin, welcome.challenge)).signature
+            err(await c.call(Auth, user=user_of(key), sig=forged, origin=origin), "auth_failed")
             err(await c.call(Fetch, user=user_of(key)), "unauthenticated")
             assert isinstance(await c.auth(key), Authed)  # a correct auth still works
         await assert_alive(a, b)
@@ -174,8 +175,10 @@ async def test_auth_with_a_challenge_from_another_connection(relay: RelayProcess
             w1, _ = await c1.hello(), await c2.hello()
             assert isinstance(w1, Welcome)
             key = new_key()
-            replayed = key.sign(identity.auth_message(w1.relay, w1.challenge)).signature
-            err(await c2.call(Auth, user=user_of(key), sig=replayed), "auth_failed")
+            origin = identity.relay_origin(relay.url)
+            replayed = key.sign(identity.auth_message(origin, w1.challenge)).signature
+            err(await c2.call(Auth, user=user_of(key), sig=replayed, origin=origin),
+                "auth_failed")
         await assert_alive(a, b)
 
 

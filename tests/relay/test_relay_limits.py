@@ -334,9 +334,10 @@ async def test_slow_consumer_is_cut_and_its_queue_waits(tmp_path: Path) -> None:
                 raw = RawClient(relay.url)
                 welcome = raw.request(Hello(id=1, versions=[frames.PROTOCOL_VERSION]))
                 assert isinstance(welcome, Welcome)
-                sig = bob_key.sign(identity.auth_message(welcome.relay, welcome.challenge))
+                origin = identity.relay_origin(relay.url)
+                sig = bob_key.sign(identity.auth_message(origin, welcome.challenge))
                 assert isinstance(raw.request(Auth(id=2, user=user_of(bob_key),
-                                                   sig=sig.signature)), Authed)
+                                                   sig=sig.signature, origin=origin)), Authed)
                 raw.proto.send_binary(frames.encode(Subscribe(id=3)))
                 raw._flush()
                 return raw
@@ -379,11 +380,13 @@ async def test_replayed_auth_is_refused(tmp_path: Path) -> None:
         first = await RelayClient.connect(relay.url)
         welcome = await first.hello()
         assert isinstance(welcome, Welcome)
-        sig = key.sign(identity.auth_message(welcome.relay, welcome.challenge)).signature
-        recorded = Auth(id=50, user=user_of(key), sig=sig)
+        origin = identity.relay_origin(relay.url)
+        sig = key.sign(identity.auth_message(origin, welcome.challenge)).signature
+        recorded = Auth(id=50, user=user_of(key), sig=sig, origin=origin)
         assert isinstance(await first.request(recorded), Authed)
         # The same frame again on its connection: the challenge is spent.
-        err(await first.request(Auth(id=51, user=recorded.user, sig=recorded.sig)), "protocol")
+        err(await first.request(Auth(id=51, user=recorded.user, sig=recorded.sig,
+                                     origin=origin)), "protocol")
         await first.close()
         # On a new connection it is over another challenge, so it does not verify.
         second = await RelayClient.connect(relay.url)

@@ -81,6 +81,7 @@ class RelayClient:
         self.pushes: asyncio.Queue[msgspec.Struct] = asyncio.Queue()
         self.welcome: Welcome | None = None
         self.key: SigningKey | None = None
+        self.origin = ""  # relay_origin of the URL dialled: what auth signs
         self._waiting: dict[int, asyncio.Future[msgspec.Struct]] = {}
         self._ids = itertools.count(1)
         self._reader = asyncio.create_task(self._read())
@@ -90,7 +91,9 @@ class RelayClient:
     @classmethod
     async def connect(cls, url: str, **kwargs: Any) -> Self:
         ws = await connect(url, max_size=None, compression=None, **kwargs)
-        return cls(ws)
+        client = cls(ws)
+        client.origin = identity.relay_origin(url)
+        return client
 
     @classmethod
     async def login(cls, url: str, key: SigningKey, relay_name: str = "test-relay") -> Self:
@@ -186,10 +189,12 @@ class RelayClient:
         return reply
 
     async def auth(self, key: SigningKey, relay_name: str | None = None) -> msgspec.Struct:
+        """Auth for the URL dialled; ``relay_name``: sign for ws://relay_name instead."""
         assert self.welcome is not None, "hello first"
-        name = self.welcome.relay if relay_name is None else relay_name
-        sig = key.sign(identity.auth_message(name, self.welcome.challenge)).signature
-        reply = await self.call(Auth, user=user_of(key), sig=sig)
+        origin = self.origin if relay_name is None else identity.relay_origin(
+            f"ws://{relay_name}")
+        sig = key.sign(identity.auth_message(origin, self.welcome.challenge)).signature
+        reply = await self.call(Auth, user=user_of(key), sig=sig, origin=origin)
         if isinstance(reply, Authed):
             self.key = key
         return reply

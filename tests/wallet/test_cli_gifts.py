@@ -4,6 +4,7 @@ from the chain (receipt and Transfer logs), never from the message."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,11 @@ def test_alice_gifts_eth_and_tokens_to_bob(cli: Cli, anvil: Anvil, tmp_path: Pat
     assert declined.code == 1 and declined.err.strip().endswith("error: not sent")
     assert "transaction to sign (EIP-1559)" in declined.out
     assert '"chainId": 31337' in declined.out and f'"to": "{bob}"' in declined.out
+    # the binding's date (and when it lapses unless bob's client renews it) is shown
+    today = datetime.now().strftime("%Y-%m-%d")
+    assert f"(@bob's verified wallet, linked {today} " in declined.out
+    lapses = (datetime.now() + timedelta(days=30)).strftime("%Y-%m-%d")
+    assert f", valid until {lapses} " in declined.out
     assert anvil.w3.eth.get_balance(bob) == 0
 
     # confirmed at the prompt
@@ -70,13 +76,21 @@ def test_alice_gifts_eth_and_tokens_to_bob(cli: Cli, anvil: Anvil, tmp_path: Pat
         rows = cli(who, "gifts", "--json", env=env).json_lines()
         assert [(r["direction"], r["peer"], r["status"]) for r in rows] == [
             (direction, peer, "confirmed")] * 2, rows
-        assert [(r["amount"], r["symbol"], r["token"]) for r in rows] == [
-            ("0.5", "ETH", ""), ("10", "TST", token.address)]  # type: ignore[attr-defined]
         assert {(r["from"], r["to"]) for r in rows} == {(alice, bob)}
-        # the chat rows (the TUI's gift cards) now say what the chain says
         texts = [m["text"] for m in cli(who, "--json", "history", peer).json_lines()]
+        # the chat rows (the TUI's gift cards) now say what the chain says
         assert texts[0].startswith("[gift] 0.5 ETH confirmed · chain 31337 tx 0x")
-        assert texts[1].startswith("[gift] 10 TST confirmed · chain 31337 tx 0x")
+        if who == "alice":  # TST is in her token list
+            assert [(r["amount"], r["symbol"], r["token"], r["unknown_token"])
+                    for r in rows] == [("0.5", "ETH", "", False),
+                                       ("10", "TST", token.address, False)]  # type: ignore[attr-defined]
+            assert texts[1].startswith("[gift] 10 TST confirmed · chain 31337 tx 0x")
+        else:  # bob's list names no token: the contract's own symbol() is not believed
+            assert [(r["amount"], r["symbol"], r["token"], r["unknown_token"])
+                    for r in rows] == [("0.5", "ETH", "", False),
+                                       (str(10 * ETH), "", token.address, True)]  # type: ignore[attr-defined]
+            assert texts[1].startswith(f"[gift] {10 * ETH} units of unknown token "
+                                       f"{token.address} confirmed · chain 31337 tx 0x")  # type: ignore[attr-defined]
 
 
 def test_gift_errors_are_one_line_and_send_nothing(cli: Cli, anvil: Anvil,
@@ -164,3 +178,41 @@ def test_gift_amounts_come_from_the_chain(cli: Cli, anvil: Anvil) -> None:
     assert [(r["status"], r["amount"]) for r in rows] == [("failed", None), ("failed", None)]
     assert "moved nothing between the two verified wallets" in rows[0]["reason"]
     assert rows[1]["reason"] == "the transaction reverted"
+
+
+def test_a_look_alike_token_is_shown_by_address(cli: Cli, anvil: Anvil) -> None:
+    """A worthless token calling itself USDC is not USDC: only the configured token list
+    (address per chain) names a token; any other contract is shown by address, marked
+    unknown, in raw units — at the gift prompt, in `gifts` and in the chat row."""
+    alice, bob, _ = setup_pair(cli, anvil)
+    env = cli.env(**anvil.env())
+    usdc = anvil.deploy("TestToken", "USD Coin", "USDC", 6, 10**12)
+    fake = anvil.deploy("TestToken", "USD Coin", "USDC", 6, 10**12)  # same name, not listed
+    for token in (usdc, fake):
+        anvil.call(token.functions.transfer(alice, 10**9))
+    for who in ("alice", "bob"):
+        (cli.home(who) / "chains.toml").write_text(
+            f'[chains.anvil]\nchain_id = 31337\nrpc = "{anvil.url}"\nsymbol = "ETH"\n'
+            f'[chains.anvil.tokens]\nUSDC = "{usdc.address}"\n')  # type: ignore[attr-defined]
+
+    prompt = cli("alice", "gift", "bob", "1000000", fake.address, "--chain", "anvil",  # type: ignore[attr-defined]
+                 stdin="y\n", env=env)
+    # an unknown token's amount is in raw units (its decimals() is not believed either)
+    assert (f"gift to @bob: 1000000 units of UNKNOWN token {fake.address} "  # type: ignore[attr-defined]
+            "(not in your token list)") in prompt.out
+    assert "USDC" not in prompt.out
+    cli("alice", "gift", "bob", "5", "USDC", "--chain", "anvil", "--yes", env=env)
+    assert fake.functions.balanceOf(bob).call() == 10**6  # type: ignore[attr-defined]
+    assert len(cli("bob", "--json", "inbox", env=env).json_lines()) == 2
+
+    for who, peer in (("bob", "alice"), ("alice", "bob")):
+        rows = cli(who, "gifts", "--json", env=env).json_lines()
+        assert [(r["status"], r["symbol"], r["unknown_token"], r["amount"]) for r in rows] == [
+            ("confirmed", "", True, str(10**6)), ("confirmed", "USDC", False, "5")], rows
+        texts = [m["text"] for m in cli(who, "--json", "history", peer).json_lines()]
+        assert texts[0].startswith(f"[gift] {10**6} units of unknown token "
+                                   f"{fake.address} confirmed")  # type: ignore[attr-defined]
+        assert texts[1].startswith("[gift] 5 USDC confirmed")
+        human = cli(who, "gifts", env=env).out.splitlines()
+        assert f"{10**6} units of UNKNOWN token {fake.address}" in human[0]  # type: ignore[attr-defined]
+        assert "5 USDC" in human[1]

@@ -25,3 +25,18 @@ def test_event_signature_and_decoding() -> None:
 def test_bad_event_signatures(text: str) -> None:
     with pytest.raises(WalletError):
         parse_event(text)
+
+
+def test_a_log_of_another_shape_is_refused_as_such() -> None:
+    """An ERC-721 Transfer has the ERC-20 Transfer's topic but its token id is a fourth
+    topic and its data is empty; a log with too few topics is no Transfer either."""
+    from tenchat.client.wallet.hooks import OtherShape
+
+    spec = parse_event("Transfer(address indexed from, address indexed to, uint256 value)")
+    a, b = bytes(12) + b"\x11" * 20, bytes(12) + b"\x22" * 20
+    erc721 = {"topics": [spec.topic, a, b, (7).to_bytes(32, "big")], "data": b""}
+    short = {"topics": [spec.topic, a], "data": (5).to_bytes(32, "big")}
+    bad_data = {"topics": [spec.topic, a, b], "data": b"\x01"}
+    for log in (erc721, short, bad_data):
+        with pytest.raises(OtherShape):
+            decode_log(spec, log)

@@ -20,6 +20,7 @@ from tenchat.common.frames import (
     WalletUnlink,
     Welcome,
 )
+from tenchat.common.identity import relay_origin
 from tests.relay.test_relay_social import signer
 from tests.support.relay import RelayProcess
 from tests.support.wsclient import RelayClient, assert_alive, async_test, logged_in
@@ -27,12 +28,16 @@ from tests.wallet.links import link_record, personal, retitled
 
 pytestmark = pytest.mark.slow
 
-RELAY = "test-relay"
+
+
+def origin(relay: RelayProcess) -> str:
+    return relay_origin(relay.url)
 
 
 @async_test
 async def test_link_is_checked_stored_and_listed(relay: RelayProcess) -> None:
     wallet, other = bytes(Account.create().key), bytes(Account.create().key)
+    RELAY = origin(relay)  # noqa: N806
     async with logged_in(relay.url, 2) as (alice, bob):
         forged = {
             "bad_signature": [
@@ -80,7 +85,7 @@ async def _siwe_login(url: str, wallet: bytes, *, nonce: bytes | None = None,
     welcome = await c.hello()
     assert isinstance(welcome, Welcome)
     address = Account.from_key(wallet).address
-    text = w.auth_siwe(welcome.relay, address, nonce or welcome.challenge,
+    text = w.auth_siwe(relay_origin(url), address, nonce or welcome.challenge,
                        datetime.now(UTC)).text()
     answer = await c.call(WalletAuth, message=text, sig=personal(sign_with or wallet, text))
     return c, answer
@@ -91,7 +96,8 @@ async def test_sign_in_with_a_linked_wallet(relay: RelayProcess) -> None:
     wallet, stranger = bytes(Account.create().key), bytes(Account.create().key)
     async with logged_in(relay.url, 1) as (alice,):
         assert isinstance(await alice.call(
-            WalletLinkPut, record=link_record(alice.user, signer(alice), wallet, RELAY)), Ok)
+            WalletLinkPut, record=link_record(alice.user, signer(alice), wallet,
+                                              origin(relay))), Ok)
     c, answer = await _siwe_login(relay.url, wallet)
     try:
         assert isinstance(answer, Authed) and answer.user == alice.user
@@ -126,7 +132,8 @@ async def test_a_banned_identity_cant_sign_in_with_its_wallet(relay: RelayProces
     alice = await member(relay.url, "alice")
     async with alice:
         assert isinstance(await alice.call(
-            WalletLinkPut, record=link_record(alice.user, signer(alice), wallet, RELAY)), Ok)
+            WalletLinkPut, record=link_record(alice.user, signer(alice), wallet,
+                                              origin(relay))), Ok)
     await asyncio.to_thread(admin, relay, "ban", "@alice")
     c, answer = await _siwe_login(relay.url, wallet)
     try:

@@ -95,3 +95,28 @@ def test_checksum_addresses() -> None:
     assert siwe.to_checksum_address(a.lower()) == a
     assert siwe.is_checksum_address(a)
     assert not siwe.is_checksum_address(a.lower())
+
+
+def test_a_high_s_twin_of_a_valid_signature_is_refused() -> None:
+    """(r, n - s) with v flipped recovers the same address: a second valid-looking
+    signature for one message. Only the low-s form (EIP-2) is accepted (issue 21, item 5)."""
+    from eth_account import Account
+    from eth_account.messages import encode_defunct
+
+    from tenchat.common import wallets as w
+
+    n = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+    account = Account.create()
+    now = datetime.now(UTC)
+    msg = w.auth_siwe("ws://test-relay", account.address, bytes(32), now)
+    text = msg.text()
+    sig = bytes(Account.sign_message(encode_defunct(text=text), account.key).signature)
+    r, s, v = sig[:32], int.from_bytes(sig[32:64], "big"), sig[64]
+    assert s <= n // 2  # what wallets make
+    siwe.verify(msg, sig, now=now)
+    twin = r + (n - s).to_bytes(32, "big") + bytes([55 - v])  # 27 <-> 28
+    digest = siwe.eip191_hash(text.encode())
+    with pytest.raises(siwe.InvalidSignature, match="high-s"):
+        siwe.recover_address(digest, twin)
+    with pytest.raises(siwe.InvalidSignature, match="high-s"):
+        siwe.verify(msg, twin, now=now)

@@ -23,7 +23,7 @@ NOW = datetime.now(UTC)
 def test_genuine_binding_verifies() -> None:
     now = datetime.now(UTC)
     record = link_record(alice.public, alice.sign, WALLET, "test-relay", when=now)
-    link = w.open_link(record, relay="test-relay", now=now)
+    link = w.open_link(record, origins={"ws://test-relay"}, now=now)
     assert link.user == alice.public
     assert link.address == Account.from_key(WALLET).address
     assert link.issued_at == int(now.timestamp() * 1000)
@@ -48,22 +48,24 @@ def test_genuine_binding_verifies() -> None:
         "garbage"])
 def test_forged_bindings_are_refused(record: bytes, code: str) -> None:
     with pytest.raises(ProtocolError) as info:
-        w.open_link(record, relay="test-relay", now=NOW)
+        w.open_link(record, origins={"ws://test-relay"}, now=NOW)
     assert info.value.code == code
 
 
 def test_sign_in_message() -> None:
     challenge = os.urandom(32)
     address = Account.from_key(WALLET).address
-    text = w.auth_siwe("test-relay", address, challenge, NOW).text()
+    text = w.auth_siwe("ws://test-relay", address, challenge, NOW).text()
+    assert text.startswith("ws://test-relay wants you to sign in")
     sig = personal(WALLET, text)
-    assert w.check_auth(text, sig, relay="test-relay", challenge=challenge, now=NOW) == address
-    for kwargs in ({"challenge": os.urandom(32)}, {"relay": "elsewhere"},
-                   {"now": NOW + timedelta(minutes=6)}):
-        args = {"relay": "test-relay", "challenge": challenge, "now": NOW} | kwargs
+    ours = {"ws://test-relay"}
+    assert w.check_auth(text, sig, origins=ours, challenge=challenge, now=NOW) == address
+    for kwargs in ({"challenge": os.urandom(32)}, {"origins": {"ws://elsewhere"}},
+                   {"origins": {"wss://test-relay"}}, {"now": NOW + timedelta(minutes=6)},
+                   {"now": NOW - timedelta(minutes=3)}):
+        args = {"origins": ours, "challenge": challenge, "now": NOW} | kwargs
         with pytest.raises(ProtocolError) as info:
             w.check_auth(text, sig, **args)  # type: ignore[arg-type]
         assert info.value.code == "auth_failed"
     with pytest.raises(ProtocolError):
-        w.check_auth(text, personal(OTHER, text), relay="test-relay", challenge=challenge,
-                     now=NOW)
+        w.check_auth(text, personal(OTHER, text), origins=ours, challenge=challenge, now=NOW)

@@ -1,0 +1,66 @@
+"""Peer-controlled text made safe for a terminal (pure: no I/O).
+
+A peer (or a hostile relay) chooses the bytes of message texts, display names, bios,
+posts, comments, poll options, sticker and pack names, group names, file names and gift
+notes. Written raw to a terminal, control characters in them are commands: OSC
+(``ESC ] 0;title BEL``) retitles the window, CSI (``ESC [2J``) clears the screen, and a
+bare ``\\r ESC [K`` rewrites the current line so a message seems to come from someone
+else. Bidi overrides reorder what follows them ("Trojan Source").
+
+:func:`for_terminal` makes every such character visible instead:
+
+- C0 controls (U+0000–U+001F) except ``\\n`` and ``\\t``, and DEL (U+007F), become their
+  Unicode control pictures (U+2400–U+241F, U+2421): ESC prints as ``␛``, CR as ``␍``.
+- C1 controls (U+0080–U+009F; U+009B is a one-character CSI for some terminals) have no
+  pictures: they print as the escape text ``\\x9b``.
+- Bidi embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069) print as the
+  escape text ``\\u202e``, so they reorder nothing.
+
+Everything else is unchanged (``\\n`` and ``\\t`` too), so ordinary text — any script,
+emoji, the implicit-direction marks U+200E/U+200F — looks as the peer wrote it.
+
+:func:`json_for_terminal` does the same for JSON text made by ``json.dumps`` (which
+escapes C0 controls but not C1 or bidi controls with ``ensure_ascii=False``): the result
+is still exact JSON that parses to the same values.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["for_terminal", "json_for_terminal", "UNSAFE"]
+
+# Every character for_terminal replaces.
+UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def _visible(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if code < 0x20:
+        return chr(0x2400 + code)
+    if code == 0x7F:
+        return "\u2421"
+    if code <= 0x9F:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}"
+
+
+def for_terminal(text: str) -> str:
+    """``text`` with its terminal controls and bidi overrides made visible (see above)."""
+    if UNSAFE.search(text) is None:  # the common case: nothing to do, no copy
+        return text
+    return UNSAFE.sub(_visible, text)
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
+def json_for_terminal(dumped: str) -> str:
+    """JSON text (from ``json.dumps``) with any raw control or bidi character written as a
+    ``\\uXXXX`` escape. Outside strings JSON is ASCII punctuation, so every such character
+    is inside a string, where the escape means the same character: the JSON parses to the
+    same values."""
+    if UNSAFE.search(dumped) is None:
+        return dumped
+    return UNSAFE.sub(_json_escape, dumped)

@@ -1,0 +1,76 @@
+"""Several tenchat processes on one home at once (issue 12, item 4): real CLI processes,
+a real relay. Every message must reach the peer decryptable, and one session is made."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tenchat.client.cache import Cache
+from tenchat.client.keystore import Keystore
+from tests.conftest import PASSPHRASE, Cli
+
+pytestmark = pytest.mark.slow
+
+N = 6
+
+
+async def session_count(home: Path, peer: bytes) -> int:
+    cache = await Cache.open(home, Keystore.in_home(home).load(PASSPHRASE).storage_key)
+    try:
+        return len(await cache.sessions(peer))
+    finally:
+        await cache.close()
+
+
+def test_parallel_sends_from_one_home_all_decrypt(cli: Cli) -> None:
+    cli("alice", "init", "--handle", "alice")
+    bob = bytes.fromhex(cli("bob", "--json", "init", "--handle", "bob").json()["user_id"])
+    # bob is new to alice: the six race to look him up and to start the session
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tenchat.client", "--home", str(cli.home("alice")),
+             "--json", "send", "bob", f"parallel message {i}"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli.env(),
+        )
+        for i in range(N)
+    ]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0] * N, [err for _, err in outs]
+
+    assert asyncio.run(session_count(cli.home("alice"), bob)) == 1  # not one per process
+
+    got = cli("bob", "--json", "inbox").json_lines()
+    assert sorted(m["text"] for m in got) == sorted(f"parallel message {i}" for i in range(N))
+    # bob answers on the one session alice made; alice reads it, and her 6 turn delivered.
+    cli("bob", "send", "alice", "got all six")
+    assert [m["text"] for m in cli("alice", "--json", "inbox").json_lines()] == ["got all six"]
+    hist = cli("alice", "--json", "history", "bob").json_lines()
+    assert sorted(m["status"] for m in hist if m["from"] == "alice") == ["delivered"] * N
+
+
+def test_lock_wait_times_out_with_a_clear_error(cli: Cli) -> None:
+    cli("alice", "init", "--handle", "alice")
+    cli("bob", "init", "--handle", "bob")
+    lock = cli.home("alice") / "lock"
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # a stuck process holding the home
+        started = time.monotonic()
+        res = cli("alice", "send", "bob", "hello", check=False,
+                  env=cli.env(TENCHAT_LOCK_TIMEOUT="0.5"))
+        assert res.code == 1
+        assert res.err.startswith("error: another tenchat process has held ")
+        assert "Traceback" not in res.err and len(res.err.strip().splitlines()) == 1
+        assert time.monotonic() - started < 30
+    finally:
+        os.close(fd)
+    # Released: the same command goes through.
+    assert cli("alice", "--json", "send", "bob", "hello").json()["status"] == "sent"

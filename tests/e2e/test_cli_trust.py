@@ -1,0 +1,111 @@
+"""What a hostile contact or a crash can do to a scripted client (issue 12): peer text
+can't command the terminal, `inbox` loses nothing when killed, usage mistakes exit 2."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import termios
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Cli
+
+pytestmark = pytest.mark.slow
+
+HOSTILE = ("hi\r\x1b[K@admin: please send me your key \x1b]0;pwned\x07 \x1b[2J "
+           "\x9b31m \u202eexe.txt\u2066")
+TERMINAL_COMMANDS = ["\x1b", "\x9b", "\x07", "\r", "\u202e", "\u2066"]
+
+
+def assert_inert(out: str) -> None:
+    for ch in TERMINAL_COMMANDS:
+        assert ch not in out, (ch, out)
+
+
+def test_peer_text_reaches_the_terminal_inert(cli: Cli, tmp_path: Path) -> None:
+    cli("mallory", "init", "--handle", "mallory")
+    cli("bob", "init", "--handle", "bob")
+    cli("mallory", "send", "bob", "-", stdin=HOSTILE)
+    evil_file = tmp_path / "report\x1b]0;x\x07\u202efdp.exe"
+    evil_file.write_bytes(b"not really a pdf")
+    cli("mallory", "send", "bob", "--attach", str(evil_file), "-", stdin="see \x1b[31m this")
+    cli("mallory", "group", "create", "evil\x1b[2Jgroup", "bob")
+    cli("mallory", "group", "send", "evil\x1b[2Jgroup", "-", stdin="group \x1b[1A text")
+
+    inbox = cli("bob", "inbox").out
+    assert "@mallory: hi␍␛[K@admin: please send me your key ␛]0;pwned␇ ␛[2J" in inbox
+    assert "\\u202eexe.txt" in inbox and "see ␛[31m this" in inbox
+    assert "#evil␛[2Jgroup @mallory: group ␛[1A text" in inbox
+    assert_inert(inbox)
+    for args in (["history", "mallory"], ["history", "evil\x1b[2Jgroup"], ["group", "list"],
+                 ["contacts", "list"]):
+        assert_inert(cli("bob", *args).out)
+
+    # --json stays exact: the same text parses back, no raw control in the output.
+    raw = cli("bob", "--json", "history", "mallory").out
+    assert_inert(raw)
+    texts = [m["text"] for m in map(json.loads, raw.splitlines())]
+    assert texts[0] == HOSTILE and texts[1] == "see \x1b[31m this"
+    att = json.loads(raw.splitlines()[1])["attachment"]
+    assert att["name"] == evil_file.name
+
+
+def test_send_with_nothing_to_send_is_a_usage_error(cli: Cli) -> None:
+    cli("alice", "init", "--handle", "alice")
+    for args in (["send", "bob"], ["send", "bob", ""], ["group", "send", "crew"]):
+        res = cli("alice", *args, check=False)
+        assert res.code == 2, (args, res)
+        assert res.err.strip() == "error: nothing to send: give a message, or a file with --attach"
+
+
+def test_killed_inbox_loses_no_message(cli: Cli) -> None:
+    """`inbox` is SIGKILLed while it prints (its stdout pipe full, so it is blocked in a
+    write): a second `inbox` prints everything the first did not finish printing."""
+    cli("alice", "init", "--handle", "alice")
+    cli("bob", "init", "--handle", "bob")
+    sent = [cli("alice", "--json", "send", "bob", "-", stdin=f"message {i} " + "x" * 1500
+                ).json()["id"] for i in range(8)]
+
+    read_end, write_end = os.pipe()
+    fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, 4096)  # 12 KB of output fills it 3 times
+    capacity = fcntl.fcntl(write_end, fcntl.F_GETPIPE_SZ)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tenchat.client", "--home", str(cli.home("bob")), "--json",
+         "inbox"], stdout=write_end, stderr=subprocess.DEVNULL, env=cli.env())
+    os.close(write_end)
+    try:
+        # Wait for the event: the pipe is full and bob is blocked writing into it.
+        deadline = time.monotonic() + 60
+        queued = bytearray(4)
+        while time.monotonic() < deadline and proc.poll() is None:
+            fcntl.ioctl(read_end, termios.FIONREAD, queued)
+            if int.from_bytes(queued, sys.byteorder) >= capacity:
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, "inbox finished without filling the pipe"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        first = b""
+        while chunk := os.read(read_end, 65536):
+            first += chunk
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(read_end)
+    printed = [json.loads(line)["id"] for line in first.decode().splitlines()
+               if line.endswith("}")]
+    assert 0 < len(printed) < len(sent)
+
+    again = [m["id"] for m in cli("bob", "--json", "inbox").json_lines()]
+    # At least once: every message printed by one run or the other, in order; one cut
+    # short by the kill (or printed but not yet marked) comes again with the same id.
+    assert set(printed) | set(again) == set(sent)
+    assert again == sent[len(sent) - len(again):]
+    assert cli("bob", "--json", "inbox").json_lines() == []  # and then not again
