@@ -1,10 +1,22 @@
-"""The relay under test as its own process, and CPU accounting read from /proc.
+"""The relay as its own process — the one harness of the benchmarks and the tests
+(tests/support/relay.py re-exports :class:`RelayProcess`) — and CPU accounting read from
+/proc.
 
 The relay is started exactly as a user would start it::
 
     python -m tenchat.relay serve --host 127.0.0.1 --port 0 --data DIR --name NAME
 
-and its one stdout line ``listening on ws://127.0.0.1:PORT`` gives the port.
+and its one stdout line ``listening on ws://127.0.0.1:PORT`` (``wss://`` with TLS) gives
+the port, which restarts keep::
+
+    with RelayProcess(tmp_path / "relay") as relay:
+        ...  # relay.url, relay.port, relay.data_dir, relay.pid
+        relay.terminate()        # SIGTERM, wait; returns the exit status
+        relay.restart()          # same data dir, same port
+        relay.kill()             # SIGKILL
+        relay.log_tail()         # the end of its stderr log (relay.log_path)
+
+:class:`BenchRelay` is one on a temp data dir of its own, logging warnings only.
 """
 
 from __future__ import annotations
@@ -18,45 +30,61 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Self
 
-__all__ = ["BenchRelay", "CpuSample", "ProcCpu", "machine_busy", "fs_type"]
+__all__ = [
+    "RelayProcess", "RelayStartError", "BenchRelay", "CpuSample", "ProcCpu", "machine_busy",
+    "fs_type",
+]
 
 START_TIMEOUT = 15.0
 STOP_TIMEOUT = 20.0
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
-class BenchRelay:
-    """``with BenchRelay() as relay: relay.url, relay.pid`` — a relay on a temp data dir."""
+class RelayStartError(RuntimeError):
+    """The relay did not print its ``listening on`` line in time, or exited first."""
+
+
+class RelayProcess:
+    """A relay process (``python -m tenchat.relay serve``) on loopback, on ``data_dir``."""
 
     def __init__(
         self,
+        data_dir: Path,
         *,
-        name: str = "bench-relay",
-        data_parent: Path | None = None,
-        args: list[str] = (),
+        port: int = 0,
+        args: Sequence[str] = (),
+        env: dict[str, str] | None = None,
+        name: str = "test-relay",
+        log_path: Path | None = None,
         profile: Path | None = None,
     ) -> None:
-        self.name = name
+        self.data_dir = Path(data_dir)
+        self.port = port  # 0 until started; then the bound port, kept for restarts
+        self.args = list(args)  # extra `serve` flags, e.g. ["--max-frame", "65536"]
+        self.env = env  # extra environment variables
+        self.name = name  # the relay name clients sign into auth
         self.profile = profile  # run the relay under cProfile, writing stats here
-        self.args = list(args)
-        self._tmp = tempfile.TemporaryDirectory(prefix="tenchat-bench-", dir=data_parent)
-        self.data_dir = Path(self._tmp.name) / "data"
-        self.log_path = Path(self._tmp.name) / "relay.log"
-        self.port = 0
+        self.log_path = log_path or self.data_dir.with_name(self.data_dir.name + ".log")
+        self.scheme = "ws"  # "wss" when the relay serves TLS (--tls-cert)
         self.proc: subprocess.Popen[str] | None = None
         self._log: IO[str] | None = None
 
     @property
     def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
 
     @property
     def pid(self) -> int:
-        assert self.proc is not None
+        assert self.proc is not None, "never started"
         return self.proc.pid
 
     @property
@@ -64,52 +92,73 @@ class BenchRelay:
         prof = ["-m", "cProfile", "-o", str(self.profile)] if self.profile else []
         return [
             sys.executable, *prof, "-m", "tenchat.relay", "serve",
-            "--host", "127.0.0.1", "--port", "0",
+            "--host", "127.0.0.1", "--port", str(self.port),
             "--data", str(self.data_dir), "--name", self.name,
-            "--log-level", "warning",
             *self.args,
         ]  # fmt: skip
 
-    def start(self) -> Self:
+    def start(self, timeout: float = START_TIMEOUT) -> Self:
+        """Start, and wait until it is listening (its ``listening on`` line)."""
+        assert not self.running, "already running"
         self.data_dir.mkdir(parents=True, exist_ok=True)
         env = {k: v for k, v in os.environ.items() if not k.startswith("TENCHAT_RELAY_")}
+        env.update(self.env or {})
         self._log = self.log_path.open("a")
         self.proc = subprocess.Popen(
             self.command, stdout=subprocess.PIPE, stderr=self._log, text=True, env=env
         )
         lines: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=_pump, args=(self.proc.stdout, lines), daemon=True).start()
-        deadline = time.monotonic() + START_TIMEOUT
+        deadline = time.monotonic() + timeout
         while True:
             try:
                 line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
-                self.stop()
-                raise RuntimeError(
-                    f"relay printed no 'listening on' line in {START_TIMEOUT}s"
-                ) from None
+                self.kill()
+                raise RelayStartError(f"no 'listening on' line in {timeout}s") from None
             if line is None:
                 code = self.proc.wait()
-                raise RuntimeError(f"relay exited with {code}: {self.log_tail()}")
-            if line.startswith("listening on ws://"):
+                self._close_log()
+                raise RelayStartError(f"relay exited with {code}: {self.log_tail()}")
+            if line.startswith(("listening on ws://", "listening on wss://")):
+                self.scheme = line.split("://", 1)[0].rsplit(" ", 1)[1]
                 self.port = int(line.rsplit(":", 1)[1])
                 return self
 
+    def terminate(self, timeout: float = STOP_TIMEOUT) -> int:
+        """SIGTERM and wait (SIGKILL after ``timeout``); the exit status."""
+        return self._stop(signal.SIGTERM, timeout)
+
+    def kill(self) -> int:
+        """SIGKILL and wait; the exit status (-9)."""
+        return self._stop(signal.SIGKILL, 10.0)
+
     def stop(self) -> int | None:
-        """SIGTERM (SIGKILL after a grace period); the exit status."""
-        code = None
-        if self.proc is not None:
-            if self.proc.poll() is None:
-                self.proc.send_signal(signal.SIGTERM)
-            try:
-                code = self.proc.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                code = self.proc.wait()
+        """As :meth:`terminate`; None if it was never started."""
+        return None if self.proc is None else self.terminate()
+
+    def restart(self) -> Self:
+        """Stop (SIGTERM) if running, then start again on the same data dir and port."""
+        if self.running:
+            self.terminate()
+        return self.start()
+
+    def _stop(self, sig: int, timeout: float) -> int:
+        assert self.proc is not None, "never started"
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            code = self.proc.wait()
+        self._close_log()
+        return code
+
+    def _close_log(self) -> None:
         if self._log is not None:
             self._log.close()
             self._log = None
-        return code
 
     def log_tail(self, chars: int = 2000) -> str:
         try:
@@ -121,8 +170,33 @@ class BenchRelay:
         return sum(p.stat().st_size for p in self.data_dir.glob("relay.sqlite3*"))
 
     def __enter__(self) -> Self:
+        return self.start() if not self.running else self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.running:
+            self.terminate()
+
+
+class BenchRelay(RelayProcess):
+    """``with BenchRelay() as relay: relay.url, relay.pid`` — a relay on a temp data dir
+    (removed on exit), logging warnings and errors only."""
+
+    def __init__(
+        self,
+        *,
+        name: str = "bench-relay",
+        data_parent: Path | None = None,
+        args: Sequence[str] = (),
+        profile: Path | None = None,
+    ) -> None:
+        self._tmp = tempfile.TemporaryDirectory(prefix="tenchat-bench-", dir=data_parent)
+        tmp = Path(self._tmp.name)
+        super().__init__(tmp / "data", args=["--log-level", "warning", *args], name=name,
+                         log_path=tmp / "relay.log", profile=profile)
+
+    def __enter__(self) -> Self:
         try:
-            return self.start()
+            return super().__enter__()
         except BaseException:
             self._tmp.cleanup()
             raise

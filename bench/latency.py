@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import signal
 import sys
 import tempfile
 import time
@@ -57,18 +56,7 @@ _now = time.monotonic_ns
 
 
 class _Relay(BenchRelay):
-    """A BenchRelay that restarts on the port it first got (same data dir)."""
-
-    @property
-    def command(self) -> list[str]:
-        cmd = super().command
-        cmd[cmd.index("--port") + 1] = str(self.port)  # 0 on the first start
-        return cmd
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.stop()  # waits for it and closes the log
+    """A BenchRelay that tells when it was listening again (restarts keep the port)."""
 
     def start_timed(self) -> int:
         """Start again; the monotonic ns at which it was listening."""

@@ -20,7 +20,8 @@ import msgspec
 from nacl import secret
 
 __all__ = ["Cache", "MessageRow", "ContactRow", "ConversationRow", "PollRow", "fts_query",
-           "STATUS_NAMES", "PENDING", "SENT", "DELIVERED", "READ"]
+           "KEY_CHANGED", "KEY_CHANGED_VERIFIED", "STATUS_NAMES", "PENDING", "SENT", "DELIVERED",
+           "READ"]
 
 FILENAME = "cache.sqlite"
 
@@ -290,7 +291,17 @@ MIGRATIONS: list[str] = [
     INSERT INTO messages_fts(messages_fts) VALUES ('rebuild');
     COMMIT;
     """,
+    # 11: identity key changes. When a handle turns out to belong to a new identity key,
+    # the handle moves to the new key's row, which remembers the key it replaced and
+    # whether that one was verified (key_change 2: nothing is sent to the new key until
+    # the user accepts it; 1: informational).
+    """
+    ALTER TABLE contacts ADD COLUMN previous_key BLOB;
+    ALTER TABLE contacts ADD COLUMN key_change INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
+
+KEY_CHANGED, KEY_CHANGED_VERIFIED = 1, 2  # contacts.key_change
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,6 +359,15 @@ class ContactRow:
     added: bool
     blocked: bool
     verified: bool
+    # The handle's identity key changed to this one (from previous_key): 0 no,
+    # KEY_CHANGED, or KEY_CHANGED_VERIFIED (the old key was verified: nothing is sent to
+    # this one until the user accepts it).
+    key_change: int = 0
+    previous_key: bytes | None = None
+
+    @property
+    def needs_acceptance(self) -> bool:
+        return self.key_change == KEY_CHANGED_VERIFIED
 
 
 _MSG_COLS = ("id, peer, outgoing, text, sent_at, received_at, status, rowid, sender, reply_to, "
@@ -384,9 +404,12 @@ def fts_query(text: str) -> str:
     return " ".join(f'"{w}"' for w in words[:-1]) + (" " if len(words) > 1 else "") + last
 
 
+_CONTACT_COLS = "user, handle, added, blocked, verified, key_change, previous_key"
+
+
 def _contact(row: Iterable) -> ContactRow:
     r = tuple(row)
-    return ContactRow(r[0], r[1], bool(r[2]), bool(r[3]), bool(r[4]))
+    return ContactRow(r[0], r[1], bool(r[2]), bool(r[3]), bool(r[4]), r[5], r[6])
 
 
 T = TypeVar("T")
@@ -409,7 +432,7 @@ def _update_session(conn: sqlite3.Connection, row_id: int, sealed: bytes, now: i
 
 def _contact_row(conn: sqlite3.Connection, user: bytes) -> ContactRow | None:
     row = conn.execute(
-        "SELECT user, handle, added, blocked, verified FROM contacts WHERE user=?", (user,)
+        f"SELECT {_CONTACT_COLS} FROM contacts WHERE user=?", (user,)
     ).fetchone()
     return _contact(row) if row else None
 
@@ -596,7 +619,7 @@ class Cache:
 
     async def contact_by_handle(self, handle: str) -> ContactRow | None:
         async with self._db.execute(
-            "SELECT user, handle, added, blocked, verified FROM contacts WHERE handle=?",
+            f"SELECT {_CONTACT_COLS} FROM contacts WHERE handle=?",
             (handle,),
         ) as cur:
             row = await cur.fetchone()
@@ -618,10 +641,33 @@ class Cache:
         assert flag in ("added", "blocked", "verified")
         await self._db.execute(f"UPDATE contacts SET {flag}=? WHERE user=?", (int(value), user))
 
+    async def move_handle(self, handle: str, user: bytes, now: int) -> ContactRow | None:
+        """``handle`` now belongs to identity ``user`` (a verified binding says so). If
+        another key held it, the handle moves to ``user``'s row, which records the key it
+        replaced and whether that was verified; that old contact is returned."""
+        old = await self.contact_by_handle(handle)
+        if old is None or old.user == user:
+            await self.remember_contact(user, handle, now)
+            return None
+        change = KEY_CHANGED_VERIFIED if old.verified else KEY_CHANGED
+        await self._db.execute("UPDATE contacts SET handle=NULL WHERE user=?", (old.user,))
+        await self._db.execute(
+            "INSERT INTO contacts (user, handle, added, created_at, previous_key, key_change) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(user) DO UPDATE SET handle=excluded.handle, "
+            "added=MAX(added, excluded.added), previous_key=excluded.previous_key, "
+            "key_change=MAX(key_change, excluded.key_change)",
+            (user, handle, int(old.added), now, old.user, change))
+        return old
+
+    async def accept_key(self, user: bytes) -> None:
+        """The user accepted this contact's changed key."""
+        await self._db.execute("UPDATE contacts SET key_change=0 WHERE user=?", (user,))
+
     async def contacts(self) -> list[ContactRow]:
         async with self._db.execute(
-            "SELECT user, handle, added, blocked, verified FROM contacts "
-            "WHERE added OR blocked OR user IN (SELECT DISTINCT peer FROM messages) "
+            f"SELECT {_CONTACT_COLS} FROM contacts "
+            "WHERE added OR blocked OR verified OR key_change "
+            "OR user IN (SELECT DISTINCT peer FROM messages) "
             "ORDER BY handle"
         ) as cur:
             return [_contact(r) for r in await cur.fetchall()]

@@ -179,10 +179,11 @@ async def open_client(opts: Options) -> Any:
     # import on this one (~0.1 s of a command's start-up).
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         unlocking = pool.submit(keystore.load, passphrase, upgrade=True)
-        from .service import Client
+        from .service import Client, clock_from_environ
 
         secrets = await asyncio.wrap_future(unlocking)
-    return await Client.from_secrets(opts.home, opts.relay, secrets)
+    return await Client.from_secrets(opts.home, opts.relay, secrets,
+                                     clock=clock_from_environ(os.environ))
 
 
 async def with_client(opts: Options, body: Callable[[Any], Awaitable[T]]) -> T:
@@ -528,14 +529,23 @@ async def sticker_state(client: Any, sticker: Any, offline: bool) -> dict[str, A
 def contact_json(contact: Any) -> dict[str, Any]:
     from ..common.identity import fingerprint
 
-    return {"handle": contact.handle, "user_id": contact.user.hex(),
-            "fingerprint": fingerprint(contact.user), "added": contact.added,
-            "blocked": contact.blocked, "verified": contact.verified}
+    out = {"handle": contact.handle, "user_id": contact.user.hex(),
+           "fingerprint": fingerprint(contact.user), "added": contact.added,
+           "blocked": contact.blocked, "verified": contact.verified,
+           "key_changed": bool(contact.key_change)}
+    if contact.key_change:
+        out["previous_user_id"] = contact.previous_key.hex() if contact.previous_key else None
+        out["needs_acceptance"] = contact.needs_acceptance
+    return out
 
 
 def contact_line(contact: Any) -> str:
     obj = contact_json(contact)
     flags = [name for name in ("blocked", "verified") if obj[name]]
+    if contact.needs_acceptance:
+        flags.append("key changed: `tenchat contacts accept-key` to send")
+    elif contact.key_change:
+        flags.append("key changed")
     return f"@{contact.handle or '?'}  {obj['fingerprint']}" + (
         f"  [{', '.join(flags)}]" if flags else "")
 
@@ -580,19 +590,47 @@ def contacts_unblock(ctx: typer.Context, peer: Annotated[str, typer.Argument()])
 
 
 @contacts_app.command("verify")
-def contacts_verify(ctx: typer.Context, peer: Annotated[str, typer.Argument()]) -> None:
-    """Show the safety number to compare with the peer out of band."""
+def contacts_verify(
+    ctx: typer.Context,
+    peer: Annotated[str, typer.Argument()],
+    mark: Annotated[bool, typer.Option(
+        "--mark", help="Record that you compared the safety numbers and they match.")] = False,
+    unmark: Annotated[bool, typer.Option(
+        "--unmark", help="Take that back: the contact is unverified again.")] = False,
+) -> None:
+    """Show the safety number to compare with the peer out of band; --mark records that
+    it matched (a verified contact's key can't then change without you accepting it)."""
     opts: Options = ctx.obj
+    if mark and unmark:
+        raise usage_error("give --mark or --unmark, not both")
 
     async def body(client: Any) -> tuple[Any, str]:
+        if mark or unmark:
+            await client.set_verified(peer, mark)
         return await client.safety_number(peer)
 
     contact, number = run(with_client(opts, body))
     obj = contact_json(contact) | {"safety_number": number}
     groups = number.split()
     human = (f"safety number with @{contact.handle}:\n  " + " ".join(groups[:6]) + "\n  "
-             + " ".join(groups[6:]) + "\ncompare it with theirs in person or on a call")
+             + " ".join(groups[6:]))
+    if mark:
+        human += f"\nmarked @{contact.handle} verified"
+    elif unmark:
+        human += f"\n@{contact.handle} is no longer marked verified"
+    else:
+        human += ("\ncompare it with theirs in person or on a call; if they match, "
+                  f"`tenchat contacts verify {contact.handle} --mark`")
     emit(opts, obj, human)
+
+
+@contacts_app.command("accept-key")
+def contacts_accept_key(ctx: typer.Context, peer: Annotated[str, typer.Argument()]) -> None:
+    """Accept a verified contact's new identity key, so messages go to it (unverified
+    until you verify --mark again)."""
+    opts: Options = ctx.obj
+    contact = run(with_client(opts, lambda client: client.accept_key(peer)))
+    emit(opts, contact_json(contact), "accepted the new key: " + contact_line(contact))
 
 
 @app.command()

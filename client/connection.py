@@ -108,7 +108,7 @@ def tls_context(url: str, ca_file: str | Path | None) -> ssl.SSLContext | None:
 class RelayConnection:
     def __init__(self, url: str, *, user: bytes, sign: Any, timeout: float = 10.0,
                  ca_file: str | Path | None = None, wallet_auth: Any = None,
-                 known: Path | None = None) -> None:
+                 known: Path | None = None, pin: bool = True) -> None:
         self.url = url
         self.ca_file = ca_file if ca_file is not None else os.environ.get("TENCHAT_CA_FILE")
         self._user = user
@@ -119,6 +119,7 @@ class RelayConnection:
         # the known-relays file (client/known_relays.py): the relay's announced name is
         # pinned per origin on first use and checked on every later connection
         self._known = known
+        self._pin = pin  # False: check a pin, but write none (the caller pins later)
         self._timeout = timeout
         self._ids = itertools.count(1)
         self._waiting: dict[int, asyncio.Future[f.Reply]] = {}
@@ -182,7 +183,7 @@ class RelayConnection:
                 authed = await self.request(f.Auth, user=self._user, sig=sig, origin=self.origin)
             if not isinstance(authed, f.Authed) or authed.user != self._user:
                 raise RelayUnreachable(f"relay {self.url} sent a bad answer to auth")
-            if known is not None and known.get(self.origin) is None:
+            if known is not None and self._pin and known.get(self.origin) is None:
                 known.pin(self.origin, welcome.relay)
         except (ConnectionLost, RelayError) as exc:
             await self.close()

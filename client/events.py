@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from .cache import MessageRow
 
 __all__ = ["MessageAdded", "StatusChanged", "TypingChanged", "PresenceChanged",
-           "ConnectionChanged", "ConversationChanged", "MessageChanged", "StoryViewed",
-           "KeyChanged", "Event",
+           "ConnectionChanged", "ConversationChanged", "MessageChanged", "StoryViewed", "Event",
            "ONLINE", "OFFLINE", "CONNECTING"]
 
 CONNECTING, ONLINE, OFFLINE = "connecting", "online", "offline"
@@ -80,16 +79,5 @@ class StoryViewed:
     viewer: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class KeyChanged:
-    """The relay now names another identity key for a contact's handle: ``peer`` is the key
-    we know (and talk to), ``new`` the one the handle's signed binding names now."""
-
-    peer: bytes
-    handle: str
-    new: bytes
-    verified: bool  # we had marked ``peer`` verified
-
-
 Event = (MessageAdded | StatusChanged | TypingChanged | PresenceChanged | ConnectionChanged
-         | ConversationChanged | MessageChanged | StoryViewed | KeyChanged)
+         | ConversationChanged | MessageChanged | StoryViewed)

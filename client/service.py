@@ -16,7 +16,7 @@ import os
 import random
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,6 +25,7 @@ import msgspec
 
 from ..common import content as c
 from ..common import frames as f
+from ..common.clock import clock_offset
 from ..common.crypto.errors import CryptoError
 from ..common.crypto.keys import (
     IdentityKey,
@@ -68,7 +69,6 @@ from .events import (
     ConnectionChanged,
     ConversationChanged,
     Event,
-    KeyChanged,
     MessageAdded,
     MessageChanged,
     PresenceChanged,
@@ -119,8 +119,30 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def clock_from_environ(environ: Mapping[str, str]) -> Callable[[], int]:
+    """The system clock, plus TENCHAT_CLOCK_OFFSET_MS if set (common.clock); made once at
+    start by the entry points, then passed to Client."""
+    offset = clock_offset(environ)
+    if not offset:
+        return now_ms
+    return lambda: now_ms() + offset
+
+
 class PeerError(TenchatError):
     """The peer can't be used: unknown handle, blocked, or a broken binding."""
+
+
+class KeyChanged(PeerError):
+    """A verified contact's handle now belongs to a new identity key: nothing is sent to
+    the new key until the user accepts it (Client.accept_key)."""
+
+    def __init__(self, contact: ContactRow) -> None:
+        self.contact = contact
+        name = contact.handle or fingerprint(contact.user)
+        super().__init__(
+            f"@{name}'s identity key changed since you verified it, so nothing is sent to "
+            f"the new key. Compare safety numbers (`tenchat contacts verify {name}`), then "
+            f"accept it with `tenchat contacts accept-key {name}`")
 
 
 class QueuedOffline(TenchatError):
@@ -224,8 +246,10 @@ def attachment_text(ref: MediaRef, caption: str) -> str:
 class Client:
     """One unlocked identity: keys, cache, relay connection."""
 
-    def __init__(self, home: Path, relay_url: str, secrets: Secrets, cache: Cache) -> None:
+    def __init__(self, home: Path, relay_url: str, secrets: Secrets, cache: Cache, *,
+                 clock: Callable[[], int] = now_ms) -> None:
         self.home = home
+        self.clock = clock  # ms; stories expire by it (tests pass one that runs ahead)
         self.relay_url = relay_url
         self.secrets = secrets
         self.identity = IdentityKey.from_seed(secrets.identity_seed)
@@ -290,7 +314,7 @@ class Client:
                           handle=handle, relay=relay_url)
         conn = RelayConnection(relay_url, user=identity.public, sign=identity.sign,
                                ca_file=ca_file_of(home, relay_url),
-                               known=known_relays_path(home))
+                               known=known_relays_path(home), pin=False)
         await conn.open()
         try:
             nonce = b""
@@ -318,6 +342,11 @@ class Client:
         await cache.set_meta(OTK_PUBLISHED, OTK_BATCH)
         await cache.commit()
         keystore.save(secrets, passphrase)
+        from .known_relays import KnownRelays
+
+        known = KnownRelays(known_relays_path(home))
+        if known.get(conn.origin) is None:  # pinned only once the identity exists
+            known.pin(conn.origin, conn.relay_name)
         return cls(home, relay_url, secrets, cache)
 
     @classmethod
@@ -326,10 +355,11 @@ class Client:
                                      Keystore.in_home(home).load(passphrase, upgrade=True))
 
     @classmethod
-    async def from_secrets(cls, home: Path, relay_url: str | None, secrets: Secrets) -> Client:
+    async def from_secrets(cls, home: Path, relay_url: str | None, secrets: Secrets, *,
+                           clock: Callable[[], int] = now_ms) -> Client:
         """The client of an unlocked keystore (``Keystore.load``)."""
         cache = await Cache.open(home, secrets.storage_key)
-        return cls(home, relay_url or secrets.relay, secrets, cache)
+        return cls(home, relay_url or secrets.relay, secrets, cache, clock=clock)
 
     async def close(self) -> None:
         self._closed = True  # a run()/sync(follow=True) loop ends instead of reconnecting
@@ -555,7 +585,10 @@ class Client:
         return contact
 
     async def _name_sender(self, user: bytes) -> None:
-        """Learn the handle of a sender we have not seen before (best effort)."""
+        """Learn the handle of a sender we have not seen before (best effort). If its
+        handle belonged to another key here, that is an identity key change: the handle
+        moves to the new key, which is held back from sending (see KeyChanged) when the
+        old one was verified."""
         if await self.cache.contact(user) is not None:
             return
         handle: str | None = None
@@ -564,11 +597,50 @@ class Client:
             info = await conn.request(f.Whois, user=user)
             if isinstance(info, f.HandleInfo) and verify_signature(
                 user, handle_message(info.handle, user), info.sig
-            ) and await self.cache.contact_by_handle(info.handle) is None:
+            ):
                 handle = info.handle
         except (RelayError, ConnectionLost, ProtocolError):
             pass
-        await self.cache.remember_contact(user, handle, now_ms())
+        if handle is None:
+            await self.cache.remember_contact(user, None, now_ms())
+            return
+        old = await self.cache.move_handle(handle, user, now_ms())
+        if old is not None:
+            log.warning("the identity key of @%s changed (%s -> %s)%s", handle,
+                        fingerprint(old.user), fingerprint(user),
+                        "; it was verified: sending waits for acceptance" if old.verified
+                        else "")
+
+    async def set_verified(self, peer: str, verified: bool) -> ContactRow:
+        """Record (or take back) that the user compared safety numbers with ``peer``
+        (``contacts verify --mark``). Marking the current key verified also accepts it
+        if it had changed."""
+        contact = await self.resolve(peer)
+        async with self._crypto_lock:
+            await self.cache.set_contact_flag(contact.user, "verified", verified)
+            if verified:
+                await self.cache.accept_key(contact.user)
+            await self.cache.commit()
+        self._emit(ConversationChanged(contact.user))
+        return (await self.cache.contact(contact.user)) or contact
+
+    async def accept_key(self, peer: str) -> ContactRow:
+        """Accept ``peer``'s changed identity key: sending to it resumes (unverified until
+        marked again). TenchatError if its key has not changed."""
+        contact = await self.resolve(peer)
+        if not contact.key_change:
+            raise TenchatError(f"@{contact.handle}'s identity key has not changed")
+        async with self._crypto_lock:
+            await self.cache.accept_key(contact.user)
+            await self.cache.commit()
+        self._emit(ConversationChanged(contact.user))
+        return (await self.cache.contact(contact.user)) or contact
+
+    async def check_key_accepted(self, peer: bytes) -> None:
+        """KeyChanged if ``peer`` (a user id) is a verified contact's new, unaccepted key."""
+        contact = await self.cache.contact(peer) if len(peer) == 32 else None
+        if contact is not None and contact.needs_acceptance:
+            raise KeyChanged(contact)
 
     async def contacts(self) -> list[ContactRow]:
         return await self.cache.contacts()
@@ -610,41 +682,6 @@ class Client:
             await conn.request(f.Block, user=contact.user, blocked=blocked)
         self._emit(ConversationChanged(contact.user))
         return (await self.cache.contact(contact.user)) or contact
-
-    async def set_verified(self, peer: str, verified: bool) -> ContactRow:
-        """Record that we compared ``peer``'s safety number out of band (or take it back)."""
-        contact = await self.resolve(peer)
-        async with self._crypto_lock:
-            await self.cache.set_contact_flag(contact.user, "verified", verified)
-            await self.cache.commit()
-        self._emit(ConversationChanged(contact.user))
-        return (await self.cache.contact(contact.user)) or contact
-
-    async def check_key(self, peer: str) -> bytes | None:
-        """Ask the relay again whom ``peer``'s handle names now. None if it is still the
-        identity key we know; else the new key (validly signed by itself), which is
-        reported as :class:`events.KeyChanged` and NOT taken: our contact and its
-        verification stay on the old key until the user decides."""
-        handle = normalize_handle(peer)
-        known = await self.cache.contact_by_handle(handle)
-        if known is None:
-            return None
-        conn = await self.connection()
-        try:
-            info = await conn.request(f.Lookup, handle=handle)
-        except RelayError as exc:
-            if exc.code == "not_found":
-                return None
-            raise
-        assert isinstance(info, f.HandleInfo)
-        if info.handle != handle or not verify_signature(
-            info.user, handle_message(handle, info.user), info.sig
-        ):
-            raise PeerError(f"the relay's record for @{handle} is not validly signed")
-        if info.user == known.user:
-            return None
-        self._emit(KeyChanged(known.user, handle, info.user, known.verified))
-        return info.user
 
     async def safety_number(self, peer: str) -> tuple[ContactRow, str]:
         contact = await self.resolve(peer)
@@ -821,7 +858,9 @@ class Client:
     async def _queue_content(self, peer: bytes, msg_id: bytes, body: bytes, *,
                              expires_at: int = 0) -> None:
         """Into the outbox: encrypted now if a session exists, else sealed until the next
-        flush can fetch the peer's prekeys (so composing works offline, to anyone)."""
+        flush can fetch the peer's prekeys (so composing works offline, to anyone).
+        KeyChanged for a verified contact's new key the user has not accepted."""
+        await self.check_key_accepted(peer)
         if await self.cache.sessions(peer):
             await self.cache.outbox_add(msg_id, peer, await self._encrypt(peer, body), now_ms(),
                                         expires_at=expires_at)
@@ -832,6 +871,10 @@ class Client:
                              group: bytes | None = None) -> None:
         if peer == self.user:
             return
+        try:
+            await self.check_key_accepted(peer)
+        except KeyChanged:
+            return  # no receipts to an unaccepted key either
         body = c.encode_content(c.Receipt(kind=kind, ids=ids, at=now_ms(), group=group))
         await self._queue_content(peer, os.urandom(16), body)
 
@@ -1517,6 +1560,9 @@ class Client:
         def encrypt(tx: Txn) -> bytes | None:  # in the cache's thread: one hand-off
             if not _privacy(tx.get_meta("privacy.typing"), "typing"):
                 return b""  # typing indicators are turned off
+            contact = tx.contact(peer)
+            if contact is not None and contact.needs_acceptance:
+                return b""  # nothing to a verified contact's new, unaccepted key
             sessions = tx.sessions(peer)
             if not sessions:
                 return None

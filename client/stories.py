@@ -13,11 +13,9 @@ The names here (StoryView, post_story, stories, open_story) are a stable API for
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import mimetypes
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -37,24 +35,11 @@ from .connection import ConnectionLost, RelayUnreachable
 if TYPE_CHECKING:
     from .service import Client
 
-__all__ = ["StoryService", "StoryView", "StoryViewer", "StoryError", "TEST_CLOCK_ENV",
-           "story_now_ms"]
+__all__ = ["StoryService", "StoryView", "StoryViewer", "StoryError"]
 
 log = logging.getLogger("tenchat.client.stories")
 
-TEST_CLOCK_ENV = "TENCHAT_TEST_CLOCK_FILE"
 MAX_IMAGE_BYTES = 20 * 1024 * 1024  # a story image read into memory, at most
-
-
-def story_now_ms() -> int:
-    """Our clock for stories (ms): the system's, plus — for tests that fast-forward expiry —
-    the offset in ms written in the file named by TENCHAT_TEST_CLOCK_FILE."""
-    now = time.time_ns() // 1_000_000
-    path = os.environ.get(TEST_CLOCK_ENV)
-    if path:
-        with contextlib.suppress(OSError, ValueError):
-            now += int(Path(path).read_text().strip() or 0)
-    return now
 
 
 class StoryError(TenchatError):
@@ -137,7 +122,7 @@ class StoryService:
         key_id, key = await keying
         audience = st.CLOSE_FRIENDS if close_friends else st.FOLLOWERS
         me = client.user
-        now = story_now_ms()
+        now = self.client.clock()
         story = st.Story(author=me, id=os.urandom(16), posted_at=now,
                          expires_at=now + st.STORY_TTL_MS, text=text, image=ref)
         record = st.seal_story(story, audience, key_id, key, client.identity.sign)
@@ -172,7 +157,7 @@ class StoryService:
         page = await conn.request(f.StoriesReq, authors=authors)
         assert isinstance(page, f.StoryItems)
         cache = self.client.cache
-        now = story_now_ms()
+        now = self.client.clock()
         for record in page.records:
             try:
                 sealed = st.open_story(record)
@@ -198,7 +183,7 @@ class StoryService:
             await self.refresh()
         except (ConnectionLost, RelayUnreachable):
             # Offline: what the cache holds, minus what has expired meanwhile.
-            await self.client.cache.drop_expired_stories(story_now_ms())
+            await self.client.cache.drop_expired_stories(self.client.clock())
             await self.client.cache.commit()
         return await self._cached(None)
 
@@ -213,7 +198,7 @@ class StoryService:
     async def _cached(self, author: bytes | None, *,
                       include_sealed: bool = False) -> list[StoryView]:
         cache = self.client.cache
-        now = story_now_ms()
+        now = self.client.clock()
         out: list[StoryView] = []
         for story_id, who, record, seen in await cache.stories(now):
             if author is not None and who != author:
@@ -269,7 +254,7 @@ class StoryService:
         ref = ref.strip().lower()
         if not 6 <= len(ref) <= 32 or any(ch not in "0123456789abcdef" for ch in ref):
             raise StoryError("give a story id, or at least its first 6 hex digits")
-        now = story_now_ms()
+        now = self.client.clock()
         hits = await self.client.cache.story_ids_like(ref, now)
         if not hits:
             await self.refresh()
@@ -285,7 +270,7 @@ class StoryService:
         ``incognito`` setting is on, or it is ours — send its author a view receipt."""
         client = self.client
         cache = client.cache
-        now = story_now_ms()
+        now = self.client.clock()
         row = await cache.story(story_id, now)
         if row is None:
             await self.refresh()
@@ -318,7 +303,7 @@ class StoryService:
     async def _send_receipt(self, author: bytes, story_id: bytes) -> None:
         """Queue (encrypted, in the outbox) and send a view receipt to ``author``."""
         client = self.client
-        body = c.encode_content(c.StoryViewed(story=story_id, at=story_now_ms()))
+        body = c.encode_content(c.StoryViewed(story=story_id, at=self.client.clock()))
         async with client._crypto_lock:
             try:
                 await client._queue_content(author, os.urandom(16), body)
@@ -340,7 +325,7 @@ class StoryService:
 
     async def viewers(self, story_id: bytes) -> list[StoryViewer]:
         """Who opened our story ``story_id`` (from their view receipts; sync first)."""
-        row = await self.client.cache.story(story_id, story_now_ms())
+        row = await self.client.cache.story(story_id, self.client.clock())
         if row is None:
             raise StoryError("no such story (it may have expired)")
         if row[0] != self.client.user:
@@ -379,7 +364,7 @@ class StoryService:
     async def _new_story_key(self) -> tuple[int, bytes]:
         cache = self.client.cache
         key = (int.from_bytes(os.urandom(4), "big"), os.urandom(AUDIENCE_KEY_LEN))
-        await cache.put_story_key(self.client.user, key[0], key[1], story_now_ms())
+        await cache.put_story_key(self.client.user, key[0], key[1], self.client.clock())
         await cache.set_close_friend_keys({u: None for u in await cache.close_friends()})
         return key
 

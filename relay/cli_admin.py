@@ -143,7 +143,8 @@ def stats(data: DataOpt = None, config: ConfigOpt = None, as_json: JsonOpt = Fal
 @admin_app.command()
 def audit(limit: Annotated[int, typer.Option(help="The newest N rows.", min=1)] = 50,
           data: DataOpt = None, config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
-    """Show the audit log: admin actions and failed authentications."""
+    """Show the audit log: admin actions and failed authentications (repeats from one
+    address within audit_window seconds are one row, with ×count)."""
     rows = _with_db(data, config, lambda db: db.audit(limit))
     if as_json:
         for row in rows:
@@ -153,4 +154,5 @@ def audit(limit: Annotated[int, typer.Option(help="The newest N rows.", min=1)] 
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(r["at"] / 1000))
         typer.echo(f"{when}Z {r['action']:<16} actor {r['actor'] or 'cli'}"
                    f"  target {r['target'] or '-'}  {r['detail']}"
-                   + (f"  ip {r['ip']}" if r["ip"] else ""))
+                   + (f"  ip {r['ip']}" if r["ip"] else "")
+                   + (f"  ×{r['count']}" if r["count"] > 1 else ""))

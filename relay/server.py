@@ -20,7 +20,6 @@ import ssl
 import time
 from collections.abc import Callable, Mapping
 from http import HTTPStatus
-from pathlib import Path
 from typing import Final
 
 from websockets.asyncio.server import Server as WsServer
@@ -29,6 +28,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 
+from tenchat.common.clock import clock_offset
 from tenchat.common.errors import ErrorCode, ProtocolError
 from tenchat.common.frames import Error, Register, decode_request, peek_id
 
@@ -45,14 +45,13 @@ from .retention import Retention
 from .session import Later, Session
 from .store import SQLiteStore, Store, storage_error
 
-__all__ = ["Server", "clock_from_environ", "TEST_CLOCK_ENV"]
+__all__ = ["Server", "clock_from_environ"]
 
 log = logging.getLogger("tenchat.relay")
 
 _SHUTDOWN_GRACE: Final = 10.0  # seconds to send the last answers before closing anyway
 
 
-TEST_CLOCK_ENV: Final = "TENCHAT_TEST_CLOCK_FILE"
 
 
 def _now_ms() -> int:
@@ -60,22 +59,12 @@ def _now_ms() -> int:
 
 
 def clock_from_environ(environ: Mapping[str, str]) -> Callable[[], int]:
-    """The relay's clock (ms): the system's, or — for tests that fast-forward expiry — the
-    system's plus the offset in ms written in the file named by TENCHAT_TEST_CLOCK_FILE
-    (read at every call; a missing or empty file is 0)."""
-    path = environ.get(TEST_CLOCK_ENV)
-    if not path:
+    """The relay's clock (ms): the system's, plus TENCHAT_CLOCK_OFFSET_MS if set
+    (common.clock; read once, at start — tests restart a relay to move its clock)."""
+    offset = clock_offset(environ)
+    if not offset:
         return _now_ms
-    skew_file = Path(path)
-
-    def clock() -> int:
-        try:
-            skew = int(skew_file.read_text().strip() or 0)
-        except (OSError, ValueError):
-            skew = 0
-        return _now_ms() + skew
-
-    return clock
+    return lambda: _now_ms() + offset
 
 
 class Server:

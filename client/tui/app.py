@@ -21,6 +21,7 @@ from typing import Any
 from textual.app import App
 from textual.binding import Binding
 
+from ...common.textsafe import for_terminal
 from ..keystore import Keystore
 from ..settings import Settings, load_settings, save_settings
 from .commands import ChatCommands
@@ -36,6 +37,14 @@ DEFAULT_RELAY = "ws://127.0.0.1:8765"
 
 class TenchatApp(App[None]):
     """Keyboard-first end-to-end encrypted chat."""
+
+    def notify(self, message: str, *, title: str = "", severity: Any = "information",
+               timeout: float | None = None, markup: bool = True) -> None:
+        """Every notification as plain text, whatever the caller asked: they carry error
+        messages that quote peers and the relay (never Textual markup, which can hold
+        click actions), with terminal controls made visible."""
+        super().notify(for_terminal(message), title=for_terminal(title), severity=severity,
+                       timeout=timeout, markup=False)
 
     CSS_PATH = "tenchat.tcss"
     TITLE = "tenchat"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime, timedelta, tzinfo
-from typing import Protocol
+from typing import Any, Protocol
 
 from rich.color import Color
 from rich.console import RenderableType
@@ -17,7 +17,10 @@ from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 
-__all__ = ["TICKS", "tick", "local_dt", "day_label", "clock", "body", "preview",
+from ...common.textsafe import for_terminal
+
+__all__ = ["TICKS", "tick", "local_dt", "day_label", "clock", "body", "preview", "plain",
+           "LinkTargetMarkdown",
            "looks_like_markdown", "half_blocks", "half_block_text", "poll_card", "human_size",
            "attachment_label"]
 
@@ -59,20 +62,61 @@ def looks_like_markdown(text: str) -> bool:
     return bool(_MARKDOWN.search(text))
 
 
+def plain(text: str, style: Style | str = "") -> Text:
+    """Peer-controlled text for a widget: a Rich Text (never parsed as Rich/Textual markup,
+    so "[b]" or "[@click=...]" in it is just text) with its terminal controls and bidi
+    overrides made visible (common.textsafe)."""
+    return Text(for_terminal(text), style=style)
+
+
 def linkify(text: str, base: Style | str = "") -> Text:
     """Plain text with every URL made a terminal hyperlink."""
+    text = for_terminal(text)
     out = Text(text, style=base)
     for match in _URL.finditer(text):
         out.stylize(Style(link=match.group(0), underline=True), match.start(), match.end())
     return out
 
 
+class LinkTargetMarkdown(Markdown):
+    """Rich Markdown in which a link can't hide where it goes: ``[your bank](https://evil)``
+    shows as "your bank (https://evil)" (still a hyperlink), and an image as its alt text
+    and source. Links whose text is their target show once."""
+
+    def __init__(self, markup: str, **kwargs: Any) -> None:
+        super().__init__(markup, **kwargs)
+        for token in self.parsed:
+            if token.children:
+                token.children = _with_targets(token.children)
+
+
+def _with_targets(children: list[Any]) -> list[Any]:
+    from markdown_it.token import Token
+
+    out: list[Any] = []
+    href, shown = "", ""
+    for child in children:
+        out.append(child)
+        if child.type == "link_open":
+            href, shown = str(child.attrs.get("href", "")), ""
+        elif child.type in ("text", "code_inline") and href:
+            shown += child.content
+        elif child.type == "link_close":
+            if shown.strip() != href and shown.strip() != href.removeprefix("mailto:"):
+                out.append(Token("text", "", 0, content=f" ({href})"))
+            href = ""
+        elif child.type == "image":
+            out.append(Token("text", "", 0, content=f" ({child.attrs.get('src', '')})"))
+    return out
+
+
 def body(text: str) -> RenderableType:
-    """A message body: Markdown through Rich when it looks like Markdown, else linked text."""
+    """A message body: Markdown through Rich when it looks like Markdown (links show their
+    real target), else linked text. Either way a Rich renderable, never markup, with terminal
+    controls made visible."""
+    text = for_terminal(text)
     if looks_like_markdown(text):
-        # hyperlinks=False: a link shows its real target after its text — "[bank](evil)"
-        # reads "bank (evil)" — and peer text is never taken as Textual or Rich markup.
-        return Markdown(text, hyperlinks=False, code_theme="ansi_dark")
+        return LinkTargetMarkdown(text, hyperlinks=True, code_theme="ansi_dark")
     return linkify(text)
 
 
@@ -96,8 +140,8 @@ def attachment_label(name: str, size: int, mime: str = "") -> str:
 
 
 def preview(text: str, width: int) -> str:
-    """One line of a message for the conversation list."""
-    line = " ".join(text.split())
+    """One line of a message for the conversation list (terminal controls made visible)."""
+    line = " ".join(for_terminal(text).split())
     return line if len(line) <= width else line[: max(width - 1, 0)] + "…"
 
 
@@ -146,6 +190,7 @@ def poll_card(view: PollLike, width: int,
     top = max([*view.counts, 1])
     label_w = max(4, min(max(len(o) for o in view.options), width - BAR - 14))
     for i, option in enumerate(view.options):
+        option = " ".join(for_terminal(option).split())
         chosen = i in view.mine
         mark = ("■" if chosen else "□") if view.multiple else ("●" if chosen else "○")
         filled = round(BAR * view.counts[i] / top) if view.counts[i] else 0

@@ -12,6 +12,7 @@ from typing import Any
 from rich.console import Group, RenderableType
 from rich.text import Text
 
+from ...common.textsafe import for_terminal
 from . import render
 
 __all__ = ["Names", "fetch_blob", "shrink", "post_card", "when", "MAX_PREVIEW_BLOB"]
@@ -76,8 +77,8 @@ async def shrink(data: bytes, side: int = 640) -> bytes:
 
 def byline(name: str, handle: str | None, stamp: str, extra: str = "") -> Text:
     line = Text()
-    if name:
-        line.append(name, "bold")
+    if name:  # a display name: the peer's choice
+        line.append(for_terminal(name), "bold")
         line.append(" ")
     line.append(f"@{handle}" if handle else "@?", "bold" if not name else "dim")
     line.append(f" · {stamp}", "dim")

@@ -139,7 +139,9 @@ def wallet_link(ctx: typer.Context, address: AddressArg, json_out: JsonOpt = Fal
     opts = _opts(ctx, json_out)
     link = run(with_client(opts, lambda client: client.wallet.link(address)))
     emit(opts, {"address": link.address, "user_id": link.user.hex(),
-                "issued_at": link.issued_at}, f"linked {link.address}")
+                "issued_at": link.issued_at, "expires": link.expires},
+         f"linked {link.address} (renewed by this client while linked; valid until "
+         f"{fmt_time(link.expires)} otherwise)")
 
 
 @wallet_app.command("unlink")

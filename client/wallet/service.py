@@ -671,6 +671,8 @@ class WalletService:
                 try:
                     for address in await self.renew_links():
                         log.info("renewed the binding of %s", address)
+                except (RelayError, RelayUnreachable, ConnectionLost) as exc:
+                    log.info("binding renewal: %s", exc)  # tried again next time
                 except Exception:
                     log.exception("binding renewal failed")
                 try:

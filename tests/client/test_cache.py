@@ -3,170 +3,156 @@ secrets sealed at rest."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 from pathlib import Path
+
+import pytest
 
 from tenchat.client.cache import DELIVERED, PENDING, READ, SENT, Cache, MessageRow
 
 BOB, CAROL = b"b" * 32, b"c" * 32
 
 
-def run(coro):  # type: ignore[no-untyped-def]
-    return asyncio.run(coro)
+@pytest.mark.asyncio
+async def test_statuses_and_dedupe(tmp_path: Path) -> None:
+    cache = await Cache.open(tmp_path, os.urandom(32))
+    mid = os.urandom(16)
+    out = MessageRow(mid, BOB, True, "hi", 1, 1, PENDING)
+    assert await cache.add_message(out, shown=True)
+    assert not await cache.add_message(out, shown=True)  # same id: a duplicate
+    await cache.outbox_add(mid, BOB, b"envelope", 1)
+    await cache.outbox_done(mid, BOB)
+    assert (await cache.message(BOB, mid)).status == SENT  # type: ignore[union-attr]
+    # a receipt from carol can't touch a message to bob
+    assert await cache.raise_status(CAROL, [mid], READ) == []
+    assert await cache.raise_status(BOB, [mid], READ) == [mid]
+    # and a late "delivered" never moves it back
+    assert await cache.raise_status(BOB, [mid], DELIVERED) == []
+    assert (await cache.message(BOB, mid)).status == READ  # type: ignore[union-attr]
+    assert await cache.outbox() == []
+    await cache.commit()
+    await cache.close()
 
 
-def test_statuses_and_dedupe(tmp_path: Path) -> None:
-    async def body() -> None:
-        cache = await Cache.open(tmp_path, os.urandom(32))
-        mid = os.urandom(16)
-        out = MessageRow(mid, BOB, True, "hi", 1, 1, PENDING)
-        assert await cache.add_message(out, shown=True)
-        assert not await cache.add_message(out, shown=True)  # same id: a duplicate
-        await cache.outbox_add(mid, BOB, b"envelope", 1)
-        await cache.outbox_done(mid, BOB)
-        assert (await cache.message(BOB, mid)).status == SENT  # type: ignore[union-attr]
-        # a receipt from carol can't touch a message to bob
-        assert await cache.raise_status(CAROL, [mid], READ) == []
-        assert await cache.raise_status(BOB, [mid], READ) == [mid]
-        # and a late "delivered" never moves it back
-        assert await cache.raise_status(BOB, [mid], DELIVERED) == []
-        assert (await cache.message(BOB, mid)).status == READ  # type: ignore[union-attr]
-        assert await cache.outbox() == []
-        await cache.commit()
-        await cache.close()
-
-    run(body())
+@pytest.mark.asyncio
+async def test_unshown_messages_are_taken_once(tmp_path: Path) -> None:
+    cache = await Cache.open(tmp_path, os.urandom(32))
+    for i in range(3):
+        await cache.add_message(
+            MessageRow(os.urandom(16), BOB, False, f"m{i}", i, i, DELIVERED), shown=False)
+    assert [m.text for m in await cache.take_unshown()] == ["m0", "m1", "m2"]
+    assert await cache.take_unshown() == []
+    await cache.close()
 
 
-def test_unshown_messages_are_taken_once(tmp_path: Path) -> None:
-    async def body() -> None:
-        cache = await Cache.open(tmp_path, os.urandom(32))
-        for i in range(3):
-            await cache.add_message(
-                MessageRow(os.urandom(16), BOB, False, f"m{i}", i, i, DELIVERED), shown=False)
-        assert [m.text for m in await cache.take_unshown()] == ["m0", "m1", "m2"]
-        assert await cache.take_unshown() == []
-        await cache.close()
-
-    run(body())
-
-
-def test_sessions_and_prekeys_sealed_at_rest(tmp_path: Path) -> None:
-    async def body() -> None:
-        key = os.urandom(32)
-        cache = await Cache.open(tmp_path, key)
-        secret_state = b"ratchet-state-" + os.urandom(32)
-        secret_prekey = os.urandom(32)
-        await cache.save_session(BOB, None, secret_state, 1)
-        await cache.put_prekey("otk", 7, b"p" * 32, secret_prekey, 1)
-        await cache.commit()
-        await cache.close()
-        raw = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
-        assert secret_state not in raw and secret_prekey not in raw
-        cache = await Cache.open(tmp_path, key)
-        assert [s for _, s in await cache.sessions(BOB)] == [secret_state]
-        assert await cache.prekey_private("otk", 7) == secret_prekey
-        await cache.close()
-
-    run(body())
+@pytest.mark.asyncio
+async def test_sessions_and_prekeys_sealed_at_rest(tmp_path: Path) -> None:
+    key = os.urandom(32)
+    cache = await Cache.open(tmp_path, key)
+    secret_state = b"ratchet-state-" + os.urandom(32)
+    secret_prekey = os.urandom(32)
+    await cache.save_session(BOB, None, secret_state, 1)
+    await cache.put_prekey("otk", 7, b"p" * 32, secret_prekey, 1)
+    await cache.commit()
+    await cache.close()
+    raw = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
+    assert secret_state not in raw and secret_prekey not in raw
+    cache = await Cache.open(tmp_path, key)
+    assert [s for _, s in await cache.sessions(BOB)] == [secret_state]
+    assert await cache.prekey_private("otk", 7) == secret_prekey
+    await cache.close()
 
 
-def test_old_sessions_are_capped(tmp_path: Path) -> None:
-    async def body() -> None:
-        cache = await Cache.open(tmp_path, os.urandom(32))
-        for i in range(5):
-            await cache.save_session(BOB, None, b"s%d" % i, i)
-        assert [s for _, s in await cache.sessions(BOB)] == [b"s4", b"s3", b"s2"]
-        await cache.close()
-
-    run(body())
+@pytest.mark.asyncio
+async def test_old_sessions_are_capped(tmp_path: Path) -> None:
+    cache = await Cache.open(tmp_path, os.urandom(32))
+    for i in range(5):
+        await cache.save_session(BOB, None, b"s%d" % i, i)
+    assert [s for _, s in await cache.sessions(BOB)] == [b"s4", b"s3", b"s2"]
+    await cache.close()
 
 
-def test_search_prefixes_newest_first_and_an_upgraded_cache_keeps_its_index(
+@pytest.mark.asyncio
+async def test_search_prefixes_newest_first_and_an_upgraded_cache_keeps_its_index(
     tmp_path: Path,
 ) -> None:
-    async def body() -> None:
-        cache = await Cache.open(tmp_path, os.urandom(32))
-        texts = ["meeting at noon", "a meeting moved", "meet me there", "a cat", "mee too"]
-        for i, text in enumerate(texts):
-            await cache.add_message(
-                MessageRow(os.urandom(16), BOB, False, text, i, i, DELIVERED), shown=True)
-        await cache.commit()
+    cache = await Cache.open(tmp_path, os.urandom(32))
+    texts = ["meeting at noon", "a meeting moved", "meet me there", "a cat", "mee too"]
+    for i, text in enumerate(texts):
+        await cache.add_message(
+            MessageRow(os.urandom(16), BOB, False, text, i, i, DELIVERED), shown=True)
+    await cache.commit()
 
-        async def found(query: str) -> list[str]:
-            return [row.text for row, _ in await cache.search(query, None, 10)]
+    async def found(query: str) -> list[str]:
+        return [row.text for row, _ in await cache.search(query, None, 10)]
 
-        assert await found("mee") == ["mee too", "meet me there", "a meeting moved",
-                                      "meeting at noon"]  # the last word is a prefix
-        assert await found("a meet") == ["a meeting moved"]  # earlier words whole
-        assert await found("me") == ["mee too", "meet me there", "a meeting moved",
-                                     "meeting at noon"]  # 2 letters: the prefix index
-        assert await found("a") == ["a cat", "a meeting moved"]  # one letter: the word
-        await cache.close()
+    assert await found("mee") == ["mee too", "meet me there", "a meeting moved",
+                                  "meeting at noon"]  # the last word is a prefix
+    assert await found("a meet") == ["a meeting moved"]  # earlier words whole
+    assert await found("me") == ["mee too", "meet me there", "a meeting moved",
+                                 "meeting at noon"]  # 2 letters: the prefix index
+    assert await found("a") == ["a cat", "a meeting moved"]  # one letter: the word
+    await cache.close()
 
-        # A cache from before the prefix indexes (schema 9): upgrading rebuilds the index
-        # from the messages, so old messages are found too.
-        import sqlite3
+    # A cache from before the prefix indexes (schema 9): upgrading rebuilds the index
+    # from the messages, so old messages are found too.
+    import sqlite3
 
-        from tenchat.client.cache import FILENAME, MIGRATIONS
+    from tenchat.client.cache import FILENAME, MIGRATIONS
 
-        db = sqlite3.connect(tmp_path / FILENAME)
-        db.executescript("""
-            DROP TABLE messages_fts;
-            CREATE VIRTUAL TABLE messages_fts USING fts5(
-                text, content='messages', content_rowid='rowid',
-                tokenize='unicode61 remove_diacritics 2');
-            INSERT INTO messages_fts(messages_fts) VALUES ('rebuild');
-        """)
-        db.execute(f"PRAGMA user_version={len(MIGRATIONS) - 1}")
-        db.commit()
-        db.close()
-        cache = await Cache.open(tmp_path, os.urandom(32))
-        assert await found("meet") == ["meet me there", "a meeting moved", "meeting at noon"]
-        rows = await cache._db.execute_fetchall(
-            "SELECT sql FROM sqlite_master WHERE name = 'messages_fts'")
-        assert "prefix='2 3'" in next(iter(rows))[0]
-        await cache.close()
-
-    run(body())
+    db = sqlite3.connect(tmp_path / FILENAME)
+    db.executescript("""
+        DROP TABLE messages_fts;
+        CREATE VIRTUAL TABLE messages_fts USING fts5(
+            text, content='messages', content_rowid='rowid',
+            tokenize='unicode61 remove_diacritics 2');
+        INSERT INTO messages_fts(messages_fts) VALUES ('rebuild');
+    """)
+    db.execute(f"PRAGMA user_version={len(MIGRATIONS) - 1}")
+    db.commit()
+    db.close()
+    cache = await Cache.open(tmp_path, os.urandom(32))
+    assert await found("meet") == ["meet me there", "a meeting moved", "meeting at noon"]
+    rows = await cache._db.execute_fetchall(
+        "SELECT sql FROM sqlite_master WHERE name = 'messages_fts'")
+    assert "prefix='2 3'" in next(iter(rows))[0]
+    await cache.close()
 
 
-def test_deleted_edited_and_expired_text_leaves_the_cache_files(tmp_path: Path) -> None:
+@pytest.mark.asyncio
+async def test_deleted_edited_and_expired_text_leaves_the_cache_files(tmp_path: Path) -> None:
     """secure_delete, the search index and the WAL: after a delete, an edit and an expiry
     the old words are in none of the cache's files (issue 12 item 14)."""
     gone = {"expired": "zyzzyvaexpiredquux", "deleted": "zyzzyvadeletedquux",
             "edited": "zyzzyvaeditedquux"}
     kept = "zyzzyvakeptquux"
 
-    async def body() -> None:
-        cache = await Cache.open(tmp_path, os.urandom(32))
-        ids = {}
-        for i, (name, word) in enumerate([*gone.items(), ("kept", kept)]):
-            ids[name] = os.urandom(16)
-            await cache.add_message(MessageRow(
-                ids[name], BOB, True, f"the secret is {word} ok", i, i, SENT,
-                expires_at=1000 if name == "expired" else 0), shown=True)
-            await cache.commit()  # one transaction each: several index segments
-        for i in range(50):  # and some ordinary traffic around them
-            await cache.add_message(MessageRow(os.urandom(16), BOB, False, f"filler {i}",
-                                               100 + i, 100 + i, DELIVERED), shown=False)
-        await cache.commit()
-        files = list(tmp_path.glob("cache.sqlite*"))
-        assert all(w.encode() in b"".join(p.read_bytes() for p in files)
-                   for w in gone.values())  # the scan would see them
+    cache = await Cache.open(tmp_path, os.urandom(32))
+    ids = {}
+    for i, (name, word) in enumerate([*gone.items(), ("kept", kept)]):
+        ids[name] = os.urandom(16)
+        await cache.add_message(MessageRow(
+            ids[name], BOB, True, f"the secret is {word} ok", i, i, SENT,
+            expires_at=1000 if name == "expired" else 0), shown=True)
+        await cache.commit()  # one transaction each: several index segments
+    for i in range(50):  # and some ordinary traffic around them
+        await cache.add_message(MessageRow(os.urandom(16), BOB, False, f"filler {i}",
+                                           100 + i, 100 + i, DELIVERED), shown=False)
+    await cache.commit()
+    files = list(tmp_path.glob("cache.sqlite*"))
+    assert all(w.encode() in b"".join(p.read_bytes() for p in files)
+               for w in gone.values())  # the scan would see them
 
-        assert await cache.purge_expired(2000) == [(BOB, ids["expired"])]
-        assert await cache.delete_message(BOB, ids["deleted"], None, False)
-        assert await cache.edit_message(BOB, ids["edited"], None, False, "nothing to see")
-        await cache.commit()
+    assert await cache.purge_expired(2000) == [(BOB, ids["expired"])]
+    assert await cache.delete_message(BOB, ids["deleted"], None, False)
+    assert await cache.edit_message(BOB, ids["edited"], None, False, "nothing to see")
+    await cache.commit()
 
-        data = b"".join(p.read_bytes() for p in tmp_path.glob("cache.sqlite*"))
-        for name, word in gone.items():
-            assert word.encode() not in data, name
-            assert await cache.search(word, None, 10) == []
-        assert [m.id for m, _ in await cache.search(kept, None, 10)] == [ids["kept"]]
-        assert [m.text for m in await cache.history(BOB, 3)][-1] == "filler 49"
-        await cache.close()
+    data = b"".join(p.read_bytes() for p in tmp_path.glob("cache.sqlite*"))
+    for name, word in gone.items():
+        assert word.encode() not in data, name
+        assert await cache.search(word, None, 10) == []
+    assert [m.id for m, _ in await cache.search(kept, None, 10)] == [ids["kept"]]
+    assert [m.text for m in await cache.history(BOB, 3)][-1] == "filler 49"
+    await cache.close()
 
-    run(body())

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tenchat.client.cache import DELIVERED, PENDING, READ, SENT
+from tenchat.client.connection import ConnectionLost, RelayUnreachable
 from tenchat.client.events import (
     OFFLINE,
     ONLINE,
@@ -115,7 +116,9 @@ def test_compose_offline_goes_out_on_reconnect(tmp_path: Path, relay: RelayProce
         assert isinstance(retry, ConnectionChanged) and retry.retry_in is not None
         msg = await alice.compose(conv.peer, "written while the relay is down")
         assert msg.status == PENDING
-        await asyncio.sleep(0.5)
+        # a flush now can only fail (no fixed sleep to "give it a chance"): still pending
+        with pytest.raises((RelayUnreachable, ConnectionLost)):
+            await alice.flush_outbox()
         assert (await alice.page(conv.peer))[-1].status == PENDING
 
         await asyncio.to_thread(relay.start)
@@ -154,17 +157,24 @@ def test_reconnects_within_a_second_of_the_relay_coming_back_after_a_long_outage
             await events.wait_for(lambda e: isinstance(e, ConnectionChanged)
                                   and e.state == OFFLINE and e.retry_in is not None)
             events.events.clear()  # wait_for looks from the first event: only the outage's
-            await asyncio.sleep(8)
+
+            def retries() -> list[float]:
+                return [e.retry_in for e in events.events
+                        if isinstance(e, ConnectionChanged) and e.retry_in is not None]
+
+            # A long outage, counted in attempts rather than seconds: the backoff doubles
+            # from RECONNECT_FIRST and has reached RECONNECT_CAP well before the 8th.
+            await events.wait_for(lambda e: len(retries()) >= 8, timeout=30)
             await asyncio.to_thread(relay.start)  # returns once the relay is listening
-            back = asyncio.get_running_loop().time()
+            failed_before = len(retries())
             await events.wait_for(lambda e: isinstance(e, ConnectionChanged)
-                                  and e.state == ONLINE, timeout=5)
-            took = asyncio.get_running_loop().time() - back
-            waits = [e.retry_in for e in events.events
-                     if isinstance(e, ConnectionChanged) and e.retry_in is not None]
-            assert len(waits) >= 8 / RECONNECT_CAP - 1, waits  # it kept trying, paced
+                                  and e.state == ONLINE, timeout=10)
+            waits = retries()
+            # Online again within one wait of the relay coming back (no wall-clock bound on
+            # a loaded machine): at most the one attempt that raced the restart failed, and
+            # no wait is longer than RECONNECT_CAP (< 1 s, the target).
+            assert len(waits) - failed_before <= 1, waits
             assert max(waits) <= RECONNECT_CAP < 1.0, waits
-            assert took < 1.0, f"online {took:.2f} s after the relay was back"
             assert alice.connection_state == ONLINE
         finally:
             a_run.cancel()

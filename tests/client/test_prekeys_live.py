@@ -4,6 +4,7 @@ one-time prekeys bounded, and the signed prekey rotates with the old one kept fo
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,11 +21,27 @@ from tests.support.relay import RelayProcess
 pytestmark = pytest.mark.slow
 
 
+@pytest.fixture
+def unlimited_relay(tmp_path: Path) -> Iterator[RelayProcess]:
+    """A relay without its fetch_bundle limits: the client's bound must hold on its own
+    (the relay is untrusted, and a drain spread over many identities gets past limits)."""
+    proc = RelayProcess(tmp_path / "relay", env={"TENCHAT_RELAY_BUNDLE_RATE": "0",
+                                                 "TENCHAT_RELAY_OTK_RATE": "0"}).start()
+    try:
+        yield proc
+    finally:
+        if proc.running:
+            proc.terminate()
+
+
 async def texts(client: Client, peer: bytes) -> list[str]:
     return [m.text for m in await client.page(peer)]
 
 
-def test_drained_one_time_prekeys_stay_bounded(tmp_path: Path, relay: RelayProcess) -> None:
+def test_drained_one_time_prekeys_stay_bounded(tmp_path: Path,
+                                               unlimited_relay: RelayProcess) -> None:
+    relay = unlimited_relay
+
     async def body() -> None:
         alice = await Client.create(tmp_path / "alice", relay.url, "alice", PASSPHRASE)
         mallory = await Client.create(tmp_path / "mallory", relay.url, "mallory", PASSPHRASE)

@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 
 from tenchat.client.cache import DELIVERED, READ
-from tenchat.client.events import ONLINE, ConnectionChanged, PresenceChanged, TypingChanged
+from tenchat.client.events import (
+    ONLINE,
+    ConnectionChanged,
+    MessageAdded,
+    PresenceChanged,
+    TypingChanged,
+)
 from tenchat.client.service import Client
 from tests.client.test_live import Recorder
 from tests.conftest import PASSPHRASE
@@ -67,7 +73,11 @@ def test_typing_off(tmp_path: Path, relay: RelayProcess) -> None:
         await alice.set_setting("typing", False)
         before = len(b_events.events)
         await alice.send_typing(bob.user, True)
-        await asyncio.sleep(1.0)
+        # No fixed sleep: a message sent after it is a barrier (one connection, in order);
+        # once bob has it, a typing indicator sent before it would have arrived first.
+        await alice.send_text("bob", "barrier")
+        await b_events.wait_for(lambda e: isinstance(e, MessageAdded)
+                                and e.message.text == "barrier")
         assert not any(isinstance(e, TypingChanged) for e in b_events.events[before:])
         for t in tasks:
             t.cancel()
@@ -86,8 +96,14 @@ def test_hide_presence(tmp_path: Path, relay: RelayProcess) -> None:
         a_events = Recorder(alice)
         a_task = asyncio.create_task(alice.run())
         await a_events.wait_for(lambda e: isinstance(e, ConnectionChanged) and e.state == ONLINE)
+        b_events = Recorder(bob)
         b_task = asyncio.create_task(bob.run())  # bob is online, subscribed, and hidden
-        await asyncio.sleep(1.5)
+        await b_events.wait_for(lambda e: isinstance(e, ConnectionChanged) and e.state == ONLINE)
+        # A barrier instead of a fixed sleep: bob's message reaches alice after any presence
+        # push his coming online would have caused.
+        await bob.send_text("alice", "barrier")
+        await a_events.wait_for(lambda e: isinstance(e, MessageAdded)
+                                and e.message.text == "barrier")
         assert (await alice.conversations())[0].online is False
         assert not any(isinstance(e, PresenceChanged) and e.online for e in a_events.events)
         for t in (a_task, b_task):
@@ -104,8 +120,7 @@ def test_block_is_enforced_by_the_relay_too(tmp_path: Path, relay: RelayProcess)
         alice, bob = await pair(tmp_path, relay)
         await bob.send_text("alice", "hello")
         await alice.sync()
-        await alice.set_blocked("bob", True)  # tells the relay as well
-        await asyncio.sleep(0.2)
+        await alice.set_blocked("bob", True)  # tells the relay (answered) as well
         before = relay_rows(relay)
         sent = await bob.send_text("alice", "are you ignoring me?")
         assert sent.status >= 1  # bob's client saw a normal "stored": he learns nothing

@@ -1,5 +1,5 @@
 """client.stories without a relay: the cache alone, and expired stories dropped from it
-by the client's own clock (moved with the test clock file)."""
+by the client's own clock (an injected clock, moved by the test)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,6 @@ import os
 import time
 from pathlib import Path
 
-import pytest
-
-from tenchat.client.stories import TEST_CLOCK_ENV
 from tenchat.common import stories as st
 from tenchat.common.crypto.keys import IdentityKey
 from tests.e2e.test_hostile_relay import make_client
@@ -18,11 +15,8 @@ from tests.e2e.test_hostile_relay import make_client
 KEY = os.urandom(32)
 
 
-def test_offline_list_uses_the_cache_and_drops_expired(tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    clock = tmp_path / "offset"
-    clock.write_text("0")
-    monkeypatch.setenv(TEST_CLOCK_ENV, str(clock))
+def test_offline_list_uses_the_cache_and_drops_expired(tmp_path: Path) -> None:
+    offset = [0]
     bob = IdentityKey.generate()
     now = time.time_ns() // 1_000_000
     short = st.Story(author=bob.public, id=os.urandom(16), posted_at=now - 3600_000,
@@ -32,6 +26,7 @@ def test_offline_list_uses_the_cache_and_drops_expired(tmp_path: Path,
 
     async def main() -> None:
         client = await make_client(tmp_path / "home", "ws://127.0.0.1:9")  # nothing there
+        client.clock = lambda: time.time_ns() // 1_000_000 + offset[0]  # the injected clock
         try:
             await client.cache.put_audience_key(bob.public, 1, KEY, 0)
             for story in (short, long):
@@ -42,7 +37,7 @@ def test_offline_list_uses_the_cache_and_drops_expired(tmp_path: Path,
             got = await client.stories.stories()
             assert [v.text for v in got] == ["fresh", "going soon"]  # newest first
             assert not any(v.seen for v in got)
-            clock.write_text(str(120_000))  # two minutes on: the short one has expired
+            offset[0] = 120_000  # two minutes on: the short one has expired
             got = await client.stories.stories()
             assert [v.text for v in got] == ["fresh"]
             async with client.cache._db.execute("SELECT count(*) FROM stories") as cur:

@@ -83,16 +83,28 @@ def test_inbox_follow_prints_live_messages(cli: Cli) -> None:
     cli("bob", "init", "--handle", "bob")
     follower = cli.popen("bob", "--json", "inbox", "--follow")
     try:
-        time.sleep(1.0)
-        cli("alice", "send", "bob", "live one")
         assert follower.stdout is not None
-        (line,) = read_lines(follower.stdout, 1, 15)
+        # No fixed sleep for the follower to connect: the first message reaches it either
+        # way (queued or live); once it is printed the follower is subscribed, so the
+        # second one is live.
+        cli("alice", "send", "bob", "first one")
+        (line,) = read_lines(follower.stdout, 1, 30)
+        assert '"text": "first one"' in line
+        cli("alice", "send", "bob", "live one")
+        (line,) = read_lines(follower.stdout, 1, 30)
         assert '"text": "live one"' in line and '"from": "alice"' in line
+        # The follower sends the delivery receipt after printing: wait for it to reach
+        # alice (the flake was asserting this the moment the line was read).
+        deadline = time.monotonic() + 30
+        while True:
+            hist = cli("alice", "--json", "history", "bob").json_lines()
+            if hist[-1]["status"] == "delivered" or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert [m["status"] for m in hist] == ["delivered", "delivered"]
     finally:
         follower.terminate()
         follower.wait(10)
-    hist = cli("alice", "--json", "history", "bob").json_lines()
-    assert hist[-1]["status"] == "delivered"
 
 
 def test_contacts_block_verify(cli: Cli) -> None:

@@ -15,7 +15,7 @@ import pytest
 
 from tenchat.client.cache import Cache
 from tenchat.client.keystore import Keystore
-from tests.conftest import PASSPHRASE, Cli
+from tests.conftest import PASSPHRASE, Cli, read_lines
 
 pytestmark = pytest.mark.slow
 
@@ -74,3 +74,34 @@ def test_lock_wait_times_out_with_a_clear_error(cli: Cli) -> None:
         os.close(fd)
     # Released: the same command goes through.
     assert cli("alice", "--json", "send", "bob", "hello").json()["status"] == "sent"
+
+
+def test_a_long_running_client_does_not_block_scripts_on_its_home(cli: Cli) -> None:
+    cli("alice", "init", "--handle", "alice")
+    cli("bob", "init", "--handle", "bob")
+    # alice's home stays open in a long-running process (as the TUI would be) ...
+    follower = cli.popen("alice", "--json", "inbox", "--follow")
+    assert follower.stdout is not None
+    try:
+        cli("bob", "send", "alice", "are you there?")
+        (line,) = read_lines(follower.stdout, 1, 30)
+        assert "are you there?" in line
+        # ... while scripts send from that same home, in parallel: none waits for it to end.
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "tenchat.client", "--home", str(cli.home("alice")),
+                 "send", "bob", f"from a script {i}"],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli.env(),
+            )
+            for i in range(3)
+        ]
+        outs = [p.communicate(timeout=60) for p in procs]
+        assert [p.returncode for p in procs] == [0] * 3, [err for _, err in outs]
+        got = cli("bob", "--json", "inbox").json_lines()
+        assert sorted(m["text"] for m in got) == [f"from a script {i}" for i in range(3)]
+        cli("bob", "send", "alice", "yes, all three")  # still read by the open process
+        (line,) = read_lines(follower.stdout, 1, 30)
+        assert "yes, all three" in line
+    finally:
+        follower.terminate()
+        follower.wait(10)

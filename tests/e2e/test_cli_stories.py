@@ -1,6 +1,6 @@
 """Stories through the scripted CLI and a real relay: sealed for followers or close
 friends, view receipts (none in incognito), nothing readable on the relay's disk, and
-gone from the relay and the clients 24 hours later (the clock moved by a test file)."""
+gone from the relay and the clients 24 hours later (their clocks started a day ahead)."""
 
 from __future__ import annotations
 
@@ -23,24 +23,26 @@ DAY_MS = 24 * 3600 * 1000
 
 
 class ClockCli(Cli):
-    """A CLI whose clients read the same test clock file as the relay."""
+    """A CLI whose clients and relay run ``offset`` ms ahead (TENCHAT_CLOCK_OFFSET_MS,
+    read once at each process's start: move_clock restarts the relay)."""
 
-    def __init__(self, base: Path, relay: RelayProcess, clock: Path) -> None:
-        super().__init__(base, relay)
-        self.clock = clock
+    offset = 0
 
     def env(self, **extra: str) -> dict[str, str]:
-        return super().env(TENCHAT_TEST_CLOCK_FILE=str(self.clock), **extra)
+        return super().env(TENCHAT_CLOCK_OFFSET_MS=str(self.offset), **extra)
+
+    def move_clock(self, offset: int) -> None:
+        assert self.relay is not None
+        self.offset = offset
+        self.relay.env = {**(self.relay.env or {}), "TENCHAT_CLOCK_OFFSET_MS": str(offset)}
+        self.relay.restart()
 
 
 @pytest.fixture
 def scli(tmp_path: Path) -> Iterator[ClockCli]:
-    clock = tmp_path / "clock-offset-ms"
-    clock.write_text("0")
-    relay = RelayProcess(tmp_path / "relay", args=["--story-sweep-interval", "1"],
-                         env={"TENCHAT_TEST_CLOCK_FILE": str(clock)}).start()
+    relay = RelayProcess(tmp_path / "relay", args=["--story-sweep-interval", "1"]).start()
     try:
-        yield ClockCli(tmp_path, relay, clock)
+        yield ClockCli(tmp_path, relay)
     finally:
         if relay.running:
             relay.terminate()
@@ -188,12 +190,12 @@ def test_stories_expire_on_the_relay_and_in_clients(scli: ClockCli, tmp_path: Pa
         assert db.execute("SELECT count(*) FROM stories").fetchone() == (2,)
 
     # 23 hours on: still there
-    scli.clock.write_text(str(23 * 3600 * 1000))
+    scli.move_clock(23 * 3600 * 1000)
     assert len(cli("bob", "story", "list", "--json").json_lines()) == 2
 
     # 24 hours and a minute on: gone for readers at once, from the caches, and the
     # relay's sweep (every second here) deletes the rows and the blob file
-    scli.clock.write_text(str(DAY_MS + 60_000))
+    scli.move_clock(DAY_MS + 60_000)
     assert cli("bob", "story", "list", "--json").json_lines() == []
     assert "(no stories)" in cli("alice", "story", "list").out
     for home in ("alice", "bob"):

@@ -109,3 +109,54 @@ def test_killed_inbox_loses_no_message(cli: Cli) -> None:
     assert set(printed) | set(again) == set(sent)
     assert again == sent[len(sent) - len(again):]
     assert cli("bob", "--json", "inbox").json_lines() == []  # and then not again
+
+
+def test_verified_contact_key_change_holds_sends_until_accepted(cli: Cli, relay) -> None:  # type: ignore[no-untyped-def]
+    import sqlite3
+
+    cli("alice", "init", "--handle", "alice")
+    cli("bob", "init", "--handle", "bob")
+    cli("bob", "send", "alice", "hello from my old phone")
+    cli("alice", "inbox")
+    listed = cli("alice", "--json", "contacts", "list").json_lines()
+    assert [(c["handle"], c["verified"], c["key_changed"]) for c in listed] == [
+        ("bob", False, False)]
+
+    marked = cli("alice", "--json", "contacts", "verify", "bob", "--mark").json()
+    assert marked["verified"] is True and len(marked["safety_number"].split()) == 12
+    assert "[verified]" in cli("alice", "contacts", "list").out
+    assert cli("alice", "--json", "contacts", "verify", "bob", "--unmark").json()[
+        "verified"] is False
+    assert "verified" not in cli("alice", "contacts", "list").out
+    cli("alice", "contacts", "verify", "bob", "--mark")
+    assert cli("alice", "contacts", "verify", "bob", "--mark", "--unmark", check=False).code == 2
+
+    # bob loses his phone; the relay's operator frees his handle and he registers it again
+    # from a new home, with a new identity key, and writes to alice.
+    relay.terminate()
+    db = sqlite3.connect(relay.data_dir / "relay.sqlite3")
+    db.execute("DELETE FROM handles WHERE handle='bob'")
+    db.commit()
+    db.close()
+    relay.start()
+    cli("bob2", "init", "--handle", "bob")
+    cli("bob2", "send", "alice", "it's me, new phone")
+    assert "@bob: it's me, new phone" in cli("alice", "inbox").out
+
+    (bob,) = [c for c in cli("alice", "--json", "contacts", "list").json_lines()
+              if c["handle"] == "bob"]
+    assert bob["key_changed"] is True and bob["needs_acceptance"] is True
+    assert bob["verified"] is False and bob["user_id"] != marked["user_id"]
+    assert bob["previous_user_id"] == marked["user_id"]
+    res = cli("alice", "send", "bob", "are you really bob?", check=False)
+    assert res.code == 1 and res.err.count("\n") == 1, res.err
+    assert "identity key changed" in res.err and "tenchat contacts accept-key bob" in res.err
+    assert "key changed" in cli("alice", "contacts", "list").out
+    # not even a delivery receipt went to the new key
+    assert cli("bob2", "--json", "history", "alice").json_lines()[-1]["status"] == "sent"
+
+    accepted = cli("alice", "--json", "contacts", "accept-key", "bob").json()
+    assert accepted["key_changed"] is False and accepted["verified"] is False
+    cli("alice", "send", "bob", "welcome back")
+    assert "@alice: welcome back" in cli("bob2", "inbox").out
+    assert cli("alice", "contacts", "accept-key", "bob", check=False).code == 1

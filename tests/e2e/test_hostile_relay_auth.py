@@ -106,6 +106,9 @@ def test_a_relay_that_changes_its_name_is_refused_until_trusted(tmp_path: Path) 
         pins = KnownRelays(known_relays_path(cli.home("alice"))).load()
         assert {k: v["name"] for k, v in pins.items()} == {
             relay_origin(relay.url): "first-name"}
+        taken = cli("bob", "init", "--handle", "alice", check=False)
+        assert taken.code == 1  # a failed init writes nothing, no pin either
+        assert not known_relays_path(cli.home("bob")).exists()
         relay.name = "second-name"
         relay.restart()
         res = cli("alice", "whoami", check=False)  # offline command: still works

@@ -192,25 +192,24 @@ async def test_client_clock_hours_off(relay: RelayProcess) -> None:
 # --- a faulty write among others ---------------------------------------------------------------
 
 
-def test_a_failing_write_does_not_fail_its_batch_mates(tmp_path: Path) -> None:
+@pytest.mark.asyncio
+async def test_a_failing_write_does_not_fail_its_batch_mates(tmp_path: Path) -> None:
     """A write that fails for a bug (here: a value SQLite can't store, which the frame
     checks now keep out) is answered alone; the sends committed in the same group commit
     are stored."""
     from tenchat.relay.store import SQLiteStore
 
-    async def run() -> None:
-        store = SQLiteStore(tmp_path / "relay.sqlite3", sync="normal")
-        await store.open()
-        try:
-            alice, bob = os.urandom(32), os.urandom(32)
-            first = store.enqueue(bob, alice, msg_id(), b"one")
-            bad = store.ack(bob, [2**64])  # queued in the same batch
-            second = store.enqueue(bob, alice, msg_id(), b"two")
-            results = await asyncio.gather(first, bad, second, return_exceptions=True)
-            assert isinstance(results[1], OverflowError), results
-            assert [r.seq for r in (results[0], results[2])] == [1, 2]  # type: ignore[union-attr]
-            assert [m.body for m in await store.pending(bob, 0, 10)] == [b"one", b"two"]
-        finally:
-            await store.close()
+    store = SQLiteStore(tmp_path / "relay.sqlite3", sync="normal")
+    await store.open()
+    try:
+        alice, bob = os.urandom(32), os.urandom(32)
+        first = store.enqueue(bob, alice, msg_id(), b"one")
+        bad = store.ack(bob, [2**64])  # queued in the same batch
+        second = store.enqueue(bob, alice, msg_id(), b"two")
+        results = await asyncio.gather(first, bad, second, return_exceptions=True)
+        assert isinstance(results[1], OverflowError), results
+        assert [r.seq for r in (results[0], results[2])] == [1, 2]  # type: ignore[union-attr]
+        assert [m.body for m in await store.pending(bob, 0, 10)] == [b"one", b"two"]
+    finally:
+        await store.close()
 
-    asyncio.run(run())

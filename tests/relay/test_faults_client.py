@@ -51,16 +51,14 @@ def stored_count(relay: RelayProcess) -> int:
         db.close()
 
 
-def test_client_sigkill_mid_send_resumes_without_loss_or_duplicates(
+@pytest.mark.asyncio
+async def test_client_sigkill_mid_send_resumes_without_loss_or_duplicates(
     tmp_path: Path, relay: RelayProcess
 ) -> None:
-    async def setup() -> None:
-        alice = await Client.create(tmp_path / "alice", relay.url, "alice", PASSPHRASE)
-        bob = await Client.create(tmp_path / "bob", relay.url, "bob", PASSPHRASE)
-        await alice.close()
-        await bob.close()
-
-    asyncio.run(setup())
+    alice = await Client.create(tmp_path / "alice", relay.url, "alice", PASSPHRASE)
+    bob = await Client.create(tmp_path / "bob", relay.url, "bob", PASSPHRASE)
+    await alice.close()
+    await bob.close()
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD, str(tmp_path / "alice"), relay.url, PASSPHRASE,
          str(COUNT)],
@@ -81,7 +79,7 @@ def test_client_sigkill_mid_send_resumes_without_loss_or_duplicates(
     at_kill = stored_count(relay)
     assert 100 <= at_kill < COUNT, f"the kill did not land mid-send ({at_kill} stored)"
 
-    async def resume() -> None:
+    async with asyncio.timeout(120):
         alice = await Client.unlock(tmp_path / "alice", relay.url, PASSPHRASE)
         bob = await Client.unlock(tmp_path / "bob", relay.url, PASSPHRASE)
         try:
@@ -100,5 +98,3 @@ def test_client_sigkill_mid_send_resumes_without_loss_or_duplicates(
         finally:
             await alice.close()
             await bob.close()
-
-    asyncio.run(asyncio.wait_for(resume(), 120))

@@ -85,7 +85,8 @@ def queue_message(path: Path, recipient: bytes) -> bytes:
 
 
 @pytest.mark.parametrize("k", range(len(MIGRATIONS)))
-def test_upgrade_from_every_earlier_version(tmp_path: Path, k: int) -> None:
+@pytest.mark.asyncio
+async def test_upgrade_from_every_earlier_version(tmp_path: Path, k: int) -> None:
     data = tmp_path / "data"
     data.mkdir()
     path = data / "relay.sqlite3"
@@ -94,12 +95,9 @@ def test_upgrade_from_every_earlier_version(tmp_path: Path, k: int) -> None:
     key = new_key()
     mid = queue_message(path, user_of(key)) if k >= 1 else None
 
-    async def upgrade() -> None:
-        store = SQLiteStore(path)
-        await store.open()
-        await store.close()
-
-    asyncio.run(upgrade())
+    store = SQLiteStore(path)
+    await store.open()
+    await store.close()
     db = sqlite3.connect(path)
     assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
@@ -117,4 +115,5 @@ def test_upgrade_from_every_earlier_version(tmp_path: Path, k: int) -> None:
 
     with RelayProcess(data) as relay:
         if mid is not None:
-            asyncio.run(asyncio.wait_for(read_back(relay.url), 30))
+            async with asyncio.timeout(30):
+                await read_back(relay.url)

@@ -76,3 +76,26 @@ def test_bad_settings_are_named(
 def test_missing_config_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read config file"):
         load_config({}, {}, tmp_path / "nope.toml")
+
+
+# --- origins: the URLs clients dial (issue 21, item 1) -------------------------------------
+
+
+def test_origins_are_kept_canonical_and_bad_ones_named() -> None:
+    cfg = load_config({"origins": "WSS://Chat.Example.org:443/path, ws://[::1]:9000"}, {})
+    assert cfg.origins == ("wss://chat.example.org", "ws://[::1]:9000")
+    with pytest.raises(ConfigError, match="origins"):
+        load_config({"origins": "https://chat.example.org"}, {})
+
+
+def test_accepted_origins() -> None:
+    from tenchat.relay.config import accepted_origins
+
+    loop = accepted_origins(load_config({"name": "chat.example.org"}, {}), 8765)
+    assert loop == {"ws://127.0.0.1:8765", "ws://localhost:8765", "ws://[::1]:8765",
+                    "ws://chat.example.org:8765", "wss://chat.example.org"}
+    public = accepted_origins(load_config({"host": "0.0.0.0", "name": "relay.example"}, {}),
+                              443)
+    assert "ws://127.0.0.1:443" not in public and "wss://relay.example" in public
+    explicit = load_config({"origins": "wss://a.example,wss://b.example:8443"}, {})
+    assert accepted_origins(explicit, 8765) == {"wss://a.example", "wss://b.example:8443"}

@@ -102,6 +102,26 @@ async def test_unknown_frame_type(relay: RelayProcess) -> None:
 
 
 @async_test
+async def test_before_auth_decoding_wins_over_unauthenticated(relay: RelayProcess) -> None:
+    # docs/protocol.md §1.3 "Which error wins": decoding comes before the auth check.
+    async with logged_in(relay.url) as (a, b):
+        anon = await RelayClient.connect(relay.url)
+        async with anon:
+            def unknown(rid: int) -> bytes:
+                return msgspec.msgpack.encode({"t": "launch_missiles", "id": rid})
+
+            err(await anon.request_raw(unknown(41), 41), "unknown_type", 41)
+            bad = msgspec.msgpack.encode({"t": "whois", "id": 42, "user": b"short"})
+            err(await anon.request_raw(bad, 42), "malformed", 42)
+            err(await anon.call(Whois, user=a.user), "unauthenticated")
+            assert isinstance(await anon.hello(), Welcome)
+            err(await anon.request_raw(unknown(43), 43), "unknown_type", 43)
+            err(await anon.call(Subscribe), "unauthenticated")
+            assert isinstance(await anon.auth(new_key()), Authed)
+        await assert_alive(a, b)
+
+
+@async_test
 async def test_missing_field(relay: RelayProcess) -> None:
     async with logged_in(relay.url) as (a, b):
         raw = msgspec.msgpack.encode({"t": "send", "id": 5, "to": b.user, "body": b"x"})

@@ -4,9 +4,10 @@ in batches, with a clock the test moves."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 from pathlib import Path
+
+import pytest
 
 from tenchat.relay.blobs import BlobFiles
 from tenchat.relay.retention import DAY_MS, HOUR_MS, Retention
@@ -15,8 +16,9 @@ from tenchat.relay.store import SQLiteStore
 T0 = 1_800_000_000_000
 
 
-def test_retention_deletes_only_old_rows_and_uploads(tmp_path: Path) -> None:
-    asyncio.run(_retention(tmp_path))
+@pytest.mark.asyncio
+async def test_retention_deletes_only_old_rows_and_uploads(tmp_path: Path) -> None:
+    await _retention(tmp_path)
 
 
 async def _retention(tmp_path: Path) -> None:

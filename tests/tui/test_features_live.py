@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from tenchat.client.service import Client
 from tenchat.client.tui.screens.chat import ChatScreen
 from tenchat.client.tui.screens.close_friends import CloseFriendsScreen
 from tenchat.client.tui.screens.feed import FeedScreen
@@ -26,7 +25,7 @@ from tenchat.client.tui.widgets.conversation_header import ConversationHeader
 from tenchat.client.tui.widgets.image_picker import ImagePicker
 from tenchat.client.tui.widgets.key_change_banner import KeyChangeBanner
 from tenchat.client.tui.widgets.message_log import MessageLog
-from tests.conftest import PASSPHRASE, Cli
+from tests.conftest import Cli
 from tests.support.relay import RelayProcess
 from tests.support.wsclient import async_test
 from tests.tui.conftest import SIZE, in_thread, pair, screen_text, tui, until
@@ -83,34 +82,61 @@ async def test_mark_verified_shows_check_and_reaches_the_cli(cli: Cli,
 
 
 @async_test
-async def test_a_changed_key_shows_a_banner(cli: Cli, relay: RelayProcess) -> None:
-    """alice knew @bob under an old key she had verified; the relay's signed binding now
-    names bob's real key: the chat warns and keeps the old key."""
+async def test_a_changed_key_shows_a_banner_until_marked_verified(
+        cli: Cli, relay: RelayProcess) -> None:
+    """alice had verified @bob; bob registers his handle again with a new key (the
+    relay's operator freed it) and writes: the chat warns, sending is held back, and
+    marking the new key verified from the TUI accepts it."""
+    import sqlite3
 
-    def setup() -> None:
+    def setup() -> str:
         cli("alice", "init", "--handle", "alice")
         cli("bob", "init", "--handle", "bob")
+        cli("bob", "send", "alice", "hello from my old phone")
+        cli("alice", "inbox")
+        old = cli("alice", "--json", "contacts", "verify", "bob", "--mark").json()
+        relay.terminate()
+        db = sqlite3.connect(relay.data_dir / "relay.sqlite3")
+        db.execute("DELETE FROM handles WHERE handle='bob'")
+        db.commit()
+        db.close()
+        relay.start()
+        cli("bob2", "init", "--handle", "bob")
+        cli("bob2", "send", "alice", "it's me, new phone")
+        return str(old["user_id"])
 
-    await in_thread(setup)
-    old = bytes(range(32))
-    client = await Client.unlock(cli.home("alice"), relay.url, PASSPHRASE)
-    try:
-        await client.cache.remember_contact(old, "bob", 1)
-        await client.cache.set_contact_flag(old, "verified", True)
-        await client.cache.ensure_conversation(old)
-        await client.cache.commit()
-    finally:
-        await client.close()
+    old_id = await in_thread(setup)
     app = tui(cli.home("alice"), relay.url)
     async with app.run_test(size=SIZE) as pilot:
         chat = await chat_ready(pilot, app)
-        await until(pilot, lambda: chat.peer == old, what="conversation open")
+        new = await until(pilot, lambda: next(
+            (c.peer for c in chat.conversations.values()
+             if c.handle == "bob" and c.peer.hex() != old_id), None),
+            what="the new key's conversation")
+        await chat.open_conversation(new)
+        log = chat.query_one(MessageLog)
+        await until(pilot, lambda: any(r.text == "it's me, new phone" for r in log.rows),
+                    what="the new key's message")
         banner = chat.query_one(KeyChangeBanner)
         await until(pilot, lambda: banner.display, what="banner shown")
-        text = screen_text(app)
+        text = str(banner.content)
         assert "@bob's identity key changed" in text and "You had verified the old key" in text
-        assert chat.key_changes[old].new != old
-        assert (await app.client.cache.contact_by_handle("bob")).user == old  # not taken
+        assert "@bob's identity key changed" in screen_text(app)
+        header = chat.query_one(ConversationHeader)
+        assert not header.verified
+        # compare, then mark the new key verified: that accepts it
+        await pilot.press("alt+v")
+        verify = await screen_of(pilot, app, VerifyScreen)
+        await until(pilot, lambda: verify.verified is False, what="state loaded")
+        await pilot.press("m")
+        await until(pilot, lambda: verify.verified is True, what="marked")
+        await pilot.press("escape")
+        await until(pilot, lambda: not banner.display, what="banner gone")
+        await until(pilot, lambda: header.verified, what="✔ for the new key")
+    (bob,) = [c for c in (await in_thread(cli, "alice", "--json", "contacts",
+                                          "list")).json_lines() if c["handle"] == "bob"]
+    assert bob["verified"] is True and bob["key_changed"] is False
+    assert bob["user_id"] != old_id
 
 
 # --- attachments ----------------------------------------------------------------------------

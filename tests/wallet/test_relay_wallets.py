@@ -46,7 +46,16 @@ async def test_link_is_checked_stored_and_listed(relay: RelayProcess) -> None:
                 retitled(link_record(alice.user, signer(alice), wallet, "x"), RELAY)],
             "forbidden": [
                 link_record(alice.user, signer(alice), wallet, RELAY, named_user=bob.user),
-                link_record(alice.user, signer(alice), wallet, "another-relay")],
+                link_record(alice.user, signer(alice), wallet, "another-relay"),
+                # the relay's announced name instead of the URL dialled
+                link_record(alice.user, signer(alice), wallet, "test-relay"),
+                # issued in the future; expired; valid for longer than 30 days
+                link_record(alice.user, signer(alice), wallet, RELAY,
+                            when=datetime.now(UTC) + timedelta(hours=1)),
+                link_record(alice.user, signer(alice), wallet, RELAY,
+                            when=datetime.now(UTC) - timedelta(days=31)),
+                link_record(alice.user, signer(alice), wallet, RELAY, expires=int(
+                    (datetime.now(UTC) + timedelta(days=90)).timestamp() * 1000))],
             "malformed": [b"\x81\xa1x\x01"],
         }
         for code, records in forged.items():

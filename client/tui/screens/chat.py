@@ -21,7 +21,6 @@ from ....common.errors import TenchatError
 from ...events import (
     ConnectionChanged,
     ConversationChanged,
-    KeyChanged,
     MessageAdded,
     MessageChanged,
     PresenceChanged,
@@ -83,7 +82,6 @@ class ChatScreen(FeatureActions, Screen[None]):
         self.reply_to: bytes | None = None  # the message the composer answers
         self.editing: bytes | None = None  # our message the composer rewrites
         self.group_info: Any = None  # GroupInfo of the open group
-        self.key_changes: dict[bytes, KeyChanged] = {}  # peer → the relay's other key
         self.thumbnails: dict[bytes, Any] = {}  # blob hash → thumbnail cells ([]: none)
 
     @property
@@ -191,9 +189,7 @@ class ChatScreen(FeatureActions, Screen[None]):
                             has_newer=after >= PAGE - PAGE // 2, focus_id=focus_id,
                             group=group, names=names)
         await self._decorate(peer, rows)
-        self._show_key_change()
-        if not group:
-            self._check_key(peer)
+        self._show_key_change(peer)
         self._show_members()
         self.query_one(ConversationList).set_active(peer)
         self._update_header()
@@ -276,26 +272,19 @@ class ChatScreen(FeatureActions, Screen[None]):
             self.query_one(MessageLog).decorate(
                 attachments={msg_id: (label, attachment_text(ref, ""), cells)})
 
-    @work(group="key-check", exclusive=True, exit_on_error=False)
-    async def _check_key(self, peer: bytes) -> None:
-        """Ask the relay whom the peer's handle names now (a changed key → the banner)."""
-        conv = self.conversations.get(peer)
-        if conv is None or not conv.handle or self.client.connection_state != "online":
+    @work(group="key-change", exclusive=True, exit_on_error=False)
+    async def _show_key_change(self, peer: bytes) -> None:
+        """The banner when the open 1:1 peer is a handle's new identity key (the core
+        moves a handle to the key that now signs for it; contacts.key_change)."""
+        contact = await self.client.cache.contact(peer) if len(peer) == 32 else None
+        if peer != self.peer:
             return
-        try:
-            await self.client.check_key(conv.handle)  # a change comes back as KeyChanged
-        except (TenchatError, OSError) as exc:
-            log.info("key check: %s", exc)
-
-    def _show_key_change(self) -> None:
-        from ....common.identity import fingerprint
-
         banner = self.query_one(KeyChangeBanner)
-        change = self.key_changes.get(self.peer) if self.peer is not None else None
-        if change is None:
+        if contact is None or not contact.key_change:
             banner.clear()
         else:
-            banner.warn(change.handle, change.verified, fingerprint(change.new))
+            banner.warn(contact.handle or "?", contact.needs_acceptance,
+                        contact.previous_key)
 
     @work(group="stickers", exit_on_error=False)
     async def _fetch_sticker(self, peer: bytes, msg_id: bytes, sticker: Any) -> None:
@@ -615,14 +604,10 @@ class ChatScreen(FeatureActions, Screen[None]):
                 self._schedule_refresh()
             case ConnectionChanged():
                 self._connection(event)
-            case KeyChanged(peer=peer):
-                self.key_changes[peer] = event
-                if peer == self.peer:
-                    self._show_key_change()
-                self.notify(f"@{event.handle}'s identity key changed: compare safety "
-                            "numbers before trusting it.", severity="warning", timeout=15)
             case ConversationChanged(peer=peer):
                 self._schedule_refresh()
+                if peer == self.peer and len(peer) == 32:
+                    self._show_key_change(peer)  # verified, or a changed key accepted
                 if peer == self.peer:
                     self._drop_expired()
                     if len(peer) == 16:
@@ -730,8 +715,6 @@ class ChatScreen(FeatureActions, Screen[None]):
                            if event.retry_in is not None else None)
         if event.state == "online":
             self._schedule_refresh()
-            if self.peer is not None and len(self.peer) != 16:
-                self._check_key(self.peer)
 
     # --- actions (keys and command palette) -------------------------------------------------
 

@@ -15,6 +15,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Select, Static, TextArea
 
 from ....common.errors import TenchatError
+from .. import render
 from ..widgets.image_picker import ImagePicker
 
 __all__ = ["ComposePostScreen"]
@@ -67,6 +68,6 @@ class ComposePostScreen(ModalScreen[Any]):
                     text, images=[image] if image else [],
                     audience=audience if isinstance(audience, str) else None)
         except (TenchatError, OSError, ValueError) as exc:
-            hint.update(f"[b]{exc}[/b]")
+            hint.update(render.plain(str(exc), "bold"))
             return
         self.dismiss(post)

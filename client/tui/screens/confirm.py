@@ -8,6 +8,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from .. import render
+
 __all__ = ["ConfirmScreen"]
 
 
@@ -25,5 +27,5 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="confirm"):
-            yield Static(self.question, classes="title")
+            yield Static(render.plain(self.question), classes="title")  # may name a peer's text
             yield Static("y / Enter: yes · n / Esc: no", classes="hint")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -14,6 +13,7 @@ from textual.widgets import DataTable, Input, Static
 
 from ....common.errors import ProtocolError, TenchatError
 from ....common.identity import fingerprint
+from .. import render
 
 __all__ = ["ContactsScreen"]
 
@@ -58,6 +58,7 @@ class ContactsScreen(ModalScreen[bytes | None]):
         for contact in self.contacts:
             flags = [f for f, on_ in (("blocked", contact.blocked),
                                       ("✔ verified", contact.verified),
+                                      ("⚠ key changed", bool(contact.key_change)),
                                       ("added", contact.added)) if on_]
             mark = " ✔" if contact.verified else ""
             table.add_row(f"@{contact.handle or '?'}{mark}", fingerprint(contact.user),
@@ -95,7 +96,7 @@ class ContactsScreen(ModalScreen[bytes | None]):
         try:
             contact = await self.client.add_contact(event.value.strip())
         except (TenchatError, ProtocolError, OSError) as exc:
-            hint.update(Text(str(exc), "bold"))
+            hint.update(render.plain(str(exc), "bold"))
             return
         event.input.value = ""
         event.input.display = False

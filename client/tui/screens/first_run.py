@@ -12,6 +12,7 @@ from textual.screen import Screen
 from textual.widgets import Button, Input, Label, Static
 
 from ....common.errors import ProtocolError, TenchatError
+from .. import render
 
 __all__ = ["FirstRunScreen"]
 
@@ -75,7 +76,7 @@ class FirstRunScreen(Screen[Any]):
         try:
             client = await Client.create(self.home, relay, handle, passphrase)
         except (TenchatError, ProtocolError, OSError) as exc:
-            self.query_one("#error", Static).update(f"Could not create it: {exc}")
+            self.query_one("#error", Static).update(render.plain(f"Could not create it: {exc}"))
             self.query_one("#create", Button).disabled = False
             return
         self.dismiss(client)

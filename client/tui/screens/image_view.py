@@ -8,6 +8,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from .. import render
 from ..widgets.image_preview import ImagePreview
 
 __all__ = ["ImageScreen"]
@@ -23,7 +24,7 @@ class ImageScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog wide", id="image-view"):
-            yield Static(self.title_text, classes="title")
+            yield Static(render.plain(self.title_text), classes="title")  # e.g. a file name
             yield ImagePreview(self.data, id="image", max_rows=max(4, self.app.size.height - 8),
                                max_columns=max(8, self.app.size.width - 12))
             yield Static("Esc closes", classes="hint")

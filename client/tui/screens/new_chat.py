@@ -12,6 +12,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
 from ....common.errors import ProtocolError, TenchatError
+from .. import render
 
 __all__ = ["NewChatScreen"]
 
@@ -42,6 +43,6 @@ class NewChatScreen(ModalScreen[bytes | None]):
         try:
             conv = await self.client.start_conversation(handle)
         except (TenchatError, ProtocolError, OSError) as exc:
-            self.query_one("#error", Static).update(f"[b]{exc}[/b]")
+            self.query_one("#error", Static).update(render.plain(str(exc), "bold"))
             return
         self.dismiss(conv.peer)

@@ -12,6 +12,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
 from ....common.errors import ProtocolError, TenchatError
+from .. import render
 
 __all__ = ["NewGroupScreen", "parse_handles"]
 
@@ -57,6 +58,6 @@ class NewGroupScreen(ModalScreen[bytes | None]):
         try:
             group = await self.client.groups.create(name, handles)
         except (TenchatError, ProtocolError, OSError) as exc:
-            self.query_one("#error", Static).update(f"[b]{exc}[/b]")
+            self.query_one("#error", Static).update(render.plain(str(exc), "bold"))
             return
         self.dismiss(group)

@@ -12,6 +12,8 @@ from textual.screen import Screen
 from textual.widgets import Static
 
 from ....common.errors import TenchatError
+from ....common.textsafe import for_terminal
+from .. import render
 from ..social_view import byline, fetch_blob, post_card, when
 from ..widgets.image_preview import ImagePreview
 from .feed import comment_on_post, react_to_post
@@ -64,7 +66,7 @@ class PostScreen(Screen[None]):
             post, comments = await self.client.social.comments(self.post.id.hex())
             (self.post,) = await self.client.social._with_extras([post])
         except (TenchatError, OSError) as exc:
-            self.query_one("#comments", Static).update(f"[b]{exc}[/b]")
+            self.query_one("#comments", Static).update(render.plain(str(exc), "bold"))
             return
         self._show_card()
         tz, today = getattr(self.app, "tz", None), self.app.today()  # type: ignore[attr-defined]
@@ -74,7 +76,7 @@ class PostScreen(Screen[None]):
                 out.append("\n")
             out.append_text(byline("", comment.handle, when(comment.created_at, tz, today)))
             out.append("\n  ")
-            out.append(comment.text if comment.text is not None else
+            out.append(for_terminal(comment.text) if comment.text is not None else
                        "🔒 sealed: you hold no key for it",
                        "" if comment.text is not None else "dim italic")
         self.query_one("#comments", Static).update(out if comments else

@@ -18,6 +18,8 @@ from textual.widgets import Checkbox, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from ....common.errors import TenchatError
+from ....common.textsafe import for_terminal
+from .. import render
 from ..keys import PROFILE_KEYS
 from ..social_view import fetch_blob, shrink
 from ..widgets.image_picker import ImagePicker
@@ -101,13 +103,13 @@ class ProfileScreen(Screen[None]):
             return
         profile = self.view.profile
         out = Text()
-        out.append((profile.display_name if profile and profile.display_name else
+        out.append(for_terminal(profile.display_name if profile and profile.display_name else
                     f"@{self.view.handle}"), "bold")
         out.append(f"\n@{self.view.handle}", "dim")
         if self._private():
             out.append(" · 🔒 private account", "dim")
         out.append("\n\n")
-        out.append(profile.bio if profile and profile.bio else "(no bio)",
+        out.append(for_terminal(profile.bio) if profile and profile.bio else "(no bio)",
                    "" if profile and profile.bio else "dim")
         out.append(f"\n\n{plural(len(followers), 'follower')} · {len(following)} following")
         if not self.own:
@@ -274,6 +276,6 @@ class EditProfileScreen(ModalScreen[Any]):
                     bio=self.query_one("#bio", Input).value.strip(),
                     avatar=avatar, private=self.query_one("#private", Checkbox).value)
         except (*ERRORS, ValueError) as exc:
-            hint.update(f"[b]{exc}[/b]")
+            hint.update(render.plain(str(exc), "bold"))
             return
         self.dismiss(view)

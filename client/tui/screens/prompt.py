@@ -9,6 +9,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
+from .. import render
+
 __all__ = ["PromptScreen"]
 
 
@@ -28,7 +30,7 @@ class PromptScreen(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Static(self.title_text, classes="title")
+            yield Static(render.plain(self.title_text), classes="title")
             yield Input(self.value, placeholder=self.placeholder, id="answer",
                         password=self.password)
             yield Static(self.hint, classes="hint")

@@ -50,7 +50,7 @@ class StickerScreen(ModalScreen[tuple[int, int] | None]):
             else:
                 with Horizontal(id="sticker-body"):
                     yield OptionList(*[
-                        Option(f"{pack.name} · {i + 1} {entry.name}", id=f"{p}:{i}")
+                        Option(render.plain(f"{pack.name} · {i + 1} {entry.name}"), id=f"{p}:{i}")
                         for p, pack in enumerate(self.packs)
                         for i, entry in enumerate(pack.stickers)], id="sticker-list")
                     yield Static("", id="sticker-preview")

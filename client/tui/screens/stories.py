@@ -17,6 +17,7 @@ from textual.timer import Timer
 from textual.widgets import Static
 
 from ....common.errors import TenchatError
+from .. import render
 from ..keys import STORY_KEYS
 from ..social_view import shrink, when
 from ..widgets.image_preview import ImagePreview
@@ -124,7 +125,7 @@ class StoryScreen(Screen[None]):
             self.stories[index] = view  # now seen
         image.display = view.image is not None
         image.set_image(view.image)
-        text.update(Text(view.text or "", "bold" if view.image is None else ""))
+        text.update(render.plain(view.text or "", "bold" if view.image is None else ""))
         self._schedule()
 
     def _schedule(self) -> None:

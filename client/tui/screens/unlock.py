@@ -12,6 +12,7 @@ from textual.screen import Screen
 from textual.widgets import Input, Static
 
 from ....common.errors import TenchatError
+from .. import render
 
 __all__ = ["UnlockScreen"]
 
@@ -31,7 +32,7 @@ class UnlockScreen(Screen[Any]):
             yield Static("Enter the passphrase that protects your keys on this machine.",
                          classes="hint")
             yield Input(password=True, placeholder="passphrase", id="passphrase")
-            yield Static(self.first_error, id="error", classes="error")
+            yield Static(render.plain(self.first_error), id="error", classes="error")
 
     def on_mount(self) -> None:
         self.query_one("#passphrase", Input).focus()
@@ -54,6 +55,6 @@ class UnlockScreen(Screen[Any]):
             self.query_one("#passphrase", Input).value = ""
             return
         except TenchatError as exc:
-            self.query_one("#error", Static).update(str(exc))
+            self.query_one("#error", Static).update(render.plain(str(exc)))
             return
         self.dismiss(client)

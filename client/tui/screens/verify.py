@@ -14,6 +14,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from ....common.errors import TenchatError
+from .. import render
 
 __all__ = ["VerifyScreen"]
 
@@ -50,7 +51,7 @@ class VerifyScreen(ModalScreen[bool | None]):
         try:
             contact, number = await self.client.safety_number(self.handle)
         except TenchatError as exc:
-            self.query_one("#number", Static).update(Text(str(exc)))
+            self.query_one("#number", Static).update(render.plain(str(exc)))
             return
         self.safety_number = number
         groups = number.split()

@@ -12,6 +12,8 @@ from textual.screen import ModalScreen
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
+from .. import render
+
 __all__ = ["VoteScreen"]
 
 
@@ -34,7 +36,7 @@ class VoteScreen(ModalScreen[list[int] | None]):
         how = ("digits or Space mark, Enter votes" if self.poll.multiple
                else "a digit or Enter votes")
         with Vertical(classes="dialog", id="vote"):
-            yield Static(self.poll.question, classes="title")
+            yield Static(render.plain(self.poll.question), classes="title")
             yield OptionList(*self._options(), id="poll-options")
             yield Static(f"{how} · 0 takes your vote back · Esc cancels", classes="hint")
 
@@ -45,7 +47,8 @@ class VoteScreen(ModalScreen[list[int] | None]):
                 mark = "■" if i in self.marked else "□"
             else:
                 mark = "●" if i in self.marked else "○"
-            out.append(Option(f"{mark} {i + 1}  {text}  ({self.poll.counts[i]})", id=str(i)))
+            out.append(Option(render.plain(f"{mark} {i + 1}  {text}  ({self.poll.counts[i]})"),
+                              id=str(i)))
         return out
 
     def on_mount(self) -> None:

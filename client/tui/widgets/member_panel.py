@@ -15,6 +15,8 @@ from textual.message import Message
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
+from ....common.textsafe import for_terminal
+from .. import render
 from ..keys import MEMBER_KEYS, display_key
 
 __all__ = ["MemberPanel", "allowed"]
@@ -76,11 +78,11 @@ class MemberPanel(Vertical, can_focus=False):
         self.members = sorted(
             ((u, r, info.handles.get(u)) for u, r in info.members.items()),
             key=lambda m: (-_RANK.get(m[1], 0), m[2] or ""))
-        title = Text(info.name, "bold")
+        title = render.plain(info.name, "bold")
         title.append(f"\n{len(self.members)} members · you: {info.my_role or 'not a member'}",
                      "dim")
         if info.topic:
-            title.append("\n" + info.topic, "italic")
+            title.append("\n" + for_terminal(info.topic), "italic")
         self.query_one("#group-title", Static).update(title)
         options = self.query_one(OptionList)
         highlighted = options.highlighted
