@@ -156,7 +156,9 @@ class WalletScreen(Screen[None]):
             table.add_row(Text("no gifts yet — g sends one", "dim"), "", "", "", "", "")
 
     def _tick(self) -> None:
-        if self._checking or not any(g.status == "pending" for g in self.gifts):
+        # settling a gift asks the chain and the relay (the parties' verified wallets)
+        if self._checking or self.client.connection_state != "online" or \
+                not any(g.status == "pending" for g in self.gifts):
             return
         self._checking = True
         self._check_gifts()
@@ -166,7 +168,9 @@ class WalletScreen(Screen[None]):
         try:
             before = {g.tx_hash: g.status for g in self.gifts}
             await self.client.wallet.track_gifts()
-            await self._show_gifts()
+            gifts = await self.client.wallet.gifts()
+            if gifts != self.gifts:
+                await self._show_gifts()
             if any(before.get(g.tx_hash) != g.status for g in self.gifts):
                 await self.client.wallet.refresh_balances()  # a gift settled: it moved funds
                 await self._show_balances()
