@@ -38,23 +38,28 @@ CHAT_KEYS = [
     KeySpec("new_chat", "ctrl+n", "New chat by handle", "chat", show=True),
     KeySpec("contacts", "ctrl+o", "Contacts: add, block, verify", "chat", show=True),
     KeySpec("new_group", "ctrl+g", "New group: a name and members by handle", "chat"),
-    KeySpec("toggle_members", "alt+g", "Show or hide the group's members", "chat"),
-    KeySpec("next_conversation", "alt+down,ctrl+pagedown", "Next conversation", "chat"),
-    KeySpec("previous_conversation", "alt+up,ctrl+pageup", "Previous conversation", "chat"),
-    KeySpec("toggle_mute", "alt+m", "Mute or unmute this conversation", "chat"),
-    KeySpec("toggle_pin", "alt+p", "Pin or unpin this conversation", "chat"),
-    KeySpec("toggle_block", "alt+b", "Block or unblock this peer", "chat"),
-    KeySpec("verify", "alt+v", "Verify this peer's safety number", "chat"),
-    KeySpec("toggle_dnd", "alt+d", "Do not disturb: no bell, no desktop notifications",
+    KeySpec("toggle_members", "f6,alt+g", "Show or hide the group's members", "chat"),
+    KeySpec("next_conversation", "ctrl+pagedown", "Next conversation", "chat"),
+    KeySpec("previous_conversation", "ctrl+pageup", "Previous conversation", "chat"),
+    KeySpec("next_unread", "ctrl+r", "Jump to the next conversation with unread messages",
             "chat"),
-    KeySpec("set_timer", "alt+t", "Disappearing messages: off, 30s, 5m, 1h, 1d, 1w", "chat"),
-    KeySpec("privacy", "alt+s", "Privacy: read receipts, typing, presence, incognito",
+    KeySpec("toggle_mute", "f8,alt+m", "Mute or unmute this conversation", "chat"),
+    KeySpec("toggle_pin", "f9,alt+p", "Pin or unpin this conversation", "chat"),
+    KeySpec("toggle_block", "f12", "Block or unblock this peer", "chat"),
+    KeySpec("verify", "alt+v", "Verify this peer's safety number (also /verify)", "chat"),
+    KeySpec("toggle_dnd", "alt+d", "Do not disturb: no bell, no desktop notifications "
+            "(also /dnd)", "chat"),
+    KeySpec("set_timer", "ctrl+t,alt+t", "Disappearing messages: off, 30s, 5m, 1h, 1d, 1w",
             "chat"),
+    KeySpec("privacy", "alt+s", "Privacy: read receipts, typing, presence, incognito "
+            "(also /privacy)", "chat"),
     KeySpec("feed", "f2", "Feed: posts of the accounts you follow", "chat"),
     KeySpec("profile", "f3", "Your profile: edit it, followers, follow requests", "chat"),
     KeySpec("stories", "f4", "Stories: watch the unseen ones", "chat"),
-    KeySpec("attach", "alt+a", "Send a file here (images: pick a filter, preview)", "chat"),
-    KeySpec("sticker", "alt+k", "Send a sticker (picker of installed packs)", "chat"),
+    KeySpec("attach", "f5,alt+a", "Send a file here (images: pick a filter, preview)",
+            "chat"),
+    KeySpec("sticker", "ctrl+s,alt+k", "Send a sticker (picker of installed packs)", "chat"),
+    KeySpec("external_editor", "f7,alt+e", "Write the message in $EDITOR", "chat"),
     KeySpec("focus_composer", "ctrl+l", "Write a message (focus the composer)", "chat"),
     KeySpec("focus_messages", "ctrl+up", "Select messages (focus the message pane)", "chat"),
     KeySpec("focus_list", "escape",
@@ -78,6 +83,8 @@ LOG_KEYS = [
     KeySpec("oldest", "home,g", "Go to the oldest loaded message", "messages",
             palette=False),
     KeySpec("latest", "end,G", "Go to the latest message", "messages"),
+    KeySpec("back", "escape", "Back to the composer (ends selecting; other letters are "
+            "typed there)", "messages", palette=False),
 ]
 
 MESSAGE_KEYS = [
@@ -150,17 +157,18 @@ STORY_KEYS = [
 
 # The screens of features the CLI had first (wallet, polls, stories, sticker packs); the
 # chat screen binds these (screens/feature_actions.py), slash commands open the same screens.
-# Not F6/F7: the composer (a TextArea) takes them to select a line / everything.
+# (Slash commands open the same screens: /wallet, /gift, /poll, /story, /packs, /friends,
+# /viewers — client/tui/feature_slash.py.)
 FEATURE_KEYS = [
-    KeySpec("wallet", "f5", "Wallet: link, balances on every chain, gifts", "chat"),
-    KeySpec("new_poll", "f8", "Create a poll in this conversation", "chat"),
-    KeySpec("new_story", "f9", "Post a story: text, an image with a filter, who sees it",
+    KeySpec("wallet", "f10,alt+w", "Wallet: link, balances, gifts (also /wallet)", "chat"),
+    KeySpec("new_poll", "alt+o", "Create a poll in this conversation (also /poll)", "chat"),
+    KeySpec("new_story", "f11,alt+y", "Post a story: text, an image with a filter (also /story)",
             "chat"),
-    KeySpec("sticker_packs", "f10", "Sticker packs: create one from images, install a link",
+    KeySpec("sticker_packs", "alt+i", "Sticker packs: make one, install a link (also /packs)",
             "chat"),
-    KeySpec("close_friends", "f11", "Close friends: who sees your close-friends stories",
+    KeySpec("close_friends", "alt+f", "Close friends: who sees those stories (also /friends)",
             "chat"),
-    KeySpec("story_viewers", "f12", "Your stories and who viewed each", "chat"),
+    KeySpec("story_viewers", "alt+r", "Your stories and who viewed each (also /viewers)", "chat"),
 ]
 
 VERIFY_KEYS = [

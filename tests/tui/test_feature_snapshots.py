@@ -112,7 +112,7 @@ def test_chat_attachments_verified(snap_compare: Any, tmp_path: Path,
 def test_wallet(snap_compare: Any, tmp_path: Path, size: tuple[int, int]) -> None:
     async def before(pilot: Any) -> None:
         await still(pilot)
-        await pilot.press("f5")
+        await pilot.press("f10")
         await still(pilot)
 
     assert snap_compare(features_app(tmp_path), terminal_size=size, run_before=before)
@@ -122,7 +122,7 @@ def test_wallet(snap_compare: Any, tmp_path: Path, size: tuple[int, int]) -> Non
 def test_story_compose(snap_compare: Any, tmp_path: Path, size: tuple[int, int]) -> None:
     async def before(pilot: Any) -> None:
         await still(pilot)
-        await pilot.press("f9", *"sunrise over the bay")
+        await pilot.press("f11", *"sunrise over the bay")
         await still(pilot)
 
     assert snap_compare(features_app(tmp_path), terminal_size=size, run_before=before)
@@ -152,7 +152,7 @@ def test_story_viewer(snap_compare: Any, tmp_path: Path, size: tuple[int, int]) 
 def test_poll_create(snap_compare: Any, tmp_path: Path, size: tuple[int, int]) -> None:
     async def before(pilot: Any) -> None:
         await still(pilot)
-        await pilot.press("f8", *"Lunch where?", "enter", *"noodles", "enter", *"pizza")
+        await pilot.press("alt+o", *"Lunch where?", "enter", *"noodles", "enter", *"pizza")
         await still(pilot)
 
     assert snap_compare(features_app(tmp_path), terminal_size=size, run_before=before)

@@ -181,7 +181,7 @@ async def test_create_a_poll_from_the_tui(cli: Cli, relay: RelayProcess) -> None
     async with app.run_test(size=SIZE) as pilot:
         chat = await chat_ready(pilot, app)
         await until(pilot, lambda: chat.peer is not None, what="conversation open")
-        await pilot.press("f8")
+        await pilot.press("alt+o")
         await screen_of(pilot, app, PollCreateScreen)
         await pilot.press(*"Lunch where?", "enter", *"noodles", "enter", *"pizza", "enter",
                           *"salad", "tab", "space", "ctrl+s")
@@ -239,14 +239,14 @@ async def test_post_a_filtered_story_for_close_friends_and_see_its_viewers(
     async with app.run_test(size=SIZE) as pilot:
         await chat_ready(pilot, app)
         # close friends: bob only
-        await pilot.press("f11")
+        await pilot.press("alt+f")
         friends = await screen_of(pilot, app, CloseFriendsScreen)
         await pilot.press("a", *"bob", "enter")
         await until(pilot, lambda: [h for _, h in friends.friends] == ["bob"],
                     what="bob added")
         await pilot.press("escape")
         # the story: text, an image with a filter previewed, close friends only
-        await pilot.press("f9")
+        await pilot.press("f11")
         compose = await screen_of(pilot, app, StoryComposeScreen)
         await pilot.press(*"only for you")
         picker = compose.query_one(ImagePicker)
@@ -268,7 +268,7 @@ async def test_post_a_filtered_story_for_close_friends_and_see_its_viewers(
         got = Image.open(str(out) + ".png").convert("RGB").getpixel((3, 3))
         assert got[0] == got[1] == got[2]  # the grayscale filter went with it
         # the viewers screen shows bob's view receipt
-        await pilot.press("f12")
+        await pilot.press("alt+r")
         await screen_of(pilot, app, StoryViewersScreen)
         await until(pilot, lambda: "@bob" in screen_text(app), timeout=15, what="viewer")
         assert "close friends" in screen_text(app)
@@ -297,7 +297,7 @@ async def test_create_and_install_sticker_packs(cli: Cli, relay: RelayProcess,
     app = tui(cli.home("alice"), relay.url, graphics="halfblocks")
     async with app.run_test(size=SIZE) as pilot:
         await chat_ready(pilot, app)
-        await pilot.press("f10")
+        await pilot.press(*"/packs", "enter")  # the slash command
         screen = await screen_of(pilot, app, StickerPacksScreen)
         await pilot.press("n", *"Cats", "enter", *str(folder), "enter")
         await until(pilot, lambda: [p.name for p in screen.packs] == ["Cats"], timeout=15,

@@ -48,7 +48,7 @@ async def test_link_a_wallet_and_send_a_gift_that_confirms_live(
     app = tui(cli.home("alice"), relay.url)
     async with app.run_test(size=SIZE) as pilot:
         await chat_ready(pilot, app)
-        await pilot.press("f5")
+        await pilot.press(*"/wallet", "enter")  # the slash command
         wallet = await screen_of(pilot, app, WalletScreen)
         await pilot.press("c")
         await until(pilot, lambda: len(wallet.addresses) == 1, what="wallet made")

@@ -17,6 +17,7 @@ from typing import Any
 
 from textual.binding import Binding
 
+from .. import feature_slash  # noqa: F401 - registers /wallet, /gift, /poll, /story…
 from ..keys import FEATURE_KEYS
 from ..live import StoryWatcher
 
@@ -42,6 +43,14 @@ class FeatureActions:
         from .wallet import WalletScreen
 
         self.app.push_screen(WalletScreen(self.client))
+
+    def action_send_gift(self) -> None:
+        """The gift dialog, addressed to the open 1:1 peer (if any)."""
+        from .gift import GiftScreen
+
+        conv = getattr(self, "conversations", {}).get(self.peer) if self.peer else None
+        handle = conv.handle if conv is not None and not conv.is_group and conv.handle else ""
+        self.app.push_screen(GiftScreen(self.client, handle or ""))
 
     def action_new_poll(self) -> None:
         from .poll_create import PollCreateScreen
