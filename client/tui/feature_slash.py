@@ -27,16 +27,15 @@ def _opens(name: str, usage: str, description: str, action: str) -> None:
             return
         await screen.run_action(action)
 
-    shown = f"[{inline.usage}]" if inline is not None and inline.usage else usage
-    slash.register(name, shown, description)(handler)
+    if inline is not None:  # its usage stays; the description says what it does alone
+        usage, description = inline.usage, f"{inline.description}; alone: {description}"
+    slash.register(name, usage, description)(handler)
 
 
 _opens("wallet", "", "Your wallets, balances and gifts", "wallet")
 _opens("packs", "", "Sticker packs: make one, install a link", "sticker_packs")
 _opens("friends", "", "Close friends for your stories", "close_friends")
 _opens("viewers", "", "Your stories and who viewed them", "story_viewers")
-_opens("gift", "", "Send a gift (no amount: the gift dialog, every field confirmed)",
-       "send_gift")
-_opens("poll", "", "Send a poll (no arguments: the poll dialog)", "new_poll")
-_opens("story", "", "Post a story (no text: the story dialog, with an image and filter)",
-       "new_story")
+_opens("gift", "", "the gift dialog", "send_gift")
+_opens("poll", "", "the poll dialog", "new_poll")
+_opens("story", "", "the story dialog (an image, a filter, close friends)", "new_story")

@@ -246,7 +246,7 @@ async def test_post_a_filtered_story_for_close_friends_and_see_its_viewers(
                     what="bob added")
         await pilot.press("escape")
         # the story: text, an image with a filter previewed, close friends only
-        await pilot.press("f11")
+        await pilot.press("f11")  # (no conversation: the composer has no focus)
         compose = await screen_of(pilot, app, StoryComposeScreen)
         await pilot.press(*"only for you")
         picker = compose.query_one(ImagePicker)

@@ -64,9 +64,9 @@ class GiftScreen(ModalScreen[Any]):
                 yield Input(placeholder="amount, e.g. 0.5", id="gift-amount")
                 yield Input(placeholder="token: symbol or 0x contract (empty: the chain's coin)",
                             id="gift-token")
-                yield Select(chains, prompt="chain (no RPC URL configured)" if not chains
-                             else "chain", value=chains[0][1] if chains else Select.BLANK,
-                             allow_blank=not chains, id="gift-chain")
+                yield Select(chains or [("no chain has an RPC URL (HOME/chains.toml)", "")],
+                             value=chains[0][1] if chains else "", allow_blank=False,
+                             disabled=not chains, id="gift-chain")
                 yield Static("Enter reviews the gift · Esc cancels", classes="hint")
             with Vertical(id="gift-confirm"):
                 yield Static("", id="gift-plan")
@@ -104,7 +104,7 @@ class GiftScreen(ModalScreen[Any]):
         self._status(f"checking @{to}'s verified wallet and your funds…")
         try:
             plan = await self.client.wallet.plan_gift(
-                to, amount, token, chain if isinstance(chain, str) else None)
+                to, amount, token, chain if isinstance(chain, str) and chain else None)
         except (TenchatError, OSError) as exc:
             self._status(str(exc), bold=True)
             return
