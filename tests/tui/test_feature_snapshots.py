@@ -114,6 +114,8 @@ def test_wallet(snap_compare: Any, tmp_path: Path, size: tuple[int, int]) -> Non
         await still(pilot)
         await pilot.press("f10")
         await still(pilot)
+        await pilot.pause(0.5)  # the tables settle (focus, cursor) on a loaded machine
+        await still(pilot)
 
     assert snap_compare(features_app(tmp_path), terminal_size=size, run_before=before)
 

@@ -261,7 +261,8 @@ class ChatScreen(FeatureActions, Screen[None]):
             if cells is None and ref.mime in IMAGE_TYPES and ref.size <= THUMB_MAX_BYTES:
                 self._fetch_thumbnail(peer, msg_id, ref, label)
             shown[msg_id] = (label, attachment_text(ref, ""), cells or None)
-        self.query_one(MessageLog).decorate(attachments=shown)
+        with contextlib.suppress(NoMatches):  # the app may be closing meanwhile
+            self.query_one(MessageLog).decorate(attachments=shown)
 
     @work(group="thumbnails", exit_on_error=False)
     async def _fetch_thumbnail(self, peer: bytes, msg_id: bytes, ref: Any, label: str) -> None:
@@ -277,8 +278,9 @@ class ChatScreen(FeatureActions, Screen[None]):
         cells = await asyncio.to_thread(thumbnail_cells, data)
         self.thumbnails[ref.hash] = cells
         if peer == self.peer and cells:
-            self.query_one(MessageLog).decorate(
-                attachments={msg_id: (label, attachment_text(ref, ""), cells)})
+            with contextlib.suppress(NoMatches):  # the app may be closing meanwhile
+                self.query_one(MessageLog).decorate(
+                    attachments={msg_id: (label, attachment_text(ref, ""), cells)})
 
     @work(group="key-change", exclusive=True, exit_on_error=False)
     async def _show_key_change(self, peer: bytes) -> None:
@@ -717,7 +719,8 @@ class ChatScreen(FeatureActions, Screen[None]):
             if row.reply_to is not None or row.text.startswith(("[poll] ", "[sticker: ")):
                 self.run_worker(self._decorate(row.peer, [row]))
             else:  # an attachment's caption looks like any text: ask the cache
-                self.run_worker(self._decorate_attachments(row.peer, [row.id]))
+                self.run_worker(self._decorate_attachments(row.peer, [row.id]),
+                                group="attachments", exit_on_error=False)
             if log_widget.group and row.sender and row.sender not in log_widget.names:
                 self._refresh_group()  # a new member's first message
         if not row.outgoing:
