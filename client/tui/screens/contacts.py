@@ -26,6 +26,7 @@ class ContactsScreen(ModalScreen[bytes | None]):
         Binding("a", "add", "Add"),
         Binding("b", "toggle_block", "Block/unblock"),
         Binding("v", "verify", "Verify"),
+        Binding("m", "toggle_verified", "Mark verified / unmark"),
     ]
 
     def __init__(self, client: Any) -> None:
@@ -38,7 +39,8 @@ class ContactsScreen(ModalScreen[bytes | None]):
             yield Static("Contacts", classes="title")
             yield DataTable(id="table", cursor_type="row", zebra_stripes=True)
             yield Input(placeholder="@handle to add, Enter adds", id="add")
-            yield Static("Enter chat · a add · b block/unblock · v verify · Esc close",
+            yield Static("Enter chat · a add · b block/unblock · v safety number · "
+                         "m mark verified · Esc close",
                          id="hint", classes="hint")
 
     async def on_mount(self) -> None:
@@ -54,9 +56,12 @@ class ContactsScreen(ModalScreen[bytes | None]):
         self.contacts = await self.client.contacts()
         table.clear()
         for contact in self.contacts:
-            flags = [f for f, on_ in (("blocked", contact.blocked), ("verified", contact.verified),
+            flags = [f for f, on_ in (("blocked", contact.blocked),
+                                      ("✔ verified", contact.verified),
+                                      ("⚠ key changed", bool(contact.key_change)),
                                       ("added", contact.added)) if on_]
-            table.add_row(f"@{contact.handle or '?'}", fingerprint(contact.user),
+            mark = " ✔" if contact.verified else ""
+            table.add_row(f"@{contact.handle or '?'}{mark}", fingerprint(contact.user),
                           ", ".join(flags), key=contact.user.hex())
         if select is not None:
             row = next((i for i, c in enumerate(self.contacts) if c.user == select), row)
@@ -113,4 +118,18 @@ class ContactsScreen(ModalScreen[bytes | None]):
         if contact is not None and contact.handle:
             from .verify import VerifyScreen
 
-            self.app.push_screen(VerifyScreen(self.client, contact.handle))
+            self.app.push_screen(VerifyScreen(self.client, contact.handle),
+                                 lambda _: self.run_worker(self.reload(select=contact.user)))
+
+    async def action_toggle_verified(self) -> None:
+        contact = self._selected()
+        if contact is None or not contact.handle:
+            return
+        try:
+            updated = await self.client.set_verified(contact.handle, not contact.verified)
+        except (TenchatError, OSError) as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self.query_one("#hint", Static).update(
+            f"@{contact.handle} {'marked verified ✔' if updated.verified else 'unmarked'}")
+        await self.reload(select=contact.user)
