@@ -211,7 +211,6 @@ def read_text(text: str) -> str:
 
 async def message_id(client: Any, conv: bytes, text: str) -> bytes:
     """A message id from its hex form or a unique prefix (at least 6 hex digits)."""
-    from ..common.errors import TenchatError
 
     text = text.lower()
     if len(text) < 6 or any(ch not in "0123456789abcdef" for ch in text):
@@ -533,7 +532,8 @@ def contact_json(contact: Any) -> dict[str, Any]:
            "fingerprint": fingerprint(contact.user), "added": contact.added,
            "blocked": contact.blocked, "verified": contact.verified,
            "key_changed": bool(contact.key_change)}
-    if contact.key_change:
+    if contact.key_change:  # a pending key change: this key claims another's handle
+        out["claims_handle"] = contact.claimed
         out["previous_user_id"] = contact.previous_key.hex() if contact.previous_key else None
         out["needs_acceptance"] = contact.needs_acceptance
     return out
@@ -542,12 +542,10 @@ def contact_json(contact: Any) -> dict[str, Any]:
 def contact_line(contact: Any) -> str:
     obj = contact_json(contact)
     flags = [name for name in ("blocked", "verified") if obj[name]]
-    if contact.needs_acceptance:
+    if contact.key_change:
         flags.append("key changed: `tenchat contacts accept-key` to send")
-    elif contact.key_change:
-        flags.append("key changed")
-    return f"@{contact.handle or '?'}  {obj['fingerprint']}" + (
-        f"  [{', '.join(flags)}]" if flags else "")
+    name = contact.handle or (f"{contact.claimed} (NEW KEY)" if contact.claimed else "?")
+    return f"@{name}  {obj['fingerprint']}" + (f"  [{', '.join(flags)}]" if flags else "")
 
 
 @contacts_app.command("list")
@@ -589,48 +587,97 @@ def contacts_unblock(ctx: typer.Context, peer: Annotated[str, typer.Argument()])
     _contact_action(ctx, peer, "unblock")
 
 
+def _digits(text: str) -> str:
+    return "".join(ch for ch in text if ch.isdigit())
+
+
 @contacts_app.command("verify")
 def contacts_verify(
     ctx: typer.Context,
     peer: Annotated[str, typer.Argument()],
+    number: Annotated[list[str] | None, typer.Argument(
+        help="With --mark: the safety number you compared (at least its first 10 digits; "
+             "spaces are ignored).", show_default=False)] = None,
     mark: Annotated[bool, typer.Option(
-        "--mark", help="Record that you compared the safety numbers and they match.")] = False,
+        "--mark", help="Record that you compared the safety number NUMBER and it matched.")
+    ] = False,
     unmark: Annotated[bool, typer.Option(
         "--unmark", help="Take that back: the contact is unverified again.")] = False,
 ) -> None:
-    """Show the safety number to compare with the peer out of band; --mark records that
-    it matched (a verified contact's key can't then change without you accepting it)."""
+    """Show the safety number to compare with the peer out of band (and the new key's,
+    if its key changed); --mark NUMBER records that it matched: it marks the key whose
+    number that is, accepting a pending new key if it is the new key's."""
     opts: Options = ctx.obj
     if mark and unmark:
         raise usage_error("give --mark or --unmark, not both")
+    given = _digits(" ".join(number or []))
+    if number and not mark:
+        raise usage_error("a safety number goes with --mark")
+    if mark and len(given) < 10:
+        raise usage_error("--mark needs the safety number you compared (at least its first "
+                          "10 digits): `tenchat contacts verify PEER --mark 12345 67890 ...`")
 
-    async def body(client: Any) -> tuple[Any, str]:
-        if mark or unmark:
-            await client.set_verified(peer, mark)
-        return await client.safety_number(peer)
+    async def body(client: Any) -> tuple[Any, str, Any, str | None]:
+        from ..common.crypto.safety import safety_number
 
-    contact, number = run(with_client(opts, body))
+        contact, pending = await client.pending_key(peer)
+        number = safety_number(client.user, contact.user)
+        new = safety_number(client.user, pending.user) if pending is not None else None
+        if mark:
+            if new is not None and _digits(new).startswith(given):
+                await client.accept_key(peer)
+                contact = await client.set_verified(peer, True)
+                return contact, new, None, None
+            if not _digits(number).startswith(given):
+                raise TenchatError(
+                    f"that is not the safety number of @{contact.handle}"
+                    + (" or of its new key" if pending is not None else "")
+                    + "; nothing was marked")
+            contact = await client.set_verified(peer, True)
+        elif unmark:
+            contact = await client.set_verified(peer, False)
+        return contact, number, pending, new
+
+
+    contact, number, pending, new = run(with_client(opts, body))
     obj = contact_json(contact) | {"safety_number": number}
-    groups = number.split()
-    human = (f"safety number with @{contact.handle}:\n  " + " ".join(groups[:6]) + "\n  "
-             + " ".join(groups[6:]))
+    if pending is not None:
+        obj["pending_key"] = contact_json(pending) | {"safety_number": new}
+
+    def show(n: str) -> str:
+        groups = n.split()
+        return "  " + " ".join(groups[:6]) + "\n  " + " ".join(groups[6:])
+
+    human = f"safety number with @{contact.handle}:\n" + show(number)
+    if pending is not None and new is not None:
+        human += (f"\n@{contact.handle} has a NEW KEY ({obj['pending_key']['fingerprint']}), "
+                  "not accepted; its safety number:\n" + show(new))
     if mark:
         human += f"\nmarked @{contact.handle} verified"
     elif unmark:
         human += f"\n@{contact.handle} is no longer marked verified"
     else:
         human += ("\ncompare it with theirs in person or on a call; if they match, "
-                  f"`tenchat contacts verify {contact.handle} --mark`")
+                  f"`tenchat contacts verify {contact.handle} --mark NUMBER`")
     emit(opts, obj, human)
 
 
 @contacts_app.command("accept-key")
 def contacts_accept_key(ctx: typer.Context, peer: Annotated[str, typer.Argument()]) -> None:
-    """Accept a verified contact's new identity key, so messages go to it (unverified
-    until you verify --mark again)."""
+    """Accept a contact's pending new identity key: the handle moves to it and messages go
+    to it (unverified until you verify --mark again)."""
     opts: Options = ctx.obj
     contact = run(with_client(opts, lambda client: client.accept_key(peer)))
     emit(opts, contact_json(contact), "accepted the new key: " + contact_line(contact))
+
+
+@contacts_app.command("reject-key")
+def contacts_reject_key(ctx: typer.Context, peer: Annotated[str, typer.Argument()]) -> None:
+    """Refuse a contact's pending new identity key: the handle stays with the key you
+    had, and the new key's messages show under its fingerprint."""
+    opts: Options = ctx.obj
+    contact = run(with_client(opts, lambda client: client.reject_key(peer)))
+    emit(opts, contact_json(contact), "kept the old key: " + contact_line(contact))
 
 
 @app.command()

@@ -121,7 +121,7 @@ class SocialService:
             return self.client.handle
         if await self.client.cache.contact(user) is None:
             async with self.client._crypto_lock:
-                await self.client._name_sender(user)
+                await self.client._name_sender(user, spoke=False)
                 await self.client.cache.commit()
         contact = await self.client.cache.contact(user)
         return contact.handle if contact is not None else None

@@ -122,14 +122,17 @@ def test_verified_contact_key_change_holds_sends_until_accepted(cli: Cli, relay)
     assert [(c["handle"], c["verified"], c["key_changed"]) for c in listed] == [
         ("bob", False, False)]
 
-    marked = cli("alice", "--json", "contacts", "verify", "bob", "--mark").json()
+    number = cli("alice", "--json", "contacts", "verify", "bob").json()["safety_number"]
+    marked = cli("alice", "--json", "contacts", "verify", "bob", "--mark", *number.split()
+                 ).json()
     assert marked["verified"] is True and len(marked["safety_number"].split()) == 12
     assert "[verified]" in cli("alice", "contacts", "list").out
     assert cli("alice", "--json", "contacts", "verify", "bob", "--unmark").json()[
         "verified"] is False
     assert "verified" not in cli("alice", "contacts", "list").out
-    cli("alice", "contacts", "verify", "bob", "--mark")
+    cli("alice", "contacts", "verify", "bob", "--mark", number[:11])
     assert cli("alice", "contacts", "verify", "bob", "--mark", "--unmark", check=False).code == 2
+    assert cli("alice", "contacts", "verify", "bob", "--mark", check=False).code == 2
 
     # bob loses his phone; the relay's operator frees his handle and he registers it again
     # from a new home, with a new identity key, and writes to alice.
@@ -141,13 +144,14 @@ def test_verified_contact_key_change_holds_sends_until_accepted(cli: Cli, relay)
     relay.start()
     cli("bob2", "init", "--handle", "bob")
     cli("bob2", "send", "alice", "it's me, new phone")
-    assert "@bob: it's me, new phone" in cli("alice", "inbox").out
+    # shown as a key change, not as @bob (security review H1): the handle stays pinned
+    assert "@bob (NEW KEY): it's me, new phone" in cli("alice", "inbox").out
 
     (bob,) = [c for c in cli("alice", "--json", "contacts", "list").json_lines()
-              if c["handle"] == "bob"]
+              if c.get("claims_handle") == "bob"]
     assert bob["key_changed"] is True and bob["needs_acceptance"] is True
     assert bob["verified"] is False and bob["user_id"] != marked["user_id"]
-    assert bob["previous_user_id"] == marked["user_id"]
+    assert bob["previous_user_id"] == marked["user_id"] and bob["handle"] is None
     res = cli("alice", "send", "bob", "are you really bob?", check=False)
     assert res.code == 1 and res.err.count("\n") == 1, res.err
     assert "identity key changed" in res.err and "tenchat contacts accept-key bob" in res.err
