@@ -156,11 +156,25 @@ def test_verified_contact_key_change_holds_sends_until_accepted(cli: Cli, relay)
     assert res.code == 1 and res.err.count("\n") == 1, res.err
     assert "identity key changed" in res.err and "tenchat contacts accept-key bob" in res.err
     assert "key changed" in cli("alice", "contacts", "list").out
+    # review M4: --mark marks the key whose number was compared; the old number does not
+    # mark (or accept) the new key
+    res = cli("alice", "contacts", "verify", "bob", "--mark", "00000 00000", check=False)
+    assert res.code == 1 and "nothing was marked" in res.err
+    shown = cli("alice", "--json", "contacts", "verify", "bob").json()
+    assert shown["user_id"] == marked["user_id"] and shown["safety_number"] == number
+    new_number = shown["pending_key"]["safety_number"]
+    assert new_number != number and shown["pending_key"]["user_id"] == bob["user_id"]
+    assert "has a NEW KEY" in cli("alice", "contacts", "verify", "bob").out
     # not even a delivery receipt went to the new key
     assert cli("bob2", "--json", "history", "alice").json_lines()[-1]["status"] == "sent"
 
     accepted = cli("alice", "--json", "contacts", "accept-key", "bob").json()
     assert accepted["key_changed"] is False and accepted["verified"] is False
+    assert accepted["handle"] == "bob" and accepted["user_id"] == bob["user_id"]
+    res = cli("alice", "contacts", "verify", "bob", "--mark", number, check=False)
+    assert res.code == 1 and "nothing was marked" in res.err  # the old key's number
+    assert cli("alice", "--json", "contacts", "verify", "bob", "--mark", new_number
+               ).json()["verified"] is True
     cli("alice", "send", "bob", "welcome back")
     assert "@alice: welcome back" in cli("bob2", "inbox").out
     assert cli("alice", "contacts", "accept-key", "bob", check=False).code == 1
