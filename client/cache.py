@@ -503,6 +503,10 @@ class Cache:
             await db.commit()
             cache._fts_secure = True
         except sqlite3.OperationalError:
+            # The failed INSERT opened a write transaction: end it, or this connection
+            # would hold the database's write lock until its first commit and every other
+            # process on the home would fail with "database is locked".
+            await db.rollback()
             cache._fts_secure = False
         return cache
 

@@ -63,6 +63,8 @@ async def echo_bot(bot: Client) -> None:
         for row in rows:
             await bot.queue_text(row.peer, f"echo: {row.text}")
         await bot.flush_outbox()
+        for peer in dict.fromkeys(row.peer for row in rows):
+            await bot.mark_read(peer)  # read receipts: the demo shows ✓ → ✓✓ → ◉
 
     await bot.sync(follow=True, on_messages=reply)
 

@@ -247,7 +247,7 @@ class Client:
     """One unlocked identity: keys, cache, relay connection."""
 
     def __init__(self, home: Path, relay_url: str, secrets: Secrets, cache: Cache, *,
-                 clock: Callable[[], int] = now_ms) -> None:
+                 clock: Callable[[], int] = now_ms, lock: HomeLock | None = None) -> None:
         self.home = home
         self.clock = clock  # ms; stories expire by it (tests pass one that runs ahead)
         self.relay_url = relay_url
@@ -259,7 +259,7 @@ class Client:
         self._conn_lock = asyncio.Lock()
         # One cache transaction at a time, in this process and across processes on this
         # home (an OS file lock per transaction: client/homelock.py).
-        self._crypto_lock = HomeLock(home)
+        self._crypto_lock = lock or HomeLock(home)
         self._refill: asyncio.Task[None] | None = None
         self._listeners: list[Listener] = []
         self.groups = GroupService(self)
@@ -358,8 +358,14 @@ class Client:
     async def from_secrets(cls, home: Path, relay_url: str | None, secrets: Secrets, *,
                            clock: Callable[[], int] = now_ms) -> Client:
         """The client of an unlocked keystore (``Keystore.load``)."""
-        cache = await Cache.open(home, secrets.storage_key)
-        return cls(home, relay_url or secrets.relay, secrets, cache, clock=clock)
+        lock = HomeLock(home)
+        try:
+            async with lock:  # opening may write (migrations, settings): one at a time
+                cache = await Cache.open(home, secrets.storage_key)
+        except BaseException:
+            lock.close()
+            raise
+        return cls(home, relay_url or secrets.relay, secrets, cache, clock=clock, lock=lock)
 
     async def close(self) -> None:
         self._closed = True  # a run()/sync(follow=True) loop ends instead of reconnecting

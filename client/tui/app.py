@@ -13,13 +13,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Callable
 from datetime import date, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
+from textual import events
 from textual.app import App
 from textual.binding import Binding
+from textual.widgets import Input, TextArea
 
 from ...common.textsafe import for_terminal
 from ..keystore import Keystore
@@ -42,8 +45,10 @@ class TenchatApp(App[None]):
                timeout: float | None = None, markup: bool = True) -> None:
         """Every notification as plain text, whatever the caller asked: they carry error
         messages that quote peers and the relay (never Textual markup, which can hold
-        click actions), with terminal controls made visible."""
-        super().notify(for_terminal(message), title=for_terminal(title), severity=severity,
+        click actions), with terminal controls made visible, and without the protocol's
+        error codes (``bad_handle: …``), which are for programs and logs."""
+        super().notify(for_terminal(human_error(message)), title=for_terminal(title),
+                       severity=severity,
                        timeout=timeout, markup=False)
 
     CSS_PATH = "tenchat.tcss"
@@ -79,6 +84,100 @@ class TenchatApp(App[None]):
         self.keymap_settings: dict[str, str] = dict(self.settings.keys)
         self._runner: asyncio.Task[None] | None = None
         self._owns_client = client is None
+        self._input: deque[events.Key | events.Paste] = deque()  # keys waiting their turn
+        self._settling: asyncio.Task[None] | None = None
+
+    # --- keys in order -----------------------------------------------------------------------
+    #
+    # Textual hands each key to the widget focused when the key is *read*; a binding runs
+    # only when the key has bubbled up to the app, after the keys behind it were already
+    # handed out. So in a burst ("Ctrl+N alice Enter", a password manager typing into a
+    # form, "E" then the new text) the keys after a binding that opens a screen or moves
+    # the focus went to the old place. Here every key or paste from the terminal waits
+    # while the last bound key settles: its handlers ran, the screen it opened is mounted
+    # and focused. Keys that only edit text (letters, arrows in a text box) don't wait.
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, (events.Key, events.Paste)) and not event.is_forwarded:
+            self._input.append(event)
+            if self._settling is None:
+                await self._feed_input()
+            return
+        await super().on_event(event)
+
+    async def _feed_input(self) -> None:
+        while self._input and self._settling is None:
+            event = self._input.popleft()
+            moves = isinstance(event, events.Key) and self._is_bound(event.key)
+            await super().on_event(event)
+            if moves:
+                self._settling = asyncio.create_task(self._settle())
+
+    def _is_bound(self, key: str) -> bool:
+        """Whether ``key`` runs a binding (other than a text box's own editing keys)."""
+        try:
+            chain = self.screen._binding_chain
+            focused = self.focused
+        except Exception:  # no screen yet, or closing
+            return False
+        if getattr(focused, "HOLDS_KEYS", False):
+            return True  # e.g. the message log: every key there may move the focus
+        for namespace, bindings in chain:
+            for binding in bindings.key_to_bindings.get(key, ()):
+                if not (namespace is focused and isinstance(focused, (TextArea, Input))
+                        and binding.action in _EDITING):
+                    return True
+        return False
+
+    async def _settle(self) -> None:
+        """Wait until the widgets have handled what is queued for them, the workers the
+        key started have finished (a dialog looking a handle up, a conversation opening;
+        3 s at most) and nothing changed in a whole round; then until a new screen has
+        its focus."""
+        before = set(self.workers)
+        try:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 3.0
+            for round_ in range(12):
+                screen, focused = self.screen, self.focused
+                await self._drain(screen)
+                started = [w for w in self.workers if w not in before
+                           and not w.is_finished and w.group not in _BACKGROUND]
+                if started and loop.time() < deadline:
+                    await asyncio.wait([asyncio.ensure_future(_finished(w)) for w in started],
+                                       timeout=max(deadline - loop.time(), 0.01))
+                    continue
+                if round_ >= 1 and self.screen is screen and self.focused is focused:
+                    break
+            deadline = loop.time() + 0.5
+            while (self.screen.focused is None and loop.time() < deadline
+                   and any(w.focusable for w in self.screen.query("*"))):
+                await asyncio.sleep(0.01)
+        except Exception:  # the app is closing; let the keys through
+            log.debug("settling keys", exc_info=True)
+        self.call_later(self._resume_input)
+
+    async def _drain(self, screen: Any) -> None:
+        pumps = [self, *screen.walk_children(with_self=True)]
+        waiting = 0
+        done = asyncio.Event()
+
+        def one_done() -> None:
+            nonlocal waiting
+            waiting -= 1
+            if waiting == 0:
+                done.set()
+
+        for pump in pumps:
+            if pump.call_later(one_done):
+                waiting += 1
+        if waiting:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), 2.0)
+
+    async def _resume_input(self) -> None:
+        self._settling = None
+        await self._feed_input()
 
     # --- start-up ---------------------------------------------------------------------------
 
@@ -140,6 +239,8 @@ class TenchatApp(App[None]):
         await self.shutdown_client()
 
     async def shutdown_client(self) -> None:
+        if self._settling is not None:
+            self._settling.cancel()
         if self._runner is not None:
             self._runner.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -170,6 +271,11 @@ class TenchatApp(App[None]):
             except OSError as exc:
                 self.notify(f"could not save settings: {exc}", severity="warning")
 
+    def get_system_commands(self, screen: Any) -> Any:
+        """Of Textual's own palette commands only Theme: the rest (Keys, Maximize,
+        Screenshot, Quit) are Textual's, not tenchat's, or already in the app's list."""
+        return (c for c in super().get_system_commands(screen) if c.title == "Theme")
+
     # --- actions ----------------------------------------------------------------------------
 
     def action_help(self) -> None:
@@ -177,6 +283,34 @@ class TenchatApp(App[None]):
 
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(self.keymap_settings))
+
+
+def human_error(text: str) -> str:
+    """``bad_handle: invalid handle 'x'…`` → ``Invalid handle 'x'…``: the protocol's error
+    codes are for programs and logs, not for people."""
+    from ...common.errors import ErrorCode
+
+    code, sep, rest = text.partition(": ")
+    if sep and code in ErrorCode._value2member_map_ and rest:
+        return rest[:1].upper() + rest[1:]
+    return text
+
+
+# Worker groups that run beside what a key does (telling the peer we type, receipts, list
+# refreshes): keys don't wait for them.
+_BACKGROUND = frozenset({"typing", "read", "refresh", "seen", "message-changed", "stickers",
+                         "group-info"})
+
+
+async def _finished(worker: Any) -> None:
+    with contextlib.suppress(Exception):
+        await worker.wait()
+    await asyncio.sleep(0)  # started but not running yet: wait() returns at once
+
+
+# A text box's own keys: they change the text or the cursor, never the focus.
+_EDITING = frozenset(b.action for b in (*TextArea.BINDINGS, *Input.BINDINGS)
+                     if isinstance(b, Binding)) - {"submit"}
 
 
 def create_app(home: Path, relay_url: str | None = None, *, passphrase: str | None = None,

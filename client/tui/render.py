@@ -10,6 +10,7 @@ import re
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Any, Protocol
 
+from rich.cells import cell_len, set_cell_size
 from rich.color import Color
 from rich.console import RenderableType
 from rich.markdown import Markdown
@@ -20,11 +21,12 @@ from rich.text import Text
 from ...common.textsafe import for_terminal
 
 __all__ = ["TICKS", "tick", "local_dt", "day_label", "clock", "body", "preview", "plain",
-           "LinkTargetMarkdown",
+           "LinkTargetMarkdown", "steady",
            "looks_like_markdown", "half_blocks", "half_block_text", "poll_card"]
 
 # pending → sent → delivered → read (cache.PENDING .. cache.READ)
-TICKS = {0: ("…", "dim"), 1: ("✓", "dim"), 2: ("✓✓", "dim"), 3: ("✓✓", "bold")}
+# Read is a different glyph, not only another colour: NO_COLOR terminals tell them apart.
+TICKS = {0: ("…", "dim"), 1: ("✓", "dim"), 2: ("✓✓", "dim"), 3: ("◉", "bold")}
 
 _URL = re.compile(r"https?://[^\s<>\"')\]]+")
 _MARKDOWN = re.compile(
@@ -119,10 +121,26 @@ def body(text: str) -> RenderableType:
     return linkify(text)
 
 
+# Characters terminals disagree about (with Rich and with each other): skin-tone modifiers
+# (tmux and many terminals draw 👋🏽 as two emoji, 4 cells; Rich counts 2) and the emoji
+# presentation selector (❤️: Rich counts 1 cell, most terminals draw 2). In a line with
+# something drawn after it (the sidebar's divider) they shift that; without them the
+# width is the same everywhere.
+_UNSTEADY = re.compile("[\U0001F3FB-\U0001F3FF\uFE0F]")
+
+
+def steady(text: str) -> str:
+    """``text`` without the characters whose width terminals disagree about."""
+    return _UNSTEADY.sub("", text)
+
+
 def preview(text: str, width: int) -> str:
-    """One line of a message for the conversation list (terminal controls made visible)."""
+    """One line of a message, at most ``width`` cells (conversation list, quotes; terminal
+    controls made visible)."""
     line = " ".join(for_terminal(text).split())
-    return line if len(line) <= width else line[: max(width - 1, 0)] + "…"
+    if cell_len(line) <= width:
+        return line
+    return set_cell_size(line, max(width - 1, 0)).rstrip() + "…"
 
 
 Cells = list[list[tuple[tuple[int, int, int], tuple[int, int, int]]]]  # imaging.preview_cells

@@ -33,8 +33,9 @@ async def texts(client: Client, group: bytes) -> list[str]:
     return [m.text for m in await client.page(group, limit=100)]
 
 
-def test_three_members_add_post_remove(tmp_path: Path, relay: RelayProcess) -> None:
-    async def body() -> None:
+@pytest.mark.asyncio
+async def test_three_members_add_post_remove(tmp_path: Path, relay: RelayProcess) -> None:
+    async with asyncio.timeout(120):
         alice, bob, carol = await people(tmp_path, relay, "alice", "bob", "carol")
         try:
             group = await alice.groups.create("ops", ["bob"])
@@ -85,11 +86,10 @@ def test_three_members_add_post_remove(tmp_path: Path, relay: RelayProcess) -> N
             for c in (alice, bob, carol):
                 await c.close()
 
-    asyncio.run(asyncio.wait_for(body(), 120))
 
-
-def test_roles_are_enforced_by_relay_and_clients(tmp_path: Path, relay: RelayProcess) -> None:
-    async def body() -> None:
+@pytest.mark.asyncio
+async def test_roles_are_enforced_by_relay_and_clients(tmp_path: Path, relay: RelayProcess) -> None:
+    async with asyncio.timeout(120):
         alice, bob, carol = await people(tmp_path, relay, "alice", "bob", "carol")
         try:
             group = await alice.groups.create("news", ["bob", "carol"], announce=True)
@@ -125,14 +125,13 @@ def test_roles_are_enforced_by_relay_and_clients(tmp_path: Path, relay: RelayPro
             for c in (alice, bob, carol):
                 await c.close()
 
-    asyncio.run(asyncio.wait_for(body(), 120))
 
-
-def test_forged_change_pushed_by_a_hostile_relay_is_rejected(tmp_path: Path,
+@pytest.mark.asyncio
+async def test_forged_change_pushed_by_a_hostile_relay_is_rejected(tmp_path: Path,
                                                              relay: RelayProcess) -> None:
     """A change the relay accepted can't be faked to a client: bob's copy checks the
     signature and the rules itself."""
-    async def body() -> None:
+    async with asyncio.timeout(120):
         alice, bob, mallory = await people(tmp_path, relay, "alice", "bob", "mallory")
         try:
             group = await alice.groups.create("g", ["bob"])
@@ -155,13 +154,12 @@ def test_forged_change_pushed_by_a_hostile_relay_is_rejected(tmp_path: Path,
             for c in (alice, bob, mallory):
                 await c.close()
 
-    asyncio.run(asyncio.wait_for(body(), 120))
 
-
-def test_typing_in_a_group_reaches_the_members_online_and_is_never_stored(
+@pytest.mark.asyncio
+async def test_typing_in_a_group_reaches_the_members_online_and_is_never_stored(
     tmp_path: Path, relay: RelayProcess,
 ) -> None:
-    async def body() -> None:
+    async with asyncio.timeout(90):
         alice, bob, carol = await people(tmp_path, relay, "alice", "bob", "carol")
         group = await alice.groups.create("typists", ["bob", "carol"])
         await alice.queue_text(group, "keys first")  # shares alice's sender key
@@ -198,8 +196,6 @@ def test_typing_in_a_group_reaches_the_members_online_and_is_never_stored(
                 await c.close()
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    asyncio.run(asyncio.wait_for(body(), 90))
-
 
 def relay_log_rows(relay: RelayProcess) -> int:
     db = sqlite3.connect(f"file:{relay.data_dir / 'relay.sqlite3'}?mode=ro", uri=True)
@@ -209,38 +205,36 @@ def relay_log_rows(relay: RelayProcess) -> int:
         db.close()
 
 
-def test_a_receipt_naming_a_group_counts_only_from_a_member(tmp_path: Path,
+@pytest.mark.asyncio
+async def test_a_receipt_naming_a_group_counts_only_from_a_member(tmp_path: Path,
                                                            relay: RelayProcess) -> None:
     """mallory is not in the group: a 1:1 receipt from her naming it (and alice's group
     message) changes nothing; bob's, a member's, counts (issue 21, item 5)."""
     from tenchat.common import content as c
 
-    async def body() -> None:
-        alice, bob, mallory = await people(tmp_path, relay, "alice", "bob", "mallory")
-        try:
-            group = await alice.groups.create("ops", ["bob"])
-            await alice.queue_text(group, "members only")
-            await alice.flush_outbox()
-            mine = [r for r in await alice.cache.history(group, 10)
-                    if r.text == "members only"][0]
-            await alice.resolve("mallory")  # a contact, so her 1:1 messages are read
-            await mallory.resolve("alice")
-            async with mallory._crypto_lock:
-                await mallory._queue_receipt(alice.user, c.READ, [mine.id], group=group)
-                await mallory.cache.commit()
-            await mallory.flush_outbox()
-            await alice.sync()
-            assert await alice.cache.seen_by(group, mine.id) == 0
-            assert (await alice.cache.message(group, mine.id)).status == mine.status  # type: ignore[union-attr]
+    alice, bob, mallory = await people(tmp_path, relay, "alice", "bob", "mallory")
+    try:
+        group = await alice.groups.create("ops", ["bob"])
+        await alice.queue_text(group, "members only")
+        await alice.flush_outbox()
+        mine = [r for r in await alice.cache.history(group, 10)
+                if r.text == "members only"][0]
+        await alice.resolve("mallory")  # a contact, so her 1:1 messages are read
+        await mallory.resolve("alice")
+        async with mallory._crypto_lock:
+            await mallory._queue_receipt(alice.user, c.READ, [mine.id], group=group)
+            await mallory.cache.commit()
+        await mallory.flush_outbox()
+        await alice.sync()
+        assert await alice.cache.seen_by(group, mine.id) == 0
+        assert (await alice.cache.message(group, mine.id)).status == mine.status  # type: ignore[union-attr]
 
-            async with bob._crypto_lock:
-                await bob._queue_receipt(alice.user, c.READ, [mine.id], group=group)
-                await bob.cache.commit()
-            await bob.flush_outbox()
-            await alice.sync()
-            assert await alice.cache.seen_by(group, mine.id) == 1
-        finally:
-            for cl in (alice, bob, mallory):
-                await cl.close()
-
-    asyncio.run(body())
+        async with bob._crypto_lock:
+            await bob._queue_receipt(alice.user, c.READ, [mine.id], group=group)
+            await bob.cache.commit()
+        await bob.flush_outbox()
+        await alice.sync()
+        assert await alice.cache.seen_by(group, mine.id) == 1
+    finally:
+        for cl in (alice, bob, mallory):
+            await cl.close()

@@ -58,14 +58,17 @@ async def pair(tmp_path: Path, relay: RelayProcess) -> tuple[Client, Client]:
     return alice, bob
 
 
-def test_messages_ticks_typing_presence(tmp_path: Path, relay: RelayProcess) -> None:
-    async def body() -> None:
+@pytest.mark.asyncio
+async def test_messages_ticks_typing_presence(tmp_path: Path, relay: RelayProcess) -> None:
+    async with asyncio.timeout(60):
         alice, bob = await pair(tmp_path, relay)
         a_events, b_events = Recorder(alice), Recorder(bob)
         a_run = asyncio.create_task(alice.run())
         await a_events.wait_for(lambda e: isinstance(e, ConnectionChanged) and e.state == ONLINE)
         conv = await alice.start_conversation("@bob")
         assert conv.handle == "bob" and conv.online is False and conv.last is None
+        # Presence is for contacts: bob has written to alice (docs/protocol.md §5.6).
+        await bob.send_text("alice", "hi alice")
 
         b_run = asyncio.create_task(bob.run())
         await a_events.wait_for(lambda e: isinstance(e, PresenceChanged) and e.online)
@@ -73,7 +76,8 @@ def test_messages_ticks_typing_presence(tmp_path: Path, relay: RelayProcess) -> 
 
         sent = await alice.compose(conv.peer, "hello **bob**")
         assert sent.status == PENDING and sent.key > 0
-        got = await b_events.wait_for(lambda e: isinstance(e, MessageAdded))
+        got = await b_events.wait_for(  # (not bob's own "hi alice")
+            lambda e: isinstance(e, MessageAdded) and e.message.text != "hi alice")
         assert isinstance(got, MessageAdded) and got.message.text == "hello **bob**"
         for status in (SENT, DELIVERED):
             await a_events.wait_for(
@@ -98,11 +102,10 @@ def test_messages_ticks_typing_presence(tmp_path: Path, relay: RelayProcess) -> 
         await alice.close()
         await asyncio.gather(a_run, return_exceptions=True)
 
-    asyncio.run(asyncio.wait_for(body(), 60))
 
-
-def test_compose_offline_goes_out_on_reconnect(tmp_path: Path, relay: RelayProcess) -> None:
-    async def body() -> None:
+@pytest.mark.asyncio
+async def test_compose_offline_goes_out_on_reconnect(tmp_path: Path, relay: RelayProcess) -> None:
+    async with asyncio.timeout(90):
         alice, bob = await pair(tmp_path, relay)
         a_events = Recorder(alice)
         conv = await alice.start_conversation("bob")
@@ -133,10 +136,9 @@ def test_compose_offline_goes_out_on_reconnect(tmp_path: Path, relay: RelayProce
         assert received == ["written while the relay is down"]
         await bob.close()
 
-    asyncio.run(asyncio.wait_for(body(), 90))
 
-
-def test_reconnects_within_a_second_of_the_relay_coming_back_after_a_long_outage(
+@pytest.mark.asyncio
+async def test_reconnects_within_a_second_of_the_relay_coming_back_after_a_long_outage(
         tmp_path: Path, relay: RelayProcess) -> None:
     """Target (docs/performance.md): reconnect < 1 s after the relay is back. The relay is
     killed (SIGKILL) and stays down 8 s — long enough for any doubling backoff to reach its
@@ -145,7 +147,7 @@ def test_reconnects_within_a_second_of_the_relay_coming_back_after_a_long_outage
     RECONNECT_CAP."""
     from tenchat.client.service import RECONNECT_CAP
 
-    async def body() -> None:
+    async with asyncio.timeout(60):
         alice, bob = await pair(tmp_path, relay)
         await bob.close()
         events = Recorder(alice)
@@ -180,5 +182,3 @@ def test_reconnects_within_a_second_of_the_relay_coming_back_after_a_long_outage
             a_run.cancel()
             await alice.close()
             await asyncio.gather(a_run, return_exceptions=True)
-
-    asyncio.run(asyncio.wait_for(body(), 60))

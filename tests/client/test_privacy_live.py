@@ -40,8 +40,9 @@ def relay_rows(relay: RelayProcess) -> int:
         db.close()
 
 
-def test_read_receipts_off(tmp_path: Path, relay: RelayProcess) -> None:
-    async def body() -> None:
+@pytest.mark.asyncio
+async def test_read_receipts_off(tmp_path: Path, relay: RelayProcess) -> None:
+    async with asyncio.timeout(60):
         alice, bob = await pair(tmp_path, relay)
         await bob.set_setting("read_receipts", False)
         sent = await alice.send_text("bob", "did you read this?")
@@ -57,11 +58,10 @@ def test_read_receipts_off(tmp_path: Path, relay: RelayProcess) -> None:
         for c in (alice, bob):
             await c.close()
 
-    asyncio.run(asyncio.wait_for(body(), 60))
 
-
-def test_typing_off(tmp_path: Path, relay: RelayProcess) -> None:
-    async def body() -> None:
+@pytest.mark.asyncio
+async def test_typing_off(tmp_path: Path, relay: RelayProcess) -> None:
+    async with asyncio.timeout(60):
         alice, bob = await pair(tmp_path, relay)
         await alice.send_text("bob", "hi")
         b_events, a_events = Recorder(bob), Recorder(alice)
@@ -85,11 +85,10 @@ def test_typing_off(tmp_path: Path, relay: RelayProcess) -> None:
         for c in (alice, bob):
             await c.close()
 
-    asyncio.run(asyncio.wait_for(body(), 60))
 
-
-def test_hide_presence(tmp_path: Path, relay: RelayProcess) -> None:
-    async def body() -> None:
+@pytest.mark.asyncio
+async def test_hide_presence(tmp_path: Path, relay: RelayProcess) -> None:
+    async with asyncio.timeout(60):
         alice, bob = await pair(tmp_path, relay)
         await bob.set_setting("hide_presence", True)
         await alice.send_text("bob", "hi")
@@ -112,11 +111,10 @@ def test_hide_presence(tmp_path: Path, relay: RelayProcess) -> None:
         for c in (alice, bob):
             await c.close()
 
-    asyncio.run(asyncio.wait_for(body(), 60))
 
-
-def test_block_is_enforced_by_the_relay_too(tmp_path: Path, relay: RelayProcess) -> None:
-    async def body() -> None:
+@pytest.mark.asyncio
+async def test_block_is_enforced_by_the_relay_too(tmp_path: Path, relay: RelayProcess) -> None:
+    async with asyncio.timeout(60):
         alice, bob = await pair(tmp_path, relay)
         await bob.send_text("alice", "hello")
         await alice.sync()
@@ -131,5 +129,3 @@ def test_block_is_enforced_by_the_relay_too(tmp_path: Path, relay: RelayProcess)
         assert await alice.sync() == 1
         for c in (alice, bob):
             await c.close()
-
-    asyncio.run(asyncio.wait_for(body(), 60))

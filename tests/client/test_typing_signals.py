@@ -19,10 +19,11 @@ from tests.support.relay import RelayProcess
 pytestmark = pytest.mark.slow
 
 
-def test_ephemeral_carries_typing_only_and_respects_blocks(
+@pytest.mark.asyncio
+async def test_ephemeral_carries_typing_only_and_respects_blocks(
     tmp_path: Path, relay: RelayProcess
 ) -> None:
-    async def body() -> None:
+    async with asyncio.timeout(60):
         alice, bob = await pair(tmp_path, relay)
         await alice.send_text("bob", "hi")  # a session each way after bob answers
         await bob.sync()
@@ -69,13 +70,12 @@ def test_ephemeral_carries_typing_only_and_respects_blocks(
         for cl in (alice, bob):
             await cl.close()
 
-    asyncio.run(asyncio.wait_for(body(), 60))
 
-
-def test_hostile_ephemeral_bodies_are_dropped_and_receiving_goes_on(
+@pytest.mark.asyncio
+async def test_hostile_ephemeral_bodies_are_dropped_and_receiving_goes_on(
     tmp_path: Path, relay: RelayProcess
 ) -> None:
-    async def body() -> None:
+    async with asyncio.timeout(60):
         alice, bob = await pair(tmp_path, relay)
         await alice.send_text("bob", "hi")
         await bob.sync()
@@ -102,5 +102,3 @@ def test_hostile_ephemeral_bodies_are_dropped_and_receiving_goes_on(
         assert await bob.sync() == 1
         for cl in (alice, bob):
             await cl.close()
-
-    asyncio.run(asyncio.wait_for(body(), 60))

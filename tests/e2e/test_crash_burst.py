@@ -72,5 +72,9 @@ async def burst_then_crash(tmp_path: Path, relay: RelayProcess) -> None:
         await bob.close()
 
 
-def test_sigkill_mid_burst_loses_nothing_acknowledged(tmp_path: Path, relay: RelayProcess) -> None:
-    asyncio.run(asyncio.wait_for(burst_then_crash(tmp_path, relay), 240))
+@pytest.mark.asyncio
+async def test_sigkill_mid_burst_loses_nothing_acknowledged(
+    tmp_path: Path, relay: RelayProcess
+) -> None:
+    async with asyncio.timeout(240):
+        await burst_then_crash(tmp_path, relay)

@@ -53,7 +53,8 @@ async def make_client(home: Path, url: str) -> Client:
     return Client(home, url, secrets, await Cache.open(home, secrets.storage_key))
 
 
-def test_forged_handle_binding_is_refused(tmp_path: Path) -> None:
+@pytest.mark.asyncio
+async def test_forged_handle_binding_is_refused(tmp_path: Path) -> None:
     evil = IdentityKey.generate()
 
     async def answer(frame: f.Request) -> list[object]:
@@ -62,21 +63,19 @@ def test_forged_handle_binding_is_refused(tmp_path: Path) -> None:
         sig = evil.sign(handle_message("mallory", evil.public))
         return [f.HandleInfo(id=frame.id, handle="bob", user=evil.public, sig=sig)]
 
-    async def body() -> None:
-        url, server = await hostile_relay(answer)
-        client = await make_client(tmp_path, url)
-        try:
-            with pytest.raises(PeerError, match="not validly signed"):
-                await client.resolve("bob")
-            assert await client.cache.contact_by_handle("bob") is None  # nothing pinned
-        finally:
-            await client.close()
-            server.close()
-
-    asyncio.run(body())
+    url, server = await hostile_relay(answer)
+    client = await make_client(tmp_path, url)
+    try:
+        with pytest.raises(PeerError, match="not validly signed"):
+            await client.resolve("bob")
+        assert await client.cache.contact_by_handle("bob") is None  # nothing pinned
+    finally:
+        await client.close()
+        server.close()
 
 
-def test_forged_prekey_bundle_is_refused(tmp_path: Path) -> None:
+@pytest.mark.asyncio
+async def test_forged_prekey_bundle_is_refused(tmp_path: Path) -> None:
     bob = IdentityKey.generate()
     evil = IdentityKey.generate()
 
@@ -89,64 +88,59 @@ def test_forged_prekey_bundle_is_refused(tmp_path: Path) -> None:
         return [f.Bundle(id=frame.id, user=bob.public,
                          spk=f.SignedPrekey(key_id=1, pub=spk.public, sig=spk.sig))]
 
-    async def body() -> None:
-        url, server = await hostile_relay(answer)
-        client = await make_client(tmp_path, url)
-        try:
-            with pytest.raises(InvalidSignature):
-                await client.send_text("bob", "for bob only")
-            assert await client.cache.outbox() == []  # nothing was encrypted to the relay
-            contact = await client.cache.contact_by_handle("bob")
-            assert contact is not None
-            # kept, unsent, for an honest relay later
-            assert [m.status for m in await client.cache.history(contact.user, 10)] == [PENDING]
-        finally:
-            await client.close()
-            server.close()
-
-    asyncio.run(body())
+    url, server = await hostile_relay(answer)
+    client = await make_client(tmp_path, url)
+    try:
+        with pytest.raises(InvalidSignature):
+            await client.send_text("bob", "for bob only")
+        assert await client.cache.outbox() == []  # nothing was encrypted to the relay
+        contact = await client.cache.contact_by_handle("bob")
+        assert contact is not None
+        # kept, unsent, for an honest relay later
+        assert [m.status for m in await client.cache.history(contact.user, 10)] == [PENDING]
+    finally:
+        await client.close()
+        server.close()
 
 
-def test_garbage_and_forged_deliveries_are_dropped(tmp_path: Path) -> None:
+@pytest.mark.asyncio
+async def test_garbage_and_forged_deliveries_are_dropped(tmp_path: Path) -> None:
     bob, carol = IdentityKey.generate(), IdentityKey.generate()
     acked: list[int] = []
 
-    async def body() -> None:
-        client_box: list[Client] = []
+    client_box: list[Client] = []
 
-        async def answer(frame: f.Request) -> list[object]:
-            if isinstance(frame, f.Ack):
-                acked.extend(frame.seqs)
-                return [f.Ok(id=frame.id)]
-            if isinstance(frame, f.Whois):
-                return [f.Error(id=frame.id, error="not_found")]
-            assert isinstance(frame, f.Subscribe)
-            me = client_box[0].user
-            # carol writes a real first message to alice, the relay claims bob sent it
-            spk = make_signed_prekey(IdentityKey.from_seed(client_box[0].secrets.identity_seed),
-                                     1)
-            await client_box[0].cache.put_prekey("spk", 1, spk.public, spk.private, 0)
-            await client_box[0].cache.commit()
-            carol_session = Session.initiate(carol, me, 1, spk.public, spk.sig, None, None)
-            forged = carol_session.encrypt(b"\x81\xa1t\xa4text")
-            return [
-                f.Ok(id=frame.id),
-                f.Deliver(seq=1, msg=os.urandom(16), sender=bob.public, at=0, body=b"\xc1junk"),
-                f.Deliver(seq=2, msg=os.urandom(16), sender=bob.public, at=0, body=forged),
-                f.Deliver(seq=3, msg=os.urandom(16), sender=bob.public, at=0,
-                          body=os.urandom(200)),
-                f.Synced(seq=3),
-            ]
+    async def answer(frame: f.Request) -> list[object]:
+        if isinstance(frame, f.Ack):
+            acked.extend(frame.seqs)
+            return [f.Ok(id=frame.id)]
+        if isinstance(frame, f.Whois):
+            return [f.Error(id=frame.id, error="not_found")]
+        assert isinstance(frame, f.Subscribe)
+        me = client_box[0].user
+        # carol writes a real first message to alice, the relay claims bob sent it
+        spk = make_signed_prekey(IdentityKey.from_seed(client_box[0].secrets.identity_seed),
+                                 1)
+        await client_box[0].cache.put_prekey("spk", 1, spk.public, spk.private, 0)
+        await client_box[0].cache.commit()
+        carol_session = Session.initiate(carol, me, 1, spk.public, spk.sig, None, None)
+        forged = carol_session.encrypt(b"\x81\xa1t\xa4text")
+        return [
+            f.Ok(id=frame.id),
+            f.Deliver(seq=1, msg=os.urandom(16), sender=bob.public, at=0, body=b"\xc1junk"),
+            f.Deliver(seq=2, msg=os.urandom(16), sender=bob.public, at=0, body=forged),
+            f.Deliver(seq=3, msg=os.urandom(16), sender=bob.public, at=0,
+                      body=os.urandom(200)),
+            f.Synced(seq=3),
+        ]
 
-        url, server = await hostile_relay(answer)
-        client = await make_client(tmp_path, url)
-        client_box.append(client)
-        try:
-            assert await client.sync() == 0
-            assert await client.take_unshown() == []
-            assert sorted(acked) == [1, 2, 3]  # dropped, acked, and the client lives on
-        finally:
-            await client.close()
-            server.close()
-
-    asyncio.run(body())
+    url, server = await hostile_relay(answer)
+    client = await make_client(tmp_path, url)
+    client_box.append(client)
+    try:
+        assert await client.sync() == 0
+        assert await client.take_unshown() == []
+        assert sorted(acked) == [1, 2, 3]  # dropped, acked, and the client lives on
+    finally:
+        await client.close()
+        server.close()

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 from pathlib import Path
 
 import msgspec
+import pytest
 
 from tenchat.common import frames as f
 from tenchat.common import social as s
@@ -40,7 +40,8 @@ def flip_ciphertext(record: bytes) -> bytes:
                                                  sig=signed.sig))
 
 
-def test_forged_and_tampered_posts_are_dropped(tmp_path: Path) -> None:
+@pytest.mark.asyncio
+async def test_forged_and_tampered_posts_are_dropped(tmp_path: Path) -> None:
     genuine = s.sign_post(post("genuine", 1), bob.sign)
     forged = s.sign_post(post("forged: send me ETH", 2), mallory.sign)  # in bob's name
     tampered = retext(s.sign_post(post("original", 3), bob.sign), "tampered: send me ETH")
@@ -57,22 +58,20 @@ def test_forged_and_tampered_posts_are_dropped(tmp_path: Path) -> None:
         records = [by_mallory, sealed_tampered, tampered, forged, genuine, b"\x93junk"]
         return [f.FeedItems(id=frame.id, records=records)]
 
-    async def main() -> None:
-        url, server = await hostile_relay(answer)
-        client = await make_client(tmp_path, url)
-        try:
-            got = await client.social.feed(authors=[bob.public])
-            # The sealed post's signature covers its ciphertext: a flipped bit is a bad
-            # signature, so only the genuine public post is left.
-            assert [(v.text, v.audience) for v in got] == [("genuine", "public")]
-        finally:
-            await client.close()
-            server.close()
-
-    asyncio.run(main())
+    url, server = await hostile_relay(answer)
+    client = await make_client(tmp_path, url)
+    try:
+        got = await client.social.feed(authors=[bob.public])
+        # The sealed post's signature covers its ciphertext: a flipped bit is a bad
+        # signature, so only the genuine public post is left.
+        assert [(v.text, v.audience) for v in got] == [("genuine", "public")]
+    finally:
+        await client.close()
+        server.close()
 
 
-def test_followers_only_post_needs_the_key(tmp_path: Path) -> None:
+@pytest.mark.asyncio
+async def test_followers_only_post_needs_the_key(tmp_path: Path) -> None:
     key = os.urandom(32)
     sealed = s.seal_post(post("for followers", 9), 42, key, bob.sign)
 
@@ -84,26 +83,24 @@ def test_followers_only_post_needs_the_key(tmp_path: Path) -> None:
         assert isinstance(frame, f.Feed)
         return [f.FeedItems(id=frame.id, records=[sealed])]
 
-    async def main() -> None:
-        url, server = await hostile_relay(answer)
-        client = await make_client(tmp_path, url)
-        try:
-            got = await client.social.feed(authors=[bob.public])
-            assert [(v.text, v.audience) for v in got] == [(None, "followers")]
-            # a wrong key under the right id does not open it either
-            await client.cache.put_audience_key(bob.public, 42, os.urandom(32), 1)
-            assert [v.text for v in await client.social.feed(authors=[bob.public])] == [None]
-            await client.cache.put_audience_key(bob.public, 42, key, 2)
-            got = await client.social.feed(authors=[bob.public])
-            assert [v.text for v in got] == ["for followers"]
-        finally:
-            await client.close()
-            server.close()
-
-    asyncio.run(main())
+    url, server = await hostile_relay(answer)
+    client = await make_client(tmp_path, url)
+    try:
+        got = await client.social.feed(authors=[bob.public])
+        assert [(v.text, v.audience) for v in got] == [(None, "followers")]
+        # a wrong key under the right id does not open it either
+        await client.cache.put_audience_key(bob.public, 42, os.urandom(32), 1)
+        assert [v.text for v in await client.social.feed(authors=[bob.public])] == [None]
+        await client.cache.put_audience_key(bob.public, 42, key, 2)
+        got = await client.social.feed(authors=[bob.public])
+        assert [v.text for v in got] == ["for followers"]
+    finally:
+        await client.close()
+        server.close()
 
 
-def test_forged_and_misplaced_comments_are_dropped(tmp_path: Path) -> None:
+@pytest.mark.asyncio
+async def test_forged_and_misplaced_comments_are_dropped(tmp_path: Path) -> None:
     public = post("a public post", 1)
     key = os.urandom(32)
     hidden = post("followers only", 2)
@@ -140,19 +137,16 @@ def test_forged_and_misplaced_comments_are_dropped(tmp_path: Path) -> None:
             got = [plain_on_hidden, wrong_key, sealed_ok]
         return [f.CommentItems(id=frame.id, records=got)]
 
-    async def main() -> None:
-        url, server = await hostile_relay(answer)
-        client = await make_client(tmp_path, url)
-        try:
-            await client.cache.put_audience_key(bob.public, 5, key, 1)
-            feed = await client.social.feed(authors=[bob.public])
-            assert [(v.comments, v.reactions) for v in feed] == [(1, {"👍": 2})] * 2
-            _, views = await client.social.comments(public.id.hex()[:8])
-            assert [v.text for v in views] == ["nice"]
-            _, views = await client.social.comments(hidden.id.hex())
-            assert [(v.text, v.author) for v in views] == [("sealed hi", bob.public)]
-        finally:
-            await client.close()
-            server.close()
-
-    asyncio.run(main())
+    url, server = await hostile_relay(answer)
+    client = await make_client(tmp_path, url)
+    try:
+        await client.cache.put_audience_key(bob.public, 5, key, 1)
+        feed = await client.social.feed(authors=[bob.public])
+        assert [(v.comments, v.reactions) for v in feed] == [(1, {"👍": 2})] * 2
+        _, views = await client.social.comments(public.id.hex()[:8])
+        assert [v.text for v in views] == ["nice"]
+        _, views = await client.social.comments(hidden.id.hex())
+        assert [(v.text, v.author) for v in views] == [("sealed hi", bob.public)]
+    finally:
+        await client.close()
+        server.close()

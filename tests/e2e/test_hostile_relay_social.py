@@ -34,43 +34,40 @@ def tampered() -> bytes:
     # validly signed, but mallory's profile given for bob
     s.sign_profile(s.Profile(user=mallory.public, updated_at=5), mallory.sign),
 ], ids=["forged", "tampered", "someone_else"])
-def test_forged_profile_is_refused(tmp_path: Path, record: bytes) -> None:
+@pytest.mark.asyncio
+async def test_forged_profile_is_refused(tmp_path: Path, record: bytes) -> None:
     async def answer(frame: f.Request) -> list[object]:
         assert isinstance(frame, f.ProfileGet)
         return [f.ProfileInfo(id=frame.id, record=record)]
 
-    async def main() -> None:
-        url, server = await hostile_relay(answer)
-        client = await make_client(tmp_path, url)
-        try:
-            with pytest.raises(SocialError, match="nothing is shown"):
-                await client.social.fetch_profile(bob.public)
-        finally:
-            await client.close()
-            server.close()
-
-    asyncio.run(main())
+    url, server = await hostile_relay(answer)
+    client = await make_client(tmp_path, url)
+    try:
+        with pytest.raises(SocialError, match="nothing is shown"):
+            await client.social.fetch_profile(bob.public)
+    finally:
+        await client.close()
+        server.close()
 
 
-def test_genuine_profile_is_shown(tmp_path: Path) -> None:
+@pytest.mark.asyncio
+async def test_genuine_profile_is_shown(tmp_path: Path) -> None:
     async def answer(frame: f.Request) -> list[object]:
         assert isinstance(frame, f.ProfileGet)
         return [f.ProfileInfo(id=frame.id, record=genuine)]
 
-    async def main() -> None:
-        url, server = await hostile_relay(answer)
-        client = await make_client(tmp_path, url)
-        try:
-            got = await client.social.fetch_profile(bob.public)
-            assert got is not None and got.display_name == "Bob"
-        finally:
-            await client.close()
-            server.close()
-
-    asyncio.run(main())
+    url, server = await hostile_relay(answer)
+    client = await make_client(tmp_path, url)
+    try:
+        got = await client.social.fetch_profile(bob.public)
+        assert got is not None and got.display_name == "Bob"
+    finally:
+        await client.close()
+        server.close()
 
 
-def test_forged_followers_are_dropped(tmp_path: Path) -> None:
+@pytest.mark.asyncio
+async def test_forged_followers_are_dropped(tmp_path: Path) -> None:
     carol = IdentityKey.generate()
     real = s.sign_follow(s.Follow(follower=carol.public, target=bob.public, at=1), carol.sign)
     forged = s.sign_follow(s.Follow(follower=carol.public, target=bob.public, at=2),
@@ -91,23 +88,21 @@ def test_forged_followers_are_dropped(tmp_path: Path) -> None:
                  f.FollowEntry(follow=with_fake, approval=fake_approval)]
         return [f.FollowItems(id=frame.id, user=frame.user, kind=frame.kind, items=items)]
 
-    async def main() -> None:
-        url, server = await hostile_relay(answer)
-        client = await make_client(tmp_path, url)
-        try:
-            got = await client.social._list(bob.public, "followers")
-            assert [v.user for v in got] == [carol.public]
-        finally:
-            await client.close()
-            server.close()
-
-    asyncio.run(main())
+    url, server = await hostile_relay(answer)
+    client = await make_client(tmp_path, url)
+    try:
+        got = await client.social._list(bob.public, "followers")
+        assert [v.user for v in got] == [carol.public]
+    finally:
+        await client.close()
+        server.close()
 
 
 # --- a removed follower stays removed (issue 21, item 2) -------------------------------------
 
 
-def test_a_replayed_approval_does_not_bring_a_removed_follower_back(tmp_path: Path) -> None:
+@pytest.mark.asyncio
+async def test_a_replayed_approval_does_not_bring_a_removed_follower_back(tmp_path: Path) -> None:
     """alice (private) approved carol, then removed her. The relay replays carol's old
     follow and alice's old approval: alice's client must not hand carol the rotated
     audience key, nor list her as a follower. An approval alice signs later counts."""
@@ -119,71 +114,68 @@ def test_a_replayed_approval_does_not_bring_a_removed_follower_back(tmp_path: Pa
     state: dict[str, object] = {}
     sent_to: list[bytes] = []
 
-    async def main() -> None:
-        url, server = None, None
+    url, server = None, None
 
-        async def answer(frame: f.Request) -> list[object]:
-            alice = state["alice"]
-            if isinstance(frame, f.ProfileGet):
-                profile = s.Profile(user=frame.user, updated_at=1, private=True)
-                return [f.ProfileInfo(id=frame.id, record=s.sign_profile(
-                    profile, alice.identity.sign))]  # type: ignore[attr-defined]
-            if isinstance(frame, f.FollowList):
-                items = [f.FollowEntry(follow=state["follow"],  # type: ignore[arg-type]
-                                       approval=state["approval"])]  # type: ignore[arg-type]
-                if frame.kind == "requests":
-                    items = []
-                return [f.FollowItems(id=frame.id, user=frame.user, kind=frame.kind,
-                                      items=items)]
-            if isinstance(frame, (f.Lookup, f.Whois)):
-                return [f.HandleInfo(id=frame.id, handle="carol", user=carol.public,
-                                     sig=carol.sign(handle_message("carol", carol.public)))]
-            if isinstance(frame, f.FetchBundle):
-                assert frame.user == carol.public
-                return [f.Bundle(id=frame.id, user=carol.public, spk=f.SignedPrekey(
-                    key_id=1, pub=carol_spk.public, sig=carol_spk.sig))]
-            if isinstance(frame, f.Send):
-                sent_to.append(frame.to)
-                return [f.Stored(id=frame.id, msg=frame.msg, seq=len(sent_to), at=1)]
-            if isinstance(frame, f.ApproveReq):
-                state["approval"] = frame.record  # an honest relay would serve this one
-                return [f.Ok(id=frame.id)]
-            # RemoveFollower: "done" (and the relay keeps serving the old records anyway)
-            assert isinstance(frame, f.RemoveFollower), frame
+    async def answer(frame: f.Request) -> list[object]:
+        alice = state["alice"]
+        if isinstance(frame, f.ProfileGet):
+            profile = s.Profile(user=frame.user, updated_at=1, private=True)
+            return [f.ProfileInfo(id=frame.id, record=s.sign_profile(
+                profile, alice.identity.sign))]  # type: ignore[attr-defined]
+        if isinstance(frame, f.FollowList):
+            items = [f.FollowEntry(follow=state["follow"],  # type: ignore[arg-type]
+                                   approval=state["approval"])]  # type: ignore[arg-type]
+            if frame.kind == "requests":
+                items = []
+            return [f.FollowItems(id=frame.id, user=frame.user, kind=frame.kind,
+                                  items=items)]
+        if isinstance(frame, (f.Lookup, f.Whois)):
+            return [f.HandleInfo(id=frame.id, handle="carol", user=carol.public,
+                                 sig=carol.sign(handle_message("carol", carol.public)))]
+        if isinstance(frame, f.FetchBundle):
+            assert frame.user == carol.public
+            return [f.Bundle(id=frame.id, user=carol.public, spk=f.SignedPrekey(
+                key_id=1, pub=carol_spk.public, sig=carol_spk.sig))]
+        if isinstance(frame, f.Send):
+            sent_to.append(frame.to)
+            return [f.Stored(id=frame.id, msg=frame.msg, seq=len(sent_to), at=1)]
+        if isinstance(frame, f.ApproveReq):
+            state["approval"] = frame.record  # an honest relay would serve this one
             return [f.Ok(id=frame.id)]
+        # RemoveFollower: "done" (and the relay keeps serving the old records anyway)
+        assert isinstance(frame, f.RemoveFollower), frame
+        return [f.Ok(id=frame.id)]
 
-        url, server = await hostile_relay(answer)
-        alice = await make_client(tmp_path, url)
-        state["alice"] = alice
-        state["follow"] = s.sign_follow(s.Follow(follower=carol.public,
-                                                 target=alice.user, at=100), carol.sign)
-        state["approval"] = s.sign_approval(s.Approval(owner=alice.user,
-                                                       follower=carol.public, at=200),
-                                            alice.identity.sign)
-        try:
-            k1 = await alice.social.sync_audience()
-            assert sent_to == [carol.public]  # an approved follower gets the key
-            assert await alice.cache.audience_members() == {carol.public: k1[0]}
+    url, server = await hostile_relay(answer)
+    alice = await make_client(tmp_path, url)
+    state["alice"] = alice
+    state["follow"] = s.sign_follow(s.Follow(follower=carol.public,
+                                             target=alice.user, at=100), carol.sign)
+    state["approval"] = s.sign_approval(s.Approval(owner=alice.user,
+                                                   follower=carol.public, at=200),
+                                        alice.identity.sign)
+    try:
+        k1 = await alice.social.sync_audience()
+        assert sent_to == [carol.public]  # an approved follower gets the key
+        assert await alice.cache.audience_members() == {carol.public: k1[0]}
 
-            await alice.social.remove_follower("carol")
-            k2 = await alice.cache.current_audience_key(alice.user)
-            assert k2 is not None and k2[0] != k1[0]  # rotated
-            assert sent_to == [carol.public]  # ...and not sent to carol
-            assert carol.public not in await alice.cache.audience_members()
-            again = await alice.social.sync_audience()  # any later check: the same
-            assert again == k2 and sent_to == [carol.public]
-            assert await alice.social.followers() == []
+        await alice.social.remove_follower("carol")
+        k2 = await alice.cache.current_audience_key(alice.user)
+        assert k2 is not None and k2[0] != k1[0]  # rotated
+        assert sent_to == [carol.public]  # ...and not sent to carol
+        assert carol.public not in await alice.cache.audience_members()
+        again = await alice.social.sync_audience()  # any later check: the same
+        assert again == k2 and sent_to == [carol.public]
+        assert await alice.social.followers() == []
 
-            # alice's own later approval is newer than her removal: carol is back.
-            await alice.social.approve("carol")
-            assert sent_to == [carol.public, carol.public]
-            assert await alice.cache.audience_members() == {carol.public: k2[0]}
-            assert [v.user for v in await alice.social.followers()] == [carol.public]
-        finally:
-            await alice.close()
-            server.close()
-
-    asyncio.run(main())
+        # alice's own later approval is newer than her removal: carol is back.
+        await alice.social.approve("carol")
+        assert sent_to == [carol.public, carol.public]
+        assert await alice.cache.audience_members() == {carol.public: k2[0]}
+        assert [v.user for v in await alice.social.followers()] == [carol.public]
+    finally:
+        await alice.close()
+        server.close()
 
 
 # --- one's own privacy comes from the local copy (security review H2) -------------------------

@@ -3,7 +3,6 @@ story, nor one by someone it wasn't asked about."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 from pathlib import Path
@@ -38,7 +37,8 @@ def redate(record: bytes) -> bytes:
                                                sig=signed.sig))
 
 
-def test_forged_and_tampered_stories_are_dropped(tmp_path: Path) -> None:
+@pytest.mark.asyncio
+async def test_forged_and_tampered_stories_are_dropped(tmp_path: Path) -> None:
     genuine = st.seal_story(story("genuine"), st.FOLLOWERS, KEY_ID, KEY, bob.sign)
     forged = st.seal_story(story("forged: send me ETH"), st.FOLLOWERS, KEY_ID, KEY,
                            mallory.sign)  # in bob's name, signed by mallory
@@ -57,27 +57,25 @@ def test_forged_and_tampered_stories_are_dropped(tmp_path: Path) -> None:
         records = [by_mallory, expired, redated, forged, genuine, b"\x93junk"]
         return [f.StoryItems(id=frame.id, records=records)]
 
-    async def main() -> None:
-        url, server = await hostile_relay(answer)
-        client = await make_client(tmp_path, url)
-        try:
-            await client.cache.put_audience_key(bob.public, KEY_ID, KEY, 0)
-            await client.cache.put_audience_key(mallory.public, KEY_ID, KEY, 0)
-            await client.cache.commit()
-            await client.stories.refresh([bob.public])
-            got = await client.stories._cached(None)
-            assert [v.text for v in got] == ["genuine"]
-            async with client.cache._db.execute("SELECT count(*) FROM stories") as cur:
-                assert await cur.fetchone() == (1,)  # nothing else was even kept
-            assert asked == [[bob.public]]
-        finally:
-            await client.close()
-            server.close()
-
-    asyncio.run(main())
+    url, server = await hostile_relay(answer)
+    client = await make_client(tmp_path, url)
+    try:
+        await client.cache.put_audience_key(bob.public, KEY_ID, KEY, 0)
+        await client.cache.put_audience_key(mallory.public, KEY_ID, KEY, 0)
+        await client.cache.commit()
+        await client.stories.refresh([bob.public])
+        got = await client.stories._cached(None)
+        assert [v.text for v in got] == ["genuine"]
+        async with client.cache._db.execute("SELECT count(*) FROM stories") as cur:
+            assert await cur.fetchone() == (1,)  # nothing else was even kept
+        assert asked == [[bob.public]]
+    finally:
+        await client.close()
+        server.close()
 
 
-def test_tampered_story_image_is_refused(tmp_path: Path) -> None:
+@pytest.mark.asyncio
+async def test_tampered_story_image_is_refused(tmp_path: Path) -> None:
     from tenchat.client.stories import StoryError
     from tenchat.common.crypto import media
 
@@ -100,27 +98,24 @@ def test_tampered_story_image_is_refused(tmp_path: Path) -> None:
         return [f.BlobData(id=frame.id, hash=frame.hash, offset=frame.offset, data=data,
                            size=len(served["blob"]))]
 
-    async def main() -> None:
-        url, server = await hostile_relay(answer)
-        client = await make_client(tmp_path, url)
-        try:
-            await client.cache.put_audience_key(bob.public, KEY_ID, KEY, 0)
-            await client.cache.commit()
-            # incognito: this fake relay serves no prekeys to send a receipt with
-            await client.set_setting("incognito", True)
-            await client.stories.refresh([bob.public])
-            story_id = st.open_story(record).id
-            flipped = bytearray(blob)
-            flipped[100] ^= 1
-            served["blob"] = bytes(flipped)
-            with pytest.raises(StoryError, match="tampered"):
-                await client.stories.open_story(story_id)
-            assert (await client.cache.story(story_id, 0))[2] is False  # type: ignore[index]
-            served["blob"] = blob  # the genuine blob opens
-            opened = await client.stories.open_story(story_id)
-            assert opened.image == image and opened.seen
-        finally:
-            await client.close()
-            server.close()
-
-    asyncio.run(main())
+    url, server = await hostile_relay(answer)
+    client = await make_client(tmp_path, url)
+    try:
+        await client.cache.put_audience_key(bob.public, KEY_ID, KEY, 0)
+        await client.cache.commit()
+        # incognito: this fake relay serves no prekeys to send a receipt with
+        await client.set_setting("incognito", True)
+        await client.stories.refresh([bob.public])
+        story_id = st.open_story(record).id
+        flipped = bytearray(blob)
+        flipped[100] ^= 1
+        served["blob"] = bytes(flipped)
+        with pytest.raises(StoryError, match="tampered"):
+            await client.stories.open_story(story_id)
+        assert (await client.cache.story(story_id, 0))[2] is False  # type: ignore[index]
+        served["blob"] = blob  # the genuine blob opens
+        opened = await client.stories.open_story(story_id)
+        assert opened.image == image and opened.seen
+    finally:
+        await client.close()
+        server.close()

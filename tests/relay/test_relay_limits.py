@@ -234,7 +234,9 @@ async def test_connections_per_address_capped(capped_relay: RelayProcess) -> Non
 @pytest.mark.slow
 @async_test
 async def test_queue_max_refuses_then_recovers(tmp_path: Path) -> None:
-    with RelayProcess(tmp_path / "data", args=["--queue-max", "3"]) as relay:
+    # one sender fills the queue here: no per-sender share (tested in test_relay_trust)
+    with RelayProcess(tmp_path / "data", args=["--queue-max", "3"],
+                      env={"TENCHAT_RELAY_QUEUE_SHARE": "100"}) as relay:
         async with logged_in(relay.url) as (alice, bob):
             ids = [msg_id() for _ in range(3)]
             stored = [await alice.call(Send, to=bob.user, msg=ids[i], body=b"%d" % i)
@@ -260,7 +262,8 @@ async def test_queue_max_refuses_then_recovers(tmp_path: Path) -> None:
 @pytest.mark.slow
 @async_test
 async def test_queue_bytes_refuses_then_recovers(tmp_path: Path) -> None:
-    with RelayProcess(tmp_path / "data", args=["--queue-bytes", "2500"]) as relay:
+    with RelayProcess(tmp_path / "data", args=["--queue-bytes", "2500"],
+                      env={"TENCHAT_RELAY_QUEUE_SHARE": "100"}) as relay:
         async with logged_in(relay.url) as (alice, bob):
             for _ in range(2):
                 assert isinstance(await alice.call(Send, to=bob.user, msg=msg_id(),

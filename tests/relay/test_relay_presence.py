@@ -1,13 +1,14 @@
 """Presence: a user is online while a connection of theirs is subscribed; watchers get
-pushes on each change, and only for the users they watch."""
+pushes on each change, and only for the users they watch (and who have written to them:
+presence is for contacts, see tests/relay/test_relay_trust.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from tenchat.common.frames import Presence, PresenceState, Subscribe, Watch
+from tenchat.common.frames import Presence, PresenceState, Send, Stored, Subscribe, Watch
 from tests.support.relay import RelayProcess
-from tests.support.wsclient import RelayClient, async_test, logged_in, new_key
+from tests.support.wsclient import RelayClient, async_test, logged_in, msg_id, new_key
 
 pytestmark = pytest.mark.slow
 
@@ -15,6 +16,9 @@ pytestmark = pytest.mark.slow
 @async_test
 async def test_presence_pushes_to_watchers(relay: RelayProcess) -> None:
     async with logged_in(relay.url, 3) as (alice, bob, carol):
+        for friend in (bob, carol):  # contacts of alice's: they have written to her
+            stored = await friend.call(Send, to=alice.user, msg=msg_id(), body=b"hi")
+            assert isinstance(stored, Stored), stored
         state = await alice.call(Watch, users=[bob.user])
         assert isinstance(state, PresenceState) and state.online == []
 

@@ -495,3 +495,28 @@ def test_cli_hide_presence_reaches_the_relay_both_ways(tmp_path: Path) -> None:
         assert db_rows(relay, hidden, (user,)) == [(1,)]
     finally:
         gen.close()
+
+
+@pytest.mark.slow
+def test_cli_react_post_refuses_non_emoji_and_reports_the_limit(tmp_path: Path) -> None:
+    from tests.conftest import Cli
+
+    relay = next(gen := start(tmp_path))
+    try:
+        cli = Cli(tmp_path, relay)
+        for name in ("alice", "bob"):
+            cli(name, "init", "--handle", name)
+        cli("bob", "follow", "alice")
+        pid = cli("alice", "--json", "post", "hello").json()["id"]
+        res = cli("bob", "react-post", pid, "BUY NOW", check=False)
+        assert res.code == 2 and res.err.startswith("error: ") and "one emoji" in res.err
+        assert "Traceback" not in res.err
+        for emoji in ("👍", "🎉", "❤️"):
+            cli("bob", "react-post", pid, emoji)
+        res = cli("bob", "react-post", pid, "😀", check=False)
+        assert res.code == 1 and "3 reactions" in res.err and "Traceback" not in res.err
+        assert len(res.err.strip().splitlines()) == 1
+        cli("bob", "react-post", pid, "👍", "--remove")  # room for another
+        cli("bob", "react-post", pid, "😀")
+    finally:
+        gen.close()

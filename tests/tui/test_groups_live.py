@@ -73,9 +73,11 @@ async def test_group_from_the_tui_and_message_actions(cli: Cli, relay: RelayProc
             await eventually(
                 lambda: _reactions(bob, group, posted.id, {"👍": 1}), "the reaction at bob")
             await until(pilot, lambda: "👍 1" in screen_text(app))
-            # edit our reply
-            await pilot.press("down")
-            assert log.selected_id == reply.id
+            # edit our reply: reacting ended selecting, so Up (from the composer) selects
+            # the newest message — our reply
+            await until(pilot, lambda: chat.query_one("#composer").has_focus)
+            await pilot.press("up")
+            await until(pilot, lambda: log.selected_id == reply.id)
             await pilot.press("E")
             await until(pilot, lambda: chat.editing == reply.id)
             await pilot.press(*" (edited)", "enter")

@@ -103,10 +103,10 @@ async def test_select_reply_edit_modes_and_escape(tmp_path: Path) -> None:
         await pilot.press("escape")
         assert chat.reply_to is None and not bar.display
         # E on someone else's message: refused in the UI
-        await pilot.press("ctrl+up")  # back to the messages; the selection stays
-        assert log.has_focus and log.selected_id == mid(4, "team")
-        await pilot.press("E")
-        assert chat.editing is None
+        await pilot.press("ctrl+up")  # back to the messages: the newest again, not the old
+        assert log.has_focus and log.selected_id == mid(5, "team")
+        await pilot.press("up", "E")
+        assert chat.editing is None and log.selected_id == mid(4, "team")
         await pilot.press("up", "up", "E")  # our "same here" (09:02)
         await until(pilot, lambda: chat.editing == mid(2, "team"))
         assert chat.query_one("#composer").text == "same here; I'll bring the notes"
@@ -122,7 +122,7 @@ async def test_mention_notifies_in_a_muted_group_but_not_in_dnd(tmp_path: Path) 
         chat = await group_chat(pilot, app)
         await pilot.press("alt+m")
         await until(pilot, lambda: chat.conversations[GROUP].muted, what="muted")
-        await pilot.press("alt+down")  # look at another conversation
+        await pilot.press("ctrl+pagedown")  # look at another conversation
         await until(pilot, lambda: chat.peer != GROUP)
 
         def post(n: int, text: str, mention: bool) -> None:
@@ -148,7 +148,7 @@ async def test_timer_action_sets_the_conversation_timer(tmp_path: Path) -> None:
     app = tui(tmp_path, DEAD_RELAY, run_client=False)
     async with app.run_test(size=SIZE) as pilot:
         chat = await group_chat(pilot, app)
-        await pilot.press("alt+down")  # @bob (1:1)
+        await pilot.press("ctrl+pagedown")  # @bob (1:1)
         await until(pilot, lambda: chat.peer == user("bob"))
         await pilot.press("alt+t")
         await until(pilot, lambda: isinstance(app.screen, TimerScreen))

@@ -85,11 +85,11 @@ async def test_typing_indicator_bell_and_mute(cli: Cli, relay: RelayProcess) -> 
             rung = app.notifier.rung
             await in_thread(cli, "carol", "send", "alice", "ring")  # not in view: bell
             await until(pilot, lambda: app.notifier.rung == rung + 1, what="bell")
-            await pilot.press("alt+down")  # to carol
+            await pilot.press("ctrl+pagedown")  # to carol
             await until(pilot, lambda: chat.peer != bob_peer)
             await pilot.press("alt+m")
             await until(pilot, lambda: chat.conversations[chat.peer].muted, what="muted")
-            await pilot.press("alt+up")  # back to bob
+            await pilot.press("ctrl+pageup")  # back to bob
             await until(pilot, lambda: chat.peer == bob_peer)
             await in_thread(cli, "carol", "send", "alice", "quiet")
             await until(pilot, lambda: any(c.last and c.last.text == "quiet"
@@ -156,12 +156,12 @@ async def test_first_run_new_chat_block_and_verify(cli: Cli, relay: RelayProcess
         assert " ".join(theirs["safety_number"].split()[:6]) in screen_text(app)
         await pilot.press("escape")
 
-        await pilot.press("alt+b")
+        await pilot.press("f12")
         await until(pilot, lambda: chat.conversations[chat.peer].blocked, what="blocked")
         await pilot.press(*"nope", "enter")
         await until(pilot, lambda: "blocked" in screen_text(app))
         assert mine(log, "nope") is None
-        await pilot.press("alt+b")
+        await pilot.press("f12")
         await until(pilot, lambda: not chat.conversations[chat.peer].blocked, what="unblocked")
     got = (await in_thread(cli, "bob", "--json", "inbox")).json_lines()
     assert [m["text"] for m in got] == ["hello from the first run"]

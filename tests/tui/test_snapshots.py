@@ -93,11 +93,22 @@ def test_group_chat(snap_compare: Any, tmp_path: Path, size: tuple[int, int]) ->
 
 @pytest.mark.parametrize("size", SIZES)
 def test_group_members(snap_compare: Any, tmp_path: Path, size: tuple[int, int]) -> None:
-    """The member panel (Alt+G) next to the group, a message selected."""
+    """The member panel (F6) next to the group, its second member highlighted."""
     async def before(pilot: Any) -> None:
         await still(pilot)
-        await pilot.press("up", "up", "alt+g", "down")
+        await pilot.press("f6", "down")
         await still(pilot)
 
     assert snap_compare(app_for(build_sync(tmp_path, group=True)), terminal_size=size,
                         run_before=before)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_selecting(snap_compare: Any, tmp_path: Path, size: tuple[int, int]) -> None:
+    """Selecting messages is a mode: the marker on the message, SELECT and its keys below."""
+    async def before(pilot: Any) -> None:
+        await still(pilot)
+        await pilot.press("up", "up")
+        await still(pilot)
+
+    assert snap_compare(app_for(build_sync(tmp_path)), terminal_size=size, run_before=before)

@@ -105,6 +105,9 @@ async def test_profile_follow_and_approve_from_tui(cli: Cli, relay: RelayProcess
         own = await until(pilot, lambda: isinstance(app.screen, ProfileScreen) and app.screen)
         await until(pilot, lambda: "@carol asks to follow you" in screen_text(app),
                     what="request listed")
+        # no display name: the handle is the heading, once (not "@alice" over "@alice")
+        info = str(own.query_one("#profile-info").render())
+        assert info.count("@alice") == 1, info
         await pilot.press("a")
         await until(pilot, lambda: "No requests waiting" in screen_text(app)
                     and "1 follower" in screen_text(app), what="approved")

@@ -128,10 +128,10 @@ def _closed_port() -> int:
     return free_port()
 
 
-def test_gift_amounts_come_from_the_chain(cli: Cli, anvil: Anvil) -> None:
+@pytest.mark.asyncio
+async def test_gift_amounts_come_from_the_chain(cli: Cli, anvil: Anvil) -> None:
     """A gift message naming someone else's transaction, or a reverted one, is not a gift:
     bob's client marks it failed (the message carries no amount to believe)."""
-    import asyncio
     import os
 
     from eth_account import Account
@@ -170,7 +170,7 @@ def test_gift_amounts_come_from_the_chain(cli: Cli, anvil: Anvil) -> None:
 
     os.environ.update(anvil.env())
     try:
-        asyncio.run(send_fake_gifts())
+        await send_fake_gifts()
     finally:
         for k in anvil.env():
             os.environ.pop(k, None)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -70,78 +69,72 @@ def answers(records: list[bytes]):  # type: ignore[no-untyped-def]
     return answer
 
 
-def test_only_genuine_bindings_are_shown(tmp_path: Path) -> None:
-    async def main() -> None:
-        box: list[bytes] = []
-        url, server = await hostile_relay(answers(box))
-        genuine, forged = records(relay_origin(url))
-        box += [*forged.values(), genuine]
-        client = await make_client(tmp_path, url)
-        try:
-            shown = await client.wallet.verified_wallets(bob.public)
-            assert [v.address for v in shown] == [Account.from_key(BOB_WALLET).address]
-        finally:
-            await client.close()
-            server.close()
-
-    asyncio.run(main())
+@pytest.mark.asyncio
+async def test_only_genuine_bindings_are_shown(tmp_path: Path) -> None:
+    box: list[bytes] = []
+    url, server = await hostile_relay(answers(box))
+    genuine, forged = records(relay_origin(url))
+    box += [*forged.values(), genuine]
+    client = await make_client(tmp_path, url)
+    try:
+        shown = await client.wallet.verified_wallets(bob.public)
+        assert [v.address for v in shown] == [Account.from_key(BOB_WALLET).address]
+    finally:
+        await client.close()
+        server.close()
 
 
 @pytest.mark.parametrize("name", FORGED)
-def test_a_gift_never_goes_to_a_forged_binding(tmp_path: Path, name: str) -> None:
-    async def main() -> None:
-        box: list[bytes] = []
-        url, server = await hostile_relay(answers(box))
-        box.append(records(relay_origin(url))[1][name])
-        client = await make_client(tmp_path, url)
-        try:
-            await client.wallet.import_key(Account.create().key.hex())
-            with pytest.raises(WalletError, match="has no verified wallet linked"):
-                await client.wallet.plan_gift("bob", "0.5", chain="ethereum")
-        finally:
-            await client.close()
-            server.close()
-
-    asyncio.run(main())
+@pytest.mark.asyncio
+async def test_a_gift_never_goes_to_a_forged_binding(tmp_path: Path, name: str) -> None:
+    box: list[bytes] = []
+    url, server = await hostile_relay(answers(box))
+    box.append(records(relay_origin(url))[1][name])
+    client = await make_client(tmp_path, url)
+    try:
+        await client.wallet.import_key(Account.create().key.hex())
+        with pytest.raises(WalletError, match="has no verified wallet linked"):
+            await client.wallet.plan_gift("bob", "0.5", chain="ethereum")
+    finally:
+        await client.close()
+        server.close()
 
 
-def test_an_unlinked_wallet_stays_unlinked_whatever_the_relay_keeps(tmp_path: Path) -> None:
+@pytest.mark.asyncio
+async def test_an_unlinked_wallet_stays_unlinked_whatever_the_relay_keeps(tmp_path: Path) -> None:
     """The relay "forgets" the unlink and keeps serving the old (unexpired) binding: the
     owner's client neither shows it as linked nor renews it."""
-    async def main() -> None:
-        box: list[bytes] = []
-        puts: list[bytes] = []
+    box: list[bytes] = []
+    puts: list[bytes] = []
 
-        async def answer(frame: f.Request) -> list[object]:
-            if isinstance(frame, f.WalletsGet):
-                return [f.WalletLinks(id=frame.id, user=frame.user, records=box)]
-            if isinstance(frame, f.WalletLinkPut):
-                puts.append(frame.record)
-                return [f.Ok(id=frame.id)]
-            assert isinstance(frame, f.WalletUnlink)
-            return [f.Ok(id=frame.id)]  # and keeps the record anyway
+    async def answer(frame: f.Request) -> list[object]:
+        if isinstance(frame, f.WalletsGet):
+            return [f.WalletLinks(id=frame.id, user=frame.user, records=box)]
+        if isinstance(frame, f.WalletLinkPut):
+            puts.append(frame.record)
+            return [f.Ok(id=frame.id)]
+        assert isinstance(frame, f.WalletUnlink)
+        return [f.Ok(id=frame.id)]  # and keeps the record anyway
 
-        url, server = await hostile_relay(answer)
-        client = await make_client(tmp_path, url)
-        wallet = bytes(Account.create().key)
-        address = Account.from_key(wallet).address
-        # our own binding, 15 days old: due for renewal
-        box.append(link_record(client.user, client.identity.sign, wallet, relay_origin(url),
-                               when=datetime.now(UTC) - 15 * DAY))
-        try:
-            mine = await client.wallet.verified_wallets(client.user)
-            assert [v.address for v in mine] == [address]
-            assert await client.wallet.renew_links() == [address]  # renewed while linked
-            assert len(puts) == 1
-            renewed = w.open_link(puts[0], origins={relay_origin(url)},
-                                  now=datetime.now(UTC))
-            assert renewed.expires > mine[0].expires
-            await client.wallet.unlink(address)
-            assert await client.wallet.verified_wallets(client.user) == []
-            assert await client.wallet.renew_links() == []  # never renewed again
-            assert len(puts) == 1
-        finally:
-            await client.close()
-            server.close()
-
-    asyncio.run(main())
+    url, server = await hostile_relay(answer)
+    client = await make_client(tmp_path, url)
+    wallet = bytes(Account.create().key)
+    address = Account.from_key(wallet).address
+    # our own binding, 15 days old: due for renewal
+    box.append(link_record(client.user, client.identity.sign, wallet, relay_origin(url),
+                           when=datetime.now(UTC) - 15 * DAY))
+    try:
+        mine = await client.wallet.verified_wallets(client.user)
+        assert [v.address for v in mine] == [address]
+        assert await client.wallet.renew_links() == [address]  # renewed while linked
+        assert len(puts) == 1
+        renewed = w.open_link(puts[0], origins={relay_origin(url)},
+                              now=datetime.now(UTC))
+        assert renewed.expires > mine[0].expires
+        await client.wallet.unlink(address)
+        assert await client.wallet.verified_wallets(client.user) == []
+        assert await client.wallet.renew_links() == []  # never renewed again
+        assert len(puts) == 1
+    finally:
+        await client.close()
+        server.close()

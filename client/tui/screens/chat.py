@@ -5,9 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import shlex
+import subprocess
+import tempfile
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -16,6 +22,7 @@ from textual.css.query import NoMatches
 from textual.message import Message
 from textual.screen import Screen
 from textual.timer import Timer
+from textual.widgets import Static, TextArea
 
 from ....common.errors import TenchatError
 from ...events import (
@@ -27,7 +34,7 @@ from ...events import (
     StatusChanged,
     TypingChanged,
 )
-from .. import render
+from .. import render, slash
 from ..keys import CHAT_KEYS
 from ..widgets.composer import Composer
 from ..widgets.conversation_header import ConversationHeader
@@ -91,6 +98,7 @@ class ChatScreen(Screen[None]):
                 yield ConversationHeader(id="header")
                 yield MessageLog(id="messages", tz=self.tenchat.tz, today=self.tenchat.today)
                 yield ReplyBar(id="reply")
+                yield Static(id="slash-hint")
                 yield Composer(id="composer")
             yield MemberPanel(id="member-panel")
         yield StatusBar(id="status")
@@ -300,8 +308,35 @@ class ChatScreen(Screen[None]):
             await self.open_conversation(event.peer)
         self.query_one(Composer).focus()
 
+    @on(TextArea.Changed, "#composer")
+    def _slash_hint(self, event: TextArea.Changed) -> None:
+        """Typing a slash command: the commands that match, with their arguments."""
+        hint = self.query_one("#slash-hint", Static)
+        text = event.text_area.text
+        parsed = slash.parse(text) if "\n" not in text else None
+        if parsed is None:
+            hint.display = False
+            return
+        name, _args = parsed
+        typed_whole = " " in text or "\t" in text
+        found = ([slash.COMMANDS[name]] if typed_whole and name in slash.COMMANDS
+                 else slash.matching(name))
+        if not found:
+            hint.update(Text("no such command — /help lists them; // sends a slash"))
+        else:  # Text, not markup: "[@handle]" is no tag
+            hint.update(Text("   ".join(f"/{c.name} {c.usage}".rstrip() + (
+                f" — {c.description}" if len(found) == 1 else "") for c in found[:12])
+                + ("   · Tab completes" if not typed_whole else "")))
+        hint.display = True
+
     @on(Composer.Submitted)
     async def _submitted(self, event: Composer.Submitted) -> None:
+        command = slash.parse(event.text)
+        if command is not None:
+            self.query_one("#slash-hint", Static).display = False
+            await slash.run(self, *command)
+            return
+        event.text = slash.unescape(event.text)
         if self.peer is None:
             self.notify("Open a conversation first (Ctrl+N starts one).", severity="warning")
             if not event.composer.text:
@@ -334,7 +369,24 @@ class ChatScreen(Screen[None]):
 
     @on(Composer.SelectLast)
     def _select_last(self) -> None:
-        self.action_focus_messages()
+        log_widget = self.query_one(MessageLog)
+        log_widget.focus()
+        log_widget.select_newest()
+
+    @on(MessageLog.Selecting)
+    def _selecting(self, event: MessageLog.Selecting) -> None:
+        self.query_one(StatusBar).selecting = event.active
+
+    @on(MessageLog.Typed)
+    def _typed_while_selecting(self, event: MessageLog.Typed) -> None:
+        composer = self.query_one(Composer)
+        composer.insert(event.text)
+        composer.focus()
+
+    @on(MessageLog.Back)
+    def _back_to_composer(self) -> None:
+        self.query_one(MessageLog).end_selection()
+        self.query_one(Composer).focus()
 
     @on(MessageLog.Act)
     def _act(self, event: MessageLog.Act) -> None:
@@ -344,12 +396,14 @@ class ChatScreen(Screen[None]):
             return
         author = log_widget.author(row)
         first = render.preview(row.text, 50) if not row.deleted else "message deleted"
+        back = self._back_to_composer  # an action ends selecting; a refusal doesn't
         match event.action:
             case "reply":
                 if row.deleted:
                     self.notify("That message was deleted.", severity="warning")
                     return
                 self.editing = None
+                back()
                 self.reply_to = row.id
                 self.query_one(ReplyBar).text = f"↳ replying to @{author}: {first}"
                 self.query_one(Composer).focus()
@@ -357,6 +411,7 @@ class ChatScreen(Screen[None]):
                 if not row.outgoing or row.deleted:
                     self.notify("You can only edit your own messages.", severity="warning")
                     return
+                back()
                 self.reply_to = None
                 self.editing = row.id
                 self.query_one(ReplyBar).text = "✎ editing your message — Enter saves"
@@ -367,6 +422,7 @@ class ChatScreen(Screen[None]):
             case "react":
                 if row.deleted:
                     return
+                back()
                 from .react import ReactScreen
 
                 def chosen(emoji: str | None) -> None:
@@ -378,6 +434,7 @@ class ChatScreen(Screen[None]):
                 if not row.outgoing or row.deleted:
                     self.notify("You can only delete your own messages.", severity="warning")
                     return
+                back()
                 from .confirm import ConfirmScreen
 
                 def confirmed(yes: bool | None) -> None:
@@ -391,8 +448,10 @@ class ChatScreen(Screen[None]):
                                         self.group_info.my_role not in ("owner", "admin")):
                     self.notify("Only group admins may pin messages.", severity="warning")
                     return
+                back()
                 self._run_action(self.client.pin(peer, row.id, not row.pinned))
             case "open_attachment":
+                back()
                 from .social_actions import open_attachment
 
                 self.run_worker(open_attachment(self, peer, row), group="attachment")
@@ -404,6 +463,7 @@ class ChatScreen(Screen[None]):
                 if poll.closed:
                     self.notify("This poll is closed.", severity="warning")
                     return
+                back()
                 from .vote import VoteScreen
 
                 def voted(choices: list[int] | None) -> None:
@@ -416,6 +476,7 @@ class ChatScreen(Screen[None]):
                 if poll is None or poll.creator != self.client.user or poll.closed:
                     self.notify("You can only close your own open polls.", severity="warning")
                     return
+                back()
                 from .confirm import ConfirmScreen
 
                 def close(yes: bool | None) -> None:
@@ -656,7 +717,9 @@ class ChatScreen(Screen[None]):
 
     # --- actions (keys and command palette) -------------------------------------------------
 
-    def action_search(self) -> None:
+    def action_search(self, query: str = "") -> None:
+        from textual.widgets import Input
+
         from .search import SearchScreen
 
         def jump(hit: Any) -> None:
@@ -665,7 +728,16 @@ class ChatScreen(Screen[None]):
                                                        focus_key=hit.message.key,
                                                        focus_id=hit.message.id))
 
-        self.app.push_screen(SearchScreen(self.client, self.peer, self.conversations), jump)
+        screen = SearchScreen(self.client, self.peer, self.conversations)
+        self.app.push_screen(screen, jump)
+        if query:
+            def fill() -> None:
+                with contextlib.suppress(NoMatches):
+                    field = screen.query_one("#query", Input)
+                    field.value = query
+                    field.cursor_position = len(query)
+
+            screen.call_after_refresh(fill)
 
     def action_new_chat(self) -> None:
         from .new_chat import NewChatScreen
@@ -738,6 +810,39 @@ class ChatScreen(Screen[None]):
         self.query_one(StatusBar).dnd = on_
         self.notify("Do not disturb: " + ("on" if on_ else "off"))
 
+    def action_external_editor(self) -> None:
+        """The draft in $VISUAL / $EDITOR (vi if neither is set); what is saved comes back
+        into the composer. The draft lives in a private temporary file while the editor
+        runs, and is deleted right after."""
+        from textual.app import SuspendNotSupported
+
+        composer = self.query_one(Composer)
+        editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+        fd, name = tempfile.mkstemp(prefix="tenchat-draft-", suffix=".txt")  # mode 0600
+        path = Path(name)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as draft:
+                draft.write(composer.text)
+            try:
+                with self.app.suspend():
+                    code = subprocess.call([*shlex.split(editor), str(path)])
+            except SuspendNotSupported:
+                self.notify("This terminal can't hand over to an editor.", severity="warning")
+                return
+            except OSError as exc:
+                self.notify(f"Could not start {editor}: {exc.strerror}", severity="error")
+                return
+            if code != 0:
+                self.notify(f"{editor} exited with {code}; the draft is unchanged.",
+                            severity="warning")
+                return
+            text = path.read_text(encoding="utf-8").rstrip("\n")
+        finally:
+            path.unlink(missing_ok=True)
+        composer.load_text(text)
+        composer.move_cursor(composer.document.end)
+        composer.focus()
+
     def action_focus_composer(self) -> None:
         self.query_one(Composer).focus()
 
@@ -745,7 +850,21 @@ class ChatScreen(Screen[None]):
         log_widget = self.query_one(MessageLog)
         log_widget.focus()
         if log_widget.selected is None:
-            log_widget.action_scroll_older()
+            log_widget.select_newest()
+
+    async def action_next_unread(self) -> None:
+        """The next conversation (in list order, after the open one) with unread messages."""
+        order = self.query_one(ConversationList).peers()
+        if self.peer in order:
+            i = order.index(self.peer)
+            order = order[i + 1:] + order[:i]
+        peer = next((p for p in order if (c := self.conversations.get(p)) is not None
+                     and c.unread and p != self.peer), None)
+        if peer is None:
+            self.notify("No unread messages.")
+            return
+        await self.open_conversation(peer)
+        self.query_one(Composer).focus()
 
     def action_focus_list(self) -> None:
         if self._cancel_compose_mode():

@@ -100,9 +100,11 @@ class ProfileScreen(Screen[None]):
             return
         profile = self.view.profile
         out = Text()
-        out.append(for_terminal(profile.display_name if profile and profile.display_name else
-                    f"@{self.view.handle}"), "bold")
-        out.append(f"\n@{self.view.handle}", "dim")
+        if profile and profile.display_name:  # no name: the handle once, as the heading
+            out.append(for_terminal(profile.display_name), "bold")
+            out.append(f"\n@{self.view.handle}", "dim")
+        else:
+            out.append(f"@{self.view.handle}", "bold")
         if self._private():
             out.append(" · 🔒 private account", "dim")
         out.append("\n\n")

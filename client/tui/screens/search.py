@@ -14,6 +14,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
+from ....common.errors import TenchatError
 from .. import render
 
 __all__ = ["SearchScreen"]
@@ -90,10 +91,16 @@ class SearchScreen(ModalScreen[Any]):
         peer = self.peer if self.here_only else None
         self.hits = await self.client.search(query, peer=peer, limit=50)
         options = []
+        authors: dict[bytes, str] = {}
         for i, hit in enumerate(self.hits):
             row = hit.message
-            who = "you" if row.outgoing else (hit.handle or "?")
-            where = f"@{hit.handle or '?'}"
+            if len(row.peer) == 16:  # a group: its name, and who wrote the message
+                conv = self.conversations.get(row.peer)
+                where = f"# {conv.title}" if conv is not None and conv.title else "# group"
+                who = "you" if row.outgoing else await self._author(row.sender, authors)
+            else:
+                who = "you" if row.outgoing else (hit.handle or "?")
+                where = f"@{hit.handle or '?'}"
             line = Text(no_wrap=True, overflow="ellipsis")
             line.append(f"{where:<14}", "bold")
             line.append(render.local_dt(row.sent_at, self.app.tz).strftime("%Y-%m-%d %H:%M"),  # type: ignore[attr-defined]
@@ -105,6 +112,16 @@ class SearchScreen(ModalScreen[Any]):
         results.clear_options()
         results.add_options(options or [Option(Text("no matches", "dim italic"),
                                                disabled=True)])
+
+    async def _author(self, user: bytes | None, known: dict[bytes, str]) -> str:
+        if user is None:
+            return "?"
+        if user not in known:
+            try:
+                known[user] = await self.client.display_name(user)
+            except (TenchatError, OSError):  # unknown: still a result worth showing
+                known[user] = "?"
+        return known[user]
 
     @on(OptionList.OptionSelected, "#results")
     def _chosen(self, event: OptionList.OptionSelected) -> None:

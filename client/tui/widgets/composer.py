@@ -8,6 +8,8 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import TextArea
 
+from ..keys import CHAT_KEYS
+
 __all__ = ["Composer"]
 
 
@@ -23,6 +25,12 @@ class Composer(TextArea):
                 show=False),
         Binding("up", "select_last", "Select the latest message", id="select_last",
                 show=False),
+        Binding("tab", "complete", "Complete a slash command", id="complete", show=False),
+        # TextArea binds some of the chat's keys (F6 select line, F7 select all,
+        # Ctrl+PgUp/PgDn scroll sideways): from the composer they are the chat's.
+        *(Binding(key, f"screen.{spec.id}", show=False, id=spec.id)
+          for spec in CHAT_KEYS for key in spec.key.split(",")
+          if key in TextArea._merge_bindings().key_to_bindings),
     ]
     _IN_ORDER = frozenset({"send", "newline"})
 
@@ -43,15 +51,22 @@ class Composer(TextArea):
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes, soft_wrap=True, show_line_numbers=False,
                          tab_behavior="focus", compact=True)
-        self.placeholder = "Write a message — Enter sends, Ctrl+J new line"
+        self.placeholder = "Write a message — Enter sends, Ctrl+J new line, /help commands"
 
     async def _on_key(self, event: events.Key) -> None:
-        for binding in self._bindings.key_to_bindings.get(event.key, ()):
+        own = self._bindings.key_to_bindings.get(event.key, ())
+        for binding in own:
             if binding.action in self._IN_ORDER:
                 event.prevent_default()
                 event.stop()
                 await self.run_action(binding.action)
                 return
+        if event.key.startswith("alt+") and not own:
+            # Alt+letter arrives as ESC then the letter, with the letter as its character:
+            # TextArea would type it. It is a shortcut (or nothing): let it bubble up to
+            # the bindings, and type nothing.
+            event.prevent_default()
+            return
         await super()._on_key(event)
 
     def action_send(self) -> None:
@@ -60,6 +75,17 @@ class Composer(TextArea):
             # Clear here, in key order: keys after Enter belong to the next message.
             self.clear()
             self.post_message(self.Submitted(self, text))
+
+    def action_complete(self) -> None:
+        """Tab: complete a slash command's name; elsewhere the next widget."""
+        from ..slash import complete
+
+        done = complete(self.text)
+        if done is None:
+            self.screen.focus_next()
+        elif done != self.text:
+            self.load_text(done)
+            self.move_cursor(self.document.end)
 
     def action_newline(self) -> None:
         self.insert("\n")
@@ -74,6 +100,6 @@ class Composer(TextArea):
         if self.text:
             self.post_message(self.Typing())
 
-    async def _on_paste(self, event: events.Paste) -> None:
-        # Keep pasted line breaks as they are (they would otherwise be Enter presses).
-        await super()._on_paste(event)
+    # No _on_paste here: TextArea's handler inserts a paste as it is (line breaks kept),
+    # and Textual calls every class's handler along the MRO — an override that called
+    # super() as well inserted each paste twice.

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from rich.cells import cell_len
+from rich.cells import cell_len, set_cell_size
 from rich.text import Text
 from textual import on
 from textual.message import Message
@@ -48,6 +48,10 @@ class ConversationList(OptionList):
         (self.typing.add if active else self.typing.discard)(peer)
         self._rebuild(self._highlighted_peer())
 
+    def peers(self) -> list[bytes]:
+        """The conversations in the order shown."""
+        return [c.peer for c in self.conversations]
+
     def neighbour(self, peer: bytes | None, step: int) -> bytes | None:
         peers = [c.peer for c in self.conversations]
         if not peers:
@@ -86,8 +90,10 @@ class ConversationList(OptionList):
         head = Text(no_wrap=True, overflow="ellipsis")
         head.append(dot[0] + " ", dot[1])
         room = width - 2 - len(unread) - (cell_len(marks) + 1 if marks else 0)
-        head.append(name[:room], "bold" if conv.unread else "")
-        pad = width - 2 - min(len(name), room) - len(unread) - (cell_len(marks) + 1 if marks else 0)
+        name = render.steady(name)  # a group's name may hold emoji
+        shown = name if cell_len(name) <= room else set_cell_size(name, max(room, 0))
+        head.append(shown, "bold" if conv.unread else "")
+        pad = width - 2 - cell_len(shown) - len(unread) - (cell_len(marks) + 1 if marks else 0)
         head.append(" " * max(pad, 1))
         if marks:
             head.append(marks + " ", "dim")
@@ -102,7 +108,9 @@ class ConversationList(OptionList):
             style = "dim"
         else:
             line, style = "no messages yet", "dim italic"
-        tail = Text("  " + render.preview(line, width - 2), style=style, no_wrap=True,
+        # steady: the divider is drawn right after this line, so no emoji of unsure width
+        tail = Text("  " + render.preview(render.steady(line), width - 2), style=style,
+                    no_wrap=True,
                     overflow="ellipsis")
         return Text("\n").join([head, tail])
 

@@ -48,7 +48,7 @@ def allowed(action: str, my_role: str | None, target_role: str | None, is_me: bo
 
 
 class MemberPanel(Vertical, can_focus=False):
-    """Right of the messages; Alt+G shows and hides it."""
+    """Right of the messages; F6 (or Alt+G) shows and hides it."""
 
     BINDINGS = [Binding(spec.key, spec.id, spec.description, id=spec.id, show=False)
                 for spec in MEMBER_KEYS]

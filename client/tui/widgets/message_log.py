@@ -10,7 +10,12 @@ line of the message they answer, and a line under a message lists its reactions,
 "edited", the pin and, for our group messages, "seen by N". A poll shows as a card
 (options, counts, bars, our vote); a sticker as a half-block picture. Up/Down move a
 selection cursor; the keys of :data:`keys.MESSAGE_KEYS` act on the selected message
-by posting :class:`MessageLog.Act`.
+by posting :class:`MessageLog.Act`. Selecting is a mode (:class:`MessageLog.Selecting`
+tells the screen, which shows it): it ends when the focus leaves, Esc goes back to the
+composer, and any other printable key is typed there (:class:`MessageLog.Typed`).
+
+The log follows new messages while it is at the bottom (on open, on send, on resize, after
+a message taller than the pane); scrolled up, it counts what arrived below ("↓ 3 new").
 """
 
 from __future__ import annotations
@@ -19,8 +24,10 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime, tzinfo
 from typing import Any
 
+from rich.cells import cell_len
 from rich.segment import Segment
 from rich.style import Style
+from textual import events
 from textual.binding import Binding
 from textual.geometry import Size
 from textual.message import Message
@@ -42,6 +49,9 @@ class MessageLog(ScrollView, can_focus=True):
 
     BINDINGS = [Binding(spec.key, spec.id, spec.description, id=spec.id, show=False)
                 for spec in LOG_KEYS + MESSAGE_KEYS]
+    # Every key here may move the focus (an action, Esc and typing go back to the composer):
+    # the app lets each one settle before handing out the next (TenchatApp.on_event).
+    HOLDS_KEYS = True
 
     COMPONENT_CLASSES = {
         "message-log--time",
@@ -88,6 +98,29 @@ class MessageLog(ScrollView, can_focus=True):
             self.log = log
             self.after = after
 
+    class Selecting(Message):
+        """Selection mode began (the log got the focus) or ended."""
+
+        def __init__(self, log: MessageLog, active: bool) -> None:
+            super().__init__()
+            self.log = log
+            self.active = active
+
+    class Typed(Message):
+        """A printable key while selecting: it belongs in the composer."""
+
+        def __init__(self, log: MessageLog, text: str) -> None:
+            super().__init__()
+            self.log = log
+            self.text = text
+
+    class Back(Message):
+        """Esc while selecting: back to the composer."""
+
+        def __init__(self, log: MessageLog) -> None:
+            super().__init__()
+            self.log = log
+
     class NeedLatest(Message):
         """The user asked for the latest messages while the window holds older ones."""
 
@@ -124,6 +157,8 @@ class MessageLog(ScrollView, can_focus=True):
         self._blocks: dict[tuple[Any, ...], list[Strip]] = {}
         self._width = 0
         self._pending_place: Any = _NOWHERE
+        self.follow = True  # at the bottom: new messages, resizes and sends keep it there
+        self.new_below = 0  # messages that arrived below while scrolled up
 
     # --- content --------------------------------------------------------------------------
 
@@ -140,6 +175,8 @@ class MessageLog(ScrollView, can_focus=True):
         self.selected_id = None
         self.reactions, self.seen, self.quoted = {}, {}, {}
         self.polls, self.stickers = {}, {}
+        self.follow = focus_id is None and not has_newer
+        self.new_below = 0
         self._blocks.clear()
         self._relayout()
         if self.size.height:
@@ -171,13 +208,20 @@ class MessageLog(ScrollView, can_focus=True):
             return  # the user is reading older history; it is there when they come back
         if any(r.id == row.id for r in self.rows[-50:]):
             return
-        at_end = self.is_vertical_scroll_end or self.max_scroll_y <= self.scroll_y + EDGE
+        if row.outgoing:
+            self.follow = True  # what we send is shown, wherever we were
         self.rows.append(row)
         if len(self.rows) > self.window:
             self._trim_top(len(self.rows) - self.window)
+        if not self.follow:
+            self.new_below += 1
         self._relayout()
-        if at_end:
-            self.scroll_end(animate=False, immediate=True)
+        if self.follow:
+            self._to_bottom()
+
+    def _to_bottom(self) -> None:
+        self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True)
+        self.follow, self.new_below = True, 0
 
     def set_status(self, ids: Iterable[bytes], status: int) -> None:
         wanted = set(ids)
@@ -300,7 +344,35 @@ class MessageLog(ScrollView, can_focus=True):
         if self.has_newer:
             self.post_message(self.NeedLatest(self))
         else:
-            self.scroll_end(animate=False)
+            self._to_bottom()
+
+    def action_back(self) -> None:
+        self.post_message(self.Back(self))
+
+    def select_newest(self) -> None:
+        """Select the newest message in the window (Up from an empty composer)."""
+        self.selected_id = None
+        if self.rows:
+            self._select_index(len(self.rows) - 1, 0)
+
+    def end_selection(self) -> None:
+        if self.selected_id is not None:
+            self.selected_id = None
+            self._relayout()
+
+    def on_focus(self) -> None:
+        self.post_message(self.Selecting(self, True))
+
+    def on_blur(self) -> None:
+        self.end_selection()
+        self.post_message(self.Selecting(self, False))
+
+    async def _on_key(self, event: events.Key) -> None:
+        if event.is_printable and event.character and \
+                event.key not in self._bindings.key_to_bindings:
+            event.stop()
+            event.prevent_default()
+            self.post_message(self.Typed(self, event.character))
 
     def action_scroll_older(self) -> None:
         self._select(-1)
@@ -327,6 +399,10 @@ class MessageLog(ScrollView, can_focus=True):
                        if self._starts.get(r.id, 0) < self.scroll_y + self.size.height]
             if visible:
                 index = visible[-1]
+        self._select_index(index, step)
+
+    def _select_index(self, index: int, step: int) -> None:
+        ids = [r.id for r in self.rows]
         self.selected_id = ids[index]
         self._relayout()
         self._reveal(self.selected_id)
@@ -387,6 +463,13 @@ class MessageLog(ScrollView, can_focus=True):
 
     def watch_scroll_y(self, old: float, new: float) -> None:
         super().watch_scroll_y(old, new)
+        if self.rows and self.size.height and self._pending_place is _NOWHERE:
+            at_end = new >= self.max_scroll_y and not self.has_newer
+            if at_end != self.follow or (at_end and self.new_below):
+                self.follow = at_end
+                if at_end:
+                    self.new_below = 0
+                self.refresh()
         self._check_edges()
 
     def _check_edges(self) -> None:
@@ -413,6 +496,8 @@ class MessageLog(ScrollView, can_focus=True):
         self._relayout()
         if self._pending_place is not _NOWHERE and self.size.height:
             self._place(self._pending_place, True)
+        elif self.follow:
+            self._to_bottom()
 
     def _relayout(self) -> None:
         width = max(self.scrollable_content_region.width, 20)
@@ -569,6 +654,11 @@ class MessageLog(ScrollView, can_focus=True):
         if not self.rows and y == 0:
             text = Strip([Segment(self.empty_text, self._style("empty"))])
             return text.apply_style(base).crop_extend(0, width, base)
+        if self.new_below and not self.follow and y == self.scrollable_content_region.height - 1:
+            label = f" ↓ {self.new_below} new · End "
+            pad = max(width - cell_len(label), 0)
+            return Strip([Segment(" " * pad, base),
+                          Segment(label, base + self._style("selected") + Style(reverse=True))])
         index = scroll_y + y
         if index >= len(self._lines):
             return Strip.blank(width, base)

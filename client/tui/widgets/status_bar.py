@@ -22,6 +22,7 @@ class StatusBar(Static):
     relay: reactive[str] = reactive("")
     unread: reactive[int] = reactive(0)
     dnd: reactive[bool] = reactive(False)
+    selecting: reactive[bool] = reactive(False)  # the message log has the focus
 
     def on_mount(self) -> None:
         self.set_interval(1.0, self._tick)
@@ -49,5 +50,10 @@ class StatusBar(Static):
             out.append(f"   {self.unread} unread", "bold")
         if self.dnd:
             out.append("   DND", "reverse")
-        out.append("   F1 help · Ctrl+P commands", "dim")
+        if self.selecting:
+            out.append("   SELECT ", "bold reverse")
+            out.append(" Esc back · r reply · e react · E edit · d delete · p pin · "
+                       "↑↓ move", "bold")  # Esc first: narrow terminals cut the end
+        else:
+            out.append("   F1 help · Ctrl+P commands", "dim")
         return out
