@@ -56,8 +56,11 @@ class ContactsScreen(ModalScreen[bytes | None]):
         for contact in self.contacts:
             flags = [f for f, on_ in (("blocked", contact.blocked), ("verified", contact.verified),
                                       ("added", contact.added)) if on_]
-            table.add_row(f"@{contact.handle or '?'}", fingerprint(contact.user),
-                          ", ".join(flags), key=contact.user.hex())
+            if contact.key_change:
+                flags.append("key changed: accept-key to send")
+            name = contact.handle or (f"{contact.claimed} (NEW KEY)" if contact.claimed else "?")
+            table.add_row(render.plain(f"@{name}"), fingerprint(contact.user),
+                          render.plain(", ".join(flags)), key=contact.user.hex())
         if select is not None:
             row = next((i for i, c in enumerate(self.contacts) if c.user == select), row)
         if self.contacts:
@@ -95,7 +98,7 @@ class ContactsScreen(ModalScreen[bytes | None]):
             return
         event.input.value = ""
         event.input.display = False
-        hint.update(f"added @{contact.handle}")
+        hint.update(render.plain(f"added @{contact.handle}"))
         await self.reload(select=contact.user)
         self.query_one(DataTable).focus()
 
@@ -104,8 +107,8 @@ class ContactsScreen(ModalScreen[bytes | None]):
         if contact is None or not contact.handle:
             return
         updated = await self.client.set_blocked(contact.handle, not contact.blocked)
-        self.query_one("#hint", Static).update(
-            f"@{contact.handle} {'blocked' if updated.blocked else 'unblocked'}")
+        self.query_one("#hint", Static).update(render.plain(
+            f"@{contact.handle} {'blocked' if updated.blocked else 'unblocked'}"))
         await self.reload(select=contact.user)
 
     def action_verify(self) -> None:

@@ -28,11 +28,11 @@ class VerifyScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="verify"):
-            yield Static(f"Safety number with @{self.handle}", classes="title")
+            yield Static(render.plain(f"Safety number with @{self.handle}"), classes="title")
             yield Static("…", id="number")
-            yield Static("Compare it with the one @" + self.handle + " sees, in person or on "
-                         "a call. If they match, nobody — not even the relay — sits between "
-                         "you.", classes="hint")
+            yield Static(render.plain(
+                "Compare it with the one @" + self.handle + " sees, in person or on a call. If "
+                "they match, nobody — not even the relay — sits between you."), classes="hint")
             yield Static("Esc closes", classes="hint")
 
     def on_mount(self) -> None:
