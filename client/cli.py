@@ -20,7 +20,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from ..common.errors import ProtocolError, TenchatError
-from ..common.textsafe import for_terminal, json_for_terminal
+from ..common.textsafe import for_name, for_terminal, indent_lines, json_for_terminal
 
 T = TypeVar("T")
 
@@ -265,13 +265,16 @@ async def describe(client: Any, msg: Any) -> tuple[str, str | None]:
 
 def line_of(msg: Any, sender: str, group: str | None, suffix: str = "",
             attachment: Any = None) -> str:
-    where = f"#{group} " if group is not None else ""
-    text = "(message deleted)" if msg.deleted else msg.text
+    """One message for the line-oriented output. Names are kept on one line and the
+    text's continuation lines are indented (security review M6): no peer text can start
+    a line that looks like another message (``[12:01] @bank: ...``)."""
+    where = f"#{for_name(group)} " if group is not None else ""
+    text = "(message deleted)" if msg.deleted else indent_lines(msg.text)
     if attachment is not None and not msg.deleted:
-        text += f" [file {attachment.name or '?'}, {attachment.size} bytes, " \
+        text += f" [file {for_name(attachment.name or '?')}, {attachment.size} bytes, " \
                 f"`tenchat download {msg.id.hex()[:12]}`]"
     extra = " (edited)" if msg.edited and not msg.deleted else ""
-    return f"[{fmt_time(msg.sent_at)}] {where}@{sender}: {text}{extra}{suffix}"
+    return f"[{fmt_time(msg.sent_at)}] {where}@{for_name(sender)}: {text}{extra}{suffix}"
 
 
 # --- identity -----------------------------------------------------------------------------
@@ -785,9 +788,9 @@ def group_json(info: Any) -> dict[str, Any]:
 
 def group_lines(info: Any) -> str:
     obj = group_json(info)
-    head = f"#{info.name}  ({len(info.members)} members, you: {info.my_role})"
+    head = f"#{for_name(info.name)}  ({len(info.members)} members, you: {info.my_role})"
     if info.topic:
-        head += f"\n  topic: {info.topic}"
+        head += f"\n  topic: {indent_lines(info.topic)}"
     if info.announce:
         head += "\n  announcement group: only admins post"
     if info.avatar is not None:
@@ -940,7 +943,7 @@ def group_list(ctx: typer.Context) -> None:
         return list(await client.groups.list())
 
     for info in run(with_client(opts, body)):
-        emit(opts, group_json(info), f"#{info.name}  {len(info.members)} members  "
+        emit(opts, group_json(info), f"#{for_name(info.name)}  {len(info.members)} members  "
                                      f"(you: {info.my_role})")
 
 
