@@ -995,6 +995,19 @@ class Cache:
         ) as cur:
             return [(r[0], r[1], r[2], r[3], r[4]) for r in await cur.fetchall()]
 
+    async def written(self, msg_ids: list[bytes]) -> set[bytes]:
+        """Which of these outbox ids are messages the user wrote (an outgoing row in
+        ``messages``), not receipts, key distributions or other automatic content."""
+        found: set[bytes] = set()
+        for i in range(0, len(msg_ids), 400):
+            chunk = msg_ids[i:i + 400]
+            async with self._db.execute(
+                "SELECT id FROM messages WHERE outgoing AND id IN ("
+                + ",".join("?" * len(chunk)) + ")", chunk,
+            ) as cur:
+                found.update(bytes(r[0]) for r in await cur.fetchall())
+        return found
+
     async def outbox_done(self, msg_id: bytes, peer: bytes) -> bool:
         """The relay stored it: drop it from the outbox; True if a message became *sent*."""
         await self._db.execute("DELETE FROM outbox WHERE msg_id=?", (msg_id,))

@@ -962,6 +962,9 @@ class Client:
             if not pending:
                 return 0
             conn = await self.connection()
+            # Only what the user wrote makes the peer a contact for presence (review M3).
+            written = await self.cache.written([m for m, _p, _e, k, _x in pending
+                                                if k != "group"])
             sem = asyncio.Semaphore(SEND_WINDOW)
             stored: list[tuple[bytes, bytes]] = []
             failures: list[BaseException] = []
@@ -975,7 +978,8 @@ class Client:
                                                body=envelope, expires_at=expires_at)
                         else:
                             await conn.request(f.Send, to=peer, msg=msg_id, body=envelope,
-                                               expires_at=expires_at)
+                                               expires_at=expires_at,
+                                               conv=msg_id in written)
                     except RelayError as exc:
                         if kind == "group" and exc.code == "forbidden":
                             # Removed from the group (the relay no longer lets us post):
