@@ -132,6 +132,11 @@ class PeerError(TenchatError):
     """The peer can't be used: unknown handle, blocked, or a broken binding."""
 
 
+# The most proof-of-work bits a client solves for a relay (~16 M hashes, seconds); the
+# relay's default is 20. A relay may ask up to 32 (hours): refused, not solved.
+MAX_POW_BITS = 24
+
+
 class KeyChanged(PeerError):
     """The relay says a contact's handle belongs to a new identity key: nothing the user
     writes is sent to either key until the user accepts (Client.accept_key) or refuses
@@ -318,6 +323,10 @@ class Client:
         await conn.open()
         try:
             nonce = b""
+            if conn.register_pow > MAX_POW_BITS:  # hours of CPU, uncancellable (review L3)
+                raise TenchatError(
+                    f"the relay asks a {conn.register_pow}-bit proof-of-work to register, "
+                    f"more than this client solves ({MAX_POW_BITS} bits); nothing was written")
             if conn.register_pow:  # the relay asks a proof-of-work (docs/protocol.md)
                 nonce = await asyncio.to_thread(solve_pow, conn.challenge, identity.public,
                                                 handle, conn.register_pow)
