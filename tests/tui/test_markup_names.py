@@ -29,3 +29,18 @@ async def test_a_markup_group_name_is_text_in_the_attach_screen(tmp_path: Path) 
         await pilot.click(title)  # no click action hides in the name
         await pilot.pause(0.2)
         assert app.is_running and isinstance(app.screen, AttachScreen)
+
+
+@async_test
+async def test_a_look_alike_group_name_shows_its_invisible_character(tmp_path: Path) -> None:
+    """Security review L5: "Fam\\u200bily" must not look like "Family" in the list and
+    the header."""
+    await build(tmp_path, group=True, group_name="Fam\u200bily")
+    app = tui(tmp_path, DEAD_RELAY, run_client=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: getattr(app.screen, "peer", None) == GROUP,
+                    what="the group open")
+        await pilot.pause(0.3)
+        text = screen_text(app)
+        assert "\u200b" not in text
+        assert text.count("Fam\\u200bily") >= 2, text  # the list and the header
