@@ -364,6 +364,7 @@ class ConversationRow:
     last: MessageRow | None
     timer: int = 0  # disappearing-message timer, seconds
     group_name: str | None = None  # set for group conversations
+    verified: bool = False  # the peer's safety number was marked verified
 
 
 @dataclass(frozen=True, slots=True)
@@ -839,7 +840,7 @@ class Cache:
         """Pinned first, then by latest activity."""
         async with self._db.execute(
             f"SELECT c.peer, ct.handle, c.unread, c.pinned, c.muted, COALESCE(ct.blocked, 0), "
-            f"c.timer, g.state, {_M_COLS} FROM conversations c "
+            f"c.timer, g.state, COALESCE(ct.verified, 0), {_M_COLS} FROM conversations c "
             f"LEFT JOIN groups g ON g.id = c.peer "
             f"LEFT JOIN contacts ct ON ct.user = c.peer "
             f"LEFT JOIN messages m ON m.rowid = c.last_key "
@@ -848,8 +849,8 @@ class Cache:
             rows = await cur.fetchall()
         return [
             ConversationRow(r[0], r[1], r[2], bool(r[3]), bool(r[4]), bool(r[5]),
-                            _msg(r[8:8 + _NCOLS]) if r[8] is not None else None,
-                            r[6], _group_name(r[7]))
+                            _msg(r[9:9 + _NCOLS]) if r[9] is not None else None,
+                            r[6], _group_name(r[7]), bool(r[8]))
             for r in rows
         ]
 

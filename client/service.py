@@ -169,6 +169,7 @@ class Conversation:
     online: bool | None  # None: unknown (not connected, or not watched yet)
     group_name: str | None = None  # set for a group (then ``peer`` is the 16-byte group id)
     timer: int = 0  # disappearing-message timer, seconds
+    verified: bool = False  # we marked the peer's safety number verified
 
     @property
     def is_group(self) -> bool:
@@ -1645,7 +1646,8 @@ class Client:
         """Pinned first, then by latest activity."""
         return [
             Conversation(row.peer, row.handle, row.last, row.unread, row.pinned, row.muted,
-                         row.blocked, self.presence.get(row.peer), row.group_name, row.timer)
+                         row.blocked, self.presence.get(row.peer), row.group_name, row.timer,
+                         row.verified)
             for row in await self.cache.conversations()
         ]
 

@@ -21,6 +21,7 @@ minter: public(address)
 balanceOf: public(HashMap[address, uint256])
 owners: HashMap[uint256, address]
 getApproved: public(HashMap[uint256, address])
+uris: HashMap[uint256, String[4096]]
 
 
 @deploy
@@ -45,6 +46,19 @@ def mint(_to: address, _tokenId: uint256):
     self.owners[_tokenId] = _to
     self.balanceOf[_to] += 1
     log Transfer(sender=empty(address), receiver=_to, tokenId=_tokenId)
+
+
+@view
+@external
+def tokenURI(_tokenId: uint256) -> String[4096]:
+    assert self.owners[_tokenId] != empty(address), "no such token"
+    return self.uris[_tokenId]
+
+
+@external
+def setTokenURI(_tokenId: uint256, _uri: String[4096]):
+    assert msg.sender == self.minter, "only the minter sets URIs"
+    self.uris[_tokenId] = _uri
 
 
 @external

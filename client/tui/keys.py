@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = ["KeySpec", "APP_KEYS", "CHAT_KEYS", "COMPOSER_KEYS", "LOG_KEYS", "MESSAGE_KEYS",
-           "MEMBER_KEYS", "LIST_KEYS", "FEED_KEYS", "PROFILE_KEYS", "STORY_KEYS", "ALL_KEYS",
+           "MEMBER_KEYS", "LIST_KEYS", "FEED_KEYS", "PROFILE_KEYS", "STORY_KEYS", "FEATURE_KEYS",
+           "WALLET_KEYS", "STICKER_PACK_KEYS", "CLOSE_FRIEND_KEYS", "VERIFY_KEYS", "ALL_KEYS",
            "display_key"]
 
 
@@ -154,8 +155,58 @@ STORY_KEYS = [
     KeySpec("previous_story", "left", "Previous story", "story viewer", palette=False),
 ]
 
-ALL_KEYS = (APP_KEYS + CHAT_KEYS + COMPOSER_KEYS + LOG_KEYS + MESSAGE_KEYS + MEMBER_KEYS
-            + LIST_KEYS + FEED_KEYS + PROFILE_KEYS + STORY_KEYS)
+# The screens of features the CLI had first (wallet, polls, stories, sticker packs); the
+# chat screen binds these (screens/feature_actions.py), slash commands open the same screens.
+# (Slash commands open the same screens: /wallet, /gift, /poll, /story, /packs, /friends,
+# /viewers — client/tui/feature_slash.py.)
+FEATURE_KEYS = [
+    KeySpec("wallet", "f10,alt+w", "Wallet: link, balances, gifts (also /wallet)", "chat"),
+    KeySpec("new_poll", "alt+o", "Create a poll in this conversation (also /poll)", "chat"),
+    KeySpec("new_story", "f11,alt+y", "Post a story: text, an image with a filter (also /story)",
+            "chat"),
+    KeySpec("sticker_packs", "alt+i", "Sticker packs: make one, install a link (also /packs)",
+            "chat"),
+    KeySpec("close_friends", "alt+f", "Close friends: who sees those stories (also /friends)",
+            "chat"),
+    KeySpec("story_viewers", "alt+r", "Your stories and who viewed each (also /viewers)", "chat"),
+]
+
+VERIFY_KEYS = [
+    KeySpec("toggle_verified", "m", "Mark the safety number verified, or unmark it",
+            "safety number, contacts", palette=False),
+]
+
+WALLET_KEYS = [
+    KeySpec("create_wallet", "c", "Make a new wallet key here", "wallet", palette=False),
+    KeySpec("import_wallet", "i", "Import a wallet's private key (hex)", "wallet",
+            palette=False),
+    KeySpec("link_wallet", "l", "Link the highlighted wallet to you (it signs)", "wallet",
+            palette=False),
+    KeySpec("gift", "g", "Send a gift: recipient, amount, chain, then confirm", "wallet",
+            palette=False),
+    KeySpec("refresh_wallet", "r", "Read balances and gift states from the chains now",
+            "wallet", palette=False),
+]
+
+STICKER_PACK_KEYS = [
+    KeySpec("create_pack", "n", "New pack: a name and image files", "sticker packs",
+            palette=False),
+    KeySpec("install_pack", "i", "Install a pack from its link", "sticker packs",
+            palette=False),
+    KeySpec("copy_link", "l", "Show the highlighted pack's link to share", "sticker packs",
+            palette=False),
+]
+
+CLOSE_FRIEND_KEYS = [
+    KeySpec("add_friend", "a", "Add a close friend by handle", "close friends",
+            palette=False),
+    KeySpec("remove_friend", "x", "Remove the highlighted close friend (the key rotates)",
+            "close friends", palette=False),
+]
+
+ALL_KEYS = (APP_KEYS + CHAT_KEYS + FEATURE_KEYS + COMPOSER_KEYS + LOG_KEYS + MESSAGE_KEYS
+            + MEMBER_KEYS + LIST_KEYS + FEED_KEYS + PROFILE_KEYS + STORY_KEYS + VERIFY_KEYS
+            + WALLET_KEYS + STICKER_PACK_KEYS + CLOSE_FRIEND_KEYS)
 
 _NAMES = {"question_mark": "?", "pagedown": "PgDn", "pageup": "PgUp", "escape": "Esc",
           "plus": "+", "minus": "-"}

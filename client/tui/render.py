@@ -22,7 +22,8 @@ from ...common.textsafe import for_terminal
 
 __all__ = ["TICKS", "tick", "local_dt", "day_label", "clock", "body", "preview", "plain",
            "LinkTargetMarkdown", "steady",
-           "looks_like_markdown", "half_blocks", "half_block_text", "poll_card"]
+           "looks_like_markdown", "half_blocks", "half_block_text", "poll_card", "human_size",
+           "attachment_label"]
 
 # pending → sent → delivered → read (cache.PENDING .. cache.READ)
 # Read is a different glyph, not only another colour: NO_COLOR terminals tell them apart.
@@ -119,6 +120,25 @@ def body(text: str) -> RenderableType:
     if looks_like_markdown(text):
         return LinkTargetMarkdown(text, hyperlinks=True, code_theme="ansi_dark")
     return linkify(text)
+
+
+def human_size(size: int) -> str:
+    """12 bytes, 3.4 KB, 12 MB, 1.5 GB (powers of 1024, one decimal below 10)."""
+    if size < 1024:
+        return f"{size} byte" + ("" if size == 1 else "s")
+    value = float(size)
+    for unit in ("KB", "MB", "GB", "TB"):
+        value /= 1024
+        if value < 1024 or unit == "TB":
+            return f"{value:.1f} {unit}" if value < 10 else f"{value:.0f} {unit}"
+    raise AssertionError("unreachable")
+
+
+def attachment_label(name: str, size: int, mime: str = "") -> str:
+    """The line an attachment shows: "📎 beach.png · image · 1.2 MB"."""
+    kind = mime.split("/", 1)[0] if mime and not mime.startswith("application/") else ""
+    parts = [f"📎 {name or 'file'}"] + ([kind] if kind else []) + [human_size(size)]
+    return " · ".join(parts)
 
 
 # Characters terminals disagree about (with Rich and with each other): skin-tone modifiers

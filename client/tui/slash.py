@@ -337,3 +337,8 @@ async def _new(screen: Any, args: str) -> None:
         return
     conv = await screen.client.start_conversation(args.split()[0].lstrip("@"))
     await screen._start(conv.peer)
+
+
+# The feature screens' commands (/wallet, /packs, /friends, /viewers; /gift, /poll and
+# /story without arguments open their dialogs): registered here so COMMANDS is whole.
+from . import feature_slash  # noqa: E402,F401

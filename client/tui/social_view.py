@@ -9,6 +9,7 @@ from datetime import date, tzinfo
 from pathlib import Path
 from typing import Any
 
+from rich.console import Group, RenderableType
 from rich.text import Text
 
 from ...common.textsafe import for_terminal
@@ -96,10 +97,13 @@ def counts(post: Any) -> Text:
     return line
 
 
-def post_card(post: Any, name: str, tz: tzinfo | None, today: date) -> Text:
-    """A post in the feed: byline, its text, then comment and reaction counts."""
+def post_card(post: Any, name: str, tz: tzinfo | None, today: date) -> RenderableType:
+    """A post in the feed: byline, its text (Markdown rendered when it looks like it; a
+    link shows its real target), then comment and reaction counts."""
     out = byline(name, post.handle, when(post.created_at, tz, today),
                  "followers" if post.audience == "followers" else "")
+    if post.text and render.looks_like_markdown(post.text):
+        return Group(out, render.body(post.text), counts(post))
     out.append("\n")
     if post.text is None:
         out.append("🔒 followers-only: you hold no key for it", "dim italic")

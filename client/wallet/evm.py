@@ -50,6 +50,9 @@ ERC721_ABI: Final = [
      "outputs": [{"name": "", "type": "uint256"}]},
     {"name": "name", "type": "function", "stateMutability": "view", "inputs": [],
      "outputs": [{"name": "", "type": "string"}]},
+    {"name": "tokenURI", "type": "function", "stateMutability": "view",
+     "inputs": [{"name": "tokenId", "type": "uint256"}],
+     "outputs": [{"name": "", "type": "string"}]},
 ]
 
 
@@ -139,6 +142,14 @@ class Evm:
             return str(c.functions.ownerOf(token_id).call())
         except ContractLogicError:
             return None  # burnt or never minted
+
+    def token_uri(self, contract: str, token_id: int) -> str | None:
+        """ERC-721 ``tokenURI``; None if the token doesn't exist or has none."""
+        c = self.w3.eth.contract(address=Web3.to_checksum_address(contract), abi=ERC721_ABI)
+        try:
+            return str(c.functions.tokenURI(token_id).call()) or None
+        except ContractLogicError:
+            return None
 
     def logs(self, address: str, topics: list[Any], from_block: int, to_block: int) -> list[Any]:
         return list(self.w3.eth.get_logs({

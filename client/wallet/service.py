@@ -567,6 +567,40 @@ class WalletService:
         wallets = {v.address for v in await self.verified_wallets(user)}
         return owner if owner in wallets else None
 
+    async def nft_image(self, user: bytes, nft: Any) -> bytes | None:
+        """The picture of ``user``'s NFT avatar (a social.NftAvatar) while a verified wallet
+        of theirs holds it (None otherwise): from ``HOME/nft-cache`` when fetched before,
+        else its tokenURI metadata and image (nft_media; WalletError if they can't be
+        had)."""
+        from . import nft_media
+
+        if await self.nft_holder(user, nft) is None:
+            return None
+        home = self.client.home
+        hit = await asyncio.to_thread(nft_media.cached, home, nft.chain_id, nft.contract,
+                                      nft.token_id)
+        if hit is not None:
+            return hit
+        ch = find_chain(self.chains(), nft.chain_id)
+        evm = self.evm(ch)
+        uri = await evm.run(evm.token_uri, nft.contract, int(nft.token_id))
+        if not uri:
+            raise WalletError(f"token {nft.token_id} of {nft.contract} has no tokenURI")
+        gateway = nft_media.gateway()
+        raw = await asyncio.to_thread(nft_media.read_uri, uri, nft_media.MAX_METADATA
+                                      if not uri.startswith("data:image") else
+                                      nft_media.MAX_IMAGE, gateway)
+        if uri.startswith("data:image"):
+            data = raw  # the URI is the picture itself
+        else:
+            image_uri, inline = nft_media.image_from_metadata(raw)
+            data = inline if image_uri is None else await asyncio.to_thread(
+                nft_media.read_uri, image_uri, nft_media.MAX_IMAGE, gateway)
+        assert data is not None
+        await asyncio.to_thread(nft_media.store, home, nft.chain_id, nft.contract,
+                                nft.token_id, data)
+        return data
+
     async def set_nft_avatar(self, contract: str, token_id: int,
                              chain: str | None = None) -> Any:
         """Show an owned NFT as avatar: only one a verified wallet of ours holds."""

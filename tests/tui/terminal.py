@@ -41,6 +41,10 @@ class Terminal:
         self.cli = cli
         self.who = who
         self.env = cli.env(TERM="xterm-256color", **(env or {}))
+        # Textual sizes its screen by COLUMNS / LINES when they are set (pytest-xdist's
+        # workers have COLUMNS=80, LINES=24): the pane's own size must win.
+        for name in ("COLUMNS", "LINES"):
+            self.env.pop(name, None)
 
     def tmux(self, *args: str, check: bool = True, input: bytes | None = None) -> str:
         assert TMUX is not None

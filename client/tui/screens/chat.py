@@ -25,6 +25,7 @@ from textual.timer import Timer
 from textual.widgets import Static, TextArea
 
 from ....common.errors import TenchatError
+from ...cache import KEY_CHANGED_VERIFIED
 from ...events import (
     ConnectionChanged,
     ConversationChanged,
@@ -39,10 +40,12 @@ from ..keys import CHAT_KEYS
 from ..widgets.composer import Composer
 from ..widgets.conversation_header import ConversationHeader
 from ..widgets.conversation_list import ConversationList
+from ..widgets.key_change_banner import KeyChangeBanner
 from ..widgets.member_panel import MemberPanel
 from ..widgets.message_log import MessageLog
 from ..widgets.reply_bar import ReplyBar
 from ..widgets.status_bar import StatusBar
+from .feature_actions import FEATURE_BINDINGS, FeatureActions
 from .timer import timer_label
 
 if TYPE_CHECKING:
@@ -54,15 +57,17 @@ log = logging.getLogger("tenchat.tui")
 
 PAGE = 100  # messages loaded at a time
 STICKER_COLUMNS = 16  # a sticker in the message log: this many cells across, 8 rows at most
+THUMB_COLUMNS = 24  # an image attachment's thumbnail: this many cells across, 8 rows at most
+THUMB_MAX_BYTES = 5 * 1024 * 1024  # larger images show their 📎 line only (o opens them)
 TYPING_IDLE = 4.0  # seconds without a keypress before we say we stopped typing
 TYPING_EXPIRY = 8.0  # a peer's "typing" is dropped after this without news
 
 
-class ChatScreen(Screen[None]):
+class ChatScreen(FeatureActions, Screen[None]):
     """Everything a conversation needs on one screen."""
 
     BINDINGS = [Binding(spec.key, spec.id, spec.description, id=spec.id, show=spec.show)
-                for spec in CHAT_KEYS]
+                for spec in CHAT_KEYS] + FEATURE_BINDINGS
 
     class CoreEvent(Message):
         """An event from the client core, delivered in the screen's message queue."""
@@ -85,6 +90,7 @@ class ChatScreen(Screen[None]):
         self.reply_to: bytes | None = None  # the message the composer answers
         self.editing: bytes | None = None  # our message the composer rewrites
         self.group_info: Any = None  # GroupInfo of the open group
+        self.thumbnails: dict[bytes, Any] = {}  # blob hash → thumbnail cells ([]: none)
 
     @property
     def tenchat(self) -> TenchatApp:
@@ -96,6 +102,7 @@ class ChatScreen(Screen[None]):
                 yield ConversationList(id="conversations")
             with Vertical(id="pane"):
                 yield ConversationHeader(id="header")
+                yield KeyChangeBanner(id="key-change")
                 yield MessageLog(id="messages", tz=self.tenchat.tz, today=self.tenchat.today)
                 yield ReplyBar(id="reply")
                 yield Static(id="slash-hint")
@@ -191,6 +198,7 @@ class ChatScreen(Screen[None]):
                             has_newer=after >= PAGE - PAGE // 2, focus_id=focus_id,
                             group=group, names=names)
         await self._decorate(peer, rows)
+        self._show_key_change(peer)
         self._show_members()
         self.query_one(ConversationList).set_active(peer)
         self._update_header()
@@ -236,6 +244,58 @@ class ChatScreen(Screen[None]):
         if peer == self.peer:
             log_widget.decorate(reactions=reactions, seen=seen, quoted=quoted, polls=polls,
                                 stickers=cells)
+        await self._decorate_attachments(peer, ids)
+
+    async def _decorate_attachments(self, peer: bytes, ids: list[bytes]) -> None:
+        """📎 name and size of each attachment in ``ids``; image thumbnails (fetched once,
+        hash-checked by the core, kept for the session)."""
+        from ...service import attachment_text
+        from .social_actions import IMAGE_TYPES
+
+        refs = await self.client.attachments(peer, ids)
+        if not refs or peer != self.peer:
+            return
+        shown = {}
+        for msg_id, ref in refs.items():
+            label = render.attachment_label(ref.name, ref.size, ref.mime)
+            cells = self.thumbnails.get(ref.hash)
+            if cells is None and ref.mime in IMAGE_TYPES and ref.size <= THUMB_MAX_BYTES:
+                self._fetch_thumbnail(peer, msg_id, ref, label)
+            shown[msg_id] = (label, attachment_text(ref, ""), cells or None)
+        with contextlib.suppress(NoMatches):  # the app may be closing meanwhile
+            self.query_one(MessageLog).decorate(attachments=shown)
+
+    @work(group="thumbnails", exit_on_error=False)
+    async def _fetch_thumbnail(self, peer: bytes, msg_id: bytes, ref: Any, label: str) -> None:
+        from ...service import attachment_text
+        from ..social_view import fetch_blob
+
+        try:
+            data = await fetch_blob(self.client, ref)
+        except (TenchatError, OSError, ValueError) as exc:
+            log.info("thumbnail not shown: %s", exc)
+            self.thumbnails[ref.hash] = []
+            return
+        cells = await asyncio.to_thread(thumbnail_cells, data)
+        self.thumbnails[ref.hash] = cells
+        if peer == self.peer and cells:
+            with contextlib.suppress(NoMatches):  # the app may be closing meanwhile
+                self.query_one(MessageLog).decorate(
+                    attachments={msg_id: (label, attachment_text(ref, ""), cells)})
+
+    @work(group="key-change", exclusive=True, exit_on_error=False)
+    async def _show_key_change(self, peer: bytes) -> None:
+        """The banner when the open 1:1 peer is a handle's new identity key (the core
+        moves a handle to the key that now signs for it; contacts.key_change)."""
+        contact = await self.client.cache.contact(peer) if len(peer) == 32 else None
+        if peer != self.peer:
+            return
+        banner = self.query_one(KeyChangeBanner)
+        if contact is None or not contact.key_change:
+            banner.clear()
+        else:
+            banner.warn(contact.claimed or contact.handle or "?",
+                        contact.key_change == KEY_CHANGED_VERIFIED, contact.previous_key)
 
     @work(group="stickers", exit_on_error=False)
     async def _fetch_sticker(self, peer: bytes, msg_id: bytes, sticker: Any) -> None:
@@ -293,6 +353,7 @@ class ChatScreen(Screen[None]):
         header.muted = bool(conv and conv.muted)
         header.pinned = bool(conv and conv.pinned)
         header.blocked = bool(conv and conv.blocked)
+        header.verified = bool(conv and conv.verified and not group)
         header.typing = self._typing_label(self.peer)
 
     @work(group="read")
@@ -609,6 +670,8 @@ class ChatScreen(Screen[None]):
                 self._connection(event)
             case ConversationChanged(peer=peer):
                 self._schedule_refresh()
+                if peer == self.peer and len(peer) == 32:
+                    self._show_key_change(peer)  # verified, or a changed key accepted
                 if peer == self.peer:
                     self._drop_expired()
                     if len(peer) == 16:
@@ -656,6 +719,9 @@ class ChatScreen(Screen[None]):
             # Quotes, poll cards and sticker pictures need more than the row itself.
             if row.reply_to is not None or row.text.startswith(("[poll] ", "[sticker: ")):
                 self.run_worker(self._decorate(row.peer, [row]))
+            else:  # an attachment's caption looks like any text: ask the cache
+                self.run_worker(self._decorate_attachments(row.peer, [row.id]),
+                                group="attachments", exit_on_error=False)
             if log_widget.group and row.sender and row.sender not in log_widget.names:
                 self._refresh_group()  # a new member's first message
         if not row.outgoing:
@@ -803,7 +869,20 @@ class ChatScreen(Screen[None]):
         if conv is not None and conv.handle:
             from .verify import VerifyScreen
 
-            self.app.push_screen(VerifyScreen(self.client, conv.handle))
+            self.app.push_screen(VerifyScreen(self.client, conv.handle),
+                                 lambda _: self._schedule_refresh())
+        elif conv is not None and len(conv.peer) == 32:
+            self._verify_pending(conv.peer)
+
+    @work(group="verify", exit_on_error=False)
+    async def _verify_pending(self, peer: bytes) -> None:
+        """Verify a pending key change from its own conversation: the new key's number."""
+        from .verify import VerifyScreen
+
+        contact = await self.client.cache.contact(peer)
+        if contact is not None and contact.claimed:
+            self.app.push_screen(VerifyScreen(self.client, contact.claimed, pending=peer),
+                                 lambda _: self._schedule_refresh())
 
     def action_toggle_dnd(self) -> None:
         on_ = self.tenchat.toggle_dnd()
@@ -965,6 +1044,16 @@ class ChatScreen(Screen[None]):
             self.notify("No conversation open.", severity="warning")
             return None
         return self.conversations.get(self.peer)
+
+
+def thumbnail_cells(data: bytes) -> Any:
+    """An image attachment's thumbnail for the message log; [] if unreadable."""
+    from ...imaging import ImageError, preview_cells
+
+    try:
+        return preview_cells(data, THUMB_COLUMNS, max_rows=8)
+    except ImageError:
+        return []
 
 
 def sticker_cells(data: bytes) -> Any:

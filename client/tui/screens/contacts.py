@@ -26,6 +26,7 @@ class ContactsScreen(ModalScreen[bytes | None]):
         Binding("a", "add", "Add"),
         Binding("b", "toggle_block", "Block/unblock"),
         Binding("v", "verify", "Verify"),
+        Binding("m", "toggle_verified", "Mark verified / unmark"),
     ]
 
     def __init__(self, client: Any) -> None:
@@ -38,7 +39,8 @@ class ContactsScreen(ModalScreen[bytes | None]):
             yield Static("Contacts", classes="title")
             yield DataTable(id="table", cursor_type="row", zebra_stripes=True)
             yield Input(placeholder="@handle to add, Enter adds", id="add")
-            yield Static("Enter chat · a add · b block/unblock · v verify · Esc close",
+            yield Static("Enter chat · a add · b block/unblock · v safety number · "
+                         "m mark verified · Esc close",
                          id="hint", classes="hint")
 
     async def on_mount(self) -> None:
@@ -54,12 +56,13 @@ class ContactsScreen(ModalScreen[bytes | None]):
         self.contacts = await self.client.contacts()
         table.clear()
         for contact in self.contacts:
-            flags = [f for f, on_ in (("blocked", contact.blocked), ("verified", contact.verified),
+            flags = [f for f, on_ in (("blocked", contact.blocked),
+                                      ("✔ verified", contact.verified),
+                                      ("⚠ key changed", bool(contact.key_change)),
                                       ("added", contact.added)) if on_]
-            if contact.key_change:
-                flags.append("key changed: accept-key to send")
+            mark = " ✔" if contact.verified else ""
             name = contact.handle or (f"{contact.claimed} (NEW KEY)" if contact.claimed else "?")
-            table.add_row(render.plain(f"@{name}"), fingerprint(contact.user),
+            table.add_row(render.plain(f"@{name}{mark}"), fingerprint(contact.user),
                           render.plain(", ".join(flags)), key=contact.user.hex())
         if select is not None:
             row = next((i for i, c in enumerate(self.contacts) if c.user == select), row)
@@ -116,4 +119,18 @@ class ContactsScreen(ModalScreen[bytes | None]):
         if contact is not None and contact.handle:
             from .verify import VerifyScreen
 
-            self.app.push_screen(VerifyScreen(self.client, contact.handle))
+            self.app.push_screen(VerifyScreen(self.client, contact.handle),
+                                 lambda _: self.run_worker(self.reload(select=contact.user)))
+
+    async def action_toggle_verified(self) -> None:
+        contact = self._selected()
+        if contact is None or not contact.handle:
+            return
+        try:
+            updated = await self.client.set_verified(contact.handle, not contact.verified)
+        except (TenchatError, OSError) as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self.query_one("#hint", Static).update(
+            f"@{contact.handle} {'marked verified ✔' if updated.verified else 'unmarked'}")
+        await self.reload(select=contact.user)

@@ -23,6 +23,7 @@ __all__ = ["FeedScreen", "FEED_PAGE"]
 log = logging.getLogger("tenchat.tui")
 
 FEED_PAGE = 20
+FEED_POLL = 2.0  # seconds between checks for new posts and stories while the feed is open
 ERRORS = (TenchatError, OSError)
 
 
@@ -38,9 +39,11 @@ class FeedScreen(Screen[None]):
         Binding(spec.key, spec.id, spec.description, id=spec.id, show=False)
         for spec in FEED_KEYS if spec.id != "open_post"]
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, *, poll: float = FEED_POLL) -> None:
         super().__init__()
         self.client = client
+        self.poll = poll
+        self._polling = False
         self.posts: list[Any] = []
         self.more = True  # the relay may hold older posts
         self._loading = False
@@ -62,6 +65,56 @@ class FeedScreen(Screen[None]):
         self.query_one("#story-bar", Static).display = False
         self.reload()
         self.load_stories()
+        self.set_interval(self.poll, self._tick)
+
+    # --- live: the relay pushes no posts, so the newest page is asked for again ----------
+
+    def _tick(self) -> None:
+        if self._polling or self._loading or self.client.connection_state != "online":
+            return
+        self._polling = True
+        self._poll_new()
+
+    @work(group="feed-poll", exit_on_error=False)
+    async def _poll_new(self) -> None:
+        try:
+            try:
+                page = await self.client.social.feed(limit=FEED_PAGE)
+            except ERRORS as exc:
+                log.info("feed poll: %s", exc)
+                return
+            known = {p.id for p in self.posts}
+            new = []
+            for post in page:  # newest first: stop at the first one already shown
+                if post.id in known:
+                    break
+                new.append(post)
+            if new and not self._loading and self.posts:
+                await self.names.load([p.author for p in new])
+                self._prepend(new)
+            elif new and not self._loading:
+                self.reload()  # the feed was empty: load it as on opening
+            self.load_stories()
+        finally:
+            self._polling = False
+
+    def _prepend(self, new: list[Any]) -> None:
+        """Newer posts on top; the highlighted post stays highlighted."""
+        posts = self.query_one("#posts", OptionList)
+        current = posts.highlighted_option.id if posts.highlighted_option else None
+        self.posts = new + self.posts
+        posts.clear_options()
+        options: list[Option | None] = []
+        for p in self.posts:
+            if options:
+                options.append(None)
+            options.append(self._option(p))
+        posts.add_options(options)
+        if current is not None and current != "empty":
+            posts.highlighted = posts.get_option_index(current)
+        else:
+            posts.highlighted = 0
+        self.notify(f"{len(new)} new post{'s' if len(new) > 1 else ''}", timeout=3)
 
     @work(group="story-bar", exclusive=True, exit_on_error=False)
     async def load_stories(self) -> None:

@@ -3,6 +3,7 @@ others; one's own profile also edits, and lists follow requests to approve or de
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -20,13 +21,14 @@ from ....common.errors import TenchatError
 from ....common.textsafe import for_terminal
 from .. import render
 from ..keys import PROFILE_KEYS
-from ..social_view import fetch_blob
+from ..social_view import fetch_blob, shrink
 from ..widgets.image_picker import ImagePicker
 from ..widgets.image_preview import ImagePreview
 
 __all__ = ["ProfileScreen", "EditProfileScreen"]
 
 ERRORS = (TenchatError, OSError)
+log = logging.getLogger("tenchat.tui")
 
 
 def plural(n: int, word: str) -> str:
@@ -55,6 +57,7 @@ class ProfileScreen(Screen[None]):
         self.view: Any = None
         self.state = ""  # "following", "requested" or "" (others' profiles)
         self.requests: list[Any] = []
+        self.nft_shown: Any = None  # the NFT avatar whose picture is shown
 
     @property
     def own(self) -> bool:
@@ -116,6 +119,9 @@ class ProfileScreen(Screen[None]):
             out.append(f"\n{self._state_line()}", "italic")
         info.update(out)
         self._show_requests()
+        if profile is not None and profile.nft_avatar is not None and \
+                await self._show_nft(self.view.user, profile.nft_avatar):
+            return
         if profile is not None and profile.avatar is not None:
             try:
                 data = await fetch_blob(self.client, profile.avatar)
@@ -123,6 +129,21 @@ class ProfileScreen(Screen[None]):
                 self.query_one("#avatar", ImagePreview).empty = f"(avatar: {exc})"
                 return
             self.query_one("#avatar", ImagePreview).set_image(data)
+
+    async def _show_nft(self, user: bytes, nft: Any) -> bool:
+        """The NFT avatar's picture (tokenURI metadata, then its image; cached), shown only
+        while a verified wallet of the profile's owner holds the token. Whether shown."""
+        avatar = self.query_one("#avatar", ImagePreview)
+        try:
+            data = await self.client.wallet.nft_image(user, nft)
+        except (*ERRORS, ValueError) as exc:
+            log.info("NFT avatar not shown: %s", exc)
+            return False
+        if data is None:
+            return False
+        self.nft_shown = nft
+        avatar.set_image(await shrink(data))
+        return True
 
     def _private(self) -> bool:
         return bool(self.view and self.view.profile and self.view.profile.private)

@@ -20,8 +20,9 @@ class PromptScreen(ModalScreen[str | None]):
     BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
 
     def __init__(self, title: str, *, value: str = "", placeholder: str = "",
-                 hint: str = "Enter saves · Esc cancels") -> None:
+                 hint: str = "Enter saves · Esc cancels", password: bool = False) -> None:
         super().__init__()
+        self.password = password
         self.title_text = title
         self.value = value
         self.placeholder = placeholder
@@ -30,7 +31,8 @@ class PromptScreen(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Static(render.plain(self.title_text), classes="title")
-            yield Input(self.value, placeholder=self.placeholder, id="answer")
+            yield Input(self.value, placeholder=self.placeholder, id="answer",
+                        password=self.password)
             yield Static(render.plain(self.hint), classes="hint")
 
     @on(Input.Submitted, "#answer")

@@ -1,9 +1,11 @@
-"""Verify: the safety number to compare with the peer in person or on a call."""
+"""Verify: the safety number to compare with the peer in person or on a call, and the mark
+that says we did (``m`` marks or unmarks; the header and contacts then show ✔)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -17,14 +19,21 @@ from .. import render
 __all__ = ["VerifyScreen"]
 
 
-class VerifyScreen(ModalScreen[None]):
-    BINDINGS = [Binding("escape,q,enter", "dismiss(None)", "Close")]
+class VerifyScreen(ModalScreen[bool | None]):
+    """Dismisses with whether the contact is marked verified (None if unknown)."""
 
-    def __init__(self, client: Any, handle: str) -> None:
+    BINDINGS = [Binding("escape,q,enter", "close", "Close"),
+                Binding("m", "toggle_verified", "Mark verified / unmark")]
+
+    def __init__(self, client: Any, handle: str, pending: bytes | None = None) -> None:
+        """``pending``: the handle's pending new key (a key change): its number is shown,
+        and marking it verified accepts it (security review H1/M4)."""
         super().__init__()
         self.client = client
         self.handle = handle
+        self.pending = pending
         self.safety_number = ""
+        self.verified: bool | None = None
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="verify"):
@@ -33,7 +42,9 @@ class VerifyScreen(ModalScreen[None]):
             yield Static(render.plain(
                 "Compare it with the one @" + self.handle + " sees, in person or on a call. If "
                 "they match, nobody — not even the relay — sits between you."), classes="hint")
-            yield Static("Esc closes", classes="hint")
+            yield Static("", id="verified-state")
+            yield Static("m mark verified / unmark · Esc closes", id="verify-keys",
+                         classes="hint")
 
     def on_mount(self) -> None:
         self._load()
@@ -41,7 +52,13 @@ class VerifyScreen(ModalScreen[None]):
     @work
     async def _load(self) -> None:
         try:
-            _, number = await self.client.safety_number(self.handle)
+            if self.pending is not None:
+                from ....common.crypto.safety import safety_number
+
+                contact = await self.client.cache.contact(self.pending)
+                number = safety_number(self.client.user, self.pending)
+            else:
+                contact, number = await self.client.safety_number(self.handle)
         except TenchatError as exc:
             self.query_one("#number", Static).update(render.plain(str(exc)))
             return
@@ -49,3 +66,37 @@ class VerifyScreen(ModalScreen[None]):
         groups = number.split()
         self.query_one("#number", Static).update(
             " ".join(groups[:6]) + "\n" + " ".join(groups[6:]))
+        self._show(contact.verified)
+
+    def _show(self, verified: bool) -> None:
+        self.verified = verified
+        state = self.query_one("#verified-state", Static)
+        if verified:
+            state.update(Text("✔ verified: you marked this safety number as compared",
+                              "bold green"))
+        else:
+            state.update(Text("not verified — press m once the numbers match", "dim"))
+
+    def action_toggle_verified(self) -> None:
+        if self.verified is not None:
+            self._mark(not self.verified)
+
+    @work(exclusive=True, group="verify-mark")
+    async def _mark(self, verified: bool) -> None:
+        try:
+            if self.pending is not None and verified:
+                _, pending = await self.client.pending_key(self.handle)
+                if pending is None or pending.user != self.pending:
+                    raise TenchatError("this key change is no longer pending")
+                await self.client.accept_key(self.handle)  # the key whose number was shown
+                self.pending = None
+            contact = await self.client.set_verified(self.handle, verified)
+        except TenchatError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self._show(contact.verified)
+        self.notify(f"@{self.handle} marked verified" if contact.verified
+                    else f"@{self.handle} no longer marked verified")
+
+    def action_close(self) -> None:
+        self.dismiss(self.verified)

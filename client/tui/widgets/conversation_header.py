@@ -21,6 +21,7 @@ class ConversationHeader(Static):
     group: reactive[bool] = reactive(False)  # peer_name is then the group's name
     members: reactive[int] = reactive(0)
     timer: reactive[str] = reactive("")  # disappearing messages, e.g. "5m"; "" off
+    verified: reactive[bool] = reactive(False)  # we marked the peer's safety number
 
     def render(self) -> Text:
         if not self.peer_name:
@@ -31,6 +32,8 @@ class ConversationHeader(Static):
             out.append(f"  {self.members} members", "dim")
         else:
             out.append(f"@{self.peer_name}", "bold")
+            if self.verified:
+                out.append(" ✔", "bold green")
         if self.timer:
             out.append(f"  ⏱ {self.timer}", "")
         if self.online is True:

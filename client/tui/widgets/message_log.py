@@ -71,6 +71,7 @@ class MessageLog(ScrollView, can_focus=True):
         "message-log--poll-question",
         "message-log--poll-option",
         "message-log--poll-chosen",
+        "message-log--attachment",
     }
 
     class Act(Message):
@@ -151,6 +152,9 @@ class MessageLog(ScrollView, can_focus=True):
         self.quoted: dict[bytes, Any] = {}  # replied-to messages outside the window
         self.polls: dict[bytes, Any] = {}  # poll message id → client.polls.PollView
         self.stickers: dict[bytes, Any] = {}  # sticker message id → imaging.preview_cells
+        # attachment message id → (its 📎 line, the text it shows without a caption,
+        # thumbnail cells of an image or None)
+        self.attachments: dict[bytes, tuple[str, str, Any]] = {}
         self.empty_text = "No conversation open. Ctrl+N starts one."
         self._lines: list[Strip] = []
         self._starts: dict[bytes, int] = {}  # message id → its first line
@@ -174,7 +178,7 @@ class MessageLog(ScrollView, can_focus=True):
         self.highlight_id = focus_id
         self.selected_id = None
         self.reactions, self.seen, self.quoted = {}, {}, {}
-        self.polls, self.stickers = {}, {}
+        self.polls, self.stickers, self.attachments = {}, {}, {}
         self.follow = focus_id is None and not has_newer
         self.new_below = 0
         self._blocks.clear()
@@ -237,15 +241,25 @@ class MessageLog(ScrollView, can_focus=True):
                  seen: dict[bytes, int] | None = None,
                  quoted: dict[bytes, Any] | None = None,
                  polls: dict[bytes, Any] | None = None,
-                 stickers: dict[bytes, Any] | None = None) -> None:
-        """Reactions, "seen by" counts, replied-to messages, poll states and sticker
-        pictures for rows in the window."""
+                 stickers: dict[bytes, Any] | None = None,
+                 attachments: dict[bytes, tuple[str, str, Any]] | None = None) -> None:
+        """Reactions, "seen by" counts, replied-to messages, poll states, sticker
+        pictures and attachments (📎 line, thumbnail) for rows in the window."""
         self.reactions.update(reactions or {})
         self.seen.update(seen or {})
         self.quoted.update(quoted or {})
         self.polls.update(polls or {})
         self.stickers.update(stickers or {})
+        self.attachments.update(attachments or {})
         self._relayout()
+        # a picture or a card makes messages taller: a log that follows stays at the end
+        if self.follow and self._pending_place is _NOWHERE:
+            self._to_bottom()
+            self.call_after_refresh(self._follow_after_layout)
+
+    def _follow_after_layout(self) -> None:
+        if self.follow:
+            self._to_bottom()
 
     def update_row(self, row: Any, reactions: dict[str, int] | None = None) -> bool:
         """A message changed (edited, deleted, pinned, reacted to); False if not shown."""
@@ -500,6 +514,8 @@ class MessageLog(ScrollView, can_focus=True):
             self._to_bottom()
 
     def _relayout(self) -> None:
+        if not self._component_styles:  # not styled yet (or gone): on_resize lays it out
+            return
         width = max(self.scrollable_content_region.width, 20)
         if width != self._width:
             self._blocks.clear()
@@ -523,7 +539,8 @@ class MessageLog(ScrollView, can_focus=True):
             key = (row, width, name_w, row.id == self.highlight_id,
                    row.id == self.selected_id, self.author(row), quote,
                    tuple(self.reactions.get(row.id, {}).items()), self.seen.get(row.id),
-                   self._poll_key(row.id), id(self.stickers.get(row.id)))
+                   self._poll_key(row.id), id(self.stickers.get(row.id)),
+                   id(self.attachments.get(row.id)))
             block = self._blocks.get(key)
             if block is None:
                 block = self._render_message(row, width, name_w, quote)
@@ -629,15 +646,23 @@ class MessageLog(ScrollView, can_focus=True):
             for text, kind in render.poll_card(poll, body_w, self._voter_names(poll)):
                 lines.append([Segment(text, self._style(styles[kind]))])
         else:
-            body_lines = console.render_lines(render.body(row.text), options, style=style,
-                                              pad=False, new_lines=False)
+            attachment = self.attachments.get(row.id)
+            if attachment is not None:
+                lines.append([Segment(render.preview(attachment[0], body_w),
+                                      self._style("attachment"))])
+            body_lines = [] if attachment is not None and row.text == attachment[1] else \
+                console.render_lines(render.body(row.text), options, style=style,
+                                     pad=False, new_lines=False)
             while len(body_lines) > 1 and not "".join(s.text for s in body_lines[-1]).strip():
                 body_lines.pop()
             while len(body_lines) > 1 and not "".join(s.text for s in body_lines[0]).strip():
                 body_lines.pop(0)
-            lines.extend(body_lines or [[]])
+            if body_lines or attachment is None:
+                lines.extend(body_lines or [[]])
             if cells:
                 lines.extend(render.half_blocks(cells))
+            if attachment is not None and attachment[2]:
+                lines.extend(render.half_blocks(attachment[2]))
         meta = self._meta(row)
         if meta:
             lines.append([Segment(render.preview(meta, body_w), self._style("meta"))])
