@@ -299,6 +299,21 @@ MIGRATIONS: list[str] = [
     ALTER TABLE contacts ADD COLUMN previous_key BLOB;
     ALTER TABLE contacts ADD COLUMN key_change INTEGER NOT NULL DEFAULT 0;
     """,
+    # 12: a key change is PENDING until the user accepts it (security review H1): the
+    # handle stays with the key it was pinned to, the new key's row has no handle and
+    # points at the old one (previous_key). Rows moved by schema 11 go back: the handle
+    # returns to the old key and the move becomes a pending change again.
+    """
+    CREATE TEMP TABLE moved AS SELECT user, handle, previous_key FROM contacts
+        WHERE key_change != 0 AND handle IS NOT NULL AND previous_key IS NOT NULL
+        AND previous_key IN (SELECT user FROM contacts WHERE handle IS NULL);
+    UPDATE contacts SET handle=NULL WHERE user IN (SELECT user FROM moved);
+    UPDATE contacts SET handle=(SELECT m.handle FROM moved m
+        WHERE m.previous_key=contacts.user) WHERE user IN (SELECT previous_key FROM moved);
+    UPDATE contacts SET key_change=0 WHERE key_change != 0 AND (previous_key IS NULL
+        OR previous_key NOT IN (SELECT user FROM contacts WHERE handle IS NOT NULL));
+    DROP TABLE moved;
+    """,
 ]
 
 KEY_CHANGED, KEY_CHANGED_VERIFIED = 1, 2  # contacts.key_change
@@ -359,15 +374,17 @@ class ContactRow:
     added: bool
     blocked: bool
     verified: bool
-    # The handle's identity key changed to this one (from previous_key): 0 no,
-    # KEY_CHANGED, or KEY_CHANGED_VERIFIED (the old key was verified: nothing is sent to
-    # this one until the user accepts it).
+    # A pending identity key change: the relay says this key now holds the handle of
+    # previous_key (``claimed``), which keeps it until the user accepts this key.
+    # 0 no, KEY_CHANGED, or KEY_CHANGED_VERIFIED (the old key was verified).
     key_change: int = 0
     previous_key: bytes | None = None
+    claimed: str | None = None  # the previous key's handle, while the change is pending
 
     @property
     def needs_acceptance(self) -> bool:
-        return self.key_change == KEY_CHANGED_VERIFIED
+        """Nothing is sent to this key until the user accepts it (any pending change)."""
+        return self.key_change != 0
 
 
 _MSG_COLS = ("id, peer, outgoing, text, sent_at, received_at, status, rowid, sender, reply_to, "
@@ -404,12 +421,14 @@ def fts_query(text: str) -> str:
     return " ".join(f'"{w}"' for w in words[:-1]) + (" " if len(words) > 1 else "") + last
 
 
-_CONTACT_COLS = "user, handle, added, blocked, verified, key_change, previous_key"
+_CONTACT_COLS = ("user, handle, added, blocked, verified, key_change, previous_key, "
+                 "(SELECT o.handle FROM contacts o WHERE o.user=contacts.previous_key "
+                 "AND contacts.key_change != 0)")
 
 
 def _contact(row: Iterable) -> ContactRow:
     r = tuple(row)
-    return ContactRow(r[0], r[1], bool(r[2]), bool(r[3]), bool(r[4]), r[5], r[6])
+    return ContactRow(r[0], r[1], bool(r[2]), bool(r[3]), bool(r[4]), r[5], r[6], r[7])
 
 
 T = TypeVar("T")
@@ -645,27 +664,53 @@ class Cache:
         assert flag in ("added", "blocked", "verified")
         await self._db.execute(f"UPDATE contacts SET {flag}=? WHERE user=?", (int(value), user))
 
-    async def move_handle(self, handle: str, user: bytes, now: int) -> ContactRow | None:
-        """``handle`` now belongs to identity ``user`` (a verified binding says so). If
-        another key held it, the handle moves to ``user``'s row, which records the key it
-        replaced and whether that was verified; that old contact is returned."""
+    async def record_key_change(self, handle: str, user: bytes, now: int
+                                ) -> ContactRow | None:
+        """The relay says ``handle`` belongs to identity ``user`` (a binding ``user``
+        signed, which anyone can make). A handle not pinned here is pinned to ``user``.
+        One pinned to another key STAYS with that key: ``user`` becomes a pending key
+        change of it (no handle; see accept_key). Returns the pinned contact if so."""
         old = await self.contact_by_handle(handle)
         if old is None or old.user == user:
             await self.remember_contact(user, handle, now)
             return None
         change = KEY_CHANGED_VERIFIED if old.verified else KEY_CHANGED
-        await self._db.execute("UPDATE contacts SET handle=NULL WHERE user=?", (old.user,))
         await self._db.execute(
             "INSERT INTO contacts (user, handle, added, created_at, previous_key, key_change) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(user) DO UPDATE SET handle=excluded.handle, "
-            "added=MAX(added, excluded.added), previous_key=excluded.previous_key, "
-            "key_change=MAX(key_change, excluded.key_change)",
-            (user, handle, int(old.added), now, old.user, change))
+            "VALUES (?, NULL, 0, ?, ?, ?) ON CONFLICT(user) DO UPDATE SET "
+            "previous_key=excluded.previous_key, key_change=excluded.key_change "
+            "WHERE handle IS NULL",
+            (user, now, old.user, change))
         return old
 
+    async def pending_key(self, user: bytes) -> ContactRow | None:
+        """The newest pending key change of the contact ``user`` (that holds a handle)."""
+        async with self._db.execute(
+            f"SELECT {_CONTACT_COLS} FROM contacts WHERE previous_key=? AND key_change != 0 "
+            "AND handle IS NULL ORDER BY created_at DESC, rowid DESC LIMIT 1", (user,),
+        ) as cur:
+            row = await cur.fetchone()
+        return _contact(row) if row else None
+
     async def accept_key(self, user: bytes) -> None:
-        """The user accepted this contact's changed key."""
+        """The user accepted ``user`` as the new key of the handle it claims: the handle
+        moves to it (unverified, its added flag kept) and the change is no longer pending."""
+        new = await self.contact(user)
+        if new is None or not new.key_change:
+            return
+        old = await self.contact(new.previous_key) if new.previous_key else None
+        if old is not None and old.handle is not None:
+            await self._db.execute("UPDATE contacts SET handle=NULL WHERE user=?", (old.user,))
+            await self._db.execute(
+                "UPDATE contacts SET handle=?, added=MAX(added, ?), verified=0 WHERE user=?",
+                (old.handle, int(old.added), user))
         await self._db.execute("UPDATE contacts SET key_change=0 WHERE user=?", (user,))
+
+    async def reject_key(self, user: bytes) -> None:
+        """The user refused a pending key change: ``user`` no longer claims the handle."""
+        await self._db.execute(
+            "UPDATE contacts SET key_change=0, previous_key=NULL WHERE user=? AND key_change != 0",
+            (user,))
 
     async def contacts(self) -> list[ContactRow]:
         async with self._db.execute(
@@ -950,6 +995,19 @@ class Cache:
             "WHERE length(envelope)>0 ORDER BY created_at, rowid"
         ) as cur:
             return [(r[0], r[1], r[2], r[3], r[4]) for r in await cur.fetchall()]
+
+    async def written(self, msg_ids: list[bytes]) -> set[bytes]:
+        """Which of these outbox ids are messages the user wrote (an outgoing row in
+        ``messages``), not receipts, key distributions or other automatic content."""
+        found: set[bytes] = set()
+        for i in range(0, len(msg_ids), 400):
+            chunk = msg_ids[i:i + 400]
+            async with self._db.execute(
+                "SELECT id FROM messages WHERE outgoing AND id IN ("
+                + ",".join("?" * len(chunk)) + ")", chunk,
+            ) as cur:
+                found.update(bytes(r[0]) for r in await cur.fetchall())
+        return found
 
     async def outbox_done(self, msg_id: bytes, peer: bytes) -> bool:
         """The relay stored it: drop it from the outbox; True if a message became *sent*."""

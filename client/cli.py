@@ -20,7 +20,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from ..common.errors import ProtocolError, TenchatError
-from ..common.textsafe import for_terminal, json_for_terminal
+from ..common.textsafe import for_name, for_terminal, indent_lines, json_for_terminal
 
 T = TypeVar("T")
 
@@ -211,7 +211,6 @@ def read_text(text: str) -> str:
 
 async def message_id(client: Any, conv: bytes, text: str) -> bytes:
     """A message id from its hex form or a unique prefix (at least 6 hex digits)."""
-    from ..common.errors import TenchatError
 
     text = text.lower()
     if len(text) < 6 or any(ch not in "0123456789abcdef" for ch in text):
@@ -266,13 +265,16 @@ async def describe(client: Any, msg: Any) -> tuple[str, str | None]:
 
 def line_of(msg: Any, sender: str, group: str | None, suffix: str = "",
             attachment: Any = None) -> str:
-    where = f"#{group} " if group is not None else ""
-    text = "(message deleted)" if msg.deleted else msg.text
+    """One message for the line-oriented output. Names are kept on one line and the
+    text's continuation lines are indented (security review M6): no peer text can start
+    a line that looks like another message (``[12:01] @bank: ...``)."""
+    where = f"#{for_name(group)} " if group is not None else ""
+    text = "(message deleted)" if msg.deleted else indent_lines(msg.text)
     if attachment is not None and not msg.deleted:
-        text += f" [file {attachment.name or '?'}, {attachment.size} bytes, " \
+        text += f" [file {for_name(attachment.name or '?')}, {attachment.size} bytes, " \
                 f"`tenchat download {msg.id.hex()[:12]}`]"
     extra = " (edited)" if msg.edited and not msg.deleted else ""
-    return f"[{fmt_time(msg.sent_at)}] {where}@{sender}: {text}{extra}{suffix}"
+    return f"[{fmt_time(msg.sent_at)}] {where}@{for_name(sender)}: {text}{extra}{suffix}"
 
 
 # --- identity -----------------------------------------------------------------------------
@@ -533,7 +535,8 @@ def contact_json(contact: Any) -> dict[str, Any]:
            "fingerprint": fingerprint(contact.user), "added": contact.added,
            "blocked": contact.blocked, "verified": contact.verified,
            "key_changed": bool(contact.key_change)}
-    if contact.key_change:
+    if contact.key_change:  # a pending key change: this key claims another's handle
+        out["claims_handle"] = contact.claimed
         out["previous_user_id"] = contact.previous_key.hex() if contact.previous_key else None
         out["needs_acceptance"] = contact.needs_acceptance
     return out
@@ -542,12 +545,10 @@ def contact_json(contact: Any) -> dict[str, Any]:
 def contact_line(contact: Any) -> str:
     obj = contact_json(contact)
     flags = [name for name in ("blocked", "verified") if obj[name]]
-    if contact.needs_acceptance:
+    if contact.key_change:
         flags.append("key changed: `tenchat contacts accept-key` to send")
-    elif contact.key_change:
-        flags.append("key changed")
-    return f"@{contact.handle or '?'}  {obj['fingerprint']}" + (
-        f"  [{', '.join(flags)}]" if flags else "")
+    name = contact.handle or (f"{contact.claimed} (NEW KEY)" if contact.claimed else "?")
+    return f"@{name}  {obj['fingerprint']}" + (f"  [{', '.join(flags)}]" if flags else "")
 
 
 @contacts_app.command("list")
@@ -589,48 +590,97 @@ def contacts_unblock(ctx: typer.Context, peer: Annotated[str, typer.Argument()])
     _contact_action(ctx, peer, "unblock")
 
 
+def _digits(text: str) -> str:
+    return "".join(ch for ch in text if ch.isdigit())
+
+
 @contacts_app.command("verify")
 def contacts_verify(
     ctx: typer.Context,
     peer: Annotated[str, typer.Argument()],
+    number: Annotated[list[str] | None, typer.Argument(
+        help="With --mark: the safety number you compared (at least its first 10 digits; "
+             "spaces are ignored).", show_default=False)] = None,
     mark: Annotated[bool, typer.Option(
-        "--mark", help="Record that you compared the safety numbers and they match.")] = False,
+        "--mark", help="Record that you compared the safety number NUMBER and it matched.")
+    ] = False,
     unmark: Annotated[bool, typer.Option(
         "--unmark", help="Take that back: the contact is unverified again.")] = False,
 ) -> None:
-    """Show the safety number to compare with the peer out of band; --mark records that
-    it matched (a verified contact's key can't then change without you accepting it)."""
+    """Show the safety number to compare with the peer out of band (and the new key's,
+    if its key changed); --mark NUMBER records that it matched: it marks the key whose
+    number that is, accepting a pending new key if it is the new key's."""
     opts: Options = ctx.obj
     if mark and unmark:
         raise usage_error("give --mark or --unmark, not both")
+    given = _digits(" ".join(number or []))
+    if number and not mark:
+        raise usage_error("a safety number goes with --mark")
+    if mark and len(given) < 10:
+        raise usage_error("--mark needs the safety number you compared (at least its first "
+                          "10 digits): `tenchat contacts verify PEER --mark 12345 67890 ...`")
 
-    async def body(client: Any) -> tuple[Any, str]:
-        if mark or unmark:
-            await client.set_verified(peer, mark)
-        return await client.safety_number(peer)
+    async def body(client: Any) -> tuple[Any, str, Any, str | None]:
+        from ..common.crypto.safety import safety_number
 
-    contact, number = run(with_client(opts, body))
+        contact, pending = await client.pending_key(peer)
+        number = safety_number(client.user, contact.user)
+        new = safety_number(client.user, pending.user) if pending is not None else None
+        if mark:
+            if new is not None and _digits(new).startswith(given):
+                await client.accept_key(peer)
+                contact = await client.set_verified(peer, True)
+                return contact, new, None, None
+            if not _digits(number).startswith(given):
+                raise TenchatError(
+                    f"that is not the safety number of @{contact.handle}"
+                    + (" or of its new key" if pending is not None else "")
+                    + "; nothing was marked")
+            contact = await client.set_verified(peer, True)
+        elif unmark:
+            contact = await client.set_verified(peer, False)
+        return contact, number, pending, new
+
+
+    contact, number, pending, new = run(with_client(opts, body))
     obj = contact_json(contact) | {"safety_number": number}
-    groups = number.split()
-    human = (f"safety number with @{contact.handle}:\n  " + " ".join(groups[:6]) + "\n  "
-             + " ".join(groups[6:]))
+    if pending is not None:
+        obj["pending_key"] = contact_json(pending) | {"safety_number": new}
+
+    def show(n: str) -> str:
+        groups = n.split()
+        return "  " + " ".join(groups[:6]) + "\n  " + " ".join(groups[6:])
+
+    human = f"safety number with @{contact.handle}:\n" + show(number)
+    if pending is not None and new is not None:
+        human += (f"\n@{contact.handle} has a NEW KEY ({obj['pending_key']['fingerprint']}), "
+                  "not accepted; its safety number:\n" + show(new))
     if mark:
         human += f"\nmarked @{contact.handle} verified"
     elif unmark:
         human += f"\n@{contact.handle} is no longer marked verified"
     else:
         human += ("\ncompare it with theirs in person or on a call; if they match, "
-                  f"`tenchat contacts verify {contact.handle} --mark`")
+                  f"`tenchat contacts verify {contact.handle} --mark NUMBER`")
     emit(opts, obj, human)
 
 
 @contacts_app.command("accept-key")
 def contacts_accept_key(ctx: typer.Context, peer: Annotated[str, typer.Argument()]) -> None:
-    """Accept a verified contact's new identity key, so messages go to it (unverified
-    until you verify --mark again)."""
+    """Accept a contact's pending new identity key: the handle moves to it and messages go
+    to it (unverified until you verify --mark again)."""
     opts: Options = ctx.obj
     contact = run(with_client(opts, lambda client: client.accept_key(peer)))
     emit(opts, contact_json(contact), "accepted the new key: " + contact_line(contact))
+
+
+@contacts_app.command("reject-key")
+def contacts_reject_key(ctx: typer.Context, peer: Annotated[str, typer.Argument()]) -> None:
+    """Refuse a contact's pending new identity key: the handle stays with the key you
+    had, and the new key's messages show under its fingerprint."""
+    opts: Options = ctx.obj
+    contact = run(with_client(opts, lambda client: client.reject_key(peer)))
+    emit(opts, contact_json(contact), "kept the old key: " + contact_line(contact))
 
 
 @app.command()
@@ -738,9 +788,9 @@ def group_json(info: Any) -> dict[str, Any]:
 
 def group_lines(info: Any) -> str:
     obj = group_json(info)
-    head = f"#{info.name}  ({len(info.members)} members, you: {info.my_role})"
+    head = f"#{for_name(info.name)}  ({len(info.members)} members, you: {info.my_role})"
     if info.topic:
-        head += f"\n  topic: {info.topic}"
+        head += f"\n  topic: {indent_lines(info.topic)}"
     if info.announce:
         head += "\n  announcement group: only admins post"
     if info.avatar is not None:
@@ -893,7 +943,7 @@ def group_list(ctx: typer.Context) -> None:
         return list(await client.groups.list())
 
     for info in run(with_client(opts, body)):
-        emit(opts, group_json(info), f"#{info.name}  {len(info.members)} members  "
+        emit(opts, group_json(info), f"#{for_name(info.name)}  {len(info.members)} members  "
                                      f"(you: {info.my_role})")
 
 

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ..common.textsafe import for_name, indent_lines
 from .cli import Options, app, emit, fail, fmt_time, run, say, with_client
 
 profile_app = typer.Typer(help="Your public profile, and other people's.", no_args_is_help=True)
@@ -42,11 +43,11 @@ def profile_lines(view: Any) -> str:
     p = view.profile
     if p is None:
         return f"{head}\n  (no profile)"
-    lines = [f"{head}  {p.display_name}".rstrip()]
+    lines = [f"{head}  {for_name(p.display_name)}".rstrip()]
     if p.bio:
-        lines.append(f"  {p.bio}")
+        lines.append(f"  {indent_lines(p.bio)}")
     if p.avatar is not None:
-        lines.append(f"  avatar: {p.avatar.name or 'image'} ({p.avatar.size} bytes)")
+        lines.append(f"  avatar: {for_name(p.avatar.name or 'image')} ({p.avatar.size} bytes)")
     lines.append(f"  {'private' if p.private else 'public'} account, "
                  f"updated {fmt_time(p.updated_at)}")
     return "\n".join(lines)

@@ -143,7 +143,7 @@ class GroupService:
         if unknown:  # members we never talked to: ask the relay, verify, remember
             async with self.c._crypto_lock:
                 for user in unknown:
-                    await self.c._name_sender(user)
+                    await self.c._name_sender(user, spoke=False)
                 await self.c.cache.commit()
         handles = {}
         for user in state.roles:

@@ -9,7 +9,10 @@ unlocks one identity and the cache file alone reveals no key.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
+import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +39,8 @@ OPSLIMIT, MEMLIMIT = LEVELS["moderate"]
 OPS_BOUNDS = (pwhash.argon2id.OPSLIMIT_MIN, pwhash.argon2id.OPSLIMIT_SENSITIVE)
 MEM_BOUNDS = (pwhash.argon2id.MEMLIMIT_MIN, pwhash.argon2id.MEMLIMIT_SENSITIVE)
 FILENAME = "keystore.msgpack"
+LOCK_FILENAME = "lock"  # the home's lock (client/homelock.py), taken by an upgrade
+UPGRADE_LOCK_WAIT = 2.0  # s; a home busy for longer is upgraded at a later unlock
 
 
 def kdf_level() -> tuple[int, int]:
@@ -96,13 +101,47 @@ class Keystore:
         box = secret.SecretBox(key).encrypt(msgspec.msgpack.encode(secrets))
         sealed = _Sealed(1, "argon2id", opslimit, memlimit, salt, bytes(box))
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = self.path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(msgspec.msgpack.encode(sealed))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        # A temp file of its own (never a fixed name another process could truncate
+        # under us), durable before it replaces the keystore, and the rename durable too.
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".keystore.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(msgspec.msgpack.encode(sealed))
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        dir_fd = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+    def _upgrade(self, raw: bytes, secrets: Secrets, passphrase: str, ops: int,
+                 mem: int) -> None:
+        """Seal again at (ops, mem), under the home's lock, if the file is still the one
+        that was decrypted (another process may have upgraded it, or changed the
+        passphrase, meanwhile). Skipped when the lock is busy: tried at the next unlock."""
+        lock_fd = os.open(self.path.parent / LOCK_FILENAME,
+                          os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            deadline = time.monotonic() + UPGRADE_LOCK_WAIT
+            while True:
+                try:
+                    fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        return
+                    time.sleep(0.05)
+            if self.path.read_bytes() != raw:
+                return
+            self.save(secrets, passphrase, opslimit=ops, memlimit=mem)
+        finally:
+            os.close(lock_fd)  # releases the flock
 
     def load(self, passphrase: str, *, upgrade: bool = False) -> Secrets:
         """The secrets; with ``upgrade``, a file sealed more weakly than kdf_level() (an
@@ -138,5 +177,5 @@ class Keystore:
             if sealed.opslimit < ops or sealed.memlimit < mem:
                 # on failure it stays readable as it is; tried again at the next unlock
                 with contextlib.suppress(OSError):
-                    self.save(secrets, passphrase, opslimit=ops, memlimit=mem)
+                    self._upgrade(raw, secrets, passphrase, ops, mem)
         return secrets

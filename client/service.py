@@ -132,17 +132,23 @@ class PeerError(TenchatError):
     """The peer can't be used: unknown handle, blocked, or a broken binding."""
 
 
+# The most proof-of-work bits a client solves for a relay (~16 M hashes, seconds); the
+# relay's default is 20. A relay may ask up to 32 (hours): refused, not solved.
+MAX_POW_BITS = 24
+
+
 class KeyChanged(PeerError):
-    """A verified contact's handle now belongs to a new identity key: nothing is sent to
-    the new key until the user accepts it (Client.accept_key)."""
+    """The relay says a contact's handle belongs to a new identity key: nothing the user
+    writes is sent to either key until the user accepts (Client.accept_key) or refuses
+    (Client.reject_key) the new one. ``contact`` is the pending new key."""
 
     def __init__(self, contact: ContactRow) -> None:
         self.contact = contact
-        name = contact.handle or fingerprint(contact.user)
+        name = contact.claimed or contact.handle or fingerprint(contact.user)
         super().__init__(
-            f"@{name}'s identity key changed since you verified it, so nothing is sent to "
-            f"the new key. Compare safety numbers (`tenchat contacts verify {name}`), then "
-            f"accept it with `tenchat contacts accept-key {name}`")
+            f"@{name}'s identity key changed, so nothing is sent until you decide. Compare "
+            f"safety numbers (`tenchat contacts verify {name}`), then accept the new key "
+            f"with `tenchat contacts accept-key {name}` (or `reject-key`)")
 
 
 class QueuedOffline(TenchatError):
@@ -318,6 +324,10 @@ class Client:
         await conn.open()
         try:
             nonce = b""
+            if conn.register_pow > MAX_POW_BITS:  # hours of CPU, uncancellable (review L3)
+                raise TenchatError(
+                    f"the relay asks a {conn.register_pow}-bit proof-of-work to register, "
+                    f"more than this client solves ({MAX_POW_BITS} bits); nothing was written")
             if conn.register_pow:  # the relay asks a proof-of-work (docs/protocol.md)
                 nonce = await asyncio.to_thread(solve_pow, conn.challenge, identity.public,
                                                 handle, conn.register_pow)
@@ -590,11 +600,14 @@ class Client:
         assert contact is not None
         return contact
 
-    async def _name_sender(self, user: bytes) -> None:
-        """Learn the handle of a sender we have not seen before (best effort). If its
-        handle belonged to another key here, that is an identity key change: the handle
-        moves to the new key, which is held back from sending (see KeyChanged) when the
-        old one was verified."""
+    async def _name_sender(self, user: bytes, *, spoke: bool = True) -> None:
+        """Learn the handle of a key we have not seen before (best effort), from the
+        relay's signed ``whois`` binding, which the key itself signs, so anyone can make
+        one for any handle. A handle already pinned here to another key is never moved on
+        the relay's word (security review H1): when ``spoke`` (a message came from this
+        key) it becomes a pending key change, shown on every message from the key and
+        held back from sending until the user accepts it (``contacts accept-key``);
+        without a message from the key (group members, social records) it is ignored."""
         if await self.cache.contact(user) is not None:
             return
         handle: str | None = None
@@ -604,18 +617,25 @@ class Client:
             if isinstance(info, f.HandleInfo) and verify_signature(
                 user, handle_message(info.handle, user), info.sig
             ):
-                handle = info.handle
+                handle = normalize_handle(info.handle)
         except (RelayError, ConnectionLost, ProtocolError):
             pass
+        if handle is not None and not spoke:
+            pinned = await self.cache.contact_by_handle(handle)
+            if pinned is not None and pinned.user != user:
+                handle = None
         if handle is None:
             await self.cache.remember_contact(user, None, now_ms())
             return
-        old = await self.cache.move_handle(handle, user, now_ms())
+        old = await self.cache.record_key_change(handle, user, now_ms())
         if old is not None:
-            log.warning("the identity key of @%s changed (%s -> %s)%s", handle,
-                        fingerprint(old.user), fingerprint(user),
-                        "; it was verified: sending waits for acceptance" if old.verified
-                        else "")
+            log.warning("the relay says @%s has a new identity key (%s -> %s); pending until "
+                        "accepted", handle, fingerprint(old.user), fingerprint(user))
+
+    async def pending_key(self, peer: str) -> tuple[ContactRow, ContactRow | None]:
+        """``peer``'s pinned contact and its pending key change, if any."""
+        contact = await self.resolve(peer)
+        return contact, await self.cache.pending_key(contact.user)
 
     async def set_verified(self, peer: str, verified: bool) -> ContactRow:
         """Record (or take back) that the user compared safety numbers with ``peer``
@@ -631,22 +651,43 @@ class Client:
         return (await self.cache.contact(contact.user)) or contact
 
     async def accept_key(self, peer: str) -> ContactRow:
-        """Accept ``peer``'s changed identity key: sending to it resumes (unverified until
-        marked again). TenchatError if its key has not changed."""
-        contact = await self.resolve(peer)
-        if not contact.key_change:
+        """Accept ``peer``'s pending identity key change: the handle moves to the new key
+        (unverified) and sending to it resumes. TenchatError if there is none."""
+        contact, pending = await self.pending_key(peer)
+        if pending is None:
             raise TenchatError(f"@{contact.handle}'s identity key has not changed")
         async with self._crypto_lock:
-            await self.cache.accept_key(contact.user)
+            await self.cache.accept_key(pending.user)
             await self.cache.commit()
+        self._emit(ConversationChanged(pending.user))
         self._emit(ConversationChanged(contact.user))
-        return (await self.cache.contact(contact.user)) or contact
+        return (await self.cache.contact(pending.user)) or pending
 
-    async def check_key_accepted(self, peer: bytes) -> None:
-        """KeyChanged if ``peer`` (a user id) is a verified contact's new, unaccepted key."""
-        contact = await self.cache.contact(peer) if len(peer) == 32 else None
+    async def reject_key(self, peer: str) -> ContactRow:
+        """Refuse ``peer``'s pending identity key change: the handle stays with the key it
+        was pinned to and the new key's messages show under its fingerprint."""
+        contact, pending = await self.pending_key(peer)
+        if pending is None:
+            raise TenchatError(f"@{contact.handle}'s identity key has not changed")
+        async with self._crypto_lock:
+            await self.cache.reject_key(pending.user)
+            await self.cache.commit()
+        self._emit(ConversationChanged(pending.user))
+        return contact
+
+    async def check_key_accepted(self, peer: bytes, *, typed: bool = True) -> None:
+        """KeyChanged if ``peer`` (a user id) is a pending new key the user has not
+        accepted, or (``typed``: content the user wrote) a contact whose handle has a
+        pending key change: the user must decide which key is theirs first."""
+        if len(peer) != 32:
+            return
+        contact = await self.cache.contact(peer)
         if contact is not None and contact.needs_acceptance:
             raise KeyChanged(contact)
+        if typed and contact is not None and contact.handle is not None:
+            pending = await self.cache.pending_key(peer)
+            if pending is not None:
+                raise KeyChanged(pending)
 
     async def contacts(self) -> list[ContactRow]:
         return await self.cache.contacts()
@@ -694,9 +735,13 @@ class Client:
         return contact, safety_number(self.user, contact.user)
 
     async def display_name(self, user: bytes) -> str:
+        """A handle, or for a pending key change the handle it claims marked
+        ``(NEW KEY)``, or the key's fingerprint."""
         contact = await self.cache.contact(user)
         if contact is not None and contact.handle:
             return contact.handle
+        if contact is not None and contact.claimed:
+            return f"{contact.claimed} (NEW KEY)"
         return fingerprint(user)
 
     # --- sending ------------------------------------------------------------------------
@@ -878,7 +923,7 @@ class Client:
         if peer == self.user:
             return
         try:
-            await self.check_key_accepted(peer)
+            await self.check_key_accepted(peer, typed=False)
         except KeyChanged:
             return  # no receipts to an unaccepted key either
         body = c.encode_content(c.Receipt(kind=kind, ids=ids, at=now_ms(), group=group))
@@ -927,6 +972,9 @@ class Client:
             if not pending:
                 return 0
             conn = await self.connection()
+            # Only what the user wrote makes the peer a contact for presence (review M3).
+            written = await self.cache.written([m for m, _p, _e, k, _x in pending
+                                                if k != "group"])
             sem = asyncio.Semaphore(SEND_WINDOW)
             stored: list[tuple[bytes, bytes]] = []
             failures: list[BaseException] = []
@@ -940,7 +988,8 @@ class Client:
                                                body=envelope, expires_at=expires_at)
                         else:
                             await conn.request(f.Send, to=peer, msg=msg_id, body=envelope,
-                                               expires_at=expires_at)
+                                               expires_at=expires_at,
+                                               conv=msg_id in written)
                     except RelayError as exc:
                         if kind == "group" and exc.code == "forbidden":
                             # Removed from the group (the relay no longer lets us post):

@@ -121,7 +121,7 @@ class SocialService:
             return self.client.handle
         if await self.client.cache.contact(user) is None:
             async with self.client._crypto_lock:
-                await self.client._name_sender(user)
+                await self.client._name_sender(user, spoke=False)
                 await self.client.cache.commit()
         contact = await self.client.cache.contact(user)
         return contact.handle if contact is not None else None
@@ -130,6 +130,10 @@ class SocialService:
 
     async def fetch_profile(self, user: bytes) -> s.Profile | None:
         """``user``'s profile from the relay, verified; None if they published none."""
+        got = await self._fetch_profile(user)
+        return got[0] if got is not None else None
+
+    async def _fetch_profile(self, user: bytes) -> tuple[s.Profile, bytes] | None:
         conn = await self.client.connection()
         try:
             info = await conn.request(f.ProfileGet, user=user)
@@ -145,11 +149,50 @@ class SocialService:
                               "nothing is shown") from None
         if profile.user != user:
             raise SocialError("the relay answered with another user's profile; nothing is shown")
-        return profile
+        return profile, info.record
 
     async def profile(self, peer: str | None = None) -> ProfileView:
         user = await self._user(peer)
+        if user == self.client.user:
+            return ProfileView(user, self.client.handle, await self.own_profile())
         return ProfileView(user, await self._handle(user), await self.fetch_profile(user))
+
+    OWN_PROFILE = "social.own_profile"  # cache meta: the newest own profile record seen
+
+    async def _local_profile(self) -> s.Profile | None:
+        record = await self.client.cache.get_meta(self.OWN_PROFILE)
+        if record is None:
+            return None
+        try:
+            profile = s.open_profile(record)
+        except ProtocolError:
+            return None
+        return profile if profile.user == self.client.user else None
+
+    async def _keep_own(self, record: bytes) -> None:
+        async with self.client._crypto_lock:
+            await self.client.cache.set_meta(self.OWN_PROFILE, record)
+            await self.client.cache.commit()
+
+    async def own_profile(self) -> s.Profile | None:
+        """One's own profile: the newest of the copy kept here (every profile this device
+        publishes, and the newest it has seen) and the relay's. The relay can withhold
+        or roll back a profile, never forge a newer one, so the local copy is the floor
+        (security review H2): a relay hiding a private account's profile can't make this
+        client treat the account as public."""
+        local = await self._local_profile()
+        try:
+            got = await self._fetch_profile(self.client.user)
+        except (SocialError, RelayError):
+            got = None
+        if got is not None and (local is None or got[0].updated_at > local.updated_at):
+            await self._keep_own(got[1])  # newer, and signed by this identity
+            return got[0]
+        return local
+
+    async def _own_private(self) -> bool:
+        profile = await self.own_profile()
+        return profile is not None and profile.private
 
     async def set_profile(self, *, name: str | None = None, bio: str | None = None,
                           avatar: Path | None = None, private: bool | None = None,
@@ -160,7 +203,9 @@ class SocialService:
         if bio is not None and len(bio) > s.MAX_BIO:
             raise SocialError(f"the bio is at most {s.MAX_BIO} characters")
         me = self.client.user
-        current = await self.fetch_profile(me) or s.Profile(user=me, updated_at=0)
+        # Built on the newest copy, never the relay's alone: a withheld profile must not
+        # turn into a public one when only the bio changes (security review H2).
+        current = await self.own_profile() or s.Profile(user=me, updated_at=0)
         changes: dict[str, object] = {"updated_at": max(_now_ms(), current.updated_at + 1)}
         if name is not None:
             changes["display_name"] = name
@@ -181,6 +226,7 @@ class SocialService:
         if held.record != record:
             raise SocialError("the relay holds a newer profile than this one (is your clock "
                               "behind?); nothing changed")
+        await self._keep_own(record)
         return ProfileView(me, self.client.handle, profile)
 
     # --- follows ------------------------------------------------------------------------
@@ -244,8 +290,7 @@ class SocialService:
         if user == self.client.user and kind in ("followers", "requests"):
             removed = await self.removed()
             if removed:
-                profile = await self.fetch_profile(user)
-                private = profile is not None and profile.private
+                private = await self._own_private()
                 out = [v for v in out if not _overruled(v, removed, kind, private=private)]
         return [FollowView(v.user, await self._handle(v.user), v.at, v.approved,
                            v.approved_at) for v in out]
@@ -324,8 +369,7 @@ class SocialService:
         relay can't slip in a follower.
         """
         me = self.client.user
-        profile = await self.fetch_profile(me)
-        private = profile is not None and profile.private
+        private = await self._own_private()  # from the local copy, not the relay's word
         removed = await self.removed()
         followers = {v.user for v in await self._verified(me, "followers")
                      if (v.approved or not private)
@@ -372,8 +416,7 @@ class SocialService:
         if not text and not images:
             raise SocialError("an empty post: give text or an image")
         me = self.client.user
-        profile = await self.fetch_profile(me)
-        private = profile is not None and profile.private
+        private = await self._own_private()
         if audience is None:
             audience = "followers" if private else "public"
         if audience not in ("public", "followers"):

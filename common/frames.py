@@ -205,6 +205,9 @@ class Send(_Frame, tag="send"):
     body: bytes
     eph: bool = False
     expires_at: Annotated[int, msgspec.Meta(ge=0, le=UINT_MAX)] = 0  # ms; 0 = never. Dropped after.
+    # A message the user wrote (not a receipt, key distribution or other automatic
+    # message): only these make the recipient a contact who may see the sender's presence.
+    conv: bool = False
 
 
 class Stored(_Frame, tag="stored"):

@@ -65,14 +65,69 @@ def relay_origin(url: str) -> str:
         raise ValueError(f"a relay URL starts with ws:// or wss://, not {url[:80]!r}")
     if parts.username is not None or parts.password is not None:
         raise ValueError(f"a relay URL has no user name or password: {url[:80]!r}")
-    host = (parts.hostname or "").lower()
-    if not host or not re.fullmatch(r"[a-z0-9._~!$&'()*+,;=%:-]+", host):
-        raise ValueError(f"no valid host in relay URL {url[:80]!r}")
+    host = _canonical_host((parts.hostname or "").lower(), url)
     if ":" in host:
         host = f"[{host}]"
     if port is not None and port != _DEFAULT_PORTS[scheme]:
         return f"{scheme}://{host}:{port}"
     return f"{scheme}://{host}"
+
+
+_NUMERIC_LABEL = re.compile(r"0x[0-9a-f]*|[0-9]+")
+
+
+def _ipv4(host: str) -> str | None:
+    """A host whose last label is numeric is an IPv4 address in any inet_aton spelling
+    (``127.1``, ``0x7f.0.0.1``, ``2130706433``): its dotted-quad form; ValueError if it is
+    not a valid one; None for a name."""
+    labels = host.split(".")
+    if not _NUMERIC_LABEL.fullmatch(labels[-1]):
+        return None
+    if not 1 <= len(labels) <= 4 or not all(_NUMERIC_LABEL.fullmatch(x) for x in labels):
+        raise ValueError
+    values = []
+    for label in labels:
+        if label.startswith("0x"):
+            values.append(int(label[2:] or "0", 16))
+        elif len(label) > 1 and label.startswith("0"):
+            values.append(int(label, 8))
+        else:
+            values.append(int(label))
+    if any(v > 255 for v in values[:-1]) or values[-1] >= 256 ** (5 - len(values)):
+        raise ValueError
+    number = values[-1]
+    for i, v in enumerate(values[:-1]):
+        number += v << (8 * (3 - i))
+    return ".".join(str((number >> shift) & 255) for shift in (24, 16, 8, 0))
+
+
+def _canonical_host(host: str, url: str) -> str:
+    """One spelling per host (security review L9): IDNA for a Unicode name, no trailing
+    dot, dotted-quad IPv4, compressed IPv6; '%' (escapes, zone ids) refused."""
+    import ipaddress  # pure
+
+    bad = ValueError(f"no valid host in relay URL {url[:80]!r}")
+    if not host or "%" in host:
+        raise bad
+    if ":" in host:
+        try:
+            return ipaddress.IPv6Address(host).compressed
+        except ValueError:
+            raise bad from None
+    if host.endswith("."):
+        host = host[:-1]
+    if not host.isascii():
+        try:
+            host = host.encode("idna").decode("ascii").lower()
+        except UnicodeError:
+            raise bad from None
+    if not host or not re.fullmatch(r"[a-z0-9._~!$&'()*+,;=-]+", host) or ".." in host:
+        raise bad
+    try:
+        quad = _ipv4(host)
+    except ValueError:
+        raise bad from None
+    return quad or host
 
 
 def origin_authority(origin: str) -> str:

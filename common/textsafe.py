@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["for_terminal", "json_for_terminal", "UNSAFE"]
+__all__ = ["for_terminal", "for_name", "json_for_terminal", "indent_lines", "UNSAFE"]
 
 # Every character for_terminal replaces.
 UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
@@ -50,6 +50,53 @@ def for_terminal(text: str) -> str:
     if UNSAFE.search(text) is None:  # the common case: nothing to do, no copy
         return text
     return UNSAFE.sub(_visible, text)
+
+
+# For single-line names (display, group, file, sticker and pack names) also: line and
+# paragraph breaks and tabs, the implicit bidi marks (U+200E, U+200F, U+061C) and
+# zero-width or invisible characters, which make look-alikes ("Fam\u200bily"), and tag
+# characters. ZWJ (U+200D) stays between two symbols, where it joins an emoji sequence.
+_NAME_UNSAFE = re.compile(
+    "[\n\t\u2028\u2029\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e"
+    "\u200b-\u200f\u2060-\u2064\u206a-\u206f\u3164\ufeff\uffa0"
+    "\U000e0000-\U000e007f]")
+
+
+def _name_visible(match: re.Match[str]) -> str:
+    ch = match.group()
+    if ch == "\n":
+        return "\u2424"  # ␤
+    if ch == "\t":
+        return "\u2409"  # ␉
+    return f"\\u{ord(ch):04x}" if ord(ch) <= 0xFFFF else f"\\U{ord(ch):08x}"
+
+
+def _symbol(ch: str) -> bool:
+    import unicodedata
+
+    return unicodedata.category(ch) in ("So", "Sk") or ch == "\ufe0f"
+
+
+def for_name(text: str) -> str:
+    """A single-line name made safe: :func:`for_terminal`, and also line breaks, tabs,
+    implicit bidi marks and invisible characters made visible (a ZWJ inside an emoji
+    sequence is kept)."""
+    text = for_terminal(text)
+    if _NAME_UNSAFE.search(text) is None:
+        return text
+    out = []
+    for i, ch in enumerate(text):
+        joins = (ch == "\u200d" and 0 < i < len(text) - 1 and _symbol(text[i - 1])
+                 and _symbol(text[i + 1]))
+        match = None if joins else _NAME_UNSAFE.fullmatch(ch)
+        out.append(ch if match is None else _name_visible(match))
+    return "".join(out)
+
+
+def indent_lines(text: str, indent: str = "    ") -> str:
+    """Multi-line peer text for a line-oriented output: every line after the first is
+    indented, so no line of it can pass for a new record (``[12:01] @bank: ...``)."""
+    return text.replace("\n", "\n" + indent) if "\n" in text else text
 
 
 def _json_escape(match: re.Match[str]) -> str:

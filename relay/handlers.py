@@ -320,7 +320,8 @@ async def send(session: Session, frame: Send) -> Answer:
     # A blocked sender's message is answered with a normal `stored` but never queued
     # (the store decides, in the same transaction as the dedupe).
     return Later(
-        session.store.enqueue(frame.to, sender, frame.msg, frame.body, frame.expires_at),
+        session.store.enqueue(frame.to, sender, frame.msg, frame.body, frame.expires_at,
+                              frame.conv),
         lambda stored: Stored(id=frame.id, msg=frame.msg, seq=stored.seq, at=stored.at),
     )
 

@@ -146,14 +146,14 @@ class Hub:
     def sessions(self, user: bytes) -> frozenset[Session]:
         return frozenset(self._online.get(user, ()))
 
-    def publish(self, stored: list[tuple[bytes, Deliver, int]]) -> None:
+    def publish(self, stored: list[tuple[bytes, Deliver, int, bool]]) -> None:
         """Commit listener: hand newly stored messages to their recipients' subscriptions."""
         subscribed = self._subscribed
         denied = self._denied
         now = 0
         written: dict[RelayConnection, None] = {}  # connections with frames queued
-        for recipient, item, expires_at in stored:
-            if denied and item.sender in denied:
+        for recipient, item, expires_at, conv in stored:
+            if conv and denied and item.sender in denied:
                 self._grant(item.sender, recipient)  # now a contact of the recipient
             subs = subscribed.get(recipient)
             if not subs:

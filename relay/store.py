@@ -114,7 +114,7 @@ class SweptStories:
 
 # Called synchronously, right after a commit, with the stored messages in seq order
 # as (recipient, message, expires_at).
-CommitListener = Callable[[list[tuple[bytes, Deliver, int]]], None]
+CommitListener = Callable[[list[tuple[bytes, Deliver, int, bool]]], None]
 # Called synchronously, right after a commit, with the group events in commit order.
 GroupListener = Callable[[list["MembersChanged | GroupEntry"]], None]
 
@@ -273,9 +273,11 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def enqueue(
-        self, recipient: bytes, sender: bytes, msg_id: bytes, body: bytes
+        self, recipient: bytes, sender: bytes, msg_id: bytes, body: bytes, expires_at: int = 0,
+        conv: bool = False,
     ) -> asyncio.Future[Stored]:
-        """Queue a message; a retry with the same (sender, msg_id) gets the original."""
+        """Queue a message; a retry with the same (sender, msg_id) gets the original.
+        ``conv`` (the user wrote it) makes ``recipient`` a contact of ``sender``'s."""
 
     @abc.abstractmethod
     def ack(self, user: bytes, seqs: Sequence[int]) -> asyncio.Future[None]:
@@ -717,6 +719,7 @@ class _Send(_Op):
     msg_id: bytes
     body: bytes
     expires_at: int = 0
+    conv: bool = False  # a message the user wrote: the recipient becomes a contact
 
 
 @dataclass(slots=True)
@@ -924,7 +927,8 @@ class _Batch:
     """What one transaction produced: answers to hand out and messages to push."""
 
     results: list[tuple[asyncio.Future[Any], Any]] = field(default_factory=list)
-    stored: list[tuple[bytes, Deliver, int]] = field(default_factory=list)
+    # (recipient, item, expires_at, conv: the user wrote it, so it makes a contact)
+    stored: list[tuple[bytes, Deliver, int, bool]] = field(default_factory=list)
     group_events: list[MembersChanged | GroupEntry] = field(default_factory=list)
 
 
@@ -1294,9 +1298,10 @@ class SQLiteStore(Store):
         return self._submit(_TakeBundle, user, with_otk)
 
     def enqueue(
-        self, recipient: bytes, sender: bytes, msg_id: bytes, body: bytes, expires_at: int = 0
+        self, recipient: bytes, sender: bytes, msg_id: bytes, body: bytes, expires_at: int = 0,
+        conv: bool = False,
     ) -> asyncio.Future[Stored]:
-        return self._submit(_Send, recipient, sender, msg_id, body, expires_at)
+        return self._submit(_Send, recipient, sender, msg_id, body, expires_at, conv)
 
     def ack(self, user: bytes, seqs: Sequence[int]) -> asyncio.Future[None]:
         return self._submit(_Ack, user, seqs)
@@ -1653,7 +1658,9 @@ class SQLiteStore(Store):
                         size[0] += 1
                         size[1] += len(op.body)
                     contact = (op.sender, op.recipient)
-                    if contact not in contacts:
+                    # Only a message the user wrote makes a contact (security review M3):
+                    # receipts and sender-key distributions go out automatically.
+                    if op.conv and contact not in contacts:
                         contacts.add(contact)
                         new_contacts.append(contact)
                     messages.append(
@@ -1662,7 +1669,7 @@ class SQLiteStore(Store):
                     )
                     out.stored.append(
                         (op.recipient, Deliver(stored.seq, op.msg_id, op.sender, at, op.body),
-                         op.expires_at)
+                         op.expires_at, op.conv)
                     )
             out.results.append((op.fut, stored))
         if messages:

@@ -14,13 +14,23 @@ from tenchat.common.identity import auth_message, origin_authority, relay_origin
     ("ws://chat.example.org:80", "ws://chat.example.org"),
     ("ws://[::1]:9000", "ws://[::1]:9000"),
     ("ws://[::1]:80/", "ws://[::1]"),
+    # one spelling per host (security review L9)
+    ("wss://relay.example.:443", "wss://relay.example"),
+    ("ws://127.1:8765", "ws://127.0.0.1:8765"),
+    ("ws://0x7f.0.0.1:8765", "ws://127.0.0.1:8765"),
+    ("ws://2130706433:8765", "ws://127.0.0.1:8765"),
+    ("wss://Bücher.example", "wss://xn--bcher-kva.example"),
+    ("ws://[0:0:0:0:0:0:0:1]:9000", "ws://[::1]:9000"),
 ])
 def test_relay_origin(url: str, origin: str) -> None:
     assert relay_origin(url) == origin
 
 
 @pytest.mark.parametrize("url", ["http://chat.example.org", "ws://user@host:1", "ws://:80",
-                                 "ws://host:99999", "chat.example.org", ""])
+                                 "ws://host:99999", "chat.example.org", "",
+                                 "ws://%65xample.org", "ws://[fe80::1%25eth0]:1",
+                                 "ws://256.1.1.1", "ws://1.2.3.4.5", "ws://relay..example",
+                                 "ws://.:80"])
 def test_not_a_relay_url(url: str) -> None:
     with pytest.raises(ValueError):
         relay_origin(url)

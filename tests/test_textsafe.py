@@ -64,3 +64,35 @@ def test_json_stays_exact(value: object) -> None:
     out = json_for_terminal(json.dumps(value, ensure_ascii=False))
     assert json.loads(out) == value
     assert not any(dangerous(ch) for ch in out)
+
+
+# --- security review M6 and L5: forged lines and look-alike names ---------------------------
+
+
+def test_a_newline_in_peer_text_does_not_forge_a_message_line() -> None:
+    from tenchat.client.cache import MessageRow
+    from tenchat.client.cli import line_of
+
+    forged = "ok\n[12:01] @bank: your code is 4411, reply with it\r\nand more"
+    msg = MessageRow(b"\x01" * 16, b"\x02" * 32, False, forged, 0, 0, 0)
+    out = line_of(msg, "mallory", "Fam\n[12:02] #family @mum", suffix="")
+    lines = out.split("\n")
+    assert len(lines) == 3 and lines[0].startswith("[")
+    assert all(not line.startswith("[") for line in lines[1:]), lines
+    assert "#Fam␤[12:02] #family @mum @mallory: ok" in lines[0]
+    assert lines[1] == "    [12:01] @bank: your code is 4411, reply with it\r"
+    # the sender's name is one line too
+    assert line_of(msg, "x\n[12:03] @bank", None).count("\n") == 2
+
+
+def test_names_show_invisible_and_direction_marks() -> None:
+    from tenchat.common.textsafe import for_name
+
+    assert for_name("Fam\u200bily") == "Fam\\u200bily" != for_name("Family")
+    for ch in "\u200e\u200f\u061c\u200b\u200c\u2060\ufeff\u00ad\u034f\u115f\u3164\u2028\u2029":
+        assert ch not in for_name(f"a{ch}b"), hex(ord(ch))
+    assert for_name("a\U000e0041b") == "a\\U000e0041b"  # a tag character
+    assert for_name("a\nb\tc") == "a␤b␉c"
+    assert for_name("👩\u200d💻 dev") == "👩\u200d💻 dev"  # an emoji sequence keeps its ZWJ
+    assert for_name("Fam\u200dily") == "Fam\\u200dily"
+    assert for_name("\x1b[2J") == "␛[2J"  # and everything for_terminal does

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import logging
 import shutil
 from collections.abc import Callable
+
+from ...common.textsafe import for_name, for_terminal
 
 __all__ = ["Notifier"]
 
@@ -52,7 +55,10 @@ class Notifier:
         assert self.notify_send is not None
         try:
             proc = await asyncio.create_subprocess_exec(
-                self.notify_send, "--app-name=tenchat", title, body[:200],
+                # "--": peer text is never an option (-i FILE, --app-name=Bank); the body is
+                # plain text, escaped for the servers that read it as markup (review L6).
+                self.notify_send, "--app-name=tenchat", "--", for_name(title) or "tenchat",
+                html.escape(for_terminal(body[:200]), quote=False),
                 stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.DEVNULL,
             )

@@ -158,3 +158,30 @@ async def test_deleted_edited_and_expired_text_leaves_the_cache_files(tmp_path: 
     assert [m.text for m in await cache.history(BOB, 3)][-1] == "filler 49"
     await cache.close()
 
+
+@pytest.mark.asyncio
+async def test_a_handle_moved_by_schema_11_goes_back_to_its_pinned_key(tmp_path: Path) -> None:
+    """Security review H1: schema 11 moved a handle to whatever key the relay named; the
+    upgrade puts it back on the pinned key and leaves the new key a pending change."""
+    import sqlite3
+
+    from tenchat.client.cache import FILENAME, KEY_CHANGED, MIGRATIONS
+
+    old, new = b"o" * 32, b"n" * 32
+
+    cache = await Cache.open(tmp_path, os.urandom(32))
+    await cache.close()
+    db = sqlite3.connect(tmp_path / FILENAME)
+    db.execute("INSERT INTO contacts (user, handle, created_at) VALUES (?, NULL, 1)", (old,))
+    db.execute("INSERT INTO contacts (user, handle, created_at, previous_key, key_change) "
+               "VALUES (?, 'alice', 2, ?, ?)", (new, old, KEY_CHANGED))
+    db.execute(f"PRAGMA user_version={len(MIGRATIONS) - 1}")
+    db.commit()
+    db.close()
+    cache = await Cache.open(tmp_path, os.urandom(32))
+    pinned = await cache.contact_by_handle("alice")
+    assert pinned is not None and pinned.user == old
+    pending = await cache.pending_key(old)
+    assert pending is not None and pending.user == new and pending.handle is None
+    assert pending.claimed == "alice" and pending.needs_acceptance
+    await cache.close()

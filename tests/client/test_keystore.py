@@ -120,3 +120,82 @@ def test_kdf_level_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("TENCHAT_KDF", "weak")
     with pytest.raises(KeystoreError, match="TENCHAT_KDF"):
         kdf_level()
+
+
+# --- security review M7: the upgrade on unlock vs other processes --------------------------
+
+_UPGRADE = """
+import sys
+from tenchat.client.keystore import Keystore
+from pathlib import Path
+Keystore(Path(sys.argv[1])).load("pass", upgrade=True)
+"""
+
+
+def _weak_keystore(path: Path) -> Secrets:
+    s = Secrets(identity_seed=os.urandom(32), storage_key=os.urandom(32), handle="a",
+                relay="ws://x")
+    Keystore(path).save(s, "pass", opslimit=pwhash.argon2id.OPSLIMIT_MIN,
+                        memlimit=pwhash.argon2id.MEMLIMIT_MIN)
+    return s
+
+
+@pytest.mark.slow
+def test_the_upgrade_waits_for_the_home_lock(tmp_path: Path) -> None:
+    """While another process holds the home's lock, an unlock does not rewrite the
+    keystore (it used to, outside the lock)."""
+    import fcntl
+    import subprocess
+    import sys
+
+    path = tmp_path / "keystore.msgpack"
+    s = _weak_keystore(path)
+    before = path.read_bytes()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, os, sys, time\n"
+         f"fd = os.open({str(tmp_path / 'lock')!r}, os.O_RDWR | os.O_CREAT)\n"
+         "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); time.sleep(30)"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        assert Keystore(path).load("pass", upgrade=True) == s
+        assert path.read_bytes() == before  # not touched while the home was locked
+    finally:
+        holder.kill()
+        holder.wait()
+    fd = os.open(tmp_path / "lock", os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free again
+    os.close(fd)
+    assert Keystore(path).load("pass", upgrade=True) == s
+    assert path.read_bytes() != before  # upgraded once the lock was free
+    assert [p.name for p in tmp_path.iterdir() if "tmp" in p.name] == []
+
+
+@pytest.mark.slow
+def test_parallel_unlocks_killed_at_random_never_lose_the_keystore(tmp_path: Path) -> None:
+    """Six processes unlock (and upgrade) one old keystore at once, some SIGKILLed at
+    random moments: the keystore always loads afterwards, with the same secrets."""
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / "keystore.msgpack"
+    s = _weak_keystore(path)
+    env = dict(os.environ, TENCHAT_KDF="interactive")
+    rng = random.Random(1)
+    for _ in range(4):
+        procs = [subprocess.Popen([sys.executable, "-c", _UPGRADE, str(path)], env=env,
+                                  stderr=subprocess.DEVNULL) for _ in range(6)]
+        time.sleep(rng.uniform(0.2, 0.6))
+        for p in procs:
+            if rng.random() < 0.5:
+                p.send_signal(signal.SIGKILL)
+            time.sleep(rng.uniform(0, 0.05))
+            assert Keystore(path).load("pass") == s
+        for p in procs:
+            p.wait()
+        assert Keystore(path).load("pass") == s
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("keystore.")] == [
+        "keystore.msgpack"]

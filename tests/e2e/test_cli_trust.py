@@ -122,14 +122,17 @@ def test_verified_contact_key_change_holds_sends_until_accepted(cli: Cli, relay)
     assert [(c["handle"], c["verified"], c["key_changed"]) for c in listed] == [
         ("bob", False, False)]
 
-    marked = cli("alice", "--json", "contacts", "verify", "bob", "--mark").json()
+    number = cli("alice", "--json", "contacts", "verify", "bob").json()["safety_number"]
+    marked = cli("alice", "--json", "contacts", "verify", "bob", "--mark", *number.split()
+                 ).json()
     assert marked["verified"] is True and len(marked["safety_number"].split()) == 12
     assert "[verified]" in cli("alice", "contacts", "list").out
     assert cli("alice", "--json", "contacts", "verify", "bob", "--unmark").json()[
         "verified"] is False
     assert "verified" not in cli("alice", "contacts", "list").out
-    cli("alice", "contacts", "verify", "bob", "--mark")
+    cli("alice", "contacts", "verify", "bob", "--mark", number[:11])
     assert cli("alice", "contacts", "verify", "bob", "--mark", "--unmark", check=False).code == 2
+    assert cli("alice", "contacts", "verify", "bob", "--mark", check=False).code == 2
 
     # bob loses his phone; the relay's operator frees his handle and he registers it again
     # from a new home, with a new identity key, and writes to alice.
@@ -141,22 +144,37 @@ def test_verified_contact_key_change_holds_sends_until_accepted(cli: Cli, relay)
     relay.start()
     cli("bob2", "init", "--handle", "bob")
     cli("bob2", "send", "alice", "it's me, new phone")
-    assert "@bob: it's me, new phone" in cli("alice", "inbox").out
+    # shown as a key change, not as @bob (security review H1): the handle stays pinned
+    assert "@bob (NEW KEY): it's me, new phone" in cli("alice", "inbox").out
 
     (bob,) = [c for c in cli("alice", "--json", "contacts", "list").json_lines()
-              if c["handle"] == "bob"]
+              if c.get("claims_handle") == "bob"]
     assert bob["key_changed"] is True and bob["needs_acceptance"] is True
     assert bob["verified"] is False and bob["user_id"] != marked["user_id"]
-    assert bob["previous_user_id"] == marked["user_id"]
+    assert bob["previous_user_id"] == marked["user_id"] and bob["handle"] is None
     res = cli("alice", "send", "bob", "are you really bob?", check=False)
     assert res.code == 1 and res.err.count("\n") == 1, res.err
     assert "identity key changed" in res.err and "tenchat contacts accept-key bob" in res.err
     assert "key changed" in cli("alice", "contacts", "list").out
+    # review M4: --mark marks the key whose number was compared; the old number does not
+    # mark (or accept) the new key
+    res = cli("alice", "contacts", "verify", "bob", "--mark", "00000 00000", check=False)
+    assert res.code == 1 and "nothing was marked" in res.err
+    shown = cli("alice", "--json", "contacts", "verify", "bob").json()
+    assert shown["user_id"] == marked["user_id"] and shown["safety_number"] == number
+    new_number = shown["pending_key"]["safety_number"]
+    assert new_number != number and shown["pending_key"]["user_id"] == bob["user_id"]
+    assert "has a NEW KEY" in cli("alice", "contacts", "verify", "bob").out
     # not even a delivery receipt went to the new key
     assert cli("bob2", "--json", "history", "alice").json_lines()[-1]["status"] == "sent"
 
     accepted = cli("alice", "--json", "contacts", "accept-key", "bob").json()
     assert accepted["key_changed"] is False and accepted["verified"] is False
+    assert accepted["handle"] == "bob" and accepted["user_id"] == bob["user_id"]
+    res = cli("alice", "contacts", "verify", "bob", "--mark", number, check=False)
+    assert res.code == 1 and "nothing was marked" in res.err  # the old key's number
+    assert cli("alice", "--json", "contacts", "verify", "bob", "--mark", new_number
+               ).json()["verified"] is True
     cli("alice", "send", "bob", "welcome back")
     assert "@alice: welcome back" in cli("bob2", "inbox").out
     assert cli("alice", "contacts", "accept-key", "bob", check=False).code == 1

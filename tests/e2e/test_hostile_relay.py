@@ -144,3 +144,38 @@ async def test_garbage_and_forged_deliveries_are_dropped(tmp_path: Path) -> None
     finally:
         await client.close()
         server.close()
+
+
+def test_a_huge_proof_of_work_is_refused_not_solved(tmp_path: Path) -> None:
+    """A relay asking a 32-bit proof-of-work (hours of CPU) gets a clear refusal at once
+    (security review L3), and nothing is written."""
+    import time
+
+    from tenchat.client.service import MAX_POW_BITS
+    from tenchat.common.errors import TenchatError
+
+    async def handler(ws: ServerConnection) -> None:
+        async for data in ws:
+            frame = f.decode_request(data)  # type: ignore[arg-type]
+            if isinstance(frame, f.Hello):
+                out: object = f.Welcome(id=frame.id, version=1, relay="evil",
+                                        challenge=os.urandom(32), max_frame=1 << 20, pow=32)
+            elif isinstance(frame, f.Auth):
+                out = f.Authed(id=frame.id, user=frame.user, otk_count=100)
+            else:
+                out = f.Ok(id=frame.id)
+            await ws.send(f.encode(out))  # type: ignore[arg-type]
+
+    async def body() -> None:
+        server = await serve(handler, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        try:
+            start = time.monotonic()
+            with pytest.raises(TenchatError, match=f"32-bit proof-of-work.*{MAX_POW_BITS}"):
+                await Client.create(tmp_path / "home", f"ws://127.0.0.1:{port}", "alice", "pw")
+            assert time.monotonic() - start < 5
+            assert not (tmp_path / "home" / "keystore.msgpack").exists()
+        finally:
+            server.close()
+
+    asyncio.run(body())

@@ -17,7 +17,8 @@ pytestmark = pytest.mark.slow
 async def test_presence_pushes_to_watchers(relay: RelayProcess) -> None:
     async with logged_in(relay.url, 3) as (alice, bob, carol):
         for friend in (bob, carol):  # contacts of alice's: they have written to her
-            stored = await friend.call(Send, to=alice.user, msg=msg_id(), body=b"hi")
+            stored = await friend.call(Send, to=alice.user, msg=msg_id(), body=b"hi",
+                                         conv=True)
             assert isinstance(stored, Stored), stored
         state = await alice.call(Watch, users=[bob.user])
         assert isinstance(state, PresenceState) and state.online == []

@@ -96,7 +96,7 @@ async def test_blocked_sender_gets_a_normal_stored_and_nothing_arrives(
 async def test_hidden_presence_looks_offline(relay: RelayProcess) -> None:
     async with logged_in(relay.url, 3) as (alice, bob, carol):
         for friend in (bob, carol):  # contacts of alice's (presence is for contacts)
-            await send(friend, alice.user, b"hi")
+            await send(friend, alice.user, b"hi", conv=True)
         state = await alice.call(Watch, users=[bob.user, carol.user])
         assert isinstance(state, PresenceState) and state.online == []
         await bob.call(Subscribe)

@@ -451,6 +451,12 @@ async def test_presence_only_for_contacts(tmp_path: Path) -> None:
             await bob2.call(Subscribe)
             assert (await alice.next_push(Presence)).online is True
             await stranger.no_push()
+            # automatic messages (receipts, sender keys: no `conv`) make no contact
+            stored = await bob2.call(Send, to=stranger.user, msg=msg_id(), body=b"receipt")
+            assert isinstance(stored, Stored), stored
+            await stranger.no_push()
+            state = await stranger.call(Watch, users=[bob.user])
+            assert isinstance(state, PresenceState) and state.online == []
             # ... until bob writes to them: from then on they are a contact
             await send_to(bob2, stranger.user)
             push = await stranger.next_push(Presence)
@@ -467,7 +473,7 @@ async def test_presence_only_for_contacts(tmp_path: Path) -> None:
 
 
 async def send_to(c: RelayClient, to: bytes) -> None:
-    stored = await c.call(Send, to=to, msg=msg_id(), body=b"hello")
+    stored = await c.call(Send, to=to, msg=msg_id(), body=b"hello", conv=True)
     assert isinstance(stored, Stored), stored
 
 

@@ -61,11 +61,11 @@ GROUP_CHAT = [  # (author or None for us, text, time, extra MessageRow fields)
 ]
 
 
-async def _build_group(cache: Cache) -> None:
+async def _build_group(cache: Cache, name: str = "Team") -> None:
     state = GroupState(GROUP)
     records = []
     for version, (actor, op, fields) in enumerate([
-        ("alice", "create", {"name": "Team", "topic": "the weekly plan",
+        ("alice", "create", {"name": name, "topic": "the weekly plan",
                              "members": [user("bob"), user("carol")]}),
         ("alice", "role", {"members": [user("bob")], "role": ADMIN}),
     ], start=1):
@@ -97,7 +97,7 @@ async def _build_group(cache: Cache) -> None:
 
 
 async def build(home: Path, *, messages: int = 0, handle: str = "alice",
-                group: bool = False) -> None:
+                group: bool = False, group_name: str = "Team") -> None:
     """Make ``home``: keystore (PASSPHRASE), contacts bob/carol/dave, the conversation above
     and, with ``messages``, that many more with bob (one transaction); with ``group``, the
     group Team (latest, so it opens first) with the messages of GROUP_CHAT."""
@@ -119,7 +119,7 @@ async def build(home: Path, *, messages: int = 0, handle: str = "alice",
             row = MessageRow(mid(n, peer), user(peer), out, text, ms(when), ms(when), status)
             await cache.add_message(row, shown=True)
         if group:
-            await _build_group(cache)
+            await _build_group(cache, group_name)
         await cache.commit()
     finally:
         await cache.close()

@@ -13,6 +13,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
+from .. import render
 from ..widgets.image_picker import ImagePicker
 
 __all__ = ["AttachScreen", "AttachChoice"]
@@ -37,7 +38,7 @@ class AttachScreen(ModalScreen[AttachChoice | None]):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(classes="dialog wide", id="attach"):
-            yield Static(f"Send a file to {self.to}", classes="title")
+            yield Static(render.plain(f"Send a file to {self.to}"), classes="title")
             yield Static("Tab completes the path · Enter in the caption or Ctrl+S sends · "
                          "Esc cancels", id="attach-hint", classes="hint")
             yield ImagePicker(id="picker")

@@ -25,6 +25,7 @@ from textual.timer import Timer
 from textual.widgets import Static, TextArea
 
 from ....common.errors import TenchatError
+from ...cache import KEY_CHANGED_VERIFIED
 from ...events import (
     ConnectionChanged,
     ConversationChanged,
@@ -293,8 +294,8 @@ class ChatScreen(FeatureActions, Screen[None]):
         if contact is None or not contact.key_change:
             banner.clear()
         else:
-            banner.warn(contact.handle or "?", contact.needs_acceptance,
-                        contact.previous_key)
+            banner.warn(contact.claimed or contact.handle or "?",
+                        contact.key_change == KEY_CHANGED_VERIFIED, contact.previous_key)
 
     @work(group="stickers", exit_on_error=False)
     async def _fetch_sticker(self, peer: bytes, msg_id: bytes, sticker: Any) -> None:
@@ -869,6 +870,18 @@ class ChatScreen(FeatureActions, Screen[None]):
             from .verify import VerifyScreen
 
             self.app.push_screen(VerifyScreen(self.client, conv.handle),
+                                 lambda _: self._schedule_refresh())
+        elif conv is not None and len(conv.peer) == 32:
+            self._verify_pending(conv.peer)
+
+    @work(group="verify", exit_on_error=False)
+    async def _verify_pending(self, peer: bytes) -> None:
+        """Verify a pending key change from its own conversation: the new key's number."""
+        from .verify import VerifyScreen
+
+        contact = await self.client.cache.contact(peer)
+        if contact is not None and contact.claimed:
+            self.app.push_screen(VerifyScreen(self.client, contact.claimed, pending=peer),
                                  lambda _: self._schedule_refresh())
 
     def action_toggle_dnd(self) -> None:

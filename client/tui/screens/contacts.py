@@ -61,8 +61,9 @@ class ContactsScreen(ModalScreen[bytes | None]):
                                       ("⚠ key changed", bool(contact.key_change)),
                                       ("added", contact.added)) if on_]
             mark = " ✔" if contact.verified else ""
-            table.add_row(f"@{contact.handle or '?'}{mark}", fingerprint(contact.user),
-                          ", ".join(flags), key=contact.user.hex())
+            name = contact.handle or (f"{contact.claimed} (NEW KEY)" if contact.claimed else "?")
+            table.add_row(render.plain(f"@{name}{mark}"), fingerprint(contact.user),
+                          render.plain(", ".join(flags)), key=contact.user.hex())
         if select is not None:
             row = next((i for i, c in enumerate(self.contacts) if c.user == select), row)
         if self.contacts:
@@ -100,7 +101,7 @@ class ContactsScreen(ModalScreen[bytes | None]):
             return
         event.input.value = ""
         event.input.display = False
-        hint.update(f"added @{contact.handle}")
+        hint.update(render.plain(f"added @{contact.handle}"))
         await self.reload(select=contact.user)
         self.query_one(DataTable).focus()
 
@@ -109,8 +110,8 @@ class ContactsScreen(ModalScreen[bytes | None]):
         if contact is None or not contact.handle:
             return
         updated = await self.client.set_blocked(contact.handle, not contact.blocked)
-        self.query_one("#hint", Static).update(
-            f"@{contact.handle} {'blocked' if updated.blocked else 'unblocked'}")
+        self.query_one("#hint", Static).update(render.plain(
+            f"@{contact.handle} {'blocked' if updated.blocked else 'unblocked'}"))
         await self.reload(select=contact.user)
 
     def action_verify(self) -> None:

@@ -64,7 +64,8 @@ class ProfileScreen(Screen[None]):
         return self.handle is None
 
     def compose(self) -> ComposeResult:
-        yield Static(f"Profile · @{self.handle or self.client.handle}", classes="title",
+        yield Static(render.plain(f"Profile · @{self.handle or self.client.handle}"),
+                     classes="title",
                      id="profile-title")
         with Horizontal(id="profile-top"):
             yield ImagePreview(id="avatar", max_rows=8, max_columns=16, empty="(no avatar)")
@@ -163,7 +164,7 @@ class ProfileScreen(Screen[None]):
             return
         self.requests = pending
         if pending:
-            table.add_options([Option(f"@{r.handle or '?'} asks to follow you")
+            table.add_options([Option(render.plain(f"@{r.handle or '?'} asks to follow you"))
                                for r in pending])
             table.highlighted = 0
             table.focus()

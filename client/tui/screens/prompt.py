@@ -33,7 +33,7 @@ class PromptScreen(ModalScreen[str | None]):
             yield Static(render.plain(self.title_text), classes="title")
             yield Input(self.value, placeholder=self.placeholder, id="answer",
                         password=self.password)
-            yield Static(self.hint, classes="hint")
+            yield Static(render.plain(self.hint), classes="hint")
 
     @on(Input.Submitted, "#answer")
     def _submitted(self, event: Input.Submitted) -> None:

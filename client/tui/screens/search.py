@@ -54,8 +54,8 @@ class SearchScreen(ModalScreen[Any]):
             return
         name = self._peer_name(self.peer) if self.peer else None
         scope = f"in @{name}" if here and name else "in all conversations"
-        self.query_one("#scope", Static).update(
-            f"Searching {scope} · Ctrl+T switches · ↓ results · Enter jumps · Esc closes")
+        self.query_one("#scope", Static).update(render.plain(
+            f"Searching {scope} · Ctrl+T switches · ↓ results · Enter jumps · Esc closes"))
         self._search(self.query_one("#query", Input).value)
 
     def action_toggle_scope(self) -> None:

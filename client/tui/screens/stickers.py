@@ -81,7 +81,7 @@ class StickerScreen(ModalScreen[tuple[int, int] | None]):
                 cells = []
             self._cells[entry.ref.hash] = cells
         self.query_one("#sticker-preview", Static).update(
-            render.half_block_text(cells) if cells else f"({entry.name}: no preview)")
+            render.half_block_text(cells) if cells else render.plain(f"({entry.name}: no preview)"))
 
     @on(OptionList.OptionHighlighted)
     def _highlighted(self, event: OptionList.OptionHighlighted) -> None:

@@ -25,20 +25,23 @@ class VerifyScreen(ModalScreen[bool | None]):
     BINDINGS = [Binding("escape,q,enter", "close", "Close"),
                 Binding("m", "toggle_verified", "Mark verified / unmark")]
 
-    def __init__(self, client: Any, handle: str) -> None:
+    def __init__(self, client: Any, handle: str, pending: bytes | None = None) -> None:
+        """``pending``: the handle's pending new key (a key change): its number is shown,
+        and marking it verified accepts it (security review H1/M4)."""
         super().__init__()
         self.client = client
         self.handle = handle
+        self.pending = pending
         self.safety_number = ""
         self.verified: bool | None = None
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="verify"):
-            yield Static(f"Safety number with @{self.handle}", classes="title")
+            yield Static(render.plain(f"Safety number with @{self.handle}"), classes="title")
             yield Static("…", id="number")
-            yield Static("Compare it with the one @" + self.handle + " sees, in person or on "
-                         "a call. If they match, nobody — not even the relay — sits between "
-                         "you.", classes="hint")
+            yield Static(render.plain(
+                "Compare it with the one @" + self.handle + " sees, in person or on a call. If "
+                "they match, nobody — not even the relay — sits between you."), classes="hint")
             yield Static("", id="verified-state")
             yield Static("m mark verified / unmark · Esc closes", id="verify-keys",
                          classes="hint")
@@ -49,7 +52,13 @@ class VerifyScreen(ModalScreen[bool | None]):
     @work
     async def _load(self) -> None:
         try:
-            contact, number = await self.client.safety_number(self.handle)
+            if self.pending is not None:
+                from ....common.crypto.safety import safety_number
+
+                contact = await self.client.cache.contact(self.pending)
+                number = safety_number(self.client.user, self.pending)
+            else:
+                contact, number = await self.client.safety_number(self.handle)
         except TenchatError as exc:
             self.query_one("#number", Static).update(render.plain(str(exc)))
             return
@@ -75,6 +84,12 @@ class VerifyScreen(ModalScreen[bool | None]):
     @work(exclusive=True, group="verify-mark")
     async def _mark(self, verified: bool) -> None:
         try:
+            if self.pending is not None and verified:
+                _, pending = await self.client.pending_key(self.handle)
+                if pending is None or pending.user != self.pending:
+                    raise TenchatError("this key change is no longer pending")
+                await self.client.accept_key(self.handle)  # the key whose number was shown
+                self.pending = None
             contact = await self.client.set_verified(self.handle, verified)
         except TenchatError as exc:
             self.notify(str(exc), severity="error")

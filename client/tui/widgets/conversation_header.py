@@ -6,7 +6,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widgets import Static
 
-from ....common.textsafe import for_terminal
+from ....common.textsafe import for_name
 
 __all__ = ["ConversationHeader"]
 
@@ -28,7 +28,7 @@ class ConversationHeader(Static):
             return Text("tenchat", "bold")
         out = Text(no_wrap=True, overflow="ellipsis")
         if self.group:
-            out.append(f"# {for_terminal(self.peer_name)}", "bold")  # a group's name
+            out.append(f"# {for_name(self.peer_name)}", "bold")  # a group's name
             out.append(f"  {self.members} members", "dim")
         else:
             out.append(f"@{self.peer_name}", "bold")

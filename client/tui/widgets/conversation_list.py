@@ -13,7 +13,7 @@ from textual.message import Message
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
-from ....common.textsafe import for_terminal
+from ....common.textsafe import for_name
 from .. import render
 
 __all__ = ["ConversationList"]
@@ -79,7 +79,7 @@ class ConversationList(OptionList):
 
     def _prompt(self, conv: Any, width: int) -> Text:
         if conv.is_group:
-            name = for_terminal(conv.group_name or conv.peer.hex()[:12])
+            name = for_name(conv.group_name or conv.peer.hex()[:12])
             dot = ("#", "bold")
         else:
             name = f"@{conv.handle}" if conv.handle else conv.peer.hex()[:12]

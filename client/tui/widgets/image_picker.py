@@ -16,6 +16,7 @@ from textual.suggester import Suggester
 from textual.widgets import Input, Select, Static
 
 from ... import imaging
+from .. import render
 from .image_preview import ImagePreview
 
 __all__ = ["ImagePicker", "PathSuggester", "ORIGINAL", "PREVIEW_BYTES"]
@@ -120,7 +121,7 @@ class ImagePicker(Vertical):
             size = path.stat().st_size
             data = await asyncio.to_thread(path.read_bytes) if size <= PREVIEW_BYTES else None
         except OSError as exc:
-            info.update(f"cannot read it: {exc.strerror or exc}")
+            info.update(render.plain(f"cannot read it: {exc.strerror or exc}"))
             return
         self.is_image, self._data = False, None
         if data is not None:
@@ -132,7 +133,7 @@ class ImagePicker(Vertical):
                     info.update(f"{kind} {width}×{height}, {size:,} bytes"
                                 + ("" if spec == ORIGINAL else f" · filter {spec}"))
         if not self.is_image:
-            info.update(f"{path.name}, {size:,} bytes (not an image: sent as it is)")
+            info.update(render.plain(f"{path.name}, {size:,} bytes (not an image: sent as it is)"))
         self.query_one("#pick-filter", Select).disabled = not self.is_image
         preview.set_image(shown)
 

@@ -17,8 +17,8 @@ class KeyChangeBanner(Static):
         self.display = False
 
     def warn(self, handle: str, held_back: bool, previous: bytes | None) -> None:
-        """``held_back``: the old key was verified, so the core sends nothing to this one
-        until it is accepted (marking it verified accepts it)."""
+        """A pending key change: nothing is sent to the new key until it is accepted
+        (marking it verified accepts it). ``held_back``: the old key was verified."""
         out = Text("⚠ ", "bold")
         out.append(f"@{handle}'s identity key changed", "bold")
         if previous is not None:
@@ -28,7 +28,9 @@ class KeyChangeBanner(Static):
             out.append("You had verified the old key: nothing is sent to this one until "
                        "you compare safety numbers (Alt+V) and mark it verified (m).", "bold")
         else:
-            out.append("Compare safety numbers (Alt+V) before trusting it.")
+            out.append("Nothing is sent to this key until you compare safety numbers "
+                       "(Alt+V) and mark it verified (m), or run `tenchat contacts "
+                       "accept-key`.")
         self.update(out)
         self.display = True
 

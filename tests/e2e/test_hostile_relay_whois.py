@@ -1,0 +1,135 @@
+"""A relay's `whois` answer can't move a pinned handle to another key (security review H1).
+
+Relay M below is a few lines of websockets in front of a real relay: it passes every
+frame through, except that it answers `whois(K_m)` itself with "@alice", signed by K_m
+(anyone can sign a binding of any handle to their own key). Before the fix the victim's
+cache then held @alice -> K_m: sends to alice went to Mallory and her messages printed
+as `@alice: ...`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.asyncio.server import ServerConnection, serve
+
+from tenchat.client.cli import describe, line_of
+from tenchat.client.service import Client, KeyChanged
+from tenchat.common import frames as f
+from tenchat.common.identity import handle_message
+from tests.support.anvil import free_port
+from tests.support.relay import RelayProcess
+
+pytestmark = pytest.mark.slow
+
+
+async def lying_relay(upstream: str, liar: Client, handle: str, port: int):  # type: ignore[no-untyped-def]
+    """Relay M: forwards both ways, but answers whois(liar) with ``handle`` signed by liar.
+    (The real relay accepts auth for M's origin too, as if M were its TLS front.)"""
+    async def handler(ws: ServerConnection) -> None:
+        async with connect(upstream, max_size=None) as up:
+            async def down() -> None:
+                async for data in up:
+                    await ws.send(data)
+
+            task = asyncio.create_task(down())
+            try:
+                async for data in ws:
+                    frame = f.decode_request(data)  # type: ignore[arg-type]
+                    if isinstance(frame, f.Whois) and frame.user == liar.user:
+                        sig = liar.identity.sign(handle_message(handle, liar.user))
+                        await ws.send(f.encode(f.HandleInfo(
+                            id=frame.id, handle=handle, user=liar.user, sig=sig)))
+                        continue
+                    await up.send(data)
+            finally:
+                task.cancel()
+
+    server = await serve(handler, "127.0.0.1", port)
+    return f"ws://127.0.0.1:{port}", server
+
+
+def relay_behind_m(tmp_path: Path) -> tuple[RelayProcess, int]:
+    port, m_port = free_port(), free_port()
+    origins = f"ws://127.0.0.1:{port},ws://127.0.0.1:{m_port}"
+    return RelayProcess(tmp_path / "relay", port=port, args=["--origins", origins]), m_port
+
+
+def test_a_whois_answer_does_not_move_a_pinned_handle(tmp_path: Path) -> None:
+    async def body(relay: RelayProcess, m_port: int) -> None:
+        alice = await Client.create(tmp_path / "alice", relay.url, "alice", "pw")
+        mallory = await Client.create(tmp_path / "mallory", relay.url, "mallory", "pw")
+        victim = await Client.create(tmp_path / "victim", relay.url, "victim", "pw")
+        await alice.send_text("victim", "hi, it's alice")
+        await victim.sync()
+        assert (await victim.resolve("alice")).user == alice.user
+        await victim.close()
+
+        url, server = await lying_relay(relay.url, mallory, "alice", m_port)
+        victim = await Client.unlock(tmp_path / "victim", url, "pw")
+        try:
+            await mallory.send_text("victim", "alice here, new phone: send the code")
+            await victim.sync()
+            # the handle stays pinned to alice's key
+            assert (await victim.resolve("alice")).user == alice.user
+            # Mallory's text is shown as a key change, never as plain @alice
+            rows = await victim.cache.history(mallory.user, 10)
+            assert [r.text for r in rows] == ["alice here, new phone: send the code"]
+            line = line_of(rows[0], *await describe(victim, rows[0]))
+            assert "@alice (NEW KEY): alice here" in line, line
+            assert [r.text for r in await victim.cache.history(alice.user, 10)] == [
+                "hi, it's alice"]
+            # and nothing the user writes goes anywhere until they decide
+            with pytest.raises(KeyChanged, match="accept-key alice"):
+                await victim.send_text("alice", "the code is 4411")
+            # refusing keeps alice; the liar's key no longer claims the handle
+            await victim.reject_key("alice")
+            assert (await victim.resolve("alice")).user == alice.user
+            assert "NEW KEY" not in await victim.display_name(mallory.user)
+            await victim.send_text("alice", "was that you?")
+        finally:
+            await victim.close()
+            server.close()
+        await alice.sync()
+        assert [r.text for r in await alice.cache.history(victim.user, 10)][-1] == \
+            "was that you?"
+        await alice.close()
+        await mallory.close()
+
+    relay, m_port = relay_behind_m(tmp_path)
+    with relay:
+        asyncio.run(body(relay, m_port))
+
+
+def test_a_group_member_whois_does_not_take_a_pinned_handle(tmp_path: Path) -> None:
+    async def body(relay: RelayProcess, m_port: int) -> None:
+        alice = await Client.create(tmp_path / "alice", relay.url, "alice", "pw")
+        mallory = await Client.create(tmp_path / "mallory", relay.url, "mallory", "pw")
+        victim = await Client.create(tmp_path / "victim", relay.url, "victim", "pw")
+        carol = await Client.create(tmp_path / "carol", relay.url, "carol", "pw")
+        await alice.send_text("victim", "hi, it's alice")
+        await victim.sync()
+        await victim.close()
+        group = await carol.groups.create("club", ["victim", "mallory"])
+        await carol.send_text_to(group, "welcome")
+
+        url, server = await lying_relay(relay.url, mallory, "alice", m_port)
+        victim = await Client.unlock(tmp_path / "victim", url, "pw")
+        try:
+            await victim.sync()
+            info = await victim.groups.info(group)
+            assert info.handles[mallory.user] is None  # no message from K_m: ignored
+            assert (await victim.resolve("alice")).user == alice.user
+            await victim.send_text("alice", "still you")  # no pending change either
+        finally:
+            await victim.close()
+            server.close()
+        for c in (alice, mallory, carol):
+            await c.close()
+
+    relay, m_port = relay_behind_m(tmp_path)
+    with relay:
+        asyncio.run(body(relay, m_port))
