@@ -236,7 +236,10 @@ async def _may_register(session: Session, user: bytes, handle: str, frame: Regis
             and "@" + handle not in config.admins + config.moderators):
         raise ProtocolError(ErrorCode.HANDLE_RESERVED, f"@{handle} is reserved on this relay")
     bits = session.register_pow
-    if bits and not identity.pow_ok(session.challenge, user, handle, frame.pow, bits):
+    # An empty nonce never counts: "no proof-of-work" must be refused every time, not pass
+    # by luck one time in 2**bits.
+    if bits and (not frame.pow
+                 or not identity.pow_ok(session.challenge, user, handle, frame.pow, bits)):
         raise ProtocolError(ErrorCode.POW_REQUIRED,
                             f"this relay asks a proof-of-work of {bits} bits (welcome.pow)")
     if (config.handle_rate and not session.guards.is_exempt(session.address)
