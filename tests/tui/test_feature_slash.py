@@ -25,6 +25,20 @@ CASES = [("/wallet", WalletScreen, "alt+w"), ("/poll", PollCreateScreen, "alt+o"
          ("/gift", GiftScreen, None)]
 
 
+async def chat_ready(pilot: Any) -> Any:
+    """The chat screen with its conversation open and the composer focused (the
+    conversation opens in a worker and gives the composer the focus after it; until then
+    keys go to the conversation list)."""
+    app = pilot.app
+    chat: Any = await until(pilot, lambda: app.screen.__class__.__name__ == "ChatScreen"
+                            and app.screen)
+    await until(pilot, lambda: chat.peer is not None)
+    await app.workers.wait_for_complete()
+    await until(pilot, lambda: app.focused is chat.query_one("#composer"),
+                what="the composer's focus")
+    return chat
+
+
 @pytest.mark.parametrize(("command", "screen", "key"), CASES)
 @async_test
 async def test_slash_alone_and_key_open_the_screen(tmp_path: Path, command: str,
@@ -32,14 +46,7 @@ async def test_slash_alone_and_key_open_the_screen(tmp_path: Path, command: str,
     await build(tmp_path)
     app = tui(tmp_path, DEAD_RELAY, run_client=False)
     async with app.run_test(size=SIZE) as pilot:
-        chat: Any = await until(pilot, lambda: app.screen.__class__.__name__ == "ChatScreen"
-                                and app.screen)
-        await until(pilot, lambda: chat.peer is not None)
-        await app.workers.wait_for_complete()
-        # The conversation opens in a worker and gives the composer the focus after it;
-        # until then keys go to the conversation list (see the closing note of #13).
-        await until(pilot, lambda: app.focused is chat.query_one("#composer"),
-                    what="the composer's focus")
+        chat = await chat_ready(pilot)
         await pilot.press(*command, "enter")
         opened = await until(pilot, lambda: isinstance(app.screen, screen) and app.screen,
                              what=command)
@@ -57,14 +64,7 @@ async def test_poll_with_arguments_stays_a_one_liner(tmp_path: Path) -> None:
     await build(tmp_path)
     app = tui(tmp_path, DEAD_RELAY, run_client=False)
     async with app.run_test(size=SIZE) as pilot:
-        chat: Any = await until(pilot, lambda: app.screen.__class__.__name__ == "ChatScreen"
-                                and app.screen)
-        await until(pilot, lambda: chat.peer is not None)
-        await app.workers.wait_for_complete()
-        # The conversation opens in a worker and gives the composer the focus after it;
-        # until then keys go to the conversation list (see the closing note of #13).
-        await until(pilot, lambda: app.focused is chat.query_one("#composer"),
-                    what="the composer's focus")
+        chat = await chat_ready(pilot)
         await pilot.press(*"/poll Lunch? | noodles | pizza", "enter")
 
         async def poll_sent() -> bool:
