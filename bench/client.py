@@ -228,8 +228,8 @@ async def _cache(s: dict[str, Any]) -> dict[str, Any]:
                         received_at=now_ms - (n - done - i) * 1000, status=3)
                     for i in range(size)
                 ]
-                await cache.insert_many(rows)
-                await cache.commit()
+                async with cache.transaction():
+                    await cache.insert_many(rows)
                 done += size
             build_s = time.monotonic() - t0
             file_bytes = sum(p.stat().st_size for p in Path(d).iterdir() if p.is_file())

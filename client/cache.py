@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-import aiosqlite
 import msgspec
 from nacl import secret
+
+from .db import Database, connect
+from .homelock import HomeLock
 
 __all__ = ["Cache", "MessageRow", "ContactRow", "ConversationRow", "PollRow", "fts_query",
            "KEY_CHANGED", "KEY_CHANGED_VERIFIED", "STATUS_NAMES", "PENDING", "SENT", "DELIVERED",
@@ -457,7 +460,8 @@ def _contact_row(conn: sqlite3.Connection, user: bytes) -> ContactRow | None:
 
 
 class Txn:
-    """The cache inside :meth:`Cache.transact`: synchronous, in the cache's thread."""
+    """The cache inside :meth:`Cache.call` and :meth:`Cache.run`: synchronous, in the
+    cache's thread (for the session crypto: client/session_crypto.py)."""
 
     def __init__(self, cache: Cache, conn: sqlite3.Connection) -> None:
         self._cache = cache
@@ -470,33 +474,115 @@ class Txn:
         return _contact_row(self._conn, user)
 
     def sessions(self, peer: bytes) -> list[tuple[int, bytes]]:
-        return self._cache._sessions(self._conn, peer)
+        """The peer's sessions, most recently used first: (row id, serialised state)."""
+        rows = self._conn.execute(
+            "SELECT id, state_sealed FROM sessions WHERE peer=? ORDER BY used_at DESC, id DESC",
+            (peer,),
+        ).fetchall()
+        return [(r[0], self._cache._open(r[1])) for r in rows]
+
+    def save_session(self, peer: bytes, row_id: int | None, state: bytes, now: int, *,
+                     keep: int = 3) -> int:
+        """Store a session (a new one when ``row_id`` is None) as the peer's most recently
+        used, keeping at most ``keep`` of the peer's sessions."""
+        sealed = self._cache._seal(state)
+        if row_id is not None:
+            _update_session(self._conn, row_id, sealed, now)
+            return row_id
+        cur = self._conn.execute(
+            "INSERT INTO sessions (peer, state_sealed, used_at) VALUES (?, ?, MAX(?, "
+            "COALESCE((SELECT MAX(used_at) FROM sessions WHERE peer=?), 0) + 1))",
+            (peer, sealed, now, peer),
+        )
+        new_id = cur.lastrowid
+        assert new_id is not None
+        # Keep a few older sessions for messages still in flight under them.
+        self._conn.execute(
+            "DELETE FROM sessions WHERE peer=? AND id NOT IN (SELECT id FROM sessions "
+            "WHERE peer=? ORDER BY used_at DESC, id DESC LIMIT ?)",
+            (peer, peer, keep),
+        )
+        return new_id
 
     def update_session(self, row_id: int, state: bytes, now: int) -> None:
         _update_session(self._conn, row_id, self._cache._seal(state), now)
 
+    def delete_sessions(self, row_ids: list[int]) -> None:
+        self._conn.executemany("DELETE FROM sessions WHERE id=?", [(r,) for r in row_ids])
+
+    def prekey_privates(self, kind: str) -> dict[int, bytes]:
+        rows = self._conn.execute(
+            "SELECT key_id, private_sealed FROM prekeys WHERE kind=?", (kind,)).fetchall()
+        return {r[0]: self._cache._open(r[1]) for r in rows}
+
+    def delete_prekey(self, kind: str, key_id: int) -> None:
+        self._conn.execute("DELETE FROM prekeys WHERE kind=? AND key_id=?", (kind, key_id))
+
+    # --- what the receive rules read first (client/core.py, Facts) ----------------------
+
+    def target(self, conv: bytes, msg_id: bytes) -> tuple[bool, bytes | None, bool] | None:
+        """(outgoing, sender, deleted) of a message, or None if there is none."""
+        row = self._conn.execute(
+            "SELECT outgoing, sender, deleted FROM messages WHERE peer=? AND id=?",
+            (conv, msg_id)).fetchone()
+        return (bool(row[0]), row[1], bool(row[2])) if row else None
+
+    def reacted(self, conv: bytes, target: bytes, reactor: bytes, emoji: str) -> bool:
+        return self._conn.execute(
+            "SELECT 1 FROM reactions WHERE conv=? AND target=? AND reactor=? AND emoji=?",
+            (conv, target, reactor, emoji)).fetchone() is not None
+
+    def outgoing_statuses(self, conv: bytes, ids: list[bytes]) -> dict[bytes, int]:
+        """The statuses of our own messages in ``conv`` among ``ids``."""
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self._conn.execute(
+            f"SELECT id, status FROM messages WHERE outgoing=1 AND peer=? AND id IN ({marks})",
+            (conv, *ids)).fetchall()
+        return {r[0]: r[1] for r in rows}
+
 
 class Cache:
-    def __init__(self, db: aiosqlite.Connection, storage_key: bytes) -> None:
+    """The cache of one identity. Every write happens inside :meth:`transaction`, which
+    holds the home's lock (client/homelock.py) and commits once at the end, or rolls back:
+    no caller takes the lock or commits by hand."""
+
+    def __init__(self, db: Database, storage_key: bytes, lock: HomeLock) -> None:
         self._db = db
         self._box = secret.SecretBox(storage_key)
+        self.lock = lock  # one transaction at a time, in this process and across processes
         self._fts_secure = False  # FTS5 'secure-delete' is on (SQLite >= 3.42)
         self._scrub = False  # text was deleted or replaced: scrub() after the commit
+        self._durable = True  # the open transaction's commit is fsynced
 
     @classmethod
-    async def open(cls, home: Path, storage_key: bytes) -> Cache:
+    async def open(cls, home: Path, storage_key: bytes, *, lock: HomeLock | None = None
+                   ) -> Cache:
+        """Open (creating, migrating) HOME's cache. The cache owns ``lock`` (default: a
+        new HomeLock on ``home``) and closes it in :meth:`close`."""
         home.mkdir(parents=True, exist_ok=True, mode=0o700)
+        lock = lock or HomeLock(home)
+        try:
+            async with lock:  # opening may write (migrations, settings): one at a time
+                return await cls._connect(home, storage_key, lock)
+        except BaseException:
+            lock.close()
+            raise
+
+    @classmethod
+    async def _connect(cls, home: Path, storage_key: bytes, lock: HomeLock) -> Cache:
         path = home / FILENAME
         if not path.exists():
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
-        db = await aiosqlite.connect(path)
+        db = await connect(path)
         await db.execute("PRAGMA journal_mode=WAL")
         await db.execute("PRAGMA synchronous=FULL")
         await db.execute("PRAGMA foreign_keys=ON")
         # Deleted and expired text is overwritten, not just unlinked (whatever this SQLite
         # build's default); see scrub() for the search index and the WAL.
         await db.execute("PRAGMA secure_delete=ON")
-        cache = cls(db, storage_key)
+        cache = cls(db, storage_key, lock)
         await cache._migrate()
         try:  # SQLite >= 3.42: FTS5 deletes remove the terms themselves
             await db.execute(
@@ -513,19 +599,79 @@ class Cache:
 
     async def _migrate(self) -> None:
         async with self._db.execute("PRAGMA user_version") as cur:
-            (version,) = await cur.fetchone()  # type: ignore[misc]
+            (version,) = await cur.fetchone()
         for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
             await self._db.executescript(script)
             await self._db.execute(f"PRAGMA user_version={number}")
             await self._db.commit()
 
     async def close(self) -> None:
-        await self._db.close()
+        try:
+            await self._db.close()
+        finally:
+            self.lock.close()
 
-    async def commit(self) -> None:
-        await self._db.commit()
+    @asynccontextmanager
+    async def transaction(self, *, durable: bool = True) -> AsyncIterator[Cache]:
+        """``async with cache.transaction() as tx:`` — one unit of work: the home's lock
+        is held throughout, and at the end everything written commits at once (or, if
+        the block raises, rolls back). Not re-entrant: a block never opens another.
+
+        ``durable=False`` makes :meth:`run` commit without the fsync: the commit survives
+        a crash of this process but maybe not a power loss (the next durable commit syncs
+        it too). Only for state whose loss is harmless — a receiving chain advanced by a typing
+        indicator derives the same keys again. Never for a send: a sending chain that
+        rolled back would reuse message keys."""
+        async with self.lock:
+            self._durable = durable
+            try:
+                yield self
+                await self.checkpoint()
+            except BaseException:
+                await self._db.rollback()
+                self._scrub = False
+                raise
+            finally:
+                self._durable = True
+
+    async def checkpoint(self) -> None:
+        """Commit what the open transaction wrote so far and go on in it (the lock stays
+        held): for what must be durable before the relay may act on it, e.g. prekeys
+        stored before they are published."""
+        assert self.lock.locked(), "checkpoint() outside cache.transaction()"
+        if self._db.dirty:
+            await self._db.commit()
         if self._scrub:
             await self.scrub()
+
+    async def call(self, fn: Callable[[Txn], T]) -> T:
+        """``fn`` on a synchronous view of the cache (:class:`Txn`) in the cache's own
+        thread: one hand-off for many statements. Commits nothing (writes belong to the
+        open transaction)."""
+        return await self._db.run(lambda conn: fn(Txn(self, conn)), self._db.conn)
+
+    async def run(self, fn: Callable[[Txn], T]) -> T:
+        """Run ``fn`` in the cache's own thread on a synchronous view of the cache
+        (:class:`Txn`) and commit in the same hand-off: one thread hand-off for a whole
+        short hot path (a typing indicator, a batch of signals) instead of one per
+        statement. Only inside :meth:`transaction` (whose ``durable`` applies)."""
+        assert self.lock.locked(), "run() outside cache.transaction()"
+        result = await self._db.run(self._run, self._db.conn, fn, self._durable)
+        self._db.dirty = False
+        return result
+
+    def _run(self, conn: sqlite3.Connection, fn: Callable[[Txn], T], durable: bool) -> T:
+        # The fsync setting can't change inside a transaction: set before, reset after.
+        relaxed = not durable and not conn.in_transaction
+        if relaxed:
+            conn.execute("PRAGMA synchronous=NORMAL")
+        try:
+            result = fn(Txn(self, conn))
+            conn.commit()
+        finally:
+            if relaxed:
+                conn.execute("PRAGMA synchronous=FULL")
+        return result
 
     async def scrub(self) -> None:
         """Leave no copy of deleted, edited-away or expired text in the cache's files.
@@ -542,38 +688,6 @@ class Cache:
             await self._db.commit()
         await self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
-    async def transact(self, fn: Callable[[Txn], T], *, durable: bool = True) -> T:
-        """Run ``fn`` in the cache's own thread on a synchronous view of the cache
-        (:class:`Txn`), then commit (or roll back if it raises): one thread hand-off for
-        the whole transaction instead of one per statement — for short hot paths like a
-        typing indicator. The caller holds the client's cache lock.
-
-        ``durable=False`` commits without the fsync: the commit survives a crash of this
-        process but maybe not a power loss (the next durable commit syncs it too). Only for
-        state whose loss is harmless — a receiving chain advanced by a typing indicator
-        derives the same keys again. Never for a send: a sending chain that rolled back
-        would reuse message keys."""
-        return await self._db._execute(self._transact, self._db._conn, fn, durable)
-
-    def _transact(self, conn: sqlite3.Connection, fn: Callable[[Txn], T], durable: bool) -> T:
-        relaxed = not durable and not conn.in_transaction  # (can't change inside one)
-        if relaxed:
-            conn.execute("PRAGMA synchronous=NORMAL")
-        try:
-            result = fn(Txn(self, conn))
-            conn.commit()
-        except BaseException:
-            conn.rollback()
-            raise
-        finally:
-            if relaxed:
-                conn.execute("PRAGMA synchronous=FULL")
-        return result
-
-    async def rollback(self) -> None:
-        await self._db.rollback()
-        self._scrub = False
-
     def _seal(self, data: bytes) -> bytes:
         return bytes(self._box.encrypt(data))
 
@@ -583,7 +697,7 @@ class Cache:
     # --- meta -------------------------------------------------------------------------
 
     async def get_meta(self, key: str) -> bytes | None:
-        return await self._db._execute(_get_meta, self._db._conn, key)
+        return await self._db.run(_get_meta, self._db.conn, key)
 
     async def set_meta(self, key: str, value: bytes | str | int) -> None:
         await self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
@@ -649,7 +763,7 @@ class Cache:
         return _contact(row) if row else None
 
     async def contact(self, user: bytes) -> ContactRow | None:
-        return await self._db._execute(_contact_row, self._db._conn, user)
+        return await self._db.run(_contact_row, self._db.conn, user)
 
     async def remember_contact(self, user: bytes, handle: str | None, now: int,
                                *, added: bool = False) -> None:
@@ -725,38 +839,14 @@ class Cache:
 
     async def sessions(self, peer: bytes) -> list[tuple[int, bytes]]:
         """The peer's sessions, most recently used first: (row id, serialised state)."""
-        return await self._db._execute(self._sessions, self._db._conn, peer)
-
-    def _sessions(self, conn: sqlite3.Connection, peer: bytes) -> list[tuple[int, bytes]]:
-        rows = conn.execute(
-            "SELECT id, state_sealed FROM sessions WHERE peer=? ORDER BY used_at DESC, id DESC",
-            (peer,),
-        ).fetchall()
-        return [(r[0], self._open(r[1])) for r in rows]
+        return await self.call(lambda tx: tx.sessions(peer))
 
     async def save_session(self, peer: bytes, row_id: int | None, state: bytes,
                            now: int, *, keep: int = 3) -> int:
-        sealed = self._seal(state)
-        if row_id is None:
-            cur = await self._db.execute(
-                "INSERT INTO sessions (peer, state_sealed, used_at) VALUES (?, ?, MAX(?, "
-                "COALESCE((SELECT MAX(used_at) FROM sessions WHERE peer=?), 0) + 1))",
-                (peer, sealed, now, peer),
-            )
-            row_id = cur.lastrowid
-            # Keep a few older sessions for messages still in flight under them.
-            await self._db.execute(
-                "DELETE FROM sessions WHERE peer=? AND id NOT IN (SELECT id FROM sessions "
-                "WHERE peer=? ORDER BY used_at DESC, id DESC LIMIT ?)",
-                (peer, peer, keep),
-            )
-        else:
-            await self._db._execute(_update_session, self._db._conn, row_id, sealed, now)
-        assert row_id is not None
-        return row_id
+        return await self.call(lambda tx: tx.save_session(peer, row_id, state, now, keep=keep))
 
     async def delete_sessions(self, row_ids: list[int]) -> None:
-        await self._db.executemany("DELETE FROM sessions WHERE id=?", [(r,) for r in row_ids])
+        await self.call(lambda tx: tx.delete_sessions(row_ids))
 
     # --- messages ---------------------------------------------------------------------
 
@@ -1019,10 +1109,7 @@ class Cache:
         return cur.rowcount == 1
 
     async def prekey_privates(self, kind: str) -> dict[int, bytes]:
-        async with self._db.execute(
-            "SELECT key_id, private_sealed FROM prekeys WHERE kind=?", (kind,)
-        ) as cur:
-            return {r[0]: self._open(r[1]) for r in await cur.fetchall()}
+        return await self.call(lambda tx: tx.prekey_privates(kind))
 
     # --- message actions, timers, receipts in groups (schema 4) -------------------------
 

@@ -141,10 +141,9 @@ class GroupService:
         unknown = [u for u in state.roles if u != self.c.user
                    and await self.c.cache.contact(u) is None]
         if unknown:  # members we never talked to: ask the relay, verify, remember
-            async with self.c._crypto_lock:
+            async with self.c.cache.transaction():
                 for user in unknown:
                     await self.c._name_sender(user, spoke=False)
-                await self.c.cache.commit()
         handles = {}
         for user in state.roles:
             contact = await self.c.cache.contact(user)
@@ -255,9 +254,8 @@ class GroupService:
             raise GroupError(exc.message) from None
         conn = await self.c.connection()
         await conn.request(f.GroupChangeReq, record=record)
-        async with self.c._crypto_lock:
+        async with self.c.cache.transaction():
             await self._store_change(state, record, [])
-            await self.c.cache.commit()
 
     async def _store_change(self, before: GroupState, record: bytes,
                             events: list[Event]) -> GroupState:
@@ -276,9 +274,8 @@ class GroupService:
 
     async def _catch_up(self, group: bytes) -> GroupState:
         """Fetch the signed records we lack from the relay and verify them one by one."""
-        async with self.c._crypto_lock:
+        async with self.c.cache.transaction():
             state = await self._fetch_chain(group, await self.state(group), [])
-            await self.c.cache.commit()
         return state
 
     # --- sending ------------------------------------------------------------------------

@@ -1,11 +1,12 @@
 """One writer at a time on a home: an OS file lock around every transaction on its state.
 
 Every unit of work that reads and then writes crypto state (ratchet sessions, prekeys,
-sender keys, the outbox) runs inside ``async with client._crypto_lock``. That used to be
-an ``asyncio.Lock``, which serialises the tasks of one process only: two ``tenchat send``
-in parallel on one home each read the same ratchet state, each encrypted with the same
-message key, and the peer could decrypt only one of them (issue 12, item 4). It also let
-two processes each start a session with a peer that had none.
+sender keys, the outbox) runs inside ``async with cache.transaction()`` (client/cache.py),
+which holds this lock. It used to be an ``asyncio.Lock``, which serialises the tasks of one
+process only: two ``tenchat send`` in parallel on one home each read the same ratchet
+state, each encrypted with the same message key, and the peer could decrypt only one of
+them (issue 12, item 4). It also let two processes each start a session with a peer that
+had none.
 
 :class:`HomeLock` is that asyncio lock **plus** ``flock(LOCK_EX)`` on ``HOME/lock``, taken
 per transaction — not per process. A TUI left open for days holds it only for the

@@ -14,10 +14,9 @@ import functools
 import logging
 import os
 import random
-import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -42,12 +41,6 @@ from ..common.crypto.prekeys import (
     spks_to_delete,
 )
 from ..common.crypto.safety import safety_number
-from ..common.crypto.session import (
-    MAX_PREVIOUS_SESSIONS,
-    Session,
-    SessionRecord,
-    envelope_kind,
-)
 from ..common.errors import ProtocolError, TenchatError
 from ..common.groups import GroupState, can_pin
 from ..common.identity import (
@@ -58,10 +51,26 @@ from ..common.identity import (
     solve_pow,
     verify_signature,
 )
-from ..common.padding import pad
 from . import media
-from .cache import DELIVERED, PENDING, READ, SENT, Cache, ContactRow, MessageRow, Txn
+from .cache import PENDING, SENT, Cache, ContactRow, MessageRow, Txn
 from .connection import ConnectionLost, RelayConnection, RelayError, RelayUnreachable
+from .core import (
+    RULED,
+    AddMessage,
+    DeleteMessage,
+    EditText,
+    Effects,
+    Facts,
+    Incoming,
+    RaiseStatus,
+    React,
+    RecordReceipts,
+    SetPinned,
+    SetTimer,
+    Target,
+    apply,
+    attachment_text,
+)
 from .events import (
     CONNECTING,
     OFFLINE,
@@ -77,11 +86,11 @@ from .events import (
 )
 from .events import StoryViewed as StoryViewedEvent
 from .groups import GroupError, GroupService
-from .homelock import HomeLock
 from .keystore import Keystore, Secrets
 from .known_relays import known_relays_path
 from .media import AttachmentError
 from .polls import PollService
+from .session_crypto import decrypt_from, encrypt_new, encrypt_on, starts_session
 
 if TYPE_CHECKING:
     from .social import SocialService
@@ -201,15 +210,6 @@ PRIVACY_DEFAULTS: dict[str, bool] = {
 }
 
 
-def _starts_session(body: bytes) -> bool:
-    """A prekey envelope (it may start a session). A body that is no envelope at all is
-    not: the short path drops it as undecryptable, like any other."""
-    try:
-        return envelope_kind(body) == "prekey"
-    except CryptoError:
-        return False
-
-
 def _privacy(raw: bytes | str | int | None, name: str) -> bool:
     """A privacy setting's value as stored in the cache's meta table (None: the default)."""
     return PRIVACY_DEFAULTS[name] if raw is None else raw in (1, b"1", "1")
@@ -238,22 +238,14 @@ def check_text(text: str) -> None:
         raise TenchatError(f"message too long ({len(text)} > {c.MAX_TEXT} characters)")
 
 
-def mentions(text: str, handle: str) -> bool:
-    """Does ``text`` mention ``@handle`` (case-insensitive, whole word)?"""
-    return re.search(rf"(?<![\w@])@{re.escape(handle)}(?!\w)", text, re.IGNORECASE) is not None
 Listener = Callable[[Event], None]
-
-
-def attachment_text(ref: MediaRef, caption: str) -> str:
-    """What an attachment shows as a message's text: its caption, else "[file name]"."""
-    return caption if caption.strip() else f"[{ref.name or 'file'}]"
 
 
 class Client:
     """One unlocked identity: keys, cache, relay connection."""
 
     def __init__(self, home: Path, relay_url: str, secrets: Secrets, cache: Cache, *,
-                 clock: Callable[[], int] = now_ms, lock: HomeLock | None = None) -> None:
+                 clock: Callable[[], int] = now_ms) -> None:
         self.home = home
         self.clock = clock  # ms; stories expire by it (tests pass one that runs ahead)
         self.relay_url = relay_url
@@ -263,9 +255,6 @@ class Client:
         self.cache = cache
         self._conn: RelayConnection | None = None
         self._conn_lock = asyncio.Lock()
-        # One cache transaction at a time, in this process and across processes on this
-        # home (an OS file lock per transaction: client/homelock.py).
-        self._crypto_lock = lock or HomeLock(home)
         self._refill: asyncio.Task[None] | None = None
         self._listeners: list[Listener] = []
         self.groups = GroupService(self)
@@ -344,13 +333,13 @@ class Client:
             await conn.close()
         cache = await Cache.open(home, secrets.storage_key)
         now = now_ms()
-        await cache.put_prekey("spk", spk.key_id, spk.public, spk.private, now)
-        for k in otks:
-            await cache.put_prekey("otk", k.key_id, k.public, k.private, now)
-        await cache.set_meta(SPK_PUBLISHED, spk.key_id)
-        await cache.set_meta(OTK_NEXT, OTK_BATCH + 1)
-        await cache.set_meta(OTK_PUBLISHED, OTK_BATCH)
-        await cache.commit()
+        async with cache.transaction():
+            await cache.put_prekey("spk", spk.key_id, spk.public, spk.private, now)
+            for k in otks:
+                await cache.put_prekey("otk", k.key_id, k.public, k.private, now)
+            await cache.set_meta(SPK_PUBLISHED, spk.key_id)
+            await cache.set_meta(OTK_NEXT, OTK_BATCH + 1)
+            await cache.set_meta(OTK_PUBLISHED, OTK_BATCH)
         keystore.save(secrets, passphrase)
         from .known_relays import KnownRelays
 
@@ -368,22 +357,15 @@ class Client:
     async def from_secrets(cls, home: Path, relay_url: str | None, secrets: Secrets, *,
                            clock: Callable[[], int] = now_ms) -> Client:
         """The client of an unlocked keystore (``Keystore.load``)."""
-        lock = HomeLock(home)
-        try:
-            async with lock:  # opening may write (migrations, settings): one at a time
-                cache = await Cache.open(home, secrets.storage_key)
-        except BaseException:
-            lock.close()
-            raise
-        return cls(home, relay_url or secrets.relay, secrets, cache, clock=clock, lock=lock)
+        cache = await Cache.open(home, secrets.storage_key)
+        return cls(home, relay_url or secrets.relay, secrets, cache, clock=clock)
 
     async def close(self) -> None:
         self._closed = True  # a run()/sync(follow=True) loop ends instead of reconnecting
         for task in list(self._background):
             task.cancel()
         await self._drop_connection()
-        await self.cache.close()
-        self._crypto_lock.close()
+        await self.cache.close()  # and the home's lock
 
     async def __aenter__(self) -> Client:
         return self
@@ -496,14 +478,10 @@ class Client:
         included, so two processes never number keys alike or rotate twice."""
         now = now_ms() if now is None else now
         policy = self.prekey_policy
-        async with self._crypto_lock:
-            try:
-                await self._rotate_spk(conn, now, policy)
-                if refill:
-                    await self._refill_otks(conn, now, policy)
-            except BaseException:
-                await self.cache.rollback()
-                raise
+        async with self.cache.transaction():
+            await self._rotate_spk(conn, now, policy)
+            if refill:
+                await self._refill_otks(conn, now, policy)
 
     async def _rotate_spk(self, conn: RelayConnection, now: int, policy: PrekeyPolicy) -> None:
         spks = await self.cache.prekey_ages("spk")
@@ -515,7 +493,7 @@ class Client:
             # Stored (durably) before the relay hands it out: never a public key on the
             # relay whose private half we lack.
             await self.cache.put_prekey("spk", spk.key_id, spk.public, spk.private, now)
-            await self.cache.commit()
+            await self.cache.checkpoint()
             spks.append((spk.key_id, now))
         newest_id = spks[-1][0]
         if newest_id != published:
@@ -531,7 +509,7 @@ class Client:
         gone = spks_to_delete([s for s in spks if s[0] <= published], now, policy)
         if gone:
             await self.cache.delete_prekeys("spk", gone)
-        await self.cache.commit()
+        await self.cache.checkpoint()
 
     async def _refill_otks(self, conn: RelayConnection, now: int, policy: PrekeyPolicy
                            ) -> None:
@@ -553,14 +531,13 @@ class Client:
             for k in otks:
                 await self.cache.put_prekey("otk", k.key_id, k.public, k.private, now)
             await self.cache.set_meta(OTK_NEXT, start + OTK_BATCH)
-            await self.cache.commit()  # durable before the relay can hand any of them out
+            await self.cache.checkpoint()  # durable before the relay can hand any out
             status = await self._publish_otks(conn, [(k.key_id, k.public) for k in otks])
         held = [key_id for key_id, _ in await self.cache.prekey_ages("otk")]
         gone = otks_to_delete(held, status.otk_count, policy)
         if gone:
             await self.cache.delete_prekeys("otk", gone)
             log.info("deleted %d one-time prekeys the relay no longer holds", len(gone))
-        await self.cache.commit()
 
     async def _publish_otks(self, conn: RelayConnection, keys: list[tuple[int, bytes]]
                             ) -> f.PrekeyStatus:
@@ -569,7 +546,7 @@ class Client:
             otks=[f.OneTimePrekey(key_id=key_id, pub=pub) for key_id, pub in keys])
         assert isinstance(status, f.PrekeyStatus)
         await self.cache.set_meta(OTK_PUBLISHED, keys[-1][0])
-        await self.cache.commit()
+        await self.cache.checkpoint()
         return status
 
     # --- peers --------------------------------------------------------------------------
@@ -593,9 +570,8 @@ class Client:
             info.user, handle_message(handle, info.user), info.sig
         ):
             raise PeerError(f"the relay's record for @{handle} is not validly signed")
-        async with self._crypto_lock:
+        async with self.cache.transaction():
             await self.cache.remember_contact(info.user, handle, now_ms())
-            await self.cache.commit()
         contact = await self.cache.contact(info.user)
         assert contact is not None
         return contact
@@ -642,11 +618,10 @@ class Client:
         (``contacts verify --mark``). Marking the current key verified also accepts it
         if it had changed."""
         contact = await self.resolve(peer)
-        async with self._crypto_lock:
+        async with self.cache.transaction():
             await self.cache.set_contact_flag(contact.user, "verified", verified)
             if verified:
                 await self.cache.accept_key(contact.user)
-            await self.cache.commit()
         self._emit(ConversationChanged(contact.user))
         return (await self.cache.contact(contact.user)) or contact
 
@@ -656,9 +631,8 @@ class Client:
         contact, pending = await self.pending_key(peer)
         if pending is None:
             raise TenchatError(f"@{contact.handle}'s identity key has not changed")
-        async with self._crypto_lock:
+        async with self.cache.transaction():
             await self.cache.accept_key(pending.user)
-            await self.cache.commit()
         self._emit(ConversationChanged(pending.user))
         self._emit(ConversationChanged(contact.user))
         return (await self.cache.contact(pending.user)) or pending
@@ -669,9 +643,8 @@ class Client:
         contact, pending = await self.pending_key(peer)
         if pending is None:
             raise TenchatError(f"@{contact.handle}'s identity key has not changed")
-        async with self._crypto_lock:
+        async with self.cache.transaction():
             await self.cache.reject_key(pending.user)
-            await self.cache.commit()
         self._emit(ConversationChanged(pending.user))
         return contact
 
@@ -694,9 +667,8 @@ class Client:
 
     async def add_contact(self, peer: str) -> ContactRow:
         contact = await self.resolve(peer)
-        async with self._crypto_lock:
+        async with self.cache.transaction():
             await self.cache.set_contact_flag(contact.user, "added", True)
-            await self.cache.commit()
         return (await self.cache.contact(contact.user)) or contact
 
     async def moderate(self, action: str, target: str, reason: str = "") -> bytes:
@@ -721,9 +693,8 @@ class Client:
 
     async def set_blocked(self, peer: str, blocked: bool) -> ContactRow:
         contact = await self.resolve(peer)
-        async with self._crypto_lock:
+        async with self.cache.transaction():
             await self.cache.set_contact_flag(contact.user, "blocked", blocked)
-            await self.cache.commit()
         with contextlib.suppress(ConnectionLost, RelayUnreachable, RelayError):
             conn = await self.connection()
             await conn.request(f.Block, user=contact.user, blocked=blocked)
@@ -746,41 +717,39 @@ class Client:
 
     # --- sending ------------------------------------------------------------------------
 
-    async def _encrypt(self, peer: bytes, plaintext: bytes) -> bytes:
-        """Encrypt for ``peer`` on the current session (starting one if needed), padded.
+    async def encrypt_for(self, peer: bytes, plaintext: bytes) -> bytes:
+        """Encrypt for ``peer`` on the current session, or on a new one started from the
+        peer's prekey bundle (fetched from the relay), padded (client/session_crypto.py).
 
-        Saves the advanced session in the open transaction; the caller commits. The caller
-        holds the home's lock, so no other process starts a second session meanwhile.
-        """
-        record = SessionRecord.from_states(await self.cache.sessions(peer))
-        if record.current is None:
-            conn = await self.connection()
-            try:
-                bundle = await conn.request(f.FetchBundle, user=peer)
-            except RelayError as exc:
-                if exc.code == "not_found":
-                    raise PeerError("the peer has published no prekeys") from None
-                raise
-            assert isinstance(bundle, f.Bundle)
-            if bundle.user != peer:
-                raise PeerError("the relay returned a prekey bundle for another identity")
-            record.install(Session.initiate(
-                self.identity, peer, bundle.spk.key_id, bundle.spk.pub, bundle.spk.sig,
-                bundle.otk.key_id if bundle.otk else None, bundle.otk.pub if bundle.otk else None,
-            ))
-        envelope = record.encrypt(pad(plaintext))  # common/padding.py: sizes say little
-        await self._save_record(peer, record)
-        return envelope
-
-    async def _save_record(self, peer: bytes, record: SessionRecord) -> None:
-        """Store what ``record`` changed (in the open transaction), in the order it was
-        used, so the stored order (used_at) is the record's: the current one first."""
+        Saves the advanced session in the open transaction (``cache.transaction()``,
+        which the caller holds: no other process starts a second session meanwhile)."""
         now = now_ms()
-        for row_id, session in record.changed:
-            await self.cache.save_session(peer, row_id, session.to_bytes(), now,
-                                          keep=1 + MAX_PREVIOUS_SESSIONS)
-        if record.dropped:
-            await self.cache.delete_sessions(record.dropped)
+        envelope = await self.cache.call(lambda tx: encrypt_on(tx, peer, plaintext, now))
+        if envelope is not None:
+            return envelope
+        bundle = await self._fetch_bundle(peer)
+        return await self.cache.call(
+            lambda tx: encrypt_new(tx, self.identity, peer, bundle, plaintext, now))
+
+    async def _fetch_bundle(self, peer: bytes) -> f.Bundle:
+        conn = await self.connection()
+        try:
+            bundle = await conn.request(f.FetchBundle, user=peer)
+        except RelayError as exc:
+            if exc.code == "not_found":
+                raise PeerError("the peer has published no prekeys") from None
+            raise
+        assert isinstance(bundle, f.Bundle)
+        if bundle.user != peer:
+            raise PeerError("the relay returned a prekey bundle for another identity")
+        return bundle
+
+    async def decrypt_from(self, sender: bytes, envelope: bytes) -> bytes:
+        """Decrypt a 1:1 envelope (client/session_crypto.py), in the open transaction;
+        CryptoError if it can't be."""
+        now = now_ms()
+        return await self.cache.call(
+            lambda tx: decrypt_from(tx, self.identity, sender, envelope, now))
 
     async def send_text(self, peer: str, text: str, *,
                         reply_to: bytes | None = None) -> MessageRow:
@@ -885,23 +854,18 @@ class Client:
                              ref: MediaRef | None = None,
                              also: Callable[[], Awaitable[object]] | None = None) -> MessageRow:
         expires_at = now + timer * 1000 if timer else 0
-        async with self._crypto_lock:
-            try:
-                if len(peer) == 16:
-                    await self.groups.queue(peer, msg_id, body, expires_at=expires_at)
-                else:
-                    await self._queue_content(peer, msg_id, body, expires_at=expires_at)
-                message = MessageRow(msg_id, peer, True, text, now, now, PENDING,
-                                     reply_to=reply_to, expires_at=expires_at)
-                await self.cache.add_message(message, shown=True)
-                if ref is not None:
-                    await self.cache.put_attachment(peer, msg_id, msgspec.msgpack.encode(ref))
-                if also is not None:  # e.g. the poll's row, in the same transaction
-                    await also()
-                await self.cache.commit()
-            except BaseException:
-                await self.cache.rollback()
-                raise
+        async with self.cache.transaction():
+            if len(peer) == 16:
+                await self.groups.queue(peer, msg_id, body, expires_at=expires_at)
+            else:
+                await self._queue_content(peer, msg_id, body, expires_at=expires_at)
+            message = MessageRow(msg_id, peer, True, text, now, now, PENDING,
+                                 reply_to=reply_to, expires_at=expires_at)
+            await self.cache.add_message(message, shown=True)
+            if ref is not None:
+                await self.cache.put_attachment(peer, msg_id, msgspec.msgpack.encode(ref))
+            if also is not None:  # e.g. the poll's row, in the same transaction
+                await also()
         message = (await self.cache.message(peer, msg_id)) or message
         self._emit(MessageAdded(message))
         return message
@@ -913,7 +877,7 @@ class Client:
         KeyChanged for a verified contact's new key the user has not accepted."""
         await self.check_key_accepted(peer)
         if await self.cache.sessions(peer):
-            await self.cache.outbox_add(msg_id, peer, await self._encrypt(peer, body), now_ms(),
+            await self.cache.outbox_add(msg_id, peer, await self.encrypt_for(peer, body), now_ms(),
                                         expires_at=expires_at)
         else:
             await self.cache.outbox_defer(msg_id, peer, body, now_ms(), expires_at=expires_at)
@@ -939,29 +903,24 @@ class Client:
         if not await self.cache.outbox_deferred():
             return failed
         stuck: set[bytes] = set()  # peers with a failed item: keep their messages in order
-        async with self._crypto_lock:
-            try:
-                # Again under the lock: another process on this home may have encrypted
-                # some of them meanwhile (they are in the outbox now, not deferred).
-                deferred = await self.cache.outbox_deferred()
-                for msg_id, peer, body in deferred:
-                    if peer in stuck:
-                        failed[msg_id] = TenchatError("waiting for an earlier message")
-                        continue
-                    try:
-                        envelope = await self._encrypt(peer, body)
-                    except (PeerError, RelayError, CryptoError) as exc:
-                        # e.g. no prekeys, or a bundle not signed by the peer (a hostile
-                        # relay): nothing is encrypted to a key we can't trust.
-                        log.warning("can't start a session with %s: %s", fingerprint(peer), exc)
-                        failed[msg_id] = exc
-                        stuck.add(peer)
-                        continue
-                    await self.cache.outbox_encrypted(msg_id, envelope)
-                await self.cache.commit()
-            except BaseException:
-                await self.cache.rollback()
-                raise
+        async with self.cache.transaction():
+            # Again under the lock: another process on this home may have encrypted
+            # some of them meanwhile (they are in the outbox now, not deferred).
+            deferred = await self.cache.outbox_deferred()
+            for msg_id, peer, body in deferred:
+                if peer in stuck:
+                    failed[msg_id] = TenchatError("waiting for an earlier message")
+                    continue
+                try:
+                    envelope = await self.encrypt_for(peer, body)
+                except (PeerError, RelayError, CryptoError) as exc:
+                    # e.g. no prekeys, or a bundle not signed by the peer (a hostile
+                    # relay): nothing is encrypted to a key we can't trust.
+                    log.warning("can't start a session with %s: %s", fingerprint(peer), exc)
+                    failed[msg_id] = exc
+                    stuck.add(peer)
+                    continue
+                await self.cache.outbox_encrypted(msg_id, envelope)
         return failed
 
     async def flush_outbox(self) -> int:
@@ -1007,14 +966,13 @@ class Client:
             try:
                 await asyncio.gather(*(one(*item) for item in pending))
             finally:
-                async with self._crypto_lock:
+                async with self.cache.transaction():
                     for msg_id, peer in stored:
                         if await self.cache.outbox_done(msg_id, peer):
                             sent.setdefault(peer, []).append(msg_id)
                     for msg_id, group in gone_groups:
                         await self.cache.outbox_drop(msg_id)
                         await self.cache.mark_group_left(group)
-                    await self.cache.commit()
                 for peer, ids in sent.items():
                     self._emit(StatusChanged(peer, ids, SENT))
             if failures:
@@ -1044,31 +1002,6 @@ class Client:
 
     # --- receiving ----------------------------------------------------------------------
 
-    async def _decrypt(self, sender: bytes, envelope: bytes) -> bytes:
-        """Decrypt with the sender's sessions (common.crypto.session.SessionRecord: the one
-        that decrypts becomes current), or start one from a prekey envelope.
-
-        A prekey envelope whose ephemeral key matches a session we hold belongs to
-        that session: it is never used to start a second one, so a replayed first
-        message (which X3DH alone can't tell apart without a one-time prekey) fails.
-        """
-        record = SessionRecord.from_states(await self.cache.sessions(sender))
-        try:
-            plaintext, used_otk = record.decrypt(envelope)
-        except CryptoError:
-            if envelope_kind(envelope) != "prekey":
-                raise
-            # Perhaps a new session: only now read the private prekeys.
-            spks = await self.cache.prekey_privates("spk")
-            otks = await self.cache.prekey_privates("otk")
-            plaintext, used_otk = record.decrypt(
-                envelope, identity=self.identity, sender=sender,
-                spk_private_for=spks.get, otk_private_for=otks.get)
-        await self._save_record(sender, record)
-        if used_otk is not None:
-            await self.cache.delete_prekey("otk", used_otk)
-        return plaintext
-
     async def receive(self, items: list[f.Deliver | f.GroupDeliver]) -> list[MessageRow]:
         """Decrypt and commit a batch of deliveries (1:1 and group, in arrival order); then
         ack them and queue receipts.
@@ -1081,21 +1014,16 @@ class Client:
         new: list[MessageRow] = []
         receipts: Receipts = {}
         events: list[Event] = []
-        async with self._crypto_lock:
-            try:
-                await self.purge_expired(events)
-                for item in items:
-                    if isinstance(item, f.GroupDeliver):
-                        await self.groups.receive_one(item, new, receipts, events)
-                    else:
-                        await self._receive_one(item, new, receipts, events)
-                await self.polls.publish_due()  # tallies of our anonymous polls that got votes
-                for (peer, group), ids in receipts.items():
-                    await self._queue_receipt(peer, c.DELIVERED, ids, group=group)
-                await self.cache.commit()
-            except BaseException:
-                await self.cache.rollback()
-                raise
+        async with self.cache.transaction():
+            await self.purge_expired(events)
+            for item in items:
+                if isinstance(item, f.GroupDeliver):
+                    await self.groups.receive_one(item, new, receipts, events)
+                else:
+                    await self._receive_one(item, new, receipts, events)
+            await self.polls.publish_due()  # tallies of our anonymous polls that got votes
+            for (peer, group), ids in receipts.items():
+                await self._queue_receipt(peer, c.DELIVERED, ids, group=group)
         # Committed: tell the UI now, so a connection lost while acking can't hide what
         # is already in the cache (the relay redelivers; duplicates are dropped).
         for event in events:
@@ -1121,10 +1049,7 @@ class Client:
         """Ephemeral 1:1 deliveries (seq 0: never stored, never acked), which carry typing
         indicators only: the short path — decrypt, commit the session's advance, emit.
         Any other content sent this way is dropped (it would bypass the queue's order)."""
-        if any(_starts_session(item.body) for item in items):
-            opened = await self._open_signals(items)
-        else:
-            opened = await self._open_signals_fast(items)
+        opened = await self._open_signals(items)
         for sender, plaintext in opened:
             try:
                 if isinstance(plaintext, CryptoError):
@@ -1141,28 +1066,10 @@ class Client:
                             type(content).__name__, fingerprint(sender))
 
     async def _open_signals(self, items: list[f.Deliver]) -> Opened:
-        """Decrypt (a prekey envelope may start a session) and commit: (sender, plaintext or
-        why not) for each item not from a blocked peer."""
-        opened: Opened = []
-        async with self._crypto_lock:
-            try:
-                for item in items:
-                    contact = await self.cache.contact(item.sender)
-                    if contact is not None and contact.blocked:
-                        continue
-                    try:
-                        opened.append((item.sender, await self._decrypt(item.sender, item.body)))
-                    except CryptoError as exc:
-                        opened.append((item.sender, exc))
-                await self.cache.commit()
-            except BaseException:
-                await self.cache.rollback()
-                raise
-        return opened
-
-    async def _open_signals_fast(self, items: list[f.Deliver]) -> Opened:
-        """As _open_signals for envelopes on existing sessions (the usual case), in one
-        hand-off to the cache's thread."""
+        """Decrypt and commit, in one hand-off to the cache's thread: (sender, plaintext or
+        why not) for each item not from a blocked peer. Without the fsync unless one may
+        start a session: a receiving chain advanced by a typing indicator derives the
+        same keys again if a power loss undoes it."""
         now = now_ms()
 
         def decrypt(tx: Txn) -> Opened:
@@ -1172,19 +1079,16 @@ class Client:
                 if contact is not None and contact.blocked:
                     continue
                 opened: bytes | CryptoError
-                record = SessionRecord.from_states(tx.sessions(item.sender))
                 try:
-                    opened = record.decrypt(item.body)[0]
+                    opened = decrypt_from(tx, self.identity, item.sender, item.body, now)
                 except CryptoError as exc:
                     opened = exc
-                for row_id, session in record.changed:  # no new session on this path
-                    assert row_id is not None
-                    tx.update_session(row_id, session.to_bytes(), now)
                 out.append((item.sender, opened))
             return out
 
-        async with self._crypto_lock:
-            return await self.cache.transact(decrypt, durable=False)
+        durable = any(starts_session(item.body) for item in items)
+        async with self.cache.transaction(durable=durable) as tx:
+            return await tx.run(decrypt)
 
     async def purge_expired(self, events: list[Event] | None = None) -> int:
         """Delete disappearing messages whose time is up (in the open transaction)."""
@@ -1204,7 +1108,7 @@ class Client:
         if contact is not None and contact.blocked:
             return
         try:
-            plaintext = await self._decrypt(sender, item.body)
+            plaintext = await self.decrypt_from(sender, item.body)
             content = c.decode_content(plaintext)
         except (CryptoError, msgspec.MsgspecError) as exc:
             # Never log the body; the sender and the kind of failure are enough.
@@ -1229,79 +1133,16 @@ class Client:
         """What a peer's decrypted content does to conversation ``conv`` (a peer's user id,
         or a group id with ``group`` its verified state). The relay can't tell these apart."""
         in_group = group is not None
+        if isinstance(content, RULED):  # message-level rules: pure (client/core.py)
+            item = Incoming(conv, author, content, group)
+            effects = apply(await self._facts(item), item)
+            await self._write(effects)
+            new.extend(effects.new)
+            for to, in_conv, msg_id in effects.receipts:
+                receipts.setdefault((to, in_conv), []).append(msg_id)
+            events.extend(effects.events)
+            return
         match content:
-            case c.Text():
-                now = now_ms()
-                expires_at = now + content.expires_in * 1000 if content.expires_in else 0
-                row = MessageRow(content.id, conv, False, content.text, content.sent_at, now,
-                                 DELIVERED, sender=author if in_group else None,
-                                 reply_to=content.reply_to,
-                                 mention=mentions(content.text, self.handle),
-                                 expires_at=expires_at)
-                if await self.cache.add_message(row, shown=False):
-                    row = (await self.cache.message(conv, content.id)) or row
-                    new.append(row)
-                    receipts.setdefault((author, conv if in_group else None),
-                                        []).append(content.id)
-                    events.append(MessageAdded(row))
-            case c.Attachment():
-                now = now_ms()
-                expires_at = now + content.expires_in * 1000 if content.expires_in else 0
-                text = attachment_text(content.ref, content.caption)
-                row = MessageRow(content.id, conv, False, text, content.sent_at, now,
-                                 DELIVERED, sender=author if in_group else None,
-                                 reply_to=content.reply_to,
-                                 mention=mentions(content.caption, self.handle),
-                                 expires_at=expires_at)
-                if await self.cache.add_message(row, shown=False):
-                    await self.cache.put_attachment(conv, content.id,
-                                                    msgspec.msgpack.encode(content.ref))
-                    row = (await self.cache.message(conv, content.id)) or row
-                    new.append(row)
-                    receipts.setdefault((author, conv if in_group else None),
-                                        []).append(content.id)
-                    events.append(MessageAdded(row))
-            case c.Receipt():
-                status = READ if content.kind == c.READ else DELIVERED
-                if content.group is not None:
-                    # A receipt for our group message counts only from a member of that
-                    # group (as we know it): anyone else could mark our messages read.
-                    state = await self.groups.state(content.group)
-                    if in_group or state is None or author not in state.roles:
-                        log.info("dropped a receipt naming a group its sender is not in")
-                        return
-                    target_conv = content.group
-                    await self.cache.record_receipts(target_conv, content.ids, author, status)
-                else:
-                    target_conv = author
-                changed = await self.cache.raise_status(target_conv, content.ids, status)
-                if changed or content.group is not None:
-                    events.append(StatusChanged(target_conv, changed or content.ids, status))
-            case c.Typing():
-                if not in_group:
-                    events.append(TypingChanged(author, content.active))
-            case c.Reaction():
-                if await self.cache.react(conv, content.target, author, content.emoji,
-                                          content.remove):
-                    events.append(MessageChanged(conv, content.target))
-            case c.Edit():
-                if await self.cache.edit_message(conv, content.target, author, in_group,
-                                                 content.text,
-                                                 mention=mentions(content.text, self.handle)):
-                    events.append(MessageChanged(conv, content.target))
-            case c.Delete():
-                if await self.cache.delete_message(conv, content.target, author, in_group):
-                    events.append(MessageChanged(conv, content.target))
-            case c.Pin():
-                # In groups only admins pin; the relay can't check (it can't read this).
-                allowed = group is None or can_pin(group.roles.get(author))
-                if allowed and await self.cache.set_pinned(conv, content.target,
-                                                           content.pinned):
-                    events.append(MessageChanged(conv, content.target))
-            case c.Timer():
-                if group is None or author in group.roles:
-                    await self.cache.set_timer(conv, content.seconds)
-                    events.append(ConversationChanged(conv))
             case c.Gift():
                 if not in_group:  # 1:1 only; what it is worth is read from the chain
                     await self.wallet.receive_gift(author, content, new, receipts, events)
@@ -1324,6 +1165,70 @@ class Client:
                 await self.stickers.apply(conv, author, content, group, new, receipts, events)
             case _:
                 pass  # SenderKeyDist inside a group message, or a type for later: ignore
+
+    async def _facts(self, item: Incoming) -> Facts:
+        """Read what the rules for ``item`` depend on (one hand-off to the cache's thread,
+        plus the group's state for a group receipt)."""
+        content, conv = item.content, item.conv
+        receipt_group: frozenset[bytes] | None = None
+        if isinstance(content, c.Receipt) and content.group is not None:
+            state = await self.groups.state(content.group)
+            receipt_group = frozenset(state.roles) if state is not None else None
+
+        def read(tx: Txn) -> Facts:
+            base = Facts(self.handle, now_ms(), receipt_group=receipt_group)
+            match content:
+                case c.Text() | c.Attachment():
+                    return replace(base, known=tx.target(conv, content.id) is not None)
+                case c.Receipt():
+                    target_conv = content.group if content.group is not None else item.author
+                    return replace(base, statuses=tx.outgoing_statuses(target_conv,
+                                                                       content.ids))
+                case c.Reaction():
+                    found = tx.target(conv, content.target)
+                    return replace(base, target=Target(*found) if found else None,
+                                   reacted=tx.reacted(conv, content.target, item.author,
+                                                      content.emoji))
+                case c.Edit() | c.Delete() | c.Pin():
+                    found = tx.target(conv, content.target)
+                    return replace(base, target=Target(*found) if found else None)
+            return base
+
+        return await self.cache.call(read)
+
+    async def _write(self, effects: Effects) -> None:
+        """Write what the rules decided, in the open transaction. A stored message's row
+        (with its key) replaces the one in the events and ``new``."""
+        cache = self.cache
+        stored: dict[bytes, MessageRow] = {}
+        for w in effects.writes:
+            match w:
+                case AddMessage(row, ref):
+                    if await cache.add_message(row, shown=False):
+                        if ref is not None:
+                            await cache.put_attachment(row.peer, row.id,
+                                                       msgspec.msgpack.encode(ref))
+                        stored[row.id] = (await cache.message(row.peer, row.id)) or row
+                case RaiseStatus(conv, ids, status):
+                    await cache.raise_status(conv, ids, status)
+                case RecordReceipts(conv, ids, reader, status):
+                    await cache.record_receipts(conv, ids, reader, status)
+                case React(conv, target, reactor, emoji, remove):
+                    await cache.react(conv, target, reactor, emoji, remove)
+                case EditText(conv, target, author, in_group, text, mention):
+                    await cache.edit_message(conv, target, author, in_group, text,
+                                             mention=mention)
+                case DeleteMessage(conv, target, author, in_group):
+                    await cache.delete_message(conv, target, author, in_group)
+                case SetPinned(conv, target, pinned):
+                    await cache.set_pinned(conv, target, pinned)
+                case SetTimer(conv, seconds):
+                    await cache.set_timer(conv, seconds)
+        if stored:
+            effects.new[:] = [stored.get(r.id, r) for r in effects.new]
+            effects.events[:] = [MessageAdded(stored.get(e.message.id, e.message))
+                                 if isinstance(e, MessageAdded) else e
+                                 for e in effects.events]
 
     async def sync(self, *, follow: bool = False, on_messages: OnMessages | None = None) -> int:
         """Flush the outbox, then fetch and process everything pending.
@@ -1446,9 +1351,8 @@ class Client:
         a crash in between prints them again (same id) rather than never."""
         if not rows:
             return
-        async with self._crypto_lock:
+        async with self.cache.transaction():
             await self.cache.mark_shown(rows)
-            await self.cache.commit()
 
     async def take_unshown(self) -> list[MessageRow]:
         """unshown() marked shown at once (at-most-once: for callers that only look)."""
@@ -1465,27 +1369,22 @@ class Client:
             contact = await self.resolve(peer)
             user = contact.user
         send_receipts = await self.setting("read_receipts")
-        async with self._crypto_lock:
+        async with self.cache.transaction():
             rows = await self.cache.unread(user)
             if not rows:
                 return 0
             ids = [msg_id for msg_id, _ in rows]
-            try:
-                await self.cache.mark_incoming_read(user, ids)
-                if send_receipts and (contact is None or not contact.blocked):
-                    if len(user) == 16:  # a group: receipts go 1:1 to each author
-                        by_author: dict[bytes, list[bytes]] = {}
-                        for msg_id, author in rows:
-                            if author is not None:
-                                by_author.setdefault(author, []).append(msg_id)
-                        for author, mine in by_author.items():
-                            await self._queue_receipt(author, c.READ, mine, group=user)
-                    else:
-                        await self._queue_receipt(user, c.READ, ids)
-                await self.cache.commit()
-            except BaseException:
-                await self.cache.rollback()
-                raise
+            await self.cache.mark_incoming_read(user, ids)
+            if send_receipts and (contact is None or not contact.blocked):
+                if len(user) == 16:  # a group: receipts go 1:1 to each author
+                    by_author: dict[bytes, list[bytes]] = {}
+                    for msg_id, author in rows:
+                        if author is not None:
+                            by_author.setdefault(author, []).append(msg_id)
+                    for author, mine in by_author.items():
+                        await self._queue_receipt(author, c.READ, mine, group=user)
+                else:
+                    await self._queue_receipt(user, c.READ, ids)
         self._emit(ConversationChanged(user))
         if self.connection_state == ONLINE:
             self._spawn(self._flush_quietly())
@@ -1548,22 +1447,17 @@ class Client:
         """Apply an action here and send it to the conversation as an encrypted message
         (or, with ``to``, 1:1 to that one member only)."""
         body = c.encode_content(content)
-        async with self._crypto_lock:
-            try:
-                await local()
-                if to is not None:
-                    await self._queue_content(to, os.urandom(16), body)
-                elif len(conv) == 16:
-                    await self.groups.queue(conv, os.urandom(16), body)
-                else:
-                    contact = await self.cache.contact(conv)
-                    if contact is not None and contact.blocked:
-                        raise PeerError(f"@{contact.handle} is blocked")
-                    await self._queue_content(conv, os.urandom(16), body)
-                await self.cache.commit()
-            except BaseException:
-                await self.cache.rollback()
-                raise
+        async with self.cache.transaction():
+            await local()
+            if to is not None:
+                await self._queue_content(to, os.urandom(16), body)
+            elif len(conv) == 16:
+                await self.groups.queue(conv, os.urandom(16), body)
+            else:
+                contact = await self.cache.contact(conv)
+                if contact is not None and contact.blocked:
+                    raise PeerError(f"@{contact.handle} is blocked")
+                await self._queue_content(conv, os.urandom(16), body)
         target = getattr(content, "target", None) or getattr(content, "poll", None)
         self._emit(MessageChanged(conv, target) if target else ConversationChanged(conv))
         await self._send_soon()
@@ -1586,9 +1480,8 @@ class Client:
 
     async def set_setting(self, name: str, value: bool) -> None:
         await self.setting(name)  # validates the name
-        async with self._crypto_lock:
+        async with self.cache.transaction():
             await self.cache.set_meta("privacy." + name, int(value))
-            await self.cache.commit()
         if name == "hide_presence" and self._conn is not None and not self._conn.closed.is_set():
             await self._conn.request(f.Privacy, hide_presence=value)
 
@@ -1600,9 +1493,8 @@ class Client:
         if len(peer) == 16:
             if not await self.setting("typing"):
                 return
-            async with self._crypto_lock:
+            async with self.cache.transaction():
                 envelope = await self.groups.typing_envelope(peer, active)
-                await self.cache.commit()
             if envelope is not None:
                 with contextlib.suppress(ConnectionLost, RelayError, RelayUnreachable):
                     conn = await self.connection()
@@ -1618,24 +1510,16 @@ class Client:
             contact = tx.contact(peer)
             if contact is not None and contact.needs_acceptance:
                 return b""  # nothing to a verified contact's new, unaccepted key
-            sessions = tx.sessions(peer)
-            if not sessions:
-                return None
-            row_id, state = sessions[0]
-            session = Session.from_bytes(state)
-            envelope = session.encrypt(pad(plaintext))
-            # Committed (durably) before the envelope leaves: a sending chain that rolled
-            # back after a crash would reuse this message key.
-            tx.update_session(row_id, session.to_bytes(), now)
-            return envelope
+            return encrypt_on(tx, peer, plaintext, now)
 
-        async with self._crypto_lock:
-            envelope = await self.cache.transact(encrypt)
+        # Committed (durably) before the envelope leaves: a sending chain that rolled back
+        # after a crash would reuse this message key.
+        async with self.cache.transaction() as tx:
+            envelope = await tx.run(encrypt)
             if envelope == b"":
                 return
             if envelope is None:  # no session yet: start one (fetches a prekey bundle)
-                envelope = await self._encrypt(peer, plaintext)
-                await self.cache.commit()
+                envelope = await self.encrypt_for(peer, plaintext)
         with contextlib.suppress(ConnectionLost, RelayError, RelayUnreachable):
             conn = await self.connection()
             await conn.request(f.Send, to=peer, msg=os.urandom(16), body=envelope, eph=True)
@@ -1654,9 +1538,8 @@ class Client:
     async def start_conversation(self, peer: str) -> Conversation:
         """Open (or find) the conversation with a handle, so it shows in the list."""
         contact = await self.resolve(peer)
-        async with self._crypto_lock:
+        async with self.cache.transaction():
             await self.cache.ensure_conversation(contact.user)
-            await self.cache.commit()
         if self.connection_state == ONLINE and contact.user not in self.presence:
             await self._rewatch()
         self._emit(ConversationChanged(contact.user))
@@ -1673,9 +1556,8 @@ class Client:
     async def purge(self) -> None:
         """Delete expired disappearing messages now (they are also purged on every receive)."""
         events: list[Event] = []
-        async with self._crypto_lock:
+        async with self.cache.transaction():
             await self.purge_expired(events)
-            await self.cache.commit()
         for event in events:
             self._emit(event)
 
@@ -1707,7 +1589,6 @@ class Client:
         await self._set_conversation_flag(peer, "pinned", pinned)
 
     async def _set_conversation_flag(self, peer: bytes, flag: str, value: bool) -> None:
-        async with self._crypto_lock:
+        async with self.cache.transaction():
             await self.cache.set_conversation_flag(peer, flag, value)
-            await self.cache.commit()
         self._emit(ConversationChanged(peer))

@@ -120,9 +120,8 @@ class SocialService:
         if user == self.client.user:
             return self.client.handle
         if await self.client.cache.contact(user) is None:
-            async with self.client._crypto_lock:
+            async with self.client.cache.transaction():
                 await self.client._name_sender(user, spoke=False)
-                await self.client.cache.commit()
         contact = await self.client.cache.contact(user)
         return contact.handle if contact is not None else None
 
@@ -170,9 +169,8 @@ class SocialService:
         return profile if profile.user == self.client.user else None
 
     async def _keep_own(self, record: bytes) -> None:
-        async with self.client._crypto_lock:
+        async with self.client.cache.transaction():
             await self.client.cache.set_meta(self.OWN_PROFILE, record)
-            await self.client.cache.commit()
 
     async def own_profile(self) -> s.Profile | None:
         """One's own profile: the newest of the copy kept here (every profile this device
@@ -310,7 +308,7 @@ class SocialService:
     async def _set_removed(self, user: bytes, at: int | None) -> None:
         import json
 
-        async with self.client._crypto_lock:
+        async with self.client.cache.transaction():
             current = await self.removed()
             if at is None:
                 if current.pop(user, None) is None:
@@ -319,7 +317,6 @@ class SocialService:
                 current[user] = at
             await self.client.cache.set_meta(
                 "social_removed", json.dumps({k.hex(): v for k, v in current.items()}).encode())
-            await self.client.cache.commit()
 
     async def _verified(self, user: bytes, kind: str) -> list[FollowView]:
         conn = await self.client.connection()
@@ -376,26 +373,21 @@ class SocialService:
                      and not _overruled(v, removed, "followers", private=private)}
         cache = self.client.cache
         sent = False
-        async with self.client._crypto_lock:
-            try:
-                members = await cache.audience_members()
-                current = await cache.current_audience_key(me)
-                if current is None or any(u not in followers or k != current[0]
-                                          for u, k in members.items()):
-                    current = (int.from_bytes(os.urandom(4), "big"),
-                               os.urandom(s.AUDIENCE_KEY_LEN))
-                    await cache.put_audience_key(me, current[0], current[1], _now_ms())
-                    members = {}
-                body = c.encode_content(c.AudienceKey(key_id=current[0], key=current[1]))
-                for user in sorted(followers - members.keys()):
-                    await self.client._queue_content(user, os.urandom(16), body)
-                    members[user] = current[0]
-                    sent = True
-                await cache.set_audience_members(members)
-                await cache.commit()
-            except BaseException:
-                await cache.rollback()
-                raise
+        async with self.client.cache.transaction():
+            members = await cache.audience_members()
+            current = await cache.current_audience_key(me)
+            if current is None or any(u not in followers or k != current[0]
+                                      for u, k in members.items()):
+                current = (int.from_bytes(os.urandom(4), "big"),
+                           os.urandom(s.AUDIENCE_KEY_LEN))
+                await cache.put_audience_key(me, current[0], current[1], _now_ms())
+                members = {}
+            body = c.encode_content(c.AudienceKey(key_id=current[0], key=current[1]))
+            for user in sorted(followers - members.keys()):
+                await self.client._queue_content(user, os.urandom(16), body)
+                members[user] = current[0]
+                sent = True
+            await cache.set_audience_members(members)
         if sent:
             await self.client.flush_outbox()
         return current

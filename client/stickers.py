@@ -125,12 +125,11 @@ class StickerService:
         mk = await media.upload_sealed(self.c.connection, opened, key=pack_key)
         from .service import now_ms
 
-        async with self.c._crypto_lock:
+        async with self.c.cache.transaction():
             await self.c.cache.put_sticker_pack(mk.blob_hash, pack_key, name, opened, now_ms(),
                                                 installed=True)
             for (_l, data, *_r), entry in zip(prepared, entries, strict=True):
                 await self.c.cache.put_sticker_image(entry.ref.hash, data)
-            await self.c.cache.commit()
         return StickerPack(mk.blob_hash, pack_key, name, entries)
 
     async def install(self, link: str) -> StickerPack:
@@ -140,12 +139,11 @@ class StickerService:
         images = [(e.ref.hash, await self._fetch_image(e.ref)) for e in manifest.stickers]
         from .service import now_ms
 
-        async with self.c._crypto_lock:
+        async with self.c.cache.transaction():
             await self.c.cache.put_sticker_pack(manifest_id, key, manifest.name, opened,
                                                 now_ms(), installed=True)
             for blob, data in images:
                 await self.c.cache.put_sticker_image(blob, data)
-            await self.c.cache.commit()
         return StickerPack(manifest_id, key, manifest.name, manifest.stickers)
 
     async def packs(self) -> list[StickerPack]:
@@ -235,19 +233,17 @@ class StickerService:
             manifest, opened = await self._fetch_manifest(sticker.pack, sticker.key)
             from .service import now_ms
 
-            async with self.c._crypto_lock:
+            async with self.c.cache.transaction():
                 await self.c.cache.put_sticker_pack(sticker.pack, sticker.key, manifest.name,
                                                     opened, now_ms(), installed=False)
-                await self.c.cache.commit()
         if sticker.index >= len(manifest.stickers):
             raise StickerError("the sticker is not in its pack")
         entry = manifest.stickers[sticker.index]
         data = await self.c.cache.sticker_image(entry.ref.hash)
         if data is None:
             data = await self._fetch_image(entry.ref)
-            async with self.c._crypto_lock:
+            async with self.c.cache.transaction():
                 await self.c.cache.put_sticker_image(entry.ref.hash, data)
-                await self.c.cache.commit()
         return entry, data
 
     async def apply(self, conv: bytes, author: bytes, content: c.Sticker,

@@ -128,9 +128,9 @@ class StoryService:
         record = st.seal_story(story, audience, key_id, key, client.identity.sign)
         conn = await client.connection()
         await conn.request(f.StoryPut, record=record)
-        await client.cache.put_story(story.id, me, story.posted_at, story.expires_at, record,
-                                     seen=True)
-        await client.cache.commit()
+        async with client.cache.transaction():
+            await client.cache.put_story(story.id, me, story.posted_at, story.expires_at,
+                                         record, seen=True)
         return StoryView(story.id, me, client.handle, story.posted_at, story.expires_at,
                          text, ref is not None, data, True, close_friends)
 
@@ -158,6 +158,7 @@ class StoryService:
         assert isinstance(page, f.StoryItems)
         cache = self.client.cache
         now = self.client.clock()
+        kept: list[tuple[st.SealedStory, bytes]] = []
         for record in page.records:
             try:
                 sealed = st.open_story(record)
@@ -167,12 +168,13 @@ class StoryService:
             if authors is not None and sealed.author not in authors:
                 log.warning("dropped a story by someone not asked for")
                 continue
-            if sealed.expires_at <= now:
-                continue
-            await cache.put_story(sealed.id, sealed.author, sealed.posted_at,
-                                  sealed.expires_at, record)
-        await cache.drop_expired_stories(now)
-        await cache.commit()
+            if sealed.expires_at > now:
+                kept.append((sealed, record))
+        async with cache.transaction():
+            for sealed, record in kept:
+                await cache.put_story(sealed.id, sealed.author, sealed.posted_at,
+                                      sealed.expires_at, record)
+            await cache.drop_expired_stories(now)
 
     async def stories(self) -> list[StoryView]:
         """The unexpired stories of whom we follow (and ours) that we can open, without
@@ -183,8 +185,8 @@ class StoryService:
             await self.refresh()
         except (ConnectionLost, RelayUnreachable):
             # Offline: what the cache holds, minus what has expired meanwhile.
-            await self.client.cache.drop_expired_stories(self.client.clock())
-            await self.client.cache.commit()
+            async with self.client.cache.transaction():
+                await self.client.cache.drop_expired_stories(self.client.clock())
         return await self._cached(None)
 
     async def stories_of(self, peer: str) -> list[StoryView]:
@@ -294,8 +296,8 @@ class StoryService:
         finally:
             if sending is not None:
                 await sending
-        await cache.mark_story_seen(story_id)
-        await cache.commit()
+        async with cache.transaction():
+            await cache.mark_story_seen(story_id)
         view = await self._view(record, True, image)
         assert view is not None
         return view
@@ -304,13 +306,8 @@ class StoryService:
         """Queue (encrypted, in the outbox) and send a view receipt to ``author``."""
         client = self.client
         body = c.encode_content(c.StoryViewed(story=story_id, at=self.client.clock()))
-        async with client._crypto_lock:
-            try:
-                await client._queue_content(author, os.urandom(16), body)
-                await client.cache.commit()
-            except BaseException:
-                await client.cache.rollback()
-                raise
+        async with client.cache.transaction():
+            await client._queue_content(author, os.urandom(16), body)
         await client.flush_outbox()
 
     async def _download(self, ref: MediaRef) -> bytes:
@@ -345,8 +342,8 @@ class StoryService:
         user = (await self.client.resolve(peer)).user
         if user == self.client.user:
             raise StoryError("you are always among your own close friends")
-        await self.client.cache.set_close_friend(user, True)
-        await self.client.cache.commit()
+        async with self.client.cache.transaction():
+            await self.client.cache.set_close_friend(user, True)
         await self.sync_close_friends()
 
     async def remove_close_friend(self, peer: str) -> None:
@@ -354,11 +351,10 @@ class StoryService:
         stories posted from now on (nor can the relay ever)."""
         user = (await self.client.resolve(peer)).user
         cache = self.client.cache
-        if not await cache.set_close_friend(user, False):
-            await cache.rollback()
-            raise StoryError(f"@{peer.lstrip('@')} is not on your close-friends list")
-        await self._new_story_key()
-        await cache.commit()
+        async with cache.transaction():
+            if not await cache.set_close_friend(user, False):
+                raise StoryError(f"@{peer.lstrip('@')} is not on your close-friends list")
+            await self._new_story_key()
         await self.sync_close_friends()
 
     async def _new_story_key(self) -> tuple[int, bytes]:
@@ -374,23 +370,18 @@ class StoryService:
         client = self.client
         cache = client.cache
         sent = False
-        async with client._crypto_lock:
-            try:
-                current = await cache.current_story_key(client.user)
-                if current is None:
-                    current = await self._new_story_key()
-                members = await cache.close_friends()
-                body = c.encode_content(c.StoryKey(key_id=current[0], key=current[1]))
-                for user, key_id in sorted(members.items()):
-                    if key_id != current[0]:
-                        await client._queue_content(user, os.urandom(16), body)
-                        members[user] = current[0]
-                        sent = True
-                await cache.set_close_friend_keys(members)
-                await cache.commit()
-            except BaseException:
-                await cache.rollback()
-                raise
+        async with client.cache.transaction():
+            current = await cache.current_story_key(client.user)
+            if current is None:
+                current = await self._new_story_key()
+            members = await cache.close_friends()
+            body = c.encode_content(c.StoryKey(key_id=current[0], key=current[1]))
+            for user, key_id in sorted(members.items()):
+                if key_id != current[0]:
+                    await client._queue_content(user, os.urandom(16), body)
+                    members[user] = current[0]
+                    sent = True
+            await cache.set_close_friend_keys(members)
         if sent:
             await client.flush_outbox()
         return current

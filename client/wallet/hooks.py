@@ -139,7 +139,6 @@ async def watch(client: Client, chain: Chain, contract: str, spec: EventSpec, gr
                     if asyncio.iscoroutine(result):
                         await result
             cursor = safe + 1
-            async with client._crypto_lock:
+            async with client.cache.transaction():
                 await store.set_watch_cursor(*key, cursor)
-                await client.cache.commit()
         await asyncio.sleep(interval)

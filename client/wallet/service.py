@@ -158,9 +158,8 @@ class WalletService:
         from .keys import address_of
 
         address = address_of(key)
-        async with self.client._crypto_lock:
+        async with self.client.cache.transaction():
             added = await self.store.put_key(address, key, _now_ms())
-            await self.client.cache.commit()
         if not added:
             raise WalletError(f"wallet {address} is already here")
         return address
@@ -196,9 +195,8 @@ class WalletService:
 
     async def remove(self, address: str) -> None:
         address = self._address(address)
-        async with self.client._crypto_lock:
+        async with self.client.cache.transaction():
             removed = await self.store.remove_key(address)
-            await self.client.cache.commit()
         if not removed:
             raise WalletError(f"no wallet {address} here")
 
@@ -256,13 +254,12 @@ class WalletService:
     async def _set_unlinked(self, address: str, unlinked: bool) -> None:
         import json
 
-        async with self.client._crypto_lock:
+        async with self.client.cache.transaction():
             current = await self.unlinked()
             new = current | {address} if unlinked else current - {address}
             if new != current:
                 await self.client.cache.set_meta("wallet_unlinked",
                                                  json.dumps(sorted(new)).encode())
-                await self.client.cache.commit()
 
     async def renew_links(self, *, now: datetime | None = None) -> list[str]:
         """Countersign our bindings again with a later expiry once less than
@@ -365,10 +362,9 @@ class WalletService:
                                                dec, amount, now))
             except WalletError as exc:
                 errors.append(f"{chain.name}: {exc}")
-        async with self.client._crypto_lock:
+        async with self.client.cache.transaction():
             for row in rows:
                 await self.store.put_balance(row)
-            await self.client.cache.commit()
         return await self.store.balances(), errors
 
     async def balances(self) -> list[BalanceRow]:
@@ -438,9 +434,8 @@ class WalletService:
         client = self.client
         msg_id = os.urandom(16)
         now = _now_ms()
-        async with client._crypto_lock:
+        async with client.cache.transaction():
             await self.store.add_gift(plan.chain.chain_id, tx_hash, plan.peer, True, msg_id, now)
-            await client.cache.commit()
         body = c.encode_content(c.Gift(id=msg_id, chain_id=plan.chain.chain_id,
                                        tx_hash=tx_hash, sent_at=now))
         message = await client._queue_message(plan.peer, msg_id, now, 0, body,
@@ -516,7 +511,7 @@ class WalletService:
                     symbol = known
                 else:
                     symbol, decimals = "", 0
-        async with self.client._crypto_lock:
+        async with self.client.cache.transaction():
             await self.store.settle_gift(
                 gift.chain_id, gift.tx_hash, status=status, token=token, symbol=symbol,
                 decimals=decimals, amount=amount if status == "confirmed" else None,
@@ -527,7 +522,6 @@ class WalletService:
             shown = f"{what} confirmed" if status == "confirmed" else f"failed: {reason}"
             changed = await self.store.set_message_text(
                 gift.peer, gift.msg_id, gift_text(gift.chain_id, gift.tx_hash, shown))
-            await self.client.cache.commit()
         if changed:
             from ..events import MessageChanged
 

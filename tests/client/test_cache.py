@@ -16,21 +16,21 @@ BOB, CAROL = b"b" * 32, b"c" * 32
 @pytest.mark.asyncio
 async def test_statuses_and_dedupe(tmp_path: Path) -> None:
     cache = await Cache.open(tmp_path, os.urandom(32))
-    mid = os.urandom(16)
-    out = MessageRow(mid, BOB, True, "hi", 1, 1, PENDING)
-    assert await cache.add_message(out, shown=True)
-    assert not await cache.add_message(out, shown=True)  # same id: a duplicate
-    await cache.outbox_add(mid, BOB, b"envelope", 1)
-    await cache.outbox_done(mid, BOB)
-    assert (await cache.message(BOB, mid)).status == SENT  # type: ignore[union-attr]
-    # a receipt from carol can't touch a message to bob
-    assert await cache.raise_status(CAROL, [mid], READ) == []
-    assert await cache.raise_status(BOB, [mid], READ) == [mid]
-    # and a late "delivered" never moves it back
-    assert await cache.raise_status(BOB, [mid], DELIVERED) == []
-    assert (await cache.message(BOB, mid)).status == READ  # type: ignore[union-attr]
-    assert await cache.outbox() == []
-    await cache.commit()
+    async with cache.transaction():
+        mid = os.urandom(16)
+        out = MessageRow(mid, BOB, True, "hi", 1, 1, PENDING)
+        assert await cache.add_message(out, shown=True)
+        assert not await cache.add_message(out, shown=True)  # same id: a duplicate
+        await cache.outbox_add(mid, BOB, b"envelope", 1)
+        await cache.outbox_done(mid, BOB)
+        assert (await cache.message(BOB, mid)).status == SENT  # type: ignore[union-attr]
+        # a receipt from carol can't touch a message to bob
+        assert await cache.raise_status(CAROL, [mid], READ) == []
+        assert await cache.raise_status(BOB, [mid], READ) == [mid]
+        # and a late "delivered" never moves it back
+        assert await cache.raise_status(BOB, [mid], DELIVERED) == []
+        assert (await cache.message(BOB, mid)).status == READ  # type: ignore[union-attr]
+        assert await cache.outbox() == []
     await cache.close()
 
 
@@ -49,11 +49,11 @@ async def test_unshown_messages_are_taken_once(tmp_path: Path) -> None:
 async def test_sessions_and_prekeys_sealed_at_rest(tmp_path: Path) -> None:
     key = os.urandom(32)
     cache = await Cache.open(tmp_path, key)
-    secret_state = b"ratchet-state-" + os.urandom(32)
-    secret_prekey = os.urandom(32)
-    await cache.save_session(BOB, None, secret_state, 1)
-    await cache.put_prekey("otk", 7, b"p" * 32, secret_prekey, 1)
-    await cache.commit()
+    async with cache.transaction():
+        secret_state = b"ratchet-state-" + os.urandom(32)
+        secret_prekey = os.urandom(32)
+        await cache.save_session(BOB, None, secret_state, 1)
+        await cache.put_prekey("otk", 7, b"p" * 32, secret_prekey, 1)
     await cache.close()
     raw = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
     assert secret_state not in raw and secret_prekey not in raw
@@ -77,11 +77,11 @@ async def test_search_prefixes_newest_first_and_an_upgraded_cache_keeps_its_inde
     tmp_path: Path,
 ) -> None:
     cache = await Cache.open(tmp_path, os.urandom(32))
-    texts = ["meeting at noon", "a meeting moved", "meet me there", "a cat", "mee too"]
-    for i, text in enumerate(texts):
-        await cache.add_message(
-            MessageRow(os.urandom(16), BOB, False, text, i, i, DELIVERED), shown=True)
-    await cache.commit()
+    async with cache.transaction():
+        texts = ["meeting at noon", "a meeting moved", "meet me there", "a cat", "mee too"]
+        for i, text in enumerate(texts):
+            await cache.add_message(
+                MessageRow(os.urandom(16), BOB, False, text, i, i, DELIVERED), shown=True)
 
     async def found(query: str) -> list[str]:
         return [row.text for row, _ in await cache.search(query, None, 10)]
@@ -133,22 +133,23 @@ async def test_deleted_edited_and_expired_text_leaves_the_cache_files(tmp_path: 
     ids = {}
     for i, (name, word) in enumerate([*gone.items(), ("kept", kept)]):
         ids[name] = os.urandom(16)
-        await cache.add_message(MessageRow(
-            ids[name], BOB, True, f"the secret is {word} ok", i, i, SENT,
-            expires_at=1000 if name == "expired" else 0), shown=True)
-        await cache.commit()  # one transaction each: several index segments
-    for i in range(50):  # and some ordinary traffic around them
-        await cache.add_message(MessageRow(os.urandom(16), BOB, False, f"filler {i}",
-                                           100 + i, 100 + i, DELIVERED), shown=False)
-    await cache.commit()
+        # one transaction each: several index segments
+        async with cache.transaction():
+            await cache.add_message(MessageRow(
+                ids[name], BOB, True, f"the secret is {word} ok", i, i, SENT,
+                expires_at=1000 if name == "expired" else 0), shown=True)
+    async with cache.transaction():
+        for i in range(50):  # and some ordinary traffic around them
+            await cache.add_message(MessageRow(os.urandom(16), BOB, False, f"filler {i}",
+                                               100 + i, 100 + i, DELIVERED), shown=False)
     files = list(tmp_path.glob("cache.sqlite*"))
     assert all(w.encode() in b"".join(p.read_bytes() for p in files)
                for w in gone.values())  # the scan would see them
 
-    assert await cache.purge_expired(2000) == [(BOB, ids["expired"])]
-    assert await cache.delete_message(BOB, ids["deleted"], None, False)
-    assert await cache.edit_message(BOB, ids["edited"], None, False, "nothing to see")
-    await cache.commit()
+    async with cache.transaction():
+        assert await cache.purge_expired(2000) == [(BOB, ids["expired"])]
+        assert await cache.delete_message(BOB, ids["deleted"], None, False)
+        assert await cache.edit_message(BOB, ids["edited"], None, False, "nothing to see")
 
     data = b"".join(p.read_bytes() for p in tmp_path.glob("cache.sqlite*"))
     for name, word in gone.items():

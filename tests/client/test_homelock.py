@@ -69,8 +69,8 @@ def test_an_open_cache_leaves_the_database_free_for_other_processes(tmp_path: Pa
             other.execute("INSERT OR REPLACE INTO meta VALUES ('k', 1)")
             other.commit()
             other.close()
-            await cache.set_meta("mine", 2)  # and this one can write after it
-            await cache.commit()
+            async with cache.transaction():
+                await cache.set_meta("mine", 2)  # and this one can write after it
         finally:
             await cache.close()
 

@@ -137,7 +137,7 @@ class Outbox(RuleBasedStateMachine):
                 for msg_id, peer, envelope, _kind, expires_at in items:
                     await conn.request(f.Send, to=peer, msg=msg_id, body=envelope,
                                        expires_at=expires_at)
-            await alice.cache.rollback()  # (nothing uncommitted survives a crash)
+            # (nothing is uncommitted here: encrypt_pending committed, the rest only read)
             await alice.close()
             self.alice = await self._open("alice")
 

@@ -66,11 +66,10 @@ def test_drained_one_time_prekeys_stay_bounded(tmp_path: Path,
             # A batch stored but never confirmed (the connection dropped mid-publish) is
             # published again, not mistaken for keys the relay holds.
             start = int(await alice.cache.get_meta(OTK_NEXT))  # type: ignore[arg-type]
-            async with alice._crypto_lock:
+            async with alice.cache.transaction():
                 for k in make_one_time_prekeys(start, 100):
                     await alice.cache.put_prekey("otk", k.key_id, k.public, k.private, 1)
                 await alice.cache.set_meta(OTK_NEXT, start + 100)
-                await alice.cache.commit()
             await alice.maintain_prekeys(a_conn, refill=True)
             again = await a_conn.request(f.PublishPrekeys, user=alice.user)
             assert isinstance(again, f.PrekeyStatus)

@@ -29,12 +29,12 @@ async def test_offline_list_uses_the_cache_and_drops_expired(tmp_path: Path) -> 
     client = await make_client(tmp_path / "home", "ws://127.0.0.1:9")  # nothing there
     client.clock = lambda: time.time_ns() // 1_000_000 + offset[0]  # the injected clock
     try:
-        await client.cache.put_audience_key(bob.public, 1, KEY, 0)
-        for story in (short, long):
-            rec = st.seal_story(story, st.FOLLOWERS, 1, KEY, bob.sign)
-            await client.cache.put_story(story.id, story.author, story.posted_at,
-                                         story.expires_at, rec)
-        await client.cache.commit()
+        async with client.cache.transaction():
+            await client.cache.put_audience_key(bob.public, 1, KEY, 0)
+            for story in (short, long):
+                rec = st.seal_story(story, st.FOLLOWERS, 1, KEY, bob.sign)
+                await client.cache.put_story(story.id, story.author, story.posted_at,
+                                             story.expires_at, rec)
         got = await client.stories.stories()
         assert [v.text for v in got] == ["fresh", "going soon"]  # newest first
         assert not any(v.seen for v in got)

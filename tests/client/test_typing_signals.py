@@ -40,9 +40,8 @@ async def test_ephemeral_carries_typing_only_and_respects_blocks(
 
         # A chat message sent as ephemeral: never queued, so it must not become a message.
         text = c.Text(id=os.urandom(16), text="sneaked in", sent_at=1)
-        async with alice._crypto_lock:
-            envelope = await alice._encrypt(bob.user, c.encode_content(text))
-            await alice.cache.commit()
+        async with alice.cache.transaction():
+            envelope = await alice.encrypt_for(bob.user, c.encode_content(text))
         conn = await alice.connection()
         await conn.request(f.Send, to=bob.user, msg=os.urandom(16), body=envelope, eph=True)
         await alice.send_typing(bob.user, False)  # after it, in order: bob got both
@@ -56,9 +55,8 @@ async def test_ephemeral_carries_typing_only_and_respects_blocks(
         assert isinstance(added, MessageAdded) and added.message.text == "still here"
 
         # bob blocks alice on his side only: her typing is dropped by his client.
-        async with bob._crypto_lock:
+        async with bob.cache.transaction():
             await bob.cache.set_contact_flag(alice.user, "blocked", True)
-            await bob.cache.commit()
         before = len(b_events.events)
         await alice.send_typing(bob.user, True)
         await asyncio.sleep(0.5)
@@ -86,10 +84,9 @@ async def test_hostile_ephemeral_bodies_are_dropped_and_receiving_goes_on(
         #    path): the queued one is a message, the ephemeral one is not.
         queued = c.Text(id=os.urandom(16), text="queued", sent_at=1)
         sneaked = c.Text(id=os.urandom(16), text="sneaked in", sent_at=2)
-        async with alice._crypto_lock:
-            env_q = await alice._encrypt(bob.user, c.encode_content(queued))
-            env_e = await alice._encrypt(bob.user, c.encode_content(sneaked))
-            await alice.cache.commit()
+        async with alice.cache.transaction():
+            env_q = await alice.encrypt_for(bob.user, c.encode_content(queued))
+            env_e = await alice.encrypt_for(bob.user, c.encode_content(sneaked))
         new = await bob.receive([
             f.Deliver(seq=10**9, msg=queued.id, sender=alice.user, at=1, body=env_q),
             f.Deliver(seq=0, msg=sneaked.id, sender=alice.user, at=2, body=env_e),

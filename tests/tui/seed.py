@@ -105,22 +105,22 @@ async def build(home: Path, *, messages: int = 0, handle: str = "alice",
                       handle=handle, relay=DEAD_RELAY)
     cache = await Cache.open(home, secrets.storage_key)
     try:
-        for i, name in enumerate(("bob", "carol", "dave")):
-            await cache.remember_contact(user(name), name, 1_700_000_000_000 + i, added=True)
-        if messages:
-            base = ms("2026-10-01 00:00")
-            await cache.insert_many([
-                MessageRow(mid(i, "bulk"), user("bob"), i % 3 == 0,
-                           f"history message number {i}", base + i * 30_000,
-                           base + i * 30_000, READ)
-                for i in range(messages)
-            ])
-        for n, (peer, out, text, when, status) in enumerate(CONVERSATION):
-            row = MessageRow(mid(n, peer), user(peer), out, text, ms(when), ms(when), status)
-            await cache.add_message(row, shown=True)
-        if group:
-            await _build_group(cache, group_name)
-        await cache.commit()
+        async with cache.transaction():
+            for i, name in enumerate(("bob", "carol", "dave")):
+                await cache.remember_contact(user(name), name, 1_700_000_000_000 + i, added=True)
+            if messages:
+                base = ms("2026-10-01 00:00")
+                await cache.insert_many([
+                    MessageRow(mid(i, "bulk"), user("bob"), i % 3 == 0,
+                               f"history message number {i}", base + i * 30_000,
+                               base + i * 30_000, READ)
+                    for i in range(messages)
+                ])
+            for n, (peer, out, text, when, status) in enumerate(CONVERSATION):
+                row = MessageRow(mid(n, peer), user(peer), out, text, ms(when), ms(when), status)
+                await cache.add_message(row, shown=True)
+            if group:
+                await _build_group(cache, group_name)
     finally:
         await cache.close()
     Keystore.in_home(home).save(secrets, PASSPHRASE)

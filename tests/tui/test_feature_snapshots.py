@@ -58,32 +58,32 @@ async def build_features(home: Path) -> Path:
     await build(home)
     cache = await _open(home)
     try:
-        bob = user("bob")
-        for n, (ref, caption, when) in enumerate([
-                (PICTURE_REF, "a sunny picture", "2026-11-26 09:10"),
-                (PDF_REF, "", "2026-11-26 09:12")]):
-            msg_id = mid(100 + n, "bob")
-            text = caption or f"[{ref.name}]"
-            await cache.add_message(MessageRow(msg_id, bob, False, text, ms(when), ms(when),
-                                               DELIVERED), shown=True)
-            await cache.put_attachment(bob, msg_id, msgspec.msgpack.encode(ref))
-        await cache.set_contact_flag(bob, "verified", True)
-        store = WalletStore(cache)
-        await store.put_key(WALLET, WALLET_KEY, ms("2026-11-20 10:00"))
-        for chain_id, symbol, amount in ((1, "ETH", 1_250_000_000_000_000_000),
-                                         (137, "POL", 42 * 10**18)):
-            await store.put_balance(BalanceRow(chain_id, WALLET, "", symbol, 18, amount,
-                                               ms("2026-11-26 08:00")))
-        for n, (status, amount) in enumerate((("confirmed", 5 * 10**17), ("pending", None))):
-            tx = bytes([n + 7]) * 32
-            await store.add_gift(1, tx, bob, True, mid(200 + n, "gift"),
-                                 ms(f"2026-11-2{5 + n} 1{n}:30"))
-            if status == "confirmed":
-                await store.settle_gift(1, tx, status=status, token="", symbol="ETH",
-                                        decimals=18, amount=amount, sender=WALLET,
-                                        recipient="0x" + "ab" * 20, block=100, reason="",
-                                        now=ms("2026-11-25 10:31"))
-        await cache.commit()
+        async with cache.transaction():
+            bob = user("bob")
+            for n, (ref, caption, when) in enumerate([
+                    (PICTURE_REF, "a sunny picture", "2026-11-26 09:10"),
+                    (PDF_REF, "", "2026-11-26 09:12")]):
+                msg_id = mid(100 + n, "bob")
+                text = caption or f"[{ref.name}]"
+                await cache.add_message(MessageRow(msg_id, bob, False, text, ms(when), ms(when),
+                                                   DELIVERED), shown=True)
+                await cache.put_attachment(bob, msg_id, msgspec.msgpack.encode(ref))
+            await cache.set_contact_flag(bob, "verified", True)
+            store = WalletStore(cache)
+            await store.put_key(WALLET, WALLET_KEY, ms("2026-11-20 10:00"))
+            for chain_id, symbol, amount in ((1, "ETH", 1_250_000_000_000_000_000),
+                                             (137, "POL", 42 * 10**18)):
+                await store.put_balance(BalanceRow(chain_id, WALLET, "", symbol, 18, amount,
+                                                   ms("2026-11-26 08:00")))
+            for n, (status, amount) in enumerate((("confirmed", 5 * 10**17), ("pending", None))):
+                tx = bytes([n + 7]) * 32
+                await store.add_gift(1, tx, bob, True, mid(200 + n, "gift"),
+                                     ms(f"2026-11-2{5 + n} 1{n}:30"))
+                if status == "confirmed":
+                    await store.settle_gift(1, tx, status=status, token="", symbol="ETH",
+                                            decimals=18, amount=amount, sender=WALLET,
+                                            recipient="0x" + "ab" * 20, block=100, reason="",
+                                            now=ms("2026-11-25 10:31"))
     finally:
         await cache.close()
     return home
