@@ -1176,7 +1176,7 @@ class Client:
             receipt_group = frozenset(state.roles) if state is not None else None
 
         def read(tx: Txn) -> Facts:
-            base = Facts(self.handle, now_ms(), receipt_group=receipt_group)
+            base = Facts(self.handle, self.clock(), receipt_group=receipt_group)
             match content:
                 case c.Text() | c.Attachment():
                     return replace(base, known=tx.target(conv, content.id) is not None)
