@@ -19,7 +19,7 @@ from tenchat.client.keystore import Secrets
 from tenchat.client.service import Client, PeerError
 from tenchat.common import frames as f
 from tenchat.common.crypto.errors import InvalidSignature
-from tenchat.common.crypto.keys import IdentityKey, make_signed_prekey
+from tenchat.common.crypto.keys import IdentityKey, SignedPrekeySecret, make_signed_prekey
 from tenchat.common.crypto.session import Session
 from tenchat.common.identity import handle_message
 
@@ -109,6 +109,7 @@ async def test_garbage_and_forged_deliveries_are_dropped(tmp_path: Path) -> None
     acked: list[int] = []
 
     client_box: list[Client] = []
+    spk_box: list[SignedPrekeySecret] = []
 
     async def answer(frame: f.Request) -> list[object]:
         if isinstance(frame, f.Ack):
@@ -119,10 +120,7 @@ async def test_garbage_and_forged_deliveries_are_dropped(tmp_path: Path) -> None
         assert isinstance(frame, f.Subscribe)
         me = client_box[0].user
         # carol writes a real first message to alice, the relay claims bob sent it
-        spk = make_signed_prekey(IdentityKey.from_seed(client_box[0].secrets.identity_seed),
-                                 1)
-        await client_box[0].cache.put_prekey("spk", 1, spk.public, spk.private, 0)
-        await client_box[0].cache.commit()
+        spk = spk_box[0]
         carol_session = Session.initiate(carol, me, 1, spk.public, spk.sig, None, None)
         forged = carol_session.encrypt(b"\x81\xa1t\xa4text")
         return [
@@ -137,6 +135,12 @@ async def test_garbage_and_forged_deliveries_are_dropped(tmp_path: Path) -> None
     url, server = await hostile_relay(answer)
     client = await make_client(tmp_path, url)
     client_box.append(client)
+    # Stored before the sync: the fake relay answers one frame at a time, so its answer
+    # can't wait for the home's lock that the client's prekey upkeep holds meanwhile.
+    spk_box.append(make_signed_prekey(IdentityKey.from_seed(client.secrets.identity_seed), 1))
+    async with client.cache.transaction():
+        await client.cache.put_prekey("spk", 1, spk_box[0].public, spk_box[0].private,
+                                      client.clock())  # fresh: no rotation replaces it
     try:
         assert await client.sync() == 0
         assert await client.take_unshown() == []

@@ -60,9 +60,9 @@ async def test_forged_and_tampered_stories_are_dropped(tmp_path: Path) -> None:
     url, server = await hostile_relay(answer)
     client = await make_client(tmp_path, url)
     try:
-        await client.cache.put_audience_key(bob.public, KEY_ID, KEY, 0)
-        await client.cache.put_audience_key(mallory.public, KEY_ID, KEY, 0)
-        await client.cache.commit()
+        async with client.cache.transaction():
+            await client.cache.put_audience_key(bob.public, KEY_ID, KEY, 0)
+            await client.cache.put_audience_key(mallory.public, KEY_ID, KEY, 0)
         await client.stories.refresh([bob.public])
         got = await client.stories._cached(None)
         assert [v.text for v in got] == ["genuine"]
@@ -101,8 +101,8 @@ async def test_tampered_story_image_is_refused(tmp_path: Path) -> None:
     url, server = await hostile_relay(answer)
     client = await make_client(tmp_path, url)
     try:
-        await client.cache.put_audience_key(bob.public, KEY_ID, KEY, 0)
-        await client.cache.commit()
+        async with client.cache.transaction():
+            await client.cache.put_audience_key(bob.public, KEY_ID, KEY, 0)
         # incognito: this fake relay serves no prekeys to send a receipt with
         await client.set_setting("incognito", True)
         await client.stories.refresh([bob.public])
