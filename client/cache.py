@@ -32,6 +32,7 @@ PENDING, SENT, DELIVERED, READ = 0, 1, 2, 3
 STATUS_NAMES = {PENDING: "pending", SENT: "sent", DELIVERED: "delivered", READ: "read"}
 STATUS_BY_NAME = {v: k for k, v in STATUS_NAMES.items()}
 
+# Each runs in one transaction with its user_version bump (_migrate_one): no BEGIN/COMMIT.
 MIGRATIONS: list[str] = [
     # 1: the first schema
     """
@@ -285,14 +286,12 @@ MIGRATIONS: list[str] = [
     # (+~50% index) make those single look-ups, read newest first (bench.client).
     # The triggers name the table, so they keep working with the new one.
     """
-    BEGIN;
     DROP TABLE messages_fts;
     CREATE VIRTUAL TABLE messages_fts USING fts5(
         text, content='messages', content_rowid='rowid', tokenize='unicode61 remove_diacritics 2',
         prefix='2 3'
     );
     INSERT INTO messages_fts(messages_fts) VALUES ('rebuild');
-    COMMIT;
     """,
     # 11: identity key changes. When a handle turns out to belong to a new identity key,
     # the handle moves to the new key's row, which remembers the key it replaced and
@@ -459,6 +458,17 @@ def _contact_row(conn: sqlite3.Connection, user: bytes) -> ContactRow | None:
     return _contact(row) if row else None
 
 
+def _migrate_one(conn: sqlite3.Connection, script: str, number: int) -> None:
+    # executescript() commits whatever is open first, then runs the script as written:
+    # the BEGIN and COMMIT here make the script and the version bump one transaction.
+    try:
+        conn.executescript(f"BEGIN;\n{script}\nPRAGMA user_version={number};\nCOMMIT;")
+    except BaseException:
+        if conn.in_transaction:
+            conn.rollback()
+        raise
+
+
 class Txn:
     """The cache inside :meth:`Cache.call` and :meth:`Cache.run`: synchronous, in the
     cache's thread (for the session crypto: client/session_crypto.py)."""
@@ -598,12 +608,14 @@ class Cache:
         return cache
 
     async def _migrate(self) -> None:
+        """Bring the schema up to date, one migration at a time, each atomic: its script
+        and the new user_version commit together (SQLite's DDL is transactional), so a
+        crash in between leaves the previous version whole, and the next start runs the
+        migration again."""
         async with self._db.execute("PRAGMA user_version") as cur:
             (version,) = await cur.fetchone()
         for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-            await self._db.executescript(script)
-            await self._db.execute(f"PRAGMA user_version={number}")
-            await self._db.commit()
+            await self._db.run(_migrate_one, self._db.conn, script, number)
 
     async def close(self) -> None:
         try:

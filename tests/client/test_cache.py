@@ -4,6 +4,7 @@ secrets sealed at rest."""
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -185,4 +186,32 @@ async def test_a_handle_moved_by_schema_11_goes_back_to_its_pinned_key(tmp_path:
     pending = await cache.pending_key(old)
     assert pending is not None and pending.user == new and pending.handle is None
     assert pending.claimed == "alice" and pending.needs_acceptance
+    await cache.close()
+
+
+@pytest.mark.asyncio
+async def test_a_migration_that_fails_midway_leaves_the_previous_version_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The schema change and the user_version bump are one transaction: a crash between
+    them (here: the migration's last statement fails after its first ran) leaves the
+    cache at the previous version with none of the change, and the next start works."""
+    from tenchat.client import cache as cache_module
+
+    key = os.urandom(32)
+    await (await Cache.open(tmp_path, key)).close()
+    current = len(cache_module.MIGRATIONS)
+    broken = "CREATE TABLE half_done (a INTEGER);\nINSERT INTO no_such_table VALUES (1);"
+    monkeypatch.setattr(cache_module, "MIGRATIONS", [*cache_module.MIGRATIONS, broken])
+    with pytest.raises(sqlite3.OperationalError, match="no_such_table"):
+        await Cache.open(tmp_path, key)
+    db = sqlite3.connect(tmp_path / "cache.sqlite")
+    assert db.execute("PRAGMA user_version").fetchone() == (current,)
+    assert db.execute("SELECT name FROM sqlite_master WHERE name='half_done'").fetchall() == []
+    db.close()
+    monkeypatch.undo()
+    cache = await Cache.open(tmp_path, key)  # the next start: nothing to repair
+    async with cache.transaction():
+        await cache.set_meta("still", 1)
+    assert await cache.get_meta("still") == 1
     await cache.close()
