@@ -25,7 +25,7 @@ from ..common import frames as f
 from ..common.crypto.errors import CryptoError
 from ..common.crypto.media import MediaRef
 from ..common.crypto.sender_keys import SenderKey, SenderKeyDistribution, message_chain_id
-from ..common.errors import ProtocolError, TenchatError
+from ..common.errors import ProtocolError
 from ..common.groups import (
     ADMIN,
     MEMBER,
@@ -40,6 +40,7 @@ from ..common.identity import fingerprint
 from ..common.padding import pad
 from .cache import MessageRow
 from .connection import RelayError
+from .errors import GroupError
 from .events import ConversationChanged, Event, TypingChanged
 
 if TYPE_CHECKING:
@@ -52,10 +53,6 @@ log = logging.getLogger("tenchat.client.groups")
 # Typing indicators go to groups up to this size; in bigger ones they'd be noise (and a
 # push to every online member for each burst of keys).
 TYPING_MAX_MEMBERS = 256
-
-
-class GroupError(TenchatError):
-    """A group operation that can't be done (not a member, not allowed, unknown group)."""
 
 
 @dataclass(frozen=True)

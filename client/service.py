@@ -71,6 +71,7 @@ from .core import (
     apply,
     attachment_text,
 )
+from .errors import PeerError, QueuedOffline
 from .events import (
     CONNECTING,
     OFFLINE,
@@ -85,10 +86,11 @@ from .events import (
     TypingChanged,
 )
 from .events import StoryViewed as StoryViewedEvent
-from .groups import GroupError, GroupService
+from .groups import GroupService
 from .keystore import Keystore, Secrets
 from .known_relays import known_relays_path
 from .media import AttachmentError
+from .outbox import GROUP, Flush, Item, Sealing
 from .polls import PollService
 from .session_crypto import decrypt_from, encrypt_new, encrypt_on, starts_session
 
@@ -137,10 +139,6 @@ def clock_from_environ(environ: Mapping[str, str]) -> Callable[[], int]:
     return lambda: now_ms() + offset
 
 
-class PeerError(TenchatError):
-    """The peer can't be used: unknown handle, blocked, or a broken binding."""
-
-
 # The most proof-of-work bits a client solves for a relay (~16 M hashes, seconds); the
 # relay's default is 20. A relay may ask up to 32 (hours): refused, not solved.
 MAX_POW_BITS = 24
@@ -158,10 +156,6 @@ class KeyChanged(PeerError):
             f"@{name}'s identity key changed, so nothing is sent until you decide. Compare "
             f"safety numbers (`tenchat contacts verify {name}`), then accept the new key "
             f"with `tenchat contacts accept-key {name}` (or `reject-key`)")
-
-
-class QueuedOffline(TenchatError):
-    """The message is safe in the outbox, but the relay could not be reached to send it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -894,22 +888,20 @@ class Client:
         await self._queue_content(peer, os.urandom(16), body)
 
     async def encrypt_pending(self) -> dict[bytes, TenchatError]:
-        """Encrypt queued content that waited for a session, in queue order.
+        """Encrypt queued content that waited for a session, in queue order (the rules:
+        client/outbox.py, Sealing).
 
         Returns the items that could not be encrypted yet (msg id -> why): they stay
         queued, and the other peers' messages go on.
         """
-        failed: dict[bytes, TenchatError] = {}
+        sealing = Sealing()
         if not await self.cache.outbox_deferred():
-            return failed
-        stuck: set[bytes] = set()  # peers with a failed item: keep their messages in order
+            return sealing.failed
         async with self.cache.transaction():
             # Again under the lock: another process on this home may have encrypted
             # some of them meanwhile (they are in the outbox now, not deferred).
-            deferred = await self.cache.outbox_deferred()
-            for msg_id, peer, body in deferred:
-                if peer in stuck:
-                    failed[msg_id] = TenchatError("waiting for an earlier message")
+            for msg_id, peer, body in await self.cache.outbox_deferred():
+                if not sealing.should_seal(msg_id, peer):
                     continue
                 try:
                     envelope = await self.encrypt_for(peer, body)
@@ -917,67 +909,56 @@ class Client:
                     # e.g. no prekeys, or a bundle not signed by the peer (a hostile
                     # relay): nothing is encrypted to a key we can't trust.
                     log.warning("can't start a session with %s: %s", fingerprint(peer), exc)
-                    failed[msg_id] = exc
-                    stuck.add(peer)
+                    sealing.could_not_seal(msg_id, peer, exc)
                     continue
                 await self.cache.outbox_encrypted(msg_id, envelope)
-        return failed
+        return sealing.failed
 
     async def flush_outbox(self) -> int:
-        """Send everything in the outbox until the relay has stored it; returns the count."""
+        """Send everything in the outbox until the relay has stored it; returns the count
+        (the rules: client/outbox.py, Flush)."""
         async with self._flush_lock:  # one flush at a time; a second caller finds less to do
             self.unsent = await self.encrypt_pending()
-            pending = await self.cache.outbox_items()
-            if not pending:
+            flush = Flush([Item(*row) for row in await self.cache.outbox_items()])
+            if not flush.items:
                 return 0
             conn = await self.connection()
             # Only what the user wrote makes the peer a contact for presence (review M3).
-            written = await self.cache.written([m for m, _p, _e, k, _x in pending
-                                                if k != "group"])
+            written = await self.cache.written([i.msg_id for i in flush.items
+                                                if i.kind != GROUP])
             sem = asyncio.Semaphore(SEND_WINDOW)
-            stored: list[tuple[bytes, bytes]] = []
-            failures: list[BaseException] = []
 
-            async def one(msg_id: bytes, peer: bytes, envelope: bytes, kind: str,
-                          expires_at: int) -> None:
+            async def one(item: Item) -> None:
                 async with sem:
                     try:
-                        if kind == "group":
-                            await conn.request(f.GroupSend, group=peer, msg=msg_id,
-                                               body=envelope, expires_at=expires_at)
+                        if item.kind == GROUP:
+                            await conn.request(f.GroupSend, group=item.peer, msg=item.msg_id,
+                                               body=item.envelope, expires_at=item.expires_at)
                         else:
-                            await conn.request(f.Send, to=peer, msg=msg_id, body=envelope,
-                                               expires_at=expires_at,
-                                               conv=msg_id in written)
+                            await conn.request(f.Send, to=item.peer, msg=item.msg_id,
+                                               body=item.envelope, expires_at=item.expires_at,
+                                               conv=item.msg_id in written)
                     except RelayError as exc:
-                        if kind == "group" and exc.code == "forbidden":
-                            # Removed from the group (the relay no longer lets us post):
-                            # nothing more goes there; the message stays here, unsent.
-                            gone_groups.append((msg_id, peer))
-                            failures.append(GroupError(
-                                "you are no longer a member of this group"))
-                        else:
-                            failures.append(exc)
+                        flush.answered(item, exc)
                         return
-                    stored.append((msg_id, peer))
+                    flush.answered(item)
 
             sent: dict[bytes, list[bytes]] = {}
-            gone_groups: list[tuple[bytes, bytes]] = []
             try:
-                await asyncio.gather(*(one(*item) for item in pending))
+                await asyncio.gather(*(one(item) for item in flush.items))
             finally:
                 async with self.cache.transaction():
-                    for msg_id, peer in stored:
-                        if await self.cache.outbox_done(msg_id, peer):
-                            sent.setdefault(peer, []).append(msg_id)
-                    for msg_id, group in gone_groups:
-                        await self.cache.outbox_drop(msg_id)
-                        await self.cache.mark_group_left(group)
+                    for item in flush.stored:
+                        if await self.cache.outbox_done(item.msg_id, item.peer):
+                            sent.setdefault(item.peer, []).append(item.msg_id)
+                    for item in flush.left_groups:
+                        await self.cache.outbox_drop(item.msg_id)
+                        await self.cache.mark_group_left(item.peer)
                 for peer, ids in sent.items():
                     self._emit(StatusChanged(peer, ids, SENT))
-            if failures:
-                raise failures[0]
-            return len(stored)
+            if (error := flush.error()) is not None:
+                raise error
+            return len(flush.stored)
 
     async def compose(self, peer: bytes, text: str, *, reply_to: bytes | None = None
                       ) -> MessageRow:
