@@ -528,7 +528,7 @@ class Txn:
     def delete_prekey(self, kind: str, key_id: int) -> None:
         self._conn.execute("DELETE FROM prekeys WHERE kind=? AND key_id=?", (kind, key_id))
 
-    # --- what the receive rules read first (client/core.py, Facts) ----------------------
+    # --- what the receive rules read first (client/rules.py, Facts) ----------------------
 
     def target(self, conv: bytes, msg_id: bytes) -> tuple[bool, bytes | None, bool] | None:
         """(outgoing, sender, deleted) of a message, or None if there is none."""

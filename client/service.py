@@ -54,7 +54,7 @@ from ..common.identity import (
 from . import media
 from .cache import PENDING, SENT, Cache, ContactRow, MessageRow, Txn
 from .connection import ConnectionLost, RelayConnection, RelayError, RelayUnreachable
-from .core import (
+from .rules import (
     RULED,
     AddMessage,
     DeleteMessage,
@@ -1114,7 +1114,7 @@ class Client:
         """What a peer's decrypted content does to conversation ``conv`` (a peer's user id,
         or a group id with ``group`` its verified state). The relay can't tell these apart."""
         in_group = group is not None
-        if isinstance(content, RULED):  # message-level rules: pure (client/core.py)
+        if isinstance(content, RULED):  # message-level rules: pure (client/rules.py)
             item = Incoming(conv, author, content, group)
             effects = apply(await self._facts(item), item)
             await self._write(effects)

@@ -8,7 +8,7 @@ edit names, our messages' statuses), calls :func:`apply`, then writes the
 SQLite, socket or clock here: ``facts.now`` is the edge's clock. So the rules —
 duplicates, out-of-order delivery, receipts before messages, edits and deletes of unknown
 ids, who may pin or set a timer in a group, expiry — are tested by calling this
-(tests/client/test_core.py), hundreds of cases a second.
+(tests/client/test_rules.py), hundreds of cases a second.
 
 Feature content (polls, stickers, gifts, story keys…) is not decided here: the features
 handle it (``Client.apply_content``).

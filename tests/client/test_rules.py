@@ -1,4 +1,4 @@
-"""The pure receive rules (client/core.py), driven directly: no relay, no network.
+"""The pure receive rules (client/rules.py), driven directly: no relay, no network.
 
 A small in-memory model answers the :class:`Facts` and applies the writes, so whole
 sequences — duplicates, out-of-order delivery, receipts before messages, edits and deletes
@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tenchat.client.cache import DELIVERED, READ, SENT, Cache, MessageRow
-from tenchat.client.core import (
+from tenchat.client.rules import (
     AddMessage,
     DeleteMessage,
     EditText,
