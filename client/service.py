@@ -54,23 +54,6 @@ from ..common.identity import (
 from . import media
 from .cache import PENDING, SENT, Cache, ContactRow, MessageRow, Txn
 from .connection import ConnectionLost, RelayConnection, RelayError, RelayUnreachable
-from .rules import (
-    RULED,
-    AddMessage,
-    DeleteMessage,
-    EditText,
-    Effects,
-    Facts,
-    Incoming,
-    RaiseStatus,
-    React,
-    RecordReceipts,
-    SetPinned,
-    SetTimer,
-    Target,
-    apply,
-    attachment_text,
-)
 from .errors import PeerError, QueuedOffline
 from .events import (
     CONNECTING,
@@ -92,6 +75,23 @@ from .known_relays import known_relays_path
 from .media import AttachmentError
 from .outbox import GROUP, Flush, Item, Sealing
 from .polls import PollService
+from .rules import (
+    RULED,
+    AddMessage,
+    DeleteMessage,
+    EditText,
+    Effects,
+    Facts,
+    Incoming,
+    RaiseStatus,
+    React,
+    RecordReceipts,
+    SetPinned,
+    SetTimer,
+    Target,
+    apply,
+    attachment_text,
+)
 from .session_crypto import decrypt_from, encrypt_new, encrypt_on, starts_session
 
 if TYPE_CHECKING:

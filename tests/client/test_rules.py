@@ -19,6 +19,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tenchat.client.cache import DELIVERED, READ, SENT, Cache, MessageRow
+from tenchat.client.events import (
+    ConversationChanged,
+    MessageAdded,
+    MessageChanged,
+    StatusChanged,
+    TypingChanged,
+)
+from tenchat.client.keystore import Secrets
 from tenchat.client.rules import (
     AddMessage,
     DeleteMessage,
@@ -34,14 +42,6 @@ from tenchat.client.rules import (
     Target,
     apply,
 )
-from tenchat.client.events import (
-    ConversationChanged,
-    MessageAdded,
-    MessageChanged,
-    StatusChanged,
-    TypingChanged,
-)
-from tenchat.client.keystore import Secrets
 from tenchat.common import content as c
 from tenchat.common.crypto.media import MediaRef
 from tenchat.common.groups import ADMIN, MEMBER, GroupState
