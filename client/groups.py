@@ -44,7 +44,8 @@ from .errors import GroupError
 from .events import ConversationChanged, Event, TypingChanged
 
 if TYPE_CHECKING:
-    from .service import Client, Receipts
+    from .base import Receipts
+    from .service import Client
 
 __all__ = ["GroupService", "GroupInfo", "GroupError"]
 
@@ -140,7 +141,7 @@ class GroupService:
         if unknown:  # members we never talked to: ask the relay, verify, remember
             async with self.c.cache.transaction():
                 for user in unknown:
-                    await self.c._name_sender(user, spoke=False)
+                    await self.c.name_sender(user, spoke=False)
         handles = {}
         for user in state.roles:
             contact = await self.c.cache.contact(user)
@@ -297,7 +298,7 @@ class GroupService:
             dist = c.encode_content(c.SenderKeyDist(group=group,
                                                     dist=key.distribution().to_bytes()))
             for user in missing:
-                await self.c._queue_content(user, os.urandom(16), dist)
+                await self.c.queue_content(user, os.urandom(16), dist)
             await self.c.cache.mark_sender_key_sent(group, missing, key.chain_id)
         envelope = key.encrypt(pad(body), group + self.c.user)
         await self.c.cache.set_my_sender_key(group, key.to_bytes())
@@ -452,6 +453,6 @@ class GroupService:
 
 
 def _now() -> int:
-    from .service import now_ms
+    from .base import now_ms
 
     return now_ms()

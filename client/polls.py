@@ -25,7 +25,8 @@ from .events import Event, MessageAdded, MessageChanged
 from .groups import GroupError
 
 if TYPE_CHECKING:
-    from .service import Client, Receipts
+    from .base import Receipts
+    from .service import Client
 
 __all__ = ["PollService", "PollView", "PollError", "poll_text"]
 
@@ -88,7 +89,7 @@ class PollService:
         question = question.strip()
         check_poll(question, options)
         await self._check_can_send(conv)
-        from .service import now_ms
+        from .base import now_ms
 
         msg_id = os.urandom(16)
         now = now_ms()
@@ -99,9 +100,9 @@ class PollService:
             await self.c.cache.put_poll(conv, msg_id, self.c.user, question, options,
                                         multiple, anonymous)
 
-        message = await self.c._queue_message(conv, msg_id, now, 0, body, poll_text(question),
+        message = await self.c.queue_message(conv, msg_id, now, 0, body, poll_text(question),
                                               reply_to=None, also=also)
-        return await self.c._send_queued(conv, message)
+        return await self.c.send_queued(conv, message)
 
     async def vote(self, conv: bytes, poll_id: bytes, choices: list[int]) -> PollView:
         """Vote (0-based option indexes; an empty list takes our vote back)."""
@@ -112,7 +113,7 @@ class PollService:
             if not poll.multiple and len(choices) > 1:
                 raise PollError("this poll takes one choice")
             raise PollError(f"choose options 1 to {len(poll.options)}, each once")
-        from .service import now_ms
+        from .base import now_ms
 
         at = now_ms()
         group = conv if len(conv) == 16 else None
@@ -122,14 +123,14 @@ class PollService:
             await self.c.cache.put_vote(conv, poll_id, self.c.user, list(choices), at)
 
         if not poll.anonymous:
-            await self.c._act(conv, vote, local)
+            await self.c.act(conv, vote, local)
         elif poll.creator == self.c.user:  # our own anonymous poll: count it, publish
             votes = await self.c.cache.votes(conv, poll_id)
             votes[self.c.user] = list(choices)
-            await self.c._act(conv, self._tally_content(poll, votes), local)
+            await self.c.act(conv, self._tally_content(poll, votes), local)
         else:  # anonymous: to the creator only
             vote = c.Vote(poll=poll_id, choices=list(choices), at=at, group=group)
-            await self.c._act(conv, vote, local, to=poll.creator)
+            await self.c.act(conv, vote, local, to=poll.creator)
         return await self.view(conv, poll_id)
 
     async def close(self, conv: bytes, poll_id: bytes) -> PollView:
@@ -150,7 +151,7 @@ class PollService:
         async def local() -> None:
             await self.c.cache.close_poll(conv, poll_id)
 
-        await self.c._act(conv, c.PollClose(poll=poll_id), local)
+        await self.c.act(conv, c.PollClose(poll=poll_id), local)
         return await self.view(conv, poll_id)
 
     async def view(self, conv: bytes, poll_id: bytes) -> PollView:
@@ -181,7 +182,7 @@ class PollService:
         return poll
 
     async def _check_can_send(self, conv: bytes) -> None:
-        from .service import PeerError
+        from .errors import PeerError
 
         if len(conv) == 16:
             return  # groups.queue checks membership and announcement-only groups
@@ -190,7 +191,7 @@ class PollService:
             raise PeerError(f"@{contact.handle} is blocked; unblock them to send")
 
     def _tally_content(self, poll: PollRow, votes: dict[bytes, list[int]]) -> c.PollTally:
-        from .service import now_ms
+        from .base import now_ms
 
         counts, voters = rules.tally(votes.values(), len(poll.options), poll.multiple)
         return c.PollTally(poll=poll.id, counts=counts, voters=voters, at=now_ms())
@@ -203,7 +204,7 @@ class PollService:
         in_group = group is not None
         match content:
             case c.Poll():
-                from .service import now_ms
+                from .base import now_ms
 
                 text = poll_text(content.question)
                 row = MessageRow(content.id, conv, False, text, content.sent_at, now_ms(),
@@ -274,4 +275,4 @@ class PollService:
                 except GroupError:
                     continue  # we left the group: nobody to tell
             else:
-                await self.c._queue_content(conv, os.urandom(16), body)
+                await self.c.queue_content(conv, os.urandom(16), body)

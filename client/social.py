@@ -113,6 +113,12 @@ class SocialService:
     def __init__(self, client: Client) -> None:
         self.client = client
 
+    async def receive_audience_key(self, author: bytes, content: c.AudienceKey) -> None:
+        """A followee's audience key (for their followers-only posts), sent us 1:1 — in
+        the open receive transaction."""
+        await self.client.cache.put_audience_key(author, content.key_id, content.key,
+                                                 self.client.clock())
+
     async def _user(self, peer: str | None) -> bytes:
         return self.client.user if peer is None else (await self.client.resolve(peer)).user
 
@@ -121,7 +127,7 @@ class SocialService:
             return self.client.handle
         if await self.client.cache.contact(user) is None:
             async with self.client.cache.transaction():
-                await self.client._name_sender(user, spoke=False)
+                await self.client.name_sender(user, spoke=False)
         contact = await self.client.cache.contact(user)
         return contact.handle if contact is not None else None
 
@@ -384,7 +390,7 @@ class SocialService:
                 members = {}
             body = c.encode_content(c.AudienceKey(key_id=current[0], key=current[1]))
             for user in sorted(followers - members.keys()):
-                await self.client._queue_content(user, os.urandom(16), body)
+                await self.client.queue_content(user, os.urandom(16), body)
                 members[user] = current[0]
                 sent = True
             await cache.set_audience_members(members)

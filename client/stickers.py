@@ -38,7 +38,8 @@ from .cache import DELIVERED, MessageRow
 from .events import Event, MessageAdded
 
 if TYPE_CHECKING:
-    from .service import Client, Receipts
+    from .base import Receipts
+    from .service import Client
 
 __all__ = ["StickerService", "StickerPack", "StickerError", "sticker_text"]
 
@@ -123,7 +124,7 @@ class StickerService:
             raise StickerError("too many stickers for one pack")
         pack_key = os.urandom(32)  # opens the manifest only: one key, one blob
         mk = await media.upload_sealed(self.c.connection, opened, key=pack_key)
-        from .service import now_ms
+        from .base import now_ms
 
         async with self.c.cache.transaction():
             await self.c.cache.put_sticker_pack(mk.blob_hash, pack_key, name, opened, now_ms(),
@@ -137,7 +138,7 @@ class StickerService:
         manifest_id, key = parse_link(link)
         manifest, opened = await self._fetch_manifest(manifest_id, key)
         images = [(e.ref.hash, await self._fetch_image(e.ref)) for e in manifest.stickers]
-        from .service import now_ms
+        from .base import now_ms
 
         async with self.c.cache.transaction():
             await self.c.cache.put_sticker_pack(manifest_id, key, manifest.name, opened,
@@ -181,7 +182,8 @@ class StickerService:
 
     async def send(self, conv: bytes, pack: StickerPack, index: int) -> MessageRow:
         """Send sticker ``index`` (0-based) of an installed pack to a conversation."""
-        from .service import PeerError, now_ms
+        from .base import now_ms
+        from .errors import PeerError
 
         if len(conv) == 32:
             contact = await self.c.cache.contact(conv)
@@ -198,9 +200,9 @@ class StickerService:
         async def also() -> None:
             await self.c.cache.put_sticker_msg(conv, msg_id, body)
 
-        message = await self.c._queue_message(conv, msg_id, now, timer, body,
+        message = await self.c.queue_message(conv, msg_id, now, timer, body,
                                               sticker_text(entry.name), reply_to=None, also=also)
-        return await self.c._send_queued(conv, message)
+        return await self.c.send_queued(conv, message)
 
     async def refs(self, conv: bytes, ids: list[bytes]) -> dict[bytes, c.Sticker]:
         """The sticker messages among these (msg id -> its Sticker content)."""
@@ -231,7 +233,7 @@ class StickerService:
             manifest = decode_manifest(cached[2])
         else:
             manifest, opened = await self._fetch_manifest(sticker.pack, sticker.key)
-            from .service import now_ms
+            from .base import now_ms
 
             async with self.c.cache.transaction():
                 await self.c.cache.put_sticker_pack(sticker.pack, sticker.key, manifest.name,
@@ -251,7 +253,7 @@ class StickerService:
                     events: list[Event]) -> None:
         """A peer's sticker message (the caller holds the cache lock and commits). The image
         is fetched when it is first shown, not here."""
-        from .service import now_ms
+        from .base import now_ms
 
         in_group = group is not None
         now = now_ms()

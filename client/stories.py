@@ -31,6 +31,8 @@ from ..common.errors import ProtocolError, TenchatError
 from ..common.social import AUDIENCE_KEY_LEN
 from . import media
 from .connection import ConnectionLost, RelayUnreachable
+from .events import Event
+from .events import StoryViewed as StoryViewedEvent
 
 if TYPE_CHECKING:
     from .service import Client
@@ -75,6 +77,16 @@ class StoryViewer:
 class StoryService:
     def __init__(self, client: Client) -> None:
         self.client = client
+
+    async def receive(self, author: bytes, content: c.StoryKey | c.StoryViewed,
+                      events: list[Event]) -> None:
+        """A peer's close-friends key, or their view receipt on one of our stories (which
+        counts only on our own story), sent us 1:1 — in the open receive transaction."""
+        cache = self.client.cache
+        if isinstance(content, c.StoryKey):
+            await cache.put_story_key(author, content.key_id, content.key, self.client.clock())
+        elif await cache.add_story_view(content.story, author, content.at, self.client.user):
+            events.append(StoryViewedEvent(content.story, author))
 
     async def _handle(self, user: bytes) -> str | None:
         """The user's verified handle; None if it is unknown and the relay can't be asked."""
@@ -307,7 +319,7 @@ class StoryService:
         client = self.client
         body = c.encode_content(c.StoryViewed(story=story_id, at=self.client.clock()))
         async with client.cache.transaction():
-            await client._queue_content(author, os.urandom(16), body)
+            await client.queue_content(author, os.urandom(16), body)
         await client.flush_outbox()
 
     async def _download(self, ref: MediaRef) -> bytes:
@@ -378,7 +390,7 @@ class StoryService:
             body = c.encode_content(c.StoryKey(key_id=current[0], key=current[1]))
             for user, key_id in sorted(members.items()):
                 if key_id != current[0]:
-                    await client._queue_content(user, os.urandom(16), body)
+                    await client.queue_content(user, os.urandom(16), body)
                     members[user] = current[0]
                     sent = True
             await cache.set_close_friend_keys(members)

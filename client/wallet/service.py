@@ -438,15 +438,15 @@ class WalletService:
             await self.store.add_gift(plan.chain.chain_id, tx_hash, plan.peer, True, msg_id, now)
         body = c.encode_content(c.Gift(id=msg_id, chain_id=plan.chain.chain_id,
                                        tx_hash=tx_hash, sent_at=now))
-        message = await client._queue_message(plan.peer, msg_id, now, 0, body,
+        message = await client.queue_message(plan.peer, msg_id, now, 0, body,
                                               gift_text(plan.chain.chain_id, tx_hash),
                                               reply_to=None)
-        from ..service import QueuedOffline
+        from ..errors import QueuedOffline
 
         # Submitted: the gift stands even if the relay is away; the message waits in the
         # outbox and goes out with the next command that reaches the relay.
         with contextlib.suppress(QueuedOffline):
-            await client._send_queued(plan.peer, message)
+            await client.send_queued(plan.peer, message)
         gift = await self.store.gift(plan.chain.chain_id, tx_hash)
         assert gift is not None
         return gift
@@ -525,7 +525,7 @@ class WalletService:
         if changed:
             from ..events import MessageChanged
 
-            self.client._emit(MessageChanged(gift.peer, gift.msg_id))
+            self.client.emit(MessageChanged(gift.peer, gift.msg_id))
 
     async def gifts(self) -> list[GiftRow]:
         return await self.store.gifts()

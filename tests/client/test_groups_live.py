@@ -222,14 +222,14 @@ async def test_a_receipt_naming_a_group_counts_only_from_a_member(tmp_path: Path
         await alice.resolve("mallory")  # a contact, so her 1:1 messages are read
         await mallory.resolve("alice")
         async with mallory.cache.transaction():
-            await mallory._queue_receipt(alice.user, c.READ, [mine.id], group=group)
+            await mallory.queue_receipt(alice.user, c.READ, [mine.id], group=group)
         await mallory.flush_outbox()
         await alice.sync()
         assert await alice.cache.seen_by(group, mine.id) == 0
         assert (await alice.cache.message(group, mine.id)).status == mine.status  # type: ignore[union-attr]
 
         async with bob.cache.transaction():
-            await bob._queue_receipt(alice.user, c.READ, [mine.id], group=group)
+            await bob.queue_receipt(alice.user, c.READ, [mine.id], group=group)
         await bob.flush_outbox()
         await alice.sync()
         assert await alice.cache.seen_by(group, mine.id) == 1

@@ -27,7 +27,7 @@ async def nothing() -> None:
 async def send_raw(client: Client, conv: bytes, content: c.Content, *,
                    to: bytes | None = None) -> None:
     """What a modified client can send: any content, none of the local checks."""
-    await client._act(conv, content, nothing, to=to)
+    await client.act(conv, content, nothing, to=to)
 
 
 async def counts(client: Client, conv: bytes, poll: bytes) -> list[int]:

@@ -162,9 +162,9 @@ async def test_gift_amounts_come_from_the_chain(cli: Cli, anvil: Anvil) -> None:
                 msg_id = os.urandom(16)
                 body = c.encode_content(c.Gift(id=msg_id, chain_id=31337, tx_hash=tx_hash,
                                                sent_at=1))
-                row = await client._queue_message(bob_user, msg_id, 1, 0, body, "gift",
+                row = await client.queue_message(bob_user, msg_id, 1, 0, body, "gift",
                                                   reply_to=None)
-                await client._send_queued(bob_user, row)
+                await client.send_queued(bob_user, row)
         finally:
             await client.close()
 

@@ -1,0 +1,244 @@
+"""The client core: one unlocked identity, its cache and its relay connection, made of
+its parts (prekeys, contacts, sending, receiving, views). No feature is imported here:
+features plug in through ClientBase's hooks (client/service.py assembles them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Self
+
+from ..common import frames as f
+from ..common.crypto.keys import (
+    IdentityKey,
+    make_one_time_prekeys,
+    make_signed_prekey,
+)
+from ..common.errors import TenchatError
+from ..common.identity import (
+    fingerprint,
+    handle_message,
+    normalize_handle,
+    solve_pow,
+)
+from .base import (
+    MAX_POW_BITS,
+    OTK_BATCH,
+    OTK_LOW,
+    OTK_NEXT,
+    OTK_PUBLISHED,
+    SPK_PUBLISHED,
+    ClientBase,
+    Listener,
+    ca_file_of,
+    now_ms,
+)
+from .cache import Cache
+from .connection import RelayConnection
+from .contacts import ContactBook
+from .events import (
+    OFFLINE,
+    ONLINE,
+    ConnectionChanged,
+    Event,
+)
+from .keystore import Keystore, Secrets
+from .known_relays import known_relays_path
+from .prekeys import PrekeyUpkeep
+from .receiving import Receiving
+from .sending import Sending
+from .views import Views
+
+__all__ = ["Core"]
+
+log = logging.getLogger("tenchat.client")
+
+
+class Core(PrekeyUpkeep, ContactBook, Sending, Receiving, Views, ClientBase):
+    """One unlocked identity: keys, cache, relay connection."""
+
+    def __init__(self, home: Path, relay_url: str, secrets: Secrets, cache: Cache, *,
+                 clock: Callable[[], int] = now_ms) -> None:
+        self.home = home
+        self.clock = clock  # ms; stories expire by it (tests pass one that runs ahead)
+        self.relay_url = relay_url
+        self.secrets = secrets
+        self.identity = IdentityKey.from_seed(secrets.identity_seed)
+        self.user = self.identity.public
+        self.cache = cache
+        self._conn: RelayConnection | None = None
+        self._conn_lock = asyncio.Lock()
+        self._refill: asyncio.Task[None] | None = None
+        self._listeners: list[Listener] = []
+        self._content_handlers = {}
+        self._after_receive = []
+        self._runners = []
+        self._flush_lock = asyncio.Lock()
+        self._background: set[asyncio.Task[object]] = set()
+        self.connection_state = OFFLINE
+        self.unsent: dict[bytes, TenchatError] = {}  # outbox items the last flush couldn't send
+        self.presence: dict[bytes, bool] = {}  # watched peers; absent = unknown
+
+    # The services a `tenchat send` never touches are imported on first use (start-up
+    # time: docs/performance.md wants the whole command under 0.5 s).
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    @classmethod
+    async def create(cls, home: Path, relay_url: str, handle: str, passphrase: str,
+                     invite: str = "") -> Self:
+        """Make an identity, register ``handle`` and publish prekeys; write nothing on failure."""
+        handle = normalize_handle(handle)
+        keystore = Keystore.in_home(home)
+        if keystore.exists():
+            raise TenchatError(f"an identity already exists in {home}")
+        if not passphrase:
+            raise TenchatError("the passphrase must not be empty")
+        identity = IdentityKey.generate()
+        secrets = Secrets(identity_seed=identity.seed, storage_key=os.urandom(32),
+                          handle=handle, relay=relay_url)
+        conn = RelayConnection(relay_url, user=identity.public, sign=identity.sign,
+                               ca_file=ca_file_of(home, relay_url),
+                               known=known_relays_path(home), pin=False)
+        await conn.open()
+        try:
+            nonce = b""
+            if conn.register_pow > MAX_POW_BITS:  # hours of CPU, uncancellable (review L3)
+                raise TenchatError(
+                    f"the relay asks a {conn.register_pow}-bit proof-of-work to register, "
+                    f"more than this client solves ({MAX_POW_BITS} bits); nothing was written")
+            if conn.register_pow:  # the relay asks a proof-of-work (docs/protocol.md)
+                nonce = await asyncio.to_thread(solve_pow, conn.challenge, identity.public,
+                                                handle, conn.register_pow)
+            await conn.request(f.Register, handle=handle, invite=invite, pow=nonce,
+                               sig=identity.sign(handle_message(handle, identity.public)))
+            spk = make_signed_prekey(identity, 1)
+            otks = make_one_time_prekeys(1, OTK_BATCH)
+            await conn.request(
+                f.PublishPrekeys, user=identity.public,
+                spk=f.SignedPrekey(key_id=spk.key_id, pub=spk.public, sig=spk.sig),
+                otks=[f.OneTimePrekey(key_id=k.key_id, pub=k.public) for k in otks],
+            )
+        finally:
+            await conn.close()
+        cache = await Cache.open(home, secrets.storage_key)
+        now = now_ms()
+        async with cache.transaction():
+            await cache.put_prekey("spk", spk.key_id, spk.public, spk.private, now)
+            for k in otks:
+                await cache.put_prekey("otk", k.key_id, k.public, k.private, now)
+            await cache.set_meta(SPK_PUBLISHED, spk.key_id)
+            await cache.set_meta(OTK_NEXT, OTK_BATCH + 1)
+            await cache.set_meta(OTK_PUBLISHED, OTK_BATCH)
+        keystore.save(secrets, passphrase)
+        from .known_relays import KnownRelays
+
+        known = KnownRelays(known_relays_path(home))
+        if known.get(conn.origin) is None:  # pinned only once the identity exists
+            known.pin(conn.origin, conn.relay_name)
+        return cls(home, relay_url, secrets, cache)
+
+    @classmethod
+    async def unlock(cls, home: Path, relay_url: str | None, passphrase: str) -> Self:
+        return await cls.from_secrets(home, relay_url,
+                                     Keystore.in_home(home).load(passphrase, upgrade=True))
+
+    @classmethod
+    async def from_secrets(cls, home: Path, relay_url: str | None, secrets: Secrets, *,
+                           clock: Callable[[], int] = now_ms) -> Self:
+        """The client of an unlocked keystore (``Keystore.load``)."""
+        cache = await Cache.open(home, secrets.storage_key)
+        return cls(home, relay_url or secrets.relay, secrets, cache, clock=clock)
+
+    async def close(self) -> None:
+        self._closed = True  # a run()/sync(follow=True) loop ends instead of reconnecting
+        for task in list(self._background):
+            task.cancel()
+        await self._drop_connection()
+        await self.cache.close()  # and the home's lock
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # --- identity -----------------------------------------------------------------------
+
+    @property
+    def handle(self) -> str:
+        return self.secrets.handle
+
+    def whoami(self) -> dict[str, str]:
+        return {"user_id": self.user.hex(), "handle": self.handle,
+                "fingerprint": fingerprint(self.user), "relay": self.relay_url}
+
+    # --- live events --------------------------------------------------------------------
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Call ``listener(event)`` for every event (in the loop); returns an unsubscribe."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    def emit(self, event: Event) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:  # a UI bug must not break message handling
+                log.exception("event listener failed")
+
+    def _set_state(self, state: str, *, retry_in: float | None = None, error: str = "") -> None:
+        self.connection_state = state
+        if state != ONLINE:
+            self.presence.clear()
+        self.emit(ConnectionChanged(state, retry_in, error))
+
+    def _spawn(self, coro: Awaitable[object]) -> None:
+        task: asyncio.Task[object] = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # --- connection ---------------------------------------------------------------------
+
+    async def connection(self) -> RelayConnection:
+        async with self._conn_lock:
+            if self._conn is None or self._conn.closed.is_set():
+                conn = RelayConnection(self.relay_url, user=self.user, sign=self.identity.sign,
+                                       ca_file=ca_file_of(self.home, self.relay_url),
+                                       known=known_relays_path(self.home))
+                authed = await conn.open()
+                self._conn = conn
+                await self._tell_relay_privacy(conn)
+                # Also when we hold far more private keys than the relay does plus the
+                # few handed-out ones we keep (a home from before keys were pruned).
+                refill = authed.otk_count < OTK_LOW or await self.cache.prekey_count(
+                    "otk") > authed.otk_count + self.prekey_policy.keep_taken + OTK_BATCH
+                if refill or await self._spk_due(now_ms()):
+                    # In the background: the caller may hold the cache lock the upkeep needs.
+                    self._refill = asyncio.create_task(
+                        self.maintain_prekeys(conn, refill=refill))
+            return self._conn
+
+    async def _tell_relay_privacy(self, conn: RelayConnection) -> None:
+        """The relay enforces two privacy controls for us: presence hiding and blocks.
+        hide_presence is sent either way: off must undo an earlier on."""
+        await conn.request(f.Privacy, hide_presence=await self.setting("hide_presence"))
+        for contact in await self.cache.contacts():
+            if contact.blocked:
+                await conn.request(f.Block, user=contact.user, blocked=True)
+
+    async def _drop_connection(self) -> None:
+        """Close the relay connection, letting a prekey refill in flight finish first."""
+        if self._refill is not None:
+            try:
+                await asyncio.wait_for(self._refill, 10)
+            except (TenchatError, TimeoutError) as exc:
+                log.warning("prekey refill did not finish: %s", exc)
+            self._refill = None
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
