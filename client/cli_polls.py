@@ -13,7 +13,9 @@ from typing import Annotated, Any
 
 import typer
 
-from .cli import Options, app, emit, fail, message_id, run, say, with_client
+from .cli_common import Options, emit, fail, message_id, run, say, with_client
+
+app = typer.Typer()  # this module's commands; client/cli.py adds them to the root
 
 poll_app = typer.Typer(help="Polls in a chat or a group.", no_args_is_help=True)
 app.add_typer(poll_app, name="poll")

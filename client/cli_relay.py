@@ -12,7 +12,9 @@ from typing import Annotated, Any
 
 import typer
 
-from .cli import Options, app, emit, fail, fmt_time, run
+from .cli_common import Options, emit, fail, fmt_time, run
+
+app = typer.Typer()  # this module's commands; client/cli.py adds them to the root
 
 relay_app = typer.Typer(help="Relays met before: their pinned names.", no_args_is_help=True)
 app.add_typer(relay_app, name="relay")
@@ -63,7 +65,7 @@ def relay_trust(
     async def body() -> tuple[str, str | None, str]:
         target = url or opts.relay
         if target is None:
-            from .cli import open_client
+            from .cli_common import open_client
 
             client: Any = await open_client(opts)
             target = client.relay_url

@@ -12,7 +12,9 @@ from typing import Annotated, Any
 import typer
 
 from ..common.textsafe import for_name, indent_lines
-from .cli import Options, app, emit, fail, fmt_time, run, say, with_client
+from .cli_common import Options, emit, fail, fmt_time, run, say, with_client
+
+app = typer.Typer()  # this module's commands; client/cli.py adds them to the root
 
 profile_app = typer.Typer(help="Your public profile, and other people's.", no_args_is_help=True)
 app.add_typer(profile_app, name="profile")

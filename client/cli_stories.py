@@ -11,7 +11,9 @@ from typing import Annotated, Any
 
 import typer
 
-from .cli import Options, app, emit, fail, fmt_time, run, say, with_client
+from .cli_common import Options, emit, fail, fmt_time, run, say, with_client
+
+app = typer.Typer()  # this module's commands; client/cli.py adds them to the root
 
 story_app = typer.Typer(help="24-hour stories for your followers or close friends.",
                         no_args_is_help=True)

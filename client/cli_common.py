@@ -1,0 +1,259 @@
+"""What every `tenchat` command module shares: the global options, one-line errors,
+running a coroutine, opening the client, printing for a person or as JSON."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+
+from ..common.errors import ProtocolError, TenchatError
+from ..common.textsafe import for_name, for_terminal, indent_lines, json_for_terminal
+
+T = TypeVar("T")
+
+DEFAULT_RELAY = "ws://127.0.0.1:8765"
+
+
+class Options:
+    def __init__(self, home: Path, relay: str | None, json_out: bool,
+                 passphrase_file: Path | None) -> None:
+        self.home = home
+        self.relay = relay
+        self.json = json_out
+        self.passphrase_file = passphrase_file
+
+
+def default_home() -> Path:
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("tenchat", appauthor=False))
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"tenchat {version('tenchat')}")
+        raise typer.Exit()
+
+
+
+# --- plumbing -----------------------------------------------------------------------------
+
+
+def say(text: str, *, err: bool = False) -> None:
+    """Print for a person. Every line the CLI prints goes through here (or emit, fail):
+    peer-controlled text in it (messages, names, bios, file names, a relay's error
+    message…) gets its terminal controls and bidi overrides made visible
+    (common.textsafe), so it can't retitle, clear or rewrite the terminal."""
+    typer.echo(for_terminal(text), err=err)
+
+
+def fail(message: str) -> typer.Exit:
+    say(f"error: {message}", err=True)
+    return typer.Exit(1)
+
+
+def usage_error(message: str) -> typer.Exit:
+    """A usage mistake typer can't see (e.g. a missing either-or argument): exit 2."""
+    say(f"error: {message}", err=True)
+    return typer.Exit(2)
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run one command's coroutine; turn every failure into one `error:` line."""
+    try:
+        return asyncio.run(coro)
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    except typer.Exit:
+        raise
+    except ProtocolError as exc:
+        raise fail(exc.message) from None
+    except TenchatError as exc:
+        raise fail(str(exc)) from None
+    except Exception as exc:  # a bug: still one line, unless debugging
+        if os.environ.get("TENCHAT_DEBUG"):
+            raise
+        raise fail(f"unexpected {type(exc).__name__}: {exc}") from None
+
+
+def read_passphrase(opts: Options, *, confirm: bool = False) -> str:
+    if opts.passphrase_file is not None:
+        try:
+            return opts.passphrase_file.read_text().splitlines()[0]
+        except (OSError, IndexError) as exc:
+            raise TenchatError(
+                f"cannot read passphrase file {opts.passphrase_file}: {exc}"
+            ) from None
+    env = os.environ.get("TENCHAT_PASSPHRASE")
+    if env is not None:
+        return env
+    if not sys.stdin.isatty():
+        raise TenchatError(
+            "no passphrase: set TENCHAT_PASSPHRASE, pass --passphrase-file, or run in a terminal"
+        )
+    first = getpass.getpass("Passphrase: ")
+    if confirm and getpass.getpass("Again: ") != first:
+        raise TenchatError("the passphrases differ")
+    return first
+
+
+async def open_client(opts: Options) -> Any:
+    import concurrent.futures
+
+    from .keystore import Keystore, NoIdentity
+
+    keystore = Keystore.in_home(opts.home)
+    if not keystore.exists():
+        raise NoIdentity(f"no identity in {opts.home} yet; create one with "
+                         "`tenchat init --handle NAME`")
+    passphrase = read_passphrase(opts)
+    # Argon2 runs in C without the GIL: unlock on a thread while the client's modules
+    # import on this one (~0.1 s of a command's start-up).
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        unlocking = pool.submit(keystore.load, passphrase, upgrade=True)
+        from .service import Client, clock_from_environ
+
+        secrets = await asyncio.wrap_future(unlocking)
+    return await Client.from_secrets(opts.home, opts.relay, secrets,
+                                     clock=clock_from_environ(os.environ))
+
+
+async def with_client(opts: Options, body: Callable[[Any], Awaitable[T]]) -> T:
+    client = await open_client(opts)
+    try:
+        return await body(client)
+    finally:
+        await client.close()
+
+
+def emit(opts: Options, obj: dict[str, Any], human: str) -> None:
+    if opts.json:  # exact JSON; C1 and bidi controls as \u escapes (json escapes C0)
+        typer.echo(json_for_terminal(json.dumps(obj, ensure_ascii=False)))
+    else:
+        say(human)
+
+
+def read_text(text: str) -> str:
+    if text == "-":
+        text = sys.stdin.read()
+        if text.endswith("\n"):
+            text = text[:-1]
+    return text
+
+
+async def message_id(client: Any, conv: bytes, text: str) -> bytes:
+    """A message id from its hex form or a unique prefix (at least 6 hex digits)."""
+
+    text = text.lower()
+    if len(text) < 6 or any(ch not in "0123456789abcdef" for ch in text):
+        raise TenchatError(f"{text!r} is not a message id (hex, from `history --json`)")
+    matches = await client.cache.ids_with_prefix(conv, text)
+    if len(matches) != 1:
+        raise TenchatError(f"no message {text!r} in this conversation" if not matches
+                           else f"{text!r} matches several messages; give more digits")
+    return matches[0]
+
+
+def fmt_time(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def message_json(msg: Any, sender: str, *, own: bool, group: str | None = None,
+                 reactions: dict[str, int] | None = None,
+                 attachment: Any = None) -> dict[str, Any]:
+    from .cache import STATUS_NAMES
+
+    out: dict[str, Any] = {"id": msg.id.hex(), "from": sender, "text": msg.text,
+                           "sent_at": msg.sent_at}
+    if own:
+        out["status"] = STATUS_NAMES[msg.status]
+    if group is not None:
+        out["group"] = group
+    if msg.reply_to:
+        out["reply_to"] = msg.reply_to.hex()
+    for flag in ("edited", "deleted", "pinned", "mention"):
+        if getattr(msg, flag):
+            out[flag] = True
+    if msg.expires_at:
+        out["expires_at"] = msg.expires_at
+    if reactions:
+        out["reactions"] = reactions
+    if attachment is not None and not msg.deleted:
+        out["attachment"] = {"name": attachment.name, "size": attachment.size,
+                             "mime": attachment.mime}
+    return out
+
+
+async def describe(client: Any, msg: Any) -> tuple[str, str | None]:
+    """(author handle, group name or None) of a message, for printing."""
+    if len(msg.peer) == 16:
+        info = await client.groups.state(msg.peer)
+        group = info.name if info else msg.peer.hex()
+        if msg.outgoing:
+            return client.handle, group
+        return (await client.display_name(msg.sender)) if msg.sender else "?", group
+    return (client.handle if msg.outgoing else await client.display_name(msg.peer)), None
+
+
+def line_of(msg: Any, sender: str, group: str | None, suffix: str = "",
+            attachment: Any = None) -> str:
+    """One message for the line-oriented output. Names are kept on one line and the
+    text's continuation lines are indented (security review M6): no peer text can start
+    a line that looks like another message (``[12:01] @bank: ...``)."""
+    where = f"#{for_name(group)} " if group is not None else ""
+    text = "(message deleted)" if msg.deleted else indent_lines(msg.text)
+    if attachment is not None and not msg.deleted:
+        text += f" [file {for_name(attachment.name or '?')}, {attachment.size} bytes, " \
+                f"`tenchat download {msg.id.hex()[:12]}`]"
+    extra = " (edited)" if msg.edited and not msg.deleted else ""
+    return f"[{fmt_time(msg.sent_at)}] {where}@{for_name(sender)}: {text}{extra}{suffix}"
+
+
+async def sticker_state(client: Any, sticker: Any, offline: bool) -> dict[str, Any]:
+    """A sticker message's pack, index and whether its image is here and verified (fetched
+    now unless --offline)."""
+    from .connection import ConnectionLost, RelayUnreachable
+    from .stickers import StickerError
+
+    out: dict[str, Any] = {"pack": sticker.pack.hex(), "number": sticker.index + 1,
+                           "name": sticker.name, "verified": False}
+    if offline:
+        out["verified"] = await client.stickers.cached(sticker) is not None
+        return out
+    try:
+        entry, data = await client.stickers.image(sticker)
+    except StickerError as exc:
+        out["error"] = str(exc)
+    except (RelayUnreachable, ConnectionLost):
+        out["error"] = "offline"
+    else:
+        out.update(name=entry.name, verified=True, size=len(data))
+    return out
+
+
+def open_tui(opts: Options) -> None:
+    """The Textual TUI; imported here so scripted commands never load Textual."""
+    from .tui.app import create_app
+
+    passphrase: str | None = None
+    if opts.passphrase_file is not None or "TENCHAT_PASSPHRASE" in os.environ:
+        try:
+            passphrase = read_passphrase(opts)
+        except TenchatError as exc:
+            raise fail(str(exc)) from None
+    try:
+        app = create_app(opts.home, opts.relay, passphrase=passphrase)
+    except TenchatError as exc:  # e.g. a broken config.toml
+        raise fail(str(exc)) from None
+    app.run()
