@@ -109,3 +109,105 @@ def test_tenchat_send_does_not_load_web3(cli) -> None:  # type: ignore[no-untype
                          capture_output=True, text=True, env=cli.env(), timeout=60)
     assert out.returncode == 0, out.stderr
     assert "LOADED []" in out.stderr
+
+
+def runtime_imports(path: Path, modules: set[str]) -> set[str]:
+    """Modules of this repository ``path`` imports when it runs — at the top or inside a
+    function. ``from pkg import name`` counts the module ``pkg.name`` if there is one, else
+    ``pkg``. Imports under ``if TYPE_CHECKING:`` are left out: annotations only."""
+    package = ["tenchat", *path.relative_to(ROOT).parts[:-1]]
+    found: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+                for orelse in child.orelse:
+                    visit(orelse)
+                continue
+            if isinstance(child, ast.ImportFrom) and child.level:
+                base = package[: len(package) - child.level + 1]
+                module = ".".join(base + ([child.module] if child.module else []))
+                for alias in child.names:
+                    sub = f"{module}.{alias.name}"
+                    found.add(sub if sub in modules else module)
+            visit(child)
+
+    visit(ast.parse(path.read_text(), str(path)))
+    return found
+
+
+def module_name(path: Path) -> str:
+    parts = ["tenchat", *path.relative_to(ROOT).with_suffix("").parts]
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_cycles(part: str) -> list[set[str]]:
+    """The strongly connected groups of more than one module in ``part``'s import graph
+    (Tarjan), each a set of modules that import each other, directly or around."""
+    modules = {module_name(p): p for p in files(part)}
+    graph = {m: {d for d in runtime_imports(p, set(modules)) if d in modules and d != m}
+             for m, p in modules.items()}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    cycles: list[set[str]] = []
+
+    def strongconnect(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in graph[v]:
+            if w not in index:
+                strongconnect(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = set()
+            while True:
+                w = stack.pop()
+                group.add(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                cycles.append(group)
+
+    for v in sorted(graph):
+        if v not in index:
+            strongconnect(v)
+    return cycles
+
+
+# Import cycles in the TUI that predate this test (lazy imports between screens and the
+# slash commands); the core, the features and the CLI have none. A new cycle, or one of
+# these growing, fails the test.
+KNOWN_TUI_CYCLES = [
+    {"tenchat.client.tui.feature_slash", "tenchat.client.tui.screens.help",
+     "tenchat.client.tui.slash", "tenchat.client.tui.widgets.composer"},
+    {"tenchat.client.tui.screens.feed", "tenchat.client.tui.screens.post"},
+    {"tenchat.client.tui.app", "tenchat.client.tui.commands",
+     "tenchat.client.tui.screens.chat", "tenchat.client.tui.screens.new_chat"},
+]
+
+
+def test_no_import_cycle_inside_the_client() -> None:
+    """The core never imports a feature and the CLI's parts never import its root: the
+    client's runtime imports (top level and inside functions) form no cycle."""
+    cycles = import_cycles("client")
+    assert [c for c in cycles if c not in KNOWN_TUI_CYCLES] == []
+
+
+def test_the_cycle_check_finds_a_cycle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check itself: two modules importing each other (one inside a function) are
+    found; an import under TYPE_CHECKING is not a cycle."""
+    pkg = ROOT / "client"
+    fake = {pkg / "a.py": "from . import b\n",
+            pkg / "b.py": "def f():\n    from .a import x\n",
+            pkg / "c.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+                          "    from .a import x\n"}
+    real_files, real_read = files, Path.read_text
+    monkeypatch.setattr(sys.modules[__name__], "files", lambda part: sorted(fake))
+    monkeypatch.setattr(Path, "read_text",
+                        lambda self, *a, **k: fake[self] if self in fake else real_read(self))
+    cycles = import_cycles("client")
+    assert cycles == [{"tenchat.client.a", "tenchat.client.b"}]
+    assert real_files("client")  # (the real check reads the real tree)
