@@ -41,7 +41,7 @@ from tenchat.relay.server import Server
 from tenchat.relay.store import SQLiteStore
 from tests.support.groups import TestGroup
 from tests.support.inproc import eventually
-from tests.support.services import NatsServer, nats_url
+from tests.support.services import NatsServer
 from tests.support.wsclient import RelayClient, async_test, msg_id, new_key, user_of
 
 NAME = "test-relay"
@@ -113,8 +113,8 @@ async def stop_cluster(cluster: Cluster) -> None:
 
 
 @pytest_asyncio.fixture
-async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
-    c = await start_cluster(tmp_path, nats_url())
+async def cluster(tmp_path: Path, nats_service: str) -> AsyncIterator[Cluster]:
+    c = await start_cluster(tmp_path, nats_service)
     try:
         yield c
     finally:

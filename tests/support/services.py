@@ -6,6 +6,7 @@ its tests with one line saying why, so a laptop without it still passes the READ
 test command — unless ``TENCHAT_REQUIRE_SERVICES=1`` (set by ``.ci/run``), which makes
 it a failure: CI must never pass by skipping them.
 
+Tests take them as the fixtures ``postgres_service`` and ``nats_service`` (URLs).
 :class:`NatsServer` runs a private ``nats-server`` on a free port, for tests that stop
 and restart the bus (never the shared one).
 """
@@ -24,7 +25,7 @@ from urllib.parse import urlsplit
 import pytest
 
 __all__ = ["postgres_url", "nats_url", "require_service", "NatsServer", "free_port",
-           "POSTGRES_ENV", "NATS_ENV", "REQUIRE_ENV"]
+           "postgres_service", "nats_service", "POSTGRES_ENV", "NATS_ENV", "REQUIRE_ENV"]
 
 POSTGRES_ENV = "TENCHAT_TEST_POSTGRES"
 NATS_ENV = "TENCHAT_TEST_NATS"
@@ -66,6 +67,18 @@ def nats_url() -> str:
     """The test NATS server (TENCHAT_TEST_NATS, else the local default), or skip."""
     url = os.environ.get(NATS_ENV) or DEFAULT_NATS
     return require_service("NATS", NATS_ENV, url, 4222)
+
+
+@pytest.fixture(scope="session")
+def postgres_service() -> str:
+    """The test PostgreSQL's URL (tests/conftest.py makes it every test's fixture)."""
+    return postgres_url()
+
+
+@pytest.fixture(scope="session")
+def nats_service() -> str:
+    """The test NATS server's URL."""
+    return nats_url()
 
 
 def free_port() -> int:
