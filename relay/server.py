@@ -37,6 +37,7 @@ from .blobs import BlobFiles
 from .cluster import Cluster
 from .config import Config, accepted_origins
 from .connection import RelayConnection
+from .datalock import DataDirLock
 from .files import secure_data_dir
 from .hub import Hub
 from .limits import AddressCounter, Guards, LogBudget, UserBuckets
@@ -86,6 +87,7 @@ class Server:
         )
         self.hub = Hub()
         self.cluster: Cluster | None = None  # with a bus: the link to the other nodes
+        self._data_lock: DataDirLock | None = None  # held while serving a SQLite data dir
         self.blobs = BlobFiles(config.blob_dir)
         self.sessions: set[Session] = set()
         self.should_exit = asyncio.Event()
@@ -126,7 +128,13 @@ class Server:
         config = self.config
         if isinstance(self.store, SQLiteStore) and self.store.path == config.db_path:
             secure_data_dir(config.data, config.db_path)
-        await self.store.open()
+            self._data_lock = DataDirLock(config.data)
+            self._data_lock.acquire()  # before the store reads its counters
+        try:
+            await self.store.open()
+        except BaseException:
+            self._release_data()
+            raise
         self.blobs.open()
         self.store.on_commit = self.hub.publish
         self.store.on_group_commit = self.hub.publish_groups
@@ -154,6 +162,7 @@ class Server:
             await self.store.close()
             if self.cluster is not None:
                 await self.cluster.close()
+            self._release_data()
             raise
         self.port = self._ws.sockets[0].getsockname()[1] if self._ws.sockets else config.port
         self.origins = accepted_origins(config, self.port)
@@ -343,7 +352,13 @@ class Server:
         if self._ws is not None:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._ws.wait_closed(), _SHUTDOWN_GRACE)
+        self._release_data()
         log.info("relay stopped")
+
+    def _release_data(self) -> None:
+        if self._data_lock is not None:
+            self._data_lock.release()
+            self._data_lock = None
 
     # --- connections ------------------------------------------------------------------------
 
