@@ -39,6 +39,7 @@ log = logging.getLogger("tenchat.relay.bus")
 
 SUBJECT: Final = "tenchat.relay.events"  # one channel: every node hears every event
 MAX_EVENT: Final = 512 * 1024  # bytes per bus message (core NATS refuses over 1 MiB)
+CONNECT_TIMEOUT: Final = 5.0  # seconds for the first connection, at start
 
 
 # --- the events (msgpack, tagged; one Envelope per bus message) ----------------------------
@@ -111,9 +112,11 @@ class PresenceEvent(_Event, tag="presence"):
 
 class Heartbeat(_Event, tag="beat"):
     """The sending node is alive; a node not heard from for a while is taken as gone
-    (its users offline). ``hello``: it has just started and wants the others' rosters."""
+    (its users offline). ``hello``: it has just started and wants the others' rosters;
+    ``bye``: it is stopping (its users are offline now)."""
 
     hello: bool = False
+    bye: bool = False
 
 
 class Roster(_Event, tag="roster"):
@@ -250,12 +253,16 @@ class NatsBus(Bus):
                 log.info("bus %s: %s", self.url, exc or type(exc).__name__)
 
         try:
-            nc = await nats.connect(
+            # (nats-py retries a first connection forever too, with reconnects on: bound it)
+            nc = await asyncio.wait_for(nats.connect(
                 self.url, name="tenchat-relay", no_echo=True, allow_reconnect=True,
                 max_reconnect_attempts=-1, reconnect_time_wait=0.25, connect_timeout=2,
                 ping_interval=5, max_outstanding_pings=2,
                 disconnected_cb=disconnected, reconnected_cb=reconnected, error_cb=error,
-            )
+            ), CONNECT_TIMEOUT)
+        except TimeoutError:
+            raise OSError(f"cannot reach the bus at {self.url} (no answer within "
+                          f"{CONNECT_TIMEOUT:g} s)") from None
         except Exception as exc:  # nats-py raises its own errors, or OSError
             raise OSError(f"cannot reach the bus at {self.url}: "
                           f"{exc or type(exc).__name__}") from None

@@ -89,6 +89,7 @@ class Cluster:
         self._beat = asyncio.create_task(self._beat_loop(), name="cluster-heartbeat")
 
     async def close(self) -> None:
+        self._publish(Heartbeat(bye=True))
         if self._beat is not None:
             self._beat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -159,6 +160,10 @@ class Cluster:
         node, event = envelope.node, envelope.event
         if node == self.node:
             return  # (no_echo: only if the bus echoes anyway)
+        if isinstance(event, Heartbeat) and event.bye:
+            if self._heard.pop(node, None) is not None:
+                self.hub.node_gone(node)
+            return
         new = node not in self._heard
         self._heard[node] = self._monotonic()
         if isinstance(event, Heartbeat) and event.hello:

@@ -189,6 +189,29 @@ async def test_presence_and_ephemeral_messages_cross_nodes(cluster: Cluster) -> 
 
 
 @async_test
+async def test_a_stopping_node_takes_its_users_offline_at_once(tmp_path: Path,
+                                                               nats_service: str) -> None:
+    cluster = await start_cluster(tmp_path, nats_service, n=3)
+    try:
+        alice, bob = await cluster.login(0), await cluster.login(1)
+        await contacts(alice, bob)
+        await alice.call(Subscribe)
+        await alice.next_push(Synced)
+        state = await bob.call(Watch, users=[alice.user])
+        assert isinstance(state, PresenceState) and state.online == [alice.user]
+        status, _, body = await cluster.nodes[1]._healthz()
+        assert status == 200 and b'"bus": "connected"' in body
+        await cluster.nodes[0].shutdown()  # says goodbye: no wait for the heartbeat timeout
+        push = await bob.next_push(Presence, timeout=2)
+        assert (push.user, push.online) == (alice.user, False)
+        node_c = cluster.nodes[2].cluster
+        assert node_c is not None and node_c.nodes == {cluster.nodes[1].cluster.node}
+    finally:
+        cluster.nodes.pop(0)
+        await stop_cluster(cluster)
+
+
+@async_test
 async def test_a_ban_on_one_node_disconnects_the_user_on_the_other(cluster: Cluster) -> None:
     admin, bob = await cluster.login(0, cluster.admin), await cluster.login(1)
     ok = await admin.call(Moderate, action="ban", target=bob.user, reason="spam")
