@@ -23,11 +23,15 @@ import pytest_asyncio
 from nacl.signing import SigningKey
 
 from tenchat.common.frames import (
+    Block,
+    Bundle,
     Deliver,
+    FetchBundle,
     GroupDeliver,
     GroupSend,
     Moderate,
     Ok,
+    PrekeysLow,
     Presence,
     PresenceState,
     Send,
@@ -83,27 +87,33 @@ class Cluster:
 
 
 async def start_cluster(tmp_path: Path, bus: str, n: int = 2) -> Cluster:
-    admin = new_key()
     store = SQLiteStore(tmp_path / "relay.sqlite3", sync="normal")
     await store.open()
-    nodes = []
-    for i in range(n):
-        config = Config(host="127.0.0.1", port=0, data=tmp_path / f"node{i}", name=NAME,
-                        log_level="warning", bus=bus, admins=(user_of(admin).hex(),),
-                        ban_poll=3600)
-        node = Server(config, store=NodeStore(store))  # type: ignore[arg-type]
-        await node.startup()
-        nodes.append(node)
+    cluster = Cluster(store, [], new_key())
+    for _ in range(n):
+        await add_node(cluster, tmp_path, bus)
     # Node A announces every commit (as the node that committed it).
-    first: Any = nodes[0].store
+    first: Any = cluster.nodes[0].store
     store.on_commit = lambda stored: first.on_commit(stored)
     store.on_group_commit = lambda events: first.on_group_commit(events)
-    # Each node has heard the others (their hello) before the test starts.
-    for node in nodes:
-        assert node.cluster is not None
-        await eventually(lambda node=node: len(node.cluster.nodes) == n - 1, 10,
+    return cluster
+
+
+async def add_node(cluster: Cluster, tmp_path: Path, bus: str) -> Server:
+    """Start one more node on the cluster's store; returns once every node has heard
+    of every other one."""
+    i = len(cluster.nodes)
+    config = Config(host="127.0.0.1", port=0, data=tmp_path / f"node{i}", name=NAME,
+                    log_level="warning", bus=bus, admins=(user_of(cluster.admin).hex(),),
+                    ban_poll=3600)
+    node = Server(config, store=NodeStore(cluster.store))  # type: ignore[arg-type]
+    await node.startup()
+    cluster.nodes.append(node)
+    for each in cluster.nodes:
+        assert each.cluster is not None
+        await eventually(lambda c=each.cluster: len(c.nodes) == len(cluster.nodes) - 1, 10,
                          what=lambda: "the other nodes' hello")
-    return Cluster(store, nodes, admin)
+    return node
 
 
 async def stop_cluster(cluster: Cluster) -> None:
@@ -164,7 +174,8 @@ async def test_group_entries_and_typing_reach_members_on_the_other_node(
 
 
 @async_test
-async def test_presence_and_ephemeral_messages_cross_nodes(cluster: Cluster) -> None:
+async def test_presence_and_ephemeral_messages_cross_nodes(
+        cluster: Cluster, tmp_path: Path, nats_service: str) -> None:
     alice, bob = await cluster.login(0), await cluster.login(1)
     await contacts(alice, bob)
     state = await bob.call(Watch, users=[alice.user])
@@ -178,12 +189,33 @@ async def test_presence_and_ephemeral_messages_cross_nodes(cluster: Cluster) -> 
     assert isinstance(ok, Ok), ok
     typing = await alice.next_push(Deliver)
     assert (typing.seq, typing.body) == (0, b"typing")
-    # a watcher arriving later on node B sees alice online (node A's roster)
-    carol = await cluster.login(1)
+    # a node started now learns who is online from the others' rosters
+    await add_node(cluster, tmp_path, nats_service)
+    carol = await cluster.login(2)
     await contacts(alice, carol)
     state = await carol.call(Watch, users=[alice.user])
     assert isinstance(state, PresenceState) and state.online == [alice.user]
     await alice.close()
+    push = await bob.next_push(Presence)
+    assert (push.user, push.online) == (alice.user, False)
+
+
+@async_test
+async def test_prekeys_low_and_a_block_reach_the_other_node(cluster: Cluster) -> None:
+    alice, bob = await cluster.login(0), await cluster.login(1)
+    await bob.publish(otk_ids=range(3))  # under otk_low: a fetch tells bob to refill
+    bundle = await alice.call(FetchBundle, user=bob.user)
+    assert isinstance(bundle, Bundle) and bundle.otk is not None
+    low = await bob.next_push(PrekeysLow)
+    assert low.otk_count == 2
+    # bob (on B) sees alice's presence until she blocks him (on A)
+    await contacts(alice, bob)
+    await bob.call(Watch, users=[alice.user])
+    await alice.call(Subscribe)
+    push = await bob.next_push(Presence)
+    assert (push.user, push.online) == (alice.user, True)
+    ok = await alice.call(Block, user=bob.user)
+    assert isinstance(ok, Ok), ok
     push = await bob.next_push(Presence)
     assert (push.user, push.online) == (alice.user, False)
 
@@ -195,10 +227,10 @@ async def test_a_stopping_node_takes_its_users_offline_at_once(tmp_path: Path,
     try:
         alice, bob = await cluster.login(0), await cluster.login(1)
         await contacts(alice, bob)
+        await bob.call(Watch, users=[alice.user])
         await alice.call(Subscribe)
-        await alice.next_push(Synced)
-        state = await bob.call(Watch, users=[alice.user])
-        assert isinstance(state, PresenceState) and state.online == [alice.user]
+        push = await bob.next_push(Presence)
+        assert (push.user, push.online) == (alice.user, True)
         status, _, body = await cluster.nodes[1]._healthz()
         assert status == 200 and b'"bus": "connected"' in body
         await cluster.nodes[0].shutdown()  # says goodbye: no wait for the heartbeat timeout
