@@ -13,6 +13,8 @@ only through the bus.
 from __future__ import annotations
 
 import asyncio
+import json
+import urllib.request
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +47,8 @@ from tenchat.relay.server import Server
 from tenchat.relay.store import SQLiteStore
 from tests.support.groups import TestGroup
 from tests.support.inproc import eventually
-from tests.support.services import NatsServer
+from tests.support.relay import RelayProcess
+from tests.support.services import NatsServer, free_port
 from tests.support.wsclient import RelayClient, async_test, msg_id, new_key, user_of
 
 NAME = "test-relay"
@@ -309,3 +312,14 @@ def test_bus_setting() -> None:
     assert load_config({"bus": "nats://10.0.0.5:4222"}).bus == "nats://10.0.0.5:4222"
     with pytest.raises(ConfigError, match="invalid --bus: expected nats://HOST"):
         load_config({"bus": "redis://localhost"})
+
+
+@pytest.mark.slow
+def test_serve_with_a_bus_reports_it_in_healthz(tmp_path: Path, nats_service: str) -> None:
+    """The `--bus` flag end to end: a relay process joins the bus and says so."""
+    port = free_port()
+    relay = RelayProcess(tmp_path / "data",
+                         args=["--bus", nats_service, "--metrics-port", str(port)])
+    with relay, urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as resp:
+        health = json.loads(resp.read())
+    assert health["status"] == "ok" and health["bus"] == "connected"
