@@ -30,7 +30,7 @@ from ..common.identity import (
     fingerprint,
 )
 from .cache import Cache, ContactRow, MessageRow
-from .connection import RelayConnection
+from .connection import RelayConnection, RelayList
 from .errors import PeerError
 from .events import (
     Event,
@@ -209,7 +209,8 @@ class ClientBase:
 
     home: Path
     clock: Callable[[], int]  # ms; stories expire by it (tests pass one that runs ahead)
-    relay_url: str
+    relay_url: str  # one URL, or several of one relay: "ws://a,ws://b"
+    relays: RelayList  # which of them to dial (failover)
     secrets: Secrets
     identity: IdentityKey
     user: bytes

@@ -38,7 +38,7 @@ from .base import (
     now_ms,
 )
 from .cache import Cache
-from .connection import RelayConnection
+from .connection import RelayConnection, RelayList, open_first
 from .contacts import ContactBook
 from .events import (
     OFFLINE,
@@ -65,7 +65,8 @@ class Core(PrekeyUpkeep, ContactBook, Sending, Receiving, Views, ClientBase):
                  clock: Callable[[], int] = now_ms) -> None:
         self.home = home
         self.clock = clock  # ms; stories expire by it (tests pass one that runs ahead)
-        self.relay_url = relay_url
+        self.relay_url = relay_url  # one URL, or several of one relay: "ws://a,ws://b"
+        self.relays = RelayList(relay_url)  # which of them to dial (failover)
         self.secrets = secrets
         self.identity = IdentityKey.from_seed(secrets.identity_seed)
         self.user = self.identity.public
@@ -101,10 +102,9 @@ class Core(PrekeyUpkeep, ContactBook, Sending, Receiving, Views, ClientBase):
         identity = IdentityKey.generate()
         secrets = Secrets(identity_seed=identity.seed, storage_key=os.urandom(32),
                           handle=handle, relay=relay_url)
-        conn = RelayConnection(relay_url, user=identity.public, sign=identity.sign,
-                               ca_file=ca_file_of(home, relay_url),
-                               known=known_relays_path(home), pin=False)
-        await conn.open()
+        conn, _ = await open_first(RelayList(relay_url), lambda url: RelayConnection(
+            url, user=identity.public, sign=identity.sign, ca_file=ca_file_of(home, url),
+            known=known_relays_path(home), pin=False))
         try:
             nonce = b""
             if conn.register_pow > MAX_POW_BITS:  # hours of CPU, uncancellable (review L3)
@@ -150,7 +150,15 @@ class Core(PrekeyUpkeep, ContactBook, Sending, Receiving, Views, ClientBase):
     @classmethod
     async def from_secrets(cls, home: Path, relay_url: str | None, secrets: Secrets, *,
                            clock: Callable[[], int] = now_ms) -> Self:
-        """The client of an unlocked keystore (``Keystore.load``)."""
+        """The client of an unlocked keystore (``Keystore.load``); its relay: ``relay_url``,
+        else ``relay`` in HOME/config.toml, else the one the identity was created with."""
+        if not relay_url:
+            from .settings import SettingsError, load_settings
+
+            try:
+                relay_url = load_settings(home).relay or None
+            except SettingsError as exc:
+                raise TenchatError(str(exc)) from None
         cache = await Cache.open(home, secrets.storage_key)
         return cls(home, relay_url or secrets.relay, secrets, cache, clock=clock)
 
@@ -207,10 +215,9 @@ class Core(PrekeyUpkeep, ContactBook, Sending, Receiving, Views, ClientBase):
     async def connection(self) -> RelayConnection:
         async with self._conn_lock:
             if self._conn is None or self._conn.closed.is_set():
-                conn = RelayConnection(self.relay_url, user=self.user, sign=self.identity.sign,
-                                       ca_file=ca_file_of(self.home, self.relay_url),
-                                       known=known_relays_path(self.home))
-                authed = await conn.open()
+                conn, authed = await open_first(self.relays, lambda url: RelayConnection(
+                    url, user=self.user, sign=self.identity.sign,
+                    ca_file=ca_file_of(self.home, url), known=known_relays_path(self.home)))
                 self._conn = conn
                 await self._tell_relay_privacy(conn)
                 # Also when we hold far more private keys than the relay does plus the
@@ -235,7 +242,8 @@ class Core(PrekeyUpkeep, ContactBook, Sending, Receiving, Views, ClientBase):
         """Close the relay connection, letting a prekey refill in flight finish first."""
         if self._refill is not None:
             try:
-                await asyncio.wait_for(self._refill, 10)
+                async with asyncio.timeout(10):
+                    await self._refill
             except (TenchatError, TimeoutError) as exc:
                 log.warning("prekey refill did not finish: %s", exc)
             self._refill = None

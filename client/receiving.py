@@ -303,11 +303,14 @@ class Receiving(ClientBase):
                     self._set_state(OFFLINE, error=str(exc))
                     raise
                 error = str(exc)
+                if isinstance(exc, ConnectionLost):
+                    self.relays.lost()  # another node of the relay first, if it has others
             except RelayError as exc:
                 if not follow or exc.code != "unavailable":
                     self._set_state(OFFLINE, error=str(exc))
                     raise
                 error = str(exc)  # the relay is shutting down: reconnect
+                self.relays.lost()
             if self._closed:
                 break
             if self._conn is not None:
