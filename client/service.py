@@ -25,6 +25,7 @@ from .base import (
     MAX_POW_BITS,
     OTK_NEXT,
     RECONNECT_CAP,
+    RECONNECT_FIRST,
     Conversation,
     KeyChanged,
     Receipts,
@@ -51,7 +52,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Client", "Conversation", "SearchHit", "PeerError", "QueuedOffline", "KeyChanged",
            "Receipts", "now_ms", "clock_from_environ", "check_text", "mentions",
-           "attachment_text", "ca_file_of", "MAX_POW_BITS", "OTK_NEXT", "RECONNECT_CAP"]
+           "attachment_text", "ca_file_of", "MAX_POW_BITS", "OTK_NEXT", "RECONNECT_CAP",
+           "RECONNECT_FIRST"]
 
 
 class Client(Core):
