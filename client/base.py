@@ -31,6 +31,7 @@ from ..common.identity import (
 )
 from .cache import Cache, ContactRow, MessageRow
 from .connection import RelayConnection, RelayList
+from .conv import is_group
 from .errors import PeerError
 from .events import (
     Event,
@@ -114,7 +115,7 @@ class Conversation:
 
     @property
     def is_group(self) -> bool:
-        return len(self.peer) == 16
+        return is_group(self.peer)
 
     @property
     def title(self) -> str:

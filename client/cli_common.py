@@ -17,6 +17,7 @@ import typer
 
 from ..common.errors import ProtocolError, TenchatError
 from ..common.textsafe import for_name, for_terminal, indent_lines, json_for_terminal
+from .conv import is_group
 
 T = TypeVar("T")
 
@@ -197,7 +198,7 @@ def message_json(msg: Any, sender: str, *, own: bool, group: str | None = None,
 
 async def describe(client: Any, msg: Any) -> tuple[str, str | None]:
     """(author handle, group name or None) of a message, for printing."""
-    if len(msg.peer) == 16:
+    if is_group(msg.peer):
         info = await client.groups.state(msg.peer)
         group = info.name if info else msg.peer.hex()
         if msg.outgoing:

@@ -9,7 +9,7 @@ import logging
 
 from ..common import frames as f
 from ..common.crypto.safety import safety_number
-from ..common.errors import ProtocolError, TenchatError
+from ..common.errors import ErrorCode, ProtocolError, TenchatError
 from ..common.identity import (
     fingerprint,
     handle_message,
@@ -19,6 +19,7 @@ from ..common.identity import (
 from .base import ClientBase, KeyChanged, now_ms
 from .cache import ContactRow
 from .connection import ConnectionLost, RelayError, RelayUnreachable
+from .conv import is_user
 from .errors import PeerError
 from .events import (
     ConversationChanged,
@@ -42,7 +43,7 @@ class ContactBook(ClientBase):
         try:
             info = await conn.request(f.Lookup, handle=handle)
         except RelayError as exc:
-            if exc.code == "not_found":
+            if exc.code == ErrorCode.NOT_FOUND:
                 raise PeerError(f"no user @{handle} on {self.relay_url}") from None
             raise
         assert isinstance(info, f.HandleInfo)
@@ -133,7 +134,7 @@ class ContactBook(ClientBase):
         """KeyChanged if ``peer`` (a user id) is a pending new key the user has not
         accepted, or (``typed``: content the user wrote) a contact whose handle has a
         pending key change: the user must decide which key is theirs first."""
-        if len(peer) != 32:
+        if not is_user(peer):
             return
         contact = await self.cache.contact(peer)
         if contact is not None and contact.needs_acceptance:

@@ -25,7 +25,7 @@ from ..common import frames as f
 from ..common.crypto.errors import CryptoError
 from ..common.crypto.media import MediaRef
 from ..common.crypto.sender_keys import SenderKey, SenderKeyDistribution, message_chain_id
-from ..common.errors import ProtocolError
+from ..common.errors import ErrorCode, ProtocolError
 from ..common.groups import (
     ADMIN,
     MEMBER,
@@ -232,7 +232,7 @@ class GroupService:
         try:
             await self._submit(state, op, **fields)
         except RelayError as exc:
-            if exc.code != "protocol":
+            if exc.code != ErrorCode.PROTOCOL:
                 raise
             # We are behind the relay's version: catch up on the signed chain, retry once.
             await self._catch_up(group)

@@ -21,7 +21,7 @@ from typing import BinaryIO
 from ..common import frames as f
 from ..common.crypto import media
 from ..common.crypto.errors import BlobHashMismatch, MediaError
-from ..common.errors import TenchatError
+from ..common.errors import ErrorCode, TenchatError
 from .connection import ConnectionLost, RelayConnection, RelayError
 
 __all__ = ["AttachmentError", "upload", "download", "download_bytes", "upload_bytes",
@@ -191,7 +191,7 @@ async def _fetch_parallel(conn: RelayConnection, ref: media.MediaRef) -> bytes:
                 data = await conn.request(f.BlobGet, hash=ref.hash, offset=at,
                                           length=min(piece, expected - offset) - buf.tell())
             except RelayError as exc:
-                if exc.code == "not_found":
+                if exc.code == ErrorCode.NOT_FOUND:
                     raise AttachmentError("the relay no longer has this file") from None
                 raise AttachmentError(f"the relay refused the download: {exc}") from None
             assert isinstance(data, f.BlobData)
@@ -214,7 +214,7 @@ async def _fetch_blob(conn: RelayConnection, ref: media.MediaRef, blob: BinaryIO
             data = await conn.request(f.BlobGet, hash=ref.hash, offset=offset,
                                       length=min(DOWNLOAD_CHUNK, expected - offset))
         except RelayError as exc:
-            if exc.code == "not_found":
+            if exc.code == ErrorCode.NOT_FOUND:
                 raise AttachmentError("the relay no longer has this attachment") from None
             raise AttachmentError(f"the relay refused the download: {exc}") from None
         assert isinstance(data, f.BlobData)
@@ -257,7 +257,7 @@ async def fetch_bytes(connect: Connect, blob_id: bytes, key: bytes, *, max_size:
             data = await conn.request(f.BlobGet, hash=blob_id, offset=offset,
                                       length=min(DOWNLOAD_CHUNK, max_size))
         except RelayError as exc:
-            if exc.code == "not_found":
+            if exc.code == ErrorCode.NOT_FOUND:
                 raise AttachmentError("the relay does not have this blob") from None
             raise AttachmentError(f"the relay refused the download: {exc}") from None
         assert isinstance(data, f.BlobData)

@@ -21,6 +21,7 @@ from ..common import polls as rules
 from ..common.errors import TenchatError
 from ..common.groups import GroupState
 from .cache import DELIVERED, MessageRow, PollRow
+from .conv import is_group
 from .events import Event, MessageAdded, MessageChanged
 from .groups import GroupError
 
@@ -116,7 +117,7 @@ class PollService:
         from .base import now_ms
 
         at = now_ms()
-        group = conv if len(conv) == 16 else None
+        group = conv if is_group(conv) else None
         vote = c.Vote(poll=poll_id, choices=list(choices), at=at)
 
         async def local() -> None:
@@ -184,7 +185,7 @@ class PollService:
     async def _check_can_send(self, conv: bytes) -> None:
         from .errors import PeerError
 
-        if len(conv) == 16:
+        if is_group(conv):
             return  # groups.queue checks membership and announcement-only groups
         contact = await self.c.cache.contact(conv)
         if contact is not None and contact.blocked:
@@ -252,7 +253,7 @@ class PollService:
             return
         if poll.anonymous and poll.creator != self.c.user:
             return  # someone else's anonymous poll: only its creator counts votes
-        if poll.anonymous and vote.group is None and len(conv) == 16:
+        if poll.anonymous and vote.group is None and is_group(conv):
             return  # an anonymous vote must come 1:1, not through the group
         if await self.c.cache.put_vote(conv, vote.poll, author, list(vote.choices), vote.at):
             events.append(MessageChanged(conv, vote.poll))
@@ -269,7 +270,7 @@ class PollService:
                 continue
             tally = self._tally_content(poll, await self.c.cache.votes(conv, poll_id))
             body = c.encode_content(tally)
-            if len(conv) == 16:
+            if is_group(conv):
                 try:
                     await self.c.groups.queue(conv, os.urandom(16), body)
                 except GroupError:

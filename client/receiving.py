@@ -16,6 +16,7 @@ import msgspec
 from ..common import content as c
 from ..common import frames as f
 from ..common.crypto.errors import CryptoError
+from ..common.errors import ErrorCode
 from ..common.groups import GroupState
 from ..common.identity import (
     fingerprint,
@@ -32,6 +33,7 @@ from .base import (
 )
 from .cache import MessageRow, Txn
 from .connection import ConnectionLost, RelayConnection, RelayError, RelayUnreachable
+from .conv import is_user
 from .events import (
     CONNECTING,
     OFFLINE,
@@ -107,7 +109,7 @@ class Receiving(ClientBase):
             with contextlib.suppress(RelayError):  # e.g. we were just removed
                 await conn.request(f.GroupAck, group=group, upto=gseq)
         if self.connection_state == ONLINE and any(
-            m.peer not in self.presence and len(m.peer) == 32 for m in new
+            m.peer not in self.presence and is_user(m.peer) for m in new
         ):
             self._spawn(self._rewatch())  # a conversation that began with their message
         return new
@@ -306,7 +308,7 @@ class Receiving(ClientBase):
                 if isinstance(exc, ConnectionLost):
                     self.relays.lost()  # another node of the relay first, if it has others
             except RelayError as exc:
-                if not follow or exc.code != "unavailable":
+                if not follow or exc.code != ErrorCode.UNAVAILABLE:
                     self._set_state(OFFLINE, error=str(exc))
                     raise
                 error = str(exc)  # the relay is shutting down: reconnect
@@ -378,7 +380,7 @@ class Receiving(ClientBase):
     async def _watch(self, conn: RelayConnection) -> None:
         """Watch the presence of everyone we have a conversation with."""
         peers = [row.peer for row in await self.cache.conversations()
-                 if len(row.peer) == 32][:1024]  # people, not groups
+                 if is_user(row.peer)][:1024]  # people, not groups
         state = await conn.request(f.Watch, users=peers)
         if isinstance(state, f.PresenceState):
             online = set(state.online)

@@ -18,7 +18,7 @@ from ..common import content as c
 from ..common import frames as f
 from ..common.crypto.errors import CryptoError
 from ..common.crypto.media import MediaRef
-from ..common.errors import TenchatError
+from ..common.errors import ErrorCode, TenchatError
 from ..common.groups import can_pin
 from ..common.identity import (
     fingerprint,
@@ -27,6 +27,7 @@ from . import media
 from .base import SEND_WINDOW, ClientBase, KeyChanged, _privacy, check_text, now_ms
 from .cache import PENDING, SENT, MessageRow, Txn
 from .connection import ConnectionLost, RelayError, RelayUnreachable
+from .conv import is_group
 from .errors import PeerError, QueuedOffline
 from .events import (
     ONLINE,
@@ -71,7 +72,7 @@ class Sending(ClientBase):
         try:
             bundle = await conn.request(f.FetchBundle, user=peer)
         except RelayError as exc:
-            if exc.code == "not_found":
+            if exc.code == ErrorCode.NOT_FOUND:
                 raise PeerError("the peer has published no prekeys") from None
             raise
         assert isinstance(bundle, f.Bundle)
@@ -190,7 +191,7 @@ class Sending(ClientBase):
                              also: Callable[[], Awaitable[object]] | None = None) -> MessageRow:
         expires_at = now + timer * 1000 if timer else 0
         async with self.cache.transaction():
-            if len(peer) == 16:
+            if is_group(peer):
                 await self.groups.queue(peer, msg_id, body, expires_at=expires_at)
             else:
                 await self.queue_content(peer, msg_id, body, expires_at=expires_at)
@@ -338,7 +339,7 @@ class Sending(ClientBase):
             ids = [msg_id for msg_id, _ in rows]
             await self.cache.mark_incoming_read(user, ids)
             if send_receipts and (contact is None or not contact.blocked):
-                if len(user) == 16:  # a group: receipts go 1:1 to each author
+                if is_group(user):  # a group: receipts go 1:1 to each author
                     by_author: dict[bytes, list[bytes]] = {}
                     for msg_id, author in rows:
                         if author is not None:
@@ -389,7 +390,7 @@ class Sending(ClientBase):
                         lambda: self.cache.delete_message(conv, target, None, False))
 
     async def pin(self, conv: bytes, target: bytes, pinned: bool = True) -> None:
-        if len(conv) == 16:
+        if is_group(conv):
             state = await self.groups.state(conv)
             if state is None or not can_pin(state.roles.get(self.user)):
                 raise PeerError("only group admins may pin messages")
@@ -413,7 +414,7 @@ class Sending(ClientBase):
             await local()
             if to is not None:
                 await self.queue_content(to, os.urandom(16), body)
-            elif len(conv) == 16:
+            elif is_group(conv):
                 await self.groups.queue(conv, os.urandom(16), body)
             else:
                 contact = await self.cache.contact(conv)
@@ -435,7 +436,7 @@ class Sending(ClientBase):
         connections, never stored."""
         if self.connection_state != ONLINE:
             return
-        if len(peer) == 16:
+        if is_group(peer):
             if not await self.setting("typing"):
                 return
             async with self.cache.transaction():

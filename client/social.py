@@ -21,7 +21,7 @@ from ..common import frames as f
 from ..common import social as s
 from ..common.crypto.errors import CryptoError
 from ..common.crypto.media import MediaRef
-from ..common.errors import ProtocolError, TenchatError
+from ..common.errors import ErrorCode, ProtocolError, TenchatError
 from . import media
 from .connection import RelayError
 
@@ -143,7 +143,7 @@ class SocialService:
         try:
             info = await conn.request(f.ProfileGet, user=user)
         except RelayError as exc:
-            if exc.code == "not_found":
+            if exc.code == ErrorCode.NOT_FOUND:
                 return None
             raise
         assert isinstance(info, f.ProfileInfo)
@@ -261,7 +261,7 @@ class SocialService:
         try:
             await conn.request(f.ApproveReq, record=record)
         except RelayError as exc:
-            if exc.code == "not_found":
+            if exc.code == ErrorCode.NOT_FOUND:
                 raise SocialError(f"@{peer.lstrip('@')} has not asked to follow you") from None
             raise
         await self.sync_audience()  # the new follower gets the current audience key

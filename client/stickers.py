@@ -35,6 +35,7 @@ from ..common.stickers import (
 )
 from . import media
 from .cache import DELIVERED, MessageRow
+from .conv import is_user
 from .events import Event, MessageAdded
 
 if TYPE_CHECKING:
@@ -185,7 +186,7 @@ class StickerService:
         from .base import now_ms
         from .errors import PeerError
 
-        if len(conv) == 32:
+        if is_user(conv):
             contact = await self.c.cache.contact(conv)
             if contact is not None and contact.blocked:
                 raise PeerError(f"@{contact.handle} is blocked; unblock them to send")

@@ -23,7 +23,7 @@ from ...common import content as c
 from ...common import frames as f
 from ...common import siwe
 from ...common import wallets as w
-from ...common.errors import ProtocolError
+from ...common.errors import ErrorCode, ProtocolError
 from ..connection import ConnectionLost, RelayConnection, RelayError, RelayUnreachable
 from . import WalletError
 from .chains import Chain, find_chain, load_chains
@@ -240,7 +240,7 @@ class WalletService:
         try:
             await conn.request(f.WalletUnlink, address=address)
         except RelayError as exc:
-            if exc.code == "not_found":
+            if exc.code == ErrorCode.NOT_FOUND:
                 raise WalletError(f"{address} is not linked to you") from None
             raise
 
