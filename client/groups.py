@@ -10,6 +10,7 @@ to those who remain, so a removed member can't read what is posted afterwards.
 
 from __future__ import annotations
 
+import builtins  # GroupService.list shadows list in the class: annotations say builtins.list
 import copy
 import logging
 import os
@@ -161,7 +162,8 @@ class GroupService:
 
     # --- changes ------------------------------------------------------------------------
 
-    async def create(self, name: str, handles: list[str], *, announce: bool = False) -> bytes:
+    async def create(self, name: str, handles: builtins.list[str], *,
+                     announce: bool = False) -> bytes:
         members = [(await self.c.resolve(h)).user for h in handles]
         group = os.urandom(16)
         state = GroupState(group)
@@ -169,14 +171,14 @@ class GroupService:
                            announce=True if announce else None)
         return group
 
-    async def add(self, group: bytes, handles: list[str]) -> None:
+    async def add(self, group: bytes, handles: builtins.list[str]) -> None:
         members = [(await self.c.resolve(h)).user for h in handles]
         state = await self.state(group)
         if state is not None and state.gate:
             await self.c.wallet.check_gate(state.gate, members)  # NFT-gated: proof first
         await self._change(group, "add", members=members)
 
-    async def remove(self, group: bytes, handles: list[str]) -> None:
+    async def remove(self, group: bytes, handles: builtins.list[str]) -> None:
         members = [(await self.c.resolve(h)).user for h in handles]
         await self._change(group, "remove", members=members)
 
@@ -256,7 +258,7 @@ class GroupService:
             await self._store_change(state, record, [])
 
     async def _store_change(self, before: GroupState, record: bytes,
-                            events: list[Event]) -> GroupState:
+                            events: builtins.list[Event]) -> GroupState:
         """Apply a verified next record to our copy; rotate our sender key when someone left."""
         after = copy.deepcopy(before)
         change = after.apply(record)
@@ -326,8 +328,8 @@ class GroupService:
 
     # --- receiving ----------------------------------------------------------------------
 
-    async def receive_one(self, item: f.GroupDeliver, new: list[MessageRow],
-                          receipts: Receipts, events: list[Event]) -> None:
+    async def receive_one(self, item: f.GroupDeliver, new: builtins.list[MessageRow],
+                          receipts: Receipts, events: builtins.list[Event]) -> None:
         """One log entry (the caller holds the cache lock and commits)."""
         if item.change:
             await self._receive_change(item, events)
@@ -349,8 +351,8 @@ class GroupService:
                                  new, receipts, events)
 
     async def _decrypt_post(self, state: GroupState, gseq: int, sender: bytes, msg: bytes,
-                            at: int, body: bytes, new: list[MessageRow], receipts: Receipts,
-                            events: list[Event]) -> None:
+                            at: int, body: bytes, new: builtins.list[MessageRow],
+                            receipts: Receipts, events: builtins.list[Event]) -> None:
         group = state.group
         try:
             chain = message_chain_id(body)
@@ -373,7 +375,7 @@ class GroupService:
         await self.c.apply_content(group, sender, content, state, new, receipts, events)
 
     async def _receive_ephemeral(self, state: GroupState, item: f.GroupDeliver,
-                                 events: list[Event]) -> None:
+                                 events: builtins.list[Event]) -> None:
         """An unstored push (``gseq`` 0): only a typing indicator is accepted, so nothing a
         member sends this way can become a message the others never see in the log."""
         try:
@@ -389,7 +391,7 @@ class GroupService:
         if isinstance(content, c.Typing):
             events.append(TypingChanged(state.group, content.active, item.sender))
 
-    async def _receive_change(self, item: f.GroupDeliver, events: list[Event]) -> None:
+    async def _receive_change(self, item: f.GroupDeliver, events: builtins.list[Event]) -> None:
         try:
             change, _ = decode_signed(item.body)
         except ProtocolError as exc:
@@ -409,7 +411,7 @@ class GroupService:
             log.warning("rejected a group change: %s", exc)
 
     async def _fetch_chain(self, group: bytes, state: GroupState | None,
-                           events: list[Event]) -> GroupState:
+                           events: builtins.list[Event]) -> GroupState:
         """Fetch and verify the records after ours (caller holds the cache lock)."""
         state = state or GroupState(group)
         conn = await self.c.connection()
@@ -422,8 +424,8 @@ class GroupService:
                 return state
 
     async def receive_distribution(self, sender: bytes, content: c.SenderKeyDist,
-                                   new: list[MessageRow], receipts: Receipts,
-                                   events: list[Event]) -> None:
+                                   new: builtins.list[MessageRow], receipts: Receipts,
+                                   events: builtins.list[Event]) -> None:
         """A member's sender key arrived over our pairwise session."""
         state = await self.state(content.group)
         if state is None:
