@@ -200,8 +200,8 @@ def contacts_verify(
         return contact, number, pending, new
 
 
-    contact, number, pending, new = run(with_client(opts, body))
-    obj = contact_json(contact) | {"safety_number": number}
+    contact, safety, pending, new = run(with_client(opts, body))
+    obj = contact_json(contact) | {"safety_number": safety}
     if pending is not None:
         obj["pending_key"] = contact_json(pending) | {"safety_number": new}
 
@@ -209,7 +209,7 @@ def contacts_verify(
         groups = n.split()
         return "  " + " ".join(groups[:6]) + "\n  " + " ".join(groups[6:])
 
-    human = f"safety number with @{contact.handle}:\n" + show(number)
+    human = f"safety number with @{contact.handle}:\n" + show(safety)
     if pending is not None and new is not None:
         human += (f"\n@{contact.handle} has a NEW KEY ({obj['pending_key']['fingerprint']}), "
                   "not accepted; its safety number:\n" + show(new))

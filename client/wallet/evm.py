@@ -7,16 +7,20 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 import requests
 from eth_account import Account
+from eth_typing import Hash32
 from web3 import Web3
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3Exception
 
 from ...common.siwe import keccak256, to_checksum_address
 from . import WalletError
 from .chains import Chain
+
+if TYPE_CHECKING:
+    from web3.types import TxParams
 
 __all__ = ["Evm", "Transfer", "TRANSFER_TOPIC", "ERC20_ABI", "ERC721_ABI", "event_topic"]
 
@@ -126,13 +130,13 @@ class Evm:
 
     def receipt(self, tx_hash: bytes) -> Any | None:
         try:
-            return self.w3.eth.get_transaction_receipt(tx_hash)
+            return self.w3.eth.get_transaction_receipt(Hash32(tx_hash))
         except TransactionNotFound:
             return None
 
     def transaction(self, tx_hash: bytes) -> Any | None:
         try:
-            return self.w3.eth.get_transaction(tx_hash)
+            return self.w3.eth.get_transaction(Hash32(tx_hash))
         except TransactionNotFound:
             return None
 
@@ -207,7 +211,7 @@ class Evm:
         tx["maxPriorityFeePerGas"] = tip
         tx["maxFeePerGas"] = 2 * base + tip
         try:
-            tx["gas"] = int(self.w3.eth.estimate_gas(tx))
+            tx["gas"] = int(self.w3.eth.estimate_gas(cast("TxParams", tx)))
         except ContractLogicError as exc:
             raise WalletError(f"the transfer would revert ({exc}); nothing was sent") from None
         return tx

@@ -584,6 +584,7 @@ class WalletService:
         raw = await asyncio.to_thread(nft_media.read_uri, uri, nft_media.MAX_METADATA
                                       if not uri.startswith("data:image") else
                                       nft_media.MAX_IMAGE, gateway)
+        data: bytes | None
         if uri.startswith("data:image"):
             data = raw  # the URI is the picture itself
         else:
