@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import dataclasses
 import itertools
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Self, TypeVar
 
@@ -50,7 +50,7 @@ from tenchat.relay.config import Config
 from tenchat.relay.connection import RelayConnection
 from tenchat.relay.server import Server
 
-__all__ = ["InProcRelay", "Peer", "MemoryTransport", "eventually"]
+__all__ = ["InProcRelay", "Peer", "MemoryTransport", "StartRelay", "eventually"]
 
 T = TypeVar("T")
 TIMEOUT = 10.0
@@ -389,6 +389,10 @@ class InProcRelay:
 
     async def login(self, key: SigningKey | None = None, *, publish: bool = True) -> Peer:
         return await self.connect().login(key or SigningKey.generate(), publish=publish)
+
+
+# what the relay_with fixture (tests/relay/conftest.py) gives: await it with Config settings
+StartRelay = Callable[..., Awaitable[InProcRelay]]
 
 
 async def eventually(
