@@ -43,6 +43,7 @@ from tenchat.common.frames import (
     FollowState,
     GroupAck,
     GroupChangeReq,
+    GroupDeliver,
     GroupHistory,
     GroupInfo,
     GroupList,
@@ -500,3 +501,75 @@ async def test_posts_comments_and_reactions_are_authored_by_the_caller(
     assert isinstance(await bob.call(ReactPut, record=reaction("ok", removed=True)), Ok)
     page = await alice.call(CommentsReq, post_id=post.id, before=None, limit=10)
     assert isinstance(page, CommentItems) and page.records == [comment] and not page.more
+
+
+async def test_typing_reaches_live_members_but_not_the_sender_and_is_stored_nowhere(
+        inproc: InProcRelay) -> None:
+    owner, bob, carol = await logins(inproc, 3)
+    group = TestGroup()
+    create = group.record(owner.key, "create", name="g", members=[bob.user, carol.user])
+    assert isinstance(await owner.call(GroupChangeReq, record=create), GroupStored)
+    for peer in (owner, bob, carol):
+        await _subscribed(peer)
+    typing = await bob.call(GroupSend, group=group.id, msg=os.urandom(16), body=b"...",
+                            eph=True)
+    assert isinstance(typing, Ok)
+    for peer in (owner, carol):
+        push = await peer.wait_for(lambda f: isinstance(f, GroupDeliver) and f.gseq == 0)
+        assert (push.sender, push.body) == (bob.user, b"...")
+    # stored nowhere: a real post after it is the next entry of the log
+    post = await bob.call(GroupSend, group=group.id, msg=os.urandom(16), body=b"post")
+    await carol.wait_for(lambda f: isinstance(f, GroupDeliver) and f.body == b"post")
+    assert not any(isinstance(f, GroupDeliver) and f.gseq == 0 for f in bob.frames)
+    summary = (await carol.call(GroupList)).groups[0]  # type: ignore[attr-defined]
+    assert summary.last == post.gseq  # type: ignore[attr-defined]
+
+
+async def test_a_removed_member_gets_no_more_posts(inproc: InProcRelay) -> None:
+    owner, bob, carol = await logins(inproc, 3)
+    group = TestGroup()
+    for op, fields in (("create", {"name": "g", "members": [bob.user, carol.user]}),):
+        record = group.record(owner.key, op, **fields)
+        assert isinstance(await owner.call(GroupChangeReq, record=record), GroupStored)
+        group.applied(record)
+    await _subscribed(bob)
+    await _subscribed(carol)
+    remove = group.record(owner.key, "remove", members=[bob.user])
+    assert isinstance(await owner.call(GroupChangeReq, record=remove), GroupStored)
+    group.applied(remove)
+    await owner.call(GroupSend, group=group.id, msg=os.urandom(16), body=b"after")
+    await carol.wait_for(lambda f: isinstance(f, GroupDeliver) and f.body == b"after")
+    await bob.wait_for(lambda f: isinstance(f, GroupDeliver) and f.change)  # his removal
+    assert not any(isinstance(f, GroupDeliver) and f.body == b"after" for f in bob.frames)
+    assert await refused(bob, GroupInfo, group=group.id, after_version=0) == "forbidden"
+
+
+async def test_a_message_that_expired_before_its_push_is_not_pushed(
+        inproc: InProcRelay) -> None:
+    alice, bob = await logins(inproc, 2)
+    await _subscribed(bob)
+    gone = await alice.call(Send, to=bob.user, msg=os.urandom(16), body=b"gone",
+                            expires_at=1)  # long past
+    assert isinstance(gone, Stored)
+    await alice.call(Send, to=bob.user, msg=os.urandom(16), body=b"kept",
+                     expires_at=2**53)
+    push = await bob.wait_for(lambda f: isinstance(f, Deliver))
+    assert push.body == b"kept"
+
+
+async def test_a_new_watch_list_replaces_the_old_one(inproc: InProcRelay) -> None:
+    alice, bob, carol = await logins(inproc, 3)
+    for peer in (bob, carol):
+        await peer.call(Send, to=alice.user, msg=os.urandom(16), body=b"hi", conv=True)
+        await _subscribed(peer)
+    assert set((await alice.call(Watch, users=[bob.user])).online) == {  # type: ignore[attr-defined]
+        bob.user}
+    assert set((await alice.call(Watch, users=[carol.user])).online) == {  # type: ignore[attr-defined]
+        carol.user}
+    since = len(alice.frames)
+    await bob.close()  # bob goes offline: alice no longer watches him
+    await carol.close()
+    offline = await alice.wait_for(lambda f: isinstance(f, Presence), since=since)
+    assert offline.user == carol.user and not offline.online
+    # bob left first: had alice still watched him, his push would have come before
+    assert [f.user for f in alice.frames[since:] if isinstance(f, Presence)] == [carol.user]
