@@ -1,0 +1,202 @@
+"""The client core through its public methods, two real clients and a relay in this
+process (tests/support/inproc.py; the clients reach it over loopback as in production,
+with real SQLite caches and keystores in tmp_path): a conversation end to end, edits,
+reactions, deletes, pins, timers, blocking, read receipts, settings, search, typing and
+the errors a user meets. The CLI and TUI over the same calls are in the slow tests."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from tenchat.client.events import (
+    ConnectionChanged,
+    MessageAdded,
+    PresenceChanged,
+    TypingChanged,
+)
+from tenchat.client.service import ONLINE, Client
+from tenchat.common.errors import TenchatError
+from tests.conftest import PASSPHRASE
+from tests.support.inproc import InProcRelay, eventually
+
+pytestmark = pytest.mark.asyncio
+
+
+class Pair:
+    def __init__(self, relay: InProcRelay, alice: Client, bob: Client) -> None:
+        self.relay, self.alice, self.bob = relay, alice, bob
+
+
+@pytest_asyncio.fixture
+async def pair(tmp_path: Path) -> AsyncIterator[Pair]:
+    """alice and bob, registered on an in-process relay."""
+    relay = await InProcRelay(tmp_path / "relay").start()
+    alice = await Client.create(tmp_path / "alice", relay.url, "alice", PASSPHRASE)
+    bob = await Client.create(tmp_path / "bob", relay.url, "bob", PASSPHRASE)
+    try:
+        yield Pair(relay, alice, bob)
+    finally:
+        await alice.close()
+        await bob.close()
+        if relay.server is not None:
+            await relay.stop()
+
+
+async def test_a_conversation_reaches_the_peer_once_and_in_order(pair: Pair) -> None:
+    alice, bob = pair.alice, pair.bob
+    sent = [await alice.send_text("@bob", f"hello {i}") for i in range(3)]
+    assert all(row.outgoing for row in sent)
+    await bob.sync()
+    shown = await bob.take_unshown()
+    assert [m.text for m in shown] == ["hello 0", "hello 1", "hello 2"]
+    assert all(m.peer == alice.user and not m.outgoing for m in shown)
+    await bob.sync()
+    assert await bob.take_unshown() == []  # nothing shown twice
+    [conv] = await bob.conversations()
+    assert conv.peer == alice.user and conv.unread == 3
+    assert await bob.mark_read(alice.user) == 3
+    assert (await bob.conversations())[0].unread == 0
+    reply = await bob.send_text("@alice", "hi alice", reply_to=sent[1].id)
+    await alice.sync()
+    [got] = await alice.take_unshown()
+    assert (got.text, got.reply_to, got.id) == ("hi alice", sent[1].id, reply.id)
+    page = await alice.page(bob.user)
+    assert [m.text for m in page] == ["hello 0", "hello 1", "hello 2", "hi alice"]
+    assert await alice.message_count(bob.user) == 4
+    hits = await alice.search("alice")
+    assert [h.message.id for h in hits] == [reply.id] and "[alice]" in hits[0].snippet
+
+
+async def test_edits_reactions_pins_and_deletes_reach_the_peer(pair: Pair) -> None:
+    alice, bob = pair.alice, pair.bob
+    first = await alice.send_text("@bob", "typo")
+    await alice.send_text("@bob", "second")
+    await bob.sync()
+    conv_b = alice.user  # bob's conversation with alice
+    await alice.edit(bob.user, first.id, "fixed")
+    await bob.react(conv_b, first.id, "👍")
+    await alice.pin(bob.user, first.id)
+    await bob.sync()
+    await alice.sync()
+    [edited] = [m for m in await bob.page(conv_b) if m.id == first.id]
+    assert edited.text == "fixed" and edited.edited and edited.pinned
+    await alice.delete(bob.user, first.id)
+    await bob.sync()
+    [gone] = [m for m in await bob.page(conv_b) if m.id == first.id]
+    assert gone.deleted and "fixed" not in gone.text
+    # only one's own messages are edited or deleted
+    second = [m for m in await bob.page(conv_b) if m.text == "second"][0]
+    with pytest.raises(TenchatError):
+        await bob.edit(conv_b, second.id, "mine now")
+    with pytest.raises(TenchatError):
+        await bob.delete(conv_b, second.id)
+    with pytest.raises(TenchatError):
+        await alice.edit(bob.user, first.id, "   ")  # to nothing: delete instead
+    with pytest.raises(TenchatError):
+        await bob.react(conv_b, os.urandom(16), "👍")  # no such message
+
+
+async def test_a_timer_makes_messages_vanish_on_both_sides(pair: Pair) -> None:
+    alice, bob = pair.alice, pair.bob
+    await alice.resolve("@bob")
+    await alice.set_timer(bob.user, 1)
+    await alice.send_text("@bob", "gone in a second")
+    await bob.sync()
+    [shown] = [m for m in await bob.take_unshown() if m.text == "gone in a second"]
+    assert shown.expires_at > 0  # vanishes a second after it arrived
+    [mine] = [m for m in await alice.page(bob.user) if m.text == "gone in a second"]
+    assert mine.expires_at > 0
+    for client, conv in ((bob, alice.user), (alice, bob.user)):
+        async with asyncio.timeout(10):
+            while not await client.purge_expired():  # (polls until its second is up)
+                await asyncio.sleep(0.05)
+        assert all(m.text != "gone in a second" for m in await client.page(conv))
+
+
+async def test_a_blocked_contact_is_not_heard(pair: Pair) -> None:
+    alice, bob = pair.alice, pair.bob
+    contact = await bob.set_blocked("@alice", True)
+    assert contact.blocked
+    await alice.send_text("@bob", "can you hear me")
+    await bob.sync()
+    assert await bob.take_unshown() == []
+    await bob.set_blocked("@alice", False)
+    await alice.send_text("@bob", "now?")
+    await bob.sync()
+    assert [m.text for m in await bob.take_unshown()] == ["now?"]
+
+
+async def test_settings_are_validated_and_kept(pair: Pair) -> None:
+    alice = pair.alice
+    settings = await alice.settings()
+    assert settings and all(isinstance(v, bool) for v in settings.values())
+    name = next(iter(settings))
+    await alice.set_setting(name, not settings[name])
+    assert await alice.setting(name) is (not settings[name])
+    with pytest.raises(TenchatError, match="unknown setting"):
+        await alice.set_setting("no_such_setting", True)
+
+
+async def test_what_a_user_gets_wrong_is_one_clear_error(pair: Pair) -> None:
+    alice = pair.alice
+    with pytest.raises(TenchatError):
+        await alice.send_text("@nobody_here", "hi")  # no such handle on the relay
+    with pytest.raises(TenchatError):
+        await alice.send_text("not a handle!", "hi")
+    with pytest.raises(TenchatError):
+        await alice.send_text("@bob", "")  # nothing to send
+    with pytest.raises(TenchatError):
+        await alice.conversation_id("@nobody_here")
+
+
+async def test_safety_numbers_match_and_verification_is_recorded(pair: Pair) -> None:
+    alice, bob = pair.alice, pair.bob
+    _, mine = await alice.safety_number("@bob")
+    _, theirs = await bob.safety_number("@alice")
+    assert mine == theirs and len(mine.replace(" ", "")) == 60
+    contact = await alice.set_verified("@bob", True)
+    assert contact.verified
+    assert not (await alice.set_verified("@bob", False)).verified
+
+
+async def test_live_clients_see_each_others_presence_and_typing(pair: Pair) -> None:
+    alice, bob = pair.alice, pair.bob
+    await alice.send_text("@bob", "hi")  # a conversation both have: contacts
+    await bob.sync()
+    events: dict[str, list[object]] = {"alice": [], "bob": []}
+    stops = [alice.subscribe(events["alice"].append), bob.subscribe(events["bob"].append)]
+    runners = [asyncio.create_task(c.run()) for c in (bob, alice)]
+
+    def seen(who: str, kind: type, **fields: object) -> bool:
+        return any(isinstance(e, kind) and all(getattr(e, k) == v for k, v in fields.items())
+                   for e in events[who])
+
+    try:
+        await eventually(lambda: seen("alice", ConnectionChanged, state=ONLINE)
+                         and seen("bob", ConnectionChanged, state=ONLINE), timeout=10)
+        await eventually(lambda: seen("bob", PresenceChanged, peer=alice.user, online=True),
+                         timeout=10)
+        await alice.send_typing(bob.user, True)
+        await eventually(lambda: seen("bob", TypingChanged, peer=alice.user, active=True),
+                         timeout=10)
+        await alice.set_setting("typing", False)  # turned off: nothing leaves
+        await alice.send_typing(bob.user, False)
+        await alice.send_text("@bob", "barrier")
+        await eventually(lambda: seen("bob", MessageAdded) and any(
+            isinstance(e, MessageAdded) and e.message.text == "barrier"
+            for e in events["bob"]), timeout=10)
+        assert not seen("bob", TypingChanged, peer=alice.user, active=False)
+    finally:
+        for stop in stops:
+            stop()
+        for runner in runners:
+            runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await runner
