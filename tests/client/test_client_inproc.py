@@ -16,12 +16,13 @@ import pytest
 import pytest_asyncio
 
 from tenchat.client.events import (
+    ONLINE,
     ConnectionChanged,
     MessageAdded,
     PresenceChanged,
     TypingChanged,
 )
-from tenchat.client.service import ONLINE, Client
+from tenchat.client.service import Client
 from tenchat.common.errors import TenchatError
 from tests.conftest import PASSPHRASE
 from tests.support.inproc import InProcRelay, eventually
