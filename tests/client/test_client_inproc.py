@@ -24,6 +24,7 @@ from tenchat.client.events import (
 )
 from tenchat.client.service import Client
 from tenchat.common.errors import TenchatError
+from tenchat.common.frames import FetchBundle
 from tests.conftest import PASSPHRASE
 from tests.support.inproc import InProcRelay, eventually
 
@@ -201,3 +202,86 @@ async def test_live_clients_see_each_others_presence_and_typing(pair: Pair) -> N
             runner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await runner
+
+
+async def test_an_attachment_is_sealed_uploaded_found_by_its_id_and_downloaded(
+        pair: Pair, tmp_path: Path) -> None:
+    alice, bob = pair.alice, pair.bob
+    photo = tmp_path / "photo.bin"
+    photo.write_bytes(os.urandom(5000))
+    sent = await alice.send_attachment("@bob", photo, "a caption")
+    await bob.sync()
+    [shown] = await bob.take_unshown()
+    assert shown.id == sent.id and "a caption" in shown.text
+    conv, mid, ref = await bob.attachment(sent.id.hex()[:8])
+    assert (conv, mid) == (alice.user, sent.id) and ref.size == 5000
+    out = tmp_path / "got.bin"
+    assert await bob.download(ref, out) == 5000
+    assert out.read_bytes() == photo.read_bytes()
+    for bad in ("abc", "zzzzzzzz", "00000000000000"):  # too short, not hex, no such
+        with pytest.raises(TenchatError):
+            await bob.attachment(bad)
+    with pytest.raises(TenchatError):
+        await alice.send_attachment("@bob", tmp_path / "missing.bin")
+    with pytest.raises(TenchatError, match="caption too long"):
+        await alice.send_attachment("@bob", photo, "x" * 100_000)
+
+
+async def test_nothing_is_sent_to_a_blocked_contact(pair: Pair, tmp_path: Path) -> None:
+    alice = pair.alice
+    await alice.set_blocked("@bob", True)
+    with pytest.raises(TenchatError, match="blocked"):
+        await alice.send_text("@bob", "hi")
+    photo = tmp_path / "p.bin"
+    photo.write_bytes(b"x")
+    with pytest.raises(TenchatError, match="blocked"):
+        await alice.send_attachment("@bob", photo)
+
+
+async def test_identity_set_up_and_unlock_rules(pair: Pair, tmp_path: Path) -> None:
+    alice = pair.alice
+    assert alice.whoami()["handle"] == "alice"
+    assert alice.whoami()["user_id"] == alice.user.hex()
+    with pytest.raises(TenchatError, match="already exists"):
+        await Client.create(tmp_path / "alice", pair.relay.url, "alice2", PASSPHRASE)
+    with pytest.raises(TenchatError, match="passphrase"):
+        await Client.create(tmp_path / "carol", pair.relay.url, "carol", "")
+    with pytest.raises(TenchatError):
+        await Client.unlock(tmp_path / "bob", None, "wrong passphrase")
+
+
+async def test_contacts_and_the_key_change_commands_without_a_change(pair: Pair) -> None:
+    alice, bob = pair.alice, pair.bob
+    added = await alice.add_contact("@bob")
+    assert added.user == bob.user and added.handle == "bob"
+    assert [c.user for c in await alice.contacts()] == [bob.user]
+    assert await alice.display_name(bob.user) == "bob"
+    contact, pending = await alice.pending_key("@bob")
+    assert contact.user == bob.user and pending is None
+    with pytest.raises(TenchatError, match="has not changed"):
+        await alice.accept_key("@bob")
+    with pytest.raises(TenchatError, match="has not changed"):
+        await alice.reject_key("@bob")
+
+
+async def test_moderation_is_checked_by_the_client_then_by_the_relay(pair: Pair) -> None:
+    alice = pair.alice
+    with pytest.raises(TenchatError, match="unknown action"):
+        await alice.moderate("smite", "@bob")
+    for target in ("not hex", ""):
+        with pytest.raises(TenchatError, match="full id in hex"):
+            await alice.moderate("remove_post", target)
+    with pytest.raises(TenchatError):  # alice is no moderator: the relay refuses
+        await alice.moderate("ban", "@bob")
+
+
+async def test_one_time_prekeys_are_refilled_when_the_relay_runs_low(pair: Pair) -> None:
+    alice, relay = pair.alice, pair.relay
+    held = await relay.store.otk_count(alice.user)
+    assert held >= 20
+    taker = await relay.login()
+    for _ in range(held - 5):  # others start sessions: the relay hands out her prekeys
+        await taker.call(FetchBundle, user=alice.user)
+    assert await relay.store.otk_count(alice.user) == 5
+    await alice.sync()  # the relay's prekeys_low push: she publishes a new batch
+    assert await relay.store.otk_count(alice.user) >= 5 + 100
