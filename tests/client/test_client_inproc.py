@@ -116,7 +116,7 @@ async def test_a_timer_makes_messages_vanish_on_both_sides(pair: Pair) -> None:
     [mine] = [m for m in await alice.page(bob.user) if m.text == "gone in a second"]
     assert mine.expires_at > 0
     for client, conv in ((bob, alice.user), (alice, bob.user)):
-        async with asyncio.timeout(10):
+        async with asyncio.timeout(30):
             while not await client.purge_expired():  # (polls until its second is up)
                 await asyncio.sleep(0.05)
         assert all(m.text != "gone in a second" for m in await client.page(conv))
@@ -182,18 +182,18 @@ async def test_live_clients_see_each_others_presence_and_typing(pair: Pair) -> N
 
     try:
         await eventually(lambda: seen("alice", ConnectionChanged, state=ONLINE)
-                         and seen("bob", ConnectionChanged, state=ONLINE), timeout=10)
+                         and seen("bob", ConnectionChanged, state=ONLINE), timeout=30)
         await eventually(lambda: seen("bob", PresenceChanged, peer=alice.user, online=True),
-                         timeout=10)
+                         timeout=30)
         await alice.send_typing(bob.user, True)
         await eventually(lambda: seen("bob", TypingChanged, peer=alice.user, active=True),
-                         timeout=10)
+                         timeout=30)
         await alice.set_setting("typing", False)  # turned off: nothing leaves
         await alice.send_typing(bob.user, False)
         await alice.send_text("@bob", "barrier")
         await eventually(lambda: seen("bob", MessageAdded) and any(
             isinstance(e, MessageAdded) and e.message.text == "barrier"
-            for e in events["bob"]), timeout=10)
+            for e in events["bob"]), timeout=30)
         assert not seen("bob", TypingChanged, peer=alice.user, active=False)
     finally:
         for stop in stops:
