@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
+from tenchat.client.cache import READ
 from tenchat.client.events import (
     ONLINE,
     ConnectionChanged,
@@ -285,3 +286,60 @@ async def test_one_time_prekeys_are_refilled_when_the_relay_runs_low(pair: Pair)
     assert await relay.store.otk_count(alice.user) == 5
     await alice.sync()  # the relay's prekeys_low push: she publishes a new batch
     assert await relay.store.otk_count(alice.user) >= 5 + 100
+
+
+async def test_a_group_conversation_with_read_receipts_pins_and_typing(pair: Pair) -> None:
+    alice, bob = pair.alice, pair.bob
+    group = await alice.groups.create("team", ["@bob"])
+    assert await alice.conversation_id("team") == group
+    first = await alice.send_text_to(group, "hello team")
+    await bob.sync()
+    [shown] = await bob.take_unshown()
+    assert (shown.peer, shown.sender, shown.text) == (group, alice.user, "hello team")
+    assert await bob.conversation_id("team") == group
+    with pytest.raises(TenchatError, match="admins"):
+        await bob.pin(group, first.id)  # a member may not pin
+    await alice.pin(group, first.id)
+    assert await bob.mark_read(group) == 1  # a read receipt to its author
+    await alice.sync()
+    await bob.sync()
+    [pinned] = [m for m in await bob.page(group) if m.id == first.id]
+    assert pinned.pinned
+    [mine] = [m for m in await alice.page(group) if m.id == first.id]
+    assert mine.status == READ
+
+
+async def test_timer_bounds_and_starting_a_conversation(pair: Pair) -> None:
+    alice, bob = pair.alice, pair.bob
+    conv = await alice.start_conversation("@bob")
+    assert conv.peer == bob.user and conv.unread == 0
+    assert [c.peer for c in await alice.conversations()] == [bob.user]
+    for seconds in (-1, 10**9):
+        with pytest.raises(TenchatError, match="timer"):
+            await alice.set_timer(bob.user, seconds)
+
+
+async def test_a_live_client_reconnects_after_the_relay_restarts(pair: Pair) -> None:
+    alice, bob, relay = pair.alice, pair.bob, pair.relay
+    await alice.send_text("@bob", "before")
+    events: list[object] = []
+    stop = bob.subscribe(events.append)
+    runner = asyncio.create_task(bob.run())
+
+    def texts() -> list[str]:
+        return [e.message.text for e in events if isinstance(e, MessageAdded)]
+
+    try:
+        await eventually(lambda: texts() == ["before"], timeout=30)
+        await relay.restart()
+        await eventually(lambda: any(isinstance(e, ConnectionChanged) and e.state != ONLINE
+                                     for e in events), timeout=30)
+        await alice.send_text("@bob", "after")
+        await eventually(lambda: texts() == ["before", "after"], timeout=30)
+        states = [e.state for e in events if isinstance(e, ConnectionChanged)]
+        assert states[-1] == ONLINE and ONLINE in states[:-1]
+    finally:
+        stop()
+        runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
