@@ -24,8 +24,9 @@ from tenchat.client.events import (
     TypingChanged,
 )
 from tenchat.client.service import Client
+from tenchat.common import identity
 from tenchat.common.errors import TenchatError
-from tenchat.common.frames import FetchBundle
+from tenchat.common.frames import FetchBundle, HandleInfo, Register
 from tests.conftest import PASSPHRASE
 from tests.support.inproc import InProcRelay, eventually
 
@@ -343,3 +344,45 @@ async def test_a_live_client_reconnects_after_the_relay_restarts(pair: Pair) -> 
         runner.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await runner
+
+
+async def test_a_failing_listener_does_not_stop_message_handling(pair: Pair) -> None:
+    alice, bob = pair.alice, pair.bob
+    seen: list[object] = []
+
+    def broken(event: object) -> None:
+        raise RuntimeError("a UI bug")
+
+    stops = [bob.subscribe(broken), bob.subscribe(seen.append)]
+    await alice.send_text("@bob", "still arrives")
+    await bob.sync()
+    assert any(isinstance(e, MessageAdded) and e.message.text == "still arrives" for e in seen)
+    for stop in stops:
+        stop()
+
+
+async def test_a_message_over_the_limit_is_refused_before_anything_is_sent(
+        pair: Pair) -> None:
+    alice, bob = pair.alice, pair.bob
+    with pytest.raises(TenchatError, match="too long"):
+        await alice.send_text("@bob", "x" * 100_000)
+    await bob.sync()
+    assert await bob.take_unshown() == []
+
+
+async def test_a_peer_without_prekeys_cannot_be_written_to_yet(pair: Pair) -> None:
+    alice, relay = pair.alice, pair.relay
+    carol = await relay.login(publish=False)  # registered, but no signed prekey
+    assert carol.key is not None
+    sig = carol.key.sign(identity.handle_message("carol", carol.user)).signature
+    assert isinstance(await carol.call(Register, handle="carol", sig=sig), HandleInfo)
+    with pytest.raises(TenchatError, match="no prekeys"):
+        await alice.send_text("@carol", "hi")
+
+
+async def test_a_client_closes_as_a_context_manager(pair: Pair, tmp_path: Path) -> None:
+    await pair.bob.close()
+    async with await Client.unlock(tmp_path / "bob", None, PASSPHRASE) as bob:
+        assert bob.whoami()["handle"] == "bob"
+    # closed: the home's lock is free again, so it opens once more
+    pair.bob = await Client.unlock(tmp_path / "bob", None, PASSPHRASE)
