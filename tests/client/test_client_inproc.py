@@ -386,3 +386,61 @@ async def test_a_client_closes_as_a_context_manager(pair: Pair, tmp_path: Path) 
         assert bob.whoami()["handle"] == "bob"
     # closed: the home's lock is free again, so it opens once more
     pair.bob = await Client.unlock(tmp_path / "bob", None, PASSPHRASE)
+
+
+async def _a_new_key_claims_bob(pair: Pair, tmp_path: Path,
+                                monkeypatch: pytest.MonkeyPatch) -> Client:
+    """mallory's key, which a hostile relay's whois says is @bob's (signed by mallory's
+    key: anyone can sign a claim to any handle), writes to alice."""
+    from tenchat.common.frames import Whois
+    from tenchat.relay import handlers
+
+    alice, bob = pair.alice, pair.bob
+    await alice.send_text("@bob", "hi bob")  # bob is pinned at alice's
+    mallory = await Client.create(tmp_path / "mallory", pair.relay.url, "mallory", PASSPHRASE)
+    claim = mallory.identity.sign(identity.handle_message("bob", mallory.user))
+    honest = handlers.HANDLERS[Whois]
+
+    async def whois(session: object, frame: Whois) -> object:
+        if frame.user == mallory.user:
+            return HandleInfo(id=frame.id, handle="bob", user=mallory.user, sig=claim)
+        return await honest(session, frame)  # type: ignore[arg-type]
+
+    monkeypatch.setitem(handlers.HANDLERS, Whois, whois)
+    await mallory.send_text("@alice", "it's bob, on a new phone")
+    await alice.sync()
+    contact, pending = await alice.pending_key("@bob")
+    assert contact.user == bob.user and pending is not None and pending.user == mallory.user
+    assert "NEW KEY" in await alice.display_name(mallory.user)
+    with pytest.raises(TenchatError):  # nothing typed goes to @bob until alice decides
+        await alice.send_text("@bob", "which one are you?")
+    return mallory
+
+
+async def test_a_key_change_claimed_by_the_relay_is_held_until_rejected(
+        pair: Pair, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    alice, bob = pair.alice, pair.bob
+    mallory = await _a_new_key_claims_bob(pair, tmp_path, monkeypatch)
+    try:
+        await alice.reject_key("@bob")
+        assert (await alice.pending_key("@bob"))[1] is None
+        assert (await alice.resolve("@bob")).user == bob.user  # the pin stays
+        await alice.send_text("@bob", "still you")
+        await bob.sync()
+        assert [m.text for m in await bob.take_unshown()][-1] == "still you"
+    finally:
+        await mallory.close()
+
+
+async def test_an_accepted_key_change_moves_the_handle(
+        pair: Pair, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    alice = pair.alice
+    mallory = await _a_new_key_claims_bob(pair, tmp_path, monkeypatch)
+    try:
+        await alice.accept_key("@bob")
+        assert (await alice.resolve("@bob")).user == mallory.user
+        await alice.send_text("@bob", "welcome back")
+        await mallory.sync()
+        assert "welcome back" in [m.text for m in await mallory.take_unshown()]
+    finally:
+        await mallory.close()
