@@ -27,6 +27,7 @@ from tenchat.client.service import Client
 from tenchat.common import identity
 from tenchat.common.errors import TenchatError
 from tenchat.common.frames import FetchBundle, HandleInfo, Register
+from tenchat.common.identity import fingerprint
 from tests.conftest import PASSPHRASE
 from tests.support.inproc import InProcRelay, eventually
 
@@ -444,3 +445,22 @@ async def test_an_accepted_key_change_moves_the_handle(
         assert "welcome back" in [m.text for m in await mallory.take_unshown()]
     finally:
         await mallory.close()
+
+
+async def test_hiding_presence_reaches_the_relay_at_once_when_connected(
+        pair: Pair) -> None:
+    alice, relay = pair.alice, pair.relay
+    await alice.connection()
+    assert not await relay.store.hide_presence(alice.user)
+    await alice.set_setting("hide_presence", True)
+    assert await relay.store.hide_presence(alice.user)
+
+
+async def test_no_timer_is_set_for_a_blocked_contact_and_unknown_keys_show_a_fingerprint(
+        pair: Pair) -> None:
+    alice, bob = pair.alice, pair.bob
+    await alice.set_blocked("@bob", True)
+    with pytest.raises(TenchatError, match="blocked"):
+        await alice.set_timer(bob.user, 60)
+    stranger = os.urandom(32)
+    assert await alice.display_name(stranger) == fingerprint(stranger)

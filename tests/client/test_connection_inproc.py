@@ -17,6 +17,7 @@ from nacl.signing import SigningKey
 
 from tenchat.client.connection import (
     ConnectionLost,
+    RateLimited,
     RelayChanged,
     RelayConnection,
     RelayError,
@@ -120,3 +121,20 @@ def test_a_ca_file_that_cannot_be_read_is_unreachable(tmp_path: Path) -> None:
     assert tls_context("wss://relay.example", None) is not None
     with pytest.raises(RelayUnreachable, match="CA file"):
         tls_context("wss://relay.example", tmp_path / "missing.pem")
+
+
+@pytest.mark.asyncio
+async def test_a_rate_limit_longer_than_the_timeout_is_raised_not_waited_out(
+        tmp_path: Path) -> None:
+    relay = await InProcRelay(tmp_path / "slow", rate_conn=1, burst_conn=3).start()
+    try:
+        conn = dial(relay.url, timeout=0.2)
+        await conn.open()  # hello and auth: two of the three
+        with pytest.raises(RateLimited) as info:
+            for _ in range(5):
+                await conn.request(f.GroupList)
+        assert info.value.retry_after > 0.2
+        await conn.close()
+        await dial(relay.url).close()  # closing one never opened: nothing to do
+    finally:
+        await relay.stop()
