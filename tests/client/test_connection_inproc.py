@@ -138,3 +138,16 @@ async def test_a_rate_limit_longer_than_the_timeout_is_raised_not_waited_out(
         await dial(relay.url).close()  # closing one never opened: nothing to do
     finally:
         await relay.stop()
+
+
+@pytest.mark.asyncio
+async def test_a_relay_that_answers_hello_with_something_else_is_unreachable(
+        relay: InProcRelay, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def not_welcome(session: object, frame: f.Hello) -> f.Ok:
+        return f.Ok(id=frame.id)
+
+    monkeypatch.setitem(handlers.HANDLERS, f.Hello, not_welcome)
+    with pytest.raises(RelayUnreachable, match="sent Ok to hello"):
+        await dial(relay.url).open()
+    with pytest.raises(RelayUnreachable, match="sent Ok to hello"):
+        await announced_name(relay.url)
