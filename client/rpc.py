@@ -160,6 +160,8 @@ class RpcServer:
         req_id = request.get("id") if isinstance(request, dict) else None
         if not isinstance(req_id, str | int | None) or isinstance(req_id, bool):
             req_id = None
+        # Only a well-formed notification goes unanswered; anything else gets its error.
+        answers = not isinstance(request, dict) or "id" in request
         try:
             method, params = _validate(request)
             handler = self.methods.get(method)
@@ -170,13 +172,13 @@ class RpcServer:
         except asyncio.CancelledError:
             raise
         except RpcError as exc:
-            return _error(req_id, exc) if "id" in request else None
+            return _error(req_id, exc) if answers else None
         except Exception as exc:  # noqa: BLE001 — every failure becomes an answer
             error = self.on_error(exc)
             if error.code == INTERNAL_ERROR:
                 log.exception("rpc method %r failed", request.get("method"))
-            return _error(req_id, error) if "id" in request else None
-        if "id" not in request:
+            return _error(req_id, error) if answers else None
+        if not answers:
             return None
         return {"jsonrpc": "2.0", "id": req_id, "result": result}
 
