@@ -284,9 +284,10 @@ def line_of(msg: Any, sender: str, group: str | None, suffix: str = "",
     return f"[{fmt_time(msg.sent_at)}] {where}@{for_name(sender)}: {text}{extra}{suffix}"
 
 
-# A send's own id, chosen by the caller (hidden: the CLI's daemon path sets it so that a
-# send retried after the daemon died is the same message, never a second one).
-MessageIdOpt = Annotated[str | None, typer.Option("--message-id", hidden=True)]
+# A send's own id, chosen by the caller: the CLI's daemon path sets it so that a send
+# retried after the daemon died is the same message, never a second one.
+MessageIdOpt = Annotated[str | None, typer.Option(
+    "--message-id", help="The message's id (32 hex digits): the same id never sends twice.")]
 
 
 def parse_message_id(text: str | None) -> bytes | None:

@@ -17,8 +17,14 @@ from typing import Any
 import pytest
 
 from tenchat.client.daemon import EVENT_TYPES, OWN_METHODS
-from tenchat.client.rpc import (INVALID_PARAMS, INVALID_REQUEST, MAX_REQUEST,
-                                METHOD_NOT_FOUND, PARSE_ERROR, TENCHAT_ERROR)
+from tenchat.client.rpc import (
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    MAX_REQUEST,
+    METHOD_NOT_FOUND,
+    PARSE_ERROR,
+    TENCHAT_ERROR,
+)
 from tenchat.client.rpc_methods import METHODS
 from tenchat.common.errors import ErrorCode
 from tests.conftest import Cli
