@@ -15,8 +15,9 @@ The command's coroutine runs on the host's event loop with the host's :class:`Cl
 (``run()`` and ``with_client()`` in ``client/cli.py`` ask :func:`current` first). The host's
 own loop receives for everyone (``client.run()``), so a command's ``client.sync()`` must not
 open a second subscription on the shared connection: :func:`share` makes the client's
-``sync`` a *guest* sync for everyone but that loop — flush the outbox and wait until
-online, or with ``follow`` pass on the messages the host receives.
+``sync`` a *guest* sync for everyone but that loop — wait until the host is online (or
+fail at once if it is offline, as a direct sync would) and flush the outbox; with
+``follow``, pass on the messages the host receives.
 """
 
 from __future__ import annotations
@@ -191,7 +192,7 @@ class _Routed(io.TextIOBase):
         inv = _CURRENT.get()
         return inv.stdin_stream.read(size) if inv is not None else str(self.real.read(size))
 
-    def readline(self, size: int | None = -1) -> str:  # type: ignore[override]
+    def readline(self, size: int = -1) -> str:  # type: ignore[override]
         inv = _CURRENT.get()
         return (inv.stdin_stream.readline(size) if inv is not None
                 else str(self.real.readline(size)))
@@ -234,35 +235,36 @@ def share(client: Any) -> Callable[[Coroutine[Any, Any, T]], Coroutine[Any, Any,
     themselves, e.g. polls) get the guest sync too.
     """
     from .connection import ConnectionLost
-    from .events import ONLINE, ConnectionChanged, MessageAdded
+    from .events import CONNECTING, ONLINE, ConnectionChanged, MessageAdded
 
     own_sync = client.sync
 
     async def wait_online() -> None:
+        """Until the host is online; at once if it is offline between retries (a command
+        then works from the cache, or queues, as it would offline)."""
         if client.connection_state == ONLINE:
             return
+        if client.connection_state != CONNECTING:
+            raise ConnectionLost("the daemon is not connected to the relay")
         ready = asyncio.get_running_loop().create_future()
 
         def on(event: Any) -> None:
-            if isinstance(event, ConnectionChanged) and event.state == ONLINE \
+            if isinstance(event, ConnectionChanged) and event.state != CONNECTING \
                     and not ready.done():
-                ready.set_result(None)
+                ready.set_result(event.state)
 
         drop = client.subscribe(on)
         try:
-            await asyncio.wait_for(ready, GUEST_ONLINE_WAIT)
+            state = await asyncio.wait_for(ready, GUEST_ONLINE_WAIT)
         except TimeoutError:
-            raise ConnectionLost("the daemon is not connected to the relay") from None
+            state = None
         finally:
             drop()
+        if state != ONLINE:
+            raise ConnectionLost("the daemon is not connected to the relay")
 
-    async def guest_sync(*, follow: bool = False, on_messages: Any = None) -> int:
-        if _OWNER.get():
-            return int(await own_sync(follow=follow, on_messages=on_messages))
-        await wait_online()
-        await client.flush_outbox()
-        if not follow:
-            return 0
+    async def pass_on(on_messages: Any) -> int:
+        """What the host receives from now on, as a following sync would get it."""
         queue: asyncio.Queue[Any] = asyncio.Queue()
         drop = client.subscribe(lambda e: queue.put_nowait(e.message)
                                 if isinstance(e, MessageAdded) and not e.message.outgoing
@@ -278,6 +280,15 @@ def share(client: Any) -> Callable[[Coroutine[Any, Any, T]], Coroutine[Any, Any,
                         await result
         finally:
             drop()
+
+    async def guest_sync(*, follow: bool = False, on_messages: Any = None) -> int:
+        if _OWNER.get():
+            return int(await own_sync(follow=follow, on_messages=on_messages))
+        if follow:  # the host flushes and reconnects; a follower only listens
+            return await pass_on(on_messages)
+        await wait_online()
+        await client.flush_outbox()
+        return 0
 
     client.sync = guest_sync
 

@@ -276,3 +276,22 @@ def test_socket_is_private_and_the_home_has_one_owner(world: World) -> None:
             capture_output=True, text=True, timeout=30)
         assert probe.returncode != 0 and "PermissionError" in probe.stderr
     assert set(EVENT_TYPES) >= {"message", "status"}
+
+
+HEAVY = ("nacl", "textual", "web3", "aiosqlite", "typer", "asyncio", "websockets", "msgspec")
+
+
+def test_the_fast_path_imports_nothing_heavy(world: World) -> None:
+    """Through the daemon, `tenchat` imports only the standard library (python -X
+    importtime lists every module a process imported)."""
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "tenchat.client",
+                           "--home", str(world.home), "--json", "send", "bob", "light"],
+                          env=no_passphrase(world.cli), capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout)["status"] == "sent"
+    imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "tenchat.client.launch" in imported
+    heavy = sorted(m for m in imported if m.split(".")[0] in HEAVY)
+    assert heavy == []
