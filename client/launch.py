@@ -30,7 +30,7 @@ from typing import Any
 __all__ = ["SOCKET_NAME", "socket_path", "connect", "main", "DaemonGone"]
 
 SOCKET_NAME = "rpc.sock"
-# Commands that stay in this process: the TUI and what creates or serves the home.
+# Commands that stay in this process: the TUI and what creates or serves the home…
 _LOCAL = frozenset({None, "init", "daemon", "demo", "chat"})
 _VALUE_OPTIONS = ("--home", "--relay", "--passphrase-file")  # cli.VALUE_OPTIONS
 _MAX_UNIX_PATH = 100  # sun_path is 108 bytes
@@ -104,6 +104,16 @@ def _command(argv: list[str]) -> tuple[str | None, int]:
     return None, i
 
 
+def runs_here(argv: list[str], name: str | None, at: int) -> bool:
+    """…and what may ask the person at this terminal: a gift's "Sign and send?", a wallet
+    keystore's password (from a prompt, or TENCHAT_WALLET_PASSWORD in this environment)."""
+    if name in _LOCAL:
+        return True
+    if name == "gift":
+        return "--yes" not in argv
+    return name == "wallet" and argv[at + 1:at + 2] == ["import"]
+
+
 def _with_message_id(argv: list[str], at: int) -> list[str]:
     """``send`` and ``group send`` of a text get their own id, so a retry is the same
     message (not with --attach: the upload is not repeated; such a send is not retried)."""
@@ -145,7 +155,7 @@ def call(sock: socket.socket, argv: list[str]) -> int:
 def main() -> None:
     argv = sys.argv[1:]
     name, at = _command(argv)
-    if name not in _LOCAL:
+    if not runs_here(argv, name, at):
         argv = _with_message_id(argv, at)
         sock = connect(_home(argv))
         if sock is not None:

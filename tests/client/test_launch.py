@@ -54,3 +54,14 @@ def test_no_daemon_means_no_connection(tmp_path: Path) -> None:
     assert launch.connect(tmp_path) is None
     (tmp_path / launch.SOCKET_NAME).write_text("")  # a file nobody listens on
     assert launch.connect(tmp_path) is None
+
+
+@pytest.mark.parametrize(("argv", "local"), [
+    (["init", "--handle", "a"], True), ([], True), (["chat"], True), (["daemon"], True),
+    (["gift", "bob", "1"], True), (["gift", "--yes", "bob", "1"], False),
+    (["wallet", "import", "--keystore", "k"], True), (["wallet", "list"], False),
+    (["send", "bob", "hi"], False), (["--json", "history", "bob"], False),
+])
+def test_what_runs_in_the_callers_process(argv: list[str], local: bool) -> None:
+    name, at = launch._command(argv)
+    assert launch.runs_here(argv, name, at) is local
