@@ -31,7 +31,7 @@ from typing import Any
 
 from ..common.errors import TenchatError
 from .hosting import Invocation, run_command
-from .launch import SOCKET_NAME, _address
+from .launch import SOCKET_NAME, _address, command_of, runs_here
 from .rpc import INTERNAL_ERROR, INVALID_PARAMS, TENCHAT_ERROR, Call, RpcError, RpcServer, Session
 from .rpc_methods import METHODS, CliMethod, Params
 
@@ -171,6 +171,9 @@ class HomeServer:
     async def _cli(self, call: Call) -> dict[str, int]:
         p = Params(call.params)
         argv = p.texts("argv")
+        if runs_here(argv, *command_of(argv)):  # the TUI, init, a prompt: not in here
+            raise RpcError(INVALID_PARAMS, "that command runs in the caller's process "
+                           "(the TUI, init, demo, daemon, or one that may prompt)")
         cwd = p.opt_text("cwd") or str(self.home)
         if not os.path.isabs(cwd):
             raise RpcError(INVALID_PARAMS, "cwd must be an absolute path")

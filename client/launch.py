@@ -87,7 +87,7 @@ def _home(argv: list[str]) -> Path:
     return Path(user_data_dir("tenchat", appauthor=False))
 
 
-def _command(argv: list[str]) -> tuple[str | None, int]:
+def command_of(argv: list[str]) -> tuple[str | None, int]:
     """The command name and its index (cli.invoked_command's rule); None if none, or
     help or the version was asked for before it."""
     i = 0
@@ -154,7 +154,7 @@ def call(sock: socket.socket, argv: list[str]) -> int:
 
 def main() -> None:
     argv = sys.argv[1:]
-    name, at = _command(argv)
+    name, at = command_of(argv)
     if not runs_here(argv, name, at):
         argv = _with_message_id(argv, at)
         sock = connect(_home(argv))

@@ -21,14 +21,14 @@ def test_value_options_are_the_clis() -> None:
     ["--passphrase-file", "p", "history", "bob"], ["--json"],
 ])
 def test_the_command_is_the_one_the_cli_sees(argv: list[str]) -> None:
-    name, at = launch._command(argv)
+    name, at = launch.command_of(argv)
     assert name == invoked_command(argv)
     if name is not None:
         assert argv[at] == name
 
 
 def test_version_stays_local() -> None:
-    assert launch._command(["--version"])[0] is None
+    assert launch.command_of(["--version"])[0] is None
 
 
 def test_home_from_the_option_then_the_environment(monkeypatch: pytest.MonkeyPatch,
@@ -63,5 +63,5 @@ def test_no_daemon_means_no_connection(tmp_path: Path) -> None:
     (["send", "bob", "hi"], False), (["--json", "history", "bob"], False),
 ])
 def test_what_runs_in_the_callers_process(argv: list[str], local: bool) -> None:
-    name, at = launch._command(argv)
+    name, at = launch.command_of(argv)
     assert launch.runs_here(argv, name, at) is local

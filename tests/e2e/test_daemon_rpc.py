@@ -252,6 +252,8 @@ def test_bad_input_gets_errors_and_the_connection_keeps_serving(world: World) ->
         assert code_of("subscribe", events=["no-such-event"])[0] == INVALID_PARAMS
         assert code_of("cli", argv="whoami")[0] == INVALID_PARAMS
         assert code_of("cli", argv=["whoami"], cwd="relative")[0] == INVALID_PARAMS
+        for local in ([], ["chat"], ["init", "--handle", "x"], ["daemon"], ["gift", "bob"]):
+            assert code_of("cli", argv=local)[0] == INVALID_PARAMS  # never inside the daemon
         rpc.send_raw(b'{"jsonrpc": "2.0", "id": 9, "method": "whoami", "params": [1]}\n')
         assert rpc.read()["error"]["code"] == INVALID_PARAMS
         # the relay's own error codes come through as data.code
