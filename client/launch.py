@@ -4,10 +4,10 @@ While a daemon (``tenchat daemon``) or the TUI holds a home, its socket ``HOME/r
 accepts connections, and every command goes through it: this module sends the argument
 list, the working directory and (for ``-`` arguments) standard input as one ``cli``
 request, copies the output notifications to stdout/stderr and exits with the command's
-status. It imports only the standard library (no typer, asyncio, nacl, aiosqlite): a
-scripted ``tenchat send`` through the daemon is an interpreter start and one socket round
-trip. With no daemon (no socket, or nobody listening: a daemon that died leaves its socket
-file) it runs the CLI in this process as before.
+status. It imports a few standard modules only (not typer, asyncio, nacl or aiosqlite,
+not even typing): a scripted ``tenchat send`` through the daemon is an interpreter start
+and one socket round trip. With no daemon (no socket, or nobody listening: a daemon that
+died leaves its socket file) it runs the CLI in this process as before.
 
 A send whose answer never came (the daemon died mid-send) is retried once, with the same
 message id the first attempt carried (``--message-id``), through a daemon if one is back,
@@ -18,14 +18,11 @@ retried; they fail with one ``error:`` line saying the daemon went away.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import secrets
 import socket
 import sys
 from pathlib import Path
-from typing import Any
 
 __all__ = ["SOCKET_NAME", "socket_path", "connect", "main", "DaemonGone"]
 
@@ -127,7 +124,7 @@ def _with_message_id(argv: list[str], at: int) -> list[str]:
         return argv
     if "--attach" in argv or "--message-id" in argv or "--help" in argv:
         return argv
-    return [*argv[:after], "--message-id", secrets.token_hex(16), *argv[after:]]
+    return [*argv[:after], "--message-id", os.urandom(16).hex(), *argv[after:]]
 
 
 def call(sock: socket.socket, argv: list[str]) -> int:
@@ -138,7 +135,7 @@ def call(sock: socket.socket, argv: list[str]) -> int:
     sock.sendall(json.dumps(request).encode() + b"\n")
     reader = sock.makefile("rb")
     for line in reader:
-        msg: dict[str, Any] = json.loads(line)
+        msg = json.loads(line)
         if msg.get("method") == "cli.output":
             params = msg["params"]
             stream = sys.stdout if params["stream"] == "stdout" else sys.stderr
@@ -171,8 +168,11 @@ def main() -> None:
             # is back, else below in this process.
             retry = connect(_home(argv))
             if retry is not None:
-                with retry, contextlib.suppress(DaemonGone, ConnectionError):
-                    sys.exit(call(retry, argv))
+                with retry:
+                    try:  # (not contextlib.suppress: that import costs start-up time)  # noqa: SIM105
+                        sys.exit(call(retry, argv))
+                    except (DaemonGone, ConnectionError):
+                        pass
         sys.argv[1:] = argv
     from .cli import main as cli_main
 
