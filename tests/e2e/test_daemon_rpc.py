@@ -9,6 +9,7 @@ import os
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tenchat.client.daemon import EVENT_TYPES, OWN_METHODS
+from tenchat.client.daemon import OWN_METHODS
 from tenchat.client.rpc import (
     INVALID_PARAMS,
     INVALID_REQUEST,
@@ -271,13 +272,45 @@ def test_socket_is_private_and_the_home_has_one_owner(world: World) -> None:
                             capture_output=True, text=True, timeout=60)
     assert second.returncode == 1 and "already serves" in second.stderr
     assert world.daemon.poll() is None
-    if os.getuid() == 0:  # another user is refused (mode 0600; SO_PEERCRED behind it)
-        probe = subprocess.run(
-            [sys.executable, "-c", "import os, socket; os.setuid(65534); "
-             f"s = socket.socket(socket.AF_UNIX); s.connect({str(sock)!r})"],
-            capture_output=True, text=True, timeout=30)
-        assert probe.returncode != 0 and "PermissionError" in probe.stderr
-    assert set(EVENT_TYPES) >= {"message", "status"}
+    if os.getuid() == 0:
+        other_user_is_refused(sock)
+
+
+PROBE = """
+import os, socket, sys
+os.setuid(65534)
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+try:
+    s.sendall(b'{"jsonrpc": "2.0", "id": 1, "method": "whoami"}\\n')
+    print(repr(s.recv(65536)))
+except (BrokenPipeError, ConnectionResetError):  # closed before the request was read
+    print(repr(b""))
+"""
+
+
+def other_user_is_refused(sock: Path) -> None:
+    """As another user (root can become one): the socket's mode refuses the connection,
+    and with the mode opened up, the daemon's peer check closes it unanswered. The probe
+    reaches the socket through a hard link in a folder anyone may enter (the home's
+    folders are private, which alone would refuse it)."""
+    shared = Path(tempfile.mkdtemp())
+    shared.chmod(0o755)
+    link = shared / "rpc.sock"
+    os.link(sock, link)
+    try:
+        denied = subprocess.run([sys.executable, "-c", PROBE, str(link)],
+                                capture_output=True, text=True, timeout=30)
+        assert denied.returncode != 0 and "PermissionError" in denied.stderr
+        sock.chmod(0o666)
+        closed = subprocess.run([sys.executable, "-c", PROBE, str(link)],
+                                capture_output=True, text=True, timeout=30)
+        assert closed.returncode == 0, closed.stderr
+        assert closed.stdout.strip() == "b''"  # closed without an answer
+    finally:
+        sock.chmod(0o600)
+        link.unlink()
+        shared.rmdir()
 
 
 HEAVY = ("nacl", "textual", "web3", "aiosqlite", "typer", "asyncio", "websockets", "msgspec")
