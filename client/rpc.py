@@ -8,7 +8,8 @@ that is not JSON gets a parse error and the connection keeps serving; a line lon
 :data:`MAX_REQUEST` is skipped to its end and answered with an invalid-request error.
 
 Requests on one connection run concurrently (a ``subscribe`` or a following ``receive``
-does not block a ``send`` behind it); their answers carry their ids. Closing the
+does not block a ``send`` behind it), at most :data:`MAX_IN_FLIGHT` at once (the
+connection is not read further until one ends); their answers carry their ids. Closing the
 connection cancels whatever it still has running.
 
 This module knows nothing of tenchat's methods (``client/daemon.py`` has the table) and
@@ -25,13 +26,14 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["MAX_REQUEST", "PARSE_ERROR", "INVALID_REQUEST", "METHOD_NOT_FOUND",
+__all__ = ["MAX_REQUEST", "MAX_IN_FLIGHT", "PARSE_ERROR", "INVALID_REQUEST", "METHOD_NOT_FOUND",
            "INVALID_PARAMS", "INTERNAL_ERROR", "TENCHAT_ERROR", "RpcError", "Call", "Handler",
            "RpcServer", "encode"]
 
 log = logging.getLogger(__name__)
 
 MAX_REQUEST = 1 << 20  # bytes in one request line; files travel as paths, never inline
+MAX_IN_FLIGHT = 64  # requests one connection may have running; then it is read no further
 _CHUNK = 1 << 16
 
 # JSON-RPC 2.0's own codes, and one server code for tenchat's errors (docs/rpc.md).
@@ -98,6 +100,7 @@ class RpcServer:
         session = Session()
         tasks: set[asyncio.Task[None]] = set()
         write_lock = asyncio.Lock()
+        slots = asyncio.Semaphore(MAX_IN_FLIGHT)
 
         async def send(obj: Any) -> None:
             async with write_lock:
@@ -117,9 +120,11 @@ class RpcServer:
                     continue
                 if not line.strip():
                     continue
+                await slots.acquire()  # backpressure: a flood waits in the socket's buffer
                 task = asyncio.ensure_future(self._answer(line, session, send, notify))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
+                task.add_done_callback(lambda _t: slots.release())
         except (ConnectionError, OSError):
             pass
         finally:

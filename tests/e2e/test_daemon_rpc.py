@@ -260,6 +260,12 @@ def test_bad_input_gets_errors_and_the_connection_keeps_serving(world: World) ->
         # the relay's own error codes come through as data.code
         code, data = code_of("contacts.add", peer="x" * 40)
         assert code == TENCHAT_ERROR and data["code"] in set(ErrorCode), data
+        # a flood of requests in one write: all answered (64 at a time), none lost
+        rpc.send_raw(b"".join(b'{"jsonrpc": "2.0", "id": %d, "method": "settings.get"}\n'
+                              % (1000 + i) for i in range(200)))
+        answers = [rpc.read() for _ in range(200)]
+        assert sorted(a["id"] for a in answers) == list(range(1000, 1200))
+        assert all("read_receipts" in a["result"] for a in answers)
         # after all that, the same connection still serves
         assert rpc.call("whoami")["handle"] == "alice"
 
