@@ -177,20 +177,14 @@ class HomeServer:
         cwd = p.opt_text("cwd") or str(self.home)
         if not os.path.isabs(cwd):
             raise RpcError(INVALID_PARAMS, "cwd must be an absolute path")
-        pending: asyncio.Queue[tuple[str, str] | None] = asyncio.Queue()
-
-        async def forward() -> None:
-            while (item := await pending.get()) is not None:
-                await call.notify("cli.output", {"stream": item[0], "text": item[1]})
-
-        forwarder = asyncio.ensure_future(forward())
+        outbound = _Outbound(call)
         try:
-            code, _inv = await self.run_cli(argv, cwd=cwd, stdin=p.opt_text("stdin") or "",
-                                            output=lambda s, t: pending.put_nowait((s, t)))
-            pending.put_nowait(None)
-            await forwarder
+            code, _inv = await self.run_cli(
+                argv, cwd=cwd, stdin=p.opt_text("stdin") or "",
+                output=lambda s, t: outbound.put("cli.output", {"stream": s, "text": t}))
+            await outbound.drain()
         finally:
-            forwarder.cancel()
+            outbound.cancel()
         return {"exit": code}
 
     def _cli_method(self, method: CliMethod) -> Callable[[Call], Awaitable[Any]]:
@@ -201,6 +195,7 @@ class HomeServer:
             out: list[str] = []
             err: list[str] = []
             partial = [""]
+            outbound = _Outbound(call)
 
             def output(stream: str, text: str) -> None:
                 if stream != "stdout":
@@ -212,10 +207,14 @@ class HomeServer:
                 *lines, partial[0] = (partial[0] + text).split("\n")
                 for line in lines:
                     if line:
-                        asyncio.ensure_future(call.notify("message", json.loads(line)))
+                        outbound.put("message", json.loads(line))
 
-            code, inv = await self.run_cli(argv, cwd=str(self.home), stdin="-",
-                                           output=output)
+            try:
+                code, inv = await self.run_cli(argv, cwd=str(self.home), stdin="-",
+                                               output=output)
+                await outbound.drain()
+            finally:
+                outbound.cancel()
             if code != 0:
                 raise _failure(code, inv.error, "".join(err))
             objects = [json.loads(line) for line in "".join(out).splitlines() if line]
@@ -252,6 +251,30 @@ class HomeServer:
 
     async def _unsubscribe(self, call: Call) -> dict[str, bool]:
         return {"stopped": _stop(call.session)}
+
+
+class _Outbound:
+    """Notifications to one caller, written in order by one task (the command's output
+    arrives from its thread faster than the socket may take it)."""
+
+    def __init__(self, call: Call) -> None:
+        self.queue: asyncio.Queue[tuple[str, dict[str, Any]] | None] = asyncio.Queue()
+        self.task = asyncio.ensure_future(self._send(call))
+
+    async def _send(self, call: Call) -> None:
+        while (item := await self.queue.get()) is not None:
+            await call.notify(*item)
+
+    def put(self, method: str, params: dict[str, Any]) -> None:
+        self.queue.put_nowait((method, params))
+
+    async def drain(self) -> None:
+        """Until everything put so far is written."""
+        self.queue.put_nowait(None)
+        await self.task
+
+    def cancel(self) -> None:
+        self.task.cancel()
 
 
 def _stop(session: Session) -> bool:
