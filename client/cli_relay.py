@@ -69,6 +69,8 @@ def relay_trust(
                 return str(client.relay_url)
 
             target = await with_client(opts, relay_of)
+        if "," in target:
+            raise fail(f"relay trust takes one URL of {target}; run it for each that changed")
         try:
             origin = relay_origin(target)
         except ValueError as exc:
