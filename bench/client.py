@@ -43,7 +43,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ._relay import BenchRelay
+from ._relay import BenchRelay, compile_bytecode
 from ._report import environment, ms, percentiles, scenario_main
 
 __all__ = ["run", "main", "add_arguments", "format_table"]
@@ -151,20 +151,8 @@ def _tui_once(home: Path, env: dict[str, str]) -> dict[str, float | None]:
     return {"first_output_s": first, "first_frame_s": frame}
 
 
-def _compile_bytecode() -> None:
-    """Write the tenchat packages' .pyc files, as `pip install` does for an installed
-    package (an editable install leaves them to the first run, and an environment with
-    PYTHONDONTWRITEBYTECODE never writes them — every start would compile the sources)."""
-    import compileall
-    import importlib
-
-    for name in ("tenchat.client", "tenchat.common"):
-        for folder in importlib.import_module(name).__path__:
-            compileall.compile_dir(folder, quiet=1)
-
-
 def _processes(s: dict[str, Any]) -> dict[str, Any]:
-    _compile_bytecode()
+    compile_bytecode()
     with BenchRelay() as relay, tempfile.TemporaryDirectory(prefix="tenchat-bench-cli-") as d:
         env = _env(relay.url)
         alice, bob = Path(d) / "alice", Path(d) / "bob"

@@ -19,7 +19,7 @@ import pytest
 import pytest_asyncio
 
 from tests.support.clients import PASSPHRASE, Group, People
-from tests.support.relay import RelayProcess
+from tests.support.relay import RelayProcess, compile_bytecode
 
 if TYPE_CHECKING:
     from tenchat.client.service import Client
@@ -27,6 +27,13 @@ if TYPE_CHECKING:
 # In-process clients (Client.create) seal their keystores quickly too; the CLI runner
 # passes it on explicitly. tests/client/test_keystore.py checks the MODERATE default.
 os.environ.setdefault("TENCHAT_KDF", "interactive")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The relay and CLI processes the tests start (hundreds) then load the sources'
+    # bytecode instead of compiling them each time. Once, before xdist's workers start.
+    if not hasattr(config, "workerinput"):
+        compile_bytecode()
 
 
 def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item
