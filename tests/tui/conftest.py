@@ -9,12 +9,38 @@ from datetime import UTC, date
 from pathlib import Path
 from typing import Any
 
+import pytest_asyncio
+
 from tenchat.client.settings import Settings
 from tenchat.client.tui.app import TenchatApp, create_app
 from tests.conftest import PASSPHRASE, Cli
+from tests.support.relay import RelayProcess
+from tests.tui.seed import build, seed_social
 
 SIZE = (120, 36)
 FIXED_TODAY = date(2026, 11, 26)
+
+
+@pytest_asyncio.fixture
+async def seed_home(tmp_path: Path) -> Path:
+    """A home built directly by tests/tui/seed.py: fixed identity, contacts and messages."""
+    await build(tmp_path)
+    return tmp_path
+
+
+@pytest_asyncio.fixture
+async def seed_group_home(tmp_path: Path) -> Path:
+    """:func:`seed_home` with the group Team and its messages (the group opens first)."""
+    await build(tmp_path, group=True)
+    return tmp_path
+
+
+@pytest_asyncio.fixture
+async def social_seed(cli: Cli, relay: RelayProcess, tmp_path: Path) -> Cli:
+    """The test's relay seeded by :func:`tests.tui.seed.seed_social` (alice, bob, carol,
+    dave: profiles, follows, posts, in the CLI's homes); the CLI on it."""
+    await seed_social(cli, relay, tmp_path)
+    return cli
 
 
 def tui(home: Path, relay_url: str | None, **options: Any) -> TenchatApp:
