@@ -18,7 +18,7 @@ from typing import IO, TYPE_CHECKING, Any
 import pytest
 import pytest_asyncio
 
-from tests.support.clients import PASSPHRASE, Group, People
+from tests.support.clients import PASSPHRASE, Group, Pair, People
 from tests.support.relay import RelayProcess, compile_bytecode
 
 if TYPE_CHECKING:
@@ -88,7 +88,7 @@ async def client(people: People) -> Client:
 
 
 @pytest_asyncio.fixture
-async def two_clients(people: People) -> tuple[Client, Client]:
+async def two_clients(people: People) -> Pair:
     """alice and bob, registered on the test's relay (they have not talked yet)."""
     alice, bob = await people("alice", "bob")
     return alice, bob

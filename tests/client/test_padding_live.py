@@ -6,15 +6,14 @@ from __future__ import annotations
 import pytest
 
 from tenchat.client.cache import DELIVERED
-from tenchat.client.service import Client
 from tenchat.common import frames as f
+from tests.support.clients import Pair
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.mark.asyncio
-async def test_receipt_and_short_text_look_alike_on_the_relay(
-        two_clients: tuple[Client, Client]) -> None:
+async def test_receipt_and_short_text_look_alike_on_the_relay(two_clients: Pair) -> None:
     alice, bob = two_clients
     sent = await alice.send_text("bob", "hi")
     await bob.sync()  # reads it and sends alice a `delivered` receipt

@@ -17,9 +17,11 @@ from pathlib import Path
 
 from tenchat.client.service import Client
 
-__all__ = ["PASSPHRASE", "People", "Group"]
+__all__ = ["PASSPHRASE", "People", "Pair", "Group"]
 
 PASSPHRASE = "correct horse battery staple"
+
+Pair = tuple[Client, Client]  # the two_clients fixture: (alice, bob)
 
 
 class People:
