@@ -20,6 +20,7 @@ import pytest_asyncio
 
 from tests.support.clients import PASSPHRASE, Group, Pair, People
 from tests.support.relay import RelayProcess, compile_bytecode
+from tests.support.services import nats_service, postgres_service  # noqa: F401 (fixtures)
 
 if TYPE_CHECKING:
     from tenchat.client.service import Client
