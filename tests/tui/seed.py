@@ -19,6 +19,7 @@ from tenchat.common import social as s
 from tenchat.common.crypto.keys import IdentityKey
 from tenchat.common.groups import ADMIN, GroupChange, GroupState, sign_change
 from tests.conftest import PASSPHRASE, Cli
+from tests.support.clients import People
 from tests.support.relay import RelayProcess
 
 DEAD_RELAY = "ws://127.0.0.1:9"  # nothing listens: the app stays offline
@@ -159,10 +160,10 @@ async def seed_social(cli: Cli, relay: RelayProcess, tmp_path: Path) -> None:
     them): profiles (alice's private, with an avatar), follows, dave's pending follow
     request, the POSTS, reactions and a comment. In this process, through the client core
     the CLI's commands call — a process per step took a minute on the 2-core machine."""
-    people = {name: await Client.create(cli.home(name), relay.url, name, PASSPHRASE)
-              for name in ("alice", "bob", "carol", "dave")}
-    alice, bob, carol, dave = people.values()
+    people = People(cli.home("alice").parent, relay.url)
     try:
+        alice, bob, carol, dave = await people("alice", "bob", "carol", "dave")
+        by_name = {c.handle: c for c in (alice, bob, carol, dave)}
         await bob.social.set_profile(name="Bob Builder")
         await carol.social.set_profile(name="Carol Chen")
         avatar = tmp_path / "avatar.png"
@@ -178,7 +179,7 @@ async def seed_social(cli: Cli, relay: RelayProcess, tmp_path: Path) -> None:
         await alice.social.set_profile(private=True)  # later followers ask first
         await dave.social.follow("alice")
         for n, (author, text, when) in enumerate(POSTS):
-            await put_post(people[author], n, text, when)
+            await put_post(by_name[author], n, text, when)
         await carol.social.follow("bob")
         latest = post_id(2).hex()
         for who, emoji in ((carol, "👍"), (alice, "👍"), (carol, "☕")):
@@ -187,5 +188,4 @@ async def seed_social(cli: Cli, relay: RelayProcess, tmp_path: Path) -> None:
         await carol.sync()
         await carol.social.comment(latest, "yes, see you there")
     finally:
-        for client in people.values():
-            await client.close()
+        await people.close()
