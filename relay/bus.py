@@ -194,6 +194,16 @@ def bus_url(value: str) -> str:
     return value
 
 
+def shown(url: str) -> str:
+    """``url`` as logs and errors show it: without the user and password in it."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return parts._replace(netloc=f"***@{netloc}").geturl()
+
+
 def open_bus(url: str) -> Bus:
     """The bus for a ``bus`` setting (checked by :func:`bus_url`)."""
     return NatsBus(url)
@@ -211,6 +221,7 @@ class NatsBus(Bus):
 
     def __init__(self, url: str, *, subject: str = SUBJECT) -> None:
         self.url = url
+        self.shown = shown(url)  # for logs: the credentials left out
         self.subject = subject
         self._nc: object | None = None  # nats.aio.client.Client (imported lazily)
         self._queue: deque[bytes] = deque()
@@ -235,11 +246,11 @@ class NatsBus(Bus):
 
         async def disconnected() -> None:
             if self._up:
-                log.warning("bus %s: disconnected, reconnecting", self.url)
+                log.warning("bus %s: disconnected, reconnecting", self.shown)
             self._up = False
 
         async def reconnected() -> None:
-            log.info("bus %s: reconnected", self.url)
+            log.info("bus %s: reconnected", self.shown)
             self._up = True
             self._gap()
 
@@ -247,10 +258,10 @@ class NatsBus(Bus):
             from nats.errors import SlowConsumerError
 
             if isinstance(exc, SlowConsumerError):
-                log.warning("bus %s: this node fell behind; re-reading from the store", self.url)
+                log.warning("bus %s: this node fell behind; re-reading from the store", self.shown)
                 self._gap()
             else:
-                log.info("bus %s: %s", self.url, exc or type(exc).__name__)
+                log.info("bus %s: %s", self.shown, exc or type(exc).__name__)
 
         try:
             # (nats-py retries a first connection forever too, with reconnects on: bound it)
@@ -261,10 +272,10 @@ class NatsBus(Bus):
                 disconnected_cb=disconnected, reconnected_cb=reconnected, error_cb=error,
             ), CONNECT_TIMEOUT)
         except TimeoutError:
-            raise OSError(f"cannot reach the bus at {self.url} (no answer within "
+            raise OSError(f"cannot reach the bus at {self.shown} (no answer within "
                           f"{CONNECT_TIMEOUT:g} s)") from None
         except Exception as exc:  # nats-py raises its own errors, or OSError
-            raise OSError(f"cannot reach the bus at {self.url}: "
+            raise OSError(f"cannot reach the bus at {self.shown}: "
                           f"{exc or type(exc).__name__}") from None
         self._nc = nc
         # A node that falls this far behind has lost the rest; it re-reads the store.
@@ -300,7 +311,7 @@ class NatsBus(Bus):
                     self._dropped += 1
                     if self._dropped == 1:
                         log.warning("bus %s: could not publish (%s); peers will re-read",
-                                    self.url, exc or type(exc).__name__)
+                                    self.shown, exc or type(exc).__name__)
 
     async def close(self) -> None:
         from nats.aio.client import Client

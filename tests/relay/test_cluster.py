@@ -350,6 +350,20 @@ def test_bus_setting() -> None:
         load_config({"bus": "redis://localhost"})
 
 
+@pytest.mark.asyncio
+async def test_the_bus_password_is_never_shown(caplog: pytest.LogCaptureFixture) -> None:
+    """Logs and errors name the bus without the credentials in its URL."""
+    from tenchat.relay.bus import NatsBus, shown
+
+    assert shown("tls://relay:s3cret@10.0.0.5:4222") == "tls://***@10.0.0.5:4222"
+    assert shown("nats://10.0.0.5:4222") == "nats://10.0.0.5:4222"
+    bus = NatsBus("nats://relay:s3cret@127.0.0.1:1")  # nothing listens there
+    with pytest.raises(OSError) as refused:
+        await bus.open(lambda data: None, lambda lost_own: None)
+    assert "127.0.0.1:1" in str(refused.value)
+    assert "s3cret" not in str(refused.value) and "s3cret" not in caplog.text
+
+
 @pytest.mark.slow
 def test_serve_with_a_bus_reports_it_in_healthz(tmp_path: Path, nats_service: str) -> None:
     """The `--bus` flag end to end: a relay process joins the bus and says so."""
