@@ -45,7 +45,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ._relay import BenchRelay
+from ._relay import BenchRelay, compile_bytecode
 from ._report import environment, ms, percentiles, scenario_main
 
 __all__ = ["run", "main", "add_arguments", "format_table"]
@@ -179,20 +179,8 @@ def _sends_through_daemon(home: Path, env: dict[str, str], runs: int) -> list[fl
         daemon.wait(30)
 
 
-def _compile_bytecode() -> None:
-    """Write the tenchat packages' .pyc files, as `pip install` does for an installed
-    package (an editable install leaves them to the first run, and an environment with
-    PYTHONDONTWRITEBYTECODE never writes them — every start would compile the sources)."""
-    import compileall
-    import importlib
-
-    for name in ("tenchat.client", "tenchat.common"):
-        for folder in importlib.import_module(name).__path__:
-            compileall.compile_dir(folder, quiet=1)
-
-
 def _processes(s: dict[str, Any]) -> dict[str, Any]:
-    _compile_bytecode()
+    compile_bytecode()
     with BenchRelay() as relay, tempfile.TemporaryDirectory(prefix="tenchat-bench-cli-") as d:
         env = _env(relay.url)
         alice, bob = Path(d) / "alice", Path(d) / "bob"
