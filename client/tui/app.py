@@ -104,6 +104,11 @@ class TenchatApp(App[None]):
 
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, (events.Key, events.Paste)) and not event.is_forwarded:
+            if not self._started.is_set() and isinstance(event, events.Key) \
+                    and event.key == "ctrl+j":
+                # Typed before Textual put the terminal in raw mode, Enter was turned into
+                # a line feed by the terminal (ICRNL): it was Enter, not Ctrl+J.
+                event = events.Key("enter", "\r")
             self._input.append(event)
             if self._settling is None:
                 await self._feed_input()
@@ -196,8 +201,8 @@ class TenchatApp(App[None]):
             except Exception:  # too slow, or the screen failed: let the keys through
                 log.debug("waiting for the first screen", exc_info=True)
             self._started.set()
-            if self._settling is None:
-                await self._feed_input()
+            if self._settling is None:  # let the focus the screen asked for land first
+                self._settling = asyncio.create_task(self._settle())
 
         self.run_worker(release(), group="start-up")
 
@@ -252,13 +257,29 @@ class TenchatApp(App[None]):
         self.push_screen(chat)
 
     async def _run_client(self, client: Any) -> None:
+        # While open, the TUI owns the home like `tenchat daemon`: scripts' commands go
+        # through its socket (docs/rpc.md). If a daemon already serves the home, the TUI
+        # works beside it (each transaction takes the home's lock) without a socket.
+        from ..daemon import HomeBusy, HomeServer
+        from ..hosting import share
+
+        server: HomeServer | None = HomeServer(client, self.home)
         try:
-            await client.run()
+            await server.start()  # type: ignore[union-attr]
+            receive = share(client)(client.run())
+        except HomeBusy:
+            server = None
+            receive = client.run()
+        try:
+            await receive
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the core reports; the UI stays usable offline
             log.exception("client stopped")
             self.notify(f"relay connection stopped: {exc}", severity="error", timeout=30)
+        finally:
+            if server is not None:
+                await server.close()
 
     async def on_unmount(self) -> None:
         await self.shutdown_client()

@@ -32,7 +32,9 @@ from tenchat.common.frames import (
 from tests.support.groups import TestGroup
 from tests.support.inproc import Peer, StartRelay, eventually
 
-pytestmark = pytest.mark.asyncio
+# Each test on asyncio's loop and on uvloop, the loop the relay runs on in production
+# (loop factories: tests/conftest.py).
+pytestmark = pytest.mark.asyncio(loop_factories=["asyncio", "uvloop"])
 
 
 def _send(peer: Peer, to: bytes, body: bytes) -> Send:
