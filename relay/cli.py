@@ -231,8 +231,8 @@ def backup(
     config: ConfigOption = None,
 ) -> None:
     """Back up the database and blobs, consistently, while the relay runs."""
-    from .backup import BackupError
-    from .backup import backup as run_backup
+    from .storage.sqlite.backup import BackupError
+    from .storage.sqlite.backup import backup as run_backup
 
     source = _data_dir(data, config)
     try:
@@ -254,8 +254,8 @@ def restore(
     config: ConfigOption = None,
 ) -> None:
     """Restore a backup into an empty data directory (the relay stopped)."""
-    from .backup import BackupError
-    from .backup import restore as run_restore
+    from .storage.sqlite.backup import BackupError
+    from .storage.sqlite.backup import restore as run_restore
 
     target = _data_dir(data, config)
     try:

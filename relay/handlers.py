@@ -82,7 +82,7 @@ from tenchat.common.frames import (
 
 from .blobs import BlobFiles
 from .session import Later, Session, Subscription, check_authenticated
-from .store import BlobBegun, BundleRecord, HandleRecord
+from .storage import BlobBegun, BundleRecord, HandleRecord
 
 __all__ = ["HANDLERS", "dispatch", "Answer"]
 
@@ -166,7 +166,7 @@ async def auth(session: Session, frame: Auth) -> Answer:
         raise ProtocolError(ErrorCode.PROTOCOL, "send hello before auth")
     if session.user is not None:
         raise ProtocolError(ErrorCode.PROTOCOL, "this connection is already authenticated")
-    from .admin import auth_failed, disconnect, is_banned, role_of
+    from .admin import auth_failed, disconnect, role_of
 
     if frame.origin not in session.origins:
         # Signed for another relay URL (or by an old client): a relay in the middle may be
@@ -180,7 +180,7 @@ async def auth(session: Session, frame: Auth) -> Answer:
     if not identity.verify_signature(frame.user, message, frame.sig):
         auth_failed(session, "bad signature", frame.user, "bad signature", actor=frame.user)
         raise ProtocolError(ErrorCode.AUTH_FAILED, "the signature over the challenge is invalid")
-    if await is_banned(session.store, frame.user):
+    if await session.store.is_banned(frame.user):
         auth_failed(session, "banned", frame.user, "banned", actor=frame.user)
         disconnect(session, "banned")
         raise ProtocolError(ErrorCode.BANNED, "this identity is banned from this relay")
@@ -497,9 +497,9 @@ async def blob_begin(session: Session, frame: BlobBegin) -> Answer:
         return BlobStatus(id=frame.id, hash=frame.hash, offset=offset, size=begun.size)
 
     # `tenchat-relay admin quota` may set a quota of one's own
-    rows = await session.store.custom_read(
-        "SELECT blob_quota FROM quotas WHERE user = ?", (user,))
-    quota = int(rows[0][0]) if rows else session.config.blob_quota
+    quota = await session.store.blob_quota(user)
+    if quota is None:
+        quota = session.config.blob_quota
     return Later(session.store.blob_begin(user, frame.hash, frame.size, quota), answer)
 
 

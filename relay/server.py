@@ -43,7 +43,7 @@ from .metrics import CONTENT_TYPE, Metrics
 from .observability import HealthEndpoint, health_report, setup_logging
 from .retention import Retention
 from .session import Later, Session
-from .store import SQLiteStore, Store, storage_error
+from .storage import SQLiteStore, Store, storage_error
 
 __all__ = ["Server", "clock_from_environ"]
 
@@ -129,8 +129,7 @@ class Server:
         self.store.on_commit = self.hub.publish
         self.store.on_group_commit = self.hub.publish_groups
         try:
-            rows = await self.store.custom_read("SELECT coalesce(max(id), 0) FROM bans")
-            self._last_ban = int(rows[0][0])
+            self._last_ban = await self.store.last_ban()
             self._ws = await serve(
                 self._connection,
                 config.host,
@@ -217,7 +216,7 @@ class Server:
                         session.stalled_since = None
                 if now >= next_ban_poll:
                     next_ban_poll = now + config.ban_poll
-                    for ban_id, user in await admin.new_bans(self.store, self._last_ban):
+                    for ban_id, user in await self.store.bans_after(self._last_ban):
                         self._last_ban = ban_id
                         for session in self.hub.sessions(user):
                             admin.disconnect(session, "banned")

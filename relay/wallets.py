@@ -71,7 +71,7 @@ async def wallet_auth(session: Session, frame: WalletAuth) -> Answer:
         raise ProtocolError(ErrorCode.PROTOCOL, "send hello before wallet_auth")
     if session.user is not None:
         raise ProtocolError(ErrorCode.PROTOCOL, "this connection is already authenticated")
-    from .admin import auth_failed, disconnect, is_banned, role_of
+    from .admin import auth_failed, disconnect, role_of
     from .handlers import admit_identity
 
     try:
@@ -85,7 +85,7 @@ async def wallet_auth(session: Session, frame: WalletAuth) -> Answer:
         auth_failed(session, "wallet unlinked", None, f"wallet {address} is linked to no one")
         raise ProtocolError(ErrorCode.AUTH_FAILED, "this wallet is linked to no identity here")
     # From here on exactly as `auth` (relay.handlers.auth): bans, presence, role.
-    if await is_banned(session.store, user):
+    if await session.store.is_banned(user):
         auth_failed(session, "banned", user, "banned", actor=user)
         disconnect(session, "banned")
         raise ProtocolError(ErrorCode.BANNED, "this identity is banned from this relay")

@@ -24,7 +24,7 @@ from typing import Final
 
 from tenchat.common.errors import TenchatError
 
-from .store import MIGRATIONS
+from .schema import MIGRATIONS
 
 __all__ = ["BackupError", "BackupReport", "backup", "restore", "DB_NAME", "BLOB_DIR"]
 
