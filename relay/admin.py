@@ -31,10 +31,9 @@ import time
 from typing import TYPE_CHECKING, Any, Final
 
 from tenchat.common.errors import ErrorCode, ProtocolError
-from tenchat.common.frames import MODERATE_ACTIONS, HandleInfo, Moderate, Ok, Register
+from tenchat.common.frames import HandleInfo, Register
 
 from .config import Config
-from .handlers import Answer, handles
 from .session import Later, Session, check_authenticated
 from .storage import AuditEntry, HandleRecord
 
@@ -72,12 +71,12 @@ def role_of(config: Config, user: bytes, handle: str | None) -> str:
 def record_audit(session: Session, action: str, target: bytes | None, detail: str = "",
                  actor: bytes | None = None) -> asyncio.Future[Any]:
     """Queue an audit row; the client's address only if ``audit_ip`` is on."""
-    fut = session.store.audit_insert(_audit_entry(session, action, target, detail, actor))
+    fut = session.store.audit_insert(audit_entry(session, action, target, detail, actor))
     fut.add_done_callback(_log_failure)
     return fut
 
 
-def _audit_entry(session: Session, action: str, target: bytes | None, detail: str = "",
+def audit_entry(session: Session, action: str, target: bytes | None, detail: str = "",
                  actor: bytes | None = None) -> AuditEntry:
     """An audit row of ``session``; the client's address only if ``audit_ip`` is on."""
     return AuditEntry(_now_ms(), actor if actor is not None else session.user, action, target,
@@ -184,24 +183,3 @@ def register_invited(session: Session, frame: Register, handle: str) -> Later:
 
     return Later(session.store.register_invited(user, handle, frame.sig, code), answer)
 
-
-@handles(Moderate)
-async def moderate(session: Session, frame: Moderate) -> Answer:
-    user = check_authenticated(session)
-    needed = MODERATE_ACTIONS.get(frame.action)
-    if needed is None:
-        raise ProtocolError(ErrorCode.MALFORMED, f"unknown action {frame.action[:32]!r}; one of "
-                            + ", ".join(MODERATE_ACTIONS))
-    if ROLES.index(session.role) < ROLES.index(needed):
-        record_audit(session, "refused:" + frame.action, frame.target, session.role)
-        raise ProtocolError(ErrorCode.FORBIDDEN, f"{frame.action} needs the {needed} role")
-    target, action, reason = frame.target, frame.action, frame.reason
-
-    def answer(_: None) -> Ok:
-        if action == "ban":
-            for other in session.hub.sessions(target):
-                disconnect(other, "banned")
-        return Ok(id=frame.id)
-
-    audit = _audit_entry(session, action, target, reason, user)
-    return Later(session.store.moderate(action, target, reason, audit), answer)
