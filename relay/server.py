@@ -331,7 +331,11 @@ class Server:
 
     # --- connections ------------------------------------------------------------------------
 
-    async def _connection(self, ws: RelayConnection) -> None:
+    async def _connection(self, conn: ServerConnection) -> None:
+        # serve() makes every connection a RelayConnection (create_connection), but
+        # types its handler's argument as the base class.
+        assert isinstance(conn, RelayConnection)
+        ws = conn
         address = _address(ws)
         if not self.addresses.add(address):  # others were admitted meanwhile
             await ws.close(CloseCode.TRY_AGAIN_LATER, "too many connections from this address")

@@ -187,7 +187,11 @@ class SQLiteBase(BatchWriter[Tx]):
         try:
             await db._execute(self._transaction_sync, db._conn, calls, out)
         except BaseException:
+            # Undo what the rolled-back calls told the writer's state: the counters, and
+            # the caches that would otherwise claim rows that were never committed.
             self._next_seq, self._next_gseq = seq, gseq
+            self._known.clear()
+            self._contacts.clear()
             raise
 
     def _transaction_sync(

@@ -11,7 +11,7 @@ from tenchat.common.errors import ProtocolError
 from tenchat.relay.storage import Store
 from tests.support.wsclient import async_test
 
-from .conftest import StoreOpener
+from .conftest import Clock, StoreOpener
 
 
 def uid() -> bytes:
@@ -35,10 +35,11 @@ async def test_profile_keeps_the_newest(store: Store) -> None:
 
 
 @async_test
-async def test_follows_public_and_private(store: Store) -> None:
+async def test_follows_public_and_private(store: Store, clock: Clock) -> None:
     alice, bob, carol = uid(), uid(), uid()
     await store.set_profile(bob, b"bob", 1, True)  # private
     assert await store.follow(alice, carol, b"f-ac") == "following"
+    clock.now += 1  # pages are oldest first
     assert await store.follow(alice, bob, b"f-ab") == "requested"
     assert await store.follow(alice, bob, b"f-ab") == "requested"  # unchanged
     assert await store.follow_page(bob, "requests", 0, 10) == [(b"f-ab", None)]
