@@ -49,14 +49,18 @@ class Tx:
     """One write transaction, in the SQLite thread: the connection (``db``), what the
     commit will announce (``out``), rows to insert at the end of the current run of
     calls of one write (``defer``: one executemany instead of a statement per call), and
-    ``run``, scratch state of that run (e.g. sends of it not inserted yet)."""
+    ``run``, scratch state of that run (e.g. sends of it not inserted yet), which starts
+    empty for each run."""
 
-    __slots__ = ("db", "out", "run", "_deferred")
+    __slots__ = ("db", "out", "run", "calls", "_deferred")
 
     def __init__(self, db: sqlite3.Connection, out: Committed) -> None:
         self.db = db
         self.out = out
         self.run: dict[str, Any] = {}
+        # The current run's calls: a hot write may read for all of them at once, on its
+        # first call (e.g. the dedupe keys of a run of sends, in one statement per 400).
+        self.calls: list[Call] = []
         self._deferred: dict[str, list[tuple[Any, ...]]] = {}
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> Any:
@@ -73,10 +77,15 @@ class Tx:
     def defer(self, sql: str, row: tuple[Any, ...]) -> None:
         self._deferred.setdefault(sql, []).append(row)
 
+    def rows(self, sql: str) -> list[tuple[Any, ...]]:
+        """The list of rows deferred for ``sql`` (to append to directly, on a hot path)."""
+        return self._deferred.setdefault(sql, [])
+
     def end_run(self) -> None:
         """Insert the deferred rows (in the order their statements were first used)."""
         for sql, rows in self._deferred.items():
-            self.db.executemany(sql, rows)
+            if rows:
+                self.db.executemany(sql, rows)
         self._deferred.clear()
         self.run.clear()
 
@@ -202,9 +211,13 @@ class SQLiteBase(BatchWriter[Tx]):
         conn.execute("BEGIN IMMEDIATE")
         try:
             for fn, run in itertools.groupby(calls, key=attrgetter("fn")):
-                for call in run:
+                tx.calls = list(run)
+                for call in tx.calls:
                     try:
-                        result = fn(self, tx, *call.args, **call.kwargs)
+                        if call.kwargs:
+                            result = fn(self, tx, *call.args, **call.kwargs)
+                        else:
+                            result = fn(self, tx, *call.args)
                     except ProtocolError as exc:  # raised before it wrote anything
                         result = exc
                     out.results.append((call.fut, result))

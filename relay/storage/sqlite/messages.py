@@ -1,8 +1,9 @@
 """SQLite: 1:1 message queues — enqueue with dedupe and queue caps, fetch, ack.
 
-The hot path. A run of sends costs one dedupe look-up each (primary key of ``sent``) and
-one executemany per table at the end of the run (``Tx.defer``); queue sizes are cached
-per recipient (and per sender, for queue_share) and counted again before a refusal.
+The hot path. A run of sends looks its retries up in one statement per 400 sends, and
+inserts with one executemany per table at the end of the run (``Tx.defer``); queue sizes
+are cached per recipient (and per sender, for queue_share) and counted again before a
+refusal.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from tenchat.common.errors import ErrorCode, ProtocolError
 from tenchat.common.frames import Deliver
 
 from ..records import Stored
-from ..writer import write
+from ..writer import Call, write
 from .base import SQLiteBase, Tx, chunks, marks
 
 __all__ = ["Messages"]
@@ -43,36 +44,27 @@ class Messages(SQLiteBase):
         self, tx: Tx, recipient: bytes, sender: bytes, msg_id: bytes, body: bytes,
         expires_at: int = 0, conv: bool = False,
     ) -> Stored:
-        run = tx.run
-        if not run:  # the first send of this run
-            run["at"] = self._clock()
-            run["known"] = {}  # (sender, msg_id) -> Stored: this run's sends
-            run["added"] = {}  # recipient -> [messages, bytes] this run queued
-            run["added_from"] = {}  # the same per (recipient, sender)
-            if len(self._queued) > _CACHE_MAX:
-                self._queued.clear()
-            if len(self._queued_from) > _CACHE_MAX:
-                self._queued_from.clear()
-            if len(self._contacts) > 2 * _CACHE_MAX:
-                self._contacts.clear()
+        run: _SendRun | None = tx.run.get("send")
+        if run is None:  # the first send of this run
+            run = tx.run["send"] = _SendRun(self, tx)
         key = (sender, msg_id)
-        known: dict[tuple[bytes, bytes], Stored] = run["known"]
-        stored = known.get(key)
-        if stored is None:
-            row = tx.one("SELECT seq, at FROM sent WHERE sender = ? AND msg_id = ?", key)
-            stored = Stored(*row) if row else None
+        stored = run.known.get(key)
         if stored is not None:  # a retry: the original answer
             return stored
         pair = (recipient, sender)
         size = len(body)
-        if self.queue_max or self.queue_bytes_max:
-            self._check_queue(tx, recipient, size, run["added"])
-        if self.share_max or self.share_bytes_max:
-            self._check_share(tx, pair, size, run["added_from"])
+        if run.limited:
+            queued = self._queued.get(recipient)
+            if queued is None or self._over(queued, size):
+                self._check_queue(tx, recipient, size, run.added)
+        if run.shared:
+            queued = self._queued_from.get(pair)
+            if queued is None or self._over_share(queued, size):
+                self._check_share(tx, pair, size, run.added_from)
         self._next_seq += 1
-        at = run["at"]
-        stored = known[key] = Stored(self._next_seq, at)
-        tx.defer(_INSERT_SENT, (sender, msg_id, stored.seq, at))
+        at = run.at
+        stored = run.known[key] = Stored(self._next_seq, at)
+        run.sent.append((sender, msg_id, stored.seq, at))
         if recipient in self._blockers and tx.one(
                 "SELECT 1 FROM blocks WHERE user = ? AND blocked = ?", pair):
             # A blocked sender gets the same answer, but nothing is queued or pushed;
@@ -82,19 +74,21 @@ class Messages(SQLiteBase):
                 tx.run_sql("INSERT INTO sqlite_sequence (name, seq) VALUES ('messages', ?)",
                            (stored.seq,))
             return stored
-        for counts in (self._queued.get(recipient), run["added"].setdefault(recipient, [0, 0]),
-                       self._queued_from.get(pair), run["added_from"].setdefault(pair, [0, 0])):
-            if counts is not None:
+        if run.limited:
+            for counts in (self._queued[recipient], run.added.setdefault(recipient, [0, 0])):
+                counts[0] += 1
+                counts[1] += size
+        if run.shared:
+            for counts in (self._queued_from[pair], run.added_from.setdefault(pair, [0, 0])):
                 counts[0] += 1
                 counts[1] += size
         # Only a message the user wrote makes a contact (security review M3): receipts
         # and sender-key distributions go out automatically.
-        contact = (sender, recipient)
-        if conv and contact not in self._contacts:
+        if conv and (contact := (sender, recipient)) not in self._contacts:
             self._contacts.add(contact)
-            tx.defer(_INSERT_CONTACT, contact)
-        tx.defer(_INSERT_MESSAGE, (stored.seq, recipient, sender, msg_id, at, body, expires_at))
-        tx.out.stored.append(
+            run.contacts.append(contact)
+        run.messages.append((stored.seq, recipient, sender, msg_id, at, body, expires_at))
+        run.stored.append(
             (recipient, Deliver(stored.seq, msg_id, sender, at, body), expires_at, conv))
         return stored
 
@@ -153,18 +147,18 @@ class Messages(SQLiteBase):
 
     @write
     def ack(self, tx: Tx, user: bytes, seqs: Sequence[int]) -> None:
-        rows = []
-        for chunk in chunks(sorted(set(seqs)), 900):
-            rows += tx.all("SELECT seq, recipient, length(body), sender FROM messages"
-                           f" WHERE seq IN ({marks(len(chunk))})", chunk)
-        if any(recipient != user for _, recipient, _, _ in rows):
+        run: _AckRun | None = tx.run.get("ack")
+        if run is None:  # the first ack of this run: the rows of all its seqs at once
+            run = tx.run["ack"] = _AckRun(tx)
+        rows = run.rows
+        if any((row := rows.get(s)) is not None and row[0] != user for s in seqs):
             raise ProtocolError(ErrorCode.FORBIDDEN, "a seq is in another queue")
-        acked: set[int] = tx.run.setdefault("acked", set())  # deleted at the run's end
-        for seq, recipient, size, sender in rows:
-            if seq in acked:
-                continue
-            acked.add(seq)
-            tx.defer("DELETE FROM messages WHERE seq = ?", (seq,))
+        for seq in seqs:
+            row = rows.pop(seq, None)  # popped: a seq acked twice is deleted once
+            if row is None:
+                continue  # in no queue (acked already)
+            recipient, size, sender = row
+            run.doomed.append((seq,))
             for queue in (self._queued.get(recipient),
                           self._queued_from.get((recipient, sender))):
                 if queue is not None:
@@ -181,3 +175,76 @@ def _queue_size(tx: Tx, recipient: bytes, sender: bytes | None = None) -> list[i
         count, size = tx.one("SELECT count(*), coalesce(sum(length(body)), 0) FROM messages"
                              " WHERE recipient = ? AND sender = ?", (recipient, sender))
     return [int(count), int(size)]
+
+
+class _SendRun:
+    """The state of one run of sends: its retries (found up front), what it queued (not
+    inserted yet: rows for the executemany at the run's end), one timestamp."""
+
+    __slots__ = ("at", "known", "limited", "shared", "added", "added_from", "sent",
+                 "messages", "contacts", "stored")
+
+    def __init__(self, store: Messages, tx: Tx) -> None:
+        self.at = store._clock()
+        self.known = _sent_before(tx)  # (sender, msg_id) -> Stored
+        self.limited = bool(store.queue_max or store.queue_bytes_max)
+        self.shared = bool(store.share_max or store.share_bytes_max)
+        self.added: dict[bytes, list[int]] = {}  # recipient -> [messages, bytes] queued
+        self.added_from: dict[tuple[bytes, bytes], list[int]] = {}  # per (recipient, sender)
+        # inserted at the run's end in this order (Tx.end_run)
+        self.messages = tx.rows(_INSERT_MESSAGE)
+        self.contacts = tx.rows(_INSERT_CONTACT)
+        self.sent = tx.rows(_INSERT_SENT)
+        self.stored = tx.out.stored
+        for cache, most in ((store._queued, _CACHE_MAX), (store._queued_from, _CACHE_MAX),
+                            (store._contacts, 2 * _CACHE_MAX)):
+            if len(cache) > most:
+                cache.clear()
+
+
+class _AckRun:
+    """The state of one run of acks: the queued rows of every seq it names, read up front
+    (one statement per 900 seqs), popped as they are acked; the seqs to delete at the
+    run's end."""
+
+    __slots__ = ("rows", "doomed")
+
+    def __init__(self, tx: Tx) -> None:
+        seqs = sorted({s for call in tx.calls for s in _ack_seqs(call)})
+        self.rows: dict[int, tuple[bytes, int, bytes]] = {}  # seq -> (recipient, size, sender)
+        for chunk in chunks(seqs, 900):
+            for seq, recipient, size, sender in tx.all(
+                    "SELECT seq, recipient, length(body), sender FROM messages"
+                    f" WHERE seq IN ({marks(len(chunk))})", chunk):
+                self.rows[seq] = (recipient, size, sender)
+        self.doomed = tx.rows("DELETE FROM messages WHERE seq = ?")
+
+
+def _ack_seqs(call: Call) -> Sequence[int]:
+    return call.args[1] if len(call.args) > 1 else call.kwargs["seqs"]
+
+
+def _send_key(call: Call) -> tuple[bytes, bytes]:
+    """(sender, msg_id) of a queued enqueue call."""
+    args = call.args
+    if len(args) >= 3:
+        return args[1], args[2]
+    named = dict(zip(("recipient", "sender", "msg_id"), args, strict=False), **call.kwargs)
+    return named["sender"], named["msg_id"]
+
+
+def _sent_before(tx: Tx) -> dict[tuple[bytes, bytes], Stored]:
+    """What the sends of this run got when they were stored before (retries), found in
+    one statement per 400 of them."""
+    known: dict[tuple[bytes, bytes], Stored] = {}
+    keys = list({_send_key(call) for call in tx.calls})
+    for chunk in chunks(keys, 400):
+        # A join, not "(sender, msg_id) IN (VALUES ...)": SQLite scans the table for that.
+        rows = tx.all(
+            "SELECT s.sender, s.msg_id, s.seq, s.at FROM (VALUES "
+            + ",".join(["(?,?)"] * len(chunk))
+            + ") AS k JOIN sent AS s ON s.sender = k.column1 AND s.msg_id = k.column2",
+            [v for key in chunk for v in key])
+        for sender, msg_id, seq, at in rows:
+            known[(sender, msg_id)] = Stored(seq, at)
+    return known
