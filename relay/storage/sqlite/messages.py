@@ -9,7 +9,7 @@ refusal.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Final
+from typing import Any, Final
 
 from tenchat.common.errors import ErrorCode, ProtocolError
 from tenchat.common.frames import Deliver
@@ -53,14 +53,19 @@ class Messages(SQLiteBase):
             return stored
         pair = (recipient, sender)
         size = len(body)
-        if run.limited:
-            queued = self._queued.get(recipient)
-            if queued is None or self._over(queued, size):
-                self._check_queue(tx, recipient, size, run.added)
-        if run.shared:
-            queued = self._queued_from.get(pair)
-            if queued is None or self._over_share(queued, size):
-                self._check_share(tx, pair, size, run.added_from)
+        if run.limited and (full := _too_full(
+                tx, self._queued, recipient, None, size, run.added, run.queue_limits)):
+            raise ProtocolError(
+                ErrorCode.QUEUE_FULL,
+                f"the recipient has {full[0]} messages ({full[1]} bytes) waiting,"
+                " the most this relay queues; retry later")
+        if run.shared and (full := _too_full(
+                tx, self._queued_from, pair, sender, size, run.added_from, run.share_limits)):
+            raise ProtocolError(
+                ErrorCode.QUEUE_SHARE,
+                f"{full[0]} of your messages ({full[1]} bytes) wait for this"
+                f" recipient, the most one sender may queue ({self.queue_share}%"
+                " of the queue); retry once they have read some")
         self._next_seq += 1
         at = run.at
         stored = run.known[key] = Stored(self._next_seq, at)
@@ -92,59 +97,6 @@ class Messages(SQLiteBase):
             (recipient, Deliver(stored.seq, msg_id, sender, at, body), expires_at, conv))
         return stored
 
-    def _check_queue(self, tx: Tx, recipient: bytes, body: int,
-                     added: dict[bytes, list[int]]) -> None:
-        """queue_full if one more message of ``body`` bytes would pass queue_max or
-        queue_bytes_max (the cached size first; counted again before refusing)."""
-        size = self._queued.get(recipient)
-        if size is None:
-            size = self._queued[recipient] = _queue_size(tx, recipient)
-            extra = added.get(recipient, [0, 0])
-            size[0] += extra[0]
-            size[1] += extra[1]
-        if not self._over(size, body):
-            return
-        size = _queue_size(tx, recipient)  # the cached size may be too high
-        extra = added.get(recipient, [0, 0])
-        size = self._queued[recipient] = [size[0] + extra[0], size[1] + extra[1]]
-        if self._over(size, body):
-            raise ProtocolError(
-                ErrorCode.QUEUE_FULL,
-                f"the recipient has {size[0]} messages ({size[1]} bytes) waiting,"
-                " the most this relay queues; retry later")
-
-    def _check_share(self, tx: Tx, pair: tuple[bytes, bytes], body: int,
-                     added: dict[tuple[bytes, bytes], list[int]]) -> None:
-        """queue_share if one more message of ``body`` bytes would pass one sender's
-        part of the recipient's queue."""
-        size = self._queued_from.get(pair)
-        if size is None:
-            size = self._queued_from[pair] = _queue_size(tx, *pair)
-            extra = added.get(pair, [0, 0])
-            size[0] += extra[0]
-            size[1] += extra[1]
-        if not self._over_share(size, body):
-            return
-        size = _queue_size(tx, *pair)  # counted again, with what this run queued
-        extra = added.get(pair, [0, 0])
-        size = self._queued_from[pair] = [size[0] + extra[0], size[1] + extra[1]]
-        if self._over_share(size, body):
-            raise ProtocolError(
-                ErrorCode.QUEUE_SHARE,
-                f"{size[0]} of your messages ({size[1]} bytes) wait for this"
-                f" recipient, the most one sender may queue ({self.queue_share}%"
-                " of the queue); retry once they have read some")
-
-    def _over(self, size: list[int], body: int) -> bool:
-        """Would one more message of ``body`` bytes pass queue_max or queue_bytes_max?"""
-        return bool((self.queue_max and size[0] >= self.queue_max)
-                    or (self.queue_bytes_max and size[1] + body > self.queue_bytes_max))
-
-    def _over_share(self, size: list[int], body: int) -> bool:
-        """Would one more message of ``body`` bytes pass one sender's queue_share?"""
-        return bool((self.share_max and size[0] >= self.share_max)
-                    or (self.share_bytes_max and size[1] + body > self.share_bytes_max))
-
     @write
     def ack(self, tx: Tx, user: bytes, seqs: Sequence[int]) -> None:
         run: _AckRun | None = tx.run.get("ack")
@@ -166,7 +118,30 @@ class Messages(SQLiteBase):
                     queue[1] -= size
 
 
-def _queue_size(tx: Tx, recipient: bytes, sender: bytes | None = None) -> list[int]:
+def _too_full(tx: Tx, cache: dict[Any, list[int]], key: Any, sender: bytes | None,
+              body: int, added: dict[Any, list[int]],
+              limits: tuple[int, int]) -> list[int] | None:
+    """None if one more message of ``body`` bytes keeps the queue ``key`` (a
+    recipient's, or one sender's part of it) within ``limits`` (messages, bytes; 0:
+    no limit); else its size. The cached size comes first; a queue that looks full
+    is counted again (the cache may be too high), with what this run queued."""
+    size = cache.get(key)
+    if size is not None and not _over(size, body, limits):
+        return None
+    recipient = key[0] if sender is not None else key
+    count, nbytes = _queue_size(tx, recipient, sender)
+    extra = added.get(key, (0, 0))
+    size = cache[key] = [count + extra[0], nbytes + extra[1]]
+    return size if _over(size, body, limits) else None
+
+
+def _over(size: list[int], body: int, limits: tuple[int, int]) -> bool:
+    """Would one more message of ``body`` bytes pass ``limits`` (messages, bytes)?"""
+    return bool((limits[0] and size[0] >= limits[0])
+                or (limits[1] and size[1] + body > limits[1]))
+
+
+def _queue_size(tx: Tx, recipient: bytes, sender: bytes | None = None) -> tuple[int, int]:
     # length() of a blob reads only its header, not the body
     if sender is None:
         count, size = tx.one("SELECT count(*), coalesce(sum(length(body)), 0) FROM messages"
@@ -174,21 +149,23 @@ def _queue_size(tx: Tx, recipient: bytes, sender: bytes | None = None) -> list[i
     else:
         count, size = tx.one("SELECT count(*), coalesce(sum(length(body)), 0) FROM messages"
                              " WHERE recipient = ? AND sender = ?", (recipient, sender))
-    return [int(count), int(size)]
+    return int(count), int(size)
 
 
 class _SendRun:
     """The state of one run of sends: its retries (found up front), what it queued (not
     inserted yet: rows for the executemany at the run's end), one timestamp."""
 
-    __slots__ = ("at", "known", "limited", "shared", "added", "added_from", "sent",
-                 "messages", "contacts", "stored")
+    __slots__ = ("at", "known", "limited", "shared", "queue_limits", "share_limits", "added",
+                 "added_from", "sent", "messages", "contacts", "stored")
 
     def __init__(self, store: Messages, tx: Tx) -> None:
         self.at = store._clock()
         self.known = _sent_before(tx)  # (sender, msg_id) -> Stored
-        self.limited = bool(store.queue_max or store.queue_bytes_max)
-        self.shared = bool(store.share_max or store.share_bytes_max)
+        self.queue_limits = (store.queue_max, store.queue_bytes_max)
+        self.share_limits = (store.share_max, store.share_bytes_max)
+        self.limited = any(self.queue_limits)
+        self.shared = any(self.share_limits)
         self.added: dict[bytes, list[int]] = {}  # recipient -> [messages, bytes] queued
         self.added_from: dict[tuple[bytes, bytes], list[int]] = {}  # per (recipient, sender)
         # inserted at the run's end in this order (Tx.end_run)

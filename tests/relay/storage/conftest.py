@@ -8,7 +8,9 @@ BACKENDS: a function opening an empty store of it with those keyword arguments.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from tenchat.common.errors import ProtocolError
 from tenchat.relay.storage import SQLiteStore, Store
 
 T0 = 1_700_000_000_000  # the clock's start (ms)
@@ -74,3 +77,15 @@ async def make_store(
 async def store(make_store: StoreOpener) -> AsyncIterator[Store]:
     async with make_store() as opened:
         yield opened
+
+
+def uid() -> bytes:
+    """A new identity (a 32-byte public key, as the store sees it)."""
+    return os.urandom(32)
+
+
+async def refused(fut: asyncio.Future[Any], code: str) -> None:
+    """The write was refused with ``code``."""
+    with pytest.raises(ProtocolError) as info:
+        await fut
+    assert info.value.code == code

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import os
 
-import pytest
-
-from tenchat.common.errors import ProtocolError
 from tenchat.relay.storage import BlobBegun, Store
 from tests.support.wsclient import async_test
+
+from .conftest import refused
 
 
 @async_test
@@ -18,9 +17,7 @@ async def test_upload_commit_and_sizes(store: Store) -> None:
     assert await store.blob_begin(alice, blob, 100, 1000) == BlobBegun(False, True, 100)
     assert await store.blob_upload(alice, blob) == 100
     assert await store.blob_begin(alice, blob, 100, 1000) == BlobBegun(False, False, 100)
-    with pytest.raises(ProtocolError) as info:
-        await store.blob_begin(alice, blob, 99, 1000)
-    assert info.value.code == "protocol"
+    await refused(store.blob_begin(alice, blob, 99, 1000), "protocol")
     await store.blob_commit(alice, blob, 100)
     assert await store.blob_upload(alice, blob) is None
     assert await store.blob_size(blob) == 100
@@ -46,9 +43,7 @@ async def test_quota_counts_stored_blobs_and_uploads(store: Store) -> None:
     await store.blob_begin(alice, done, 400, 1000)
     await store.blob_commit(alice, done, 400)
     await store.blob_begin(alice, going, 400, 1000)
-    with pytest.raises(ProtocolError) as info:
-        await store.blob_begin(alice, os.urandom(32), 201, 1000)
-    assert info.value.code == "quota_exceeded"
+    await refused(store.blob_begin(alice, os.urandom(32), 201, 1000), "quota_exceeded")
     await store.blob_begin(alice, os.urandom(32), 200, 1000)
     await store.blob_begin(os.urandom(32), os.urandom(32), 1000, 1000)  # someone else's
 

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import os
 
-import pytest
-
-from tenchat.common.errors import ProtocolError
 from tenchat.common.frames import OneTimePrekey, SignedPrekey
 from tenchat.relay.storage import HandleRecord, Store
 from tests.support.wsclient import async_test
 
-from .conftest import StoreOpener
+from .conftest import StoreOpener, refused
 
 
 def spk(key_id: int = 1) -> SignedPrekey:
@@ -33,12 +30,8 @@ async def test_register_and_look_up(store: Store) -> None:
     assert await store.handle_by_name("bob") is None
     assert await store.user_exists(alice)
     assert await store.register(alice, "alice", b"other") == rec  # again: unchanged
-    with pytest.raises(ProtocolError) as info:
-        await store.register(bob, "alice", b"sig")
-    assert info.value.code == "handle_taken"
-    with pytest.raises(ProtocolError) as info:
-        await store.register(alice, "alice2", b"sig")
-    assert info.value.code == "forbidden"
+    await refused(store.register(bob, "alice", b"sig"), "handle_taken")
+    await refused(store.register(alice, "alice2", b"sig"), "forbidden")
     assert await store.handle_by_name("alice2") is None
 
 

@@ -6,27 +6,16 @@ from __future__ import annotations
 import asyncio
 import os
 
-import pytest
-
 from tenchat.common.errors import ProtocolError
 from tenchat.relay.storage import Store, StoredMessage
 from tests.support.wsclient import async_test
 
-from .conftest import Clock, StoreOpener
-
-
-def uid() -> bytes:
-    return os.urandom(32)
+from .conftest import Clock, StoreOpener, refused, uid
 
 
 def mid() -> bytes:
     return os.urandom(16)
 
-
-async def refused(fut: asyncio.Future[object], code: str) -> None:
-    with pytest.raises(ProtocolError) as info:
-        await fut
-    assert info.value.code == code
 
 
 @async_test

@@ -4,19 +4,10 @@ from __future__ import annotations
 
 import os
 
-import pytest
-
-from tenchat.common.errors import ProtocolError
 from tenchat.relay.storage import AuditEntry, HandleRecord, Store
 from tests.support.wsclient import async_test
 
-from .conftest import Clock
-
-
-async def refused(fut: object, code: str) -> None:
-    with pytest.raises(ProtocolError) as info:
-        await fut  # type: ignore[misc]
-    assert info.value.code == code
+from .conftest import Clock, refused
 
 
 def entry(clock: Clock, action: str, target: bytes | None = None) -> AuditEntry:

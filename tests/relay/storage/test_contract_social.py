@@ -5,23 +5,10 @@ from __future__ import annotations
 
 import os
 
-import pytest
-
-from tenchat.common.errors import ProtocolError
 from tenchat.relay.storage import Store
 from tests.support.wsclient import async_test
 
-from .conftest import Clock, StoreOpener
-
-
-def uid() -> bytes:
-    return os.urandom(32)
-
-
-async def refused(fut: object, code: str) -> None:
-    with pytest.raises(ProtocolError) as info:
-        await fut  # type: ignore[misc]
-    assert info.value.code == code
+from .conftest import Clock, StoreOpener, refused, uid
 
 
 @async_test

@@ -4,22 +4,14 @@ from __future__ import annotations
 
 import os
 
-import pytest
-
-from tenchat.common.errors import ProtocolError
 from tenchat.common.stories import STORY_TTL_MS
 from tenchat.relay.storage import Store
 from tests.support.wsclient import async_test
 
-from .conftest import Clock
+from .conftest import Clock, refused
 
 HOUR = 3600 * 1000
 
-
-async def refused(fut: object, code: str) -> None:
-    with pytest.raises(ProtocolError) as info:
-        await fut  # type: ignore[misc]
-    assert info.value.code == code
 
 
 @async_test

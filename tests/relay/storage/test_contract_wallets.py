@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import os
 
-import pytest
-
-from tenchat.common.errors import ProtocolError
 from tenchat.relay.storage import Store
 from tests.support.wsclient import async_test
+
+from .conftest import refused
 
 ADDR = "0x" + "ab" * 20
 OTHER = "0x" + "cd" * 20
@@ -22,9 +21,7 @@ async def test_link_move_and_unlink(store: Store) -> None:
     await store.put_wallet_link(OTHER, alice, 5, b"a0")
     assert await store.wallet_owner(ADDR) == alice
     assert await store.wallet_links(alice) == [b"a0", b"a1"]  # oldest first
-    with pytest.raises(ProtocolError) as info:
-        await store.put_wallet_link(ADDR, bob, 9, b"older")
-    assert info.value.code == "forbidden"
+    await refused(store.put_wallet_link(ADDR, bob, 9, b"older"), "forbidden")
     await store.put_wallet_link(ADDR, bob, 11, b"b1")  # newer: the address moves
     assert await store.wallet_owner(ADDR) == bob
     assert await store.wallet_links(alice) == [b"a0"]
