@@ -147,12 +147,11 @@ class RelayConnection:
         context = tls_context(self.url, self.ca_file)
         tls: dict[str, Any] = {"ssl": context} if context is not None else {}
         try:
-            self._ws = await asyncio.wait_for(
-                connect(self.url, compression=None, max_size=HELLO_FRAME,
-                        max_queue=FRAMES_BUFFERED, open_timeout=self._timeout,
-                        ping_interval=20, ping_timeout=20, close_timeout=2, **tls),
-                self._timeout,
-            )
+            async with asyncio.timeout(self._timeout):
+                self._ws = await connect(
+                    self.url, compression=None, max_size=HELLO_FRAME,
+                    max_queue=FRAMES_BUFFERED, open_timeout=self._timeout,
+                    ping_interval=20, ping_timeout=20, close_timeout=2, **tls)
         except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
             reason = str(exc) or type(exc).__name__
             raise RelayUnreachable(f"cannot reach relay {self.url}: {reason}") from None
@@ -276,7 +275,10 @@ class RelayConnection:
             self._waiting.pop(rid, None)
             raise self._lost() from None
         try:
-            reply = await asyncio.wait_for(fut, self._timeout)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for drops a cancellation that
+            # arrives as the reply does, and a cancelled client.run() would go on running.
+            async with asyncio.timeout(self._timeout):
+                reply = await fut
         except TimeoutError:
             self._waiting.pop(rid, None)
             raise ConnectionLost(f"the relay did not answer within {self._timeout:g} s") from None
@@ -303,7 +305,8 @@ async def announced_name(url: str, *, ca_file: str | Path | None = None,
         async with connect(url, compression=None, open_timeout=timeout, **tls) as ws:
             await ws.send(f.encode(f.Hello(id=1, versions=list(f.SUPPORTED_VERSIONS),
                                            agent=AGENT)))
-            reply = f.decode_reply(await asyncio.wait_for(ws.recv(), timeout))  # type: ignore[arg-type]
+            async with asyncio.timeout(timeout):
+                reply = f.decode_reply(await ws.recv())  # type: ignore[arg-type]
     except (OSError, InvalidHandshake, InvalidURI, TimeoutError, ConnectionClosed,
             ProtocolError) as exc:
         raise RelayUnreachable(f"cannot reach relay {url}: {str(exc) or type(exc).__name__}") \

@@ -459,7 +459,8 @@ class Client:
         """Close the relay connection, letting a prekey refill in flight finish first."""
         if self._refill is not None:
             try:
-                await asyncio.wait_for(self._refill, 10)
+                async with asyncio.timeout(10):
+                    await self._refill
             except (TenchatError, TimeoutError) as exc:
                 log.warning("prekey refill did not finish: %s", exc)
             self._refill = None

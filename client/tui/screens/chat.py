@@ -87,6 +87,9 @@ class ChatScreen(FeatureActions, Screen[None]):
         # conversation -> who is typing there (the peer, or group members) -> expiry
         self._peer_typing_expiry: dict[bytes, dict[bytes, Timer]] = {}
         self._refresh_pending = False
+        # Set once on_mount has opened the first conversation and focused the composer:
+        # the app holds keys typed during start-up until then.
+        self.ready = asyncio.Event()
         self.reply_to: bytes | None = None  # the message the composer answers
         self.editing: bytes | None = None  # our message the composer rewrites
         self.group_info: Any = None  # GroupInfo of the open group
@@ -111,6 +114,12 @@ class ChatScreen(FeatureActions, Screen[None]):
         yield StatusBar(id="status")
 
     async def on_mount(self) -> None:
+        try:
+            await self._mount_chat()
+        finally:
+            self.ready.set()
+
+    async def _mount_chat(self) -> None:
         status = self.query_one(StatusBar)
         status.identity = self.client.handle
         self.query_one(MessageLog).me_id = self.client.user
