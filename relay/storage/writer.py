@@ -14,8 +14,8 @@ Rules for a write function (the writer relies on them):
   caller gets it) and the batch commits, so it must not have written anything yet.
 - Any other exception rolls the batch back; the calls are then retried one per
   transaction, so only the faulty one is answered with the error.
-- It may keep state of its own across calls (caches) if it can be rebuilt; the
-  backend's ``_rolled_back`` resets what a rolled-back batch may have left wrong.
+- It may keep state of its own across calls (counters, caches); a backend's
+  ``_transaction`` puts back what a rolled-back batch may have left wrong.
 
 mypy checks a decorated function against the interface's method (names, types, result),
 so a backend cannot drift from :class:`~.interface.Store`.
@@ -130,10 +130,8 @@ class BatchWriter(abc.ABC, Generic[C]):
     @abc.abstractmethod
     async def _transaction(self, calls: list[Call], out: Committed) -> None:
         """Run ``calls`` in one transaction and commit it, each call's result (or the
-        ProtocolError it raised) in ``out.results``; raise (rolled back) if it failed."""
-
-    def _rolled_back(self) -> None:
-        """Reset state a rolled-back transaction may have left wrong (counters, caches)."""
+        ProtocolError it raised) in ``out.results``; if it fails, roll back, put back the
+        backend's own state (counters, caches) and raise."""
 
     async def _write_loop(self) -> None:
         stopping = False
@@ -156,7 +154,6 @@ class BatchWriter(abc.ABC, Generic[C]):
         try:
             await self._transaction(calls, out)
         except Exception as exc:
-            self._rolled_back()
             refused = storage_error(exc)
             if refused is None and len(calls) > 1:
                 # A bug in one write must not fail the others that shared its batch:
