@@ -53,13 +53,16 @@ class Messages(SQLiteBase):
             return stored
         pair = (recipient, sender)
         size = len(body)
-        if run.limited and (full := _too_full(
+        # (the cached size checked inline first: the hot path makes no call for it)
+        if run.limited and ((queued := self._queued.get(recipient)) is None or _over(
+                queued, size, run.queue_limits)) and (full := _too_full(
                 tx, self._queued, recipient, None, size, run.added, run.queue_limits)):
             raise ProtocolError(
                 ErrorCode.QUEUE_FULL,
                 f"the recipient has {full[0]} messages ({full[1]} bytes) waiting,"
                 " the most this relay queues; retry later")
-        if run.shared and (full := _too_full(
+        if run.shared and ((queued := self._queued_from.get(pair)) is None or _over(
+                queued, size, run.share_limits)) and (full := _too_full(
                 tx, self._queued_from, pair, sender, size, run.added_from, run.share_limits)):
             raise ProtocolError(
                 ErrorCode.QUEUE_SHARE,
