@@ -215,7 +215,7 @@ async def test_failed_auths_close_the_connection_and_aggregate(
 @pytest.mark.asyncio
 async def test_audit_retention_deletes_old_rows(tmp_path: Path) -> None:
     from tenchat.relay.retention import DAY_MS, Retention
-    from tenchat.relay.store import SQLiteStore
+    from tenchat.relay.storage import AuditEntry, SQLiteStore
 
     now = 1_000 * DAY_MS
 
@@ -223,14 +223,13 @@ async def test_audit_retention_deletes_old_rows(tmp_path: Path) -> None:
     await store.open()
     try:
         for age_days in (200, 91, 89, 1):
-            await store.audit_insert(
-                (now - age_days * DAY_MS, None, "auth_failed", None, f"{age_days}", None, 1))
+            await store.audit_insert(AuditEntry(now - age_days * DAY_MS, None, "auth_failed",
+                                                None, f"{age_days}"))
         retention = Retention(store, None, retention_days=30, upload_expiry_hours=24,
                               batch=2, clock=lambda: now, audit_retention_days=90)
         report = await retention.run_once()
         assert report.audit == 2
-        rows = await store.custom_read("SELECT detail FROM audit ORDER BY id")
-        assert [r[0] for r in rows] == ["89", "1"]
+        assert [e.detail for e in await store.audit_log(10)] == ["89", "1"]
         kept = Retention(store, None, retention_days=30, upload_expiry_hours=24, batch=2,
                          clock=lambda: now + 10_000 * DAY_MS, audit_retention_days=0)
         assert (await kept.run_once()).audit == 0  # 0 keeps them
