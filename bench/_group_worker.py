@@ -1,7 +1,7 @@
 """Processes of the group benchmark (:mod:`bench.group_fanout`), each its own process.
 
 - :func:`bulk_add_main` — the seed step: opens the relay's SQLite data through
-  ``relay.store.SQLiteStore`` while the relay is stopped and makes many users
+  ``relay.storage.SQLiteStore`` while the relay is stopped and makes many users
   members of a group at once (``bulk_add_members``).
 - :func:`members_main` — a load generator holding some of the online members:
   each an authenticated, subscribed WebSocket connection of its own Ed25519
@@ -61,7 +61,7 @@ def bulk_add_main(
     ``("added", {"added": n, "seconds": s})`` or ``("error", text)``."""
     import os
 
-    from tenchat.relay.store import SQLiteStore
+    from tenchat.relay.storage import SQLiteStore
 
     async def run() -> dict[str, Any]:
         everyone = list(users) + [os.urandom(32) for _ in range(n_random)]

@@ -7,7 +7,7 @@
 1. Prepare. Start the relay (its own process) on a temporary data dir; the
    owner creates the group over the protocol (a signed ``create`` record in a
    ``group_change``). Stop the relay; a short helper process opens the relay's
-   SQLite data through ``relay.store.SQLiteStore`` and calls
+   SQLite data through ``relay.storage.SQLiteStore`` and calls
    ``bulk_add_members`` with ``--members`` random 32-byte ids plus ``--online``
    real identities (Ed25519 keys the benchmark holds, so they can log in);
    restart the relay on the same data. Bulk-added members are not in the

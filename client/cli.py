@@ -13,7 +13,17 @@ from typing import Annotated
 
 import typer
 
-from . import cli_account, cli_groups, cli_messages, cli_polls, cli_relay, cli_social, cli_stories
+from . import (
+    cli_account,
+    cli_daemon,
+    cli_groups,
+    cli_messages,
+    cli_polls,
+    cli_relay,
+    cli_social,
+    cli_stories,
+    hosting,
+)
 from .cli_common import DEFAULT_RELAY, Options, default_home, open_tui
 from .cli_common import describe as describe  # (for tests and scripts, as before)
 from .cli_common import line_of as line_of
@@ -24,10 +34,10 @@ __all__ = ["app", "build_app", "main", "invoked_command", "VALUE_OPTIONS"]
 
 # Each command module's own Typer, added to the root by build_app: account (init, whoami,
 # contacts, settings…), messages (send, inbox, history…), groups, polls and stickers,
-# social (profile, follow, post…), stories, relay, wallet.
+# social (profile, follow, post…), stories, relay, wallet, daemon.
 PARTS: tuple[typer.Typer, ...] = (
     cli_account.app, cli_messages.app, cli_groups.app, cli_polls.app, cli_social.app,
-    cli_stories.app, cli_relay.app, cli_wallet.app)
+    cli_stories.app, cli_relay.app, cli_wallet.app, cli_daemon.app)
 
 
 def _version(value: bool) -> None:
@@ -93,6 +103,7 @@ def build_app(command: str | None = None) -> typer.Typer:
 
 
 app = build_app()  # every command (help, the CLI inventory)
+hosting.app_factory = build_app  # the daemon (and the TUI) run any command for a caller
 
 # main_options' options that take a value (tests/client/test_cli_startup.py keeps this
 # in step): skipped when main() looks for the command in the arguments.

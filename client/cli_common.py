@@ -9,15 +9,19 @@ import json
 import os
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
-from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 
 from ..common.errors import ProtocolError, TenchatError
-from ..common.textsafe import for_name, for_terminal, indent_lines, json_for_terminal
-from .conv import is_group
+from ..common.textsafe import for_terminal, json_for_terminal
+
+# (re-exported: the command modules take them from here)
+from .present import describe as describe
+from .present import fmt_time as fmt_time
+from .present import line_of as line_of
+from .present import message_json as message_json
 
 T = TypeVar("T")
 
@@ -37,18 +41,6 @@ def default_home() -> Path:
     from platformdirs import user_data_dir
 
     return Path(user_data_dir("tenchat", appauthor=False))
-
-
-def _version(value: bool) -> None:
-    if value:
-        from importlib.metadata import version
-
-        typer.echo(f"tenchat {version('tenchat')}")
-        raise typer.Exit()
-
-
-
-# --- plumbing -----------------------------------------------------------------------------
 
 
 def say(text: str, *, err: bool = False) -> None:
@@ -72,8 +64,11 @@ def usage_error(message: str) -> typer.Exit:
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
     """Run one command's coroutine; turn every failure into one `error:` line."""
+    from .hosting import current, run_hosted  # a command the daemon runs for a caller
+
+    hosted = current()
     try:
-        return asyncio.run(coro)
+        return asyncio.run(coro) if hosted is None else run_hosted(hosted, coro)
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
     except typer.Exit:
@@ -131,6 +126,10 @@ async def open_client(opts: Options) -> Any:
 
 
 async def with_client(opts: Options, body: Callable[[Any], Awaitable[T]]) -> T:
+    from .hosting import current
+
+    if (hosted := current()) is not None:  # run by the daemon: its client, left open
+        return await body(hosted.client)
     client = await open_client(opts)
     try:
         return await body(client)
@@ -166,59 +165,22 @@ async def message_id(client: Any, conv: bytes, text: str) -> bytes:
     return matches[0]
 
 
-def fmt_time(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
+# A send's own id, chosen by the caller: the CLI's daemon path sets it so that a send
+# retried after the daemon died is the same message, never a second one.
+MessageIdOpt = Annotated[str | None, typer.Option(
+    "--message-id", help="The message's id (32 hex digits): the same id never sends twice.")]
 
 
-def message_json(msg: Any, sender: str, *, own: bool, group: str | None = None,
-                 reactions: dict[str, int] | None = None,
-                 attachment: Any = None) -> dict[str, Any]:
-    from .cache import STATUS_NAMES
-
-    out: dict[str, Any] = {"id": msg.id.hex(), "from": sender, "text": msg.text,
-                           "sent_at": msg.sent_at}
-    if own:
-        out["status"] = STATUS_NAMES[msg.status]
-    if group is not None:
-        out["group"] = group
-    if msg.reply_to:
-        out["reply_to"] = msg.reply_to.hex()
-    for flag in ("edited", "deleted", "pinned", "mention"):
-        if getattr(msg, flag):
-            out[flag] = True
-    if msg.expires_at:
-        out["expires_at"] = msg.expires_at
-    if reactions:
-        out["reactions"] = reactions
-    if attachment is not None and not msg.deleted:
-        out["attachment"] = {"name": attachment.name, "size": attachment.size,
-                             "mime": attachment.mime}
-    return out
-
-
-async def describe(client: Any, msg: Any) -> tuple[str, str | None]:
-    """(author handle, group name or None) of a message, for printing."""
-    if is_group(msg.peer):
-        info = await client.groups.state(msg.peer)
-        group = info.name if info else msg.peer.hex()
-        if msg.outgoing:
-            return client.handle, group
-        return (await client.display_name(msg.sender)) if msg.sender else "?", group
-    return (client.handle if msg.outgoing else await client.display_name(msg.peer)), None
-
-
-def line_of(msg: Any, sender: str, group: str | None, suffix: str = "",
-            attachment: Any = None) -> str:
-    """One message for the line-oriented output. Names are kept on one line and the
-    text's continuation lines are indented (security review M6): no peer text can start
-    a line that looks like another message (``[12:01] @bank: ...``)."""
-    where = f"#{for_name(group)} " if group is not None else ""
-    text = "(message deleted)" if msg.deleted else indent_lines(msg.text)
-    if attachment is not None and not msg.deleted:
-        text += f" [file {for_name(attachment.name or '?')}, {attachment.size} bytes, " \
-                f"`tenchat download {msg.id.hex()[:12]}`]"
-    extra = " (edited)" if msg.edited and not msg.deleted else ""
-    return f"[{fmt_time(msg.sent_at)}] {where}@{for_name(sender)}: {text}{extra}{suffix}"
+def parse_message_id(text: str | None) -> bytes | None:
+    if text is None:
+        return None
+    try:
+        raw = bytes.fromhex(text)
+    except ValueError:
+        raw = b""
+    if len(raw) != 16:
+        raise usage_error("--message-id takes 32 hex digits")
+    return raw
 
 
 async def sticker_state(client: Any, sticker: Any, offline: bool) -> dict[str, Any]:

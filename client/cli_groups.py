@@ -10,7 +10,18 @@ from typing import Annotated, Any
 import typer
 
 from ..common.textsafe import for_name, indent_lines
-from .cli_common import Options, emit, fail, message_id, read_text, run, usage_error, with_client
+from .cli_common import (
+    MessageIdOpt,
+    Options,
+    emit,
+    fail,
+    message_id,
+    parse_message_id,
+    read_text,
+    run,
+    usage_error,
+    with_client,
+)
 
 app = typer.Typer()  # this module's commands; client/cli.py adds it to the root
 
@@ -205,12 +216,14 @@ def group_send(
                         ] = None,
     attach: Annotated[Path | None, typer.Option(
         "--attach", help="A file to send, end-to-end encrypted.")] = None,
+    given_id: MessageIdOpt = None,
 ) -> None:
     """Send to a group: encrypted once with your sender key, stored once by the relay."""
     opts: Options = ctx.obj
     text = read_text(text) if text is not None else ""
     if attach is None and text == "":
         raise usage_error("nothing to send: give a message, or a file with --attach")
+    msg_id = parse_message_id(given_id)
 
     async def body(client: Any) -> tuple[Any, str]:
         from .cache import STATUS_NAMES
@@ -221,7 +234,7 @@ def group_send(
         if attach is not None:
             msg = await client.send_attachment_to(gid, attach, text, reply_to=target)
         else:
-            msg = await client.send_text_to(gid, text, reply_to=target)
+            msg = await client.send_text_to(gid, text, reply_to=target, msg_id=msg_id)
         return msg, STATUS_NAMES[msg.status]
 
     msg, status = run(with_client(opts, body))

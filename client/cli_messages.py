@@ -13,12 +13,14 @@ import typer
 
 from ..common.errors import TenchatError
 from .cli_common import (
+    MessageIdOpt,
     Options,
     describe,
     emit,
     line_of,
     message_id,
     message_json,
+    parse_message_id,
     read_text,
     run,
     sticker_state,
@@ -42,12 +44,14 @@ def send(
         "--reply-to", help="Id (or unique prefix) of the message this one answers.")] = None,
     attach: Annotated[Path | None, typer.Option(
         "--attach", help="A file to send, end-to-end encrypted.")] = None,
+    given_id: MessageIdOpt = None,
 ) -> None:
     """Send an end-to-end encrypted message; exits once the relay has stored it."""
     opts: Options = ctx.obj
     text = read_text(text) if text is not None else ""
     if attach is None and text == "":
         raise usage_error("nothing to send: give a message, or a file with --attach")
+    msg_id = parse_message_id(given_id)
 
     async def body(client: Any) -> tuple[Any, str]:
         from .cache import STATUS_NAMES
@@ -58,7 +62,7 @@ def send(
         if attach is not None:
             msg = await client.send_attachment(peer, attach, text, reply_to=target)
         else:
-            msg = await client.send_text(peer, text, reply_to=target)
+            msg = await client.send_text(peer, text, reply_to=target, msg_id=msg_id)
         return msg, STATUS_NAMES[msg.status]
 
     msg, status = run(with_client(opts, body))
@@ -79,12 +83,13 @@ def download(
     opts: Options = ctx.obj
 
     async def body(client: Any) -> tuple[bytes, Any, Path, int]:
+        from .hosting import caller_path
 
         _conv, mid, ref = await client.attachment(msg)
         name = Path(ref.name).name or f"{mid.hex()}.bin"
         if name in (".", ".."):
             name = f"{mid.hex()}.bin"
-        path = out if out is not None else Path(name)
+        path = out if out is not None else Path(caller_path(name))
         if path.is_dir():
             path = path / name
         if path.exists():

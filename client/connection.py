@@ -15,6 +15,7 @@ import itertools
 import logging
 import os
 import ssl
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,7 +29,7 @@ from ..common.identity import auth_message, relay_origin
 
 __all__ = [
     "RelayConnection", "RelayError", "RelayUnreachable", "ConnectionLost", "RateLimited",
-    "RelayChanged", "tls_context", "RelayList", "open_first",
+    "RelayChanged", "PendingRequests", "tls_context", "RelayList", "open_first",
 ]
 
 T = TypeVar("T", bound=msgspec.Struct)
@@ -96,6 +97,48 @@ PUSH_BYTES = 32 * MiB
 PUSH_FRAMES = 20_000
 
 
+class PendingRequests:
+    """The requests sent on one connection that wait for their answers, matched by id:
+    ids are handed out in order, an answer completes the request with its id, and when the
+    connection ends every request still waiting fails. (The tests' raw protocol client,
+    tests/support/wsclient.py, matches its answers with this too.)"""
+
+    def __init__(self) -> None:
+        self._ids = itertools.count(1)
+        self._waiting: dict[int, asyncio.Future[Any]] = {}
+
+    def next_id(self) -> int:
+        return next(self._ids)
+
+    def expect(self, rid: int) -> asyncio.Future[Any]:
+        """The future answer to request ``rid``; registered before the request is sent, so
+        an answer can't arrive first."""
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiting[rid] = fut
+        return fut
+
+    def forget(self, rid: int) -> None:
+        """Stop waiting for ``rid`` (its request was not sent, or its answer is too late)."""
+        self._waiting.pop(rid, None)
+
+    def answer(self, frame: Any) -> bool:
+        """Complete the request ``frame`` answers; False when none waits for its id (a push
+        has none; a late answer's request was forgotten)."""
+        rid = getattr(frame, "id", None)
+        fut = self._waiting.pop(rid, None) if rid is not None else None
+        if fut is None or fut.done():
+            return False
+        fut.set_result(frame)
+        return True
+
+    def fail_all(self, error: Callable[[], BaseException]) -> None:
+        """The connection ended: every request still waiting raises ``error()``."""
+        for fut in self._waiting.values():
+            if not fut.done():
+                fut.set_exception(error())
+        self._waiting.clear()
+
+
 def tls_context(url: str, ca_file: str | Path | None) -> ssl.SSLContext | None:
     """For a wss:// URL: a context that verifies the relay's certificate against the
     system's CAs, or only against ``ca_file`` (e.g. a self-signed relay's certificate)."""
@@ -123,8 +166,7 @@ class RelayConnection:
         self._known = known
         self._pin = pin  # False: check a pin, but write none (the caller pins later)
         self._timeout = timeout
-        self._ids = itertools.count(1)
-        self._waiting: dict[int, asyncio.Future[f.Reply]] = {}
+        self._requests = PendingRequests()
         self._ws: ClientConnection | None = None
         self._reader: asyncio.Task[None] | None = None
         # pushes waiting for next_push(), with their size; None: the connection ended
@@ -222,11 +264,8 @@ class RelayConnection:
                     frame = f.decode_reply(data)
                 except ProtocolError:
                     continue  # a newer relay's frame we do not know; nothing to answer
-                rid = getattr(frame, "id", None)
-                if rid is not None:
-                    fut = self._waiting.pop(rid, None)
-                    if fut is not None and not fut.done():
-                        fut.set_result(frame)
+                if getattr(frame, "id", None) is not None:
+                    self._requests.answer(frame)  # an answer nobody waits for is dropped
                     continue
                 if (self.push_bytes + len(data) > PUSH_BYTES
                         or self.pushes.qsize() >= PUSH_FRAMES):
@@ -245,10 +284,7 @@ class RelayConnection:
                               "disconnected")
                 log.warning("%s", self.error)
         finally:
-            for fut in self._waiting.values():
-                if not fut.done():
-                    fut.set_exception(self._lost())
-            self._waiting.clear()
+            self._requests.fail_all(self._lost)
             self.closed.set()
             self.pushes.put_nowait((None, 0))
 
@@ -268,21 +304,20 @@ class RelayConnection:
     async def _request_once(self, kind: type[T], fields: dict[str, Any]) -> f.Reply:
         if self._ws is None or self.closed.is_set():
             raise ConnectionLost(self.error or "not connected to the relay")
-        rid = next(self._ids)
-        fut: asyncio.Future[f.Reply] = asyncio.get_running_loop().create_future()
-        self._waiting[rid] = fut
+        rid = self._requests.next_id()
+        fut = self._requests.expect(rid)
         try:
             await self._ws.send(f.encode(kind(id=rid, **fields)))
         except ConnectionClosed:
-            self._waiting.pop(rid, None)
+            self._requests.forget(rid)
             raise self._lost() from None
         try:
             # asyncio.timeout, not wait_for: on 3.11 wait_for drops a cancellation that
             # arrives as the reply does, and a cancelled client.run() would go on running.
             async with asyncio.timeout(self._timeout):
-                reply = await fut
+                reply: f.Reply = await fut
         except TimeoutError:
-            self._waiting.pop(rid, None)
+            self._requests.forget(rid)
             raise ConnectionLost(f"the relay did not answer within {self._timeout:g} s") from None
         if isinstance(reply, f.Error):
             if reply.error == ErrorCode.RATE_LIMITED:

@@ -87,20 +87,26 @@ class Sending(ClientBase):
         return await self.cache.call(
             lambda tx: decrypt_from(tx, self.identity, sender, envelope, now))
 
-    async def send_text(self, peer: str, text: str, *,
-                        reply_to: bytes | None = None) -> MessageRow:
-        """Encrypt, commit to the outbox, and send; returns once the relay has stored it."""
+    async def send_text(self, peer: str, text: str, *, reply_to: bytes | None = None,
+                        msg_id: bytes | None = None) -> MessageRow:
+        """Encrypt, commit to the outbox, and send; returns once the relay has stored it.
+
+        A caller-chosen ``msg_id`` makes a retry idempotent: a message this home already
+        has under that id is not queued again, only sent if still pending (the relay
+        keeps one copy per sender and id). The CLI retries a send through the daemon
+        this way (docs/rpc.md, "A daemon that dies mid-send")."""
         check_text(text)
         contact = await self.resolve(peer)
         if contact.blocked:
             raise PeerError(f"@{contact.handle} is blocked; unblock them to send")
-        return await self.send_text_to(contact.user, text, reply_to=reply_to)
+        return await self.send_text_to(contact.user, text, reply_to=reply_to, msg_id=msg_id)
 
-    async def send_text_to(self, conv: bytes, text: str, *,
-                           reply_to: bytes | None = None) -> MessageRow:
+    async def send_text_to(self, conv: bytes, text: str, *, reply_to: bytes | None = None,
+                           msg_id: bytes | None = None) -> MessageRow:
         """As send_text, to a conversation id (a user id, or a group id)."""
         check_text(text)
-        message = await self.queue_text(conv, text, reply_to=reply_to)
+        known = await self.cache.message(conv, msg_id) if msg_id is not None else None
+        message = known or await self.queue_text(conv, text, reply_to=reply_to, msg_id=msg_id)
         return await self.send_queued(conv, message)
 
     async def send_queued(self, conv: bytes, message: MessageRow) -> MessageRow:
@@ -159,13 +165,13 @@ class Sending(ClientBase):
         """Fetch, verify and decrypt an attachment into ``out``; nothing there on failure."""
         return await media.download(self.connection, ref, out)
 
-    async def queue_text(self, peer: bytes, text: str, *,
-                         reply_to: bytes | None = None) -> MessageRow:
+    async def queue_text(self, peer: bytes, text: str, *, reply_to: bytes | None = None,
+                         msg_id: bytes | None = None) -> MessageRow:
         """Encrypt a text message into the outbox (committed); nothing is sent yet.
 
         ``peer`` is a user id, or a group id (16 bytes) for a group message.
         """
-        msg_id = os.urandom(16)
+        msg_id = msg_id or os.urandom(16)
         now = now_ms()
         timer = await self.cache.timer(peer)
         body = c.encode_content(c.Text(id=msg_id, text=text, sent_at=now, reply_to=reply_to,

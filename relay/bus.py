@@ -51,7 +51,7 @@ class _Event(msgspec.Struct, tag_field="e", array_like=True):
 
 class StoredBatch(_Event, tag="stored"):
     """Messages a node committed: (recipient, message, expires_at, conv) as its store's
-    commit listener got them (relay/store.py ``CommitListener``)."""
+    commit listener got them (relay/storage/records.py ``CommitListener``)."""
 
     items: list[tuple[bytes, Deliver, int, bool]]
 

@@ -7,7 +7,6 @@ project's own errors into one line on stderr and exit status 1.
 from __future__ import annotations
 
 import os
-import sqlite3
 from pathlib import Path
 from typing import Annotated
 
@@ -236,15 +235,15 @@ def backup(
     config: ConfigOption = None,
 ) -> None:
     """Back up the database and blobs, consistently, while the relay runs."""
-    from .backup import BackupError
-    from .backup import backup as run_backup
+    from .storage.sqlite.backup import BackupError, DatabaseError
+    from .storage.sqlite.backup import backup as run_backup
 
     source = _data_dir(data, config)
     try:
         report = run_backup(source, dest)
     except BackupError as exc:
         raise fail(str(exc)) from None
-    except (OSError, sqlite3.Error) as exc:
+    except (OSError, DatabaseError) as exc:
         raise fail(f"backup failed: {exc}") from None
     typer.echo(
         f"backed up {source} to {report.path}: schema {report.schema_version},"
@@ -259,15 +258,15 @@ def restore(
     config: ConfigOption = None,
 ) -> None:
     """Restore a backup into an empty data directory (the relay stopped)."""
-    from .backup import BackupError
-    from .backup import restore as run_restore
+    from .storage.sqlite.backup import BackupError, DatabaseError
+    from .storage.sqlite.backup import restore as run_restore
 
     target = _data_dir(data, config)
     try:
         report = run_restore(src, target)
     except BackupError as exc:
         raise fail(str(exc)) from None
-    except (OSError, sqlite3.Error) as exc:
+    except (OSError, DatabaseError) as exc:
         raise fail(f"restore failed: {exc}") from None
     typer.echo(
         f"restored {src} into {target}: schema {report.schema_version},"

@@ -32,7 +32,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 def _with_db(data: Path | None, config: Path | None, fn: Callable[[Any], T]) -> T:
-    from .admin import AdminDB, AdminError
+    from .storage.sqlite.admin_db import AdminDB, AdminError
 
     try:
         cfg = load_config({"data": data}, os.environ, config)

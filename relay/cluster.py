@@ -47,7 +47,7 @@ from .bus import (
     decode_event,
     encode_event,
 )
-from .store import GroupEntry, MembersChanged
+from .storage import GroupEntry, MembersChanged
 
 if TYPE_CHECKING:
     from .hub import Hub

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, TypeVar
 from tenchat.common.frames import Deliver, GroupDeliver, PrekeysLow, Presence, encode
 
 from .connection import Outgoing
-from .store import GroupEntry, MembersChanged
+from .storage import GroupEntry, MembersChanged
 
 if TYPE_CHECKING:
     from .cluster import Cluster

@@ -16,7 +16,7 @@ from tenchat.common.errors import ErrorCode
 from tenchat.common.frames import Request
 
 if TYPE_CHECKING:
-    from .store import Store
+    from .storage import Store
 
 __all__ = ["Metrics", "CONTENT_TYPE"]
 

@@ -28,7 +28,7 @@ from tenchat.common.errors import ProtocolError
 if TYPE_CHECKING:
     from .blobs import BlobFiles
     from .metrics import Metrics
-    from .store import Store
+    from .storage import Store
 
 __all__ = ["Retention", "RetentionReport"]
 

@@ -45,7 +45,7 @@ from .metrics import CONTENT_TYPE, Metrics
 from .observability import HealthEndpoint, health_report, setup_logging
 from .retention import Retention
 from .session import Later, Session
-from .store import SQLiteStore, Store, storage_error
+from .storage import SQLiteStore, Store, storage_error
 
 __all__ = ["Server", "clock_from_environ"]
 
@@ -144,8 +144,7 @@ class Server:
 
                 self.cluster = Cluster(self.hub, open_bus(config.bus))
                 await self.cluster.start()  # before the first connection subscribes
-            rows = await self.store.custom_read("SELECT coalesce(max(id), 0) FROM bans")
-            self._last_ban = int(rows[0][0])
+            self._last_ban = await self.store.last_ban()
             self._ws = await serve(
                 self._connection,
                 config.host,
@@ -235,7 +234,7 @@ class Server:
                         session.stalled_since = None
                 if now >= next_ban_poll:
                     next_ban_poll = now + config.ban_poll
-                    for ban_id, user in await admin.new_bans(self.store, self._last_ban):
+                    for ban_id, user in await self.store.bans_after(self._last_ban):
                         self._last_ban = ban_id
                         # (every node looks: each closes its own connections)
                         self.hub.deliver_disconnect(user, "banned")
@@ -362,7 +361,11 @@ class Server:
 
     # --- connections ------------------------------------------------------------------------
 
-    async def _connection(self, ws: RelayConnection) -> None:
+    async def _connection(self, conn: ServerConnection) -> None:
+        # serve() makes every connection a RelayConnection (create_connection), but
+        # types its handler's argument as the base class.
+        assert isinstance(conn, RelayConnection)
+        ws = conn
         address = _address(ws)
         if not self.addresses.add(address):  # others were admitted meanwhile
             await ws.close(CloseCode.TRY_AGAIN_LATER, "too many connections from this address")

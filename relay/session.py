@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from .config import Config
     from .hub import Hub
     from .metrics import Metrics
-    from .store import Store
+    from .storage import Store
 
 __all__ = ["Session", "Subscription", "Later"]
 

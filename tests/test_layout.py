@@ -67,6 +67,20 @@ def test_textual_and_web3_stay_in_their_corners() -> None:
     assert not bad, bad
 
 
+def test_relay_sql_stays_in_its_storage_package() -> None:
+    """The relay reaches its database only through relay/storage (the Store interface):
+    no other relay module imports a database driver."""
+    drivers = ("sqlite3", "aiosqlite", "asyncpg", "psycopg")
+    bad = [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in files("relay")
+        if not path.relative_to(ROOT).as_posix().startswith("relay/storage/")
+        for name in imports_of(path)
+        if name.split(".")[0] in drivers
+    ]
+    assert not bad, bad
+
+
 def test_no_bare_top_level_packages_installed() -> None:
     code = (
         "import importlib.util, sys\n"

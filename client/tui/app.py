@@ -257,13 +257,29 @@ class TenchatApp(App[None]):
         self.push_screen(chat)
 
     async def _run_client(self, client: Any) -> None:
+        # While open, the TUI owns the home like `tenchat daemon`: scripts' commands go
+        # through its socket (docs/rpc.md). If a daemon already serves the home, the TUI
+        # works beside it (each transaction takes the home's lock) without a socket.
+        from ..daemon import HomeBusy, HomeServer
+        from ..hosting import share
+
+        server: HomeServer | None = HomeServer(client, self.home)
         try:
-            await client.run()
+            await server.start()  # type: ignore[union-attr]
+            receive = share(client)(client.run())
+        except HomeBusy:
+            server = None
+            receive = client.run()
+        try:
+            await receive
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the core reports; the UI stays usable offline
             log.exception("client stopped")
             self.notify(f"relay connection stopped: {exc}", severity="error", timeout=30)
+        finally:
+            if server is not None:
+                await server.close()
 
     async def on_unmount(self) -> None:
         await self.shutdown_client()

@@ -16,8 +16,10 @@ from web3 import Web3
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3Exception
 
 from ...common.siwe import keccak256, to_checksum_address
-from . import WalletError
+from . import WalletError, restore_recursion_limit
 from .chains import Chain
+
+restore_recursion_limit()  # eth-account raised it (see wallet/__init__.py)
 
 if TYPE_CHECKING:
     from web3.types import TxParams

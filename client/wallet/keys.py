@@ -10,7 +10,9 @@ from typing import Any
 from eth_account import Account
 from eth_account.messages import encode_defunct
 
-from . import WalletError
+from . import WalletError, restore_recursion_limit
+
+restore_recursion_limit()  # eth-account raised it (see wallet/__init__.py)
 
 __all__ = ["new_key", "key_from_hex", "key_from_keystore", "address_of", "sign_personal"]
 

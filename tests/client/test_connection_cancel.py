@@ -30,9 +30,9 @@ async def test_a_request_cancelled_as_its_answer_arrives_is_cancelled() -> None:
     conn = RelayConnection("ws://127.0.0.1:1", user=b"u" * 32, sign=lambda _m: b"")
     conn._ws = _Socket()  # type: ignore[assignment]
     task = asyncio.create_task(conn.request(f.Subscribe))
-    while not conn._waiting:
+    while not conn._requests._waiting:
         await asyncio.sleep(0)
-    (rid, fut), = conn._waiting.items()
+    (rid, fut), = conn._requests._waiting.items()
     fut.set_result(f.Ok(id=rid))  # the answer and the cancellation in one loop turn
     task.cancel()
     with pytest.raises(asyncio.CancelledError):

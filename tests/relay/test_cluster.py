@@ -44,7 +44,7 @@ from tenchat.common.frames import (
 )
 from tenchat.relay.config import Config
 from tenchat.relay.server import Server
-from tenchat.relay.store import SQLiteStore
+from tenchat.relay.storage import SQLiteStore
 from tests.support.groups import TestGroup
 from tests.support.inproc import eventually
 from tests.support.relay import RelayProcess

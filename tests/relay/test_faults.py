@@ -197,7 +197,7 @@ async def test_a_failing_write_does_not_fail_its_batch_mates(tmp_path: Path) -> 
     """A write that fails for a bug (here: a value SQLite can't store, which the frame
     checks now keep out) is answered alone; the sends committed in the same group commit
     are stored."""
-    from tenchat.relay.store import SQLiteStore
+    from tenchat.relay.storage import SQLiteStore
 
     store = SQLiteStore(tmp_path / "relay.sqlite3", sync="normal")
     await store.open()

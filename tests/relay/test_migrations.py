@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from tenchat.common.frames import Fetch, Messages
-from tenchat.relay.store import MIGRATIONS, SQLiteStore
+from tenchat.relay.storage import MIGRATIONS, SQLiteStore
 from tests.support.relay import RelayProcess
 from tests.support.wsclient import RelayClient, new_key, user_of
 

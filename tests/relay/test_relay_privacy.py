@@ -200,7 +200,7 @@ async def test_expired_messages_are_never_delivered_and_swept(
 
 def test_sweep_uses_the_expiry_indexes(tmp_path: Path) -> None:
     """The sweep's selects go through the partial indexes, never a table scan."""
-    from tenchat.relay.store import MIGRATIONS
+    from tenchat.relay.storage import MIGRATIONS
 
     db = sqlite3.connect(tmp_path / "x.sqlite3")
     for migration in MIGRATIONS:

@@ -12,7 +12,7 @@ from nacl.signing import SigningKey
 
 from tenchat.common.errors import ProtocolError
 from tenchat.common.groups import decode_signed
-from tenchat.relay.store import GroupEntry, MembersChanged, SQLiteStore
+from tenchat.relay.storage import GroupEntry, MembersChanged, SQLiteStore
 from tests.support.groups import TestGroup
 from tests.support.wsclient import async_test, user_of
 

@@ -13,7 +13,7 @@ from tenchat.common.errors import ProtocolError
 from tenchat.common.stories import STORY_TTL_MS
 from tenchat.relay.config import Config
 from tenchat.relay.server import Server
-from tenchat.relay.store import MIGRATIONS, SQLiteStore
+from tenchat.relay.storage import MIGRATIONS, SQLiteStore
 from tests.support.wsclient import async_test
 
 T0 = 1_700_000_000_000

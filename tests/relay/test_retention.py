@@ -11,7 +11,7 @@ import pytest
 
 from tenchat.relay.blobs import BlobFiles
 from tenchat.relay.retention import DAY_MS, HOUR_MS, Retention
-from tenchat.relay.store import SQLiteStore
+from tenchat.relay.storage import SQLiteStore
 
 T0 = 1_800_000_000_000
 

@@ -8,13 +8,15 @@ from tenchat.common import stories
 from tenchat.common.errors import ErrorCode, ProtocolError
 from tenchat.common.frames import Ok, StoriesReq, StoryItems, StoryPut
 
-from .handlers import Answer, handles
-from .session import Later, Session, check_authenticated
+from ..session import Later, Session, check_authenticated
+from .table import Answer, HandlerTable
 
-__all__ = ["story_put", "stories_list"]
+__all__ = ["HANDLERS"]
+
+HANDLERS = HandlerTable()
 
 
-@handles(StoryPut)
+@HANDLERS.on(StoryPut)
 async def story_put(session: Session, frame: StoryPut) -> Answer:
     user = check_authenticated(session)
     sealed = stories.open_story(frame.record)  # malformed | bad_signature
@@ -26,7 +28,7 @@ async def story_put(session: Session, frame: StoryPut) -> Answer:
     )
 
 
-@handles(StoriesReq)
+@HANDLERS.on(StoriesReq)
 async def stories_list(session: Session, frame: StoriesReq) -> Answer:
     user = check_authenticated(session)
     records = await session.store.story_page(user, frame.authors, frame.limit + 1)

@@ -24,17 +24,21 @@ from tenchat.common.frames import (
 )
 from tenchat.common.siwe import to_checksum_address
 
-from .handlers import Answer, handles
-from .session import Later, Session, check_authenticated
+from ..admin import auth_failed, disconnect, role_of
+from ..session import Later, Session, check_authenticated
+from .connect import admit_identity
+from .table import Answer, HandlerTable
 
-__all__ = ["wallet_link", "wallet_unlink", "wallets_get", "wallet_auth"]
+__all__ = ["HANDLERS"]
+
+HANDLERS = HandlerTable()
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
-@handles(WalletLinkPut)
+@HANDLERS.on(WalletLinkPut)
 async def wallet_link(session: Session, frame: WalletLinkPut) -> Answer:
     user = check_authenticated(session)
     link = wallets.open_link(frame.record, origins=session.origins, now=_now())
@@ -45,7 +49,7 @@ async def wallet_link(session: Session, frame: WalletLinkPut) -> Answer:
                  lambda _: Ok(id=frame.id))
 
 
-@handles(WalletUnlink)
+@HANDLERS.on(WalletUnlink)
 async def wallet_unlink(session: Session, frame: WalletUnlink) -> Answer:
     user = check_authenticated(session)
 
@@ -58,22 +62,19 @@ async def wallet_unlink(session: Session, frame: WalletUnlink) -> Answer:
                  answer)
 
 
-@handles(WalletsGet)
+@HANDLERS.on(WalletsGet)
 async def wallets_get(session: Session, frame: WalletsGet) -> Answer:
     check_authenticated(session)
     records = await session.store.wallet_links(frame.user)
     return WalletLinks(id=frame.id, user=frame.user, records=records)
 
 
-@handles(WalletAuth)
+@HANDLERS.on(WalletAuth)
 async def wallet_auth(session: Session, frame: WalletAuth) -> Answer:
     if session.version is None:
         raise ProtocolError(ErrorCode.PROTOCOL, "send hello before wallet_auth")
     if session.user is not None:
         raise ProtocolError(ErrorCode.PROTOCOL, "this connection is already authenticated")
-    from .admin import auth_failed, disconnect, is_banned, role_of
-    from .handlers import admit_identity
-
     try:
         address = wallets.check_auth(frame.message, frame.sig, origins=session.origins,
                                      challenge=session.challenge, now=_now())
@@ -84,8 +85,8 @@ async def wallet_auth(session: Session, frame: WalletAuth) -> Answer:
     if user is None:
         auth_failed(session, "wallet unlinked", None, f"wallet {address} is linked to no one")
         raise ProtocolError(ErrorCode.AUTH_FAILED, "this wallet is linked to no identity here")
-    # From here on exactly as `auth` (relay.handlers.auth): bans, presence, role.
-    if await is_banned(session.store, user):
+    # From here on exactly as `auth` (relay.handlers.connect.auth): bans, presence, role.
+    if await session.store.is_banned(user):
         auth_failed(session, "banned", user, "banned", actor=user)
         disconnect(session, "banned")
         raise ProtocolError(ErrorCode.BANNED, "this identity is banned from this relay")

@@ -24,9 +24,13 @@ from typing import Final
 
 from tenchat.common.errors import TenchatError
 
-from .store import MIGRATIONS
+from .schema import MIGRATIONS
 
-__all__ = ["BackupError", "BackupReport", "backup", "restore", "DB_NAME", "BLOB_DIR"]
+__all__ = ["BackupError", "BackupReport", "backup", "restore", "DB_NAME", "BLOB_DIR",
+           "DatabaseError"]
+
+# What the database may raise besides BackupError and OSError (the CLI reports it).
+DatabaseError = sqlite3.Error
 
 DB_NAME: Final = "relay.sqlite3"
 BLOB_DIR: Final = "blobs"

@@ -1,0 +1,243 @@
+"""The SQLite backend's core: connections, migrations, and the writer's transaction.
+
+One SQLite file in WAL mode; one writer connection, one reader connection. Reads use
+the reader and never wait for the writer. Writes (``@write`` functions of the feature
+modules next to this one) run in the writer connection's thread: one hand-off per
+batch, the whole transaction in plain sqlite3 calls, no await per statement.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Sequence
+from operator import attrgetter
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+import aiosqlite
+
+from tenchat.common.errors import ProtocolError
+
+from ..writer import BatchWriter, Call, Committed
+from .schema import migrate
+
+__all__ = ["SQLiteBase", "Tx", "chunks", "marks", "now_ms", "DEDUPE_WINDOW_MS"]
+
+T = TypeVar("T")
+
+DEDUPE_WINDOW_MS: Final = 7 * 24 * 3600 * 1000  # how long a retry is recognised after storing
+_PRUNE_EVERY_MS: Final = 3600 * 1000
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def chunks(items: Sequence[T], size: int) -> Iterable[Sequence[T]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def marks(n: int) -> str:
+    """``?,?,…`` for an IN list of ``n`` values."""
+    return ",".join("?" * n)
+
+
+class Tx:
+    """One write transaction, in the SQLite thread: the connection (``db``), what the
+    commit will announce (``out``), rows to insert at the end of the current run of
+    calls of one write (``defer``: one executemany instead of a statement per call), and
+    ``run``, scratch state of that run (e.g. sends of it not inserted yet), which starts
+    empty for each run."""
+
+    __slots__ = ("db", "out", "run", "calls", "_deferred")
+
+    def __init__(self, db: sqlite3.Connection, out: Committed) -> None:
+        self.db = db
+        self.out = out
+        self.run: dict[str, Any] = {}
+        # The current run's calls: a hot write may read for all of them at once, on its
+        # first call (e.g. the dedupe keys of a run of sends, in one statement per 400).
+        self.calls: list[Call] = []
+        self._deferred: dict[str, list[tuple[Any, ...]]] = {}
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """The first row of a query; None if there is none."""
+        return self.db.execute(sql, params).fetchone()
+
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        return self.db.execute(sql, params).fetchall()
+
+    def run_sql(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Execute a statement; its rowcount."""
+        return self.db.execute(sql, params).rowcount
+
+    def defer(self, sql: str, row: tuple[Any, ...]) -> None:
+        self._deferred.setdefault(sql, []).append(row)
+
+    def rows(self, sql: str) -> list[tuple[Any, ...]]:
+        """The list of rows deferred for ``sql`` (to append to directly, on a hot path)."""
+        return self._deferred.setdefault(sql, [])
+
+    def end_run(self) -> None:
+        """Insert the deferred rows (in the order their statements were first used)."""
+        for sql, rows in self._deferred.items():
+            if rows:
+                self.db.executemany(sql, rows)
+        self._deferred.clear()
+        self.run.clear()
+
+
+class SQLiteBase(BatchWriter[Tx]):
+    """Connections, lifecycle and the writer state the feature modules share."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        sync: str = "full",
+        batch_max: int = 2000,
+        otk_max: int = 500,
+        queue_max: int = 0,
+        queue_bytes_max: int = 0,
+        queue_share: int = 100,
+        reactions_max: int = 0,
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
+        self._init_writer(batch_max)
+        self.path = path
+        self.queue_max = queue_max  # messages queued per recipient; 0 = no limit
+        self.queue_bytes_max = queue_bytes_max  # body bytes queued per recipient; 0 = no limit
+        # The part (percent) of those one sender may fill: a sender past it gets
+        # queue_share, so one sender can't fill a recipient's queue for everyone else.
+        self.queue_share = queue_share
+        self.share_max = -(-queue_max * queue_share // 100) if queue_share < 100 else 0
+        self.share_bytes_max = queue_bytes_max * queue_share // 100 if queue_share < 100 else 0
+        self.reactions_max = reactions_max  # reactions per author per post; 0 = no limit
+        self.sync = sync  # "full" or "normal", see Config.sync
+        self.otk_max = otk_max
+        self._clock = clock
+        self._db: aiosqlite.Connection | None = None  # the writer's
+        self._rdb: aiosqlite.Connection | None = None  # reads
+        # The writer is the only one inserting messages and group entries, so it numbers
+        # them itself.
+        self._next_seq = 0
+        self._next_gseq = 0
+        self._last_prune = 0
+        # Users with at least one block (an over-estimate after unblocks): only sends to
+        # them need a look-up in `blocks`.
+        self._blockers: set[bytes] = set()
+        # Identities seen to exist; nothing is ever unregistered, so this only grows.
+        self._known: set[bytes] = set()
+        # Queue lengths of recipients sent to lately (for queue_max). Only the writer inserts,
+        # so a count can only be too high (after deletes it did not see): a full queue is
+        # counted again before a send is refused.
+        self._queued: dict[bytes, list[int]] = {}  # recipient -> [messages, body bytes]
+        # The same per (recipient, sender), for queue_share.
+        self._queued_from: dict[tuple[bytes, bytes], list[int]] = {}
+        # (user, peer) pairs known to be in `contacts` (bounded; a miss is an INSERT OR
+        # IGNORE, so it only costs a statement).
+        self._contacts: set[tuple[bytes, bytes]] = set()
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = await aiosqlite.connect(self.path, isolation_level=None)
+        self._db = db
+        await db.execute("PRAGMA journal_mode=WAL")
+        await db.execute(f"PRAGMA synchronous={'FULL' if self.sync == 'full' else 'NORMAL'}")
+        await db.execute("PRAGMA busy_timeout=5000")
+        try:
+            await migrate(db, self.path)
+        except BaseException:
+            await db.close()  # its thread would keep the process alive
+            self._db = None
+            raise
+        rows = await db.execute_fetchall(
+            "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'messages'), 0),"
+            " coalesce((SELECT max(seq) FROM messages), 0))"
+        )
+        self._next_seq = next(iter(rows))[0]
+        # last_gseq never goes down, even when the sweep deletes a log's newest entries.
+        rows = await db.execute_fetchall(
+            "SELECT max(coalesce((SELECT max(gseq) FROM group_log), 0),"
+            " coalesce((SELECT max(last_gseq) FROM groups), 0))"
+        )
+        self._next_gseq = next(iter(rows))[0]
+        rows = await db.execute_fetchall("SELECT DISTINCT user FROM blocks")
+        self._blockers = {user for (user,) in rows}
+        self._rdb = await aiosqlite.connect(self.path, isolation_level=None)
+        await self._rdb.execute("PRAGMA busy_timeout=5000")
+        await self._rdb.execute("PRAGMA query_only=ON")
+        self._start_writer()
+
+    async def close(self) -> None:
+        await self._stop_writer()
+        for conn in (self._rdb, self._db):
+            if conn is not None:
+                await conn.close()
+        self._rdb = self._db = None
+
+    # --- reads --------------------------------------------------------------------------
+
+    async def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        assert self._rdb is not None, "store is not open"
+        return list(await self._rdb.execute_fetchall(sql, params))
+
+    # --- the writer's transaction -------------------------------------------------------
+
+    async def _transaction(self, calls: list[Call], out: Committed) -> None:
+        db = self._db
+        assert db is not None, "store is not open"
+        seq, gseq = self._next_seq, self._next_gseq
+        try:
+            await db._execute(self._transaction_sync, db._conn, calls, out)
+        except BaseException:
+            # Undo what the rolled-back calls told the writer's state: the counters, and
+            # the caches that would otherwise claim rows that were never committed.
+            self._next_seq, self._next_gseq = seq, gseq
+            self._known.clear()
+            self._contacts.clear()
+            raise
+
+    def _transaction_sync(
+        self, conn: sqlite3.Connection, calls: list[Call], out: Committed
+    ) -> None:
+        """In the SQLite thread: the calls in order, each run of one write together."""
+        tx = Tx(conn, out)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for fn, run in itertools.groupby(calls, key=attrgetter("fn")):
+                tx.calls = list(run)
+                for call in tx.calls:
+                    try:
+                        if call.kwargs:
+                            result = fn(self, tx, *call.args, **call.kwargs)
+                        else:
+                            result = fn(self, tx, *call.args)
+                    except ProtocolError as exc:  # raised before it wrote anything
+                        result = exc
+                    out.results.append((call.fut, result))
+                tx.end_run()
+            self._maybe_prune(conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    def _maybe_prune(self, conn: sqlite3.Connection) -> None:
+        """Forget the dedupe keys of sends older than the dedupe window (hourly)."""
+        now = self._clock()
+        if now - self._last_prune >= _PRUNE_EVERY_MS:
+            self._last_prune = now
+            conn.execute("DELETE FROM sent WHERE at < ?", (now - DEDUPE_WINDOW_MS,))
+            conn.execute("DELETE FROM group_sent WHERE at < ?", (now - DEDUPE_WINDOW_MS,))
+
+    def _forget_queue_sizes(self) -> None:
+        """Queued messages were deleted other than by an ack: count the queues again."""
+        self._queued.clear()
+        self._queued_from.clear()
