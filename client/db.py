@@ -93,6 +93,7 @@ class Database:
         # Something ran since the last commit or rollback (so a commit may have work to
         # do); a caller that commits inside run() clears it.
         self.dirty = False
+        self._closed = False
 
     async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """``fn(*args)`` in the connection's thread (pass ``self.conn`` to it as needed)."""
@@ -121,6 +122,10 @@ class Database:
         self.dirty = False
 
     async def close(self) -> None:
+        """Close the connection and its thread; closing again does nothing."""
+        if self._closed:
+            return
+        self._closed = True
         try:
             await self.run(self.conn.close)
         finally:
