@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
+import importlib
 import io
 import os
 import sys
@@ -116,7 +117,9 @@ def _app_command() -> Any:
         if _command is None:
             import typer
 
-            assert app_factory is not None, "client/cli.py sets hosting.app_factory"
+            if app_factory is None:  # a TUI started without the CLI: load the root, which
+                importlib.import_module(f"{__package__}.cli")  # sets app_factory
+            assert app_factory is not None
             _command = typer.main.get_command(app_factory())  # every command
             _retarget_paths(_command)
     return _command
