@@ -7,7 +7,9 @@ search over a large local cache.
    made with ``tenchat init``; then ``--runs`` times the real command
    ``tenchat --home H send bob TEXT`` (the ``tenchat`` script of this environment),
    from process start to exit (interpreter, imports, keystore unlock with Argon2id,
-   connect, auth, encrypt, stored answer). Median and max.
+   connect, auth, encrypt, stored answer). Median and max. Then the same with
+   ``tenchat daemon`` serving the home: the command goes through its socket
+   (``client/launch.py``: no passphrase, no Argon2id, no relay handshake).
 2. TUI: the real ``tenchat --home H chat`` in a pseudo-terminal (100x30,
    TERM=xterm-256color) with the passphrase in ``TENCHAT_PASSPHRASE``: start → first
    byte written to the terminal, and start → the first frame of the chat screen (its
@@ -43,7 +45,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ._relay import BenchRelay
+from ._relay import BenchRelay, compile_bytecode
 from ._report import environment, ms, percentiles, scenario_main
 
 __all__ = ["run", "main", "add_arguments", "format_table"]
@@ -151,20 +153,34 @@ def _tui_once(home: Path, env: dict[str, str]) -> dict[str, float | None]:
     return {"first_output_s": first, "first_frame_s": frame}
 
 
-def _compile_bytecode() -> None:
-    """Write the tenchat packages' .pyc files, as `pip install` does for an installed
-    package (an editable install leaves them to the first run, and an environment with
-    PYTHONDONTWRITEBYTECODE never writes them — every start would compile the sources)."""
-    import compileall
-    import importlib
-
-    for name in ("tenchat.client", "tenchat.common"):
-        for folder in importlib.import_module(name).__path__:
-            compileall.compile_dir(folder, quiet=1)
+def _sends_through_daemon(home: Path, env: dict[str, str], runs: int) -> list[float]:
+    """``tenchat send`` while ``tenchat daemon`` serves the home: the command goes through
+    its socket (client/launch.py). No passphrase in the sender's environment, so a send
+    that did not go through the daemon would fail."""
+    daemon = subprocess.Popen([*_tenchat(), "--home", str(home), "daemon"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        sock = home / "rpc.sock"
+        deadline = time.monotonic() + SEND_TIMEOUT
+        while not sock.exists():
+            if daemon.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("tenchat daemon did not start")
+            time.sleep(0.02)
+        no_pass = {k: v for k, v in env.items() if k != "TENCHAT_PASSPHRASE"}
+        _cli(home, no_pass, "send", "bob", "warm-up through the daemon")
+        times = []
+        for k in range(runs):
+            t0 = time.monotonic()
+            _cli(home, no_pass, "send", "bob", f"benchmark message {k} via the daemon")
+            times.append(time.monotonic() - t0)
+        return times
+    finally:
+        daemon.terminate()
+        daemon.wait(30)
 
 
 def _processes(s: dict[str, Any]) -> dict[str, Any]:
-    _compile_bytecode()
+    compile_bytecode()
     with BenchRelay() as relay, tempfile.TemporaryDirectory(prefix="tenchat-bench-cli-") as d:
         env = _env(relay.url)
         alice, bob = Path(d) / "alice", Path(d) / "bob"
@@ -176,6 +192,7 @@ def _processes(s: dict[str, Any]) -> dict[str, Any]:
             t0 = time.monotonic()
             _cli(alice, env, "send", "bob", f"benchmark message {k}")
             send_s.append(time.monotonic() - t0)
+        daemon_s = _sends_through_daemon(alice, env, s["runs"])
         tui = [_tui_once(alice, env) for _ in range(s["runs"])]
     firsts = [t["first_output_s"] for t in tui if t["first_output_s"] is not None]
     frames = [t["first_frame_s"] for t in tui if t["first_frame_s"] is not None]
@@ -183,6 +200,8 @@ def _processes(s: dict[str, Any]) -> dict[str, Any]:
         "send_command": " ".join([*_tenchat(), "--home", "HOME", "send", "bob", "TEXT"]),
         "send_ms": {"median": 1000 * statistics.median(send_s), "max": 1000 * max(send_s),
                     "n": len(send_s)},
+        "send_daemon_ms": {"median": 1000 * statistics.median(daemon_s),
+                           "max": 1000 * max(daemon_s), "n": len(daemon_s)},
         "tui_first_output_ms": {"median": 1000 * statistics.median(firsts) if firsts
                                 else float("nan"), "n": len(firsts)},
         "tui_first_frame_ms": {"median": 1000 * statistics.median(frames) if frames
@@ -279,7 +298,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     out["cache"] = asyncio.run(_cache(s))
     p, c = out["processes"], out["cache"]
     out["ok"] = bool(
-        p["send_ms"]["n"] == s["runs"] and p["tui_first_frame_ms"]["n"] == s["runs"]
+        p["send_ms"]["n"] == s["runs"] and p["send_daemon_ms"]["n"] == s["runs"]
+        and p["tui_first_frame_ms"]["n"] == s["runs"]
         and c["history_latest"]["results"] == PAGE and c["history_deep"]["results"] == PAGE
         and all(v["results"] > 0 for v in c["search"].values()))
     return out
@@ -300,6 +320,8 @@ def format_table(out: dict[str, Any]) -> str:
         f"{'measure':<44}{'p50/median ms':>14}{'p99/max ms':>12}",
         f"{'tenchat send, start to exit':<44}{ms(p['send_ms']['median']):>14}"
         f"{ms(p['send_ms']['max']):>12}",
+        f"{'tenchat send through tenchat daemon':<44}"
+        f"{ms(p['send_daemon_ms']['median']):>14}{ms(p['send_daemon_ms']['max']):>12}",
         f"{'TUI start to first output':<44}{ms(p['tui_first_output_ms']['median']):>14}"
         f"{'':>12}",
         f"{'TUI start to first frame':<44}{ms(p['tui_first_frame_ms']['median']):>14}"

@@ -69,7 +69,8 @@ def main_options(
         show_default="the platform's user data dir")] = None,
     relay: Annotated[str | None, typer.Option(
         "--relay", envvar="TENCHAT_RELAY",
-        help=f"Relay URL [default: the identity's relay, else {DEFAULT_RELAY}]")] = None,
+        help="Relay URL, or several of one relay, comma-separated (failover) "
+             f"[default: the identity's relay, else {DEFAULT_RELAY}]")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     passphrase_file: Annotated[Path | None, typer.Option(
         "--passphrase-file", help="Read the passphrase from this file (first line).")] = None,
@@ -128,8 +129,11 @@ def usage_error(message: str) -> typer.Exit:
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
     """Run one command's coroutine; turn every failure into one `error:` line."""
+    from .hosting import current, run_hosted  # a command the daemon runs for a caller
+
+    hosted = current()
     try:
-        return asyncio.run(coro)
+        return asyncio.run(coro) if hosted is None else run_hosted(hosted, coro)
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
     except typer.Exit:
@@ -187,6 +191,10 @@ async def open_client(opts: Options) -> Any:
 
 
 async def with_client(opts: Options, body: Callable[[Any], Awaitable[T]]) -> T:
+    from .hosting import current
+
+    if (hosted := current()) is not None:  # run by the daemon: its client, left open
+        return await body(hosted.client)
     client = await open_client(opts)
     try:
         return await body(client)
@@ -277,6 +285,24 @@ def line_of(msg: Any, sender: str, group: str | None, suffix: str = "",
     return f"[{fmt_time(msg.sent_at)}] {where}@{for_name(sender)}: {text}{extra}{suffix}"
 
 
+# A send's own id, chosen by the caller: the CLI's daemon path sets it so that a send
+# retried after the daemon died is the same message, never a second one.
+MessageIdOpt = Annotated[str | None, typer.Option(
+    "--message-id", help="The message's id (32 hex digits): the same id never sends twice.")]
+
+
+def parse_message_id(text: str | None) -> bytes | None:
+    if text is None:
+        return None
+    try:
+        raw = bytes.fromhex(text)
+    except ValueError:
+        raw = b""
+    if len(raw) != 16:
+        raise usage_error("--message-id takes 32 hex digits")
+    return raw
+
+
 # --- identity -----------------------------------------------------------------------------
 
 
@@ -346,12 +372,14 @@ def send(
         "--reply-to", help="Id (or unique prefix) of the message this one answers.")] = None,
     attach: Annotated[Path | None, typer.Option(
         "--attach", help="A file to send, end-to-end encrypted.")] = None,
+    given_id: MessageIdOpt = None,
 ) -> None:
     """Send an end-to-end encrypted message; exits once the relay has stored it."""
     opts: Options = ctx.obj
     text = read_text(text) if text is not None else ""
     if attach is None and text == "":
         raise usage_error("nothing to send: give a message, or a file with --attach")
+    msg_id = parse_message_id(given_id)
 
     async def body(client: Any) -> tuple[Any, str]:
         from .cache import STATUS_NAMES
@@ -362,7 +390,7 @@ def send(
         if attach is not None:
             msg = await client.send_attachment(peer, attach, text, reply_to=target)
         else:
-            msg = await client.send_text(peer, text, reply_to=target)
+            msg = await client.send_text(peer, text, reply_to=target, msg_id=msg_id)
         return msg, STATUS_NAMES[msg.status]
 
     msg, status = run(with_client(opts, body))
@@ -384,12 +412,13 @@ def download(
 
     async def body(client: Any) -> tuple[bytes, Any, Path, int]:
         from ..common.errors import TenchatError
+        from .hosting import caller_path
 
         _conv, mid, ref = await client.attachment(msg)
         name = Path(ref.name).name or f"{mid.hex()}.bin"
         if name in (".", ".."):
             name = f"{mid.hex()}.bin"
-        path = out if out is not None else Path(name)
+        path = out if out is not None else Path(caller_path(name))
         if path.is_dir():
             path = path / name
         if path.exists():
@@ -957,12 +986,14 @@ def group_send(
                         ] = None,
     attach: Annotated[Path | None, typer.Option(
         "--attach", help="A file to send, end-to-end encrypted.")] = None,
+    given_id: MessageIdOpt = None,
 ) -> None:
     """Send to a group: encrypted once with your sender key, stored once by the relay."""
     opts: Options = ctx.obj
     text = read_text(text) if text is not None else ""
     if attach is None and text == "":
         raise usage_error("nothing to send: give a message, or a file with --attach")
+    msg_id = parse_message_id(given_id)
 
     async def body(client: Any) -> tuple[Any, str]:
         from .cache import STATUS_NAMES
@@ -973,7 +1004,7 @@ def group_send(
         if attach is not None:
             msg = await client.send_attachment_to(gid, attach, text, reply_to=target)
         else:
-            msg = await client.send_text_to(gid, text, reply_to=target)
+            msg = await client.send_text_to(gid, text, reply_to=target, msg_id=msg_id)
         return msg, STATUS_NAMES[msg.status]
 
     msg, status = run(with_client(opts, body))
@@ -1044,7 +1075,7 @@ def demo(
 
 # Importing these registers their commands on `app`: social (profile, follow, post…),
 # `story`, `poll`, `sticker`, `relay`.
-from . import cli_polls, cli_relay, cli_social, cli_stories  # noqa: E402, F401
+from . import cli_daemon, cli_polls, cli_relay, cli_social, cli_stories  # noqa: E402, F401
 from .wallet import cli as _wallet_cli  # noqa: E402, F401  (the wallet commands)
 
 # main_options' options that take a value (tests/client/test_cli_startup.py keeps this
@@ -1067,6 +1098,11 @@ def invoked_command(argv: list[str]) -> str | None:
             continue
         return arg
     return None
+
+
+# Every command, before main() keeps only the invoked one: the daemon runs any command
+# for its callers (client/hosting.py).
+EVERY_COMMAND = (list(app.registered_commands), list(app.registered_groups))
 
 
 def main() -> None:

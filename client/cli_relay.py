@@ -63,11 +63,14 @@ def relay_trust(
     async def body() -> tuple[str, str | None, str]:
         target = url or opts.relay
         if target is None:
-            from .cli import open_client
+            from .cli import with_client
 
-            client: Any = await open_client(opts)
-            target = client.relay_url
-            await client.close()
+            async def relay_of(client: Any) -> str:
+                return str(client.relay_url)
+
+            target = await with_client(opts, relay_of)
+        if "," in target:
+            raise fail(f"relay trust takes one URL of {target}; run it for each that changed")
         try:
             origin = relay_origin(target)
         except ValueError as exc:

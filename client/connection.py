@@ -2,7 +2,9 @@
 
 It speaks the frames of :mod:`tenchat.common.frames`: hello and challenge
 auth on connect, requests matched to answers by id, pushes handed to a queue.
-Reconnecting is the client core's job (it knows what to resume).
+Reconnecting is the client core's job (it knows what to resume); which URL it dials is
+:class:`RelayList`'s: one relay may be reached at several URLs (its nodes), and a lost
+connection moves on to the next.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import itertools
 import logging
 import os
 import ssl
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -26,7 +29,7 @@ from ..common.identity import auth_message, relay_origin
 
 __all__ = [
     "RelayConnection", "RelayError", "RelayUnreachable", "ConnectionLost", "RateLimited",
-    "RelayChanged", "tls_context",
+    "RelayChanged", "PendingRequests", "tls_context", "RelayList", "open_first",
 ]
 
 T = TypeVar("T", bound=msgspec.Struct)
@@ -94,6 +97,48 @@ PUSH_BYTES = 32 * MiB
 PUSH_FRAMES = 20_000
 
 
+class PendingRequests:
+    """The requests sent on one connection that wait for their answers, matched by id:
+    ids are handed out in order, an answer completes the request with its id, and when the
+    connection ends every request still waiting fails. (The tests' raw protocol client,
+    tests/support/wsclient.py, matches its answers with this too.)"""
+
+    def __init__(self) -> None:
+        self._ids = itertools.count(1)
+        self._waiting: dict[int, asyncio.Future[Any]] = {}
+
+    def next_id(self) -> int:
+        return next(self._ids)
+
+    def expect(self, rid: int) -> asyncio.Future[Any]:
+        """The future answer to request ``rid``; registered before the request is sent, so
+        an answer can't arrive first."""
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiting[rid] = fut
+        return fut
+
+    def forget(self, rid: int) -> None:
+        """Stop waiting for ``rid`` (its request was not sent, or its answer is too late)."""
+        self._waiting.pop(rid, None)
+
+    def answer(self, frame: Any) -> bool:
+        """Complete the request ``frame`` answers; False when none waits for its id (a push
+        has none; a late answer's request was forgotten)."""
+        rid = getattr(frame, "id", None)
+        fut = self._waiting.pop(rid, None) if rid is not None else None
+        if fut is None or fut.done():
+            return False
+        fut.set_result(frame)
+        return True
+
+    def fail_all(self, error: Callable[[], BaseException]) -> None:
+        """The connection ended: every request still waiting raises ``error()``."""
+        for fut in self._waiting.values():
+            if not fut.done():
+                fut.set_exception(error())
+        self._waiting.clear()
+
+
 def tls_context(url: str, ca_file: str | Path | None) -> ssl.SSLContext | None:
     """For a wss:// URL: a context that verifies the relay's certificate against the
     system's CAs, or only against ``ca_file`` (e.g. a self-signed relay's certificate)."""
@@ -121,8 +166,7 @@ class RelayConnection:
         self._known = known
         self._pin = pin  # False: check a pin, but write none (the caller pins later)
         self._timeout = timeout
-        self._ids = itertools.count(1)
-        self._waiting: dict[int, asyncio.Future[f.Reply]] = {}
+        self._requests = PendingRequests()
         self._ws: ClientConnection | None = None
         self._reader: asyncio.Task[None] | None = None
         # pushes waiting for next_push(), with their size; None: the connection ended
@@ -147,12 +191,11 @@ class RelayConnection:
         context = tls_context(self.url, self.ca_file)
         tls: dict[str, Any] = {"ssl": context} if context is not None else {}
         try:
-            self._ws = await asyncio.wait_for(
-                connect(self.url, compression=None, max_size=HELLO_FRAME,
-                        max_queue=FRAMES_BUFFERED, open_timeout=self._timeout,
-                        ping_interval=20, ping_timeout=20, close_timeout=2, **tls),
-                self._timeout,
-            )
+            async with asyncio.timeout(self._timeout):
+                self._ws = await connect(
+                    self.url, compression=None, max_size=HELLO_FRAME,
+                    max_queue=FRAMES_BUFFERED, open_timeout=self._timeout,
+                    ping_interval=20, ping_timeout=20, close_timeout=2, **tls)
         except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
             reason = str(exc) or type(exc).__name__
             raise RelayUnreachable(f"cannot reach relay {self.url}: {reason}") from None
@@ -221,11 +264,8 @@ class RelayConnection:
                     frame = f.decode_reply(data)
                 except ProtocolError:
                     continue  # a newer relay's frame we do not know; nothing to answer
-                rid = getattr(frame, "id", None)
-                if rid is not None:
-                    fut = self._waiting.pop(rid, None)
-                    if fut is not None and not fut.done():
-                        fut.set_result(frame)
+                if getattr(frame, "id", None) is not None:
+                    self._requests.answer(frame)  # an answer nobody waits for is dropped
                     continue
                 if (self.push_bytes + len(data) > PUSH_BYTES
                         or self.pushes.qsize() >= PUSH_FRAMES):
@@ -244,10 +284,7 @@ class RelayConnection:
                               "disconnected")
                 log.warning("%s", self.error)
         finally:
-            for fut in self._waiting.values():
-                if not fut.done():
-                    fut.set_exception(self._lost())
-            self._waiting.clear()
+            self._requests.fail_all(self._lost)
             self.closed.set()
             self.pushes.put_nowait((None, 0))
 
@@ -267,18 +304,20 @@ class RelayConnection:
     async def _request_once(self, kind: type[T], fields: dict[str, Any]) -> f.Reply:
         if self._ws is None or self.closed.is_set():
             raise ConnectionLost(self.error or "not connected to the relay")
-        rid = next(self._ids)
-        fut: asyncio.Future[f.Reply] = asyncio.get_running_loop().create_future()
-        self._waiting[rid] = fut
+        rid = self._requests.next_id()
+        fut = self._requests.expect(rid)
         try:
             await self._ws.send(f.encode(kind(id=rid, **fields)))
         except ConnectionClosed:
-            self._waiting.pop(rid, None)
+            self._requests.forget(rid)
             raise self._lost() from None
         try:
-            reply = await asyncio.wait_for(fut, self._timeout)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for drops a cancellation that
+            # arrives as the reply does, and a cancelled client.run() would go on running.
+            async with asyncio.timeout(self._timeout):
+                reply: f.Reply = await fut
         except TimeoutError:
-            self._waiting.pop(rid, None)
+            self._requests.forget(rid)
             raise ConnectionLost(f"the relay did not answer within {self._timeout:g} s") from None
         if isinstance(reply, f.Error):
             if reply.error == ErrorCode.RATE_LIMITED:
@@ -303,7 +342,8 @@ async def announced_name(url: str, *, ca_file: str | Path | None = None,
         async with connect(url, compression=None, open_timeout=timeout, **tls) as ws:
             await ws.send(f.encode(f.Hello(id=1, versions=list(f.SUPPORTED_VERSIONS),
                                            agent=AGENT)))
-            reply = f.decode_reply(await asyncio.wait_for(ws.recv(), timeout))  # type: ignore[arg-type]
+            async with asyncio.timeout(timeout):
+                reply = f.decode_reply(await ws.recv())  # type: ignore[arg-type]
     except (OSError, InvalidHandshake, InvalidURI, TimeoutError, ConnectionClosed,
             ProtocolError) as exc:
         raise RelayUnreachable(f"cannot reach relay {url}: {str(exc) or type(exc).__name__}") \
@@ -311,6 +351,57 @@ async def announced_name(url: str, *, ca_file: str | Path | None = None,
     if not isinstance(reply, f.Welcome):
         raise RelayUnreachable(f"relay {url} sent {type(reply).__name__} to hello")
     return reply.relay
+
+
+class RelayList:
+    """The URLs of one relay (its nodes): ``"ws://a:8765,ws://b:8765"`` as ``--relay``,
+    ``TENCHAT_RELAY`` or the identity's stored relay give it. The client dials the
+    current one first; when a connection to it is lost, the next one becomes current, so
+    a reconnect goes straight to another node instead of waiting for this one."""
+
+    def __init__(self, value: str) -> None:
+        self.urls = [url.strip() for url in value.split(",") if url.strip()]
+        if not self.urls:
+            raise RelayUnreachable("no relay URL given")
+        self._current = 0
+
+    @property
+    def current(self) -> str:
+        return self.urls[self._current]
+
+    def in_order(self) -> list[str]:
+        """Every URL, the current one first, then the ones after it (wrapping)."""
+        i = self._current
+        return self.urls[i:] + self.urls[:i]
+
+    def use(self, url: str) -> None:
+        self._current = self.urls.index(url)
+
+    def lost(self) -> None:
+        """The connection to the current URL was lost: the next one is tried first."""
+        self._current = (self._current + 1) % len(self.urls)
+
+
+async def open_first(relays: RelayList, connect_to: Any) -> tuple[RelayConnection, f.Authed]:
+    """Open ``connect_to(url)`` (a :class:`RelayConnection`) for each URL in turn until one
+    authenticates; that URL becomes current. A relay that changed its name stops the
+    search (it is not a node of the same relay); if none answers, the last error."""
+    error: RelayUnreachable | None = None
+    for url in relays.in_order():
+        conn = connect_to(url)
+        try:
+            authed = await conn.open()
+        except RelayChanged:
+            raise
+        except RelayUnreachable as exc:
+            if len(relays.urls) > 1:
+                log.info("relay %s unreachable, trying the next: %s", url, exc)
+            error = exc
+            continue
+        relays.use(url)
+        return conn, authed
+    assert error is not None
+    raise error
 
 
 def is_not_found(exc: RelayError) -> bool:

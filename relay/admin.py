@@ -272,8 +272,7 @@ async def moderate(session: Session, frame: Moderate) -> Answer:
 
     def answer(_: None) -> Ok:
         if action == "ban":
-            for other in session.hub.sessions(target):
-                disconnect(other, "banned")
+            session.hub.disconnect(target, "banned")  # on every node
         return Ok(id=frame.id)
 
     return Later(session.store.custom_write(write), answer)

@@ -1,36 +1,106 @@
-"""Shared fixtures: a real relay process on loopback and a `tenchat` CLI runner."""
+"""Shared fixtures: a real relay process on loopback, in-process clients on it
+(``people``, ``client``, ``two_clients``, ``group``) and a `tenchat` CLI runner."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import select
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import pytest
+import pytest_asyncio
 
-from tests.support.relay import RelayProcess
+from tests.support.clients import PASSPHRASE, Group, Pair, People
+from tests.support.relay import RelayProcess, compile_bytecode
+from tests.support.services import nats_service, postgres_service  # noqa: F401 (fixtures)
 
-PASSPHRASE = "correct horse battery staple"
+if TYPE_CHECKING:
+    from tenchat.client.service import Client
+
 # In-process clients (Client.create) seal their keystores quickly too; the CLI runner
 # passes it on explicitly. tests/client/test_keystore.py checks the MODERATE default.
 os.environ.setdefault("TENCHAT_KDF", "interactive")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # The relay and CLI processes the tests start (hundreds) then load the sources'
+    # bytecode instead of compiling them each time. Once, before xdist's workers start.
+    if not hasattr(config, "workerinput"):
+        compile_bytecode()
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item
+                                  ) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """The event loops async tests run on: asyncio's own, and uvloop (the relay's loop in
+    production, relay/server.py) for a test that asks for it with
+    ``@pytest.mark.asyncio(loop_factories=["uvloop"])`` (or both, by name)."""
+    factories: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
+        "asyncio": asyncio.new_event_loop}
+    marker = item.get_closest_marker("asyncio")
+    if marker is not None and "uvloop" in marker.kwargs.get("loop_factories", ()):
+        import uvloop
+
+        factories["uvloop"] = uvloop.new_event_loop
+    return factories
+
+
+def relay_options(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The test's ``@pytest.mark.relay(env={...}, args=[...])``: settings for the relay
+    the ``relay`` fixture starts (``RelayProcess``'s keyword arguments)."""
+    marker = request.node.get_closest_marker("relay")
+    return dict(marker.kwargs) if marker is not None else {}
+
+
 @pytest.fixture
-def relay(tmp_path: Path) -> Iterator[RelayProcess]:
-    proc = RelayProcess(tmp_path / "relay").start()
-    try:
+def relay(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[RelayProcess]:
+    """A relay of the test's own (settings from ``@pytest.mark.relay``): clients register
+    fixed handles ("alice", "bob"), which two tests on one relay would fight over.
+    (tests/relay/ shares one per module: its raw clients use fresh keys, no handles.)"""
+    with RelayProcess(tmp_path / "relay", **relay_options(request)) as proc:
         yield proc
+
+
+# --- in-process clients (tests/support/clients.py) -------------------------------------
+
+
+@pytest_asyncio.fixture
+async def people(tmp_path: Path, relay: RelayProcess) -> AsyncIterator[People]:
+    """Makes named clients on the test's relay: ``alice, bob = await people("alice",
+    "bob")``; all are closed after the test."""
+    made = People(tmp_path, relay.url)
+    try:
+        yield made
     finally:
-        if proc.running:
-            proc.terminate()
+        await made.close()
+
+
+@pytest_asyncio.fixture
+async def client(people: People) -> Client:
+    """alice, registered on the test's relay."""
+    return await people.one("alice")
+
+
+@pytest_asyncio.fixture
+async def two_clients(people: People) -> Pair:
+    """alice and bob, registered on the test's relay (they have not talked yet)."""
+    alice, bob = await people("alice", "bob")
+    return alice, bob
+
+
+@pytest_asyncio.fixture
+async def group(people: People) -> Group:
+    """A group "team" alice created with bob and carol in it."""
+    alice, bob, carol = await people("alice", "bob", "carol")
+    gid = await alice.groups.create("team", ["bob", "carol"])
+    return Group(gid, alice, (bob, carol))
 
 
 @dataclass

@@ -161,6 +161,7 @@ def test_client_quick_times_send_tui_history_and_search() -> None:
     assert out["ok"] is True and out["scenario"] == "client"
     p = out["processes"]
     assert p["send_ms"]["n"] == 1 and p["send_ms"]["median"] > 0
+    assert p["send_daemon_ms"]["n"] == 1 and p["send_daemon_ms"]["median"] > 0
     assert p["tui_first_frame_ms"]["n"] == 1
     assert 0 < p["tui_first_output_ms"]["median"] <= p["tui_first_frame_ms"]["median"]
     c = out["cache"]

@@ -49,3 +49,14 @@ def test_systemd_unit_is_hardened() -> None:
     start = settings["ExecStart"][0]
     assert "tenchat-relay serve --config /etc/tenchat-relay/relay.toml" in start
     assert "--data /var/lib/tenchat-relay" in start
+
+
+def test_daemon_user_unit_runs_the_daemon_as_the_user() -> None:
+    unit = (DEPLOY / "tenchat-daemon.service").read_text()
+    settings = dict(line.split("=", 1) for line in unit.splitlines()
+                    if "=" in line and not line.startswith("#"))
+    assert settings["ExecStart"].endswith(" daemon")
+    assert "--passphrase-file %h/" in settings["ExecStart"]
+    assert settings["WantedBy"] == "default.target"  # a user unit: no User=, no system target
+    assert "User" not in settings and settings["UMask"] == "0077"
+    assert settings["Restart"] == "on-failure"

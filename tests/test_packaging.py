@@ -32,5 +32,5 @@ def test_wheel_contains_every_module(tmp_path: Path) -> None:
     assert not bare, bare
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
-    assert "tenchat = tenchat.client.cli:main" in text
+    assert "tenchat = tenchat.client.launch:main" in text  # through the daemon, else the CLI
     assert "tenchat-relay = tenchat.relay.cli:main" in text

@@ -495,7 +495,8 @@ def test_double_ratchet_test_vector(monkeypatch: pytest.MonkeyPatch) -> None:
     assert numbers == [(0, 0), (0, 1), (0, 0), (2, 0)]
 
 
-def test_header_n_is_what_the_doubleratchet_package_sends() -> None:
+@pytest.mark.asyncio
+async def test_header_n_is_what_the_doubleratchet_package_sends() -> None:
     # The independent implementation (tests/crypto/test_interop.py) numbers the same way:
     # its `sending_chain_length` of a chain's first message is 0.
     from tests.crypto.test_interop import Theirs
@@ -503,7 +504,7 @@ def test_header_n_is_what_the_doubleratchet_package_sends() -> None:
     spk = X25519KeyPair.generate()
     sk, ad = bytes(range(32)), bytes(64)
     theirs = Theirs(sk, ad, peer_pub=spk.public)
-    first, second = theirs.encrypt(b"x"), theirs.encrypt(b"y")
+    first, second = await theirs.encrypt(b"x"), await theirs.encrypt(b"y")
     assert (first[1], first[2], second[1], second[2]) == (0, 0, 0, 1)
     ours = ratchet.DoubleRatchet.init_receiver(sk, spk)
     assert ours.decrypt(ratchet.Header(*second[:3]), second[3], ad) == b"y"  # n = 1 is index 1

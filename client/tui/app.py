@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import date, datetime, tzinfo
 from pathlib import Path
 from typing import Any
@@ -86,6 +86,11 @@ class TenchatApp(App[None]):
         self._owns_client = client is None
         self._input: deque[events.Key | events.Paste] = deque()  # keys waiting their turn
         self._settling: asyncio.Task[None] | None = None
+        # Keys typed while tenchat starts (the terminal buffers them from the moment the
+        # command runs) wait until the first screen that takes them has its focus: the
+        # unlock or first-run form, or the chat with its first conversation open. Before,
+        # they went to whatever was focused meanwhile and the first ones were lost.
+        self._started = asyncio.Event()
 
     # --- keys in order -----------------------------------------------------------------------
     #
@@ -99,6 +104,11 @@ class TenchatApp(App[None]):
 
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, (events.Key, events.Paste)) and not event.is_forwarded:
+            if not self._started.is_set() and isinstance(event, events.Key) \
+                    and event.key == "ctrl+j":
+                # Typed before Textual put the terminal in raw mode, Enter was turned into
+                # a line feed by the terminal (ICRNL): it was Enter, not Ctrl+J.
+                event = events.Key("enter", "\r")
             self._input.append(event)
             if self._settling is None:
                 await self._feed_input()
@@ -106,7 +116,7 @@ class TenchatApp(App[None]):
         await super().on_event(event)
 
     async def _feed_input(self) -> None:
-        while self._input and self._settling is None:
+        while self._input and self._settling is None and self._started.is_set():
             event = self._input.popleft()
             moves = isinstance(event, events.Key) and self._is_bound(event.key)
             await super().on_event(event)
@@ -179,6 +189,23 @@ class TenchatApp(App[None]):
         self._settling = None
         await self._feed_input()
 
+    def _hold_input_until(self, ready: Awaitable[Any]) -> None:
+        """Keep the keys from the terminal queued until ``ready`` (a screen shown and
+        focused; 10 s at most), then hand them out in order."""
+        self._started.clear()
+
+        async def release() -> None:
+            try:
+                async with asyncio.timeout(10):
+                    await ready
+            except Exception:  # too slow, or the screen failed: let the keys through
+                log.debug("waiting for the first screen", exc_info=True)
+            self._started.set()
+            if self._settling is None:  # let the focus the screen asked for land first
+                self._settling = asyncio.create_task(self._settle())
+
+        self.run_worker(release(), group="start-up")
+
     # --- start-up ---------------------------------------------------------------------------
 
     def on_mount(self) -> None:
@@ -191,8 +218,8 @@ class TenchatApp(App[None]):
         elif not Keystore.in_home(self.home).exists():
             from .screens.first_run import FirstRunScreen
 
-            self.push_screen(FirstRunScreen(self.home, self.relay_url or DEFAULT_RELAY),
-                             self._unlocked)
+            self._hold_input_until(self.push_screen(
+                FirstRunScreen(self.home, self.relay_url or DEFAULT_RELAY), self._unlocked))
         elif self.passphrase is not None:
             self.run_worker(self._unlock(self.passphrase), exclusive=True)
         else:
@@ -201,7 +228,8 @@ class TenchatApp(App[None]):
     def _ask_passphrase(self, error: str = "") -> None:
         from .screens.unlock import UnlockScreen
 
-        self.push_screen(UnlockScreen(self.home, self.relay_url, error), self._unlocked)
+        self._hold_input_until(self.push_screen(
+            UnlockScreen(self.home, self.relay_url, error), self._unlocked))
 
     async def _unlock(self, passphrase: str) -> None:
         from ...common.errors import TenchatError
@@ -224,16 +252,34 @@ class TenchatApp(App[None]):
         self.sub_title = f"@{client.handle}"
         if self.run_client:
             self._runner = asyncio.create_task(self._run_client(client))
-        self.push_screen(ChatScreen(client))
+        chat = ChatScreen(client)
+        self._hold_input_until(chat.ready.wait())
+        self.push_screen(chat)
 
     async def _run_client(self, client: Any) -> None:
+        # While open, the TUI owns the home like `tenchat daemon`: scripts' commands go
+        # through its socket (docs/rpc.md). If a daemon already serves the home, the TUI
+        # works beside it (each transaction takes the home's lock) without a socket.
+        from ..daemon import HomeBusy, HomeServer
+        from ..hosting import share
+
+        server: HomeServer | None = HomeServer(client, self.home)
         try:
-            await client.run()
+            await server.start()  # type: ignore[union-attr]
+            receive = share(client)(client.run())
+        except HomeBusy:
+            server = None
+            receive = client.run()
+        try:
+            await receive
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the core reports; the UI stays usable offline
             log.exception("client stopped")
             self.notify(f"relay connection stopped: {exc}", severity="error", timeout=30)
+        finally:
+            if server is not None:
+                await server.close()
 
     async def on_unmount(self) -> None:
         await self.shutdown_client()

@@ -4,24 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from pathlib import Path
 
 import pytest
 
 from tenchat.client.cache import READ
 from tenchat.client.demo import echo_bot
-from tenchat.client.service import Client
-from tests.conftest import PASSPHRASE
-from tests.support.relay import RelayProcess
+from tests.support.clients import People
 from tests.support.wsclient import async_test
 
 pytestmark = pytest.mark.slow
 
 
 @async_test
-async def test_echo_bot_sends_read_receipts(tmp_path: Path, relay: RelayProcess) -> None:
-    bot = await Client.create(tmp_path / "echo", relay.url, "echo", PASSPHRASE)
-    you = await Client.create(tmp_path / "you", relay.url, "you", PASSPHRASE)
+async def test_echo_bot_sends_read_receipts(people: People) -> None:
+    bot, you = await people("echo", "you")
     bot_task = asyncio.create_task(echo_bot(bot))
     you_task = asyncio.create_task(you.sync(follow=True))
     try:
@@ -41,5 +37,3 @@ async def test_echo_bot_sends_read_receipts(tmp_path: Path, relay: RelayProcess)
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        await bot.close()
-        await you.close()

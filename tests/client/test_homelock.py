@@ -15,38 +15,36 @@ from tenchat.client.homelock import HomeLock, HomeLocked, lock_timeout
 from tenchat.common.errors import TenchatError
 
 
-def test_two_holders_take_turns_and_a_wait_times_out(tmp_path: Path) -> None:
-    async def body() -> None:
-        # Two HomeLocks on one home conflict like two processes do (flock belongs to the
-        # open file, not the process).
-        first, second = HomeLock(tmp_path, timeout=0.2), HomeLock(tmp_path, timeout=5)
-        order: list[str] = []
+@pytest.mark.asyncio
+async def test_two_holders_take_turns_and_a_wait_times_out(tmp_path: Path) -> None:
+    # Two HomeLocks on one home conflict like two processes do (flock belongs to the
+    # open file, not the process).
+    first, second = HomeLock(tmp_path, timeout=0.2), HomeLock(tmp_path, timeout=5)
+    order: list[str] = []
+    async with first:
+        started = time.monotonic()
+        with pytest.raises(HomeLocked, match="another tenchat process has held"):
+            await HomeLock(tmp_path, timeout=0.2).acquire()
+        assert 0.2 <= time.monotonic() - started < 5
+
+        async def later() -> None:
+            async with second:
+                order.append("second")
+
+        task = asyncio.create_task(later())
+        await asyncio.sleep(0.05)
+        order.append("first")
+    await asyncio.wait_for(task, 5)
+    assert order == ["first", "second"]
+    # A holder that raises releases it.
+    with pytest.raises(RuntimeError):
         async with first:
-            started = time.monotonic()
-            with pytest.raises(HomeLocked, match="another tenchat process has held"):
-                await HomeLock(tmp_path, timeout=0.2).acquire()
-            assert 0.2 <= time.monotonic() - started < 5
-
-            async def later() -> None:
-                async with second:
-                    order.append("second")
-
-            task = asyncio.create_task(later())
-            await asyncio.sleep(0.05)
-            order.append("first")
-        await asyncio.wait_for(task, 5)
-        assert order == ["first", "second"]
-        # A holder that raises releases it.
-        with pytest.raises(RuntimeError):
-            async with first:
-                raise RuntimeError("boom")
-        async with second:
-            pass
-        for lock in (first, second):
-            lock.close()
-        assert oct((tmp_path / "lock").stat().st_mode & 0o777) == "0o600"
-
-    asyncio.run(body())
+            raise RuntimeError("boom")
+    async with second:
+        pass
+    for lock in (first, second):
+        lock.close()
+    assert oct((tmp_path / "lock").stat().st_mode & 0o777) == "0o600"
 
 
 def test_the_wait_is_configurable(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -59,19 +57,17 @@ def test_the_wait_is_configurable(monkeypatch: pytest.MonkeyPatch) -> None:
         lock_timeout()
 
 
-def test_an_open_cache_leaves_the_database_free_for_other_processes(tmp_path: Path) -> None:
+@pytest.mark.asyncio
+async def test_an_open_cache_leaves_the_database_free_for_other_processes(tmp_path: Path) -> None:
     """Opening must not leave a write transaction behind (a failed FTS5 option on SQLite
     < 3.42 did): other processes on the home would fail with "database is locked"."""
-    async def body() -> None:
-        cache = await Cache.open(tmp_path, os.urandom(32))
-        try:
-            other = sqlite3.connect(tmp_path / "cache.sqlite", timeout=0.5)
-            other.execute("INSERT OR REPLACE INTO meta VALUES ('k', 1)")
-            other.commit()
-            other.close()
-            await cache.set_meta("mine", 2)  # and this one can write after it
-            await cache.commit()
-        finally:
-            await cache.close()
-
-    asyncio.run(body())
+    cache = await Cache.open(tmp_path, os.urandom(32))
+    try:
+        other = sqlite3.connect(tmp_path / "cache.sqlite", timeout=0.5)
+        other.execute("INSERT OR REPLACE INTO meta VALUES ('k', 1)")
+        other.commit()
+        other.close()
+        await cache.set_meta("mine", 2)  # and this one can write after it
+        await cache.commit()
+    finally:
+        await cache.close()

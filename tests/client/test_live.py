@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
@@ -22,7 +21,7 @@ from tenchat.client.events import (
     TypingChanged,
 )
 from tenchat.client.service import Client
-from tests.conftest import PASSPHRASE
+from tests.support.clients import Pair
 from tests.support.relay import RelayProcess
 
 pytestmark = pytest.mark.slow
@@ -52,16 +51,10 @@ class Recorder:
         return await asyncio.wait_for(loop(), timeout)
 
 
-async def pair(tmp_path: Path, relay: RelayProcess) -> tuple[Client, Client]:
-    alice = await Client.create(tmp_path / "alice", relay.url, "alice", PASSPHRASE)
-    bob = await Client.create(tmp_path / "bob", relay.url, "bob", PASSPHRASE)
-    return alice, bob
-
-
 @pytest.mark.asyncio
-async def test_messages_ticks_typing_presence(tmp_path: Path, relay: RelayProcess) -> None:
+async def test_messages_ticks_typing_presence(two_clients: Pair) -> None:
     async with asyncio.timeout(60):
-        alice, bob = await pair(tmp_path, relay)
+        alice, bob = two_clients
         a_events, b_events = Recorder(alice), Recorder(bob)
         a_run = asyncio.create_task(alice.run())
         await a_events.wait_for(lambda e: isinstance(e, ConnectionChanged) and e.state == ONLINE)
@@ -104,9 +97,10 @@ async def test_messages_ticks_typing_presence(tmp_path: Path, relay: RelayProces
 
 
 @pytest.mark.asyncio
-async def test_compose_offline_goes_out_on_reconnect(tmp_path: Path, relay: RelayProcess) -> None:
+async def test_compose_offline_goes_out_on_reconnect(two_clients: Pair,
+        relay: RelayProcess) -> None:
     async with asyncio.timeout(90):
-        alice, bob = await pair(tmp_path, relay)
+        alice, bob = two_clients
         a_events = Recorder(alice)
         conv = await alice.start_conversation("bob")
         a_run = asyncio.create_task(alice.run())
@@ -139,7 +133,7 @@ async def test_compose_offline_goes_out_on_reconnect(tmp_path: Path, relay: Rela
 
 @pytest.mark.asyncio
 async def test_reconnects_within_a_second_of_the_relay_coming_back_after_a_long_outage(
-        tmp_path: Path, relay: RelayProcess) -> None:
+        two_clients: Pair, relay: RelayProcess) -> None:
     """Target (docs/performance.md): reconnect < 1 s after the relay is back. The relay is
     killed (SIGKILL) and stays down 8 s — long enough for any doubling backoff to reach its
     cap — then comes back on the same port and data: the running client is online again
@@ -148,7 +142,7 @@ async def test_reconnects_within_a_second_of_the_relay_coming_back_after_a_long_
     from tenchat.client.service import RECONNECT_CAP
 
     async with asyncio.timeout(60):
-        alice, bob = await pair(tmp_path, relay)
+        alice, bob = two_clients
         await bob.close()
         events = Recorder(alice)
         a_run = asyncio.create_task(alice.run())

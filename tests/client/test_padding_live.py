@@ -3,41 +3,28 @@ from a short text by its size, and padded messages read back as before."""
 
 from __future__ import annotations
 
-import asyncio
-from pathlib import Path
-
 import pytest
 
 from tenchat.client.cache import DELIVERED
-from tenchat.client.service import Client
 from tenchat.common import frames as f
-from tests.conftest import PASSPHRASE
-from tests.support.relay import RelayProcess
+from tests.support.clients import Pair
 
 pytestmark = pytest.mark.slow
 
 
-def test_receipt_and_short_text_look_alike_on_the_relay(tmp_path: Path,
-                                                        relay: RelayProcess) -> None:
-    async def body() -> None:
-        alice = await Client.create(tmp_path / "alice", relay.url, "alice", PASSPHRASE)
-        bob = await Client.create(tmp_path / "bob", relay.url, "bob", PASSPHRASE)
-        try:
-            sent = await alice.send_text("bob", "hi")
-            await bob.sync()  # reads it and sends alice a `delivered` receipt
-            await bob.send_text("alice", "ok")  # on the same session, right after
-            conn = await alice.connection()
-            page = await conn.request(f.Fetch, user=alice.user)  # what the relay holds
-            assert isinstance(page, f.Messages) and len(page.items) == 2
-            receipt, text = (item.body for item in page.items)
-            assert len(receipt) == len(text)
+@pytest.mark.asyncio
+async def test_receipt_and_short_text_look_alike_on_the_relay(two_clients: Pair) -> None:
+    alice, bob = two_clients
+    sent = await alice.send_text("bob", "hi")
+    await bob.sync()  # reads it and sends alice a `delivered` receipt
+    await bob.send_text("alice", "ok")  # on the same session, right after
+    conn = await alice.connection()
+    page = await conn.request(f.Fetch, user=alice.user)  # what the relay holds
+    assert isinstance(page, f.Messages) and len(page.items) == 2
+    receipt, text = (item.body for item in page.items)
+    assert len(receipt) == len(text)
 
-            await alice.sync()  # both open: the text shows, the receipt moves the tick
-            assert [m.text for m in await alice.page(bob.user) if not m.outgoing] == ["ok"]
-            mine = await alice.cache.message(bob.user, sent.id)
-            assert mine is not None and mine.status == DELIVERED
-        finally:
-            await alice.close()
-            await bob.close()
-
-    asyncio.run(body())
+    await alice.sync()  # both open: the text shows, the receipt moves the tick
+    assert [m.text for m in await alice.page(bob.user) if not m.outgoing] == ["ok"]
+    mine = await alice.cache.message(bob.user, sent.id)
+    assert mine is not None and mine.status == DELIVERED

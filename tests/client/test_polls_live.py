@@ -4,20 +4,13 @@ creator, anonymous votes posted to the whole group — all ignored by the honest
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from tenchat.client.service import Client
 from tenchat.common import content as c
-from tests.conftest import PASSPHRASE
-from tests.support.relay import RelayProcess
+from tests.support.clients import People
 
 pytestmark = pytest.mark.slow
-
-
-async def people(tmp_path: Path, relay: RelayProcess, *names: str) -> list[Client]:
-    return [await Client.create(tmp_path / n, relay.url, n, PASSPHRASE) for n in names]
 
 
 async def nothing() -> None:
@@ -36,57 +29,53 @@ async def counts(client: Client, conv: bytes, poll: bytes) -> list[int]:
 
 
 @pytest.mark.asyncio
-async def test_hostile_votes_are_ignored(tmp_path: Path, relay: RelayProcess) -> None:
-    alice, bob, carol, dave = await people(tmp_path, relay, "alice", "bob", "carol", "dave")
-    try:
-        group = await alice.groups.create("ops", ["bob", "carol"])
-        poll = (await alice.polls.create(group, "Which?", ["a", "b", "c"])).id
-        await bob.sync()
-        await carol.sync()
-        # Options out of range, the same option twice, two options in a single-choice poll.
-        for choices in ([5], [0, 0], [0, 1]):
-            await send_raw(bob, group, c.Vote(poll=poll, choices=choices, at=10**13))
-        assert await counts(carol, group, poll) == [0, 0, 0]
-        assert await counts(alice, group, poll) == [0, 0, 0]
-        # A valid vote, then an older one (by the voter's clock) arriving later: kept.
-        await send_raw(bob, group, c.Vote(poll=poll, choices=[1], at=2000))
-        await send_raw(bob, group, c.Vote(poll=poll, choices=[2], at=1000))
-        assert await counts(carol, group, poll) == [0, 1, 0]
-        # bob can't close alice's poll, nor publish a tally for it.
-        await send_raw(bob, group, c.PollClose(poll=poll))
-        await send_raw(bob, group, c.PollTally(poll=poll, counts=[9, 9, 9], voters=9, at=5))
-        await carol.sync()
-        view = await carol.polls.view(group, poll)
-        assert view.closed is False and view.counts == [0, 1, 0]
-        # alice closes; bob's client hasn't heard yet and votes: nobody counts it.
-        await alice.polls.close(group, poll)
-        await bob.polls.vote(group, poll, [0])
-        assert await counts(carol, group, poll) == [0, 1, 0]
-        assert await counts(alice, group, poll) == [0, 1, 0]
-        assert (await carol.polls.view(group, poll)).closed is True
+async def test_hostile_votes_are_ignored(people: People) -> None:
+    alice, bob, carol, dave = await people("alice", "bob", "carol", "dave")
+    group = await alice.groups.create("ops", ["bob", "carol"])
+    poll = (await alice.polls.create(group, "Which?", ["a", "b", "c"])).id
+    await bob.sync()
+    await carol.sync()
+    # Options out of range, the same option twice, two options in a single-choice poll.
+    for choices in ([5], [0, 0], [0, 1]):
+        await send_raw(bob, group, c.Vote(poll=poll, choices=choices, at=10**13))
+    assert await counts(carol, group, poll) == [0, 0, 0]
+    assert await counts(alice, group, poll) == [0, 0, 0]
+    # A valid vote, then an older one (by the voter's clock) arriving later: kept.
+    await send_raw(bob, group, c.Vote(poll=poll, choices=[1], at=2000))
+    await send_raw(bob, group, c.Vote(poll=poll, choices=[2], at=1000))
+    assert await counts(carol, group, poll) == [0, 1, 0]
+    # bob can't close alice's poll, nor publish a tally for it.
+    await send_raw(bob, group, c.PollClose(poll=poll))
+    await send_raw(bob, group, c.PollTally(poll=poll, counts=[9, 9, 9], voters=9, at=5))
+    await carol.sync()
+    view = await carol.polls.view(group, poll)
+    assert view.closed is False and view.counts == [0, 1, 0]
+    # alice closes; bob's client hasn't heard yet and votes: nobody counts it.
+    await alice.polls.close(group, poll)
+    await bob.polls.vote(group, poll, [0])
+    assert await counts(carol, group, poll) == [0, 1, 0]
+    assert await counts(alice, group, poll) == [0, 1, 0]
+    assert (await carol.polls.view(group, poll)).closed is True
 
-        # Anonymous: votes count only when sent 1:1 to the creator by a member.
-        anon = (await alice.polls.create(group, "Secret?", ["yes", "no"],
-                                         anonymous=True)).id
-        await bob.sync()
-        await carol.sync()
-        await send_raw(bob, group, c.Vote(poll=anon, choices=[0], at=1))  # to everyone
-        await send_raw(dave, alice.user, c.Vote(poll=anon, choices=[0], at=1, group=group),
-                       to=alice.user)  # dave is no member
-        assert await counts(alice, group, anon) == [0, 0]
-        assert await counts(carol, group, anon) == [0, 0]
-        await bob.polls.vote(group, anon, [1])
-        assert await counts(alice, group, anon) == [0, 1]
-        await carol.sync()
-        view = await carol.polls.view(group, anon)
-        assert view.counts == [0, 1] and view.voters == 1 and view.names is None
-        # carol's client never received bob's ballot: only alice's tally.
-        assert bob.user not in await carol.cache.votes(group, anon)
-        # bob takes his vote back: the creator's next tally says so.
-        assert (await bob.polls.vote(group, anon, [])).mine == []
-        assert await counts(alice, group, anon) == [0, 0]
-        await carol.sync()
-        assert (await carol.polls.view(group, anon)).voters == 0
-    finally:
-        for client in (alice, bob, carol, dave):
-            await client.close()
+    # Anonymous: votes count only when sent 1:1 to the creator by a member.
+    anon = (await alice.polls.create(group, "Secret?", ["yes", "no"],
+                                     anonymous=True)).id
+    await bob.sync()
+    await carol.sync()
+    await send_raw(bob, group, c.Vote(poll=anon, choices=[0], at=1))  # to everyone
+    await send_raw(dave, alice.user, c.Vote(poll=anon, choices=[0], at=1, group=group),
+                   to=alice.user)  # dave is no member
+    assert await counts(alice, group, anon) == [0, 0]
+    assert await counts(carol, group, anon) == [0, 0]
+    await bob.polls.vote(group, anon, [1])
+    assert await counts(alice, group, anon) == [0, 1]
+    await carol.sync()
+    view = await carol.polls.view(group, anon)
+    assert view.counts == [0, 1] and view.voters == 1 and view.names is None
+    # carol's client never received bob's ballot: only alice's tally.
+    assert bob.user not in await carol.cache.votes(group, anon)
+    # bob takes his vote back: the creator's next tally says so.
+    assert (await bob.polls.vote(group, anon, [])).mine == []
+    assert await counts(alice, group, anon) == [0, 0]
+    await carol.sync()
+    assert (await carol.polls.view(group, anon)).voters == 0

@@ -3,8 +3,6 @@ one-time prekeys bounded, and the signed prekey rotates with the old one kept fo
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,121 +13,90 @@ from tenchat.common import frames as f
 from tenchat.common.crypto.keys import make_one_time_prekeys
 from tenchat.common.crypto.prekeys import DAY_MS
 from tenchat.common.identity import signed_prekey_message, verify_signature
-from tests.conftest import PASSPHRASE
-from tests.support.relay import RelayProcess
+from tests.support.clients import People
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def unlimited_relay(tmp_path: Path) -> Iterator[RelayProcess]:
-    """A relay without its fetch_bundle limits: the client's bound must hold on its own
-    (the relay is untrusted, and a drain spread over many identities gets past limits)."""
-    proc = RelayProcess(tmp_path / "relay", env={"TENCHAT_RELAY_BUNDLE_RATE": "0",
-                                                 "TENCHAT_RELAY_OTK_RATE": "0"}).start()
-    try:
-        yield proc
-    finally:
-        if proc.running:
-            proc.terminate()
 
 
 async def texts(client: Client, peer: bytes) -> list[str]:
     return [m.text for m in await client.page(peer)]
 
 
-def test_drained_one_time_prekeys_stay_bounded(tmp_path: Path,
-                                               unlimited_relay: RelayProcess) -> None:
-    relay = unlimited_relay
+# A relay without its fetch_bundle limits: the client's bound must hold on its own (the
+# relay is untrusted, and a drain spread over many identities gets past limits).
+@pytest.mark.relay(env={"TENCHAT_RELAY_BUNDLE_RATE": "0", "TENCHAT_RELAY_OTK_RATE": "0"})
+@pytest.mark.asyncio
+async def test_drained_one_time_prekeys_stay_bounded(people: People) -> None:
+    alice, mallory, bob = await people("alice", "mallory", "bob")
+    a_conn, m_conn = await alice.connection(), await mallory.connection()
+    for _ in range(12):
+        for _ in range(95):  # bundles taken and never used
+            await m_conn.request(f.FetchBundle, user=alice.user)
+        # what a prekeys_low push makes a client do
+        await alice.maintain_prekeys(a_conn, refill=True)
+    status = await a_conn.request(f.PublishPrekeys, user=alice.user)
+    assert isinstance(status, f.PrekeyStatus) and status.otk_count >= 20
+    held = [k for k, _ in await alice.cache.prekey_ages("otk")]
+    # 1,140 taken; kept: what the relay holds + the 200 most recently handed out
+    assert len(held) == status.otk_count + 200, (len(held), status.otk_count)
 
-    async def body() -> None:
-        alice = await Client.create(tmp_path / "alice", relay.url, "alice", PASSPHRASE)
-        mallory = await Client.create(tmp_path / "mallory", relay.url, "mallory", PASSPHRASE)
-        bob = await Client.create(tmp_path / "bob", relay.url, "bob", PASSPHRASE)
-        try:
-            a_conn, m_conn = await alice.connection(), await mallory.connection()
-            for _ in range(12):
-                for _ in range(95):  # bundles taken and never used
-                    await m_conn.request(f.FetchBundle, user=alice.user)
-                # what a prekeys_low push makes a client do
-                await alice.maintain_prekeys(a_conn, refill=True)
-            status = await a_conn.request(f.PublishPrekeys, user=alice.user)
-            assert isinstance(status, f.PrekeyStatus) and status.otk_count >= 20
-            held = [k for k, _ in await alice.cache.prekey_ages("otk")]
-            # 1,140 taken; kept: what the relay holds + the 200 most recently handed out
-            assert len(held) == status.otk_count + 200, (len(held), status.otk_count)
+    # A stale push (the relay already has plenty) publishes nothing more.
+    await alice.maintain_prekeys(a_conn, refill=True)
+    assert [k for k, _ in await alice.cache.prekey_ages("otk")] == held
 
-            # A stale push (the relay already has plenty) publishes nothing more.
-            await alice.maintain_prekeys(a_conn, refill=True)
-            assert [k for k, _ in await alice.cache.prekey_ages("otk")] == held
+    # A batch stored but never confirmed (the connection dropped mid-publish) is
+    # published again, not mistaken for keys the relay holds.
+    start = int(await alice.cache.get_meta(OTK_NEXT))  # type: ignore[arg-type]
+    async with alice._crypto_lock:
+        for k in make_one_time_prekeys(start, 100):
+            await alice.cache.put_prekey("otk", k.key_id, k.public, k.private, 1)
+        await alice.cache.set_meta(OTK_NEXT, start + 100)
+        await alice.cache.commit()
+    await alice.maintain_prekeys(a_conn, refill=True)
+    again = await a_conn.request(f.PublishPrekeys, user=alice.user)
+    assert isinstance(again, f.PrekeyStatus)
+    assert again.otk_count == status.otk_count + 100
+    assert len(await alice.cache.prekey_ages("otk")) == again.otk_count + 200
 
-            # A batch stored but never confirmed (the connection dropped mid-publish) is
-            # published again, not mistaken for keys the relay holds.
-            start = int(await alice.cache.get_meta(OTK_NEXT))  # type: ignore[arg-type]
-            async with alice._crypto_lock:
-                for k in make_one_time_prekeys(start, 100):
-                    await alice.cache.put_prekey("otk", k.key_id, k.public, k.private, 1)
-                await alice.cache.set_meta(OTK_NEXT, start + 100)
-                await alice.cache.commit()
-            await alice.maintain_prekeys(a_conn, refill=True)
-            again = await a_conn.request(f.PublishPrekeys, user=alice.user)
-            assert isinstance(again, f.PrekeyStatus)
-            assert again.otk_count == status.otk_count + 100
-            assert len(await alice.cache.prekey_ages("otk")) == again.otk_count + 200
-
-            # Nothing the relay still hands out was deleted: a new peer's session starts.
-            await bob.send_text("alice", "after the drain")
-            await alice.sync()
-            assert await texts(alice, bob.user) == ["after the drain"]
-        finally:
-            for c in (alice, mallory, bob):
-                await c.close()
-
-    asyncio.run(body())
+    # Nothing the relay still hands out was deleted: a new peer's session starts.
+    await bob.send_text("alice", "after the drain")
+    await alice.sync()
+    assert await texts(alice, bob.user) == ["after the drain"]
 
 
-def test_signed_prekey_rotates_weekly_and_the_old_one_has_a_grace(
-        tmp_path: Path, relay: RelayProcess) -> None:
-    async def body() -> None:
-        alice = await Client.create(tmp_path / "alice", relay.url, "alice", PASSPHRASE)
-        bob = await Client.create(tmp_path / "bob", relay.url, "bob", PASSPHRASE)
-        carol = await Client.create(tmp_path / "carol", relay.url, "carol", PASSPHRASE)
-        try:
-            t0 = now_ms()
-            a_conn = await alice.connection()
+@pytest.mark.asyncio
+async def test_signed_prekey_rotates_weekly_and_the_old_one_has_a_grace(people: People) -> None:
+    alice, bob, carol = await people("alice", "bob", "carol")
+    t0 = now_ms()
+    a_conn = await alice.connection()
 
-            async def spk_ids() -> list[int]:
-                return [k for k, _ in await alice.cache.prekey_ages("spk")]
+    async def spk_ids() -> list[int]:
+        return [k for k, _ in await alice.cache.prekey_ages("spk")]
 
-            async def relay_spk() -> int:
-                bundle = await (await carol.connection()).request(f.FetchBundle, user=alice.user)
-                assert isinstance(bundle, f.Bundle)
-                assert verify_signature(alice.user, signed_prekey_message(bundle.spk.pub),
-                                        bundle.spk.sig)
-                return bundle.spk.key_id
+    async def relay_spk() -> int:
+        bundle = await (await carol.connection()).request(f.FetchBundle, user=alice.user)
+        assert isinstance(bundle, f.Bundle)
+        assert verify_signature(alice.user, signed_prekey_message(bundle.spk.pub),
+                                bundle.spk.sig)
+        return bundle.spk.key_id
 
-            await alice.maintain_prekeys(a_conn, refill=False, now=t0 + 6 * DAY_MS)
-            assert await spk_ids() == [1] and await relay_spk() == 1  # not due yet
+    await alice.maintain_prekeys(a_conn, refill=False, now=t0 + 6 * DAY_MS)
+    assert await spk_ids() == [1] and await relay_spk() == 1  # not due yet
 
-            # bob starts his session from the bundle with signed prekey 1 ...
-            await bob.send_text("alice", "before the rotation")
-            # ... then alice rotates (a week on) before she reads it.
-            await alice.maintain_prekeys(a_conn, refill=False, now=t0 + 8 * DAY_MS)
-            assert await spk_ids() == [1, 2] and await relay_spk() == 2
-            await carol.send_text("alice", "after the rotation")
-            await alice.sync()
-            assert await texts(alice, bob.user) == ["before the rotation"]  # grace: 1 kept
-            assert await texts(alice, carol.user) == ["after the rotation"]
+    # bob starts his session from the bundle with signed prekey 1 ...
+    await bob.send_text("alice", "before the rotation")
+    # ... then alice rotates (a week on) before she reads it.
+    await alice.maintain_prekeys(a_conn, refill=False, now=t0 + 8 * DAY_MS)
+    assert await spk_ids() == [1, 2] and await relay_spk() == 2
+    await carol.send_text("alice", "after the rotation")
+    await alice.sync()
+    assert await texts(alice, bob.user) == ["before the rotation"]  # grace: 1 kept
+    assert await texts(alice, carol.user) == ["after the rotation"]
 
-            # 30 days after 2 replaced it, 1 is deleted; 2 (replaced just now) stays.
-            await alice.maintain_prekeys(await alice.connection(), refill=False,
-                                         now=t0 + 38 * DAY_MS)
-            assert await spk_ids() == [2, 3] and await relay_spk() == 3
-        finally:
-            for c in (alice, bob, carol):
-                await c.close()
-
-    asyncio.run(body())
+    # 30 days after 2 replaced it, 1 is deleted; 2 (replaced just now) stays.
+    await alice.maintain_prekeys(await alice.connection(), refill=False,
+                                 now=t0 + 38 * DAY_MS)
+    assert await spk_ids() == [2, 3] and await relay_spk() == 3
 
 
 def test_rotation_and_grace_come_from_config(tmp_path: Path) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from pathlib import Path
 
 import pytest
 
@@ -17,18 +16,11 @@ from tenchat.client.events import (
     PresenceChanged,
     TypingChanged,
 )
-from tenchat.client.service import Client
 from tests.client.test_live import Recorder
-from tests.conftest import PASSPHRASE
+from tests.support.clients import Pair
 from tests.support.relay import RelayProcess
 
 pytestmark = pytest.mark.slow
-
-
-async def pair(tmp_path: Path, relay: RelayProcess) -> tuple[Client, Client]:
-    alice = await Client.create(tmp_path / "alice", relay.url, "alice", PASSPHRASE)
-    bob = await Client.create(tmp_path / "bob", relay.url, "bob", PASSPHRASE)
-    return alice, bob
 
 
 def relay_rows(relay: RelayProcess) -> int:
@@ -41,9 +33,10 @@ def relay_rows(relay: RelayProcess) -> int:
 
 
 @pytest.mark.asyncio
-async def test_read_receipts_off(tmp_path: Path, relay: RelayProcess) -> None:
+async def test_read_receipts_off(two_clients: Pair,
+        relay: RelayProcess) -> None:
     async with asyncio.timeout(60):
-        alice, bob = await pair(tmp_path, relay)
+        alice, bob = two_clients
         await bob.set_setting("read_receipts", False)
         sent = await alice.send_text("bob", "did you read this?")
         await bob.sync()
@@ -60,9 +53,9 @@ async def test_read_receipts_off(tmp_path: Path, relay: RelayProcess) -> None:
 
 
 @pytest.mark.asyncio
-async def test_typing_off(tmp_path: Path, relay: RelayProcess) -> None:
+async def test_typing_off(two_clients: Pair) -> None:
     async with asyncio.timeout(60):
-        alice, bob = await pair(tmp_path, relay)
+        alice, bob = two_clients
         await alice.send_text("bob", "hi")
         b_events, a_events = Recorder(bob), Recorder(alice)
         tasks = [asyncio.create_task(c.run()) for c in (alice, bob)]
@@ -87,9 +80,9 @@ async def test_typing_off(tmp_path: Path, relay: RelayProcess) -> None:
 
 
 @pytest.mark.asyncio
-async def test_hide_presence(tmp_path: Path, relay: RelayProcess) -> None:
+async def test_hide_presence(two_clients: Pair) -> None:
     async with asyncio.timeout(60):
-        alice, bob = await pair(tmp_path, relay)
+        alice, bob = two_clients
         await bob.set_setting("hide_presence", True)
         await alice.send_text("bob", "hi")
         a_events = Recorder(alice)
@@ -113,9 +106,10 @@ async def test_hide_presence(tmp_path: Path, relay: RelayProcess) -> None:
 
 
 @pytest.mark.asyncio
-async def test_block_is_enforced_by_the_relay_too(tmp_path: Path, relay: RelayProcess) -> None:
+async def test_block_is_enforced_by_the_relay_too(two_clients: Pair,
+        relay: RelayProcess) -> None:
     async with asyncio.timeout(60):
-        alice, bob = await pair(tmp_path, relay)
+        alice, bob = two_clients
         await bob.send_text("alice", "hello")
         await alice.sync()
         await alice.set_blocked("bob", True)  # tells the relay (answered) as well

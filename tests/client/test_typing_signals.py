@@ -6,25 +6,22 @@ from __future__ import annotations
 
 import asyncio
 import os
-from pathlib import Path
 
 import pytest
 
 from tenchat.client.events import ONLINE, ConnectionChanged, MessageAdded, TypingChanged
 from tenchat.common import content as c
 from tenchat.common import frames as f
-from tests.client.test_live import Recorder, pair
-from tests.support.relay import RelayProcess
+from tests.client.test_live import Recorder
+from tests.support.clients import Pair
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.mark.asyncio
-async def test_ephemeral_carries_typing_only_and_respects_blocks(
-    tmp_path: Path, relay: RelayProcess
-) -> None:
+async def test_ephemeral_carries_typing_only_and_respects_blocks(two_clients: Pair) -> None:
     async with asyncio.timeout(60):
-        alice, bob = await pair(tmp_path, relay)
+        alice, bob = two_clients
         await alice.send_text("bob", "hi")  # a session each way after bob answers
         await bob.sync()
         await bob.send_text("alice", "hi alice")
@@ -67,16 +64,13 @@ async def test_ephemeral_carries_typing_only_and_respects_blocks(
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        for cl in (alice, bob):
-            await cl.close()
 
 
 @pytest.mark.asyncio
 async def test_hostile_ephemeral_bodies_are_dropped_and_receiving_goes_on(
-    tmp_path: Path, relay: RelayProcess
-) -> None:
+        two_clients: Pair) -> None:
     async with asyncio.timeout(60):
-        alice, bob = await pair(tmp_path, relay)
+        alice, bob = two_clients
         await alice.send_text("bob", "hi")
         await bob.sync()
         # 1. Not an envelope at all, alone in its batch (the short path): dropped, no raise.
@@ -100,5 +94,3 @@ async def test_hostile_ephemeral_bodies_are_dropped_and_receiving_goes_on(
         # Still receiving: the next real message arrives through the relay as usual.
         await alice.send_text("bob", "after the junk")
         assert await bob.sync() == 1
-        for cl in (alice, bob):
-            await cl.close()

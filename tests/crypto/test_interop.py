@@ -21,7 +21,6 @@ message-for-message tests don't exercise.
 
 from __future__ import annotations
 
-import asyncio
 import os
 from typing import Any, Protocol
 
@@ -145,19 +144,22 @@ Wire = tuple[bytes, int, int, bytes]  # dh, pn, n, ciphertext
 
 
 class Party(Protocol):
-    def encrypt(self, plaintext: bytes) -> Wire: ...
-    def decrypt(self, wire: Wire) -> bytes: ...
+    """Async because the packages' ratchet is (its methods are coroutines, though they
+    never wait for anything)."""
+
+    async def encrypt(self, plaintext: bytes) -> Wire: ...
+    async def decrypt(self, wire: Wire) -> bytes: ...
 
 
 class Ours:
     def __init__(self, ratchet: DoubleRatchet, ad: bytes) -> None:
         self.ratchet, self.ad = ratchet, ad
 
-    def encrypt(self, plaintext: bytes) -> Wire:
+    async def encrypt(self, plaintext: bytes) -> Wire:
         h, ct = self.ratchet.encrypt(plaintext, self.ad)
         return h.dh, h.pn, h.n, ct
 
-    def decrypt(self, wire: Wire) -> bytes:
+    async def decrypt(self, wire: Wire) -> bytes:
         # Also round-trip the state, as the client does after every message.
         pt = self.ratchet.decrypt(Header(*wire[:3]), wire[3], self.ad)
         self.ratchet = DoubleRatchet.from_bytes(self.ratchet.to_bytes())
@@ -172,29 +174,29 @@ class Theirs:
         self.sk, self.ad, self.peer_pub, self.own_priv = shared_key, ad, peer_pub, own_priv
         self.dr: TheirDoubleRatchet | None = None
 
-    def encrypt(self, plaintext: bytes) -> Wire:
+    async def encrypt(self, plaintext: bytes) -> Wire:
         if self.dr is None:
             assert self.peer_pub is not None, "the receiver can't send first"
-            self.dr, msg = asyncio.run(TheirDoubleRatchet.encrypt_initial_message(
+            self.dr, msg = await TheirDoubleRatchet.encrypt_initial_message(
                 shared_secret=self.sk, recipient_ratchet_pub=self.peer_pub, message=plaintext,
                 associated_data=self.ad, **DR_CONFIG,
-            ))
+            )
         else:
-            msg = asyncio.run(self.dr.encrypt_message(plaintext, self.ad))
+            msg = await self.dr.encrypt_message(plaintext, self.ad)
         h = msg.header
         pn, n = h.previous_sending_chain_length, h.sending_chain_length
         return h.ratchet_pub, pn, n, msg.ciphertext
 
-    def decrypt(self, wire: Wire) -> bytes:
+    async def decrypt(self, wire: Wire) -> bytes:
         msg = EncryptedMessage(header=TheirHeader(*wire[:3]), ciphertext=wire[3])
         if self.dr is None:
             assert self.own_priv is not None, "the sender can't receive first"
-            self.dr, pt = asyncio.run(TheirDoubleRatchet.decrypt_initial_message(
+            self.dr, pt = await TheirDoubleRatchet.decrypt_initial_message(
                 shared_secret=self.sk, own_ratchet_priv=self.own_priv, message=msg,
                 associated_data=self.ad, **DR_CONFIG,
-            ))
+            )
             return pt
-        return asyncio.run(self.dr.decrypt_message(msg, self.ad))
+        return await self.dr.decrypt_message(msg, self.ad)
 
 
 def make_pair(ours_is_alice: bool) -> tuple[Party, Party]:
@@ -220,15 +222,15 @@ class Conversation:
     def can_send(self, who: str) -> bool:
         return who == "A" or self.received["B"] > 0
 
-    def send(self, who: str) -> None:
+    async def send(self, who: str) -> None:
         self.counter += 1
         plaintext = f"{who} message {self.counter}".encode()
         to = "B" if who == "A" else "A"
-        self.in_flight[to].append((self.parties[who].encrypt(plaintext), plaintext))
+        self.in_flight[to].append((await self.parties[who].encrypt(plaintext), plaintext))
 
-    def deliver(self, to: str, index: int) -> None:
+    async def deliver(self, to: str, index: int) -> None:
         wire, plaintext = self.in_flight[to].pop(index)
-        assert self.parties[to].decrypt(wire) == plaintext
+        assert await self.parties[to].decrypt(wire) == plaintext
         self.received[to] += 1
 
 
@@ -247,39 +249,43 @@ SCRIPT: list[tuple[Any, ...]] = [
 
 
 @pytest.mark.parametrize("ours_is_alice", [True, False], ids=["ours-alice", "ours-bob"])
-def test_double_ratchet_interop_scripted(ours_is_alice: bool) -> None:
+@pytest.mark.asyncio
+async def test_double_ratchet_interop_scripted(ours_is_alice: bool) -> None:
     conv = Conversation(*make_pair(ours_is_alice))
     for step in SCRIPT:
         if step[0] == "send":
-            conv.send(step[1])
+            await conv.send(step[1])
         else:
-            conv.deliver(step[1], step[2])
+            await conv.deliver(step[1], step[2])
     assert conv.in_flight == {"A": [], "B": []}
     assert conv.counter == 14
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ours_is_alice=st.booleans(), data=st.data())
-def test_double_ratchet_interop_random_schedules(ours_is_alice: bool, data: st.DataObject) -> None:
+@pytest.mark.asyncio
+async def test_double_ratchet_interop_random_schedules(ours_is_alice: bool,
+                                                      data: st.DataObject) -> None:
     conv = Conversation(*make_pair(ours_is_alice))
     for _ in range(data.draw(st.integers(5, 40), label="steps")):
         choices = [("send", w) for w in "AB" if conv.can_send(w)]
         choices += [("deliver", w) for w in "AB" if conv.in_flight[w]]
         action, who = data.draw(st.sampled_from(choices))
         if action == "send":
-            conv.send(who)
+            await conv.send(who)
         else:
-            conv.deliver(who, data.draw(st.integers(0, len(conv.in_flight[who]) - 1)))
+            await conv.deliver(who, data.draw(st.integers(0, len(conv.in_flight[who]) - 1)))
     for who in "AB":  # everything still in flight arrives, newest first
         while conv.in_flight[who]:
-            conv.deliver(who, len(conv.in_flight[who]) - 1)
+            await conv.deliver(who, len(conv.in_flight[who]) - 1)
 
 
 # --- X3DH ---------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("with_otk", [True, False], ids=["otk", "no-otk"])
-def test_x3dh_theirs_initiates_ours_responds(with_otk: bool) -> None:
+@pytest.mark.asyncio
+async def test_x3dh_theirs_initiates_ours_responds(with_otk: bool) -> None:
     alice, bob = IdentityKey.generate(), IdentityKey.generate()
     spk = make_signed_prekey(bob, 1)
     otk = make_one_time_prekeys(1, 1)[0]
@@ -287,9 +293,8 @@ def test_x3dh_theirs_initiates_ours_responds(with_otk: bool) -> None:
         identity_key=bob.public, signed_pre_key=spk.public, signed_pre_key_sig=spk.sig,
         pre_keys=frozenset({otk.public} if with_otk else ()),
     )
-    sk, ad, header = asyncio.run(
-        their_x3dh(alice).get_shared_secret_active(bundle, require_pre_key=with_otk)
-    )
+    sk, ad, header = await their_x3dh(alice).get_shared_secret_active(
+        bundle, require_pre_key=with_otk)
     assert header.identity_key == alice.public
     assert header.pre_key == (otk.public if with_otk else None)
     ours = our_x3dh.respond(
@@ -300,7 +305,8 @@ def test_x3dh_theirs_initiates_ours_responds(with_otk: bool) -> None:
 
 
 @pytest.mark.parametrize("with_otk", [True, False], ids=["otk", "no-otk"])
-def test_x3dh_ours_initiates_theirs_responds(with_otk: bool) -> None:
+@pytest.mark.asyncio
+async def test_x3dh_ours_initiates_theirs_responds(with_otk: bool) -> None:
     alice, bob = IdentityKey.generate(), IdentityKey.generate()
     bob_state = their_x3dh(bob)
     bob_state.generate_pre_keys(3)
@@ -311,16 +317,17 @@ def test_x3dh_ours_initiates_theirs_responds(with_otk: bool) -> None:
     ours = our_x3dh.initiate(
         alice, bundle.identity_key, bundle.signed_pre_key, bundle.signed_pre_key_sig, otk_pub
     )
-    sk, ad, _ = asyncio.run(bob_state.get_shared_secret_passive(
+    sk, ad, _ = await bob_state.get_shared_secret_passive(
         X3DHHeader(identity_key=alice.public, ephemeral_key=ours.ephemeral_pub,
                    signed_pre_key=bundle.signed_pre_key, pre_key=otk_pub),
         require_pre_key=with_otk,
-    ))
+    )
     assert ours.shared_key == sk
     assert ours.associated_data == ad
 
 
-def test_session_envelopes_open_with_the_packages() -> None:
+@pytest.mark.asyncio
+async def test_session_envelopes_open_with_the_packages() -> None:
     """Our Session's prekey envelope, opened by their X3DH and their ratchet, and back."""
     alice, bob = IdentityKey.generate(), IdentityKey.generate()
     bob_state = their_x3dh(bob)
@@ -333,15 +340,15 @@ def test_session_envelopes_open_with_the_packages() -> None:
     envelopes = [session.encrypt(f"hello {i}".encode()) for i in range(3)]
     raw = [msgspec.msgpack.decode(e) for e in envelopes]
     assert all(r["t"] == "prekey" and r["spk"] == 7 and r["otk"] == 9 for r in raw)
-    sk, ad, spk_pair = asyncio.run(bob_state.get_shared_secret_passive(
+    sk, ad, spk_pair = await bob_state.get_shared_secret_passive(
         X3DHHeader(identity_key=raw[0]["ik"], ephemeral_key=raw[0]["ek"],
                    signed_pre_key=bundle.signed_pre_key, pre_key=otk_pub),
-    ))
+    )
     bob_dr = Theirs(sk, ad, own_priv=spk_pair.priv)
     for i in (2, 0, 1):
         h = Header.from_bytes(raw[i]["h"])
-        assert bob_dr.decrypt((h.dh, h.pn, h.n, raw[i]["ct"])) == f"hello {i}".encode()
-    dh, pn, n, ct = bob_dr.encrypt(b"hi alice")
+        assert await bob_dr.decrypt((h.dh, h.pn, h.n, raw[i]["ct"])) == f"hello {i}".encode()
+    dh, pn, n, ct = await bob_dr.encrypt(b"hi alice")
     reply = msgspec.msgpack.encode({"t": "ratchet", "v": 1, "h": Header(dh, pn, n).to_bytes(),
                                     "ct": ct})
     assert session.decrypt(reply) == b"hi alice"

@@ -3,7 +3,6 @@ a real relay. Every message must reach the peer decryptable, and one session is 
 
 from __future__ import annotations
 
-import asyncio
 import fcntl
 import os
 import subprocess
@@ -23,6 +22,7 @@ N = 6
 
 
 async def session_count(home: Path, peer: bytes) -> int:
+    """The sessions with ``peer`` in the cache of ``home`` (read after the processes ended)."""
     cache = await Cache.open(home, Keystore.in_home(home).load(PASSPHRASE).storage_key)
     try:
         return len(await cache.sessions(peer))
@@ -30,7 +30,8 @@ async def session_count(home: Path, peer: bytes) -> int:
         await cache.close()
 
 
-def test_parallel_sends_from_one_home_all_decrypt(cli: Cli) -> None:
+@pytest.mark.asyncio
+async def test_parallel_sends_from_one_home_all_decrypt(cli: Cli) -> None:
     cli("alice", "init", "--handle", "alice")
     bob = bytes.fromhex(cli("bob", "--json", "init", "--handle", "bob").json()["user_id"])
     # bob is new to alice: the six race to look him up and to start the session
@@ -45,7 +46,7 @@ def test_parallel_sends_from_one_home_all_decrypt(cli: Cli) -> None:
     outs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0] * N, [err for _, err in outs]
 
-    assert asyncio.run(session_count(cli.home("alice"), bob)) == 1  # not one per process
+    assert await session_count(cli.home("alice"), bob) == 1  # not one per process
 
     got = cli("bob", "--json", "inbox").json_lines()
     assert sorted(m["text"] for m in got) == sorted(f"parallel message {i}" for i in range(N))

@@ -4,14 +4,12 @@ the relay acknowledged as stored reaches bob, and none is shown twice."""
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import pytest
 
 from tenchat.client.connection import ConnectionLost
-from tenchat.client.service import Client
 from tenchat.common import frames as f
-from tests.conftest import PASSPHRASE
+from tests.support.clients import Pair
 from tests.support.relay import RelayProcess
 
 pytestmark = pytest.mark.slow
@@ -20,61 +18,55 @@ BURST = 1000
 KILL_AFTER = 300  # acks seen before the SIGKILL
 
 
-async def burst_then_crash(tmp_path: Path, relay: RelayProcess) -> None:
-    alice = await Client.create(tmp_path / "alice", relay.url, "alice", PASSPHRASE)
-    bob = await Client.create(tmp_path / "bob", relay.url, "bob", PASSPHRASE)
-    try:
-        contact = await alice.resolve("bob")
-        for i in range(BURST):
-            await alice.queue_text(contact.user, f"burst message {i}")
-        assert await alice.encrypt_pending() == {}  # starts the session: one bundle fetch
-        outbox = await alice.cache.outbox()
-        assert len(outbox) == BURST
+async def burst_then_crash(two_clients: Pair, relay: RelayProcess) -> None:
+    alice, bob = two_clients
+    contact = await alice.resolve("bob")
+    for i in range(BURST):
+        await alice.queue_text(contact.user, f"burst message {i}")
+    assert await alice.encrypt_pending() == {}  # starts the session: one bundle fetch
+    outbox = await alice.cache.outbox()
+    assert len(outbox) == BURST
 
-        # Send the burst pipelined (as the outbox does), noting each Stored ack, and
-        # SIGKILL the relay once KILL_AFTER acks are in.
-        conn = await alice.connection()
-        acked: set[bytes] = set()
-        window = asyncio.Semaphore(64)
+    # Send the burst pipelined (as the outbox does), noting each Stored ack, and
+    # SIGKILL the relay once KILL_AFTER acks are in.
+    conn = await alice.connection()
+    acked: set[bytes] = set()
+    window = asyncio.Semaphore(64)
 
-        async def send(msg_id: bytes, peer: bytes, envelope: bytes) -> None:
-            async with window:
-                try:
-                    reply = await conn.request(f.Send, to=peer, msg=msg_id, body=envelope)
-                except ConnectionLost:
-                    return
-                assert isinstance(reply, f.Stored) and reply.msg == msg_id
-                acked.add(msg_id)
-                if len(acked) == KILL_AFTER:
-                    relay.kill()
+    async def send(msg_id: bytes, peer: bytes, envelope: bytes) -> None:
+        async with window:
+            try:
+                reply = await conn.request(f.Send, to=peer, msg=msg_id, body=envelope)
+            except ConnectionLost:
+                return
+            assert isinstance(reply, f.Stored) and reply.msg == msg_id
+            acked.add(msg_id)
+            if len(acked) == KILL_AFTER:
+                relay.kill()
 
-        await asyncio.gather(*(send(*item) for item in outbox))
-        assert KILL_AFTER <= len(acked) < BURST, len(acked)
+    await asyncio.gather(*(send(*item) for item in outbox))
+    assert KILL_AFTER <= len(acked) < BURST, len(acked)
 
-        relay.start()  # same data dir, same port
-        # alice's client retries its whole outbox: acked ones again too (their ack was
-        # never recorded in the outbox), which the relay must store only once.
-        assert await alice.flush_outbox() == BURST
-        assert await alice.cache.outbox() == []
+    relay.start()  # same data dir, same port
+    # alice's client retries its whole outbox: acked ones again too (their ack was
+    # never recorded in the outbox), which the relay must store only once.
+    assert await alice.flush_outbox() == BURST
+    assert await alice.cache.outbox() == []
 
-        received: list[bytes] = []
-        await bob.sync(on_messages=lambda rows: received.extend(r.id for r in rows))
-        assert len(received) == len(set(received)), "a message was delivered twice"
-        assert acked <= set(received), f"{len(acked - set(received))} acked messages lost"
-        assert set(received) == {m for m, _, _ in outbox}  # and the retries got the rest
-        history = await bob.cache.history(alice.user, BURST * 2)
-        assert len(history) == BURST
-        assert sorted(int(m.text.split()[-1]) for m in history) == list(range(BURST))
-        shown = await bob.take_unshown()
-        assert len(shown) == BURST and len({m.id for m in shown}) == BURST
-    finally:
-        await alice.close()
-        await bob.close()
+    received: list[bytes] = []
+    await bob.sync(on_messages=lambda rows: received.extend(r.id for r in rows))
+    assert len(received) == len(set(received)), "a message was delivered twice"
+    assert acked <= set(received), f"{len(acked - set(received))} acked messages lost"
+    assert set(received) == {m for m, _, _ in outbox}  # and the retries got the rest
+    history = await bob.cache.history(alice.user, BURST * 2)
+    assert len(history) == BURST
+    assert sorted(int(m.text.split()[-1]) for m in history) == list(range(BURST))
+    shown = await bob.take_unshown()
+    assert len(shown) == BURST and len({m.id for m in shown}) == BURST
 
 
 @pytest.mark.asyncio
-async def test_sigkill_mid_burst_loses_nothing_acknowledged(
-    tmp_path: Path, relay: RelayProcess
-) -> None:
+async def test_sigkill_mid_burst_loses_nothing_acknowledged(two_clients: Pair,
+                                                            relay: RelayProcess) -> None:
     async with asyncio.timeout(240):
-        await burst_then_crash(tmp_path, relay)
+        await burst_then_crash(two_clients, relay)

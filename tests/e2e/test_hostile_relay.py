@@ -146,7 +146,8 @@ async def test_garbage_and_forged_deliveries_are_dropped(tmp_path: Path) -> None
         server.close()
 
 
-def test_a_huge_proof_of_work_is_refused_not_solved(tmp_path: Path) -> None:
+@pytest.mark.asyncio
+async def test_a_huge_proof_of_work_is_refused_not_solved(tmp_path: Path) -> None:
     """A relay asking a 32-bit proof-of-work (hours of CPU) gets a clear refusal at once
     (security review L3), and nothing is written."""
     import time
@@ -166,16 +167,13 @@ def test_a_huge_proof_of_work_is_refused_not_solved(tmp_path: Path) -> None:
                 out = f.Ok(id=frame.id)
             await ws.send(f.encode(out))  # type: ignore[arg-type]
 
-    async def body() -> None:
-        server = await serve(handler, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        try:
-            start = time.monotonic()
-            with pytest.raises(TenchatError, match=f"32-bit proof-of-work.*{MAX_POW_BITS}"):
-                await Client.create(tmp_path / "home", f"ws://127.0.0.1:{port}", "alice", "pw")
-            assert time.monotonic() - start < 5
-            assert not (tmp_path / "home" / "keystore.msgpack").exists()
-        finally:
-            server.close()
-
-    asyncio.run(body())
+    server = await serve(handler, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        start = time.monotonic()
+        with pytest.raises(TenchatError, match=f"32-bit proof-of-work.*{MAX_POW_BITS}"):
+            await Client.create(tmp_path / "home", f"ws://127.0.0.1:{port}", "alice", "pw")
+        assert time.monotonic() - start < 5
+        assert not (tmp_path / "home" / "keystore.msgpack").exists()
+    finally:
+        server.close()

@@ -50,7 +50,8 @@ async def evil_relay(after_subscribe, max_frame: int = MiB):  # type: ignore[no-
     return f"ws://127.0.0.1:{port}", server
 
 
-def test_a_huge_frame_is_refused_unread(tmp_path: Path) -> None:
+@pytest.mark.asyncio
+async def test_a_huge_frame_is_refused_unread(tmp_path: Path) -> None:
     sent = [0]
 
     def chunks() -> Iterator[bytes]:  # 256 MiB, one fragment at a time
@@ -62,23 +63,21 @@ def test_a_huge_frame_is_refused_unread(tmp_path: Path) -> None:
     async def huge(ws: ServerConnection) -> None:
         await ws.send(chunks())
 
-    async def body() -> None:
-        url, server = await evil_relay(huge)
-        client: Client = await make_client(tmp_path, url)
-        try:
-            with pytest.raises(ConnectionLost, match="larger than the 1114112 bytes allowed"):
-                await asyncio.wait_for(client.sync(), 60)
-        finally:
-            await client.close()
-            server.close()
-
-    asyncio.run(body())
+    url, server = await evil_relay(huge)
+    client: Client = await make_client(tmp_path, url)
+    try:
+        with pytest.raises(ConnectionLost, match="larger than the 1114112 bytes allowed"):
+            await asyncio.wait_for(client.sync(), 60)
+    finally:
+        await client.close()
+        server.close()
     # The client stopped reading at its limit (1 MiB + slack): the relay could not push
     # the rest of the 256 MiB into it (the socket buffers hold a few MiB at most).
     assert sent[0] < 32, sent[0]
 
 
-def test_pushes_faster_than_handled_are_bounded(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.asyncio
+async def test_pushes_faster_than_handled_are_bounded(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setattr(conn_mod, "PUSH_BYTES", 4 * MiB, raising=False)
     sent = [0]
 
@@ -89,27 +88,24 @@ def test_pushes_faster_than_handled_are_bounded(tmp_path: Path, monkeypatch) -> 
                                              sender=os.urandom(32), at=0, body=body)))
             sent[0] = seq
 
-    async def body() -> None:
-        url, server = await evil_relay(flood)
-        me = IdentityKey.generate()
-        conn = RelayConnection(url, user=me.public, sign=me.sign)
-        await conn.open()
-        try:
+    url, server = await evil_relay(flood)
+    me = IdentityKey.generate()
+    conn = RelayConnection(url, user=me.public, sign=me.sign)
+    await conn.open()
+    try:
+        await conn.request(f.Subscribe)
+        # Nobody takes the pushes (a client busy with a long batch): the connection
+        # ends once 4 MiB of them wait, rather than growing without bound.
+        await asyncio.wait_for(conn.closed.wait(), 60)
+        assert conn.push_bytes <= 4 * MiB
+        assert conn.error is not None and "faster than they could be handled" in conn.error
+        with pytest.raises(ConnectionLost, match="faster than they could be handled"):
             await conn.request(f.Subscribe)
-            # Nobody takes the pushes (a client busy with a long batch): the connection
-            # ends once 4 MiB of them wait, rather than growing without bound.
-            await asyncio.wait_for(conn.closed.wait(), 60)
-            assert conn.push_bytes <= 4 * MiB
-            assert conn.error is not None and "faster than they could be handled" in conn.error
-            with pytest.raises(ConnectionLost, match="faster than they could be handled"):
-                await conn.request(f.Subscribe)
-            frames = []
-            while (frame := await conn.next_push()) is not None:
-                frames.append(frame)
-            assert 0 < len(frames) < 80 and conn.push_bytes == 0
-        finally:
-            await conn.close()
-            server.close()
-
-    asyncio.run(body())
+        frames = []
+        while (frame := await conn.next_push()) is not None:
+            frames.append(frame)
+        assert 0 < len(frames) < 80 and conn.push_bytes == 0
+    finally:
+        await conn.close()
+        server.close()
     assert sent[0] < 1000

@@ -3,7 +3,6 @@ follower."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import msgspec
@@ -181,7 +180,9 @@ async def test_a_replayed_approval_does_not_bring_a_removed_follower_back(tmp_pa
 # --- one's own privacy comes from the local copy (security review H2) -------------------------
 
 
-def test_a_withheld_own_profile_does_not_make_a_private_account_public(tmp_path: Path) -> None:
+@pytest.mark.asyncio
+async def test_a_withheld_own_profile_does_not_make_a_private_account_public(
+        tmp_path: Path) -> None:
     """alice is private and removed mallory. The relay then withholds alice's profile and
     serves a fresh, unapproved follow by mallory: alice's client must still treat its
     account as private (no audience key to mallory), and a bio change must not publish
@@ -196,57 +197,54 @@ def test_a_withheld_own_profile_does_not_make_a_private_account_public(tmp_path:
     sent_to: list[bytes] = []
     published: list[s.Profile] = []
 
-    async def main() -> None:
-        async def answer(frame: f.Request) -> list[object]:
-            if isinstance(frame, f.ProfileSet):
-                published.append(s.open_profile(frame.record))
-                state["profile"] = frame.record
-                return [f.ProfileInfo(id=frame.id, record=frame.record)]
-            if isinstance(frame, f.ProfileGet):
-                if state["withhold"] or "profile" not in state:
-                    return [f.Error(id=frame.id, error="not_found")]
-                return [f.ProfileInfo(id=frame.id, record=state["profile"])]  # type: ignore[arg-type]
-            if isinstance(frame, f.FollowList):
-                items = [f.FollowEntry(follow=r) for r in state["follows"]  # type: ignore[attr-defined]
-                         ] if frame.kind == "followers" else []
-                return [f.FollowItems(id=frame.id, user=frame.user, kind=frame.kind,
-                                      items=items)]
-            if isinstance(frame, (f.Lookup, f.Whois)):
-                return [f.HandleInfo(id=frame.id, handle="mallory", user=mallory.public,
-                                     sig=mallory.sign(handle_message("mallory",
-                                                                     mallory.public)))]
-            if isinstance(frame, f.FetchBundle):
-                return [f.Bundle(id=frame.id, user=mallory.public, spk=f.SignedPrekey(
-                    key_id=1, pub=m_spk.public, sig=m_spk.sig))]
-            if isinstance(frame, f.Send):
-                sent_to.append(frame.to)
-                return [f.Stored(id=frame.id, msg=frame.msg, seq=len(sent_to), at=1)]
-            assert isinstance(frame, f.RemoveFollower), frame
-            return [f.Ok(id=frame.id)]
+    async def answer(frame: f.Request) -> list[object]:
+        if isinstance(frame, f.ProfileSet):
+            published.append(s.open_profile(frame.record))
+            state["profile"] = frame.record
+            return [f.ProfileInfo(id=frame.id, record=frame.record)]
+        if isinstance(frame, f.ProfileGet):
+            if state["withhold"] or "profile" not in state:
+                return [f.Error(id=frame.id, error="not_found")]
+            return [f.ProfileInfo(id=frame.id, record=state["profile"])]  # type: ignore[arg-type]
+        if isinstance(frame, f.FollowList):
+            items = [f.FollowEntry(follow=r) for r in state["follows"]  # type: ignore[attr-defined]
+                     ] if frame.kind == "followers" else []
+            return [f.FollowItems(id=frame.id, user=frame.user, kind=frame.kind,
+                                  items=items)]
+        if isinstance(frame, (f.Lookup, f.Whois)):
+            return [f.HandleInfo(id=frame.id, handle="mallory", user=mallory.public,
+                                 sig=mallory.sign(handle_message("mallory",
+                                                                 mallory.public)))]
+        if isinstance(frame, f.FetchBundle):
+            return [f.Bundle(id=frame.id, user=mallory.public, spk=f.SignedPrekey(
+                key_id=1, pub=m_spk.public, sig=m_spk.sig))]
+        if isinstance(frame, f.Send):
+            sent_to.append(frame.to)
+            return [f.Stored(id=frame.id, msg=frame.msg, seq=len(sent_to), at=1)]
+        assert isinstance(frame, f.RemoveFollower), frame
+        return [f.Ok(id=frame.id)]
 
-        url, server = await hostile_relay(answer)
-        alice = await make_client(tmp_path, url)
-        try:
-            await alice.social.set_profile(name="Alice", private=True)
-            await alice.social.sync_audience()
-            await alice.social.remove_follower("mallory")
-            assert sent_to == []
-            # the relay hides alice's profile; mallory signs a follow after the removal
-            state["withhold"] = True
-            now = time.time_ns() // 1_000_000 + 1000
-            state["follows"] = [s.sign_follow(s.Follow(follower=mallory.public,
-                                                       target=alice.user, at=now),
-                                              mallory.sign)]
-            await alice.social.sync_audience()
-            assert sent_to == []  # no audience key for an unapproved follower
-            assert await alice.social.followers() == []
-            assert (await alice.social.profile()).profile.private is True  # type: ignore[union-attr]
-            # changing the bio builds on the local copy: still private
-            await alice.social.set_profile(bio="x")
-            assert published[-1].private is True and published[-1].display_name == "Alice"
-            assert published[-1].bio == "x"
-        finally:
-            await alice.close()
-            server.close()
-
-    asyncio.run(main())
+    url, server = await hostile_relay(answer)
+    alice = await make_client(tmp_path, url)
+    try:
+        await alice.social.set_profile(name="Alice", private=True)
+        await alice.social.sync_audience()
+        await alice.social.remove_follower("mallory")
+        assert sent_to == []
+        # the relay hides alice's profile; mallory signs a follow after the removal
+        state["withhold"] = True
+        now = time.time_ns() // 1_000_000 + 1000
+        state["follows"] = [s.sign_follow(s.Follow(follower=mallory.public,
+                                                   target=alice.user, at=now),
+                                          mallory.sign)]
+        await alice.social.sync_audience()
+        assert sent_to == []  # no audience key for an unapproved follower
+        assert await alice.social.followers() == []
+        assert (await alice.social.profile()).profile.private is True  # type: ignore[union-attr]
+        # changing the bio builds on the local copy: still private
+        await alice.social.set_profile(bio="x")
+        assert published[-1].private is True and published[-1].display_name == "Alice"
+        assert published[-1].bio == "x"
+    finally:
+        await alice.close()
+        server.close()

@@ -10,6 +10,7 @@ as `@alice: ...`.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from tenchat.client.service import Client, KeyChanged
 from tenchat.common import frames as f
 from tenchat.common.identity import handle_message
 from tests.support.anvil import free_port
+from tests.support.clients import PASSPHRASE, People
 from tests.support.relay import RelayProcess
 
 pytestmark = pytest.mark.slow
@@ -52,84 +54,78 @@ async def lying_relay(upstream: str, liar: Client, handle: str, port: int):  # t
     return f"ws://127.0.0.1:{port}", server
 
 
-def relay_behind_m(tmp_path: Path) -> tuple[RelayProcess, int]:
-    port, m_port = free_port(), free_port()
+@pytest.fixture
+def m_port() -> int:
+    """Relay M's port."""
+    return free_port()
+
+
+@pytest.fixture
+def relay(tmp_path: Path, m_port: int) -> Iterator[RelayProcess]:
+    """The real relay, taking auth signed for M's origin too (as for its TLS front)."""
+    port = free_port()
     origins = f"ws://127.0.0.1:{port},ws://127.0.0.1:{m_port}"
-    return RelayProcess(tmp_path / "relay", port=port, args=["--origins", origins]), m_port
+    with RelayProcess(tmp_path / "relay", port=port, args=["--origins", origins]) as proc:
+        yield proc
 
 
-def test_a_whois_answer_does_not_move_a_pinned_handle(tmp_path: Path) -> None:
-    async def body(relay: RelayProcess, m_port: int) -> None:
-        alice = await Client.create(tmp_path / "alice", relay.url, "alice", "pw")
-        mallory = await Client.create(tmp_path / "mallory", relay.url, "mallory", "pw")
-        victim = await Client.create(tmp_path / "victim", relay.url, "victim", "pw")
-        await alice.send_text("victim", "hi, it's alice")
+@pytest.mark.asyncio
+async def test_a_whois_answer_does_not_move_a_pinned_handle(
+        people: People, relay: RelayProcess, m_port: int) -> None:
+    alice, mallory, victim = await people("alice", "mallory", "victim")
+    await alice.send_text("victim", "hi, it's alice")
+    await victim.sync()
+    assert (await victim.resolve("alice")).user == alice.user
+    await victim.close()
+
+    url, server = await lying_relay(relay.url, mallory, "alice", m_port)
+    victim = await Client.unlock(people.home("victim"), url, PASSPHRASE)
+    try:
+        await mallory.send_text("victim", "alice here, new phone: send the code")
         await victim.sync()
+        # the handle stays pinned to alice's key
         assert (await victim.resolve("alice")).user == alice.user
+        # Mallory's text is shown as a key change, never as plain @alice
+        rows = await victim.cache.history(mallory.user, 10)
+        assert [r.text for r in rows] == ["alice here, new phone: send the code"]
+        line = line_of(rows[0], *await describe(victim, rows[0]))
+        assert "@alice (NEW KEY): alice here" in line, line
+        assert [r.text for r in await victim.cache.history(alice.user, 10)] == [
+            "hi, it's alice"]
+        # and nothing the user writes goes anywhere until they decide
+        with pytest.raises(KeyChanged, match="accept-key alice"):
+            await victim.send_text("alice", "the code is 4411")
+        # refusing keeps alice; the liar's key no longer claims the handle
+        await victim.reject_key("alice")
+        assert (await victim.resolve("alice")).user == alice.user
+        assert "NEW KEY" not in await victim.display_name(mallory.user)
+        await victim.send_text("alice", "was that you?")
+    finally:
         await victim.close()
-
-        url, server = await lying_relay(relay.url, mallory, "alice", m_port)
-        victim = await Client.unlock(tmp_path / "victim", url, "pw")
-        try:
-            await mallory.send_text("victim", "alice here, new phone: send the code")
-            await victim.sync()
-            # the handle stays pinned to alice's key
-            assert (await victim.resolve("alice")).user == alice.user
-            # Mallory's text is shown as a key change, never as plain @alice
-            rows = await victim.cache.history(mallory.user, 10)
-            assert [r.text for r in rows] == ["alice here, new phone: send the code"]
-            line = line_of(rows[0], *await describe(victim, rows[0]))
-            assert "@alice (NEW KEY): alice here" in line, line
-            assert [r.text for r in await victim.cache.history(alice.user, 10)] == [
-                "hi, it's alice"]
-            # and nothing the user writes goes anywhere until they decide
-            with pytest.raises(KeyChanged, match="accept-key alice"):
-                await victim.send_text("alice", "the code is 4411")
-            # refusing keeps alice; the liar's key no longer claims the handle
-            await victim.reject_key("alice")
-            assert (await victim.resolve("alice")).user == alice.user
-            assert "NEW KEY" not in await victim.display_name(mallory.user)
-            await victim.send_text("alice", "was that you?")
-        finally:
-            await victim.close()
-            server.close()
-        await alice.sync()
-        assert [r.text for r in await alice.cache.history(victim.user, 10)][-1] == \
-            "was that you?"
-        await alice.close()
-        await mallory.close()
-
-    relay, m_port = relay_behind_m(tmp_path)
-    with relay:
-        asyncio.run(body(relay, m_port))
+        server.close()
+    await alice.sync()
+    assert [r.text for r in await alice.cache.history(victim.user, 10)][-1] == \
+        "was that you?"
 
 
-def test_a_group_member_whois_does_not_take_a_pinned_handle(tmp_path: Path) -> None:
-    async def body(relay: RelayProcess, m_port: int) -> None:
-        alice = await Client.create(tmp_path / "alice", relay.url, "alice", "pw")
-        mallory = await Client.create(tmp_path / "mallory", relay.url, "mallory", "pw")
-        victim = await Client.create(tmp_path / "victim", relay.url, "victim", "pw")
-        carol = await Client.create(tmp_path / "carol", relay.url, "carol", "pw")
-        await alice.send_text("victim", "hi, it's alice")
+@pytest.mark.asyncio
+async def test_a_group_member_whois_does_not_take_a_pinned_handle(
+        people: People, relay: RelayProcess, m_port: int) -> None:
+    alice, mallory, victim, carol = await people("alice", "mallory", "victim", "carol")
+    await alice.send_text("victim", "hi, it's alice")
+    await victim.sync()
+    await victim.close()
+    group = await carol.groups.create("club", ["victim", "mallory"])
+    await carol.send_text_to(group, "welcome")
+
+    url, server = await lying_relay(relay.url, mallory, "alice", m_port)
+    victim = await Client.unlock(people.home("victim"), url, PASSPHRASE)
+    try:
         await victim.sync()
+        info = await victim.groups.info(group)
+        assert info.handles[mallory.user] is None  # no message from K_m: ignored
+        assert (await victim.resolve("alice")).user == alice.user
+        await victim.send_text("alice", "still you")  # no pending change either
+    finally:
         await victim.close()
-        group = await carol.groups.create("club", ["victim", "mallory"])
-        await carol.send_text_to(group, "welcome")
-
-        url, server = await lying_relay(relay.url, mallory, "alice", m_port)
-        victim = await Client.unlock(tmp_path / "victim", url, "pw")
-        try:
-            await victim.sync()
-            info = await victim.groups.info(group)
-            assert info.handles[mallory.user] is None  # no message from K_m: ignored
-            assert (await victim.resolve("alice")).user == alice.user
-            await victim.send_text("alice", "still you")  # no pending change either
-        finally:
-            await victim.close()
-            server.close()
-        for c in (alice, mallory, carol):
-            await c.close()
-
-    relay, m_port = relay_behind_m(tmp_path)
-    with relay:
-        asyncio.run(body(relay, m_port))
+        server.close()

@@ -4,13 +4,11 @@ make every member a contact who could watch the user come and go."""
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
-from pathlib import Path
 
 import pytest
 
-from tenchat.client.service import Client
+from tests.support.clients import People
 from tests.support.relay import RelayProcess
 
 pytestmark = pytest.mark.slow
@@ -25,27 +23,20 @@ def contacts(relay: RelayProcess) -> set[tuple[bytes, bytes]]:
         db.close()
 
 
-def test_group_traffic_and_receipts_do_not_grant_presence(tmp_path: Path) -> None:
-    async def body(relay: RelayProcess) -> None:
-        alice = await Client.create(tmp_path / "alice", relay.url, "alice", "pw")
-        mallory = await Client.create(tmp_path / "mallory", relay.url, "mallory", "pw")
-        try:
-            group = await mallory.groups.create("strangers", ["alice"])
-            await mallory.send_text_to(group, "hello group")
-            await mallory.send_text("alice", "hi alice, 1:1")
-            await alice.sync()  # receipts to mallory
-            await alice.send_text_to(group, "hi all")
-            await alice.sync()
-            await mallory.sync()
-            assert [m.text for m in await mallory.cache.history(group, 5)][-1] == "hi all"
-            # alice sent mallory receipts and her sender key, and wrote only to the group
-            assert (alice.user, mallory.user) not in contacts(relay)
-            assert (mallory.user, alice.user) in contacts(relay)  # mallory wrote to her
-            await alice.send_text("mallory", "hello mallory")  # the user writes: a contact
-            assert (alice.user, mallory.user) in contacts(relay)
-        finally:
-            await alice.close()
-            await mallory.close()
-
-    with RelayProcess(tmp_path / "relay") as relay:
-        asyncio.run(body(relay))
+@pytest.mark.asyncio
+async def test_group_traffic_and_receipts_do_not_grant_presence(people: People,
+                                                               relay: RelayProcess) -> None:
+    alice, mallory = await people("alice", "mallory")
+    group = await mallory.groups.create("strangers", ["alice"])
+    await mallory.send_text_to(group, "hello group")
+    await mallory.send_text("alice", "hi alice, 1:1")
+    await alice.sync()  # receipts to mallory
+    await alice.send_text_to(group, "hi all")
+    await alice.sync()
+    await mallory.sync()
+    assert [m.text for m in await mallory.cache.history(group, 5)][-1] == "hi all"
+    # alice sent mallory receipts and her sender key, and wrote only to the group
+    assert (alice.user, mallory.user) not in contacts(relay)
+    assert (mallory.user, alice.user) in contacts(relay)  # mallory wrote to her
+    await alice.send_text("mallory", "hello mallory")  # the user writes: a contact
+    assert (alice.user, mallory.user) in contacts(relay)

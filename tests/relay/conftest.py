@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import relay_options
 from tests.support.relay import RelayProcess
 
 SMALL_FRAME = 64 * 1024  # a small max_frame keeps the oversized-frame tests cheap
@@ -23,7 +24,9 @@ def relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RelayProcess]:
 
 
 @pytest.fixture
-def fresh_relay(tmp_path: Path) -> Iterator[RelayProcess]:
-    """A relay of the test's own, for restarts, signals and shutdown."""
-    with RelayProcess(tmp_path / "data", args=["--max-frame", str(SMALL_FRAME)]) as proc:
+def fresh_relay(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[RelayProcess]:
+    """A relay of the test's own, for restarts, signals, shutdown and settings of its own
+    (``@pytest.mark.relay(env=..., args=...)``; args replace the small max_frame)."""
+    options = {"args": ["--max-frame", str(SMALL_FRAME)], **relay_options(request)}
+    with RelayProcess(tmp_path / "data", **options) as proc:
         yield proc

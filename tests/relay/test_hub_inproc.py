@@ -36,7 +36,9 @@ from tenchat.common.frames import (
 from tests.support.groups import TestGroup
 from tests.support.inproc import InProcRelay, Peer, eventually
 
-pytestmark = pytest.mark.asyncio
+# Each test on asyncio's loop and on uvloop, the loop the relay runs on in production
+# (loop factories: tests/conftest.py).
+pytestmark = pytest.mark.asyncio(loop_factories=["asyncio", "uvloop"])
 
 
 StartRelay = Callable[..., Awaitable[InProcRelay]]

@@ -12,6 +12,6 @@ and restart a relay process and read its log, for both. (bench never imports tes
 
 from __future__ import annotations
 
-from bench._relay import RelayProcess, RelayStartError
+from bench._relay import RelayProcess, RelayStartError, compile_bytecode
 
-__all__ = ["RelayProcess", "RelayStartError"]
+__all__ = ["RelayProcess", "RelayStartError", "compile_bytecode"]

@@ -4,8 +4,11 @@
         reply = await c.request(Send(id=c.next_id(), to=..., msg=..., body=b"x"))
         push = await c.next_push(Deliver)
 
-Answers are matched to requests by id; frames without an id (pushes, and errors
-whose request id could not be recovered) go to ``c.pushes``.
+Answers are matched to requests by id with the client's own matching
+(:class:`tenchat.client.connection.PendingRequests`); frames no request waits for
+(pushes, and errors whose request id could not be recovered) go to ``c.pushes``. Unlike
+the client's ``RelayConnection`` it does no hello or auth of its own and sends whatever
+bytes a test gives it — bad frames included.
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import itertools
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Self, TypeVar
@@ -24,6 +26,7 @@ from nacl.signing import SigningKey
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from tenchat.client.connection import PendingRequests
 from tenchat.common import frames, identity
 from tenchat.common.frames import (
     Ack,
@@ -84,8 +87,7 @@ class RelayClient:
         self.welcome: Welcome | None = None
         self.key: SigningKey | None = None
         self.origin = ""  # relay_origin of the URL dialled: what auth signs
-        self._waiting: dict[int, asyncio.Future[msgspec.Struct]] = {}
-        self._ids = itertools.count(1)
+        self._requests = PendingRequests()
         self._reader = asyncio.create_task(self._read())
 
     # --- connection ---------------------------------------------------------------------
@@ -126,7 +128,7 @@ class RelayClient:
     # --- frames -------------------------------------------------------------------------
 
     def next_id(self) -> int:
-        return next(self._ids)
+        return self._requests.next_id()
 
     async def request(self, frame: msgspec.Struct, timeout: float = TIMEOUT) -> msgspec.Struct:
         """Send a request frame; its answer (the frame with the same id)."""
@@ -140,10 +142,12 @@ class RelayClient:
         if rid is None:
             await self.ws.send(data)
             return await self.next_push(Error, timeout)
-        fut = asyncio.get_running_loop().create_future()
-        self._waiting[rid] = fut
+        fut = self._requests.expect(rid)
         await self.ws.send(data)
-        return await asyncio.wait_for(fut, timeout)
+        try:
+            return await asyncio.wait_for(fut, timeout)
+        finally:
+            self._requests.forget(rid)
 
     async def call(self, frame_type: type[F], **fields: Any) -> msgspec.Struct:
         """Build ``frame_type`` with a fresh id and request it."""
@@ -169,18 +173,12 @@ class RelayClient:
             async for data in self.ws:
                 assert isinstance(data, bytes), "the relay sent a text frame"
                 frame = frames.decode_reply(data)
-                rid = getattr(frame, "id", None)
-                fut = self._waiting.pop(rid, None) if rid is not None else None
-                if fut is not None and not fut.done():
-                    fut.set_result(frame)
-                else:
+                if not self._requests.answer(frame):
                     self.pushes.put_nowait(frame)
         except ConnectionClosed:
             pass
         finally:
-            for fut in self._waiting.values():
-                if not fut.done():
-                    fut.set_exception(ConnectionError("connection closed"))
+            self._requests.fail_all(lambda: ConnectionError("connection closed"))
 
     # --- protocol steps -----------------------------------------------------------------
 

@@ -9,12 +9,41 @@ from datetime import UTC, date
 from pathlib import Path
 from typing import Any
 
+import pytest_asyncio
+
 from tenchat.client.settings import Settings
 from tenchat.client.tui.app import TenchatApp, create_app
+from tenchat.client.tui.screens.chat import ChatScreen
+from tenchat.client.tui.widgets.message_log import MessageLog
 from tests.conftest import PASSPHRASE, Cli
+from tests.support.clients import People
+from tests.support.relay import RelayProcess
+from tests.tui.seed import build, seed_social
 
 SIZE = (120, 36)
 FIXED_TODAY = date(2026, 11, 26)
+
+
+@pytest_asyncio.fixture
+async def seed_home(tmp_path: Path) -> Path:
+    """A home built directly by tests/tui/seed.py: fixed identity, contacts and messages."""
+    await build(tmp_path)
+    return tmp_path
+
+
+@pytest_asyncio.fixture
+async def seed_group_home(tmp_path: Path) -> Path:
+    """:func:`seed_home` with the group Team and its messages (the group opens first)."""
+    await build(tmp_path, group=True)
+    return tmp_path
+
+
+@pytest_asyncio.fixture
+async def social_seed(cli: Cli, relay: RelayProcess, tmp_path: Path) -> Cli:
+    """The test's relay seeded by :func:`tests.tui.seed.seed_social` (alice, bob, carol,
+    dave: profiles, follows, posts, in the CLI's homes); the CLI on it."""
+    await seed_social(cli, relay, tmp_path)
+    return cli
 
 
 def tui(home: Path, relay_url: str | None, **options: Any) -> TenchatApp:
@@ -25,6 +54,13 @@ def tui(home: Path, relay_url: str | None, **options: Any) -> TenchatApp:
     options.setdefault("save", False)
     options.setdefault("tz", UTC)
     return create_app(home, relay_url, **options)
+
+
+def chat_composed(app: Any) -> Any:
+    """The chat screen once its message log is mounted, else None (for :func:`until`): a
+    screen is current before its widgets are, and a query then finds nothing."""
+    screen = app.screen
+    return screen if isinstance(screen, ChatScreen) and screen.query(MessageLog) else None
 
 
 async def until(pilot: Any, check: Callable[[], Any], timeout: float = 10.0,
@@ -57,11 +93,17 @@ async def in_thread(cli: Cli, *args: Any, **kwargs: Any) -> Any:
     return await asyncio.to_thread(cli, *args, **kwargs)
 
 
-def pair(cli: Cli) -> None:
-    """alice and bob exist on the relay; alice has a conversation with bob."""
-    cli("alice", "init", "--handle", "alice")
-    cli("bob", "init", "--handle", "bob")
-    cli("bob", "send", "alice", "hello alice")
+@pytest_asyncio.fixture
+async def paired(cli: Cli, relay: RelayProcess) -> None:
+    """alice and bob exist on the relay, in the CLI's homes; alice has a conversation with
+    bob ("hello alice"). Made in this process, by the client core `tenchat init` and
+    `tenchat send` call: three CLI processes were much of a short test's set-up."""
+    people = People(cli.home("alice").parent, relay.url)
+    try:
+        _, bob = await people("alice", "bob")
+        await bob.send_text("alice", "hello alice")
+    finally:
+        await people.close()
 
 
 def screen_text(app: Any) -> str:

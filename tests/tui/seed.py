@@ -1,19 +1,26 @@
 """A home built directly (no relay): a fixed identity and a cache with known messages,
-so screens look the same on every run (snapshots) and big histories load fast."""
+so screens look the same on every run (snapshots) and big histories load fast; and a
+relay seeded with fixed profiles and posts (the social screens)."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from datetime import UTC, datetime
 from pathlib import Path
 
+from PIL import Image
+
 from tenchat.client.cache import DELIVERED, READ, SENT, Cache, MessageRow
 from tenchat.client.groups import _dump
 from tenchat.client.keystore import Keystore, Secrets
+from tenchat.client.service import Client
+from tenchat.common import frames as f
+from tenchat.common import social as s
 from tenchat.common.crypto.keys import IdentityKey
 from tenchat.common.groups import ADMIN, GroupChange, GroupState, sign_change
-from tests.conftest import PASSPHRASE
+from tests.conftest import PASSPHRASE, Cli
+from tests.support.clients import People
+from tests.support.relay import RelayProcess
 
 DEAD_RELAY = "ws://127.0.0.1:9"  # nothing listens: the app stays offline
 
@@ -126,6 +133,59 @@ async def build(home: Path, *, messages: int = 0, handle: str = "alice",
     Keystore.in_home(home).save(secrets, PASSPHRASE)
 
 
-def build_sync(home: Path, **kwargs: object) -> Path:
-    asyncio.run(build(home, **kwargs))  # type: ignore[arg-type]
-    return home
+# --- a relay seeded with profiles and posts (the social screens) ----------------------------
+
+
+POSTS = [  # (author, text, time)
+    ("carol", "Release notes for 0.4 are out: stories, polls and a feed.", "2026-11-25 18:00"),
+    ("bob", "Finished the garden shed today. Photos tomorrow, the light was gone.",
+     "2026-11-26 08:15"),
+    ("bob", "Coffee at the usual place at 10?", "2026-11-26 09:40"),
+]
+
+
+def post_id(n: int) -> bytes:
+    return hashlib.blake2b(f"post{n}".encode(), digest_size=16).digest()
+
+
+async def put_post(client: Client, n: int, text: str, when: str) -> None:
+    """POSTS[n] with its fixed id and time (what `tenchat post` would give a fresh one)."""
+    post = s.Post(author=client.user, id=post_id(n), created_at=ms(when), text=text)
+    conn = await client.connection()
+    await conn.request(f.PostPut, record=s.sign_post(post, client.identity.sign))
+
+
+async def seed_social(cli: Cli, relay: RelayProcess, tmp_path: Path) -> None:
+    """Four users in the CLI's homes (``cli.home(name)``, so the app and the CLI open
+    them): profiles (alice's private, with an avatar), follows, dave's pending follow
+    request, the POSTS, reactions and a comment. In this process, through the client core
+    the CLI's commands call — a process per step took a minute on the 2-core machine."""
+    people = People(cli.home("alice").parent, relay.url)
+    try:
+        alice, bob, carol, dave = await people("alice", "bob", "carol", "dave")
+        by_name = {c.handle: c for c in (alice, bob, carol, dave)}
+        await bob.social.set_profile(name="Bob Builder")
+        await carol.social.set_profile(name="Carol Chen")
+        avatar = tmp_path / "avatar.png"
+        im = Image.new("RGB", (32, 32))
+        im.putdata([(x * 8, 80, 255 - y * 8) for y in range(32) for x in range(32)])
+        im.save(avatar)
+        await alice.social.set_profile(
+            name="Alice Liddell", bio="Curiouser and curiouser. Writes about tea parties.",
+            avatar=avatar)
+        for other in (bob, carol):
+            await alice.social.follow(other.handle)
+            await other.social.follow("alice")
+        await alice.social.set_profile(private=True)  # later followers ask first
+        await dave.social.follow("alice")
+        for n, (author, text, when) in enumerate(POSTS):
+            await put_post(by_name[author], n, text, when)
+        await carol.social.follow("bob")
+        latest = post_id(2).hex()
+        for who, emoji in ((carol, "👍"), (alice, "👍"), (carol, "☕")):
+            await who.sync()  # as `tenchat react-post` does: audience keys come as messages
+            await who.social.react(latest, emoji)
+        await carol.sync()
+        await carol.social.comment(latest, "yes, see you there")
+    finally:
+        await people.close()

@@ -5,13 +5,13 @@ of the feed at 200×60 from a real relay (the 80×24 one is in test_social_snaps
 
 from __future__ import annotations
 
-import asyncio
 import io
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
+import pytest_asyncio
 from PIL import Image
 
 from tenchat.client.cache import DELIVERED, Cache, MessageRow
@@ -89,8 +89,10 @@ async def build_features(home: Path) -> Path:
     return home
 
 
-def features_app(tmp_path: Path) -> Any:
-    return app_for(asyncio.run(build_features(tmp_path)), graphics="halfblocks")
+@pytest_asyncio.fixture
+async def features_app(tmp_path: Path) -> Any:
+    """The app on :func:`build_features`' home."""
+    return app_for(await build_features(tmp_path), graphics="halfblocks")
 
 
 async def with_thumbnail(pilot: Any) -> None:
@@ -103,13 +105,13 @@ async def with_thumbnail(pilot: Any) -> None:
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_chat_attachments_verified(snap_compare: Any, tmp_path: Path,
+def test_chat_attachments_verified(snap_compare: Any, features_app: Any,
                                    size: tuple[int, int]) -> None:
-    assert snap_compare(features_app(tmp_path), terminal_size=size, run_before=with_thumbnail)
+    assert snap_compare(features_app, terminal_size=size, run_before=with_thumbnail)
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_wallet(snap_compare: Any, tmp_path: Path, size: tuple[int, int]) -> None:
+def test_wallet(snap_compare: Any, features_app: Any, size: tuple[int, int]) -> None:
     async def before(pilot: Any) -> None:
         await still(pilot)
         await pilot.press("f10")
@@ -125,21 +127,21 @@ def test_wallet(snap_compare: Any, tmp_path: Path, size: tuple[int, int]) -> Non
             table.refresh(layout=True)
         await still(pilot)
 
-    assert snap_compare(features_app(tmp_path), terminal_size=size, run_before=before)
+    assert snap_compare(features_app, terminal_size=size, run_before=before)
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_story_compose(snap_compare: Any, tmp_path: Path, size: tuple[int, int]) -> None:
+def test_story_compose(snap_compare: Any, features_app: Any, size: tuple[int, int]) -> None:
     async def before(pilot: Any) -> None:
         await still(pilot)
         await pilot.press("f11", *"sunrise over the bay")
         await still(pilot)
 
-    assert snap_compare(features_app(tmp_path), terminal_size=size, run_before=before)
+    assert snap_compare(features_app, terminal_size=size, run_before=before)
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_story_viewer(snap_compare: Any, tmp_path: Path, size: tuple[int, int]) -> None:
+def test_story_viewer(snap_compare: Any, features_app: Any, size: tuple[int, int]) -> None:
     stories = [StoryView(bytes([n]) * 16, user("bob"), "bob", ms(f"2026-11-26 0{7 + n}:00"),
                          ms(f"2026-11-27 0{7 + n}:00"), text, image is not None, image, False,
                          n == 1)
@@ -155,22 +157,22 @@ def test_story_viewer(snap_compare: Any, tmp_path: Path, size: tuple[int, int]) 
         screen.show(1)
         await still(pilot)
 
-    assert snap_compare(features_app(tmp_path), terminal_size=size, run_before=before)
+    assert snap_compare(features_app, terminal_size=size, run_before=before)
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_poll_create(snap_compare: Any, tmp_path: Path, size: tuple[int, int]) -> None:
+def test_poll_create(snap_compare: Any, features_app: Any, size: tuple[int, int]) -> None:
     async def before(pilot: Any) -> None:
         await still(pilot)
         await pilot.press("alt+o", *"Lunch where?", "enter", *"noodles", "enter", *"pizza")
         await still(pilot)
 
-    assert snap_compare(features_app(tmp_path), terminal_size=size, run_before=before)
+    assert snap_compare(features_app, terminal_size=size, run_before=before)
 
 
 @pytest.mark.slow
-def test_feed_large(snap_compare: Any, cli: Cli, relay: RelayProcess, tmp_path: Path) -> None:
-    social.seed(cli, relay, tmp_path)
+def test_feed_large(snap_compare: Any, social_seed: Cli, relay: RelayProcess) -> None:
+    cli = social_seed
 
     async def before(pilot: Any) -> None:
         await still(pilot)

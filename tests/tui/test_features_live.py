@@ -28,7 +28,7 @@ from tenchat.client.tui.widgets.message_log import MessageLog
 from tests.conftest import Cli
 from tests.support.relay import RelayProcess
 from tests.support.wsclient import async_test
-from tests.tui.conftest import SIZE, in_thread, pair, screen_text, tui, until
+from tests.tui.conftest import SIZE, chat_composed, in_thread, screen_text, tui, until
 
 pytestmark = pytest.mark.slow
 
@@ -39,8 +39,7 @@ def png(path: Path, colour: tuple[int, int, int], size: tuple[int, int] = (40, 2
 
 
 async def chat_ready(pilot: Any, app: Any) -> ChatScreen:
-    chat = await until(pilot, lambda: isinstance(app.screen, ChatScreen) and app.screen,
-                       what="chat screen")
+    chat = await until(pilot, lambda: chat_composed(app), what="chat screen")
     await until(pilot, lambda: chat.client.connection_state == "online", what="online")
     await pilot.app.workers.wait_for_complete()
     await pilot.pause(0.2)
@@ -55,10 +54,10 @@ async def screen_of(pilot: Any, app: Any, cls: type) -> Any:
 # --- verification ---------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("paired")
 @async_test
 async def test_mark_verified_shows_check_and_reaches_the_cli(cli: Cli,
                                                              relay: RelayProcess) -> None:
-    await in_thread(pair, cli)
     app = tui(cli.home("alice"), relay.url)
     async with app.run_test(size=SIZE) as pilot:
         chat = await chat_ready(pilot, app)
@@ -143,6 +142,7 @@ async def test_a_changed_key_shows_a_banner_until_marked_verified(
 # --- attachments ----------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("paired")
 @async_test
 async def test_attachment_with_caption_shows_clip_name_size_and_thumbnail(
         cli: Cli, relay: RelayProcess, tmp_path: Path) -> None:
@@ -150,7 +150,6 @@ async def test_attachment_with_caption_shows_clip_name_size_and_thumbnail(
     size = picture.stat().st_size
 
     def setup() -> None:
-        pair(cli)
         cli("bob", "send", "alice", "a sunny picture", "--attach", str(picture))
         cli("bob", "send", "alice", "--attach", str(png(tmp_path / "plain.png", (0, 0, 200))))
 
@@ -175,9 +174,9 @@ async def test_attachment_with_caption_shows_clip_name_size_and_thumbnail(
 # --- polls ----------------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("paired")
 @async_test
 async def test_create_a_poll_from_the_tui(cli: Cli, relay: RelayProcess) -> None:
-    await in_thread(pair, cli)
     app = tui(cli.home("alice"), relay.url)
     async with app.run_test(size=SIZE) as pilot:
         chat = await chat_ready(pilot, app)
@@ -278,6 +277,7 @@ async def test_post_a_filtered_story_for_close_friends_and_see_its_viewers(
 # --- sticker packs --------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("paired")
 @async_test
 async def test_create_and_install_sticker_packs(cli: Cli, relay: RelayProcess,
                                                 tmp_path: Path) -> None:
@@ -289,7 +289,6 @@ async def test_create_and_install_sticker_packs(cli: Cli, relay: RelayProcess,
     png(dogs, (0, 200, 0), (64, 64))
 
     def setup() -> str:
-        pair(cli)
         cli("bob", "sticker", "pack", "create", "Dogs", str(dogs))
         packs = cli("bob", "--json", "sticker", "pack", "list").json_lines()
         return str(packs[0]["link"])

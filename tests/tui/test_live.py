@@ -18,7 +18,7 @@ from tenchat.client.tui.widgets.message_log import MessageLog
 from tests.conftest import PASSPHRASE, Cli
 from tests.support.relay import RelayProcess
 from tests.support.wsclient import async_test
-from tests.tui.conftest import SIZE, in_thread, pair, screen_text, tui, until
+from tests.tui.conftest import SIZE, in_thread, screen_text, tui, until
 
 pytestmark = pytest.mark.slow
 
@@ -27,9 +27,9 @@ def mine(log: MessageLog, text: str) -> object:
     return next((r for r in log.rows if r.text == text and r.outgoing), None)
 
 
+@pytest.mark.usefixtures("paired")
 @async_test
 async def test_send_receive_live_and_ticks(cli: Cli, relay: RelayProcess) -> None:
-    await in_thread(pair, cli)
     app = tui(cli.home("alice"), relay.url)
     async with app.run_test(size=SIZE) as pilot:
         chat = await until(pilot, lambda: isinstance(app.screen, ChatScreen) and app.screen)
@@ -54,10 +54,10 @@ async def test_send_receive_live_and_ticks(cli: Cli, relay: RelayProcess) -> Non
         await until(pilot, lambda: mine(log, "line one\nline two"), what="two lines")
 
 
+@pytest.mark.usefixtures("paired")
 @async_test
 async def test_typing_indicator_bell_and_mute(cli: Cli, relay: RelayProcess) -> None:
     def setup() -> None:
-        pair(cli)
         cli("carol", "init", "--handle", "carol")
         cli("carol", "send", "alice", "first from carol")
         cli("alice", "inbox")  # conversations known at connect time are watched for presence
@@ -102,9 +102,9 @@ async def test_typing_indicator_bell_and_mute(cli: Cli, relay: RelayProcess) -> 
         await bob.close()
 
 
+@pytest.mark.usefixtures("paired")
 @async_test
 async def test_offline_compose_pending_then_sent(cli: Cli, relay: RelayProcess) -> None:
-    await in_thread(pair, cli)
     app = tui(cli.home("alice"), relay.url)
     async with app.run_test(size=SIZE) as pilot:
         chat = await until(pilot, lambda: isinstance(app.screen, ChatScreen) and app.screen)

@@ -15,13 +15,12 @@ from tenchat.client.tui.screens.unlock import UnlockScreen
 from tenchat.client.tui.widgets.conversation_list import ConversationList
 from tenchat.client.tui.widgets.message_log import MessageLog
 from tests.support.wsclient import async_test
-from tests.tui.conftest import SIZE, screen_text, tui, until
+from tests.tui.conftest import SIZE, chat_composed, screen_text, tui, until
 from tests.tui.seed import DEAD_RELAY, build, mid, user
 
 
 async def chat_of(pilot, app) -> ChatScreen:  # type: ignore[no-untyped-def]
-    return await until(pilot, lambda: isinstance(app.screen, ChatScreen) and app.screen,
-                       what="the chat screen")
+    return await until(pilot, lambda: chat_composed(app), what="the chat screen")
 
 
 @async_test

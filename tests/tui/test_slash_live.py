@@ -10,14 +10,14 @@ from tenchat.client.tui.widgets.message_log import MessageLog
 from tests.conftest import Cli
 from tests.support.relay import RelayProcess
 from tests.support.wsclient import async_test
-from tests.tui.conftest import SIZE, eventually, in_thread, pair, tui, until
+from tests.tui.conftest import SIZE, eventually, in_thread, tui, until
 
 pytestmark = pytest.mark.slow
 
 
+@pytest.mark.usefixtures("paired")
 @async_test
 async def test_slash_commands_reach_the_peer(cli: Cli, relay: RelayProcess) -> None:
-    await in_thread(pair, cli)
     app = tui(cli.home("alice"), relay.url)
     async with app.run_test(size=SIZE) as pilot:
         chat = await until(pilot, lambda: isinstance(app.screen, ChatScreen) and app.screen)

@@ -10,7 +10,7 @@ import pytest
 from textual.widgets import Input, TextArea
 
 from tests.tui.conftest import FIXED_TODAY, tui
-from tests.tui.seed import DEAD_RELAY, build_sync
+from tests.tui.seed import DEAD_RELAY
 
 SIZES = [(80, 24), (120, 40)]
 
@@ -30,47 +30,47 @@ async def still(pilot: Any) -> None:
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_chat(snap_compare: Any, tmp_path: Path, size: tuple[int, int]) -> None:
-    assert snap_compare(app_for(build_sync(tmp_path)), terminal_size=size, run_before=still)
+def test_chat(snap_compare: Any, seed_home: Path, size: tuple[int, int]) -> None:
+    assert snap_compare(app_for(seed_home), terminal_size=size, run_before=still)
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_help(snap_compare: Any, tmp_path: Path, size: tuple[int, int]) -> None:
+def test_help(snap_compare: Any, seed_home: Path, size: tuple[int, int]) -> None:
     async def before(pilot: Any) -> None:
         await still(pilot)
         await pilot.press("f1")
         await still(pilot)
 
-    assert snap_compare(app_for(build_sync(tmp_path)), terminal_size=size, run_before=before)
+    assert snap_compare(app_for(seed_home), terminal_size=size, run_before=before)
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_search(snap_compare: Any, tmp_path: Path, size: tuple[int, int]) -> None:
+def test_search(snap_compare: Any, seed_home: Path, size: tuple[int, int]) -> None:
     async def before(pilot: Any) -> None:
         await still(pilot)
         await pilot.press("ctrl+f", *"the")
         await still(pilot)
 
-    assert snap_compare(app_for(build_sync(tmp_path)), terminal_size=size, run_before=before)
+    assert snap_compare(app_for(seed_home), terminal_size=size, run_before=before)
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_verify(snap_compare: Any, tmp_path: Path, size: tuple[int, int]) -> None:
+def test_verify(snap_compare: Any, seed_home: Path, size: tuple[int, int]) -> None:
     async def before(pilot: Any) -> None:
         await still(pilot)
         await pilot.press("alt+v")
         await still(pilot)
 
-    assert snap_compare(app_for(build_sync(tmp_path)), terminal_size=size, run_before=before)
+    assert snap_compare(app_for(seed_home), terminal_size=size, run_before=before)
 
 
-def test_contacts(snap_compare: Any, tmp_path: Path) -> None:
+def test_contacts(snap_compare: Any, seed_home: Path) -> None:
     async def before(pilot: Any) -> None:
         await still(pilot)
         await pilot.press("ctrl+o")
         await still(pilot)
 
-    assert snap_compare(app_for(build_sync(tmp_path)), terminal_size=(120, 40),
+    assert snap_compare(app_for(seed_home), terminal_size=(120, 40),
                         run_before=before)
 
 
@@ -79,36 +79,36 @@ def test_first_run(snap_compare: Any, tmp_path: Path) -> None:
                         run_before=still)
 
 
-def test_unlock(snap_compare: Any, tmp_path: Path) -> None:
-    assert snap_compare(app_for(build_sync(tmp_path), passphrase=None),
+def test_unlock(snap_compare: Any, seed_home: Path) -> None:
+    assert snap_compare(app_for(seed_home, passphrase=None),
                         terminal_size=(80, 24), run_before=still)
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_group_chat(snap_compare: Any, tmp_path: Path, size: tuple[int, int]) -> None:
+def test_group_chat(snap_compare: Any, seed_group_home: Path, size: tuple[int, int]) -> None:
     """The group Team: authors, a reply, reactions, edited, deleted, pinned, seen by."""
-    assert snap_compare(app_for(build_sync(tmp_path, group=True)), terminal_size=size,
+    assert snap_compare(app_for(seed_group_home), terminal_size=size,
                         run_before=still)
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_group_members(snap_compare: Any, tmp_path: Path, size: tuple[int, int]) -> None:
+def test_group_members(snap_compare: Any, seed_group_home: Path, size: tuple[int, int]) -> None:
     """The member panel (F6) next to the group, its second member highlighted."""
     async def before(pilot: Any) -> None:
         await still(pilot)
         await pilot.press("f6", "down")
         await still(pilot)
 
-    assert snap_compare(app_for(build_sync(tmp_path, group=True)), terminal_size=size,
+    assert snap_compare(app_for(seed_group_home), terminal_size=size,
                         run_before=before)
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_selecting(snap_compare: Any, tmp_path: Path, size: tuple[int, int]) -> None:
+def test_selecting(snap_compare: Any, seed_home: Path, size: tuple[int, int]) -> None:
     """Selecting messages is a mode: the marker on the message, SELECT and its keys below."""
     async def before(pilot: Any) -> None:
         await still(pilot)
         await pilot.press("up", "up")
         await still(pilot)
 
-    assert snap_compare(app_for(build_sync(tmp_path)), terminal_size=size, run_before=before)
+    assert snap_compare(app_for(seed_home), terminal_size=size, run_before=before)

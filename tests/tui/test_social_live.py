@@ -13,7 +13,6 @@ import pytest
 from PIL import Image
 
 from tenchat.client.tui.screens.attach import AttachScreen
-from tenchat.client.tui.screens.chat import ChatScreen
 from tenchat.client.tui.screens.feed import FeedScreen
 from tenchat.client.tui.screens.image_view import ImageScreen
 from tenchat.client.tui.screens.post import PostScreen
@@ -24,7 +23,7 @@ from tenchat.client.tui.widgets.message_log import MessageLog
 from tests.conftest import Cli
 from tests.support.relay import RelayProcess
 from tests.support.wsclient import async_test
-from tests.tui.conftest import SIZE, in_thread, pair, screen_text, tui, until
+from tests.tui.conftest import SIZE, chat_composed, in_thread, screen_text, tui, until
 
 pytestmark = pytest.mark.slow
 
@@ -35,8 +34,7 @@ def png(path: Path, colour: tuple[int, int, int], size: tuple[int, int] = (40, 2
 
 
 async def chat_ready(pilot: Any, app: Any) -> Any:
-    chat = await until(pilot, lambda: isinstance(app.screen, ChatScreen) and app.screen,
-                       what="chat screen")
+    chat = await until(pilot, lambda: chat_composed(app), what="chat screen")
     await until(pilot, lambda: chat.client.connection_state == "online", what="online")
     return chat
 
@@ -130,10 +128,10 @@ async def test_profile_follow_and_approve_from_tui(cli: Cli, relay: RelayProcess
         assert (await in_thread(cli, "bob", "--json", "followers")).json_lines() == []
 
 
+@pytest.mark.usefixtures("paired")
 @async_test
 async def test_attachment_sent_from_tui_with_filter_downloads_in_cli(
         cli: Cli, relay: RelayProcess, tmp_path: Path) -> None:
-    await in_thread(pair, cli)
     photo = png(tmp_path / "photo.png", (200, 30, 30))
     app = tui(cli.home("alice"), relay.url)
     async with app.run_test(size=SIZE) as pilot:
@@ -167,11 +165,11 @@ async def test_attachment_sent_from_tui_with_filter_downloads_in_cli(
     assert r == g == b and 60 < r < 120  # the grayscale of (200, 30, 30), not the original
 
 
+@pytest.mark.usefixtures("paired")
 @async_test
 async def test_image_attachment_previews_in_half_blocks(cli: Cli, relay: RelayProcess,
                                                         tmp_path: Path) -> None:
     def setup() -> None:
-        pair(cli)
         cli("bob", "send", "alice", "look", "--attach",
             str(png(tmp_path / "blue.png", (10, 40, 230))))
 

@@ -9,7 +9,6 @@ import pytest
 
 from tests.conftest import Cli
 from tests.support.relay import RelayProcess
-from tests.tui.conftest import pair
 from tests.tui.terminal import Terminal, needs_tmux
 
 pytestmark = [pytest.mark.slow, needs_tmux]
@@ -19,8 +18,8 @@ def inbox(cli: Cli, who: str) -> list[tuple[str, str]]:
     return [(m["from"], m["text"]) for m in cli(who, "--json", "inbox").json_lines()]
 
 
+@pytest.mark.usefixtures("paired")
 def test_bracketed_paste_is_inserted_once(cli: Cli, relay: RelayProcess) -> None:
-    pair(cli)
     with Terminal(cli, "alice") as term:
         term.wait_for("hello alice")
         term.wait_for("online")
@@ -37,9 +36,20 @@ def test_bracketed_paste_is_inserted_once(cli: Cli, relay: RelayProcess) -> None
     assert got == [("alice", "line A\nline B\nline C"), ("alice", big)]
 
 
+@pytest.mark.usefixtures("paired")
+def test_keys_typed_while_it_starts_reach_the_composer(cli: Cli, relay: RelayProcess) -> None:
+    """Typed the moment the command runs (the terminal buffers them while Python starts
+    and the home unlocks): they wait for the first conversation's composer, none lost."""
+    assert inbox(cli, "alice") == [("bob", "hello alice")]  # the conversation is in her cache
+    with Terminal(cli, "alice") as term:
+        term.keys("early bird", "Enter")
+        term.wait_for("you: early bird")
+    assert inbox(cli, "bob") == [("alice", "early bird")]
+
+
+@pytest.mark.usefixtures("paired")
 def test_alt_keys_act_from_the_composer_and_type_nothing(cli: Cli,
                                                          relay: RelayProcess) -> None:
-    pair(cli)
     with Terminal(cli, "alice") as term:
         term.wait_for("hello alice")
         term.keys("hi")
@@ -59,10 +69,10 @@ def test_alt_keys_act_from_the_composer_and_type_nothing(cli: Cli,
     assert inbox(cli, "bob") == [("alice", "hi!")]  # no "p", "m" typed into the message
 
 
+@pytest.mark.usefixtures("paired")
 def test_a_burst_opening_a_dialog_goes_to_the_dialog(cli: Cli, relay: RelayProcess) -> None:
     """Ctrl+N, a handle and Enter in one write: the handle goes into the new-chat dialog,
     not into the open conversation's composer."""
-    pair(cli)
     cli("carol", "init", "--handle", "carol")
     with Terminal(cli, "alice") as term:
         term.wait_for("hello alice")
@@ -74,13 +84,13 @@ def test_a_burst_opening_a_dialog_goes_to_the_dialog(cli: Cli, relay: RelayProce
     assert inbox(cli, "bob") == []
 
 
+@pytest.mark.usefixtures("paired")
 def test_compose_in_editor(cli: Cli, relay: RelayProcess, tmp_path: Path) -> None:
     """F7 hands the draft to \\$EDITOR (the terminal is the editor's meanwhile) and takes
     back what it saved."""
     editor = tmp_path / "editor.sh"
     editor.write_text('#!/bin/sh\nprintf "%s, from the editor\\n" "$(cat "$1")" > "$1"\n')
     editor.chmod(0o755)
-    pair(cli)
     with Terminal(cli, "alice", env={"EDITOR": str(editor), "VISUAL": ""}) as term:
         term.wait_for("hello alice")
         term.keys("draft")
@@ -92,10 +102,10 @@ def test_compose_in_editor(cli: Cli, relay: RelayProcess, tmp_path: Path) -> Non
     assert inbox(cli, "bob") == [("alice", "draft, from the editor")]
 
 
+@pytest.mark.usefixtures("paired")
 def test_wide_emoji_keep_the_divider_in_place(cli: Cli, relay: RelayProcess) -> None:
     """👋🏽 (a skin-tone modifier: 4 cells in tmux, 2 for Rich) in the sidebar's preview
     used to push its divider to the right."""
-    pair(cli)
     cli("bob", "send", "alice", "👋🏽 hello from the far side ❤️ 👋🏽 👋🏽 👋🏽 👋🏽 👋🏽 👋🏽")
     with Terminal(cli, "alice") as term:
         screen = term.wait_for(lambda s: any("👋" in line.split("▕")[0]

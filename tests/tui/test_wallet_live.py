@@ -14,7 +14,7 @@ from tests.conftest import Cli
 from tests.support.anvil import Anvil
 from tests.support.relay import RelayProcess
 from tests.support.wsclient import async_test
-from tests.tui.conftest import SIZE, in_thread, pair, screen_text, tui, until
+from tests.tui.conftest import SIZE, in_thread, screen_text, tui, until
 from tests.tui.test_features_live import chat_ready, screen_of
 
 pytestmark = pytest.mark.slow
@@ -31,13 +31,13 @@ def anvil() -> object:
         node.stop()
 
 
+@pytest.mark.usefixtures("paired")
 @async_test
 async def test_link_a_wallet_and_send_a_gift_that_confirms_live(
         cli: Cli, relay: RelayProcess, anvil: Anvil, tmp_path: Path) -> None:
     env = cli.env(**anvil.env())
 
     def setup() -> str:
-        pair(cli)
         bob = cli("bob", "wallet", "create", "--json", env=env).json()["address"]
         cli("bob", "wallet", "link", bob, env=env)
         return str(bob)

@@ -4,15 +4,12 @@ cached; the refresh loop picks up changes on the chain."""
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import pytest
 
 from tenchat.client.service import Client
 from tenchat.client.wallet import service as wallet_service
-from tests.conftest import PASSPHRASE
 from tests.support.anvil import Anvil
-from tests.support.relay import RelayProcess
 from tests.support.wsclient import async_test
 
 pytestmark = pytest.mark.slow
@@ -33,28 +30,23 @@ async def wait_for_balance(client: Client, amount: int, timeout: float = 20) -> 
 
 @async_test
 async def test_balances_refresh_while_the_client_runs(
-        relay: RelayProcess, anvil: Anvil, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+        client: Client, anvil: Anvil, monkeypatch: pytest.MonkeyPatch) -> None:
     for key, value in anvil.env().items():
         monkeypatch.setenv(key, value)
     assert wallet_service.BALANCE_EVERY == 300  # five minutes
-    client = await Client.create(tmp_path / "alice", relay.url, "alice", PASSPHRASE)
-    try:
-        address = await client.wallet.create()
-        await asyncio.to_thread(anvil.fund, address, ETH)
-        # Client.run refreshes at once, then every BALANCE_EVERY seconds
-        running = asyncio.create_task(client.run())
-        await wait_for_balance(client, ETH)
-        running.cancel()
-        await asyncio.gather(running, return_exceptions=True)
+    address = await client.wallet.create()
+    await asyncio.to_thread(anvil.fund, address, ETH)
+    # Client.run refreshes at once, then every BALANCE_EVERY seconds
+    running = asyncio.create_task(client.run())
+    await wait_for_balance(client, ETH)
+    running.cancel()
+    await asyncio.gather(running, return_exceptions=True)
 
-        loop = asyncio.create_task(client.wallet.run(balance_every=0.3, gift_every=0.1))
-        await asyncio.to_thread(anvil.fund, address, ETH)
-        await wait_for_balance(client, 2 * ETH)
-        loop.cancel()
-        await asyncio.gather(loop, return_exceptions=True)
-        rows = await client.wallet.balances()
-        assert [(r.chain_id, r.address, r.token, r.symbol) for r in rows] == [
-            (31337, address, "", "ETH")]
-    finally:
-        await client.close()
+    loop = asyncio.create_task(client.wallet.run(balance_every=0.3, gift_every=0.1))
+    await asyncio.to_thread(anvil.fund, address, ETH)
+    await wait_for_balance(client, 2 * ETH)
+    loop.cancel()
+    await asyncio.gather(loop, return_exceptions=True)
+    rows = await client.wallet.balances()
+    assert [(r.chain_id, r.address, r.token, r.symbol) for r in rows] == [
+        (31337, address, "", "ETH")]
