@@ -75,6 +75,21 @@ def test_a_group_life() -> None:
         ("owner", "add", {"members": ["bob"]}, "malformed"),  # already a member
         ("owner", "remove", {"members": ["dave"]}, "not_found"),
         ("owner", "frobnicate", {}, "malformed"),
+        ("owner", "add", {"members": ["dave", "dave"]}, "malformed"),  # named twice
+        ("owner", "add", {}, "malformed"),  # adds no one
+        ("owner", "remove", {}, "malformed"),
+        ("admin", "remove", {"members": ["admin"]}, "malformed"),  # leave instead
+        ("bob", "leave", {"members": ["carol"]}, "malformed"),  # leave names only oneself
+        ("owner", "role", {"members": ["bob"], "role": "king"}, "malformed"),
+        ("owner", "role", {"role": ADMIN}, "malformed"),  # names no one
+        ("owner", "role", {"members": ["bob", "carol"], "role": OWNER}, "malformed"),
+        ("owner", "role", {"members": ["dave"], "role": ADMIN}, "not_found"),
+        ("owner", "role", {"members": ["owner"], "role": MEMBER}, "malformed"),
+        ("bob", "meta", {"topic": "mine now"}, "forbidden"),  # members don't edit meta
+        ("admin", "meta", {"members": ["bob"], "topic": "x"}, "malformed"),
+        ("admin", "meta", {}, "malformed"),  # changes nothing
+        ("admin", "meta", {"name": ""}, "malformed"),  # a group keeps a name
+        ("owner", "create", {"name": "again"}, "protocol"),  # the group exists
     ],
 )
 def test_rules(actor: str, op: str, fields: dict[str, object], code: str) -> None:
@@ -115,3 +130,37 @@ def test_forged_and_replayed_records_are_rejected() -> None:
         decode_signed(b"\x93garbage")
     assert err.value.code == "malformed"
     assert state.version == 1 and state.roles == {owner.user: OWNER}
+
+
+def test_a_create_needs_a_name_and_a_change_needs_the_group() -> None:
+    owner = Person()
+    state = GroupState(GROUP)
+    with pytest.raises(ProtocolError) as err:
+        state.apply(record(state, owner, "create"))
+    assert err.value.code == "malformed"
+    with pytest.raises(ProtocolError) as err:  # any other op before create: no such group
+        state.apply(record(state, owner, "meta", topic="x"))
+    assert err.value.code == "not_found"
+    assert state.version == 0 and state.roles == {}
+
+
+def test_a_record_of_another_group_is_refused() -> None:
+    owner = Person()
+    state, other = GroupState(GROUP), GroupState(os.urandom(16))
+    with pytest.raises(ProtocolError) as err:
+        state.apply(record(other, owner, "create", name="elsewhere"))
+    assert err.value.code == "malformed" and state.version == 0
+
+
+def test_ownership_moves_and_is_never_shared() -> None:
+    owner, bob = Person(), Person()
+    state = GroupState(GROUP)
+    state.apply(record(state, owner, "create", name="g", members=[bob.user]))
+    state.apply(record(state, owner, "role", members=[bob.user], role=OWNER))
+    assert state.roles == {owner.user: ADMIN, bob.user: OWNER}
+    # the former owner is an admin now: the owner's powers are bob's alone
+    with pytest.raises(ProtocolError) as err:
+        state.apply(record(state, owner, "role", members=[bob.user], role=MEMBER))
+    assert err.value.code == "forbidden"
+    state.apply(record(state, owner, "leave"))  # and, no longer owner, may leave
+    assert state.roles == {bob.user: OWNER}

@@ -21,6 +21,7 @@ from tenchat.common.identity import auth_message, origin_authority, relay_origin
     ("ws://2130706433:8765", "ws://127.0.0.1:8765"),
     ("wss://Bücher.example", "wss://xn--bcher-kva.example"),
     ("ws://[0:0:0:0:0:0:0:1]:9000", "ws://[::1]:9000"),
+    ("ws://0177.0.0.01:8765", "ws://127.0.0.1:8765"),  # octal labels, as inet_aton reads
 ])
 def test_relay_origin(url: str, origin: str) -> None:
     assert relay_origin(url) == origin
@@ -30,7 +31,9 @@ def test_relay_origin(url: str, origin: str) -> None:
                                  "ws://host:99999", "chat.example.org", "",
                                  "ws://%65xample.org", "ws://[fe80::1%25eth0]:1",
                                  "ws://256.1.1.1", "ws://1.2.3.4.5", "ws://relay..example",
-                                 "ws://.:80"])
+                                 "ws://.:80",
+                                 "ws://[v1.x:y]",  # an IPvFuture literal: not an IPv6 host
+                                 "ws://ü" + "a" * 70 + ".org"])  # IDNA: a label > 63
 def test_not_a_relay_url(url: str) -> None:
     with pytest.raises(ValueError):
         relay_origin(url)

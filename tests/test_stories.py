@@ -65,3 +65,35 @@ def test_forged_and_changed_records_are_rejected() -> None:
         body=body, sig=alice.sign(st.story_message(body)).signature))
     with pytest.raises(DecryptionFailed):
         st.open_sealed_story(st.open_story(resigned), KEY)
+
+
+def test_only_the_two_audiences_and_bounded_records() -> None:
+    alice = SigningKey.generate()
+    with pytest.raises(ValueError, match="audience"):
+        st.seal_story(_story(alice), "everyone", 1, KEY, _sign(alice))
+    for record in (b"\x00" * (st.MAX_STORY_RECORD + 1), b"\xc1"):
+        with pytest.raises(ProtocolError) as info:
+            st.open_story(record)
+        assert info.value.code == "malformed"
+
+
+def _reseal(sealed: st.SealedStory, plaintext: bytes) -> st.SealedStory:
+    """``sealed`` with ``plaintext`` inside, encrypted under KEY with its own AD: what an
+    author's buggy or hostile client could make."""
+    import nacl.bindings as nacl_b
+
+    ad = st.story_ad(sealed.author, sealed.id, sealed.posted_at, sealed.expires_at,
+                     sealed.audience, sealed.key_id, sealed.blob)
+    nonce = os.urandom(st.NONCE_LEN)
+    return msgspec.structs.replace(sealed, ciphertext=nonce + (
+        nacl_b.crypto_aead_xchacha20poly1305_ietf_encrypt(plaintext, ad, nonce, KEY)))
+
+
+def test_a_story_whose_inside_disagrees_with_its_envelope_is_refused() -> None:
+    alice = SigningKey.generate()
+    sealed = st.open_story(st.seal_story(_story(alice), st.FOLLOWERS, 1, KEY, _sign(alice)))
+    redated = _story(alice, id=sealed.id, posted_at=2_000, expires_at=2_000 + 1)
+    for inside in (msgspec.msgpack.encode(redated), b"\xc1"):
+        with pytest.raises(ProtocolError) as info:
+            st.open_sealed_story(_reseal(sealed, inside), KEY)
+        assert info.value.code == "malformed"

@@ -146,3 +146,44 @@ def test_media_ref_round_trips_msgpack() -> None:
     with pytest.raises(msgspec.ValidationError):
         msgspec.msgpack.decode(msgspec.msgpack.encode({"hash": b"x", "key": mk.key, "size": 1}),
                                type=media.MediaRef)
+
+
+class _Trickle(io.BytesIO):
+    """A reader that returns at most 1000 bytes per read, as a pipe or socket may."""
+
+    def read(self, n: int | None = -1) -> bytes:
+        return super().read(1000 if n is None or n < 0 else min(n, 1000))
+
+
+def test_short_reads_are_read_to_full_chunks() -> None:
+    data = os.urandom(2 * CHUNK + 7)
+    sealed = io.BytesIO()
+    mk = media.encrypt_stream(_Trickle(data), sealed)
+    blob = sealed.getvalue()
+    assert len(blob) == media.sealed_size(len(data))  # chunks of CHUNK, not of 1000
+    out = io.BytesIO()
+    assert media.decrypt_stream(_Trickle(blob), out, mk.key, mk.blob_hash) == len(data)
+    assert out.getvalue() == data
+
+
+def test_a_short_chunk_that_is_not_final_is_a_cut() -> None:
+    import nacl.bindings as b
+
+    key = os.urandom(32)
+    state = b.crypto_secretstream_xchacha20poly1305_state()
+    header = b.crypto_secretstream_xchacha20poly1305_init_push(state, key)
+    chunk = b.crypto_secretstream_xchacha20poly1305_push(
+        state, b"ten bytes!", None, b.crypto_secretstream_xchacha20poly1305_TAG_MESSAGE)
+    blob = header + chunk  # authentic, but the stream never ends with TAG_FINAL
+    with pytest.raises(TruncatedBlob, match="before its final chunk"):
+        media.decrypt(blob, key, media.blob_hash(blob))
+
+
+def test_keys_and_sizes_are_checked() -> None:
+    with pytest.raises(MediaError):
+        media.encrypt(b"x", key=bytes(31))
+    with pytest.raises(MediaError):
+        media.decrypt(b"x" * 100, bytes(31), bytes(32))
+    with pytest.raises(ValueError):
+        media.sealed_size(-1)
+    assert media.sealed_size(0) == HEADER_LEN + CHUNK_OVERHEAD  # one (empty, final) chunk

@@ -83,3 +83,28 @@ def test_only_maps_are_padded() -> None:
     for bad in (b"", msgspec.msgpack.encode([1, 2]), b"\xc0"):
         with pytest.raises(PadError):
             pad(bad)
+
+
+def test_a_map_of_more_than_65535_entries_unpads_to_a_map32_header() -> None:
+    value = {str(i): 0 for i in range(70_000)}
+    plain = msgspec.msgpack.encode(value)
+    assert plain[0] == 0xDF  # map32, as encoders write it for this many entries
+    padded = pad(plain)
+    assert unpad(padded) == plain and msgspec.msgpack.decode(padded)["pad"]
+
+
+def test_a_pad_entry_that_does_not_fill_the_rest_is_no_pad_entry() -> None:
+    padded = pad(msgspec.msgpack.encode({"a": 1}))
+    # the declared zeros end before the payload does: content after them, not padding
+    extended = padded + b"\x00"
+    assert unpad(extended) == extended
+    nonzero = padded[:-1] + b"\x01"  # the last "zero" is not one
+    assert unpad(nonzero) == nonzero
+
+
+def test_content_with_a_string_that_is_not_utf8_is_a_decode_error() -> None:
+    good = c.encode_content(c.Text(id=bytes(16), text="hi", sent_at=1))
+    bad = good.replace(b"\xa2hi", b"\xa2\xff\xfe")
+    assert bad != good
+    with pytest.raises(msgspec.DecodeError, match="UTF-8"):
+        c.decode_content(bad)

@@ -1,13 +1,17 @@
-"""Fixtures for relay tests: real relay processes on loopback with real SQLite."""
+"""Fixtures for relay tests: real relay processes on loopback with real SQLite, and the
+relay in this process (tests/support/inproc.py) for the fast tests."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import pytest_asyncio
 
 from tests.conftest import relay_options
+from tests.support.inproc import InProcRelay, StartRelay
 from tests.support.relay import RelayProcess
 
 SMALL_FRAME = 64 * 1024  # a small max_frame keeps the oversized-frame tests cheap
@@ -30,3 +34,19 @@ def fresh_relay(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Rela
     options = {"args": ["--max-frame", str(SMALL_FRAME)], **relay_options(request)}
     with RelayProcess(tmp_path / "data", **options) as proc:
         yield proc
+
+
+@pytest_asyncio.fixture
+async def relay_with(tmp_path: Path) -> AsyncIterator[StartRelay]:
+    """``await relay_with(**settings)``: an in-process relay, stopped after the test."""
+    started: list[InProcRelay] = []
+
+    async def start(**settings: Any) -> InProcRelay:
+        relay = InProcRelay(tmp_path / f"relay{len(started)}", **settings)
+        started.append(relay)
+        return await relay.start()
+
+    yield start
+    for relay in started:
+        if relay.server is not None:
+            await relay.stop()

@@ -13,12 +13,8 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
-from typing import Any
 
 import pytest
-import pytest_asyncio
 from nacl.signing import SigningKey
 
 from tenchat.common.frames import (
@@ -34,30 +30,11 @@ from tenchat.common.frames import (
     Synced,
 )
 from tests.support.groups import TestGroup
-from tests.support.inproc import InProcRelay, Peer, eventually
+from tests.support.inproc import Peer, StartRelay, eventually
 
 # Each test on asyncio's loop and on uvloop, the loop the relay runs on in production
 # (loop factories: tests/conftest.py).
 pytestmark = pytest.mark.asyncio(loop_factories=["asyncio", "uvloop"])
-
-
-StartRelay = Callable[..., Awaitable[InProcRelay]]
-
-
-@pytest_asyncio.fixture
-async def relay_with(tmp_path: Path) -> AsyncIterator[StartRelay]:
-    """``await relay_with(**settings)``: an in-process relay, stopped after the test."""
-    started: list[InProcRelay] = []
-
-    async def start(**settings: Any) -> InProcRelay:
-        relay = InProcRelay(tmp_path / f"relay{len(started)}", **settings)
-        started.append(relay)
-        return await relay.start()
-
-    yield start
-    for relay in started:
-        if relay.server is not None:
-            await relay.stop()
 
 
 def _send(peer: Peer, to: bytes, body: bytes) -> Send:

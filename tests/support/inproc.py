@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import dataclasses
 import itertools
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Self, TypeVar
 
@@ -30,7 +30,7 @@ from nacl.signing import SigningKey
 from websockets.asyncio.connection import Connection
 from websockets.client import ClientProtocol
 from websockets.datastructures import Headers
-from websockets.frames import Frame, Opcode
+from websockets.frames import Close, Frame, Opcode
 from websockets.http11 import Request
 from websockets.protocol import State
 from websockets.server import ServerProtocol
@@ -50,7 +50,7 @@ from tenchat.relay.config import Config
 from tenchat.relay.connection import RelayConnection
 from tenchat.relay.server import Server
 
-__all__ = ["InProcRelay", "Peer", "MemoryTransport", "eventually"]
+__all__ = ["InProcRelay", "Peer", "MemoryTransport", "StartRelay", "eventually"]
 
 T = TypeVar("T")
 TIMEOUT = 10.0
@@ -151,6 +151,7 @@ class Peer:
         self.key: SigningKey | None = None
         self.welcome: Welcome | None = None
         self.closed = False
+        self.close_code: int | None = None  # of the relay's close frame, if it sent one
         self._ids = itertools.count(1)
         self._arrived = asyncio.Event()
         # Our side's codec: masks what we send, parses what the relay sends.
@@ -196,6 +197,13 @@ class Peer:
         for chunk in self._codec.data_to_send():
             self.conn.data_received(chunk)
 
+    def send_text(self, text: str) -> None:
+        """A text message (the protocol's frames are binary)."""
+        assert not self.closed, "connection closed"
+        self._codec.send_text(text.encode())
+        for chunk in self._codec.data_to_send():
+            self.conn.data_received(chunk)
+
     async def request(self, frame: msgspec.Struct, timeout: float = TIMEOUT) -> msgspec.Struct:
         """Send a request; its answer (the next frame with its id)."""
         since = len(self.frames)
@@ -214,7 +222,18 @@ class Peer:
         for event in self._codec.events_received():
             if isinstance(event, Frame) and event.opcode is Opcode.BINARY:
                 self.frames.append(frames.decode_reply(event.data))
+            elif isinstance(event, Frame) and event.opcode is Opcode.CLOSE:
+                self.close_code = Close.parse(event.data).code
+                # our codec answers the closing handshake, as a client's would; handed
+                # over on the next loop turn (we are inside the relay's write)
+                reply = [c for c in self._codec.data_to_send() if c]
+                asyncio.get_running_loop().call_soon(self._answer_close, reply)
         self._arrived.set()
+
+    def _answer_close(self, chunks: list[bytes]) -> None:
+        if not self.transport.is_closing():
+            for chunk in chunks:
+                self.conn.data_received(chunk)
 
     def _lost(self) -> None:
         self.closed = True
@@ -390,6 +409,10 @@ class InProcRelay:
 
     async def login(self, key: SigningKey | None = None, *, publish: bool = True) -> Peer:
         return await self.connect().login(key or SigningKey.generate(), publish=publish)
+
+
+# what the relay_with fixture (tests/relay/conftest.py) gives: await it with Config settings
+StartRelay = Callable[..., Awaitable[InProcRelay]]
 
 
 async def eventually(

@@ -12,7 +12,6 @@ import pytest
 
 from tests.conftest import Cli
 from tests.support.relay import RelayProcess
-from tests.tui.conftest import pair
 from tests.tui.terminal import Terminal, needs_tmux
 
 pytestmark = [pytest.mark.slow, needs_tmux]
@@ -20,9 +19,9 @@ pytestmark = [pytest.mark.slow, needs_tmux]
 N = 5
 
 
+@pytest.mark.usefixtures("paired")
 def test_tui_and_a_script_send_through_one_daemon_at_once(cli: Cli,
                                                          relay: RelayProcess) -> None:
-    pair(cli)
     home = cli.home("alice")
     script_env = cli.env()
     del script_env["TENCHAT_PASSPHRASE"]  # only the TUI's socket can serve this script

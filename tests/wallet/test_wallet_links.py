@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from eth_account import Account
 
+from tenchat.common import siwe
 from tenchat.common import wallets as w
 from tenchat.common.crypto.keys import IdentityKey
 from tenchat.common.errors import ProtocolError
@@ -69,3 +70,36 @@ def test_sign_in_message() -> None:
         assert info.value.code == "auth_failed"
     with pytest.raises(ProtocolError):
         w.check_auth(text, personal(OTHER, text), origins=ours, challenge=challenge, now=NOW)
+
+
+def test_a_record_that_is_no_link_message_is_malformed() -> None:
+    address = Account.from_key(WALLET).address
+    expires = w.link_expiry(NOW)
+    # a sign-in message, genuinely signed by the wallet, is not consent to a link
+    auth = w.auth_siwe("ws://test-relay", address, os.urandom(32), NOW).text()
+    not_a_link = w.sign_link(auth, personal(WALLET, auth), alice.public, alice.sign,
+                             expires=expires)
+    not_siwe = w.sign_link("hello", bytes(65), alice.public, alice.sign, expires=expires)
+    for record in (not_a_link, not_siwe, b"\x00" * (w.MAX_LINK_RECORD + 1)):
+        with pytest.raises(ProtocolError) as info:
+            w.open_link(record, origins={"ws://test-relay"}, now=NOW)
+        assert info.value.code == "malformed"
+
+
+def test_a_link_message_does_not_sign_in() -> None:
+    challenge = os.urandom(32)
+    address = Account.from_key(WALLET).address
+    text = w.link_siwe("ws://test-relay", address, alice.public, challenge.hex(), NOW).text()
+    with pytest.raises(ProtocolError) as info:
+        w.check_auth(text, personal(WALLET, text), origins={"ws://test-relay"},
+                     challenge=challenge, now=NOW)
+    assert info.value.code == "auth_failed"
+
+
+@pytest.mark.parametrize("origin", ["test-relay", "ws://"])
+def test_messages_are_made_only_for_a_relay_origin(origin: str) -> None:
+    address = Account.from_key(WALLET).address
+    with pytest.raises(siwe.MalformedMessage):
+        w.auth_siwe(origin, address, os.urandom(32), NOW)
+    with pytest.raises(siwe.MalformedMessage):
+        w.link_siwe(origin, address, alice.public, "abcdef0123456789", NOW)
