@@ -13,15 +13,15 @@ import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 import aiosqlite
 import msgspec
 from nacl import secret
 
-__all__ = ["Cache", "MessageRow", "ContactRow", "ConversationRow", "PollRow", "fts_query",
-           "KEY_CHANGED", "KEY_CHANGED_VERIFIED", "STATUS_NAMES", "PENDING", "SENT", "DELIVERED",
-           "READ"]
+__all__ = ["Cache", "MessageRow", "OutboxItem", "ContactRow", "ConversationRow", "PollRow",
+           "fts_query", "KEY_CHANGED", "KEY_CHANGED_VERIFIED", "STATUS_NAMES", "PENDING", "SENT",
+           "DELIVERED", "READ"]
 
 FILENAME = "cache.sqlite"
 
@@ -319,6 +319,20 @@ MIGRATIONS: list[str] = [
 KEY_CHANGED, KEY_CHANGED_VERIFIED = 1, 2  # contacts.key_change
 
 
+class OutboxItem(NamedTuple):
+    """An encrypted envelope waiting in the outbox for the relay's ``stored``."""
+
+    msg_id: bytes
+    peer: bytes  # the recipient, or the group id for kind 'group'
+    envelope: bytes
+    kind: str  # 'direct' or 'group'
+    expires_at: int
+    # A 1:1 message the user wrote (its outgoing row is in ``messages``), not a receipt,
+    # key distribution or other automatic content: only these make the recipient a
+    # contact for presence (send.conv, docs/protocol.md).
+    written: bool
+
+
 @dataclass(frozen=True, slots=True)
 class MessageRow:
     id: bytes
@@ -454,6 +468,28 @@ def _contact_row(conn: sqlite3.Connection, user: bytes) -> ContactRow | None:
         f"SELECT {_CONTACT_COLS} FROM contacts WHERE user=?", (user,)
     ).fetchone()
     return _contact(row) if row else None
+
+
+def _pending_key(conn: sqlite3.Connection, user: bytes) -> ContactRow | None:
+    row = conn.execute(
+        f"SELECT {_CONTACT_COLS} FROM contacts WHERE previous_key=? AND key_change != 0 "
+        "AND handle IS NULL ORDER BY created_at DESC, rowid DESC LIMIT 1", (user,),
+    ).fetchone()
+    return _contact(row) if row else None
+
+
+def _key_hold(conn: sqlite3.Connection, peer: bytes, typed: bool) -> ContactRow | None:
+    """The key change that holds what is sent to ``peer`` until the user decides: ``peer``
+    itself if it is a pending new key, or (``typed``: content the user wrote) the pending
+    new key of the contact ``peer``'s handle. None: nothing holds it."""
+    contact = _contact_row(conn, peer)
+    if contact is None:
+        return None
+    if contact.needs_acceptance:
+        return contact
+    if typed and contact.handle is not None:
+        return _pending_key(conn, peer)
+    return None
 
 
 class Txn:
@@ -685,12 +721,12 @@ class Cache:
 
     async def pending_key(self, user: bytes) -> ContactRow | None:
         """The newest pending key change of the contact ``user`` (that holds a handle)."""
-        async with self._db.execute(
-            f"SELECT {_CONTACT_COLS} FROM contacts WHERE previous_key=? AND key_change != 0 "
-            "AND handle IS NULL ORDER BY created_at DESC, rowid DESC LIMIT 1", (user,),
-        ) as cur:
-            row = await cur.fetchone()
-        return _contact(row) if row else None
+        return await self._db._execute(_pending_key, self._db._conn, user)
+
+    async def key_hold(self, peer: bytes, *, typed: bool) -> ContactRow | None:
+        """The pending key change that holds sending to ``peer`` (see _key_hold), in one
+        hand-off to the cache's thread."""
+        return await self._db._execute(_key_hold, self._db._conn, peer, typed)
 
     async def accept_key(self, user: bytes) -> None:
         """The user accepted ``user`` as the new key of the handle it claims: the handle
@@ -726,6 +762,16 @@ class Cache:
     async def sessions(self, peer: bytes) -> list[tuple[int, bytes]]:
         """The peer's sessions, most recently used first: (row id, serialised state)."""
         return await self._db._execute(self._sessions, self._db._conn, peer)
+
+    async def outbound(self, peer: bytes, *, typed: bool
+                       ) -> tuple[ContactRow | None, list[tuple[int, bytes]]]:
+        """What queueing content for ``peer`` reads, in one hand-off to the cache's thread
+        (every receipt and message goes through it): the key change that holds it
+        (:meth:`key_hold`) and the peer's sessions (:meth:`sessions`)."""
+        def read(conn: sqlite3.Connection) -> tuple[ContactRow | None, list[tuple[int, bytes]]]:
+            return _key_hold(conn, peer, typed), self._sessions(conn, peer)
+
+        return await self._db._execute(read, self._db._conn)
 
     def _sessions(self, conn: sqlite3.Connection, peer: bytes) -> list[tuple[int, bytes]]:
         rows = conn.execute(
@@ -986,28 +1032,21 @@ class Cache:
 
     async def outbox(self) -> list[tuple[bytes, bytes, bytes]]:
         """Pending outgoing envelopes, oldest first: (msg_id, peer, envelope)."""
-        return [(m, p, e) for m, p, e, _k, _x in await self.outbox_items()]
+        return [(i.msg_id, i.peer, i.envelope) for i in await self.outbox_items()]
 
-    async def outbox_items(self) -> list[tuple[bytes, bytes, bytes, str, int]]:
-        """Encrypted outbox items, oldest first: (msg_id, peer, envelope, kind, expires_at)."""
+    async def outbox_items(self) -> list[OutboxItem]:
+        """Encrypted outbox items, oldest first.
+
+        ``written`` is looked up in the same statement, through the messages' primary key
+        (peer, id): one query per flush, whatever the size of the cache."""
         async with self._db.execute(
-            "SELECT msg_id, peer, envelope, kind, expires_at FROM outbox "
-            "WHERE length(envelope)>0 ORDER BY created_at, rowid"
+            "SELECT o.msg_id, o.peer, o.envelope, o.kind, o.expires_at, o.kind != 'group' AND "
+            "EXISTS (SELECT 1 FROM messages m WHERE m.peer=o.peer AND m.id=o.msg_id "
+            "AND m.outgoing) FROM outbox o WHERE length(o.envelope)>0 "
+            "ORDER BY o.created_at, o.rowid"
         ) as cur:
-            return [(r[0], r[1], r[2], r[3], r[4]) for r in await cur.fetchall()]
-
-    async def written(self, msg_ids: list[bytes]) -> set[bytes]:
-        """Which of these outbox ids are messages the user wrote (an outgoing row in
-        ``messages``), not receipts, key distributions or other automatic content."""
-        found: set[bytes] = set()
-        for i in range(0, len(msg_ids), 400):
-            chunk = msg_ids[i:i + 400]
-            async with self._db.execute(
-                "SELECT id FROM messages WHERE outgoing AND id IN ("
-                + ",".join("?" * len(chunk)) + ")", chunk,
-            ) as cur:
-                found.update(bytes(r[0]) for r in await cur.fetchall())
-        return found
+            return [OutboxItem(r[0], r[1], r[2], r[3], r[4], bool(r[5]))
+                    for r in await cur.fetchall()]
 
     async def outbox_done(self, msg_id: bytes, peer: bytes) -> bool:
         """The relay stored it: drop it from the outbox; True if a message became *sent*."""

@@ -696,13 +696,9 @@ class Client:
         pending key change: the user must decide which key is theirs first."""
         if len(peer) != 32:
             return
-        contact = await self.cache.contact(peer)
-        if contact is not None and contact.needs_acceptance:
-            raise KeyChanged(contact)
-        if typed and contact is not None and contact.handle is not None:
-            pending = await self.cache.pending_key(peer)
-            if pending is not None:
-                raise KeyChanged(pending)
+        hold = await self.cache.key_hold(peer, typed=typed)
+        if hold is not None:
+            raise KeyChanged(hold)
 
     async def contacts(self) -> list[ContactRow]:
         return await self.cache.contacts()
@@ -761,13 +757,18 @@ class Client:
 
     # --- sending ------------------------------------------------------------------------
 
-    async def _encrypt(self, peer: bytes, plaintext: bytes) -> bytes:
+    async def _encrypt(self, peer: bytes, plaintext: bytes,
+                       sessions: list[tuple[int, bytes]] | None = None) -> bytes:
         """Encrypt for ``peer`` on the current session (starting one if needed), padded.
 
         Saves the advanced session in the open transaction; the caller commits. The caller
-        holds the home's lock, so no other process starts a second session meanwhile.
+        holds the home's lock, so no other process starts a second session meanwhile, and
+        ``sessions`` (``cache.sessions(peer)``, if the caller has just read them under that
+        lock) are still current: passing them saves reading them again.
         """
-        record = SessionRecord.from_states(await self.cache.sessions(peer))
+        if sessions is None:
+            sessions = await self.cache.sessions(peer)
+        record = SessionRecord.from_states(sessions)
         if record.current is None:
             conn = await self.connection()
             try:
@@ -928,27 +929,29 @@ class Client:
         return message
 
     async def _queue_content(self, peer: bytes, msg_id: bytes, body: bytes, *,
-                             expires_at: int = 0) -> None:
+                             expires_at: int = 0, typed: bool = True) -> None:
         """Into the outbox: encrypted now if a session exists, else sealed until the next
         flush can fetch the peer's prekeys (so composing works offline, to anyone).
-        KeyChanged for a verified contact's new key the user has not accepted."""
-        await self.check_key_accepted(peer)
-        if await self.cache.sessions(peer):
-            await self.cache.outbox_add(msg_id, peer, await self._encrypt(peer, body), now_ms(),
-                                        expires_at=expires_at)
+        KeyChanged (before anything is written) for a key the user has not accepted, as
+        check_key_accepted says for ``typed`` content or not."""
+        hold, sessions = await self.cache.outbound(peer, typed=typed)  # one hand-off
+        if hold is not None:
+            raise KeyChanged(hold)
+        if sessions:
+            envelope = await self._encrypt(peer, body, sessions)
+            await self.cache.outbox_add(msg_id, peer, envelope, now_ms(), expires_at=expires_at)
         else:
             await self.cache.outbox_defer(msg_id, peer, body, now_ms(), expires_at=expires_at)
 
     async def _queue_receipt(self, peer: bytes, kind: str, ids: list[bytes], *,
                              group: bytes | None = None) -> None:
+        """A receipt is not typed: it goes to a contact whose handle has a pending key
+        change (the key the user knows), never to the pending key itself."""
         if peer == self.user:
             return
-        try:
-            await self.check_key_accepted(peer, typed=False)
-        except KeyChanged:
-            return  # no receipts to an unaccepted key either
         body = c.encode_content(c.Receipt(kind=kind, ids=ids, at=now_ms(), group=group))
-        await self._queue_content(peer, os.urandom(16), body)
+        with contextlib.suppress(KeyChanged):  # no receipts to an unaccepted key
+            await self._queue_content(peer, os.urandom(16), body, typed=False)
 
     async def encrypt_pending(self) -> dict[bytes, TenchatError]:
         """Encrypt queued content that waited for a session, in queue order.
@@ -993,24 +996,22 @@ class Client:
             if not pending:
                 return 0
             conn = await self.connection()
-            # Only what the user wrote makes the peer a contact for presence (review M3).
-            written = await self.cache.written([m for m, _p, _e, k, _x in pending
-                                                if k != "group"])
             sem = asyncio.Semaphore(SEND_WINDOW)
             stored: list[tuple[bytes, bytes]] = []
             failures: list[BaseException] = []
 
             async def one(msg_id: bytes, peer: bytes, envelope: bytes, kind: str,
-                          expires_at: int) -> None:
+                          expires_at: int, written: bool) -> None:
                 async with sem:
                     try:
                         if kind == "group":
                             await conn.request(f.GroupSend, group=peer, msg=msg_id,
                                                body=envelope, expires_at=expires_at)
                         else:
+                            # Only what the user wrote makes the peer a contact for
+                            # presence (review M3).
                             await conn.request(f.Send, to=peer, msg=msg_id, body=envelope,
-                                               expires_at=expires_at,
-                                               conv=msg_id in written)
+                                               expires_at=expires_at, conv=written)
                     except RelayError as exc:
                         if kind == "group" and exc.code == "forbidden":
                             # Removed from the group (the relay no longer lets us post):
