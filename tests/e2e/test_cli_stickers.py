@@ -62,10 +62,10 @@ def test_pack_share_install_send(cli: Cli, relay: RelayProcess, tmp_path: Path) 
     assert [p["name"] for p in listed] == ["Pets"]
 
     sent = cli("alice", "--json", "sticker", "send", "bob", "pets", "tabbycat").json()
-    assert sent["status"] == "sent" and sent["text"] == "[sticker: cat]"
+    assert sent["status"] == "sent" and sent["text"] == "[sticker: tabbycat]"
     cli("alice", "sticker", "send", "bob", "Pets", "2")
     hist = cli("bob", "--json", "history", "alice").json_lines()
-    assert [m["text"] for m in hist] == ["[sticker: cat]", "[sticker: dog]"]
+    assert [m["text"] for m in hist] == ["[sticker: tabbycat]", "[sticker: dog]"]
     assert hist[0]["sticker"] == {"pack": pack["id"], "number": 1, "name": "tabbycat",
                                   "verified": True, "size": hist[0]["sticker"]["size"]}
     assert "[sticker: dog]" in cli("bob", "history", "alice", "--offline").out
