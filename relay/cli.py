@@ -59,6 +59,11 @@ def serve(
     data: Annotated[
         Path | None, typer.Option(help="Data directory. [the platform's user data dir]")
     ] = None,
+    storage: Annotated[
+        str | None, typer.Option(
+            help="sqlite (in the data directory), or postgresql://USER@HOST/DB, which "
+                 "several relay nodes may share. [sqlite]")
+    ] = None,
     config: Annotated[
         Path | None, typer.Option("--config", help="TOML config file (keys as the options).")
     ] = None,
@@ -164,6 +169,7 @@ def serve(
         "host": host,
         "port": port,
         "data": data,
+        "storage": storage,
         "name": name,
         "origins": origins,
         "max_frame": max_frame,

@@ -44,6 +44,7 @@ from .observability import HealthEndpoint, health_report, setup_logging
 from .retention import Retention
 from .session import Later, Session
 from .storage import SQLiteStore, Store, storage_error
+from .storage.factory import storage_label, store_for
 
 __all__ = ["Server", "clock_from_environ"]
 
@@ -72,7 +73,8 @@ class Server:
                  clock: Callable[[], int] = _now_ms) -> None:
         self.config = config
         self.clock = clock  # ms; injectable so tests can move past expiry
-        self.store: Store = store or SQLiteStore(
+        self.store: Store = store or store_for(
+            config.storage,
             config.db_path,
             sync=config.sync,
             batch_max=config.batch_max,
@@ -163,7 +165,8 @@ class Server:
                      self._health.port)
         self._watcher = asyncio.create_task(self._watch_loop(), name="connection-watch")
         host = f"[{config.host}]" if ":" in config.host else config.host
-        log.info("relay %r serving %s", config.name, config.db_path)
+        log.info("relay %r serving %s", config.name,
+                 config.db_path if config.storage == "sqlite" else storage_label(config.storage))
         log.info("auth accepted for %s", ", ".join(sorted(self.origins)))
         scheme = "wss" if config.tls else "ws"
         print(f"listening on {scheme}://{host}:{self.port}", flush=True)

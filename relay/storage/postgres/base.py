@@ -26,6 +26,7 @@ import asyncpg
 
 from tenchat.common.errors import ProtocolError
 
+from ..factory import storage_label
 from ..writer import BatchWriter, Call, Committed
 from .schema import migrate
 
@@ -160,23 +161,31 @@ class PostgresBase(BatchWriter[Tx]):
         return pool
 
     async def open(self) -> None:
-        self._wpool = await self._pool(1)
+        """Connect, migrate; RuntimeError saying why (one line) if the database can't be
+        used."""
         try:
+            self._wpool = await self._pool(1)
             async with self._wpool.acquire() as conn:
                 await migrate(conn, self.schema)
             self._rpool = await self._pool(_READERS)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            await self._close_pools()
+            raise RuntimeError(f"cannot use PostgreSQL at {storage_label(self.dsn)}:"
+                               f" {exc}") from exc
         except BaseException:
-            await self._wpool.close()
-            self._wpool = None
+            await self._close_pools()
             raise
         self._start_writer()
 
-    async def close(self) -> None:
-        await self._stop_writer()
+    async def _close_pools(self) -> None:
         for pool in (self._rpool, self._wpool):
             if pool is not None:
                 await pool.close()
         self._rpool = self._wpool = None
+
+    async def close(self) -> None:
+        await self._stop_writer()
+        await self._close_pools()
 
     # --- reads --------------------------------------------------------------------------
 
