@@ -33,7 +33,6 @@ from tenchat.common.errors import ErrorCode, ProtocolError
 from tenchat.common.frames import Error, Register, decode_request, peek_id
 
 from . import admin, handlers
-from .blobs import BlobFiles
 from .config import Config, accepted_origins
 from .connection import RelayConnection
 from .files import secure_data_dir
@@ -44,7 +43,7 @@ from .observability import HealthEndpoint, health_report, setup_logging
 from .retention import Retention
 from .session import Later, Session
 from .storage import SQLiteStore, Store, storage_error
-from .storage.factory import storage_label, store_for
+from .storage.factory import blobs_for, storage_label, store_for
 
 __all__ = ["Server", "clock_from_environ"]
 
@@ -86,7 +85,7 @@ class Server:
             clock=clock,
         )
         self.hub = Hub()
-        self.blobs = BlobFiles(config.blob_dir)
+        self.blobs = blobs_for(self.store, config.blob_dir)
         self.sessions: set[Session] = set()
         self.should_exit = asyncio.Event()
         self.stopping = False

@@ -6,10 +6,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..blobs import BlobFiles, BlobStore
 from .interface import Store
 from .sqlite import SQLiteStore
 
-__all__ = ["store_for", "storage_label"]
+__all__ = ["store_for", "blobs_for", "storage_label"]
 
 
 def store_for(storage: str, db_path: Path, *, sync: str, **settings: Any) -> Store:
@@ -25,6 +26,17 @@ def store_for(storage: str, db_path: Path, *, sync: str, **settings: Any) -> Sto
                            " pip install 'tenchat[cluster]'") from None
 
     return PostgresStore(storage, **settings)
+
+
+def blobs_for(store: Store, blob_dir: Path) -> BlobStore:
+    """Where the blobs' bytes go beside ``store``: its database for PostgreSQL (so every
+    node serves every blob), else files under ``blob_dir``."""
+    if not isinstance(store, SQLiteStore):
+        from .postgres import PostgresStore
+
+        if isinstance(store, PostgresStore):
+            return store.blob_bytes()
+    return BlobFiles(blob_dir)
 
 
 def storage_label(storage: str) -> str:

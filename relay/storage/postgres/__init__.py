@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from ..interface import Store
 from .base import PostgresBase
+from .blob_bytes import DatabaseBlobs
 from .blobs import Blobs
 from .groups import Groups
 from .identities import Identities
@@ -29,3 +30,7 @@ __all__ = ["PostgresStore", "MIGRATIONS", "SchemaTooNew"]
 class PostgresStore(Identities, Messages, Privacy, Groups, Blobs, Social, Stories, Wallets,
                     Operations, Upkeep, PostgresBase, Store):
     """The relay's storage in a PostgreSQL database (see the feature modules)."""
+
+    def blob_bytes(self) -> DatabaseBlobs:
+        """The blobs' bytes, in this database too (every node serves every blob)."""
+        return DatabaseBlobs(self.read_pool)

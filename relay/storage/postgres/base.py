@@ -189,6 +189,11 @@ class PostgresBase(BatchWriter[Tx]):
 
     # --- reads --------------------------------------------------------------------------
 
+    def read_pool(self) -> asyncpg.Pool:
+        """The read connections (for the blob bytes, blob_bytes.py)."""
+        assert self._rpool is not None, "store is not open"
+        return self._rpool
+
     async def _read(self, sql: str, *args: Any) -> list[Any]:
         assert self._rpool is not None, "store is not open"
         return list(await self._rpool.fetch(sql, *args))

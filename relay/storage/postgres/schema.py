@@ -6,8 +6,8 @@ transactional, so a migration is all or nothing). Nodes starting at once take tu
 under an advisory lock. A migration is only ever appended.
 
 The tables are SQLite's (relay/storage/sqlite/schema.py) in PostgreSQL's types, with
-``user_id`` for SQLite's ``user`` (a reserved word here) and blob bytes kept in the
-database (``blob_data``), so every node serves every blob.
+``user_id`` for SQLite's ``user`` (a reserved word here), and blob bytes kept in the
+database (``blob_parts``, ``blob_data``: blob_bytes.py), so every node serves every blob.
 """
 
 from __future__ import annotations
@@ -225,6 +225,26 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         record bytea NOT NULL
     );
     CREATE INDEX wallet_links_by_user ON wallet_links (user_id, issued_at);
+    """,
+    # 2: blob bytes (relay/storage/postgres/blob_bytes.py): chunks of uploads in progress
+    # (`at`: when written, for the retention of strays) and of stored blobs.
+    """
+    CREATE TABLE blob_parts (
+        user_id bytea NOT NULL,
+        hash bytea NOT NULL,
+        pos bigint NOT NULL,
+        data bytea NOT NULL,
+        at bigint NOT NULL,
+        PRIMARY KEY (user_id, hash, pos)
+    );
+    CREATE TABLE blob_data (
+        hash bytea NOT NULL,
+        pos bigint NOT NULL,
+        data bytea NOT NULL,
+        PRIMARY KEY (hash, pos)
+    );
+    ALTER TABLE blob_data ALTER COLUMN data SET STORAGE EXTERNAL;
+    ALTER TABLE blob_parts ALTER COLUMN data SET STORAGE EXTERNAL;
     """,
 )
 
