@@ -69,7 +69,8 @@ def main_options(
         show_default="the platform's user data dir")] = None,
     relay: Annotated[str | None, typer.Option(
         "--relay", envvar="TENCHAT_RELAY",
-        help=f"Relay URL [default: the identity's relay, else {DEFAULT_RELAY}]")] = None,
+        help="Relay URL, or several of one relay, comma-separated (failover) "
+             f"[default: the identity's relay, else {DEFAULT_RELAY}]")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     passphrase_file: Annotated[Path | None, typer.Option(
         "--passphrase-file", help="Read the passphrase from this file (first line).")] = None,

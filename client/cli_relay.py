@@ -68,6 +68,8 @@ def relay_trust(
             client: Any = await open_client(opts)
             target = client.relay_url
             await client.close()
+        if "," in target:
+            raise fail(f"relay trust takes one URL of {target}; run it for each that changed")
         try:
             origin = relay_origin(target)
         except ValueError as exc:

@@ -2,7 +2,9 @@
 
 It speaks the frames of :mod:`tenchat.common.frames`: hello and challenge
 auth on connect, requests matched to answers by id, pushes handed to a queue.
-Reconnecting is the client core's job (it knows what to resume).
+Reconnecting is the client core's job (it knows what to resume); which URL it dials is
+:class:`RelayList`'s: one relay may be reached at several URLs (its nodes), and a lost
+connection moves on to the next.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from ..common.identity import auth_message, relay_origin
 
 __all__ = [
     "RelayConnection", "RelayError", "RelayUnreachable", "ConnectionLost", "RateLimited",
-    "RelayChanged", "tls_context",
+    "RelayChanged", "tls_context", "RelayList", "open_first",
 ]
 
 T = TypeVar("T", bound=msgspec.Struct)
@@ -314,6 +316,57 @@ async def announced_name(url: str, *, ca_file: str | Path | None = None,
     if not isinstance(reply, f.Welcome):
         raise RelayUnreachable(f"relay {url} sent {type(reply).__name__} to hello")
     return reply.relay
+
+
+class RelayList:
+    """The URLs of one relay (its nodes): ``"ws://a:8765,ws://b:8765"`` as ``--relay``,
+    ``TENCHAT_RELAY`` or the identity's stored relay give it. The client dials the
+    current one first; when a connection to it is lost, the next one becomes current, so
+    a reconnect goes straight to another node instead of waiting for this one."""
+
+    def __init__(self, value: str) -> None:
+        self.urls = [url.strip() for url in value.split(",") if url.strip()]
+        if not self.urls:
+            raise RelayUnreachable("no relay URL given")
+        self._current = 0
+
+    @property
+    def current(self) -> str:
+        return self.urls[self._current]
+
+    def in_order(self) -> list[str]:
+        """Every URL, the current one first, then the ones after it (wrapping)."""
+        i = self._current
+        return self.urls[i:] + self.urls[:i]
+
+    def use(self, url: str) -> None:
+        self._current = self.urls.index(url)
+
+    def lost(self) -> None:
+        """The connection to the current URL was lost: the next one is tried first."""
+        self._current = (self._current + 1) % len(self.urls)
+
+
+async def open_first(relays: RelayList, connect_to: Any) -> tuple[RelayConnection, f.Authed]:
+    """Open ``connect_to(url)`` (a :class:`RelayConnection`) for each URL in turn until one
+    authenticates; that URL becomes current. A relay that changed its name stops the
+    search (it is not a node of the same relay); if none answers, the last error."""
+    error: RelayUnreachable | None = None
+    for url in relays.in_order():
+        conn = connect_to(url)
+        try:
+            authed = await conn.open()
+        except RelayChanged:
+            raise
+        except RelayUnreachable as exc:
+            if len(relays.urls) > 1:
+                log.info("relay %s unreachable, trying the next: %s", url, exc)
+            error = exc
+            continue
+        relays.use(url)
+        return conn, authed
+    assert error is not None
+    raise error
 
 
 def is_not_found(exc: RelayError) -> bool:

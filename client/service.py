@@ -61,7 +61,14 @@ from ..common.identity import (
 from ..common.padding import pad
 from . import media
 from .cache import DELIVERED, PENDING, READ, SENT, Cache, ContactRow, MessageRow, Txn
-from .connection import ConnectionLost, RelayConnection, RelayError, RelayUnreachable
+from .connection import (
+    ConnectionLost,
+    RelayConnection,
+    RelayError,
+    RelayList,
+    RelayUnreachable,
+    open_first,
+)
 from .events import (
     CONNECTING,
     OFFLINE,
@@ -256,7 +263,8 @@ class Client:
                  clock: Callable[[], int] = now_ms, lock: HomeLock | None = None) -> None:
         self.home = home
         self.clock = clock  # ms; stories expire by it (tests pass one that runs ahead)
-        self.relay_url = relay_url
+        self.relay_url = relay_url  # one URL, or several of one relay: "ws://a,ws://b"
+        self.relays = RelayList(relay_url)  # which of them to dial (failover)
         self.secrets = secrets
         self.identity = IdentityKey.from_seed(secrets.identity_seed)
         self.user = self.identity.public
@@ -318,10 +326,9 @@ class Client:
         identity = IdentityKey.generate()
         secrets = Secrets(identity_seed=identity.seed, storage_key=os.urandom(32),
                           handle=handle, relay=relay_url)
-        conn = RelayConnection(relay_url, user=identity.public, sign=identity.sign,
-                               ca_file=ca_file_of(home, relay_url),
-                               known=known_relays_path(home), pin=False)
-        await conn.open()
+        conn, _ = await open_first(RelayList(relay_url), lambda url: RelayConnection(
+            url, user=identity.public, sign=identity.sign, ca_file=ca_file_of(home, url),
+            known=known_relays_path(home), pin=False))
         try:
             nonce = b""
             if conn.register_pow > MAX_POW_BITS:  # hours of CPU, uncancellable (review L3)
@@ -367,7 +374,15 @@ class Client:
     @classmethod
     async def from_secrets(cls, home: Path, relay_url: str | None, secrets: Secrets, *,
                            clock: Callable[[], int] = now_ms) -> Client:
-        """The client of an unlocked keystore (``Keystore.load``)."""
+        """The client of an unlocked keystore (``Keystore.load``); its relay: ``relay_url``,
+        else ``relay`` in HOME/config.toml, else the one the identity was created with."""
+        if not relay_url:
+            from .settings import SettingsError, load_settings
+
+            try:
+                relay_url = load_settings(home).relay or None
+            except SettingsError as exc:
+                raise TenchatError(str(exc)) from None
         lock = HomeLock(home)
         try:
             async with lock:  # opening may write (migrations, settings): one at a time
@@ -431,10 +446,9 @@ class Client:
     async def connection(self) -> RelayConnection:
         async with self._conn_lock:
             if self._conn is None or self._conn.closed.is_set():
-                conn = RelayConnection(self.relay_url, user=self.user, sign=self.identity.sign,
-                                       ca_file=ca_file_of(self.home, self.relay_url),
-                                       known=known_relays_path(self.home))
-                authed = await conn.open()
+                conn, authed = await open_first(self.relays, lambda url: RelayConnection(
+                    url, user=self.user, sign=self.identity.sign,
+                    ca_file=ca_file_of(self.home, url), known=known_relays_path(self.home)))
                 self._conn = conn
                 await self._tell_relay_privacy(conn)
                 # Also when we hold far more private keys than the relay does plus the
@@ -1352,11 +1366,14 @@ class Client:
                     self._set_state(OFFLINE, error=str(exc))
                     raise
                 error = str(exc)
+                if isinstance(exc, ConnectionLost):
+                    self.relays.lost()  # another node of the relay first, if it has others
             except RelayError as exc:
                 if not follow or exc.code != "unavailable":
                     self._set_state(OFFLINE, error=str(exc))
                     raise
                 error = str(exc)  # the relay is shutting down: reconnect
+                self.relays.lost()
             if self._closed:
                 break
             if self._conn is not None:

@@ -2,6 +2,7 @@
 
     theme = "textual-dark"
     ca_file = "/path/to/relay-ca.pem"   # trust this CA for wss:// (TENCHAT_CA_FILE wins)
+    relay = "wss://a.example.org,wss://b.example.org"   # the relay's URLs (--relay wins)
     [notifications]
     bell = true
     desktop = true
@@ -41,6 +42,9 @@ class Settings:
     do_not_disturb: bool = False
     keys: dict[str, str] = field(default_factory=dict)  # action name -> key
     ca_file: str = ""  # a PEM CA file to verify a wss:// relay with, instead of the system's
+    # The relay's URL, or several (its nodes, comma-separated, tried in turn): over the one
+    # the identity was created with; --relay and TENCHAT_RELAY win. "": the identity's.
+    relay: str = ""
     spk_rotate_days: float = 7.0  # [prekeys] rotate_days
     spk_grace_days: float = 30.0  # [prekeys] grace_days
 
@@ -71,7 +75,7 @@ def load_settings(home: Path) -> Settings:
         return Settings()
     except tomllib.TOMLDecodeError as exc:
         raise SettingsError(f"{path} is not valid TOML: {exc}") from None
-    unknown = set(data) - {"theme", "notifications", "keys", "ca_file", "prekeys"}
+    unknown = set(data) - {"theme", "notifications", "keys", "ca_file", "prekeys", "relay"}
     if unknown:
         raise SettingsError(f"{path}: unknown key(s): {', '.join(sorted(unknown))}")
     notes = data.get("notifications", {})
@@ -89,6 +93,9 @@ def load_settings(home: Path) -> Settings:
     ca_file = data.get("ca_file", "")
     if not isinstance(ca_file, str):
         raise SettingsError(f"{path}: ca_file must be a string")
+    relay = data.get("relay", "")
+    if not isinstance(relay, str):
+        raise SettingsError(f"{path}: relay must be a string (URLs, comma-separated)")
     prekeys = data.get("prekeys", {})
     if not isinstance(prekeys, dict):
         raise SettingsError(f"{path}: [prekeys] must be a table")
@@ -99,6 +106,7 @@ def load_settings(home: Path) -> Settings:
         spk_rotate_days=_days(prekeys, "rotate_days", Settings.spk_rotate_days, str(path)),
         spk_grace_days=_days(prekeys, "grace_days", Settings.spk_grace_days, str(path)),
         ca_file=ca_file,
+        relay=relay.strip(),
         theme=theme,
         bell=_bool(notes, "bell", True, str(path)),
         desktop_notifications=_bool(notes, "desktop", True, str(path)),
@@ -115,6 +123,8 @@ def save_settings(home: Path, settings: Settings) -> None:
     lines = [f"theme = {_toml_str(settings.theme)}"]
     if settings.ca_file:
         lines.append(f"ca_file = {_toml_str(settings.ca_file)}")
+    if settings.relay:
+        lines.append(f"relay = {_toml_str(settings.relay)}")
     lines += ["", "[notifications]",
              f"bell = {str(settings.bell).lower()}",
              f"desktop = {str(settings.desktop_notifications).lower()}",

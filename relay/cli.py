@@ -158,6 +158,10 @@ def serve(
     ban_poll: Annotated[
         int | None, typer.Option(help="Seconds between looks for new bans. [2]")
     ] = None,
+    bus: Annotated[
+        str | None, typer.Option(
+            help="Bus between relay nodes sharing a store: nats://HOST:PORT. [none]")
+    ] = None,
 ) -> None:
     """Run the relay until SIGTERM or SIGINT.
 
@@ -200,6 +204,7 @@ def serve(
         "moderators": moderators,
         "audit_ip": audit_ip,
         "ban_poll": ban_poll,
+        "bus": bus,
     }
     try:
         cfg = load_config(flags, os.environ, config)

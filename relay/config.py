@@ -126,6 +126,9 @@ class Config:
     reserved_handles: tuple[str, ...] = RESERVED_HANDLES  # only admins may register these
     queue_share: int = 20  # percent of queue_max and queue_bytes one sender may fill
     reactions_max: int = 3  # reactions one author may have on one post
+    # --- several relay nodes (relay/bus.py, relay/cluster.py) ---
+    # The bus between nodes sharing one store: "nats://HOST:PORT" ("": none, one node).
+    bus: str = ""
 
     @property
     def tls(self) -> bool:
@@ -291,6 +294,15 @@ def _storage(value: Any) -> str:
     return text
 
 
+def _bus(value: Any) -> str:
+    """A bus URL (relay/bus.py), or "" for none."""
+    from .bus import bus_url
+
+    if isinstance(value, str) and not value.strip():
+        return ""
+    return bus_url(_str(value))
+
+
 def _choice(*options: str) -> Callable[[Any], str]:
     def parse(value: Any) -> str:
         text = _str(value).lower()
@@ -360,6 +372,7 @@ _PARSERS: Final[dict[str, Callable[[Any], Any]]] = {
     "reserved_handles": _handles,
     "queue_share": _int(1, 100),
     "reactions_max": _int(1, 1000),
+    "bus": _bus,
 }
 assert set(_PARSERS) == {f.name for f in dataclasses.fields(Config)}
 

@@ -9,6 +9,11 @@ of its members that are online (``_group_subs``), so a commit to a 200,000-membe
 group costs one dictionary look-up plus one offer per online member. The index is
 filled when a subscription loads its user's groups, and kept up to date by the
 membership changes the store reports after each commit.
+
+With several relay nodes (a bus configured), ``peers`` is this node's
+:class:`~.cluster.Cluster`: every public push method here also forwards the event to
+the other nodes, which apply it with the local-only ``deliver_*`` methods; presence
+then counts the users online on other nodes too (``_remote``).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from .connection import Outgoing
 from .storage import GroupEntry, MembersChanged
 
 if TYPE_CHECKING:
+    from .cluster import Cluster
     from .connection import RelayConnection
     from .session import Session, Subscription
 
@@ -43,6 +49,16 @@ class Hub:
         self._hidden: set[bytes] = set()
         # group -> the subscriptions of its online members
         self._group_subs: dict[bytes, set[Subscription]] = {}
+        # --- with other relay nodes (relay/cluster.py) ---
+        self.peers: Cluster | None = None
+        # user -> the other nodes on which the user is visibly online
+        self._remote: dict[bytes, set[str]] = {}
+
+    @property
+    def clustered(self) -> bool:
+        """Other nodes may commit for this node's users: their seqs can arrive out of
+        order (Subscription keeps what it sent instead of trusting its cursor)."""
+        return self.peers is not None
 
     def join(self, session: Session) -> None:
         assert session.user is not None
@@ -75,21 +91,44 @@ class Hub:
     # --- presence -----------------------------------------------------------------------
 
     def is_online(self, user: bytes) -> bool:
-        """Online as watchers see it: subscribed, and not hiding."""
-        return user in self._subscribed and user not in self._hidden
+        """Online as watchers see it: subscribed here and not hiding, or so on another
+        node."""
+        return self._visible_here(user) or user in self._remote
+
+    def visible_users(self) -> list[bytes]:
+        """The users visibly online on this node (the roster other nodes ask for)."""
+        return [user for user in self._subscribed if user not in self._hidden]
+
+    def remote_presence(self, node: str, user: bytes, online: bool) -> None:
+        """Another node says ``user`` is (no longer) visibly online there."""
+        before = self.is_online(user)
+        if online:
+            self._remote.setdefault(user, set()).add(node)
+        else:
+            _discard(self._remote, user, node)
+        if self.is_online(user) != before:
+            self._notify_presence(user, not before)
+
+    def node_gone(self, node: str) -> None:
+        """Another node stopped answering: its users are offline, as far as it counted."""
+        for user in [user for user, nodes in self._remote.items() if node in nodes]:
+            self.remote_presence(node, user, False)
 
     def set_hidden(self, user: bytes, hidden: bool) -> None:
         """Apply ``privacy.hide_presence``: hiding looks to watchers like going offline."""
         if hidden and user not in self._online:
             return  # nobody to hide; the setting is read from the store at the next auth
-        before = self.is_online(user)
+        before = self._visible_here(user)
         if hidden:
             self._hidden.add(user)
         else:
             self._hidden.discard(user)
-        after = self.is_online(user)
+        after = self._visible_here(user)
         if before != after:
             self._presence(user, after, force=True)
+
+    def _visible_here(self, user: bytes) -> bool:
+        return user in self._subscribed and user not in self._hidden
 
     def watch(self, session: Session, users: list[bytes],
               denied: list[bytes] | tuple[()] = ()) -> list[bytes]:
@@ -123,6 +162,11 @@ class Hub:
 
     def revoke(self, user: bytes, watcher: bytes) -> None:
         """``user`` blocked ``watcher``: no more of ``user``'s presence for it."""
+        if self.peers is not None:
+            self.peers.revoke(user, watcher)
+        self.deliver_revoke(user, watcher)
+
+    def deliver_revoke(self, user: bytes, watcher: bytes) -> None:
         for session in self._online.get(watcher, ()):
             if user not in session.watching:
                 continue
@@ -135,8 +179,16 @@ class Hub:
                 session.push(Presence(user=user, online=False))
 
     def _presence(self, user: bytes, online: bool, *, force: bool = False) -> None:
+        """``user`` became visibly online on this node, or stopped being."""
         if user in self._hidden and not force:
             return  # a hidden user never comes online, so never goes offline either
+        if self.peers is not None:
+            self.peers.presence(user, online)
+            if user in self._remote:
+                return  # online on another node all along: nothing changes for watchers
+        self._notify_presence(user, online)
+
+    def _notify_presence(self, user: bytes, online: bool) -> None:
         watchers = self._watchers.get(user)
         if watchers:
             frame = Presence(user=user, online=online)
@@ -147,7 +199,13 @@ class Hub:
         return frozenset(self._online.get(user, ()))
 
     def publish(self, stored: list[tuple[bytes, Deliver, int, bool]]) -> None:
-        """Commit listener: hand newly stored messages to their recipients' subscriptions."""
+        """Commit listener: hand newly stored messages to their recipients' subscriptions
+        (here and on the other nodes)."""
+        if self.peers is not None:
+            self.peers.stored(stored)
+        self.deliver(stored)
+
+    def deliver(self, stored: list[tuple[bytes, Deliver, int, bool]]) -> None:
         subscribed = self._subscribed
         denied = self._denied
         now = 0
@@ -180,7 +238,13 @@ class Hub:
 
     def publish_groups(self, events: list[MembersChanged | GroupEntry]) -> None:
         """Group commit listener, in commit order: membership changes keep the index
-        current (before the entry that made them), entries go to online members."""
+        current (before the entry that made them), entries go to online members (here
+        and on the other nodes)."""
+        if self.peers is not None:
+            self.peers.group_events(events)
+        self.deliver_groups(events)
+
+    def deliver_groups(self, events: list[MembersChanged | GroupEntry]) -> None:
         now = 0
         written: dict[RelayConnection, None] = {}  # connections with frames queued
         for event in events:
@@ -216,7 +280,12 @@ class Hub:
 
     def publish_group_ephemeral(self, item: GroupDeliver) -> int:
         """Push a group message that is never stored (``gseq`` 0) to the online members
-        other than its sender; returns how many subscriptions got it."""
+        other than its sender; returns how many subscriptions on this node got it."""
+        if self.peers is not None:
+            self.peers.group_ephemeral(item)
+        return self.deliver_group_ephemeral(item)
+
+    def deliver_group_ephemeral(self, item: GroupDeliver) -> int:
         count = 0
         data = Outgoing(encode(item))
         written: dict[RelayConnection, None] = {}
@@ -230,7 +299,13 @@ class Hub:
         return count
 
     def publish_ephemeral(self, recipient: bytes, item: Deliver) -> int:
-        """Push a message that is never stored; returns how many connections got it."""
+        """Push a message that is never stored; returns how many connections on this node
+        got it."""
+        if self.peers is not None:
+            self.peers.ephemeral(recipient, item)
+        return self.deliver_ephemeral(recipient, item)
+
+    def deliver_ephemeral(self, recipient: bytes, item: Deliver) -> int:
         subs = self._subscribed.get(recipient, ())
         for sub in subs:
             if (ws := sub.offer(item)) is not None:
@@ -238,9 +313,42 @@ class Hub:
         return len(subs)
 
     def prekeys_low(self, user: bytes, otk_count: int) -> None:
+        if self.peers is not None:
+            self.peers.prekeys_low(user, otk_count)
+        self.deliver_prekeys_low(user, otk_count)
+
+    def deliver_prekeys_low(self, user: bytes, otk_count: int) -> None:
         frame = PrekeysLow(otk_count=otk_count)
         for session in self._online.get(user, ()):
             session.push(frame)
+
+    # --- forced disconnects and re-reads -------------------------------------------------
+
+    def disconnect(self, user: bytes, reason: str) -> None:
+        """Close every connection of ``user``, on every node (a ban)."""
+        if self.peers is not None:
+            self.peers.disconnect(user, reason)
+        self.deliver_disconnect(user, reason)
+
+    def deliver_disconnect(self, user: bytes, reason: str) -> None:
+        """Close ``user``'s connections on this node (policy violation), without waiting."""
+        for session in self._online.get(user, ()):
+            session.spawn(session.ws.close(1008, reason))
+
+    def resync(self, users: list[bytes] | None, groups: list[bytes] | None) -> None:
+        """Subscriptions of ``users`` and of members of ``groups`` (both None: every
+        subscription here) re-read their queues from the store: pushes may have been lost
+        on the bus."""
+        if users is None and groups is None:
+            subs: set[Subscription] = set().union(*self._subscribed.values())
+        else:
+            subs = set()
+            for user in users or ():
+                subs.update(self._subscribed.get(user, ()))
+            for group in groups or ():
+                subs.update(self._group_subs.get(group, ()))
+        for sub in subs:
+            sub.resync()
 
 
 def _now_ms() -> int:

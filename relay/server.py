@@ -33,8 +33,10 @@ from tenchat.common.errors import ErrorCode, ProtocolError
 from tenchat.common.frames import Error, Register, decode_request, peek_id
 
 from . import admin, handlers
+from .cluster import Cluster
 from .config import Config, accepted_origins
 from .connection import RelayConnection
+from .datalock import DataDirLock
 from .files import secure_data_dir
 from .hub import Hub
 from .limits import AddressCounter, Guards, LogBudget, UserBuckets
@@ -85,6 +87,8 @@ class Server:
             clock=clock,
         )
         self.hub = Hub()
+        self.cluster: Cluster | None = None  # with a bus: the link to the other nodes
+        self._data_lock: DataDirLock | None = None  # held while serving a SQLite data dir
         self.blobs = blobs_for(self.store, config.blob_dir)
         self.sessions: set[Session] = set()
         self.should_exit = asyncio.Event()
@@ -125,11 +129,22 @@ class Server:
         config = self.config
         if isinstance(self.store, SQLiteStore) and self.store.path == config.db_path:
             secure_data_dir(config.data, config.db_path)
-        await self.store.open()
+            self._data_lock = DataDirLock(config.data)
+            self._data_lock.acquire()  # before the store reads its counters
+        try:
+            await self.store.open()
+        except BaseException:
+            self._release_data()
+            raise
         self.blobs.open()
         self.store.on_commit = self.hub.publish
         self.store.on_group_commit = self.hub.publish_groups
         try:
+            if config.bus:
+                from .bus import open_bus
+
+                self.cluster = Cluster(self.hub, open_bus(config.bus))
+                await self.cluster.start()  # before the first connection subscribes
             self._last_ban = await self.store.last_ban()
             self._ws = await serve(
                 self._connection,
@@ -145,6 +160,9 @@ class Server:
             )
         except OSError:
             await self.store.close()
+            if self.cluster is not None:
+                await self.cluster.close()
+            self._release_data()
             raise
         self.port = self._ws.sockets[0].getsockname()[1] if self._ws.sockets else config.port
         self.origins = accepted_origins(config, self.port)
@@ -220,8 +238,8 @@ class Server:
                     next_ban_poll = now + config.ban_poll
                     for ban_id, user in await self.store.bans_after(self._last_ban):
                         self._last_ban = ban_id
-                        for session in self.hub.sessions(user):
-                            admin.disconnect(session, "banned")
+                        # (every node looks: each closes its own connections)
+                        self.hub.deliver_disconnect(user, "banned")
             except ProtocolError:  # unavailable: shutting down
                 return
             except Exception:
@@ -295,6 +313,10 @@ class Server:
         )
         if self.stopping:
             status, body["status"] = 503, "stopping"
+        if self.cluster is not None:
+            # Reported, not failed on: without the bus, pushes from other nodes wait for
+            # the store re-read that follows its return; moving clients would not help.
+            body["bus"] = "connected" if self.cluster.bus.connected else "disconnected"
         return status, "application/json", json.dumps(body).encode()
 
     async def _metrics(self) -> tuple[int, str, bytes]:
@@ -317,6 +339,8 @@ class Server:
                 session.subscription.stop()
         self.audit.flush()  # the repeats of open windows, before the store closes
         await self.store.close()  # commits everything queued and resolves its futures
+        if self.cluster is not None:
+            await self.cluster.close()  # after the last commits' pushes were published
         sessions = list(self.sessions)
         if sessions:
             await asyncio.wait(
@@ -329,7 +353,13 @@ class Server:
         if self._ws is not None:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._ws.wait_closed(), _SHUTDOWN_GRACE)
+        self._release_data()
         log.info("relay stopped")
+
+    def _release_data(self) -> None:
+        if self._data_lock is not None:
+            self._data_lock.release()
+            self._data_lock = None
 
     # --- connections ------------------------------------------------------------------------
 

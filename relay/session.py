@@ -9,6 +9,12 @@ database again.
 Groups work the same way, with a cursor per group: the subscription loads its
 user's groups (and indexes itself under them in the hub) before draining each
 group's log from its cursor, and sends only gseqs above that group's cursor.
+
+With other relay nodes committing too (``hub.clustered``), seqs from another node can
+arrive after higher ones committed here, so a cursor alone would drop them: the
+subscription also remembers the seqs it sent lately (:class:`SentWindow`), sends
+any seq it has not sent, and re-reads the whole queue instead of draining from its
+cursor (``resync``: at a slow reader's overflow, or when the bus may have lost pushes).
 """
 
 from __future__ import annotations
@@ -44,6 +50,10 @@ if TYPE_CHECKING:
 __all__ = ["Session", "Subscription", "Later"]
 
 _BURST = 256  # pushes written at once, at most (then the pump lets others run)
+# Seqs (and gseqs) a clustered subscription remembers having sent: far more than can be
+# in flight on the bus at once. Older ones, if pushed again, reach the client twice (it
+# drops duplicates, as after any reconnect).
+SENT_WINDOW = 8192
 
 log = logging.getLogger("tenchat.relay.session")
 
@@ -214,6 +224,19 @@ class Subscription:
         self._idle = False
         self._wake = asyncio.Event()
         self._pump: asyncio.Task[None] | None = None
+        # With other nodes: what was sent lately, seqs and gseqs (see the module's doc).
+        self._sent: SentWindow | None = None
+        self._sent_groups: SentWindow | None = None
+        if session.hub.clustered:
+            self._sent, self._sent_groups = SentWindow(SENT_WINDOW), SentWindow(SENT_WINDOW)
+        self._resync = False
+
+    def resync(self) -> None:
+        """Re-read the whole queue and every group log from the member's stored cursor,
+        sending only what was not sent (pushes may have been lost between nodes)."""
+        self._buffer.clear()
+        self._need_drain = self._resync = True
+        self._wake.set()
 
     def start(self) -> None:
         # Register first: anything committed from now on reaches the buffer, and the
@@ -246,6 +269,8 @@ class Subscription:
             # A slow reader: forget the buffer, fetch from the database instead.
             self._buffer.clear()
             self._need_drain = True
+            # (with other nodes the buffer may hold seqs below the cursor, not yet sent)
+            self._resync = self._sent is not None
         else:
             self._buffer.append((item, expires_at, data))
         self._wake.set()
@@ -260,13 +285,24 @@ class Subscription:
             cursor = self.groups.get(item.group)
             if item.gseq == 0:  # ephemeral: not part of the log's order
                 return None if cursor is None else data or encode(item)
-            if cursor is None or item.gseq <= cursor:
-                return None  # no longer a member, or already sent
-            self.groups[item.group] = item.gseq
+            if cursor is None:
+                return None  # no longer a member
+            if item.gseq <= cursor:
+                if self._sent_groups is None or item.gseq in self._sent_groups:
+                    return None  # already sent
+                # (clustered: committed on another node before what was sent since)
+            else:
+                self.groups[item.group] = item.gseq
+            if self._sent_groups is not None:
+                self._sent_groups.add(item.gseq)
         elif item.seq:  # (seq 0: ephemeral, not part of the queue order)
             if item.seq <= self.cursor:
-                return None
-            self.cursor = item.seq
+                if self._sent is None or item.seq in self._sent:
+                    return None
+            else:
+                self.cursor = item.seq
+            if self._sent is not None:
+                self._sent.add(item.seq)
         if _expired(expires_at):
             return None
         return data or encode(item)
@@ -290,6 +326,10 @@ class Subscription:
             while True:
                 if self._need_drain:
                     self._need_drain = False
+                    if self._resync:
+                        self._resync = False
+                        self.cursor = 0
+                        await self._load_groups()  # (the members' stored cursors)
                     await self._drain()
                     if not synced:
                         synced = True
@@ -318,24 +358,63 @@ class Subscription:
         """The 1:1 queue, then each group's log from its cursor (gseq ascending)."""
         page = self.session.config.page_size
         store = self.session.store
+        after = self.cursor
+        sent = self._sent
         while True:
-            items = await store.pending(self.user, self.cursor, page)
+            items = await store.pending(self.user, after, page)
             if items:
-                self.cursor = items[-1].seq
-                await self.session.send_encoded([encode(item) for item in items])
+                after = items[-1].seq
+                self.cursor = max(self.cursor, after)
+                fresh = items if sent is None else [i for i in items if sent.fresh(i.seq)]
+                await self.session.send_encoded([encode(item) for item in fresh])
             if len(items) < page:
                 break
+        sent_groups = self._sent_groups
         for group in list(self.groups):
+            gafter = self.groups[group]
             while group in self.groups:
-                gitems = await store.group_pending(group, self.user, self.groups[group], page)
+                gitems = await store.group_pending(group, self.user, gafter, page)
                 if group not in self.groups:
                     break  # removed meanwhile; these entries predate the removal
-                fresh = [gitem for gitem in gitems if gitem.gseq > self.groups[group]]
-                if fresh:
-                    self.groups[group] = fresh[-1].gseq
-                    await self.session.send_encoded([encode(gitem) for gitem in fresh])
+                if gitems:
+                    gafter = gitems[-1].gseq
+                cursor = self.groups[group]
+                if sent_groups is None:
+                    gfresh = [gitem for gitem in gitems if gitem.gseq > cursor]
+                else:
+                    gfresh = [gitem for gitem in gitems if sent_groups.fresh(gitem.gseq)]
+                if gfresh:
+                    self.groups[group] = max(cursor, gfresh[-1].gseq)
+                    await self.session.send_encoded([encode(gitem) for gitem in gfresh])
                 if len(gitems) < page:
                     break
+
+
+class SentWindow:
+    """The last ``size`` seqs sent, for membership tests."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._order: deque[int] = deque()
+        self._members: set[int] = set()
+
+    def __contains__(self, seq: int) -> bool:
+        return seq in self._members
+
+    def add(self, seq: int) -> None:
+        if seq in self._members:
+            return
+        self._order.append(seq)
+        self._members.add(seq)
+        if len(self._order) > self._size:
+            self._members.discard(self._order.popleft())
+
+    def fresh(self, seq: int) -> bool:
+        """Whether ``seq`` was not sent yet; remembers it as sent."""
+        if seq in self._members:
+            return False
+        self.add(seq)
+        return True
 
 
 def _expired(expires_at: int) -> bool:

@@ -16,6 +16,7 @@ from typing import IO, Any
 import pytest
 
 from tests.support.relay import RelayProcess
+from tests.support.services import nats_service, postgres_service  # noqa: F401 (fixtures)
 
 PASSPHRASE = "correct horse battery staple"
 # In-process clients (Client.create) seal their keystores quickly too; the CLI runner

@@ -104,6 +104,11 @@ class TenchatApp(App[None]):
 
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, (events.Key, events.Paste)) and not event.is_forwarded:
+            if not self._started.is_set() and isinstance(event, events.Key) \
+                    and event.key == "ctrl+j":
+                # Typed before Textual put the terminal in raw mode, Enter was turned into
+                # a line feed by the terminal (ICRNL): it was Enter, not Ctrl+J.
+                event = events.Key("enter", "\r")
             self._input.append(event)
             if self._settling is None:
                 await self._feed_input()
@@ -196,8 +201,8 @@ class TenchatApp(App[None]):
             except Exception:  # too slow, or the screen failed: let the keys through
                 log.debug("waiting for the first screen", exc_info=True)
             self._started.set()
-            if self._settling is None:
-                await self._feed_input()
+            if self._settling is None:  # let the focus the screen asked for land first
+                self._settling = asyncio.create_task(self._settle())
 
         self.run_worker(release(), group="start-up")
 

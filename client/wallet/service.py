@@ -331,7 +331,7 @@ class WalletService:
 
         from ..known_relays import known_relays_path
 
-        conn = RelayConnection(self.client.relay_url, user=self.client.user,
+        conn = RelayConnection(self.client.relays.current, user=self.client.user,
                                sign=self.client.identity.sign, wallet_auth=answer,
                                known=known_relays_path(self.client.home))
         authed = await conn.open()

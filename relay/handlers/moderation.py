@@ -5,7 +5,7 @@ from __future__ import annotations
 from tenchat.common.errors import ErrorCode, ProtocolError
 from tenchat.common.frames import MODERATE_ACTIONS, Moderate, Ok
 
-from ..admin import ROLES, audit_entry, disconnect, record_audit
+from ..admin import ROLES, audit_entry, record_audit
 from ..session import Later, Session, check_authenticated
 from .table import Answer, HandlerTable
 
@@ -28,8 +28,7 @@ async def moderate(session: Session, frame: Moderate) -> Answer:
 
     def answer(_: None) -> Ok:
         if action == "ban":
-            for other in session.hub.sessions(target):
-                disconnect(other, "banned")
+            session.hub.disconnect(target, "banned")  # on every node
         return Ok(id=frame.id)
 
     audit = audit_entry(session, action, target, reason, user)

@@ -355,6 +355,7 @@ class InProcRelay:
             if conn is not None:
                 await conn.close()
         store._rdb = store._db = None
+        server._release_data()  # (the kernel drops a killed process's relay.lock)
         await self._end_handlers()
         self.server = None
 

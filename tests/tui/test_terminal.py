@@ -37,6 +37,17 @@ def test_bracketed_paste_is_inserted_once(cli: Cli, relay: RelayProcess) -> None
     assert got == [("alice", "line A\nline B\nline C"), ("alice", big)]
 
 
+def test_keys_typed_while_it_starts_reach_the_composer(cli: Cli, relay: RelayProcess) -> None:
+    """Typed the moment the command runs (the terminal buffers them while Python starts
+    and the home unlocks): they wait for the first conversation's composer, none lost."""
+    pair(cli)
+    assert inbox(cli, "alice") == [("bob", "hello alice")]  # the conversation is in her cache
+    with Terminal(cli, "alice") as term:
+        term.keys("early bird", "Enter")
+        term.wait_for("you: early bird")
+    assert inbox(cli, "bob") == [("alice", "early bird")]
+
+
 def test_alt_keys_act_from_the_composer_and_type_nothing(cli: Cli,
                                                          relay: RelayProcess) -> None:
     pair(cli)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -22,6 +22,7 @@ from textual.css.query import NoMatches
 from textual.message import Message
 from textual.screen import Screen
 from textual.timer import Timer
+from textual.widget import Widget
 from textual.widgets import Static, TextArea
 
 from ....common.errors import TenchatError
@@ -90,6 +91,7 @@ class ChatScreen(FeatureActions, Screen[None]):
         # Set once on_mount has opened the first conversation and focused the composer:
         # the app holds keys typed during start-up until then.
         self.ready = asyncio.Event()
+        self._ready_focus: Widget | None = None
         self.reply_to: bytes | None = None  # the message the composer answers
         self.editing: bytes | None = None  # our message the composer rewrites
         self.group_info: Any = None  # GroupInfo of the open group
@@ -115,11 +117,20 @@ class ChatScreen(FeatureActions, Screen[None]):
 
     async def on_mount(self) -> None:
         try:
-            await self._mount_chat()
-        finally:
+            self._ready_focus = await self._mount_chat()
+        except BaseException:
+            self.ready.set()
+            raise
+        if self.focused is self._ready_focus:
             self.ready.set()
 
-    async def _mount_chat(self) -> None:
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        # focus() lands a few messages later: ready once the widget on_mount chose has it
+        if event.widget is self._ready_focus:
+            self.ready.set()
+
+    async def _mount_chat(self) -> Widget:
+        """Fill the screen and open the first conversation; the widget given the focus."""
         status = self.query_one(StatusBar)
         status.identity = self.client.handle
         self.query_one(MessageLog).me_id = self.client.user
@@ -131,11 +142,10 @@ class ChatScreen(FeatureActions, Screen[None]):
         first = next(iter(self.conversations), None)
         if first is not None:
             await self.open_conversation(first)
-            self.query_one(Composer).focus()
-        else:
-            self.query_one(MessageLog).clear_conversation(
-                "No conversations yet. Press Ctrl+N to start one by handle.")
-            self.query_one(ConversationList).focus()
+            return self.query_one(Composer).focus()
+        self.query_one(MessageLog).clear_conversation(
+            "No conversations yet. Press Ctrl+N to start one by handle.")
+        return self.query_one(ConversationList).focus()
 
     def on_resize(self) -> None:
         self.set_class(self.size.width < 100, "-narrow")

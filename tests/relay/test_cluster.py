@@ -1,0 +1,375 @@
+"""Two relay nodes on one store, joined by a real NATS bus: what a node commits or is
+told for a user connected to the other node reaches that user there.
+
+Two relay *processes* cannot share one SQLite data directory (the store keeps its
+sequence numbers and queue counters in memory beside its single writer; see
+docs/operations.md), so both nodes run in this process: two real
+:class:`~tenchat.relay.server.Server` objects, each with its own WebSocket listener,
+hub and bus connection, over one real SQLite store. The store announces every commit
+through node A (as the node that committed it), so a commit reaches node B's clients
+only through the bus.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.request
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from nacl.signing import SigningKey
+
+from tenchat.common.frames import (
+    Block,
+    Bundle,
+    Deliver,
+    FetchBundle,
+    GroupDeliver,
+    GroupSend,
+    Moderate,
+    Ok,
+    PrekeysLow,
+    Presence,
+    PresenceState,
+    Send,
+    Stored,
+    Subscribe,
+    Synced,
+    Watch,
+)
+from tenchat.relay.config import Config
+from tenchat.relay.server import Server
+from tenchat.relay.storage import SQLiteStore
+from tests.support.groups import TestGroup
+from tests.support.inproc import eventually
+from tests.support.relay import RelayProcess
+from tests.support.services import NatsServer, free_port
+from tests.support.wsclient import RelayClient, async_test, msg_id, new_key, user_of
+
+NAME = "test-relay"
+
+
+class NodeStore:
+    """One node's view of the shared store: its own commit listeners, the store's
+    methods otherwise (opening and closing it is the test's)."""
+
+    def __init__(self, store: SQLiteStore) -> None:
+        self._store = store
+        self.on_commit: Callable[..., None] | None = None
+        self.on_group_commit: Callable[..., None] | None = None
+        self.on_batch: Callable[..., None] | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def open(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+
+@dataclass
+class Cluster:
+    store: SQLiteStore
+    nodes: list[Server]
+    admin: SigningKey
+
+    def url(self, i: int) -> str:
+        return f"ws://127.0.0.1:{self.nodes[i].port}"
+
+    async def login(self, i: int, key: SigningKey | None = None) -> RelayClient:
+        client = await RelayClient.login(self.url(i), key or new_key(), NAME)
+        await client.publish()
+        return client
+
+
+async def start_cluster(tmp_path: Path, bus: str, n: int = 2) -> Cluster:
+    store = SQLiteStore(tmp_path / "relay.sqlite3", sync="normal")
+    await store.open()
+    cluster = Cluster(store, [], new_key())
+    for _ in range(n):
+        await add_node(cluster, tmp_path, bus)
+    # Node A announces every commit (as the node that committed it).
+    first: Any = cluster.nodes[0].store
+    store.on_commit = lambda stored: first.on_commit(stored)
+    store.on_group_commit = lambda events: first.on_group_commit(events)
+    return cluster
+
+
+async def add_node(cluster: Cluster, tmp_path: Path, bus: str) -> Server:
+    """Start one more node on the cluster's store; returns once every node has heard
+    of every other one."""
+    i = len(cluster.nodes)
+    config = Config(host="127.0.0.1", port=0, data=tmp_path / f"node{i}", name=NAME,
+                    log_level="warning", bus=bus, admins=(user_of(cluster.admin).hex(),),
+                    ban_poll=3600)
+    node = Server(config, store=NodeStore(cluster.store))  # type: ignore[arg-type]
+    await node.startup()
+    cluster.nodes.append(node)
+    for each in cluster.nodes:
+        assert each.cluster is not None
+        await eventually(lambda c=each.cluster: len(c.nodes) == len(cluster.nodes) - 1, 10,
+                         what=lambda: "the other nodes' hello")
+    return node
+
+
+async def stop_cluster(cluster: Cluster) -> None:
+    for node in cluster.nodes:
+        await node.shutdown()
+    await cluster.store.close()
+
+
+@pytest_asyncio.fixture
+async def cluster(tmp_path: Path, nats_service: str) -> AsyncIterator[Cluster]:
+    c = await start_cluster(tmp_path, nats_service)
+    try:
+        yield c
+    finally:
+        await stop_cluster(c)
+
+
+async def contacts(a: RelayClient, b: RelayClient) -> None:
+    """``a`` wrote to ``b`` and back (contacts may see each other's presence)."""
+    for x, y in ((a, b), (b, a)):
+        stored = await x.call(Send, to=y.user, msg=msg_id(), body=b"hi", conv=True)
+        assert isinstance(stored, Stored), stored
+
+
+@async_test
+async def test_a_message_stored_through_one_node_is_pushed_on_the_other(
+        cluster: Cluster) -> None:
+    alice, bob = await cluster.login(0), await cluster.login(1)
+    await bob.call(Subscribe)
+    await bob.next_push(Synced)
+    for body in (b"one", b"two", b"three"):
+        stored = await alice.call(Send, to=bob.user, msg=msg_id(), body=body)
+        assert isinstance(stored, Stored), stored
+    got = [await bob.next_push(Deliver) for _ in range(3)]
+    assert [d.body for d in got] == [b"one", b"two", b"three"]
+    assert all(d.sender == alice.user for d in got)
+    assert [d.seq for d in got] == sorted(d.seq for d in got)
+
+
+@async_test
+async def test_group_entries_and_typing_reach_members_on_the_other_node(
+        cluster: Cluster) -> None:
+    alice, bob = await cluster.login(0), await cluster.login(1)
+    await bob.call(Subscribe)
+    await bob.next_push(Synced)
+    group = TestGroup()
+    await group.change(alice, "create", name="g", members=[bob.user])
+    change = await bob.next_push(GroupDeliver)  # the create, via the bus
+    assert change.group == group.id and change.change
+    ok = await alice.call(GroupSend, group=group.id, msg=msg_id(), body=b"typing", eph=True)
+    assert isinstance(ok, Ok), ok
+    typing = await bob.next_push(GroupDeliver)
+    assert (typing.gseq, typing.body) == (0, b"typing")
+    answer = await alice.call(GroupSend, group=group.id, msg=msg_id(), body=b"post")
+    assert not hasattr(answer, "error"), answer
+    post = await bob.next_push(GroupDeliver)
+    assert post.body == b"post" and post.gseq > change.gseq
+
+
+@async_test
+async def test_presence_and_ephemeral_messages_cross_nodes(
+        cluster: Cluster, tmp_path: Path, nats_service: str) -> None:
+    alice, bob = await cluster.login(0), await cluster.login(1)
+    await contacts(alice, bob)
+    state = await bob.call(Watch, users=[alice.user])
+    assert isinstance(state, PresenceState) and state.online == []
+    await alice.call(Subscribe)  # alice comes online on node A
+    await alice.next_push(Synced)  # (after bob's "hi")
+    push = await bob.next_push(Presence)
+    assert (push.user, push.online) == (alice.user, True)
+    # an ephemeral message (typing) from node B's client to node A's
+    ok = await bob.call(Send, to=alice.user, msg=msg_id(), body=b"typing", eph=True)
+    assert isinstance(ok, Ok), ok
+    typing = await alice.next_push(Deliver)
+    assert (typing.seq, typing.body) == (0, b"typing")
+    # a node started now learns who is online from the others' rosters
+    await add_node(cluster, tmp_path, nats_service)
+    carol = await cluster.login(2)
+    await contacts(alice, carol)
+    state = await carol.call(Watch, users=[alice.user])
+    assert isinstance(state, PresenceState) and state.online == [alice.user]
+    await alice.close()
+    push = await bob.next_push(Presence)
+    assert (push.user, push.online) == (alice.user, False)
+
+
+@async_test
+async def test_prekeys_low_and_a_block_reach_the_other_node(cluster: Cluster) -> None:
+    alice, bob = await cluster.login(0), await cluster.login(1)
+    await bob.publish(otk_ids=range(3))  # under otk_low: a fetch tells bob to refill
+    bundle = await alice.call(FetchBundle, user=bob.user)
+    assert isinstance(bundle, Bundle) and bundle.otk is not None
+    low = await bob.next_push(PrekeysLow)
+    assert low.otk_count == 2
+    # bob (on B) sees alice's presence until she blocks him (on A)
+    await contacts(alice, bob)
+    await bob.call(Watch, users=[alice.user])
+    await alice.call(Subscribe)
+    push = await bob.next_push(Presence)
+    assert (push.user, push.online) == (alice.user, True)
+    ok = await alice.call(Block, user=bob.user)
+    assert isinstance(ok, Ok), ok
+    push = await bob.next_push(Presence)
+    assert (push.user, push.online) == (alice.user, False)
+
+
+@async_test
+async def test_a_stopping_node_takes_its_users_offline_at_once(tmp_path: Path,
+                                                               nats_service: str) -> None:
+    cluster = await start_cluster(tmp_path, nats_service, n=3)
+    try:
+        alice, bob = await cluster.login(0), await cluster.login(1)
+        await contacts(alice, bob)
+        await bob.call(Watch, users=[alice.user])
+        await alice.call(Subscribe)
+        push = await bob.next_push(Presence)
+        assert (push.user, push.online) == (alice.user, True)
+        status, _, body = await cluster.nodes[1]._healthz()
+        assert status == 200 and b'"bus": "connected"' in body
+        await cluster.nodes[0].shutdown()  # says goodbye: no wait for the heartbeat timeout
+        push = await bob.next_push(Presence, timeout=2)
+        assert (push.user, push.online) == (alice.user, False)
+        node_c = cluster.nodes[2].cluster
+        assert node_c is not None and node_c.nodes == {cluster.nodes[1].cluster.node}
+    finally:
+        cluster.nodes.pop(0)
+        await stop_cluster(cluster)
+
+
+@async_test
+async def test_a_ban_on_one_node_disconnects_the_user_on_the_other(cluster: Cluster) -> None:
+    admin, bob = await cluster.login(0, cluster.admin), await cluster.login(1)
+    ok = await admin.call(Moderate, action="ban", target=bob.user, reason="spam")
+    assert isinstance(ok, Ok), ok
+    await asyncio.wait_for(bob.ws.wait_closed(), 10)
+    assert bob.ws.close_code == 1008 and bob.ws.close_reason == "banned"
+
+
+@async_test
+async def test_a_bus_restart_loses_nothing(tmp_path: Path) -> None:
+    """The bus dies (SIGKILL) and comes back: what was stored meanwhile reaches the
+    recipient on the other node (re-read from the store), and pushes resume."""
+    with NatsServer(tmp_path / "nats") as bus:
+        cluster = await start_cluster(tmp_path, bus.url)
+        try:
+            alice, bob = await cluster.login(0), await cluster.login(1)
+            await bob.call(Subscribe)
+            await bob.next_push(Synced)
+            await alice.call(Send, to=bob.user, msg=msg_id(), body=b"before")
+            assert (await bob.next_push(Deliver)).body == b"before"
+            gaps = [node.cluster.gaps for node in cluster.nodes if node.cluster]
+            bus.stop()
+            for body in (b"while", b"down"):
+                stored = await alice.call(Send, to=bob.user, msg=msg_id(), body=body)
+                assert isinstance(stored, Stored), stored  # the store does not need the bus
+            bus.start()
+            got = [await bob.next_push(Deliver, timeout=15) for _ in range(2)]
+            assert sorted(d.body for d in got) == [b"down", b"while"]
+            node_b = cluster.nodes[1].cluster
+            assert node_b is not None and node_b.gaps > gaps[1]  # it re-read the store
+            await alice.call(Send, to=bob.user, msg=msg_id(), body=b"after")
+            assert (await bob.next_push(Deliver)).body == b"after"
+        finally:
+            await stop_cluster(cluster)
+
+
+@async_test
+async def test_a_bus_restart_under_load_delivers_every_message_once(tmp_path: Path) -> None:
+    """Sends go on while the bus is killed and restarted: the recipient on the other node
+    gets every stored message, and none twice (a barrier message comes last)."""
+    with NatsServer(tmp_path / "nats") as bus:
+        cluster = await start_cluster(tmp_path, bus.url)
+        try:
+            alice, bob = await cluster.login(0), await cluster.login(1)
+            await bob.call(Subscribe)
+            await bob.next_push(Synced)
+            sent: list[bytes] = []
+
+            async def sender() -> None:
+                for i in range(300):
+                    mid = msg_id()
+                    stored = await alice.call(Send, to=bob.user, msg=mid, body=b"%d" % i)
+                    assert isinstance(stored, Stored), stored
+                    sent.append(mid)
+                    await asyncio.sleep(0.002)
+
+            sending = asyncio.create_task(sender())
+            await eventually(lambda: len(sent) >= 50, what=lambda: f"{len(sent)} sent")
+            await asyncio.to_thread(bus.stop)
+            down = len(sent)
+            await eventually(lambda: len(sent) >= down + 50, what=lambda: f"{len(sent)} sent")
+            await asyncio.to_thread(bus.start)
+            await sending
+            got = [(await bob.next_push(Deliver, timeout=15)).msg for _ in sent]
+            last = msg_id()
+            await alice.call(Send, to=bob.user, msg=last, body=b"barrier")
+            assert (await bob.next_push(Deliver)).msg == last  # nothing twice before it
+            assert sorted(got) == sorted(sent)
+        finally:
+            await stop_cluster(cluster)
+
+
+@async_test
+async def test_a_seq_committed_elsewhere_arriving_late_is_still_pushed(
+        cluster: Cluster) -> None:
+    """Seqs from another node can arrive after a higher one committed here: the
+    subscription sends every seq it has not sent, once."""
+    alice, bob = await cluster.login(0), await cluster.login(1)
+    await bob.call(Subscribe)
+    await bob.next_push(Synced)
+    hub_b = cluster.nodes[1].hub
+    late = Deliver(seq=10**12, msg=msg_id(), sender=alice.user, at=1, body=b"late")
+    early = Deliver(seq=10**12 + 1, msg=msg_id(), sender=alice.user, at=1, body=b"early")
+    hub_b.deliver([(bob.user, early, 0, False)])
+    hub_b.deliver([(bob.user, late, 0, False)])
+    hub_b.deliver([(bob.user, early, 0, False)])  # again: not sent twice
+    ok = await alice.call(Send, to=bob.user, msg=msg_id(), body=b"barrier")
+    assert isinstance(ok, Stored)
+    bodies = []
+    while not bodies or bodies[-1] != b"barrier":
+        bodies.append((await bob.next_push(Deliver)).body)
+    assert bodies == [b"early", b"late", b"barrier"]
+
+
+def test_bus_setting() -> None:
+    from tenchat.relay.config import ConfigError, load_config
+
+    assert load_config({}).bus == ""
+    assert load_config({"bus": "nats://10.0.0.5:4222"}).bus == "nats://10.0.0.5:4222"
+    with pytest.raises(ConfigError, match="invalid --bus: expected nats://HOST"):
+        load_config({"bus": "redis://localhost"})
+
+
+@pytest.mark.asyncio
+async def test_the_bus_password_is_never_shown(caplog: pytest.LogCaptureFixture) -> None:
+    """Logs and errors name the bus without the credentials in its URL."""
+    from tenchat.relay.bus import NatsBus, shown
+
+    assert shown("tls://relay:s3cret@10.0.0.5:4222") == "tls://***@10.0.0.5:4222"
+    assert shown("nats://10.0.0.5:4222") == "nats://10.0.0.5:4222"
+    bus = NatsBus("nats://relay:s3cret@127.0.0.1:1")  # nothing listens there
+    with pytest.raises(OSError) as refused:
+        await bus.open(lambda data: None, lambda lost_own: None)
+    assert "127.0.0.1:1" in str(refused.value)
+    assert "s3cret" not in str(refused.value) and "s3cret" not in caplog.text
+
+
+@pytest.mark.slow
+def test_serve_with_a_bus_reports_it_in_healthz(tmp_path: Path, nats_service: str) -> None:
+    """The `--bus` flag end to end: a relay process joins the bus and says so."""
+    port = free_port()
+    relay = RelayProcess(tmp_path / "data",
+                         args=["--bus", nats_service, "--metrics-port", str(port)])
+    with relay, urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as resp:
+        health = json.loads(resp.read())
+    assert health["status"] == "ok" and health["bus"] == "connected"
