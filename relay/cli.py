@@ -282,7 +282,8 @@ def restore(
 
 @app.command("migrate-store")
 def migrate_store(
-    to: Annotated[str, typer.Option("--to", help="postgresql://USER@HOST/DB: an empty database.")],
+    to: Annotated[str, typer.Option(
+        "--to", metavar="URL", help="postgresql://USER@HOST/DB: an empty database.")],
     data: DataOption = None,
     config: ConfigOption = None,
 ) -> None:
