@@ -77,7 +77,7 @@ class Tx:
     one executemany instead of a statement per call), ``run``, scratch state of that run,
     and ``calls``, the run's calls (a hot write reads for all of them on its first)."""
 
-    __slots__ = ("db", "out", "run", "calls", "_deferred")
+    __slots__ = ("db", "out", "run", "calls", "_deferred", "_finish")
 
     def __init__(self, db: asyncpg.Connection, out: Committed) -> None:
         self.db = db
@@ -85,6 +85,7 @@ class Tx:
         self.run: dict[str, Any] = {}
         self.calls: list[Call] = []
         self._deferred: dict[str, list[tuple[Any, ...]]] = {}
+        self._finish: list[Callable[[Tx], Awaitable[None]]] = []
 
     async def one(self, sql: str, *args: Any) -> Any:
         """The first row of a query; None if there is none."""
@@ -108,10 +109,18 @@ class Tx:
         """The rows deferred for ``sql`` to the run's end (to append to)."""
         return self._deferred.setdefault(sql, [])
 
+    def at_end(self, finish: Callable[[Tx], Awaitable[None]]) -> None:
+        """Call ``finish(tx)`` at the run's end (e.g. one insert for all its calls)."""
+        self._finish.append(finish)
+
     async def end_run(self) -> None:
-        """Run the deferred statements (in the order they were first used)."""
+        """Run the finishers, then the deferred statements (in the order they were first
+        used)."""
+        for finish in self._finish:
+            await finish(self)
         for sql, rows in self._deferred.items():
             await self.many(sql, rows)
+        self._finish.clear()
         self._deferred.clear()
         self.run.clear()
 

@@ -1,10 +1,10 @@
 """PostgreSQL: 1:1 message queues — enqueue with dedupe and queue caps, fetch, ack.
 
-The hot path. A run of sends reads everything it needs for all its calls in a few
-statements (their retries, the blocks among their pairs, and — with queue caps — the
-queue sizes, under per-recipient advisory locks so two nodes cannot both fill the last
-place), takes its seqs from the ``message_seq`` sequence, and inserts with one
-executemany per table at the run's end.
+The hot path. A run of sends reads everything it needs for all its calls in one
+statement (their retries, the blocks among their pairs, their seqs from the
+``message_seq`` sequence; with queue caps, the queue sizes too, under per-recipient
+advisory locks so two nodes cannot both fill the last place), and inserts what it queued
+in one more at the run's end: two round trips to the database for any number of sends.
 """
 
 from __future__ import annotations
@@ -21,13 +21,24 @@ from .base import PostgresBase, Tx, lock_keys, write
 
 __all__ = ["Messages"]
 
-_INSERT_MESSAGE: Final = (
-    "INSERT INTO messages (seq, recipient, sender, msg_id, at, body, expires_at)"
-    " VALUES ($1, $2, $3, $4, $5, $6, $7)"
+# What a run of sends reads: the retries among them (sent), the blocked (recipient,
+# sender) pairs, and a seq for each.
+_READ_RUN: Final = (
+    "SELECT ARRAY(SELECT (s.sender, s.msg_id, s.seq, s.at) FROM unnest($1::bytea[],"
+    " $2::bytea[]) AS k (sender, msg_id) JOIN sent AS s USING (sender, msg_id)) AS known,"
+    " ARRAY(SELECT (b.user_id, b.blocked) FROM unnest($3::bytea[], $1::bytea[])"
+    " AS k (user_id, blocked) JOIN blocks AS b USING (user_id, blocked)) AS blocked,"
+    " ARRAY(SELECT nextval('message_seq') FROM generate_series(1, $4)) AS seqs"
 )
-_INSERT_SENT: Final = "INSERT INTO sent (sender, msg_id, seq, at) VALUES ($1, $2, $3, $4)"
-_INSERT_CONTACT: Final = (
-    "INSERT INTO contacts (user_id, peer) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+# What it queued: messages, dedupe keys and contacts, from arrays, in one statement.
+_INSERT_RUN: Final = (
+    "WITH m AS (INSERT INTO messages (seq, recipient, sender, msg_id, at, body, expires_at)"
+    " SELECT * FROM unnest($1::bigint[], $2::bytea[], $3::bytea[], $4::bytea[],"
+    " $5::bigint[], $6::bytea[], $7::bigint[])),"
+    " s AS (INSERT INTO sent (sender, msg_id, seq, at) SELECT * FROM unnest($8::bytea[],"
+    " $9::bytea[], $10::bigint[], $11::bigint[]))"
+    " INSERT INTO contacts (user_id, peer) SELECT * FROM unnest($12::bytea[], $13::bytea[])"
+    " ON CONFLICT DO NOTHING"
 )
 
 
@@ -135,9 +146,10 @@ class _SendRun:
         self.seqs: list[int] = []  # popped from the end: ascending
         self.queued: dict[bytes, list[int]] = {}  # recipient -> [messages, body bytes]
         self.queued_from: dict[tuple[bytes, bytes], list[int]] = {}
-        self.messages = tx.rows(_INSERT_MESSAGE)
-        self.sent = tx.rows(_INSERT_SENT)
-        self.contacts = tx.rows(_INSERT_CONTACT)
+        # inserted at the run's end (insert)
+        self.messages: list[tuple[Any, ...]] = []
+        self.sent: list[tuple[bytes, bytes, int, int]] = []
+        self.contacts: list[tuple[bytes, bytes]] = []
 
     @classmethod
     async def start(cls, store: Messages, tx: Tx) -> _SendRun:
@@ -145,21 +157,28 @@ class _SendRun:
         calls = [_send_args(call) for call in tx.calls]
         senders = [c["sender"] for c in calls]
         recipients = [c["recipient"] for c in calls]
-        for sender, msg_id, seq, at in await tx.all(
-                "SELECT s.sender, s.msg_id, s.seq, s.at FROM unnest($1::bytea[], $2::bytea[])"
-                " AS k (sender, msg_id) JOIN sent AS s USING (sender, msg_id)",
-                senders, [c["msg_id"] for c in calls]):
-            run.known[(bytes(sender), bytes(msg_id))] = Stored(seq, at)
-        run.blocked = {(bytes(u), bytes(b)) for u, b in await tx.all(
-            "SELECT b.user_id, b.blocked FROM unnest($1::bytea[], $2::bytea[])"
-            " AS k (user_id, blocked) JOIN blocks AS b USING (user_id, blocked)",
-            recipients, senders)}
-        run.seqs = sorted((r[0] for r in await tx.all(
-            "SELECT nextval('message_seq') FROM generate_series(1, $1)", len(calls))),
-            reverse=True)
+        # One round trip: the retries among them, the blocked pairs, and their seqs.
+        row = await tx.one(_READ_RUN, senders, [c["msg_id"] for c in calls], recipients,
+                           len(calls))
+        run.known = {(bytes(f), bytes(m)): Stored(q, a) for f, m, q, a in row["known"]}
+        run.blocked = {(bytes(u), bytes(b)) for u, b in row["blocked"]}
+        run.seqs = sorted(row["seqs"], reverse=True)
         if run.limited or run.shared:
             await run._count_queues(tx, recipients)
+        tx.at_end(run.insert)
         return run
+
+    async def insert(self, tx: Tx) -> None:
+        """What the run queued, in one statement (one round trip)."""
+        if not self.sent:
+            return
+        m = self.messages
+        await tx.run_sql(
+            _INSERT_RUN, [r[0] for r in m], [r[1] for r in m], [r[2] for r in m],
+            [r[3] for r in m], [r[4] for r in m], [r[5] for r in m], [r[6] for r in m],
+            [r[0] for r in self.sent], [r[1] for r in self.sent], [r[2] for r in self.sent],
+            [r[3] for r in self.sent], [c[0] for c in self.contacts],
+            [c[1] for c in self.contacts])
 
     async def _count_queues(self, tx: Tx, recipients: list[bytes]) -> None:
         """The sizes of the queues this run sends to, under their advisory locks (held
