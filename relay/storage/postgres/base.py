@@ -219,21 +219,30 @@ class PostgresBase(BatchWriter[Tx]):
         assert self._wpool is not None, "store is not open"
         known = set(self._known)
         try:
-            async with self._wpool.acquire() as conn, conn.transaction():
-                tx = Tx(conn, out)
-                for fn, run in itertools.groupby(calls, key=attrgetter("fn")):
-                    tx.calls = list(run)
-                    for call in tx.calls:
-                        try:
-                            result = await fn(self, tx, *call.args, **call.kwargs)
-                        except ProtocolError as exc:  # raised before it wrote anything
-                            result = exc
-                        out.results.append((call.fut, result))
-                    await tx.end_run()
-                await self._maybe_prune(tx)
+            async with self._wpool.acquire() as conn:
+                try:
+                    async with conn.transaction():
+                        await self._run_calls(Tx(conn, out), calls)
+                except BaseException:
+                    # The connection may be the broken part (cut by a server restart):
+                    # the pool opens a new one for the next batch.
+                    conn.terminate()
+                    raise
         except BaseException:
             self._known = known  # identities of the rolled-back registrations
             raise
+
+    async def _run_calls(self, tx: Tx, calls: list[Call]) -> None:
+        for fn, run in itertools.groupby(calls, key=attrgetter("fn")):
+            tx.calls = list(run)
+            for call in tx.calls:
+                try:
+                    result = await fn(self, tx, *call.args, **call.kwargs)
+                except ProtocolError as exc:  # raised before it wrote anything
+                    result = exc
+                tx.out.results.append((call.fut, result))
+            await tx.end_run()
+        await self._maybe_prune(tx)
 
     async def _maybe_prune(self, tx: Tx) -> None:
         """Forget the dedupe keys of sends older than the dedupe window (hourly)."""
