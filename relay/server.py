@@ -143,7 +143,7 @@ class Server:
             if config.bus:
                 from .bus import open_bus
 
-                self.cluster = Cluster(self.hub, open_bus(config.bus))
+                self.cluster = Cluster(self.hub, open_bus(config.bus, config.name))
                 await self.cluster.start()  # before the first connection subscribes
             self._last_ban = await self.store.last_ban()
             self._ws = await serve(

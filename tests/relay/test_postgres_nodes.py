@@ -6,6 +6,7 @@ downloads through B. Real processes, a real PostgreSQL and a real NATS server.""
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,6 +32,8 @@ from tests.support.wsclient import RelayClient, async_test, msg_id, new_key
 pytestmark = pytest.mark.slow
 
 
+NAME = f"pg-relay-{uuid.uuid4().hex[:8]}"  # tests running at once share the NATS server
+
 @pytest.fixture
 def database(postgres_service: str) -> Iterator[str]:
     """A fresh database of the test server (dropped afterwards)."""
@@ -40,7 +43,8 @@ def database(postgres_service: str) -> Iterator[str]:
 
 @pytest.fixture
 def nodes(tmp_path: Path, database: str, nats_service: str) -> Iterator[list[RelayProcess]]:
-    relays = [RelayProcess(tmp_path / f"node{i}",
+    # one relay (one name, so one bus subject of its own) on two nodes
+    relays = [RelayProcess(tmp_path / f"node{i}", name=NAME,
                            args=["--storage", database, "--bus", nats_service])
               for i in range(2)]
     try:
@@ -54,7 +58,7 @@ def nodes(tmp_path: Path, database: str, nats_service: str) -> Iterator[list[Rel
 
 
 async def login(relay: RelayProcess) -> RelayClient:
-    client = await RelayClient.login(relay.url, new_key())
+    client = await RelayClient.login(relay.url, new_key(), NAME)
     await client.publish()
     return client
 
@@ -76,7 +80,7 @@ async def test_a_message_sent_through_one_node_reaches_the_other(
     await bob.close()
     later = await alice.call(Send, to=bob.user, msg=msg_id(), body=b"stored")
     assert isinstance(later, Stored), later
-    bob = await RelayClient.login(b.url, key)
+    bob = await RelayClient.login(b.url, key, NAME)
     await bob.call(Subscribe)
     got = await bob.next_push(Deliver)
     assert got.seq in (stored.seq, later.seq)  # not acked: the first may come again
