@@ -34,6 +34,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from ._postgres import ServerCpu, is_postgres, scratch_database
 from ._relay import BenchRelay, ProcCpu, fs_type, machine_busy
 from ._report import environment, ms, percentiles, scenario_main
 from ._worker import BODY_SIZE, worker_main
@@ -82,6 +83,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="pass --sync to the relay [the relay's default: full]",
     )
     parser.add_argument(
+        "--storage",
+        metavar="URL",
+        default=None,
+        help="pass --storage to the relay: a postgresql:// URL runs it on a fresh database"
+        " of that server (created and dropped), and measures the server's CPU too"
+        " [the relay's default: sqlite]",
+    )
+    parser.add_argument(
         "--profile-relay",
         metavar="FILE",
         default=None,
@@ -111,6 +120,7 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
         "window": args.window,
         "rounds": args.rounds if args.rounds is not None else (1 if quick else 3),
         "sync": args.sync,
+        "storage": "postgresql" if is_postgres(args.storage) else "sqlite",
         "uvloop": importlib.util.find_spec("uvloop") is not None,
     }
 
@@ -169,18 +179,20 @@ class _Workers:
 
 
 def _measure(
-    workers: _Workers, relay_cpu: ProcCpu, kind: str, cmd: dict[str, Any], window_s: float
+    workers: _Workers, relay_cpu: ProcCpu, kind: str, cmd: dict[str, Any], window_s: float,
+    server: ServerCpu | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, float]]:
-    """Run one phase; sample the relay's CPU and the machine's over its measured window."""
+    """Run one phase; sample the relay's CPU and the machine's (and the PostgreSQL
+    server's, if given) over its measured window."""
     start_ns = time.monotonic_ns() + int(START_DELAY * 1e9)
     cmd = {**cmd, "start_at_ns": start_ns}
     for pipe in workers.pipes:
         pipe.send((kind, cmd))
     window_from = (start_ns + cmd["warmup_ns"]) / 1e9
     time.sleep(max(0.0, window_from - time.monotonic()))
-    a, ma = relay_cpu.sample(), machine_busy()
+    a, ma, sa = relay_cpu.sample(), machine_busy(), server.sample() if server else 0.0
     time.sleep(max(0.0, window_from + window_s - time.monotonic()))
-    b, mb = relay_cpu.sample(), machine_busy()
+    b, mb, sb = relay_cpu.sample(), machine_busy(), server.sample() if server else 0.0
     results = workers._collect(cmd["bound_s"] + 60, "result")
     main_pct, total_pct = ProcCpu.percent(a, b)
     busy = 100 * (mb[0] - ma[0]) / max(1, mb[1] - ma[1])  # % of all cores
@@ -190,10 +202,11 @@ def _measure(
         "relay_loop_pct": main_pct,
         "relay_total_pct": total_pct,
         "clients_pct": clients,
+        "postgres_pct": 100 * (sb - sa) / window_s,
         "machine_busy_pct": busy,
         # Everything else, in % of one core: the kernel's loopback/disk work not charged to
         # our processes, and any other program running at the same time.
-        "other_pct": max(0.0, busy * cores - total_pct - sum(clients)),
+        "other_pct": max(0.0, busy * cores - total_pct - sum(clients) - 100 * (sb - sa) / window_s),
     }
     return results, cpu
 
@@ -203,9 +216,19 @@ def _errors(results: list[dict[str, Any]]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    if not is_postgres(args.storage):
+        return _run(args, args.storage, None)
+    with scratch_database(args.storage) as url:
+        return _run(args, url, ServerCpu())
+
+
+def _run(args: argparse.Namespace, storage: str | None,
+         server: ServerCpu | None) -> dict[str, Any]:
     s = _settings(args)
     duration, warmup = s["duration"], s["warmup"]
     relay_args = ["--sync", s["sync"]] if s["sync"] else []
+    if storage:
+        relay_args += ["--storage", storage]
     profile = Path(args.profile_relay).resolve() if args.profile_relay else None
     with BenchRelay(args=relay_args, profile=profile) as relay:
         out: dict[str, Any] = {
@@ -228,8 +251,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             rounds = []
             for _ in range(s["rounds"]):
                 results, cpu = _measure(
-                    workers, relay_cpu, "throughput", {**base, "window": s["window"]}, duration
-                )
+                    workers, relay_cpu, "throughput", {**base, "window": s["window"]}, duration,
+                    server)
                 completed = sum(r["window_completed"] for r in results)
                 rounds.append({
                     "durable_msgs_per_s": completed / duration,
@@ -258,7 +281,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for label, offered in loads:
                 interval_ns = int(s["pairs"] * 1e9 / offered)  # per sender
                 cmd = {**base, "interval_ns": interval_ns, "pairs_total": s["pairs"]}
-                results, cpu = _measure(workers, relay_cpu, "latency", cmd, duration)
+                results, cpu = _measure(workers, relay_cpu, "latency", cmd, duration, server)
                 stored = [x for r in results for x in r["stored_ns"]]
                 delivered = [x for r in results for x in r["delivered_ns"]]
                 out["latency"].append({
@@ -308,7 +331,9 @@ def format_table(out: dict[str, Any]) -> str:
         f"  machine   {out['cores']} cores, {out['platform']}",
         f"  python    {out['implementation']} {out['python']}"
         f" ({'uvloop' if s['uvloop'] else 'asyncio'} in the load generators)",
-        f"  relay     own process, sync={s['relay_sync']}, SQLite on {out['data_fs']}",
+        "  relay     own process, "
+        + (f"sync={s['relay_sync']}, SQLite on {out['data_fs']}"
+           if s.get("storage", "sqlite") == "sqlite" else "PostgreSQL (local server)"),
         f"  load      {s['pairs']} sender/recipient pairs in {s['procs']} process(es),"
         f" {s['body_bytes']}-byte bodies, window {s['window']} per sender,"
         f" {s['duration']:g} s measured after {s['warmup']:g} s warm-up",
@@ -332,9 +357,10 @@ def format_table(out: dict[str, Any]) -> str:
         "latencies in ms; msgs/s of a latency row = Stored answers per second measured;",
         "cpu in % of one core over the measured window; relay cpu = all its threads;",
         f"at saturation: relay event loop thread {t['relay_loop_pct']:.0f}%,"
-        f" relay other threads (SQLite) {t['relay_total_pct'] - t['relay_loop_pct']:.0f}%,"
+        f" relay other threads {t['relay_total_pct'] - t['relay_loop_pct']:.0f}%,"
         f" load generators {sum(t['clients_pct']):.0f}%,"
-        f" everything else (kernel, other programs) {t['other_pct']:.0f}%;"
+        + (f" PostgreSQL server {t['postgres_pct']:.0f}%," if t.get("postgres_pct") else "")
+        + f" everything else (kernel, other programs) {t['other_pct']:.0f}%;"
         f" machine {t['machine_busy_pct']:.0f}% busy ({out['cores']} cores)",
     ]
     if len(t.get("rounds_msgs_per_s", [])) > 1:

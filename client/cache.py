@@ -26,6 +26,7 @@ from nacl import secret
 
 from .db import Database, connect
 from .homelock import HomeLock
+from .outbox import Item
 
 __all__ = ["Cache", "MessageRow", "ContactRow", "ConversationRow", "PollRow", "fts_query",
            "KEY_CHANGED", "KEY_CHANGED_VERIFIED", "STATUS_NAMES", "PENDING", "SENT", "DELIVERED",
@@ -1093,28 +1094,19 @@ class Cache:
 
     async def outbox(self) -> list[tuple[bytes, bytes, bytes]]:
         """Pending outgoing envelopes, oldest first: (msg_id, peer, envelope)."""
-        return [(m, p, e) for m, p, e, _k, _x in await self.outbox_items()]
+        return [(i.msg_id, i.peer, i.envelope) for i in await self.outbox_items()]
 
-    async def outbox_items(self) -> list[tuple[bytes, bytes, bytes, str, int]]:
-        """Encrypted outbox items, oldest first: (msg_id, peer, envelope, kind, expires_at)."""
+    async def outbox_items(self) -> list[Item]:
+        """Encrypted outbox items, oldest first. ``written`` through the messages' primary
+        key (peer, id): an ``id IN (…)`` alone has no index and scanned the whole cache
+        on every flush (187 ms with a million cached messages)."""
         async with self._db.execute(
-            "SELECT msg_id, peer, envelope, kind, expires_at FROM outbox "
-            "WHERE length(envelope)>0 ORDER BY created_at, rowid"
+            "SELECT o.msg_id, o.peer, o.envelope, o.kind, o.expires_at, EXISTS("
+            " SELECT 1 FROM messages m WHERE m.peer=o.peer AND m.id=o.msg_id AND m.outgoing)"
+            " FROM outbox o WHERE length(o.envelope)>0 ORDER BY o.created_at, o.rowid"
         ) as cur:
-            return [(r[0], r[1], r[2], r[3], r[4]) for r in await cur.fetchall()]
-
-    async def written(self, msg_ids: list[bytes]) -> set[bytes]:
-        """Which of these outbox ids are messages the user wrote (an outgoing row in
-        ``messages``), not receipts, key distributions or other automatic content."""
-        found: set[bytes] = set()
-        for i in range(0, len(msg_ids), 400):
-            chunk = msg_ids[i:i + 400]
-            async with self._db.execute(
-                "SELECT id FROM messages WHERE outgoing AND id IN ("
-                + ",".join("?" * len(chunk)) + ")", chunk,
-            ) as cur:
-                found.update(bytes(r[0]) for r in await cur.fetchall())
-        return found
+            return [Item(r[0], r[1], r[2], r[3], r[4], bool(r[5]))
+                    for r in await cur.fetchall()]
 
     async def outbox_done(self, msg_id: bytes, peer: bytes) -> bool:
         """The relay stored it: drop it from the outbox; True if a message became *sent*."""

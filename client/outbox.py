@@ -38,6 +38,7 @@ class Item(NamedTuple):
     envelope: bytes
     kind: str
     expires_at: int
+    written: bool  # a message the user wrote (an outgoing row), not automatic content
 
 
 @dataclass(slots=True)

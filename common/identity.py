@@ -121,8 +121,8 @@ def _canonical_host(host: str, url: str) -> str:
             host = host.encode("idna").decode("ascii").lower()
         except UnicodeError:
             raise bad from None
-    if not host or not re.fullmatch(r"[a-z0-9._~!$&'()*+,;=-]+", host) or ".." in host:
-        raise bad
+    if not re.fullmatch(r"[a-z0-9._~!$&'()*+,;=-]+", host) or "" in host.split("."):
+        raise bad  # an empty label too: IDNA turns U+2024 ONE DOT LEADER into a dot
     try:
         quad = _ipv4(host)
     except ValueError:

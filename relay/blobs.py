@@ -1,4 +1,6 @@
-"""Media blob files: content-addressed ciphertext under ``DATA/blobs``.
+"""Media blob bytes: :class:`BlobStore`, what the handlers need of them, and
+:class:`BlobFiles`, content-addressed ciphertext under ``DATA/blobs`` (with SQLite; the
+PostgreSQL backend keeps them in its database, relay/storage/postgres/blob_bytes.py).
 
 A stored blob is ``blobs/<first 2 hex>/<hash hex>``, written once: the upload goes to a
 partial file (``blobs/tmp/<user hex>.<hash hex>.part``, one per uploader, so an upload
@@ -17,12 +19,13 @@ import contextlib
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Protocol
 
 from tenchat.common.crypto.media import new_hasher
 
 from .files import DIR_MODE, FILE_MODE, private_dir
 
-__all__ = ["BlobFiles"]
+__all__ = ["BlobStore", "BlobFiles", "UploadLocks"]
 
 _READ = 1024 * 1024
 
@@ -35,25 +38,54 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-class BlobFiles:
-    """The blob directory: partial uploads, appends, verify-and-publish, ranged reads."""
+class BlobStore(Protocol):
+    """The bytes of blobs: one partial upload per (uploader, blob), appended to in order,
+    verified against the blob id and published; stored blobs read by range. Which blobs
+    exist, and whose, is the store's (relay/storage); this is only their bytes."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.tmp = root / "tmp"
+    def open(self) -> None: ...
+
+    def upload_lock(self, user: bytes, blob: bytes) -> contextlib.AbstractAsyncContextManager[None]:
+        """Serialise the appends of one upload across its uploader's connections."""
+        ...
+
+    async def received(self, user: bytes, blob: bytes) -> int:
+        """Bytes of ``user``'s upload of ``blob`` received (0 if none)."""
+        ...
+
+    async def discard(self, user: bytes, blob: bytes) -> None:
+        """Forget the partial upload (no error if there is none)."""
+        ...
+
+    async def append(self, user: bytes, blob: bytes, data: bytes) -> int:
+        """Append to the partial upload; its new size."""
+        ...
+
+    async def publish(self, user: bytes, blob: bytes) -> bool:
+        """Verify the complete upload against ``blob`` and store it; False, and the
+        partial upload gone, if it does not hash to ``blob``."""
+        ...
+
+    async def read(self, blob: bytes, offset: int, length: int) -> bytes:
+        """Bytes of a stored blob; FileNotFoundError if it is missing."""
+        ...
+
+    async def remove(self, blob: bytes) -> None:
+        """Delete a stored blob's bytes (its row already gone); no error if missing."""
+        ...
+
+    async def stray_uploads(self, before_ms: int) -> list[tuple[bytes, bytes]]:
+        """(user, blob) of partial uploads last written before ``before_ms`` — the
+        retention removes those whose upload row is gone."""
+        ...
+
+
+class UploadLocks:
+    """One asyncio lock per upload in progress, while connections use it."""
+
+    def __init__(self) -> None:
         # (user, blob) -> (lock, connections using it); dropped when the count reaches 0.
         self._locks: dict[tuple[bytes, bytes], tuple[asyncio.Lock, int]] = {}
-
-    def open(self) -> None:
-        private_dir(self.root)
-        private_dir(self.tmp)
-
-    def path(self, blob: bytes) -> Path:
-        h = blob.hex()
-        return self.root / h[:2] / h
-
-    def partial(self, user: bytes, blob: bytes) -> Path:
-        return self.tmp / f"{user.hex()}.{blob.hex()}.part"
 
     @contextlib.asynccontextmanager
     async def upload_lock(self, user: bytes, blob: bytes) -> AsyncIterator[None]:
@@ -71,16 +103,57 @@ class BlobFiles:
             else:
                 self._locks[key] = (lock, users - 1)
 
-    def received(self, user: bytes, blob: bytes) -> int:
+
+class BlobFiles(UploadLocks):
+    """The blob directory: partial uploads, appends, verify-and-publish, ranged reads."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__()
+        self.root = root
+        self.tmp = root / "tmp"
+
+    def open(self) -> None:
+        private_dir(self.root)
+        private_dir(self.tmp)
+
+    def path(self, blob: bytes) -> Path:
+        h = blob.hex()
+        return self.root / h[:2] / h
+
+    def partial(self, user: bytes, blob: bytes) -> Path:
+        return self.tmp / f"{user.hex()}.{blob.hex()}.part"
+
+    async def received(self, user: bytes, blob: bytes) -> int:
         """Bytes of ``user``'s upload of ``blob`` on disk (0 if none)."""
         try:
             return self.partial(user, blob).stat().st_size
         except FileNotFoundError:
             return 0
 
-    def discard(self, user: bytes, blob: bytes) -> None:
+    async def discard(self, user: bytes, blob: bytes) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.partial(user, blob).unlink()
+
+    async def stray_uploads(self, before_ms: int) -> list[tuple[bytes, bytes]]:
+        """Partial files older than ``before_ms`` (the tmp directory holds only
+        unfinished uploads, so listing it is cheap)."""
+
+        def old_files() -> list[tuple[bytes, bytes]]:
+            found = []
+            with contextlib.suppress(FileNotFoundError), os.scandir(self.tmp) as entries:
+                for entry in entries:
+                    parts = entry.name.split(".")
+                    if len(parts) != 3 or parts[2] != "part":
+                        continue
+                    try:
+                        if entry.stat().st_mtime * 1000 >= before_ms:
+                            continue
+                        found.append((bytes.fromhex(parts[0]), bytes.fromhex(parts[1])))
+                    except (OSError, ValueError):
+                        continue
+            return found
+
+        return await asyncio.to_thread(old_files)
 
     async def append(self, user: bytes, blob: bytes, data: bytes) -> int:
         """Append to the partial file; its new size."""

@@ -38,6 +38,14 @@ __all__ = [
 log = logging.getLogger("tenchat.relay.bus")
 
 SUBJECT: Final = "tenchat.relay.events"  # one channel: every node hears every event
+
+
+def subject_for(name: str) -> str:
+    """The subject of the relay called ``name`` (the nodes of one relay share its name):
+    relays with different names can share one NATS server without hearing each other."""
+    import hashlib
+
+    return f"tenchat.relay.{hashlib.sha256(name.encode()).hexdigest()[:16]}.events"
 MAX_EVENT: Final = 512 * 1024  # bytes per bus message (core NATS refuses over 1 MiB)
 CONNECT_TIMEOUT: Final = 5.0  # seconds for the first connection, at start
 
@@ -204,9 +212,9 @@ def shown(url: str) -> str:
     return parts._replace(netloc=f"***@{netloc}").geturl()
 
 
-def open_bus(url: str) -> Bus:
-    """The bus for a ``bus`` setting (checked by :func:`bus_url`)."""
-    return NatsBus(url)
+def open_bus(url: str, name: str) -> Bus:
+    """The bus for a ``bus`` setting (checked by :func:`bus_url`) of the relay ``name``."""
+    return NatsBus(url, subject=subject_for(name))
 
 
 class NatsBus(Bus):

@@ -59,6 +59,11 @@ def serve(
     data: Annotated[
         Path | None, typer.Option(help="Data directory. [the platform's user data dir]")
     ] = None,
+    storage: Annotated[
+        str | None, typer.Option(
+            help="sqlite (in the data directory), or postgresql://USER@HOST/DB, which "
+                 "several relay nodes may share. [sqlite]")
+    ] = None,
     config: Annotated[
         Path | None, typer.Option("--config", help="TOML config file (keys as the options).")
     ] = None,
@@ -168,6 +173,7 @@ def serve(
         "host": host,
         "port": port,
         "data": data,
+        "storage": storage,
         "name": name,
         "origins": origins,
         "max_frame": max_frame,
@@ -272,6 +278,49 @@ def restore(
         f"restored {src} into {target}: schema {report.schema_version},"
         f" {report.messages} queued messages, {report.blobs} blobs"
     )
+
+
+@app.command("migrate-store")
+def migrate_store(
+    to: Annotated[str, typer.Option(
+        "--to", metavar="URL", help="postgresql://USER@HOST/DB: an empty database.")],
+    data: DataOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Move a stopped SQLite relay's data (and blob files) into PostgreSQL, verified."""
+    import asyncio
+
+    from .datalock import DataDirLock
+    from .storage.factory import storage_label
+
+    source = _data_dir(data, config)
+    try:
+        url = load_config({"storage": to}, {}).storage
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+    if url == "sqlite":
+        raise fail("--to names the PostgreSQL database to move the data to")
+    try:
+        from .storage.postgres.importer import MigrateError, import_sqlite
+    except ImportError as exc:
+        raise fail(f"migrate-store needs {exc.name}: pip install 'tenchat[cluster]'") from None
+    lock = DataDirLock(source)
+    try:
+        lock.acquire()  # no relay may write the data meanwhile
+        try:
+            report = asyncio.run(import_sqlite(source, url))
+        finally:
+            lock.release()
+    except OSError as exc:  # the data directory's lock: a relay is running on it
+        raise fail(str(exc)) from None
+    except MigrateError as exc:
+        raise fail(str(exc)) from None
+    for table, rows in report.tables.items():
+        typer.echo(f"{table:<18} {rows:>10} rows, count and checksum verified")
+    typer.echo(f"moved {source} to {storage_label(url)}: {sum(report.tables.values())} rows"
+               f" in {len(report.tables)} tables, {report.blobs} blobs ({report.blob_bytes}"
+               f" bytes, each hashing to its id), {report.missing_blobs} blob files missing;"
+               f" serve with --storage {storage_label(url)}")
 
 
 from . import cli_admin  # noqa: E402, F401  (registers `admin` on `app`)

@@ -14,6 +14,7 @@ import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 import platformdirs
 
@@ -46,6 +47,10 @@ class Config:
     host: str = "127.0.0.1"
     port: int = 8765  # 0 picks a free port
     data: Path = dataclasses.field(default_factory=default_data_dir)
+    # Where the relay keeps its state: "sqlite" (DATA/relay.sqlite3 and DATA/blobs, one
+    # relay) or "postgresql://USER[:PASSWORD]@HOST[:PORT]/DB" (blobs too; shared by
+    # several relay nodes, relay/storage/postgres).
+    storage: str = "sqlite"
     # The relay's name: clients show it and pin it per relay URL on first use (a change
     # makes them refuse the relay until the user accepts it), so keep it stable.
     name: str = "localhost"
@@ -278,6 +283,17 @@ def _handles(value: Any) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _storage(value: Any) -> str:
+    """"sqlite", or a PostgreSQL URL (postgresql:// or postgres://, with a database)."""
+    text = _str(value).strip()
+    if text.lower() == "sqlite":
+        return "sqlite"
+    parts = urlsplit(text)
+    if parts.scheme not in ("postgresql", "postgres") or not parts.path.strip("/"):
+        raise ValueError('expected "sqlite" or postgresql://USER@HOST[:PORT]/DATABASE')
+    return text
+
+
 def _bus(value: Any) -> str:
     """A bus URL (relay/bus.py), or "" for none."""
     from .bus import bus_url
@@ -301,6 +317,7 @@ _PARSERS: Final[dict[str, Callable[[Any], Any]]] = {
     "host": _str,
     "port": _int(0, 65535),
     "data": _path,
+    "storage": _storage,
     "name": _str,
     "origins": _origins,
     "max_frame": _int(1024, 64 * MiB),

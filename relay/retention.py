@@ -15,9 +15,7 @@ parameter, so tests can move time.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,7 +24,7 @@ from typing import TYPE_CHECKING, Final
 from tenchat.common.errors import ProtocolError
 
 if TYPE_CHECKING:
-    from .blobs import BlobFiles
+    from .blobs import BlobStore
     from .metrics import Metrics
     from .storage import Store
 
@@ -61,7 +59,7 @@ class Retention:
     def __init__(
         self,
         store: Store,
-        blobs: BlobFiles | None,
+        blobs: BlobStore | None,
         *,
         retention_days: int,
         upload_expiry_hours: int,
@@ -96,7 +94,7 @@ class Retention:
             report.audit += swept.audit
             if self.blobs is not None:
                 for user, blob in swept.uploads:
-                    self.blobs.discard(user, blob)
+                    await self.blobs.discard(user, blob)
             if max(swept.messages, swept.group_entries, len(swept.uploads),
                    swept.audit) < self.batch:
                 break
@@ -117,27 +115,10 @@ class Retention:
         unfinished uploads, so listing it is cheap."""
         if self.blobs is None:
             return 0
-        tmp = self.blobs.tmp
-
-        def old_files() -> list[tuple[bytes, bytes]]:
-            found = []
-            with contextlib.suppress(FileNotFoundError), os.scandir(tmp) as entries:
-                for entry in entries:
-                    parts = entry.name.split(".")
-                    if len(parts) != 3 or parts[2] != "part":
-                        continue
-                    try:
-                        if entry.stat().st_mtime * 1000 >= before_ms:
-                            continue
-                        found.append((bytes.fromhex(parts[0]), bytes.fromhex(parts[1])))
-                    except (OSError, ValueError):
-                        continue
-            return found
-
         removed = 0
-        for user, blob in await asyncio.to_thread(old_files):
+        for user, blob in await self.blobs.stray_uploads(before_ms):
             if await self.store.blob_upload(user, blob) is None:
-                self.blobs.discard(user, blob)
+                await self.blobs.discard(user, blob)
                 removed += 1
         return removed
 

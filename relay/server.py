@@ -33,7 +33,6 @@ from tenchat.common.errors import ErrorCode, ProtocolError
 from tenchat.common.frames import Error, Register, decode_request, peek_id
 
 from . import admin, handlers
-from .blobs import BlobFiles
 from .cluster import Cluster
 from .config import Config, accepted_origins
 from .connection import RelayConnection
@@ -46,6 +45,7 @@ from .observability import HealthEndpoint, health_report, setup_logging
 from .retention import Retention
 from .session import Later, Session
 from .storage import SQLiteStore, Store, storage_error
+from .storage.factory import blobs_for, storage_label, store_for
 
 __all__ = ["Server", "clock_from_environ"]
 
@@ -74,7 +74,8 @@ class Server:
                  clock: Callable[[], int] = _now_ms) -> None:
         self.config = config
         self.clock = clock  # ms; injectable so tests can move past expiry
-        self.store: Store = store or SQLiteStore(
+        self.store: Store = store or store_for(
+            config.storage,
             config.db_path,
             sync=config.sync,
             batch_max=config.batch_max,
@@ -88,7 +89,7 @@ class Server:
         self.hub = Hub()
         self.cluster: Cluster | None = None  # with a bus: the link to the other nodes
         self._data_lock: DataDirLock | None = None  # held while serving a SQLite data dir
-        self.blobs = BlobFiles(config.blob_dir)
+        self.blobs = blobs_for(self.store, config.blob_dir)
         self.sessions: set[Session] = set()
         self.should_exit = asyncio.Event()
         self.stopping = False
@@ -142,7 +143,7 @@ class Server:
             if config.bus:
                 from .bus import open_bus
 
-                self.cluster = Cluster(self.hub, open_bus(config.bus))
+                self.cluster = Cluster(self.hub, open_bus(config.bus, config.name))
                 await self.cluster.start()  # before the first connection subscribes
             self._last_ban = await self.store.last_ban()
             self._ws = await serve(
@@ -181,7 +182,8 @@ class Server:
                      self._health.port)
         self._watcher = asyncio.create_task(self._watch_loop(), name="connection-watch")
         host = f"[{config.host}]" if ":" in config.host else config.host
-        log.info("relay %r serving %s", config.name, config.db_path)
+        log.info("relay %r serving %s", config.name,
+                 config.db_path if config.storage == "sqlite" else storage_label(config.storage))
         log.info("auth accepted for %s", ", ".join(sorted(self.origins)))
         scheme = "wss" if config.tls else "ws"
         print(f"listening on {scheme}://{host}:{self.port}", flush=True)

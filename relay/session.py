@@ -41,7 +41,7 @@ from .limits import Guards, TokenBucket
 
 if TYPE_CHECKING:
     from .admin import AuditAggregator
-    from .blobs import BlobFiles
+    from .blobs import BlobStore
     from .config import Config
     from .hub import Hub
     from .metrics import Metrics
@@ -71,7 +71,7 @@ class Session:
 
     def __init__(
         self, ws: RelayConnection, config: Config, store: Store, hub: Hub,
-        blobs: BlobFiles | None = None, guards: Guards | None = None,
+        blobs: BlobStore | None = None, guards: Guards | None = None,
         audit: AuditAggregator | None = None,
     ) -> None:
         self.ws = ws

@@ -31,7 +31,7 @@ def test_relay_origin(url: str, origin: str) -> None:
                                  "ws://host:99999", "chat.example.org", "",
                                  "ws://%65xample.org", "ws://[fe80::1%25eth0]:1",
                                  "ws://256.1.1.1", "ws://1.2.3.4.5", "ws://relay..example",
-                                 "ws://.:80",
+                                 "ws://.:80", "ws://\u2024x", "ws://.x",
                                  "ws://[v1.x:y]",  # an IPvFuture literal: not an IPv6 host
                                  "ws://ü" + "a" * 70 + ".org"])  # IDNA: a label > 63
 def test_not_a_relay_url(url: str) -> None:

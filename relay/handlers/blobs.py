@@ -11,8 +11,8 @@ from tenchat.common.frames import (
     BlobStatus,
 )
 
-from ..blobs import BlobFiles
-from ..session import Later, Session, check_authenticated
+from ..blobs import BlobStore
+from ..session import Session, check_authenticated
 from ..storage import BlobBegun
 from .table import Answer, HandlerTable
 
@@ -24,7 +24,7 @@ HANDLERS = HandlerTable()
 _BLOB_DATA_OVERHEAD = 256
 
 
-def _blob_files(session: Session) -> BlobFiles:
+def _blob_files(session: Session) -> BlobStore:
     if session.blobs is None:
         raise ProtocolError(ErrorCode.UNKNOWN_TYPE, "this relay stores no blobs")
     return session.blobs
@@ -40,23 +40,22 @@ async def blob_begin(session: Session, frame: BlobBegin) -> Answer:
             f"a blob of {frame.size} bytes is over max_blob {session.config.max_blob}",
         )
 
-    def answer(begun: BlobBegun) -> BlobStatus:
-        if begun.stored:
-            offset = begun.size
-        else:
-            if begun.new:  # a partial file from an upload forgotten since is stale
-                files.discard(user, frame.hash)
-            offset = files.received(user, frame.hash)
-            if offset >= begun.size:  # a complete file that failed to publish: start over
-                files.discard(user, frame.hash)
-                offset = 0
-        return BlobStatus(id=frame.id, hash=frame.hash, offset=offset, size=begun.size)
-
     # `tenchat-relay admin quota` may set a quota of one's own
     quota = await session.store.blob_quota(user)
     if quota is None:
         quota = session.config.blob_quota
-    return Later(session.store.blob_begin(user, frame.hash, frame.size, quota), answer)
+    # Awaited here (not a Later): the answer needs the partial upload's size after it.
+    begun: BlobBegun = await session.store.blob_begin(user, frame.hash, frame.size, quota)
+    if begun.stored:
+        offset = begun.size
+    else:
+        if begun.new:  # a partial upload forgotten since is stale
+            await files.discard(user, frame.hash)
+        offset = await files.received(user, frame.hash)
+        if offset >= begun.size:  # a complete upload that failed to publish: start over
+            await files.discard(user, frame.hash)
+            offset = 0
+    return BlobStatus(id=frame.id, hash=frame.hash, offset=offset, size=begun.size)
 
 
 @HANDLERS.on(BlobChunk)
@@ -70,7 +69,7 @@ async def blob_chunk(session: Session, frame: BlobChunk) -> Answer:
             return BlobStatus(id=frame.id, hash=frame.hash, offset=stored, size=stored)
         raise ProtocolError(ErrorCode.PROTOCOL, "no upload of this blob: send blob_begin first")
     async with files.upload_lock(user, frame.hash):
-        have = files.received(user, frame.hash)
+        have = await files.received(user, frame.hash)
         if frame.offset != have:
             raise ProtocolError(
                 ErrorCode.PROTOCOL, f"chunk at offset {frame.offset}; the relay has {have} bytes"

@@ -1,8 +1,10 @@
-"""Which storage failures are the disk refusing a write (answered ``storage_full``)."""
+"""Which storage failures are the disk refusing a write (answered ``storage_full``) or
+the database out of reach (PostgreSQL: ``unavailable``), not bugs."""
 
 from __future__ import annotations
 
 import sqlite3
+import sys
 from typing import Final
 
 from tenchat.common.errors import ErrorCode, ProtocolError
@@ -21,4 +23,30 @@ def storage_error(exc: BaseException) -> ProtocolError | None:
             return ProtocolError(ErrorCode.STORAGE_FULL, "the relay cannot write to its disk")
     if isinstance(exc, OSError) and exc.errno in _DISK_ERRNOS:
         return ProtocolError(ErrorCode.STORAGE_FULL, "the relay cannot write to its disk")
+    return _postgres_error(exc)
+
+
+# SQLSTATE classes: 53 insufficient resources (disk full, out of memory, too many
+# connections); 08 connection exceptions, 57P operator intervention (shut down,
+# restarting), 40001/40P01 a serialization failure or deadlock with another node.
+_PG_UNAVAILABLE: Final = ("08", "57P", "40001", "40P01")
+
+
+def _postgres_error(exc: BaseException) -> ProtocolError | None:
+    """The PostgreSQL backend's failures that are not bugs: the server out of space, or
+    out of reach (refused, restarting, a connection cut); asyncpg is only looked at if
+    the backend loaded it."""
+    asyncpg = sys.modules.get("asyncpg")
+    if asyncpg is None:
+        return None
+    state = getattr(exc, "sqlstate", None) or ""
+    if isinstance(exc, asyncpg.PostgresError) and state.startswith("53100"):
+        return ProtocolError(ErrorCode.STORAGE_FULL, "the relay's database is out of space")
+    # (InternalClientError: a connection the server cut while idle, met by the next query)
+    cut = (ConnectionError, asyncpg.InterfaceError, asyncpg.InternalClientError,
+           asyncpg.PostgresConnectionError)
+    if (isinstance(exc, cut)
+            or (isinstance(exc, asyncpg.PostgresError) and state.startswith(_PG_UNAVAILABLE))):
+        return ProtocolError(ErrorCode.UNAVAILABLE,
+                             "the relay's database is out of reach; retry shortly")
     return None

@@ -20,7 +20,7 @@ def mid(n: int) -> bytes:
 
 
 def item(n: int, peer: bytes = A, kind: str = DIRECT) -> Item:
-    return Item(mid(n), peer, b"envelope", kind, 0)
+    return Item(mid(n), peer, b"envelope", kind, 0, kind != "group")
 
 
 def refused(code: ErrorCode) -> RelayError:

@@ -134,9 +134,10 @@ class Outbox(RuleBasedStateMachine):
             items = await alice.cache.outbox_items()
             if items:
                 conn = await _retrying(alice.connection)
-                for msg_id, peer, envelope, _kind, expires_at in items:
-                    await conn.request(f.Send, to=peer, msg=msg_id, body=envelope,
-                                       expires_at=expires_at)
+                for item in items:
+                    await conn.request(f.Send, to=item.peer, msg=item.msg_id,
+                                       body=item.envelope, expires_at=item.expires_at,
+                                       conv=item.written)
             # (nothing is uncommitted here: encrypt_pending committed, the rest only read)
             await alice.close()
             self.alice = await self._open("alice")

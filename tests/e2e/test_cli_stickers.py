@@ -40,7 +40,7 @@ def blob_files(relay: RelayProcess) -> list[Path]:
 def test_pack_share_install_send(cli: Cli, relay: RelayProcess, tmp_path: Path) -> None:
     for name in ("alice", "bob"):
         cli(name, "init", "--handle", name)
-    cat, dog = tmp_path / "cat.png", tmp_path / "dog.webp"
+    cat, dog = tmp_path / "tabbycat.png", tmp_path / "dog.webp"
     cat_src = noise_png(cat, (800, 600))
     dog_src = noise_png(dog, (100, 120), "WEBP")
     jpeg = tmp_path / "photo.jpg"
@@ -50,23 +50,23 @@ def test_pack_share_install_send(cli: Cli, relay: RelayProcess, tmp_path: Path) 
 
     pack = cli("alice", "--json", "sticker", "pack", "create", "Pets", str(cat), str(dog)).json()
     assert pack["name"] == "Pets"
-    assert [(s["number"], s["name"]) for s in pack["stickers"]] == [(1, "cat"), (2, "dog")]
+    assert [(s["number"], s["name"]) for s in pack["stickers"]] == [(1, "tabbycat"), (2, "dog")]
     assert (pack["stickers"][0]["width"], pack["stickers"][0]["height"]) == (512, 384)
     link = pack["link"]
     assert link.startswith(f"tenchat://sticker/{pack['id']}#")
     key = base64.urlsafe_b64decode(link.split("#")[1] + "=")
 
     got = cli("bob", "--json", "sticker", "pack", "install", link).json()
-    assert got["id"] == pack["id"] and [s["name"] for s in got["stickers"]] == ["cat", "dog"]
+    assert got["id"] == pack["id"] and [s["name"] for s in got["stickers"]] == ["tabbycat", "dog"]
     listed = cli("bob", "--json", "sticker", "pack", "list").json_lines()
     assert [p["name"] for p in listed] == ["Pets"]
 
-    sent = cli("alice", "--json", "sticker", "send", "bob", "pets", "cat").json()
-    assert sent["status"] == "sent" and sent["text"] == "[sticker: cat]"
+    sent = cli("alice", "--json", "sticker", "send", "bob", "pets", "tabbycat").json()
+    assert sent["status"] == "sent" and sent["text"] == "[sticker: tabbycat]"
     cli("alice", "sticker", "send", "bob", "Pets", "2")
     hist = cli("bob", "--json", "history", "alice").json_lines()
-    assert [m["text"] for m in hist] == ["[sticker: cat]", "[sticker: dog]"]
-    assert hist[0]["sticker"] == {"pack": pack["id"], "number": 1, "name": "cat",
+    assert [m["text"] for m in hist] == ["[sticker: tabbycat]", "[sticker: dog]"]
+    assert hist[0]["sticker"] == {"pack": pack["id"], "number": 1, "name": "tabbycat",
                                   "verified": True, "size": hist[0]["sticker"]["size"]}
     assert "[sticker: dog]" in cli("bob", "history", "alice", "--offline").out
     # In a group, a member who never installed the pack fetches and verifies it on sight.
@@ -89,7 +89,7 @@ def test_pack_share_install_send(cli: Cli, relay: RelayProcess, tmp_path: Path) 
                       thumbnail(dog_src, (512, 512))):
             middle = image[len(image) // 2:len(image) // 2 + 48]
             assert middle not in raw, stage
-        assert key not in raw and b"Pets" not in raw and b"cat" not in raw, stage
+        assert key not in raw and b"Pets" not in raw and b"tabbycat" not in raw, stage
 
 
 def test_tampered_sticker_is_refused(cli: Cli, relay: RelayProcess, tmp_path: Path) -> None:

@@ -15,8 +15,9 @@ from __future__ import annotations
 import asyncio
 import json
 import urllib.request
+import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +52,6 @@ from tests.support.relay import RelayProcess
 from tests.support.services import NatsServer, free_port
 from tests.support.wsclient import RelayClient, async_test, msg_id, new_key, user_of
 
-NAME = "test-relay"
-
 
 class NodeStore:
     """One node's view of the shared store: its own commit listeners, the store's
@@ -79,12 +78,15 @@ class Cluster:
     store: SQLiteStore
     nodes: list[Server]
     admin: SigningKey
+    # The relay's name, and so its bus subject: unique per test, since tests running
+    # at the same time share the NATS server.
+    name: str = field(default_factory=lambda: f"test-relay-{uuid.uuid4().hex[:8]}")
 
     def url(self, i: int) -> str:
         return f"ws://127.0.0.1:{self.nodes[i].port}"
 
     async def login(self, i: int, key: SigningKey | None = None) -> RelayClient:
-        client = await RelayClient.login(self.url(i), key or new_key(), NAME)
+        client = await RelayClient.login(self.url(i), key or new_key(), self.name)
         await client.publish()
         return client
 
@@ -106,7 +108,7 @@ async def add_node(cluster: Cluster, tmp_path: Path, bus: str) -> Server:
     """Start one more node on the cluster's store; returns once every node has heard
     of every other one."""
     i = len(cluster.nodes)
-    config = Config(host="127.0.0.1", port=0, data=tmp_path / f"node{i}", name=NAME,
+    config = Config(host="127.0.0.1", port=0, data=tmp_path / f"node{i}", name=cluster.name,
                     log_level="warning", bus=bus, admins=(user_of(cluster.admin).hex(),),
                     ban_poll=3600)
     node = Server(config, store=NodeStore(cluster.store))  # type: ignore[arg-type]
@@ -342,7 +344,13 @@ async def test_a_seq_committed_elsewhere_arriving_late_is_still_pushed(
 
 
 def test_bus_setting() -> None:
+    from tenchat.relay.bus import subject_for
     from tenchat.relay.config import ConfigError, load_config
+
+    # one subject per relay name: relays sharing a NATS server don't hear each other
+    chat, other = subject_for("chat.example.org"), subject_for("chat.example.net")
+    assert chat != other and chat == subject_for("chat.example.org")
+    assert chat.startswith("tenchat.relay.") and not set(chat) & set(" *>\t")
 
     assert load_config({}).bus == ""
     assert load_config({"bus": "nats://10.0.0.5:4222"}).bus == "nats://10.0.0.5:4222"
@@ -368,7 +376,7 @@ async def test_the_bus_password_is_never_shown(caplog: pytest.LogCaptureFixture)
 def test_serve_with_a_bus_reports_it_in_healthz(tmp_path: Path, nats_service: str) -> None:
     """The `--bus` flag end to end: a relay process joins the bus and says so."""
     port = free_port()
-    relay = RelayProcess(tmp_path / "data",
+    relay = RelayProcess(tmp_path / "data", name=f"test-relay-{uuid.uuid4().hex[:8]}",
                          args=["--bus", nats_service, "--metrics-port", str(port)])
     with relay, urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as resp:
         health = json.loads(resp.read())

@@ -52,7 +52,7 @@ async def _retention(tmp_path: Path) -> None:
         assert await store.blob_upload(alice, old_upload) is None
         assert not blobs.partial(alice, old_upload).exists() and not stray.exists()
         assert await store.blob_upload(alice, new_upload) == 100
-        assert blobs.received(alice, new_upload) == 10
+        assert await blobs.received(alice, new_upload) == 10
         assert len(await store.pending(bob, 0, 1000)) == 30
 
         # Day 31: the 25 old messages go (in batches of 10), the 5 from day 10 stay.

@@ -1,4 +1,4 @@
-"""The relay's Store interface (relay/store.py: ``Store``), rule by rule, through its
+"""The relay's Store interface (relay/storage/interface.py: ``Store``), rule by rule, through its
 public methods only: what every storage backend must do. The ``open_store`` fixture is
 parametrised over the backends (SQLite in tmp_path today); a new backend adds a param
 and runs every test here.
@@ -20,7 +20,7 @@ import pytest_asyncio
 
 from tenchat.common.errors import ProtocolError
 from tenchat.common.frames import OneTimePrekey, SignedPrekey
-from tenchat.relay.store import SQLiteStore, Store
+from tenchat.relay.storage import AuditEntry, Store
 
 pytestmark = pytest.mark.asyncio
 
@@ -41,16 +41,15 @@ def clock() -> Clock:
     return Clock()
 
 
-@pytest_asyncio.fixture(params=["sqlite"])
-async def open_store(request: pytest.FixtureRequest, tmp_path: Path,
+@pytest_asyncio.fixture
+async def open_store(backend: Callable[..., Store], tmp_path: Path,
                      clock: Clock) -> AsyncIterator[OpenStore]:
     """``await open_store(**limits)``: an open store of the backend under test (limits as
     SQLiteStore takes them), closed after the test; call again to reopen the same data."""
     opened: list[Store] = []
 
     async def open_(**settings: Any) -> Store:
-        store: Store = SQLiteStore(tmp_path / "relay.sqlite3", sync="normal", clock=clock,
-                                   **settings)
+        store = backend(tmp_path, clock=clock, **settings)  # every backend (conftest.py)
         await store.open()
         opened.append(store)
         return store
@@ -196,12 +195,13 @@ async def test_a_failing_write_fails_alone_and_the_rest_of_its_batch_commits(
         store: Store) -> None:
     bob, alice = user(), user()
 
-    async def broken(db: object) -> None:
+    def broken(self: object, tx: object) -> None:
         raise RuntimeError("a bug in an operation")
 
-    # queued together: the writer commits them as one transaction, then retries one by one
+    # Queued together (a write declared with @write is queued through _submit): the
+    # writer commits them as one transaction, then retries them one by one.
     before = store.enqueue(bob, alice, os.urandom(16), b"before")
-    bad = store.custom_write(broken)
+    bad = store._submit(broken, (), {})  # type: ignore[attr-defined]
     after = store.enqueue(bob, alice, os.urandom(16), b"after")
     results = await asyncio.gather(before, bad, after, return_exceptions=True)
     assert isinstance(results[1], RuntimeError)
@@ -338,7 +338,6 @@ async def test_a_wallet_is_linked_to_one_identity_and_the_newest_binding_wins(
 
 
 async def test_audit_rows_count_repeats(store: Store) -> None:
-    row = await store.audit_insert((NOW, b"actor", "ban", b"target", "", "127.0.0.1", 1))
+    row = await store.audit_insert(AuditEntry(NOW, b"actor", "ban", b"target", "", "127.0.0.1"))
     await store.audit_add(row, 4)
-    rows = await store.custom_read("SELECT count FROM audit WHERE id = ?", (row,))
-    assert rows[0][0] == 5
+    assert [e.count for e in await store.audit_log(10) if e.id == row] == [5]

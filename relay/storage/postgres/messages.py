@@ -1,0 +1,196 @@
+"""PostgreSQL: 1:1 message queues — enqueue with dedupe and queue caps, fetch, ack.
+
+The hot path. A run of sends reads everything it needs for all its calls in one
+statement (their retries, the blocks among their pairs, their seqs from the
+``message_seq`` sequence; with queue caps, the queue sizes too, under per-recipient
+advisory locks so two nodes cannot both fill the last place), and inserts what it queued
+in one more at the run's end: two round trips to the database for any number of sends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Final
+
+from tenchat.common.errors import ErrorCode, ProtocolError
+from tenchat.common.frames import Deliver
+
+from ..records import Stored
+from ..writer import Call
+from .base import PostgresBase, Tx, lock_keys, write
+
+__all__ = ["Messages"]
+
+# What a run of sends reads: the retries among them (sent), the blocked (recipient,
+# sender) pairs, and a seq for each.
+_READ_RUN: Final = (
+    "SELECT ARRAY(SELECT (s.sender, s.msg_id, s.seq, s.at) FROM unnest($1::bytea[],"
+    " $2::bytea[]) AS k (sender, msg_id) JOIN sent AS s USING (sender, msg_id)) AS known,"
+    " ARRAY(SELECT (b.user_id, b.blocked) FROM unnest($3::bytea[], $1::bytea[])"
+    " AS k (user_id, blocked) JOIN blocks AS b USING (user_id, blocked)) AS blocked,"
+    " ARRAY(SELECT nextval('message_seq') FROM generate_series(1, $4)) AS seqs"
+)
+# What it queued: messages, dedupe keys and contacts, from arrays, in one statement.
+_INSERT_RUN: Final = (
+    "WITH m AS (INSERT INTO messages (seq, recipient, sender, msg_id, at, body, expires_at)"
+    " SELECT * FROM unnest($1::bigint[], $2::bytea[], $3::bytea[], $4::bytea[],"
+    " $5::bigint[], $6::bytea[], $7::bigint[])),"
+    " s AS (INSERT INTO sent (sender, msg_id, seq, at) SELECT * FROM unnest($8::bytea[],"
+    " $9::bytea[], $10::bigint[], $11::bigint[]))"
+    " INSERT INTO contacts (user_id, peer) SELECT * FROM unnest($12::bytea[], $13::bytea[])"
+    " ON CONFLICT DO NOTHING"
+)
+
+
+class Messages(PostgresBase):
+    async def pending(self, user: bytes, after: int, limit: int) -> list[Deliver]:
+        rows = await self._read(
+            "SELECT seq, msg_id, sender, at, body FROM messages"
+            " WHERE recipient = $1 AND seq > $2 AND (expires_at = 0 OR expires_at > $3)"
+            " ORDER BY seq LIMIT $4",
+            user, after, self._clock(), limit,
+        )
+        return [Deliver(seq=s, msg=m, sender=f, at=a, body=b) for s, m, f, a, b in rows]
+
+    @write
+    async def enqueue(
+        self, tx: Tx, recipient: bytes, sender: bytes, msg_id: bytes, body: bytes,
+        expires_at: int = 0, conv: bool = False,
+    ) -> Stored:
+        run: _SendRun | None = tx.run.get("send")
+        if run is None:  # the first send of this run: read for all of them
+            run = tx.run["send"] = await _SendRun.start(self, tx)
+        key = (sender, msg_id)
+        stored = run.known.get(key)
+        if stored is not None:  # a retry: the original answer
+            return stored
+        pair = (recipient, sender)
+        size = len(body)
+        if run.limited and _over(run.queued.get(recipient), size, run.queue_limits):
+            count, nbytes = run.queued[recipient]
+            raise ProtocolError(
+                ErrorCode.QUEUE_FULL,
+                f"the recipient has {count} messages ({nbytes} bytes) waiting,"
+                " the most this relay queues; retry later")
+        if run.shared and _over(run.queued_from.get(pair), size, run.share_limits):
+            count, nbytes = run.queued_from[pair]
+            raise ProtocolError(
+                ErrorCode.QUEUE_SHARE,
+                f"{count} of your messages ({nbytes} bytes) wait for this"
+                f" recipient, the most one sender may queue ({self.queue_share}%"
+                " of the queue); retry once they have read some")
+        stored = run.known[key] = Stored(run.seqs.pop(), run.at)
+        run.sent.append((sender, msg_id, stored.seq, run.at))
+        if pair in run.blocked:
+            # A blocked sender gets the same answer, but nothing is queued or pushed; its
+            # seq came from the sequence, so it is never handed out again.
+            return stored
+        for counts in (run.queued.setdefault(recipient, [0, 0]),
+                       run.queued_from.setdefault(pair, [0, 0])):
+            counts[0] += 1
+            counts[1] += size
+        # Only a message the user wrote makes a contact (security review M3).
+        if conv:
+            run.contacts.append((sender, recipient))
+        run.messages.append((stored.seq, recipient, sender, msg_id, run.at, body, expires_at))
+        tx.out.stored.append(
+            (recipient, Deliver(stored.seq, msg_id, sender, run.at, body), expires_at, conv))
+        return stored
+
+    @write
+    async def ack(self, tx: Tx, user: bytes, seqs: Sequence[int]) -> None:
+        rows: dict[int, bytes] | None = tx.run.get("ack")
+        if rows is None:  # the first ack of this run: the queue of every seq it names
+            wanted = sorted({s for call in tx.calls for s in _ack_seqs(call)})
+            rows = tx.run["ack"] = {seq: bytes(r) for seq, r in await tx.all(
+                "SELECT seq, recipient FROM messages WHERE seq = ANY($1::bigint[])", wanted)}
+        if any((owner := rows.get(s)) is not None and owner != user for s in seqs):
+            raise ProtocolError(ErrorCode.FORBIDDEN, "a seq is in another queue")
+        doomed = tx.rows("DELETE FROM messages WHERE seq = $1")
+        for seq in seqs:
+            if rows.pop(seq, None) is not None:  # popped: a seq acked twice is deleted once
+                doomed.append((seq,))
+
+
+def _over(size: list[int] | None, body: int, limits: tuple[int, int]) -> bool:
+    """Would one more message of ``body`` bytes pass ``limits`` (messages, bytes; 0: no
+    limit) of a queue of ``size`` (messages, bytes)?"""
+    count, nbytes = size or (0, 0)
+    return bool((limits[0] and count >= limits[0]) or (limits[1] and nbytes + body > limits[1]))
+
+
+def _ack_seqs(call: Call) -> Sequence[int]:
+    return call.args[1] if len(call.args) > 1 else call.kwargs["seqs"]
+
+
+def _send_args(call: Call) -> dict[str, Any]:
+    names = ("recipient", "sender", "msg_id")
+    return dict(zip(names, call.args, strict=False), **call.kwargs)
+
+
+class _SendRun:
+    """The state of one run of sends, read up front for all its calls: their retries,
+    the blocked (recipient, sender) pairs, the queue sizes (with caps), the seqs."""
+
+    __slots__ = ("at", "known", "blocked", "seqs", "limited", "shared", "queue_limits",
+                 "share_limits", "queued", "queued_from", "sent", "messages", "contacts")
+
+    def __init__(self, store: Messages, tx: Tx) -> None:
+        self.at = store._clock()
+        self.queue_limits = (store.queue_max, store.queue_bytes_max)
+        self.share_limits = (store.share_max, store.share_bytes_max)
+        self.limited = any(self.queue_limits)
+        self.shared = any(self.share_limits)
+        self.known: dict[tuple[bytes, bytes], Stored] = {}
+        self.blocked: set[tuple[bytes, bytes]] = set()
+        self.seqs: list[int] = []  # popped from the end: ascending
+        self.queued: dict[bytes, list[int]] = {}  # recipient -> [messages, body bytes]
+        self.queued_from: dict[tuple[bytes, bytes], list[int]] = {}
+        # inserted at the run's end (insert)
+        self.messages: list[tuple[Any, ...]] = []
+        self.sent: list[tuple[bytes, bytes, int, int]] = []
+        self.contacts: list[tuple[bytes, bytes]] = []
+
+    @classmethod
+    async def start(cls, store: Messages, tx: Tx) -> _SendRun:
+        run = cls(store, tx)
+        calls = [_send_args(call) for call in tx.calls]
+        senders = [c["sender"] for c in calls]
+        recipients = [c["recipient"] for c in calls]
+        # One round trip: the retries among them, the blocked pairs, and their seqs.
+        row = await tx.one(_READ_RUN, senders, [c["msg_id"] for c in calls], recipients,
+                           len(calls))
+        run.known = {(bytes(f), bytes(m)): Stored(q, a) for f, m, q, a in row["known"]}
+        run.blocked = {(bytes(u), bytes(b)) for u, b in row["blocked"]}
+        run.seqs = sorted(row["seqs"], reverse=True)
+        if run.limited or run.shared:
+            await run._count_queues(tx, recipients)
+        tx.at_end(run.insert)
+        return run
+
+    async def insert(self, tx: Tx) -> None:
+        """What the run queued, in one statement (one round trip)."""
+        if not self.sent:
+            return
+        m = self.messages
+        await tx.run_sql(
+            _INSERT_RUN, [r[0] for r in m], [r[1] for r in m], [r[2] for r in m],
+            [r[3] for r in m], [r[4] for r in m], [r[5] for r in m], [r[6] for r in m],
+            [r[0] for r in self.sent], [r[1] for r in self.sent], [r[2] for r in self.sent],
+            [r[3] for r in self.sent], [c[0] for c in self.contacts],
+            [c[1] for c in self.contacts])
+
+    async def _count_queues(self, tx: Tx, recipients: list[bytes]) -> None:
+        """The sizes of the queues this run sends to, under their advisory locks (held
+        to the commit): no other node adds to them meanwhile."""
+        await tx.run_sql("SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k",
+                         lock_keys(recipients))
+        for recipient, sender, count, nbytes in await tx.all(
+                "SELECT recipient, sender, count(*), coalesce(sum(length(body)), 0)"
+                " FROM messages WHERE recipient = ANY($1::bytea[]) GROUP BY recipient, sender",
+                list(set(recipients))):
+            recipient, sender = bytes(recipient), bytes(sender)
+            for counts in (self.queued.setdefault(recipient, [0, 0]),
+                           self.queued_from.setdefault((recipient, sender), [0, 0])):
+                counts[0] += count
+                counts[1] += nbytes
