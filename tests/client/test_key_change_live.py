@@ -26,8 +26,8 @@ async def test_receipts_reach_the_pinned_key_while_a_key_change_is_pending(
         await bob.send_text("alice", "hello")
         await alice.sync()  # @bob is pinned to bob's key
         # Someone else's key now claims @bob: a pending change of the pinned contact.
-        held = await alice.cache.record_key_change("bob", os.urandom(32), 0)
-        await alice.cache.commit()
+        async with alice.cache.transaction():
+            held = await alice.cache.record_key_change("bob", os.urandom(32), 0)
         assert held is not None and held.user == bob.user
 
         with pytest.raises(KeyChanged):  # typed content waits for accept/reject
