@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import itertools
-import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from operator import attrgetter
 from typing import Any, Concatenate, Final, ParamSpec, TypeVar
@@ -27,6 +26,7 @@ import asyncpg
 from tenchat.common.errors import ProtocolError
 
 from ..factory import storage_label
+from ..limits import StoreLimits, now_ms
 from ..writer import BatchWriter, Call, Committed
 from .schema import migrate
 
@@ -39,10 +39,6 @@ S = TypeVar("S", bound="PostgresBase")
 DEDUPE_WINDOW_MS: Final = 7 * 24 * 3600 * 1000  # how long a retry is recognised after storing
 _PRUNE_EVERY_MS: Final = 3600 * 1000
 _READERS: Final = 4  # connections in the read pool
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def write(
@@ -125,7 +121,7 @@ class Tx:
         self.run.clear()
 
 
-class PostgresBase(BatchWriter[Tx]):
+class PostgresBase(StoreLimits, BatchWriter[Tx]):
     """Pools, lifecycle and the settings the feature modules share."""
 
     def __init__(
@@ -142,17 +138,10 @@ class PostgresBase(BatchWriter[Tx]):
         clock: Callable[[], int] = now_ms,
     ) -> None:
         self._init_writer(batch_max)
+        self._init_limits(otk_max=otk_max, queue_max=queue_max, queue_bytes_max=queue_bytes_max,
+                          queue_share=queue_share, reactions_max=reactions_max, clock=clock)
         self.dsn = dsn
         self.schema = schema  # a schema of its own (search_path), e.g. one per test
-        self.queue_max = queue_max  # messages queued per recipient; 0 = no limit
-        self.queue_bytes_max = queue_bytes_max  # body bytes queued per recipient; 0 = none
-        # The part (percent) of those one sender may fill (see SQLiteBase).
-        self.queue_share = queue_share
-        self.share_max = -(-queue_max * queue_share // 100) if queue_share < 100 else 0
-        self.share_bytes_max = queue_bytes_max * queue_share // 100 if queue_share < 100 else 0
-        self.reactions_max = reactions_max
-        self.otk_max = otk_max
-        self._clock = clock
         self._wpool: asyncpg.Pool | None = None  # one connection: the writer's
         self._rpool: asyncpg.Pool | None = None
         self._last_prune = 0

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import sqlite3
-import time
 from collections.abc import Callable, Iterable, Sequence
 from operator import attrgetter
 from pathlib import Path
@@ -20,6 +19,7 @@ import aiosqlite
 
 from tenchat.common.errors import ProtocolError
 
+from ..limits import StoreLimits, now_ms
 from ..writer import BatchWriter, Call, Committed
 from .schema import migrate
 
@@ -29,10 +29,6 @@ T = TypeVar("T")
 
 DEDUPE_WINDOW_MS: Final = 7 * 24 * 3600 * 1000  # how long a retry is recognised after storing
 _PRUNE_EVERY_MS: Final = 3600 * 1000
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def chunks(items: Sequence[T], size: int) -> Iterable[Sequence[T]]:
@@ -90,7 +86,7 @@ class Tx:
         self.run.clear()
 
 
-class SQLiteBase(BatchWriter[Tx]):
+class SQLiteBase(StoreLimits, BatchWriter[Tx]):
     """Connections, lifecycle and the writer state the feature modules share."""
 
     def __init__(
@@ -107,18 +103,10 @@ class SQLiteBase(BatchWriter[Tx]):
         clock: Callable[[], int] = now_ms,
     ) -> None:
         self._init_writer(batch_max)
+        self._init_limits(otk_max=otk_max, queue_max=queue_max, queue_bytes_max=queue_bytes_max,
+                          queue_share=queue_share, reactions_max=reactions_max, clock=clock)
         self.path = path
-        self.queue_max = queue_max  # messages queued per recipient; 0 = no limit
-        self.queue_bytes_max = queue_bytes_max  # body bytes queued per recipient; 0 = no limit
-        # The part (percent) of those one sender may fill: a sender past it gets
-        # queue_share, so one sender can't fill a recipient's queue for everyone else.
-        self.queue_share = queue_share
-        self.share_max = -(-queue_max * queue_share // 100) if queue_share < 100 else 0
-        self.share_bytes_max = queue_bytes_max * queue_share // 100 if queue_share < 100 else 0
-        self.reactions_max = reactions_max  # reactions per author per post; 0 = no limit
         self.sync = sync  # "full" or "normal", see Config.sync
-        self.otk_max = otk_max
-        self._clock = clock
         self._db: aiosqlite.Connection | None = None  # the writer's
         self._rdb: aiosqlite.Connection | None = None  # reads
         # The writer is the only one inserting messages and group entries, so it numbers
