@@ -20,6 +20,10 @@ Scenarios (each also runnable alone, with ``--quick`` and ``--json``):
   frame, history page and FTS5 search over a 1,000,000-message local cache.
 - ``python -m bench.latency`` — between two real client cores: typing indicator and
   read receipt (p50 / p99), and reconnect after the relay is killed and comes back.
+- ``python -m bench.notify`` — presence, new-message and story notifications between
+  client cores, a profile read, the list of 1,000 conversations.
+- ``python -m bench.wallet`` — wallet connect (SIWE link), NFT metadata fetch (cold and
+  cached), a gift to its first receipt, a balance sync over 7 chains (anvil nodes).
 
 ``--only a,b`` runs some of them (names as above, without ``bench.``). ``--markdown``
 prints the figures as Markdown; ``--markdown docs/performance.md`` writes them into that
@@ -42,9 +46,11 @@ from . import (
     idle_connections,
     latency,
     nostr_compare,
+    notify,
     reconnect_storm,
     relay_throughput,
     social,
+    wallet,
 )
 
 SCENARIOS = {
@@ -56,6 +62,8 @@ SCENARIOS = {
     "reconnect_storm": reconnect_storm,
     "client": client,
     "latency": latency,
+    "notify": notify,
+    "wallet": wallet,
 }
 
 TITLES = {
@@ -67,6 +75,8 @@ TITLES = {
     "reconnect_storm": "Reconnect storm and offline drain",
     "client": "Client",
     "latency": "Live latency",
+    "notify": "Notifications and views",
+    "wallet": "Wallet",
 }
 
 
@@ -84,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     reconnect_storm.add_arguments(parser, shared=False)
     client.add_arguments(parser, shared=False)
     latency.add_arguments(parser, shared=False)
+    notify.add_arguments(parser, shared=False)
+    wallet.add_arguments(parser, shared=False)
     parser.add_argument("--only", default=None, metavar="NAMES",
                         help="comma-separated scenarios to run [all]: " + ", ".join(SCENARIOS))
     parser.add_argument("--markdown", nargs="?", const="-", default=None, metavar="FILE",
