@@ -139,10 +139,10 @@ async def _reads(n: int, fn: Callable[[], Any]) -> list[int]:
 
 
 async def _scenario(url: str, home: Path, s: dict[str, Any]) -> dict[str, Any]:
-    from tenchat.common import frames as f
     from tenchat.client.cache import MessageRow
     from tenchat.client.events import ONLINE, ConnectionChanged, MessageAdded, PresenceChanged
     from tenchat.client.service import Client
+    from tenchat.common import frames as f
 
     names = ["alice", "bob", *(f"follower{i}" for i in range(s["followers"])), "lister"]
     clients = {n: await Client.create(home / n, url, n, PASSPHRASE) for n in names}
