@@ -94,6 +94,10 @@ class Config:
     # Addresses the cap does not apply to: loopback is local tools, benchmarks, or a
     # reverse proxy on the same machine (where the address says nothing about the client).
     ip_conn_exempt: tuple[str, ...] = ("127.0.0.1", "::1")
+    # Reverse proxies whose X-Forwarded-For header names the client (relay/limits.py,
+    # client_address): with these set, every per-address limit and the audit log see the
+    # client's address instead of the proxy's. Empty: the header is never read.
+    forwarded_allow: tuple[str, ...] = ()
     queue_max: int = 100_000  # queued messages per recipient; sends past it get queue_full
     queue_bytes: int = 1024 * MiB  # queued body bytes per recipient; past it: queue_full
     auth_timeout: int = 30  # seconds a connection may stay unauthenticated before it is closed
@@ -348,6 +352,7 @@ _PARSERS: Final[dict[str, Callable[[Any], Any]]] = {
     "burst_user": _int(1, 10_000_000),
     "ip_conn_max": _int(0, 1_000_000),
     "ip_conn_exempt": _addresses,
+    "forwarded_allow": _addresses,
     "queue_max": _int(1, 10**9),
     "queue_bytes": _int(1024, 2**50),
     "auth_timeout": _int(1, 3600),

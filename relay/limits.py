@@ -8,15 +8,16 @@ wait until a token is there (the ``retry_after`` of a ``rate_limited`` error).
 
 from __future__ import annotations
 
+import ipaddress
 import time
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
     from .config import Config
 
 __all__ = ["TokenBucket", "UserBuckets", "KeyedBuckets", "AddressCounter", "LogBudget",
-           "Guards"]
+           "Guards", "client_address"]
 
 Clock = Callable[[], float]
 
@@ -78,6 +79,34 @@ class UserBuckets:
 
     def __len__(self) -> int:
         return len(self._buckets)
+
+
+def client_address(peer: object, headers: Mapping[str, str] | None,
+                   proxies: frozenset[str]) -> str:
+    """The address every per-address limit and the audit log use for a connection.
+
+    ``peer`` is the socket's remote address (a tuple whose first item is the host). When
+    it is one of the trusted ``proxies`` (the setting ``forwarded_allow``), the client is
+    the right-most entry of ``X-Forwarded-For`` that is not itself a trusted proxy: each
+    proxy appends the address it was connected from, so entries to the left of that one
+    were written by the client and are never believed. A malformed entry ends the walk
+    at the last trusted hop (the proxy's own address: limits then count per proxy, as
+    without the setting, rather than per an address the client chose)."""
+    host = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
+    if host not in proxies or headers is None:
+        return host
+    forwarded = headers.get("X-Forwarded-For")
+    if not forwarded:
+        return host
+    for item in reversed(forwarded.split(",")):
+        try:
+            hop = str(ipaddress.ip_address(item.strip()))
+        except ValueError:
+            return host
+        if hop not in proxies:
+            return hop
+        host = hop
+    return host
 
 
 class AddressCounter:
