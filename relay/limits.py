@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from .config import Config
 
 __all__ = ["TokenBucket", "UserBuckets", "KeyedBuckets", "AddressCounter", "LogBudget",
-           "Guards", "client_address"]
+           "Guards", "client_address", "network_of"]
 
 Clock = Callable[[], float]
 
@@ -109,8 +109,24 @@ def client_address(peer: object, headers: Mapping[str, str] | None,
     return host
 
 
+def network_of(address: str) -> str:
+    """What the per-address limits count by: an IPv4 address itself, an IPv6 address's
+    /64 network (one subscriber is routinely given a whole /64, so counting single IPv6
+    addresses would give one person 2**64 fresh budgets). Anything else is itself."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:  # ::ffff:a.b.c.d is that IPv4 client
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
 class AddressCounter:
-    """Open connections per client address, with a cap (0 = no cap)."""
+    """Open connections per client network (:func:`network_of`: an IPv4 address, an IPv6
+    /64), with a cap (0 = no cap). Exempt addresses are named one by one."""
 
     def __init__(self, cap: int, exempt: Iterable[str] = ()) -> None:
         self.cap = cap
@@ -118,25 +134,27 @@ class AddressCounter:
         self._open: dict[str, int] = {}
 
     def full(self, address: str) -> bool:
-        return (bool(self.cap) and self._open.get(address, 0) >= self.cap
+        return (bool(self.cap) and self.count(address) >= self.cap
                 and address not in self.exempt)
 
     def add(self, address: str) -> bool:
         """Count a connection; False (not counted) if the address is at its cap."""
         if self.full(address):
             return False
-        self._open[address] = self._open.get(address, 0) + 1
+        network = network_of(address)
+        self._open[network] = self._open.get(network, 0) + 1
         return True
 
     def remove(self, address: str) -> None:
-        left = self._open.get(address, 0) - 1
+        network = network_of(address)
+        left = self._open.get(network, 0) - 1
         if left > 0:
-            self._open[address] = left
+            self._open[network] = left
         else:
-            self._open.pop(address, None)
+            self._open.pop(network, None)
 
     def count(self, address: str) -> int:
-        return self._open.get(address, 0)
+        return self._open.get(network_of(address), 0)
 
 
 class LogBudget:

@@ -37,7 +37,7 @@ from tenchat.common.errors import ErrorCode, ProtocolError
 from tenchat.common.frames import Deliver, Error, GroupDeliver, Synced, encode
 
 from .connection import Outgoing, RelayConnection
-from .limits import Guards, TokenBucket
+from .limits import Guards, TokenBucket, network_of
 
 if TYPE_CHECKING:
     from .admin import AuditAggregator
@@ -96,7 +96,8 @@ class Session:
         # the origins auth may name (config.accepted_origins); set by the server
         self.origins: frozenset[str] = frozenset()
         # --- limits and roles (relay/limits.py, relay/admin.py) ---
-        self.address = address  # the client's (limits.client_address), for limits and audit
+        self.address = address  # the client's (limits.client_address), for the audit log
+        self.network = network_of(address)  # what the per-address limits count by
         self.bucket = TokenBucket(config.rate_conn, config.burst_conn)
         self.opened = time.monotonic()
         self.stalled_since: float | None = None  # since when sends wait for a reader

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 from websockets.exceptions import InvalidStatus
 
-from tenchat.relay.limits import client_address
+from tenchat.relay.limits import AddressCounter, client_address, network_of
 from tests.support.inproc import StartRelay, eventually
 from tests.support.wsclient import RelayClient
 
@@ -84,3 +84,18 @@ async def test_without_the_setting_the_header_changes_nothing(
     assert relay.server is not None
     assert [s.address for s in relay.server.sessions] == ["127.0.0.1"]
     await first.close()
+
+
+def test_limits_count_an_ipv6_client_by_its_64() -> None:
+    assert network_of("2001:db8:1:2:aaaa::1") == network_of("2001:db8:1:2:ffff::9")
+    assert network_of("2001:db8:1:2::1") == "2001:db8:1:2::/64"
+    assert network_of("2001:db8:1:3::1") != network_of("2001:db8:1:2::1")
+    assert network_of("198.51.100.1") == "198.51.100.1"
+    assert network_of("::ffff:198.51.100.1") == "198.51.100.1"
+    assert network_of("?") == "?"
+    counter = AddressCounter(cap=2)
+    assert counter.add("2001:db8::1") and counter.add("2001:db8::2")
+    assert not counter.add("2001:db8::ffff")  # the same /64: over the cap
+    assert counter.add("2001:db8:0:1::1")  # the next /64
+    counter.remove("2001:db8::2")
+    assert counter.add("2001:db8::3")
