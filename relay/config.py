@@ -118,6 +118,9 @@ class Config:
     audit_retention_days: int = 90  # audit rows older than this are deleted (0: kept)
     bundle_rate: int = 60  # prekey bundles one identity may fetch per minute (0 = no limit)
     bundle_burst: int = 300  # ... at once, above bundle_rate
+    # Presence watch lists one identity may send per minute (each looks up to 1,024
+    # contacts in the store), burst as many; 0 = no limit.
+    watch_rate: int = 60
     # One-time prekeys handed out per target per hour (burst as many); past it a bundle
     # comes without one (X3DH works without it), so nobody can drain a victim's prekeys.
     otk_rate: int = 100
@@ -369,6 +372,7 @@ _PARSERS: Final[dict[str, Callable[[Any], Any]]] = {
     "audit_retention_days": _int(0, 36_500),
     "bundle_rate": _int(0, 1_000_000),
     "bundle_burst": _int(1, 1_000_000),
+    "watch_rate": _int(0, 1_000_000),
     "otk_rate": _int(0, 1_000_000),
     "limit_exempt": _addresses,
     "ident_rate": _int(0, 1_000_000),

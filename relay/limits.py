@@ -190,6 +190,8 @@ class Guards:
                                           clock)
         # bundles fetched per requesting identity
         self.bundles = KeyedBuckets(config.bundle_rate / 60, config.bundle_burst, clock)
+        # presence watch lists per identity (each is a store look-up of its users)
+        self.watches = KeyedBuckets(config.watch_rate / 60, config.watch_rate, clock)
         # one-time prekeys handed out per target identity
         self.otks = KeyedBuckets(config.otk_rate / 3600, config.otk_rate, clock)
         # identities new to the relay, and handle registrations, per address
