@@ -23,6 +23,7 @@ from ..common.crypto.errors import CryptoError
 from ..common.crypto.media import MediaRef
 from ..common.errors import ErrorCode, ProtocolError, TenchatError
 from . import media
+from .cache import KeyRow
 from .connection import RelayError
 
 if TYPE_CHECKING:
@@ -116,7 +117,7 @@ class SocialService:
     async def receive_audience_key(self, author: bytes, content: c.AudienceKey) -> None:
         """A followee's audience key (for their followers-only posts), sent us 1:1 — in
         the open receive transaction."""
-        await self.client.cache.put_audience_key(author, content.key_id, content.key,
+        await self.client.cache.audience.put_key(author, content.key_id, content.key,
                                                  self.client.clock())
 
     async def _user(self, peer: str | None) -> bytes:
@@ -125,10 +126,10 @@ class SocialService:
     async def _handle(self, user: bytes) -> str | None:
         if user == self.client.user:
             return self.client.handle
-        if await self.client.cache.contact(user) is None:
+        if await self.client.cache.contacts.get(user) is None:
             async with self.client.cache.transaction():
                 await self.client.name_sender(user, spoke=False)
-        contact = await self.client.cache.contact(user)
+        contact = await self.client.cache.contacts.get(user)
         return contact.handle if contact is not None else None
 
     # --- profiles -----------------------------------------------------------------------
@@ -165,7 +166,7 @@ class SocialService:
     OWN_PROFILE = "social.own_profile"  # cache meta: the newest own profile record seen
 
     async def _local_profile(self) -> s.Profile | None:
-        record = await self.client.cache.get_meta(self.OWN_PROFILE)
+        record = await self.client.cache.settings.get(self.OWN_PROFILE)
         if record is None:
             return None
         try:
@@ -176,7 +177,7 @@ class SocialService:
 
     async def _keep_own(self, record: bytes) -> None:
         async with self.client.cache.transaction():
-            await self.client.cache.set_meta(self.OWN_PROFILE, record)
+            await self.client.cache.settings.set(self.OWN_PROFILE, record)
 
     async def own_profile(self) -> s.Profile | None:
         """One's own profile: the newest of the copy kept here (every profile this device
@@ -306,7 +307,7 @@ class SocialService:
         The author's own decision: no list the relay sends can undo it."""
         import json
 
-        raw = await self.client.cache.get_meta("social_removed")
+        raw = await self.client.cache.settings.get("social_removed")
         if not raw:
             return {}
         return {bytes.fromhex(k): int(v) for k, v in json.loads(raw).items()}
@@ -321,7 +322,7 @@ class SocialService:
                     return
             else:
                 current[user] = at
-            await self.client.cache.set_meta(
+            await self.client.cache.settings.set(
                 "social_removed", json.dumps({k.hex(): v for k, v in current.items()}).encode())
 
     async def _verified(self, user: bytes, kind: str) -> list[FollowView]:
@@ -362,7 +363,7 @@ class SocialService:
 
     # --- audience keys --------------------------------------------------------------------
 
-    async def sync_audience(self) -> tuple[int, bytes]:
+    async def sync_audience(self) -> KeyRow:
         """Bring the audience key up to date with one's followers; the current key.
 
         A new key is made when there is none, or when someone who was sent the current
@@ -380,20 +381,20 @@ class SocialService:
         cache = self.client.cache
         sent = False
         async with self.client.cache.transaction():
-            members = await cache.audience_members()
-            current = await cache.current_audience_key(me)
-            if current is None or any(u not in followers or k != current[0]
+            members = await cache.audience.members()
+            current = await cache.audience.current_key(me)
+            if current is None or any(u not in followers or k != current.key_id
                                       for u, k in members.items()):
-                current = (int.from_bytes(os.urandom(4), "big"),
-                           os.urandom(s.AUDIENCE_KEY_LEN))
-                await cache.put_audience_key(me, current[0], current[1], _now_ms())
+                current = KeyRow(int.from_bytes(os.urandom(4), "big"),
+                                 os.urandom(s.AUDIENCE_KEY_LEN))
+                await cache.audience.put_key(me, current.key_id, current.key, _now_ms())
                 members = {}
-            body = c.encode_content(c.AudienceKey(key_id=current[0], key=current[1]))
+            body = c.encode_content(c.AudienceKey(key_id=current.key_id, key=current.key))
             for user in sorted(followers - members.keys()):
                 await self.client.queue_content(user, os.urandom(16), body)
-                members[user] = current[0]
+                members[user] = current.key_id
                 sent = True
-            await cache.set_audience_members(members)
+            await cache.audience.set_members(members)
         if sent:
             await self.client.flush_outbox()
         return current
@@ -485,7 +486,7 @@ class SocialService:
                 continue
             key_ref = (rec.author, rec.audience_key_id)
             if key_ref not in keys:
-                keys[key_ref] = await self.client.cache.audience_key(*key_ref)
+                keys[key_ref] = await self.client.cache.audience.key(*key_ref)
             key = keys[key_ref]
             inner: s.Post | None = None
             if key is not None:
@@ -541,7 +542,7 @@ class SocialService:
     async def _post_key(self, post: PostView) -> tuple[int, bytes] | None:
         if post.audience != "followers" or post.key_id is None:
             return None
-        key = await self.client.cache.audience_key(post.author, post.key_id)
+        key = await self.client.cache.audience.key(post.author, post.key_id)
         if key is None:
             raise SocialError("you can't read this followers-only post, so you can't "
                               "comment on it")
@@ -618,7 +619,7 @@ class SocialService:
                 if post.audience != "followers":
                     log.warning("dropped a sealed comment on a public post")
                     continue
-                key = await self.client.cache.audience_key(post.author, rec.audience_key_id)
+                key = await self.client.cache.audience.key(post.author, rec.audience_key_id)
                 text = None
                 if key is not None:
                     try:

@@ -236,18 +236,18 @@ class ChatScreen(FeatureActions, Screen[None]):
         if not rows:
             return
         cache = self.client.cache
-        reactions = await cache.reactions(peer, [r.id for r in rows])
+        reactions = await cache.messages.reactions(peer, [r.id for r in rows])
         seen = {}
         if len(peer) == 16:
             for row in rows:
                 if row.outgoing:
-                    seen[row.id] = await cache.seen_by(peer, row.id)
+                    seen[row.id] = await cache.messages.seen_by(peer, row.id)
         log_widget = self.query_one(MessageLog)
         quoted = {}
         for row in rows:
             if row.reply_to and row.reply_to not in quoted and log_widget.row(row.reply_to) \
                     is None:
-                target = await cache.message(peer, row.reply_to)
+                target = await cache.messages.get(peer, row.reply_to)
                 if target is not None:
                     quoted[row.reply_to] = target
         ids = [r.id for r in rows]
@@ -306,7 +306,7 @@ class ChatScreen(FeatureActions, Screen[None]):
     async def _show_key_change(self, peer: bytes) -> None:
         """The banner when the open 1:1 peer is a handle's new identity key (the core
         moves a handle to the key that now signs for it; contacts.key_change)."""
-        contact = await self.client.cache.contact(peer) if len(peer) == 32 else None
+        contact = await self.client.cache.contacts.get(peer) if len(peer) == 32 else None
         if peer != self.peer:
             return
         banner = self.query_one(KeyChangeBanner)
@@ -698,10 +698,10 @@ class ChatScreen(FeatureActions, Screen[None]):
 
     @work(group="message-changed", exit_on_error=False)
     async def _reload_message(self, conv: bytes, msg_id: bytes) -> None:
-        row = await self.client.cache.message(conv, msg_id)
+        row = await self.client.cache.messages.get(conv, msg_id)
         if row is None or conv != self.peer:
             return
-        reactions = (await self.client.cache.reactions(conv, [msg_id])).get(msg_id, {})
+        reactions = (await self.client.cache.messages.reactions(conv, [msg_id])).get(msg_id, {})
         log_widget = self.query_one(MessageLog)
         log_widget.update_row(row, reactions)
         polls = await self.client.polls.views(conv, [msg_id])
@@ -715,7 +715,7 @@ class ChatScreen(FeatureActions, Screen[None]):
         for msg_id in ids:
             row = log_widget.row(msg_id)
             if row is not None and row.outgoing:
-                seen[msg_id] = await self.client.cache.seen_by(group, msg_id)
+                seen[msg_id] = await self.client.cache.messages.seen_by(group, msg_id)
         if seen and group == self.peer:
             log_widget.decorate(seen=seen)
 
@@ -898,7 +898,7 @@ class ChatScreen(FeatureActions, Screen[None]):
         """Verify a pending key change from its own conversation: the new key's number."""
         from .verify import VerifyScreen
 
-        contact = await self.client.cache.contact(peer)
+        contact = await self.client.cache.contacts.get(peer)
         if contact is not None and contact.claimed:
             self.app.push_screen(VerifyScreen(self.client, contact.claimed, pending=peer),
                                  lambda _: self._schedule_refresh())
@@ -1019,7 +1019,7 @@ class ChatScreen(FeatureActions, Screen[None]):
         images = {}
         for pack in packs:
             for entry in pack.stickers:
-                data = await self.client.cache.sticker_image(entry.ref.hash)
+                data = await self.client.cache.stickers.image(entry.ref.hash)
                 if data is not None:
                     images[entry.ref.hash] = data
 

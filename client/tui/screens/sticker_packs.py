@@ -89,7 +89,7 @@ class StickerPacksScreen(ModalScreen[None]):
         pack = self.packs[event.option_index]
         data = None
         if pack.stickers:
-            data = await self.client.cache.sticker_image(pack.stickers[0].ref.hash)
+            data = await self.client.cache.stickers.image(pack.stickers[0].ref.hash)
         self.query_one("#pack-preview", ImagePreview).set_image(data)
         if self.link_shown != pack.id:
             self.link_shown = None
