@@ -11,12 +11,12 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
 from textual import events, on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.message import Message
@@ -37,6 +37,7 @@ from ...events import (
     TypingChanged,
 )
 from .. import render, slash
+from ..bindings import key_bindings
 from ..keys import CHAT_KEYS
 from ..widgets.composer import Composer
 from ..widgets.conversation_header import ConversationHeader
@@ -67,8 +68,8 @@ TYPING_EXPIRY = 8.0  # a peer's "typing" is dropped after this without news
 class ChatScreen(FeatureActions, Screen[None]):
     """Everything a conversation needs on one screen."""
 
-    BINDINGS = [Binding(spec.key, spec.id, spec.description, id=spec.id, show=spec.show)
-                for spec in CHAT_KEYS] + FEATURE_BINDINGS
+    BINDINGS: ClassVar[list[BindingType]] = [*key_bindings(CHAT_KEYS, footer=True),
+                                             *FEATURE_BINDINGS]
 
     class CoreEvent(Message):
         """An event from the client core, delivered in the screen's message queue."""
@@ -454,7 +455,7 @@ class ChatScreen(FeatureActions, Screen[None]):
         log_widget.select_newest()
 
     @on(MessageLog.Selecting)
-    def _selecting(self, event: MessageLog.Selecting) -> None:
+    def _on_log_selecting(self, event: MessageLog.Selecting) -> None:
         self.query_one(StatusBar).selecting = event.active
 
     @on(MessageLog.Typed)
@@ -723,7 +724,7 @@ class ChatScreen(FeatureActions, Screen[None]):
         """Disappearing messages whose time is up (the core has deleted them)."""
         now = int(time.time() * 1000)
         log_widget = self.query_one(MessageLog)
-        log_widget.remove([r.id for r in log_widget.rows if r.expires_at and
+        log_widget.remove_rows([r.id for r in log_widget.rows if r.expires_at and
                            r.expires_at <= now])
 
     def _message_added(self, row: Any) -> None:
