@@ -27,6 +27,7 @@ from textual.widgets import Static, TextArea
 
 from ....common.errors import TenchatError
 from ...cache import KEY_CHANGED_VERIFIED
+from ...conv import is_group, is_user
 from ...events import (
     ConnectionChanged,
     ConversationChanged,
@@ -190,7 +191,7 @@ class ChatScreen(FeatureActions, Screen[None]):
             self._cancel_compose_mode()
         self.peer = peer
         conv = self.conversations.get(peer)
-        group = len(peer) == 16
+        group = is_group(peer)
         names: dict[bytes, str] = {}
         self.group_info = None
         if group:
@@ -239,7 +240,7 @@ class ChatScreen(FeatureActions, Screen[None]):
         cache = self.client.cache
         reactions = await cache.messages.reactions(peer, [r.id for r in rows])
         seen = {}
-        if len(peer) == 16:
+        if is_group(peer):
             for row in rows:
                 if row.outgoing:
                     seen[row.id] = await cache.messages.seen_by(peer, row.id)
@@ -307,7 +308,7 @@ class ChatScreen(FeatureActions, Screen[None]):
     async def _show_key_change(self, peer: bytes) -> None:
         """The banner when the open 1:1 peer is a handle's new identity key (the core
         moves a handle to the key that now signs for it; contacts.key_change)."""
-        contact = await self.client.cache.contacts.get(peer) if len(peer) == 32 else None
+        contact = await self.client.cache.contacts.get(peer) if is_user(peer) else None
         if peer != self.peer:
             return
         banner = self.query_one(KeyChangeBanner)
@@ -340,7 +341,7 @@ class ChatScreen(FeatureActions, Screen[None]):
     @work(group="group-info", exclusive=True, exit_on_error=False)
     async def _refresh_group(self) -> None:
         peer = self.peer
-        if peer is None or len(peer) != 16:
+        if peer is None or not is_group(peer):
             return
         info = await self._group_info(peer)
         if info is None or peer != self.peer:
@@ -360,7 +361,7 @@ class ChatScreen(FeatureActions, Screen[None]):
             header.peer_name = ""
             return
         log_widget = self.query_one(MessageLog)
-        group = len(self.peer) == 16
+        group = is_group(self.peer)
         header.group = group
         if group:
             header.peer_name = (self.group_info.name if self.group_info else
@@ -525,7 +526,7 @@ class ChatScreen(FeatureActions, Screen[None]):
                 self.app.push_screen(ConfirmScreen(
                     f"Delete “{first}” for everyone?"), confirmed)
             case "pin_message":
-                if len(peer) == 16 and (self.group_info is None or
+                if is_group(peer) and (self.group_info is None or
                                         self.group_info.my_role not in ("owner", "admin")):
                     self.notify("Only group admins may pin messages.", severity="warning")
                     return
@@ -578,7 +579,7 @@ class ChatScreen(FeatureActions, Screen[None]):
     @on(MemberPanel.Change)
     def _member_change(self, event: MemberPanel.Change) -> None:
         group = self.peer
-        if group is None or len(group) != 16:
+        if group is None or not is_group(group):
             return
         groups = self.client.groups
         match event.action:
@@ -676,7 +677,7 @@ class ChatScreen(FeatureActions, Screen[None]):
             case StatusChanged(peer=peer, ids=ids, status=status):
                 if peer == self.peer:
                     self.query_one(MessageLog).set_status(ids, status)
-                    if len(peer) == 16:
+                    if is_group(peer):
                         self._reload_seen(peer, ids)
             case MessageChanged(conv=conv, id=msg_id):
                 if conv == self.peer:
@@ -690,11 +691,11 @@ class ChatScreen(FeatureActions, Screen[None]):
                 self._connection(event)
             case ConversationChanged(peer=peer):
                 self._schedule_refresh()
-                if peer == self.peer and len(peer) == 32:
+                if peer == self.peer and is_user(peer):
                     self._show_key_change(peer)  # verified, or a changed key accepted
                 if peer == self.peer:
                     self._drop_expired()
-                    if len(peer) == 16:
+                    if is_group(peer):
                         self._refresh_group()
 
     @work(group="message-changed", exit_on_error=False)
@@ -782,7 +783,7 @@ class ChatScreen(FeatureActions, Screen[None]):
         typers = self._peer_typing_expiry.get(peer)
         if not typers:
             return ""
-        if len(peer) != 16:
+        if not is_group(peer):
             return "typing…"
         names = self.query_one(MessageLog).names
         handles = [f"@{names[u]}" if names.get(u) else "someone" for u in typers]
@@ -891,7 +892,7 @@ class ChatScreen(FeatureActions, Screen[None]):
 
             self.app.push_screen(VerifyScreen(self.client, conv.handle),
                                  lambda _: self._schedule_refresh())
-        elif conv is not None and len(conv.peer) == 32:
+        elif conv is not None and is_user(conv.peer):
             self._verify_pending(conv.peer)
 
     @work(group="verify", exit_on_error=False)
