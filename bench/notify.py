@@ -248,7 +248,7 @@ async def _scenario(url: str, home: Path, s: dict[str, Any]) -> dict[str, Any]:
                 for peer in (os.urandom(32) for _ in range(s["conversations"]))
                 for k in range(3)]
         async with lister.cache.transaction():
-            await lister.cache.insert_many(rows)
+            await lister.cache.messages.insert_many(rows)
         listed = len(await lister.conversations())
         conv_ns = await _reads(s["reads"], lister.conversations)
         return {
