@@ -138,21 +138,23 @@ def main(argv: list[str] | None = None) -> int:
     elif args.update_baseline is not None:
         names = list(baseline.DEFAULT_SCENARIOS)
     quiet = args.json or args.markdown is not None or args.update_baseline is not None
+    runs = baseline.UPDATE_RUNS if args.update_baseline is not None else 1
     try:
-        results = run_scenarios(args, names, quiet=quiet)
+        all_results = [run_scenarios(args, names, quiet=quiet) for _ in range(runs)]
     except RuntimeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    ok = all(out["ok"] for out in results.values())
+    results = all_results[-1]
+    ok = all(out["ok"] for res in all_results for out in res.values())
     if args.update_baseline is not None:
         if not ok:
             print("error: a scenario's own checks failed: no baseline written", file=sys.stderr)
             return 1
-        meta = next(iter(results.values()))
-        baseline.write(results, {k: meta[k] for k in ("date", "commit", "cores", "python")}
-                       | {"quick": bool(args.quick)}, args.update_baseline)
-        print(f"wrote {len(baseline.figures(results))} figures to {args.update_baseline}",
-              file=sys.stderr)
+        meta = next(iter(all_results[0].values()))
+        baseline.write(all_results, {k: meta[k] for k in ("date", "commit", "cores", "python")}
+                       | {"quick": bool(args.quick), "runs": runs}, args.update_baseline)
+        print(f"wrote {len(baseline.figures(results))} figures (each the slowest of {runs}"
+              f" runs) to {args.update_baseline}", file=sys.stderr)
         return 0
     if args.markdown is not None:
         status = write_markdown(args.markdown, results)
@@ -203,7 +205,8 @@ def check_baseline(args: argparse.Namespace) -> int:
     except RuntimeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    report = baseline.format_report(first, second, twice)
+    crowded = not twice and any(f.regressed for f in first) and baseline.busy()
+    report = baseline.format_report(first, second, twice, crowded)
     print(json.dumps({"regressed": twice, "figures": [f.path for f in first]}) if args.json
           else report)
     return 1 if twice else 0
