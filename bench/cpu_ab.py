@@ -48,9 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("a", type=Path, help="tree A (the before)")
     parser.add_argument("b", type=Path, help="tree B (the after)")
     parser.add_argument("--runs", type=int, default=4, help="runs of each tree [4]")
-    parser.add_argument("options", nargs="*", help="relay_throughput options (after --)")
-    args = parser.parse_args(argv)
-    options = args.options or ["--quick", "--duration", "3"]
+    argv = sys.argv[1:] if argv is None else argv
+    split = argv.index("--") if "--" in argv else len(argv)
+    args = parser.parse_args(argv[:split])
+    options = argv[split + 1:] or ["--quick", "--duration", "3"]  # relay_throughput's
     runs: dict[str, list[tuple[float, float, float]]] = {"A": [], "B": []}
     trees = {"A": args.a.resolve(), "B": args.b.resolve()}
     for i in range(args.runs):
