@@ -232,8 +232,13 @@ class Cluster:
                 if heard < deadline:
                     del self._heard[node]
                     log.warning("relay node %s not heard from for %.0f s: its users are "
-                                "offline", node, 3 * self.heartbeat)
+                                "offline; re-reading the queues here", node, 3 * self.heartbeat)
                     self.hub.node_gone(node)
+                    # It may have died between a commit and its publish (or answered a
+                    # retry from its dedupe, which publishes nothing): what it stored for
+                    # users connected here is in the store only.
+                    self.gaps += 1
+                    self.hub.resync(None, None)
 
 
 def _resync_group(event: GroupEntryEvent | MembersEvent) -> Event:

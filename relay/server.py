@@ -33,6 +33,7 @@ from tenchat.common.errors import ErrorCode, ProtocolError
 from tenchat.common.frames import Error, Register, decode_request, peek_id
 
 from . import admin, handlers
+from .chores import Chore, Chores, refused
 from .cluster import Cluster
 from .config import Config, accepted_origins
 from .connection import RelayConnection
@@ -94,9 +95,7 @@ class Server:
         self.should_exit = asyncio.Event()
         self.stopping = False
         self._ws: WsServer | None = None
-        self._sweeper: asyncio.Task[None] | None = None
         self._watcher: asyncio.Task[None] | None = None
-        self._story_sweeper: asyncio.Task[None] | None = None
         self.port: int | None = None  # the bound port, once listening
         self.origins: frozenset[str] = frozenset()  # what auth may name, once listening
         self.metrics = Metrics()
@@ -106,7 +105,8 @@ class Server:
             upload_expiry_hours=config.upload_expiry_hours, batch=config.sweep_batch,
             metrics=self.metrics, audit_retention_days=config.audit_retention_days,
         )
-        self._retention: asyncio.Task[None] | None = None
+        # the sweeps and retention, run by the cluster's leader (relay/chores.py)
+        self.chores = Chores(self.store, self.metrics)
         self._health: HealthEndpoint | None = None
         self._started = time.monotonic()
         self.user_buckets = UserBuckets(config.rate_user, config.burst_user)
@@ -167,12 +167,11 @@ class Server:
         self.port = self._ws.sockets[0].getsockname()[1] if self._ws.sockets else config.port
         self.origins = accepted_origins(config, self.port)
         self._install_signal_handlers()
-        self._sweeper = asyncio.create_task(self._sweep_loop(), name="expiry-sweep")
-        self._story_sweeper = asyncio.create_task(self._story_sweep_loop(),
-                                                  name="story-sweep")
-        self._retention = asyncio.create_task(
-            self.retention.run_forever(config.sweep_interval), name="retention"
-        )
+        self.chores.start([
+            Chore("expiry sweep", config.sweep_interval, self.sweep_expired),
+            Chore("retention", config.sweep_interval, self.retention.run_logged),
+            Chore("story sweep", config.story_sweep_interval, self._sweep_stories_logged),
+        ])
         if config.metrics_port:
             self._health = HealthEndpoint(config.metrics_host, config.metrics_port, {
                 "/healthz": self._healthz, "/metrics": self._metrics,
@@ -215,6 +214,7 @@ class Server:
         since the last look (ban_poll, for bans made by `tenchat-relay admin`)."""
         config = self.config
         next_ban_poll = 0.0
+        polls_failing = False
         while True:
             await asyncio.sleep(1.0)
             now = time.monotonic()
@@ -240,10 +240,15 @@ class Server:
                         self._last_ban = ban_id
                         # (every node looks: each closes its own connections)
                         self.hub.deliver_disconnect(user, "banned")
-            except ProtocolError:  # unavailable: shutting down
-                return
-            except Exception:
-                log.exception("connection watch failed")
+                    if polls_failing:
+                        polls_failing = False
+                        log.info("the ban poll reads the store again")
+            except Exception as exc:
+                if (problem := refused(exc)) is None:
+                    log.exception("connection watch failed")
+                elif not polls_failing:  # (the database restarting: once, not each poll)
+                    polls_failing = True
+                    log.warning("ban poll postponed: %s", problem.message)
 
     def _install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()
@@ -259,24 +264,17 @@ class Server:
     async def main_loop(self) -> None:
         await self.should_exit.wait()
 
-    async def _sweep_loop(self) -> None:
+    async def sweep_expired(self) -> int:
         """Delete expired messages and group entries: small transactions through the
-        writer (sweep_batch rows per table each), every sweep_interval seconds."""
-        interval, batch = self.config.sweep_interval, self.config.sweep_batch
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                now = self.clock()
-                total = 0
-                while (deleted := await self.store.sweep(now, batch)) >= batch:
-                    total += deleted
-                total += deleted
-                if total:
-                    log.info("expiry sweep deleted %d rows or more", total)
-            except ProtocolError:  # unavailable: shutting down
-                return
-            except Exception:
-                log.exception("expiry sweep failed")
+        writer (sweep_batch rows per table each); how many went (at least)."""
+        now, batch = self.clock(), self.config.sweep_batch
+        total = 0
+        while (deleted := await self.store.sweep(now, batch)) >= batch:
+            total += deleted
+        total += deleted
+        if total:
+            log.info("expiry sweep deleted %d rows or more", total)
+        return total
 
     async def sweep_stories(self) -> tuple[int, int]:
         """Delete every expired story and story image: batches of sweep_batch rows, each
@@ -294,18 +292,10 @@ class Server:
                 return n_stories, n_blobs
             await asyncio.sleep(0)  # let other work in between batches
 
-    async def _story_sweep_loop(self) -> None:
-        """Every story_sweep_interval seconds (an hour by default): sweep_stories."""
-        while True:
-            await asyncio.sleep(self.config.story_sweep_interval)
-            try:
-                n_stories, n_blobs = await self.sweep_stories()
-                if n_stories or n_blobs:
-                    log.info("story sweep deleted %d stories and %d blobs", n_stories, n_blobs)
-            except ProtocolError:  # unavailable: shutting down
-                return
-            except Exception:
-                log.exception("story sweep failed")
+    async def _sweep_stories_logged(self) -> None:
+        n_stories, n_blobs = await self.sweep_stories()
+        if n_stories or n_blobs:
+            log.info("story sweep deleted %d stories and %d blobs", n_stories, n_blobs)
 
     async def _healthz(self) -> tuple[int, str, bytes]:
         status, body = await health_report(
@@ -317,6 +307,8 @@ class Server:
             # Reported, not failed on: without the bus, pushes from other nodes wait for
             # the store re-read that follows its return; moving clients would not help.
             body["bus"] = "connected" if self.cluster.bus.connected else "disconnected"
+        if self.config.storage != "sqlite":
+            body["leader"] = self.chores.leading  # this node runs the sweeps
         return status, "application/json", json.dumps(body).encode()
 
     async def _metrics(self) -> tuple[int, str, bytes]:
@@ -325,11 +317,11 @@ class Server:
 
     async def shutdown(self) -> None:
         self.stopping = True
-        for task in (self._sweeper, self._story_sweeper, self._retention, self._watcher):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        await self.chores.close()
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
         if self._health is not None:
             await self._health.close()
         if self._ws is not None:
@@ -454,8 +446,8 @@ class Server:
                                   f"; {dropped} more failures not logged" if dropped else "",
                                   exc_info=exc)
                     refused = ProtocolError(ErrorCode.INTERNAL, "internal error")
-                else:
-                    log.error("frame id %s refused by the disk: %s", rid, exc)
+                elif refused.code != ErrorCode.UNAVAILABLE:  # (an outage is logged once,
+                    log.error("frame id %s refused: %s", rid, exc)  # by the writer)
                 exc = refused
             if rid is None and isinstance(data, bytes):
                 rid = peek_id(data)

@@ -55,6 +55,9 @@ _BURST = 256  # pushes written at once, at most (then the pump lets others run)
 # drops duplicates, as after any reconnect).
 SENT_WINDOW = 8192
 
+# Seconds before a subscription that met the store out of reach reads it again (doubling).
+_RETRY_MIN, _RETRY_MAX = 0.25, 4.0
+
 log = logging.getLogger("tenchat.relay.session")
 
 
@@ -230,6 +233,7 @@ class Subscription:
         if session.hub.clustered:
             self._sent, self._sent_groups = SentWindow(SENT_WINDOW), SentWindow(SENT_WINDOW)
         self._resync = False
+        self._synced = False  # Synced was sent
 
     def resync(self) -> None:
         """Re-read the whole queue and every group log from the member's stored cursor,
@@ -319,40 +323,53 @@ class Subscription:
                 return
 
     async def _run(self) -> None:
+        retry = _RETRY_MIN
+        self._synced = False
+        while True:
+            try:
+                await self._serve()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if not _store_out_of_reach(exc):
+                    log.exception("subscription pump failed")
+                    return
+            # The store is out of reach (PostgreSQL restarting): read the queue again
+            # once it is back; what is committed meanwhile waits in the buffer.
+            await asyncio.sleep(retry)
+            retry = min(2 * retry, _RETRY_MAX)
+            self._need_drain = True
+            self._resync = self._sent is not None  # (re-read all: seqs out of order)
+
+    async def _serve(self) -> None:
         session = self.session
-        synced = False
-        try:
-            await self._load_groups()
-            while True:
-                if self._need_drain:
-                    self._need_drain = False
-                    if self._resync:
-                        self._resync = False
-                        self.cursor = 0
-                        await self._load_groups()  # (the members' stored cursors)
-                    await self._drain()
-                    if not synced:
-                        synced = True
-                        await session.send(Synced(seq=self.cursor))
-                    continue
-                out: list[bytes] = []  # what this turn has buffered leaves in one write
-                while self._buffer and not self._need_drain and len(out) < _BURST:
-                    frame = self._admit(*self._buffer.popleft())
-                    if frame is not None:
-                        out.append(frame.data if isinstance(frame, Outgoing) else frame)
-                if out:
-                    await session.send_encoded(out)
-                if not self._buffer and not self._need_drain:
-                    self._wake.clear()
-                    self._idle = True
-                    try:
-                        await self._wake.wait()
-                    finally:
-                        self._idle = False
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("subscription pump failed")
+        await self._load_groups()
+        while True:
+            if self._need_drain:
+                self._need_drain = False
+                if self._resync:
+                    self._resync = False
+                    self.cursor = 0
+                    await self._load_groups()  # (the members' stored cursors)
+                await self._drain()
+                if not self._synced:
+                    self._synced = True
+                    await session.send(Synced(seq=self.cursor))
+                continue
+            out: list[bytes] = []  # what this turn has buffered leaves in one write
+            while self._buffer and not self._need_drain and len(out) < _BURST:
+                frame = self._admit(*self._buffer.popleft())
+                if frame is not None:
+                    out.append(frame.data if isinstance(frame, Outgoing) else frame)
+            if out:
+                await session.send_encoded(out)
+            if not self._buffer and not self._need_drain:
+                self._wake.clear()
+                self._idle = True
+                try:
+                    await self._wake.wait()
+                finally:
+                    self._idle = False
 
     async def _drain(self) -> None:
         """The 1:1 queue, then each group's log from its cursor (gseq ascending)."""
@@ -415,6 +432,13 @@ class SentWindow:
             return False
         self.add(seq)
         return True
+
+
+def _store_out_of_reach(exc: Exception) -> bool:
+    from .storage import storage_error
+
+    refused = exc if isinstance(exc, ProtocolError) else storage_error(exc)
+    return refused is not None and refused.code == ErrorCode.UNAVAILABLE
 
 
 def _expired(expires_at: int) -> bool:

@@ -388,6 +388,13 @@ class Store(abc.ABC):
     async def stats(self) -> dict[str, int]:
         """Row counts for metrics."""
 
+    async def lead(self) -> bool:
+        """Whether this node is (or now becomes) the one of the nodes sharing this store
+        that runs the cluster's chores (sweeps, retention). A store only one process uses
+        (SQLite) always leads; PostgreSQL hands the lead to one node at a time, and to
+        another when that node dies (relay/storage/postgres/lead.py)."""
+        return True
+
     on_batch: BatchListener | None = None
     last_write_error: str | None = None
 

@@ -381,3 +381,37 @@ def test_serve_with_a_bus_reports_it_in_healthz(tmp_path: Path, nats_service: st
     with relay, urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as resp:
         health = json.loads(resp.read())
     assert health["status"] == "ok" and health["bus"] == "connected"
+
+
+@async_test
+async def test_a_node_that_dies_unannounced_makes_the_others_re_read(
+        cluster: Cluster, nats_service: str) -> None:
+    """A node that dies between a commit and its publish (SIGKILL) leaves the message in
+    the store only: when the others give the node up (3 heartbeats unheard), their
+    connections re-read their queues and the recipient gets it."""
+    import nats
+
+    from tenchat.relay.bus import Heartbeat, encode_event, subject_for
+
+    alice, bob = await cluster.login(0), await cluster.login(1)
+    await bob.call(Subscribe)
+    await bob.next_push(Synced)
+    ghost = await nats.connect(nats_service)  # a node heard once, then never again
+    try:
+        await ghost.publish(subject_for(cluster.name), encode_event("ghost", Heartbeat()))
+        await ghost.flush()
+    finally:
+        await ghost.close()
+    node_b = cluster.nodes[1].cluster
+    assert node_b is not None
+    await eventually(lambda: "ghost" in node_b.nodes, what=lambda: "the ghost's heartbeat")
+    # what the ghost committed and never published
+    listener, cluster.store.on_commit = cluster.store.on_commit, None
+    try:
+        stored = await cluster.store.enqueue(bob.user, alice.user, msg_id(), b"orphan")
+    finally:
+        cluster.store.on_commit = listener
+    gaps = node_b.gaps
+    got = await bob.next_push(Deliver, timeout=10)
+    assert (got.seq, got.body) == (stored.seq, b"orphan")
+    assert node_b.gaps == gaps + 1 and "ghost" not in node_b.nodes
