@@ -40,11 +40,12 @@ from .connection import RelayConnection
 from .datalock import DataDirLock
 from .files import secure_data_dir
 from .hub import Hub
-from .limits import AddressCounter, Guards, LogBudget, UserBuckets
+from .limits import AddressCounter, Buckets, Guards, LogBudget, UserBuckets
 from .metrics import CONTENT_TYPE, Metrics
 from .observability import HealthEndpoint, health_report, setup_logging
 from .retention import Retention
 from .session import Later, Session
+from .shared_limits import SharedLimits
 from .storage import SQLiteStore, Store, storage_error
 from .storage.factory import blobs_for, storage_label, store_for
 
@@ -109,7 +110,8 @@ class Server:
         self.chores = Chores(self.store, self.metrics)
         self._health: HealthEndpoint | None = None
         self._started = time.monotonic()
-        self.user_buckets = UserBuckets(config.rate_user, config.burst_user)
+        self.user_buckets: Buckets = UserBuckets(config.rate_user, config.burst_user)
+        self.shared_limits: SharedLimits | None = None  # limits over a cluster's nodes
         self.addresses = AddressCounter(config.ip_conn_max, config.ip_conn_exempt)
         self._last_ban = 0  # the newest ban id seen
         # Tracebacks of failed frames: a few, then one a minute (a flood of bad frames
@@ -145,6 +147,8 @@ class Server:
 
                 self.cluster = Cluster(self.hub, open_bus(config.bus, config.name))
                 await self.cluster.start()  # before the first connection subscribes
+            if self.store.shares_limits:
+                self._share_limits()
             self._last_ban = await self.store.last_ban()
             self._ws = await serve(
                 self._connection,
@@ -159,6 +163,8 @@ class Server:
                 create_connection=RelayConnection,
             )
         except OSError:
+            if self.shared_limits is not None:
+                await self.shared_limits.close()
             await self.store.close()
             if self.cluster is not None:
                 await self.cluster.close()
@@ -171,6 +177,8 @@ class Server:
             Chore("expiry sweep", config.sweep_interval, self.sweep_expired),
             Chore("retention", config.sweep_interval, self.retention.run_logged),
             Chore("story sweep", config.story_sweep_interval, self._sweep_stories_logged),
+            *([Chore("rate limit prune", config.sweep_interval, self.store.prune_limits)]
+              if self.shared_limits is not None else []),
         ])
         if config.metrics_port:
             self._health = HealthEndpoint(config.metrics_host, config.metrics_port, {
@@ -186,6 +194,18 @@ class Server:
         log.info("auth accepted for %s", ", ".join(sorted(self.origins)))
         scheme = "wss" if config.tls else "ws"
         print(f"listening on {scheme}://{host}:{self.port}", flush=True)
+
+    def _share_limits(self) -> None:
+        """Count the per-identity and per-address rate limits in the store, over every
+        node sharing it (relay/shared_limits.py), instead of in this process."""
+        cluster = self.cluster
+        shared = SharedLimits(self.store, cluster.node if cluster else os.urandom(8).hex())
+        shared.nodes = lambda: len(cluster.nodes) + 1 if cluster is not None else 1
+        self.user_buckets = shared.buckets("frames", self.config.rate_user,
+                                           self.config.burst_user)
+        self.guards = Guards(self.config, make=shared.buckets)
+        shared.start()
+        self.shared_limits = shared
 
     def _tls_context(self) -> ssl.SSLContext | None:
         config = self.config
@@ -307,6 +327,7 @@ class Server:
             # Reported, not failed on: without the bus, pushes from other nodes wait for
             # the store re-read that follows its return; moving clients would not help.
             body["bus"] = "connected" if self.cluster.bus.connected else "disconnected"
+            body["nodes"] = len(self.cluster.nodes) + 1  # heard from lately, this one too
         if self.config.storage != "sqlite":
             body["leader"] = self.chores.leading  # this node runs the sweeps
         return status, "application/json", json.dumps(body).encode()
@@ -318,6 +339,8 @@ class Server:
     async def shutdown(self) -> None:
         self.stopping = True
         await self.chores.close()
+        if self.shared_limits is not None:
+            await self.shared_limits.close()
         if self._watcher is not None:
             self._watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
