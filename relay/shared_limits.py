@@ -70,13 +70,12 @@ class SharedBuckets:
         self._due: set[bytes] = set()
         self._prune_at = self._PRUNE_AT
 
-    def due(self) -> float:
+    def due(self, nodes: int) -> float:
         """Tokens a node spends on a key before reporting them."""
-        return max(1.0, self.burst / (4 * max(1, self._nodes())))
+        return max(1.0, self.burst / (4 * nodes))
 
-    def _available(self, k: _Key, now: float) -> float:
+    def _available(self, k: _Key, now: float, nodes: int) -> float:
         """Tokens this node may still spend on the key now."""
-        nodes = max(1, self._nodes())
         if k.balance is None:  # unknown: a full bucket, every node's
             return self.burst / nodes - k.spent - k.reporting
         tokens = min(self.burst, k.balance + (now - k.at) * self.rate)
@@ -95,12 +94,13 @@ class SharedBuckets:
             if len(self._keys) >= self._prune_at:
                 self._prune(now)
             k = self._keys[key] = _Key()
-        available = self._available(k, now)
+        nodes = max(1, self._nodes())
+        available = self._available(k, now, nodes)
         if available < 1.0:
             return max(FLUSH, (1.0 - available) / self.rate)
         k.spent += 1.0
         k.used = now
-        if k.spent >= self.due():
+        if k.spent >= self.due(nodes):
             self._due.add(key)
         return 0.0
 
