@@ -53,6 +53,18 @@ class Nodes:
         except urllib.error.HTTPError as exc:
             return exc.code, json.loads(exc.read())
 
+    def metric(self, i: int, name: str) -> float:
+        """A sample of node ``i``'s /metrics (``name`` with its labels, as exposed); 0 if
+        absent, or if the node is not running."""
+        if not self.relays[i].running:
+            return 0.0
+        url = f"http://127.0.0.1:{self.health_ports[i]}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            for line in resp.read().decode().splitlines():
+                if line.startswith(name + " "):
+                    return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
     async def health(self) -> list[tuple[int, dict[str, object]]]:
         return [await asyncio.to_thread(self.healthz, i) for i in range(len(self.relays))]
 
