@@ -106,7 +106,7 @@ class Cluster:
 
     def group_events(self, events: Sequence[MembersChanged | GroupEntry]) -> None:
         out: list[GroupEntryEvent | MembersEvent] = [
-            GroupEntryEvent(e.item, e.expires_at) if isinstance(e, GroupEntry)
+            GroupEntryEvent(e.item, e.expires_at, e.prev) if isinstance(e, GroupEntry)
             else MembersEvent(e.group, e.roles, e.cursor)
             for e in events
         ]
@@ -185,7 +185,7 @@ class Cluster:
                 hub.deliver(items)
             case GroupBatch(events=events):
                 hub.deliver_groups([
-                    GroupEntry(e.item, e.expires_at) if isinstance(e, GroupEntryEvent)
+                    GroupEntry(e.item, e.expires_at, e.prev) if isinstance(e, GroupEntryEvent)
                     else MembersChanged(e.group, e.roles, e.cursor)
                     for e in events
                 ])
