@@ -1,11 +1,13 @@
 """Limits that hold over a cluster's nodes, not per node (issue 14): two real relay
 nodes on one PostgreSQL database and NATS, one identity connected to both, sending as
 fast as it can — the sum it gets through stays within its one bucket (rate_user,
-burst_user), where per-node buckets in memory would let through twice as much."""
+burst_user), where per-node buckets in memory would let through twice as much; and
+handle registrations from one address (handle_rate) likewise."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -14,13 +16,15 @@ from pathlib import Path
 import pytest
 
 from bench._postgres import scratch_database
-from tenchat.common.frames import Error, PresenceState, Watch
+from tenchat.common import identity
+from tenchat.common.frames import Error, PresenceState, Register, Watch
 from tests.support.nodes import Nodes
 from tests.support.wsclient import RelayClient, async_test, new_key
 
 pytestmark = pytest.mark.slow
 
 RATE, BURST = 20, 40  # frames a second for one identity, and at once
+HANDLES = 4  # handle registrations an hour from one address
 
 
 @pytest.fixture
@@ -65,5 +69,32 @@ async def test_an_identity_s_frame_rate_holds_over_the_sum_of_two_nodes(
         assert answers["ok"] >= 0.75 * allowed, answers
         for c in clients:
             await c.close()
+    finally:
+        nodes.stop()
+
+
+@async_test
+async def test_handle_registrations_per_address_hold_over_two_nodes(
+        tmp_path: Path, database: str, nats_service: str) -> None:
+    """``handle_rate`` registrations an hour per address, whichever node they reach."""
+    env = {"TENCHAT_RELAY_HANDLE_RATE": str(HANDLES), "TENCHAT_RELAY_LIMIT_EXEMPT": "",
+           "TENCHAT_RELAY_REGISTER_POW": "0", "TENCHAT_RELAY_IDENT_RATE": "0"}
+    nodes = Nodes(tmp_path, database, nats_service, n=2, env=env)
+    nodes.start()
+    try:
+        await nodes.health_until(lambda body: body.get("nodes") == 2)
+        answers: Counter[str] = Counter()
+        for i in range(2 * HANDLES):  # alternating nodes, one new identity each
+            client = await RelayClient.login(nodes.urls[i % 2], new_key(), nodes.name)
+            handle = f"user{i}x{os.urandom(3).hex()}"
+            sig = client.key.sign(identity.handle_message(handle, client.user)).signature
+            answer = await client.call(Register, handle=handle, sig=sig, pow=b"")
+            answers[answer.error if isinstance(answer, Error) else "ok"] += 1
+            await client.close()
+        print(f"registrations from one address over two nodes: {dict(answers)}")
+        # one bucket of HANDLES, give or take what the nodes had not reported yet (one
+        # each); a bucket per node would have let all 2 × HANDLES through
+        assert HANDLES <= answers["ok"] <= HANDLES + 2, answers
+        assert answers["rate_limited"] == 2 * HANDLES - answers["ok"], answers
     finally:
         nodes.stop()
