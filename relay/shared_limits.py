@@ -7,8 +7,8 @@ as :class:`~.limits.UserBuckets`, but the bucket of each key lives in the databa
 (``Store.spend_limits``: an unlogged table, one UPSERT for every key due, every
 ``FLUSH`` seconds) and each node spends from it locally, without waiting:
 
-- A node reports what it spent on a key once that reaches ``due`` tokens (a few
-  percent of the burst), and learns the bucket's cluster-wide balance in return —
+- A node reports what it spent on a key once that reaches ``due`` tokens (an eighth of
+  the burst on two nodes), and learns the bucket's cluster-wide balance in return —
   keys used lightly (almost every identity under the default limits) never touch the
   database at all.
 - Between reports, a node may spend the balance it last learned (plus the refill
@@ -16,8 +16,10 @@ as :class:`~.limits.UserBuckets`, but the bucket of each key lives in the databa
   database tells) — its share of it, balance ÷ nodes. A key it knows nothing of yet
   counts as a full bucket shared by every node.
 
-So the sum over the nodes stays within the bucket up to what the nodes spent but have
-not reported yet: under ``nodes × due`` tokens, a quarter of the burst. The counts live
+A node never has more than ``2 × due`` tokens spent and not yet confirmed by the
+database, so however stale its view, the sum over the nodes stays within the bucket up
+to ``nodes × 2 × due``: half the burst (or, for a rate high beside its burst, 0.2 s of
+the rate per node). The counts live
 in an unlogged table: a database crash forgets them (every bucket full again), which
 for a rate limit is harmless. A database out of reach leaves each node on what it
 last knew (it goes on spending its share, not more).
@@ -71,16 +73,24 @@ class SharedBuckets:
         self._prune_at = self._PRUNE_AT
 
     def due(self, nodes: int) -> float:
-        """Tokens a node spends on a key before reporting them."""
-        return max(1.0, self.burst / (4 * nodes))
+        """Tokens a node spends on a key before reporting them: an eighth of the burst
+        on two nodes (burst / 4 / nodes), or a report's worth of the rate if more."""
+        return max(1.0, self.burst / (4 * nodes), self.rate * FLUSH)
 
     def _available(self, k: _Key, now: float, nodes: int) -> float:
-        """Tokens this node may still spend on the key now."""
+        """Tokens this node may still spend on the key now: its view of the bucket (or
+        its share), and with other nodes never more than twice ``due`` not yet confirmed
+        by the database — a view may be stale (another node spent since), and this
+        bounds what a stale view lets through (a burst then spreads over a few reports,
+        0.1 s each)."""
         if k.balance is None:  # unknown: a full bucket, every node's
-            return self.burst / nodes - k.spent - k.reporting
-        tokens = min(self.burst, k.balance + (now - k.at) * self.rate)
-        share = tokens / max(2, nodes) if k.shared else tokens
-        return share - k.spent - k.reporting
+            view = self.burst / nodes
+        else:
+            tokens = min(self.burst, k.balance + (now - k.at) * self.rate)
+            view = tokens / max(2, nodes) if k.shared else tokens
+        if nodes > 1:  # (alone, a view is never stale)
+            view = min(view, 2 * self.due(nodes))
+        return view - k.spent - k.reporting
 
     def take(self, key: bytes | str) -> float:
         """0.0 if a token was taken, else the seconds until one may be."""

@@ -63,8 +63,8 @@ async def test_an_identity_s_frame_rate_holds_over_the_sum_of_two_nodes(
         print(f"{answers['ok']} frames through of {answers.total()} in {elapsed:.2f} s;"
               f" one bucket allows {allowed:.0f}, a bucket per node {2 * allowed:.0f}")
         assert answers["rate_limited"] > 0 and set(answers) == {"ok", "rate_limited"}
-        # Over: at most what the nodes spent unreported (2 × BURST/8) and a report's
-        # worth of refill each; under: the share each node may spend is the whole.
+        # Over: at most what the nodes hold unconfirmed (2 nodes × 2 × BURST/8); under:
+        # the shares of the nodes add up to the whole bucket.
         assert answers["ok"] <= allowed + BURST / 2, answers
         assert answers["ok"] >= 0.75 * allowed, answers
         for c in clients:
