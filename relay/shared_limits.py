@@ -77,7 +77,7 @@ class SharedBuckets:
         on two nodes (burst / 4 / nodes), or a report's worth of the rate if more."""
         return max(1.0, self.burst / (4 * nodes), self.rate * FLUSH)
 
-    def _available(self, k: _Key, now: float, nodes: int) -> float:
+    def _available(self, k: _Key, now: float, nodes: int, due: float) -> float:
         """Tokens this node may still spend on the key now: its view of the bucket (or
         its share), and with other nodes never more than twice ``due`` not yet confirmed
         by the database — a view may be stale (another node spent since), and this
@@ -89,7 +89,7 @@ class SharedBuckets:
             tokens = min(self.burst, k.balance + (now - k.at) * self.rate)
             view = tokens / max(2, nodes) if k.shared else tokens
         if nodes > 1:  # (alone, a view is never stale)
-            view = min(view, 2 * self.due(nodes))
+            view = min(view, 2 * due)
         return view - k.spent - k.reporting
 
     def take(self, key: bytes | str) -> float:
@@ -105,12 +105,13 @@ class SharedBuckets:
                 self._prune(now)
             k = self._keys[key] = _Key()
         nodes = max(1, self._nodes())
-        available = self._available(k, now, nodes)
+        due = self.due(nodes)
+        available = self._available(k, now, nodes, due)
         if available < 1.0:
             return max(FLUSH, (1.0 - available) / self.rate)
         k.spent += 1.0
         k.used = now
-        if k.spent >= self.due(nodes):
+        if k.spent >= due:
             self._due.add(key)
         return 0.0
 
