@@ -2,7 +2,8 @@
 nodes on one PostgreSQL database and NATS, one identity connected to both, sending as
 fast as it can — the sum it gets through stays within its one bucket (rate_user,
 burst_user), where per-node buckets in memory would let through twice as much; and
-handle registrations from one address (handle_rate) likewise."""
+handle registrations from one address (handle_rate) likewise, and a recipient's queue
+cap (queue_max) with senders on both nodes."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import pytest
 
 from bench._postgres import scratch_database
 from tenchat.common import identity
-from tenchat.common.frames import Error, PresenceState, Register, Watch
+from tenchat.common.frames import Error, PresenceState, Register, Send, Watch
 from tests.support.nodes import Nodes
 from tests.support.wsclient import RelayClient, async_test, new_key
 
@@ -25,6 +26,7 @@ pytestmark = pytest.mark.slow
 
 RATE, BURST = 20, 40  # frames a second for one identity, and at once
 HANDLES = 4  # handle registrations an hour from one address
+QUEUE = 20  # messages one recipient's queue holds
 
 
 @pytest.fixture
@@ -97,5 +99,32 @@ async def test_handle_registrations_per_address_hold_over_two_nodes(
         # each); a bucket per node would have let all 2 × HANDLES through
         assert HANDLES <= answers["ok"] <= HANDLES + 2, answers
         assert answers["rate_limited"] == 2 * HANDLES - answers["ok"], answers
+    finally:
+        nodes.stop()
+
+
+@async_test
+async def test_a_recipient_s_queue_cap_holds_over_senders_on_two_nodes(
+        tmp_path: Path, database: str, nats_service: str) -> None:
+    """``queue_max`` counts the recipient's queue in the database (under a lock held to
+    the commit), so senders on two nodes sending at once fill it exactly, not twice."""
+    env = {"TENCHAT_RELAY_QUEUE_MAX": str(QUEUE), "TENCHAT_RELAY_QUEUE_SHARE": "100"}
+    nodes = Nodes(tmp_path, database, nats_service, n=2, env=env)
+    nodes.start()
+    try:
+        bob = await RelayClient.login(nodes.urls[0], new_key(), nodes.name)
+        await bob.publish()
+        senders = [await RelayClient.login(url, new_key(), nodes.name) for url in nodes.urls]
+        answers: Counter[str] = Counter()
+
+        async def send(client: RelayClient) -> None:
+            for _ in range(QUEUE):
+                answer = await client.call(Send, to=bob.user, msg=os.urandom(16), body=b"x")
+                answers[answer.error if isinstance(answer, Error) else "stored"] += 1
+
+        await asyncio.gather(*(send(c) for c in senders for _ in range(2)))
+        assert answers == {"stored": QUEUE, "queue_full": 3 * QUEUE}, answers
+        for c in [bob, *senders]:
+            await c.close()
     finally:
         nodes.stop()
