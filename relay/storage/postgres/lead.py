@@ -34,6 +34,8 @@ class Lead(PostgresBase):
         try:
             conn = self._lead_conn
             if conn is None or conn.is_closed():
+                if self._leading:
+                    log.warning("lost the cluster's lead (its database session ended)")
                 self._leading = False
                 self._lead_conn = conn = await asyncpg.connect(self.dsn)
             if self._leading:
