@@ -83,6 +83,7 @@ class FailoverClient:
         self.acked: set[bytes] = set()  # msg ids whose ack the relay confirmed
         self.after_ack: list[bytes] = []
         self.same_connection: list[bytes] = []  # pushed twice on one connection
+        self._acks: set[asyncio.Task[None]] = set()
         # --- as a sender ---
         self.sent: list[Sent] = []
         self.refusals: Counter[str] = Counter()  # error codes answered to sends
@@ -156,7 +157,9 @@ class FailoverClient:
             seen.add(frame.msg)
             unacked.append((frame.seq, frame.msg))
             if not conn.has_push():  # one ack for what arrived together
-                asyncio.create_task(self._ack(conn, unacked))
+                task = asyncio.create_task(self._ack(conn, unacked))
+                self._acks.add(task)  # (a task nobody holds may be collected)
+                task.add_done_callback(self._acks.discard)
                 unacked = []
 
     async def _ack(self, conn: RelayConnection, items: list[tuple[int, bytes]]) -> None:
