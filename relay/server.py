@@ -335,6 +335,8 @@ class Server:
 
     async def _metrics(self) -> tuple[int, str, bytes]:
         deferred = sum(s.deferred_count for s in self.sessions)
+        if self.cluster is not None:
+            self.metrics.bus_rereads.set(self.cluster.gaps)
         return 200, CONTENT_TYPE, await self.metrics.render(self.store, deferred)
 
     async def shutdown(self) -> None:

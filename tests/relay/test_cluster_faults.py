@@ -33,6 +33,7 @@ from tests.support.wsclient import RelayClient, async_test, msg_id, new_key
 
 pytestmark = pytest.mark.slow
 
+REREADS = "tenchat_relay_bus_rereads"
 FAILOVER_S = 1.0  # the issue's bound: a killed node's clients are back within this
 
 
@@ -181,8 +182,11 @@ async def test_a_bus_restart_under_load_loses_nothing_and_pushes_resume(
                 sent = await load.stop()
                 await all_delivered(recipients, sent)
                 assert_exactly_once(recipients, sent)
-                # every recipient stayed on its node: what it got came by push or re-read
+                # every recipient stayed on its node: what it got came by push or re-read,
+                # and every node re-read its connections' queues after the restart
                 assert all(len(r.connects) == 1 for r in recipients)
+                rereads = [await asyncio.to_thread(nodes.metric, i, REREADS) for i in range(3)]
+                assert all(n >= 1 for n in rereads), rereads
                 await nodes.health_until(lambda body: body.get("bus") == "connected")
         finally:
             nodes.stop()
