@@ -138,6 +138,23 @@ def _nats(binary: str | None) -> Iterator[tuple[str, int]]:
             proc.wait()
 
 
+def _check_postgres(url: str) -> None:
+    """RuntimeError (one line) if the PostgreSQL server of ``url`` does not answer."""
+    import asyncio
+
+    async def connect() -> None:
+        import asyncpg
+
+        conn = await asyncpg.connect(url, timeout=5)
+        await conn.close()
+
+    try:
+        asyncio.run(connect())
+    except Exception as exc:  # asyncpg's own errors, OSError, a timeout
+        raise RuntimeError(f"PostgreSQL not reachable at {url} (--postgres): "
+                           f"{exc or type(exc).__name__}") from None
+
+
 def _start_nodes(stack: contextlib.ExitStack, n: int, args: list[str],
                  profile: Path | None) -> list[BenchRelay]:
     name = f"bench-cluster-{secrets.token_hex(3)}"  # one relay: one name, one bus subject
@@ -152,6 +169,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     s = _settings(args)
     server = args.postgres or os.environ.get("TENCHAT_TEST_POSTGRES") or DEFAULT_POSTGRES
     profile = Path(args.profile_relay).resolve() if args.profile_relay else None
+    _check_postgres(server)
     out: dict[str, Any] = {"scenario": "cluster", **environment(), "settings": s,
                            "load_average": os.getloadavg()}
     with contextlib.ExitStack() as stack:
