@@ -43,7 +43,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from . import _cluster_model
-from ._cluster_cpu import PartsCpu
+from ._cluster_cpu import PartsCpu, pid_cpu
 from ._postgres import scratch_database
 from ._relay import BenchRelay
 from ._report import environment, ms, percentiles, scenario_main
@@ -190,6 +190,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 cfg.workers = _Workers([r.url for r in cfg.nodes], s["pairs"], s["procs"],
                                        importlib.util.find_spec("uvloop") is not None)
             rows = _measure_all(configs, s)
+            out["bus_cpu_s"] = pid_cpu(bus_pid)  # the whole run's, heartbeats included
         finally:
             for cfg in configs:
                 if cfg.workers is not None:

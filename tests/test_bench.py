@@ -256,12 +256,11 @@ def test_cluster_quick_runs_every_configuration_and_fits_the_model(
         assert lat["delivered_ms"]["n"] > 0 and lat["delivered_ms"]["p50"] > 0, c["label"]
         cpu = t["cpu_per_1000"]
         assert cpu["relay"] > 0 and cpu["load"] > 0, (c["label"], cpu)
-        if c["storage"] == "postgresql":  # the scratch database's backends, the bus
+        if c["storage"] == "postgresql":  # the scratch database's backends
             assert cpu["pg_backends"] > 0, (c["label"], cpu)
-            if c["nodes"] > 1:
-                assert cpu["bus"] > 0, (c["label"], cpu)
         else:
             assert cpu["pg_backends"] == cpu["bus"] == 0, cpu
+    assert out["bus_cpu_s"] > 0  # (in a 1 s window it may be under a clock tick)
     assert out["targets"]["cross_node_p99"]["value_ms"] > 0
     assert out["targets"]["relay_efficiency"]["value"] > 0
     model = out["model"]
