@@ -118,13 +118,14 @@ def format_model(model: Model) -> list[str]:
         f"  throughput(n) = min(n / relay(n), {PG_CORES} PG cores / PG, 1 bus core / bus(n));"
         f" on one machine of C cores: C / (relay(n) + PG + bus(n))",
         f"  {'nodes':>5}{'relay bound':>13}{'PG bound':>10}{'bus bound':>11}"
-        f"{'predicted':>11}  {'bound by':<12}{'all on 2 cores':>15}",
+        f"{'predicted':>11}{'of linear':>10}  {'bound by':<12}{'all on 2 cores':>15}",
     ]
+    one = model.throughput(1)[0]
     for n in NODES:
         b = model.bounds(n)
         t, part = model.throughput(n)
         lines.append(f"  {n:>5}{_rate(b['relay nodes']):>13}{_rate(b['PostgreSQL']):>10}"
-                     f"{_rate(b['bus']):>11}{_rate(t):>11}  {part:<12}"
+                     f"{_rate(b['bus']):>11}{_rate(t):>11}{t / (n * one):>10.0%}  {part:<12}"
                      f"{_rate(model.one_machine(n, 2)):>15}")
     n = model.linear_until()
     lines.append(f"  linear (≥ {LINEAR:.0%} of n × one node) up to {n} node(s); beyond,"
