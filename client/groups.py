@@ -39,7 +39,7 @@ from ..common.groups import (
 )
 from ..common.identity import fingerprint
 from ..common.padding import pad
-from .cache import MessageRow
+from .cache import MessageRow, PendingEntry
 from .connection import RelayError
 from .errors import GroupError
 from .events import ConversationChanged, Event, TypingChanged
@@ -107,7 +107,7 @@ class GroupService:
     # --- state --------------------------------------------------------------------------
 
     async def state(self, group: bytes) -> GroupState | None:
-        row = await self.c.cache.group_state(group)
+        row = await self.c.cache.groups.state(group)
         return _load(row[0]) if row else None
 
     async def find(self, name: str) -> bytes | None:
@@ -117,7 +117,7 @@ class GroupService:
         except ValueError:
             raw = b""
         matches = []
-        for group in await self.c.cache.groups():
+        for group in await self.c.cache.groups.ids():
             if group == raw:
                 return group
             state = await self.state(group)
@@ -138,14 +138,14 @@ class GroupService:
         if state is None:
             raise GroupError("no such group")
         unknown = [u for u in state.roles if u != self.c.user
-                   and await self.c.cache.contact(u) is None]
+                   and await self.c.cache.contacts.get(u) is None]
         if unknown:  # members we never talked to: ask the relay, verify, remember
             async with self.c.cache.transaction():
                 for user in unknown:
                     await self.c.name_sender(user, spoke=False)
         handles = {}
         for user in state.roles:
-            contact = await self.c.cache.contact(user)
+            contact = await self.c.cache.contacts.get(user)
             handles[user] = self.c.handle if user == self.c.user else (
                 contact.handle if contact else None)
         return GroupInfo(group, state.name, state.topic, state.announce, state.version,
@@ -154,8 +154,8 @@ class GroupService:
 
     async def list(self) -> list[GroupInfo]:
         out = []
-        for group in await self.c.cache.groups():
-            row = await self.c.cache.group_state(group)
+        for group in await self.c.cache.groups.ids():
+            row = await self.c.cache.groups.state(group)
             if row is not None and not row[2]:
                 out.append(await self.info(group))
         return out
@@ -264,11 +264,11 @@ class GroupService:
         change = after.apply(record)
         gone = [u for u in before.roles if u not in after.roles]
         left = self.c.user not in after.roles and change.op != "create"
-        await self.c.cache.save_group(after.group, _dump(after), [(change.version, record)],
+        await self.c.cache.groups.save(after.group, _dump(after), [(change.version, record)],
                                       left=left)
         if gone:
             # Whoever left must not read what comes next: a fresh chain, sent to who remains.
-            await self.c.cache.set_my_sender_key(after.group, None)
+            await self.c.cache.groups.set_my_sender_key(after.group, None)
         events.append(ConversationChanged(after.group))
         return after
 
@@ -284,7 +284,7 @@ class GroupService:
                     expires_at: int = 0) -> None:
         """Encrypt content for the group into the outbox (caller holds the cache lock and
         commits). Our sender key goes first, 1:1, to every member who lacks it."""
-        row = await self.c.cache.group_state(group)
+        row = await self.c.cache.groups.state(group)
         if row is None:
             raise GroupError("no such group")
         state, own, left = _load(row[0]), row[1], row[2]
@@ -294,17 +294,17 @@ class GroupService:
         if not can_post(role, state.announce):
             raise GroupError("only admins may post in this announcement group")
         key = SenderKey.from_bytes(own) if own else SenderKey.create(group)
-        sent = await self.c.cache.sender_key_sent(group, key.chain_id)
+        sent = await self.c.cache.groups.sender_key_sent(group, key.chain_id)
         missing = [u for u in state.roles if u != self.c.user and u not in sent]
         if missing:
             dist = c.encode_content(c.SenderKeyDist(group=group,
                                                     dist=key.distribution().to_bytes()))
             for user in missing:
                 await self.c.queue_content(user, os.urandom(16), dist)
-            await self.c.cache.mark_sender_key_sent(group, missing, key.chain_id)
+            await self.c.cache.groups.mark_sender_key_sent(group, missing, key.chain_id)
         envelope = key.encrypt(pad(body), group + self.c.user)
-        await self.c.cache.set_my_sender_key(group, key.to_bytes())
-        await self.c.cache.outbox_add(msg_id, group, envelope, _now(), kind="group",
+        await self.c.cache.groups.set_my_sender_key(group, key.to_bytes())
+        await self.c.cache.outbox.add(msg_id, group, envelope, _now(), kind="group",
                                       expires_at=expires_at)
 
     async def typing_envelope(self, group: bytes, active: bool) -> bytes | None:
@@ -312,7 +312,7 @@ class GroupService:
         and commits), or None when there is nothing to send: not a member, not allowed to
         post, a group too big for typing indicators, or no sender key shared yet (typing
         never waits on a key distribution)."""
-        row = await self.c.cache.group_state(group)
+        row = await self.c.cache.groups.state(group)
         if row is None or not row[1] or row[2]:
             return None
         state = _load(row[0])
@@ -323,7 +323,7 @@ class GroupService:
         key = SenderKey.from_bytes(row[1])
         envelope = key.encrypt(pad(c.encode_content(c.Typing(active=active))),
                                group + self.c.user)
-        await self.c.cache.set_my_sender_key(group, key.to_bytes())
+        await self.c.cache.groups.set_my_sender_key(group, key.to_bytes())
         return envelope
 
     # --- receiving ----------------------------------------------------------------------
@@ -359,9 +359,9 @@ class GroupService:
         except CryptoError:
             log.warning("dropped a malformed group message")
             return
-        raw = await self.c.cache.sender_key(group, sender, chain)
+        raw = await self.c.cache.groups.sender_key(group, sender, chain)
         if raw is None:  # its sender key hasn't arrived yet (it travels 1:1): keep it
-            await self.c.cache.add_pending_group(group, (gseq, sender, msg, at, body))
+            await self.c.cache.groups.add_pending(group, PendingEntry(gseq, sender, msg, at, body))
             return
         key = SenderKey.from_bytes(raw)
         try:
@@ -371,7 +371,7 @@ class GroupService:
             log.warning("dropped an undecryptable group message from %s: %s",
                         fingerprint(sender), type(exc).__name__)
             return
-        await self.c.cache.put_sender_key(group, sender, chain, key.to_bytes())
+        await self.c.cache.groups.put_sender_key(group, sender, chain, key.to_bytes())
         await self.c.apply_content(group, sender, content, state, new, receipts, events)
 
     async def _receive_ephemeral(self, state: GroupState, item: f.GroupDeliver,
@@ -380,14 +380,14 @@ class GroupService:
         member sends this way can become a message the others never see in the log."""
         try:
             chain = message_chain_id(item.body)
-            raw = await self.c.cache.sender_key(state.group, item.sender, chain)
+            raw = await self.c.cache.groups.sender_key(state.group, item.sender, chain)
             if raw is None:
                 return  # their key hasn't reached us yet: typing never waits for it
             key = SenderKey.from_bytes(raw)
             content = c.decode_content(key.decrypt(item.body, state.group + item.sender))
         except (CryptoError, msgspec.MsgspecError):
             return
-        await self.c.cache.put_sender_key(state.group, item.sender, chain, key.to_bytes())
+        await self.c.cache.groups.put_sender_key(state.group, item.sender, chain, key.to_bytes())
         if isinstance(content, c.Typing):
             events.append(TypingChanged(state.group, content.active, item.sender))
 
@@ -448,9 +448,10 @@ class GroupService:
         except CryptoError as exc:
             log.warning("bad sender key from %s: %s", fingerprint(sender), exc)
             return
-        await self.c.cache.put_sender_key(content.group, sender, key.chain_id, key.to_bytes())
-        for gseq, who, msg, at, body in await self.c.cache.take_pending_group(content.group,
-                                                                              sender):
+        await self.c.cache.groups.put_sender_key(content.group, sender, key.chain_id,
+                                                 key.to_bytes())
+        waiting = await self.c.cache.groups.take_pending(content.group, sender)
+        for gseq, who, msg, at, body in waiting:
             await self._decrypt_post(state, gseq, who, msg, at, body, new, receipts, events)
 
 
