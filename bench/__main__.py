@@ -24,10 +24,13 @@ Scenarios (each also runnable alone, with ``--quick`` and ``--json``):
   client cores, a profile read, the list of 1,000 conversations.
 - ``python -m bench.wallet`` — wallet connect (SIWE link), NFT metadata fetch (cold and
   cached), a gift to its first receipt, a balance sync over 7 chains (anvil nodes).
+- ``python -m bench.cluster`` — 1, 2 and 3 relay nodes on PostgreSQL + NATS against one
+  on SQLite: durable msgs/s, cross-node send → delivered at 1,000 msg/s, CPU per message
+  of each part, and a model of throughput against nodes and cores.
 
 ``--check-baseline`` runs the scenarios of ``bench/baseline.json`` and fails (exit 1) on a
 figure that regressed twice in a row beyond the margins (bench/baseline.py; CI runs it
-with ``--quick``); ``--update-baseline`` rewrites that file from a run, on purpose only.
+with ``--quick``); ``--update-baseline`` rewrites that file from two runs, on purpose only.
 
 ``--only a,b`` runs some of them (names as above, without ``bench.``). ``--markdown``
 prints the figures as Markdown; ``--markdown docs/performance.md`` writes them into that
@@ -47,6 +50,7 @@ from . import (
     _report,
     baseline,
     client,
+    cluster,
     group_fanout,
     idle_connections,
     latency,
@@ -69,6 +73,7 @@ SCENARIOS = {
     "latency": latency,
     "notify": notify,
     "wallet": wallet,
+    "cluster": cluster,
 }
 
 TITLES = {
@@ -82,6 +87,7 @@ TITLES = {
     "latency": "Live latency",
     "notify": "Notifications and views",
     "wallet": "Wallet",
+    "cluster": "A relay cluster",
 }
 
 
@@ -101,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     latency.add_arguments(parser, shared=False)
     notify.add_arguments(parser, shared=False)
     wallet.add_arguments(parser, shared=False)
+    cluster.add_arguments(parser, shared=False)
     parser.add_argument("--only", default=None, metavar="NAMES",
                         help="comma-separated scenarios to run [all]: " + ", ".join(SCENARIOS))
     parser.add_argument("--markdown", nargs="?", const="-", default=None, metavar="FILE",
