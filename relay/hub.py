@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, TypeVar
 from tenchat.common.frames import Deliver, GroupDeliver, PrekeysLow, Presence, encode
 
 from .connection import Outgoing
+from .rendezvous import Rendezvous
 from .storage import GroupEntry, MembersChanged
 
 if TYPE_CHECKING:
@@ -53,6 +54,8 @@ class Hub:
         self.peers: Cluster | None = None
         # user -> the other nodes on which the user is visibly online
         self._remote: dict[bytes, set[str]] = {}
+        # device-linking mailboxes (relay/rendezvous.py); per node, in memory
+        self.rendezvous = Rendezvous()
 
     @property
     def clustered(self) -> bool:

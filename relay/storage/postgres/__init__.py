@@ -13,6 +13,7 @@ from ..interface import Store
 from .base import PostgresBase
 from .blob_bytes import DatabaseBlobs
 from .blobs import Blobs
+from .devices import Devices
 from .groups import Groups
 from .identities import Identities
 from .messages import Messages
@@ -28,6 +29,7 @@ __all__ = ["PostgresStore", "MIGRATIONS", "SchemaTooNew"]
 
 
 class PostgresStore(Identities, Messages, Privacy, Groups, Blobs, Social, Stories, Wallets,
+                    Devices,
                     Operations, Upkeep, PostgresBase, Store):
     """The relay's storage in a PostgreSQL database (see the feature modules)."""
 

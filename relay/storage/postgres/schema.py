@@ -246,6 +246,20 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     ALTER TABLE blob_data ALTER COLUMN data SET STORAGE EXTERNAL;
     ALTER TABLE blob_parts ALTER COLUMN data SET STORAGE EXTERNAL;
     """,
+    # 3: devices (issue 16): each account's signed device list, and which account lists
+    # which device (a device is in at most one account).
+    """
+    CREATE TABLE device_lists (
+        account bytea PRIMARY KEY,
+        version bigint NOT NULL,
+        record bytea NOT NULL
+    );
+    CREATE TABLE devices (
+        device bytea PRIMARY KEY,
+        account bytea NOT NULL
+    );
+    CREATE INDEX devices_by_account ON devices (account);
+    """,
 )
 
 
