@@ -38,6 +38,9 @@ from .events import (
 )
 from .keystore import Secrets
 
+if TYPE_CHECKING:
+    from .device_store import DeviceStore, Route
+
 __all__ = ["ClientBase", "GroupChannel", "ContentHandler", "Conversation", "SearchHit",
            "KeyChanged", "Receipts", "now_ms", "clock_from_environ", "check_text"]
 
@@ -246,6 +249,16 @@ class ClientBase:
         self._runners.append(runner)
 
     if TYPE_CHECKING:  # defined by the parts (client/core.py lists them)
+        device: IdentityKey  # this device's key (client/devices.py)
+        @property
+        def device_id(self) -> bytes: ...
+        @property
+        def device_store(self) -> DeviceStore: ...
+        async def devices_of(self, account: bytes, *, fresh: bool = True) -> list[bytes]: ...
+        async def routes(self, peer: bytes, msg_id: bytes, body: bytes, *, sync: bool = True,
+                         peer_too: bool = True) -> list[Route]: ...
+        async def account_of(self, device: bytes) -> bytes | None: ...
+        async def apply_sync(self, sync: c.Sync, events: list[Event]) -> None: ...
         @property
         def handle(self) -> str: ...
         async def connection(self) -> RelayConnection: ...

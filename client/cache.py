@@ -25,6 +25,7 @@ import msgspec
 from nacl import secret
 
 from .db import Database, connect
+from .device_store import DEVICES_SCHEMA
 from .homelock import HomeLock
 from .outbox import Item
 
@@ -322,6 +323,8 @@ MIGRATIONS: list[str] = [
         OR previous_key NOT IN (SELECT user FROM contacts WHERE handle IS NOT NULL));
     DROP TABLE moved;
     """,
+    # 13: accounts and devices (issue 16): client/device_store.py
+    DEVICES_SCHEMA,
 ]
 
 KEY_CHANGED, KEY_CHANGED_VERIFIED = 1, 2  # contacts.key_change

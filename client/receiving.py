@@ -129,7 +129,10 @@ class Receiving(ClientBase):
                             fingerprint(sender), type(exc).__name__)
                 continue
             if isinstance(content, c.Typing):
-                self.emit(TypingChanged(sender, content.active))
+                # A device's typing shows as its account's (held lists only: a hint).
+                account = await self.device_store.account_of(sender) or sender
+                if account != self.user:
+                    self.emit(TypingChanged(account, content.active))
             else:
                 log.warning("dropped a %s sent as an ephemeral message by %s",
                             type(content).__name__, fingerprint(sender))
@@ -149,7 +152,7 @@ class Receiving(ClientBase):
                     continue
                 opened: bytes | CryptoError
                 try:
-                    opened = decrypt_from(tx, self.identity, item.sender, item.body, now)
+                    opened = decrypt_from(tx, self.device, item.sender, item.body, now)
                 except CryptoError as exc:
                     opened = exc
                 out.append((item.sender, opened))
@@ -172,22 +175,34 @@ class Receiving(ClientBase):
 
     async def _receive_one(self, item: f.Deliver, new: list[MessageRow],
                            receipts: Receipts, events: list[Event]) -> None:
-        sender = item.sender
+        device = item.sender  # the sending device: its session; its account: the author
+        sender = await self.account_of(device)
+        if sender is None:
+            log.warning("dropped a message from %s, a device its account removed",
+                        fingerprint(device))
+            return
         contact = await self.cache.contact(sender)
         if contact is not None and contact.blocked:
             return
         try:
-            plaintext = await self.decrypt_from(sender, item.body)
+            plaintext = await self.decrypt_from(device, item.body)
             content = c.decode_content(plaintext)
         except (CryptoError, msgspec.MsgspecError) as exc:
             # Never log the body; the sender and the kind of failure are enough.
             log.warning("dropped an undecryptable message from %s: %s",
-                        fingerprint(sender), type(exc).__name__)
+                        fingerprint(device), type(exc).__name__)
             return
         if not item.seq and not isinstance(content, c.Typing):
             # Ephemeral (never queued, never acked): it carries typing indicators only.
             log.warning("dropped a %s sent as an ephemeral message by %s",
-                        type(content).__name__, fingerprint(sender))
+                        type(content).__name__, fingerprint(device))
+            return
+        if (sender == self.user) != isinstance(content, c.Sync):
+            # Sync copies come from our own devices only, and they send nothing else.
+            log.warning("dropped a %s from %s", type(content).__name__, fingerprint(device))
+            return
+        if isinstance(content, c.Sync):
+            await self.apply_sync(content, events)
             return
         if contact is None:
             await self.name_sender(sender)

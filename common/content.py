@@ -16,7 +16,7 @@ from .crypto.media import MediaRef
 
 __all__ = ["Text", "Attachment", "Receipt", "Typing", "Reaction", "Edit", "Delete", "Pin", "Timer",
            "SenderKeyDist", "AudienceKey", "StoryKey", "StoryViewed", "Poll", "Vote",
-           "PollClose", "PollTally", "Sticker", "Gift", "Content", "encode_content",
+           "PollClose", "PollTally", "Sticker", "Gift", "Sync", "Content", "encode_content",
            "decode_content",
            "MAX_TEXT", "DELIVERED", "READ", "MAX_TIMER", "MAX_POLL_OPTIONS", "MAX_QUESTION",
            "MAX_OPTION", "MAX_PACK_STICKERS"]
@@ -213,10 +213,20 @@ class Gift(_Content, tag="gift"):
     sent_at: int
 
 
+class Sync(_Content, tag="sync"):
+    """1:1, between devices of one account only: what this account sent into
+    conversation ``conv`` (a user id, 32 bytes) from another of its devices — ``body`` is
+    that content, encoded (docs/protocol.md §11, "Devices"). A receiver accepts it only
+    from a device its own account's signed list names."""
+
+    conv: Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
+    body: bytes
+
+
 Content = (
     Text | Attachment | Receipt | Typing | Reaction | Edit | Delete | Pin | Timer | SenderKeyDist
     | AudienceKey | StoryKey | StoryViewed | Poll | Vote | PollClose | PollTally | Sticker
-    | Gift
+    | Gift | Sync
 )
 
 _encoder = msgspec.msgpack.Encoder()

@@ -48,7 +48,7 @@ CODE_PREFIX: Final = "tcl1-"
 Key32 = Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
 Sig64 = Annotated[bytes, msgspec.Meta(min_length=64, max_length=64)]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_DEVICE_NAME)]
-U64 = Annotated[int, msgspec.Meta(ge=0, lt=2**64)]
+U64 = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
 
 
 class DeviceEntry(msgspec.Struct, forbid_unknown_fields=True):

@@ -1,0 +1,66 @@
+"""What another device of our own account tells this one (issue 16): a ``Sync`` copy of
+content it sent into a conversation, applied here as ours — the message appears as sent,
+a read receipt clears the unread messages it names, a reaction, edit, delete, pin or
+timer is ours. Only from a device our own verified list names (client/devices.py)."""
+
+from __future__ import annotations
+
+import logging
+
+import msgspec
+
+from ..common import content as c
+from .base import ClientBase, now_ms
+from .cache import SENT, MessageRow
+from .events import ConversationChanged, Event, MessageAdded, MessageChanged
+from .rules import attachment_text
+
+__all__ = ["DeviceSync"]
+
+log = logging.getLogger("tenchat.client")
+
+
+class DeviceSync(ClientBase):
+    async def apply_sync(self, sync: c.Sync, events: list[Event]) -> None:
+        """Apply what our other device sent into ``sync.conv`` (in the open transaction)."""
+        try:
+            inner = c.decode_content(sync.body)
+        except msgspec.MsgspecError:
+            log.warning("dropped an undecodable sync copy from one of our devices")
+            return
+        conv, cache = sync.conv, self.cache
+        if await cache.contact(conv) is None:
+            await self.name_sender(conv, spoke=False)
+        match inner:
+            case c.Text() | c.Attachment():
+                text = (inner.text if isinstance(inner, c.Text)
+                        else attachment_text(inner.ref, inner.caption))
+                expires_at = inner.sent_at + inner.expires_in * 1000 if inner.expires_in else 0
+                row = MessageRow(inner.id, conv, True, text, inner.sent_at, now_ms(), SENT,
+                                 reply_to=inner.reply_to, expires_at=expires_at)
+                if await cache.add_message(row, shown=True):
+                    if isinstance(inner, c.Attachment):
+                        await cache.put_attachment(conv, inner.id,
+                                                   msgspec.msgpack.encode(inner.ref))
+                    events.append(MessageAdded((await cache.message(conv, inner.id)) or row))
+            case c.Receipt(kind=c.READ):
+                where = inner.group if inner.group is not None else conv
+                await cache.mark_incoming_read(where, inner.ids)
+                events.append(ConversationChanged(where))
+            case c.Reaction():
+                await cache.react(conv, inner.target, self.user, inner.emoji, inner.remove)
+                events.append(MessageChanged(conv, inner.target))
+            case c.Edit():
+                await cache.edit_message(conv, inner.target, None, False, inner.text)
+                events.append(MessageChanged(conv, inner.target))
+            case c.Delete():
+                await cache.delete_message(conv, inner.target, None, False)
+                events.append(MessageChanged(conv, inner.target))
+            case c.Pin():
+                await cache.set_pinned(conv, inner.target, inner.pinned)
+                events.append(MessageChanged(conv, inner.target))
+            case c.Timer():
+                await cache.set_timer(conv, inner.seconds)
+                events.append(ConversationChanged(conv))
+            case _:  # delivered receipts are never synced; feature content: not yet
+                pass

@@ -1,0 +1,239 @@
+"""Accounts and devices in the client core (issue 16; docs/crypto.md "Devices").
+
+The **device addressing layer**: which relay queues a piece of 1:1 content goes to. The
+envelope's contents are not this module's business — ``routes`` says, for content queued
+to an account, which devices get a copy (every device of the peer, and every other
+device of our own account, the latter wrapped as ``Sync``) under which relay message id;
+``account_of`` says which account a delivering device belongs to. Both trust nothing but
+device lists signed by the account key (common/devices.py), checked here on every fetch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import socket
+from dataclasses import dataclass
+
+from ..common import content as c
+from ..common import devices as dv
+from ..common import frames as f
+from ..common.crypto.keys import IdentityKey
+from ..common.errors import ErrorCode, ProtocolError, TenchatError
+from ..common.identity import fingerprint
+from .base import ClientBase, now_ms
+from .connection import ConnectionLost, RelayConnection, RelayError, RelayUnreachable
+from .device_store import Alert, DeviceStore, Route
+
+__all__ = ["DeviceBook", "Route", "copy_id", "DeviceRow", "DevicesChanged"]
+
+log = logging.getLogger("tenchat.client")
+
+
+def copy_id(msg_id: bytes, device: bytes) -> bytes:
+    """The relay-level id of one device's copy: the relay dedupes by (sender, id), so
+    each copy needs its own; the message keeps ``msg_id`` inside the envelope."""
+    return hashlib.blake2b(msg_id + device, digest_size=16, person=b"tenchat-copy").digest()
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRow:
+    key: bytes
+    name: str
+    added: int
+    this: bool  # the device this client runs on
+
+
+@dataclass(frozen=True, slots=True)
+class DevicesChanged:
+    """An event: an account's signed device list changed (or a list was refused)."""
+
+    account: bytes
+    text: str
+
+
+def default_device_name() -> str:
+    return (socket.gethostname().split(".")[0] or "device")[:dv.MAX_DEVICE_NAME]
+
+
+class DeviceBook(ClientBase):
+    """Device lists: fetch, verify, remember; fan-out routes; removal."""
+
+    device: IdentityKey  # this device's key (the account key on a first device)
+
+    @property
+    def device_id(self) -> bytes:
+        return self.device.public
+
+    @property
+    def device_store(self) -> DeviceStore:
+        return DeviceStore(self.cache)
+
+    # --- lists ----------------------------------------------------------------------------
+
+    async def held_list(self, account: bytes) -> dv.DeviceList | None:
+        held = await self.device_store.held(account)
+        return dv.open_list(held[0], account=account) if held else None
+
+    async def devices_of(self, account: bytes, *, fresh: bool = True) -> list[bytes]:
+        """The account's devices: its newest verified list (asked of the relay first
+        when ``fresh`` and it can be reached), else the account key alone."""
+        held = await self.refresh_devices(account) if fresh else await self.held_list(account)
+        return held.device_keys() if held is not None else dv.implicit_list(account)
+
+    async def _reachable(self) -> RelayConnection | None:
+        try:
+            return await self.connection()
+        except (RelayUnreachable, ConnectionLost, RelayError) as exc:
+            log.info("device lists not refreshed: %s", exc)
+            return None
+
+    async def refresh_devices(self, account: bytes) -> dv.DeviceList | None:
+        """Ask the relay for the account's list and keep it if it verifies and succeeds
+        the held one; the held (or no) list otherwise. In the open transaction."""
+        conn = await self._reachable()
+        if conn is None:
+            return await self.held_list(account)
+        try:
+            info = await conn.request(f.DevicesGet, user=account)
+        except RelayError as exc:
+            if exc.code != ErrorCode.NOT_FOUND:
+                log.info("device list of %s not fetched: %s", fingerprint(account), exc)
+            return await self.held_list(account)
+        except ConnectionLost:
+            return await self.held_list(account)
+        assert isinstance(info, f.DevicesInfo)
+        return await self.accept_list(account, info.record)
+
+    async def accept_list(self, account: bytes, record: bytes) -> dv.DeviceList | None:
+        """Keep ``record`` as the account's list if it verifies (the account's signature,
+        every device's binding) and succeeds the held one; otherwise leave an alert and
+        keep the held one. Returns the list held afterwards."""
+        held = await self.held_list(account)
+        now = now_ms()
+        try:
+            new = dv.open_list(record, account=account)
+            changed = dv.check_successor(held, new)
+        except ProtocolError as exc:
+            await self._alert(account, now, f"refused a device list from the relay: "
+                                            f"{exc.message}")
+            return held
+        if not changed:
+            return held
+        before = held.device_keys() if held is not None else dv.implicit_list(account)
+        added = [d for d in new.devices if d.key not in before]
+        removed = [d for d in before if d not in new.device_keys()]
+        await self.device_store.put(account, new.version, record, new.device_keys(), now)
+        if added or removed:
+            parts = [f"added {d.name!r} ({fingerprint(d.key)})" for d in added
+                     if not (held is None and d.key == account)]
+            parts += [f"removed {(held.entry(d).name if held and held.entry(d) else '?')!r} "
+                      f"({fingerprint(d)})" for d in removed]
+            if parts:
+                await self._alert(account, now, "devices changed: " + ", ".join(parts))
+        return new
+
+    async def _alert(self, account: bytes, now: int, text: str) -> None:
+        who = "your account" if account == self.user else fingerprint(account)
+        log.warning("%s: %s", who, text)
+        await self.device_store.alert(account, now, text)
+        self.emit(DevicesChanged(account, text))  # type: ignore[arg-type]
+
+    async def device_alerts(self, account: bytes | None = None) -> list[Alert]:
+        return await self.device_store.alerts(account)
+
+    async def account_of(self, device: bytes) -> bytes | None:
+        """The account a delivering device belongs to, by verified lists only: the
+        device itself for an account that lists no devices (a home from before
+        devices); None for a device its account has removed."""
+        if device == self.device_id:
+            return self.user
+        known = await self.device_store.account_of(device)
+        if known is not None:
+            return known
+        own = await self.held_list(device)
+        if own is not None:  # an account whose own key is no longer one of its devices
+            fresh = await self.refresh_devices(device)
+            return device if fresh is not None and device in fresh.device_keys() else None
+        conn = await self._reachable()
+        if conn is None:
+            return device
+        try:
+            info = await conn.request(f.DevicesGet, user=device)
+        except RelayError as exc:
+            if exc.code == ErrorCode.NOT_FOUND:
+                return device
+            raise
+        assert isinstance(info, f.DevicesInfo)
+        try:
+            claimed = dv.open_list(info.record)
+        except ProtocolError as exc:
+            await self._alert(device, now_ms(), f"refused a device list: {exc.message}")
+            return None
+        held = await self.accept_list(claimed.account, info.record)
+        if held is not None and device in held.device_keys():
+            return claimed.account
+        return None
+
+    # --- fan-out --------------------------------------------------------------------------
+
+    async def routes(self, peer: bytes, msg_id: bytes, body: bytes, *,
+                     sync: bool = True, peer_too: bool = True) -> list[Route]:
+        """Where content for the account ``peer`` goes: a copy per device of the peer
+        (unless not ``peer_too``), and (with ``sync``) a Sync copy per other device of
+        ours. The peer's own key keeps ``msg_id`` as relay id (a home from before devices
+        sees no change)."""
+        out = [Route(d, msg_id if d == peer else copy_id(msg_id, d), body, False)
+               for d in await self.devices_of(peer)] if peer_too else []
+        if sync and peer != self.user:
+            mine = [d for d in await self.devices_of(self.user) if d != self.device_id]
+            if mine:
+                wrapped = c.encode_content(c.Sync(conv=peer, body=body))
+                out += [Route(d, copy_id(msg_id, d), wrapped, True) for d in mine]
+        return out
+
+    # --- this account's devices -----------------------------------------------------------
+
+    async def my_devices(self) -> list[DeviceRow]:
+        held = await self.refresh_devices(self.user)
+        if held is None:
+            return [DeviceRow(self.user, "first", 0, self.device_id == self.user)]
+        return [DeviceRow(d.key, d.name, d.added, d.key == self.device_id)
+                for d in held.devices]
+
+    async def publish_devices(self, devices: list[dv.DeviceEntry]) -> dv.DeviceList:
+        """Sign and publish the next version of our list (the relay stores only a higher
+        version), then hold it. In the open transaction."""
+        held = await self.refresh_devices(self.user)
+        version = (held.version if held is not None else 0) + 1
+        record = dv.make_list(self.identity, version, devices)
+        conn = await self.connection()
+        await conn.request(f.DevicesPut, record=record)
+        new = await self.accept_list(self.user, record)
+        assert new is not None
+        return new
+
+    def first_entry(self, name: str = "first") -> dv.DeviceEntry:
+        """The entry of an account's first device, whose key is the account key."""
+        return dv.DeviceEntry(key=self.user, name=name, added=0,
+                              sig=dv.sign_binding(self.identity, self.user))
+
+    async def remove_device(self, name: str) -> dv.DeviceEntry:
+        """Remove a device of this account by name, from any other device: a new list
+        without it, signed and published; our sessions with it are deleted, so nothing
+        more is encrypted to it from here (and peers stop at their next send)."""
+        async with self.cache.transaction():
+            held = await self.refresh_devices(self.user)
+            if held is None:
+                raise TenchatError("this account has one device; there is nothing to remove")
+            gone = held.named(name)
+            if gone is None:
+                raise TenchatError(f"no device named {name!r} "
+                                   f"(`tenchat device list` shows them)")
+            if gone.key == self.device_id:
+                raise TenchatError("this is the device you are on; remove it from another one")
+            await self.publish_devices([d for d in held.devices if d.key != gone.key])
+            rows = await self.cache.sessions(gone.key)
+            if rows:
+                await self.cache.delete_sessions([row_id for row_id, _ in rows])
+        return gone

@@ -1,0 +1,158 @@
+"""Accounts with several devices (issue 16), real clients on a real relay process:
+alice on 2 devices and bob on 3 — every message, receipt and reaction reaches all five
+caches once, a read on one device clears the unread count on the others, a removed device
+gets nothing sent after its removal, and an old single-device home upgraded in place
+keeps its sessions and its safety number."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+
+import pytest
+
+from tenchat.client.cache import DELIVERED, READ, SENT
+from tenchat.client.linking import grant, read_request, start_link
+from tenchat.client.service import Client
+from tenchat.common.crypto.safety import safety_number
+from tests.support.clients import PASSPHRASE, People
+
+pytestmark = pytest.mark.slow
+
+
+async def link(people: People, owner: Client, name: str) -> Client:
+    """A new device ``name`` of ``owner``'s account, linked the way the CLI does it."""
+    pending = await start_link(people.home(f"{owner.handle}-{name}"), people.relay_url, name)
+    finishing = asyncio.ensure_future(pending.finish(PASSPHRASE, timeout=30))
+    code, request = await read_request(owner, pending.text)
+    assert request.device == pending.device.public and request.name == name
+    await grant(owner, code, request, timeout=30)
+    new = await finishing
+    assert isinstance(new, Client)
+    people.made.append(new)
+    assert new.user == owner.user and new.device_id != owner.device_id
+    return new
+
+
+async def sync_all(*clients: Client) -> None:
+    for client in clients:
+        await client.sync()
+
+
+async def texts(client: Client, peer: bytes) -> list[tuple[str, bool]]:
+    return [(m.text, m.outgoing) for m in await client.cache.history(peer, 100)]
+
+
+async def unread(client: Client, peer: bytes) -> int:
+    return next((c.unread for c in await client.conversations() if c.peer == peer), 0)
+
+
+@pytest.mark.asyncio
+async def test_two_and_three_devices(people: People) -> None:
+    alice1, bob1 = await people("alice", "bob")
+    alice2 = await link(people, alice1, "a2")
+    bob2 = await link(people, bob1, "b2")
+    bob3 = await link(people, bob1, "b3")
+    alices, bobs = (alice1, alice2), (bob1, bob2, bob3)
+    assert [d.name for d in await bob3.my_devices()] == ["first", "b2", "b3"]
+
+    sent = await alice1.send_text("bob", "hi bob, on all your devices")
+    await sync_all(*bobs, alice2)
+    for bob in bobs:  # each of bob's devices: the message, once
+        assert await texts(bob, alice1.user) == [("hi bob, on all your devices", False)]
+        assert await unread(bob, alice1.user) == 1
+    # alice's other device: the message as sent by her
+    assert await texts(alice2, bob1.user) == [("hi bob, on all your devices", True)]
+
+    await sync_all(*alices)  # the delivered receipts of bob's devices
+    for alice in alices:
+        row = await alice.cache.message(bob1.user, sent.id)
+        assert row is not None and row.status == DELIVERED
+
+    # a reaction from bob's second device: on every cache, once
+    await bob2.react(alice1.user, sent.id, "👍")
+    await sync_all(*alices, bob1, bob3)
+    for client in (*alices, *bobs):
+        peer = bob1.user if client in alices else alice1.user
+        assert await client.cache.reactions(peer, [sent.id]) == {sent.id: {"👍": 1}}
+
+    # a reply from bob3 reaches both of alice's devices and bob's others as sent
+    await bob3.send_text("alice", "got it")
+    await sync_all(*alices, bob1, bob2)
+    for alice in alices:
+        assert await texts(alice, bob1.user) == [("hi bob, on all your devices", True),
+                                                 ("got it", False)]
+    for bob in (bob1, bob2):
+        assert (await texts(bob, alice1.user))[-1] == ("got it", True)
+
+    # read on bob1: the unread count clears on bob2 and bob3, alice sees it read
+    assert await bob1.mark_read(alice1.user) == 1
+    await sync_all(bob2, bob3, *alices)
+    for bob in bobs:
+        assert await unread(bob, alice1.user) == 0
+    for alice in alices:
+        row = await alice.cache.message(bob1.user, sent.id)
+        assert row is not None and row.status == READ
+
+
+@pytest.mark.asyncio
+async def test_a_removed_device_gets_nothing_new(people: People) -> None:
+    alice, bob1 = await people("alice", "bob")
+    bob2 = await link(people, bob1, "b2")
+    await alice.send_text("bob", "before")
+    await sync_all(bob1, bob2)
+    assert await texts(bob2, alice.user) == [("before", False)]
+
+    removed = await bob1.remove_device("b2")
+    assert removed.key == bob2.device_id
+    assert [d.name for d in await bob1.my_devices()] == ["first"]
+    after = await alice.send_text("bob", "after the removal")
+    await bob1.send_text("alice", "bob1 after the removal")
+    await sync_all(bob1, bob2, alice)
+    assert await texts(bob1, alice.user) == [("before", False), ("bob1 after the removal", True),
+                                             ("after the removal", False)]
+    # bob2 got nothing: not alice's message, not bob1's sync copy
+    assert await texts(bob2, alice.user) == [("before", False)]
+    row = await alice.cache.message(bob1.user, after.id)
+    assert row is not None and row.status == DELIVERED
+    # alice's client says what changed, like a key change
+    alerts = [a.text for a in await alice.device_alerts(bob1.user)]
+    assert any("removed 'b2'" in text for text in alerts), alerts
+
+
+@pytest.mark.asyncio
+async def test_an_old_home_upgraded_in_place_keeps_its_sessions(people: People) -> None:
+    alice, bob = await people("alice", "bob")
+    await alice.send_text("bob", "one")
+    await bob.sync()
+    await bob.send_text("alice", "two")
+    await alice.sync()
+    number = safety_number(alice.user, bob.user)
+    bob_sessions = len(await bob.cache.sessions(alice.user))
+    home = people.home("alice")
+    await alice.close()
+    # Make alice's cache what a tenchat from before devices left behind: no device tables.
+    db = sqlite3.connect(home / "cache.sqlite")
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    db.executescript("DROP TABLE device_lists; DROP TABLE device_index;"
+                     " DROP TABLE outbox_copies; DROP TABLE device_alerts;")
+    db.execute(f"PRAGMA user_version={version - 1}")
+    db.commit()
+    db.close()
+
+    alice = await Client.unlock(home, None, PASSPHRASE)
+    people.made.append(alice)
+    assert alice.device_id == alice.user  # the account key is its first device's key
+    await alice.send_text("bob", "three")
+    await bob.sync()
+    assert [t for t, _ in await texts(bob, alice.user)] == ["one", "two", "three"]
+    assert len(await bob.cache.sessions(alice.user)) == bob_sessions  # no new session
+
+    alice2 = await link(people, alice, "laptop")
+    assert safety_number(alice2.user, bob.user) == number
+    await bob.send_text("alice", "four")
+    await sync_all(alice, alice2)
+    assert (await texts(alice, bob.user))[-1] == ("four", False)
+    assert await texts(alice2, bob.user) == [("four", False)]
+    row = await bob.cache.message(alice.user, (await bob.cache.history(alice.user, 1))[0].id)
+    assert row is not None and row.status >= SENT
