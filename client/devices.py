@@ -124,18 +124,23 @@ class DeviceBook(ClientBase):
         added = [d for d in new.devices if d.key not in before]
         removed = [d for d in before if d not in new.device_keys()]
         await self.device_store.put(account, new.version, record, new.device_keys(), now)
-        if added or removed:
+        # A change is news about someone we have written with (a first look is not).
+        known = held is not None or account == self.user or bool(
+            await self.cache.sessions(account))
+        if known and (added or removed):
             parts = [f"added {d.name!r} ({fingerprint(d.key)})" for d in added
                      if not (held is None and d.key == account)]
             parts += [f"removed {(held.entry(d).name if held and held.entry(d) else '?')!r} "
                       f"({fingerprint(d)})" for d in removed]
             if parts:
-                await self._alert(account, now, "devices changed: " + ", ".join(parts))
+                await self._alert(account, now, "devices changed: " + ", ".join(parts),
+                                  level=logging.INFO)
         return new
 
-    async def _alert(self, account: bytes, now: int, text: str) -> None:
+    async def _alert(self, account: bytes, now: int, text: str, *,
+                     level: int = logging.WARNING) -> None:
         who = "your account" if account == self.user else fingerprint(account)
-        log.warning("%s: %s", who, text)
+        log.log(level, "%s: %s", who, text)
         await self.device_store.alert(account, now, text)
         self.emit(DevicesChanged(account, text))  # type: ignore[arg-type]
 
