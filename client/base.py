@@ -197,6 +197,8 @@ class GroupChannel(Protocol):
 
     async def typing_envelope(self, group: bytes, active: bool) -> bytes | None: ...
 
+    async def rotate_with(self, user: bytes) -> int: ...
+
 
 # A feature's handler for a content type it owns (polls, stickers, gifts, story keys…):
 # (conversation, author, content, the group's verified state or None, and what the batch

@@ -119,6 +119,7 @@ class Core(PrekeyUpkeep, ContactBook, Sending, Receiving, Views, DeviceBook, Dev
         self.connection_state = OFFLINE
         self.unsent: dict[bytes, TenchatError] = {}  # outbox items the last flush couldn't send
         self.presence: dict[bytes, bool] = {}  # watched peers; absent = unknown
+        self.devices_checked: dict[bytes, int] = {}  # client/devices.py, refresh_stale
 
     # The services a `tenchat send` never touches are imported on first use (start-up
     # time: docs/performance.md wants the whole command under 0.5 s).

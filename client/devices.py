@@ -60,6 +60,7 @@ class DeviceBook(ClientBase):
     """Device lists: fetch, verify, remember; fan-out routes; removal."""
 
     device: IdentityKey  # this device's key (the account key on a first device)
+    devices_checked: dict[bytes, int]  # account -> when this process last asked (clock ms)
 
     @property
     def device_id(self) -> bytes:
@@ -88,6 +89,16 @@ class DeviceBook(ClientBase):
             log.info("device lists not refreshed: %s", exc)
             return None
 
+    async def refresh_stale(self, accounts: list[bytes], max_age_ms: int) -> None:
+        """Refresh the lists of those ``accounts`` not checked in the last ``max_age_ms``
+        (by this process): group members, whose lists a group post does not otherwise
+        fetch. In the open transaction."""
+        now = self.clock()
+        for account in accounts:
+            last = self.devices_checked.get(account)
+            if account != self.user and (last is None or now - last >= max_age_ms):
+                await self.refresh_devices(account)
+
     async def refresh_devices(self, account: bytes) -> dv.DeviceList | None:
         """Ask the relay for the account's list and keep it if it verifies and succeeds
         the held one; the held (or no) list otherwise. In the open transaction."""
@@ -96,8 +107,11 @@ class DeviceBook(ClientBase):
             return await self.held_list(account)
         try:
             info = await conn.request(f.DevicesGet, user=account)
+            self.devices_checked[account] = self.clock()
         except RelayError as exc:
-            if exc.code != ErrorCode.NOT_FOUND:
+            if exc.code == ErrorCode.NOT_FOUND:
+                self.devices_checked[account] = self.clock()
+            else:
                 log.info("device list of %s not fetched: %s", fingerprint(account), exc)
             return await self.held_list(account)
         except ConnectionLost:
@@ -124,6 +138,9 @@ class DeviceBook(ClientBase):
         added = [d for d in new.devices if d.key not in before]
         removed = [d for d in before if d not in new.device_keys()]
         await self.device_store.put(account, new.version, record, new.device_keys(), now)
+        if added or removed:
+            # Group sender keys are per device: a new chain for who is there now.
+            await self.groups.rotate_with(account)
         # A change is news about someone we have written with (a first look is not).
         known = held is not None or account == self.user or bool(
             await self.cache.sessions(account))

@@ -55,6 +55,9 @@ log = logging.getLogger("tenchat.client.groups")
 # Typing indicators go to groups up to this size; in bigger ones they'd be noise (and a
 # push to every online member for each burst of keys).
 TYPING_MAX_MEMBERS = 256
+# A post looks again at the device lists of members not looked at for this long (a new
+# or removed device makes a new sender chain; 1:1 traffic looks at every send).
+MEMBER_DEVICES_MAX_AGE_MS = 60_000
 
 
 @dataclass(frozen=True)
@@ -293,19 +296,36 @@ class GroupService:
             raise GroupError("you are not a member of this group")
         if not can_post(role, state.announce):
             raise GroupError("only admins may post in this announcement group")
+        # A member's device list changed since we last looked: a new chain (rotate_with).
+        await self.c.refresh_stale(list(state.roles), MEMBER_DEVICES_MAX_AGE_MS)
+        row = await self.c.cache.group_state(group)
+        own = row[1] if row is not None else None
         key = SenderKey.from_bytes(own) if own else SenderKey.create(group)
         sent = await self.c.cache.sender_key_sent(group, key.chain_id)
         missing = [u for u in state.roles if u != self.c.user and u not in sent]
         if missing:
             dist = c.encode_content(c.SenderKeyDist(group=group,
                                                     dist=key.distribution().to_bytes()))
-            for user in missing:
-                await self.c.queue_content(user, os.urandom(16), dist)
+            for user in missing:  # (our other devices have chains of their own)
+                await self.c.queue_content(user, os.urandom(16), dist, sync=False)
             await self.c.cache.mark_sender_key_sent(group, missing, key.chain_id)
         envelope = key.encrypt(pad(body), group + self.c.user)
         await self.c.cache.set_my_sender_key(group, key.to_bytes())
         await self.c.cache.outbox_add(msg_id, group, envelope, _now(), kind="group",
                                       expires_at=expires_at)
+
+    async def rotate_with(self, user: bytes) -> int:
+        """Drop our sender chain in every group ``user`` is in, so the next post starts a
+        new one sent to the devices ``user`` has now: their device list changed (a removed
+        device must not read what comes next; a new one needs a key). In the open
+        transaction; how many groups."""
+        count = 0
+        for group in await self.c.cache.groups():
+            row = await self.c.cache.group_state(group)
+            if row is not None and row[1] is not None and user in _load(row[0]).roles:
+                await self.c.cache.set_my_sender_key(group, None)
+                count += 1
+        return count
 
     async def typing_envelope(self, group: bytes, active: bool) -> bytes | None:
         """A typing indicator sealed under our sender key (the caller holds the cache lock

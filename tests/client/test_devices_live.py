@@ -12,9 +12,11 @@ import sqlite3
 import pytest
 
 from tenchat.client.cache import DELIVERED, READ, SENT
+from tenchat.client.groups import MEMBER_DEVICES_MAX_AGE_MS
 from tenchat.client.linking import grant, read_request, start_link
 from tenchat.client.service import Client
 from tenchat.common.crypto.safety import safety_number
+from tenchat.common.crypto.sender_keys import SenderKey
 from tests.support.clients import PASSPHRASE, People
 
 pytestmark = pytest.mark.slow
@@ -118,6 +120,39 @@ async def test_a_removed_device_gets_nothing_new(people: People) -> None:
     # alice's client says what changed, like a key change
     alerts = [a.text for a in await alice.device_alerts(bob1.user)]
     assert any("removed 'b2'" in text for text in alerts), alerts
+
+
+async def own_chain(client: Client, group: bytes) -> int:
+    row = await client.cache.group_state(group)
+    assert row is not None and row[1] is not None
+    return SenderKey.from_bytes(row[1]).chain_id
+
+
+@pytest.mark.asyncio
+async def test_group_keys_rotate_when_a_members_devices_change(people: People) -> None:
+    alice, bob1 = await people("alice", "bob")
+    group = await alice.groups.create("team", ["bob"])
+    await alice.send_text_to(group, "g1")
+    first = await own_chain(alice, group)
+    bob2 = await link(people, bob1, "b2")
+    await alice.send_text_to(group, "g2")  # looked at bob's devices just now: same chain
+    assert await own_chain(alice, group) == first
+    clock = alice.clock
+    alice.clock = lambda: clock() + MEMBER_DEVICES_MAX_AGE_MS  # a minute later
+    await alice.send_text_to(group, "g3")  # alice sees bob's new device: a new chain
+    second = await own_chain(alice, group)
+    assert second != first
+    await bob1.remove_device("b2")
+    await alice.send_text("bob", "1:1 sends look at the list every time")
+    await alice.send_text_to(group, "g4")
+    third = await own_chain(alice, group)
+    assert third not in (first, second)
+    await alice.send_text_to(group, "g5")  # no change: the chain stays
+    assert await own_chain(alice, group) == third
+    await bob1.sync()
+    assert [m.text for m in await bob1.cache.history(group, 10)] == [
+        "g1", "g2", "g3", "g4", "g5"]
+    await bob2.sync()  # a linked device can't read groups yet (docs/crypto.md "Devices")
 
 
 @pytest.mark.asyncio
