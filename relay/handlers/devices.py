@@ -17,14 +17,32 @@ from tenchat.common.frames import (
     LinkPut,
     LinkTake,
     Ok,
+    PublishPrekeys,
 )
 
 from ..session import Later, Session, check_authenticated
+from ..storage import HandleRecord, Store
 from .table import Answer, HandlerTable
 
 __all__ = ["HANDLERS"]
 
 HANDLERS = HandlerTable()
+
+# What an identity without a handle may ask of an invite-only relay besides `register`:
+# a new device links itself (its account holds the handle) and publishes its keys.
+LINKING = (LinkPut, LinkTake, DevicesGet, DevicesPut, PublishPrekeys)
+
+
+async def account_handle(store: Store, user: bytes) -> HandleRecord | None:
+    """The handle ``user`` holds, or, for a device listed in an account's device list,
+    the account's (the device signs in as itself and acts for its account)."""
+    rec = await store.handle_by_user(user)
+    if rec is not None:
+        return rec
+    record = await store.device_list(user)
+    if record is None:
+        return None
+    return await store.handle_by_user(devices.open_list(record).account)
 
 
 @HANDLERS.on(DevicesPut)

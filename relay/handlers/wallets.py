@@ -27,6 +27,7 @@ from tenchat.common.siwe import to_checksum_address
 from ..admin import auth_failed, disconnect, role_of
 from ..session import Later, Session, check_authenticated
 from .connect import admit_identity
+from .devices import account_handle
 from .table import Answer, HandlerTable
 
 __all__ = ["HANDLERS"]
@@ -95,7 +96,7 @@ async def wallet_auth(session: Session, frame: WalletAuth) -> Answer:
     session.hub.join(session)
     if await session.store.hide_presence(user):
         session.hub.set_hidden(user, True)
-    rec = await session.store.handle_by_user(user)
+    rec = await account_handle(session.store, user)  # a device: its account's
     session.handle = rec.handle if rec else None
     session.role = role_of(session.config, user, session.handle)
     count = await session.store.otk_count(user)

@@ -12,12 +12,15 @@ import sqlite3
 import pytest
 
 from tenchat.client.cache import DELIVERED, READ, SENT
+from tenchat.client.connection import RelayError
 from tenchat.client.groups import MEMBER_DEVICES_MAX_AGE_MS
 from tenchat.client.linking import grant, read_request, start_link
 from tenchat.client.service import Client
+from tenchat.common import frames as f
 from tenchat.common.crypto.safety import safety_number
 from tenchat.common.crypto.sender_keys import SenderKey
 from tests.support.clients import PASSPHRASE, People
+from tests.support.relay import RelayProcess
 
 pytestmark = pytest.mark.slow
 
@@ -191,3 +194,30 @@ async def test_an_old_home_upgraded_in_place_keeps_its_sessions(people: People) 
     assert await texts(alice2, bob.user) == [("four", False)]
     row = await bob.cache.message(alice.user, (await bob.cache.history(alice.user, 1))[0].id)
     assert row is not None and row.status >= SENT
+
+
+@pytest.mark.asyncio
+@pytest.mark.relay(args=["--registration", "invite-only"])
+async def test_a_device_links_on_an_invite_only_relay(people: People, relay: RelayProcess
+                                                      ) -> None:
+    """The new device holds no handle (its account does): it may link and publish its
+    keys, then acts for the account; an identity that is no one's device still may not."""
+    from tests.relay.test_relay_admin import admin_json
+
+    codes = admin_json(relay, "invite", "--count", "2")["codes"]
+    alice = await Client.create(people.home("alice"), relay.url, "alice", PASSPHRASE,
+                                invite=codes[0])
+    bob = await Client.create(people.home("bob"), relay.url, "bob", PASSPHRASE,
+                              invite=codes[1])
+    people.made += [alice, bob]
+    laptop = await link(people, alice, "laptop")
+    await laptop.send_text("bob", "from alice's laptop")
+    await bob.sync()
+    assert await texts(bob, alice.user) == [("from alice's laptop", False)]
+    stranger = await start_link(people.home("stranger"), relay.url, "x")  # linking: allowed
+    try:
+        with pytest.raises(RelayError) as refused:
+            await stranger.conn.request(f.Whois, user=alice.user)
+        assert refused.value.code == "invite_required"
+    finally:
+        await stranger.conn.close()
