@@ -28,9 +28,14 @@ class DeviceSync(ClientBase):
         except msgspec.MsgspecError:
             log.warning("dropped an undecodable sync copy from one of our devices")
             return
-        conv, cache = sync.conv, self.cache
-        if await cache.contact(conv) is None:
-            await self.name_sender(conv, spoke=False)
+        if await self.cache.contact(sync.conv) is None:
+            await self.name_sender(sync.conv, spoke=False)
+        await self.apply_own(sync.conv, inner, events)
+
+    async def apply_own(self, conv: bytes, inner: c.Content, events: list[Event]) -> None:
+        """What another device of ours sent into ``conv`` (a peer, or a group whose post
+        it was), applied as ours."""
+        cache = self.cache
         match inner:
             case c.Text() | c.Attachment():
                 text = (inner.text if isinstance(inner, c.Text)

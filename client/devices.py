@@ -205,6 +205,9 @@ class DeviceBook(ClientBase):
         (unless not ``peer_too``), and (with ``sync``) a Sync copy per other device of
         ours. The peer's own key keeps ``msg_id`` as relay id (a home from before devices
         sees no change)."""
+        if peer == self.user:  # to our own other devices (a group's sender key)
+            return [Route(d, copy_id(msg_id, d), body, True)
+                    for d in await self.devices_of(peer) if d != self.device_id]
         out = [Route(d, msg_id if d == peer else copy_id(msg_id, d), body, False)
                for d in await self.devices_of(peer)] if peer_too else []
         if sync and peer != self.user:

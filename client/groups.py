@@ -302,7 +302,9 @@ class GroupService:
         own = row[1] if row is not None else None
         key = SenderKey.from_bytes(own) if own else SenderKey.create(group)
         sent = await self.c.cache.sender_key_sent(group, key.chain_id)
-        missing = [u for u in state.roles if u != self.c.user and u not in sent]
+        # Our own other devices read our posts too: they need our chain as well.
+        mine = len(await self.c.devices_of(self.c.user, fresh=False)) > 1
+        missing = [u for u in state.roles if u not in sent and (u != self.c.user or mine)]
         if missing:
             dist = c.encode_content(c.SenderKeyDist(group=group,
                                                     dist=key.distribution().to_bytes()))
@@ -313,6 +315,24 @@ class GroupService:
         await self.c.cache.set_my_sender_key(group, key.to_bytes())
         await self.c.cache.outbox_add(msg_id, group, envelope, _now(), kind="group",
                                       expires_at=expires_at)
+
+    async def learn_missing(self) -> int:
+        """Verify and keep the chain of every group the relay says our account is in and
+        we don't know yet (a device linked after its account joined them: the join is
+        before its cursor); how many."""
+        conn = await self.c.connection()
+        listed = await conn.request(f.GroupList)
+        assert isinstance(listed, f.Groups)
+        known = set(await self.c.cache.groups())
+        count = 0
+        for summary in listed.groups:
+            if summary.group not in known:
+                try:
+                    await self._catch_up(summary.group)
+                    count += 1
+                except (ProtocolError, RelayError) as exc:
+                    log.warning("a group of ours did not verify: %s", exc)
+        return count
 
     async def rotate_with(self, user: bytes) -> int:
         """Drop our sender chain in every group ``user`` is in, so the next post starts a
@@ -355,15 +375,22 @@ class GroupService:
             await self._receive_change(item, events)
             return
         state = await self.state(item.group)
-        if state is None or item.sender not in state.roles:
+        if state is None:  # e.g. on a device linked after we joined: its chain first
+            try:
+                state = await self._fetch_chain(item.group, None, events)
+            except (ProtocolError, RelayError) as exc:
+                log.warning("dropped a post of a group we can't verify: %s", exc)
+                return
+        if item.sender not in state.roles:
             # The relay delivered a post from someone our verified chain says is not a member.
             log.warning("dropped a group message from a non-member %s", fingerprint(item.sender))
             return
         if not can_post(state.roles[item.sender], state.announce):
             log.warning("dropped a post by a member in an announcement group")
             return
-        if item.sender == self.c.user:
-            return  # our own message, already in the cache
+        if item.sender == self.c.user and (
+                item.gseq == 0 or await self.c.cache.message(item.group, item.msg) is not None):
+            return  # our own message, already in the cache (or our other device typing)
         if item.gseq == 0:
             await self._receive_ephemeral(state, item, events)
             return
@@ -392,6 +419,9 @@ class GroupService:
                         fingerprint(sender), type(exc).__name__)
             return
         await self.c.cache.put_sender_key(group, sender, chain, key.to_bytes())
+        if sender == self.c.user:  # posted by another device of ours
+            await self.c.apply_own(group, content, events)
+            return
         await self.c.apply_content(group, sender, content, state, new, receipts, events)
 
     async def _receive_ephemeral(self, state: GroupState, item: f.GroupDeliver,

@@ -197,14 +197,16 @@ class Receiving(ClientBase):
             log.warning("dropped a %s sent as an ephemeral message by %s",
                         type(content).__name__, fingerprint(device))
             return
-        if (sender == self.user) != isinstance(content, c.Sync):
-            # Sync copies come from our own devices only, and they send nothing else.
+        if (sender == self.user) != isinstance(content, c.Sync) and not (
+                sender == self.user and isinstance(content, c.SenderKeyDist)):
+            # Sync copies come from our own devices only, and they send nothing else
+            # (but the sender keys of their group chains).
             log.warning("dropped a %s from %s", type(content).__name__, fingerprint(device))
             return
         if isinstance(content, c.Sync):
             await self.apply_sync(content, events)
             return
-        if contact is None:
+        if contact is None and sender != self.user:
             await self.name_sender(sender)
         if isinstance(content, c.SenderKeyDist):
             await self.groups.receive_distribution(sender, content, new, receipts, events)
@@ -359,6 +361,8 @@ class Receiving(ClientBase):
     async def _sync_once(self, *, follow: bool, on_messages: OnMessages | None) -> int:
         conn = await self.connection()
         await self.flush_outbox()
+        if self.device_id != self.user:  # a linked device: groups joined before it was
+            await self.groups.learn_missing()
         await conn.request(f.Subscribe)
         if follow:
             await self._watch(conn)

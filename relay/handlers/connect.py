@@ -89,7 +89,8 @@ async def auth(session: Session, frame: Auth) -> Answer:
     session.hub.join(session)
     if await session.store.hide_presence(frame.user):
         session.hub.set_hidden(frame.user, True)
-    rec = await account_handle(session.store, frame.user)  # a device: its account's
+    # A listed device acts for its account (docs/protocol.md §6E).
+    session.account, rec = await account_handle(session.store, frame.user)
     session.handle = rec.handle if rec else None
     session.role = role_of(session.config, frame.user, session.handle)
     count = await session.store.otk_count(frame.user)

@@ -33,16 +33,12 @@ HANDLERS = HandlerTable()
 LINKING = (LinkPut, LinkTake, DevicesGet, DevicesPut, PublishPrekeys)
 
 
-async def account_handle(store: Store, user: bytes) -> HandleRecord | None:
-    """The handle ``user`` holds, or, for a device listed in an account's device list,
-    the account's (the device signs in as itself and acts for its account)."""
-    rec = await store.handle_by_user(user)
-    if rec is not None:
-        return rec
+async def account_handle(store: Store, user: bytes) -> tuple[bytes, HandleRecord | None]:
+    """The account ``user`` acts for — itself, or for a device listed in an account's
+    device list, that account (the device signs in as itself) — and its handle."""
     record = await store.device_list(user)
-    if record is None:
-        return None
-    return await store.handle_by_user(devices.open_list(record).account)
+    account = devices.open_list(record).account if record is not None else user
+    return account, await store.handle_by_user(account)
 
 
 @HANDLERS.on(DevicesPut)

@@ -96,7 +96,8 @@ async def wallet_auth(session: Session, frame: WalletAuth) -> Answer:
     session.hub.join(session)
     if await session.store.hide_presence(user):
         session.hub.set_hidden(user, True)
-    rec = await account_handle(session.store, user)  # a device: its account's
+    # A listed device acts for its account (docs/protocol.md §6E).
+    session.account, rec = await account_handle(session.store, user)
     session.handle = rec.handle if rec else None
     session.role = role_of(session.config, user, session.handle)
     count = await session.store.otk_count(user)

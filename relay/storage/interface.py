@@ -316,6 +316,19 @@ class Store(abc.ABC):
         the stored one's, or ``devices`` holds a device another account lists."""
 
     @abc.abstractmethod
+    def device_cursors(self, device: bytes, member: dict[bytes, int]
+                       ) -> asyncio.Future[dict[bytes, int]]:
+        """A linked device's group cursors, for the groups of its account (``member``:
+        group -> the account's cursor): a group it has none for starts at the account's
+        (stored now, so the account's acks don't move it)."""
+
+    @abc.abstractmethod
+    def device_group_ack(self, device: bytes, member: bytes, group: bytes,
+                         upto: int) -> asyncio.Future[None]:
+        """A linked device of ``member`` read ``group`` up to ``upto`` (at most the log's
+        end); forbidden if ``member`` is not in the group."""
+
+    @abc.abstractmethod
     def sweep(self, now: int, limit: int) -> asyncio.Future[int]:
         """Delete up to ``limit`` expired messages and up to ``limit`` expired group
         entries in one transaction; how many rows went (the larger of the two counts)."""

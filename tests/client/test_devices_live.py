@@ -221,3 +221,28 @@ async def test_a_device_links_on_an_invite_only_relay(people: People, relay: Rel
         assert refused.value.code == "invite_required"
     finally:
         await stranger.conn.close()
+
+
+@pytest.mark.asyncio
+async def test_a_group_with_members_on_several_devices(people: People) -> None:
+    alice1, bob1, carol = await people("alice", "bob", "carol")
+    alice2 = await link(people, alice1, "a2")
+    bob2 = await link(people, bob1, "b2")
+    group = await alice1.groups.create("team", ["bob", "carol"])
+    everyone = (alice1, alice2, bob1, bob2, carol)
+    await sync_all(*everyone)  # every device learns the group from its signed chain
+    for client in everyone:
+        assert await client.groups.state(group) is not None, client.handle
+    await alice2.send_text_to(group, "from alice's second device")
+    await sync_all(*everyone)
+    await bob2.send_text_to(group, "from bob's second device")
+    await sync_all(*everyone)
+    await alice1.send_text_to(group, "from alice's first device")
+    await sync_all(*everyone)
+    for client in everyone:
+        rows = await client.cache.history(group, 10)
+        mine = client.user
+        assert [(r.text, r.outgoing) for r in rows] == [
+            ("from alice's second device", mine == alice1.user),
+            ("from bob's second device", mine == bob1.user),
+            ("from alice's first device", mine == alice1.user)], client.handle

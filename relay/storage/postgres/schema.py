@@ -259,6 +259,12 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         account bytea NOT NULL
     );
     CREATE INDEX devices_by_account ON devices (account);
+    CREATE TABLE group_device_cursors (
+        grp bytea NOT NULL,
+        device bytea NOT NULL,
+        cursor bigint NOT NULL,
+        PRIMARY KEY (device, grp)
+    );
     """,
 )
 

@@ -19,6 +19,27 @@ class Devices(SQLiteBase):
         return bytes(rows[0][0]) if rows else None
 
     @write
+    def device_cursors(self, tx: Tx, device: bytes, member: dict[bytes, int]
+                       ) -> dict[bytes, int]:
+        tx.db.executemany("INSERT OR IGNORE INTO group_device_cursors (grp, device, cursor)"
+                          " VALUES (?, ?, ?)", [(g, device, c) for g, c in member.items()])
+        rows = tx.all("SELECT grp, cursor FROM group_device_cursors WHERE device = ?",
+                      (device,))
+        return {bytes(g): c for g, c in rows if bytes(g) in member}
+
+    @write
+    def device_group_ack(self, tx: Tx, device: bytes, member: bytes, group: bytes,
+                         upto: int) -> None:
+        row = tx.one("SELECT g.last_gseq, m.cursor FROM group_members m JOIN groups g"
+                     " ON g.id = m.grp WHERE m.grp = ? AND m.user = ?", (group, member))
+        if row is None:
+            raise ProtocolError(ErrorCode.FORBIDDEN, "not a member of this group")
+        tx.run_sql("INSERT INTO group_device_cursors (grp, device, cursor) VALUES (?, ?, ?)"
+                   " ON CONFLICT (device, grp) DO UPDATE SET"
+                   " cursor = max(cursor, excluded.cursor)",
+                   (group, device, min(upto, row[0])))
+
+    @write
     def put_device_list(self, tx: Tx, account: bytes, version: int, devices: list[bytes],
                         record: bytes) -> None:
         stored = tx.one("SELECT version FROM device_lists WHERE account = ?",

@@ -266,6 +266,12 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         account BLOB NOT NULL
     ) WITHOUT ROWID;
     CREATE INDEX devices_by_account ON devices (account);
+    CREATE TABLE group_device_cursors (
+        grp BLOB NOT NULL,
+        device BLOB NOT NULL,
+        cursor INTEGER NOT NULL,
+        PRIMARY KEY (device, grp)
+    ) WITHOUT ROWID;
     """,
 )
 

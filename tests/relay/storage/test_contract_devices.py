@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import os
 
+from nacl.signing import SigningKey
+
+from tenchat.common.groups import decode_signed
 from tenchat.relay.storage import Store
-from tests.support.wsclient import async_test
+from tests.support.groups import TestGroup
+from tests.support.wsclient import async_test, user_of
 
 from .conftest import refused
 
@@ -27,3 +31,26 @@ async def test_device_lists(store: Store) -> None:
     assert await store.device_list(d2) == b"v2"
     await store.put_device_list(eve, 1, [eve, d1], b"eve")  # d1 is no one's now
     assert await store.device_list(d1) == b"eve"
+
+
+@async_test
+async def test_a_linked_devices_group_cursors_are_its_own(store: Store) -> None:
+    owner = SigningKey.generate()
+    alice, laptop, stranger = user_of(owner), os.urandom(32), os.urandom(32)
+    g = TestGroup()
+    record = g.record(owner, "create", name="g", members=[])
+    created = await store.group_change(decode_signed(record)[0], record)
+    posted = await store.group_post(g.id, alice, os.urandom(16), b"one", 0)
+    member = await store.member_groups(alice)
+    start = member[g.id]  # the account's cursor: where the laptop starts
+    assert start <= created.seq
+    assert await store.device_cursors(laptop, member) == {g.id: start}
+    await store.group_ack(alice, g.id, posted.seq)  # the account's device read it all
+    assert await store.device_cursors(laptop, await store.member_groups(alice)) == {
+        g.id: start}  # the laptop's stays where it was
+    await store.device_group_ack(laptop, alice, g.id, posted.seq + 100)  # ≤ the log's end
+    assert await store.device_cursors(laptop, member) == {g.id: posted.seq}
+    await store.device_group_ack(laptop, alice, g.id, 0)  # never backwards
+    assert await store.device_cursors(laptop, member) == {g.id: posted.seq}
+    assert await store.device_cursors(laptop, {}) == {}  # only the account's groups
+    await refused(store.device_group_ack(laptop, stranger, g.id, 1), "forbidden")
