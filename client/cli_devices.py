@@ -61,6 +61,8 @@ def approve(
     ctx: typer.Context,
     code: Annotated[str, typer.Argument(help="The code `tenchat device link` printed.")],
     yes: Annotated[bool, typer.Option("--yes", help="Approve without asking.")] = False,
+    history: Annotated[int, typer.Option(
+        help="Messages per conversation the new device gets (0: none).")] = 1000,
 ) -> None:
     """Add the device showing CODE to this account: shows its fingerprint, asks, then
     hands it the account's keys end-to-end encrypted."""
@@ -84,7 +86,7 @@ def approve(
     async def grant(client: Any) -> Any:
         from .linking import grant as grant_link
 
-        return await grant_link(client, link_code, request)
+        return await grant_link(client, link_code, request, history=history)
 
     dl = run(with_client(opts, grant))
     entry = dl.entry(request.device)

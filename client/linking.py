@@ -11,23 +11,31 @@ secrets over, sealed to the code, and waits for the new list.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
+
 from ..common import devices as dv
 from ..common import frames as f
 from ..common.crypto.keys import IdentityKey
+from ..common.crypto.media import MediaRef
 from ..common.errors import ErrorCode, TenchatError
+from . import media
 from .base import ca_file_of, now_ms
-from .cache import Cache
+from .cache import Cache, MessageRow
 from .connection import RelayConnection, RelayError, RelayList, open_first
 from .core import Core, publish_first_prekeys, store_first_prekeys
 from .device_store import DeviceStore
 from .keystore import Keystore, Secrets
 from .known_relays import KnownRelays, known_relays_path
 
-__all__ = ["PendingLink", "start_link", "read_request", "grant", "POLL", "LINK_TIMEOUT"]
+__all__ = ["PendingLink", "start_link", "read_request", "grant", "pack_history", "POLL",
+           "LINK_TIMEOUT"]
+
+log = logging.getLogger("tenchat.client")
 
 POLL = 0.2  # s between two looks at a rendezvous slot
 LINK_TIMEOUT = 600.0  # s: the relay keeps a slot this long (relay/rendezvous.py)
@@ -78,6 +86,7 @@ class PendingLink:
             # Prekeys first: a device in the list must have a bundle to start sessions with.
             prekeys = await publish_first_prekeys(self.conn, self.device)
             record = await self._join(account, held)
+            history = await self._history(got.history)
         finally:
             await self.conn.close()
         secrets = Secrets(identity_seed=got.account_seed, storage_key=os.urandom(32),
@@ -94,6 +103,11 @@ class PendingLink:
                     await cache.remember_contact(user, handle, now)
                     if verified:
                         await cache.set_contact_flag(user, "verified", True)
+            for item in history:  # shown: `inbox` prints only what arrives from now on
+                await cache.add_message(MessageRow(
+                    item.id, item.conv, item.outgoing, item.text, item.sent_at,
+                    item.received_at, item.status, sender=item.sender, reply_to=item.reply_to,
+                    expires_at=item.expires_at), shown=True)
         Keystore.in_home(self.home).save(secrets, passphrase)
         known = KnownRelays(known_relays_path(self.home))
         if known.get(self.conn.origin) is None:
@@ -101,6 +115,22 @@ class PendingLink:
         from .service import Client  # the whole client, as `Client.create` makes
 
         return Client(self.home, self.relay_url, secrets, cache)
+
+    async def _history(self, ref: MediaRef | None) -> list[dv.HistoryItem]:
+        """The messages the approving device sealed for us (none if it sent none, or if
+        the blob doesn't open: linking goes on without them)."""
+        if ref is None:
+            return []
+
+        async def connect() -> RelayConnection:
+            return self.conn
+
+        try:
+            raw = await media.download_bytes(connect, ref)
+            return msgspec.msgpack.decode(raw, type=dv.History).items
+        except (TenchatError, msgspec.MsgspecError) as exc:
+            log.warning("the history from the approving device was not read: %s", exc)
+            return []
 
     async def _join(self, account: IdentityKey, held: dv.DeviceList | None) -> bytes:
         """Publish the account's next list with this device in it (the newest of the
@@ -159,10 +189,34 @@ async def read_request(client: Core, text: str) -> tuple[dv.LinkCode, dv.LinkReq
     return code, dv.open_request(code, blob)
 
 
+async def pack_history(client: Core, per_conversation: int) -> MediaRef | None:
+    """The latest ``per_conversation`` messages of every conversation, sealed under a
+    fresh key and uploaded as one blob (the key goes inside the grant); None for none,
+    or if the relay stores no blobs (or not one this large)."""
+    if per_conversation <= 0:
+        return None
+    items: list[dv.HistoryItem] = []
+    for conv in await client.cache.conversations():
+        for m in await client.cache.history(conv.peer, per_conversation):
+            if not m.deleted:
+                items.append(dv.HistoryItem(m.id, m.peer, m.outgoing, m.text, m.sent_at,
+                                            m.received_at, m.status, m.sender, m.reply_to,
+                                            m.expires_at))
+    if not items:
+        return None
+    raw = msgspec.msgpack.encode(dv.History(v=1, items=items))
+    try:
+        return await media.upload_bytes(client.connection, raw, name="history")
+    except TenchatError as exc:
+        log.warning("the new device gets no history: %s", exc)
+        return None
+
+
 async def grant(client: Core, code: dv.LinkCode, request: dv.LinkRequest, *,
-                timeout: float = 60.0) -> dv.DeviceList:
-    """Hand the account secrets to the requesting device, sealed to its code, then wait
-    until it has published the account's list with itself in it."""
+                timeout: float = 60.0, history: int = dv.HISTORY_DEFAULT) -> dv.DeviceList:
+    """Hand the account secrets (and the latest ``history`` messages of each
+    conversation) to the requesting device, sealed to its code, then wait until it has
+    published the account's list with itself in it."""
     async with client.cache.transaction():
         held = await client.refresh_devices(client.user)
         record = (await client.device_store.held(client.user) or (b"", 0))[0]
@@ -170,7 +224,8 @@ async def grant(client: Core, code: dv.LinkCode, request: dv.LinkRequest, *,
                     if k.handle is not None]
     conn = await client.connection()
     got = dv.LinkGrant(account_seed=client.secrets.identity_seed, handle=client.handle,
-                       devices=record if held is not None else b"", contacts=contacts)
+                       devices=record if held is not None else b"", contacts=contacts,
+                       history=await pack_history(client, history))
     await conn.request(f.LinkPut, slot=dv.link_slots(code.secret)[1],
                        blob=dv.seal_grant(code, got))
     loop = asyncio.get_running_loop()

@@ -25,6 +25,7 @@ import msgspec
 from nacl import bindings
 
 from .crypto.keys import IdentityKey
+from .crypto.media import MediaRef
 from .crypto.primitives import hkdf_sha256, x25519, x25519_public
 from .errors import ErrorCode, ProtocolError
 from .identity import verify_signature
@@ -34,8 +35,10 @@ __all__ = [
     "binding_message", "list_message", "sign_binding", "make_list", "open_list",
     "implicit_list", "StaleList", "check_successor", "LinkCode", "LinkRequest", "LinkGrant",
     "link_slots", "seal_request", "open_request", "seal_grant", "open_grant",
-    "request_message", "CODE_PREFIX",
+    "request_message", "CODE_PREFIX", "History", "HistoryItem", "HISTORY_DEFAULT",
 ]
+
+HISTORY_DEFAULT: Final = 1000  # messages per conversation a new device is given
 
 MAX_DEVICES: Final = 16
 MAX_DEVICE_NAME: Final = 64  # UTF-8 bytes
@@ -213,6 +216,27 @@ class LinkGrant(msgspec.Struct):
     handle: str
     devices: bytes  # the account's current signed device list (may be the implicit one: b"")
     contacts: list[tuple[bytes, str | None, bool]] = []  # (account, handle, verified)
+    history: MediaRef | None = None  # a sealed blob: History, the latest messages
+
+
+class HistoryItem(msgspec.Struct, array_like=True):
+    """One message of the history a new device is given (docs/crypto.md "Devices")."""
+
+    id: bytes
+    conv: bytes  # a user id, or a group id
+    outgoing: bool
+    text: str
+    sent_at: int
+    received_at: int
+    status: int  # as in the client's cache: 0 pending … 3 read
+    sender: bytes | None = None  # a group message's author
+    reply_to: bytes | None = None
+    expires_at: int = 0
+
+
+class History(msgspec.Struct):
+    v: int
+    items: list[HistoryItem]
 
 
 def request_message(ephemeral: bytes) -> bytes:

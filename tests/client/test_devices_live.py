@@ -186,12 +186,16 @@ async def test_an_old_home_upgraded_in_place_keeps_its_sessions(people: People) 
     assert [t for t, _ in await texts(bob, alice.user)] == ["one", "two", "three"]
     assert len(await bob.cache.sessions(alice.user)) == bob_sessions  # no new session
 
+    assert await alice.mark_read(bob.user) == 1  # "two"
     alice2 = await link(people, alice, "laptop")
     assert safety_number(alice2.user, bob.user) == number
     await bob.send_text("alice", "four")
     await sync_all(alice, alice2)
     assert (await texts(alice, bob.user))[-1] == ("four", False)
-    assert await texts(alice2, bob.user) == [("four", False)]
+    # the new device got the conversation so far (history), then the new message
+    assert await texts(alice2, bob.user) == [("one", True), ("two", False), ("three", True),
+                                             ("four", False)]
+    assert await unread(alice2, bob.user) == 1  # "two" was read on the first device
     row = await bob.cache.message(alice.user, (await bob.cache.history(alice.user, 1))[0].id)
     assert row is not None and row.status >= SENT
 
