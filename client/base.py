@@ -39,7 +39,7 @@ from .events import (
 from .keystore import Secrets
 
 if TYPE_CHECKING:
-    from .device_store import DeviceStore, Route
+    from .addressing import Route
 
 __all__ = ["ClientBase", "GroupChannel", "ContentHandler", "Conversation", "SearchHit",
            "KeyChanged", "Receipts", "now_ms", "clock_from_environ", "check_text"]
@@ -227,6 +227,8 @@ class ClientBase:
     connection_state: str
     unsent: dict[bytes, TenchatError]  # outbox items the last flush couldn't send
     presence: dict[bytes, bool]  # watched peers; absent = unknown
+    _rewatch_lock: asyncio.Lock  # one watch list in flight (Receiving._rewatch)
+    _rewatch_due: bool  # a new conversation since the last watch list was read
     _conn: RelayConnection | None
     _conn_lock: asyncio.Lock
     _refill: asyncio.Task[None] | None
@@ -256,8 +258,6 @@ class ClientBase:
         device: IdentityKey  # this device's key (client/devices.py)
         @property
         def device_id(self) -> bytes: ...
-        @property
-        def device_store(self) -> DeviceStore: ...
         async def devices_of(self, account: bytes, *, fresh: bool = True) -> list[bytes]: ...
         async def routes(self, peer: bytes, msg_id: bytes, body: bytes, *, sync: bool = True,
                          peer_too: bool = True) -> list[Route]: ...

@@ -81,12 +81,12 @@ async def store_first_prekeys(cache: Cache, prekeys: FirstPrekeys) -> None:
     spk, otks = prekeys
     now = now_ms()
     async with cache.transaction():
-        await cache.put_prekey("spk", spk.key_id, spk.public, spk.private, now)
+        await cache.prekeys.put("spk", spk.key_id, spk.public, spk.private, now)
         for k in otks:
-            await cache.put_prekey("otk", k.key_id, k.public, k.private, now)
-        await cache.set_meta(SPK_PUBLISHED, spk.key_id)
-        await cache.set_meta(OTK_NEXT, OTK_BATCH + 1)
-        await cache.set_meta(OTK_PUBLISHED, OTK_BATCH)
+            await cache.prekeys.put("otk", k.key_id, k.public, k.private, now)
+        await cache.settings.set(SPK_PUBLISHED, spk.key_id)
+        await cache.settings.set(OTK_NEXT, OTK_BATCH + 1)
+        await cache.settings.set(OTK_PUBLISHED, OTK_BATCH)
 
 
 class Core(PrekeyUpkeep, ContactBook, Sending, Receiving, Views, DeviceBook, DeviceSync,
@@ -120,6 +120,8 @@ class Core(PrekeyUpkeep, ContactBook, Sending, Receiving, Views, DeviceBook, Dev
         self.unsent: dict[bytes, TenchatError] = {}  # outbox items the last flush couldn't send
         self.presence: dict[bytes, bool] = {}  # watched peers; absent = unknown
         self.devices_checked: dict[bytes, int] = {}  # client/devices.py, refresh_stale
+        self._rewatch_lock = asyncio.Lock()
+        self._rewatch_due = False
 
     # The services a `tenchat send` never touches are imported on first use (start-up
     # time: docs/performance.md wants the whole command under 0.5 s).
@@ -247,7 +249,7 @@ class Core(PrekeyUpkeep, ContactBook, Sending, Receiving, Views, DeviceBook, Dev
                 await self._tell_relay_privacy(conn)
                 # Also when we hold far more private keys than the relay does plus the
                 # few handed-out ones we keep (a home from before keys were pruned).
-                refill = authed.otk_count < OTK_LOW or await self.cache.prekey_count(
+                refill = authed.otk_count < OTK_LOW or await self.cache.prekeys.count(
                     "otk") > authed.otk_count + self.prekey_policy.keep_taken + OTK_BATCH
                 if refill or await self._spk_due(now_ms()):
                     # In the background: the caller may hold the cache lock the upkeep needs.
@@ -259,7 +261,7 @@ class Core(PrekeyUpkeep, ContactBook, Sending, Receiving, Views, DeviceBook, Dev
         """The relay enforces two privacy controls for us: presence hiding and blocks.
         hide_presence is sent either way: off must undo an earlier on."""
         await conn.request(f.Privacy, hide_presence=await self.setting("hide_presence"))
-        for contact in await self.cache.contacts():
+        for contact in await self.cache.contacts.all():
             if contact.blocked:
                 await conn.request(f.Block, user=contact.user, blocked=True)
 

@@ -28,7 +28,7 @@ class DeviceSync(ClientBase):
         except msgspec.MsgspecError:
             log.warning("dropped an undecodable sync copy from one of our devices")
             return
-        if await self.cache.contact(sync.conv) is None:
+        if await self.cache.contacts.get(sync.conv) is None:
             await self.name_sender(sync.conv, spoke=False)
         await self.apply_own(sync.conv, inner, events)
 
@@ -43,29 +43,29 @@ class DeviceSync(ClientBase):
                 expires_at = inner.sent_at + inner.expires_in * 1000 if inner.expires_in else 0
                 row = MessageRow(inner.id, conv, True, text, inner.sent_at, now_ms(), SENT,
                                  reply_to=inner.reply_to, expires_at=expires_at)
-                if await cache.add_message(row, shown=True):
+                if await cache.messages.add(row, shown=True):
                     if isinstance(inner, c.Attachment):
-                        await cache.put_attachment(conv, inner.id,
+                        await cache.attachments.put(conv, inner.id,
                                                    msgspec.msgpack.encode(inner.ref))
-                    events.append(MessageAdded((await cache.message(conv, inner.id)) or row))
+                    events.append(MessageAdded((await cache.messages.get(conv, inner.id)) or row))
             case c.Receipt(kind=c.READ):
                 where = inner.group if inner.group is not None else conv
-                await cache.mark_incoming_read(where, inner.ids)
+                await cache.messages.mark_read(where, inner.ids)
                 events.append(ConversationChanged(where))
             case c.Reaction():
-                await cache.react(conv, inner.target, self.user, inner.emoji, inner.remove)
+                await cache.messages.react(conv, inner.target, self.user, inner.emoji, inner.remove)
                 events.append(MessageChanged(conv, inner.target))
             case c.Edit():
-                await cache.edit_message(conv, inner.target, None, False, inner.text)
+                await cache.messages.edit(conv, inner.target, None, False, inner.text)
                 events.append(MessageChanged(conv, inner.target))
             case c.Delete():
-                await cache.delete_message(conv, inner.target, None, False)
+                await cache.messages.delete(conv, inner.target, None, False)
                 events.append(MessageChanged(conv, inner.target))
             case c.Pin():
-                await cache.set_pinned(conv, inner.target, inner.pinned)
+                await cache.messages.set_pinned(conv, inner.target, inner.pinned)
                 events.append(MessageChanged(conv, inner.target))
             case c.Timer():
-                await cache.set_timer(conv, inner.seconds)
+                await cache.conversations.set_timer(conv, inner.seconds)
                 events.append(ConversationChanged(conv))
             case _:  # delivered receipts are never synced; feature content: not yet
                 pass

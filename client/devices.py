@@ -10,7 +10,6 @@ device lists signed by the account key (common/devices.py), checked here on ever
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import socket
 from dataclasses import dataclass
@@ -21,19 +20,14 @@ from ..common import frames as f
 from ..common.crypto.keys import IdentityKey
 from ..common.errors import ErrorCode, ProtocolError, TenchatError
 from ..common.identity import fingerprint
+from .addressing import Route, copy_id
 from .base import ClientBase, now_ms
+from .cache.devices import Alert
 from .connection import ConnectionLost, RelayConnection, RelayError, RelayUnreachable
-from .device_store import Alert, DeviceStore, Route
 
 __all__ = ["DeviceBook", "Route", "copy_id", "DeviceRow", "DevicesChanged"]
 
 log = logging.getLogger("tenchat.client")
-
-
-def copy_id(msg_id: bytes, device: bytes) -> bytes:
-    """The relay-level id of one device's copy: the relay dedupes by (sender, id), so
-    each copy needs its own; the message keeps ``msg_id`` inside the envelope."""
-    return hashlib.blake2b(msg_id + device, digest_size=16, person=b"tenchat-copy").digest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,14 +60,10 @@ class DeviceBook(ClientBase):
     def device_id(self) -> bytes:
         return self.device.public
 
-    @property
-    def device_store(self) -> DeviceStore:
-        return DeviceStore(self.cache)
-
     # --- lists ----------------------------------------------------------------------------
 
     async def held_list(self, account: bytes) -> dv.DeviceList | None:
-        held = await self.device_store.held(account)
+        held = await self.cache.devices.held(account)
         return dv.open_list(held[0], account=account) if held else None
 
     async def devices_of(self, account: bytes, *, fresh: bool = True) -> list[bytes]:
@@ -137,13 +127,13 @@ class DeviceBook(ClientBase):
         before = held.device_keys() if held is not None else dv.implicit_list(account)
         added = [d for d in new.devices if d.key not in before]
         removed = [d for d in before if d not in new.device_keys()]
-        await self.device_store.put(account, new.version, record, new.device_keys(), now)
+        await self.cache.devices.put(account, new.version, record, new.device_keys(), now)
         if added or removed:
             # Group sender keys are per device: a new chain for who is there now.
             await self.groups.rotate_with(account)
         # A change is news about someone we have written with (a first look is not).
         known = held is not None or account == self.user or bool(
-            await self.cache.sessions(account))
+            await self.cache.sessions.of(account))
         if known and (added or removed):
             parts = [f"added {d.name!r} ({fingerprint(d.key)})" for d in added
                      if not (held is None and d.key == account)]
@@ -158,11 +148,11 @@ class DeviceBook(ClientBase):
                      level: int = logging.WARNING) -> None:
         who = "your account" if account == self.user else fingerprint(account)
         log.log(level, "%s: %s", who, text)
-        await self.device_store.alert(account, now, text)
+        await self.cache.devices.alert(account, now, text)
         self.emit(DevicesChanged(account, text))  # type: ignore[arg-type]
 
     async def device_alerts(self, account: bytes | None = None) -> list[Alert]:
-        return await self.device_store.alerts(account)
+        return await self.cache.devices.alerts(account)
 
     async def account_of(self, device: bytes) -> bytes | None:
         """The account a delivering device belongs to, by verified lists only: the
@@ -170,7 +160,7 @@ class DeviceBook(ClientBase):
         devices); None for a device its account has removed."""
         if device == self.device_id:
             return self.user
-        known = await self.device_store.account_of(device)
+        known = await self.cache.devices.account_of(device)
         if known is not None:
             return known
         own = await self.held_list(device)
@@ -258,7 +248,7 @@ class DeviceBook(ClientBase):
             if gone.key == self.device_id:
                 raise TenchatError("this is the device you are on; remove it from another one")
             await self.publish_devices([d for d in held.devices if d.key != gone.key])
-            rows = await self.cache.sessions(gone.key)
+            rows = await self.cache.sessions.of(gone.key)
             if rows:
-                await self.cache.delete_sessions([row_id for row_id, _ in rows])
+                await self.cache.sessions.delete([row_id for row_id, _ in rows])
         return gone

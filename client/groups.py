@@ -39,7 +39,7 @@ from ..common.groups import (
 )
 from ..common.identity import fingerprint
 from ..common.padding import pad
-from .cache import MessageRow
+from .cache import MessageRow, PendingEntry
 from .connection import RelayError
 from .errors import GroupError
 from .events import ConversationChanged, Event, TypingChanged
@@ -110,7 +110,7 @@ class GroupService:
     # --- state --------------------------------------------------------------------------
 
     async def state(self, group: bytes) -> GroupState | None:
-        row = await self.c.cache.group_state(group)
+        row = await self.c.cache.groups.state(group)
         return _load(row[0]) if row else None
 
     async def find(self, name: str) -> bytes | None:
@@ -120,7 +120,7 @@ class GroupService:
         except ValueError:
             raw = b""
         matches = []
-        for group in await self.c.cache.groups():
+        for group in await self.c.cache.groups.ids():
             if group == raw:
                 return group
             state = await self.state(group)
@@ -141,14 +141,14 @@ class GroupService:
         if state is None:
             raise GroupError("no such group")
         unknown = [u for u in state.roles if u != self.c.user
-                   and await self.c.cache.contact(u) is None]
+                   and await self.c.cache.contacts.get(u) is None]
         if unknown:  # members we never talked to: ask the relay, verify, remember
             async with self.c.cache.transaction():
                 for user in unknown:
                     await self.c.name_sender(user, spoke=False)
         handles = {}
         for user in state.roles:
-            contact = await self.c.cache.contact(user)
+            contact = await self.c.cache.contacts.get(user)
             handles[user] = self.c.handle if user == self.c.user else (
                 contact.handle if contact else None)
         return GroupInfo(group, state.name, state.topic, state.announce, state.version,
@@ -157,8 +157,8 @@ class GroupService:
 
     async def list(self) -> list[GroupInfo]:
         out = []
-        for group in await self.c.cache.groups():
-            row = await self.c.cache.group_state(group)
+        for group in await self.c.cache.groups.ids():
+            row = await self.c.cache.groups.state(group)
             if row is not None and not row[2]:
                 out.append(await self.info(group))
         return out
@@ -267,11 +267,11 @@ class GroupService:
         change = after.apply(record)
         gone = [u for u in before.roles if u not in after.roles]
         left = self.c.user not in after.roles and change.op != "create"
-        await self.c.cache.save_group(after.group, _dump(after), [(change.version, record)],
+        await self.c.cache.groups.save(after.group, _dump(after), [(change.version, record)],
                                       left=left)
         if gone:
             # Whoever left must not read what comes next: a fresh chain, sent to who remains.
-            await self.c.cache.set_my_sender_key(after.group, None)
+            await self.c.cache.groups.set_my_sender_key(after.group, None)
         events.append(ConversationChanged(after.group))
         return after
 
@@ -287,7 +287,7 @@ class GroupService:
                     expires_at: int = 0) -> None:
         """Encrypt content for the group into the outbox (caller holds the cache lock and
         commits). Our sender key goes first, 1:1, to every member who lacks it."""
-        row = await self.c.cache.group_state(group)
+        row = await self.c.cache.groups.state(group)
         if row is None:
             raise GroupError("no such group")
         state, own, left = _load(row[0]), row[1], row[2]
@@ -298,10 +298,10 @@ class GroupService:
             raise GroupError("only admins may post in this announcement group")
         # A member's device list changed since we last looked: a new chain (rotate_with).
         await self.c.refresh_stale(list(state.roles), MEMBER_DEVICES_MAX_AGE_MS)
-        row = await self.c.cache.group_state(group)
+        row = await self.c.cache.groups.state(group)
         own = row[1] if row is not None else None
         key = SenderKey.from_bytes(own) if own else SenderKey.create(group)
-        sent = await self.c.cache.sender_key_sent(group, key.chain_id)
+        sent = await self.c.cache.groups.sender_key_sent(group, key.chain_id)
         # Our own other devices read our posts too: they need our chain as well.
         mine = len(await self.c.devices_of(self.c.user, fresh=False)) > 1
         missing = [u for u in state.roles if u not in sent and (u != self.c.user or mine)]
@@ -310,10 +310,10 @@ class GroupService:
                                                     dist=key.distribution().to_bytes()))
             for user in missing:  # (our other devices have chains of their own)
                 await self.c.queue_content(user, os.urandom(16), dist, sync=False)
-            await self.c.cache.mark_sender_key_sent(group, missing, key.chain_id)
+            await self.c.cache.groups.mark_sender_key_sent(group, missing, key.chain_id)
         envelope = key.encrypt(pad(body), group + self.c.user)
-        await self.c.cache.set_my_sender_key(group, key.to_bytes())
-        await self.c.cache.outbox_add(msg_id, group, envelope, _now(), kind="group",
+        await self.c.cache.groups.set_my_sender_key(group, key.to_bytes())
+        await self.c.cache.outbox.add(msg_id, group, envelope, _now(), kind="group",
                                       expires_at=expires_at)
 
     async def learn_missing(self) -> int:
@@ -323,7 +323,7 @@ class GroupService:
         conn = await self.c.connection()
         listed = await conn.request(f.GroupList)
         assert isinstance(listed, f.Groups)
-        known = set(await self.c.cache.groups())
+        known = set(await self.c.cache.groups.ids())
         count = 0
         for summary in listed.groups:
             if summary.group not in known:
@@ -340,10 +340,10 @@ class GroupService:
         device must not read what comes next; a new one needs a key). In the open
         transaction; how many groups."""
         count = 0
-        for group in await self.c.cache.groups():
-            row = await self.c.cache.group_state(group)
+        for group in await self.c.cache.groups.ids():
+            row = await self.c.cache.groups.state(group)
             if row is not None and row[1] is not None and user in _load(row[0]).roles:
-                await self.c.cache.set_my_sender_key(group, None)
+                await self.c.cache.groups.set_my_sender_key(group, None)
                 count += 1
         return count
 
@@ -352,7 +352,7 @@ class GroupService:
         and commits), or None when there is nothing to send: not a member, not allowed to
         post, a group too big for typing indicators, or no sender key shared yet (typing
         never waits on a key distribution)."""
-        row = await self.c.cache.group_state(group)
+        row = await self.c.cache.groups.state(group)
         if row is None or not row[1] or row[2]:
             return None
         state = _load(row[0])
@@ -363,7 +363,7 @@ class GroupService:
         key = SenderKey.from_bytes(row[1])
         envelope = key.encrypt(pad(c.encode_content(c.Typing(active=active))),
                                group + self.c.user)
-        await self.c.cache.set_my_sender_key(group, key.to_bytes())
+        await self.c.cache.groups.set_my_sender_key(group, key.to_bytes())
         return envelope
 
     # --- receiving ----------------------------------------------------------------------
@@ -388,8 +388,8 @@ class GroupService:
         if not can_post(state.roles[item.sender], state.announce):
             log.warning("dropped a post by a member in an announcement group")
             return
-        if item.sender == self.c.user and (
-                item.gseq == 0 or await self.c.cache.message(item.group, item.msg) is not None):
+        if item.sender == self.c.user and (item.gseq == 0 or await self.c.cache.messages.get(
+                item.group, item.msg) is not None):
             return  # our own message, already in the cache (or our other device typing)
         if item.gseq == 0:
             await self._receive_ephemeral(state, item, events)
@@ -406,9 +406,9 @@ class GroupService:
         except CryptoError:
             log.warning("dropped a malformed group message")
             return
-        raw = await self.c.cache.sender_key(group, sender, chain)
+        raw = await self.c.cache.groups.sender_key(group, sender, chain)
         if raw is None:  # its sender key hasn't arrived yet (it travels 1:1): keep it
-            await self.c.cache.add_pending_group(group, (gseq, sender, msg, at, body))
+            await self.c.cache.groups.add_pending(group, PendingEntry(gseq, sender, msg, at, body))
             return
         key = SenderKey.from_bytes(raw)
         try:
@@ -418,7 +418,7 @@ class GroupService:
             log.warning("dropped an undecryptable group message from %s: %s",
                         fingerprint(sender), type(exc).__name__)
             return
-        await self.c.cache.put_sender_key(group, sender, chain, key.to_bytes())
+        await self.c.cache.groups.put_sender_key(group, sender, chain, key.to_bytes())
         if sender == self.c.user:  # posted by another device of ours
             await self.c.apply_own(group, content, events)
             return
@@ -430,14 +430,14 @@ class GroupService:
         member sends this way can become a message the others never see in the log."""
         try:
             chain = message_chain_id(item.body)
-            raw = await self.c.cache.sender_key(state.group, item.sender, chain)
+            raw = await self.c.cache.groups.sender_key(state.group, item.sender, chain)
             if raw is None:
                 return  # their key hasn't reached us yet: typing never waits for it
             key = SenderKey.from_bytes(raw)
             content = c.decode_content(key.decrypt(item.body, state.group + item.sender))
         except (CryptoError, msgspec.MsgspecError):
             return
-        await self.c.cache.put_sender_key(state.group, item.sender, chain, key.to_bytes())
+        await self.c.cache.groups.put_sender_key(state.group, item.sender, chain, key.to_bytes())
         if isinstance(content, c.Typing):
             events.append(TypingChanged(state.group, content.active, item.sender))
 
@@ -498,9 +498,10 @@ class GroupService:
         except CryptoError as exc:
             log.warning("bad sender key from %s: %s", fingerprint(sender), exc)
             return
-        await self.c.cache.put_sender_key(content.group, sender, key.chain_id, key.to_bytes())
-        for gseq, who, msg, at, body in await self.c.cache.take_pending_group(content.group,
-                                                                              sender):
+        await self.c.cache.groups.put_sender_key(content.group, sender, key.chain_id,
+                                                 key.to_bytes())
+        waiting = await self.c.cache.groups.take_pending(content.group, sender)
+        for gseq, who, msg, at, body in waiting:
             await self._decrypt_post(state, gseq, who, msg, at, body, new, receipts, events)
 
 

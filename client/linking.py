@@ -28,7 +28,6 @@ from .base import ca_file_of, now_ms
 from .cache import Cache, MessageRow
 from .connection import RelayConnection, RelayError, RelayList, open_first
 from .core import Core, publish_first_prekeys, store_first_prekeys
-from .device_store import DeviceStore
 from .keystore import Keystore, Secrets
 from .known_relays import KnownRelays, known_relays_path
 
@@ -96,15 +95,15 @@ class PendingLink:
         dl = dv.open_list(record, account=account.public)
         now = now_ms()
         async with cache.transaction():
-            await DeviceStore(cache).put(account.public, dl.version, record, dl.device_keys(),
+            await cache.devices.put(account.public, dl.version, record, dl.device_keys(),
                                          now)
             for user, handle, verified in got.contacts:
                 if len(user) == 32 and user != account.public:
-                    await cache.remember_contact(user, handle, now)
+                    await cache.contacts.remember(user, handle, now)
                     if verified:
-                        await cache.set_contact_flag(user, "verified", True)
+                        await cache.contacts.set_flag(user, "verified", True)
             for item in history:  # shown: `inbox` prints only what arrives from now on
-                await cache.add_message(MessageRow(
+                await cache.messages.add(MessageRow(
                     item.id, item.conv, item.outgoing, item.text, item.sent_at,
                     item.received_at, item.status, sender=item.sender, reply_to=item.reply_to,
                     expires_at=item.expires_at), shown=True)
@@ -196,8 +195,8 @@ async def pack_history(client: Core, per_conversation: int) -> MediaRef | None:
     if per_conversation <= 0:
         return None
     items: list[dv.HistoryItem] = []
-    for conv in await client.cache.conversations():
-        for m in await client.cache.history(conv.peer, per_conversation):
+    for conv in await client.cache.conversations.all():
+        for m in await client.cache.messages.history(conv.peer, per_conversation):
             if not m.deleted:
                 items.append(dv.HistoryItem(m.id, m.peer, m.outgoing, m.text, m.sent_at,
                                             m.received_at, m.status, m.sender, m.reply_to,
@@ -219,8 +218,8 @@ async def grant(client: Core, code: dv.LinkCode, request: dv.LinkRequest, *,
     published the account's list with itself in it."""
     async with client.cache.transaction():
         held = await client.refresh_devices(client.user)
-        record = (await client.device_store.held(client.user) or (b"", 0))[0]
-        contacts = [(k.user, k.handle, k.verified) for k in await client.cache.contacts()
+        record = (await client.cache.devices.held(client.user) or (b"", 0))[0]
+        contacts = [(k.user, k.handle, k.verified) for k in await client.cache.contacts.all()
                     if k.handle is not None]
     conn = await client.connection()
     got = dv.LinkGrant(account_seed=client.secrets.identity_seed, handle=client.handle,

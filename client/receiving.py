@@ -130,7 +130,7 @@ class Receiving(ClientBase):
                 continue
             if isinstance(content, c.Typing):
                 # A device's typing shows as its account's (held lists only: a hint).
-                account = await self.device_store.account_of(sender) or sender
+                account = await self.cache.devices.account_of(sender) or sender
                 if account != self.user:
                     self.emit(TypingChanged(account, content.active))
             else:
@@ -164,14 +164,22 @@ class Receiving(ClientBase):
 
     async def purge_expired(self, events: list[Event] | None = None) -> int:
         """Delete disappearing messages whose time is up (in the open transaction)."""
-        gone = await self.cache.purge_expired(now_ms())
+        gone = await self.cache.messages.purge_expired(now_ms())
         for conv in {conv for conv, _ in gone}:
             (events if events is not None else []).append(ConversationChanged(conv))
         return len(gone)
 
     async def _rewatch(self) -> None:
-        with contextlib.suppress(ConnectionLost, RelayError, RelayUnreachable):
-            await self._watch(await self.connection())
+        """Send the watch list again, for a new conversation. Calls made while one is in
+        flight share the one sent after it, so a burst of new conversations costs two
+        watch lists, not one each (the relay allows ``watch_rate`` a minute)."""
+        self._rewatch_due = True
+        async with self._rewatch_lock:
+            if not self._rewatch_due:  # a list read after this call began covered it
+                return
+            self._rewatch_due = False
+            with contextlib.suppress(ConnectionLost, RelayError, RelayUnreachable):
+                await self._watch(await self.connection())
 
     async def _receive_one(self, item: f.Deliver, new: list[MessageRow],
                            receipts: Receipts, events: list[Event]) -> None:
@@ -181,7 +189,7 @@ class Receiving(ClientBase):
             log.warning("dropped a message from %s, a device its account removed",
                         fingerprint(device))
             return
-        contact = await self.cache.contact(sender)
+        contact = await self.cache.contacts.get(sender)
         if contact is not None and contact.blocked:
             return
         try:
@@ -270,26 +278,26 @@ class Receiving(ClientBase):
         for w in effects.writes:
             match w:
                 case AddMessage(row, ref):
-                    if await cache.add_message(row, shown=False):
+                    if await cache.messages.add(row, shown=False):
                         if ref is not None:
-                            await cache.put_attachment(row.peer, row.id,
+                            await cache.attachments.put(row.peer, row.id,
                                                        msgspec.msgpack.encode(ref))
-                        stored[row.id] = (await cache.message(row.peer, row.id)) or row
+                        stored[row.id] = (await cache.messages.get(row.peer, row.id)) or row
                 case RaiseStatus(conv, ids, status):
-                    await cache.raise_status(conv, ids, status)
+                    await cache.messages.raise_status(conv, ids, status)
                 case RecordReceipts(conv, ids, reader, status):
-                    await cache.record_receipts(conv, ids, reader, status)
+                    await cache.messages.record_receipts(conv, ids, reader, status)
                 case React(conv, target, reactor, emoji, remove):
-                    await cache.react(conv, target, reactor, emoji, remove)
+                    await cache.messages.react(conv, target, reactor, emoji, remove)
                 case EditText(conv, target, author, in_group, text, mention):
-                    await cache.edit_message(conv, target, author, in_group, text,
+                    await cache.messages.edit(conv, target, author, in_group, text,
                                              mention=mention)
                 case DeleteMessage(conv, target, author, in_group):
-                    await cache.delete_message(conv, target, author, in_group)
+                    await cache.messages.delete(conv, target, author, in_group)
                 case SetPinned(conv, target, pinned):
-                    await cache.set_pinned(conv, target, pinned)
+                    await cache.messages.set_pinned(conv, target, pinned)
                 case SetTimer(conv, seconds):
-                    await cache.set_timer(conv, seconds)
+                    await cache.conversations.set_timer(conv, seconds)
         if stored:
             effects.new[:] = [stored.get(r.id, r) for r in effects.new]
             effects.events[:] = [MessageAdded(stored.get(e.message.id, e.message))
@@ -398,7 +406,7 @@ class Receiving(ClientBase):
 
     async def _watch(self, conn: RelayConnection) -> None:
         """Watch the presence of everyone we have a conversation with."""
-        peers = [row.peer for row in await self.cache.conversations()
+        peers = [row.peer for row in await self.cache.conversations.all()
                  if is_user(row.peer)][:1024]  # people, not groups
         state = await conn.request(f.Watch, users=peers)
         if isinstance(state, f.PresenceState):

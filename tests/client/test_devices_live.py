@@ -45,7 +45,7 @@ async def sync_all(*clients: Client) -> None:
 
 
 async def texts(client: Client, peer: bytes) -> list[tuple[str, bool]]:
-    return [(m.text, m.outgoing) for m in await client.cache.history(peer, 100)]
+    return [(m.text, m.outgoing) for m in await client.cache.messages.history(peer, 100)]
 
 
 async def unread(client: Client, peer: bytes) -> int:
@@ -71,7 +71,7 @@ async def test_two_and_three_devices(people: People) -> None:
 
     await sync_all(*alices)  # the delivered receipts of bob's devices
     for alice in alices:
-        row = await alice.cache.message(bob1.user, sent.id)
+        row = await alice.cache.messages.get(bob1.user, sent.id)
         assert row is not None and row.status == DELIVERED
 
     # a reaction from bob's second device: on every cache, once
@@ -79,7 +79,7 @@ async def test_two_and_three_devices(people: People) -> None:
     await sync_all(*alices, bob1, bob3)
     for client in (*alices, *bobs):
         peer = bob1.user if client in alices else alice1.user
-        assert await client.cache.reactions(peer, [sent.id]) == {sent.id: {"👍": 1}}
+        assert await client.cache.messages.reactions(peer, [sent.id]) == {sent.id: {"👍": 1}}
 
     # a reply from bob3 reaches both of alice's devices and bob's others as sent
     await bob3.send_text("alice", "got it")
@@ -96,7 +96,7 @@ async def test_two_and_three_devices(people: People) -> None:
     for bob in bobs:
         assert await unread(bob, alice1.user) == 0
     for alice in alices:
-        row = await alice.cache.message(bob1.user, sent.id)
+        row = await alice.cache.messages.get(bob1.user, sent.id)
         assert row is not None and row.status == READ
 
 
@@ -118,7 +118,7 @@ async def test_a_removed_device_gets_nothing_new(people: People) -> None:
                                              ("after the removal", False)]
     # bob2 got nothing: not alice's message, not bob1's sync copy
     assert await texts(bob2, alice.user) == [("before", False)]
-    row = await alice.cache.message(bob1.user, after.id)
+    row = await alice.cache.messages.get(bob1.user, after.id)
     assert row is not None and row.status == DELIVERED
     # alice's client says what changed, like a key change
     alerts = [a.text for a in await alice.device_alerts(bob1.user)]
@@ -126,7 +126,7 @@ async def test_a_removed_device_gets_nothing_new(people: People) -> None:
 
 
 async def own_chain(client: Client, group: bytes) -> int:
-    row = await client.cache.group_state(group)
+    row = await client.cache.groups.state(group)
     assert row is not None and row[1] is not None
     return SenderKey.from_bytes(row[1]).chain_id
 
@@ -153,7 +153,7 @@ async def test_group_keys_rotate_when_a_members_devices_change(people: People) -
     await alice.send_text_to(group, "g5")  # no change: the chain stays
     assert await own_chain(alice, group) == third
     await bob1.sync()
-    assert [m.text for m in await bob1.cache.history(group, 10)] == [
+    assert [m.text for m in await bob1.cache.messages.history(group, 10)] == [
         "g1", "g2", "g3", "g4", "g5"]
     await bob2.sync()  # a linked device can't read groups yet (docs/crypto.md "Devices")
 
@@ -166,7 +166,7 @@ async def test_an_old_home_upgraded_in_place_keeps_its_sessions(people: People) 
     await bob.send_text("alice", "two")
     await alice.sync()
     number = safety_number(alice.user, bob.user)
-    bob_sessions = len(await bob.cache.sessions(alice.user))
+    bob_sessions = len(await bob.cache.sessions.of(alice.user))
     home = people.home("alice")
     await alice.close()
     # Make alice's cache what a tenchat from before devices left behind: no device tables.
@@ -184,7 +184,7 @@ async def test_an_old_home_upgraded_in_place_keeps_its_sessions(people: People) 
     await alice.send_text("bob", "three")
     await bob.sync()
     assert [t for t, _ in await texts(bob, alice.user)] == ["one", "two", "three"]
-    assert len(await bob.cache.sessions(alice.user)) == bob_sessions  # no new session
+    assert len(await bob.cache.sessions.of(alice.user)) == bob_sessions  # no new session
 
     assert await alice.mark_read(bob.user) == 1  # "two"
     alice2 = await link(people, alice, "laptop")
@@ -196,7 +196,8 @@ async def test_an_old_home_upgraded_in_place_keeps_its_sessions(people: People) 
     assert await texts(alice2, bob.user) == [("one", True), ("two", False), ("three", True),
                                              ("four", False)]
     assert await unread(alice2, bob.user) == 1  # "two" was read on the first device
-    row = await bob.cache.message(alice.user, (await bob.cache.history(alice.user, 1))[0].id)
+    last = (await bob.cache.messages.history(alice.user, 1))[0]
+    row = await bob.cache.messages.get(alice.user, last.id)
     assert row is not None and row.status >= SENT
 
 
@@ -244,7 +245,7 @@ async def test_a_group_with_members_on_several_devices(people: People) -> None:
     await alice1.send_text_to(group, "from alice's first device")
     await sync_all(*everyone)
     for client in everyone:
-        rows = await client.cache.history(group, 10)
+        rows = await client.cache.messages.history(group, 10)
         mine = client.user
         assert [(r.text, r.outgoing) for r in rows] == [
             ("from alice's second device", mine == alice1.user),

@@ -68,6 +68,6 @@ async def test_an_open_cache_leaves_the_database_free_for_other_processes(tmp_pa
         other.commit()
         other.close()
         async with cache.transaction():
-            await cache.set_meta("mine", 2)  # and this one can write after it
+            await cache.settings.set("mine", 2)  # and this one can write after it
     finally:
         await cache.close()

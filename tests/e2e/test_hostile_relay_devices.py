@@ -84,7 +84,7 @@ async def test_the_relay_cannot_add_or_bring_back_a_device(
         people: People, relay: RelayProcess, m_port: int) -> None:
     alice, bob, eve = await people("alice", "bob", "eve")
     bob2 = await link(people, bob, "b2")
-    old = (await bob.device_store.held(bob.user) or (b"", 0))[0]  # v2: first and b2
+    old = (await bob.cache.devices.held(bob.user) or (b"", 0))[0]  # v2: first and b2
     await alice.send_text("bob", "hello")  # alice now holds bob's list: first, b2
     await bob.remove_device("b2")  # v3: first only
     await alice.send_text("bob", "after b2 left")  # and now v3
@@ -112,4 +112,4 @@ async def test_the_relay_cannot_add_or_bring_back_a_device(
         "hello", "after b2 left", "lie: not signed by its account key",
         "lie: another account's", "lie: older than the one held"]
     assert await texts(bob2, alice.user) == [("hello", False)]  # nothing after its removal
-    assert await eve.cache.history(alice.user, 10) == []  # nothing for Eve's device
+    assert await eve.cache.messages.history(alice.user, 10) == []  # nothing for Eve's device

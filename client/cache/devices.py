@@ -6,14 +6,12 @@ device-list change left for the user. Methods do not commit, like the rest of th
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from .cache import Cache
+from .repo import Repo
 
-__all__ = ["DEVICES_SCHEMA", "DeviceStore", "Copy", "Alert", "Route"]
+__all__ = ["DEVICES_SCHEMA", "Devices", "Copy", "Alert"]
 
-# Appended to the cache's MIGRATIONS (client/cache.py).
+# The cache's migration 13 (client/cache/schema.py).
 DEVICES_SCHEMA = """
     CREATE TABLE device_lists (         -- the newest verified list of each account
         account BLOB PRIMARY KEY,
@@ -41,14 +39,6 @@ DEVICES_SCHEMA = """
 
 
 @dataclass(frozen=True, slots=True)
-class Route:
-    device: bytes  # the relay queue (a device key) the copy goes to
-    relay_id: bytes  # its ``send.msg``
-    body: bytes  # the plaintext content for that device
-    own: bool  # one of our own other devices (a Sync copy)
-
-
-@dataclass(frozen=True, slots=True)
 class Copy:
     conv: bytes
     content_id: bytes
@@ -61,14 +51,7 @@ class Alert:
     text: str
 
 
-class DeviceStore:
-    def __init__(self, cache: Cache) -> None:
-        self.cache = cache
-
-    @property
-    def _db(self):  # type: ignore[no-untyped-def]
-        return self.cache._db  # one connection and one transaction with the cache
-
+class Devices(Repo):
     # --- lists ----------------------------------------------------------------------------
 
     async def held(self, account: bytes) -> tuple[bytes, int] | None:
