@@ -262,8 +262,9 @@ class Core(PrekeyUpkeep, ContactBook, Sending, Receiving, Views, DeviceBook, Dev
         hide_presence is sent either way: off must undo an earlier on."""
         await conn.request(f.Privacy, hide_presence=await self.setting("hide_presence"))
         for contact in await self.cache.contacts.all():
-            if contact.blocked:
-                await conn.request(f.Block, user=contact.user, blocked=True)
+            if contact.blocked:  # every device of theirs (client/devices.py)
+                for device in await self.devices_of(contact.user, fresh=False):
+                    await conn.request(f.Block, user=device, blocked=True)
 
     async def _drop_connection(self) -> None:
         """Close the relay connection, letting a prekey refill in flight finish first."""

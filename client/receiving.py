@@ -205,14 +205,17 @@ class Receiving(ClientBase):
             log.warning("dropped a %s sent as an ephemeral message by %s",
                         type(content).__name__, fingerprint(device))
             return
-        if (sender == self.user) != isinstance(content, c.Sync) and not (
+        if (sender == self.user) != isinstance(content, c.Sync | c.State) and not (
                 sender == self.user and isinstance(content, c.SenderKeyDist)):
-            # Sync copies come from our own devices only, and they send nothing else
-            # (but the sender keys of their group chains).
+            # Sync copies and settings come from our own devices only, and they send
+            # nothing else (but the sender keys of their group chains).
             log.warning("dropped a %s from %s", type(content).__name__, fingerprint(device))
             return
         if isinstance(content, c.Sync):
             await self.apply_sync(content, events)
+            return
+        if isinstance(content, c.State):
+            await self.apply_state(content, events)
             return
         if contact is None and sender != self.user:
             await self.name_sender(sender)

@@ -16,7 +16,8 @@ from .crypto.media import MediaRef
 
 __all__ = ["Text", "Attachment", "Receipt", "Typing", "Reaction", "Edit", "Delete", "Pin", "Timer",
            "SenderKeyDist", "AudienceKey", "StoryKey", "StoryViewed", "Poll", "Vote",
-           "PollClose", "PollTally", "Sticker", "Gift", "Sync", "Content", "encode_content",
+           "PollClose", "PollTally", "Sticker", "Gift", "Sync", "State", "Content",
+           "encode_content",
            "decode_content",
            "MAX_TEXT", "DELIVERED", "READ", "MAX_TIMER", "MAX_POLL_OPTIONS", "MAX_QUESTION",
            "MAX_OPTION", "MAX_PACK_STICKERS"]
@@ -213,6 +214,17 @@ class Gift(_Content, tag="gift"):
     sent_at: int
 
 
+class State(_Content, tag="state"):
+    """1:1, between devices of one account only: a setting changed on another device of
+    ours — of a contact (``blocked``, ``verified``, ``added``), of a conversation
+    (``muted``, ``pinned``; ``target`` a user or group id) or a privacy setting (the
+    others; no ``target``)."""
+
+    key: Annotated[str, msgspec.Meta(max_length=32)]
+    value: bool
+    target: Annotated[bytes, msgspec.Meta(max_length=32)] = b""
+
+
 class Sync(_Content, tag="sync"):
     """1:1, between devices of one account only: what this account sent into
     conversation ``conv`` (a user id, 32 bytes) from another of its devices — ``body`` is
@@ -226,7 +238,7 @@ class Sync(_Content, tag="sync"):
 Content = (
     Text | Attachment | Receipt | Typing | Reaction | Edit | Delete | Pin | Timer | SenderKeyDist
     | AudienceKey | StoryKey | StoryViewed | Poll | Vote | PollClose | PollTally | Sticker
-    | Gift | Sync
+    | Gift | Sync | State
 )
 
 _encoder = msgspec.msgpack.Encoder()

@@ -251,3 +251,33 @@ async def test_a_group_with_members_on_several_devices(people: People) -> None:
             ("from alice's second device", mine == alice1.user),
             ("from bob's second device", mine == bob1.user),
             ("from alice's first device", mine == alice1.user)], client.handle
+
+
+@pytest.mark.asyncio
+async def test_settings_and_blocks_reach_every_device(people: People) -> None:
+    alice, bob1, carol1 = await people("alice", "bob", "carol")
+    bob2 = await link(people, bob1, "b2")
+    carol2 = await link(people, carol1, "c2")
+    await carol1.send_text("bob", "hi from carol")
+    await alice.send_text("bob", "hi from alice")
+    await sync_all(bob1, bob2)
+
+    await bob1.set_blocked("carol", True)
+    await bob1.set_muted(alice.user, True)
+    await bob1.set_setting("read_receipts", False)
+    await bob2.sync()
+    blocked = await bob2.cache.contacts.get(carol1.user)
+    assert blocked is not None and blocked.blocked
+    assert [c.muted for c in await bob2.conversations() if c.peer == alice.user] == [True]
+    assert await bob2.setting("read_receipts") is False
+
+    # The relay now drops what any device of carol's sends to any device of bob's.
+    await carol2.send_text("bob", "from carol's other device")
+    await carol1.send_text("bob", "and her first")
+    await alice.send_text("bob", "a barrier: stored after carol's")
+    for bob in (bob1, bob2):
+        conn = await bob.connection()
+        queued = await conn.request(f.Fetch, user=bob.device_id)
+        assert isinstance(queued, f.Messages)
+        senders = {item.sender for item in queued.items}
+        assert alice.user in senders and not senders & {carol1.device_id, carol2.device_id}
