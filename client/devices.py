@@ -46,6 +46,12 @@ class DevicesChanged:
     text: str
 
 
+# How long a key the relay listed in no device list is taken as its own account without
+# asking again (a receiving batch from someone before devices asks once, not per message).
+# A new device of an account is listed before it sends anything, so it is never one.
+UNLISTED_TTL_MS = 60_000
+
+
 def default_device_name() -> str:
     return (socket.gethostname().split(".")[0] or "device")[:dv.MAX_DEVICE_NAME]
 
@@ -167,6 +173,9 @@ class DeviceBook(ClientBase):
         if own is not None:  # an account whose own key is no longer one of its devices
             fresh = await self.refresh_devices(device)
             return device if fresh is not None and device in fresh.device_keys() else None
+        last = self.devices_checked.get(device)
+        if last is not None and self.clock() - last < UNLISTED_TTL_MS:
+            return device  # the relay said lately that no list names it: no round trip
         conn = await self._reachable()
         if conn is None:
             return device
@@ -175,6 +184,7 @@ class DeviceBook(ClientBase):
         except RelayError as exc:  # not_found; unknown_type from a relay before devices
             if exc.code != ErrorCode.NOT_FOUND:
                 log.info("device %s not looked up: %s", fingerprint(device), exc)
+            self.devices_checked[device] = self.clock()
             return device  # its own account: it can pass for no one else
         assert isinstance(info, f.DevicesInfo)
         try:
