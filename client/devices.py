@@ -24,6 +24,7 @@ from .addressing import Route, copy_id
 from .base import ClientBase, now_ms
 from .cache.devices import Alert
 from .connection import ConnectionLost, RelayConnection, RelayError, RelayUnreachable
+from .events import DevicesChanged
 
 __all__ = ["DeviceBook", "Route", "copy_id", "DeviceRow", "DevicesChanged"]
 
@@ -36,14 +37,6 @@ class DeviceRow:
     name: str
     added: int
     this: bool  # the device this client runs on
-
-
-@dataclass(frozen=True, slots=True)
-class DevicesChanged:
-    """An event: an account's signed device list changed (or a list was refused)."""
-
-    account: bytes
-    text: str
 
 
 # How long a key the relay listed in no device list is taken as its own account without
@@ -155,7 +148,7 @@ class DeviceBook(ClientBase):
         who = "your account" if account == self.user else fingerprint(account)
         log.log(level, "%s: %s", who, text)
         await self.cache.devices.alert(account, now, text)
-        self.emit(DevicesChanged(account, text))  # type: ignore[arg-type]
+        self.emit(DevicesChanged(account, text))
 
     async def device_alerts(self, account: bytes | None = None) -> list[Alert]:
         return await self.cache.devices.alerts(account)
