@@ -120,6 +120,7 @@ class Core(PrekeyUpkeep, ContactBook, Sending, Receiving, Views, DeviceBook, Dev
         self.unsent: dict[bytes, TenchatError] = {}  # outbox items the last flush couldn't send
         self.presence: dict[bytes, bool] = {}  # watched peers; absent = unknown
         self.devices_checked: dict[bytes, int] = {}  # client/devices.py, refresh_stale
+        self.relay_unreachable_at: int | None = None  # client/devices.py, _reachable
         self._rewatch_lock = asyncio.Lock()
         self._rewatch_due = False
 

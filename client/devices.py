@@ -43,6 +43,7 @@ class DeviceRow:
 # asking again (a receiving batch from someone before devices asks once, not per message).
 # A new device of an account is listed before it sends anything, so it is never one.
 UNLISTED_TTL_MS = 60_000
+UNREACHABLE_PAUSE_MS = 10_000  # after a failed connect, compose offline this long
 
 
 def default_device_name() -> str:
@@ -54,6 +55,7 @@ class DeviceBook(ClientBase):
 
     device: IdentityKey  # this device's key (the account key on a first device)
     devices_checked: dict[bytes, int]  # account -> when this process last asked (clock ms)
+    relay_unreachable_at: int | None  # when _reachable last failed to connect (clock ms)
 
     @property
     def device_id(self) -> bytes:
@@ -72,10 +74,18 @@ class DeviceBook(ClientBase):
         return held.device_keys() if held is not None else dv.implicit_list(account)
 
     async def _reachable(self) -> RelayConnection | None:
+        """The relay connection, or None offline — then composing goes on with the held
+        lists, and a relay found unreachable is not tried again for a while (each
+        message composed offline would wait for a connect otherwise)."""
+        failed = self.relay_unreachable_at
+        if (self._conn is None or self._conn.closed.is_set()) and failed is not None \
+                and self.clock() - failed < UNREACHABLE_PAUSE_MS:
+            return None
         try:
             return await self.connection()
         except (RelayUnreachable, ConnectionLost, RelayError) as exc:
             log.info("device lists not refreshed: %s", exc)
+            self.relay_unreachable_at = self.clock()
             return None
 
     async def refresh_stale(self, accounts: list[bytes], max_age_ms: int) -> None:
