@@ -433,3 +433,10 @@ def check_authenticated(session: Session) -> bytes:
     if session.user is None:
         raise ProtocolError(ErrorCode.UNAUTHENTICATED, "authenticate first (hello, auth)")
     return session.user
+
+
+def acting_account(session: Session) -> bytes:
+    """Who the connection acts for in groups and signed records: its account (a device
+    listed in an account's device list acts for that account, docs/protocol.md §6E)."""
+    user = check_authenticated(session)
+    return session.account or user

@@ -19,7 +19,7 @@ from tenchat.common.frames import (
     Ok,
 )
 
-from ..session import Later, Session, check_authenticated
+from ..session import Later, Session, acting_account, check_authenticated
 from .table import Answer, HandlerTable
 
 __all__ = ["HANDLERS"]
@@ -27,11 +27,7 @@ __all__ = ["HANDLERS"]
 HANDLERS = HandlerTable()
 
 
-def _member(session: Session) -> bytes:
-    """Who the connection acts for in groups: its account (a linked device acts for the
-    account whose device list names it, docs/protocol.md §6E)."""
-    user = check_authenticated(session)
-    return session.account or user
+_member = acting_account  # a linked device acts for its account in groups
 
 
 GROUP_HISTORY_PAGE = 256  # records per group_history answer, at most

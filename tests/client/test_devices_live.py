@@ -281,3 +281,18 @@ async def test_settings_and_blocks_reach_every_device(people: People) -> None:
         assert isinstance(queued, f.Messages)
         senders = {item.sender for item in queued.items}
         assert alice.user in senders and not senders & {carol1.device_id, carol2.device_id}
+
+
+@pytest.mark.asyncio
+async def test_a_linked_device_publishes_for_its_account(people: People) -> None:
+    """Profiles and posts are signed by the account key, which every device holds; the
+    relay takes them from any device its list names."""
+    alice1, bob = await people("alice", "bob")
+    alice2 = await link(people, alice1, "laptop")
+    await alice2.social.set_profile(name="Alice on her laptop")
+    post = await alice2.social.post("posted from the laptop", audience="public")
+    assert post.author == alice1.user
+    seen = await bob.social.profile("alice")
+    assert seen.profile is not None and seen.profile.display_name == "Alice on her laptop"
+    feed = await bob.social.feed(authors=[alice1.user])
+    assert [(p.author, p.text) for p in feed] == [(alice1.user, "posted from the laptop")]
