@@ -121,6 +121,8 @@ class Core(PrekeyUpkeep, ContactBook, Sending, Receiving, Views, DeviceBook, Dev
         self.presence: dict[bytes, bool] = {}  # watched peers; absent = unknown
         self.devices_checked: dict[bytes, int] = {}  # client/devices.py, refresh_stale
         self.relay_unreachable_at: int | None = None  # client/devices.py, _reachable
+        self.watched_devices: dict[bytes, bytes] = {}  # presence: device -> account
+        self.devices_online: dict[bytes, bool] = {}  # presence per watched device
         self._rewatch_lock = asyncio.Lock()
         self._rewatch_due = False
 

@@ -398,7 +398,7 @@ class Receiving(ClientBase):
             if isinstance(frame, f.PrekeysLow):
                 await self.maintain_prekeys(conn, refill=True)
             elif isinstance(frame, f.Presence):
-                self._presence(frame.user, frame.online)
+                self._device_presence(frame.user, frame.online)
             elif isinstance(frame, f.Synced) and not follow:
                 return total
 
@@ -407,15 +407,32 @@ class Receiving(ClientBase):
             self.presence[peer] = online
             self.emit(PresenceChanged(peer, online))
 
+    def _device_presence(self, device: bytes, online: bool) -> None:
+        """The relay's presence is per device key: an account is online while any of the
+        devices we watch for it is."""
+        self.devices_online[device] = online
+        account = self.watched_devices.get(device, device)
+        devices = [d for d, a in self.watched_devices.items() if a == account] or [device]
+        self._presence(account, any(self.devices_online.get(d, False) for d in devices))
+
     async def _watch(self, conn: RelayConnection) -> None:
-        """Watch the presence of everyone we have a conversation with."""
+        """Watch the presence of everyone we have a conversation with (every device of
+        theirs we know of, up to the relay's 1,024 keys)."""
         peers = [row.peer for row in await self.cache.conversations.all()
                  if is_user(row.peer)][:1024]  # people, not groups
-        state = await conn.request(f.Watch, users=peers)
+        watched: dict[bytes, bytes] = {}
+        for peer in peers:
+            for device in await self.devices_of(peer, fresh=False):
+                if len(watched) < 1024:
+                    watched[device] = peer
+        self.watched_devices = watched
+        state = await conn.request(f.Watch, users=list(watched))
         if isinstance(state, f.PresenceState):
             online = set(state.online)
+            self.devices_online = {d: d in online for d in watched}
             for peer in peers:
-                self._presence(peer, peer in online)
+                self._presence(peer, any(self.devices_online.get(d, False)
+                                         for d, a in watched.items() if a == peer))
 
     async def _deliver_batch(self, batch: list[f.Deliver | f.GroupDeliver],
                              on_messages: OnMessages | None) -> int:

@@ -13,6 +13,7 @@ import pytest
 
 from tenchat.client.cache import DELIVERED, READ, SENT
 from tenchat.client.connection import RelayError
+from tenchat.client.events import PresenceChanged
 from tenchat.client.groups import MEMBER_DEVICES_MAX_AGE_MS
 from tenchat.client.linking import grant, read_request, start_link
 from tenchat.client.service import Client
@@ -296,3 +297,25 @@ async def test_a_linked_device_publishes_for_its_account(people: People) -> None
     assert seen.profile is not None and seen.profile.display_name == "Alice on her laptop"
     feed = await bob.social.feed(authors=[alice1.user])
     assert [(p.author, p.text) for p in feed] == [(alice1.user, "posted from the laptop")]
+
+
+@pytest.mark.asyncio
+async def test_an_account_is_online_while_any_of_its_devices_is(people: People) -> None:
+    alice, bob1 = await people("alice", "bob")
+    bob2 = await link(people, bob1, "b2")
+    await bob2.send_text("alice", "hi from bob's laptop")  # bob wrote: alice may see him
+    changes: asyncio.Queue[bool] = asyncio.Queue()
+    alice.subscribe(lambda e: changes.put_nowait(e.online) if isinstance(
+        e, PresenceChanged) and e.peer == bob1.user else None)
+    runs = [asyncio.ensure_future(alice.run())]
+    try:
+        async with asyncio.timeout(20):
+            assert await changes.get() is False  # bob's first device stays offline
+            runs.append(asyncio.ensure_future(bob2.run()))  # his laptop comes online
+            assert await changes.get() is True
+            await bob2.close()
+            assert await changes.get() is False
+    finally:
+        for run in runs:
+            run.cancel()
+        await asyncio.gather(*runs, return_exceptions=True)
