@@ -120,5 +120,9 @@ class DeviceSync(ClientBase):
             case c.Timer():
                 await cache.conversations.set_timer(conv, inner.seconds)
                 events.append(ConversationChanged(conv))
-            case _:  # delivered receipts are never synced; feature content: not yet
+            case c.AudienceKey():  # our followers-only key, made on that device: ours too
+                await cache.audience.put_key(self.user, inner.key_id, inner.key, now_ms())
+            case c.StoryKey():  # likewise our close-friends story key
+                await cache.stories.put_key(self.user, inner.key_id, inner.key, now_ms())
+            case _:  # delivered receipts are never synced; other feature content: not yet
                 pass

@@ -319,3 +319,17 @@ async def test_an_account_is_online_while_any_of_its_devices_is(people: People) 
         for run in runs:
             run.cancel()
         await asyncio.gather(*runs, return_exceptions=True)
+
+
+@pytest.mark.asyncio
+async def test_our_followers_only_key_reaches_our_other_devices(people: People) -> None:
+    alice1, bob = await people("alice", "bob")
+    alice2 = await link(people, alice1, "laptop")
+    await bob.social.follow("alice")
+    post = await alice1.social.post("for my followers", audience="followers")
+    await alice2.sync()  # the key went to bob, and (as a sync copy) to alice's laptop
+    feed = await alice2.social.feed(authors=[alice1.user])
+    assert [(p.id, p.text) for p in feed] == [(post.id, "for my followers")]
+    await bob.sync()
+    assert [p.text for p in await bob.social.feed(authors=[alice1.user])] == [
+        "for my followers"]
