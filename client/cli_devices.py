@@ -101,14 +101,20 @@ def _device_json(row: Any) -> dict[str, Any]:
 
 
 @device_app.command("list")
-def device_list(ctx: typer.Context) -> None:
-    """List this account's devices (and warnings about device-list changes)."""
+def device_list(
+    ctx: typer.Context,
+    of: Annotated[str | None, typer.Option(
+        "--of", help="A contact's devices instead (@handle).")] = None,
+) -> None:
+    """List this account's devices, or a contact's (and warnings about changes of the
+    list: a device added or removed, a list from the relay refused)."""
     opts: Options = ctx.obj
 
     async def body(client: Any) -> tuple[list[Any], list[Any]]:
+        account = client.user if of is None else (await client.resolve(of)).user
         async with client.cache.transaction():
-            rows = await client.my_devices()
-        return rows, await client.device_alerts(client.user)
+            rows = await client.devices_list(account)
+        return rows, await client.device_alerts(account)
 
     rows, alerts = run(with_client(opts, body))
     for row in rows:

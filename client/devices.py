@@ -223,9 +223,13 @@ class DeviceBook(ClientBase):
     # --- this account's devices -----------------------------------------------------------
 
     async def my_devices(self) -> list[DeviceRow]:
-        held = await self.refresh_devices(self.user)
+        return await self.devices_list(self.user)
+
+    async def devices_list(self, account: bytes) -> list[DeviceRow]:
+        """An account's devices, from its newest verified list (asked of the relay)."""
+        held = await self.refresh_devices(account)
         if held is None:
-            return [DeviceRow(self.user, "first", 0, self.device_id == self.user)]
+            return [DeviceRow(account, "first", 0, self.device_id == account)]
         return [DeviceRow(d.key, d.name, d.added, d.key == self.device_id)
                 for d in held.devices]
 

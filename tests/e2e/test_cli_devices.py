@@ -40,6 +40,8 @@ def test_link_approve_list_remove(cli: Cli) -> None:
     assert [(d["name"], d["this"]) for d in devices] == [("first", False), ("laptop", True)]
 
     cli("bob", "send", "alice", "hi, both of you")
+    theirs = cli("bob", "--json", "device", "list", "--of", "alice")
+    assert [d["name"] for d in theirs.json_lines()] == ["first", "laptop"]
     for home in ("alice", "laptop"):
         assert [m["text"] for m in cli(home, "--json", "inbox").json_lines()] == [
             "hi, both of you"]
