@@ -37,6 +37,7 @@ __all__ = ["PendingLink", "start_link", "read_request", "grant", "pack_history",
 log = logging.getLogger("tenchat.client")
 
 POLL = 0.2  # s between two looks at a rendezvous slot
+JOIN_ATTEMPTS = 3  # publishing the list with us in it, against others publishing at once
 LINK_TIMEOUT = 600.0  # s: the relay keeps a slot this long (relay/rendezvous.py)
 
 
@@ -133,7 +134,17 @@ class PendingLink:
 
     async def _join(self, account: IdentityKey, held: dv.DeviceList | None) -> bytes:
         """Publish the account's next list with this device in it (the newest of the
-        granted list and the relay's, both checked)."""
+        granted list and the relay's, both checked); again, from the relay's newest, if
+        another device published one meanwhile (the relay keeps only a higher version)."""
+        for attempt in range(JOIN_ATTEMPTS):
+            try:
+                return await self._join_once(account, held)
+            except RelayError as exc:
+                if exc.code != ErrorCode.FORBIDDEN or attempt == JOIN_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _join_once(self, account: IdentityKey, held: dv.DeviceList | None) -> bytes:
         try:
             info = await self.conn.request(f.DevicesGet, user=account.public)
             assert isinstance(info, f.DevicesInfo)
