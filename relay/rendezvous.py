@@ -16,28 +16,33 @@ __all__ = ["Rendezvous", "SLOT_TTL", "MAX_BYTES"]
 
 SLOT_TTL: Final = 600.0  # s a blob waits for its taker
 MAX_BYTES: Final = 64 * 1024 * 1024  # all slots together
+MAX_PER_OWNER: Final = 4  # slots one identity holds at once (a link needs one or two)
 
 
 class Rendezvous:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
-        self._slots: dict[bytes, tuple[float, bytes]] = {}  # slot -> (expires, blob)
+        # slot -> (expires, blob, the identity that left it)
+        self._slots: dict[bytes, tuple[float, bytes, bytes]] = {}
         self._bytes = 0
 
     def _expire(self) -> None:
         now = self._clock()
-        for slot in [s for s, (exp, _) in self._slots.items() if exp <= now]:
+        for slot in [s for s, (exp, _, _) in self._slots.items() if exp <= now]:
             self._bytes -= len(self._slots.pop(slot)[1])
 
-    def put(self, slot: bytes, blob: bytes) -> None:
+    def put(self, slot: bytes, blob: bytes, owner: bytes) -> None:
         """Leave ``blob`` for one taker; forbidden if the slot holds one already (the
-        first writer wins: a slot is never overwritten), quota_exceeded if full."""
+        first writer wins: a slot is never overwritten); quota_exceeded if ``owner``
+        holds MAX_PER_OWNER slots already or the relay MAX_BYTES."""
         self._expire()
         if slot in self._slots:
             raise ProtocolError(ErrorCode.FORBIDDEN, "this rendezvous slot is taken")
+        if sum(1 for _, _, o in self._slots.values() if o == owner) >= MAX_PER_OWNER:
+            raise ProtocolError(ErrorCode.QUOTA_EXCEEDED, "too many link blobs of yours wait")
         if self._bytes + len(blob) > MAX_BYTES:
             raise ProtocolError(ErrorCode.QUOTA_EXCEEDED, "the relay holds too many link blobs")
-        self._slots[slot] = (self._clock() + SLOT_TTL, blob)
+        self._slots[slot] = (self._clock() + SLOT_TTL, blob, owner)
         self._bytes += len(blob)
 
     def take(self, slot: bytes) -> bytes | None:

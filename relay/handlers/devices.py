@@ -64,8 +64,8 @@ async def devices_get(session: Session, frame: DevicesGet) -> Answer:
 
 @HANDLERS.on(LinkPut)
 async def link_put(session: Session, frame: LinkPut) -> Answer:
-    check_authenticated(session)
-    session.hub.rendezvous.put(frame.slot, frame.blob)
+    user = check_authenticated(session)
+    session.hub.rendezvous.put(frame.slot, frame.blob, user)
     return Ok(id=frame.id)
 
 
