@@ -16,6 +16,18 @@ device_app = typer.Typer(help="This account's devices: link, approve, list, remo
 app.add_typer(device_app, name="device")
 
 
+def qr_text(text: str) -> str:
+    """``text`` as a QR code drawn with half blocks, for a terminal to show and a phone or
+    another terminal's camera app to read."""
+    import io
+
+    import segno  # only here: no other command pays for it
+
+    out = io.StringIO()
+    segno.make(text, error="l").terminal(out=out, compact=True, border=2)
+    return out.getvalue().rstrip("\n")
+
+
 def _fingerprint(key: bytes) -> str:
     from ..common.identity import fingerprint
 
@@ -45,6 +57,8 @@ def link(
                     "fingerprint": fp},
              f"link code: {pending.text}\nthis device's fingerprint: {fp}\n"
              "on a device of the account run: tenchat device approve CODE")
+        if sys.stdout.isatty():  # a person is watching: the code as a QR code too
+            say(qr_text(pending.text), err=opts.json)  # (stdout stays one JSON line)
         sys.stdout.flush()
         client = await pending.finish(passphrase, timeout=timeout)
         try:

@@ -86,3 +86,14 @@ def test_linking_hand_over() -> None:
         dv.open_grant(code, private, blob[:-1] + bytes([blob[-1] ^ 1]))
     slots = dv.link_slots(code.secret)
     assert len(set(slots)) == 2 and all(len(s) == 32 for s in slots)
+
+
+def test_the_link_code_as_a_qr_code() -> None:
+    from tenchat.client.cli_devices import qr_text
+
+    code = dv.LinkCode.make()[0].encode()
+    lines = qr_text(code).splitlines()
+    # a square of half blocks: each line two modules tall, the border included
+    assert len(lines) >= 15 and len({len(line) for line in lines}) == 1
+    assert set("".join(lines)) <= {"█", "▀", "▄", " "}
+    assert qr_text(code) != qr_text(dv.LinkCode.make()[0].encode())
