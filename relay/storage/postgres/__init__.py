@@ -16,9 +16,11 @@ from .blobs import Blobs
 from .devices import Devices
 from .groups import Groups
 from .identities import Identities
+from .lead import Lead
 from .messages import Messages
 from .operations import Operations
 from .privacy import Privacy
+from .rates import Rates
 from .schema import MIGRATIONS, SchemaTooNew
 from .social import Social
 from .stories import Stories
@@ -30,7 +32,7 @@ __all__ = ["PostgresStore", "MIGRATIONS", "SchemaTooNew"]
 
 class PostgresStore(Identities, Messages, Privacy, Groups, Blobs, Social, Stories, Wallets,
                     Devices,
-                    Operations, Upkeep, PostgresBase, Store):
+                    Operations, Upkeep, Rates, Lead, PostgresBase, Store):
     """The relay's storage in a PostgreSQL database (see the feature modules)."""
 
     def blob_bytes(self) -> DatabaseBlobs:
