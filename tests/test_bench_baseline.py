@@ -75,7 +75,7 @@ def test_a_regression_counts_only_twice_in_a_row() -> None:
                                      lambda: True)
     assert twice == [] and first[0].regressed
     assert "not judged" in baseline.format_report(first, [], twice, crowded=True)
-    assert baseline.busy(load=6.1, cores=2) and not baseline.busy(load=5.9, cores=2)
+    assert baseline.busy(load=5.1, cores=2) and not baseline.busy(load=4.9, cores=2)
 
 
 def test_the_written_baseline_reads_back_the_same_figures(tmp_path: Path) -> None:
