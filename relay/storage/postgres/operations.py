@@ -2,7 +2,8 @@
 
 Ban ids only grow and a running relay polls for new ones by id (``bans_after``), so a
 ban is written under one advisory lock for the cluster: ids commit in id order, and a
-poll never passes one that is still to commit.
+poll never passes one that is still to commit. The changes are functions of a
+transaction, shared with ``tenchat-relay admin`` (admin.py).
 """
 
 from __future__ import annotations
