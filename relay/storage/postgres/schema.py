@@ -261,6 +261,26 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         PRIMARY KEY (kind, key)
     );
     """,
+    # 4: devices (issue 16): each account's signed device list, and which account lists
+    # which device (a device is in at most one account).
+    """
+    CREATE TABLE device_lists (
+        account bytea PRIMARY KEY,
+        version bigint NOT NULL,
+        record bytea NOT NULL
+    );
+    CREATE TABLE devices (
+        device bytea PRIMARY KEY,
+        account bytea NOT NULL
+    );
+    CREATE INDEX devices_by_account ON devices (account);
+    CREATE TABLE group_device_cursors (
+        grp bytea NOT NULL,
+        device bytea NOT NULL,
+        cursor bigint NOT NULL,
+        PRIMARY KEY (device, grp)
+    );
+    """,
 )
 
 
