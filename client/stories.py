@@ -32,7 +32,7 @@ from ..common.social import AUDIENCE_KEY_LEN
 from . import media
 from .cache import KeyRow
 from .connection import ConnectionLost, RelayUnreachable
-from .events import Event
+from .events import Event, StoryPosted
 from .events import StoryViewed as StoryViewedEvent
 
 if TYPE_CHECKING:
@@ -188,6 +188,24 @@ class StoryService:
                 await cache.stories.put(sealed.id, sealed.author, sealed.posted_at,
                                       sealed.expires_at, record)
             await cache.stories.drop_expired(now)
+
+    async def pushed(self, author: bytes, story_id: bytes) -> None:
+        """The relay's ``story_new``: fetch ``author``'s stories and emit
+        :class:`StoryPosted` if ``story_id`` is among them and opens for us (a
+        close-friends story we hold no key for is not news to us)."""
+        if author == self.client.user:
+            return
+        try:
+            await self.refresh([author])
+        except (ConnectionLost, RelayUnreachable, TenchatError) as exc:
+            log.info("story fetch after a push: %s", exc)
+            return
+        row = await self.client.cache.stories.get(story_id, self.client.clock())
+        if row is None or row.author != author:
+            return  # expired already, or not by that author after all
+        view = await self._view(row.record, row.seen)
+        if view is not None and view.author == author:
+            self.client.emit(StoryPosted(view.id, view.author, view.handle))
 
     async def stories(self) -> list[StoryView]:
         """The unexpired stories of whom we follow (and ours) that we can open, without
