@@ -78,6 +78,8 @@ class StoryViewer:
 class StoryService:
     def __init__(self, client: Client) -> None:
         self.client = client
+        # story_new pushes are handled one at a time, in the order they came (FIFO lock)
+        self._pushes = asyncio.Lock()
 
     async def receive(self, author: bytes, content: c.StoryKey | c.StoryViewed,
                       events: list[Event]) -> None:
@@ -195,15 +197,17 @@ class StoryService:
         close-friends story we hold no key for is not news to us)."""
         if author == self.client.user:
             return
-        try:
-            await self.refresh([author])
-        except (ConnectionLost, RelayUnreachable, TenchatError) as exc:
-            log.info("story fetch after a push: %s", exc)
-            return
-        row = await self.client.cache.stories.get(story_id, self.client.clock())
-        if row is None or row.author != author:
-            return  # expired already, or not by that author after all
-        view = await self._view(row.record, row.seen)
+        async with self._pushes:
+            if await self.client.cache.stories.get(story_id, self.client.clock()) is None:
+                try:
+                    await self.refresh([author])
+                except (ConnectionLost, RelayUnreachable, TenchatError) as exc:
+                    log.info("story fetch after a push: %s", exc)
+                    return
+            row = await self.client.cache.stories.get(story_id, self.client.clock())
+            if row is None or row.author != author:
+                return  # expired already, or not by that author after all
+            view = await self._view(row.record, row.seen)
         if view is not None and view.author == author:
             self.client.emit(StoryPosted(view.id, view.author, view.handle))
 
