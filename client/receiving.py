@@ -58,6 +58,7 @@ from .rules import (
     SetPinned,
     SetTimer,
     Target,
+    Write,
     apply,
 )
 from .session_crypto import decrypt_from, starts_session
@@ -245,7 +246,7 @@ class Receiving(ClientBase):
 
         return await self.cache.call(read)
 
-    async def _write(self, effects: Effects) -> None:
+    async def _write(self, effects: Effects[Write]) -> None:
         """Write what the rules decided, in the open transaction. A stored message's row
         (with its key) replaces the one in the events and ``new``."""
         cache = self.cache

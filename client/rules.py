@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Generic, NamedTuple, TypeVar
 
 from ..common import content as c
 from ..common.crypto.media import MediaRef
@@ -142,12 +142,16 @@ Write = (AddMessage | RaiseStatus | RecordReceipts | React | EditText | DeleteMe
          | SetPinned | SetTimer)
 
 
-@dataclass(slots=True)
-class Effects:
-    """What one content does: rows to write, delivery receipts to queue, events to emit
-    once committed, and the new messages (for ``inbox`` and the like)."""
+W = TypeVar("W")
 
-    writes: list[Write] = field(default_factory=list)
+
+@dataclass(slots=True)
+class Effects(Generic[W]):
+    """What one content does: rows to write, delivery receipts to queue, events to emit
+    once committed, and the new messages (for ``inbox`` and the like). ``W``: the writes
+    of these rules (a feature's rules have their own, e.g. client/poll_rules.py)."""
+
+    writes: list[W] = field(default_factory=list)
     receipts: list[tuple[bytes, bytes | None, bytes]] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)  # (to, group, message id) above
     new: list[MessageRow] = field(default_factory=list)
@@ -161,11 +165,11 @@ def _by_author(target: Target, author: bytes, in_group: bool) -> bool:
     return not target.outgoing and (not in_group or target.sender == author)
 
 
-def apply(facts: Facts, item: Incoming) -> Effects:
+def apply(facts: Facts, item: Incoming) -> Effects[Write]:
     """The effects of ``item`` (one of :data:`RULED`) given ``facts``."""
     conv, author, content, group = item.conv, item.author, item.content, item.group
     in_group = group is not None
-    out = Effects()
+    out: Effects[Write] = Effects()
     match content:
         case c.Text() | c.Attachment():
             if facts.known:
