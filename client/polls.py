@@ -22,7 +22,7 @@ from ..common.errors import TenchatError
 from ..common.groups import GroupState
 from .cache import MessageRow, PollRow
 from .conv import is_group
-from .events import Event, MessageAdded
+from .events import Event
 from .groups import GroupError
 from .poll_rules import (
     AddPoll,
@@ -218,10 +218,10 @@ class PollService:
         for w in effects.writes:
             match w:
                 case AddPoll(row, creator, question, options, multiple, anonymous):
-                    if await cache.messages.add(row, shown=False):
+                    if (kept := await cache.messages.add_stored(row)) is not None:
                         await cache.polls.put(row.peer, row.id, creator, question, options,
                                               multiple, anonymous)
-                        stored[row.id] = (await cache.messages.get(row.peer, row.id)) or row
+                        stored[row.id] = kept
                 case PutVote(in_conv, poll, voter, choices, at):
                     await cache.polls.put_vote(in_conv, poll, voter, choices, at)
                 case ClosePoll(in_conv, poll):
@@ -230,11 +230,7 @@ class PollService:
                     await cache.polls.put_tally(in_conv, poll, counts, voters, at)
                 case TallyDue(in_conv, poll):
                     self._tally_due.add((in_conv, poll))
-        new.extend(stored.get(r.id, r) for r in effects.new)
-        for to, in_group, msg_id in effects.receipts:
-            receipts.setdefault((to, in_group), []).append(msg_id)
-        events.extend(MessageAdded(stored.get(e.message.id, e.message))
-                      if isinstance(e, MessageAdded) else e for e in effects.events)
+        effects.deliver(stored, new, receipts, events)
 
     async def _facts(self, item: Incoming) -> PollFacts:
         from .base import now_ms

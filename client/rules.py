@@ -159,6 +159,17 @@ class Effects(Generic[W]):
     def __bool__(self) -> bool:
         return bool(self.writes or self.receipts or self.events)
 
+    def deliver(self, stored: dict[bytes, MessageRow], new: list[MessageRow],
+                receipts: dict[tuple[bytes, bytes | None], list[bytes]],
+                events: list[Event]) -> None:
+        """Hand the batch what was written: the new messages (as ``stored``, with their
+        keys, where they were), the receipts to queue, the events to emit."""
+        new.extend(stored.get(r.id, r) for r in self.new)
+        for to, in_group, msg_id in self.receipts:
+            receipts.setdefault((to, in_group), []).append(msg_id)
+        events.extend(MessageAdded(stored.get(e.message.id, e.message))
+                      if isinstance(e, MessageAdded) else e for e in self.events)
+
 
 def _by_author(target: Target, author: bytes, in_group: bool) -> bool:
     """The named message was written by ``author`` (theirs to edit or delete)."""

@@ -15,6 +15,7 @@ from ...common import content as c
 from ...common import siwe
 from ...common import wallets as w
 from ..connection import ConnectionLost, RelayError, RelayUnreachable
+from ..message_rules import gift_text
 from . import WalletError
 from .chains import Chain, find_chain
 from .parts import WalletParts
@@ -66,11 +67,6 @@ def token_symbol(chain: Chain, token: str) -> str | None:
         if address.lower() == wanted:
             return symbol
     return None
-
-
-def gift_text(chain_id: int, tx_hash: bytes, status: str = "") -> str:
-    """A gift's chat row: where to look, then (once settled) what the chain says."""
-    return f"[gift] {status + ' · ' if status else ''}chain {chain_id} tx 0x{tx_hash.hex()}"
 
 
 @dataclass(frozen=True)
@@ -196,21 +192,26 @@ class GiftsMixin(WalletParts):
 
     async def receive_gift(self, author: bytes, content: c.Gift, new: list[Any],
                            receipts: dict[Any, list[bytes]], events: list[Event]) -> None:
-        """A peer's gift message (in the open receive transaction): a chat row and a gift
-        to track; what it is worth is read from the chain later."""
-        from ..cache import DELIVERED, MessageRow
-        from ..events import MessageAdded
+        """A peer's gift message (in the open receive transaction): the rules decide
+        (client/message_rules.py: a chat row and a gift to track), this writes."""
+        from ..message_rules import AddRow, MessageFacts, TrackGift, apply_gift
+        from ..rules import Incoming
 
+        cache = self.client.cache
+        item = Incoming(author, author, content)
         now = now_ms()
-        row = MessageRow(content.id, author, False, gift_text(content.chain_id, content.tx_hash),
-                         content.sent_at, now, DELIVERED)
-        if await self.client.cache.messages.add(row, shown=False):
-            await self.store.add_gift(content.chain_id, content.tx_hash, author, False,
-                                      content.id, now)
-            row = (await self.client.cache.messages.get(author, content.id)) or row
-            new.append(row)
-            receipts.setdefault((author, None), []).append(content.id)
-            events.append(MessageAdded(row))
+        known = await cache.messages.get(author, content.id) is not None
+        effects = apply_gift(MessageFacts(now, known), item)
+        stored = {}
+        for write in effects.writes:
+            match write:
+                case AddRow(row):
+                    if (kept := await cache.messages.add_stored(row)) is None:
+                        return
+                    stored[row.id] = kept
+                case TrackGift(chain_id, tx_hash, peer, msg_id, at):
+                    await self.store.add_gift(chain_id, tx_hash, peer, False, msg_id, at)
+        effects.deliver(stored, new, receipts, events)
 
     async def track_gifts(self) -> list[str]:
         """Settle pending gifts from the chain (receipt and Transfer logs); one error line
