@@ -23,6 +23,7 @@ from .store import GiftRow
 
 if TYPE_CHECKING:
     from ..events import Event
+    from ..rules import Incoming
 
 log = logging.getLogger("tenchat.client.wallet")
 
@@ -190,17 +191,16 @@ class GiftsMixin(WalletParts):
         assert gift is not None
         return gift
 
-    async def receive_gift(self, author: bytes, content: c.Gift, new: list[Any],
+    async def receive_gift(self, item: Incoming, new: list[Any],
                            receipts: dict[Any, list[bytes]], events: list[Event]) -> None:
         """A peer's gift message (in the open receive transaction): the rules decide
         (client/message_rules.py: a chat row and a gift to track), this writes."""
         from ..message_rules import AddRow, MessageFacts, TrackGift, apply_gift
-        from ..rules import Incoming
 
+        assert isinstance(item.content, c.Gift)
         cache = self.client.cache
-        item = Incoming(author, author, content)
         now = now_ms()
-        known = await cache.messages.get(author, content.id) is not None
+        known = await cache.messages.get(item.author, item.content.id) is not None
         effects = apply_gift(MessageFacts(now, known), item)
         stored = {}
         for write in effects.writes:
