@@ -57,7 +57,6 @@ from .rules import (
     RecordReceipts,
     SetPinned,
     SetTimer,
-    Target,
     Write,
     apply,
 )
@@ -235,13 +234,11 @@ class Receiving(ClientBase):
                     return replace(base, statuses=tx.outgoing_statuses(target_conv,
                                                                        content.ids))
                 case c.Reaction():
-                    found = tx.target(conv, content.target)
-                    return replace(base, target=Target(*found) if found else None,
+                    return replace(base, target=tx.target(conv, content.target),
                                    reacted=tx.reacted(conv, content.target, item.author,
                                                       content.emoji))
                 case c.Edit() | c.Delete() | c.Pin():
-                    found = tx.target(conv, content.target)
-                    return replace(base, target=Target(*found) if found else None)
+                    return replace(base, target=tx.target(conv, content.target))
             return base
 
         return await self.cache.call(read)

@@ -24,6 +24,7 @@ from ..common import content as c
 from ..common.crypto.media import MediaRef
 from ..common.groups import GroupState, can_pin
 from .cache import DELIVERED, READ, MessageRow
+from .cache import TargetRow as Target  # what the rules know of a message a content names
 from .events import (
     ConversationChanged,
     Event,
@@ -61,14 +62,6 @@ class Incoming:
     author: bytes
     content: c.Content
     group: GroupState | None = None
-
-
-class Target(NamedTuple):
-    """What the rules need to know of a message that a content names."""
-
-    outgoing: bool
-    sender: bytes | None  # group messages: the author
-    deleted: bool
 
 
 @dataclass(frozen=True, slots=True)
