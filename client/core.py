@@ -83,6 +83,8 @@ class Core(PrekeyUpkeep, ContactBook, Sending, Receiving, Views, ClientBase):
         self.connection_state = OFFLINE
         self.unsent: dict[bytes, TenchatError] = {}  # outbox items the last flush couldn't send
         self.presence: dict[bytes, bool] = {}  # watched peers; absent = unknown
+        self._rewatch_lock = asyncio.Lock()
+        self._rewatch_due = False
 
     # The services a `tenchat send` never touches are imported on first use (start-up
     # time: docs/performance.md wants the whole command under 0.5 s).
