@@ -23,9 +23,9 @@ __all__ = ["Route", "route", "route_change"]
 class Route(Enum):
     DROP_NON_MEMBER = "a post from someone the chain says is not a member"
     DROP_ANNOUNCE = "a post by a plain member in an announcement group"
-    OWN = "our own post, already in the cache"
+    OWN = "our own post, already in the cache (or our other device typing)"
     EPHEMERAL = "an unstored push: only a typing indicator counts"
-    POST = "a member's post: decrypt it"
+    POST = "a member's post (or one our other device sent): decrypt it"
     CHANGE_STALE = "a change we have (ours, or already applied)"
     CHANGE_NEXT = "the next change: verify and apply it"
     CHANGE_FETCH = "a change from further ahead, or of a group new to us: fetch the chain"
@@ -44,15 +44,16 @@ def route_change(state: GroupState | None, version: int | None) -> Route:
 
 
 def route(state: GroupState | None, me: bytes, entry: f.GroupDeliver,
-          change_version: int | None = None) -> Route:
+          change_version: int | None = None, *, have: bool = False) -> Route:
     """Where ``entry`` goes, given the group's state before it (None: a group we don't
-    know) and, for a change, the version its record names."""
+    know), for a change the version its record names, and for a post whether the cache
+    already has a message with its id (``have``: our own post, sent from this device)."""
     if entry.change:
         return route_change(state, change_version)
     if state is None or entry.sender not in state.roles:
         return Route.DROP_NON_MEMBER
     if not can_post(state.roles[entry.sender], state.announce):
         return Route.DROP_ANNOUNCE
-    if entry.sender == me:
+    if entry.sender == me and (entry.gseq == 0 or have):
         return Route.OWN
     return Route.EPHEMERAL if entry.gseq == 0 else Route.POST

@@ -304,6 +304,31 @@ class Store(abc.ABC):
         """Delete ``user``'s binding of ``address``; True if there was one."""
 
     @abc.abstractmethod
+    async def device_list(self, user: bytes) -> bytes | None:
+        """The signed device list of the account ``user``, else of the account that lists
+        ``user`` as a device; None if neither."""
+
+    @abc.abstractmethod
+    def put_device_list(self, account: bytes, version: int, devices: list[bytes],
+                        record: bytes) -> asyncio.Future[None]:
+        """Store a verified device list of ``account`` (common.devices), replacing the
+        stored one and its device index; forbidden unless ``version`` is greater than
+        the stored one's, or ``devices`` holds a device another account lists."""
+
+    @abc.abstractmethod
+    def device_cursors(self, device: bytes, member: dict[bytes, int]
+                       ) -> asyncio.Future[dict[bytes, int]]:
+        """A linked device's group cursors, for the groups of its account (``member``:
+        group -> the account's cursor): a group it has none for starts at the account's
+        (stored now, so the account's acks don't move it)."""
+
+    @abc.abstractmethod
+    def device_group_ack(self, device: bytes, member: bytes, group: bytes,
+                         upto: int) -> asyncio.Future[None]:
+        """A linked device of ``member`` read ``group`` up to ``upto`` (at most the log's
+        end); forbidden if ``member`` is not in the group."""
+
+    @abc.abstractmethod
     def sweep(self, now: int, limit: int) -> asyncio.Future[int]:
         """Delete up to ``limit`` expired messages and up to ``limit`` expired group
         entries in one transaction; how many rows went (the larger of the two counts)."""
@@ -387,6 +412,29 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def stats(self) -> dict[str, int]:
         """Row counts for metrics."""
+
+    # Whether rate limits are counted in the store, over every node sharing it
+    # (relay/shared_limits.py); False: each node (the only one) counts in memory.
+    shares_limits: bool = False
+
+    async def spend_limits(self, node: str, spent: Sequence[tuple[str, bytes, float, float, float]]
+                           ) -> list[tuple[float, bool]]:
+        """Take what ``node`` spent from shared token buckets — (kind, key, rate a second,
+        burst, tokens spent) each — refilled by the store's clock; per row, in order, the
+        bucket's tokens after it, and whether another node spent on it lately. Only for
+        a store that ``shares_limits``."""
+        raise NotImplementedError("this store keeps no shared rate limits")
+
+    async def prune_limits(self) -> int:
+        """Forget shared buckets that are full again; how many (a chore of the leader)."""
+        return 0
+
+    async def lead(self) -> bool:
+        """Whether this node is (or now becomes) the one of the nodes sharing this store
+        that runs the cluster's chores (sweeps, retention). A store only one process uses
+        (SQLite) always leads; PostgreSQL hands the lead to one node at a time, and to
+        another when that node dies (relay/storage/postgres/lead.py)."""
+        return True
 
     on_batch: BatchListener | None = None
     last_write_error: str | None = None

@@ -31,10 +31,16 @@ def change(gseq: int = 5) -> f.GroupDeliver:
 
 @pytest.mark.parametrize(("sender", "expected"), [
     (BOB, Route.POST), (CAROL, Route.POST), (MALLORY, Route.DROP_NON_MEMBER),
-    (ME, Route.OWN),
 ])
 def test_posts_by_membership(sender: bytes, expected: Route) -> None:
     assert route(STATE, ME, post(sender)) is expected
+    assert route(STATE, ME, post(sender), have=True) is expected  # (only ours are skipped)
+
+
+def test_our_own_post_is_skipped_unless_another_device_of_ours_sent_it() -> None:
+    assert route(STATE, ME, post(ME), have=True) is Route.OWN  # sent from here: cached
+    assert route(STATE, ME, post(ME), have=False) is Route.POST  # our other device's
+    assert route(STATE, ME, post(ME, gseq=0)) is Route.OWN  # our other device typing
 
 
 def test_a_post_in_a_group_we_dont_know_is_dropped() -> None:
@@ -45,7 +51,7 @@ def test_a_post_in_a_group_we_dont_know_is_dropped() -> None:
     (ME, Route.OWN), (BOB, Route.POST), (CAROL, Route.DROP_ANNOUNCE),
 ])
 def test_in_an_announcement_group_only_admins_post(sender: bytes, expected: Route) -> None:
-    assert route(replace(STATE, announce=True), ME, post(sender)) is expected
+    assert route(replace(STATE, announce=True), ME, post(sender), have=True) is expected
 
 
 @pytest.mark.parametrize(("sender", "expected"), [

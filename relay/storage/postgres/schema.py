@@ -246,6 +246,41 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     ALTER TABLE blob_data ALTER COLUMN data SET STORAGE EXTERNAL;
     ALTER TABLE blob_parts ALTER COLUMN data SET STORAGE EXTERNAL;
     """,
+    # 3: shared rate limits (rates.py): one token bucket per kind and key, spent by every
+    # node. Unlogged: no WAL, cheap to update; a crash forgets it (every bucket full).
+    """
+    CREATE UNLOGGED TABLE rate_buckets (
+        kind text NOT NULL,
+        key bytea NOT NULL,
+        rate double precision NOT NULL,  -- tokens a second, as last reported
+        burst double precision NOT NULL,
+        tokens double precision NOT NULL,  -- at `stamp`
+        stamp bigint NOT NULL,  -- ms, the database's clock
+        node text NOT NULL,  -- the node that reported last
+        shared_at bigint NOT NULL DEFAULT 0,  -- when another node than the one before did
+        PRIMARY KEY (kind, key)
+    );
+    """,
+    # 4: devices (issue 16): each account's signed device list, and which account lists
+    # which device (a device is in at most one account).
+    """
+    CREATE TABLE device_lists (
+        account bytea PRIMARY KEY,
+        version bigint NOT NULL,
+        record bytea NOT NULL
+    );
+    CREATE TABLE devices (
+        device bytea PRIMARY KEY,
+        account bytea NOT NULL
+    );
+    CREATE INDEX devices_by_account ON devices (account);
+    CREATE TABLE group_device_cursors (
+        grp bytea NOT NULL,
+        device bytea NOT NULL,
+        cursor bigint NOT NULL,
+        PRIMARY KEY (device, grp)
+    );
+    """,
 )
 
 
