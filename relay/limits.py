@@ -141,6 +141,10 @@ class Guards:
         # audited authentication failures per address
         self.auth_failures = KeyedBuckets(config.auth_fail_rate / 60, config.auth_fail_rate,
                                           clock)
+        # sealed messages per recipient, and per sending address (the sender is unknown)
+        self.sealed_to = KeyedBuckets(config.sealed_rate / 60, config.sealed_rate, clock)
+        self.sealed_from = KeyedBuckets(config.sealed_address_rate / 60,
+                                        config.sealed_address_rate, clock)
         # bundles fetched per requesting identity
         self.bundles = KeyedBuckets(config.bundle_rate / 60, config.bundle_burst, clock)
         # one-time prekeys handed out per target identity

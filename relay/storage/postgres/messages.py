@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Final
 
+from tenchat.common.crypto.sealed import SEALED_SENDER
 from tenchat.common.errors import ErrorCode, ProtocolError
 from tenchat.common.frames import Deliver
 
@@ -72,7 +73,9 @@ class Messages(PostgresBase):
                 ErrorCode.QUEUE_FULL,
                 f"the recipient has {count} messages ({nbytes} bytes) waiting,"
                 " the most this relay queues; retry later")
-        if run.shared and _over(run.queued_from.get(pair), size, run.share_limits):
+        # A sealed message has no sender to share by (docs/protocol.md §5.10).
+        if (run.shared and sender != SEALED_SENDER
+                and _over(run.queued_from.get(pair), size, run.share_limits)):
             count, nbytes = run.queued_from[pair]
             raise ProtocolError(
                 ErrorCode.QUEUE_SHARE,

@@ -246,6 +246,14 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     ALTER TABLE blob_data ALTER COLUMN data SET STORAGE EXTERNAL;
     ALTER TABLE blob_parts ALTER COLUMN data SET STORAGE EXTERNAL;
     """,
+    # 3: privacy (issue 17): who may send a user sealed messages (docs/protocol.md §5.10).
+    """
+    CREATE TABLE sealed_access (
+        user_id bytea PRIMARY KEY,
+        verifier bytea NOT NULL,
+        anyone boolean NOT NULL
+    );
+    """,
 )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Final
 
+from tenchat.common.crypto.sealed import SEALED_SENDER
 from tenchat.common.errors import ErrorCode, ProtocolError
 from tenchat.common.frames import Deliver
 
@@ -61,7 +62,9 @@ class Messages(SQLiteBase):
                 ErrorCode.QUEUE_FULL,
                 f"the recipient has {full[0]} messages ({full[1]} bytes) waiting,"
                 " the most this relay queues; retry later")
-        if run.shared and ((queued := self._queued_from.get(pair)) is None or _over(
+        # A sealed message has no sender to share by (docs/protocol.md §5.10).
+        shared = run.shared and sender != SEALED_SENDER
+        if shared and ((queued := self._queued_from.get(pair)) is None or _over(
                 queued, size, run.share_limits)) and (full := _too_full(
                 tx, self._queued_from, pair, sender, size, run.added_from, run.share_limits)):
             raise ProtocolError(
@@ -86,7 +89,7 @@ class Messages(SQLiteBase):
             for counts in (self._queued[recipient], run.added.setdefault(recipient, [0, 0])):
                 counts[0] += 1
                 counts[1] += size
-        if run.shared:
+        if shared:
             for counts in (self._queued_from[pair], run.added_from.setdefault(pair, [0, 0])):
                 counts[0] += 1
                 counts[1] += size

@@ -253,6 +253,15 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     ) WITHOUT ROWID;
     INSERT OR IGNORE INTO contacts (user, peer) SELECT DISTINCT sender, recipient FROM messages;
     """,
+    # privacy (issue 17): who may send a user sealed messages (docs/protocol.md §5.10): the
+    # SHA-256 verifier of the user's access key (empty: none), or anyone.
+    """
+    CREATE TABLE sealed_access (
+        user BLOB PRIMARY KEY,
+        verifier BLOB NOT NULL,
+        anyone INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    """,
 )
 
 
