@@ -1,4 +1,5 @@
-"""PostgreSQL: blocks, the presence setting, who may send sealed messages, and contacts (whose presence one may see)."""
+"""PostgreSQL: blocks, the presence setting, who may send sealed messages, and contacts
+(whose presence one may see)."""
 
 from __future__ import annotations
 

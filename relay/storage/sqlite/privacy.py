@@ -1,4 +1,5 @@
-"""SQLite: blocks, the presence setting, who may send sealed messages, and contacts (whose presence one may see)."""
+"""SQLite: blocks, the presence setting, who may send sealed messages, and contacts
+(whose presence one may see)."""
 
 from __future__ import annotations
 
