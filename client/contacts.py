@@ -177,9 +177,14 @@ class ContactBook(ClientBase):
         contact = await self.resolve(peer)
         async with self.cache.transaction():
             await self.cache.set_contact_flag(contact.user, "blocked", blocked)
+            if blocked:  # their copy of our access key stops working (sealed_sender.py)
+                await self.sealed_sender.rotate()
         with contextlib.suppress(ConnectionLost, RelayUnreachable, RelayError):
             conn = await self.connection()
             await conn.request(f.Block, user=contact.user, blocked=blocked)
+            await self.sealed_sender.register(conn)
+            if blocked:
+                await self.flush_outbox()  # the new profile key to the other contacts
         self.emit(ConversationChanged(contact.user))
         return (await self.cache.contact(contact.user)) or contact
 

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Self
 
+from ..common import content as c
 from ..common import frames as f
 from ..common.crypto.keys import (
     IdentityKey,
@@ -50,6 +51,7 @@ from .keystore import Keystore, Secrets
 from .known_relays import known_relays_path
 from .prekeys import PrekeyUpkeep
 from .receiving import Receiving
+from .sealed_sender import SealedSender
 from .sending import Sending
 from .views import Views
 
@@ -83,6 +85,8 @@ class Core(PrekeyUpkeep, ContactBook, Sending, Receiving, Views, ClientBase):
         self.connection_state = OFFLINE
         self.unsent: dict[bytes, TenchatError] = {}  # outbox items the last flush couldn't send
         self.presence: dict[bytes, bool] = {}  # watched peers; absent = unknown
+        self.sealed_sender = SealedSender(self)
+        self.register_content((c.ProfileKey,), self.sealed_sender.receive)
 
     # The services a `tenchat send` never touches are imported on first use (start-up
     # time: docs/performance.md wants the whole command under 0.5 s).
@@ -231,9 +235,11 @@ class Core(PrekeyUpkeep, ContactBook, Sending, Receiving, Views, ClientBase):
             return self._conn
 
     async def _tell_relay_privacy(self, conn: RelayConnection) -> None:
-        """The relay enforces two privacy controls for us: presence hiding and blocks.
-        hide_presence is sent either way: off must undo an earlier on."""
+        """The relay enforces three privacy controls for us: presence hiding, blocks, and
+        who may send us sealed messages. hide_presence is sent either way: off must undo an
+        earlier on."""
         await conn.request(f.Privacy, hide_presence=await self.setting("hide_presence"))
+        await self.sealed_sender.register(conn, force=True)
         for contact in await self.cache.contacts():
             if contact.blocked:
                 await conn.request(f.Block, user=contact.user, blocked=True)
@@ -247,6 +253,7 @@ class Core(PrekeyUpkeep, ContactBook, Sending, Receiving, Views, ClientBase):
             except (TenchatError, TimeoutError) as exc:
                 log.warning("prekey refill did not finish: %s", exc)
             self._refill = None
+        await self.sealed_sender.close()
         if self._conn is not None:
             await self._conn.close()
             self._conn = None

@@ -224,6 +224,8 @@ class Sending(ClientBase):
                                         expires_at=expires_at)
         else:
             await self.cache.outbox_defer(msg_id, peer, body, now_ms(), expires_at=expires_at)
+        if typed:  # the user writes to them: they may reply sealed (client/sealed_sender.py)
+            await self.sealed_sender.share_with(peer)
 
     async def queue_receipt(self, peer: bytes, kind: str, ids: list[bytes], *,
                              group: bytes | None = None) -> None:
@@ -273,6 +275,7 @@ class Sending(ClientBase):
             if not flush.items:
                 return 0
             conn = await self.connection()
+            await self.sealed_sender.register(conn)  # a new access key before we share it
             sem = asyncio.Semaphore(SEND_WINDOW)
 
             async def one(item: Item) -> None:
@@ -281,7 +284,9 @@ class Sending(ClientBase):
                         if item.kind == GROUP:
                             await conn.request(f.GroupSend, group=item.peer, msg=item.msg_id,
                                                body=item.envelope, expires_at=item.expires_at)
-                        else:
+                        elif not ((sealed := await self.sealed_sender.seal_item(item))
+                                  and await self.sealed_sender.send(item, sealed)):
+                            # not sealed: no access key (or it was refused) or turned off
                             await conn.request(f.Send, to=item.peer, msg=item.msg_id,
                                                body=item.envelope, expires_at=item.expires_at,
                                                # Only what the user wrote makes the peer

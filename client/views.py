@@ -56,8 +56,11 @@ class Views(ClientBase):
         await self.setting(name)  # validates the name
         async with self.cache.transaction():
             await self.cache.set_meta("privacy." + name, int(value))
-        if name == "hide_presence" and self._conn is not None and not self._conn.closed.is_set():
-            await self._conn.request(f.Privacy, hide_presence=value)
+        if self._conn is not None and not self._conn.closed.is_set():
+            if name == "hide_presence":
+                await self._conn.request(f.Privacy, hide_presence=value)
+            elif name == "sealed_from_anyone":
+                await self.sealed_sender.register(self._conn)
 
     # --- views for live UIs -------------------------------------------------------------
 

@@ -15,7 +15,7 @@ import msgspec
 from .crypto.media import MediaRef
 
 __all__ = ["Text", "Attachment", "Receipt", "Typing", "Reaction", "Edit", "Delete", "Pin", "Timer",
-           "SenderKeyDist", "AudienceKey", "StoryKey", "StoryViewed", "Poll", "Vote",
+           "SenderKeyDist", "AudienceKey", "ProfileKey", "StoryKey", "StoryViewed", "Poll", "Vote",
            "PollClose", "PollTally", "Sticker", "Gift", "Content", "encode_content",
            "decode_content",
            "MAX_TEXT", "DELIVERED", "READ", "MAX_TIMER", "MAX_POLL_OPTIONS", "MAX_QUESTION",
@@ -126,6 +126,14 @@ class AudienceKey(_Content, tag="audience_key"):
     key: Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
 
 
+class ProfileKey(_Content, tag="profile_key"):
+    """1:1 only: the sender's profile key, from which the recipient derives the access key
+    that lets it send the sender sealed messages (common.crypto.sealed, docs/protocol.md
+    §5.10). Sent again after each rotation (the sender blocked someone)."""
+
+    key: Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
+
+
 class StoryKey(_Content, tag="story_key"):
     """1:1 only: the sender's current close-friends key, which opens their close-friends
     stories (common.stories.SealedStory with audience ``close_friends``)."""
@@ -215,8 +223,8 @@ class Gift(_Content, tag="gift"):
 
 Content = (
     Text | Attachment | Receipt | Typing | Reaction | Edit | Delete | Pin | Timer | SenderKeyDist
-    | AudienceKey | StoryKey | StoryViewed | Poll | Vote | PollClose | PollTally | Sticker
-    | Gift
+    | AudienceKey | ProfileKey | StoryKey | StoryViewed | Poll | Vote | PollClose | PollTally
+    | Sticker | Gift
 )
 
 _encoder = msgspec.msgpack.Encoder()

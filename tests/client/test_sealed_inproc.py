@@ -1,0 +1,112 @@
+"""Sealed sender end to end (client/sealed_sender.py, docs/protocol.md §5.10): real
+clients and an in-process relay. Once a contact has our profile key, what they send us
+is queued with no sender; a stranger without the access key can't deliver a sealed
+message; a blocked sender stays blocked, sealed or not."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from tenchat.client.service import Client
+from tenchat.common import content as c
+from tenchat.common.crypto.sealed import SEALED_SENDER
+from tests.conftest import PASSPHRASE
+from tests.support.inproc import InProcRelay
+
+pytestmark = pytest.mark.asyncio
+
+
+class Trio:
+    def __init__(self, relay: InProcRelay, alice: Client, bob: Client, carol: Client) -> None:
+        self.relay, self.alice, self.bob, self.carol = relay, alice, bob, carol
+
+    def queued_senders(self, recipient: bytes) -> list[bytes]:
+        """The sender column of the recipient's queue, read off the relay's file."""
+        path = self.relay.config.data / "relay.sqlite3"
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+            return [bytes(r[0]) for r in db.execute(
+                "SELECT sender FROM messages WHERE recipient = ? ORDER BY seq", (recipient,))]
+
+
+@pytest_asyncio.fixture
+async def trio(tmp_path: Path) -> AsyncIterator[Trio]:
+    relay = await InProcRelay(tmp_path / "relay").start()
+    clients = [await Client.create(tmp_path / name, relay.url, name, PASSPHRASE)
+               for name in ("alice", "bob", "carol")]
+    try:
+        yield Trio(relay, *clients)
+    finally:
+        for client in clients:
+            await client.close()
+        await relay.stop()
+
+
+async def texts(client: Client, peer: bytes) -> list[str]:
+    return [m.text for m in await client.page(peer) if not m.outgoing]
+
+
+async def test_a_contacts_reply_is_queued_without_its_sender(trio: Trio) -> None:
+    alice, bob = trio.alice, trio.bob
+    await alice.send_text("@bob", "hi bob")  # bob has no key of alice's: not sealed
+    assert trio.queued_senders(bob.user) == [alice.user, alice.user]  # the text, her key
+    await bob.sync()
+    assert await bob.sealed_sender.access_for(alice.user)
+    await bob.send_text("@alice", "sealed hello")
+    # bob's delivery receipt, his text and his own profile key: none names him
+    queued = trio.queued_senders(alice.user)
+    assert len(queued) == 3 and set(queued) == {SEALED_SENDER}
+    await alice.sync()
+    [shown] = [m for m in await alice.take_unshown() if m.text == "sealed hello"]
+    assert shown.peer == bob.user and not shown.outgoing  # the sender, from inside
+    assert trio.queued_senders(alice.user) == []  # acked
+    await alice.send_text("@bob", "and back")  # alice now has bob's key too
+    assert set(trio.queued_senders(bob.user)) == {SEALED_SENDER}
+    await bob.sync()
+    assert "and back" in await texts(bob, alice.user)
+
+
+async def test_a_stranger_without_the_access_key_cannot_send_sealed(trio: Trio) -> None:
+    alice, carol = trio.alice, trio.carol
+    await alice.resolve("@carol")
+    await carol.resolve("@alice")
+    # carol guesses an access key for alice (a profile key alice never sent her)
+    async with carol.cache.transaction():
+        await carol.sealed_sender.receive(alice.user, alice.user,
+                                          c.ProfileKey(key=os.urandom(32)), None)
+    await carol.send_text("@alice", "from a stranger")
+    # refused sealed (access_denied): the key is forgotten, the message went as before,
+    # with carol's name on it; alice allows sealed messages from contacts only
+    assert not await carol.sealed_sender.access_for(alice.user)
+    assert trio.queued_senders(alice.user) == [carol.user, carol.user]
+    await alice.sync()
+    assert await texts(alice, carol.user) == ["from a stranger"]
+
+
+async def test_a_blocked_sender_stays_blocked(trio: Trio) -> None:
+    alice, bob = trio.alice, trio.bob
+    await alice.send_text("@bob", "hi bob")
+    await bob.sync()
+    await bob.send_text("@alice", "hi alice")  # sealed
+    await alice.sync()
+    await alice.set_blocked("@bob", True)  # alice's profile key rotates
+    await bob.send_text("@alice", "let me in")
+    # bob's old access key was refused and dropped; sent as before, the relay drops it
+    assert not await bob.sealed_sender.access_for(alice.user)
+    assert trio.queued_senders(alice.user) == []
+    # With alice taking sealed messages from anyone, the relay queues bob's sealed
+    # message (it can't know it is his): alice's client drops it once it has opened it.
+    await alice.set_setting("sealed_from_anyone", True)
+    async with bob.cache.transaction():
+        await bob.sealed_sender.receive(alice.user, alice.user,
+                                        c.ProfileKey(key=os.urandom(32)), None)
+    await bob.send_text("@alice", "psst")
+    assert trio.queued_senders(alice.user) == [SEALED_SENDER]
+    await alice.sync()
+    assert trio.queued_senders(alice.user) == []  # acked, and dropped
+    assert await texts(alice, bob.user) == ["hi alice"]
