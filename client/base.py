@@ -229,6 +229,8 @@ class ClientBase:
     connection_state: str
     unsent: dict[bytes, TenchatError]  # outbox items the last flush couldn't send
     presence: dict[bytes, bool]  # watched peers; absent = unknown
+    _rewatch_lock: asyncio.Lock  # one watch list in flight (Receiving._rewatch)
+    _rewatch_due: bool  # a new conversation since the last watch list was read
     _conn: RelayConnection | None
     _conn_lock: asyncio.Lock
     _refill: asyncio.Task[None] | None

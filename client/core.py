@@ -87,6 +87,8 @@ class Core(PrekeyUpkeep, ContactBook, Sending, Receiving, Views, ClientBase):
         self.presence: dict[bytes, bool] = {}  # watched peers; absent = unknown
         self.sealed_sender = SealedSender(self)
         self.register_content((c.ProfileKey,), self.sealed_sender.receive)
+        self._rewatch_lock = asyncio.Lock()
+        self._rewatch_due = False
 
     # The services a `tenchat send` never touches are imported on first use (start-up
     # time: docs/performance.md wants the whole command under 0.5 s).

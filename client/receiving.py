@@ -168,8 +168,16 @@ class Receiving(ClientBase):
         return len(gone)
 
     async def _rewatch(self) -> None:
-        with contextlib.suppress(ConnectionLost, RelayError, RelayUnreachable):
-            await self._watch(await self.connection())
+        """Send the watch list again, for a new conversation. Calls made while one is in
+        flight share the one sent after it, so a burst of new conversations costs two
+        watch lists, not one each (the relay allows ``watch_rate`` a minute)."""
+        self._rewatch_due = True
+        async with self._rewatch_lock:
+            if not self._rewatch_due:  # a list read after this call began covered it
+                return
+            self._rewatch_due = False
+            with contextlib.suppress(ConnectionLost, RelayError, RelayUnreachable):
+                await self._watch(await self.connection())
 
     async def _receive_one(self, item: f.Deliver, new: list[MessageRow],
                            receipts: Receipts, events: list[Event]) -> None:

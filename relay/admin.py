@@ -149,7 +149,7 @@ def auth_failed(session: Session, kind: str, target: bytes | None, detail: str,
     config = session.config
     if session.auth_failures >= config.auth_fail_max:
         disconnect(session, "too many failed authentications")
-    wait = session.guards.auth_failures.take(session.address)
+    wait = session.guards.auth_failures.take(session.network)
     if wait:
         disconnect(session, "too many failed authentications from this address")
         raise ProtocolError(ErrorCode.RATE_LIMITED,

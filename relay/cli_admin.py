@@ -15,6 +15,8 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from tenchat.common.clock import clock_offset
+
 from .cli import app, fail
 from .config import ConfigError, load_config
 
@@ -128,7 +130,8 @@ def invite(count: Annotated[int, typer.Option(help="How many codes.", min=1, max
                help="Days until the codes expire; 0 = never.", min=0)] = 0,
            data: DataOpt = None, config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """Create one-time invite codes (for registration = "invite-only")."""
-    expires_at = int(time.time() * 1000 + expires * 86_400_000) if expires else 0
+    now = time.time_ns() // 1_000_000 + clock_offset(os.environ)  # the relay's clock
+    expires_at = int(now + expires * 86_400_000) if expires else 0
     codes = _with_db(data, config, lambda db: db.invite(count, expires_at))
     _out(as_json, {"codes": codes, "expires_at": expires_at}, "\n".join(codes))
 

@@ -94,6 +94,10 @@ class Config:
     # Addresses the cap does not apply to: loopback is local tools, benchmarks, or a
     # reverse proxy on the same machine (where the address says nothing about the client).
     ip_conn_exempt: tuple[str, ...] = ("127.0.0.1", "::1")
+    # Reverse proxies whose X-Forwarded-For header names the client (relay/limits.py,
+    # client_address): with these set, every per-address limit and the audit log see the
+    # client's address instead of the proxy's. Empty: the header is never read.
+    forwarded_allow: tuple[str, ...] = ()
     queue_max: int = 100_000  # queued messages per recipient; sends past it get queue_full
     queue_bytes: int = 1024 * MiB  # queued body bytes per recipient; past it: queue_full
     auth_timeout: int = 30  # seconds a connection may stay unauthenticated before it is closed
@@ -117,6 +121,9 @@ class Config:
     # sealed_send (docs/protocol.md §5.10): per recipient, and per sending address, per minute
     sealed_rate: int = 600
     sealed_address_rate: int = 1200
+    # Presence watch lists one identity may send per minute (each looks up to 1,024
+    # contacts in the store), burst as many; 0 = no limit.
+    watch_rate: int = 60
     # One-time prekeys handed out per target per hour (burst as many); past it a bundle
     # comes without one (X3DH works without it), so nobody can drain a victim's prekeys.
     otk_rate: int = 100
@@ -351,6 +358,7 @@ _PARSERS: Final[dict[str, Callable[[Any], Any]]] = {
     "burst_user": _int(1, 10_000_000),
     "ip_conn_max": _int(0, 1_000_000),
     "ip_conn_exempt": _addresses,
+    "forwarded_allow": _addresses,
     "queue_max": _int(1, 10**9),
     "queue_bytes": _int(1024, 2**50),
     "auth_timeout": _int(1, 3600),
@@ -369,6 +377,7 @@ _PARSERS: Final[dict[str, Callable[[Any], Any]]] = {
     "sealed_rate": _int(0, 1_000_000),
     "sealed_address_rate": _int(0, 1_000_000),
     "bundle_burst": _int(1, 1_000_000),
+    "watch_rate": _int(0, 1_000_000),
     "otk_rate": _int(0, 1_000_000),
     "limit_exempt": _addresses,
     "ident_rate": _int(0, 1_000_000),

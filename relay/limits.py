@@ -8,15 +8,16 @@ wait until a token is there (the ``retry_after`` of a ``rate_limited`` error).
 
 from __future__ import annotations
 
+import ipaddress
 import time
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
     from .config import Config
 
 __all__ = ["TokenBucket", "UserBuckets", "KeyedBuckets", "AddressCounter", "LogBudget",
-           "Guards"]
+           "Guards", "client_address", "network_of"]
 
 Clock = Callable[[], float]
 
@@ -80,8 +81,52 @@ class UserBuckets:
         return len(self._buckets)
 
 
+def client_address(peer: object, headers: Mapping[str, str] | None,
+                   proxies: frozenset[str]) -> str:
+    """The address every per-address limit and the audit log use for a connection.
+
+    ``peer`` is the socket's remote address (a tuple whose first item is the host). When
+    it is one of the trusted ``proxies`` (the setting ``forwarded_allow``), the client is
+    the right-most entry of ``X-Forwarded-For`` that is not itself a trusted proxy: each
+    proxy appends the address it was connected from, so entries to the left of that one
+    were written by the client and are never believed. A malformed entry ends the walk
+    at the last trusted hop (the proxy's own address: limits then count per proxy, as
+    without the setting, rather than per an address the client chose)."""
+    host = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
+    if host not in proxies or headers is None:
+        return host
+    forwarded = headers.get("X-Forwarded-For")
+    if not forwarded:
+        return host
+    for item in reversed(forwarded.split(",")):
+        try:
+            hop = str(ipaddress.ip_address(item.strip()))
+        except ValueError:
+            return host
+        if hop not in proxies:
+            return hop
+        host = hop
+    return host
+
+
+def network_of(address: str) -> str:
+    """What the per-address limits count by: an IPv4 address itself, an IPv6 address's
+    /64 network (one subscriber is routinely given a whole /64, so counting single IPv6
+    addresses would give one person 2**64 fresh budgets). Anything else is itself."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:  # ::ffff:a.b.c.d is that IPv4 client
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
 class AddressCounter:
-    """Open connections per client address, with a cap (0 = no cap)."""
+    """Open connections per client network (:func:`network_of`: an IPv4 address, an IPv6
+    /64), with a cap (0 = no cap). Exempt addresses are named one by one."""
 
     def __init__(self, cap: int, exempt: Iterable[str] = ()) -> None:
         self.cap = cap
@@ -89,25 +134,27 @@ class AddressCounter:
         self._open: dict[str, int] = {}
 
     def full(self, address: str) -> bool:
-        return (bool(self.cap) and self._open.get(address, 0) >= self.cap
+        return (bool(self.cap) and self.count(address) >= self.cap
                 and address not in self.exempt)
 
     def add(self, address: str) -> bool:
         """Count a connection; False (not counted) if the address is at its cap."""
         if self.full(address):
             return False
-        self._open[address] = self._open.get(address, 0) + 1
+        network = network_of(address)
+        self._open[network] = self._open.get(network, 0) + 1
         return True
 
     def remove(self, address: str) -> None:
-        left = self._open.get(address, 0) - 1
+        network = network_of(address)
+        left = self._open.get(network, 0) - 1
         if left > 0:
-            self._open[address] = left
+            self._open[network] = left
         else:
-            self._open.pop(address, None)
+            self._open.pop(network, None)
 
     def count(self, address: str) -> int:
-        return self._open.get(address, 0)
+        return self._open.get(network_of(address), 0)
 
 
 class LogBudget:
@@ -147,6 +194,8 @@ class Guards:
                                         config.sealed_address_rate, clock)
         # bundles fetched per requesting identity
         self.bundles = KeyedBuckets(config.bundle_rate / 60, config.bundle_burst, clock)
+        # presence watch lists per identity (each is a store look-up of its users)
+        self.watches = KeyedBuckets(config.watch_rate / 60, config.watch_rate, clock)
         # one-time prekeys handed out per target identity
         self.otks = KeyedBuckets(config.otk_rate / 3600, config.otk_rate, clock)
         # identities new to the relay, and handle registrations, per address

@@ -39,7 +39,7 @@ from .connection import RelayConnection
 from .datalock import DataDirLock
 from .files import secure_data_dir
 from .hub import Hub
-from .limits import AddressCounter, Guards, LogBudget, UserBuckets
+from .limits import AddressCounter, Guards, LogBudget, UserBuckets, client_address
 from .metrics import CONTENT_TYPE, Metrics
 from .observability import HealthEndpoint, health_report, setup_logging
 from .retention import Retention
@@ -111,6 +111,7 @@ class Server:
         self._started = time.monotonic()
         self.user_buckets = UserBuckets(config.rate_user, config.burst_user)
         self.addresses = AddressCounter(config.ip_conn_max, config.ip_conn_exempt)
+        self._proxies = frozenset(config.forwarded_allow)  # whose X-Forwarded-For is read
         self._last_ban = 0  # the newest ban id seen
         # Tracebacks of failed frames: a few, then one a minute (a flood of bad frames
         # must not fill the disk through the log).
@@ -202,7 +203,7 @@ class Server:
 
     def _admit(self, ws: ServerConnection, request: Request) -> Response | None:
         """Before the WebSocket handshake: refuse an address over its connection cap."""
-        address = _address(ws)
+        address = client_address(ws.remote_address, request.headers, self._proxies)
         if self.addresses.full(address):
             log.info("refused a connection from an address at ip_conn_max")
             return ws.respond(HTTPStatus.SERVICE_UNAVAILABLE,
@@ -368,12 +369,15 @@ class Server:
         # types its handler's argument as the base class.
         assert isinstance(conn, RelayConnection)
         ws = conn
-        address = _address(ws)
+        request = ws.request
+        address = client_address(ws.remote_address,
+                                 request.headers if request is not None else None,
+                                 self._proxies)
         if not self.addresses.add(address):  # others were admitted meanwhile
             await ws.close(CloseCode.TRY_AGAIN_LATER, "too many connections from this address")
             return
         session = Session(ws, self.config, self.store, self.hub, self.blobs,
-                          guards=self.guards, audit=self.audit)
+                          guards=self.guards, audit=self.audit, address=address)
         session.metrics = self.metrics
         session.origins = self.origins
         self.sessions.add(session)
@@ -465,11 +469,6 @@ class Server:
         finally:
             if not deferred:
                 session.slots.release()
-
-
-def _address(ws: ServerConnection) -> str:
-    peer = ws.remote_address
-    return str(peer[0]) if isinstance(peer, tuple) and peer else "?"
 
 
 def run(config: Config) -> int:

@@ -37,7 +37,7 @@ from tenchat.common.errors import ErrorCode, ProtocolError
 from tenchat.common.frames import Deliver, Error, GroupDeliver, Synced, encode
 
 from .connection import Outgoing, RelayConnection
-from .limits import Guards, TokenBucket
+from .limits import Guards, TokenBucket, network_of
 
 if TYPE_CHECKING:
     from .admin import AuditAggregator
@@ -72,7 +72,7 @@ class Session:
     def __init__(
         self, ws: RelayConnection, config: Config, store: Store, hub: Hub,
         blobs: BlobStore | None = None, guards: Guards | None = None,
-        audit: AuditAggregator | None = None,
+        audit: AuditAggregator | None = None, address: str = "?",
     ) -> None:
         self.ws = ws
         self.config = config
@@ -96,8 +96,8 @@ class Session:
         # the origins auth may name (config.accepted_origins); set by the server
         self.origins: frozenset[str] = frozenset()
         # --- limits and roles (relay/limits.py, relay/admin.py) ---
-        peer = ws.remote_address
-        self.address: str = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
+        self.address = address  # the client's (limits.client_address), for the audit log
+        self.network = network_of(address)  # what the per-address limits count by
         self.bucket = TokenBucket(config.rate_conn, config.burst_conn)
         self.opened = time.monotonic()
         self.stalled_since: float | None = None  # since when sends wait for a reader

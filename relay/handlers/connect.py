@@ -53,7 +53,7 @@ async def admit_identity(session: Session, user: bytes) -> None:
     if (not session.config.ident_rate or guards.is_exempt(session.address)
             or user in guards.admitted or await session.store.user_exists(user)):
         return
-    if wait := guards.new_identities.take(session.address):
+    if wait := guards.new_identities.take(session.network):
         raise rate_limited("too many new identities from this address", wait)
     if len(guards.admitted) >= 100_000:
         guards.admitted.clear()

@@ -70,7 +70,7 @@ async def _may_register(session: Session, user: bytes, handle: str, frame: Regis
         raise ProtocolError(ErrorCode.POW_REQUIRED,
                             f"this relay asks a proof-of-work of {bits} bits (welcome.pow)")
     if (config.handle_rate and not session.guards.is_exempt(session.address)
-            and (wait := session.guards.registrations.take(session.address))):
+            and (wait := session.guards.registrations.take(session.network))):
         raise rate_limited("too many handle registrations from this address", wait)
 
 

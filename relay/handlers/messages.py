@@ -19,7 +19,7 @@ from tenchat.common.frames import (
 )
 
 from ..session import Later, Session, Subscription, check_authenticated
-from .table import Answer, HandlerTable
+from .table import Answer, HandlerTable, rate_limited
 
 __all__ = ["HANDLERS"]
 
@@ -77,6 +77,8 @@ async def watch(session: Session, frame: Watch) -> Answer:
     """Presence is shown to contacts only: those the watched user has sent a 1:1 message
     to (and doesn't block). Others always look offline, until such a message."""
     user = check_authenticated(session)
+    if wait := session.guards.watches.take(user):
+        raise rate_limited("too many presence watch lists", wait)
     wanted = list(dict.fromkeys(frame.users))
     allowed = await session.store.contacts_of([u for u in wanted if u != user], user)
     allowed.add(user)

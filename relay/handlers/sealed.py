@@ -33,7 +33,7 @@ async def sealed_send(session: Session, frame: SealedSend) -> Answer:
         raise ProtocolError(ErrorCode.MALFORMED, "access must be 0 or 16 bytes")
     guards = session.guards
     if not guards.is_exempt(session.address) and (
-            wait := guards.sealed_from.take(session.address)):
+            wait := guards.sealed_from.take(session.network)):
         raise rate_limited("too many sealed messages from this address", wait)
     store = session.store
     if not await store.user_exists(frame.to):

@@ -464,3 +464,29 @@ async def test_no_timer_is_set_for_a_blocked_contact_and_unknown_keys_show_a_fin
         await alice.set_timer(bob.user, 60)
     stranger = os.urandom(32)
     assert await alice.display_name(stranger) == fingerprint(stranger)
+
+
+async def test_a_burst_of_new_conversations_sends_two_watch_lists_not_one_each(
+        tmp_path: Path) -> None:
+    """The relay allows ``watch_rate`` watch lists a minute (each is a store look-up); a
+    client that rewatched once per new conversation met ``rate_limited`` in a burst."""
+    relay = await InProcRelay(tmp_path / "relay", watch_rate=3).start()
+    alice = await Client.create(tmp_path / "alice", relay.url, "alice", PASSPHRASE)
+    assert relay.server is not None
+    metrics = relay.server.metrics
+
+    def watch_lists() -> float:
+        return metrics.registry.get_sample_value("tenchat_relay_frames_total",
+                                                 {"type": "watch"}) or 0.0
+
+    try:
+        before = watch_lists()
+        await asyncio.gather(*(alice._rewatch() for _ in range(20)))
+        assert 1 <= watch_lists() - before <= 2
+        assert metrics.registry.get_sample_value(
+            "tenchat_relay_errors_total", {"code": "rate_limited"}) in (None, 0.0)
+        await alice._rewatch()  # a later one is sent again
+        assert watch_lists() - before <= 3
+    finally:
+        await alice.close()
+        await relay.stop()

@@ -62,6 +62,7 @@ from tenchat.common.frames import (
     PrekeysLow,
     PrekeyStatus,
     Presence,
+    PresenceState,
     Privacy,
     ProfileGet,
     ProfileInfo,
@@ -573,3 +574,14 @@ async def test_a_new_watch_list_replaces_the_old_one(inproc: InProcRelay) -> Non
     assert offline.user == carol.user and not offline.online
     # bob left first: had alice still watched him, his push would have come before
     assert [f.user for f in alice.frames[since:] if isinstance(f, Presence)] == [carol.user]
+
+
+async def test_presence_watch_lists_per_identity_are_rate_limited(
+        relay_with: StartRelay) -> None:
+    relay = await relay_with(watch_rate=2)
+    alice, bob = await relay.login(), await relay.login()
+    answers = [await alice.call(Watch, users=[bob.user]) for _ in range(3)]
+    assert all(isinstance(a, PresenceState) for a in answers[:2])
+    assert isinstance(answers[2], Error) and answers[2].error == "rate_limited"
+    assert answers[2].retry_after  # type: ignore[union-attr]
+    assert isinstance(await bob.call(Watch, users=[alice.user]), PresenceState)  # per identity

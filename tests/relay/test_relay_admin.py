@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +39,9 @@ def err(reply: msgspec.Struct, code: str) -> Error:
     return reply
 
 
-def admin(relay: RelayProcess, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TENCHAT_")}
+def admin(relay: RelayProcess, *args: str, check: bool = True,
+          env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TENCHAT_")} | (env or {})
     proc = subprocess.run(
         [sys.executable, "-m", "tenchat.relay", "admin", *args, "--data", str(relay.data_dir)],
         capture_output=True, text=True, env=env, timeout=60)
@@ -50,8 +50,8 @@ def admin(relay: RelayProcess, *args: str, check: bool = True) -> subprocess.Com
     return proc
 
 
-def admin_json(relay: RelayProcess, *args: str) -> Any:
-    out = admin(relay, *args, "--json").stdout
+def admin_json(relay: RelayProcess, *args: str, env: dict[str, str] | None = None) -> Any:
+    out = admin(relay, *args, "--json", env=env).stdout
     lines = [json.loads(line) for line in out.splitlines() if line.strip()]
     return lines[0] if len(lines) == 1 and args[0] not in ("users", "audit") else lines
 
@@ -82,8 +82,9 @@ async def test_invite_only_registration(tmp_path: Path) -> None:
         wrong = cli("bob", "init", "--handle", "bob", "--invite", "no-such-code", check=False)
         assert wrong.code != 0 and "bad_invite" in wrong.err
 
-        expiring = admin_json(relay, "invite", "--expires", "0.00001")["codes"][0]  # ~0.9 s
-        time.sleep(1.2)
+        # made by an admin whose clock is a day behind, for half a day: expired already
+        a_day_ago = {"TENCHAT_CLOCK_OFFSET_MS": str(-86_400_000)}
+        expiring = admin_json(relay, "invite", "--expires", "0.5", env=a_day_ago)["codes"][0]
         late = cli("carol", "init", "--handle", "carol", "--invite", expiring, check=False)
         assert late.code != 0 and "bad_invite" in late.err
 
