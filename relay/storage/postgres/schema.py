@@ -247,6 +247,8 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     ALTER TABLE blob_parts ALTER COLUMN data SET STORAGE EXTERNAL;
     """,
     # 3: privacy (issue 17): who may send a user sealed messages (docs/protocol.md §5.10).
+    # (New dedupe rows hold a digest of (sender, msg), relay/storage/dedupe.py; the older
+    # ones age out within the dedupe window, 7 days.)
     """
     CREATE TABLE sealed_access (
         user_id bytea PRIMARY KEY,
