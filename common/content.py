@@ -15,8 +15,8 @@ import msgspec
 from .crypto.media import MediaRef
 
 __all__ = ["Text", "Attachment", "Receipt", "Typing", "Reaction", "Edit", "Delete", "Pin", "Timer",
-           "SenderKeyDist", "AudienceKey", "ProfileKey", "StoryKey", "StoryViewed", "Poll", "Vote",
-           "PollClose", "PollTally", "Sticker", "Gift", "Content", "encode_content",
+           "SenderKeyDist", "GroupKey", "AudienceKey", "ProfileKey", "StoryKey", "StoryViewed",
+           "Poll", "Vote", "PollClose", "PollTally", "Sticker", "Gift", "Content", "encode_content",
            "decode_content",
            "MAX_TEXT", "DELIVERED", "READ", "MAX_TIMER", "MAX_POLL_OPTIONS", "MAX_QUESTION",
            "MAX_OPTION", "MAX_PACK_STICKERS"]
@@ -116,6 +116,14 @@ class SenderKeyDist(_Content, tag="sender_key"):
 
     group: GroupId
     dist: bytes  # SenderKeyDistribution, MessagePack
+
+
+class GroupKey(_Content, tag="group_key"):
+    """1:1 only: a group's metadata key (common.crypto.group_meta), from an admin of the
+    group to a member: it opens the group's sealed name, topic and picture."""
+
+    group: GroupId
+    key: Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
 
 
 class AudienceKey(_Content, tag="audience_key"):
@@ -223,8 +231,8 @@ class Gift(_Content, tag="gift"):
 
 Content = (
     Text | Attachment | Receipt | Typing | Reaction | Edit | Delete | Pin | Timer | SenderKeyDist
-    | AudienceKey | ProfileKey | StoryKey | StoryViewed | Poll | Vote | PollClose | PollTally
-    | Sticker | Gift
+    | GroupKey | AudienceKey | ProfileKey | StoryKey | StoryViewed | Poll | Vote | PollClose
+    | PollTally | Sticker | Gift
 )
 
 _encoder = msgspec.msgpack.Encoder()

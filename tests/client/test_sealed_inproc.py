@@ -110,3 +110,41 @@ async def test_a_blocked_sender_stays_blocked(trio: Trio) -> None:
     await alice.sync()
     assert trio.queued_senders(alice.user) == []  # acked, and dropped
     assert await texts(alice, bob.user) == ["hi alice"]
+
+
+def relay_files(relay: InProcRelay) -> bytes:
+    """Every byte of the relay's data directory (database, WAL, blobs)."""
+    return b"".join(p.read_bytes() for p in sorted(relay.config.data.rglob("*"))
+                    if p.is_file())
+
+
+async def test_a_groups_name_and_topic_are_sealed_from_the_relay(trio: Trio) -> None:
+    alice, bob, carol = trio.alice, trio.bob, trio.carol
+    group = await alice.groups.create("Quokka Garden", ["@bob"])
+    await alice.groups.update(group, topic="wombat topic")
+    await bob.sync()
+    info = await bob.groups.info(group)
+    assert (info.name, info.topic) == ("Quokka Garden", "wombat topic")
+    await alice.groups.update(group, name="Numbat Club")
+    await alice.groups.add(group, ["@carol"])  # a late member gets the key from the adder
+    await carol.sync()
+    await bob.sync()
+    assert (await carol.groups.info(group)).name == "Numbat Club"
+    assert (await bob.groups.info(group)).name == "Numbat Club"
+    assert await carol.groups.find("numbat club") == group
+    files = relay_files(trio.relay)
+    for secret in (b"Quokka", b"wombat", b"Numbat"):
+        assert secret not in files
+
+
+async def test_a_group_key_from_a_plain_member_is_ignored(trio: Trio) -> None:
+    alice, bob, carol = trio.alice, trio.bob, trio.carol
+    group = await alice.groups.create("Real Name", ["@bob", "@carol"])
+    await bob.sync()
+    # bob (a plain member) sends carol another key before carol has alice's
+    async with bob.cache.transaction():
+        await bob.queue_content(carol.user, os.urandom(16), c.encode_content(
+            c.GroupKey(group=group, key=os.urandom(32))), typed=False)
+    await bob.flush_outbox()
+    await carol.sync()
+    assert (await carol.groups.info(group)).name == "Real Name"  # alice's key won
