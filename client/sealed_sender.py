@@ -78,6 +78,7 @@ class SealedSender:
         self._anon_opened = 0.0
         self._anon_lock = asyncio.Lock()
         self._registered: int | None = None  # what this process last told the relay
+        self._enabled = False  # the sealed_sender setting, read once per flush (prepare)
 
     # --- our profile key ---------------------------------------------------------------
 
@@ -110,6 +111,12 @@ class SealedSender:
         verifier = access_verifier(access_key(key)) if key is not None else b""
         await conn.request(f.SealedAccess, verifier=verifier, anyone=anyone)
         self._registered = state
+
+    async def prepare(self, conn: RelayConnection) -> None:
+        """Before a flush: the relay knows our current access key, and the setting is read
+        once for all the flush's items."""
+        await self.register(conn)
+        self._enabled = await self.core.setting("sealed_sender")
 
     async def share_with(self, peer: bytes) -> None:
         """Queue our profile key to ``peer`` (in the open transaction) unless they have the
@@ -167,8 +174,8 @@ class SealedSender:
 
     async def seal_item(self, item: Item) -> SealedItem | None:
         """The sealed form of a 1:1 outbox item, or None to send it as it is (no access
-        key for the peer, or the ``sealed_sender`` setting off)."""
-        if item.peer == self.core.user or not await self.core.setting("sealed_sender"):
+        key for the peer, or the ``sealed_sender`` setting off at :meth:`prepare`)."""
+        if item.peer == self.core.user or not self._enabled:
             return None
         access = await self.access_for(item.peer)
         if not access:

@@ -275,7 +275,7 @@ class Sending(ClientBase):
             if not flush.items:
                 return 0
             conn = await self.connection()
-            await self.sealed_sender.register(conn)  # a new access key before we share it
+            await self.sealed_sender.prepare(conn)  # a new access key before we share it
             sem = asyncio.Semaphore(SEND_WINDOW)
 
             async def one(item: Item) -> None:
