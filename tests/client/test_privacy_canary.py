@@ -96,3 +96,35 @@ async def test_the_relays_files_hold_no_sealed_sender_group_name_or_text(world: 
                       (bob.user, alice.user)) == [(0,)]
     assert bob.user not in b"".join(bytes(r[0]) + bytes(r[1])
                                     for r in world.rows("SELECT sender, msg_id FROM sent"))
+
+
+async def test_the_clients_home_holds_no_message_text_or_contact_handle(tmp_path: Path
+                                                                          ) -> None:
+    """The cache (messages, search index, contacts, sessions) is encrypted at rest, its
+    WAL too: nothing in the home's files reads as a message or a contact's handle."""
+    relay = await InProcRelay(tmp_path / "relay").start()
+    alice = await Client.create(tmp_path / "alice", relay.url, "alicecanary", PASSPHRASE)
+    bob = await Client.create(tmp_path / "bob", relay.url, "bobcanary", PASSPHRASE)
+    try:
+        await alice.send_text("@bobcanary", CANARIES["first"])
+        await bob.sync()
+        await bob.send_text("@alicecanary", CANARIES["sealed"])
+        await alice.sync()
+        group = await alice.groups.create(CANARIES["group_name"], ["@bobcanary"])
+        await alice.queue_text(group, CANARIES["group_post"])
+        await alice.flush_outbox()
+        await bob.sync()
+        assert [h.message.text for h in await bob.search("echidna")] == [
+            CANARIES["group_post"]]  # the index works, and holds the word
+        for client in (alice, bob):
+            home = client.home
+            files = b"".join(p.read_bytes() for p in sorted(home.rglob("*")) if p.is_file())
+            assert len(files) > 10_000  # the cache and its WAL are there
+            for name, text in CANARIES.items():
+                assert text.encode() not in files, (home.name, name)
+            for handle in (b"alicecanary", b"bobcanary"):
+                assert handle not in files, (home.name, handle)
+    finally:
+        await alice.close()
+        await bob.close()
+        await relay.stop()
