@@ -273,6 +273,22 @@ class GroupService:
     async def remove(self, group: bytes, handles: builtins.list[str]) -> None:
         members = [(await self.c.resolve(h)).user for h in handles]
         await self._change(group, "remove", members=members)
+        await self._rotate_meta_key(group)
+
+    async def _rotate_meta_key(self, group: bytes) -> None:
+        """After a removal: the metadata sealed again under a new key, sent to those who
+        remain, so the removed members' copy opens no later name or topic."""
+        state = await self.state(group)
+        if state is None or not state.sealed or await self._meta_key(group) is None:
+            return
+        key = os.urandom(META_KEY_LEN)
+        sealed = seal_meta(key, group, GroupMeta(name=state.name, topic=state.topic,
+                                                 avatar=state.avatar))
+        await self._change(group, "meta", sealed=sealed)
+        async with self.c.cache.transaction():
+            await self._set_meta_key(group, key)
+            await self._send_key(group, [u for u in state.roles if u != self.c.user])
+        await self.c._flush_quietly()
 
     async def leave(self, group: bytes) -> None:
         await self._change(group, "leave")

@@ -15,6 +15,8 @@ import pytest_asyncio
 
 from tenchat.client.service import Client
 from tenchat.common import content as c
+from tenchat.common.crypto.errors import CryptoError
+from tenchat.common.crypto.group_meta import open_meta
 from tenchat.common.crypto.sealed import SEALED_SENDER
 from tests.conftest import PASSPHRASE
 from tests.support.inproc import InProcRelay
@@ -148,3 +150,20 @@ async def test_a_group_key_from_a_plain_member_is_ignored(trio: Trio) -> None:
     await bob.flush_outbox()
     await carol.sync()
     assert (await carol.groups.info(group)).name == "Real Name"  # alice's key won
+
+
+async def test_a_removal_rotates_the_groups_metadata_key(trio: Trio) -> None:
+    alice, bob, carol = trio.alice, trio.bob, trio.carol
+    group = await alice.groups.create("Before", ["@bob", "@carol"])
+    await carol.sync()
+    old = await carol.groups._meta_key(group)
+    await alice.groups.remove(group, ["@carol"])
+    await alice.groups.update(group, name="After")
+    await bob.sync()
+    assert (await bob.groups.info(group)).name == "After"
+    new = await bob.groups._meta_key(group)
+    assert old is not None and new is not None and new != old
+    state = await alice.groups.state(group)
+    assert state is not None
+    with pytest.raises(CryptoError):  # carol's copy opens nothing any more
+        open_meta(old, group, state.sealed)
