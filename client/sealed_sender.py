@@ -53,6 +53,7 @@ PROFILE_KEY: Final = "sealed.profile_key"  # our profile key, sealed with the st
 GENERATION: Final = "sealed.generation"  # how many times it was rotated
 SHARED: Final = "sealed.shared."  # + peer hex: the generation that peer was sent
 ACCESS: Final = "sealed.access."  # + peer hex: that peer's access key, sealed
+GRANTED: Final = "sealed.granted."  # + peer hex: a message we wrote went to them named
 # An anonymous connection is reused for this long, then a new one is opened: under the
 # relay's auth_timeout (default 30 s), after which it closes connections that never
 # signed in; and a fresh connection now and then links fewer sends together.
@@ -79,6 +80,9 @@ class SealedSender:
         self._anon_lock = asyncio.Lock()
         self._registered: int | None = None  # what this process last told the relay
         self._enabled = False  # the sealed_sender setting, read once per flush (prepare)
+        self._presence = True  # not hide_presence: read once per flush (prepare)
+        self._granted: dict[bytes, bool] = {}  # peer -> the relay knows we wrote to them
+        self._granting: set[bytes] = set()  # peers this flush's named written items go to
 
     # --- our profile key ---------------------------------------------------------------
 
@@ -106,8 +110,8 @@ class SealedSender:
         key = await self._profile_key()
         anyone = await self.core.setting("sealed_from_anyone")
         state = await self._generation() * 2 + int(anyone)
-        if not force and self._registered == state:
-            return
+        if self._registered == state and not force or state == 0:
+            return  # told already, or nothing to tell (no key, and the relay's default)
         verifier = access_verifier(access_key(key)) if key is not None else b""
         await conn.request(f.SealedAccess, verifier=verifier, anyone=anyone)
         self._registered = state
@@ -117,6 +121,22 @@ class SealedSender:
         once for all the flush's items."""
         await self.register(conn)
         self._enabled = await self.core.setting("sealed_sender")
+        self._presence = not await self.core.setting("hide_presence")
+        self._granting.clear()
+
+    async def _was_granted(self, peer: bytes) -> bool:
+        if peer not in self._granted:
+            self._granted[peer] = await self.core.cache.get_meta(GRANTED + peer.hex()) is not None
+        return self._granted[peer]
+
+    async def after_flush(self, stored: list[Item]) -> None:
+        """In the flush's closing transaction: remember the peers a named written message
+        reached (they may now see our presence; later ones go sealed)."""
+        for item in stored:
+            if item.written and item.peer in self._granting:
+                await self.core.cache.set_meta(GRANTED + item.peer.hex(), 1)
+                self._granted[item.peer] = True
+        self._granting.clear()
 
     async def share_with(self, peer: bytes) -> None:
         """Queue our profile key to ``peer`` (in the open transaction) unless they have the
@@ -173,12 +193,24 @@ class SealedSender:
     # --- sending and receiving -----------------------------------------------------------
 
     async def seal_item(self, item: Item) -> SealedItem | None:
-        """The sealed form of a 1:1 outbox item, or None to send it as it is (no access
-        key for the peer, or the ``sealed_sender`` setting off at :meth:`prepare`)."""
+        """The sealed form of a 1:1 outbox item, or None to send it as it is: no access
+        key for the peer, the ``sealed_sender`` setting off at :meth:`prepare`, or the
+        first message the user writes to the peer (it grants presence)."""
+        sealed = await self._seal(item)
+        if sealed is None and item.written:
+            self._granting.add(item.peer)  # named, with conv: the relay learns the contact
+        return sealed
+
+    async def _seal(self, item: Item) -> SealedItem | None:
         if item.peer == self.core.user or not self._enabled:
             return None
         access = await self.access_for(item.peer)
         if not access:
+            return None
+        if item.written and self._presence and not await self._was_granted(item.peer):
+            # Presence is shown to those one wrote to (docs/protocol.md §5.6), which the
+            # relay learns from a named `conv` message: the first one the user writes to
+            # a peer goes named, the rest sealed. With hide_presence on, none is named.
             return None
         return SealedItem(seal(self.core.identity, item.peer, item.msg_id, item.envelope),
                           access)
@@ -194,6 +226,8 @@ class SealedSender:
             if exc.code != ErrorCode.ACCESS_DENIED:
                 raise
             await self.forget(item.peer)
+            if item.written:
+                self._granting.add(item.peer)  # it goes named now
             return False
         return True
 

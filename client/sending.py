@@ -305,6 +305,7 @@ class Sending(ClientBase):
                     for item in flush.stored:
                         if await self.cache.outbox_done(item.msg_id, item.peer):
                             sent.setdefault(item.peer, []).append(item.msg_id)
+                    await self.sealed_sender.after_flush(flush.stored)
                     for item in flush.left_groups:
                         await self.cache.outbox_drop(item.msg_id)
                         await self.cache.mark_group_left(item.peer)

@@ -62,6 +62,8 @@ async def test_the_relays_files_hold_no_sealed_sender_group_name_or_text(world: 
                                                                           ) -> None:
     alice, bob = world.alice, world.bob
     # 1:1: the first message goes named (bob has no key of alice's yet), the reply sealed
+    # (bob hides his presence, so none of his goes named to grant it)
+    await bob.set_setting("hide_presence", True)
     await alice.send_text("@bob", CANARIES["first"])
     await bob.sync()
     await bob.send_text("@alice", CANARIES["sealed"])

@@ -59,14 +59,23 @@ async def test_a_contacts_reply_is_queued_without_its_sender(trio: Trio) -> None
     assert trio.queued_senders(bob.user) == [alice.user, alice.user]  # the text, her key
     await bob.sync()
     assert await bob.sealed_sender.access_for(alice.user)
+    await bob.send_text("@alice", "first reply")
     await bob.send_text("@alice", "sealed hello")
-    # bob's delivery receipt, his text and his own profile key: none names him
+    # bob's delivery receipt, his profile key and his second text name no one; his first
+    # text went named: it tells the relay alice may see his presence (docs §5.6)
     queued = trio.queued_senders(alice.user)
-    assert len(queued) == 3 and set(queued) == {SEALED_SENDER}
+    assert sorted(queued) == sorted([SEALED_SENDER] * 3 + [bob.user])
     await alice.sync()
     [shown] = [m for m in await alice.take_unshown() if m.text == "sealed hello"]
     assert shown.peer == bob.user and not shown.outgoing  # the sender, from inside
     assert trio.queued_senders(alice.user) == []  # acked
+    await bob.set_setting("hide_presence", True)  # then nothing goes named
+    await bob.send_text("@carol", "hi carol")
+    await trio.carol.sync()
+    await trio.carol.send_text("@bob", "hi bob")
+    await bob.sync()
+    await bob.send_text("@carol", "sealed from the start")
+    assert trio.queued_senders(trio.carol.user)[-1:] == [SEALED_SENDER]
     await alice.send_text("@bob", "and back")  # alice now has bob's key too
     assert set(trio.queued_senders(bob.user)) == {SEALED_SENDER}
     await bob.sync()
@@ -94,7 +103,9 @@ async def test_a_blocked_sender_stays_blocked(trio: Trio) -> None:
     alice, bob = trio.alice, trio.bob
     await alice.send_text("@bob", "hi bob")
     await bob.sync()
-    await bob.send_text("@alice", "hi alice")  # sealed
+    await bob.send_text("@alice", "hi alice")  # named: it grants presence
+    await alice.sync()
+    await bob.send_text("@alice", "hi again")  # sealed: the first one went named
     await alice.sync()
     await alice.set_blocked("@bob", True)  # alice's profile key rotates
     await bob.send_text("@alice", "let me in")
@@ -111,7 +122,7 @@ async def test_a_blocked_sender_stays_blocked(trio: Trio) -> None:
     assert trio.queued_senders(alice.user) == [SEALED_SENDER]
     await alice.sync()
     assert trio.queued_senders(alice.user) == []  # acked, and dropped
-    assert await texts(alice, bob.user) == ["hi alice"]
+    assert await texts(alice, bob.user) == ["hi alice", "hi again"]
 
 
 def relay_files(relay: InProcRelay) -> bytes:
