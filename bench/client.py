@@ -15,7 +15,7 @@ search over a large local cache.
    byte written to the terminal, and start → the first frame of the chat screen (its
    status line ``F1 help`` painted: keystore unlocked, cache open, conversations
    listed). Then the process is terminated. Median of ``--runs``.
-3. Local cache: a cache (``client/cache.py`` ``Cache``, the file the client uses,
+3. Local cache: a cache (``client/cache/`` ``Cache``, the file the client uses,
    WAL, FTS5 index kept by its triggers) filled with ``--cache-messages`` messages
    (1,000,000; 100,000 with ``--quick``) over 100 conversations with
    ``Cache.insert_many`` — ~12 words each from a 5,000-word vocabulary drawn with a
@@ -248,7 +248,7 @@ async def _cache(s: dict[str, Any]) -> dict[str, Any]:
                     for i in range(size)
                 ]
                 async with cache.transaction():
-                    await cache.insert_many(rows)
+                    await cache.messages.insert_many(rows)
                 done += size
             build_s = time.monotonic() - t0
             file_bytes = sum(p.stat().st_size for p in Path(d).iterdir() if p.is_file())
@@ -266,19 +266,20 @@ async def _cache(s: dict[str, Any]) -> dict[str, Any]:
                         break
                 return percentiles(samples), found
 
-            latest, latest_n = await timed(lambda k: cache.history(peers[k % PEERS], PAGE))
+            latest, latest_n = await timed(lambda k: cache.messages.history(peers[k % PEERS], PAGE))
             mid_keys = []
             for p in peers[:reps]:
-                page = await cache.history(p, 1, before=n // 2)
+                page = await cache.messages.history(p, 1, before=n // 2)
                 mid_keys.append(page[0].key if page else n // 2)
             deep, deep_n = await timed(
-                lambda k: cache.history(peers[k % reps], PAGE, before=mid_keys[k % reps]))
+                lambda k: cache.messages.history(peers[k % reps], PAGE, before=mid_keys[k % reps]))
             common_word, rare_word = vocab[0], vocab[-1]
             two = f"{vocab[1]} {vocab[2][:3]}"
             searches = {}
             for label, text in (("common word", common_word), ("rare word", rare_word),
                                 ("two words, prefix", two)):
-                stats, found = await timed(lambda k, text=text: cache.search(text, None, PAGE))
+                stats, found = await timed(
+                    lambda k, text=text: cache.search.messages(text, None, PAGE))
                 searches[label] = {"query": text, "ms": stats, "results": found}
         finally:
             await cache.close()

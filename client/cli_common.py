@@ -158,7 +158,7 @@ async def message_id(client: Any, conv: bytes, text: str) -> bytes:
     text = text.lower()
     if len(text) < 6 or any(ch not in "0123456789abcdef" for ch in text):
         raise TenchatError(f"{text!r} is not a message id (hex, from `history --json`)")
-    matches = await client.cache.ids_with_prefix(conv, text)
+    matches = await client.cache.messages.ids_with_prefix(conv, text)
     if len(matches) != 1:
         raise TenchatError(f"no message {text!r} in this conversation" if not matches
                            else f"{text!r} matches several messages; give more digits")

@@ -175,7 +175,7 @@ def history(
                 await client.sync()
         conv = await client.conversation_id(peer)
         rows = await client.page(conv, limit=n)
-        reactions = await client.cache.reactions(conv, [m.id for m in rows])
+        reactions = await client.cache.messages.reactions(conv, [m.id for m in rows])
         files = await client.attachments(conv, [m.id for m in rows])
         polls = await client.polls.views(conv, [m.id for m in rows])
         stickers = await client.stickers.refs(conv, [m.id for m in rows])

@@ -36,7 +36,7 @@ class ContactBook(ClientBase):
     async def resolve(self, peer: str) -> ContactRow:
         """The contact for a handle, looked up and its binding verified on first use."""
         handle = normalize_handle(peer)
-        known = await self.cache.contact_by_handle(handle)
+        known = await self.cache.contacts.by_handle(handle)
         if known is not None:
             return known
         conn = await self.connection()
@@ -53,8 +53,8 @@ class ContactBook(ClientBase):
         ):
             raise PeerError(f"the relay's record for @{handle} is not validly signed")
         async with self.cache.transaction():
-            await self.cache.remember_contact(info.user, handle, now_ms())
-        contact = await self.cache.contact(info.user)
+            await self.cache.contacts.remember(info.user, handle, now_ms())
+        contact = await self.cache.contacts.get(info.user)
         assert contact is not None
         return contact
 
@@ -66,7 +66,7 @@ class ContactBook(ClientBase):
         key) it becomes a pending key change, shown on every message from the key and
         held back from sending until the user accepts it (``contacts accept-key``);
         without a message from the key (group members, social records) it is ignored."""
-        if await self.cache.contact(user) is not None:
+        if await self.cache.contacts.get(user) is not None:
             return
         handle: str | None = None
         try:
@@ -79,13 +79,13 @@ class ContactBook(ClientBase):
         except (RelayError, ConnectionLost, ProtocolError):
             pass
         if handle is not None and not spoke:
-            pinned = await self.cache.contact_by_handle(handle)
+            pinned = await self.cache.contacts.by_handle(handle)
             if pinned is not None and pinned.user != user:
                 handle = None
         if handle is None:
-            await self.cache.remember_contact(user, None, now_ms())
+            await self.cache.contacts.remember(user, None, now_ms())
             return
-        old = await self.cache.record_key_change(handle, user, now_ms())
+        old = await self.cache.contacts.record_key_change(handle, user, now_ms())
         if old is not None:
             log.warning("the relay says @%s has a new identity key (%s -> %s); pending until "
                         "accepted", handle, fingerprint(old.user), fingerprint(user))
@@ -93,7 +93,7 @@ class ContactBook(ClientBase):
     async def pending_key(self, peer: str) -> tuple[ContactRow, ContactRow | None]:
         """``peer``'s pinned contact and its pending key change, if any."""
         contact = await self.resolve(peer)
-        return contact, await self.cache.pending_key(contact.user)
+        return contact, await self.cache.contacts.pending_key(contact.user)
 
     async def set_verified(self, peer: str, verified: bool) -> ContactRow:
         """Record (or take back) that the user compared safety numbers with ``peer``
@@ -101,11 +101,11 @@ class ContactBook(ClientBase):
         if it had changed."""
         contact = await self.resolve(peer)
         async with self.cache.transaction():
-            await self.cache.set_contact_flag(contact.user, "verified", verified)
+            await self.cache.contacts.set_flag(contact.user, "verified", verified)
             if verified:
-                await self.cache.accept_key(contact.user)
+                await self.cache.contacts.accept_key(contact.user)
         self.emit(ConversationChanged(contact.user))
-        return (await self.cache.contact(contact.user)) or contact
+        return (await self.cache.contacts.get(contact.user)) or contact
 
     async def accept_key(self, peer: str) -> ContactRow:
         """Accept ``peer``'s pending identity key change: the handle moves to the new key
@@ -114,10 +114,10 @@ class ContactBook(ClientBase):
         if pending is None:
             raise TenchatError(f"@{contact.handle}'s identity key has not changed")
         async with self.cache.transaction():
-            await self.cache.accept_key(pending.user)
+            await self.cache.contacts.accept_key(pending.user)
         self.emit(ConversationChanged(pending.user))
         self.emit(ConversationChanged(contact.user))
-        return (await self.cache.contact(pending.user)) or pending
+        return (await self.cache.contacts.get(pending.user)) or pending
 
     async def reject_key(self, peer: str) -> ContactRow:
         """Refuse ``peer``'s pending identity key change: the handle stays with the key it
@@ -126,7 +126,7 @@ class ContactBook(ClientBase):
         if pending is None:
             raise TenchatError(f"@{contact.handle}'s identity key has not changed")
         async with self.cache.transaction():
-            await self.cache.reject_key(pending.user)
+            await self.cache.contacts.reject_key(pending.user)
         self.emit(ConversationChanged(pending.user))
         return contact
 
@@ -136,22 +136,22 @@ class ContactBook(ClientBase):
         pending key change: the user must decide which key is theirs first."""
         if not is_user(peer):
             return
-        contact = await self.cache.contact(peer)
+        contact = await self.cache.contacts.get(peer)
         if contact is not None and contact.needs_acceptance:
             raise KeyChanged(contact)
         if typed and contact is not None and contact.handle is not None:
-            pending = await self.cache.pending_key(peer)
+            pending = await self.cache.contacts.pending_key(peer)
             if pending is not None:
                 raise KeyChanged(pending)
 
     async def contacts(self) -> list[ContactRow]:
-        return await self.cache.contacts()
+        return await self.cache.contacts.all()
 
     async def add_contact(self, peer: str) -> ContactRow:
         contact = await self.resolve(peer)
         async with self.cache.transaction():
-            await self.cache.set_contact_flag(contact.user, "added", True)
-        return (await self.cache.contact(contact.user)) or contact
+            await self.cache.contacts.set_flag(contact.user, "added", True)
+        return (await self.cache.contacts.get(contact.user)) or contact
 
     async def moderate(self, action: str, target: str, reason: str = "") -> bytes:
         """A moderator's or admin's action on the relay (the relay checks the role):
@@ -176,7 +176,7 @@ class ContactBook(ClientBase):
     async def set_blocked(self, peer: str, blocked: bool) -> ContactRow:
         contact = await self.resolve(peer)
         async with self.cache.transaction():
-            await self.cache.set_contact_flag(contact.user, "blocked", blocked)
+            await self.cache.contacts.set_flag(contact.user, "blocked", blocked)
             if blocked:  # their copy of our access key stops working (sealed_sender.py)
                 await self.sealed_sender.rotate()
         with contextlib.suppress(ConnectionLost, RelayUnreachable, RelayError):
@@ -186,7 +186,7 @@ class ContactBook(ClientBase):
             if blocked:
                 await self.flush_outbox()  # the new profile key to the other contacts
         self.emit(ConversationChanged(contact.user))
-        return (await self.cache.contact(contact.user)) or contact
+        return (await self.cache.contacts.get(contact.user)) or contact
 
     async def safety_number(self, peer: str) -> tuple[ContactRow, str]:
         contact = await self.resolve(peer)
@@ -195,7 +195,7 @@ class ContactBook(ClientBase):
     async def display_name(self, user: bytes) -> str:
         """A handle, or for a pending key change the handle it claims marked
         ``(NEW KEY)``, or the key's fingerprint."""
-        contact = await self.cache.contact(user)
+        contact = await self.cache.contacts.get(user)
         if contact is not None and contact.handle:
             return contact.handle
         if contact is not None and contact.claimed:

@@ -134,12 +134,12 @@ class Core(PrekeyUpkeep, ContactBook, Sending, Receiving, Views, ClientBase):
         cache = await Cache.open(home, secrets.storage_key)
         now = now_ms()
         async with cache.transaction():
-            await cache.put_prekey("spk", spk.key_id, spk.public, spk.private, now)
+            await cache.prekeys.put("spk", spk.key_id, spk.public, spk.private, now)
             for k in otks:
-                await cache.put_prekey("otk", k.key_id, k.public, k.private, now)
-            await cache.set_meta(SPK_PUBLISHED, spk.key_id)
-            await cache.set_meta(OTK_NEXT, OTK_BATCH + 1)
-            await cache.set_meta(OTK_PUBLISHED, OTK_BATCH)
+                await cache.prekeys.put("otk", k.key_id, k.public, k.private, now)
+            await cache.settings.set(SPK_PUBLISHED, spk.key_id)
+            await cache.settings.set(OTK_NEXT, OTK_BATCH + 1)
+            await cache.settings.set(OTK_PUBLISHED, OTK_BATCH)
         keystore.save(secrets, passphrase)
         from .known_relays import KnownRelays
 
@@ -228,7 +228,7 @@ class Core(PrekeyUpkeep, ContactBook, Sending, Receiving, Views, ClientBase):
                 await self._tell_relay_privacy(conn)
                 # Also when we hold far more private keys than the relay does plus the
                 # few handed-out ones we keep (a home from before keys were pruned).
-                refill = authed.otk_count < OTK_LOW or await self.cache.prekey_count(
+                refill = authed.otk_count < OTK_LOW or await self.cache.prekeys.count(
                     "otk") > authed.otk_count + self.prekey_policy.keep_taken + OTK_BATCH
                 if refill or await self._spk_due(now_ms()):
                     # In the background: the caller may hold the cache lock the upkeep needs.
@@ -242,7 +242,7 @@ class Core(PrekeyUpkeep, ContactBook, Sending, Receiving, Views, ClientBase):
         earlier on."""
         await conn.request(f.Privacy, hide_presence=await self.setting("hide_presence"))
         await self.sealed_sender.register(conn, force=True)
-        for contact in await self.cache.contacts():
+        for contact in await self.cache.contacts.all():
             if contact.blocked:
                 await conn.request(f.Block, user=contact.user, blocked=True)
 

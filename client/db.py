@@ -159,11 +159,11 @@ def _key_pragma(key: bytes) -> str:
     return f"\"x'{key.hex()}'\""  # SQLCipher's raw-key syntax: no KDF
 
 
-def open_encrypted(path: Path, key: bytes) -> sqlite3.Connection:
-    """A SQLCipher connection to ``path`` (made if missing) under ``key``; sqlite3's
+def open_encrypted(path: Path, key: bytes, **connect_args: Any) -> sqlite3.Connection:
+    """A SQLCipher connection to ``path`` (made if missing) under ``key``; sqlcipher3's
     DatabaseError ("file is not a database") from the first read if the key is wrong."""
     mod = cipher_module()
-    conn = mod.connect(str(path))
+    conn = mod.connect(str(path), **connect_args)
     try:
         conn.execute("PRAGMA cipher_log_level = NONE")  # a wrong key: our error, no log
         conn.execute(f"PRAGMA key = {_key_pragma(key)}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from .cache import STATUS_NAMES
+from .conv import is_group
 from .events import (
     ConnectionChanged,
     ConversationChanged,
@@ -26,7 +27,7 @@ __all__ = ["event_json", "conversation_name"]
 
 async def conversation_name(client: Any, conv: bytes) -> str:
     """A group's name, or a person's handle (their fingerprint if unknown)."""
-    if len(conv) == 16:
+    if is_group(conv):
         state = await client.groups.state(conv)
         return str(state.name) if state is not None else conv.hex()
     return str(await client.display_name(conv))

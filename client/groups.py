@@ -41,7 +41,7 @@ from ..common.groups import (
 )
 from ..common.identity import fingerprint
 from ..common.padding import pad
-from .cache import MessageRow
+from .cache import MessageRow, PendingEntry
 from .connection import RelayError
 from .errors import GroupError
 from .events import ConversationChanged, Event, TypingChanged
@@ -114,11 +114,11 @@ class GroupService:
     # --- the metadata key (common/crypto/group_meta.py: the relay never has it) ---------
 
     async def _meta_key(self, group: bytes) -> bytes | None:
-        raw = await self.c.cache.get_meta(_META_KEY + group.hex())
+        raw = await self.c.cache.settings.get(_META_KEY + group.hex())
         return self._box.decrypt(raw) if isinstance(raw, bytes) and raw else None
 
     async def _set_meta_key(self, group: bytes, key: bytes) -> None:
-        await self.c.cache.set_meta(_META_KEY + group.hex(), bytes(self._box.encrypt(key)))
+        await self.c.cache.settings.set(_META_KEY + group.hex(), bytes(self._box.encrypt(key)))
 
     async def _reveal(self, state: GroupState) -> None:
         """Open the state's sealed name, topic and avatar with the key, if we have it."""
@@ -178,15 +178,15 @@ class GroupService:
             return
         await self._set_meta_key(content.group, content.key)
         await self._reveal(state)
-        row = await self.c.cache.group_state(content.group)
-        await self.c.cache.save_group(content.group, _dump(state), [],
-                                      left=bool(row and row[2]))
+        row = await self.c.cache.groups.state(content.group)
+        await self.c.cache.groups.save(content.group, _dump(state), [],
+                                       left=bool(row and row.left))
         events.append(ConversationChanged(content.group))
 
     # --- state --------------------------------------------------------------------------
 
     async def state(self, group: bytes) -> GroupState | None:
-        row = await self.c.cache.group_state(group)
+        row = await self.c.cache.groups.state(group)
         return _load(row[0]) if row else None
 
     async def find(self, name: str) -> bytes | None:
@@ -196,7 +196,7 @@ class GroupService:
         except ValueError:
             raw = b""
         matches = []
-        for group in await self.c.cache.groups():
+        for group in await self.c.cache.groups.ids():
             if group == raw:
                 return group
             state = await self.state(group)
@@ -217,14 +217,14 @@ class GroupService:
         if state is None:
             raise GroupError("no such group")
         unknown = [u for u in state.roles if u != self.c.user
-                   and await self.c.cache.contact(u) is None]
+                   and await self.c.cache.contacts.get(u) is None]
         if unknown:  # members we never talked to: ask the relay, verify, remember
             async with self.c.cache.transaction():
                 for user in unknown:
                     await self.c.name_sender(user, spoke=False)
         handles = {}
         for user in state.roles:
-            contact = await self.c.cache.contact(user)
+            contact = await self.c.cache.contacts.get(user)
             handles[user] = self.c.handle if user == self.c.user else (
                 contact.handle if contact else None)
         return GroupInfo(group, state.name, state.topic, state.announce, state.version,
@@ -233,8 +233,8 @@ class GroupService:
 
     async def list(self) -> list[GroupInfo]:
         out = []
-        for group in await self.c.cache.groups():
-            row = await self.c.cache.group_state(group)
+        for group in await self.c.cache.groups.ids():
+            row = await self.c.cache.groups.state(group)
             if row is not None and not row[2]:
                 out.append(await self.info(group))
         return out
@@ -386,11 +386,11 @@ class GroupService:
         await self._reveal(after)
         gone = [u for u in before.roles if u not in after.roles]
         left = self.c.user not in after.roles and change.op != "create"
-        await self.c.cache.save_group(after.group, _dump(after), [(change.version, record)],
+        await self.c.cache.groups.save(after.group, _dump(after), [(change.version, record)],
                                       left=left)
         if gone:
             # Whoever left must not read what comes next: a fresh chain, sent to who remains.
-            await self.c.cache.set_my_sender_key(after.group, None)
+            await self.c.cache.groups.set_my_sender_key(after.group, None)
         events.append(ConversationChanged(after.group))
         return after
 
@@ -406,7 +406,7 @@ class GroupService:
                     expires_at: int = 0) -> None:
         """Encrypt content for the group into the outbox (caller holds the cache lock and
         commits). Our sender key goes first, 1:1, to every member who lacks it."""
-        row = await self.c.cache.group_state(group)
+        row = await self.c.cache.groups.state(group)
         if row is None:
             raise GroupError("no such group")
         state, own, left = _load(row[0]), row[1], row[2]
@@ -416,17 +416,17 @@ class GroupService:
         if not can_post(role, state.announce):
             raise GroupError("only admins may post in this announcement group")
         key = SenderKey.from_bytes(own) if own else SenderKey.create(group)
-        sent = await self.c.cache.sender_key_sent(group, key.chain_id)
+        sent = await self.c.cache.groups.sender_key_sent(group, key.chain_id)
         missing = [u for u in state.roles if u != self.c.user and u not in sent]
         if missing:
             dist = c.encode_content(c.SenderKeyDist(group=group,
                                                     dist=key.distribution().to_bytes()))
             for user in missing:
                 await self.c.queue_content(user, os.urandom(16), dist)
-            await self.c.cache.mark_sender_key_sent(group, missing, key.chain_id)
+            await self.c.cache.groups.mark_sender_key_sent(group, missing, key.chain_id)
         envelope = key.encrypt(pad(body), group + self.c.user)
-        await self.c.cache.set_my_sender_key(group, key.to_bytes())
-        await self.c.cache.outbox_add(msg_id, group, envelope, _now(), kind="group",
+        await self.c.cache.groups.set_my_sender_key(group, key.to_bytes())
+        await self.c.cache.outbox.add(msg_id, group, envelope, _now(), kind="group",
                                       expires_at=expires_at)
 
     async def typing_envelope(self, group: bytes, active: bool) -> bytes | None:
@@ -434,7 +434,7 @@ class GroupService:
         and commits), or None when there is nothing to send: not a member, not allowed to
         post, a group too big for typing indicators, or no sender key shared yet (typing
         never waits on a key distribution)."""
-        row = await self.c.cache.group_state(group)
+        row = await self.c.cache.groups.state(group)
         if row is None or not row[1] or row[2]:
             return None
         state = _load(row[0])
@@ -445,7 +445,7 @@ class GroupService:
         key = SenderKey.from_bytes(row[1])
         envelope = key.encrypt(pad(c.encode_content(c.Typing(active=active))),
                                group + self.c.user)
-        await self.c.cache.set_my_sender_key(group, key.to_bytes())
+        await self.c.cache.groups.set_my_sender_key(group, key.to_bytes())
         return envelope
 
     # --- receiving ----------------------------------------------------------------------
@@ -481,9 +481,9 @@ class GroupService:
         except CryptoError:
             log.warning("dropped a malformed group message")
             return
-        raw = await self.c.cache.sender_key(group, sender, chain)
+        raw = await self.c.cache.groups.sender_key(group, sender, chain)
         if raw is None:  # its sender key hasn't arrived yet (it travels 1:1): keep it
-            await self.c.cache.add_pending_group(group, (gseq, sender, msg, at, body))
+            await self.c.cache.groups.add_pending(group, PendingEntry(gseq, sender, msg, at, body))
             return
         key = SenderKey.from_bytes(raw)
         try:
@@ -493,7 +493,7 @@ class GroupService:
             log.warning("dropped an undecryptable group message from %s: %s",
                         fingerprint(sender), type(exc).__name__)
             return
-        await self.c.cache.put_sender_key(group, sender, chain, key.to_bytes())
+        await self.c.cache.groups.put_sender_key(group, sender, chain, key.to_bytes())
         await self.c.apply_content(group, sender, content, state, new, receipts, events)
 
     async def _receive_ephemeral(self, state: GroupState, item: f.GroupDeliver,
@@ -502,14 +502,14 @@ class GroupService:
         member sends this way can become a message the others never see in the log."""
         try:
             chain = message_chain_id(item.body)
-            raw = await self.c.cache.sender_key(state.group, item.sender, chain)
+            raw = await self.c.cache.groups.sender_key(state.group, item.sender, chain)
             if raw is None:
                 return  # their key hasn't reached us yet: typing never waits for it
             key = SenderKey.from_bytes(raw)
             content = c.decode_content(key.decrypt(item.body, state.group + item.sender))
         except (CryptoError, msgspec.MsgspecError):
             return
-        await self.c.cache.put_sender_key(state.group, item.sender, chain, key.to_bytes())
+        await self.c.cache.groups.put_sender_key(state.group, item.sender, chain, key.to_bytes())
         if isinstance(content, c.Typing):
             events.append(TypingChanged(state.group, content.active, item.sender))
 
@@ -570,9 +570,10 @@ class GroupService:
         except CryptoError as exc:
             log.warning("bad sender key from %s: %s", fingerprint(sender), exc)
             return
-        await self.c.cache.put_sender_key(content.group, sender, key.chain_id, key.to_bytes())
-        for gseq, who, msg, at, body in await self.c.cache.take_pending_group(content.group,
-                                                                              sender):
+        await self.c.cache.groups.put_sender_key(content.group, sender, key.chain_id,
+                                                 key.to_bytes())
+        waiting = await self.c.cache.groups.take_pending(content.group, sender)
+        for gseq, who, msg, at, body in waiting:
             await self._decrypt_post(state, gseq, who, msg, at, body, new, receipts, events)
 
 

@@ -1,7 +1,7 @@
 """One writer at a time on a home: an OS file lock around every transaction on its state.
 
 Every unit of work that reads and then writes crypto state (ratchet sessions, prekeys,
-sender keys, the outbox) runs inside ``async with cache.transaction()`` (client/cache.py),
+sender keys, the outbox) runs inside ``async with cache.transaction()`` (client/cache/store.py),
 which holds this lock. It used to be an ``asyncio.Lock``, which serialises the tasks of one
 process only: two ``tenchat send`` in parallel on one home each read the same ratchet
 state, each encrypted with the same message key, and the peer could decrypt only one of

@@ -31,7 +31,7 @@ WAITING = "waiting for an earlier message"
 
 
 class Item(NamedTuple):
-    """A sealed outbox item, ready to send (cache.outbox_items)."""
+    """A sealed outbox item, ready to send (cache.outbox.items())."""
 
     msg_id: bytes
     peer: bytes  # a user id, or a group id for kind GROUP

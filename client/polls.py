@@ -98,7 +98,7 @@ class PollService:
                                        sent_at=now, multiple=multiple, anonymous=anonymous))
 
         async def also() -> None:
-            await self.c.cache.put_poll(conv, msg_id, self.c.user, question, options,
+            await self.c.cache.polls.put(conv, msg_id, self.c.user, question, options,
                                         multiple, anonymous)
 
         message = await self.c.queue_message(conv, msg_id, now, 0, body, poll_text(question),
@@ -121,12 +121,12 @@ class PollService:
         vote = c.Vote(poll=poll_id, choices=list(choices), at=at)
 
         async def local() -> None:
-            await self.c.cache.put_vote(conv, poll_id, self.c.user, list(choices), at)
+            await self.c.cache.polls.put_vote(conv, poll_id, self.c.user, list(choices), at)
 
         if not poll.anonymous:
             await self.c.act(conv, vote, local)
         elif poll.creator == self.c.user:  # our own anonymous poll: count it, publish
-            votes = await self.c.cache.votes(conv, poll_id)
+            votes = await self.c.cache.polls.votes(conv, poll_id)
             votes[self.c.user] = list(choices)
             await self.c.act(conv, self._tally_content(poll, votes), local)
         else:  # anonymous: to the creator only
@@ -150,14 +150,14 @@ class PollService:
             raise PollError("this poll is already closed")
 
         async def local() -> None:
-            await self.c.cache.close_poll(conv, poll_id)
+            await self.c.cache.polls.close(conv, poll_id)
 
         await self.c.act(conv, c.PollClose(poll=poll_id), local)
         return await self.view(conv, poll_id)
 
     async def view(self, conv: bytes, poll_id: bytes) -> PollView:
         poll = await self._poll(conv, poll_id)
-        votes = await self.c.cache.votes(conv, poll_id)
+        votes = await self.c.cache.polls.votes(conv, poll_id)
         n = len(poll.options)
         mine = votes.get(self.c.user, [])
         if not rules.valid_choices(mine, n, poll.multiple):
@@ -174,10 +174,10 @@ class PollService:
 
     async def views(self, conv: bytes, ids: list[bytes]) -> dict[bytes, PollView]:
         """The polls among these messages (for a UI page)."""
-        return {i: await self.view(conv, i) for i in await self.c.cache.poll_ids(conv, ids)}
+        return {i: await self.view(conv, i) for i in await self.c.cache.polls.among(conv, ids)}
 
     async def _poll(self, conv: bytes, poll_id: bytes) -> PollRow:
-        poll = await self.c.cache.poll(conv, poll_id)
+        poll = await self.c.cache.polls.get(conv, poll_id)
         if poll is None:
             raise PollError("no such poll in this conversation")
         return poll
@@ -187,7 +187,7 @@ class PollService:
 
         if is_group(conv):
             return  # groups.queue checks membership and announcement-only groups
-        contact = await self.c.cache.contact(conv)
+        contact = await self.c.cache.contacts.get(conv)
         if contact is not None and contact.blocked:
             raise PeerError(f"@{contact.handle} is blocked; unblock them to send")
 
@@ -210,11 +210,11 @@ class PollService:
                 text = poll_text(content.question)
                 row = MessageRow(content.id, conv, False, text, content.sent_at, now_ms(),
                                  DELIVERED, sender=author if in_group else None)
-                if await self.c.cache.add_message(row, shown=False):
-                    await self.c.cache.put_poll(conv, content.id, author, content.question,
+                if await self.c.cache.messages.add(row, shown=False):
+                    await self.c.cache.polls.put(conv, content.id, author, content.question,
                                                 list(content.options), content.multiple,
                                                 content.anonymous)
-                    row = (await self.c.cache.message(conv, content.id)) or row
+                    row = (await self.c.cache.messages.get(conv, content.id)) or row
                     new.append(row)
                     receipts.setdefault((author, conv if in_group else None),
                                         []).append(content.id)
@@ -222,16 +222,16 @@ class PollService:
             case c.Vote():
                 await self._apply_vote(conv, author, content, group, events)
             case c.PollClose():
-                poll = await self.c.cache.poll(conv, content.poll)
-                if poll is not None and poll.creator == author and await self.c.cache.close_poll(
+                poll = await self.c.cache.polls.get(conv, content.poll)
+                if poll is not None and poll.creator == author and await self.c.cache.polls.close(
                         conv, content.poll):
                     events.append(MessageChanged(conv, content.poll))
             case c.PollTally():
-                poll = await self.c.cache.poll(conv, content.poll)
+                poll = await self.c.cache.polls.get(conv, content.poll)
                 if (poll is not None and poll.anonymous and poll.creator == author
                         and poll.creator != self.c.user
                         and len(content.counts) == len(poll.options)
-                        and await self.c.cache.put_tally(conv, content.poll,
+                        and await self.c.cache.polls.put_tally(conv, content.poll,
                                                          list(content.counts), content.voters,
                                                          content.at)):
                     events.append(MessageChanged(conv, content.poll))
@@ -246,7 +246,7 @@ class PollService:
             conv = vote.group
         elif group is not None and vote.group is not None:
             return  # anonymous votes never travel in the group
-        poll = await self.c.cache.poll(conv, vote.poll)
+        poll = await self.c.cache.polls.get(conv, vote.poll)
         if poll is None or poll.closed:
             return  # votes for polls we don't have, or after the close, are ignored
         if not rules.valid_choices(vote.choices, len(poll.options), poll.multiple):
@@ -255,7 +255,7 @@ class PollService:
             return  # someone else's anonymous poll: only its creator counts votes
         if poll.anonymous and vote.group is None and is_group(conv):
             return  # an anonymous vote must come 1:1, not through the group
-        if await self.c.cache.put_vote(conv, vote.poll, author, list(vote.choices), vote.at):
+        if await self.c.cache.polls.put_vote(conv, vote.poll, author, list(vote.choices), vote.at):
             events.append(MessageChanged(conv, vote.poll))
             if poll.anonymous:
                 self._tally_due.add((conv, vote.poll))
@@ -265,10 +265,10 @@ class PollService:
         the cache lock and commits)."""
         due, self._tally_due = self._tally_due, set()
         for conv, poll_id in sorted(due):
-            poll = await self.c.cache.poll(conv, poll_id)
+            poll = await self.c.cache.polls.get(conv, poll_id)
             if poll is None:
                 continue
-            tally = self._tally_content(poll, await self.c.cache.votes(conv, poll_id))
+            tally = self._tally_content(poll, await self.c.cache.polls.votes(conv, poll_id))
             body = c.encode_content(tally)
             if is_group(conv):
                 try:

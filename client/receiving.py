@@ -162,7 +162,7 @@ class Receiving(ClientBase):
 
     async def purge_expired(self, events: list[Event] | None = None) -> int:
         """Delete disappearing messages whose time is up (in the open transaction)."""
-        gone = await self.cache.purge_expired(now_ms())
+        gone = await self.cache.messages.purge_expired(now_ms())
         for conv in {conv for conv, _ in gone}:
             (events if events is not None else []).append(ConversationChanged(conv))
         return len(gone)
@@ -188,7 +188,7 @@ class Receiving(ClientBase):
             # From here on as if the relay had named the sender: the inner envelope must
             # decrypt on our session with them (its associated data binds their key).
             sender, body = opened
-        contact = await self.cache.contact(sender)
+        contact = await self.cache.contacts.get(sender)
         if contact is not None and contact.blocked:
             return  # a blocked sender's sealed messages too
         try:
@@ -268,26 +268,26 @@ class Receiving(ClientBase):
         for w in effects.writes:
             match w:
                 case AddMessage(row, ref):
-                    if await cache.add_message(row, shown=False):
+                    if await cache.messages.add(row, shown=False):
                         if ref is not None:
-                            await cache.put_attachment(row.peer, row.id,
+                            await cache.attachments.put(row.peer, row.id,
                                                        msgspec.msgpack.encode(ref))
-                        stored[row.id] = (await cache.message(row.peer, row.id)) or row
+                        stored[row.id] = (await cache.messages.get(row.peer, row.id)) or row
                 case RaiseStatus(conv, ids, status):
-                    await cache.raise_status(conv, ids, status)
+                    await cache.messages.raise_status(conv, ids, status)
                 case RecordReceipts(conv, ids, reader, status):
-                    await cache.record_receipts(conv, ids, reader, status)
+                    await cache.messages.record_receipts(conv, ids, reader, status)
                 case React(conv, target, reactor, emoji, remove):
-                    await cache.react(conv, target, reactor, emoji, remove)
+                    await cache.messages.react(conv, target, reactor, emoji, remove)
                 case EditText(conv, target, author, in_group, text, mention):
-                    await cache.edit_message(conv, target, author, in_group, text,
+                    await cache.messages.edit(conv, target, author, in_group, text,
                                              mention=mention)
                 case DeleteMessage(conv, target, author, in_group):
-                    await cache.delete_message(conv, target, author, in_group)
+                    await cache.messages.delete(conv, target, author, in_group)
                 case SetPinned(conv, target, pinned):
-                    await cache.set_pinned(conv, target, pinned)
+                    await cache.messages.set_pinned(conv, target, pinned)
                 case SetTimer(conv, seconds):
-                    await cache.set_timer(conv, seconds)
+                    await cache.conversations.set_timer(conv, seconds)
         if stored:
             effects.new[:] = [stored.get(r.id, r) for r in effects.new]
             effects.events[:] = [MessageAdded(stored.get(e.message.id, e.message))
@@ -394,7 +394,7 @@ class Receiving(ClientBase):
 
     async def _watch(self, conn: RelayConnection) -> None:
         """Watch the presence of everyone we have a conversation with."""
-        peers = [row.peer for row in await self.cache.conversations()
+        peers = [row.peer for row in await self.cache.conversations.all()
                  if is_user(row.peer)][:1024]  # people, not groups
         state = await conn.request(f.Watch, users=peers)
         if isinstance(state, f.PresenceState):

@@ -87,11 +87,11 @@ class SealedSender:
     # --- our profile key ---------------------------------------------------------------
 
     async def _profile_key(self) -> bytes | None:
-        raw = await self.core.cache.get_meta(PROFILE_KEY)
+        raw = await self.core.cache.settings.get(PROFILE_KEY)
         return self._box.decrypt(raw) if isinstance(raw, bytes) else None
 
     async def _generation(self) -> int:
-        raw = await self.core.cache.get_meta(GENERATION)
+        raw = await self.core.cache.settings.get(GENERATION)
         return int(raw) if raw is not None else 0
 
     async def _make_profile_key(self) -> bytes:
@@ -99,8 +99,8 @@ class SealedSender:
         key = await self._profile_key()
         if key is None:
             key = os.urandom(32)
-            await self.core.cache.set_meta(PROFILE_KEY, bytes(self._box.encrypt(key)))
-            await self.core.cache.set_meta(GENERATION, await self._generation() + 1)
+            await self.core.cache.settings.set(PROFILE_KEY, bytes(self._box.encrypt(key)))
+            await self.core.cache.settings.set(GENERATION, await self._generation() + 1)
         return key
 
     async def register(self, conn: RelayConnection, *, force: bool = False) -> None:
@@ -126,7 +126,8 @@ class SealedSender:
 
     async def _was_granted(self, peer: bytes) -> bool:
         if peer not in self._granted:
-            self._granted[peer] = await self.core.cache.get_meta(GRANTED + peer.hex()) is not None
+            granted = await self.core.cache.settings.get(GRANTED + peer.hex())
+            self._granted[peer] = granted is not None
         return self._granted[peer]
 
     async def after_flush(self, stored: list[Item]) -> None:
@@ -134,7 +135,7 @@ class SealedSender:
         reached (they may now see our presence; later ones go sealed)."""
         for item in stored:
             if item.written and item.peer in self._granting:
-                await self.core.cache.set_meta(GRANTED + item.peer.hex(), 1)
+                await self.core.cache.settings.set(GRANTED + item.peer.hex(), 1)
                 self._granted[item.peer] = True
         self._granting.clear()
 
@@ -145,9 +146,9 @@ class SealedSender:
             return
         key = await self._make_profile_key()
         generation = await self._generation()
-        if await self.core.cache.get_meta(SHARED + peer.hex()) == generation:
+        if await self.core.cache.settings.get(SHARED + peer.hex()) == generation:
             return
-        await self.core.cache.set_meta(SHARED + peer.hex(), generation)
+        await self.core.cache.settings.set(SHARED + peer.hex(), generation)
         await self.core.queue_content(peer, os.urandom(16),
                                       c.encode_content(c.ProfileKey(key=key)), typed=False)
 
@@ -155,10 +156,10 @@ class SealedSender:
         """A new profile key (in the open transaction), sent to every contact that had the
         old one except blocked ones: after a block, the blocked identity's access key no
         longer opens our queue once the relay has the new verifier (the next flush)."""
-        await self.core.cache.set_meta(PROFILE_KEY, bytes(self._box.encrypt(os.urandom(32))))
-        await self.core.cache.set_meta(GENERATION, await self._generation() + 1)
-        for contact in await self.core.cache.contacts():
-            if contact.blocked or await self.core.cache.get_meta(
+        await self.core.cache.settings.set(PROFILE_KEY, bytes(self._box.encrypt(os.urandom(32))))
+        await self.core.cache.settings.set(GENERATION, await self._generation() + 1)
+        for contact in await self.core.cache.contacts.all():
+            if contact.blocked or await self.core.cache.settings.get(
                     SHARED + contact.user.hex()) is None:
                 continue
             try:
@@ -175,12 +176,12 @@ class SealedSender:
         if group is not None:
             return
         access = access_key(content.key)
-        await self.core.cache.set_meta(ACCESS + author.hex(), bytes(self._box.encrypt(access)))
+        await self.core.cache.settings.set(ACCESS + author.hex(), bytes(self._box.encrypt(access)))
         self._access[author] = access
 
     async def access_for(self, peer: bytes) -> bytes | None:
         if peer not in self._access:
-            raw = await self.core.cache.get_meta(ACCESS + peer.hex())
+            raw = await self.core.cache.settings.get(ACCESS + peer.hex())
             self._access[peer] = self._box.decrypt(raw) if isinstance(raw, bytes) else None
         return self._access[peer]
 
@@ -188,7 +189,7 @@ class SealedSender:
         """``peer``'s access key no longer works (they rotated it, perhaps blocking us)."""
         self._access[peer] = None
         async with self.core.cache.transaction():
-            await self.core.cache.set_meta(ACCESS + peer.hex(), b"")
+            await self.core.cache.settings.set(ACCESS + peer.hex(), b"")
 
     # --- sending and receiving -----------------------------------------------------------
 

@@ -105,7 +105,7 @@ class Sending(ClientBase):
                            msg_id: bytes | None = None) -> MessageRow:
         """As send_text, to a conversation id (a user id, or a group id)."""
         check_text(text)
-        known = await self.cache.message(conv, msg_id) if msg_id is not None else None
+        known = await self.cache.messages.get(conv, msg_id) if msg_id is not None else None
         message = known or await self.queue_text(conv, text, reply_to=reply_to, msg_id=msg_id)
         return await self.send_queued(conv, message)
 
@@ -119,7 +119,7 @@ class Sending(ClientBase):
             ) from None
         if message.id in self.unsent:
             raise self.unsent[message.id]
-        return (await self.cache.message(conv, message.id)) or message
+        return (await self.cache.messages.get(conv, message.id)) or message
 
     # --- attachments --------------------------------------------------------------------
 
@@ -149,7 +149,7 @@ class Sending(ClientBase):
         text = msg_id.lower()
         if len(text) < 6 or any(ch not in "0123456789abcdef" for ch in text):
             raise TenchatError(f"{msg_id!r} is not a message id (hex, from `history --json`)")
-        found = await self.cache.find_attachments(text)
+        found = await self.cache.attachments.find(text)
         if not found:
             raise TenchatError(f"no message {msg_id!r} with an attachment")
         if len(found) > 1:
@@ -158,7 +158,7 @@ class Sending(ClientBase):
         return conv, mid, msgspec.msgpack.decode(raw, type=MediaRef)
 
     async def attachments(self, conv: bytes, ids: list[bytes]) -> dict[bytes, MediaRef]:
-        raw = await self.cache.attachments(conv, ids)
+        raw = await self.cache.attachments.of(conv, ids)
         return {k: msgspec.msgpack.decode(v, type=MediaRef) for k, v in raw.items()}
 
     async def download(self, ref: MediaRef, out: Path) -> int:
@@ -173,7 +173,7 @@ class Sending(ClientBase):
         """
         msg_id = msg_id or os.urandom(16)
         now = now_ms()
-        timer = await self.cache.timer(peer)
+        timer = await self.cache.conversations.timer(peer)
         body = c.encode_content(c.Text(id=msg_id, text=text, sent_at=now, reply_to=reply_to,
                                        expires_in=timer))
         return await self.queue_message(peer, msg_id, now, timer, body, text,
@@ -184,7 +184,7 @@ class Sending(ClientBase):
         """As queue_text, for a file already uploaded (``ref`` from client.media.upload)."""
         msg_id = os.urandom(16)
         now = now_ms()
-        timer = await self.cache.timer(peer)
+        timer = await self.cache.conversations.timer(peer)
         body = c.encode_content(c.Attachment(id=msg_id, ref=ref, sent_at=now, caption=caption,
                                              reply_to=reply_to, expires_in=timer))
         return await self.queue_message(peer, msg_id, now, timer, body,
@@ -203,12 +203,12 @@ class Sending(ClientBase):
                 await self.queue_content(peer, msg_id, body, expires_at=expires_at)
             message = MessageRow(msg_id, peer, True, text, now, now, PENDING,
                                  reply_to=reply_to, expires_at=expires_at)
-            await self.cache.add_message(message, shown=True)
+            await self.cache.messages.add(message, shown=True)
             if ref is not None:
-                await self.cache.put_attachment(peer, msg_id, msgspec.msgpack.encode(ref))
+                await self.cache.attachments.put(peer, msg_id, msgspec.msgpack.encode(ref))
             if also is not None:  # e.g. the poll's row, in the same transaction
                 await also()
-        message = (await self.cache.message(peer, msg_id)) or message
+        message = (await self.cache.messages.get(peer, msg_id)) or message
         self.emit(MessageAdded(message))
         return message
 
@@ -219,11 +219,11 @@ class Sending(ClientBase):
         KeyChanged (before anything is written) for a key the user has not accepted, as
         check_key_accepted says for ``typed`` content or not."""
         await self.check_key_accepted(peer, typed=typed)
-        if await self.cache.sessions(peer):
-            await self.cache.outbox_add(msg_id, peer, await self.encrypt_for(peer, body), now_ms(),
+        if await self.cache.sessions.of(peer):
+            await self.cache.outbox.add(msg_id, peer, await self.encrypt_for(peer, body), now_ms(),
                                         expires_at=expires_at)
         else:
-            await self.cache.outbox_defer(msg_id, peer, body, now_ms(), expires_at=expires_at)
+            await self.cache.outbox.defer(msg_id, peer, body, now_ms(), expires_at=expires_at)
         if typed:  # the user writes to them: they may reply sealed (client/sealed_sender.py)
             await self.sealed_sender.share_with(peer)
 
@@ -247,12 +247,12 @@ class Sending(ClientBase):
         queued, and the other peers' messages go on.
         """
         sealing = Sealing()
-        if not await self.cache.outbox_deferred():
+        if not await self.cache.outbox.deferred():
             return sealing.failed
         async with self.cache.transaction():
             # Again under the lock: another process on this home may have encrypted
             # some of them meanwhile (they are in the outbox now, not deferred).
-            for msg_id, peer, body in await self.cache.outbox_deferred():
+            for msg_id, peer, body in await self.cache.outbox.deferred():
                 if not sealing.should_seal(msg_id, peer):
                     continue
                 try:
@@ -263,7 +263,7 @@ class Sending(ClientBase):
                     log.warning("can't start a session with %s: %s", fingerprint(peer), exc)
                     sealing.could_not_seal(msg_id, peer, exc)
                     continue
-                await self.cache.outbox_encrypted(msg_id, envelope)
+                await self.cache.outbox.encrypted(msg_id, envelope)
         return sealing.failed
 
     async def flush_outbox(self) -> int:
@@ -271,7 +271,7 @@ class Sending(ClientBase):
         (the rules: client/outbox.py, Flush)."""
         async with self._flush_lock:  # one flush at a time; a second caller finds less to do
             self.unsent = await self.encrypt_pending()
-            flush = Flush(await self.cache.outbox_items())
+            flush = Flush(await self.cache.outbox.items())
             if not flush.items:
                 return 0
             conn = await self.connection()
@@ -303,12 +303,12 @@ class Sending(ClientBase):
             finally:
                 async with self.cache.transaction():
                     for item in flush.stored:
-                        if await self.cache.outbox_done(item.msg_id, item.peer):
+                        if await self.cache.outbox.done(item.msg_id, item.peer):
                             sent.setdefault(item.peer, []).append(item.msg_id)
                     await self.sealed_sender.after_flush(flush.stored)
                     for item in flush.left_groups:
-                        await self.cache.outbox_drop(item.msg_id)
-                        await self.cache.mark_group_left(item.peer)
+                        await self.cache.outbox.drop(item.msg_id)
+                        await self.cache.groups.mark_left(item.peer)
                 for peer, ids in sent.items():
                     self.emit(StatusChanged(peer, ids, SENT))
             if (error := flush.error()) is not None:
@@ -322,7 +322,7 @@ class Sending(ClientBase):
         Never fails for being offline: the outbox goes out on reconnect.
         """
         check_text(text)
-        contact = await self.cache.contact(peer)
+        contact = await self.cache.contacts.get(peer)
         if contact is not None and contact.blocked:
             raise PeerError(f"@{contact.handle} is blocked; unblock them to send")
         message = await self.queue_text(peer, text, reply_to=reply_to)
@@ -340,17 +340,17 @@ class Sending(ClientBase):
         """Mark a conversation read and send read receipts (unless turned off in settings);
         returns how many were unread. In a group, each author gets a receipt for theirs."""
         if isinstance(peer, bytes):
-            user, contact = peer, await self.cache.contact(peer)
+            user, contact = peer, await self.cache.contacts.get(peer)
         else:
             contact = await self.resolve(peer)
             user = contact.user
         send_receipts = await self.setting("read_receipts")
         async with self.cache.transaction():
-            rows = await self.cache.unread(user)
+            rows = await self.cache.messages.unread(user)
             if not rows:
                 return 0
             ids = [msg_id for msg_id, _ in rows]
-            await self.cache.mark_incoming_read(user, ids)
+            await self.cache.messages.mark_read(user, ids)
             if send_receipts and (contact is None or not contact.blocked):
                 if is_group(user):  # a group: receipts go 1:1 to each author
                     by_author: dict[bytes, list[bytes]] = {}
@@ -381,26 +381,26 @@ class Sending(ClientBase):
 
     async def react(self, conv: bytes, target: bytes, emoji: str, *,
                     remove: bool = False) -> None:
-        if await self.cache.message(conv, target) is None:
+        if await self.cache.messages.get(conv, target) is None:
             raise TenchatError("no such message in this conversation")
         await self.act(conv, c.Reaction(target=target, emoji=emoji, remove=remove),
-                        lambda: self.cache.react(conv, target, self.user, emoji, remove))
+                        lambda: self.cache.messages.react(conv, target, self.user, emoji, remove))
 
     async def edit(self, conv: bytes, target: bytes, text: str) -> None:
         if not text.strip():
             raise TenchatError("refusing to edit a message to nothing; delete it instead")
-        mine = await self.cache.message(conv, target)
+        mine = await self.cache.messages.get(conv, target)
         if mine is None or not mine.outgoing or mine.deleted:
             raise TenchatError("you can only edit your own messages")
         await self.act(conv, c.Edit(target=target, text=text),
-                        lambda: self.cache.edit_message(conv, target, None, False, text))
+                        lambda: self.cache.messages.edit(conv, target, None, False, text))
 
     async def delete(self, conv: bytes, target: bytes) -> None:
-        mine = await self.cache.message(conv, target)
+        mine = await self.cache.messages.get(conv, target)
         if mine is None or not mine.outgoing:
             raise TenchatError("you can only delete your own messages for everyone")
         await self.act(conv, c.Delete(target=target),
-                        lambda: self.cache.delete_message(conv, target, None, False))
+                        lambda: self.cache.messages.delete(conv, target, None, False))
 
     async def pin(self, conv: bytes, target: bytes, pinned: bool = True) -> None:
         if is_group(conv):
@@ -408,7 +408,7 @@ class Sending(ClientBase):
             if state is None or not can_pin(state.roles.get(self.user)):
                 raise PeerError("only group admins may pin messages")
         await self.act(conv, c.Pin(target=target, pinned=pinned),
-                        lambda: self.cache.set_pinned(conv, target, pinned))
+                        lambda: self.cache.messages.set_pinned(conv, target, pinned))
 
     async def set_timer(self, conv: bytes, seconds: int) -> None:
         """Disappearing messages: messages sent from now on vanish ``seconds`` after they
@@ -416,7 +416,7 @@ class Sending(ClientBase):
         if not 0 <= seconds <= c.MAX_TIMER:
             raise TenchatError(f"the timer is 0 (off) to {c.MAX_TIMER} seconds")
         await self.act(conv, c.Timer(seconds=seconds),
-                        lambda: self.cache.set_timer(conv, seconds))
+                        lambda: self.cache.conversations.set_timer(conv, seconds))
 
     async def act(self, conv: bytes, content: c.Content,
                    local: Callable[[], Awaitable[object]], *, to: bytes | None = None) -> None:
@@ -430,7 +430,7 @@ class Sending(ClientBase):
             elif is_group(conv):
                 await self.groups.queue(conv, os.urandom(16), body)
             else:
-                contact = await self.cache.contact(conv)
+                contact = await self.cache.contacts.get(conv)
                 if contact is not None and contact.blocked:
                     raise PeerError(f"@{contact.handle} is blocked")
                 await self.queue_content(conv, os.urandom(16), body)

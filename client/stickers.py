@@ -128,10 +128,10 @@ class StickerService:
         from .base import now_ms
 
         async with self.c.cache.transaction():
-            await self.c.cache.put_sticker_pack(mk.blob_hash, pack_key, name, opened, now_ms(),
+            await self.c.cache.stickers.put_pack(mk.blob_hash, pack_key, name, opened, now_ms(),
                                                 installed=True)
             for (_l, data, *_r), entry in zip(prepared, entries, strict=True):
-                await self.c.cache.put_sticker_image(entry.ref.hash, data)
+                await self.c.cache.stickers.put_image(entry.ref.hash, data)
         return StickerPack(mk.blob_hash, pack_key, name, entries)
 
     async def install(self, link: str) -> StickerPack:
@@ -142,16 +142,16 @@ class StickerService:
         from .base import now_ms
 
         async with self.c.cache.transaction():
-            await self.c.cache.put_sticker_pack(manifest_id, key, manifest.name, opened,
+            await self.c.cache.stickers.put_pack(manifest_id, key, manifest.name, opened,
                                                 now_ms(), installed=True)
             for blob, data in images:
-                await self.c.cache.put_sticker_image(blob, data)
+                await self.c.cache.stickers.put_image(blob, data)
         return StickerPack(manifest_id, key, manifest.name, manifest.stickers)
 
     async def packs(self) -> list[StickerPack]:
         """Installed packs, oldest first."""
         return [StickerPack(mid, key, name, decode_manifest(raw).stickers)
-                for mid, key, name, raw in await self.c.cache.sticker_packs()]
+                for mid, key, name, raw in await self.c.cache.stickers.packs()]
 
     async def find_pack(self, which: str) -> StickerPack:
         """An installed pack by name (case-insensitive) or manifest id prefix (hex)."""
@@ -187,19 +187,19 @@ class StickerService:
         from .errors import PeerError
 
         if is_user(conv):
-            contact = await self.c.cache.contact(conv)
+            contact = await self.c.cache.contacts.get(conv)
             if contact is not None and contact.blocked:
                 raise PeerError(f"@{contact.handle} is blocked; unblock them to send")
         entry = pack.stickers[index]
         msg_id = os.urandom(16)
         now = now_ms()
-        timer = await self.c.cache.timer(conv)
+        timer = await self.c.cache.conversations.timer(conv)
         content = c.Sticker(id=msg_id, pack=pack.id, key=pack.key, index=index, sent_at=now,
                             name=entry.name, expires_in=timer)
         body = c.encode_content(content)
 
         async def also() -> None:
-            await self.c.cache.put_sticker_msg(conv, msg_id, body)
+            await self.c.cache.stickers.put_msg(conv, msg_id, body)
 
         message = await self.c.queue_message(conv, msg_id, now, timer, body,
                                               sticker_text(entry.name), reply_to=None, also=also)
@@ -208,7 +208,7 @@ class StickerService:
     async def refs(self, conv: bytes, ids: list[bytes]) -> dict[bytes, c.Sticker]:
         """The sticker messages among these (msg id -> its Sticker content)."""
         out = {}
-        for msg_id, raw in (await self.c.cache.sticker_msgs(conv, ids)).items():
+        for msg_id, raw in (await self.c.cache.stickers.msgs(conv, ids)).items():
             content = c.decode_content(raw)
             if isinstance(content, c.Sticker):
                 out[msg_id] = content
@@ -217,36 +217,36 @@ class StickerService:
     async def cached(self, sticker: c.Sticker) -> tuple[StickerEntry, bytes] | None:
         """The entry and image of a sticker if both are in the cache (verified when they
         were fetched); None otherwise. Never touches the network."""
-        pack = await self.c.cache.sticker_pack(sticker.pack)
-        if pack is None or pack[0] != sticker.key:
+        pack = await self.c.cache.stickers.pack(sticker.pack)
+        if pack is None or pack.key != sticker.key:
             return None
-        stickers = decode_manifest(pack[2]).stickers
+        stickers = decode_manifest(pack.opened).stickers
         if sticker.index >= len(stickers):
             return None
-        data = await self.c.cache.sticker_image(stickers[sticker.index].ref.hash)
+        data = await self.c.cache.stickers.image(stickers[sticker.index].ref.hash)
         return (stickers[sticker.index], data) if data is not None else None
 
     async def image(self, sticker: c.Sticker) -> tuple[StickerEntry, bytes]:
         """The entry and image bytes of a sticker: from the cache, else fetched from the
         relay and verified against the manifest (StickerError if it can't be)."""
-        cached = await self.c.cache.sticker_pack(sticker.pack)
-        if cached is not None and cached[0] == sticker.key:
-            manifest = decode_manifest(cached[2])
+        cached = await self.c.cache.stickers.pack(sticker.pack)
+        if cached is not None and cached.key == sticker.key:
+            manifest = decode_manifest(cached.opened)
         else:
             manifest, opened = await self._fetch_manifest(sticker.pack, sticker.key)
             from .base import now_ms
 
             async with self.c.cache.transaction():
-                await self.c.cache.put_sticker_pack(sticker.pack, sticker.key, manifest.name,
+                await self.c.cache.stickers.put_pack(sticker.pack, sticker.key, manifest.name,
                                                     opened, now_ms(), installed=False)
         if sticker.index >= len(manifest.stickers):
             raise StickerError("the sticker is not in its pack")
         entry = manifest.stickers[sticker.index]
-        data = await self.c.cache.sticker_image(entry.ref.hash)
+        data = await self.c.cache.stickers.image(entry.ref.hash)
         if data is None:
             data = await self._fetch_image(entry.ref)
             async with self.c.cache.transaction():
-                await self.c.cache.put_sticker_image(entry.ref.hash, data)
+                await self.c.cache.stickers.put_image(entry.ref.hash, data)
         return entry, data
 
     async def apply(self, conv: bytes, author: bytes, content: c.Sticker,
@@ -262,9 +262,9 @@ class StickerService:
         row = MessageRow(content.id, conv, False, sticker_text(_clean_name(content.name)),
                          content.sent_at, now, DELIVERED, sender=author if in_group else None,
                          reply_to=content.reply_to, expires_at=expires_at)
-        if await self.c.cache.add_message(row, shown=False):
-            await self.c.cache.put_sticker_msg(conv, content.id, c.encode_content(content))
-            row = (await self.c.cache.message(conv, content.id)) or row
+        if await self.c.cache.messages.add(row, shown=False):
+            await self.c.cache.stickers.put_msg(conv, content.id, c.encode_content(content))
+            row = (await self.c.cache.messages.get(conv, content.id)) or row
             new.append(row)
             receipts.setdefault((author, conv if in_group else None), []).append(content.id)
             events.append(MessageAdded(row))

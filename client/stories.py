@@ -30,6 +30,7 @@ from ..common.crypto.media import MediaRef
 from ..common.errors import ProtocolError, TenchatError
 from ..common.social import AUDIENCE_KEY_LEN
 from . import media
+from .cache import KeyRow
 from .connection import ConnectionLost, RelayUnreachable
 from .events import Event
 from .events import StoryViewed as StoryViewedEvent
@@ -84,8 +85,8 @@ class StoryService:
         counts only on our own story), sent us 1:1 — in the open receive transaction."""
         cache = self.client.cache
         if isinstance(content, c.StoryKey):
-            await cache.put_story_key(author, content.key_id, content.key, self.client.clock())
-        elif await cache.add_story_view(content.story, author, content.at, self.client.user):
+            await cache.stories.put_key(author, content.key_id, content.key, self.client.clock())
+        elif await cache.stories.add_view(content.story, author, content.at, self.client.user):
             events.append(StoryViewedEvent(content.story, author))
 
     async def _handle(self, user: bytes) -> str | None:
@@ -93,7 +94,7 @@ class StoryService:
         try:
             return await self.client.social._handle(user)
         except (ConnectionLost, RelayUnreachable):
-            contact = await self.client.cache.contact(user)
+            contact = await self.client.cache.contacts.get(user)
             return contact.handle if contact is not None else None
 
     # --- posting ----------------------------------------------------------------------------
@@ -141,7 +142,7 @@ class StoryService:
         conn = await client.connection()
         await conn.request(f.StoryPut, record=record)
         async with client.cache.transaction():
-            await client.cache.put_story(story.id, me, story.posted_at, story.expires_at,
+            await client.cache.stories.put(story.id, me, story.posted_at, story.expires_at,
                                          record, seen=True)
         return StoryView(story.id, me, client.handle, story.posted_at, story.expires_at,
                          text, ref is not None, data, True, close_friends)
@@ -184,9 +185,9 @@ class StoryService:
                 kept.append((sealed, record))
         async with cache.transaction():
             for sealed, record in kept:
-                await cache.put_story(sealed.id, sealed.author, sealed.posted_at,
+                await cache.stories.put(sealed.id, sealed.author, sealed.posted_at,
                                       sealed.expires_at, record)
-            await cache.drop_expired_stories(now)
+            await cache.stories.drop_expired(now)
 
     async def stories(self) -> list[StoryView]:
         """The unexpired stories of whom we follow (and ours) that we can open, without
@@ -198,7 +199,7 @@ class StoryService:
         except (ConnectionLost, RelayUnreachable):
             # Offline: what the cache holds, minus what has expired meanwhile.
             async with self.client.cache.transaction():
-                await self.client.cache.drop_expired_stories(self.client.clock())
+                await self.client.cache.stories.drop_expired(self.client.clock())
         return await self._cached(None)
 
     async def stories_of(self, peer: str) -> list[StoryView]:
@@ -214,7 +215,7 @@ class StoryService:
         cache = self.client.cache
         now = self.client.clock()
         out: list[StoryView] = []
-        for story_id, who, record, seen in await cache.stories(now):
+        for story_id, who, record, seen in await cache.stories.live(now):
             if author is not None and who != author:
                 continue
             view = await self._view(record, seen)
@@ -241,9 +242,9 @@ class StoryService:
         sealed = st.open_story(record)
         cache = self.client.cache
         if sealed.audience == st.CLOSE_FRIENDS:
-            key = await cache.story_key(sealed.author, sealed.key_id)
+            key = await cache.stories.key(sealed.author, sealed.key_id)
         else:
-            key = await cache.audience_key(sealed.author, sealed.key_id)
+            key = await cache.audience.key(sealed.author, sealed.key_id)
         if key is None:
             return sealed, None
         try:
@@ -269,10 +270,10 @@ class StoryService:
         if not 6 <= len(ref) <= 32 or any(ch not in "0123456789abcdef" for ch in ref):
             raise StoryError("give a story id, or at least its first 6 hex digits")
         now = self.client.clock()
-        hits = await self.client.cache.story_ids_like(ref, now)
+        hits = await self.client.cache.stories.ids_like(ref, now)
         if not hits:
             await self.refresh()
-            hits = await self.client.cache.story_ids_like(ref, now)
+            hits = await self.client.cache.stories.ids_like(ref, now)
         if not hits:
             raise StoryError(f"no story {ref} (it may have expired)")
         if len(hits) > 1:
@@ -285,13 +286,13 @@ class StoryService:
         client = self.client
         cache = client.cache
         now = self.client.clock()
-        row = await cache.story(story_id, now)
+        row = await cache.stories.get(story_id, now)
         if row is None:
             await self.refresh()
-            row = await cache.story(story_id, now)
+            row = await cache.stories.get(story_id, now)
         if row is None:
             raise StoryError("no such story (it may have expired)")
-        author, record, seen = row
+        author, record, seen = row.author, row.record, row.seen
         sealed, story = await self._open(record)
         if story is None:
             who = "close friends" if sealed.audience == st.CLOSE_FRIENDS else "followers"
@@ -309,7 +310,7 @@ class StoryService:
             if sending is not None:
                 await sending
         async with cache.transaction():
-            await cache.mark_story_seen(story_id)
+            await cache.stories.mark_seen(story_id)
         view = await self._view(record, True, image)
         assert view is not None
         return view
@@ -334,18 +335,18 @@ class StoryService:
 
     async def viewers(self, story_id: bytes) -> list[StoryViewer]:
         """Who opened our story ``story_id`` (from their view receipts; sync first)."""
-        row = await self.client.cache.story(story_id, self.client.clock())
+        row = await self.client.cache.stories.get(story_id, self.client.clock())
         if row is None:
             raise StoryError("no such story (it may have expired)")
-        if row[0] != self.client.user:
+        if row.author != self.client.user:
             raise StoryError("only the author of a story sees who viewed it")
         return [StoryViewer(user, await self._handle(user), at)
-                for user, at in await self.client.cache.story_views(story_id)]
+                for user, at in await self.client.cache.stories.views(story_id)]
 
     # --- close friends ----------------------------------------------------------------------
 
     async def close_friends(self) -> list[tuple[bytes, str | None]]:
-        members = await self.client.cache.close_friends()
+        members = await self.client.cache.stories.close_friends()
         out = [(u, await self._handle(u)) for u in members]
         return sorted(out, key=lambda x: (x[1] or "", x[0]))
 
@@ -355,7 +356,7 @@ class StoryService:
         if user == self.client.user:
             raise StoryError("you are always among your own close friends")
         async with self.client.cache.transaction():
-            await self.client.cache.set_close_friend(user, True)
+            await self.client.cache.stories.set_close_friend(user, True)
         await self.sync_close_friends()
 
     async def remove_close_friend(self, peer: str) -> None:
@@ -364,36 +365,37 @@ class StoryService:
         user = (await self.client.resolve(peer)).user
         cache = self.client.cache
         async with cache.transaction():
-            if not await cache.set_close_friend(user, False):
+            if not await cache.stories.set_close_friend(user, False):
                 raise StoryError(f"@{peer.lstrip('@')} is not on your close-friends list")
             await self._new_story_key()
         await self.sync_close_friends()
 
-    async def _new_story_key(self) -> tuple[int, bytes]:
+    async def _new_story_key(self) -> KeyRow:
         cache = self.client.cache
-        key = (int.from_bytes(os.urandom(4), "big"), os.urandom(AUDIENCE_KEY_LEN))
-        await cache.put_story_key(self.client.user, key[0], key[1], self.client.clock())
-        await cache.set_close_friend_keys({u: None for u in await cache.close_friends()})
+        key = KeyRow(int.from_bytes(os.urandom(4), "big"), os.urandom(AUDIENCE_KEY_LEN))
+        await cache.stories.put_key(self.client.user, key.key_id, key.key, self.client.clock())
+        friends = await cache.stories.close_friends()
+        await cache.stories.set_close_friend_keys(dict.fromkeys(friends))
         return key
 
-    async def sync_close_friends(self) -> tuple[int, bytes]:
+    async def sync_close_friends(self) -> KeyRow:
         """Make sure every close friend holds the current close-friends key (sent 1:1,
         end-to-end, content ``story_key``); the current key (made if there is none)."""
         client = self.client
         cache = client.cache
         sent = False
         async with client.cache.transaction():
-            current = await cache.current_story_key(client.user)
+            current = await cache.stories.current_key(client.user)
             if current is None:
                 current = await self._new_story_key()
-            members = await cache.close_friends()
-            body = c.encode_content(c.StoryKey(key_id=current[0], key=current[1]))
+            members = await cache.stories.close_friends()
+            body = c.encode_content(c.StoryKey(key_id=current.key_id, key=current.key))
             for user, key_id in sorted(members.items()):
-                if key_id != current[0]:
+                if key_id != current.key_id:
                     await client.queue_content(user, os.urandom(16), body)
-                    members[user] = current[0]
+                    members[user] = current.key_id
                     sent = True
-            await cache.set_close_friend_keys(members)
+            await cache.stories.set_close_friend_keys(members)
         if sent:
             await client.flush_outbox()
         return current

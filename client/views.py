@@ -26,7 +26,7 @@ class Views(ClientBase):
 
     async def unshown(self) -> list[MessageRow]:
         """Received messages no `inbox` has printed yet (see mark_shown)."""
-        return await self.cache.unshown()
+        return await self.cache.messages.unshown()
 
     async def mark_shown(self, rows: list[MessageRow]) -> None:
         """Record that ``rows`` were printed — only once they were written and flushed, so
@@ -34,7 +34,7 @@ class Views(ClientBase):
         if not rows:
             return
         async with self.cache.transaction():
-            await self.cache.mark_shown(rows)
+            await self.cache.messages.mark_shown(rows)
 
     async def take_unshown(self) -> list[MessageRow]:
         """unshown() marked shown at once (at-most-once: for callers that only look)."""
@@ -47,7 +47,7 @@ class Views(ClientBase):
     async def setting(self, name: str) -> bool:
         if name not in PRIVACY_DEFAULTS:
             raise TenchatError(f"unknown setting {name!r}; one of {', '.join(PRIVACY_DEFAULTS)}")
-        return _privacy(await self.cache.get_meta("privacy." + name), name)
+        return _privacy(await self.cache.settings.get("privacy." + name), name)
 
     async def settings(self) -> dict[str, bool]:
         return {name: await self.setting(name) for name in PRIVACY_DEFAULTS}
@@ -55,7 +55,7 @@ class Views(ClientBase):
     async def set_setting(self, name: str, value: bool) -> None:
         await self.setting(name)  # validates the name
         async with self.cache.transaction():
-            await self.cache.set_meta("privacy." + name, int(value))
+            await self.cache.settings.set("privacy." + name, int(value))
         if self._conn is not None and not self._conn.closed.is_set():
             if name == "hide_presence":
                 await self._conn.request(f.Privacy, hide_presence=value)
@@ -70,14 +70,14 @@ class Views(ClientBase):
             Conversation(row.peer, row.handle, row.last, row.unread, row.pinned, row.muted,
                          row.blocked, self.presence.get(row.peer), row.group_name, row.timer,
                          row.verified)
-            for row in await self.cache.conversations()
+            for row in await self.cache.conversations.all()
         ]
 
     async def start_conversation(self, peer: str) -> Conversation:
         """Open (or find) the conversation with a handle, so it shows in the list."""
         contact = await self.resolve(peer)
         async with self.cache.transaction():
-            await self.cache.ensure_conversation(contact.user)
+            await self.cache.conversations.ensure(contact.user)
         if self.connection_state == ONLINE and contact.user not in self.presence:
             await self._rewatch()
         self.emit(ConversationChanged(contact.user))
@@ -89,7 +89,7 @@ class Views(ClientBase):
         """Up to ``limit`` messages older than key ``before`` (default: the latest), oldest
         first. Disappearing messages whose time is up are deleted first."""
         await self.purge()
-        return await self.cache.history(peer, limit, before=before)
+        return await self.cache.messages.history(peer, limit, before=before)
 
     async def purge(self) -> None:
         """Delete expired disappearing messages now (they are also purged on every receive)."""
@@ -101,21 +101,21 @@ class Views(ClientBase):
 
     async def around(self, peer: bytes, key: int, limit: int = 50) -> list[MessageRow]:
         """About ``limit`` messages centred on key ``key`` (a search hit in context)."""
-        older = await self.cache.history(peer, limit // 2, before=key)
-        return older + await self.cache.after(peer, key, limit - len(older))
+        older = await self.cache.messages.history(peer, limit // 2, before=key)
+        return older + await self.cache.messages.after(peer, key, limit - len(older))
 
     async def message_count(self, peer: bytes) -> int:
-        return await self.cache.count(peer)
+        return await self.cache.messages.count(peer)
 
     async def search(self, query: str, *, peer: bytes | None = None,
                      limit: int = 50) -> list[SearchHit]:
         """Full-text search of the local cache (FTS5), newest first."""
-        hits = await self.cache.search(query, peer, limit)
+        hits = await self.cache.search.messages(query, peer, limit)
         names: dict[bytes, str | None] = {}
         out = []
         for message, snippet in hits:
             if message.peer not in names:
-                contact = await self.cache.contact(message.peer)
+                contact = await self.cache.contacts.get(message.peer)
                 names[message.peer] = contact.handle if contact else None
             out.append(SearchHit(message, names[message.peer], snippet))
         return out
@@ -128,5 +128,5 @@ class Views(ClientBase):
 
     async def _set_conversation_flag(self, peer: bytes, flag: str, value: bool) -> None:
         async with self.cache.transaction():
-            await self.cache.set_conversation_flag(peer, flag, value)
+            await self.cache.conversations.set_flag(peer, flag, value)
         self.emit(ConversationChanged(peer))

@@ -30,6 +30,7 @@ from ..settings import Settings, load_settings, save_settings
 from .commands import ChatCommands
 from .keys import APP_KEYS
 from .notify import Notifier
+from .render import human_error
 
 __all__ = ["TenchatApp", "create_app", "DEFAULT_RELAY"]
 
@@ -329,17 +330,6 @@ class TenchatApp(App[None]):
 
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(self.keymap_settings))
-
-
-def human_error(text: str) -> str:
-    """``bad_handle: invalid handle 'x'…`` → ``Invalid handle 'x'…``: the protocol's error
-    codes are for programs and logs, not for people."""
-    from ...common.errors import ErrorCode
-
-    code, sep, rest = text.partition(": ")
-    if sep and code in ErrorCode._value2member_map_ and rest:
-        return rest[:1].upper() + rest[1:]
-    return text
 
 
 # Worker groups that run beside what a key does (telling the peer we type, receipts, list

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import slash
+from . import slash_table as slash
 
 __all__: list[str] = []
 

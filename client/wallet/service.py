@@ -248,7 +248,7 @@ class WalletService:
         """Wallets this identity unlinked from this device (cache meta ``wallet_unlinked``)."""
         import json
 
-        raw = await self.client.cache.get_meta("wallet_unlinked")
+        raw = await self.client.cache.settings.get("wallet_unlinked")
         return set(json.loads(raw)) if raw else set()
 
     async def _set_unlinked(self, address: str, unlinked: bool) -> None:
@@ -258,7 +258,7 @@ class WalletService:
             current = await self.unlinked()
             new = current | {address} if unlinked else current - {address}
             if new != current:
-                await self.client.cache.set_meta("wallet_unlinked",
+                await self.client.cache.settings.set("wallet_unlinked",
                                                  json.dumps(sorted(new)).encode())
 
     async def renew_links(self, *, now: datetime | None = None) -> list[str]:
@@ -461,10 +461,10 @@ class WalletService:
         now = _now_ms()
         row = MessageRow(content.id, author, False, gift_text(content.chain_id, content.tx_hash),
                          content.sent_at, now, DELIVERED)
-        if await self.client.cache.add_message(row, shown=False):
+        if await self.client.cache.messages.add(row, shown=False):
             await self.store.add_gift(content.chain_id, content.tx_hash, author, False,
                                       content.id, now)
-            row = (await self.client.cache.message(author, content.id)) or row
+            row = (await self.client.cache.messages.get(author, content.id)) or row
             new.append(row)
             receipts.setdefault((author, None), []).append(content.id)
             events.append(MessageAdded(row))

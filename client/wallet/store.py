@@ -4,10 +4,8 @@ gifts, contract-hook cursors). Methods do not commit, like the rest of the cache
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from ..cache import Cache
+from ..cache.repo import Repo
 
 __all__ = ["WalletStore", "BalanceRow", "GiftRow"]
 
@@ -59,27 +57,22 @@ def _gift(r: tuple) -> GiftRow:  # type: ignore[type-arg]
                    r[8], int(r[9]) if r[9] else None, r[10], r[11], r[12], r[13], r[14], r[15])
 
 
-class WalletStore:
-    def __init__(self, cache: Cache) -> None:
-        self.cache = cache
-
-    @property
-    def _db(self):  # type: ignore[no-untyped-def]
-        return self.cache._db  # one connection and one transaction with the cache
+class WalletStore(Repo):
+    """The wallet's repository: one connection and one transaction with the cache."""
 
     # --- keys ---------------------------------------------------------------------------
 
     async def put_key(self, address: str, key: bytes, now: int) -> bool:
         cur = await self._db.execute(
             "INSERT OR IGNORE INTO wallet_keys (address, key_sealed, created_at)"
-            " VALUES (?, ?, ?)", (address, self.cache._seal(key), now))
+            " VALUES (?, ?, ?)", (address, self._seal(key), now))
         return cur.rowcount > 0
 
     async def key(self, address: str) -> bytes | None:
         async with self._db.execute("SELECT key_sealed FROM wallet_keys WHERE address = ?",
                                     (address,)) as cur:
             row = await cur.fetchone()
-        return self.cache._open(row[0]) if row else None
+        return self._open(row[0]) if row else None
 
     async def addresses(self) -> list[tuple[str, int]]:
         async with self._db.execute(

@@ -4,12 +4,13 @@ secrets sealed at rest."""
 from __future__ import annotations
 
 import os
-import sqlite3
 from pathlib import Path
 
 import pytest
 
 from tenchat.client.cache import DELIVERED, PENDING, READ, SENT, Cache, MessageRow
+from tenchat.client.db import operational_errors
+from tests.support.cache_file import open_cache_file
 
 BOB, CAROL = b"b" * 32, b"c" * 32
 
@@ -20,18 +21,18 @@ async def test_statuses_and_dedupe(tmp_path: Path) -> None:
     async with cache.transaction():
         mid = os.urandom(16)
         out = MessageRow(mid, BOB, True, "hi", 1, 1, PENDING)
-        assert await cache.add_message(out, shown=True)
-        assert not await cache.add_message(out, shown=True)  # same id: a duplicate
-        await cache.outbox_add(mid, BOB, b"envelope", 1)
-        await cache.outbox_done(mid, BOB)
-        assert (await cache.message(BOB, mid)).status == SENT  # type: ignore[union-attr]
+        assert await cache.messages.add(out, shown=True)
+        assert not await cache.messages.add(out, shown=True)  # same id: a duplicate
+        await cache.outbox.add(mid, BOB, b"envelope", 1)
+        await cache.outbox.done(mid, BOB)
+        assert (await cache.messages.get(BOB, mid)).status == SENT  # type: ignore[union-attr]
         # a receipt from carol can't touch a message to bob
-        assert await cache.raise_status(CAROL, [mid], READ) == []
-        assert await cache.raise_status(BOB, [mid], READ) == [mid]
+        assert await cache.messages.raise_status(CAROL, [mid], READ) == []
+        assert await cache.messages.raise_status(BOB, [mid], READ) == [mid]
         # and a late "delivered" never moves it back
-        assert await cache.raise_status(BOB, [mid], DELIVERED) == []
-        assert (await cache.message(BOB, mid)).status == READ  # type: ignore[union-attr]
-        assert await cache.outbox() == []
+        assert await cache.messages.raise_status(BOB, [mid], DELIVERED) == []
+        assert (await cache.messages.get(BOB, mid)).status == READ  # type: ignore[union-attr]
+        assert await cache.outbox.items() == []
     await cache.close()
 
 
@@ -39,10 +40,10 @@ async def test_statuses_and_dedupe(tmp_path: Path) -> None:
 async def test_unshown_messages_are_taken_once(tmp_path: Path) -> None:
     cache = await Cache.open(tmp_path, os.urandom(32))
     for i in range(3):
-        await cache.add_message(
+        await cache.messages.add(
             MessageRow(os.urandom(16), BOB, False, f"m{i}", i, i, DELIVERED), shown=False)
-    assert [m.text for m in await cache.take_unshown()] == ["m0", "m1", "m2"]
-    assert await cache.take_unshown() == []
+    assert [m.text for m in await cache.messages.take_unshown()] == ["m0", "m1", "m2"]
+    assert await cache.messages.take_unshown() == []
     await cache.close()
 
 
@@ -53,14 +54,14 @@ async def test_sessions_and_prekeys_sealed_at_rest(tmp_path: Path) -> None:
     async with cache.transaction():
         secret_state = b"ratchet-state-" + os.urandom(32)
         secret_prekey = os.urandom(32)
-        await cache.save_session(BOB, None, secret_state, 1)
-        await cache.put_prekey("otk", 7, b"p" * 32, secret_prekey, 1)
+        await cache.sessions.save(BOB, None, secret_state, 1)
+        await cache.prekeys.put("otk", 7, b"p" * 32, secret_prekey, 1)
     await cache.close()
     raw = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
     assert secret_state not in raw and secret_prekey not in raw
     cache = await Cache.open(tmp_path, key)
-    assert [s for _, s in await cache.sessions(BOB)] == [secret_state]
-    assert await cache.prekey_private("otk", 7) == secret_prekey
+    assert [s for _, s in await cache.sessions.of(BOB)] == [secret_state]
+    assert await cache.prekeys.private("otk", 7) == secret_prekey
     await cache.close()
 
 
@@ -68,8 +69,8 @@ async def test_sessions_and_prekeys_sealed_at_rest(tmp_path: Path) -> None:
 async def test_old_sessions_are_capped(tmp_path: Path) -> None:
     cache = await Cache.open(tmp_path, os.urandom(32))
     for i in range(5):
-        await cache.save_session(BOB, None, b"s%d" % i, i)
-    assert [s for _, s in await cache.sessions(BOB)] == [b"s4", b"s3", b"s2"]
+        await cache.sessions.save(BOB, None, b"s%d" % i, i)
+    assert [s for _, s in await cache.sessions.of(BOB)] == [b"s4", b"s3", b"s2"]
     await cache.close()
 
 
@@ -77,15 +78,16 @@ async def test_old_sessions_are_capped(tmp_path: Path) -> None:
 async def test_search_prefixes_newest_first_and_an_upgraded_cache_keeps_its_index(
     tmp_path: Path,
 ) -> None:
-    cache = await Cache.open(tmp_path, os.urandom(32))
+    key = os.urandom(32)
+    cache = await Cache.open(tmp_path, key)
     async with cache.transaction():
         texts = ["meeting at noon", "a meeting moved", "meet me there", "a cat", "mee too"]
         for i, text in enumerate(texts):
-            await cache.add_message(
+            await cache.messages.add(
                 MessageRow(os.urandom(16), BOB, False, text, i, i, DELIVERED), shown=True)
 
     async def found(query: str) -> list[str]:
-        return [row.text for row, _ in await cache.search(query, None, 10)]
+        return [row.text for row, _ in await cache.search.messages(query, None, 10)]
 
     assert await found("mee") == ["mee too", "meet me there", "a meeting moved",
                                   "meeting at noon"]  # the last word is a prefix
@@ -97,11 +99,10 @@ async def test_search_prefixes_newest_first_and_an_upgraded_cache_keeps_its_inde
 
     # A cache from before the prefix indexes (schema 9): upgrading rebuilds the index
     # from the messages, so old messages are found too.
-    import sqlite3
 
     from tenchat.client.cache import FILENAME
 
-    db = sqlite3.connect(tmp_path / FILENAME)
+    db = open_cache_file(tmp_path / FILENAME, key)
     db.executescript("""
         DROP TABLE messages_fts;
         CREATE VIRTUAL TABLE messages_fts USING fts5(
@@ -114,7 +115,7 @@ async def test_search_prefixes_newest_first_and_an_upgraded_cache_keeps_its_inde
     db.execute("PRAGMA user_version=9")
     db.commit()
     db.close()
-    cache = await Cache.open(tmp_path, os.urandom(32))
+    cache = await Cache.open(tmp_path, key)
     assert await found("meet") == ["meet me there", "a meeting moved", "meeting at noon"]
     rows = await cache._db.execute_fetchall(
         "SELECT sql FROM sqlite_master WHERE name = 'messages_fts'")
@@ -130,34 +131,36 @@ async def test_deleted_edited_and_expired_text_leaves_the_cache_files(tmp_path: 
             "edited": "zyzzyvaeditedquux"}
     kept = "zyzzyvakeptquux"
 
-    cache = await Cache.open(tmp_path, os.urandom(32))
+    # A plain file, to read its pages: under encryption (the default) this still matters
+    # to whoever holds the passphrase, who could otherwise read free pages.
+    cache = await Cache.open(tmp_path, os.urandom(32), encrypted=False)
     ids = {}
     for i, (name, word) in enumerate([*gone.items(), ("kept", kept)]):
         ids[name] = os.urandom(16)
         # one transaction each: several index segments
         async with cache.transaction():
-            await cache.add_message(MessageRow(
+            await cache.messages.add(MessageRow(
                 ids[name], BOB, True, f"the secret is {word} ok", i, i, SENT,
                 expires_at=1000 if name == "expired" else 0), shown=True)
     async with cache.transaction():
         for i in range(50):  # and some ordinary traffic around them
-            await cache.add_message(MessageRow(os.urandom(16), BOB, False, f"filler {i}",
+            await cache.messages.add(MessageRow(os.urandom(16), BOB, False, f"filler {i}",
                                                100 + i, 100 + i, DELIVERED), shown=False)
     files = list(tmp_path.glob("cache.sqlite*"))
     assert all(w.encode() in b"".join(p.read_bytes() for p in files)
                for w in gone.values())  # the scan would see them
 
     async with cache.transaction():
-        assert await cache.purge_expired(2000) == [(BOB, ids["expired"])]
-        assert await cache.delete_message(BOB, ids["deleted"], None, False)
-        assert await cache.edit_message(BOB, ids["edited"], None, False, "nothing to see")
+        assert await cache.messages.purge_expired(2000) == [(BOB, ids["expired"])]
+        assert await cache.messages.delete(BOB, ids["deleted"], None, False)
+        assert await cache.messages.edit(BOB, ids["edited"], None, False, "nothing to see")
 
     data = b"".join(p.read_bytes() for p in tmp_path.glob("cache.sqlite*"))
     for name, word in gone.items():
         assert word.encode() not in data, name
-        assert await cache.search(word, None, 10) == []
-    assert [m.id for m, _ in await cache.search(kept, None, 10)] == [ids["kept"]]
-    assert [m.text for m in await cache.history(BOB, 3)][-1] == "filler 49"
+        assert await cache.search.messages(word, None, 10) == []
+    assert [m.id for m, _ in await cache.search.messages(kept, None, 10)] == [ids["kept"]]
+    assert [m.text for m in await cache.messages.history(BOB, 3)][-1] == "filler 49"
     await cache.close()
 
 
@@ -165,25 +168,25 @@ async def test_deleted_edited_and_expired_text_leaves_the_cache_files(tmp_path: 
 async def test_a_handle_moved_by_schema_11_goes_back_to_its_pinned_key(tmp_path: Path) -> None:
     """Security review H1: schema 11 moved a handle to whatever key the relay named; the
     upgrade puts it back on the pinned key and leaves the new key a pending change."""
-    import sqlite3
 
     from tenchat.client.cache import FILENAME, KEY_CHANGED, MIGRATIONS
 
     old, new = b"o" * 32, b"n" * 32
 
-    cache = await Cache.open(tmp_path, os.urandom(32))
+    key = os.urandom(32)
+    cache = await Cache.open(tmp_path, key)
     await cache.close()
-    db = sqlite3.connect(tmp_path / FILENAME)
+    db = open_cache_file(tmp_path / FILENAME, key)
     db.execute("INSERT INTO contacts (user, handle, created_at) VALUES (?, NULL, 1)", (old,))
     db.execute("INSERT INTO contacts (user, handle, created_at, previous_key, key_change) "
                "VALUES (?, 'alice', 2, ?, ?)", (new, old, KEY_CHANGED))
     db.execute(f"PRAGMA user_version={len(MIGRATIONS) - 1}")
     db.commit()
     db.close()
-    cache = await Cache.open(tmp_path, os.urandom(32))
-    pinned = await cache.contact_by_handle("alice")
+    cache = await Cache.open(tmp_path, key)
+    pinned = await cache.contacts.by_handle("alice")
     assert pinned is not None and pinned.user == old
-    pending = await cache.pending_key(old)
+    pending = await cache.contacts.pending_key(old)
     assert pending is not None and pending.user == new and pending.handle is None
     assert pending.claimed == "alice" and pending.needs_acceptance
     await cache.close()
@@ -196,22 +199,22 @@ async def test_a_migration_that_fails_midway_leaves_the_previous_version_whole(
     """The schema change and the user_version bump are one transaction: a crash between
     them (here: the migration's last statement fails after its first ran) leaves the
     cache at the previous version with none of the change, and the next start works."""
-    from tenchat.client import cache as cache_module
+    from tenchat.client.cache import schema as cache_module
 
     key = os.urandom(32)
     await (await Cache.open(tmp_path, key)).close()
     current = len(cache_module.MIGRATIONS)
     broken = "CREATE TABLE half_done (a INTEGER);\nINSERT INTO no_such_table VALUES (1);"
     monkeypatch.setattr(cache_module, "MIGRATIONS", [*cache_module.MIGRATIONS, broken])
-    with pytest.raises(sqlite3.OperationalError, match="no_such_table"):
+    with pytest.raises(operational_errors(), match="no_such_table"):
         await Cache.open(tmp_path, key)
-    db = sqlite3.connect(tmp_path / "cache.sqlite")
+    db = open_cache_file(tmp_path / "cache.sqlite", key)
     assert db.execute("PRAGMA user_version").fetchone() == (current,)
     assert db.execute("SELECT name FROM sqlite_master WHERE name='half_done'").fetchall() == []
     db.close()
     monkeypatch.undo()
     cache = await Cache.open(tmp_path, key)  # the next start: nothing to repair
     async with cache.transaction():
-        await cache.set_meta("still", 1)
-    assert await cache.get_meta("still") == 1
+        await cache.settings.set("still", 1)
+    assert await cache.settings.get("still") == 1
     await cache.close()

@@ -23,7 +23,7 @@ def home_bytes(home: Path) -> bytes:
 async def fill(cache: Cache) -> None:
     async with cache.transaction():
         for i, word in enumerate(WORDS):
-            await cache.add_message(MessageRow(os.urandom(16), BOB, False, f"the {word}", i,
+            await cache.messages.add(MessageRow(os.urandom(16), BOB, False, f"the {word}", i,
                                                i, DELIVERED), shown=True)
 
 
@@ -34,14 +34,14 @@ async def test_an_encrypted_cache_shows_nothing_and_opens_with_its_key_only(
     cache = await Cache.open(tmp_path, key)
     await fill(cache)
     assert not any(w.encode() in home_bytes(tmp_path) for w in WORDS)  # the WAL too
-    assert [m.text for m, _ in await cache.search("axolotlcanary", None, 5)] == [
+    assert [m.text for m, _ in await cache.search.messages("axolotlcanary", None, 5)] == [
         "the axolotlcanary"]
     await cache.close()
     assert not cache_db.is_plain(tmp_path / FILENAME)
     with pytest.raises(cache_db.cipher_module().DatabaseError):
         await Cache.open(tmp_path, os.urandom(32))  # another storage key
     cache = await Cache.open(tmp_path, key)
-    assert [m.text for m in await cache.history(BOB, 5)] == [f"the {w}" for w in WORDS]
+    assert [m.text for m in await cache.messages.history(BOB, 5)] == [f"the {w}" for w in WORDS]
     await cache.close()
 
 
@@ -55,8 +55,8 @@ async def test_a_plain_cache_is_encrypted_in_place_on_first_unlock(tmp_path: Pat
     assert all(w.encode() in home_bytes(tmp_path) for w in WORDS)  # what there was to hide
 
     cache = await Cache.open(tmp_path, key)
-    assert [m.text for m in await cache.history(BOB, 5)] == [f"the {w}" for w in WORDS]
-    assert [m.text for m, _ in await cache.search("pangolin", None, 5)] == [
+    assert [m.text for m in await cache.messages.history(BOB, 5)] == [f"the {w}" for w in WORDS]
+    assert [m.text for m, _ in await cache.search.messages("pangolin", None, 5)] == [
         "the pangolincanary"]  # the search index came along
     await cache.close()
     assert not cache_db.is_plain(tmp_path / FILENAME)

@@ -70,7 +70,7 @@ async def test_three_members_add_post_remove(people: People, relay: RelayProcess
         conn = await carol.connection()
         page = await (await alice.connection()).request(f.GroupInfo, group=group)
         assert isinstance(page, f.GroupHistory)
-        rows = await alice.cache.history(group, 10)
+        rows = await alice.cache.messages.history(group, 10)
         mine = [r for r in rows if r.text == "after carol left"][0]
         with pytest.raises(RelayError) as err:
             await conn.request(f.GroupInfo, group=group)
@@ -202,7 +202,7 @@ async def test_a_receipt_naming_a_group_counts_only_from_a_member(people: People
     group = await alice.groups.create("ops", ["bob"])
     await alice.queue_text(group, "members only")
     await alice.flush_outbox()
-    mine = [r for r in await alice.cache.history(group, 10)
+    mine = [r for r in await alice.cache.messages.history(group, 10)
             if r.text == "members only"][0]
     await alice.resolve("mallory")  # a contact, so her 1:1 messages are read
     await mallory.resolve("alice")
@@ -210,11 +210,11 @@ async def test_a_receipt_naming_a_group_counts_only_from_a_member(people: People
         await mallory.queue_receipt(alice.user, c.READ, [mine.id], group=group)
     await mallory.flush_outbox()
     await alice.sync()
-    assert await alice.cache.seen_by(group, mine.id) == 0
-    assert (await alice.cache.message(group, mine.id)).status == mine.status  # type: ignore[union-attr]
+    assert await alice.cache.messages.seen_by(group, mine.id) == 0
+    assert (await alice.cache.messages.get(group, mine.id)).status == mine.status  # type: ignore[union-attr]
 
     async with bob.cache.transaction():
         await bob.queue_receipt(alice.user, c.READ, [mine.id], group=group)
     await bob.flush_outbox()
     await alice.sync()
-    assert await alice.cache.seen_by(group, mine.id) == 1
+    assert await alice.cache.messages.seen_by(group, mine.id) == 1

@@ -27,7 +27,7 @@ async def test_receipts_reach_the_pinned_key_while_a_key_change_is_pending(
         await alice.sync()  # @bob is pinned to bob's key
         # Someone else's key now claims @bob: a pending change of the pinned contact.
         async with alice.cache.transaction():
-            held = await alice.cache.record_key_change("bob", os.urandom(32), 0)
+            held = await alice.cache.contacts.record_key_change("bob", os.urandom(32), 0)
         assert held is not None and held.user == bob.user
 
         with pytest.raises(KeyChanged):  # typed content waits for accept/reject
@@ -35,13 +35,13 @@ async def test_receipts_reach_the_pinned_key_while_a_key_change_is_pending(
 
         second = await bob.send_text("alice", "still me, old key")
         assert await alice.sync() == 1  # the batch commits, its delivered receipt queued
-        got = await alice.cache.message(bob.user, second.id)
+        got = await alice.cache.messages.get(bob.user, second.id)
         assert got is not None and got.text == "still me, old key"
         assert await alice.mark_read(bob.user) == 2  # the read receipt is not held either
         await alice.flush_outbox()
 
         await bob.sync()
-        mine = await bob.cache.message(alice.user, second.id)
+        mine = await bob.cache.messages.get(alice.user, second.id)
         assert mine is not None and mine.status == READ
     finally:
         await alice.close()

@@ -131,7 +131,7 @@ class Outbox(RuleBasedStateMachine):
             alice = self.alice
             assert alice is not None
             await alice.encrypt_pending()  # (committed, as flush_outbox does first)
-            items = await alice.cache.outbox_items()
+            items = await alice.cache.outbox.items()
             if items:
                 conn = await _retrying(alice.connection)
                 for item in items:
@@ -204,7 +204,7 @@ class Outbox(RuleBasedStateMachine):
         async def go() -> None:
             assert self.alice is not None and self.bob is not None
             await _retrying(self.alice.flush_outbox)
-            assert await self.alice.cache.outbox_items() == []
+            assert await self.alice.cache.outbox.items() == []
             await _retrying(self.bob.sync)
             self.shown += [m.text for m in await self.bob.take_unshown()]
             assert sorted(self.shown) == sorted(self.composed)

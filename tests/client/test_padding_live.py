@@ -26,5 +26,5 @@ async def test_receipt_and_short_text_look_alike_on_the_relay(two_clients: Pair)
 
     await alice.sync()  # both open: the text shows, the receipt moves the tick
     assert [m.text for m in await alice.page(bob.user) if not m.outgoing] == ["ok"]
-    mine = await alice.cache.message(bob.user, sent.id)
+    mine = await alice.cache.messages.get(bob.user, sent.id)
     assert mine is not None and mine.status == DELIVERED

@@ -73,7 +73,7 @@ async def test_hostile_votes_are_ignored(people: People) -> None:
     view = await carol.polls.view(group, anon)
     assert view.counts == [0, 1] and view.voters == 1 and view.names is None
     # carol's client never received bob's ballot: only alice's tally.
-    assert bob.user not in await carol.cache.votes(group, anon)
+    assert bob.user not in await carol.cache.polls.votes(group, anon)
     # bob takes his vote back: the creator's next tally says so.
     assert (await bob.polls.vote(group, anon, [])).mine == []
     assert await counts(alice, group, anon) == [0, 0]

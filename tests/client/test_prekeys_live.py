@@ -36,26 +36,26 @@ async def test_drained_one_time_prekeys_stay_bounded(people: People) -> None:
         await alice.maintain_prekeys(a_conn, refill=True)
     status = await a_conn.request(f.PublishPrekeys, user=alice.user)
     assert isinstance(status, f.PrekeyStatus) and status.otk_count >= 20
-    held = [k for k, _ in await alice.cache.prekey_ages("otk")]
+    held = [k for k, _ in await alice.cache.prekeys.ages("otk")]
     # 1,140 taken; kept: what the relay holds + the 200 most recently handed out
     assert len(held) == status.otk_count + 200, (len(held), status.otk_count)
 
     # A stale push (the relay already has plenty) publishes nothing more.
     await alice.maintain_prekeys(a_conn, refill=True)
-    assert [k for k, _ in await alice.cache.prekey_ages("otk")] == held
+    assert [k for k, _ in await alice.cache.prekeys.ages("otk")] == held
 
     # A batch stored but never confirmed (the connection dropped mid-publish) is
     # published again, not mistaken for keys the relay holds.
-    start = int(await alice.cache.get_meta(OTK_NEXT))  # type: ignore[arg-type]
+    start = int(await alice.cache.settings.get(OTK_NEXT))  # type: ignore[arg-type]
     async with alice.cache.transaction():
         for k in make_one_time_prekeys(start, 100):
-            await alice.cache.put_prekey("otk", k.key_id, k.public, k.private, 1)
-        await alice.cache.set_meta(OTK_NEXT, start + 100)
+            await alice.cache.prekeys.put("otk", k.key_id, k.public, k.private, 1)
+        await alice.cache.settings.set(OTK_NEXT, start + 100)
     await alice.maintain_prekeys(a_conn, refill=True)
     again = await a_conn.request(f.PublishPrekeys, user=alice.user)
     assert isinstance(again, f.PrekeyStatus)
     assert again.otk_count == status.otk_count + 100
-    assert len(await alice.cache.prekey_ages("otk")) == again.otk_count + 200
+    assert len(await alice.cache.prekeys.ages("otk")) == again.otk_count + 200
 
     # Nothing the relay still hands out was deleted: a new peer's session starts.
     await bob.send_text("alice", "after the drain")
@@ -70,7 +70,7 @@ async def test_signed_prekey_rotates_weekly_and_the_old_one_has_a_grace(people: 
     a_conn = await alice.connection()
 
     async def spk_ids() -> list[int]:
-        return [k for k, _ in await alice.cache.prekey_ages("spk")]
+        return [k for k, _ in await alice.cache.prekeys.ages("spk")]
 
     async def relay_spk() -> int:
         bundle = await (await carol.connection()).request(f.FetchBundle, user=alice.user)

@@ -393,7 +393,7 @@ async def test_the_sqlite_edge_writes_what_the_model_does(tmp_path: Path) -> Non
         mine = MessageRow(mid(4), BOB, True, "mine 4", 1, 1, SENT)
         m.sent(BOB, 4)
         async with client.cache.transaction():
-            await client.cache.add_message(mine, shown=True)
+            await client.cache.messages.add(mine, shown=True)
         script: list[c.Content] = [
             c.Edit(target=mid(1), text="too early"), text(1, "one"), text(1, "dup"),
             text(2, "two @alice"), c.Receipt(kind=c.DELIVERED, ids=[mid(4), mid(9)], at=1),
@@ -413,11 +413,11 @@ async def test_the_sqlite_edge_writes_what_the_model_does(tmp_path: Path) -> Non
             assert [type(e) for e in events] == [type(e) for e in expected.events], content
             assert [r.id for r in new] == [r.id for r in expected.new]
         for (conv, msg_id), want in m.messages.items():
-            row = await client.cache.message(conv, msg_id)
+            row = await client.cache.messages.get(conv, msg_id)
             assert row is not None
             assert (row.text, row.status, row.deleted, row.pinned) == (
                 want["text"], want["status"], want["deleted"], want["pinned"])
-        assert await client.cache.timer(BOB) == m.timers[BOB]
-        assert await client.cache.reactions(BOB, [mid(1), mid(2)]) == {}
+        assert await client.cache.conversations.timer(BOB) == m.timers[BOB]
+        assert await client.cache.messages.reactions(BOB, [mid(1), mid(2)]) == {}
     finally:
         await client.close()

@@ -30,10 +30,10 @@ async def test_offline_list_uses_the_cache_and_drops_expired(tmp_path: Path) -> 
     client.clock = lambda: time.time_ns() // 1_000_000 + offset[0]  # the injected clock
     try:
         async with client.cache.transaction():
-            await client.cache.put_audience_key(bob.public, 1, KEY, 0)
+            await client.cache.audience.put_key(bob.public, 1, KEY, 0)
             for story in (short, long):
                 rec = st.seal_story(story, st.FOLLOWERS, 1, KEY, bob.sign)
-                await client.cache.put_story(story.id, story.author, story.posted_at,
+                await client.cache.stories.put(story.id, story.author, story.posted_at,
                                              story.expires_at, rec)
         got = await client.stories.stories()
         assert [v.text for v in got] == ["fresh", "going soon"]  # newest first

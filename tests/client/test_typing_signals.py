@@ -45,7 +45,7 @@ async def test_ephemeral_carries_typing_only_and_respects_blocks(two_clients: Pa
         await b_events.wait_for(
             lambda e: isinstance(e, TypingChanged) and e.peer == alice.user and not e.active)
         assert not any(isinstance(e, MessageAdded) for e in b_events.events)
-        assert await bob.cache.message(alice.user, text.id) is None
+        assert await bob.cache.messages.get(alice.user, text.id) is None
         # The session survived the dropped one: the next real message still decrypts.
         await alice.send_text("bob", "still here")
         added = await b_events.wait_for(lambda e: isinstance(e, MessageAdded))
@@ -53,7 +53,7 @@ async def test_ephemeral_carries_typing_only_and_respects_blocks(two_clients: Pa
 
         # bob blocks alice on his side only: her typing is dropped by his client.
         async with bob.cache.transaction():
-            await bob.cache.set_contact_flag(alice.user, "blocked", True)
+            await bob.cache.contacts.set_flag(alice.user, "blocked", True)
         before = len(b_events.events)
         await alice.send_typing(bob.user, True)
         await asyncio.sleep(0.5)
@@ -87,7 +87,7 @@ async def test_hostile_ephemeral_bodies_are_dropped_and_receiving_goes_on(
             junk,
         ])
         assert [m.text for m in new] == ["queued"]
-        assert await bob.cache.message(alice.user, sneaked.id) is None
+        assert await bob.cache.messages.get(alice.user, sneaked.id) is None
         # Still receiving: the next real message arrives through the relay as usual.
         await alice.send_text("bob", "after the junk")
         assert await bob.sync() == 1

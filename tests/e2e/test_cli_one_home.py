@@ -25,7 +25,7 @@ async def session_count(home: Path, peer: bytes) -> int:
     """The sessions with ``peer`` in the cache of ``home`` (read after the processes ended)."""
     cache = await Cache.open(home, Keystore.in_home(home).load(PASSPHRASE).storage_key)
     try:
-        return len(await cache.sessions(peer))
+        return len(await cache.sessions.of(peer))
     finally:
         await cache.close()
 

@@ -24,7 +24,7 @@ async def burst_then_crash(two_clients: Pair, relay: RelayProcess) -> None:
     for i in range(BURST):
         await alice.queue_text(contact.user, f"burst message {i}")
     assert await alice.encrypt_pending() == {}  # starts the session: one bundle fetch
-    outbox = await alice.cache.outbox()
+    outbox = await alice.cache.outbox.items()
     assert len(outbox) == BURST
 
     # Send the burst pipelined (as the outbox does), noting each Stored ack, and
@@ -44,21 +44,21 @@ async def burst_then_crash(two_clients: Pair, relay: RelayProcess) -> None:
             if len(acked) == KILL_AFTER:
                 relay.kill()
 
-    await asyncio.gather(*(send(*item) for item in outbox))
+    await asyncio.gather(*(send(i.msg_id, i.peer, i.envelope) for i in outbox))
     assert KILL_AFTER <= len(acked) < BURST, len(acked)
 
     relay.start()  # same data dir, same port
     # alice's client retries its whole outbox: acked ones again too (their ack was
     # never recorded in the outbox), which the relay must store only once.
     assert await alice.flush_outbox() == BURST
-    assert await alice.cache.outbox() == []
+    assert await alice.cache.outbox.items() == []
 
     received: list[bytes] = []
     await bob.sync(on_messages=lambda rows: received.extend(r.id for r in rows))
     assert len(received) == len(set(received)), "a message was delivered twice"
     assert acked <= set(received), f"{len(acked - set(received))} acked messages lost"
-    assert set(received) == {m for m, _, _ in outbox}  # and the retries got the rest
-    history = await bob.cache.history(alice.user, BURST * 2)
+    assert set(received) == {i.msg_id for i in outbox}  # and the retries got the rest
+    history = await bob.cache.messages.history(alice.user, BURST * 2)
     assert len(history) == BURST
     assert sorted(int(m.text.split()[-1]) for m in history) == list(range(BURST))
     shown = await bob.take_unshown()

@@ -73,7 +73,7 @@ async def test_forged_handle_binding_is_refused(tmp_path: Path) -> None:
     try:
         with pytest.raises(PeerError, match="not validly signed"):
             await client.resolve("bob")
-        assert await client.cache.contact_by_handle("bob") is None  # nothing pinned
+        assert await client.cache.contacts.by_handle("bob") is None  # nothing pinned
     finally:
         await client.close()
         server.close()
@@ -98,11 +98,12 @@ async def test_forged_prekey_bundle_is_refused(tmp_path: Path) -> None:
     try:
         with pytest.raises(InvalidSignature):
             await client.send_text("bob", "for bob only")
-        assert await client.cache.outbox() == []  # nothing was encrypted to the relay
-        contact = await client.cache.contact_by_handle("bob")
+        assert await client.cache.outbox.items() == []  # nothing was encrypted to the relay
+        contact = await client.cache.contacts.by_handle("bob")
         assert contact is not None
         # kept, unsent, for an honest relay later
-        assert [m.status for m in await client.cache.history(contact.user, 10)] == [PENDING]
+        history = await client.cache.messages.history(contact.user, 10)
+        assert [m.status for m in history] == [PENDING]
     finally:
         await client.close()
         server.close()
@@ -144,7 +145,7 @@ async def test_garbage_and_forged_deliveries_are_dropped(tmp_path: Path) -> None
     # can't wait for the home's lock that the client's prekey upkeep holds meanwhile.
     spk_box.append(make_signed_prekey(IdentityKey.from_seed(client.secrets.identity_seed), 1))
     async with client.cache.transaction():
-        await client.cache.put_prekey("spk", 1, spk_box[0].public, spk_box[0].private,
+        await client.cache.prekeys.put("spk", 1, spk_box[0].public, spk_box[0].private,
                                       client.clock())  # fresh: no rotation replaces it
     try:
         assert await client.sync() == 0

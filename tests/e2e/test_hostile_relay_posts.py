@@ -89,9 +89,9 @@ async def test_followers_only_post_needs_the_key(tmp_path: Path) -> None:
         got = await client.social.feed(authors=[bob.public])
         assert [(v.text, v.audience) for v in got] == [(None, "followers")]
         # a wrong key under the right id does not open it either
-        await client.cache.put_audience_key(bob.public, 42, os.urandom(32), 1)
+        await client.cache.audience.put_key(bob.public, 42, os.urandom(32), 1)
         assert [v.text for v in await client.social.feed(authors=[bob.public])] == [None]
-        await client.cache.put_audience_key(bob.public, 42, key, 2)
+        await client.cache.audience.put_key(bob.public, 42, key, 2)
         got = await client.social.feed(authors=[bob.public])
         assert [v.text for v in got] == ["for followers"]
     finally:
@@ -140,7 +140,7 @@ async def test_forged_and_misplaced_comments_are_dropped(tmp_path: Path) -> None
     url, server = await hostile_relay(answer)
     client = await make_client(tmp_path, url)
     try:
-        await client.cache.put_audience_key(bob.public, 5, key, 1)
+        await client.cache.audience.put_key(bob.public, 5, key, 1)
         feed = await client.social.feed(authors=[bob.public])
         assert [(v.comments, v.reactions) for v in feed] == [(1, {"👍": 2})] * 2
         _, views = await client.social.comments(public.id.hex()[:8])

@@ -156,13 +156,13 @@ async def test_a_replayed_approval_does_not_bring_a_removed_follower_back(tmp_pa
     try:
         k1 = await alice.social.sync_audience()
         assert sent_to == [carol.public]  # an approved follower gets the key
-        assert await alice.cache.audience_members() == {carol.public: k1[0]}
+        assert await alice.cache.audience.members() == {carol.public: k1[0]}
 
         await alice.social.remove_follower("carol")
-        k2 = await alice.cache.current_audience_key(alice.user)
+        k2 = await alice.cache.audience.current_key(alice.user)
         assert k2 is not None and k2[0] != k1[0]  # rotated
         assert sent_to == [carol.public]  # ...and not sent to carol
-        assert carol.public not in await alice.cache.audience_members()
+        assert carol.public not in await alice.cache.audience.members()
         again = await alice.social.sync_audience()  # any later check: the same
         assert again == k2 and sent_to == [carol.public]
         assert await alice.social.followers() == []
@@ -170,7 +170,7 @@ async def test_a_replayed_approval_does_not_bring_a_removed_follower_back(tmp_pa
         # alice's own later approval is newer than her removal: carol is back.
         await alice.social.approve("carol")
         assert sent_to == [carol.public, carol.public]
-        assert await alice.cache.audience_members() == {carol.public: k2[0]}
+        assert await alice.cache.audience.members() == {carol.public: k2[0]}
         assert [v.user for v in await alice.social.followers()] == [carol.public]
     finally:
         await alice.close()

@@ -61,8 +61,8 @@ async def test_forged_and_tampered_stories_are_dropped(tmp_path: Path) -> None:
     client = await make_client(tmp_path, url)
     try:
         async with client.cache.transaction():
-            await client.cache.put_audience_key(bob.public, KEY_ID, KEY, 0)
-            await client.cache.put_audience_key(mallory.public, KEY_ID, KEY, 0)
+            await client.cache.audience.put_key(bob.public, KEY_ID, KEY, 0)
+            await client.cache.audience.put_key(mallory.public, KEY_ID, KEY, 0)
         await client.stories.refresh([bob.public])
         got = await client.stories._cached(None)
         assert [v.text for v in got] == ["genuine"]
@@ -102,7 +102,7 @@ async def test_tampered_story_image_is_refused(tmp_path: Path) -> None:
     client = await make_client(tmp_path, url)
     try:
         async with client.cache.transaction():
-            await client.cache.put_audience_key(bob.public, KEY_ID, KEY, 0)
+            await client.cache.audience.put_key(bob.public, KEY_ID, KEY, 0)
         # incognito: this fake relay serves no prekeys to send a receipt with
         await client.set_setting("incognito", True)
         await client.stories.refresh([bob.public])
@@ -112,7 +112,8 @@ async def test_tampered_story_image_is_refused(tmp_path: Path) -> None:
         served["blob"] = bytes(flipped)
         with pytest.raises(StoryError, match="tampered"):
             await client.stories.open_story(story_id)
-        assert (await client.cache.story(story_id, 0))[2] is False  # type: ignore[index]
+        story = await client.cache.stories.get(story_id, 0)
+        assert story is not None and story.seen is False
         served["blob"] = blob  # the genuine blob opens
         opened = await client.stories.open_story(story_id)
         assert opened.image == image and opened.seen

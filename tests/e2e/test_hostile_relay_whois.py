@@ -86,11 +86,11 @@ async def test_a_whois_answer_does_not_move_a_pinned_handle(
         # the handle stays pinned to alice's key
         assert (await victim.resolve("alice")).user == alice.user
         # Mallory's text is shown as a key change, never as plain @alice
-        rows = await victim.cache.history(mallory.user, 10)
+        rows = await victim.cache.messages.history(mallory.user, 10)
         assert [r.text for r in rows] == ["alice here, new phone: send the code"]
         line = line_of(rows[0], *await describe(victim, rows[0]))
         assert "@alice (NEW KEY): alice here" in line, line
-        assert [r.text for r in await victim.cache.history(alice.user, 10)] == [
+        assert [r.text for r in await victim.cache.messages.history(alice.user, 10)] == [
             "hi, it's alice"]
         # and nothing the user writes goes anywhere until they decide
         with pytest.raises(KeyChanged, match="accept-key alice"):
@@ -104,7 +104,7 @@ async def test_a_whois_answer_does_not_move_a_pinned_handle(
         await victim.close()
         server.close()
     await alice.sync()
-    assert [r.text for r in await alice.cache.history(victim.user, 10)][-1] == \
+    assert [r.text for r in await alice.cache.messages.history(victim.user, 10)][-1] == \
         "was that you?"
 
 

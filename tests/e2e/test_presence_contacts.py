@@ -34,7 +34,7 @@ async def test_group_traffic_and_receipts_do_not_grant_presence(people: People,
     await alice.send_text_to(group, "hi all")
     await alice.sync()
     await mallory.sync()
-    assert [m.text for m in await mallory.cache.history(group, 5)][-1] == "hi all"
+    assert [m.text for m in await mallory.cache.messages.history(group, 5)][-1] == "hi all"
     # alice sent mallory receipts and her sender key, and wrote only to the group
     assert (alice.user, mallory.user) not in contacts(relay)
     assert (mallory.user, alice.user) in contacts(relay)  # mallory wrote to her

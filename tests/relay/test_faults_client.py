@@ -85,14 +85,14 @@ async def test_client_sigkill_mid_send_resumes_without_loss_or_duplicates(
         try:
             # The outbox still holds every message the relay had not acknowledged (and
             # maybe some it had, whose ack the kill swallowed): all are sent again.
-            left = len(await alice.cache.outbox())
+            left = len(await alice.cache.outbox.items())
             assert COUNT - at_kill <= left <= COUNT
             assert await alice.flush_outbox() == left
-            assert await alice.cache.outbox() == []
+            assert await alice.cache.outbox.items() == []
             received: list[bytes] = []
             await bob.sync(on_messages=lambda rows: received.extend(r.id for r in rows))
             assert len(received) == COUNT == len(set(received)), "lost or duplicated"
-            history = await bob.cache.history(alice.user, COUNT * 2)
+            history = await bob.cache.messages.history(alice.user, COUNT * 2)
             texts = sorted(int(m.text.split()[-1]) for m in history)
             assert texts == list(range(COUNT))
         finally:

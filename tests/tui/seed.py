@@ -82,25 +82,25 @@ async def _build_group(cache: Cache, name: str = "Team") -> None:
         record = sign_change(change, key.sign)
         state.apply(record)
         records.append((version, record))
-    await cache.save_group(GROUP, _dump(state), records)
+    await cache.groups.save(GROUP, _dump(state), records)
     for n, (author, text, when, extra) in enumerate(GROUP_CHAT):
         msg_id, sender = mid(n, "team"), user(author) if author else None
         reply_to = mid(extra["reply_to"], "team") if "reply_to" in extra else None
         row = MessageRow(msg_id, GROUP, author is None, text, ms(when), ms(when),
                          DELIVERED if author is None else READ, sender=sender,
                          reply_to=reply_to, mention=extra.get("mention", False))
-        await cache.add_message(row, shown=True)
+        await cache.messages.add(row, shown=True)
         if extra.get("edited"):  # edits, deletes and pins happen after the message
-            await cache.edit_message(GROUP, msg_id, sender, True, text + " 👌")
+            await cache.messages.edit(GROUP, msg_id, sender, True, text + " 👌")
         if extra.get("deleted"):
-            await cache.delete_message(GROUP, msg_id, sender, True)
+            await cache.messages.delete(GROUP, msg_id, sender, True)
         if extra.get("pinned"):
-            await cache.set_pinned(GROUP, msg_id, True)
-    await cache.react(GROUP, mid(0, "team"), user("carol"), "👍", False)
-    await cache.react(GROUP, mid(0, "team"), user("alice"), "👍", False)
-    await cache.react(GROUP, mid(0, "team"), user("alice"), "❤️", False)
-    await cache.record_receipts(GROUP, [mid(2, "team"), mid(5, "team")], user("bob"), READ)
-    await cache.record_receipts(GROUP, [mid(2, "team")], user("carol"), READ)
+            await cache.messages.set_pinned(GROUP, msg_id, True)
+    await cache.messages.react(GROUP, mid(0, "team"), user("carol"), "👍", False)
+    await cache.messages.react(GROUP, mid(0, "team"), user("alice"), "👍", False)
+    await cache.messages.react(GROUP, mid(0, "team"), user("alice"), "❤️", False)
+    await cache.messages.record_receipts(GROUP, [mid(2, "team"), mid(5, "team")], user("bob"), READ)
+    await cache.messages.record_receipts(GROUP, [mid(2, "team")], user("carol"), READ)
 
 
 async def build(home: Path, *, messages: int = 0, handle: str = "alice",
@@ -114,10 +114,10 @@ async def build(home: Path, *, messages: int = 0, handle: str = "alice",
     try:
         async with cache.transaction():
             for i, name in enumerate(("bob", "carol", "dave")):
-                await cache.remember_contact(user(name), name, 1_700_000_000_000 + i, added=True)
+                await cache.contacts.remember(user(name), name, 1_700_000_000_000 + i, added=True)
             if messages:
                 base = ms("2026-10-01 00:00")
-                await cache.insert_many([
+                await cache.messages.insert_many([
                     MessageRow(mid(i, "bulk"), user("bob"), i % 3 == 0,
                                f"history message number {i}", base + i * 30_000,
                                base + i * 30_000, READ)
@@ -125,7 +125,7 @@ async def build(home: Path, *, messages: int = 0, handle: str = "alice",
                 ])
             for n, (peer, out, text, when, status) in enumerate(CONVERSATION):
                 row = MessageRow(mid(n, peer), user(peer), out, text, ms(when), ms(when), status)
-                await cache.add_message(row, shown=True)
+                await cache.messages.add(row, shown=True)
             if group:
                 await _build_group(cache, group_name)
     finally:

@@ -65,10 +65,10 @@ async def build_features(home: Path) -> Path:
                     (PDF_REF, "", "2026-11-26 09:12")]):
                 msg_id = mid(100 + n, "bob")
                 text = caption or f"[{ref.name}]"
-                await cache.add_message(MessageRow(msg_id, bob, False, text, ms(when), ms(when),
+                await cache.messages.add(MessageRow(msg_id, bob, False, text, ms(when), ms(when),
                                                    DELIVERED), shown=True)
-                await cache.put_attachment(bob, msg_id, msgspec.msgpack.encode(ref))
-            await cache.set_contact_flag(bob, "verified", True)
+                await cache.attachments.put(bob, msg_id, msgspec.msgpack.encode(ref))
+            await cache.contacts.set_flag(bob, "verified", True)
             store = WalletStore(cache)
             await store.put_key(WALLET, WALLET_KEY, ms("2026-11-20 10:00"))
             for chain_id, symbol, amount in ((1, "ETH", 1_250_000_000_000_000_000),

@@ -117,14 +117,14 @@ async def _find(client: Client, group: bytes, text: str) -> Any:
 
 
 async def _reactions(client: Client, group: bytes, msg_id: bytes, want: dict) -> bool:
-    return (await client.cache.reactions(group, [msg_id])).get(msg_id) == want
+    return (await client.cache.messages.reactions(group, [msg_id])).get(msg_id) == want
 
 
 async def _text(client: Client, group: bytes, msg_id: bytes, want: str) -> bool:
-    row = await client.cache.message(group, msg_id)
+    row = await client.cache.messages.get(group, msg_id)
     return row is not None and row.text == want and row.edited
 
 
 async def _deleted(client: Client, group: bytes, msg_id: bytes) -> bool:
-    row = await client.cache.message(group, msg_id)
+    row = await client.cache.messages.get(group, msg_id)
     return row is not None and row.deleted

@@ -155,7 +155,7 @@ async def test_timer_action_sets_the_conversation_timer(tmp_path: Path) -> None:
         await pilot.press("down", "down", "enter")  # off, 30 seconds, [5 minutes]
         await until(pilot, lambda: chat.conversations[user("bob")].timer == 300,
                     what="timer in the list")
-        assert await chat.client.cache.timer(user("bob")) == 300
+        assert await chat.client.cache.conversations.timer(user("bob")) == 300
         await until(pilot, lambda: "⏱ 5m" in screen_text(app), what="timer in the header")
 
 

@@ -30,7 +30,7 @@ async def test_slash_commands_reach_the_peer(cli: Cli, relay: RelayProcess) -> N
         await pilot.press("enter")
 
         async def reacted() -> bool:
-            return "🎉" in (await chat.client.cache.reactions(bob, [hello.id])).get(
+            return "🎉" in (await chat.client.cache.messages.reactions(bob, [hello.id])).get(
                 hello.id, {})
 
         await eventually(reacted, "the reaction")

@@ -11,12 +11,12 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
 from textual import events, on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.message import Message
@@ -27,6 +27,7 @@ from textual.widgets import Static, TextArea
 
 from ....common.errors import TenchatError
 from ...cache import KEY_CHANGED_VERIFIED
+from ...conv import is_group, is_user
 from ...events import (
     ConnectionChanged,
     ConversationChanged,
@@ -37,6 +38,7 @@ from ...events import (
     TypingChanged,
 )
 from .. import render, slash
+from ..bindings import key_bindings
 from ..keys import CHAT_KEYS
 from ..widgets.composer import Composer
 from ..widgets.conversation_header import ConversationHeader
@@ -67,8 +69,8 @@ TYPING_EXPIRY = 8.0  # a peer's "typing" is dropped after this without news
 class ChatScreen(FeatureActions, Screen[None]):
     """Everything a conversation needs on one screen."""
 
-    BINDINGS = [Binding(spec.key, spec.id, spec.description, id=spec.id, show=spec.show)
-                for spec in CHAT_KEYS] + FEATURE_BINDINGS
+    BINDINGS: ClassVar[list[BindingType]] = [*key_bindings(CHAT_KEYS, footer=True),
+                                             *FEATURE_BINDINGS]
 
     class CoreEvent(Message):
         """An event from the client core, delivered in the screen's message queue."""
@@ -189,7 +191,7 @@ class ChatScreen(FeatureActions, Screen[None]):
             self._cancel_compose_mode()
         self.peer = peer
         conv = self.conversations.get(peer)
-        group = len(peer) == 16
+        group = is_group(peer)
         names: dict[bytes, str] = {}
         self.group_info = None
         if group:
@@ -236,18 +238,18 @@ class ChatScreen(FeatureActions, Screen[None]):
         if not rows:
             return
         cache = self.client.cache
-        reactions = await cache.reactions(peer, [r.id for r in rows])
+        reactions = await cache.messages.reactions(peer, [r.id for r in rows])
         seen = {}
-        if len(peer) == 16:
+        if is_group(peer):
             for row in rows:
                 if row.outgoing:
-                    seen[row.id] = await cache.seen_by(peer, row.id)
+                    seen[row.id] = await cache.messages.seen_by(peer, row.id)
         log_widget = self.query_one(MessageLog)
         quoted = {}
         for row in rows:
             if row.reply_to and row.reply_to not in quoted and log_widget.row(row.reply_to) \
                     is None:
-                target = await cache.message(peer, row.reply_to)
+                target = await cache.messages.get(peer, row.reply_to)
                 if target is not None:
                     quoted[row.reply_to] = target
         ids = [r.id for r in rows]
@@ -306,7 +308,7 @@ class ChatScreen(FeatureActions, Screen[None]):
     async def _show_key_change(self, peer: bytes) -> None:
         """The banner when the open 1:1 peer is a handle's new identity key (the core
         moves a handle to the key that now signs for it; contacts.key_change)."""
-        contact = await self.client.cache.contact(peer) if len(peer) == 32 else None
+        contact = await self.client.cache.contacts.get(peer) if is_user(peer) else None
         if peer != self.peer:
             return
         banner = self.query_one(KeyChangeBanner)
@@ -339,7 +341,7 @@ class ChatScreen(FeatureActions, Screen[None]):
     @work(group="group-info", exclusive=True, exit_on_error=False)
     async def _refresh_group(self) -> None:
         peer = self.peer
-        if peer is None or len(peer) != 16:
+        if peer is None or not is_group(peer):
             return
         info = await self._group_info(peer)
         if info is None or peer != self.peer:
@@ -359,7 +361,7 @@ class ChatScreen(FeatureActions, Screen[None]):
             header.peer_name = ""
             return
         log_widget = self.query_one(MessageLog)
-        group = len(self.peer) == 16
+        group = is_group(self.peer)
         header.group = group
         if group:
             header.peer_name = (self.group_info.name if self.group_info else
@@ -454,7 +456,7 @@ class ChatScreen(FeatureActions, Screen[None]):
         log_widget.select_newest()
 
     @on(MessageLog.Selecting)
-    def _selecting(self, event: MessageLog.Selecting) -> None:
+    def _on_log_selecting(self, event: MessageLog.Selecting) -> None:
         self.query_one(StatusBar).selecting = event.active
 
     @on(MessageLog.Typed)
@@ -524,7 +526,7 @@ class ChatScreen(FeatureActions, Screen[None]):
                 self.app.push_screen(ConfirmScreen(
                     f"Delete “{first}” for everyone?"), confirmed)
             case "pin_message":
-                if len(peer) == 16 and (self.group_info is None or
+                if is_group(peer) and (self.group_info is None or
                                         self.group_info.my_role not in ("owner", "admin")):
                     self.notify("Only group admins may pin messages.", severity="warning")
                     return
@@ -577,7 +579,7 @@ class ChatScreen(FeatureActions, Screen[None]):
     @on(MemberPanel.Change)
     def _member_change(self, event: MemberPanel.Change) -> None:
         group = self.peer
-        if group is None or len(group) != 16:
+        if group is None or not is_group(group):
             return
         groups = self.client.groups
         match event.action:
@@ -675,7 +677,7 @@ class ChatScreen(FeatureActions, Screen[None]):
             case StatusChanged(peer=peer, ids=ids, status=status):
                 if peer == self.peer:
                     self.query_one(MessageLog).set_status(ids, status)
-                    if len(peer) == 16:
+                    if is_group(peer):
                         self._reload_seen(peer, ids)
             case MessageChanged(conv=conv, id=msg_id):
                 if conv == self.peer:
@@ -689,19 +691,19 @@ class ChatScreen(FeatureActions, Screen[None]):
                 self._connection(event)
             case ConversationChanged(peer=peer):
                 self._schedule_refresh()
-                if peer == self.peer and len(peer) == 32:
+                if peer == self.peer and is_user(peer):
                     self._show_key_change(peer)  # verified, or a changed key accepted
                 if peer == self.peer:
                     self._drop_expired()
-                    if len(peer) == 16:
+                    if is_group(peer):
                         self._refresh_group()
 
     @work(group="message-changed", exit_on_error=False)
     async def _reload_message(self, conv: bytes, msg_id: bytes) -> None:
-        row = await self.client.cache.message(conv, msg_id)
+        row = await self.client.cache.messages.get(conv, msg_id)
         if row is None or conv != self.peer:
             return
-        reactions = (await self.client.cache.reactions(conv, [msg_id])).get(msg_id, {})
+        reactions = (await self.client.cache.messages.reactions(conv, [msg_id])).get(msg_id, {})
         log_widget = self.query_one(MessageLog)
         log_widget.update_row(row, reactions)
         polls = await self.client.polls.views(conv, [msg_id])
@@ -715,7 +717,7 @@ class ChatScreen(FeatureActions, Screen[None]):
         for msg_id in ids:
             row = log_widget.row(msg_id)
             if row is not None and row.outgoing:
-                seen[msg_id] = await self.client.cache.seen_by(group, msg_id)
+                seen[msg_id] = await self.client.cache.messages.seen_by(group, msg_id)
         if seen and group == self.peer:
             log_widget.decorate(seen=seen)
 
@@ -723,7 +725,7 @@ class ChatScreen(FeatureActions, Screen[None]):
         """Disappearing messages whose time is up (the core has deleted them)."""
         now = int(time.time() * 1000)
         log_widget = self.query_one(MessageLog)
-        log_widget.remove([r.id for r in log_widget.rows if r.expires_at and
+        log_widget.remove_rows([r.id for r in log_widget.rows if r.expires_at and
                            r.expires_at <= now])
 
     def _message_added(self, row: Any) -> None:
@@ -781,7 +783,7 @@ class ChatScreen(FeatureActions, Screen[None]):
         typers = self._peer_typing_expiry.get(peer)
         if not typers:
             return ""
-        if len(peer) != 16:
+        if not is_group(peer):
             return "typing…"
         names = self.query_one(MessageLog).names
         handles = [f"@{names[u]}" if names.get(u) else "someone" for u in typers]
@@ -890,7 +892,7 @@ class ChatScreen(FeatureActions, Screen[None]):
 
             self.app.push_screen(VerifyScreen(self.client, conv.handle),
                                  lambda _: self._schedule_refresh())
-        elif conv is not None and len(conv.peer) == 32:
+        elif conv is not None and is_user(conv.peer):
             self._verify_pending(conv.peer)
 
     @work(group="verify", exit_on_error=False)
@@ -898,7 +900,7 @@ class ChatScreen(FeatureActions, Screen[None]):
         """Verify a pending key change from its own conversation: the new key's number."""
         from .verify import VerifyScreen
 
-        contact = await self.client.cache.contact(peer)
+        contact = await self.client.cache.contacts.get(peer)
         if contact is not None and contact.claimed:
             self.app.push_screen(VerifyScreen(self.client, contact.claimed, pending=peer),
                                  lambda _: self._schedule_refresh())
@@ -1019,7 +1021,7 @@ class ChatScreen(FeatureActions, Screen[None]):
         images = {}
         for pack in packs:
             for entry in pack.stickers:
-                data = await self.client.cache.sticker_image(entry.ref.hash)
+                data = await self.client.cache.stickers.image(entry.ref.hash)
                 if data is not None:
                     images[entry.ref.hash] = data
 

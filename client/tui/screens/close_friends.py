@@ -4,27 +4,27 @@ close-friends key end to end; removing one makes a new key that they never get â
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from ....common.errors import TenchatError
+from ..bindings import key_bindings
 from ..keys import CLOSE_FRIEND_KEYS
 
 __all__ = ["CloseFriendsScreen"]
 
 
 class CloseFriendsScreen(ModalScreen[None]):
-    BINDINGS = [Binding("escape", "close", "Close")] + [
-        Binding(spec.key, spec.id, spec.description, id=spec.id, show=False)
-        for spec in CLOSE_FRIEND_KEYS]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "close", "Close"),
+                                            *key_bindings(CLOSE_FRIEND_KEYS)]
 
     def __init__(self, client: Any) -> None:
         super().__init__()

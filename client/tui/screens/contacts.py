@@ -119,8 +119,10 @@ class ContactsScreen(ModalScreen[bytes | None]):
         if contact is not None and contact.handle:
             from .verify import VerifyScreen
 
-            self.app.push_screen(VerifyScreen(self.client, contact.handle),
-                                 lambda _: self.run_worker(self.reload(select=contact.user)))
+            def reload(_: object) -> None:
+                self.run_worker(self.reload(select=contact.user))
+
+            self.app.push_screen(VerifyScreen(self.client, contact.handle), reload)
 
     async def action_toggle_verified(self) -> None:
         contact = self._selected()

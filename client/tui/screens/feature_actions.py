@@ -15,16 +15,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from textual.binding import Binding
-
 from .. import feature_slash  # noqa: F401 - registers /wallet, /gift, /poll, /story…
+from ..bindings import key_bindings
 from ..keys import FEATURE_KEYS
 from ..live import StoryWatcher
 
 __all__ = ["FeatureActions", "FEATURE_BINDINGS"]
 
-FEATURE_BINDINGS = [Binding(spec.key, spec.id, spec.description, id=spec.id, show=spec.show)
-                    for spec in FEATURE_KEYS]
+FEATURE_BINDINGS = key_bindings(FEATURE_KEYS, footer=True)
 
 
 class FeatureActions:
@@ -35,7 +33,7 @@ class FeatureActions:
     peer: bytes | None
     app: Any
 
-    def on_mount(self) -> None:
+    async def on_mount(self) -> None:
         self.story_watcher = StoryWatcher(self)  # type: ignore[arg-type]
         self.story_watcher.start()
 

@@ -5,18 +5,22 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
-from ....common.errors import TenchatError
+from ..bindings import key_bindings
 from ..keys import FEED_KEYS
 from ..social_view import Names, post_card
+from .post_actions import ERRORS, comment_on_post, react_to_post
+
+if TYPE_CHECKING:
+    from ..app import TenchatApp
 
 __all__ = ["FeedScreen", "FEED_PAGE"]
 
@@ -24,7 +28,6 @@ log = logging.getLogger("tenchat.tui")
 
 FEED_PAGE = 20
 FEED_POLL = 2.0  # seconds between checks for new posts and stories while the feed is open
-ERRORS = (TenchatError, OSError)
 
 
 class FeedScreen(Screen[None]):
@@ -35,9 +38,9 @@ class FeedScreen(Screen[None]):
     FeedScreen #posts > .option-list--option { padding: 0 1; }
     FeedScreen .hint { margin: 0 1; }
     """
-    BINDINGS = [Binding("escape", "app.pop_screen", "Back")] + [
-        Binding(spec.key, spec.id, spec.description, id=spec.id, show=False)
-        for spec in FEED_KEYS if spec.id != "open_post"]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "app.pop_screen", "Back"),
+        *key_bindings(spec for spec in FEED_KEYS if spec.id != "open_post")]
 
     def __init__(self, client: Any, *, poll: float = FEED_POLL) -> None:
         super().__init__()
@@ -175,7 +178,8 @@ class FeedScreen(Screen[None]):
                                     disabled=True, id="empty"))
 
     def _option(self, post: Any) -> Option:
-        return Option(post_card(post, self.names.get(post.author), self.tz, self.app.today()),
+        return Option(post_card(post, self.names.get(post.author), self.tz,
+                                cast("TenchatApp", self.app).today()),
                       id=post.id.hex())
 
     @on(OptionList.OptionHighlighted, "#posts")
@@ -217,8 +221,11 @@ class FeedScreen(Screen[None]):
             return
         from .post import PostScreen
 
+        def refresh(_: object) -> None:
+            self.run_worker(self.refresh_post(post))
+
         self.app.push_screen(PostScreen(self.client, post, self.names.get(post.author)),
-                             lambda _: self.run_worker(self.refresh_post(post)))
+                             refresh)
 
     def action_react_post(self) -> None:
         post = self.selected()
@@ -253,50 +260,6 @@ class FeedScreen(Screen[None]):
     def action_reload(self) -> None:
         self.reload()
         self.load_stories()
-
-
-def react_to_post(screen: Any, post: Any, done: Any) -> None:
-    from .react import ReactScreen
-
-    async def send(emoji: str) -> None:
-        try:
-            await screen.client.social.react(post.id.hex(), emoji)
-        except ERRORS as exc:
-            screen.notify(str(exc), severity="error")
-            return
-        done()
-
-    def chosen(emoji: str | None) -> None:
-        if emoji:
-            screen.run_worker(send(emoji), group="post-action")
-
-    screen.app.push_screen(ReactScreen(), chosen)
-
-
-def comment_on_post(screen: Any, post: Any, done: Any) -> None:
-    from .prompt import PromptScreen
-
-    if post.text is None:
-        screen.notify("You can't read this followers-only post.", severity="warning")
-        return
-
-    async def send(text: str) -> None:
-        try:
-            await screen.client.social.comment(post.id.hex(), text)
-        except ERRORS as exc:
-            screen.notify(str(exc), severity="error")
-            return
-        screen.notify("Comment posted.")
-        done()
-
-    def written(text: str | None) -> None:
-        if text and text.strip():
-            screen.run_worker(send(text.strip()), group="post-action")
-
-    who = f"@{post.handle}" if post.handle else "this post"
-    screen.app.push_screen(PromptScreen(f"Comment on {who}'s post",
-                                        placeholder="your comment",
-                                        hint="Enter posts · Esc cancels"), written)
 
 
 def open_stories(screen: Any, client: Any) -> None:

@@ -11,7 +11,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from ..keys import ALL_KEYS, display_key
-from ..slash import matching
+from ..slash_table import matching
 
 __all__ = ["HelpScreen"]
 

@@ -43,9 +43,7 @@ class NewChatScreen(ModalScreen[bytes | None]):
         try:
             conv = await self.client.start_conversation(handle)
         except (TenchatError, ProtocolError, OSError) as exc:
-            from ..app import human_error
-
-            self.query_one("#error", Static).update(render.plain(human_error(str(exc)),
+            self.query_one("#error", Static).update(render.plain(render.human_error(str(exc)),
                                                                  "bold"))
             return
         self.dismiss(conv.peer)

@@ -40,7 +40,7 @@ class NewGroupScreen(ModalScreen[bytes | None]):
                          classes="hint")
 
     @on(Input.Submitted, "#name")
-    def _name(self) -> None:
+    def _name_submitted(self) -> None:
         self.query_one("#members", Input).focus()
 
     @on(Input.Submitted, "#members")

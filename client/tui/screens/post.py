@@ -16,7 +16,7 @@ from ....common.textsafe import for_terminal
 from .. import render
 from ..social_view import byline, fetch_blob, post_card, when
 from ..widgets.image_preview import ImagePreview
-from .feed import comment_on_post, react_to_post
+from .post_actions import comment_on_post, react_to_post
 
 __all__ = ["PostScreen"]
 

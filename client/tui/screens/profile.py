@@ -6,12 +6,12 @@ from __future__ import annotations
 import logging
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Checkbox, Input, OptionList, Static
@@ -20,6 +20,7 @@ from textual.widgets.option_list import Option
 from ....common.errors import TenchatError
 from ....common.textsafe import for_terminal
 from .. import render
+from ..bindings import key_bindings
 from ..keys import PROFILE_KEYS
 from ..social_view import fetch_blob, shrink
 from ..widgets.image_picker import ImagePicker
@@ -46,9 +47,8 @@ class ProfileScreen(Screen[None]):
     ProfileScreen #requests-title { margin: 1 1 0 1; }
     ProfileScreen .hint { margin: 0 1; }
     """
-    BINDINGS = [Binding("escape", "app.pop_screen", "Back")] + [
-        Binding(spec.key, spec.id, spec.description, id=spec.id, show=False)
-        for spec in PROFILE_KEYS]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "app.pop_screen", "Back"),
+                                            *key_bindings(PROFILE_KEYS)]
 
     def __init__(self, client: Any, handle: str | None = None) -> None:
         super().__init__()
@@ -235,7 +235,7 @@ class EditProfileScreen(ModalScreen[Any]):
     """Saves on Ctrl+S (signed and published by the core), dismissing with the view."""
 
     DEFAULT_CSS = "EditProfileScreen Checkbox { margin-top: 1; }"
-    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel"),
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss(None)", "Cancel"),
                 Binding("ctrl+s", "save", "Save")]
 
     def __init__(self, client: Any, view: Any) -> None:

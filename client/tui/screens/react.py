@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, OptionList, Static
@@ -19,8 +21,8 @@ class ReactScreen(ModalScreen[str | None]):
     """Dismisses with the chosen emoji, or None. 1–6 pick directly; Tab goes to the field
     where any emoji can be typed."""
 
-    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")] + [
-        Binding(str(i + 1), f"pick({i})", show=False) for i in range(len(EMOJI))]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss(None)", "Cancel"),
+        *[Binding(str(i + 1), f"pick({i})", show=False) for i in range(len(EMOJI))]]
 
     def __init__(self, current: set[str] | None = None) -> None:
         super().__init__()

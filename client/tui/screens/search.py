@@ -15,6 +15,7 @@ from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from ....common.errors import TenchatError
+from ...conv import is_group
 from .. import render
 
 __all__ = ["SearchScreen"]
@@ -94,7 +95,7 @@ class SearchScreen(ModalScreen[Any]):
         authors: dict[bytes, str] = {}
         for i, hit in enumerate(self.hits):
             row = hit.message
-            if len(row.peer) == 16:  # a group: its name, and who wrote the message
+            if is_group(row.peer):  # a group: its name, and who wrote the message
                 conv = self.conversations.get(row.peer)
                 where = f"# {conv.title}" if conv is not None and conv.title else "# group"
                 who = "you" if row.outgoing else await self._author(row.sender, authors)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ....common.errors import TenchatError
+from ...conv import is_group
 from ..social_view import fetch_blob
 
 __all__ = ["attach", "open_attachment", "downloads_folder"]
@@ -37,7 +38,7 @@ def attach(screen: Any, peer: bytes, name: str) -> None:
         if choice is not None:
             screen.run_worker(send(choice), group="attach")
 
-    group = len(peer) == 16
+    group = is_group(peer)
     screen.app.push_screen(AttachScreen(name if group else f"@{name}"), chosen)
 
 

@@ -6,18 +6,19 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from ....common.errors import TenchatError
+from ..bindings import key_bindings
 from ..keys import STICKER_PACK_KEYS
 from ..widgets.image_preview import ImagePreview
 
@@ -40,9 +41,8 @@ def image_paths(text: str) -> list[Path]:
 
 
 class StickerPacksScreen(ModalScreen[None]):
-    BINDINGS = [Binding("escape", "close", "Close")] + [
-        Binding(spec.key, spec.id, spec.description, id=spec.id, show=False)
-        for spec in STICKER_PACK_KEYS]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "close", "Close"),
+                                            *key_bindings(STICKER_PACK_KEYS)]
 
     def __init__(self, client: Any) -> None:
         super().__init__()
@@ -89,7 +89,7 @@ class StickerPacksScreen(ModalScreen[None]):
         pack = self.packs[event.option_index]
         data = None
         if pack.stickers:
-            data = await self.client.cache.sticker_image(pack.stickers[0].ref.hash)
+            data = await self.client.cache.stickers.image(pack.stickers[0].ref.hash)
         self.query_one("#pack-preview", ImagePreview).set_image(data)
         if self.link_shown != pack.id:
             self.link_shown = None

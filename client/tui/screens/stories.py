@@ -5,12 +5,12 @@ the story and its image, marks it seen and sends the view receipt unless incogni
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Center, Vertical
 from textual.screen import Screen
 from textual.timer import Timer
@@ -18,6 +18,7 @@ from textual.widgets import Static
 
 from ....common.errors import TenchatError
 from .. import render
+from ..bindings import key_bindings
 from ..keys import STORY_KEYS
 from ..social_view import shrink, when
 from ..widgets.image_preview import ImagePreview
@@ -64,9 +65,8 @@ class StoryScreen(Screen[None]):
     StoryScreen #story-text { margin-top: 1; height: auto; text-align: center; width: 100%; }
     StoryScreen .hint { margin: 0 2; }
     """
-    BINDINGS = [Binding("escape,q", "app.pop_screen", "Close")] + [
-        Binding(spec.key, spec.id, spec.description, id=spec.id, show=False)
-        for spec in STORY_KEYS]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q", "app.pop_screen", "Close"),
+                                            *key_bindings(STORY_KEYS)]
 
     def __init__(self, client: Any, stories: list[Any], *, advance: float = ADVANCE) -> None:
         super().__init__()

@@ -55,7 +55,7 @@ class VerifyScreen(ModalScreen[bool | None]):
             if self.pending is not None:
                 from ....common.crypto.safety import safety_number
 
-                contact = await self.client.cache.contact(self.pending)
+                contact = await self.client.cache.contacts.get(self.pending)
                 number = safety_number(self.client.user, self.pending)
             else:
                 contact, number = await self.client.safety_number(self.handle)

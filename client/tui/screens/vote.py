@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import OptionList, Static
@@ -22,10 +22,10 @@ class VoteScreen(ModalScreen[list[int] | None]):
     None. One choice: a digit or Enter votes at once. Several: digits or Space toggle,
     Enter votes for what is marked."""
 
-    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel"),
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss(None)", "Cancel"),
                 Binding("space", "mark", "Mark", show=False),
-                Binding("0", "retract", "Take back", show=False)] + [
-        Binding(str(i + 1), f"pick({i})", show=False) for i in range(9)]
+                Binding("0", "retract", "Take back", show=False),
+        *[Binding(str(i + 1), f"pick({i})", show=False) for i in range(9)]]
 
     def __init__(self, poll: Any) -> None:
         super().__init__()

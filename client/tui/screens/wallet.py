@@ -8,18 +8,19 @@ Gift states move live: while the screen is open pending gifts are checked every
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
 from ....common.errors import TenchatError
 from ...wallet.service import format_amount
+from ..bindings import key_bindings
 from ..keys import WALLET_KEYS
 from ..social_view import when
 
@@ -36,9 +37,8 @@ def short(address: str) -> str:
 
 
 class WalletScreen(Screen[None]):
-    BINDINGS = [Binding("escape", "app.pop_screen", "Back")] + [
-        Binding(spec.key, spec.id, spec.description, id=spec.id, show=False)
-        for spec in WALLET_KEYS]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "app.pop_screen", "Back"),
+                                            *key_bindings(WALLET_KEYS)]
 
     def __init__(self, client: Any, *, poll: float = GIFT_POLL) -> None:
         super().__init__()
@@ -214,8 +214,11 @@ class WalletScreen(Screen[None]):
     def action_gift(self) -> None:
         from .gift import GiftScreen
 
-        self.app.push_screen(GiftScreen(self.client),
-                             lambda sent: self.reload(refresh=False) if sent else None)
+        def reload(sent: object) -> None:
+            if sent:
+                self.reload(refresh=False)
+
+        self.app.push_screen(GiftScreen(self.client), reload)
 
     def action_refresh_wallet(self) -> None:
         self.reload(refresh=True)

@@ -78,7 +78,7 @@ class Composer(TextArea):
 
     def action_complete(self) -> None:
         """Tab: complete a slash command's name; elsewhere the next widget."""
-        from ..slash import complete
+        from ..slash_table import complete
 
         done = complete(self.text)
         if done is None:

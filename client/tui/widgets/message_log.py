@@ -274,8 +274,9 @@ class MessageLog(ScrollView, can_focus=True):
             self._relayout()
         return False
 
-    def remove(self, ids: Iterable[bytes]) -> None:
-        """Messages that are gone (disappeared)."""
+    def remove_rows(self, ids: Iterable[bytes]) -> None:
+        """Messages that are gone (disappeared). (Not ``remove``: that is Widget's, which
+        takes the widget itself out of the DOM.)"""
         gone = set(ids)
         if any(r.id in gone for r in self.rows):
             self.rows = [r for r in self.rows if r.id not in gone]
