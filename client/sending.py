@@ -201,6 +201,8 @@ class Sending(ClientBase):
                 await self.groups.queue(peer, msg_id, body, expires_at=expires_at)
             else:
                 await self.queue_content(peer, msg_id, body, expires_at=expires_at)
+                # the user writes to them: they may reply sealed (client/sealed_sender.py)
+                await self.sealed_sender.share_with(peer)
             message = MessageRow(msg_id, peer, True, text, now, now, PENDING,
                                  reply_to=reply_to, expires_at=expires_at)
             await self.cache.messages.add(message, shown=True)
@@ -224,8 +226,6 @@ class Sending(ClientBase):
                                         expires_at=expires_at)
         else:
             await self.cache.outbox.defer(msg_id, peer, body, now_ms(), expires_at=expires_at)
-        if typed:  # the user writes to them: they may reply sealed (client/sealed_sender.py)
-            await self.sealed_sender.share_with(peer)
 
     async def queue_receipt(self, peer: bytes, kind: str, ids: list[bytes], *,
                              group: bytes | None = None) -> None:
