@@ -119,7 +119,7 @@ class Config:
     bundle_rate: int = 60  # prekey bundles one identity may fetch per minute (0 = no limit)
     bundle_burst: int = 300  # ... at once, above bundle_rate
     # sealed_send (docs/protocol.md §5.10): per recipient, and per sending address, per minute
-    sealed_rate: int = 600
+    sealed_rate: int = 1200
     sealed_address_rate: int = 1200
     # Presence watch lists one identity may send per minute (each looks up to 1,024
     # contacts in the store), burst as many; 0 = no limit.
