@@ -95,8 +95,9 @@ async def _sends(s: dict[str, Any]) -> dict[str, Any]:
     compile_bytecode()
     # The per-recipient sealed rate (abuse control, 1,200 a minute) would cap a benchmark
     # that sends one recipient thousands: off here, as the frame rates are for the others.
-    os.environ["TENCHAT_RELAY_SEALED_RATE"] = "0"
-    with BenchRelay() as relay, tempfile.TemporaryDirectory(prefix="tenchat-bench-") as tmp:
+    bench_relay = BenchRelay()
+    bench_relay.env = {"TENCHAT_RELAY_SEALED_RATE": "0"}
+    with bench_relay as relay, tempfile.TemporaryDirectory(prefix="tenchat-bench-") as tmp:
         alice, bob = await _clients(relay.url, Path(tmp))
         try:
             await _batch(alice, bob, s["messages"], True)  # warm-up: connections, caches
