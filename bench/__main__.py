@@ -20,6 +20,9 @@ Scenarios (each also runnable alone, with ``--quick`` and ``--json``):
   frame, history page and FTS5 search over a 1,000,000-message local cache.
 - ``python -m bench.latency`` — between two real client cores: typing indicator and
   read receipt (p50 / p99), and reconnect after the relay is killed and comes back.
+- ``python -m bench.cluster`` — 1, 2 and 3 relay nodes on PostgreSQL + NATS against one
+  on SQLite: durable msgs/s, cross-node send → delivered at 1,000 msg/s, CPU per message
+  of each part, and a model of throughput against nodes and cores.
 
 ``--only a,b`` runs some of them (names as above, without ``bench.``). ``--markdown``
 prints the figures as Markdown; ``--markdown docs/performance.md`` writes them into that
@@ -38,6 +41,7 @@ from typing import Any
 from . import (
     _report,
     client,
+    cluster,
     group_fanout,
     idle_connections,
     latency,
@@ -56,6 +60,7 @@ SCENARIOS = {
     "reconnect_storm": reconnect_storm,
     "client": client,
     "latency": latency,
+    "cluster": cluster,
 }
 
 TITLES = {
@@ -67,6 +72,7 @@ TITLES = {
     "reconnect_storm": "Reconnect storm and offline drain",
     "client": "Client",
     "latency": "Live latency",
+    "cluster": "A relay cluster",
 }
 
 
@@ -84,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     reconnect_storm.add_arguments(parser, shared=False)
     client.add_arguments(parser, shared=False)
     latency.add_arguments(parser, shared=False)
+    cluster.add_arguments(parser, shared=False)
     parser.add_argument("--only", default=None, metavar="NAMES",
                         help="comma-separated scenarios to run [all]: " + ", ".join(SCENARIOS))
     parser.add_argument("--markdown", nargs="?", const="-", default=None, metavar="FILE",

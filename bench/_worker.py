@@ -265,10 +265,13 @@ class Pair:
 # --- the worker process ----------------------------------------------------------------------
 
 
-async def _setup(url: str, indices: list[int], stats: Stats) -> list[Pair]:
+async def _setup(urls: list[str], indices: list[int], stats: Stats) -> list[Pair]:
+    """Pair ``index``'s recipient on ``urls[index % n]`` and its sender on the next URL:
+    with several relay nodes every message crosses from one node to another."""
+
     async def one(index: int) -> Pair:
         rkey, skey = SigningKey.generate(), SigningKey.generate()
-        recipient = await Link.login(url, rkey)
+        recipient = await Link.login(urls[index % len(urls)], rkey)
         # A recipient exists for the relay once it holds a handle or a signed prekey.
         pub = os.urandom(32)
         spk = SignedPrekey(
@@ -291,7 +294,7 @@ async def _setup(url: str, indices: list[int], stats: Stats) -> list[Pair]:
         recipient.handler = on_frame
         _expect(await recipient.call(Subscribe(id=next(recipient.ids))), Ok)
         await asyncio.wait_for(synced, SETUP_TIMEOUT)
-        sender = await Link.login(url, skey)
+        sender = await Link.login(urls[(index + 1) % len(urls)], skey)
         pair = Pair(index, sender, recipient, bytes(rkey.verify_key), stats)
         pair.start()
         return pair
@@ -372,10 +375,10 @@ async def _latency(pairs: list[Pair], stats: Stats, cmd: dict[str, Any]) -> dict
     }
 
 
-async def _serve(pipe: Connection, url: str, indices: list[int]) -> None:
+async def _serve(pipe: Connection, url: str | list[str], indices: list[int]) -> None:
     loop = asyncio.get_running_loop()
     stats = Stats()
-    pairs = await _setup(url, indices, stats)
+    pairs = await _setup([url] if isinstance(url, str) else url, indices, stats)
     pipe.send(("ready", {"pairs": len(pairs)}))
     try:
         while True:
@@ -397,8 +400,10 @@ async def _serve(pipe: Connection, url: str, indices: list[int]) -> None:
         )
 
 
-def worker_main(pipe: Connection, url: str, indices: list[int], use_uvloop: bool) -> None:
-    """Process entry point (must stay importable for the spawn start method)."""
+def worker_main(pipe: Connection, url: str | list[str], indices: list[int],
+                use_uvloop: bool) -> None:
+    """Process entry point (must stay importable for the spawn start method). ``url``: the
+    relay, or several nodes of one relay (see :func:`_setup`)."""
     try:
         coro = _serve(pipe, url, indices)
         if use_uvloop:

@@ -128,7 +128,8 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
 class _Workers:
     """The load generator processes, each with a pipe for commands and results."""
 
-    def __init__(self, url: str, pairs: int, procs: int, use_uvloop: bool) -> None:
+    def __init__(self, url: str | list[str], pairs: int, procs: int, use_uvloop: bool) -> None:
+        """``url``: the relay, or several nodes of one (bench/_worker.py places the pairs)."""
         ctx = mp.get_context("spawn")
         self.pipes: list[Connection] = []
         self.procs: list[Any] = []

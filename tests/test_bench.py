@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.services import NatsServer
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -231,3 +233,36 @@ def test_markdown_from_a_saved_run_writes_the_page(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "bench", "--from-json", str(saved)],
                           cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "--from-json goes with --markdown" in proc.stderr
+
+
+@pytest.mark.slow
+def test_cluster_quick_runs_every_configuration_and_fits_the_model(
+        postgres_service: str, tmp_path: Path) -> None:
+    # real relay processes: one on SQLite, 1 and 2 on PostgreSQL + the bench's own NATS
+    NatsServer(tmp_path)  # (not started: skips, or fails in CI, without nats-server)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.cluster", "--quick", "--json", "--nodes", "1,2",
+         "--pairs", "4", "--duration", "1", "--postgres", postgres_service],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:] + proc.stdout[-3000:]
+    out = json.loads(proc.stdout)
+    assert out["ok"] is True and out["scenario"] == "cluster"
+    assert [(c["storage"], c["nodes"]) for c in out["configs"]] == [
+        ("sqlite", 1), ("postgresql", 1), ("postgresql", 2)]
+    for c in out["configs"]:
+        t, lat = c["throughput"], c["latency"]
+        assert t["msgs_per_s"] > 0 and not t["failed"] and t["drained"], c["label"]
+        assert lat["delivered_ms"]["n"] > 0 and lat["delivered_ms"]["p50"] > 0, c["label"]
+        cpu = t["cpu_per_1000"]
+        assert cpu["relay"] > 0 and cpu["load"] > 0, (c["label"], cpu)
+        if c["storage"] == "postgresql":  # the scratch database's backends
+            assert cpu["pg_backends"] > 0, (c["label"], cpu)
+        else:
+            assert cpu["pg_backends"] == cpu["bus"] == 0, cpu
+    assert out["bus_cpu_s"] > 0  # (in a 1 s window it may be under a clock tick)
+    assert out["targets"]["cross_node_p99"]["value_ms"] > 0
+    assert out["targets"]["relay_efficiency"]["value"] > 0
+    model = out["model"]
+    assert model["points"] == 2 and model["relay_first"] > 0
+    assert [row["nodes"] for row in model["table"]][:3] == [1, 2, 3]

@@ -190,3 +190,28 @@ async def test_presence_setting(store: Store) -> None:
     assert await store.hide_presence(alice)
     await store.set_privacy(alice, False)
     assert not await store.hide_presence(alice)
+
+
+@async_test
+async def test_one_batch_of_sends_acks_and_a_block_mixed(store: Store) -> None:
+    # Submitted without awaiting: one batch. A backend may gather the sends and acks
+    # between other writes (PostgreSQL runs them as two runs), never across one: the
+    # block applies to the sends after it only, and every call gets its own answer.
+    alice, bob, carol = uid(), uid(), uid()
+    old = [await store.enqueue(bob, alice, mid(), b"old%d" % i) for i in range(2)]
+    to_carol = await store.enqueue(carol, alice, mid(), b"carol's")
+    futs = [
+        store.enqueue(bob, alice, mid(), b"before"),
+        store.ack(bob, [old[0].seq]),
+        store.enqueue(bob, carol, mid(), b"from carol"),
+        store.ack(bob, [to_carol.seq]),  # another's queue: refused, alone
+        store.set_block(bob, alice, True),
+        store.enqueue(bob, alice, mid(), b"after the block"),
+        store.ack(bob, [old[1].seq]),
+    ]
+    results = await asyncio.gather(*futs, return_exceptions=True)
+    assert isinstance(results[3], ProtocolError) and results[3].code == "forbidden"
+    sends = [results[i] for i in (0, 2, 5)]
+    assert all(not isinstance(r, BaseException) and r.seq > to_carol.seq for r in sends)
+    assert [d.body for d in await store.pending(bob, 0, 10)] == [b"before", b"from carol"]
+    assert [d.body for d in await store.pending(carol, 0, 10)] == [b"carol's"]
