@@ -185,11 +185,19 @@ class SealedSender:
             self._access[peer] = self._box.decrypt(raw) if isinstance(raw, bytes) else None
         return self._access[peer]
 
-    async def forget(self, peer: bytes) -> None:
-        """``peer``'s access key no longer works (they rotated it, perhaps blocking us)."""
-        self._access[peer] = None
+    async def forget(self, peer: bytes, refused: bytes) -> bytes | None:
+        """``peer``'s access key ``refused`` no longer works (they rotated it, perhaps
+        blocking us). Another process on this home may have stored their new one
+        meanwhile: that one is returned (and kept), else the key is dropped."""
         async with self.core.cache.transaction():
+            raw = await self.core.cache.settings.get(ACCESS + peer.hex())
+            stored = self._box.decrypt(raw) if isinstance(raw, bytes) and raw else None
+            if stored is not None and stored != refused:
+                self._access[peer] = stored
+                return stored
             await self.core.cache.settings.set(ACCESS + peer.hex(), b"")
+        self._access[peer] = None
+        return None
 
     # --- sending and receiving -----------------------------------------------------------
 
@@ -220,17 +228,20 @@ class SealedSender:
         """Send a sealed item on the anonymous connection; False if the peer's access key
         was refused (it is forgotten: the caller sends the item as it is)."""
         conn = await self.connection()
-        try:
-            await conn.request(f.SealedSend, to=item.peer, msg=item.msg_id, body=sealed.body,
-                               access=sealed.access, expires_at=item.expires_at)
-        except RelayError as exc:
-            if exc.code != ErrorCode.ACCESS_DENIED:
-                raise
-            await self.forget(item.peer)
-            if item.written:
-                self._granting.add(item.peer)  # it goes named now
-            return False
-        return True
+        access: bytes | None = sealed.access
+        while access is not None:
+            try:
+                await conn.request(f.SealedSend, to=item.peer, msg=item.msg_id,
+                                   body=sealed.body, access=access,
+                                   expires_at=item.expires_at)
+                return True
+            except RelayError as exc:
+                if exc.code != ErrorCode.ACCESS_DENIED:
+                    raise
+            access = await self.forget(item.peer, access)  # a newer one: try it once more
+        if item.written:
+            self._granting.add(item.peer)  # it goes named now
+        return False
 
     async def connection(self) -> RelayConnection:
         """The anonymous connection (opened, or opened again, on demand)."""

@@ -178,3 +178,27 @@ async def test_a_removal_rotates_the_groups_metadata_key(trio: Trio) -> None:
     assert state is not None
     with pytest.raises(CryptoError):  # carol's copy opens nothing any more
         open_meta(old, group, state.sealed)
+
+
+async def test_a_key_another_process_stored_is_used_not_dropped(trio: Trio) -> None:
+    """Two processes on bob's home (the daemon and a command): the one that received
+    alice's new profile key is not undone by the one still holding the old key."""
+    alice, bob = trio.alice, trio.bob
+    await alice.send_text("@bob", "hi bob")
+    await bob.sync()
+    await bob.send_text("@alice", "hi alice")  # named: it grants presence
+    old = await bob.sealed_sender.access_for(alice.user)
+    await alice.sync()
+    await alice.set_blocked("@carol", True)  # a block rotates alice's key; bob gets it
+    other = await Client.from_secrets(bob.home, None, bob.secrets)
+    try:
+        await other.sync()
+        new = await other.sealed_sender.access_for(alice.user)
+        assert new is not None and new != old
+        await bob.send_text("@alice", "from the other process")  # still holds the old key
+        assert trio.queued_senders(alice.user)[-1:] == [SEALED_SENDER]  # sealed, with new
+        assert await bob.sealed_sender.access_for(alice.user) == new
+    finally:
+        await other.close()
+    await alice.sync()
+    assert "from the other process" in await texts(alice, bob.user)
