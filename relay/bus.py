@@ -67,6 +67,7 @@ class StoredBatch(_Event, tag="stored"):
 class GroupEntryEvent(_Event, tag="gentry"):
     item: GroupDeliver
     expires_at: int
+    prev: int = -1  # the group's entry before it (records.GroupEntry)
 
 
 class MembersEvent(_Event, tag="members"):

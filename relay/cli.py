@@ -234,6 +234,37 @@ def _data_dir(data: Path | None, config: Path | None) -> Path:
         raise fail(str(exc)) from None
 
 
+def _postgres(data: Path | None, config: Path | None) -> str | None:
+    """The PostgreSQL URL the settings name as ``storage``; None for SQLite."""
+    try:
+        storage = load_config({"data": data}, os.environ, config).storage
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+    return None if storage == "sqlite" else storage
+
+
+def _pg_backup(action: str, path: Path, url: str) -> None:
+    """backup / restore on PostgreSQL (relay/storage/postgres/backup.py)."""
+    import asyncio
+
+    from .storage.factory import storage_label
+
+    try:
+        from .storage.postgres import backup as pg
+    except ImportError as exc:
+        raise fail(f"{action} needs {exc.name}: pip install 'tenchat[cluster]'") from None
+    run = pg.backup(url, path) if action == "backup" else pg.restore(path, url)
+    try:
+        report = asyncio.run(run)
+    except (pg.BackupError, OSError) as exc:
+        raise fail(str(exc)) from None
+    where = storage_label(url)
+    done = (f"backed up {where} to {report.path}" if action == "backup"
+            else f"restored {path} into {where}")
+    typer.echo(f"{done}: schema {report.schema_version}, {report.messages} queued messages,"
+               f" {report.blobs} blobs ({report.blob_bytes} bytes)")
+
+
 @app.command()
 def backup(
     dest: Annotated[Path, typer.Argument(help="New or empty directory for the backup.")],
@@ -241,6 +272,8 @@ def backup(
     config: ConfigOption = None,
 ) -> None:
     """Back up the database and blobs, consistently, while the relay runs."""
+    if (url := _postgres(data, config)) is not None:
+        return _pg_backup("backup", dest, url)
     from .storage.sqlite.backup import BackupError, DatabaseError
     from .storage.sqlite.backup import backup as run_backup
 
@@ -263,7 +296,10 @@ def restore(
     data: DataOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Restore a backup into an empty data directory (the relay stopped)."""
+    """Restore a backup into an empty data directory (the relay stopped), or with
+    PostgreSQL storage into an empty database."""
+    if (url := _postgres(data, config)) is not None:
+        return _pg_backup("restore", src, url)
     from .storage.sqlite.backup import BackupError, DatabaseError
     from .storage.sqlite.backup import restore as run_restore
 

@@ -106,7 +106,7 @@ class Cluster:
 
     def group_events(self, events: Sequence[MembersChanged | GroupEntry]) -> None:
         out: list[GroupEntryEvent | MembersEvent] = [
-            GroupEntryEvent(e.item, e.expires_at) if isinstance(e, GroupEntry)
+            GroupEntryEvent(e.item, e.expires_at, e.prev) if isinstance(e, GroupEntry)
             else MembersEvent(e.group, e.roles, e.cursor)
             for e in events
         ]
@@ -185,7 +185,7 @@ class Cluster:
                 hub.deliver(items)
             case GroupBatch(events=events):
                 hub.deliver_groups([
-                    GroupEntry(e.item, e.expires_at) if isinstance(e, GroupEntryEvent)
+                    GroupEntry(e.item, e.expires_at, e.prev) if isinstance(e, GroupEntryEvent)
                     else MembersChanged(e.group, e.roles, e.cursor)
                     for e in events
                 ])
@@ -232,8 +232,13 @@ class Cluster:
                 if heard < deadline:
                     del self._heard[node]
                     log.warning("relay node %s not heard from for %.0f s: its users are "
-                                "offline", node, 3 * self.heartbeat)
+                                "offline; re-reading the queues here", node, 3 * self.heartbeat)
                     self.hub.node_gone(node)
+                    # It may have died between a commit and its publish (or answered a
+                    # retry from its dedupe, which publishes nothing): what it stored for
+                    # users connected here is in the store only.
+                    self.gaps += 1
+                    self.hub.resync(None, None)
 
 
 def _resync_group(event: GroupEntryEvent | MembersEvent) -> Event:

@@ -258,7 +258,8 @@ class Hub:
                         continue
                 data = Outgoing(encode(event.item))  # once, not once per member
                 for sub in subs:
-                    if (ws := sub.offer(event.item, event.expires_at, data)) is not None:
+                    if (ws := sub.offer(event.item, event.expires_at, data, event.prev)
+                            ) is not None:
                         written[ws] = None
                 continue
             group = event.group

@@ -11,15 +11,26 @@ from __future__ import annotations
 import ipaddress
 import time
 from collections.abc import Callable, Hashable, Iterable, Mapping
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Protocol
 
 if TYPE_CHECKING:
     from .config import Config
 
 __all__ = ["TokenBucket", "UserBuckets", "KeyedBuckets", "AddressCounter", "LogBudget",
-           "Guards", "client_address", "network_of"]
+           "Guards", "Buckets", "MakeBuckets", "client_address", "network_of"]
 
 Clock = Callable[[], float]
+
+
+class Buckets(Protocol):
+    """A token bucket per key: :class:`UserBuckets` in one node's memory, or
+    relay/shared_limits.py's ``SharedBuckets`` over a cluster's nodes."""
+
+    def take(self, key: bytes | str) -> float: ...
+
+
+# (kind, rate a second, burst) -> the buckets of that kind
+MakeBuckets = Callable[[str, float, float], Buckets]
 
 
 class TokenBucket:
@@ -62,7 +73,7 @@ class UserBuckets:
         self._buckets: dict[Hashable, TokenBucket] = {}
         self._prune_at = self._PRUNE_AT
 
-    def take(self, user: Hashable) -> float:
+    def take(self, user: Hashable) -> float:  # (Buckets: keys are bytes or str)
         if not self.rate:
             return 0.0
         bucket = self._buckets.get(user)
@@ -183,24 +194,32 @@ class Guards:
     Rates in the config are per minute or per hour; each bucket's burst is the same
     number unless the config names a burst."""
 
-    def __init__(self, config: Config, clock: Clock = time.monotonic) -> None:
+    def __init__(self, config: Config, clock: Clock = time.monotonic,
+                 make: MakeBuckets | None = None) -> None:
+        """``make``: where the buckets live (default: this process's memory)."""
+        if make is None:
+            def make(kind: str, rate: float, burst: float) -> Buckets:
+                return KeyedBuckets(rate, burst, clock)
+
         self.exempt = frozenset(config.limit_exempt)
         # audited authentication failures per address
-        self.auth_failures = KeyedBuckets(config.auth_fail_rate / 60, config.auth_fail_rate,
-                                          clock)
+        self.auth_failures = make("auth_failures", config.auth_fail_rate / 60,
+                                  config.auth_fail_rate)
         # sealed messages per recipient, and per sending address (the sender is unknown)
-        self.sealed_to = KeyedBuckets(config.sealed_rate / 60, config.sealed_rate, clock)
-        self.sealed_from = KeyedBuckets(config.sealed_address_rate / 60,
-                                        config.sealed_address_rate, clock)
+        self.sealed_to = make("sealed_to", config.sealed_rate / 60, config.sealed_rate)
+        self.sealed_from = make("sealed_from", config.sealed_address_rate / 60,
+                                config.sealed_address_rate)
         # bundles fetched per requesting identity
-        self.bundles = KeyedBuckets(config.bundle_rate / 60, config.bundle_burst, clock)
+        self.bundles = make("bundles", config.bundle_rate / 60, config.bundle_burst)
         # presence watch lists per identity (each is a store look-up of its users)
-        self.watches = KeyedBuckets(config.watch_rate / 60, config.watch_rate, clock)
+        self.watches = make("watches", config.watch_rate / 60, config.watch_rate)
         # one-time prekeys handed out per target identity
-        self.otks = KeyedBuckets(config.otk_rate / 3600, config.otk_rate, clock)
+        self.otks = make("otks", config.otk_rate / 3600, config.otk_rate)
         # identities new to the relay, and handle registrations, per address
-        self.new_identities = KeyedBuckets(config.ident_rate / 3600, config.ident_rate, clock)
-        self.registrations = KeyedBuckets(config.handle_rate / 3600, config.handle_rate, clock)
+        self.new_identities = make("new_identities", config.ident_rate / 3600,
+                                   config.ident_rate)
+        self.registrations = make("registrations", config.handle_rate / 3600,
+                                  config.handle_rate)
         self.admitted: set[bytes] = set()  # new identities admitted since start (bounded)
 
     def is_exempt(self, address: str) -> bool:

@@ -92,6 +92,22 @@ class Metrics:
         self.uploads = Gauge(
             "tenchat_relay_blob_uploads", "Unfinished blob uploads.", registry=registry
         )
+        self.chore_runs = Counter(
+            "tenchat_relay_chore_runs",
+            "Passes of the periodic chores this node ran (only the cluster's leader runs "
+            "them), by chore.", ["chore"], registry=registry,
+        )
+        self.bus_rereads = Gauge(
+            "tenchat_relay_bus_rereads",
+            "Times this node's connections re-read their queues from the store since it "
+            "started, because bus traffic may have been lost (the bus reconnected, this "
+            "node fell behind, or a node died unannounced).", registry=registry,
+        )
+        self.leader = Gauge(
+            "tenchat_relay_leader",
+            "1 if this node runs the cluster's chores (sweeps, retention), else 0.",
+            registry=registry,
+        )
         self.retention_deleted = Counter(
             "tenchat_relay_retention_deleted",
             "Rows deleted by the retention sweep, by kind.", ["kind"], registry=registry,

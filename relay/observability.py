@@ -140,3 +140,6 @@ def setup_logging(level: str, fmt: str) -> None:
     root.setLevel(level.upper())
     # websockets logs failed handshakes with the peer's bytes; keep it at warnings.
     logging.getLogger("websockets").setLevel(max(root.level, logging.WARNING))
+    # asyncpg's pool logs a traceback at every reconnect try while PostgreSQL is down;
+    # the store's writer logs the outage once, and once more when it is over.
+    logging.getLogger("asyncpg.pool").setLevel(max(root.level, logging.ERROR))

@@ -14,14 +14,11 @@ parameter, so tests can move time.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
-
-from tenchat.common.errors import ProtocolError
 
 if TYPE_CHECKING:
     from .blobs import BlobStore
@@ -122,21 +119,14 @@ class Retention:
                 removed += 1
         return removed
 
-    async def run_forever(self, interval: float) -> None:
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                report = await self.run_once()
-                if report.total:
-                    log.info(
-                        "retention deleted %d messages, %d group entries, %d uploads,"
-                        " %d stray partial files, %d audit rows", report.messages,
-                        report.group_entries, report.uploads, report.stray_partials,
-                        report.audit,
-                    )
-            except ProtocolError as exc:
-                if exc.code == "unavailable":
-                    return  # shutting down
-                log.warning("retention sweep postponed: %s", exc.message)
-            except Exception:
-                log.exception("retention sweep failed")
+    async def run_logged(self) -> RetentionReport:
+        """One pass (:meth:`run_once`), logged if it deleted anything; the relay runs it
+        every ``sweep_interval`` seconds on the cluster's leader (relay/chores.py)."""
+        report = await self.run_once()
+        if report.total:
+            log.info(
+                "retention deleted %d messages, %d group entries, %d uploads,"
+                " %d stray partial files, %d audit rows", report.messages,
+                report.group_entries, report.uploads, report.stray_partials, report.audit,
+            )
+        return report

@@ -33,17 +33,19 @@ from tenchat.common.errors import ErrorCode, ProtocolError
 from tenchat.common.frames import Error, Register, decode_request, peek_id
 
 from . import admin, handlers
+from .chores import Chore, Chores, refused
 from .cluster import Cluster
 from .config import Config, accepted_origins
 from .connection import RelayConnection
 from .datalock import DataDirLock
 from .files import secure_data_dir
 from .hub import Hub
-from .limits import AddressCounter, Guards, LogBudget, UserBuckets, client_address
+from .limits import AddressCounter, Buckets, Guards, LogBudget, UserBuckets, client_address
 from .metrics import CONTENT_TYPE, Metrics
 from .observability import HealthEndpoint, health_report, setup_logging
 from .retention import Retention
 from .session import Later, Session
+from .shared_limits import SharedLimits
 from .storage import SQLiteStore, Store, storage_error
 from .storage.factory import blobs_for, storage_label, store_for
 
@@ -94,9 +96,7 @@ class Server:
         self.should_exit = asyncio.Event()
         self.stopping = False
         self._ws: WsServer | None = None
-        self._sweeper: asyncio.Task[None] | None = None
         self._watcher: asyncio.Task[None] | None = None
-        self._story_sweeper: asyncio.Task[None] | None = None
         self.port: int | None = None  # the bound port, once listening
         self.origins: frozenset[str] = frozenset()  # what auth may name, once listening
         self.metrics = Metrics()
@@ -106,10 +106,12 @@ class Server:
             upload_expiry_hours=config.upload_expiry_hours, batch=config.sweep_batch,
             metrics=self.metrics, audit_retention_days=config.audit_retention_days,
         )
-        self._retention: asyncio.Task[None] | None = None
+        # the sweeps and retention, run by the cluster's leader (relay/chores.py)
+        self.chores = Chores(self.store, self.metrics)
         self._health: HealthEndpoint | None = None
         self._started = time.monotonic()
-        self.user_buckets = UserBuckets(config.rate_user, config.burst_user)
+        self.user_buckets: Buckets = UserBuckets(config.rate_user, config.burst_user)
+        self.shared_limits: SharedLimits | None = None  # limits over a cluster's nodes
         self.addresses = AddressCounter(config.ip_conn_max, config.ip_conn_exempt)
         self._proxies = frozenset(config.forwarded_allow)  # whose X-Forwarded-For is read
         self._last_ban = 0  # the newest ban id seen
@@ -146,6 +148,8 @@ class Server:
 
                 self.cluster = Cluster(self.hub, open_bus(config.bus, config.name))
                 await self.cluster.start()  # before the first connection subscribes
+            if self.store.shares_limits:
+                self._share_limits()
             self._last_ban = await self.store.last_ban()
             self._ws = await serve(
                 self._connection,
@@ -160,6 +164,8 @@ class Server:
                 create_connection=RelayConnection,
             )
         except OSError:
+            if self.shared_limits is not None:
+                await self.shared_limits.close()
             await self.store.close()
             if self.cluster is not None:
                 await self.cluster.close()
@@ -168,12 +174,13 @@ class Server:
         self.port = self._ws.sockets[0].getsockname()[1] if self._ws.sockets else config.port
         self.origins = accepted_origins(config, self.port)
         self._install_signal_handlers()
-        self._sweeper = asyncio.create_task(self._sweep_loop(), name="expiry-sweep")
-        self._story_sweeper = asyncio.create_task(self._story_sweep_loop(),
-                                                  name="story-sweep")
-        self._retention = asyncio.create_task(
-            self.retention.run_forever(config.sweep_interval), name="retention"
-        )
+        self.chores.start([
+            Chore("expiry sweep", config.sweep_interval, self.sweep_expired),
+            Chore("retention", config.sweep_interval, self.retention.run_logged),
+            Chore("story sweep", config.story_sweep_interval, self._sweep_stories_logged),
+            *([Chore("rate limit prune", config.sweep_interval, self.store.prune_limits)]
+              if self.shared_limits is not None else []),
+        ])
         if config.metrics_port:
             self._health = HealthEndpoint(config.metrics_host, config.metrics_port, {
                 "/healthz": self._healthz, "/metrics": self._metrics,
@@ -188,6 +195,18 @@ class Server:
         log.info("auth accepted for %s", ", ".join(sorted(self.origins)))
         scheme = "wss" if config.tls else "ws"
         print(f"listening on {scheme}://{host}:{self.port}", flush=True)
+
+    def _share_limits(self) -> None:
+        """Count the per-identity and per-address rate limits in the store, over every
+        node sharing it (relay/shared_limits.py), instead of in this process."""
+        cluster = self.cluster
+        shared = SharedLimits(self.store, cluster.node if cluster else os.urandom(8).hex())
+        shared.nodes = lambda: len(cluster.nodes) + 1 if cluster is not None else 1
+        self.user_buckets = shared.buckets("frames", self.config.rate_user,
+                                           self.config.burst_user)
+        self.guards = Guards(self.config, make=shared.buckets)
+        shared.start()
+        self.shared_limits = shared
 
     def _tls_context(self) -> ssl.SSLContext | None:
         config = self.config
@@ -216,6 +235,7 @@ class Server:
         since the last look (ban_poll, for bans made by `tenchat-relay admin`)."""
         config = self.config
         next_ban_poll = 0.0
+        polls_failing = False
         while True:
             await asyncio.sleep(1.0)
             now = time.monotonic()
@@ -241,10 +261,15 @@ class Server:
                         self._last_ban = ban_id
                         # (every node looks: each closes its own connections)
                         self.hub.deliver_disconnect(user, "banned")
-            except ProtocolError:  # unavailable: shutting down
-                return
-            except Exception:
-                log.exception("connection watch failed")
+                    if polls_failing:
+                        polls_failing = False
+                        log.info("the ban poll reads the store again")
+            except Exception as exc:
+                if (problem := refused(exc)) is None:
+                    log.exception("connection watch failed")
+                elif not polls_failing:  # (the database restarting: once, not each poll)
+                    polls_failing = True
+                    log.warning("ban poll postponed: %s", problem.message)
 
     def _install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()
@@ -260,24 +285,17 @@ class Server:
     async def main_loop(self) -> None:
         await self.should_exit.wait()
 
-    async def _sweep_loop(self) -> None:
+    async def sweep_expired(self) -> int:
         """Delete expired messages and group entries: small transactions through the
-        writer (sweep_batch rows per table each), every sweep_interval seconds."""
-        interval, batch = self.config.sweep_interval, self.config.sweep_batch
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                now = self.clock()
-                total = 0
-                while (deleted := await self.store.sweep(now, batch)) >= batch:
-                    total += deleted
-                total += deleted
-                if total:
-                    log.info("expiry sweep deleted %d rows or more", total)
-            except ProtocolError:  # unavailable: shutting down
-                return
-            except Exception:
-                log.exception("expiry sweep failed")
+        writer (sweep_batch rows per table each); how many went (at least)."""
+        now, batch = self.clock(), self.config.sweep_batch
+        total = 0
+        while (deleted := await self.store.sweep(now, batch)) >= batch:
+            total += deleted
+        total += deleted
+        if total:
+            log.info("expiry sweep deleted %d rows or more", total)
+        return total
 
     async def sweep_stories(self) -> tuple[int, int]:
         """Delete every expired story and story image: batches of sweep_batch rows, each
@@ -295,18 +313,10 @@ class Server:
                 return n_stories, n_blobs
             await asyncio.sleep(0)  # let other work in between batches
 
-    async def _story_sweep_loop(self) -> None:
-        """Every story_sweep_interval seconds (an hour by default): sweep_stories."""
-        while True:
-            await asyncio.sleep(self.config.story_sweep_interval)
-            try:
-                n_stories, n_blobs = await self.sweep_stories()
-                if n_stories or n_blobs:
-                    log.info("story sweep deleted %d stories and %d blobs", n_stories, n_blobs)
-            except ProtocolError:  # unavailable: shutting down
-                return
-            except Exception:
-                log.exception("story sweep failed")
+    async def _sweep_stories_logged(self) -> None:
+        n_stories, n_blobs = await self.sweep_stories()
+        if n_stories or n_blobs:
+            log.info("story sweep deleted %d stories and %d blobs", n_stories, n_blobs)
 
     async def _healthz(self) -> tuple[int, str, bytes]:
         status, body = await health_report(
@@ -318,19 +328,26 @@ class Server:
             # Reported, not failed on: without the bus, pushes from other nodes wait for
             # the store re-read that follows its return; moving clients would not help.
             body["bus"] = "connected" if self.cluster.bus.connected else "disconnected"
+            body["nodes"] = len(self.cluster.nodes) + 1  # heard from lately, this one too
+        if self.config.storage != "sqlite":
+            body["leader"] = self.chores.leading  # this node runs the sweeps
         return status, "application/json", json.dumps(body).encode()
 
     async def _metrics(self) -> tuple[int, str, bytes]:
         deferred = sum(s.deferred_count for s in self.sessions)
+        if self.cluster is not None:
+            self.metrics.bus_rereads.set(self.cluster.gaps)
         return 200, CONTENT_TYPE, await self.metrics.render(self.store, deferred)
 
     async def shutdown(self) -> None:
         self.stopping = True
-        for task in (self._sweeper, self._story_sweeper, self._retention, self._watcher):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        await self.chores.close()
+        if self.shared_limits is not None:
+            await self.shared_limits.close()
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
         if self._health is not None:
             await self._health.close()
         if self._ws is not None:
@@ -458,8 +475,8 @@ class Server:
                                   f"; {dropped} more failures not logged" if dropped else "",
                                   exc_info=exc)
                     refused = ProtocolError(ErrorCode.INTERNAL, "internal error")
-                else:
-                    log.error("frame id %s refused by the disk: %s", rid, exc)
+                elif refused.code != ErrorCode.UNAVAILABLE:  # (an outage is logged once,
+                    log.error("frame id %s refused: %s", rid, exc)  # by the writer)
                 exc = refused
             if rid is None and isinstance(data, bytes):
                 rid = peek_id(data)

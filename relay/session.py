@@ -55,6 +55,12 @@ _BURST = 256  # pushes written at once, at most (then the pump lets others run)
 # drops duplicates, as after any reconnect).
 SENT_WINDOW = 8192
 
+# Seconds a group entry waits for its predecessor (on its way from another node) before
+# the subscription gives up on the bus and re-reads from the store.
+GAP_WAIT = 0.5
+# Seconds before a subscription that met the store out of reach reads it again (doubling).
+_RETRY_MIN, _RETRY_MAX = 0.25, 4.0
+
 log = logging.getLogger("tenchat.relay.session")
 
 
@@ -216,7 +222,7 @@ class Subscription:
         # Kept by the hub as membership changes commit.
         self.groups: dict[bytes, int] = {}
         self.membership_changes = 0  # bumped by the hub on each change to self.groups
-        self._buffer: deque[tuple[Deliver | GroupDeliver, int, Outgoing | None]] = deque()
+        self._buffer: deque[tuple[Deliver | GroupDeliver, int, Outgoing | None, int]] = deque()
         self._limit = session.config.live_buffer
         self._need_drain = True
         # The pump waits for work with nothing buffered: an offer may then go straight to
@@ -230,11 +236,16 @@ class Subscription:
         if session.hub.clustered:
             self._sent, self._sent_groups = SentWindow(SENT_WINDOW), SentWindow(SENT_WINDOW)
         self._resync = False
+        self._synced = False  # Synced was sent
+        # group -> prev -> an entry waiting for its predecessor (clustered; _admit)
+        self._parked: dict[bytes, dict[int, tuple[Deliver | GroupDeliver, int,
+                                                  Outgoing | None, int]]] = {}
 
     def resync(self) -> None:
         """Re-read the whole queue and every group log from the member's stored cursor,
         sending only what was not sent (pushes may have been lost between nodes)."""
         self._buffer.clear()
+        self._parked.clear()  # (the drain reads them)
         self._need_drain = self._resync = True
         self._wake.set()
 
@@ -250,37 +261,42 @@ class Subscription:
             self._pump.cancel()
 
     def offer(
-        self, item: Deliver | GroupDeliver, expires_at: int = 0, data: Outgoing | None = None
+        self, item: Deliver | GroupDeliver, expires_at: int = 0, data: Outgoing | None = None,
+        prev: int = -1,
     ) -> RelayConnection | None:
         """Hub → subscription, synchronous, in commit order (``data``: ``item`` already
-        encoded, when the hub offers it to many). Returns the connection when the frame
-        was queued on it directly: the hub then flushes each such connection once."""
+        encoded, when the hub offers it to many; ``prev``: a group entry's predecessor,
+        records.GroupEntry). Returns the connection when the frame was queued on it
+        directly: the hub then flushes each such connection once."""
         if self._need_drain and (item.gseq if isinstance(item, GroupDeliver) else item.seq):
             return None  # the coming drain reads it from the database
         if self._idle and not self._buffer:
             ws = self.session.ws
             # (not writable: closing, or a slow reader: the pump sends it, and waits)
             if ws.writable():
-                frame = self._admit(item, expires_at, data)
+                frame = self._admit(item, expires_at, data, prev)
                 if frame is None or not ws.queue_frame(frame):
                     return None  # (queue_frame can't refuse right after writable())
                 return ws
         if len(self._buffer) >= self._limit:
             # A slow reader: forget the buffer, fetch from the database instead.
             self._buffer.clear()
+            self._parked.clear()
             self._need_drain = True
             # (with other nodes the buffer may hold seqs below the cursor, not yet sent)
             self._resync = self._sent is not None
         else:
-            self._buffer.append((item, expires_at, data))
+            self._buffer.append((item, expires_at, data, prev))
         self._wake.set()
         return None
 
     def _admit(
-        self, item: Deliver | GroupDeliver, expires_at: int, data: Outgoing | None
+        self, item: Deliver | GroupDeliver, expires_at: int, data: Outgoing | None,
+        prev: int = -1,
     ) -> bytes | Outgoing | None:
         """Move the cursors past ``item``; its frame if it is to be sent, else None
-        (already sent, expired, or from a group this connection is no longer in)."""
+        (already sent, expired, from a group this connection is no longer in, or parked
+        until the group's entry before it arrives)."""
         if isinstance(item, GroupDeliver):
             cursor = self.groups.get(item.group)
             if item.gseq == 0:  # ephemeral: not part of the log's order
@@ -291,8 +307,18 @@ class Subscription:
                 if self._sent_groups is None or item.gseq in self._sent_groups:
                     return None  # already sent
                 # (clustered: committed on another node before what was sent since)
+            elif prev > cursor and self._sent_groups is not None:
+                # The entry before it (committed first, on another node) is still on
+                # its way: sending this one first would let the member's ack, a cursor,
+                # pass it. Wait for it; it releases this one (below).
+                self._park(item.group, (item, expires_at, data, prev))
+                return None
             else:
                 self.groups[item.group] = item.gseq
+                waiting = self._parked.get(item.group) if self._parked else None
+                if waiting and (after := waiting.pop(item.gseq, None)) is not None:
+                    self._buffer.appendleft(after)  # next, before anything buffered
+                    self._wake.set()
             if self._sent_groups is not None:
                 self._sent_groups.add(item.gseq)
         elif item.seq:  # (seq 0: ephemeral, not part of the queue order)
@@ -307,6 +333,17 @@ class Subscription:
             return None
         return data or encode(item)
 
+    def _park(self, group: bytes,
+              entry: tuple[Deliver | GroupDeliver, int, Outgoing | None, int]) -> None:
+        """Hold a group entry until its predecessor is sent; if that does not come over
+        the bus within GAP_WAIT (lost), re-read the queues from the store instead."""
+        self._parked.setdefault(group, {})[entry[3]] = entry
+        asyncio.get_running_loop().call_later(GAP_WAIT, self._gap_expired, group, entry[3])
+
+    def _gap_expired(self, group: bytes, prev: int) -> None:
+        if prev in self._parked.get(group, {}):
+            self.resync()
+
     async def _load_groups(self) -> None:
         """Read the user's groups and index this subscription under them, consistently
         with the membership changes the hub applies meanwhile (retry if one came)."""
@@ -319,43 +356,57 @@ class Subscription:
                 return
 
     async def _run(self) -> None:
+        retry = _RETRY_MIN
+        self._synced = False
+        while True:
+            try:
+                await self._serve()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if not _store_out_of_reach(exc):
+                    log.exception("subscription pump failed")
+                    return
+            # The store is out of reach (PostgreSQL restarting): read the queue again
+            # once it is back; what is committed meanwhile waits in the buffer.
+            await asyncio.sleep(retry)
+            retry = min(2 * retry, _RETRY_MAX)
+            self._need_drain = True
+            self._resync = self._sent is not None  # (re-read all: seqs out of order)
+
+    async def _serve(self) -> None:
         session = self.session
-        synced = False
-        try:
-            await self._load_groups()
-            while True:
-                if self._need_drain:
-                    self._need_drain = False
-                    if self._resync:
-                        self._resync = False
-                        self.cursor = 0
-                        await self._load_groups()  # (the members' stored cursors)
-                    await self._drain()
-                    if not synced:
-                        synced = True
-                        await session.send(Synced(seq=self.cursor))
-                    continue
-                out: list[bytes] = []  # what this turn has buffered leaves in one write
-                while self._buffer and not self._need_drain and len(out) < _BURST:
-                    frame = self._admit(*self._buffer.popleft())
-                    if frame is not None:
-                        out.append(frame.data if isinstance(frame, Outgoing) else frame)
-                if out:
-                    await session.send_encoded(out)
-                if not self._buffer and not self._need_drain:
-                    self._wake.clear()
-                    self._idle = True
-                    try:
-                        await self._wake.wait()
-                    finally:
-                        self._idle = False
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("subscription pump failed")
+        await self._load_groups()
+        while True:
+            if self._need_drain:
+                self._need_drain = False
+                if self._resync:
+                    self._resync = False
+                    self.cursor = 0
+                    await self._load_groups()  # (the members' stored cursors)
+                await self._drain()
+                if not self._synced:
+                    self._synced = True
+                    await session.send(Synced(seq=self.cursor))
+                continue
+            out: list[bytes] = []  # what this turn has buffered leaves in one write
+            while self._buffer and not self._need_drain and len(out) < _BURST:
+                frame = self._admit(*self._buffer.popleft())
+                if frame is not None:
+                    out.append(frame.data if isinstance(frame, Outgoing) else frame)
+            if out:
+                await session.send_encoded(out)
+            if not self._buffer and not self._need_drain:
+                self._wake.clear()
+                self._idle = True
+                try:
+                    await self._wake.wait()
+                finally:
+                    self._idle = False
 
     async def _drain(self) -> None:
         """The 1:1 queue, then each group's log from its cursor (gseq ascending)."""
+        self._parked.clear()  # (committed before their successors: read below)
         page = self.session.config.page_size
         store = self.session.store
         after = self.cursor
@@ -415,6 +466,13 @@ class SentWindow:
             return False
         self.add(seq)
         return True
+
+
+def _store_out_of_reach(exc: Exception) -> bool:
+    from .storage import storage_error
+
+    refused = exc if isinstance(exc, ProtocolError) else storage_error(exc)
+    return refused is not None and refused.code == ErrorCode.UNAVAILABLE
 
 
 def _expired(expires_at: int) -> bool:

@@ -398,6 +398,29 @@ class Store(abc.ABC):
     async def stats(self) -> dict[str, int]:
         """Row counts for metrics."""
 
+    # Whether rate limits are counted in the store, over every node sharing it
+    # (relay/shared_limits.py); False: each node (the only one) counts in memory.
+    shares_limits: bool = False
+
+    async def spend_limits(self, node: str, spent: Sequence[tuple[str, bytes, float, float, float]]
+                           ) -> list[tuple[float, bool]]:
+        """Take what ``node`` spent from shared token buckets — (kind, key, rate a second,
+        burst, tokens spent) each — refilled by the store's clock; per row, in order, the
+        bucket's tokens after it, and whether another node spent on it lately. Only for
+        a store that ``shares_limits``."""
+        raise NotImplementedError("this store keeps no shared rate limits")
+
+    async def prune_limits(self) -> int:
+        """Forget shared buckets that are full again; how many (a chore of the leader)."""
+        return 0
+
+    async def lead(self) -> bool:
+        """Whether this node is (or now becomes) the one of the nodes sharing this store
+        that runs the cluster's chores (sweeps, retention). A store only one process uses
+        (SQLite) always leads; PostgreSQL hands the lead to one node at a time, and to
+        another when that node dies (relay/storage/postgres/lead.py)."""
+        return True
+
     on_batch: BatchListener | None = None
     last_write_error: str | None = None
 

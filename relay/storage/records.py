@@ -67,10 +67,15 @@ class MembersChanged:
 
 @dataclass(frozen=True, slots=True)
 class GroupEntry:
-    """Committed: a new entry in a group's log (0: never expires)."""
+    """Committed: a new entry in a group's log (0: never expires). ``prev``: the gseq of
+    the group's entry before it (0: none), when the store numbers each group's entries
+    in commit order (PostgreSQL, under the group's row lock) so that a node receiving
+    entries from other nodes can tell one is still on its way; -1: not known (one node,
+    where entries arrive in commit order anyway)."""
 
     item: GroupDeliver
     expires_at: int
+    prev: int = -1
 
 
 @dataclass(frozen=True, slots=True)

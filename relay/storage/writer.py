@@ -167,8 +167,10 @@ class BatchWriter(abc.ABC, Generic[C]):
             if refused is None:
                 log.exception("write batch of %d failed; rolled back", len(calls))
             else:
-                log.error("write batch of %d refused by the disk (%s); rolled back",
-                          len(calls), exc)
+                if str(refused) != self.last_write_error:  # once per outage, not per batch
+                    log.error("write batch of %d refused (%s): %s; rolled back, and so are "
+                              "the next ones until the store takes writes again",
+                              len(calls), exc, refused.message)
                 exc = refused
             self.last_write_error = str(exc)
             self._batch_done(started, len(calls), False)
@@ -176,6 +178,8 @@ class BatchWriter(abc.ABC, Generic[C]):
                 if not call.fut.done():
                     call.fut.set_exception(exc)
             return
+        if self.last_write_error is not None:
+            log.info("the store takes writes again")
         self.last_write_error = None
         self._batch_done(started, len(calls), True)
         for fut, value in out.results:

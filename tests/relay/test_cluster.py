@@ -16,7 +16,7 @@ import asyncio
 import json
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ import pytest
 import pytest_asyncio
 from nacl.signing import SigningKey
 
+from bench._postgres import scratch_database
 from tenchat.common.frames import (
     Block,
     Bundle,
@@ -45,7 +46,7 @@ from tenchat.common.frames import (
 )
 from tenchat.relay.config import Config
 from tenchat.relay.server import Server
-from tenchat.relay.storage import SQLiteStore
+from tenchat.relay.storage import SQLiteStore, Store
 from tests.support.groups import TestGroup
 from tests.support.inproc import eventually
 from tests.support.relay import RelayProcess
@@ -57,7 +58,7 @@ class NodeStore:
     """One node's view of the shared store: its own commit listeners, the store's
     methods otherwise (opening and closing it is the test's)."""
 
-    def __init__(self, store: SQLiteStore) -> None:
+    def __init__(self, store: Store) -> None:
         self._store = store
         self.on_commit: Callable[..., None] | None = None
         self.on_group_commit: Callable[..., None] | None = None
@@ -75,7 +76,7 @@ class NodeStore:
 
 @dataclass
 class Cluster:
-    store: SQLiteStore
+    store: Store
     nodes: list[Server]
     admin: SigningKey
     # The relay's name, and so its bus subject: unique per test, since tests running
@@ -91,8 +92,10 @@ class Cluster:
         return client
 
 
-async def start_cluster(tmp_path: Path, bus: str, n: int = 2) -> Cluster:
-    store = SQLiteStore(tmp_path / "relay.sqlite3", sync="normal")
+async def start_cluster(tmp_path: Path, bus: str, n: int = 2,
+                        store: Store | None = None) -> Cluster:
+    """``n`` nodes on ``store`` (opened here; default: SQLite under ``tmp_path``)."""
+    store = store or SQLiteStore(tmp_path / "relay.sqlite3", sync="normal")
     await store.open()
     cluster = Cluster(store, [], new_key())
     for _ in range(n):
@@ -381,3 +384,95 @@ def test_serve_with_a_bus_reports_it_in_healthz(tmp_path: Path, nats_service: st
     with relay, urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as resp:
         health = json.loads(resp.read())
     assert health["status"] == "ok" and health["bus"] == "connected"
+
+
+@async_test
+async def test_a_node_that_dies_unannounced_makes_the_others_re_read(
+        cluster: Cluster, nats_service: str) -> None:
+    """A node that dies between a commit and its publish (SIGKILL) leaves the message in
+    the store only: when the others give the node up (3 heartbeats unheard), their
+    connections re-read their queues and the recipient gets it."""
+    import nats
+
+    from tenchat.relay.bus import Heartbeat, encode_event, subject_for
+
+    alice, bob = await cluster.login(0), await cluster.login(1)
+    await bob.call(Subscribe)
+    await bob.next_push(Synced)
+    ghost = await nats.connect(nats_service)  # a node heard once, then never again
+    try:
+        await ghost.publish(subject_for(cluster.name), encode_event("ghost", Heartbeat()))
+        await ghost.flush()
+    finally:
+        await ghost.close()
+    node_b = cluster.nodes[1].cluster
+    assert node_b is not None
+    await eventually(lambda: "ghost" in node_b.nodes, what=lambda: "the ghost's heartbeat")
+    # what the ghost committed and never published
+    listener, cluster.store.on_commit = cluster.store.on_commit, None
+    try:
+        stored = await cluster.store.enqueue(bob.user, alice.user, msg_id(), b"orphan")
+    finally:
+        cluster.store.on_commit = listener
+    gaps = node_b.gaps
+    got = await bob.next_push(Deliver, timeout=10)
+    assert (got.seq, got.body) == (stored.seq, b"orphan")
+    assert node_b.gaps == gaps + 1 and "ghost" not in node_b.nodes
+
+
+@pytest.fixture
+def database(postgres_service: str) -> Iterator[str]:
+    with scratch_database(postgres_service) as url:
+        yield url
+
+
+@async_test
+async def test_a_group_entry_waits_for_the_one_before_it_from_another_node(
+        tmp_path: Path, database: str, nats_service: str) -> None:
+    """PostgreSQL numbers a group's entries in commit order; an entry that arrives
+    before its predecessor (committed first, on another node, still on the bus) waits
+    for it, so a member never gets gseq 11 before 10 (its ack, a cursor, would pass 10)."""
+    from tenchat.relay.storage.postgres import PostgresStore
+
+    cluster = await start_cluster(tmp_path, nats_service, store=PostgresStore(database))
+    try:
+        alice, bob = await cluster.login(0), await cluster.login(1)
+        await bob.call(Subscribe)
+        await bob.next_push(Synced)
+        group = TestGroup()
+        await group.change(alice, "create", name="g", members=[bob.user])
+        await bob.next_push(GroupDeliver)  # the create
+        # two posts committed elsewhere, their events held back
+        held: list[Any] = []
+        listener, cluster.store.on_group_commit = cluster.store.on_group_commit, held.extend
+        try:
+            for body in (b"first", b"second"):
+                await cluster.store.group_post(group.id, alice.user, msg_id(), body, 0)
+            await eventually(lambda: len(held) == 2, what=lambda: f"{held}")
+        finally:
+            cluster.store.on_group_commit = listener
+        first, second = held
+        assert second.prev == first.item.gseq
+        hub_b = cluster.nodes[1].hub
+        hub_b.deliver_groups([second])  # overtook the first on the way
+        hub_b.deliver_groups([first])
+        got = [await bob.next_push(GroupDeliver) for _ in range(2)]
+        assert [(g.gseq, g.body) for g in got] == [(first.item.gseq, b"first"),
+                                                   (second.item.gseq, b"second")]
+        answer = await alice.call(GroupSend, group=group.id, msg=msg_id(), body=b"barrier")
+        assert not hasattr(answer, "error"), answer
+        assert (await bob.next_push(GroupDeliver)).body == b"barrier"  # nothing twice
+        # a predecessor lost on the bus: the store is read after GAP_WAIT
+        held.clear()
+        cluster.store.on_group_commit = held.extend
+        try:
+            for body in (b"lost", b"late"):
+                await cluster.store.group_post(group.id, alice.user, msg_id(), body, 0)
+            await eventually(lambda: len(held) == 2, what=lambda: f"{held}")
+        finally:
+            cluster.store.on_group_commit = listener
+        hub_b.deliver_groups([held[1]])
+        got = [await bob.next_push(GroupDeliver) for _ in range(2)]
+        assert [g.body for g in got] == [b"lost", b"late"]
+    finally:
+        await stop_cluster(cluster)

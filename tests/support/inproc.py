@@ -363,10 +363,9 @@ class InProcRelay:
                 await store._writer
             store._writer = None
         await self._drop_peers()
-        for task in (server._sweeper, server._story_sweeper, server._retention,
-                     server._watcher):
-            if task is not None:
-                task.cancel()
+        await server.chores.close()
+        if server._watcher is not None:
+            server._watcher.cancel()
         if server._ws is not None:
             server._ws.close()
             await server._ws.wait_closed()

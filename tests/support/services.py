@@ -8,15 +8,19 @@ it a failure: CI must never pass by skipping them.
 
 Tests take them as the fixtures ``postgres_service`` and ``nats_service`` (URLs).
 :class:`NatsServer` runs a private ``nats-server`` on a free port, for tests that stop
-and restart the bus (never the shared one).
+and restart the bus, and :class:`PostgresServer` a private PostgreSQL server, for tests
+that stop and restart the database (never the shared ones: others use them).
 """
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Self
@@ -24,7 +28,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-__all__ = ["postgres_url", "nats_url", "require_service", "NatsServer", "free_port",
+__all__ = ["postgres_url", "nats_url", "require_service", "NatsServer", "PostgresServer",
+           "free_port",
            "postgres_service", "nats_service", "POSTGRES_ENV", "NATS_ENV", "REQUIRE_ENV"]
 
 POSTGRES_ENV = "TENCHAT_TEST_POSTGRES"
@@ -87,6 +92,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _missing(message: str) -> None:
+    """Skip for a missing binary (fail under TENCHAT_REQUIRE_SERVICES=1)."""
+    if os.environ.get(REQUIRE_ENV) == "1":
+        pytest.fail(f"{message} [{REQUIRE_ENV}=1: services are required here]", pytrace=False)
+    pytest.skip(message)
+
+
 class NatsServer:
     """A private nats-server process on a free port that a test may stop and restart
     (on the same port, so clients reconnect to it)."""
@@ -94,10 +106,8 @@ class NatsServer:
     def __init__(self, workdir: Path) -> None:
         binary = shutil.which("nats-server")
         if binary is None:
-            message = "nats-server is not installed; it is needed to restart a bus in a test"
-            if os.environ.get(REQUIRE_ENV) == "1":
-                pytest.fail(message, pytrace=False)
-            pytest.skip(message)
+            _missing("nats-server is not installed; it is needed to restart a bus in a test")
+            raise AssertionError  # (not reached)
         self.binary = binary
         self.workdir = workdir
         self.port = free_port()
@@ -131,3 +141,70 @@ class NatsServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _postgres_bin() -> Path | None:
+    """The directory of PostgreSQL's server programs (initdb, pg_ctl), if installed."""
+    found = shutil.which("pg_ctl")
+    if found is not None and shutil.which("initdb") is not None:
+        return Path(found).resolve().parent
+    for candidate in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True):
+        if (Path(candidate) / "initdb").exists() and (Path(candidate) / "pg_ctl").exists():
+            return Path(candidate)
+    return None
+
+
+class PostgresServer:
+    """A private PostgreSQL server (initdb into a directory of its own, a free port on
+    loopback, trust authentication) that a test may stop and start again on the same
+    port. Run as the ``postgres`` user when the tests run as root (the server refuses
+    root). ``url`` names its ``postgres`` database."""
+
+    def __init__(self) -> None:
+        bindir = _postgres_bin()
+        if bindir is None:
+            _missing("PostgreSQL's server programs (initdb, pg_ctl) are not installed; "
+                     "they are needed to stop a database in a test")
+            raise AssertionError  # (not reached)
+        self.bindir = bindir
+        self.port = free_port()
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        # Not under pytest's tmp_path: the server's user must be able to reach it.
+        self.root = Path(tempfile.mkdtemp(prefix="tenchat-pg-"))
+        self.data = self.root / "data"
+        self._as: list[str] = []
+        if os.geteuid() == 0:
+            os.chmod(self.root, 0o755)
+            shutil.chown(self.root, "postgres", "postgres")
+            self._as = ["runuser", "-u", "postgres", "--"]
+
+    def _run(self, *args: str) -> None:
+        subprocess.run([*self._as, *args], check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, timeout=120)
+
+    def init(self) -> None:
+        self._run(str(self.bindir / "initdb"), "-D", str(self.data), "-U", "postgres",
+                  "-A", "trust", "--no-sync", "-E", "UTF8")
+
+    def start(self) -> None:
+        options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1"
+                   " -c fsync=off -c max_connections=60")
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l",
+                  str(self.root / "server.log"), "-o", options, "-w", "-t", "60", "start")
+
+    def stop(self) -> None:
+        """Stop at once (``immediate``: connections cut, nothing finished, as in a crash);
+        the next start recovers."""
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate",
+                  "-w", "stop")
+
+    def __enter__(self) -> Self:
+        self.init()
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with contextlib.suppress(subprocess.SubprocessError):
+            if (self.data / "postmaster.pid").exists():
+                self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)

@@ -15,9 +15,11 @@ from .blob_bytes import DatabaseBlobs
 from .blobs import Blobs
 from .groups import Groups
 from .identities import Identities
+from .lead import Lead
 from .messages import Messages
 from .operations import Operations
 from .privacy import Privacy
+from .rates import Rates
 from .schema import MIGRATIONS, SchemaTooNew
 from .social import Social
 from .stories import Stories
@@ -28,7 +30,7 @@ __all__ = ["PostgresStore", "MIGRATIONS", "SchemaTooNew"]
 
 
 class PostgresStore(Identities, Messages, Privacy, Groups, Blobs, Social, Stories, Wallets,
-                    Operations, Upkeep, PostgresBase, Store):
+                    Operations, Upkeep, Rates, Lead, PostgresBase, Store):
     """The relay's storage in a PostgreSQL database (see the feature modules)."""
 
     def blob_bytes(self) -> DatabaseBlobs:

@@ -15,6 +15,7 @@ pool of their own and never wait for the writer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import itertools
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -216,8 +217,10 @@ class PostgresBase(StoreLimits, BatchWriter[Tx]):
                         await self._run_calls(Tx(conn, out), calls)
                 except BaseException:
                     # The connection may be the broken part (cut by a server restart):
-                    # the pool opens a new one for the next batch.
-                    conn.terminate()
+                    # the pool opens a new one for the next batch. (Terminating one the
+                    # pool already dropped raises; the batch's own error is the news.)
+                    with contextlib.suppress(asyncpg.InterfaceError):
+                        conn.terminate()
                     raise
         except BaseException:
             self._known = known  # identities of the rolled-back registrations

@@ -80,8 +80,10 @@ class Groups(PostgresBase):
     async def group_change(self, tx: Tx, change: gr.GroupChange, record: bytes) -> Stored:
         group = change.group
         # FOR UPDATE: the head can't move under this check (another node's change waits).
-        row = await tx.one("SELECT version, head FROM groups WHERE id = $1 FOR UPDATE", group)
+        row = await tx.one("SELECT version, head, last_gseq FROM groups WHERE id = $1"
+                           " FOR UPDATE", group)
         version, head = (row[0], bytes(row[1])) if row else (0, gr.GENESIS)
+        prev = row[2] if row else 0
         roles = await self._roles(tx, group, list({change.actor, *change.members}))
         if change.op != "create" and change.actor not in roles:
             # Non-members learn nothing, not even whether the group exists.
@@ -127,7 +129,7 @@ class Groups(PostgresBase):
         if membership:
             # Before the entry: an added member gets it, a removed one does not.
             tx.out.group_events.append(MembersChanged(group, membership, cursor))
-        tx.out.group_events.append(GroupEntry(item, 0))
+        tx.out.group_events.append(GroupEntry(item, 0, prev))
         return Stored(gseq, at)
 
     @write
@@ -142,7 +144,9 @@ class Groups(PostgresBase):
             return Stored(*row)
         # The group's row lock first (to the commit): a change removing the sender can't
         # commit between this check and the entry.
-        announce = await tx.value("SELECT announce FROM groups WHERE id = $1 FOR UPDATE", group)
+        head = await tx.one("SELECT announce, last_gseq FROM groups WHERE id = $1 FOR UPDATE",
+                            group)
+        announce, prev = head if head else (None, 0)
         role = await tx.value("SELECT role FROM group_members WHERE grp = $1"
                               " AND user_id = $2", group, sender)
         if announce is None or role is None:
@@ -156,7 +160,7 @@ class Groups(PostgresBase):
                          " VALUES ($1, $2, $3, $4, $5)", group, *key, gseq, at)
         item = GroupDeliver(group=group, gseq=gseq, msg=msg_id, sender=sender, at=at,
                             body=body, change=False)
-        tx.out.group_events.append(GroupEntry(item, expires_at))
+        tx.out.group_events.append(GroupEntry(item, expires_at, prev))
         return Stored(gseq, at)
 
     @write

@@ -246,7 +246,22 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     ALTER TABLE blob_data ALTER COLUMN data SET STORAGE EXTERNAL;
     ALTER TABLE blob_parts ALTER COLUMN data SET STORAGE EXTERNAL;
     """,
-    # 3: privacy (issue 17): who may send a user sealed messages (docs/protocol.md §5.10).
+    # 3: shared rate limits (rates.py): one token bucket per kind and key, spent by every
+    # node. Unlogged: no WAL, cheap to update; a crash forgets it (every bucket full).
+    """
+    CREATE UNLOGGED TABLE rate_buckets (
+        kind text NOT NULL,
+        key bytea NOT NULL,
+        rate double precision NOT NULL,  -- tokens a second, as last reported
+        burst double precision NOT NULL,
+        tokens double precision NOT NULL,  -- at `stamp`
+        stamp bigint NOT NULL,  -- ms, the database's clock
+        node text NOT NULL,  -- the node that reported last
+        shared_at bigint NOT NULL DEFAULT 0,  -- when another node than the one before did
+        PRIMARY KEY (kind, key)
+    );
+    """,
+    # 4: privacy (issue 17): who may send a user sealed messages (docs/protocol.md §5.10).
     # (New dedupe rows hold a digest of (sender, msg), relay/storage/dedupe.py; the older
     # ones age out within the dedupe window, 7 days.)
     """
