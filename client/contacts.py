@@ -104,6 +104,8 @@ class ContactBook(ClientBase):
             await self.cache.contacts.set_flag(contact.user, "verified", verified)
             if verified:
                 await self.cache.contacts.accept_key(contact.user)
+            await self.tell_devices("verified", verified, contact.user)
+        await self._send_devices_soon()
         self.emit(ConversationChanged(contact.user))
         return (await self.cache.contacts.get(contact.user)) or contact
 
@@ -151,6 +153,8 @@ class ContactBook(ClientBase):
         contact = await self.resolve(peer)
         async with self.cache.transaction():
             await self.cache.contacts.set_flag(contact.user, "added", True)
+            await self.tell_devices("added", True, contact.user)
+        await self._send_devices_soon()
         return (await self.cache.contacts.get(contact.user)) or contact
 
     async def moderate(self, action: str, target: str, reason: str = "") -> bytes:
@@ -179,12 +183,13 @@ class ContactBook(ClientBase):
             await self.cache.contacts.set_flag(contact.user, "blocked", blocked)
             if blocked:  # their copy of our access key stops working (sealed_sender.py)
                 await self.sealed_sender.rotate()
-        with contextlib.suppress(ConnectionLost, RelayUnreachable, RelayError):
-            conn = await self.connection()
-            await conn.request(f.Block, user=contact.user, blocked=blocked)
-            await self.sealed_sender.register(conn)
-            if blocked:
-                await self.flush_outbox()  # the new profile key to the other contacts
+            await self.tell_devices("blocked", blocked, contact.user)
+        await self.tell_relay_block(contact.user, blocked)
+        if blocked:  # the relay learns the new access key; the other contacts get it
+            with contextlib.suppress(ConnectionLost, RelayUnreachable, RelayError):
+                await self.sealed_sender.register(await self.connection())
+                await self.flush_outbox()
+        await self._send_devices_soon()
         self.emit(ConversationChanged(contact.user))
         return (await self.cache.contacts.get(contact.user)) or contact
 

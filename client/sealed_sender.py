@@ -82,7 +82,7 @@ class SealedSender:
         self._enabled = False  # the sealed_sender setting, read once per flush (prepare)
         self._presence = True  # not hide_presence: read once per flush (prepare)
         self._granted: dict[bytes, bool] = {}  # peer -> the relay knows we wrote to them
-        self._granting: set[bytes] = set()  # peers this flush's named written items go to
+        self._granting: set[bytes] = set()  # this flush's named written items (msg ids)
 
     # --- our profile key ---------------------------------------------------------------
 
@@ -134,7 +134,7 @@ class SealedSender:
         """In the flush's closing transaction: remember the peers a named written message
         reached (they may now see our presence; later ones go sealed)."""
         for item in stored:
-            if item.written and item.peer in self._granting:
+            if item.msg_id in self._granting:
                 await self.core.cache.settings.set(GRANTED + item.peer.hex(), 1)
                 self._granted[item.peer] = True
         self._granting.clear()
@@ -142,8 +142,8 @@ class SealedSender:
     async def share_with(self, peer: bytes) -> None:
         """Queue our profile key to ``peer`` (in the open transaction) unless they have the
         current one: called when the user writes to them."""
-        if peer == self.core.user:
-            return
+        if peer == self.core.user or self.core.device.public != self.core.user:
+            return  # not to ourselves; and a linked device has no profile key of its own
         key = await self._make_profile_key()
         generation = await self._generation()
         if await self.core.cache.settings.get(SHARED + peer.hex()) == generation:
@@ -201,30 +201,36 @@ class SealedSender:
 
     # --- sending and receiving -----------------------------------------------------------
 
-    async def seal_item(self, item: Item) -> SealedItem | None:
+    async def seal_item(self, item: Item, written: bool) -> SealedItem | None:
         """The sealed form of a 1:1 outbox item, or None to send it as it is: no access
         key for the peer, the ``sealed_sender`` setting off at :meth:`prepare`, or the
-        first message the user writes to the peer (it grants presence)."""
-        sealed = await self._seal(item)
-        if sealed is None and item.written:
-            self._granting.add(item.peer)  # named, with conv: the relay learns the contact
+        first message the user writes to the peer (it grants presence). ``written``: the
+        user wrote it (the item, or the message it is a device's copy of)."""
+        sealed = await self._seal(item, written)
+        if sealed is None and written:
+            self._granting.add(item.msg_id)  # named, with conv: the relay learns the contact
         return sealed
 
-    async def _seal(self, item: Item) -> SealedItem | None:
-        if item.peer == self.core.user or not self._enabled:
+    async def _seal(self, item: Item, written: bool) -> SealedItem | None:
+        account = await self.core.account_of(item.peer)
+        if not self._enabled or account in (None, self.core.user):
+            return None  # off, or to one of our own devices
+        if account != item.peer:
+            # A linked device's queue has its own verifier, of its own profile key: only an
+            # account's first device (whose device key is the account key) gets sealed
+            # messages until the profile key is shared between an account's devices.
             return None
         access = await self.access_for(item.peer)
         if not access:
             return None
-        if item.written and self._presence and not await self._was_granted(item.peer):
+        if written and self._presence and not await self._was_granted(item.peer):
             # Presence is shown to those one wrote to (docs/protocol.md §5.6), which the
             # relay learns from a named `conv` message: the first one the user writes to
             # a peer goes named, the rest sealed. With hide_presence on, none is named.
             return None
-        return SealedItem(seal(self.core.identity, item.peer, item.msg_id, item.envelope),
-                          access)
+        return SealedItem(seal(self.core.device, item.peer, item.msg_id, item.envelope), access)
 
-    async def send(self, item: Item, sealed: SealedItem) -> bool:
+    async def send(self, item: Item, sealed: SealedItem, written: bool) -> bool:
         """Send a sealed item on the anonymous connection; False if the peer's access key
         was refused (it is forgotten: the caller sends the item as it is)."""
         conn = await self.connection()
@@ -239,8 +245,8 @@ class SealedSender:
                 if exc.code != ErrorCode.ACCESS_DENIED:
                     raise
             access = await self.forget(item.peer, access)  # a newer one: try it once more
-        if item.written:
-            self._granting.add(item.peer)  # it goes named now
+        if written:
+            self._granting.add(item.msg_id)  # it goes named now
         return False
 
     async def connection(self) -> RelayConnection:
@@ -252,7 +258,7 @@ class SealedSender:
                 if anon is not None:
                     await anon.close()
                 home, url = self.core.home, self.core.relays.current
-                anon = RelayConnection(url, user=self.core.user, sign=None,
+                anon = RelayConnection(url, user=self.core.device.public, sign=None,
                                        ca_file=ca_file_of(home, url),
                                        known=known_relays_path(home))
                 await anon.open_anonymous()
@@ -269,11 +275,11 @@ class SealedSender:
         open or was not queued under the id its inner message names. The inner envelope
         must then decrypt on the session with that sender: the caller's check."""
         try:
-            opened = unseal(self.core.identity, item.body)
+            opened = unseal(self.core.device, item.body)
         except CryptoError as exc:
             log.warning("dropped a sealed message that does not open: %s", type(exc).__name__)
             return None
-        if sealed_queue_id(self.core.user, opened.msg) != item.msg:
+        if sealed_queue_id(self.core.device.public, opened.msg) != item.msg:
             log.warning("dropped a sealed message from %s queued under another id",
                         fingerprint(opened.sender))
             return None

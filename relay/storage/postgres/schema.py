@@ -261,7 +261,27 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         PRIMARY KEY (kind, key)
     );
     """,
-    # 4: privacy (issue 17): who may send a user sealed messages (docs/protocol.md §5.10).
+    # 4: devices (issue 16): each account's signed device list, and which account lists
+    # which device (a device is in at most one account).
+    """
+    CREATE TABLE device_lists (
+        account bytea PRIMARY KEY,
+        version bigint NOT NULL,
+        record bytea NOT NULL
+    );
+    CREATE TABLE devices (
+        device bytea PRIMARY KEY,
+        account bytea NOT NULL
+    );
+    CREATE INDEX devices_by_account ON devices (account);
+    CREATE TABLE group_device_cursors (
+        grp bytea NOT NULL,
+        device bytea NOT NULL,
+        cursor bigint NOT NULL,
+        PRIMARY KEY (device, grp)
+    );
+    """,
+    # 5: privacy (issue 17): who may send a user sealed messages (docs/protocol.md §5.10).
     # (New dedupe rows hold a digest of (sender, msg), relay/storage/dedupe.py; the older
     # ones age out within the dedupe window, 7 days.)
     """
