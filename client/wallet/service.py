@@ -130,6 +130,10 @@ class WalletService:
         self.client = client
         self.store = WalletStore(client.cache)
         self._chains: dict[str, Chain] | None = None
+        # One Evm per (chain id, RPC URL): its HTTP session stays open (keep-alive) and the
+        # RPC's chain id is checked once, not at every call (bench.wallet: a cached NFT
+        # picture went from two RPC round trips on a new TCP connection to one).
+        self._evms: dict[tuple[int, str | None], Any] = {}
 
     # --- chains ---------------------------------------------------------------------------
 
@@ -150,7 +154,10 @@ class WalletService:
     def evm(self, chain: Chain) -> Any:
         from .evm import Evm
 
-        return Evm(chain)
+        key = (chain.chain_id, chain.rpc)
+        if key not in self._evms:
+            self._evms[key] = Evm(chain)
+        return self._evms[key]
 
     # --- keys -----------------------------------------------------------------------------
 
@@ -551,15 +558,23 @@ class WalletService:
     async def nft_holder(self, user: bytes, nft: Any) -> str | None:
         """Which verified wallet of ``user`` holds ``nft`` (a social.NftAvatar) now, per the
         chain; None if none does, or if it can't be checked (then it is not shown)."""
-        try:
+        async def owner() -> str | None:
             ch = find_chain(self.chains(), nft.chain_id)
             evm = self.evm(ch)
-            owner = await evm.run(evm.owner_of, nft.contract, int(nft.token_id))
-        except WalletError as exc:
-            log.info("NFT avatar not checked: %s", exc)
-            return None
-        wallets = {v.address for v in await self.verified_wallets(user)}
-        return owner if owner in wallets else None
+            return await evm.run(evm.owner_of, nft.contract, int(nft.token_id))
+
+        # the chain and the relay asked at once: one round trip's wait instead of two
+        asked = asyncio.ensure_future(owner())
+        try:
+            links = await self.verified_wallets(user)
+        finally:
+            try:
+                holder = await asked
+            except WalletError as exc:
+                log.info("NFT avatar not checked: %s", exc)
+                holder = None
+        wallets = {v.address for v in links}
+        return holder if holder in wallets else None
 
     async def nft_image(self, user: bytes, nft: Any) -> bytes | None:
         """The picture of ``user``'s NFT avatar (a social.NftAvatar) while a verified wallet
