@@ -29,6 +29,7 @@ from tenchat.common.errors import ProtocolError
 from ..factory import storage_label
 from ..limits import StoreLimits, now_ms
 from ..writer import BatchWriter, Call, Committed
+from .queues import QueueTally
 from .schema import migrate
 
 __all__ = ["PostgresBase", "Tx", "write", "now_ms", "DEDUPE_WINDOW_MS", "lock_keys"]
@@ -74,15 +75,18 @@ class Tx:
     """One write transaction: the connection, what the commit will announce (``out``),
     statements to run at the end of the current run of calls of one write (``defer``:
     one executemany instead of a statement per call), ``run``, scratch state of that run,
-    and ``calls``, the run's calls (a hot write reads for all of them on its first)."""
+    ``calls``, the run's calls (a hot write reads for all of them on its first), and
+    ``queues``, what the transaction changes in the queue sizes (queues.py), written at
+    its end."""
 
-    __slots__ = ("db", "out", "run", "calls", "_deferred", "_finish")
+    __slots__ = ("db", "out", "run", "calls", "queues", "_deferred", "_finish")
 
     def __init__(self, db: asyncpg.Connection, out: Committed) -> None:
         self.db = db
         self.out = out
         self.run: dict[str, Any] = {}
         self.calls: list[Call] = []
+        self.queues = QueueTally()
         self._deferred: dict[str, list[tuple[Any, ...]]] = {}
         self._finish: list[Callable[[Tx], Awaitable[None]]] = []
 
@@ -236,6 +240,8 @@ class PostgresBase(StoreLimits, BatchWriter[Tx]):
                     result = exc
                 tx.out.results.append((call.fut, result))
             await tx.end_run()
+        if tally := tx.queues.statement():  # the one statement locking counter rows
+            await tx.run_sql(tally[0], *tally[1])
         await self._maybe_prune(tx)
 
     async def _maybe_prune(self, tx: Tx) -> None:

@@ -3,8 +3,9 @@
 The hot path. A run of sends reads everything it needs for all its calls in one
 statement (their retries, the blocks among their pairs, their seqs from the
 ``message_seq`` sequence; with queue caps, the queue sizes too, under per-recipient
-advisory locks so two nodes cannot both fill the last place), and inserts what it queued
-in one more at the run's end: two round trips to the database for any number of sends.
+advisory locks so two nodes cannot both fill the last place; the sizes are counters,
+queues.py), and inserts what it queued in one more at the run's end: two round trips to
+the database for any number of sends.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from tenchat.common.frames import Deliver
 from ..records import Stored
 from ..writer import Call
 from .base import PostgresBase, Tx, lock_keys, write
+from .queues import READ_SIZES
 
 __all__ = ["Messages"]
 
@@ -29,20 +31,6 @@ _READ_RUN: Final = (
     " ARRAY(SELECT (b.user_id, b.blocked) FROM unnest($3::bytea[], $1::bytea[])"
     " AS k (user_id, blocked) JOIN blocks AS b USING (user_id, blocked)) AS blocked,"
     " ARRAY(SELECT nextval('message_seq') FROM generate_series(1, $4)) AS seqs"
-)
-# The sizes of the queues a run of sends goes to, per (recipient, sender): each queue read
-# in seq order through its index, and no further than ``queue_max`` rows (past that the
-# queue is full, whatever the rest hold; NULL: no count cap). The earlier form, one
-# bitmap scan over `recipient = ANY(…)`, went through every row the index still listed
-# for the recipient — acked ones too, until a vacuum — on each run: with a busy
-# recipient, tens of thousands a few seconds after the last autovacuum. This form left
-# send → delivered at 1,000 msg/s p50 ~75 → ~34 ms, p99 ~133 → ~91 ms on the loaded
-# 2-core machine (docs/performance.md, "A relay cluster").
-_QUEUE_SIZES: Final = (
-    "SELECT r.recipient, m.sender, count(*), coalesce(sum(length(m.body)), 0)"
-    " FROM unnest($1::bytea[]) AS r (recipient) CROSS JOIN LATERAL (SELECT sender, body"
-    " FROM messages WHERE recipient = r.recipient ORDER BY seq LIMIT $2) AS m"
-    " GROUP BY r.recipient, m.sender"
 )
 # What it queued: messages, dedupe keys and contacts, from arrays, in one statement.
 _INSERT_RUN: Final = (
@@ -103,6 +91,7 @@ class Messages(PostgresBase):
                        run.queued_from.setdefault(pair, [0, 0])):
             counts[0] += 1
             counts[1] += size
+        tx.queues.add(recipient, sender, size)
         # Only a message the user wrote makes a contact (security review M3).
         if conv:
             run.contacts.append((sender, recipient))
@@ -113,17 +102,17 @@ class Messages(PostgresBase):
 
     @write
     async def ack(self, tx: Tx, user: bytes, seqs: Sequence[int]) -> None:
-        rows: dict[int, bytes] | None = tx.run.get("ack")
-        if rows is None:  # the first ack of this run: the queue of every seq it names
+        run: _AckRun | None = tx.run.get("ack")
+        if run is None:  # the first ack of this run: the queue of every seq it names
             wanted = sorted({s for call in tx.calls for s in _ack_seqs(call)})
-            rows = tx.run["ack"] = {seq: bytes(r) for seq, r in await tx.all(
-                "SELECT seq, recipient FROM messages WHERE seq = ANY($1::bigint[])", wanted)}
-        if any((owner := rows.get(s)) is not None and owner != user for s in seqs):
+            run = tx.run["ack"] = _AckRun({seq: bytes(r) for seq, r in await tx.all(
+                "SELECT seq, recipient FROM messages WHERE seq = ANY($1::bigint[])", wanted)})
+            tx.at_end(run.delete)
+        if any((owner := run.owners.get(s)) is not None and owner != user for s in seqs):
             raise ProtocolError(ErrorCode.FORBIDDEN, "a seq is in another queue")
-        doomed = tx.rows("DELETE FROM messages WHERE seq = $1")
         for seq in seqs:
-            if rows.pop(seq, None) is not None:  # popped: a seq acked twice is deleted once
-                doomed.append((seq,))
+            if run.owners.pop(seq, None) is not None:  # popped: acked twice, deleted once
+                run.doomed.append(seq)
 
 
 def _over(size: list[int] | None, body: int, limits: tuple[int, int]) -> bool:
@@ -140,6 +129,25 @@ def _ack_seqs(call: Call) -> Sequence[int]:
 def _send_args(call: Call) -> dict[str, Any]:
     names = ("recipient", "sender", "msg_id")
     return dict(zip(names, call.args, strict=False), **call.kwargs)
+
+
+class _AckRun:
+    """A run of acks: the queue of each seq they name (read up front), and the seqs to
+    delete at the run's end, in one statement."""
+
+    __slots__ = ("owners", "doomed")
+
+    def __init__(self, owners: dict[int, bytes]) -> None:
+        self.owners = owners
+        self.doomed: list[int] = []
+
+    async def delete(self, tx: Tx) -> None:
+        # RETURNING: the queue sizes lose what was deleted here, not what another node's
+        # sweep deleted first.
+        if self.doomed:
+            tx.queues.take(await tx.all(
+                "DELETE FROM messages WHERE seq = ANY($1::bigint[])"
+                " RETURNING recipient, sender, length(body)", self.doomed))
 
 
 class _SendRun:
@@ -199,8 +207,10 @@ class _SendRun:
         to the commit): no other node adds to them meanwhile."""
         await tx.run_sql("SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k",
                          lock_keys(recipients))
-        rows = await tx.all(_QUEUE_SIZES, list(set(recipients)), self.queue_limits[0] or None)
-        for recipient, sender, count, nbytes in rows:
+        wanted = set(recipients)
+        rows = await tx.all(READ_SIZES, list(wanted))
+        # and what this transaction's earlier runs changed, not written yet (queues.py)
+        for recipient, sender, count, nbytes in [*rows, *tx.queues.sizes(wanted)]:
             recipient, sender = bytes(recipient), bytes(sender)
             for counts in (self.queued.setdefault(recipient, [0, 0]),
                            self.queued_from.setdefault((recipient, sender), [0, 0])):
