@@ -10,7 +10,8 @@ import secrets
 import asyncpg
 import pytest
 
-from tenchat.common.errors import ProtocolErrorfrom tenchat.relay.storage.postgres import PostgresStore
+from tenchat.common.errors import ProtocolError
+from tenchat.relay.storage.postgres import PostgresStore
 from tenchat.relay.storage.postgres.schema import MIGRATIONS
 from tests.support.services import postgres_url
 from tests.support.wsclient import async_test
