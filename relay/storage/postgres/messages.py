@@ -24,13 +24,18 @@ from .queues import READ_SIZES
 __all__ = ["Messages"]
 
 # What a run of sends reads: the retries among them (sent), the blocked (recipient,
-# sender) pairs, and a seq for each.
+# sender) pairs, and a seq for each; and with queue caps, it takes the recipients'
+# advisory locks ($5, sorted: lock_keys), held to the commit, so that the queue sizes read
+# next (a statement of its own, whose snapshot follows the locks) are not changed by
+# another node's sends meanwhile. Taking them here saves the run a round trip.
 _READ_RUN: Final = (
     "SELECT ARRAY(SELECT (s.sender, s.msg_id, s.seq, s.at) FROM unnest($1::bytea[],"
     " $2::bytea[]) AS k (sender, msg_id) JOIN sent AS s USING (sender, msg_id)) AS known,"
     " ARRAY(SELECT (b.user_id, b.blocked) FROM unnest($3::bytea[], $1::bytea[])"
     " AS k (user_id, blocked) JOIN blocks AS b USING (user_id, blocked)) AS blocked,"
-    " ARRAY(SELECT nextval('message_seq') FROM generate_series(1, $4)) AS seqs"
+    " ARRAY(SELECT nextval('message_seq') FROM generate_series(1, $4)) AS seqs,"
+    " (SELECT count(*) FROM unnest($5::bigint[]) AS k, LATERAL pg_advisory_xact_lock(k))"
+    " AS locked"
 )
 # What it queued: messages, dedupe keys and contacts, from arrays, in one statement.
 _INSERT_RUN: Final = (
@@ -179,13 +184,15 @@ class _SendRun:
         calls = [_send_args(call) for call in tx.calls]
         senders = [c["sender"] for c in calls]
         recipients = [c["recipient"] for c in calls]
-        # One round trip: the retries among them, the blocked pairs, and their seqs.
+        # One round trip: the retries among them, the blocked pairs, their seqs, and the
+        # locks of their queues (with caps).
+        counted = run.limited or run.shared
         row = await tx.one(_READ_RUN, senders, [c["msg_id"] for c in calls], recipients,
-                           len(calls))
+                           len(calls), lock_keys(recipients) if counted else [])
         run.known = {(bytes(f), bytes(m)): Stored(q, a) for f, m, q, a in row["known"]}
         run.blocked = {(bytes(u), bytes(b)) for u, b in row["blocked"]}
         run.seqs = sorted(row["seqs"], reverse=True)
-        if run.limited or run.shared:
+        if counted:
             await run._count_queues(tx, recipients)
         tx.at_end(run.insert)
         return run
@@ -203,10 +210,8 @@ class _SendRun:
             [c[1] for c in self.contacts])
 
     async def _count_queues(self, tx: Tx, recipients: list[bytes]) -> None:
-        """The sizes of the queues this run sends to, under their advisory locks (held
-        to the commit): no other node adds to them meanwhile."""
-        await tx.run_sql("SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k",
-                         lock_keys(recipients))
+        """The sizes of the queues this run sends to, read under their advisory locks
+        (taken by _READ_RUN, held to the commit): no other node adds to them meanwhile."""
         wanted = set(recipients)
         rows = await tx.all(READ_SIZES, list(wanted))
         # and what this transaction's earlier runs changed, not written yet (queues.py)
