@@ -161,7 +161,7 @@ class PostgresBase(StoreLimits, BatchWriter[Tx]):
     async def _pool(self, size: int) -> asyncpg.Pool:
         settings = {"search_path": self.schema} if self.schema else {}
         pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=size,
-                                         server_settings=settings)
+                                         server_settings=settings, reset=_session_kept)
         assert pool is not None
         return pool
 
@@ -251,6 +251,16 @@ class PostgresBase(StoreLimits, BatchWriter[Tx]):
             self._last_prune = now
             await tx.run_sql("DELETE FROM sent WHERE at < $1", now - DEDUPE_WINDOW_MS)
             await tx.run_sql("DELETE FROM group_sent WHERE at < $1", now - DEDUPE_WINDOW_MS)
+
+
+async def _session_kept(conn: asyncpg.Connection) -> None:
+    """The pools' reset of a connection given back: nothing more than asyncpg's own
+    (a transaction left open is rolled back). Its default also runs ``SELECT
+    pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL``: one more round trip per
+    release — for the writer, after each commit and before its callers were answered.
+    Nothing here leaves session state to reset: advisory locks are transaction-scoped, no
+    LISTEN, no SET, cursors only inside transactions; the lead's session lock has a
+    connection of its own (lead.py)."""
 
 
 def _gathered(calls: list[Call]) -> list[Call]:
