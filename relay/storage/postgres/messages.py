@@ -37,6 +37,21 @@ _READ_RUN: Final = (
     " (SELECT count(*) FROM unnest($5::bigint[]) AS k, LATERAL pg_advisory_xact_lock(k))"
     " AS locked"
 )
+# A run of acks in one statement, from arrays of (the call's index in the run, its user,
+# a seq it names): a call naming a seq in another queue is refused and deletes nothing;
+# the others' seqs are deleted, each once. RETURNING: what the queue sizes lose — not
+# what another node's sweep deleted first (queues.py).
+_ACK_RUN: Final = (
+    "WITH a AS (SELECT * FROM unnest($1::int[], $2::bytea[], $3::bigint[])"
+    " AS a (call, acker, seq)),"
+    " refused AS (SELECT DISTINCT a.call FROM a JOIN messages AS m USING (seq)"
+    " WHERE m.recipient <> a.acker),"
+    " d AS (DELETE FROM messages AS m USING a WHERE m.seq = a.seq AND m.recipient = a.acker"
+    " AND a.call NOT IN (SELECT call FROM refused)"
+    " RETURNING m.recipient, m.sender, length(m.body) AS size)"
+    " SELECT ARRAY(SELECT call FROM refused) AS refused,"
+    " ARRAY(SELECT (recipient, sender, size) FROM d) AS deleted"
+)
 # What it queued: messages, dedupe keys and contacts, from arrays, in one statement.
 _INSERT_RUN: Final = (
     "WITH m AS (INSERT INTO messages (seq, recipient, sender, msg_id, at, body, expires_at)"
@@ -108,16 +123,10 @@ class Messages(PostgresBase):
     @write
     async def ack(self, tx: Tx, user: bytes, seqs: Sequence[int]) -> None:
         run: _AckRun | None = tx.run.get("ack")
-        if run is None:  # the first ack of this run: the queue of every seq it names
-            wanted = sorted({s for call in tx.calls for s in _ack_seqs(call)})
-            run = tx.run["ack"] = _AckRun({seq: bytes(r) for seq, r in await tx.all(
-                "SELECT seq, recipient FROM messages WHERE seq = ANY($1::bigint[])", wanted)})
-            tx.at_end(run.delete)
-        if any((owner := run.owners.get(s)) is not None and owner != user for s in seqs):
+        if run is None:  # the first ack of this run: the whole run, in one statement
+            run = tx.run["ack"] = await _AckRun.start(tx)
+        if run.next() in run.refused:
             raise ProtocolError(ErrorCode.FORBIDDEN, "a seq is in another queue")
-        for seq in seqs:
-            if run.owners.pop(seq, None) is not None:  # popped: acked twice, deleted once
-                run.doomed.append(seq)
 
 
 def _over(size: list[int] | None, body: int, limits: tuple[int, int]) -> bool:
@@ -127,8 +136,10 @@ def _over(size: list[int] | None, body: int, limits: tuple[int, int]) -> bool:
     return bool((limits[0] and count >= limits[0]) or (limits[1] and nbytes + body > limits[1]))
 
 
-def _ack_seqs(call: Call) -> Sequence[int]:
-    return call.args[1] if len(call.args) > 1 else call.kwargs["seqs"]
+def _ack_args(call: Call) -> tuple[bytes, Sequence[int]]:
+    """(user, seqs) of a queued ack call."""
+    args = dict(zip(("user", "seqs"), call.args, strict=False), **call.kwargs)
+    return args["user"], args["seqs"]
 
 
 def _send_args(call: Call) -> dict[str, Any]:
@@ -137,22 +148,33 @@ def _send_args(call: Call) -> dict[str, Any]:
 
 
 class _AckRun:
-    """A run of acks: the queue of each seq they name (read up front), and the seqs to
-    delete at the run's end, in one statement."""
+    """A run of acks, done by its first call for all of them (_ACK_RUN): the indexes of
+    the calls refused; each call then takes its index (``next``), in call order."""
 
-    __slots__ = ("owners", "doomed")
+    __slots__ = ("refused", "_next")
 
-    def __init__(self, owners: dict[int, bytes]) -> None:
-        self.owners = owners
-        self.doomed: list[int] = []
+    def __init__(self, refused: set[int]) -> None:
+        self.refused = refused
+        self._next = 0
 
-    async def delete(self, tx: Tx) -> None:
-        # RETURNING: the queue sizes lose what was deleted here, not what another node's
-        # sweep deleted first.
-        if self.doomed:
-            tx.queues.take(await tx.all(
-                "DELETE FROM messages WHERE seq = ANY($1::bigint[])"
-                " RETURNING recipient, sender, length(body)", self.doomed))
+    @classmethod
+    async def start(cls, tx: Tx) -> _AckRun:
+        index: list[int] = []
+        users: list[bytes] = []
+        seqs: list[int] = []
+        for i, call in enumerate(tx.calls):
+            user, acked = _ack_args(call)
+            for seq in acked:
+                index.append(i)
+                users.append(user)
+                seqs.append(seq)
+        row = await tx.one(_ACK_RUN, index, users, seqs)
+        tx.queues.take(row["deleted"])
+        return cls(set(row["refused"]))
+
+    def next(self) -> int:
+        self._next += 1
+        return self._next - 1
 
 
 class _SendRun:

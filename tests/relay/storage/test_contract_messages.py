@@ -47,6 +47,26 @@ async def test_ack_of_another_queue_is_forbidden_and_deletes_nothing(store: Stor
 
 
 @async_test
+async def test_acks_in_one_batch_a_forbidden_one_refused_alone(
+        make_store: StoreOpener) -> None:
+    async with make_store(queue_max=3) as store:
+        alice, bob, carol = uid(), uid(), uid()
+        to_bob = [(await store.enqueue(bob, alice, mid(), b"x")).seq for _ in range(3)]
+        to_carol = (await store.enqueue(carol, alice, mid(), b"y")).seq
+        results = await asyncio.gather(
+            store.ack(bob, [to_bob[0], to_carol]),  # forbidden: deletes nothing
+            store.ack(bob, [to_bob[1], to_bob[1]]), store.ack(carol, [to_carol]),
+            store.ack(bob, [to_bob[1]]),  # acked twice in the batch: deleted once
+            return_exceptions=True)
+        assert [isinstance(r, ProtocolError) and r.code for r in results] == [
+            "forbidden", False, False, False]
+        assert [d.seq for d in await store.pending(bob, 0, 10)] == [to_bob[0], to_bob[2]]
+        assert await store.pending(carol, 0, 10) == []
+        await store.enqueue(bob, alice, mid(), b"x")  # the queue counts 2 again: room for 1
+        await refused(store.enqueue(bob, alice, mid(), b"x"), "queue_full")
+
+
+@async_test
 async def test_a_retry_gets_the_original_answer(store: Store) -> None:
     alice, bob = uid(), uid()
     m = mid()
