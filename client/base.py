@@ -38,6 +38,9 @@ from .events import (
 )
 from .keystore import Secrets
 
+if TYPE_CHECKING:
+    from .addressing import Route
+
 __all__ = ["ClientBase", "GroupChannel", "ContentHandler", "Conversation", "SearchHit",
            "KeyChanged", "Receipts", "now_ms", "clock_from_environ", "check_text"]
 
@@ -194,6 +197,10 @@ class GroupChannel(Protocol):
 
     async def typing_envelope(self, group: bytes, active: bool) -> bytes | None: ...
 
+    async def rotate_with(self, user: bytes) -> int: ...
+
+    async def learn_missing(self) -> int: ...
+
 
 # A feature's handler for a content type it owns (polls, stickers, gifts, story keys…):
 # (conversation, author, content, the group's verified state or None, and what the batch
@@ -220,6 +227,8 @@ class ClientBase:
     connection_state: str
     unsent: dict[bytes, TenchatError]  # outbox items the last flush couldn't send
     presence: dict[bytes, bool]  # watched peers; absent = unknown
+    watched_devices: dict[bytes, bytes]  # presence: device -> account (client/receiving.py)
+    devices_online: dict[bytes, bool]  # presence per watched device
     _rewatch_lock: asyncio.Lock  # one watch list in flight (Receiving._rewatch)
     _rewatch_due: bool  # a new conversation since the last watch list was read
     _conn: RelayConnection | None
@@ -248,6 +257,23 @@ class ClientBase:
         self._runners.append(runner)
 
     if TYPE_CHECKING:  # defined by the parts (client/core.py lists them)
+        device: IdentityKey  # this device's key (client/devices.py)
+        @property
+        def device_id(self) -> bytes: ...
+        async def devices_of(self, account: bytes, *, fresh: bool = True) -> list[bytes]: ...
+        async def routes(self, peer: bytes, msg_id: bytes, body: bytes, *, sync: bool = True,
+                         peer_too: bool = True) -> list[Route]: ...
+        async def account_of(self, device: bytes) -> bytes | None: ...
+        async def apply_sync(self, sync: c.Sync, events: list[Event]) -> None: ...
+        async def apply_state(self, state: c.State, events: list[Event]) -> None: ...
+        async def tell_devices(self, key: str, value: bool, target: bytes = b"") -> None: ...
+        async def tell_relay_block(self, user: bytes, blocked: bool) -> None: ...
+        async def _send_devices_soon(self) -> None: ...
+        async def queue_content(self, peer: bytes, msg_id: bytes, body: bytes, *,
+                                expires_at: int = 0, typed: bool = True, sync: bool = True,
+                                peer_too: bool = True) -> None: ...
+        async def apply_own(self, conv: bytes, inner: c.Content, events: list[Event]
+                            ) -> None: ...
         @property
         def handle(self) -> str: ...
         async def connection(self) -> RelayConnection: ...

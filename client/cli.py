@@ -16,6 +16,7 @@ import typer
 from . import (
     cli_account,
     cli_daemon,
+    cli_devices,
     cli_groups,
     cli_messages,
     cli_polls,
@@ -37,7 +38,7 @@ __all__ = ["app", "build_app", "main", "invoked_command", "VALUE_OPTIONS"]
 # social (profile, follow, post…), stories, relay, wallet, daemon.
 PARTS: tuple[typer.Typer, ...] = (
     cli_account.app, cli_messages.app, cli_groups.app, cli_polls.app, cli_social.app,
-    cli_stories.app, cli_relay.app, cli_wallet.app, cli_daemon.app)
+    cli_stories.app, cli_relay.app, cli_wallet.app, cli_daemon.app, cli_devices.app)
 
 
 def _version(value: bool) -> None:

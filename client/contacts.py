@@ -4,7 +4,6 @@ blocks, verification, safety numbers.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 
 from ..common import frames as f
@@ -18,7 +17,7 @@ from ..common.identity import (
 )
 from .base import ClientBase, KeyChanged, now_ms
 from .cache import ContactRow
-from .connection import ConnectionLost, RelayError, RelayUnreachable
+from .connection import ConnectionLost, RelayError
 from .conv import is_user
 from .errors import PeerError
 from .events import (
@@ -104,6 +103,8 @@ class ContactBook(ClientBase):
             await self.cache.contacts.set_flag(contact.user, "verified", verified)
             if verified:
                 await self.cache.contacts.accept_key(contact.user)
+            await self.tell_devices("verified", verified, contact.user)
+        await self._send_devices_soon()
         self.emit(ConversationChanged(contact.user))
         return (await self.cache.contacts.get(contact.user)) or contact
 
@@ -151,6 +152,8 @@ class ContactBook(ClientBase):
         contact = await self.resolve(peer)
         async with self.cache.transaction():
             await self.cache.contacts.set_flag(contact.user, "added", True)
+            await self.tell_devices("added", True, contact.user)
+        await self._send_devices_soon()
         return (await self.cache.contacts.get(contact.user)) or contact
 
     async def moderate(self, action: str, target: str, reason: str = "") -> bytes:
@@ -177,9 +180,9 @@ class ContactBook(ClientBase):
         contact = await self.resolve(peer)
         async with self.cache.transaction():
             await self.cache.contacts.set_flag(contact.user, "blocked", blocked)
-        with contextlib.suppress(ConnectionLost, RelayUnreachable, RelayError):
-            conn = await self.connection()
-            await conn.request(f.Block, user=contact.user, blocked=blocked)
+            await self.tell_devices("blocked", blocked, contact.user)
+        await self.tell_relay_block(contact.user, blocked)
+        await self._send_devices_soon()
         self.emit(ConversationChanged(contact.user))
         return (await self.cache.contacts.get(contact.user)) or contact
 

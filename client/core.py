@@ -15,6 +15,8 @@ from typing import Self
 from ..common import frames as f
 from ..common.crypto.keys import (
     IdentityKey,
+    OneTimePrekeySecret,
+    SignedPrekeySecret,
     make_one_time_prekeys,
     make_signed_prekey,
 )
@@ -40,6 +42,8 @@ from .base import (
 from .cache import Cache
 from .connection import RelayConnection, RelayList, open_first
 from .contacts import ContactBook
+from .device_sync import DeviceSync
+from .devices import DeviceBook
 from .events import (
     OFFLINE,
     ONLINE,
@@ -58,7 +62,35 @@ __all__ = ["Core"]
 log = logging.getLogger("tenchat.client")
 
 
-class Core(PrekeyUpkeep, ContactBook, Sending, Receiving, Views, ClientBase):
+FirstPrekeys = tuple[SignedPrekeySecret, list[OneTimePrekeySecret]]
+
+
+async def publish_first_prekeys(conn: RelayConnection, device: IdentityKey) -> FirstPrekeys:
+    """A new device's signed prekey and first batch of one-time prekeys, published."""
+    spk = make_signed_prekey(device, 1)
+    otks = make_one_time_prekeys(1, OTK_BATCH)
+    await conn.request(
+        f.PublishPrekeys, user=device.public,
+        spk=f.SignedPrekey(key_id=spk.key_id, pub=spk.public, sig=spk.sig),
+        otks=[f.OneTimePrekey(key_id=k.key_id, pub=k.public) for k in otks],
+    )
+    return spk, otks
+
+
+async def store_first_prekeys(cache: Cache, prekeys: FirstPrekeys) -> None:
+    spk, otks = prekeys
+    now = now_ms()
+    async with cache.transaction():
+        await cache.prekeys.put("spk", spk.key_id, spk.public, spk.private, now)
+        for k in otks:
+            await cache.prekeys.put("otk", k.key_id, k.public, k.private, now)
+        await cache.settings.set(SPK_PUBLISHED, spk.key_id)
+        await cache.settings.set(OTK_NEXT, OTK_BATCH + 1)
+        await cache.settings.set(OTK_PUBLISHED, OTK_BATCH)
+
+
+class Core(PrekeyUpkeep, ContactBook, Sending, Receiving, Views, DeviceBook, DeviceSync,
+           ClientBase):
     """One unlocked identity: keys, cache, relay connection."""
 
     def __init__(self, home: Path, relay_url: str, secrets: Secrets, cache: Cache, *,
@@ -68,8 +100,12 @@ class Core(PrekeyUpkeep, ContactBook, Sending, Receiving, Views, ClientBase):
         self.relay_url = relay_url  # one URL, or several of one relay: "ws://a,ws://b"
         self.relays = RelayList(relay_url)  # which of them to dial (failover)
         self.secrets = secrets
-        self.identity = IdentityKey.from_seed(secrets.identity_seed)
-        self.user = self.identity.public
+        self.identity = IdentityKey.from_seed(secrets.identity_seed)  # the account key
+        self.user = self.identity.public  # the account: what contacts know (handle, safety)
+        # This device's key: its relay identity, queue, prekeys and sessions. On a home
+        # made before devices (and an account's first device) it is the account key.
+        self.device = (IdentityKey.from_seed(secrets.device_seed) if secrets.device_seed
+                       else self.identity)
         self.cache = cache
         self._conn: RelayConnection | None = None
         self._conn_lock = asyncio.Lock()
@@ -83,6 +119,10 @@ class Core(PrekeyUpkeep, ContactBook, Sending, Receiving, Views, ClientBase):
         self.connection_state = OFFLINE
         self.unsent: dict[bytes, TenchatError] = {}  # outbox items the last flush couldn't send
         self.presence: dict[bytes, bool] = {}  # watched peers; absent = unknown
+        self.devices_checked: dict[bytes, int] = {}  # client/devices.py, refresh_stale
+        self.relay_unreachable_at: int | None = None  # client/devices.py, _reachable
+        self.watched_devices: dict[bytes, bytes] = {}  # presence: device -> account
+        self.devices_online: dict[bytes, bool] = {}  # presence per watched device
         self._rewatch_lock = asyncio.Lock()
         self._rewatch_due = False
 
@@ -118,24 +158,11 @@ class Core(PrekeyUpkeep, ContactBook, Sending, Receiving, Views, ClientBase):
                                                 handle, conn.register_pow)
             await conn.request(f.Register, handle=handle, invite=invite, pow=nonce,
                                sig=identity.sign(handle_message(handle, identity.public)))
-            spk = make_signed_prekey(identity, 1)
-            otks = make_one_time_prekeys(1, OTK_BATCH)
-            await conn.request(
-                f.PublishPrekeys, user=identity.public,
-                spk=f.SignedPrekey(key_id=spk.key_id, pub=spk.public, sig=spk.sig),
-                otks=[f.OneTimePrekey(key_id=k.key_id, pub=k.public) for k in otks],
-            )
+            prekeys = await publish_first_prekeys(conn, identity)
         finally:
             await conn.close()
         cache = await Cache.open(home, secrets.storage_key)
-        now = now_ms()
-        async with cache.transaction():
-            await cache.prekeys.put("spk", spk.key_id, spk.public, spk.private, now)
-            for k in otks:
-                await cache.prekeys.put("otk", k.key_id, k.public, k.private, now)
-            await cache.settings.set(SPK_PUBLISHED, spk.key_id)
-            await cache.settings.set(OTK_NEXT, OTK_BATCH + 1)
-            await cache.settings.set(OTK_PUBLISHED, OTK_BATCH)
+        await store_first_prekeys(cache, prekeys)
         keystore.save(secrets, passphrase)
         from .known_relays import KnownRelays
 
@@ -185,7 +212,8 @@ class Core(PrekeyUpkeep, ContactBook, Sending, Receiving, Views, ClientBase):
 
     def whoami(self) -> dict[str, str]:
         return {"user_id": self.user.hex(), "handle": self.handle,
-                "fingerprint": fingerprint(self.user), "relay": self.relay_url}
+                "fingerprint": fingerprint(self.user), "relay": self.relay_url,
+                "device": self.device_id.hex()}
 
     # --- live events --------------------------------------------------------------------
 
@@ -218,7 +246,7 @@ class Core(PrekeyUpkeep, ContactBook, Sending, Receiving, Views, ClientBase):
         async with self._conn_lock:
             if self._conn is None or self._conn.closed.is_set():
                 conn, authed = await open_first(self.relays, lambda url: RelayConnection(
-                    url, user=self.user, sign=self.identity.sign,
+                    url, user=self.device_id, sign=self.device.sign,
                     ca_file=ca_file_of(self.home, url), known=known_relays_path(self.home)))
                 self._conn = conn
                 await self._tell_relay_privacy(conn)
@@ -237,8 +265,9 @@ class Core(PrekeyUpkeep, ContactBook, Sending, Receiving, Views, ClientBase):
         hide_presence is sent either way: off must undo an earlier on."""
         await conn.request(f.Privacy, hide_presence=await self.setting("hide_presence"))
         for contact in await self.cache.contacts.all():
-            if contact.blocked:
-                await conn.request(f.Block, user=contact.user, blocked=True)
+            if contact.blocked:  # every device of theirs (client/devices.py)
+                for device in await self.devices_of(contact.user, fresh=False):
+                    await conn.request(f.Block, user=device, blocked=True)
 
     async def _drop_connection(self) -> None:
         """Close the relay connection, letting a prekey refill in flight finish first."""

@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 LOCK_NAME = "rpc.lock"
 OWN_METHODS = ("subscribe", "unsubscribe", "cli")  # besides the CLI-shaped METHODS
 EVENT_TYPES = ("message", "status", "typing", "presence", "connection", "message_changed",
-               "conversation_changed", "story_viewed")
+               "conversation_changed", "story_viewed", "devices_changed")
 
 
 class HomeBusy(TenchatError):

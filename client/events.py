@@ -79,5 +79,14 @@ class StoryViewed:
     viewer: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class DevicesChanged:
+    """An account's signed device list changed, or one from the relay was refused
+    (client/devices.py): a warning for the user, like a key change."""
+
+    account: bytes
+    text: str
+
+
 Event = (MessageAdded | StatusChanged | TypingChanged | PresenceChanged | ConnectionChanged
-         | ConversationChanged | MessageChanged | StoryViewed)
+         | ConversationChanged | MessageChanged | StoryViewed | DevicesChanged)

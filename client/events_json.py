@@ -13,6 +13,7 @@ from .conv import is_group
 from .events import (
     ConnectionChanged,
     ConversationChanged,
+    DevicesChanged,
     Event,
     MessageAdded,
     MessageChanged,
@@ -63,6 +64,9 @@ async def event_json(client: Any, event: Event) -> dict[str, Any] | None:
         case ConversationChanged(peer=peer):
             return {"type": "conversation_changed",
                     "conversation": await conversation_name(client, peer)}
+        case DevicesChanged(account=account, text=text):
+            who = None if account == client.user else await client.display_name(account)
+            return {"type": "devices_changed", "user": who, "text": text}
         case StoryViewed(story=story, viewer=viewer):
             return {"type": "story_viewed", "story": story.hex(),
                     "viewer": await client.display_name(viewer)}

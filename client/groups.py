@@ -55,6 +55,9 @@ log = logging.getLogger("tenchat.client.groups")
 # Typing indicators go to groups up to this size; in bigger ones they'd be noise (and a
 # push to every online member for each burst of keys).
 TYPING_MAX_MEMBERS = 256
+# A post looks again at the device lists of members not looked at for this long (a new
+# or removed device makes a new sender chain; 1:1 traffic looks at every send).
+MEMBER_DEVICES_MAX_AGE_MS = 60_000
 
 
 @dataclass(frozen=True)
@@ -293,19 +296,56 @@ class GroupService:
             raise GroupError("you are not a member of this group")
         if not can_post(role, state.announce):
             raise GroupError("only admins may post in this announcement group")
+        # A member's device list changed since we last looked: a new chain (rotate_with).
+        await self.c.refresh_stale(list(state.roles), MEMBER_DEVICES_MAX_AGE_MS)
+        row = await self.c.cache.groups.state(group)
+        own = row[1] if row is not None else None
         key = SenderKey.from_bytes(own) if own else SenderKey.create(group)
         sent = await self.c.cache.groups.sender_key_sent(group, key.chain_id)
-        missing = [u for u in state.roles if u != self.c.user and u not in sent]
+        # Our own other devices read our posts too: they need our chain as well.
+        mine = len(await self.c.devices_of(self.c.user, fresh=False)) > 1
+        missing = [u for u in state.roles if u not in sent and (u != self.c.user or mine)]
         if missing:
             dist = c.encode_content(c.SenderKeyDist(group=group,
                                                     dist=key.distribution().to_bytes()))
-            for user in missing:
-                await self.c.queue_content(user, os.urandom(16), dist)
+            for user in missing:  # (our other devices have chains of their own)
+                await self.c.queue_content(user, os.urandom(16), dist, sync=False)
             await self.c.cache.groups.mark_sender_key_sent(group, missing, key.chain_id)
         envelope = key.encrypt(pad(body), group + self.c.user)
         await self.c.cache.groups.set_my_sender_key(group, key.to_bytes())
         await self.c.cache.outbox.add(msg_id, group, envelope, _now(), kind="group",
                                       expires_at=expires_at)
+
+    async def learn_missing(self) -> int:
+        """Verify and keep the chain of every group the relay says our account is in and
+        we don't know yet (a device linked after its account joined them: the join is
+        before its cursor); how many."""
+        conn = await self.c.connection()
+        listed = await conn.request(f.GroupList)
+        assert isinstance(listed, f.Groups)
+        known = set(await self.c.cache.groups.ids())
+        count = 0
+        for summary in listed.groups:
+            if summary.group not in known:
+                try:
+                    await self._catch_up(summary.group)
+                    count += 1
+                except (ProtocolError, RelayError) as exc:
+                    log.warning("a group of ours did not verify: %s", exc)
+        return count
+
+    async def rotate_with(self, user: bytes) -> int:
+        """Drop our sender chain in every group ``user`` is in, so the next post starts a
+        new one sent to the devices ``user`` has now: their device list changed (a removed
+        device must not read what comes next; a new one needs a key). In the open
+        transaction; how many groups."""
+        count = 0
+        for group in await self.c.cache.groups.ids():
+            row = await self.c.cache.groups.state(group)
+            if row is not None and row[1] is not None and user in _load(row[0]).roles:
+                await self.c.cache.groups.set_my_sender_key(group, None)
+                count += 1
+        return count
 
     async def typing_envelope(self, group: bytes, active: bool) -> bytes | None:
         """A typing indicator sealed under our sender key (the caller holds the cache lock
@@ -335,15 +375,22 @@ class GroupService:
             await self._receive_change(item, events)
             return
         state = await self.state(item.group)
-        if state is None or item.sender not in state.roles:
+        if state is None:  # e.g. on a device linked after we joined: its chain first
+            try:
+                state = await self._fetch_chain(item.group, None, events)
+            except (ProtocolError, RelayError) as exc:
+                log.warning("dropped a post of a group we can't verify: %s", exc)
+                return
+        if item.sender not in state.roles:
             # The relay delivered a post from someone our verified chain says is not a member.
             log.warning("dropped a group message from a non-member %s", fingerprint(item.sender))
             return
         if not can_post(state.roles[item.sender], state.announce):
             log.warning("dropped a post by a member in an announcement group")
             return
-        if item.sender == self.c.user:
-            return  # our own message, already in the cache
+        if item.sender == self.c.user and (item.gseq == 0 or await self.c.cache.messages.get(
+                item.group, item.msg) is not None):
+            return  # our own message, already in the cache (or our other device typing)
         if item.gseq == 0:
             await self._receive_ephemeral(state, item, events)
             return
@@ -372,6 +419,9 @@ class GroupService:
                         fingerprint(sender), type(exc).__name__)
             return
         await self.c.cache.groups.put_sender_key(group, sender, chain, key.to_bytes())
+        if sender == self.c.user:  # posted by another device of ours
+            await self.c.apply_own(group, content, events)
+            return
         await self.c.apply_content(group, sender, content, state, new, receipts, events)
 
     async def _receive_ephemeral(self, state: GroupState, item: f.GroupDeliver,

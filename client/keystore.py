@@ -77,6 +77,9 @@ class Secrets(msgspec.Struct):
     storage_key: bytes  # SecretBox key for secrets in the local cache
     handle: str
     relay: str
+    # The device key (docs/crypto.md "Devices"): empty on a home made before devices (and
+    # on an account's first device), whose device key is the identity (account) key.
+    device_seed: bytes = b""
 
 
 @dataclass

@@ -76,7 +76,7 @@ class PrekeyUpkeep(ClientBase):
         # Homes made before this was recorded published their only signed prekey at init.
         published = int(raw) if raw is not None else (spks[-1][0] if spks else 0)
         if spk_rotation_due(spks, now, policy):
-            spk = make_signed_prekey(self.identity, spks[-1][0] + 1 if spks else 1)
+            spk = make_signed_prekey(self.device, spks[-1][0] + 1 if spks else 1)
             # Stored (durably) before the relay hands it out: never a public key on the
             # relay whose private half we lack.
             await self.cache.prekeys.put("spk", spk.key_id, spk.public, spk.private, now)
@@ -87,8 +87,8 @@ class PrekeyUpkeep(ClientBase):
             private = await self.cache.prekeys.private("spk", newest_id)
             assert private is not None
             pub = X25519KeyPair.from_private(private).public
-            await conn.request(f.PublishPrekeys, user=self.user, spk=f.SignedPrekey(
-                key_id=newest_id, pub=pub, sig=self.identity.sign(signed_prekey_message(pub))))
+            await conn.request(f.PublishPrekeys, user=self.device_id, spk=f.SignedPrekey(
+                key_id=newest_id, pub=pub, sig=self.device.sign(signed_prekey_message(pub))))
             await self.cache.settings.set(SPK_PUBLISHED, newest_id)
             published = newest_id
         # Only what the relay has seen replaced counts: a rotation whose publish failed
@@ -108,7 +108,7 @@ class PrekeyUpkeep(ClientBase):
             await self._publish_otks(conn, unconfirmed)
         # The relay's count now (a publish of nothing answers it): a prekeys_low push is
         # old news once a refill has run, and a drain sends up to otk_low of them.
-        status = await conn.request(f.PublishPrekeys, user=self.user)
+        status = await conn.request(f.PublishPrekeys, user=self.device_id)
         assert isinstance(status, f.PrekeyStatus)
         if status.otk_count < OTK_LOW:
             raw = await self.cache.settings.get(OTK_NEXT)
@@ -130,7 +130,7 @@ class PrekeyUpkeep(ClientBase):
     async def _publish_otks(self, conn: RelayConnection, keys: list[PrekeyPublic]
                             ) -> f.PrekeyStatus:
         status = await conn.request(
-            f.PublishPrekeys, user=self.user,
+            f.PublishPrekeys, user=self.device_id,
             otks=[f.OneTimePrekey(key_id=key_id, pub=pub) for key_id, pub in keys])
         assert isinstance(status, f.PrekeyStatus)
         await self.cache.settings.set(OTK_PUBLISHED, keys[-1][0])

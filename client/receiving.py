@@ -129,7 +129,10 @@ class Receiving(ClientBase):
                             fingerprint(sender), type(exc).__name__)
                 continue
             if isinstance(content, c.Typing):
-                self.emit(TypingChanged(sender, content.active))
+                # A device's typing shows as its account's (held lists only: a hint).
+                account = await self.cache.devices.account_of(sender) or sender
+                if account != self.user:
+                    self.emit(TypingChanged(account, content.active))
             else:
                 log.warning("dropped a %s sent as an ephemeral message by %s",
                             type(content).__name__, fingerprint(sender))
@@ -149,7 +152,7 @@ class Receiving(ClientBase):
                     continue
                 opened: bytes | CryptoError
                 try:
-                    opened = decrypt_from(tx, self.identity, item.sender, item.body, now)
+                    opened = decrypt_from(tx, self.device, item.sender, item.body, now)
                 except CryptoError as exc:
                     opened = exc
                 out.append((item.sender, opened))
@@ -180,24 +183,41 @@ class Receiving(ClientBase):
 
     async def _receive_one(self, item: f.Deliver, new: list[MessageRow],
                            receipts: Receipts, events: list[Event]) -> None:
-        sender = item.sender
+        device = item.sender  # the sending device: its session; its account: the author
+        sender = await self.account_of(device)
+        if sender is None:
+            log.warning("dropped a message from %s, a device its account removed",
+                        fingerprint(device))
+            return
         contact = await self.cache.contacts.get(sender)
         if contact is not None and contact.blocked:
             return
         try:
-            plaintext = await self.decrypt_from(sender, item.body)
+            plaintext = await self.decrypt_from(device, item.body)
             content = c.decode_content(plaintext)
         except (CryptoError, msgspec.MsgspecError) as exc:
             # Never log the body; the sender and the kind of failure are enough.
             log.warning("dropped an undecryptable message from %s: %s",
-                        fingerprint(sender), type(exc).__name__)
+                        fingerprint(device), type(exc).__name__)
             return
         if not item.seq and not isinstance(content, c.Typing):
             # Ephemeral (never queued, never acked): it carries typing indicators only.
             log.warning("dropped a %s sent as an ephemeral message by %s",
-                        type(content).__name__, fingerprint(sender))
+                        type(content).__name__, fingerprint(device))
             return
-        if contact is None:
+        if (sender == self.user) != isinstance(content, c.Sync | c.State) and not (
+                sender == self.user and isinstance(content, c.SenderKeyDist)):
+            # Sync copies and settings come from our own devices only, and they send
+            # nothing else (but the sender keys of their group chains).
+            log.warning("dropped a %s from %s", type(content).__name__, fingerprint(device))
+            return
+        if isinstance(content, c.Sync):
+            await self.apply_sync(content, events)
+            return
+        if isinstance(content, c.State):
+            await self.apply_state(content, events)
+            return
+        if contact is None and sender != self.user:
             await self.name_sender(sender)
         if isinstance(content, c.SenderKeyDist):
             await self.groups.receive_distribution(sender, content, new, receipts, events)
@@ -352,6 +372,8 @@ class Receiving(ClientBase):
     async def _sync_once(self, *, follow: bool, on_messages: OnMessages | None) -> int:
         conn = await self.connection()
         await self.flush_outbox()
+        if self.device_id != self.user:  # a linked device: groups joined before it was
+            await self.groups.learn_missing()
         await conn.request(f.Subscribe)
         if follow:
             await self._watch(conn)
@@ -376,7 +398,7 @@ class Receiving(ClientBase):
             if isinstance(frame, f.PrekeysLow):
                 await self.maintain_prekeys(conn, refill=True)
             elif isinstance(frame, f.Presence):
-                self._presence(frame.user, frame.online)
+                self._device_presence(frame.user, frame.online)
             elif isinstance(frame, f.Synced) and not follow:
                 return total
 
@@ -385,15 +407,32 @@ class Receiving(ClientBase):
             self.presence[peer] = online
             self.emit(PresenceChanged(peer, online))
 
+    def _device_presence(self, device: bytes, online: bool) -> None:
+        """The relay's presence is per device key: an account is online while any of the
+        devices we watch for it is."""
+        self.devices_online[device] = online
+        account = self.watched_devices.get(device, device)
+        devices = [d for d, a in self.watched_devices.items() if a == account] or [device]
+        self._presence(account, any(self.devices_online.get(d, False) for d in devices))
+
     async def _watch(self, conn: RelayConnection) -> None:
-        """Watch the presence of everyone we have a conversation with."""
+        """Watch the presence of everyone we have a conversation with (every device of
+        theirs we know of, up to the relay's 1,024 keys)."""
         peers = [row.peer for row in await self.cache.conversations.all()
                  if is_user(row.peer)][:1024]  # people, not groups
-        state = await conn.request(f.Watch, users=peers)
+        watched: dict[bytes, bytes] = {}
+        for peer in peers:
+            for device in await self.devices_of(peer, fresh=False):
+                if len(watched) < 1024:
+                    watched[device] = peer
+        self.watched_devices = watched
+        state = await conn.request(f.Watch, users=list(watched))
         if isinstance(state, f.PresenceState):
             online = set(state.online)
+            self.devices_online = {d: d in online for d in watched}
             for peer in peers:
-                self._presence(peer, peer in online)
+                self._presence(peer, any(self.devices_online.get(d, False)
+                                         for d, a in watched.items() if a == peer))
 
     async def _deliver_batch(self, batch: list[f.Deliver | f.GroupDeliver],
                              on_messages: OnMessages | None) -> int:

@@ -65,7 +65,7 @@ class Sending(ClientBase):
             return envelope
         bundle = await self._fetch_bundle(peer)
         return await self.cache.call(
-            lambda tx: encrypt_new(tx, self.identity, peer, bundle, plaintext, now))
+            lambda tx: encrypt_new(tx, self.device, peer, bundle, plaintext, now))
 
     async def _fetch_bundle(self, peer: bytes) -> f.Bundle:
         conn = await self.connection()
@@ -85,7 +85,7 @@ class Sending(ClientBase):
         CryptoError if it can't be."""
         now = now_ms()
         return await self.cache.call(
-            lambda tx: decrypt_from(tx, self.identity, sender, envelope, now))
+            lambda tx: decrypt_from(tx, self.device, sender, envelope, now))
 
     async def send_text(self, peer: str, text: str, *, reply_to: bytes | None = None,
                         msg_id: bytes | None = None) -> MessageRow:
@@ -213,20 +213,30 @@ class Sending(ClientBase):
         return message
 
     async def queue_content(self, peer: bytes, msg_id: bytes, body: bytes, *,
-                             expires_at: int = 0, typed: bool = True) -> None:
-        """Into the outbox: encrypted now if a session exists, else sealed until the next
-        flush can fetch the peer's prekeys (so composing works offline, to anyone).
-        KeyChanged (before anything is written) for a key the user has not accepted, as
-        check_key_accepted says for ``typed`` content or not."""
-        await self.check_key_accepted(peer, typed=typed)
-        if await self.cache.sessions.of(peer):
-            await self.cache.outbox.add(msg_id, peer, await self.encrypt_for(peer, body), now_ms(),
-                                        expires_at=expires_at)
-        else:
-            await self.cache.outbox.defer(msg_id, peer, body, now_ms(), expires_at=expires_at)
+                             expires_at: int = 0, typed: bool = True, sync: bool = True,
+                             peer_too: bool = True) -> None:
+        """Into the outbox, one copy per device (client/devices.py, ``routes``: every
+        device of the account ``peer`` and, with ``sync``, a Sync copy for each other
+        device of ours; ``peer_too=False``: only those): encrypted now if a session with
+        the device exists, else sealed until the next flush can fetch its prekeys (so
+        composing works offline, to anyone). KeyChanged (before anything is written) for
+        a key the user has not accepted, as check_key_accepted says for ``typed``."""
+        if peer_too:
+            await self.check_key_accepted(peer, typed=typed)
+        now = now_ms()
+        for route in await self.routes(peer, msg_id, body, sync=sync, peer_too=peer_too):
+            if route.relay_id != msg_id:  # a device's copy: which message it carries
+                await self.cache.devices.add_copy(route.relay_id, peer, msg_id)
+            if await self.cache.sessions.of(route.device):
+                envelope = await self.encrypt_for(route.device, route.body)
+                await self.cache.outbox.add(route.relay_id, route.device, envelope, now,
+                                            expires_at=expires_at)
+            else:
+                await self.cache.outbox.defer(route.relay_id, route.device, route.body, now,
+                                             expires_at=expires_at)
 
     async def queue_receipt(self, peer: bytes, kind: str, ids: list[bytes], *,
-                             group: bytes | None = None) -> None:
+                             group: bytes | None = None, peer_too: bool = True) -> None:
         """A receipt is not typed: it goes to a contact whose handle has a pending key
         change (the key the user knows), never to the pending key itself. (Checked once:
         checked again as typed, it raised KeyChanged out of mark_read and rolled back a
@@ -235,7 +245,9 @@ class Sending(ClientBase):
             return
         body = c.encode_content(c.Receipt(kind=kind, ids=ids, at=now_ms(), group=group))
         with contextlib.suppress(KeyChanged):  # no receipts to an unaccepted key
-            await self.queue_content(peer, os.urandom(16), body, typed=False)
+            # Our other devices learn what we read (not what we received: they got it too).
+            await self.queue_content(peer, os.urandom(16), body, typed=False,
+                                     sync=kind == c.READ, peer_too=peer_too)
 
     async def encrypt_pending(self) -> dict[bytes, TenchatError]:
         """Encrypt queued content that waited for a session, in queue order (the rules:
@@ -274,6 +286,8 @@ class Sending(ClientBase):
                 return 0
             conn = await self.connection()
             sem = asyncio.Semaphore(SEND_WINDOW)
+            copies = await self.cache.devices.copies([i.msg_id for i in flush.items])
+            written = await self.cache.devices.written(list(copies.values()))
 
             async def one(item: Item) -> None:
                 async with sem:
@@ -286,7 +300,9 @@ class Sending(ClientBase):
                                                body=item.envelope, expires_at=item.expires_at,
                                                # Only what the user wrote makes the peer
                                                # a contact for presence (review M3).
-                                               conv=item.written)
+                                               conv=item.written or (
+                                                   item.msg_id in copies and copies[
+                                                       item.msg_id].content_id in written))
                     except RelayError as exc:
                         flush.answered(item, exc)
                         return
@@ -298,8 +314,17 @@ class Sending(ClientBase):
             finally:
                 async with self.cache.transaction():
                     for item in flush.stored:
-                        if await self.cache.outbox.done(item.msg_id, item.peer):
-                            sent.setdefault(item.peer, []).append(item.msg_id)
+                        copy = copies.get(item.msg_id)
+                        if copy is None:
+                            if await self.cache.outbox.done(item.msg_id, item.peer):
+                                sent.setdefault(item.peer, []).append(item.msg_id)
+                            continue
+                        # One device's copy: the message is sent once any copy is stored.
+                        await self.cache.outbox.drop(item.msg_id)
+                        await self.cache.devices.drop_copies([item.msg_id])
+                        if await self.cache.messages.raise_status(copy.conv, [copy.content_id],
+                                                                  SENT):
+                            sent.setdefault(copy.conv, []).append(copy.content_id)
                     for item in flush.left_groups:
                         await self.cache.outbox.drop(item.msg_id)
                         await self.cache.groups.mark_left(item.peer)
@@ -345,16 +370,17 @@ class Sending(ClientBase):
                 return 0
             ids = [msg_id for msg_id, _ in rows]
             await self.cache.messages.mark_read(user, ids)
-            if send_receipts and (contact is None or not contact.blocked):
-                if is_group(user):  # a group: receipts go 1:1 to each author
-                    by_author: dict[bytes, list[bytes]] = {}
-                    for msg_id, author in rows:
-                        if author is not None:
-                            by_author.setdefault(author, []).append(msg_id)
-                    for author, mine in by_author.items():
-                        await self.queue_receipt(author, c.READ, mine, group=user)
-                else:
-                    await self.queue_receipt(user, c.READ, ids)
+            # Without receipts to the peer, our other devices still learn what we read.
+            tell = send_receipts and (contact is None or not contact.blocked)
+            if is_group(user):  # a group: receipts go 1:1 to each author
+                by_author: dict[bytes, list[bytes]] = {}
+                for msg_id, author in rows:
+                    if author is not None:
+                        by_author.setdefault(author, []).append(msg_id)
+                for author, mine in by_author.items():
+                    await self.queue_receipt(author, c.READ, mine, group=user, peer_too=tell)
+            else:
+                await self.queue_receipt(user, c.READ, ids, peer_too=tell)
         self.emit(ConversationChanged(user))
         if self.connection_state == ONLINE:
             self._spawn(self._flush_quietly())
@@ -456,23 +482,27 @@ class Sending(ClientBase):
             return
         plaintext = c.encode_content(c.Typing(active=active))
         now = now_ms()
+        devices = await self.devices_of(peer, fresh=False)  # a hint: the held list will do
 
-        def encrypt(tx: Txn) -> bytes | None:  # in the cache's thread: one hand-off
+        def encrypt(tx: Txn) -> list[tuple[bytes, bytes | None]] | None:  # one hand-off
             if not _privacy(tx.get_meta("privacy.typing"), "typing"):
-                return b""  # typing indicators are turned off
+                return None  # typing indicators are turned off
             contact = tx.contact(peer)
             if contact is not None and contact.needs_acceptance:
-                return b""  # nothing to a verified contact's new, unaccepted key
-            return encrypt_on(tx, peer, plaintext, now)
+                return None  # nothing to a verified contact's new, unaccepted key
+            return [(d, encrypt_on(tx, d, plaintext, now)) for d in devices]
 
         # Committed (durably) before the envelope leaves: a sending chain that rolled back
         # after a crash would reuse this message key.
         async with self.cache.transaction() as tx:
-            envelope = await tx.run(encrypt)
-            if envelope == b"":
+            opened = await tx.run(encrypt)
+            if opened is None:
                 return
-            if envelope is None:  # no session yet: start one (fetches a prekey bundle)
-                envelope = await self.encrypt_for(peer, plaintext)
+            # No session yet with a device: start one (fetches a prekey bundle).
+            envelopes = [(d, env if env is not None else await self.encrypt_for(d, plaintext))
+                         for d, env in opened]
         with contextlib.suppress(ConnectionLost, RelayError, RelayUnreachable):
             conn = await self.connection()
-            await conn.request(f.Send, to=peer, msg=os.urandom(16), body=envelope, eph=True)
+            for device, envelope in envelopes:
+                await conn.request(f.Send, to=device, msg=os.urandom(16), body=envelope,
+                                   eph=True)

@@ -56,6 +56,8 @@ class Views(ClientBase):
         await self.setting(name)  # validates the name
         async with self.cache.transaction():
             await self.cache.settings.set("privacy." + name, int(value))
+            await self.tell_devices(name, value)
+        await self._send_devices_soon()
         if name == "hide_presence" and self._conn is not None and not self._conn.closed.is_set():
             await self._conn.request(f.Privacy, hide_presence=value)
 
@@ -126,4 +128,6 @@ class Views(ClientBase):
     async def _set_conversation_flag(self, peer: bytes, flag: str, value: bool) -> None:
         async with self.cache.transaction():
             await self.cache.conversations.set_flag(peer, flag, value)
+            await self.tell_devices(flag, value, peer)
+        await self._send_devices_soon()
         self.emit(ConversationChanged(peer))

@@ -16,7 +16,8 @@ from .crypto.media import MediaRef
 
 __all__ = ["Text", "Attachment", "Receipt", "Typing", "Reaction", "Edit", "Delete", "Pin", "Timer",
            "SenderKeyDist", "AudienceKey", "StoryKey", "StoryViewed", "Poll", "Vote",
-           "PollClose", "PollTally", "Sticker", "Gift", "Content", "encode_content",
+           "PollClose", "PollTally", "Sticker", "Gift", "Sync", "State", "Content",
+           "encode_content",
            "decode_content",
            "MAX_TEXT", "DELIVERED", "READ", "MAX_TIMER", "MAX_POLL_OPTIONS", "MAX_QUESTION",
            "MAX_OPTION", "MAX_PACK_STICKERS"]
@@ -213,10 +214,31 @@ class Gift(_Content, tag="gift"):
     sent_at: int
 
 
+class State(_Content, tag="state"):
+    """1:1, between devices of one account only: a setting changed on another device of
+    ours — of a contact (``blocked``, ``verified``, ``added``), of a conversation
+    (``muted``, ``pinned``; ``target`` a user or group id) or a privacy setting (the
+    others; no ``target``)."""
+
+    key: Annotated[str, msgspec.Meta(max_length=32)]
+    value: bool
+    target: Annotated[bytes, msgspec.Meta(max_length=32)] = b""
+
+
+class Sync(_Content, tag="sync"):
+    """1:1, between devices of one account only: what this account sent into
+    conversation ``conv`` (a user id, 32 bytes) from another of its devices — ``body`` is
+    that content, encoded (docs/protocol.md §11, "Devices"). A receiver accepts it only
+    from a device its own account's signed list names."""
+
+    conv: Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
+    body: bytes
+
+
 Content = (
     Text | Attachment | Receipt | Typing | Reaction | Edit | Delete | Pin | Timer | SenderKeyDist
     | AudienceKey | StoryKey | StoryViewed | Poll | Vote | PollClose | PollTally | Sticker
-    | Gift
+    | Gift | Sync | State
 )
 
 _encoder = msgspec.msgpack.Encoder()

@@ -34,6 +34,7 @@ __all__ = [
     "PostExtras", "CommentsReq", "CommentItems", "Moderate", "MODERATE_ACTIONS",
     "PostExtras", "CommentsReq", "CommentItems", "StoryPut", "StoriesReq", "StoryItems",
     "WalletLinkPut", "WalletUnlink", "WalletsGet", "WalletLinks", "WalletAuth",
+    "DevicesPut", "DevicesGet", "DevicesInfo", "LinkPut", "LinkTake", "LinkBlob",
     "encode", "decode_request", "decode_reply", "peek_id",
 ]
 
@@ -662,6 +663,48 @@ class WalletAuth(_Frame, tag="wallet_auth"):
     sig: Annotated[bytes, msgspec.Meta(min_length=65, max_length=65)]
 
 
+class DevicesPut(_Frame, tag="devices_put"):
+    """Publish an account's signed device list (common.devices). Answer: Ok."""
+
+    id: ReqId
+    record: Annotated[bytes, msgspec.Meta(max_length=8192)]
+
+
+class DevicesGet(_Frame, tag="devices_get"):
+    """The device list of the account ``user``, or of the account ``user`` is a device of.
+    Answer: DevicesInfo (not_found if none)."""
+
+    id: ReqId
+    user: Key32
+
+
+class DevicesInfo(_Frame, tag="devices"):
+    id: ReqId
+    record: bytes  # the signed list; clients verify it (common.devices.open_list)
+
+
+class LinkPut(_Frame, tag="link_put"):
+    """Leave an opaque blob in a rendezvous slot for one taker (device linking).
+    Answer: Ok."""
+
+    id: ReqId
+    slot: Key32
+    blob: Annotated[bytes, msgspec.Meta(max_length=262144)]
+
+
+class LinkTake(_Frame, tag="link_take"):
+    """Take (and so delete) the blob of a rendezvous slot. Answer: LinkBlob (not_found
+    while the slot is empty)."""
+
+    id: ReqId
+    slot: Key32
+
+
+class LinkBlob(_Frame, tag="link_blob"):
+    id: ReqId
+    blob: bytes
+
+
 class Ok(_Frame, tag="ok"):
     id: ReqId
 
@@ -700,12 +743,14 @@ Request = (
     | Moderate
     | StoryPut | StoriesReq
     | WalletLinkPut | WalletUnlink | WalletsGet | WalletAuth
+    | DevicesPut | DevicesGet | LinkPut | LinkTake
 )
 Reply = (
     Welcome | Authed | HandleInfo | PrekeyStatus | Bundle | PrekeysLow | Stored | Messages
     | Deliver | Synced | PresenceState | Presence | GroupStored | GroupHistory | Groups
     | GroupDeliver | BlobStatus | BlobData | ProfileInfo | FollowState | FollowItems
-    | FeedItems | PostExtras | CommentItems | StoryItems | WalletLinks | Ok | Error
+    | FeedItems | PostExtras | CommentItems | StoryItems | WalletLinks | DevicesInfo | LinkBlob
+    | Ok | Error
 )
 
 REQUEST_TYPES: Final = frozenset(

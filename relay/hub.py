@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, TypeVar
 from tenchat.common.frames import Deliver, GroupDeliver, PrekeysLow, Presence, encode
 
 from .connection import Outgoing
+from .rendezvous import Rendezvous
 from .storage import GroupEntry, MembersChanged
 
 if TYPE_CHECKING:
@@ -40,6 +41,8 @@ class Hub:
     def __init__(self) -> None:
         self._online: dict[bytes, set[Session]] = {}  # authenticated sessions
         self._subscribed: dict[bytes, set[Subscription]] = {}  # of those, the subscribed
+        # account -> the subscriptions of its linked devices (not keyed by the account key)
+        self._devices: dict[bytes, set[Subscription]] = {}
         # Presence: a user is online while at least one connection of theirs is subscribed.
         self._watchers: dict[bytes, set[Session]] = {}  # watched user -> watching sessions
         # Watched users who are not (yet) contacts of the watcher: watched user -> sessions.
@@ -53,6 +56,8 @@ class Hub:
         self.peers: Cluster | None = None
         # user -> the other nodes on which the user is visibly online
         self._remote: dict[bytes, set[str]] = {}
+        # device-linking mailboxes (relay/rendezvous.py); per node, in memory
+        self.rendezvous = Rendezvous()
 
     @property
     def clustered(self) -> bool:
@@ -75,6 +80,8 @@ class Hub:
             self._hidden.discard(session.user)  # loaded again at the next auth
 
     def subscribe(self, sub: Subscription) -> None:
+        if sub.device is not None:  # a linked device: its account's group changes reach it
+            self._devices.setdefault(sub.member, set()).add(sub)
         subs = self._subscribed.setdefault(sub.user, set())
         subs.add(sub)
         if len(subs) == 1:
@@ -83,6 +90,8 @@ class Hub:
     def unsubscribe(self, sub: Subscription) -> None:
         was_online = sub.user in self._subscribed
         _discard(self._subscribed, sub.user, sub)
+        if sub.device is not None:
+            _discard(self._devices, sub.member, sub)
         for group in sub.groups:
             _discard(self._group_subs, group, sub)
         if was_online and sub.user not in self._subscribed:
@@ -264,7 +273,7 @@ class Hub:
                 continue
             group = event.group
             for user, role in event.roles.items():
-                for sub in self._subscribed.get(user, ()):
+                for sub in (*self._subscribed.get(user, ()), *self._devices.get(user, ())):
                     sub.membership_changes += 1
                     if role is None:
                         sub.groups.pop(group, None)
@@ -291,7 +300,7 @@ class Hub:
         data = Outgoing(encode(item))
         written: dict[RelayConnection, None] = {}
         for sub in self._group_subs.get(item.group, ()):
-            if sub.user != item.sender:
+            if sub.member != item.sender:
                 if (ws := sub.offer(item, 0, data)) is not None:
                     written[ws] = None
                 count += 1

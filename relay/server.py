@@ -39,6 +39,7 @@ from .config import Config, accepted_origins
 from .connection import RelayConnection
 from .datalock import DataDirLock
 from .files import secure_data_dir
+from .handlers.devices import LINKING
 from .hub import Hub
 from .limits import AddressCounter, Buckets, Guards, LogBudget, UserBuckets, client_address
 from .metrics import CONTENT_TYPE, Metrics
@@ -454,7 +455,7 @@ class Server:
             rid = frame.id
             if (session.handle is None and session.user is not None
                     and self.config.registration == "invite-only"
-                    and type(frame) is not Register):
+                    and type(frame) is not Register and not isinstance(frame, LINKING)):
                 raise ProtocolError(ErrorCode.INVITE_REQUIRED,
                                     "this relay is invite-only: register with an invite first")
             answer = await handlers.dispatch(session, frame)

@@ -88,6 +88,9 @@ class Session:
         self.challenge = os.urandom(32)
         self.version: int | None = None  # set by hello
         self.user: bytes | None = None  # set by auth
+        # The account this connection acts for in groups: its own identity, or for a device
+        # listed in an account's device list (docs/protocol.md §6E), that account.
+        self.account: bytes | None = None  # set by auth
         self.subscription: Subscription | None = None
         self.watching: set[bytes] = set()  # users whose presence this connection watches
         self.watch_denied: set[bytes] = set()  # watched, but not contacts (hub.watch)
@@ -217,6 +220,9 @@ class Subscription:
         assert session.user is not None
         self.session = session
         self.user: bytes = session.user
+        # Groups: the member it reads for, and (for a linked device) its own cursors.
+        self.member: bytes = session.account or session.user
+        self.device: bytes | None = None if self.member == self.user else self.user
         self.cursor = 0  # the highest seq sent on this connection
         # group -> the highest gseq sent on this connection (at first: the member's cursor).
         # Kept by the hub as membership changes commit.
@@ -350,7 +356,9 @@ class Subscription:
         hub, store = self.session.hub, self.session.store
         while True:
             seen = self.membership_changes
-            groups = await store.member_groups(self.user)
+            groups = await store.member_groups(self.member)
+            if self.device is not None:  # a linked device reads from cursors of its own
+                groups = await store.device_cursors(self.device, groups)
             if seen == self.membership_changes:
                 hub.group_index(self, groups)
                 return
@@ -424,7 +432,7 @@ class Subscription:
         for group in list(self.groups):
             gafter = self.groups[group]
             while group in self.groups:
-                gitems = await store.group_pending(group, self.user, gafter, page)
+                gitems = await store.group_pending(group, self.member, gafter, page)
                 if group not in self.groups:
                     break  # removed meanwhile; these entries predate the removal
                 if gitems:
@@ -483,3 +491,10 @@ def check_authenticated(session: Session) -> bytes:
     if session.user is None:
         raise ProtocolError(ErrorCode.UNAUTHENTICATED, "authenticate first (hello, auth)")
     return session.user
+
+
+def acting_account(session: Session) -> bytes:
+    """Who the connection acts for in groups and signed records: its account (a device
+    listed in an account's device list acts for that account, docs/protocol.md §6E)."""
+    user = check_authenticated(session)
+    return session.account or user

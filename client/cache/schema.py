@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from .devices import DEVICES_SCHEMA
+
 __all__ = ["MIGRATIONS", "migrate"]
 
 # Each runs in one transaction with its user_version bump (_migrate_one): no BEGIN/COMMIT.
@@ -297,6 +299,8 @@ MIGRATIONS: list[str] = [
         OR previous_key NOT IN (SELECT user FROM contacts WHERE handle IS NOT NULL));
     DROP TABLE moved;
     """,
+    # 13: accounts and devices (issue 16): client/cache/devices.py
+    DEVICES_SCHEMA,
 ]
 
 

@@ -19,6 +19,7 @@ from .attachments import Attachments
 from .audience import Audience
 from .contacts import Contacts
 from .conversations import Conversations
+from .devices import Devices
 from .groups import Groups
 from .messages import Messages
 from .outbox import OutboxStore
@@ -64,6 +65,7 @@ class Cache:
         self.stories = Stories(self)
         self.polls = Polls(self)
         self.stickers = Stickers(self)
+        self.devices = Devices(self)
 
     @classmethod
     async def open(cls, home: Path, storage_key: bytes, *, lock: HomeLock | None = None

@@ -15,6 +15,7 @@ from ..session import Session
 from . import (
     blobs,
     connect,
+    devices,
     groups,
     identities,
     messages,
@@ -38,6 +39,7 @@ HANDLERS = merge(
     social.HANDLERS,
     stories.HANDLERS,
     wallets.HANDLERS,
+    devices.HANDLERS,
     moderation.HANDLERS,
 )
 

@@ -14,6 +14,7 @@ from tenchat.common.frames import (
 
 from ..admin import auth_failed, disconnect, role_of
 from ..session import Session
+from .devices import account_handle
 from .table import Answer, HandlerTable, rate_limited
 
 __all__ = ["HANDLERS"]
@@ -88,7 +89,8 @@ async def auth(session: Session, frame: Auth) -> Answer:
     session.hub.join(session)
     if await session.store.hide_presence(frame.user):
         session.hub.set_hidden(frame.user, True)
-    rec = await session.store.handle_by_user(frame.user)
+    # A listed device acts for its account (docs/protocol.md §6E).
+    session.account, rec = await account_handle(session.store, frame.user)
     session.handle = rec.handle if rec else None
     session.role = role_of(session.config, frame.user, session.handle)
     count = await session.store.otk_count(frame.user)

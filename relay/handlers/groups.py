@@ -19,7 +19,7 @@ from tenchat.common.frames import (
     Ok,
 )
 
-from ..session import Later, Session, check_authenticated
+from ..session import Later, Session, acting_account, check_authenticated
 from .table import Answer, HandlerTable
 
 __all__ = ["HANDLERS"]
@@ -27,12 +27,15 @@ __all__ = ["HANDLERS"]
 HANDLERS = HandlerTable()
 
 
+_member = acting_account  # a linked device acts for its account in groups
+
+
 GROUP_HISTORY_PAGE = 256  # records per group_history answer, at most
 
 
 @HANDLERS.on(GroupChangeReq)
 async def group_change(session: Session, frame: GroupChangeReq) -> Answer:
-    user = check_authenticated(session)
+    user = _member(session)
     change, _signed = groups.decode_signed(frame.record)  # malformed | bad_signature
     if change.actor != user:
         raise ProtocolError(ErrorCode.FORBIDDEN, "a change must be made by the connection's user")
@@ -44,7 +47,7 @@ async def group_change(session: Session, frame: GroupChangeReq) -> Answer:
 
 @HANDLERS.on(GroupSend)
 async def group_send(session: Session, frame: GroupSend) -> Answer:
-    user = check_authenticated(session)
+    user = _member(session)
     if frame.eph:
         # Typing indicators: members only, stored nowhere, pushed to live members.
         if await session.store.group_head(frame.group, user) is None:
@@ -63,18 +66,22 @@ async def group_send(session: Session, frame: GroupSend) -> Answer:
 @HANDLERS.on(GroupAck)
 async def group_ack(session: Session, frame: GroupAck) -> Answer:
     user = check_authenticated(session)
+    member = _member(session)
+    if member != user:  # a linked device moves its own cursor, not its account's
+        return Later(session.store.device_group_ack(user, member, frame.group, frame.upto),
+                     lambda _: Ok(id=frame.id))
     return Later(session.store.group_ack(user, frame.group, frame.upto), lambda _: Ok(id=frame.id))
 
 
 @HANDLERS.on(GroupList)
 async def group_list(session: Session, frame: GroupList) -> Answer:
-    user = check_authenticated(session)
+    user = _member(session)
     return Groups(id=frame.id, groups=await session.store.group_summaries(user))
 
 
 @HANDLERS.on(GroupInfo)
 async def group_info(session: Session, frame: GroupInfo) -> Answer:
-    user = check_authenticated(session)
+    user = _member(session)
     head = await session.store.group_head(frame.group, user)
     if head is None:
         raise ProtocolError(ErrorCode.FORBIDDEN, "not a member of this group")

@@ -29,7 +29,7 @@ from tenchat.common.frames import (
     Unfollow,
 )
 
-from ..session import Later, Session, check_authenticated
+from ..session import Later, Session, acting_account, check_authenticated
 from .table import Answer, HandlerTable
 
 __all__ = ["HANDLERS"]
@@ -39,7 +39,7 @@ HANDLERS = HandlerTable()
 
 @HANDLERS.on(ProfileSet)
 async def profile_set(session: Session, frame: ProfileSet) -> Answer:
-    user = check_authenticated(session)
+    user = acting_account(session)
     profile = social.open_profile(frame.record)  # malformed | bad_signature
     if profile.user != user:
         raise ProtocolError(ErrorCode.FORBIDDEN, "a profile can only be set for oneself")
@@ -60,7 +60,7 @@ async def profile_get(session: Session, frame: ProfileGet) -> Answer:
 
 @HANDLERS.on(FollowReq)
 async def follow(session: Session, frame: FollowReq) -> Answer:
-    user = check_authenticated(session)
+    user = acting_account(session)
     rec = social.open_follow(frame.record)  # malformed | bad_signature
     if rec.follower != user:
         raise ProtocolError(ErrorCode.FORBIDDEN, "a follow must be signed by the caller")
@@ -76,7 +76,7 @@ async def follow(session: Session, frame: FollowReq) -> Answer:
 
 @HANDLERS.on(ApproveReq)
 async def approve(session: Session, frame: ApproveReq) -> Answer:
-    user = check_authenticated(session)
+    user = acting_account(session)
     rec = social.open_approval(frame.record)  # malformed | bad_signature
     if rec.owner != user:
         raise ProtocolError(ErrorCode.FORBIDDEN, "an approval must be signed by the caller")
@@ -86,19 +86,19 @@ async def approve(session: Session, frame: ApproveReq) -> Answer:
 
 @HANDLERS.on(Unfollow)
 async def unfollow(session: Session, frame: Unfollow) -> Answer:
-    user = check_authenticated(session)
+    user = acting_account(session)
     return Later(session.store.unfollow(user, frame.user), lambda _: Ok(id=frame.id))
 
 
 @HANDLERS.on(RemoveFollower)
 async def remove_follower(session: Session, frame: RemoveFollower) -> Answer:
-    user = check_authenticated(session)
+    user = acting_account(session)
     return Later(session.store.unfollow(frame.user, user), lambda _: Ok(id=frame.id))
 
 
 @HANDLERS.on(FollowList)
 async def follow_list(session: Session, frame: FollowList) -> Answer:
-    user = check_authenticated(session)
+    user = acting_account(session)
     if frame.kind == "requests" and frame.user != user:
         raise ProtocolError(ErrorCode.FORBIDDEN, "only one's own follow requests are listed")
     rows = await session.store.follow_page(frame.user, frame.kind, frame.offset,
@@ -113,7 +113,7 @@ async def follow_list(session: Session, frame: FollowList) -> Answer:
 
 @HANDLERS.on(PostPut)
 async def post_put(session: Session, frame: PostPut) -> Answer:
-    user = check_authenticated(session)
+    user = acting_account(session)
     post = social.open_post(frame.record)  # malformed | bad_signature
     if post.author != user:
         raise ProtocolError(ErrorCode.FORBIDDEN, "a post must be authored by the caller")
@@ -125,7 +125,7 @@ async def post_put(session: Session, frame: PostPut) -> Answer:
 
 @HANDLERS.on(Feed)
 async def feed(session: Session, frame: Feed) -> Answer:
-    user = check_authenticated(session)
+    user = acting_account(session)
     records = await session.store.feed_page(user, frame.authors, frame.before,
                                             frame.limit + 1)
     return FeedItems(id=frame.id, records=records[: frame.limit],
@@ -137,7 +137,7 @@ async def feed(session: Session, frame: Feed) -> Answer:
 
 @HANDLERS.on(CommentPut)
 async def comment_put(session: Session, frame: CommentPut) -> Answer:
-    user = check_authenticated(session)
+    user = acting_account(session)
     comment = social.open_comment(frame.record)  # malformed | bad_signature
     if comment.author != user:
         raise ProtocolError(ErrorCode.FORBIDDEN, "a comment must be authored by the caller")
@@ -150,7 +150,7 @@ async def comment_put(session: Session, frame: CommentPut) -> Answer:
 
 @HANDLERS.on(ReactPut)
 async def react_put(session: Session, frame: ReactPut) -> Answer:
-    user = check_authenticated(session)
+    user = acting_account(session)
     r = social.open_reaction(frame.record)  # malformed | bad_signature
     if r.author != user:
         raise ProtocolError(ErrorCode.FORBIDDEN, "a reaction must be authored by the caller")

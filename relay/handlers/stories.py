@@ -8,7 +8,7 @@ from tenchat.common import stories
 from tenchat.common.errors import ErrorCode, ProtocolError
 from tenchat.common.frames import Ok, StoriesReq, StoryItems, StoryPut
 
-from ..session import Later, Session, check_authenticated
+from ..session import Later, Session, acting_account
 from .table import Answer, HandlerTable
 
 __all__ = ["HANDLERS"]
@@ -18,7 +18,7 @@ HANDLERS = HandlerTable()
 
 @HANDLERS.on(StoryPut)
 async def story_put(session: Session, frame: StoryPut) -> Answer:
-    user = check_authenticated(session)
+    user = acting_account(session)
     sealed = stories.open_story(frame.record)  # malformed | bad_signature
     if sealed.author != user:
         raise ProtocolError(ErrorCode.FORBIDDEN, "a story must be authored by the caller")
@@ -30,7 +30,7 @@ async def story_put(session: Session, frame: StoryPut) -> Answer:
 
 @HANDLERS.on(StoriesReq)
 async def stories_list(session: Session, frame: StoriesReq) -> Answer:
-    user = check_authenticated(session)
+    user = acting_account(session)
     records = await session.store.story_page(user, frame.authors, frame.limit + 1)
     return StoryItems(id=frame.id, records=records[: frame.limit],
                       more=len(records) > frame.limit)

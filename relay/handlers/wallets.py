@@ -25,8 +25,9 @@ from tenchat.common.frames import (
 from tenchat.common.siwe import to_checksum_address
 
 from ..admin import auth_failed, disconnect, role_of
-from ..session import Later, Session, check_authenticated
+from ..session import Later, Session, acting_account, check_authenticated
 from .connect import admit_identity
+from .devices import account_handle
 from .table import Answer, HandlerTable
 
 __all__ = ["HANDLERS"]
@@ -40,7 +41,7 @@ def _now() -> datetime:
 
 @HANDLERS.on(WalletLinkPut)
 async def wallet_link(session: Session, frame: WalletLinkPut) -> Answer:
-    user = check_authenticated(session)
+    user = acting_account(session)
     link = wallets.open_link(frame.record, origins=session.origins, now=_now())
     if link.user != user:
         raise ProtocolError(ErrorCode.FORBIDDEN, "a wallet can only be linked to oneself")
@@ -51,7 +52,7 @@ async def wallet_link(session: Session, frame: WalletLinkPut) -> Answer:
 
 @HANDLERS.on(WalletUnlink)
 async def wallet_unlink(session: Session, frame: WalletUnlink) -> Answer:
-    user = check_authenticated(session)
+    user = acting_account(session)
 
     def answer(found: bool) -> Ok:
         if not found:
@@ -95,7 +96,8 @@ async def wallet_auth(session: Session, frame: WalletAuth) -> Answer:
     session.hub.join(session)
     if await session.store.hide_presence(user):
         session.hub.set_hidden(user, True)
-    rec = await session.store.handle_by_user(user)
+    # A listed device acts for its account (docs/protocol.md §6E).
+    session.account, rec = await account_handle(session.store, user)
     session.handle = rec.handle if rec else None
     session.role = role_of(session.config, user, session.handle)
     count = await session.store.otk_count(user)

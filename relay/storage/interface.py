@@ -304,6 +304,31 @@ class Store(abc.ABC):
         """Delete ``user``'s binding of ``address``; True if there was one."""
 
     @abc.abstractmethod
+    async def device_list(self, user: bytes) -> bytes | None:
+        """The signed device list of the account ``user``, else of the account that lists
+        ``user`` as a device; None if neither."""
+
+    @abc.abstractmethod
+    def put_device_list(self, account: bytes, version: int, devices: list[bytes],
+                        record: bytes) -> asyncio.Future[None]:
+        """Store a verified device list of ``account`` (common.devices), replacing the
+        stored one and its device index; forbidden unless ``version`` is greater than
+        the stored one's, or ``devices`` holds a device another account lists."""
+
+    @abc.abstractmethod
+    def device_cursors(self, device: bytes, member: dict[bytes, int]
+                       ) -> asyncio.Future[dict[bytes, int]]:
+        """A linked device's group cursors, for the groups of its account (``member``:
+        group -> the account's cursor): a group it has none for starts at the account's
+        (stored now, so the account's acks don't move it)."""
+
+    @abc.abstractmethod
+    def device_group_ack(self, device: bytes, member: bytes, group: bytes,
+                         upto: int) -> asyncio.Future[None]:
+        """A linked device of ``member`` read ``group`` up to ``upto`` (at most the log's
+        end); forbidden if ``member`` is not in the group."""
+
+    @abc.abstractmethod
     def sweep(self, now: int, limit: int) -> asyncio.Future[int]:
         """Delete up to ``limit`` expired messages and up to ``limit`` expired group
         entries in one transaction; how many rows went (the larger of the two counts)."""

@@ -37,6 +37,8 @@ async def hostile_relay(answer: Answer) -> tuple[str, asyncio.AbstractServer]:
                 out = [f.Authed(id=frame.id, user=frame.user, otk_count=100)]
             elif isinstance(frame, f.Privacy):  # every connect states the presence setting
                 out = [f.Ok(id=frame.id)]
+            elif isinstance(frame, f.DevicesGet):  # as a relay from before devices
+                out = [f.Error(id=frame.id, error="unknown_type")]
             elif isinstance(frame, f.PublishPrekeys):
                 # The client's prekey upkeep runs beside the test (a home with no signed
                 # prekey rotates one in on connect), at a time of its own: accepted here

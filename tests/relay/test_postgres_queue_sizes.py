@@ -16,7 +16,8 @@ from tenchat.relay.storage.postgres.schema import MIGRATIONS
 from tests.support.services import postgres_url
 from tests.support.wsclient import async_test
 
-_BEFORE = 3  # the schema version before the counters
+# the schema version before the counters (the migration that adds them, 0-based)
+_BEFORE = next(i for i, m in enumerate(MIGRATIONS) if "CREATE TABLE queue_sizes" in m)
 
 
 @async_test

@@ -13,6 +13,7 @@ from ..interface import Store
 from .base import PostgresBase
 from .blob_bytes import DatabaseBlobs
 from .blobs import Blobs
+from .devices import Devices
 from .groups import Groups
 from .identities import Identities
 from .lead import Lead
@@ -30,6 +31,7 @@ __all__ = ["PostgresStore", "MIGRATIONS", "SchemaTooNew"]
 
 
 class PostgresStore(Identities, Messages, Privacy, Groups, Blobs, Social, Stories, Wallets,
+                    Devices,
                     Operations, Upkeep, Rates, Lead, PostgresBase, Store):
     """The relay's storage in a PostgreSQL database (see the feature modules)."""
 

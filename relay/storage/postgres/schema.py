@@ -268,7 +268,27 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         PRIMARY KEY (kind, key)
     );
     """,
-    # 4: the size of each queue, per sender (queues.py): what the queue caps read, instead
+    # 4: devices (issue 16): each account's signed device list, and which account lists
+    # which device (a device is in at most one account).
+    """
+    CREATE TABLE device_lists (
+        account bytea PRIMARY KEY,
+        version bigint NOT NULL,
+        record bytea NOT NULL
+    );
+    CREATE TABLE devices (
+        device bytea PRIMARY KEY,
+        account bytea NOT NULL
+    );
+    CREATE INDEX devices_by_account ON devices (account);
+    CREATE TABLE group_device_cursors (
+        grp bytea NOT NULL,
+        device bytea NOT NULL,
+        cursor bigint NOT NULL,
+        PRIMARY KEY (device, grp)
+    );
+    """,
+    # 5: the size of each queue, per sender (queues.py): what the queue caps read, instead
     # of counting the queued rows (and every acked one not yet vacuumed) on each send.
     f"""
     CREATE TABLE queue_sizes (

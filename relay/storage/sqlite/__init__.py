@@ -10,6 +10,7 @@ from __future__ import annotations
 from ..interface import Store
 from .base import SQLiteBase
 from .blobs import Blobs
+from .devices import Devices
 from .groups import Groups
 from .identities import Identities
 from .messages import Messages
@@ -25,5 +26,6 @@ __all__ = ["SQLiteStore", "MIGRATIONS"]
 
 
 class SQLiteStore(Identities, Messages, Privacy, Groups, Blobs, Social, Stories, Wallets,
+                  Devices,
                   Operations, Upkeep, SQLiteBase, Store):
     """The relay's storage in one SQLite file (see the feature modules)."""

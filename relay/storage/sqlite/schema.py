@@ -253,6 +253,26 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     ) WITHOUT ROWID;
     INSERT OR IGNORE INTO contacts (user, peer) SELECT DISTINCT sender, recipient FROM messages;
     """,
+    # devices (issue 16): each account's signed device list, and which account lists
+    # which device (a device is in at most one account).
+    """
+    CREATE TABLE device_lists (
+        account BLOB PRIMARY KEY,
+        version INTEGER NOT NULL,
+        record BLOB NOT NULL
+    );
+    CREATE TABLE devices (
+        device BLOB PRIMARY KEY,
+        account BLOB NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX devices_by_account ON devices (account);
+    CREATE TABLE group_device_cursors (
+        grp BLOB NOT NULL,
+        device BLOB NOT NULL,
+        cursor INTEGER NOT NULL,
+        PRIMARY KEY (device, grp)
+    ) WITHOUT ROWID;
+    """,
 )
 
 
