@@ -5,7 +5,7 @@ what is stored: every check reads the database inside the write transaction, and
 must be counted or numbered cluster-wide is done under a lock held to the commit —
 message seqs come from a sequence, a group's gseqs are handed out under its ``groups``
 row lock (so each group's entries commit in gseq order, docs/design.md "Scale-out"),
-and queue caps count under a per-recipient advisory lock.
+and queue caps read their counters under a per-recipient advisory lock (queues.py).
 
 Writes (``@write`` coroutines of the feature modules next to this one) run on one
 writer connection, a batch per transaction (relay/storage/writer.py); reads use a small
