@@ -26,8 +26,8 @@ _MIGRATION_LOCK: Final = 0x74656E6368617431  # "tenchat1": one migrating node at
 # The queue sizes counted from the queued rows (by the migration that adds the table, and
 # after an import, relay/storage/postgres/importer.py).
 RECOUNT_QUEUES: Final = (
-    "INSERT INTO queue_sizes (recipient, sender, messages, bytes) SELECT recipient, sender,"
-    " count(*), sum(length(body)) FROM messages GROUP BY recipient, sender"
+    "INSERT INTO queue_sizes (recipient, sender, taken, messages, bytes) SELECT recipient,"
+    " sender, false, count(*), sum(length(body)) FROM messages GROUP BY recipient, sender"
 )
 
 MIGRATIONS: Final[tuple[str, ...]] = (
@@ -291,12 +291,14 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     # 5: the size of each queue, per sender (queues.py): what the queue caps read, instead
     # of counting the queued rows (and every acked one not yet vacuumed) on each send.
     f"""
+    -- Two rows a pair: what sends added (taken = false) and, negative, what deletes took.
     CREATE TABLE queue_sizes (
         recipient bytea NOT NULL,
         sender bytea NOT NULL,
+        taken boolean NOT NULL,
         messages bigint NOT NULL,
         bytes bigint NOT NULL,
-        PRIMARY KEY (recipient, sender)
+        PRIMARY KEY (recipient, sender, taken)
     );
     {RECOUNT_QUEUES};
     """,
