@@ -57,9 +57,10 @@ from .rules import (
     RecordReceipts,
     SetPinned,
     SetTimer,
-    Target,
+    Write,
     apply,
 )
+from .sealed_sender import is_sealed
 from .session_crypto import decrypt_from, starts_session
 
 __all__ = ['Receiving']
@@ -183,17 +184,23 @@ class Receiving(ClientBase):
 
     async def _receive_one(self, item: f.Deliver, new: list[MessageRow],
                            receipts: Receipts, events: list[Event]) -> None:
-        device = item.sender  # the sending device: its session; its account: the author
-        sender = await self.account_of(device)
+        device, body = item.sender, item.body  # the sending device: its session
+        if is_sealed(item):  # the device is inside (client/sealed_sender.py)
+            if not item.seq or (opened := self.sealed_sender.open(item)) is None:
+                return
+            # From here on as if the relay had named the device: the inner envelope must
+            # decrypt on our session with it (its associated data binds its key).
+            device, body = opened
+        sender = await self.account_of(device)  # its account: the author
         if sender is None:
             log.warning("dropped a message from %s, a device its account removed",
                         fingerprint(device))
             return
         contact = await self.cache.contacts.get(sender)
         if contact is not None and contact.blocked:
-            return
+            return  # a blocked sender's sealed messages too
         try:
-            plaintext = await self.decrypt_from(device, item.body)
+            plaintext = await self.decrypt_from(device, body)
             content = c.decode_content(plaintext)
         except (CryptoError, msgspec.MsgspecError) as exc:
             # Never log the body; the sender and the kind of failure are enough.
@@ -262,18 +269,16 @@ class Receiving(ClientBase):
                     return replace(base, statuses=tx.outgoing_statuses(target_conv,
                                                                        content.ids))
                 case c.Reaction():
-                    found = tx.target(conv, content.target)
-                    return replace(base, target=Target(*found) if found else None,
+                    return replace(base, target=tx.target(conv, content.target),
                                    reacted=tx.reacted(conv, content.target, item.author,
                                                       content.emoji))
                 case c.Edit() | c.Delete() | c.Pin():
-                    found = tx.target(conv, content.target)
-                    return replace(base, target=Target(*found) if found else None)
+                    return replace(base, target=tx.target(conv, content.target))
             return base
 
         return await self.cache.call(read)
 
-    async def _write(self, effects: Effects) -> None:
+    async def _write(self, effects: Effects[Write]) -> None:
         """Write what the rules decided, in the open transaction. A stored message's row
         (with its key) replaces the one in the events and ``new``."""
         cache = self.cache

@@ -13,9 +13,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Final
 
+from tenchat.common.crypto.sealed import SEALED_SENDER
 from tenchat.common.errors import ErrorCode, ProtocolError
 from tenchat.common.frames import Deliver
 
+from ..dedupe import dedupe_row
 from ..records import Stored
 from ..writer import Call
 from .base import PostgresBase, Tx, lock_keys, write
@@ -25,16 +27,16 @@ __all__ = ["Messages"]
 
 # What a run of sends reads: the retries among them (sent), the blocked (recipient,
 # sender) pairs, and a seq for each; and with queue caps, it takes the recipients'
-# advisory locks ($5, sorted: lock_keys), held to the commit, so that the queue sizes read
+# advisory locks ($6, sorted: lock_keys), held to the commit, so that the queue sizes read
 # next (a statement of its own, whose snapshot follows the locks) are not changed by
 # another node's sends meanwhile. Taking them here saves the run a round trip.
 _READ_RUN: Final = (
     "SELECT ARRAY(SELECT (s.sender, s.msg_id, s.seq, s.at) FROM unnest($1::bytea[],"
     " $2::bytea[]) AS k (sender, msg_id) JOIN sent AS s USING (sender, msg_id)) AS known,"
-    " ARRAY(SELECT (b.user_id, b.blocked) FROM unnest($3::bytea[], $1::bytea[])"
+    " ARRAY(SELECT (b.user_id, b.blocked) FROM unnest($3::bytea[], $5::bytea[])"
     " AS k (user_id, blocked) JOIN blocks AS b USING (user_id, blocked)) AS blocked,"
     " ARRAY(SELECT nextval('message_seq') FROM generate_series(1, $4)) AS seqs,"
-    " (SELECT count(*) FROM unnest($5::bigint[]) AS k, LATERAL pg_advisory_xact_lock(k))"
+    " (SELECT count(*) FROM unnest($6::bigint[]) AS k, LATERAL pg_advisory_xact_lock(k))"
     " AS locked"
 )
 # A run of acks in one statement, from arrays of (the call's index in the run, its user,
@@ -94,7 +96,9 @@ class Messages(PostgresBase):
                 ErrorCode.QUEUE_FULL,
                 f"the recipient has {count} messages ({nbytes} bytes) waiting,"
                 " the most this relay queues; retry later")
-        if run.shared and _over(run.queued_from.get(pair), size, run.share_limits):
+        # A sealed message has no sender to share by (docs/protocol.md §5.10).
+        if (run.shared and sender != SEALED_SENDER
+                and _over(run.queued_from.get(pair), size, run.share_limits)):
             count, nbytes = run.queued_from[pair]
             raise ProtocolError(
                 ErrorCode.QUEUE_SHARE,
@@ -102,7 +106,7 @@ class Messages(PostgresBase):
                 f" recipient, the most one sender may queue ({self.queue_share}%"
                 " of the queue); retry once they have read some")
         stored = run.known[key] = Stored(run.seqs.pop(), run.at)
-        run.sent.append((sender, msg_id, stored.seq, run.at))
+        run.sent.append((*dedupe_row(sender, msg_id), stored.seq, run.at))
         if pair in run.blocked:
             # A blocked sender gets the same answer, but nothing is queued or pushed; its
             # seq came from the sequence, so it is never handed out again.
@@ -208,10 +212,15 @@ class _SendRun:
         recipients = [c["recipient"] for c in calls]
         # One round trip: the retries among them, the blocked pairs, their seqs, and the
         # locks of their queues (with caps).
+        # the stored digest of each (sender, msg_id): dedupe_row (no sender on the disk)
+        keys = {dedupe_row(c["sender"], c["msg_id"]): (c["sender"], c["msg_id"])
+                for c in calls}
         counted = run.limited or run.shared
-        row = await tx.one(_READ_RUN, senders, [c["msg_id"] for c in calls], recipients,
-                           len(calls), lock_keys(recipients) if counted else [])
-        run.known = {(bytes(f), bytes(m)): Stored(q, a) for f, m, q, a in row["known"]}
+        row = await tx.one(_READ_RUN, [k[0] for k in keys], [k[1] for k in keys],
+                           recipients, len(calls), senders,
+                           lock_keys(recipients) if counted else [])
+        run.known = {keys[(bytes(f), bytes(m))]: Stored(q, a)
+                     for f, m, q, a in row["known"]}
         run.blocked = {(bytes(u), bytes(b)) for u, b in row["blocked"]}
         run.seqs = sorted(row["seqs"], reverse=True)
         if counted:
