@@ -104,7 +104,7 @@ class ContactBook(ClientBase):
             if verified:
                 await self.cache.contacts.accept_key(contact.user)
             await self.tell_devices("verified", verified, contact.user)
-        await self._send_devices_soon()
+        await self.send_devices_soon()
         self.emit(ConversationChanged(contact.user))
         return (await self.cache.contacts.get(contact.user)) or contact
 
@@ -153,7 +153,7 @@ class ContactBook(ClientBase):
         async with self.cache.transaction():
             await self.cache.contacts.set_flag(contact.user, "added", True)
             await self.tell_devices("added", True, contact.user)
-        await self._send_devices_soon()
+        await self.send_devices_soon()
         return (await self.cache.contacts.get(contact.user)) or contact
 
     async def moderate(self, action: str, target: str, reason: str = "") -> bytes:
@@ -182,7 +182,7 @@ class ContactBook(ClientBase):
             await self.cache.contacts.set_flag(contact.user, "blocked", blocked)
             await self.tell_devices("blocked", blocked, contact.user)
         await self.tell_relay_block(contact.user, blocked)
-        await self._send_devices_soon()
+        await self.send_devices_soon()
         self.emit(ConversationChanged(contact.user))
         return (await self.cache.contacts.get(contact.user)) or contact
 

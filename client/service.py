@@ -74,6 +74,11 @@ class Client(Core):
         self.register_content((c.AudienceKey,), self._audience_key)
         self.register_content((c.StoryKey, c.StoryViewed), self._story_content)
         self.add_runner(lambda: self.wallet.run())  # balances, pending gifts
+        # What our other devices changed (issue 16; client/device_sync.py has the rest).
+        self.register_state(("follower",), lambda st, ev: self.social.apply_state(st, ev))
+        self.register_state(("close_friend",), lambda st, ev: self.stories.apply_state(st, ev))
+        self.register_state(("sticker_pack",),
+                            lambda st, ev: self.stickers.apply_state(st, ev))
 
     @functools.cached_property
     def social(self) -> SocialService:
