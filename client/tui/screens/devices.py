@@ -55,9 +55,9 @@ class DevicesScreen(ModalScreen[None]):
         listing = self.query_one("#devices", OptionList)
         listing.clear_options()
         for row in self.devices:
-            line = Text.assemble(f"{row.name:<12} ", (fingerprint(row.key), "dim"))
+            line = Text.assemble(f"{row.name:<10} ", (fingerprint(row.key), "dim"))
             if row.this:
-                line.append("  (this device)", "bold")
+                line.append(" (this device)", "bold")
             listing.add_option(Option(line, id=row.key.hex()))
         listing.highlighted = 0 if self.devices else None
 
