@@ -84,7 +84,7 @@ async def test_approvals_and_denials_reach_every_device(people: People) -> None:
 
 @pytest.mark.asyncio
 async def test_close_friends_reach_every_device(people: People) -> None:
-    alice1, bob, carol = await people("alice", "bob", "carol")
+    alice1, bob, carol, dave = await people("alice", "bob", "carol", "dave")
     alice2 = await link(people, alice1, "laptop")
     await alice1.stories.add_close_friend("bob")
     await alice1.stories.add_close_friend("carol")
@@ -94,22 +94,22 @@ async def test_close_friends_reach_every_device(people: People) -> None:
     assert await alice2.cache.stories.close_friends() == {bob.user: key.key_id,
                                                           carol.user: key.key_id}
 
-    await alice1.stories.remove_close_friend("carol")
+    await alice1.stories.remove_close_friend("carol")  # a new key, for bob only
     await alice1.stories.remove_close_friend("bob")  # the list is empty: no key is sent
     await alice2.sync()
     assert await alice2.cache.stories.close_friends() == {}
-    await alice2.stories.add_close_friend("bob")  # bob again, from the laptop
-    story = await alice2.stories.post_story("only bob", close_friends=True)
+    await alice2.stories.add_close_friend("dave")  # from the laptop
+    story = await alice2.stories.post_story("only dave", close_friends=True)
     laptop = await alice2.cache.stories.current_key(alice1.user)
-    assert laptop is not None and laptop.key_id != key.key_id
-    await bob.sync()
-    await carol.sync()
-    assert await carol.cache.stories.key(alice1.user, laptop.key_id) is None
-    await bob.stories.refresh([alice1.user])
-    seen = await bob.stories.open_story(story.id)
-    assert seen.text == "only bob"
-    await alice1.sync()  # and the phone learns bob is back, with the laptop's key
-    assert await alice1.cache.stories.close_friends() == {bob.user: laptop.key_id}
+    assert laptop is not None
+    for removed in (bob, carol):  # neither holds the key the laptop posted under
+        await removed.sync()
+        assert await removed.cache.stories.key(alice1.user, laptop.key_id) is None
+    await dave.sync()
+    await dave.stories.refresh([alice1.user])
+    assert (await dave.stories.open_story(story.id)).text == "only dave"
+    await alice1.sync()  # and the phone learns of dave, with the laptop's key
+    assert await alice1.cache.stories.close_friends() == {dave.user: laptop.key_id}
 
 
 def _png(path: Path, colour: tuple[int, int, int]) -> Path:
