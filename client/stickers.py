@@ -142,7 +142,7 @@ class StickerService:
 
     async def install(self, link: str, *, tell: bool = True) -> StickerPack:
         """Fetch a pack's manifest and every image, verify each, keep them; all or nothing.
-        Our other devices are told (``tell``) when the pack is new here."""
+        Our other devices install it too (not ``tell``: it came from one of them)."""
         manifest_id, key = parse_link(link)
         manifest, opened = await self._fetch_manifest(manifest_id, key)
         images = [(e.ref.hash, await self._fetch_image(e.ref)) for e in manifest.stickers]
@@ -155,7 +155,8 @@ class StickerService:
                 await self.c.cache.stickers.put_image(blob, data)
             if tell:
                 await self._tell_devices(manifest_id, key)
-        await self.c.send_devices_soon()
+        if tell:
+            await self.c.send_devices_soon()
         return StickerPack(manifest_id, key, manifest.name, manifest.stickers)
 
     async def _tell_devices(self, manifest_id: bytes, key: bytes) -> None:
@@ -181,8 +182,9 @@ class StickerService:
         task.add_done_callback(self._installs.discard)
 
     async def installs_done(self) -> None:
-        """Wait for the packs our other devices installed that are being fetched here."""
-        await asyncio.gather(*self._installs)
+        """Wait for the packs our other devices installed that are being fetched here
+        (a failed one is logged, and can be installed from its link)."""
+        await asyncio.gather(*self._installs, return_exceptions=True)
 
     async def packs(self) -> list[StickerPack]:
         """Installed packs, oldest first."""

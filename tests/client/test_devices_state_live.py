@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from tenchat.client.service import Client
 from tests.client.test_devices_live import link
-from tests.support.clients import People
+from tests.support.clients import PASSPHRASE, People
 
 pytestmark = pytest.mark.slow
 
@@ -128,8 +129,10 @@ async def test_a_sticker_pack_installed_on_one_device_is_on_all(people: People,
     await alice1.stickers.install(made.link)
     own = await alice1.stickers.create_pack("Mine", [_png(tmp_path / "blue.png", (0, 0, 200))])
     await alice2.sync()
-    await alice2.stickers.installs_done()
-    packs = await alice2.stickers.packs()
-    assert sorted((p.id, p.name) for p in packs) == sorted([(made.id, "Colours"),
-                                                            (own.id, "Mine")])
-    assert all(p.stickers for p in packs)
+    await alice2.close()  # as `tenchat sync` would: closing lets the fetches land
+    people.made.remove(alice2)
+    async with await Client.unlock(alice2.home, people.relay_url, PASSPHRASE) as again:
+        packs = await again.stickers.packs()
+        assert sorted((p.id, p.name) for p in packs) == sorted([(made.id, "Colours"),
+                                                                (own.id, "Mine")])
+        assert all(p.stickers for p in packs)
