@@ -269,8 +269,13 @@ def _run(args: argparse.Namespace, storage: str | None,
             ranked = sorted(rounds, key=lambda r: r["durable_msgs_per_s"])
             median = ranked[len(ranked) // 2]
             rate = median["durable_msgs_per_s"]
+            relay_s = median["relay_total_pct"] / 100 * median["window_s"]
             out["throughput"] = {
                 **median,
+                # messages per CPU-second of the relay process: what one core would carry;
+                # steadier than msgs/s on a shared machine (bench/baseline.py compares it)
+                "durable_msgs_per_cpu_s": median["completed_in_window"] / relay_s
+                if relay_s > 0 else 0.0,
                 "rounds_msgs_per_s": [r["durable_msgs_per_s"] for r in rounds],
                 "failed": sum(r["failed"] for r in rounds),
                 "drained": all(r["drained"] for r in rounds),

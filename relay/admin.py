@@ -5,11 +5,11 @@ Two ways in, one set of tables (store migration "operations"):
 - over the protocol: a ``moderate`` frame from an identity with the admin or moderator
   role (``admins`` / ``moderators`` in the relay config) — removals of public posts and
   comments, bans; a ban made here disconnects the identity at once;
-- ``tenchat-relay admin ...`` (relay/storage/sqlite/admin_db.py), which opens the
-  relay's SQLite file directly, also while the relay runs (WAL; writes wait for the
-  relay's writer with a busy timeout). A running relay finds bans made this way by
-  polling the ``bans`` table (every ``ban_poll`` seconds, by id) and checks bans again
-  on every ``auth``.
+- ``tenchat-relay admin ...`` (relay/storage/admin.py), which opens the relay's
+  database directly — its SQLite file (WAL; writes wait for the relay's writer with a
+  busy timeout) or the PostgreSQL database its nodes share — also while the relay runs.
+  A running relay (every node) finds bans made this way by polling the ``bans`` table
+  (every ``ban_poll`` seconds, by id) and checks bans again on every ``auth``.
 
 Audit rows record admin actions (either way in) and failed authentications; the client's
 IP address only when ``audit_ip`` is on. Failed authentications are bounded three ways, so

@@ -14,10 +14,22 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from websockets.asyncio.server import ServerConnection
-from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 
 __all__ = ["RelayConnection", "Outgoing"]
+
+
+def binary_frame(data: bytes) -> bytes:
+    """``data`` as one unmasked, final binary WebSocket frame with no extension (RFC 6455
+    §5.2) — what ``Frame(Opcode.BINARY, data).serialize(mask=False, extensions=[])`` gives,
+    without its objects and checks: every answer and push the relay sends goes through
+    here (tests/relay/test_connection_frames.py holds the two equal)."""
+    size = len(data)
+    if size < 126:
+        return bytes((0x82, size)) + data
+    if size < 0x10000:
+        return bytes((0x82, 126)) + size.to_bytes(2, "big") + data
+    return bytes((0x82, 127)) + size.to_bytes(8, "big") + data
 
 
 class Outgoing:
@@ -34,7 +46,7 @@ class Outgoing:
     @property
     def frame(self) -> bytes:
         if self._frame is None:
-            self._frame = Frame(Opcode.BINARY, self.data).serialize(mask=False, extensions=[])
+            self._frame = binary_frame(self.data)
         return self._frame
 
 
@@ -73,11 +85,12 @@ class RelayConnection(ServerConnection):
         which waits."""
         if not self.writable():
             return False
+        if not self.protocol.extensions:  # (the relay negotiates none)
+            frame = message.frame if isinstance(message, Outgoing) else binary_frame(message)
+            self.protocol.writes.append(frame)
+            self._queued += len(frame)
+            return True
         if isinstance(message, Outgoing):
-            if not self.protocol.extensions:  # (the relay negotiates none)
-                self.protocol.writes.append(message.frame)
-                self._queued += len(message.frame)
-                return True
             message = message.data
         self.protocol.send_binary(message)
         self._queued += len(message)

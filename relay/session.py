@@ -172,7 +172,7 @@ class Session:
             # A callback, not a task: it runs before the commit's pushes (which the store
             # schedules a turn later), so a writer's answer never waits behind a fan-out.
             self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush_soon)
+            fut.get_loop().call_soon(self._flush_soon)  # (get_running_loop: a getpid call)
 
     def _flush_soon(self) -> None:
         """Write the queued answers now if the connection takes them without waiting (one

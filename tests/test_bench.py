@@ -236,6 +236,36 @@ def test_markdown_from_a_saved_run_writes_the_page(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_notify_quick_measures_every_notification_and_view() -> None:
+    out = _bench("bench.notify", "--notify-samples", "5", "--conversations", "200")
+    assert out["ok"] is True and out["scenario"] == "notify"
+    s = out["settings"]
+    for key in ("presence", "push_event", "send_event"):
+        assert out[f"{key}_ms"]["n"] == s["samples"], key
+        _positive_percentiles(out[f"{key}_ms"])
+    # a message's push is read off the socket before its event, inside its end to end
+    assert out["push_event_ms"]["p50"] < out["send_event_ms"]["p50"]
+    assert out["story_ms"]["n"] == s["stories"] * s["followers"]
+    assert out["conversations_listed"] == 200
+    for key in ("profile", "conversations"):
+        assert out[f"{key}_ms"]["n"] == s["reads"]
+    assert set(out["targets"]) == {"presence", "push_event", "story", "profile",
+                                   "conversations"}
+
+
+@pytest.mark.slow
+def test_wallet_quick_measures_link_nft_gift_and_balances() -> None:
+    out = _bench("bench.wallet", "--wallet-samples", "3")
+    assert out["ok"] is True and out["scenario"] == "wallet"
+    assert out["settings"]["chains"] == 7
+    assert out["gift_received_wei"] == 3 * 10**15  # every gift reached bob's wallet
+    for key in ("connect", "nft_cold", "nft_cached", "gift", "balance_sync"):
+        assert out[f"{key}_ms"]["n"] == 3, key
+        _positive_percentiles(out[f"{key}_ms"])
+        assert out["targets"][key]["seed_target_ms"] > out["targets"][key]["target_ms"]
+
+
+@pytest.mark.slow
 def test_cluster_quick_runs_every_configuration_and_fits_the_model(
         postgres_service: str, tmp_path: Path) -> None:
     # real relay processes: one on SQLite, 1 and 2 on PostgreSQL + the bench's own NATS

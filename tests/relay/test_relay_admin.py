@@ -1,6 +1,10 @@
 """Operations over a real relay process: invite-only registration with the real CLI,
-`tenchat-relay admin ...` on the data directory of a running relay (bans reach it), roles
-and the `moderate` frame, quotas, and the audit log with and without client addresses."""
+`tenchat-relay admin ...` on the database of a running relay (bans reach it), roles
+and the `moderate` frame, quotas, and the audit log with and without client addresses.
+
+Each runs on both backends — the data directory's SQLite and a fresh PostgreSQL
+database — with the same assertions: the admin commands answer alike on both. On a
+two-node PostgreSQL cluster a ban from the command line reaches both nodes."""
 
 from __future__ import annotations
 
@@ -9,12 +13,14 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
 
+from bench._postgres import scratch_database
 from tenchat.common.frames import (
     BlobBegin,
     BlobStatus,
@@ -27,7 +33,9 @@ from tenchat.common.frames import (
     Whois,
 )
 from tests.conftest import Cli
+from tests.support.nodes import Nodes
 from tests.support.relay import RelayProcess
+from tests.support.services import free_port
 from tests.support.wsclient import RelayClient, async_test, msg_id, new_key, user_of
 
 pytestmark = pytest.mark.slow
@@ -39,11 +47,28 @@ def err(reply: msgspec.Struct, code: str) -> Error:
     return reply
 
 
+@pytest.fixture
+def database(postgres_service: str) -> Iterator[str]:
+    """A fresh PostgreSQL database (dropped afterwards)."""
+    with scratch_database(postgres_service) as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def storage(request: pytest.FixtureRequest) -> list[str]:
+    """The relay's `--storage` flags: none (its data directory's SQLite), or a fresh
+    PostgreSQL database."""
+    return [] if request.param == "sqlite" else ["--storage", request.getfixturevalue("database")]
+
+
 def admin(relay: RelayProcess, *args: str, check: bool = True,
           env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`tenchat-relay admin ARGS` on ``relay``'s data directory and storage."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TENCHAT_")} | (env or {})
+    at = relay.args.index("--storage") if "--storage" in relay.args else len(relay.args)
     proc = subprocess.run(
-        [sys.executable, "-m", "tenchat.relay", "admin", *args, "--data", str(relay.data_dir)],
+        [sys.executable, "-m", "tenchat.relay", "admin", *args, "--data", str(relay.data_dir),
+         *relay.args[at : at + 2]],
         capture_output=True, text=True, env=env, timeout=60)
     if check:
         assert proc.returncode == 0, proc.stderr
@@ -67,8 +92,9 @@ async def member(url: str, handle: str) -> RelayClient:
 
 
 @pytest.mark.asyncio
-async def test_invite_only_registration(tmp_path: Path) -> None:
-    with RelayProcess(tmp_path / "data", args=["--registration", "invite-only"]) as relay:
+async def test_invite_only_registration(tmp_path: Path, storage: list[str]) -> None:
+    with RelayProcess(tmp_path / "data",
+                      args=["--registration", "invite-only", *storage]) as relay:
         cli = Cli(tmp_path, relay)
         codes = admin_json(relay, "invite", "--count", "2")["codes"]
         assert len(codes) == 2 and codes[0] != codes[1]
@@ -104,8 +130,8 @@ async def test_invite_only_registration(tmp_path: Path) -> None:
 
 
 @async_test
-async def test_admin_commands_reach_a_running_relay(tmp_path: Path) -> None:
-    with RelayProcess(tmp_path / "data", args=["--ban-poll", "1"]) as relay:
+async def test_admin_commands_reach_a_running_relay(tmp_path: Path, storage: list[str]) -> None:
+    with RelayProcess(tmp_path / "data", args=["--ban-poll", "1", *storage]) as relay:
         alice = await member(relay.url, "alice")
         bob = await member(relay.url, "bob")
         async with bob:
@@ -133,6 +159,9 @@ async def test_admin_commands_reach_a_running_relay(tmp_path: Path) -> None:
             # A quota of bob's own: a blob over it is refused, the default allows it again.
             await asyncio.to_thread(admin, relay, "quota", "@bob", "2048")
             err(await bob.call(BlobBegin, hash=os.urandom(32), size=4096), "quota_exceeded")
+            users = await asyncio.to_thread(admin_json, relay, "users")
+            assert [(u["handle"], u["blob_quota"], u["queued"], u["blob_bytes"])
+                    for u in users] == [("alice", None, 0, 0), ("bob", 2048, 0, 0)]
             await asyncio.to_thread(admin, relay, "quota", "@bob", "--default")
             assert isinstance(await bob.call(BlobBegin, hash=os.urandom(32), size=4096),
                               BlobStatus)
@@ -150,15 +179,23 @@ async def test_admin_commands_reach_a_running_relay(tmp_path: Path) -> None:
 
         bad = await asyncio.to_thread(admin, relay, "ban", "@nobody", check=False)
         assert bad.returncode == 1 and bad.stderr == "error: no identity holds @nobody\n"
+        assert await asyncio.to_thread(admin_json, relay, "stats") == {
+            "users": 2, "queued_messages": 0, "groups": 0, "posts": 0, "comments": 0,
+            "blobs": 0, "blob_bytes": 0, "banned": 0, "invites_open": 0}
+        # a refused unban wrote no audit row
+        rows = await asyncio.to_thread(admin_json, relay, "audit")
+        assert [r["action"] for r in rows].count("unban") == 1
 
 
 # --- roles and the moderate frame ---------------------------------------------------------------
 
 
 @async_test
-async def test_moderators_remove_posts_users_may_not(tmp_path: Path) -> None:
+async def test_moderators_remove_posts_users_may_not(tmp_path: Path,
+                                                     storage: list[str]) -> None:
     with RelayProcess(tmp_path / "data", args=[
-            "--moderators", "@mod,@climod", "--admins", "@boss", "--audit-ip"]) as relay:
+            "--moderators", "@mod,@climod", "--admins", "@boss", "--audit-ip",
+            *storage]) as relay:
         cli = Cli(tmp_path, relay)
 
         def publish() -> tuple[str, str]:
@@ -220,9 +257,81 @@ async def test_moderators_remove_posts_users_may_not(tmp_path: Path) -> None:
         assert by_action["auth_failed"]["detail"] == "foreign origin"  # signed for elsewhere
         assert all(r["ip"] == "127.0.0.1" for r in rows)
 
+        # `tenchat-relay admin` removes posts and comments too.
+        def removals() -> None:
+            post = cli("alice", "post", "again", "--json").json()["id"]
+            comment = cli("alice", "comment", post, "second", "--json").json()["id"]
+            assert admin_json(relay, "remove-comment", comment) == {"removed_comment": comment}
+            assert cli("alice", "feed", "--json").json_lines()[0]["comments"] == 0
+            gone = admin(relay, "remove-comment", comment, check=False)
+            assert gone.returncode == 1 and gone.stderr == "error: no comment with this id\n"
+            assert admin_json(relay, "remove-post", post) == {"removed_post": post}
+            assert cli("alice", "feed", "--json").json_lines() == []
+            gone = admin(relay, "remove-post", post, check=False)
+            assert gone.returncode == 1 and gone.stderr == "error: no post with this id\n"
+            rows = admin_json(relay, "audit", "--limit", "2")
+            assert [(r["action"], r["actor"], r["target"], r["detail"], r["ip"])
+                    for r in rows] == [("remove_comment", None, comment, "cli", None),
+                                       ("remove_post", None, post, "cli", None)]
+            numbers = admin_json(relay, "stats")
+            assert (numbers["posts"], numbers["comments"], numbers["banned"]) == (0, 0, 1)
 
-def test_admin_on_a_directory_without_a_relay(tmp_path: Path) -> None:
-    relay = RelayProcess(tmp_path / "empty")
+        await asyncio.to_thread(removals)
+
+
+def test_admin_on_a_directory_without_a_relay(tmp_path: Path, storage: list[str]) -> None:
+    relay = RelayProcess(tmp_path / "empty", args=storage)
     out = admin(relay, "stats", check=False)
-    assert out.returncode == 1
-    assert out.stderr.startswith("error: no relay database in") and "Traceback" not in out.stderr
+    assert out.returncode == 1 and len(out.stderr.splitlines()) == 1
+    assert out.stderr.startswith("error: no relay database ") and "Traceback" not in out.stderr
+
+
+def test_admin_on_a_postgresql_server_that_is_not_there(tmp_path: Path) -> None:
+    url = f"postgresql://tenchat@127.0.0.1:{free_port()}/relay"
+    out = admin(RelayProcess(tmp_path / "data", args=["--storage", url]), "users", check=False)
+    assert out.returncode == 1 and len(out.stderr.splitlines()) == 1
+    assert out.stderr.startswith(f"error: cannot use PostgreSQL at {url}: ")
+
+
+# --- a cluster: one PostgreSQL database, two nodes ----------------------------------------------
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, database: str, nats_service: str) -> Iterator[Nodes]:
+    """Two nodes of one relay on one PostgreSQL database, polling for bans every second."""
+    nodes = Nodes(tmp_path, database, nats_service, n=2, args=["--ban-poll", "1"])
+    try:
+        nodes.start()
+        yield nodes
+    finally:
+        nodes.stop()
+
+
+@async_test
+async def test_a_ban_from_the_command_line_reaches_every_node(cluster: Nodes) -> None:
+    key = new_key()
+    # alice on both nodes at once (two devices of one identity), bob on the second
+    alice = [await RelayClient.login(u, key, cluster.name) for u in cluster.urls]
+    assert isinstance(await alice[0].register("alice"), HandleInfo)
+    bob = await member_of(cluster, 1, "bob")
+    async with bob:
+        out = await asyncio.to_thread(admin_json, cluster.relays[0], "ban", "@alice")
+        assert out == {"banned": user_of(key).hex()}
+        for client in alice:
+            async with asyncio.timeout(15):  # ban_poll 1 s; loaded machine
+                await client.ws.wait_closed()
+            assert (client.ws.close_code, client.ws.close_reason) == (1008, "banned")
+        for url in cluster.urls:  # and refused on either
+            again = await RelayClient.connect(url)
+            async with again:
+                await again.hello()
+                err(await again.auth(key), "banned")
+        assert isinstance(await bob.call(Whois, user=bob.user), HandleInfo)
+        users = await asyncio.to_thread(admin_json, cluster.relays[1], "users")
+        assert {u["handle"]: u["banned"] for u in users} == {"alice": True, "bob": False}
+
+
+async def member_of(nodes: Nodes, i: int, handle: str) -> RelayClient:
+    c = await RelayClient.login(nodes.urls[i], new_key(), nodes.name)
+    assert isinstance(await c.register(handle), HandleInfo)
+    return c

@@ -56,11 +56,12 @@ def free_port() -> int:
 
 
 class Anvil:
-    def __init__(self, *, block_time: float | None = None) -> None:
+    def __init__(self, *, block_time: float | None = None, chain_id: int = CHAIN_ID) -> None:
+        self.chain_id = chain_id  # transact/deploy/call below sign for CHAIN_ID only
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         args = [anvil_binary(), "--host", "127.0.0.1", "--port", str(self.port),
-                "--chain-id", str(CHAIN_ID), "--silent"]
+                "--chain-id", str(chain_id), "--silent"]
         if block_time is not None:
             args += ["--block-time", str(block_time)]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -70,7 +71,7 @@ class Anvil:
         self.w3 = Web3(Web3.HTTPProvider(self.url, request_kwargs={"timeout": 10}))
         while True:
             try:
-                if self.w3.eth.chain_id == CHAIN_ID:
+                if self.w3.eth.chain_id == chain_id:
                     break
             except Exception:
                 pass

@@ -2,7 +2,8 @@
 
 Ban ids only grow and a running relay polls for new ones by id (``bans_after``), so a
 ban is written under one advisory lock for the cluster: ids commit in id order, and a
-poll never passes one that is still to commit.
+poll never passes one that is still to commit. The changes are functions of a
+transaction, shared with ``tenchat-relay admin`` (admin.py).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from ..records import AuditEntry, HandleRecord
 from .base import PostgresBase, Tx, write
 from .identities import bind_handle, check_handle
 
-__all__ = ["Operations"]
+__all__ = ["Operations", "insert_audit", "ban", "unban", "remove", "set_quota", "add_invites"]
 
 _AUDIT: Final = ("INSERT INTO audit (at, actor, action, target, detail, ip, count)"
                  " VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id")
@@ -38,6 +39,49 @@ def _entry(row: Any) -> AuditEntry:
     return AuditEntry(at, bytes(actor) if actor is not None else None, action,
                       bytes(target) if target is not None else None, detail, ip,
                       count, row_id)
+
+
+async def insert_audit(tx: Tx, entry: AuditEntry) -> int:
+    """Write an audit row; its id."""
+    return int(await tx.value(_AUDIT, *_audit_row(entry)))
+
+
+async def ban(tx: Tx, user: bytes, at: int, reason: str) -> None:
+    await tx.run_sql("SELECT pg_advisory_xact_lock($1)", _BANS_LOCK)
+    # A new id even for a user banned before (as SQLite's INSERT OR REPLACE), so every
+    # node's poll sees the ban again.
+    await tx.run_sql("DELETE FROM bans WHERE user_id = $1", user)
+    await tx.run_sql("INSERT INTO bans (user_id, at, reason) VALUES ($1, $2, $3)",
+                     user, at, reason)
+
+
+async def unban(tx: Tx, user: bytes) -> bool:
+    """Whether there was a ban to lift."""
+    return bool(await tx.run_sql("DELETE FROM bans WHERE user_id = $1", user))
+
+
+async def remove(tx: Tx, action: str, target: bytes) -> bool:
+    """Remove a post (with what hangs on it) or a comment; whether there was one."""
+    table = "posts" if action == "remove_post" else "comments"
+    if not await tx.one(f"SELECT 1 FROM {table} WHERE id = $1", target):
+        return False
+    for sql in _REMOVE[action]:
+        await tx.run_sql(sql, target)
+    return True
+
+
+async def set_quota(tx: Tx, user: bytes, quota: int | None) -> None:
+    if quota is None:
+        await tx.run_sql("DELETE FROM quotas WHERE user_id = $1", user)
+    else:
+        await tx.run_sql("INSERT INTO quotas (user_id, blob_quota) VALUES ($1, $2)"
+                         " ON CONFLICT (user_id) DO UPDATE SET"
+                         " blob_quota = excluded.blob_quota", user, quota)
+
+
+async def add_invites(tx: Tx, codes: Sequence[str], now: int, expires_at: int) -> None:
+    await tx.many("INSERT INTO invites (code, created_at, expires_at) VALUES ($1, $2, $3)",
+                  [(code, now, expires_at) for code in codes])
 
 
 class Operations(PostgresBase):
@@ -64,7 +108,7 @@ class Operations(PostgresBase):
 
     @write
     async def audit_insert(self, tx: Tx, entry: AuditEntry) -> int:
-        return int(await tx.value(_AUDIT, *_audit_row(entry)))
+        return await insert_audit(tx, entry)
 
     @write
     async def audit_add(self, tx: Tx, row_id: int, count: int) -> None:
@@ -72,18 +116,11 @@ class Operations(PostgresBase):
 
     @write
     async def set_blob_quota(self, tx: Tx, user: bytes, quota: int | None) -> None:
-        if quota is None:
-            await tx.run_sql("DELETE FROM quotas WHERE user_id = $1", user)
-        else:
-            await tx.run_sql("INSERT INTO quotas (user_id, blob_quota) VALUES ($1, $2)"
-                             " ON CONFLICT (user_id) DO UPDATE SET"
-                             " blob_quota = excluded.blob_quota", user, quota)
+        await set_quota(tx, user, quota)
 
     @write
     async def add_invites(self, tx: Tx, codes: Sequence[str], expires_at: int) -> None:
-        now = self._clock()
-        await tx.many("INSERT INTO invites (code, created_at, expires_at) VALUES ($1, $2, $3)",
-                      [(code, now, expires_at) for code in codes])
+        await add_invites(tx, codes, self._clock(), expires_at)
 
     @write
     async def register_invited(self, tx: Tx, user: bytes, handle: str, sig: bytes,
@@ -109,20 +146,12 @@ class Operations(PostgresBase):
     async def moderate(self, tx: Tx, action: str, target: bytes, reason: str,
                        audit: AuditEntry) -> None:
         if action in _REMOVE:
-            table = "posts" if action == "remove_post" else "comments"
-            if not await tx.one(f"SELECT 1 FROM {table} WHERE id = $1", target):
+            if not await remove(tx, action, target):
                 raise ProtocolError(ErrorCode.NOT_FOUND, f"no {action[7:]} with this id")
-            for sql in _REMOVE[action]:
-                await tx.run_sql(sql, target)
         elif len(target) != 32:
             raise ProtocolError(ErrorCode.MALFORMED, "a ban names a 32-byte identity")
         elif action == "ban":
-            await tx.run_sql("SELECT pg_advisory_xact_lock($1)", _BANS_LOCK)
-            # A new id even for a user banned before (as SQLite's INSERT OR REPLACE), so
-            # every node's poll sees the ban again.
-            await tx.run_sql("DELETE FROM bans WHERE user_id = $1", target)
-            await tx.run_sql("INSERT INTO bans (user_id, at, reason) VALUES ($1, $2, $3)",
-                             target, self._clock(), reason)
-        elif not await tx.run_sql("DELETE FROM bans WHERE user_id = $1", target):
+            await ban(tx, target, self._clock(), reason)
+        elif not await unban(tx, target):
             raise ProtocolError(ErrorCode.NOT_FOUND, "this identity is not banned")
-        await tx.run_sql(_AUDIT, *_audit_row(audit))
+        await insert_audit(tx, audit)

@@ -1,4 +1,4 @@
-"""``tenchat-relay admin``: the relay's SQLite file, opened directly.
+"""``tenchat-relay admin`` on SQLite: the relay's file, opened directly (../admin.py).
 
 Safe alongside a running relay (WAL; writes wait for the relay's writer with a busy
 timeout). Every change writes an audit row (actor: none, detail: "cli"). A running relay
@@ -13,9 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tenchat.common import identity
-from tenchat.common.errors import ProtocolError
-
+from ..admin import AdminError, audit_dict, parse_who, stats_queries, user_dict
 from .operations import AUDIT, BAN, REMOVE_COMMENT, REMOVE_POST, UNBAN
 from .schema import MIGRATIONS
 
@@ -24,10 +22,6 @@ __all__ = ["AdminDB", "AdminError"]
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-class AdminError(Exception):
-    """An admin command cannot be done; the message says why."""
 
 
 class AdminDB:
@@ -56,33 +50,28 @@ class AdminDB:
         self.close()
 
     def _write(self, statements: list[tuple[str, tuple[Any, ...]]], action: str,
-               target: bytes | None, detail: str = "cli") -> int:
-        """Run statements and the audit row in one transaction; the last rowcount."""
+               target: bytes | None, detail: str = "cli", *, none: str = "") -> None:
+        """Run statements and the audit row in one transaction; if the last changed no
+        row and ``none`` says why that is an error, nothing (AdminError(none))."""
         db = self.db
         db.execute("BEGIN IMMEDIATE")
         try:
             count = 0
             for sql, params in statements:
                 count = db.execute(sql, params).rowcount
+            if none and not count:
+                raise AdminError(none)
             db.execute(AUDIT, (_now_ms(), None, action, target, detail, None, 1))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
-        return count
 
     def resolve(self, who: str) -> bytes:
         """An identity by @handle, handle or 64-digit hex public key."""
-        text = who.strip()
-        if len(text) == 64:
-            try:
-                return bytes.fromhex(text)
-            except ValueError:
-                pass
-        try:
-            handle = identity.normalize_handle(text.removeprefix("@"))
-        except ProtocolError:
-            raise AdminError(f"{who!r} is neither an @handle nor a hex public key") from None
+        handle = parse_who(who)
+        if isinstance(handle, bytes):
+            return handle
         row = self.db.execute("SELECT user FROM handles WHERE handle = ?", (handle,)).fetchone()
         if row is None:
             raise AdminError(f"no identity holds @{handle}")
@@ -95,25 +84,21 @@ class AdminDB:
             " (SELECT coalesce(sum(size), 0) FROM blobs WHERE owner = h.user)"
             " FROM handles AS h LEFT JOIN bans AS b ON b.user = h.user"
             " LEFT JOIN quotas AS q ON q.user = h.user ORDER BY h.at, h.handle").fetchall()
-        return [{"user_id": bytes(u).hex(), "handle": h, "registered_at": at,
-                 "banned": bool(banned), "blob_quota": quota, "queued": queued,
-                 "blob_bytes": blob_bytes}
-                for u, h, at, banned, quota, queued, blob_bytes in rows]
+        return [user_dict(row) for row in rows]
 
     def ban(self, user: bytes, reason: str = "") -> None:
         self._write([(BAN, (user, _now_ms(), reason))], "ban", user, f"cli {reason}".strip())
 
     def unban(self, user: bytes) -> None:
-        if not self._write([(UNBAN, (user,))], "unban", user):
-            raise AdminError("this identity is not banned")
+        self._write([(UNBAN, (user,))], "unban", user, none="this identity is not banned")
 
     def remove_post(self, post: bytes) -> None:
-        if not self._write([(sql, (post,)) for sql in REMOVE_POST], "remove_post", post):
-            raise AdminError("no post with this id")
+        self._write([(sql, (post,)) for sql in REMOVE_POST], "remove_post", post,
+                    none="no post with this id")
 
     def remove_comment(self, comment: bytes) -> None:
-        if not self._write([(REMOVE_COMMENT[0], (comment,))], "remove_comment", comment):
-            raise AdminError("no comment with this id")
+        self._write([(REMOVE_COMMENT[0], (comment,))], "remove_comment", comment,
+                    none="no comment with this id")
 
     def set_quota(self, user: bytes, blob_quota: int | None) -> None:
         if blob_quota is None:
@@ -132,25 +117,11 @@ class AdminDB:
         return codes
 
     def stats(self) -> dict[str, int]:
-        one = lambda sql: int(self.db.execute(sql).fetchone()[0])  # noqa: E731
-        return {
-            "users": one("SELECT count(*) FROM handles"),
-            "queued_messages": one("SELECT count(*) FROM messages"),
-            "groups": one("SELECT count(*) FROM groups"),
-            "posts": one("SELECT count(*) FROM posts"),
-            "comments": one("SELECT count(*) FROM comments"),
-            "blobs": one("SELECT count(*) FROM blobs"),
-            "blob_bytes": one("SELECT coalesce(sum(size), 0) FROM blobs"),
-            "banned": one("SELECT count(*) FROM bans"),
-            "invites_open": one("SELECT count(*) FROM invites WHERE used_by IS NULL"
-                                f" AND (expires_at = 0 OR expires_at > {_now_ms()})"),
-        }
+        return {name: int(self.db.execute(sql).fetchone()[0])
+                for name, sql in stats_queries(_now_ms()).items()}
 
     def audit(self, limit: int = 50) -> list[dict[str, Any]]:
         rows = self.db.execute(
             "SELECT id, at, actor, action, target, detail, ip, count FROM audit"
             " ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
-        return [{"id": i, "at": at, "actor": bytes(a).hex() if a else None, "action": act,
-                 "target": bytes(t).hex() if t else None, "detail": d, "ip": ip,
-                 "count": n}
-                for i, at, a, act, t, d, ip, n in reversed(rows)]
+        return [audit_dict(row) for row in reversed(rows)]

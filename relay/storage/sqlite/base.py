@@ -29,6 +29,7 @@ T = TypeVar("T")
 
 DEDUPE_WINDOW_MS: Final = 7 * 24 * 3600 * 1000  # how long a retry is recognised after storing
 _PRUNE_EVERY_MS: Final = 3600 * 1000
+WRITER_CACHE_KIB: Final = 64 * 1024  # the writer connection's SQLite page cache
 
 
 def chunks(items: Sequence[T], size: int) -> Iterable[Sequence[T]]:
@@ -138,6 +139,10 @@ class SQLiteBase(StoreLimits, BatchWriter[Tx]):
         await db.execute("PRAGMA journal_mode=WAL")
         await db.execute(f"PRAGMA synchronous={'FULL' if self.sync == 'full' else 'NORMAL'}")
         await db.execute("PRAGMA busy_timeout=5000")
+        # 64 MiB of page cache, not SQLite's 2 MiB: the `sent` dedupe keys (random, a week
+        # of them) outgrow 2 MiB within seconds at saturation, and then an insert reads its
+        # b-tree page back from the OS with a system call.
+        await db.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
         try:
             await migrate(db, self.path)
         except BaseException:
