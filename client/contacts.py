@@ -181,9 +181,11 @@ class ContactBook(ClientBase):
         contact = await self.resolve(peer)
         async with self.cache.transaction():
             await self.cache.contacts.set_flag(contact.user, "blocked", blocked)
+            # The block first: our other devices then skip the blocked one when they
+            # pass the rotated profile key on to their contacts (sealed_sender.py).
+            await self.tell_devices("blocked", blocked, contact.user)
             if blocked:  # their copy of our access key stops working (sealed_sender.py)
                 await self.sealed_sender.rotate()
-            await self.tell_devices("blocked", blocked, contact.user)
         await self.tell_relay_block(contact.user, blocked)
         if blocked:  # the relay learns the new access key; the other contacts get it
             with contextlib.suppress(ConnectionLost, RelayUnreachable, RelayError):

@@ -55,7 +55,7 @@ from .keystore import Keystore, Secrets
 from .known_relays import known_relays_path
 from .prekeys import PrekeyUpkeep
 from .receiving import Receiving
-from .sealed_sender import SealedSender
+from .sealed_sender import PROFILE_STATE, SealedSender
 from .sending import Sending
 from .views import Views
 
@@ -129,6 +129,7 @@ class Core(PrekeyUpkeep, ContactBook, Sending, Receiving, Views, DeviceBook, Dev
         self.devices_online: dict[bytes, bool] = {}  # presence per watched device
         self.sealed_sender = SealedSender(self)
         self.register_content((c.ProfileKey,), self.sealed_sender.receive)
+        self.register_state((PROFILE_STATE,), self.sealed_sender.apply_state)
         self._rewatch_lock = asyncio.Lock()
         self._rewatch_due = False
 

@@ -20,7 +20,7 @@ import asyncio
 import logging
 import os
 import time
-from typing import TYPE_CHECKING, Final, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from nacl import secret
 
@@ -54,6 +54,10 @@ GENERATION: Final = "sealed.generation"  # how many times it was rotated
 SHARED: Final = "sealed.shared."  # + peer hex: the generation that peer was sent
 ACCESS: Final = "sealed.access."  # + peer hex: that peer's access key, sealed
 GRANTED: Final = "sealed.granted."  # + peer hex: a message we wrote went to them named
+# The `state` key (client/device_sync.py) carrying the account's profile key to our other
+# devices: one profile key per account, so a peer's copy of its access key opens the
+# queue of each of our devices (each registers the verifier for its own device key).
+PROFILE_STATE: Final = "profile_key"
 # An anonymous connection is reused for this long, then a new one is opened: under the
 # relay's auth_timeout (default 30 s), after which it closes connections that never
 # signed in; and a fresh connection now and then links fewer sends together.
@@ -98,10 +102,44 @@ class SealedSender:
         """Ours, made on first use (in the open transaction)."""
         key = await self._profile_key()
         if key is None:
-            key = os.urandom(32)
-            await self.core.cache.settings.set(PROFILE_KEY, bytes(self._box.encrypt(key)))
-            await self.core.cache.settings.set(GENERATION, await self._generation() + 1)
+            key = await self._new_profile_key()
         return key
+
+    async def _new_profile_key(self) -> bytes:
+        """A new account profile key (in the open transaction), told to our other devices
+        so that all of them use (and register the verifier of) the same one."""
+        key, generation = os.urandom(32), await self._generation() + 1
+        await store_profile_key(self.core.cache, self.core.secrets.storage_key, key, generation)
+        await self.core.tell_devices(PROFILE_STATE, True, at=generation, data=key)
+        return key
+
+    async def handover(self) -> tuple[bytes, int]:
+        """(profile key, generation) for a device being linked (b"" if none yet)."""
+        return (await self._profile_key() or b""), await self._generation()
+
+    async def apply_state(self, state: c.State, events: list[Any]) -> None:
+        """Another device of ours made or rotated the account's profile key (in the open
+        transaction). The newer generation wins (a tie: the greater key, so concurrent
+        rotations settle on one key everywhere); the relay learns the verifier of it for
+        this device's queue at the next flush, and the contacts this device shared the
+        old key with get the new one."""
+        if len(state.data) != 32:
+            return
+        mine, generation = await self._profile_key(), await self._generation()
+        if mine == state.data or (state.at, state.data) < (generation, mine or b""):
+            return
+        await store_profile_key(self.core.cache, self.core.secrets.storage_key, state.data,
+                                state.at)
+        await self._reshare()
+        self.core._spawn(self._register_soon())
+
+    async def _register_soon(self) -> None:
+        try:
+            async with self.core.cache.transaction(durable=False):
+                pass  # wait for the receiving transaction that stored the key to commit
+            await self.register(await self.core.connection())
+        except Exception as exc:  # offline: the next connect registers it
+            log.info("profile key not registered yet: %s", exc)
 
     async def register(self, conn: RelayConnection, *, force: bool = False) -> None:
         """Tell the relay who may send us sealed messages — holders of our current access
@@ -142,8 +180,8 @@ class SealedSender:
     async def share_with(self, peer: bytes) -> None:
         """Queue our profile key to ``peer`` (in the open transaction) unless they have the
         current one: called when the user writes to them."""
-        if peer == self.core.user or self.core.device.public != self.core.user:
-            return  # not to ourselves; and a linked device has no profile key of its own
+        if peer == self.core.user:
+            return  # not to ourselves (our devices get it as `state`)
         key = await self._make_profile_key()
         generation = await self._generation()
         if await self.core.cache.settings.get(SHARED + peer.hex()) == generation:
@@ -156,8 +194,12 @@ class SealedSender:
         """A new profile key (in the open transaction), sent to every contact that had the
         old one except blocked ones: after a block, the blocked identity's access key no
         longer opens our queue once the relay has the new verifier (the next flush)."""
-        await self.core.cache.settings.set(PROFILE_KEY, bytes(self._box.encrypt(os.urandom(32))))
-        await self.core.cache.settings.set(GENERATION, await self._generation() + 1)
+        await self._new_profile_key()
+        await self._reshare()
+
+    async def _reshare(self) -> None:
+        """Our current profile key to every contact that had an older one, except
+        blocked ones (in the open transaction)."""
         for contact in await self.core.cache.contacts.all():
             if contact.blocked or await self.core.cache.settings.get(
                     SHARED + contact.user.hex()) is None:
@@ -212,15 +254,17 @@ class SealedSender:
         return sealed
 
     async def _seal(self, item: Item, written: bool) -> SealedItem | None:
+        # The addressing layer chose the queue (item.peer, a device); this layer only
+        # chooses the envelope. Every device of an account registers the verifier of the
+        # account's one profile key, so the account's access key opens each device queue.
         account = await self.core.account_of(item.peer)
-        if not self._enabled or account in (None, self.core.user):
-            return None  # off, or to one of our own devices
-        if account != item.peer:
-            # A linked device's queue has its own verifier, of its own profile key: only an
-            # account's first device (whose device key is the account key) gets sealed
-            # messages until the profile key is shared between an account's devices.
+        if not self._enabled or account is None:
             return None
-        access = await self.access_for(item.peer)
+        if account == self.core.user:  # one of our own other devices: our own key
+            own = await self._profile_key()
+            return (SealedItem(seal(self.core.device, item.peer, item.msg_id, item.envelope),
+                               access_key(own)) if own is not None else None)
+        access = await self.access_for(account)
         if not access:
             return None
         if written and self._presence and not await self._was_granted(item.peer):
@@ -244,7 +288,10 @@ class SealedSender:
             except RelayError as exc:
                 if exc.code != ErrorCode.ACCESS_DENIED:
                     raise
-            access = await self.forget(item.peer, access)  # a newer one: try it once more
+            account = await self.core.account_of(item.peer)
+            if account is None or account == self.core.user:
+                break  # our own device has not registered our key (yet): named this once
+            access = await self.forget(account, access)  # a newer one: try it once more
         if written:
             self._granting.add(item.msg_id)  # it goes named now
         return False
@@ -284,3 +331,10 @@ class SealedSender:
                         fingerprint(opened.sender))
             return None
         return opened.sender, opened.envelope
+
+
+async def store_profile_key(cache: Any, storage_key: bytes, key: bytes, generation: int) -> None:
+    """Keep the account's profile key (sealed with the storage key) and its generation:
+    also used by a newly linked device, with the key the link hand-over gave it."""
+    await cache.settings.set(PROFILE_KEY, bytes(secret.SecretBox(storage_key).encrypt(key)))
+    await cache.settings.set(GENERATION, generation)

@@ -217,6 +217,9 @@ class LinkGrant(msgspec.Struct):
     devices: bytes  # the account's current signed device list (may be the implicit one: b"")
     contacts: list[tuple[bytes, str | None, bool]] = []  # (account, handle, verified)
     history: MediaRef | None = None  # a sealed blob: History, the latest messages
+    # The account's profile key (sealed sender, one per account) and its generation.
+    profile_key: bytes = b""
+    profile_generation: int = 0
 
 
 class HistoryItem(msgspec.Struct, array_like=True):
