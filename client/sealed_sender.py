@@ -9,6 +9,11 @@ to them, and to every contact we shared it with again after it is rotated — wh
 blocking someone does, so the blocked one's copy stops opening our queue. A sealed
 message from a blocked identity is dropped after unsealing, like any other of theirs.
 
+The profile key is one per account (docs/crypto.md "Sealed sender"): a linked device
+gets it in the link grant, a make or rotation reaches our other devices as `state`
+``profile_key``, and each device registers its verifier for its own queue — so each
+device copy the addressing layer (client/addressing.py) picks is sealed to that device.
+
 Kept apart from the rest of the send path on purpose: the inner envelope is the one
 ``session_crypto`` makes, unchanged, so other envelope work (multi-device fan-out)
 stays independent of this layer.
