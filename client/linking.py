@@ -30,7 +30,7 @@ from .connection import RelayConnection, RelayError, RelayList, open_first
 from .core import Core, publish_first_prekeys, store_first_prekeys
 from .keystore import Keystore, Secrets
 from .known_relays import KnownRelays, known_relays_path
-from .sealed_sender import store_profile_key
+from .sealed_sender import store_access, store_profile_key
 
 __all__ = ["PendingLink", "start_link", "read_request", "grant", "pack_history", "POLL",
            "LINK_TIMEOUT"]
@@ -107,6 +107,9 @@ class PendingLink:
             if len(got.profile_key) == 32:
                 await store_profile_key(cache, secrets.storage_key, got.profile_key,
                                         got.profile_generation)
+            for peer, key in got.access:
+                if len(peer) == 32 and len(key) == 16 and peer != account.public:
+                    await store_access(cache, secrets.storage_key, peer, key)
             for item in history:  # shown: `inbox` prints only what arrives from now on
                 await cache.messages.add(MessageRow(
                     item.id, item.conv, item.outgoing, item.text, item.sent_at,
@@ -238,12 +241,13 @@ async def grant(client: Core, code: dv.LinkCode, request: dv.LinkRequest, *,
                     if k.handle is not None]
         # The account's one profile key: the new device registers its verifier for its
         # own queue, so contacts' sealed messages reach it too (client/sealed_sender.py).
-        profile_key, profile_generation = await client.sealed_sender.handover()
+        profile_key, profile_generation, access = await client.sealed_sender.handover()
     conn = await client.connection()
     got = dv.LinkGrant(account_seed=client.secrets.identity_seed, handle=client.handle,
                        devices=record if held is not None else b"", contacts=contacts,
                        history=await pack_history(client, history),
-                       profile_key=profile_key, profile_generation=profile_generation)
+                       profile_key=profile_key, profile_generation=profile_generation,
+                       access=access)
     await conn.request(f.LinkPut, slot=dv.link_slots(code.secret)[1],
                        blob=dv.seal_grant(code, got))
     loop = asyncio.get_running_loop()

@@ -118,9 +118,13 @@ class SealedSender:
         await self.core.tell_devices(PROFILE_STATE, True, at=generation, data=key)
         return key
 
-    async def handover(self) -> tuple[bytes, int]:
-        """(profile key, generation) for a device being linked (b"" if none yet)."""
-        return (await self._profile_key() or b""), await self._generation()
+    async def handover(self) -> tuple[bytes, int, list[tuple[bytes, bytes]]]:
+        """For a device being linked (in the open transaction): our profile key (b"" if
+        none yet), its generation, and the (contact, access key) pairs we hold — so the
+        new device seals to those contacts at once instead of waiting for them to write."""
+        access = [(contact.user, key) for contact in await self.core.cache.contacts.all()
+                  if (key := await self.access_for(contact.user))]
+        return (await self._profile_key() or b""), await self._generation(), access
 
     async def apply_state(self, state: c.State, events: list[Any]) -> None:
         """Another device of ours made or rotated the account's profile key (in the open
@@ -223,7 +227,7 @@ class SealedSender:
         if group is not None:
             return
         access = access_key(content.key)
-        await self.core.cache.settings.set(ACCESS + author.hex(), bytes(self._box.encrypt(access)))
+        await store_access(self.core.cache, self.core.secrets.storage_key, author, access)
         self._access[author] = access
 
     async def access_for(self, peer: bytes) -> bytes | None:
@@ -343,3 +347,10 @@ async def store_profile_key(cache: Any, storage_key: bytes, key: bytes, generati
     also used by a newly linked device, with the key the link hand-over gave it."""
     await cache.settings.set(PROFILE_KEY, bytes(secret.SecretBox(storage_key).encrypt(key)))
     await cache.settings.set(GENERATION, generation)
+
+
+async def store_access(cache: Any, storage_key: bytes, peer: bytes, access: bytes) -> None:
+    """Keep a contact's access key (sealed with the storage key): a newly linked device,
+    with those the link hand-over gave it."""
+    sealed = bytes(secret.SecretBox(storage_key).encrypt(access))
+    await cache.settings.set(ACCESS + peer.hex(), sealed)

@@ -220,6 +220,7 @@ class LinkGrant(msgspec.Struct):
     # The account's profile key (sealed sender, one per account) and its generation.
     profile_key: bytes = b""
     profile_generation: int = 0
+    access: list[tuple[bytes, bytes]] = []  # (contact, their access key) held
 
 
 class HistoryItem(msgspec.Struct, array_like=True):

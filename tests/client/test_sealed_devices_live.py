@@ -107,7 +107,12 @@ async def test_a_rotation_on_block_reaches_the_other_device(
     await alice1.send_text("bob", "hi")  # alice's profile key, made before the link
     await bob.sync()
     assert await bob.sealed_sender.access_for(alice1.user)
-    alice2 = await link(people, alice1, "a2")  # the hand-over carries it
+    await bob.send_text("alice", "hi alice")  # bob's, to alice1 only
+    await alice1.sync()
+    bobs_access = await alice1.sealed_sender.access_for(bob.user)
+    assert bobs_access
+    alice2 = await link(people, alice1, "a2")  # the hand-over carries both
+    assert await alice2.sealed_sender.access_for(bob.user) == bobs_access
     await alice2.sync()  # connects: registers the verifier for its own queue
     old = await registered(relay, alice1)
     assert await registered(relay, alice2) == old
