@@ -29,7 +29,7 @@ from ..common.groups import GroupState
 from ..common.identity import (
     fingerprint,
 )
-from .cache import Cache, ContactRow, MessageRow
+from .cache import Cache, ContactRow, LastMessage, MessageRow
 from .connection import RelayConnection, RelayList
 from .conv import is_group
 from .errors import PeerError
@@ -106,7 +106,7 @@ class Conversation:
 
     peer: bytes
     handle: str | None
-    last: MessageRow | None  # the latest message, for the preview
+    last: LastMessage | None  # the latest message, for the preview
     unread: int
     pinned: bool
     muted: bool

@@ -14,6 +14,29 @@ from tenchat.client.cache import DELIVERED, PENDING, READ, SENT, Cache, MessageR
 BOB, CAROL = b"b" * 32, b"c" * 32
 
 
+# Takes a cache back from schema 14 to 13 (the conversation summary), for the tests of
+# upgrades from older schemas: the triggers as migration 2 made them, the columns gone.
+UNDO_SUMMARY = """
+DROP INDEX conversations_order; DROP TRIGGER messages_last;
+DROP TRIGGER messages_ai; DROP TRIGGER messages_ad;
+CREATE TRIGGER messages_ai AFTER INSERT ON messages BEGIN
+    INSERT INTO conversations (peer, last_key, unread)
+        VALUES (new.peer, new.rowid, new.outgoing = 0 AND new.status < 3)
+        ON CONFLICT(peer) DO UPDATE SET last_key = excluded.last_key,
+                                        unread = unread + excluded.unread;
+    INSERT INTO messages_fts (rowid, text) VALUES (new.rowid, new.text);
+END;
+CREATE TRIGGER messages_ad AFTER DELETE ON messages BEGIN
+    INSERT INTO messages_fts (messages_fts, rowid, text)
+        VALUES ('delete', old.rowid, old.text);
+    UPDATE conversations SET unread = MAX(unread - (old.outgoing = 0
+        AND old.status < 3), 0) WHERE peer = old.peer;
+END;
+""" + "".join(f"ALTER TABLE conversations DROP COLUMN {c};" for c in (
+    "last_id", "last_outgoing", "last_text", "last_sent_at", "last_received_at",
+    "last_status", "last_sender", "last_edited", "last_deleted"))
+
+
 @pytest.mark.asyncio
 async def test_statuses_and_dedupe(tmp_path: Path) -> None:
     cache = await Cache.open(tmp_path, os.urandom(32))
@@ -112,7 +135,7 @@ async def test_search_prefixes_newest_first_and_an_upgraded_cache_keeps_its_inde
         ALTER TABLE contacts DROP COLUMN key_change;
         DROP TABLE device_lists; DROP TABLE device_index;  -- and migration 13's
         DROP TABLE outbox_copies; DROP TABLE device_alerts;
-    """)
+    """ + UNDO_SUMMARY)
     db.execute("PRAGMA user_version=9")
     db.commit()
     db.close()
@@ -179,8 +202,8 @@ async def test_a_handle_moved_by_schema_11_goes_back_to_its_pinned_key(tmp_path:
     db.execute("INSERT INTO contacts (user, handle, created_at) VALUES (?, NULL, 1)", (old,))
     db.execute("INSERT INTO contacts (user, handle, created_at, previous_key, key_change) "
                "VALUES (?, 'alice', 2, ?, ?)", (new, old, KEY_CHANGED))
-    db.executescript("DROP TABLE device_lists; DROP TABLE device_index;"  # schema 13's
-                     " DROP TABLE outbox_copies; DROP TABLE device_alerts;")
+    db.executescript(UNDO_SUMMARY + "DROP TABLE device_lists; DROP TABLE device_index;"
+                     " DROP TABLE outbox_copies; DROP TABLE device_alerts;")  # 13's, 14's
     db.execute("PRAGMA user_version=11")  # schema 12 runs again
     db.commit()
     db.close()
