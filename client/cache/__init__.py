@@ -46,7 +46,8 @@ from .txn import TargetRow, Txn
 
 __all__ = [
     "Cache", "Txn", "FILENAME", "MIGRATIONS", "fts_query",
-    "MessageRow", "ContactRow", "ConversationRow", "LastMessage", "PollRow", "AttachmentRow", "Deferred",
+    "MessageRow", "ContactRow", "ConversationRow", "LastMessage", "PollRow", "AttachmentRow",
+    "Deferred",
     "GroupStateRow", "PendingEntry", "KeyRow", "MsgRef", "PackRow", "PrekeyAge",
     "PrekeyPublic", "SearchHit", "SessionRow", "StoryRow", "StoryView", "TargetRow",
     "UnreadRow",
