@@ -18,9 +18,9 @@ search over a large local cache.
 3. Local cache: a cache (``client/cache/`` ``Cache``, the file the client uses,
    WAL, FTS5 index kept by its triggers) filled with ``--cache-messages`` messages
    (1,000,000; 100,000 with ``--quick``) over 100 conversations with
-   ``Cache.insert_many`` — ~12 words each from a 5,000-word vocabulary drawn with a
-   Zipf-like skew. Then: the latest page of 50 of a conversation (``Cache.history``),
-   a page of 50 deep in its history (``before=``), and ``Cache.search`` (limit 50)
+   ``cache.messages.insert_many`` — ~12 words each from a 5,000-word vocabulary drawn with a
+   Zipf-like skew. Then: the latest page of 50 of a conversation (``cache.messages.history``),
+   a page of 50 deep in its history (``before=``), and ``cache.search.messages`` (limit 50)
    for a common word, a rare word and a two-word prefix query; each repeated (50
    times, or fewer but at least 5 when one takes long) and reported as p50 / p99.
 """

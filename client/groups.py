@@ -43,6 +43,7 @@ from .cache import MessageRow, PendingEntry
 from .connection import RelayError
 from .errors import GroupError
 from .events import ConversationChanged, Event, TypingChanged
+from .group_rules import Route, route, route_change
 
 if TYPE_CHECKING:
     from .base import Receipts
@@ -370,7 +371,8 @@ class GroupService:
 
     async def receive_one(self, item: f.GroupDeliver, new: builtins.list[MessageRow],
                           receipts: Receipts, events: builtins.list[Event]) -> None:
-        """One log entry (the caller holds the cache lock and commits)."""
+        """One log entry (the caller holds the cache lock and commits): the routing rules
+        decide (client/group_rules.py), this acts."""
         if item.change:
             await self._receive_change(item, events)
             return
@@ -381,21 +383,17 @@ class GroupService:
             except (ProtocolError, RelayError) as exc:
                 log.warning("dropped a post of a group we can't verify: %s", exc)
                 return
-        if item.sender not in state.roles:
-            # The relay delivered a post from someone our verified chain says is not a member.
-            log.warning("dropped a group message from a non-member %s", fingerprint(item.sender))
-            return
-        if not can_post(state.roles[item.sender], state.announce):
-            log.warning("dropped a post by a member in an announcement group")
-            return
-        if item.sender == self.c.user and (item.gseq == 0 or await self.c.cache.messages.get(
-                item.group, item.msg) is not None):
-            return  # our own message, already in the cache (or our other device typing)
-        if item.gseq == 0:
-            await self._receive_ephemeral(state, item, events)
-            return
-        await self._decrypt_post(state, item.gseq, item.sender, item.msg, item.at, item.body,
-                                 new, receipts, events)
+        # Our own post is in the cache already, unless another device of ours sent it.
+        have = (item.sender == self.c.user and item.gseq != 0
+                and await self.c.cache.messages.get(item.group, item.msg) is not None)
+        match route(state, self.c.user, item, have=have):
+            case Route.DROP_NON_MEMBER | Route.DROP_ANNOUNCE as dropped:
+                log.warning("dropped %s (%s)", dropped.value, fingerprint(item.sender))
+            case Route.EPHEMERAL:
+                await self._receive_ephemeral(state, item, events)
+            case Route.POST:
+                await self._decrypt_post(state, item.gseq, item.sender, item.msg, item.at,
+                                         item.body, new, receipts, events)
 
     async def _decrypt_post(self, state: GroupState, gseq: int, sender: bytes, msg: bytes,
                             at: int, body: bytes, new: builtins.list[MessageRow],
@@ -448,14 +446,13 @@ class GroupService:
             log.warning("dropped a group record: %s", exc.message)
             return
         state = await self.state(item.group)
-        if state is not None and change.version <= state.version:
-            return  # ours, or already applied
         try:
-            if state is None or change.version > state.version + 1:
-                # New to us (we were added) or we missed some: verify the chain from the relay.
-                await self._fetch_chain(item.group, state, events)
-            else:
-                await self._store_change(state, item.body, events)
+            match route_change(state, change.version):
+                case Route.CHANGE_FETCH:  # new to us (we were added), or we missed some
+                    await self._fetch_chain(item.group, state, events)
+                case Route.CHANGE_NEXT:
+                    assert state is not None
+                    await self._store_change(state, item.body, events)
         except (ProtocolError, RelayError) as exc:
             # A forged or out-of-order change: our copy stays as it was.
             log.warning("rejected a group change: %s", exc)

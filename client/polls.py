@@ -13,17 +13,29 @@ from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from ..common import content as c
 from ..common import polls as rules
 from ..common.errors import TenchatError
 from ..common.groups import GroupState
-from .cache import DELIVERED, MessageRow, PollRow
+from .cache import MessageRow, PollRow
 from .conv import is_group
-from .events import Event, MessageAdded, MessageChanged
+from .events import Event
 from .groups import GroupError
+from .poll_rules import (
+    AddPoll,
+    ClosePoll,
+    PollFacts,
+    PutTally,
+    PutVote,
+    TallyDue,
+    apply_poll,
+    poll_text,
+    vote_conv,
+)
+from .rules import Incoming
 
 if TYPE_CHECKING:
     from .base import Receipts
@@ -52,11 +64,6 @@ class PollView:
     voters: int  # members who voted
     mine: list[int]  # our own current choices (0-based); empty: not voted
     names: list[list[bytes]] | None  # named polls: who chose each option; None if anonymous
-
-
-def poll_text(question: str) -> str:
-    """What a poll shows as a message's text (history, search, previews)."""
-    return f"[poll] {question}"
 
 
 def check_poll(question: str, options: list[str]) -> None:
@@ -202,63 +209,53 @@ class PollService:
     async def apply(self, conv: bytes, author: bytes, content: c.Content,
                     group: GroupState | None, new: list[MessageRow], receipts: Receipts,
                     events: list[Event]) -> None:
-        in_group = group is not None
+        """A peer's poll content: the rules decide (client/poll_rules.py), this reads
+        their facts first and writes their effects."""
+        item = Incoming(conv, author, content, group)
+        effects = apply_poll(await self._facts(item), item)
+        cache = self.c.cache
+        stored: dict[bytes, MessageRow] = {}
+        for w in effects.writes:
+            match w:
+                case AddPoll(row, creator, question, options, multiple, anonymous):
+                    if (kept := await cache.messages.add_stored(row)) is not None:
+                        await cache.polls.put(row.peer, row.id, creator, question, options,
+                                              multiple, anonymous)
+                        stored[row.id] = kept
+                case PutVote(in_conv, poll, voter, choices, at):
+                    await cache.polls.put_vote(in_conv, poll, voter, choices, at)
+                case ClosePoll(in_conv, poll):
+                    await cache.polls.close(in_conv, poll)
+                case PutTally(in_conv, poll, counts, voters, at):
+                    await cache.polls.put_tally(in_conv, poll, counts, voters, at)
+                case TallyDue(in_conv, poll):
+                    self._tally_due.add((in_conv, poll))
+        effects.deliver(stored, new, receipts, events)
+
+    async def _facts(self, item: Incoming) -> PollFacts:
+        from .base import now_ms
+
+        content, cache = item.content, self.c.cache
+        base = PollFacts(self.c.user, now_ms())
         match content:
             case c.Poll():
-                from .base import now_ms
-
-                text = poll_text(content.question)
-                row = MessageRow(content.id, conv, False, text, content.sent_at, now_ms(),
-                                 DELIVERED, sender=author if in_group else None)
-                if await self.c.cache.messages.add(row, shown=False):
-                    await self.c.cache.polls.put(conv, content.id, author, content.question,
-                                                list(content.options), content.multiple,
-                                                content.anonymous)
-                    row = (await self.c.cache.messages.get(conv, content.id)) or row
-                    new.append(row)
-                    receipts.setdefault((author, conv if in_group else None),
-                                        []).append(content.id)
-                    events.append(MessageAdded(row))
+                return replace(base, known=await cache.messages.get(item.conv, content.id)
+                               is not None)
             case c.Vote():
-                await self._apply_vote(conv, author, content, group, events)
-            case c.PollClose():
-                poll = await self.c.cache.polls.get(conv, content.poll)
-                if poll is not None and poll.creator == author and await self.c.cache.polls.close(
-                        conv, content.poll):
-                    events.append(MessageChanged(conv, content.poll))
-            case c.PollTally():
-                poll = await self.c.cache.polls.get(conv, content.poll)
-                if (poll is not None and poll.anonymous and poll.creator == author
-                        and poll.creator != self.c.user
-                        and len(content.counts) == len(poll.options)
-                        and await self.c.cache.polls.put_tally(conv, content.poll,
-                                                         list(content.counts), content.voters,
-                                                         content.at)):
-                    events.append(MessageChanged(conv, content.poll))
-
-    async def _apply_vote(self, conv: bytes, author: bytes, vote: c.Vote,
-                          group: GroupState | None, events: list[Event]) -> None:
-        if group is None and vote.group is not None:
-            # An anonymous vote on a group poll, sent 1:1 to us (the creator).
-            state = await self.c.groups.state(vote.group)
-            if state is None or author not in state.roles:
-                return  # not a member of that group (now): ignored
-            conv = vote.group
-        elif group is not None and vote.group is not None:
-            return  # anonymous votes never travel in the group
-        poll = await self.c.cache.polls.get(conv, vote.poll)
-        if poll is None or poll.closed:
-            return  # votes for polls we don't have, or after the close, are ignored
-        if not rules.valid_choices(vote.choices, len(poll.options), poll.multiple):
-            return
-        if poll.anonymous and poll.creator != self.c.user:
-            return  # someone else's anonymous poll: only its creator counts votes
-        if poll.anonymous and vote.group is None and is_group(conv):
-            return  # an anonymous vote must come 1:1, not through the group
-        if await self.c.cache.polls.put_vote(conv, vote.poll, author, list(vote.choices), vote.at):
-            events.append(MessageChanged(conv, vote.poll))
-            if poll.anonymous:
-                self._tally_due.add((conv, vote.poll))
+                counted_in = vote_conv(item)
+                if counted_in is None:
+                    return base
+                members = None
+                if content.group is not None:
+                    state = await self.c.groups.state(content.group)
+                    members = frozenset(state.roles) if state is not None else None
+                return replace(base, poll=await cache.polls.get(counted_in, content.poll),
+                               members=members,
+                               vote_at=await cache.polls.vote_at(counted_in, content.poll,
+                                                                 item.author))
+            case c.PollClose() | c.PollTally():
+                return replace(base, poll=await cache.polls.get(item.conv, content.poll))
+        return base
 
     async def publish_due(self) -> None:
         """Queue a fresh tally for each of our anonymous polls that got votes (caller holds

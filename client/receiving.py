@@ -57,7 +57,7 @@ from .rules import (
     RecordReceipts,
     SetPinned,
     SetTimer,
-    Target,
+    Write,
     apply,
 )
 from .session_crypto import decrypt_from, starts_session
@@ -262,18 +262,16 @@ class Receiving(ClientBase):
                     return replace(base, statuses=tx.outgoing_statuses(target_conv,
                                                                        content.ids))
                 case c.Reaction():
-                    found = tx.target(conv, content.target)
-                    return replace(base, target=Target(*found) if found else None,
+                    return replace(base, target=tx.target(conv, content.target),
                                    reacted=tx.reacted(conv, content.target, item.author,
                                                       content.emoji))
                 case c.Edit() | c.Delete() | c.Pin():
-                    found = tx.target(conv, content.target)
-                    return replace(base, target=Target(*found) if found else None)
+                    return replace(base, target=tx.target(conv, content.target))
             return base
 
         return await self.cache.call(read)
 
-    async def _write(self, effects: Effects) -> None:
+    async def _write(self, effects: Effects[Write]) -> None:
         """Write what the rules decided, in the open transaction. A stored message's row
         (with its key) replaces the one in the events and ``new``."""
         cache = self.cache

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Generic, NamedTuple, TypeVar
 
 from ..common import content as c
 from ..common.crypto.media import MediaRef
 from ..common.groups import GroupState, can_pin
 from .cache import DELIVERED, READ, MessageRow
+from .cache import TargetRow as Target  # what the rules know of a message a content names
 from .events import (
     ConversationChanged,
     Event,
@@ -61,14 +62,6 @@ class Incoming:
     author: bytes
     content: c.Content
     group: GroupState | None = None
-
-
-class Target(NamedTuple):
-    """What the rules need to know of a message that a content names."""
-
-    outgoing: bool
-    sender: bytes | None  # group messages: the author
-    deleted: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,12 +135,16 @@ Write = (AddMessage | RaiseStatus | RecordReceipts | React | EditText | DeleteMe
          | SetPinned | SetTimer)
 
 
-@dataclass(slots=True)
-class Effects:
-    """What one content does: rows to write, delivery receipts to queue, events to emit
-    once committed, and the new messages (for ``inbox`` and the like)."""
+W = TypeVar("W")
 
-    writes: list[Write] = field(default_factory=list)
+
+@dataclass(slots=True)
+class Effects(Generic[W]):
+    """What one content does: rows to write, delivery receipts to queue, events to emit
+    once committed, and the new messages (for ``inbox`` and the like). ``W``: the writes
+    of these rules (a feature's rules have their own, e.g. client/poll_rules.py)."""
+
+    writes: list[W] = field(default_factory=list)
     receipts: list[tuple[bytes, bytes | None, bytes]] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)  # (to, group, message id) above
     new: list[MessageRow] = field(default_factory=list)
@@ -155,17 +152,28 @@ class Effects:
     def __bool__(self) -> bool:
         return bool(self.writes or self.receipts or self.events)
 
+    def deliver(self, stored: dict[bytes, MessageRow], new: list[MessageRow],
+                receipts: dict[tuple[bytes, bytes | None], list[bytes]],
+                events: list[Event]) -> None:
+        """Hand the batch what was written: the new messages (as ``stored``, with their
+        keys, where they were), the receipts to queue, the events to emit."""
+        new.extend(stored.get(r.id, r) for r in self.new)
+        for to, in_group, msg_id in self.receipts:
+            receipts.setdefault((to, in_group), []).append(msg_id)
+        events.extend(MessageAdded(stored.get(e.message.id, e.message))
+                      if isinstance(e, MessageAdded) else e for e in self.events)
+
 
 def _by_author(target: Target, author: bytes, in_group: bool) -> bool:
     """The named message was written by ``author`` (theirs to edit or delete)."""
     return not target.outgoing and (not in_group or target.sender == author)
 
 
-def apply(facts: Facts, item: Incoming) -> Effects:
+def apply(facts: Facts, item: Incoming) -> Effects[Write]:
     """The effects of ``item`` (one of :data:`RULED`) given ``facts``."""
     conv, author, content, group = item.conv, item.author, item.content, item.group
     in_group = group is not None
-    out = Effects()
+    out: Effects[Write] = Effects()
     match content:
         case c.Text() | c.Attachment():
             if facts.known:

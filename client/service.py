@@ -42,7 +42,7 @@ from .events import Event
 from .groups import GroupService
 from .keystore import Secrets
 from .polls import PollService
-from .rules import attachment_text, mentions
+from .rules import Incoming, attachment_text, mentions
 
 if TYPE_CHECKING:
     from .social import SocialService
@@ -111,20 +111,15 @@ class Client(Core):
     async def _gift(self, conv: bytes, author: bytes, content: c.Content,
                     group: GroupState | None, new: list[MessageRow], receipts: Receipts,
                     events: list[Event]) -> None:
-        assert isinstance(content, c.Gift)
-        if group is None:  # 1:1 only; what it is worth is read from the chain
-            await self.wallet.receive_gift(author, content, new, receipts, events)
+        await self.wallet.receive_gift(Incoming(conv, author, content, group), new, receipts,
+                                       events)
 
     async def _audience_key(self, conv: bytes, author: bytes, content: c.Content,
                             group: GroupState | None, new: list[MessageRow],
                             receipts: Receipts, events: list[Event]) -> None:
-        assert isinstance(content, c.AudienceKey)
-        if group is None:  # 1:1 only: the pairwise session authenticates the author
-            await self.social.receive_audience_key(author, content)
+        await self.social.receive_audience_key(Incoming(conv, author, content, group))
 
     async def _story_content(self, conv: bytes, author: bytes, content: c.Content,
                              group: GroupState | None, new: list[MessageRow],
                              receipts: Receipts, events: list[Event]) -> None:
-        assert isinstance(content, c.StoryKey | c.StoryViewed)
-        if group is None:  # close-friends keys and view receipts: 1:1 only
-            await self.stories.receive(author, content, events)
+        await self.stories.receive(Incoming(conv, author, content, group), events)

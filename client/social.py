@@ -20,7 +20,9 @@ from ..common.errors import ErrorCode, ProtocolError
 from . import media
 from .cache import KeyRow
 from .connection import RelayError
+from .rules import Incoming
 from .social_posts import PostsMixin
+from .social_rules import PutAudienceKey, SocialFacts, apply_social
 from .social_types import (
     CommentView,
     FollowView,
@@ -64,11 +66,14 @@ class SocialService(PostsMixin):
     def __init__(self, client: Client) -> None:
         self.client = client
 
-    async def receive_audience_key(self, author: bytes, content: c.AudienceKey) -> None:
-        """A followee's audience key (for their followers-only posts), sent us 1:1 — in
-        the open receive transaction."""
-        await self.client.cache.audience.put_key(author, content.key_id, content.key,
-                                                 self.client.clock())
+    async def receive_audience_key(self, item: Incoming) -> None:
+        """A followee's audience key (for their followers-only posts) — in the open
+        receive transaction: the rules decide (client/social_rules.py), this writes."""
+        effects = apply_social(SocialFacts(self.client.clock()), item)
+        for write in effects.writes:
+            if isinstance(write, PutAudienceKey):
+                await self.client.cache.audience.put_key(write.author, write.key_id,
+                                                         write.key, write.at)
 
     async def _user(self, peer: str | None) -> bytes:
         return self.client.user if peer is None else (await self.client.resolve(peer)).user

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,9 +33,18 @@ from ..common.stickers import (
     parse_link,
 )
 from . import media
-from .cache import DELIVERED, MessageRow
+from .cache import MessageRow
 from .conv import is_user
-from .events import Event, MessageAdded
+from .events import Event
+from .message_rules import (
+    AddRow,
+    KeepSticker,
+    MessageFacts,
+    apply_sticker,
+    clean_name,
+    sticker_text,
+)
+from .rules import Incoming
 
 if TYPE_CHECKING:
     from .base import Receipts
@@ -63,15 +71,6 @@ class StickerPack:
         return make_link(self.id, self.key)
 
 
-def sticker_text(name: str) -> str:
-    """What a sticker shows as a message's text."""
-    return f"[sticker: {name or '?'}]"
-
-
-def _clean_name(name: str) -> str:
-    return re.sub(r"\s+", " ", "".join(ch for ch in name if ch.isprintable())).strip()[:64]
-
-
 class StickerService:
     def __init__(self, client: Client) -> None:
         self.c = client
@@ -83,7 +82,7 @@ class StickerService:
         the manifest under a fresh pack key; the pack is installed here."""
         from . import imaging
 
-        name = _clean_name(name)
+        name = clean_name(name)
         if not name:
             raise StickerError("a sticker pack needs a name")
         if not images:
@@ -108,7 +107,7 @@ class StickerService:
                 raise StickerError(f"{path.name}: {exc}") from None
             if len(data) > MAX_STICKER_BYTES:
                 raise StickerError(f"{path.name} is still too large after resizing")
-            label = _clean_name(path.stem) or f"sticker{len(prepared) + 1}"
+            label = clean_name(path.stem) or f"sticker{len(prepared) + 1}"
             if label.lower() in seen:
                 label = f"{label}{len(prepared) + 1}"
             seen.add(label.lower())
@@ -252,22 +251,25 @@ class StickerService:
     async def apply(self, conv: bytes, author: bytes, content: c.Sticker,
                     group: GroupState | None, new: list[MessageRow], receipts: Receipts,
                     events: list[Event]) -> None:
-        """A peer's sticker message (the caller holds the cache lock and commits). The image
-        is fetched when it is first shown, not here."""
+        """A peer's sticker message (the caller holds the cache lock and commits): the
+        rules decide (client/message_rules.py), this writes."""
         from .base import now_ms
 
-        in_group = group is not None
-        now = now_ms()
-        expires_at = now + content.expires_in * 1000 if content.expires_in else 0
-        row = MessageRow(content.id, conv, False, sticker_text(_clean_name(content.name)),
-                         content.sent_at, now, DELIVERED, sender=author if in_group else None,
-                         reply_to=content.reply_to, expires_at=expires_at)
-        if await self.c.cache.messages.add(row, shown=False):
-            await self.c.cache.stickers.put_msg(conv, content.id, c.encode_content(content))
-            row = (await self.c.cache.messages.get(conv, content.id)) or row
-            new.append(row)
-            receipts.setdefault((author, conv if in_group else None), []).append(content.id)
-            events.append(MessageAdded(row))
+        cache = self.c.cache
+        item = Incoming(conv, author, content, group)
+        facts = MessageFacts(now_ms(), known=await cache.messages.get(conv, content.id)
+                             is not None)
+        effects = apply_sticker(facts, item)
+        stored: dict[bytes, MessageRow] = {}
+        for w in effects.writes:
+            match w:
+                case AddRow(row):
+                    if (kept := await cache.messages.add_stored(row)) is None:
+                        return  # raced by a copy in the same batch: nothing more
+                    stored[row.id] = kept
+                case KeepSticker(in_conv, msg_id, body):
+                    await cache.stickers.put_msg(in_conv, msg_id, body)
+        effects.deliver(stored, new, receipts, events)
 
     # --- fetching -----------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ import asyncio
 import logging
 import mimetypes
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,7 +33,8 @@ from . import media
 from .cache import KeyRow
 from .connection import ConnectionLost, RelayUnreachable
 from .events import Event
-from .events import StoryViewed as StoryViewedEvent
+from .rules import Incoming
+from .social_rules import AddStoryView, PutStoryKey, SocialFacts, apply_social
 
 if TYPE_CHECKING:
     from .service import Client
@@ -79,15 +80,25 @@ class StoryService:
     def __init__(self, client: Client) -> None:
         self.client = client
 
-    async def receive(self, author: bytes, content: c.StoryKey | c.StoryViewed,
-                      events: list[Event]) -> None:
-        """A peer's close-friends key, or their view receipt on one of our stories (which
-        counts only on our own story), sent us 1:1 — in the open receive transaction."""
-        cache = self.client.cache
-        if isinstance(content, c.StoryKey):
-            await cache.stories.put_key(author, content.key_id, content.key, self.client.clock())
-        elif await cache.stories.add_view(content.story, author, content.at, self.client.user):
-            events.append(StoryViewedEvent(content.story, author))
+    async def receive(self, item: Incoming, events: list[Event]) -> None:
+        """A peer's close-friends key, or their view receipt on one of our stories — in the
+        open receive transaction: the rules decide (client/social_rules.py), this writes."""
+        cache, content = self.client.cache, item.content
+        facts = SocialFacts(self.client.clock())
+        if isinstance(content, c.StoryViewed):
+            story = await cache.stories.get(content.story, facts.now)
+            viewers = {v.viewer for v in await cache.stories.views(content.story)}
+            facts = replace(facts, our_story=story is not None
+                            and story.author == self.client.user,
+                            viewed=item.author in viewers)
+        effects = apply_social(facts, item)
+        for write in effects.writes:
+            match write:
+                case PutStoryKey(author, key_id, key, at):
+                    await cache.stories.put_key(author, key_id, key, at)
+                case AddStoryView(story_id, viewer, at):
+                    await cache.stories.add_view(story_id, viewer, at, self.client.user)
+        events.extend(effects.events)
 
     async def _handle(self, user: bytes) -> str | None:
         """The user's verified handle; None if it is unknown and the relay can't be asked."""

@@ -82,6 +82,13 @@ class Messages(Repo):
         )
         return cur.rowcount == 1
 
+    async def add_stored(self, msg: MessageRow, *, shown: bool = False) -> MessageRow | None:
+        """Insert a received message: the stored row (with its key), or None if one with
+        the same id exists (a duplicate)."""
+        if not await self.add(msg, shown=shown):
+            return None
+        return (await self.get(msg.peer, msg.id)) or msg
+
     async def insert_many(self, rows: list[MessageRow]) -> None:
         """Bulk insert (imports, benchmarks); duplicates are ignored."""
         await self._db.executemany(

@@ -79,6 +79,14 @@ class Polls(Repo):
             (conv, poll_id, voter, msgspec.msgpack.encode(choices), at))
         return cur.rowcount == 1
 
+    async def vote_at(self, conv: bytes, poll_id: bytes, voter: bytes) -> int | None:
+        """When ``voter``'s stored vote was cast (None: no vote)."""
+        async with self._db.execute(
+            "SELECT at FROM poll_votes WHERE conv=? AND poll=? AND voter=?",
+            (conv, poll_id, voter)) as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else None
+
     async def votes(self, conv: bytes, poll_id: bytes) -> dict[bytes, list[int]]:
         """Every voter's current choices, in the order they first voted."""
         async with self._db.execute(

@@ -9,7 +9,7 @@ if TYPE_CHECKING:
     from ..db import Database
     from .store import Cache
 
-__all__ = ["Repo", "KeyRow", "marks"]
+__all__ = ["Repo", "KeyTable", "KeyRow", "marks"]
 
 
 class KeyRow(NamedTuple):
@@ -40,3 +40,30 @@ class Repo:
 
     def _open(self, data: bytes) -> bytes:
         return self._cache._open(data)
+
+
+class KeyTable(Repo):
+    """Symmetric keys by (author, key id), sealed (audience keys, story keys): the same
+    three queries over the table a subclass names."""
+
+    TABLE: str  # (author, key_id, key_sealed, created_at)
+
+    async def put_key(self, author: bytes, key_id: int, key: bytes, now: int) -> None:
+        await self._db.execute(
+            f"INSERT OR REPLACE INTO {self.TABLE} (author, key_id, key_sealed, created_at)"
+            " VALUES (?, ?, ?, ?)", (author, key_id, self._seal(key), now))
+
+    async def key(self, author: bytes, key_id: int) -> bytes | None:
+        async with self._db.execute(
+                f"SELECT key_sealed FROM {self.TABLE} WHERE author=? AND key_id=?",
+                (author, key_id)) as cur:
+            row = await cur.fetchone()
+        return self._open(row[0]) if row else None
+
+    async def current_key(self, author: bytes) -> KeyRow | None:
+        """``author``'s newest key."""
+        async with self._db.execute(
+                f"SELECT key_id, key_sealed FROM {self.TABLE} WHERE author=?"
+                " ORDER BY created_at DESC, rowid DESC LIMIT 1", (author,)) as cur:
+            row = await cur.fetchone()
+        return KeyRow(int(row[0]), self._open(row[1])) if row else None

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from .repo import KeyRow, Repo
+from .repo import KeyTable
 
 __all__ = ["Stories", "StoryRow", "StoryView"]
 
@@ -23,25 +23,8 @@ class StoryView(NamedTuple):
     at: int
 
 
-class Stories(Repo):
-    async def put_key(self, author: bytes, key_id: int, key: bytes, now: int) -> None:
-        await self._db.execute(
-            "INSERT OR REPLACE INTO story_keys (author, key_id, key_sealed, created_at)"
-            " VALUES (?, ?, ?, ?)", (author, key_id, self._seal(key), now))
-
-    async def key(self, author: bytes, key_id: int) -> bytes | None:
-        async with self._db.execute(
-                "SELECT key_sealed FROM story_keys WHERE author=? AND key_id=?",
-                (author, key_id)) as cur:
-            row = await cur.fetchone()
-        return self._open(row[0]) if row else None
-
-    async def current_key(self, author: bytes) -> KeyRow | None:
-        async with self._db.execute(
-                "SELECT key_id, key_sealed FROM story_keys WHERE author=?"
-                " ORDER BY created_at DESC, rowid DESC LIMIT 1", (author,)) as cur:
-            row = await cur.fetchone()
-        return KeyRow(int(row[0]), self._open(row[1])) if row else None
+class Stories(KeyTable):
+    TABLE = "story_keys"
 
     async def close_friends(self) -> dict[bytes, int | None]:
         """Our close friends, each with the id of the key they were sent (None: none)."""

@@ -28,9 +28,9 @@ from ...common.textsafe import for_terminal
 from ..keystore import Keystore
 from ..settings import Settings, load_settings, save_settings
 from .commands import ChatCommands
+from .errors import human_error
 from .keys import APP_KEYS
 from .notify import Notifier
-from .render import human_error
 
 __all__ = ["TenchatApp", "create_app", "DEFAULT_RELAY"]
 

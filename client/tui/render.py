@@ -18,10 +18,9 @@ from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 
-from ...common.errors import ErrorCode
 from ...common.textsafe import for_terminal
 
-__all__ = ["human_error", "TICKS", "tick", "local_dt", "day_label", "clock", "body", "preview",
+__all__ = ["TICKS", "tick", "local_dt", "day_label", "clock", "body", "preview",
            "plain", "LinkTargetMarkdown", "steady",
            "looks_like_markdown", "half_blocks", "half_block_text", "poll_card", "human_size",
            "attachment_label"]
@@ -226,12 +225,3 @@ def poll_card(view: PollLike, width: int,
     kind.append("closed" if view.closed else "v to vote")
     lines.append((preview(" · ".join(kind), width), "meta"))
     return lines
-
-
-def human_error(text: str) -> str:
-    """``bad_handle: invalid handle 'x'…`` → ``Invalid handle 'x'…``: the protocol's error
-    codes are for programs and logs, not for people."""
-    code, sep, rest = text.partition(": ")
-    if sep and code in ErrorCode._value2member_map_ and rest:
-        return rest[:1].upper() + rest[1:]
-    return text

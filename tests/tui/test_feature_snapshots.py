@@ -17,7 +17,8 @@ from PIL import Image
 from tenchat.client.cache import DELIVERED, Cache, MessageRow
 from tenchat.client.keystore import Keystore
 from tenchat.client.stories import StoryView
-from tenchat.client.tui.screens.chat import ChatScreen, thumbnail_cells
+from tenchat.client.tui.screens.chat import ChatScreen
+from tenchat.client.tui.screens.chat_media import thumbnail_cells
 from tenchat.client.tui.screens.stories import StoryScreen
 from tenchat.client.wallet.store import BalanceRow, WalletStore
 from tenchat.common.crypto.media import MediaRef

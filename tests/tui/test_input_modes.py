@@ -183,7 +183,7 @@ async def test_slash_commands_in_the_composer(tmp_path: Path) -> None:
 
 def test_read_and_delivered_differ_by_glyph_and_codes_are_not_shown() -> None:
     from tenchat.client.tui import render
-    from tenchat.client.tui.render import human_error
+    from tenchat.client.tui.errors import human_error
 
     assert render.tick(2)[0] != render.tick(3)[0]  # not only a colour (NO_COLOR)
     assert human_error("bad_handle: invalid handle 'x y'") == "Invalid handle 'x y'"

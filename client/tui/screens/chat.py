@@ -1,16 +1,16 @@
-"""The chat screen: conversation list, message pane, composer, status bar, all live."""
+"""The chat screen: conversation list, message pane, composer, status bar, all live.
+
+This module: composing the screen, opening conversations, the widgets' messages and the
+client core's events. Its state is chat_base.py, the message decorations chat_media.py,
+the key actions chat_actions.py. Over 500 lines (~650): the message handlers of one screen
+share its state closely; split further they would only pass it around."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-import os
-import shlex
-import subprocess
-import tempfile
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
@@ -20,8 +20,6 @@ from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.message import Message
-from textual.screen import Screen
-from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import Static, TextArea
 
@@ -48,25 +46,24 @@ from ..widgets.member_panel import MemberPanel
 from ..widgets.message_log import MessageLog
 from ..widgets.reply_bar import ReplyBar
 from ..widgets.status_bar import StatusBar
+from .chat_actions import ChatActions
+from .chat_media import ChatMedia
 from .feature_actions import FEATURE_BINDINGS, FeatureActions
 from .timer import timer_label
 
 if TYPE_CHECKING:
-    from ..app import TenchatApp
+    pass
 
-__all__ = ["ChatScreen", "sticker_cells"]
+__all__ = ["ChatScreen"]
 
 log = logging.getLogger("tenchat.tui")
 
 PAGE = 100  # messages loaded at a time
-STICKER_COLUMNS = 16  # a sticker in the message log: this many cells across, 8 rows at most
-THUMB_COLUMNS = 24  # an image attachment's thumbnail: this many cells across, 8 rows at most
-THUMB_MAX_BYTES = 5 * 1024 * 1024  # larger images show their 📎 line only (o opens them)
 TYPING_IDLE = 4.0  # seconds without a keypress before we say we stopped typing
 TYPING_EXPIRY = 8.0  # a peer's "typing" is dropped after this without news
 
 
-class ChatScreen(FeatureActions, Screen[None]):
+class ChatScreen(FeatureActions, ChatActions, ChatMedia):
     """Everything a conversation needs on one screen."""
 
     BINDINGS: ClassVar[list[BindingType]] = [*key_bindings(CHAT_KEYS, footer=True),
@@ -78,30 +75,6 @@ class ChatScreen(FeatureActions, Screen[None]):
         def __init__(self, event: Any) -> None:
             super().__init__()
             self.event = event
-
-    def __init__(self, client: Any) -> None:
-        super().__init__()
-        self.client = client
-        self.peer: bytes | None = None  # the open conversation
-        self.conversations: dict[bytes, Any] = {}
-        self._unsubscribe: Any = None
-        self._typing_sent = 0.0  # loop time we last told the peer we are typing
-        self._typing_idle: Timer | None = None
-        # conversation -> who is typing there (the peer, or group members) -> expiry
-        self._peer_typing_expiry: dict[bytes, dict[bytes, Timer]] = {}
-        self._refresh_pending = False
-        # Set once on_mount has opened the first conversation and focused the composer:
-        # the app holds keys typed during start-up until then.
-        self.ready = asyncio.Event()
-        self._ready_focus: Widget | None = None
-        self.reply_to: bytes | None = None  # the message the composer answers
-        self.editing: bytes | None = None  # our message the composer rewrites
-        self.group_info: Any = None  # GroupInfo of the open group
-        self.thumbnails: dict[bytes, Any] = {}  # blob hash → thumbnail cells ([]: none)
-
-    @property
-    def tenchat(self) -> TenchatApp:
-        return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="main"):
@@ -233,77 +206,6 @@ class ChatScreen(FeatureActions, Screen[None]):
             log.info("group info: %s", exc)
             return None
 
-    async def _decorate(self, peer: bytes, rows: list[Any]) -> None:
-        """Reactions, "seen by" and replied-to messages of ``rows`` (just shown)."""
-        if not rows:
-            return
-        cache = self.client.cache
-        reactions = await cache.messages.reactions(peer, [r.id for r in rows])
-        seen = {}
-        if is_group(peer):
-            for row in rows:
-                if row.outgoing:
-                    seen[row.id] = await cache.messages.seen_by(peer, row.id)
-        log_widget = self.query_one(MessageLog)
-        quoted = {}
-        for row in rows:
-            if row.reply_to and row.reply_to not in quoted and log_widget.row(row.reply_to) \
-                    is None:
-                target = await cache.messages.get(peer, row.reply_to)
-                if target is not None:
-                    quoted[row.reply_to] = target
-        ids = [r.id for r in rows]
-        polls = await self.client.polls.views(peer, ids)
-        stickers = await self.client.stickers.refs(peer, ids)
-        cells = {}
-        for msg_id, sticker in stickers.items():
-            cached = await self.client.stickers.cached(sticker)
-            if cached is not None:
-                cells[msg_id] = await asyncio.to_thread(sticker_cells, cached[1])
-            else:
-                self._fetch_sticker(peer, msg_id, sticker)
-        if peer == self.peer:
-            log_widget.decorate(reactions=reactions, seen=seen, quoted=quoted, polls=polls,
-                                stickers=cells)
-        await self._decorate_attachments(peer, ids)
-
-    async def _decorate_attachments(self, peer: bytes, ids: list[bytes]) -> None:
-        """📎 name and size of each attachment in ``ids``; image thumbnails (fetched once,
-        hash-checked by the core, kept for the session)."""
-        from ...service import attachment_text
-        from .social_actions import IMAGE_TYPES
-
-        refs = await self.client.attachments(peer, ids)
-        if not refs or peer != self.peer:
-            return
-        shown = {}
-        for msg_id, ref in refs.items():
-            label = render.attachment_label(ref.name, ref.size, ref.mime)
-            cells = self.thumbnails.get(ref.hash)
-            if cells is None and ref.mime in IMAGE_TYPES and ref.size <= THUMB_MAX_BYTES:
-                self._fetch_thumbnail(peer, msg_id, ref, label)
-            shown[msg_id] = (label, attachment_text(ref, ""), cells or None)
-        with contextlib.suppress(NoMatches):  # the app may be closing meanwhile
-            self.query_one(MessageLog).decorate(attachments=shown)
-
-    @work(group="thumbnails", exit_on_error=False)
-    async def _fetch_thumbnail(self, peer: bytes, msg_id: bytes, ref: Any, label: str) -> None:
-        from ...service import attachment_text
-        from ..social_view import fetch_blob
-
-        try:
-            data = await fetch_blob(self.client, ref)
-        except (TenchatError, OSError, ValueError) as exc:
-            log.info("thumbnail not shown: %s", exc)
-            self.thumbnails[ref.hash] = []
-            return
-        cells = await asyncio.to_thread(thumbnail_cells, data)
-        self.thumbnails[ref.hash] = cells
-        if peer == self.peer and cells:
-            with contextlib.suppress(NoMatches):  # the app may be closing meanwhile
-                self.query_one(MessageLog).decorate(
-                    attachments={msg_id: (label, attachment_text(ref, ""), cells)})
-
     @work(group="key-change", exclusive=True, exit_on_error=False)
     async def _show_key_change(self, peer: bytes) -> None:
         """The banner when the open 1:1 peer is a handle's new identity key (the core
@@ -317,18 +219,6 @@ class ChatScreen(FeatureActions, Screen[None]):
         else:
             banner.warn(contact.claimed or contact.handle or "?",
                         contact.key_change == KEY_CHANGED_VERIFIED, contact.previous_key)
-
-    @work(group="stickers", exit_on_error=False)
-    async def _fetch_sticker(self, peer: bytes, msg_id: bytes, sticker: Any) -> None:
-        """A received sticker not fetched yet: fetch and verify it, then show it."""
-        try:
-            _entry, data = await self.client.stickers.image(sticker)
-        except (TenchatError, OSError) as exc:
-            log.info("sticker not shown: %s", exc)
-            return
-        cells = await asyncio.to_thread(sticker_cells, data)
-        if peer == self.peer:
-            self.query_one(MessageLog).decorate(stickers={msg_id: cells})
 
     def _show_members(self) -> None:
         panel = self.query_one(MemberPanel)
@@ -801,287 +691,3 @@ class ChatScreen(FeatureActions, Screen[None]):
                            if event.retry_in is not None else None)
         if event.state == "online":
             self._schedule_refresh()
-
-    # --- actions (keys and command palette) -------------------------------------------------
-
-    def action_search(self, query: str = "") -> None:
-        from textual.widgets import Input
-
-        from .search import SearchScreen
-
-        def jump(hit: Any) -> None:
-            if hit is not None:
-                self.run_worker(self.open_conversation(hit.message.peer,
-                                                       focus_key=hit.message.key,
-                                                       focus_id=hit.message.id))
-
-        screen = SearchScreen(self.client, self.peer, self.conversations)
-        self.app.push_screen(screen, jump)
-        if query:
-            def fill() -> None:
-                with contextlib.suppress(NoMatches):
-                    field = screen.query_one("#query", Input)
-                    field.value = query
-                    field.cursor_position = len(query)
-
-            screen.call_after_refresh(fill)
-
-    def action_new_chat(self) -> None:
-        from .new_chat import NewChatScreen
-
-        def started(peer: bytes | None) -> None:
-            if peer is not None:
-                self.run_worker(self._start(peer))
-
-        self.app.push_screen(NewChatScreen(self.client), started)
-
-    async def _start(self, peer: bytes) -> None:
-        await self.refresh_conversations()
-        await self.open_conversation(peer)
-        self.query_one(Composer).focus()
-
-    def action_contacts(self) -> None:
-        from .contacts import ContactsScreen
-
-        def chosen(peer: bytes | None) -> None:
-            if peer is not None:
-                self.run_worker(self._start(peer))
-
-        self.app.push_screen(ContactsScreen(self.client), chosen)
-
-    async def action_next_conversation(self) -> None:
-        await self._step(1)
-
-    async def action_previous_conversation(self) -> None:
-        await self._step(-1)
-
-    async def _step(self, step: int) -> None:
-        peer = self.query_one(ConversationList).neighbour(self.peer, step)
-        if peer is not None:
-            await self.open_conversation(peer)
-
-    async def action_toggle_mute(self) -> None:
-        conv = self._current()
-        if conv is not None:
-            await self.client.set_muted(conv.peer, not conv.muted)
-            self.notify(f"@{conv.handle} {'unmuted' if conv.muted else 'muted'}")
-            await self.refresh_conversations()
-
-    async def action_toggle_pin(self) -> None:
-        conv = self._current()
-        if conv is not None:
-            await self.client.set_pinned(conv.peer, not conv.pinned)
-            await self.refresh_conversations()
-
-    async def action_toggle_block(self) -> None:
-        conv = self._current()
-        if conv is None or not conv.handle:
-            return
-        try:
-            await self.client.set_blocked(conv.handle, not conv.blocked)
-        except TenchatError as exc:
-            self.notify(str(exc), severity="error")
-            return
-        self.notify(f"@{conv.handle} {'unblocked' if conv.blocked else 'blocked'}")
-        await self.refresh_conversations()
-
-    def action_verify(self) -> None:
-        conv = self._current()
-        if conv is not None and conv.handle:
-            from .verify import VerifyScreen
-
-            self.app.push_screen(VerifyScreen(self.client, conv.handle),
-                                 lambda _: self._schedule_refresh())
-        elif conv is not None and is_user(conv.peer):
-            self._verify_pending(conv.peer)
-
-    @work(group="verify", exit_on_error=False)
-    async def _verify_pending(self, peer: bytes) -> None:
-        """Verify a pending key change from its own conversation: the new key's number."""
-        from .verify import VerifyScreen
-
-        contact = await self.client.cache.contacts.get(peer)
-        if contact is not None and contact.claimed:
-            self.app.push_screen(VerifyScreen(self.client, contact.claimed, pending=peer),
-                                 lambda _: self._schedule_refresh())
-
-    def action_toggle_dnd(self) -> None:
-        on_ = self.tenchat.toggle_dnd()
-        self.query_one(StatusBar).dnd = on_
-        self.notify("Do not disturb: " + ("on" if on_ else "off"))
-
-    def action_external_editor(self) -> None:
-        """The draft in $VISUAL / $EDITOR (vi if neither is set); what is saved comes back
-        into the composer. The draft lives in a private temporary file while the editor
-        runs, and is deleted right after."""
-        from textual.app import SuspendNotSupported
-
-        composer = self.query_one(Composer)
-        editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
-        fd, name = tempfile.mkstemp(prefix="tenchat-draft-", suffix=".txt")  # mode 0600
-        path = Path(name)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as draft:
-                draft.write(composer.text)
-            try:
-                with self.app.suspend():
-                    code = subprocess.call([*shlex.split(editor), str(path)])
-            except SuspendNotSupported:
-                self.notify("This terminal can't hand over to an editor.", severity="warning")
-                return
-            except OSError as exc:
-                self.notify(f"Could not start {editor}: {exc.strerror}", severity="error")
-                return
-            if code != 0:
-                self.notify(f"{editor} exited with {code}; the draft is unchanged.",
-                            severity="warning")
-                return
-            text = path.read_text(encoding="utf-8").rstrip("\n")
-        finally:
-            path.unlink(missing_ok=True)
-        composer.load_text(text)
-        composer.move_cursor(composer.document.end)
-        composer.focus()
-
-    def action_focus_composer(self) -> None:
-        self.query_one(Composer).focus()
-
-    def action_focus_messages(self) -> None:
-        log_widget = self.query_one(MessageLog)
-        log_widget.focus()
-        if log_widget.selected is None:
-            log_widget.select_newest()
-
-    async def action_next_unread(self) -> None:
-        """The next conversation (in list order, after the open one) with unread messages."""
-        order = self.query_one(ConversationList).peers()
-        if self.peer in order:
-            i = order.index(self.peer)
-            order = order[i + 1:] + order[:i]
-        peer = next((p for p in order if (c := self.conversations.get(p)) is not None
-                     and c.unread and p != self.peer), None)
-        if peer is None:
-            self.notify("No unread messages.")
-            return
-        await self.open_conversation(peer)
-        self.query_one(Composer).focus()
-
-    def action_focus_list(self) -> None:
-        if self._cancel_compose_mode():
-            return
-        self.query_one(ConversationList).focus()
-
-    def action_new_group(self) -> None:
-        from .new_group import NewGroupScreen
-
-        def created(group: bytes | None) -> None:
-            if group is not None:
-                self.run_worker(self._start(group))
-
-        self.app.push_screen(NewGroupScreen(self.client), created)
-
-    def action_toggle_members(self) -> None:
-        panel = self.query_one(MemberPanel)
-        if self.group_info is None:
-            self.notify("Open a group to see its members.", severity="warning")
-            return
-        panel.display = not panel.display
-        self.set_class(panel.display, "-members")
-        if panel.display:
-            panel.query_one("#members").focus()
-        else:
-            self.query_one(Composer).focus()
-
-    def action_set_timer(self) -> None:
-        from .timer import TIMERS, TimerScreen
-
-        conv = self._current()
-        if conv is None:
-            return
-        peer = conv.peer
-
-        def chosen(seconds: int | None) -> None:
-            if seconds is not None:
-                self.notify(f"Disappearing messages: {dict(TIMERS)[seconds]}")
-                self._run_action(self.client.set_timer(peer, seconds))
-
-        self.app.push_screen(TimerScreen(conv.timer), chosen)
-
-    def action_sticker(self) -> None:
-        if self.peer is None:
-            self.notify("No conversation open.", severity="warning")
-            return
-        self._pick_sticker(self.peer)
-
-    @work(group="stickers-picker", exclusive=True, exit_on_error=False)
-    async def _pick_sticker(self, peer: bytes) -> None:
-        from .stickers import StickerScreen
-
-        packs = await self.client.stickers.packs()
-        images = {}
-        for pack in packs:
-            for entry in pack.stickers:
-                data = await self.client.cache.stickers.image(entry.ref.hash)
-                if data is not None:
-                    images[entry.ref.hash] = data
-
-        def chosen(pick: tuple[int, int] | None) -> None:
-            if pick is not None:
-                pack, index = pick
-                self._run_action(self.client.stickers.send(peer, packs[pack], index))
-
-        self.app.push_screen(StickerScreen(packs, images), chosen)
-
-    def action_privacy(self) -> None:
-        from .privacy import PrivacyScreen
-
-        self.app.push_screen(PrivacyScreen(self.client))
-
-    def action_feed(self) -> None:
-        from .feed import FeedScreen
-
-        self.app.push_screen(FeedScreen(self.client))
-
-    def action_profile(self) -> None:
-        from .profile import ProfileScreen
-
-        self.app.push_screen(ProfileScreen(self.client))
-
-    def action_stories(self) -> None:
-        from .feed import open_stories
-
-        open_stories(self, self.client)
-
-    def action_attach(self) -> None:
-        from .social_actions import attach
-
-        if self.peer is None:
-            self.notify("Open a conversation first.", severity="warning")
-            return
-        attach(self, self.peer, self.query_one(MessageLog).peer_name)
-
-    def _current(self) -> Any:
-        if self.peer is None:
-            self.notify("No conversation open.", severity="warning")
-            return None
-        return self.conversations.get(self.peer)
-
-
-def thumbnail_cells(data: bytes) -> Any:
-    """An image attachment's thumbnail for the message log; [] if unreadable."""
-    from ...imaging import ImageError, preview_cells
-
-    try:
-        return preview_cells(data, THUMB_COLUMNS, max_rows=8)
-    except ImageError:
-        return []
-
-
-def sticker_cells(data: bytes) -> Any:
-    """A sticker's picture for the message log (imaging.preview_cells); [] if unreadable."""
-    from ...imaging import ImageError, preview_cells
-
-    try:
-        return preview_cells(data, STICKER_COLUMNS, max_rows=8)
-    except ImageError:
-        return []

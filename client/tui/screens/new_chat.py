@@ -13,6 +13,7 @@ from textual.widgets import Input, Static
 
 from ....common.errors import ProtocolError, TenchatError
 from .. import render
+from ..errors import human_error
 
 __all__ = ["NewChatScreen"]
 
@@ -43,7 +44,7 @@ class NewChatScreen(ModalScreen[bytes | None]):
         try:
             conv = await self.client.start_conversation(handle)
         except (TenchatError, ProtocolError, OSError) as exc:
-            self.query_one("#error", Static).update(render.plain(render.human_error(str(exc)),
+            self.query_one("#error", Static).update(render.plain(human_error(str(exc)),
                                                                  "bold"))
             return
         self.dismiss(conv.peer)
