@@ -4,37 +4,26 @@ secrets sealed at rest."""
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 from pathlib import Path
 
 import pytest
 
-from tenchat.client.cache import DELIVERED, PENDING, READ, SENT, Cache, MessageRow
+from tenchat.client.cache import DELIVERED, MIGRATIONS, PENDING, READ, SENT, Cache, MessageRow
 
 BOB, CAROL = b"b" * 32, b"c" * 32
 
 
 # Takes a cache back from schema 14 to 13 (the conversation summary), for the tests of
 # upgrades from older schemas: the triggers as migration 2 made them, the columns gone.
-UNDO_SUMMARY = """
-DROP INDEX conversations_order; DROP TRIGGER messages_last;
-DROP TRIGGER messages_ai; DROP TRIGGER messages_ad;
-CREATE TRIGGER messages_ai AFTER INSERT ON messages BEGIN
-    INSERT INTO conversations (peer, last_key, unread)
-        VALUES (new.peer, new.rowid, new.outgoing = 0 AND new.status < 3)
-        ON CONFLICT(peer) DO UPDATE SET last_key = excluded.last_key,
-                                        unread = unread + excluded.unread;
-    INSERT INTO messages_fts (rowid, text) VALUES (new.rowid, new.text);
-END;
-CREATE TRIGGER messages_ad AFTER DELETE ON messages BEGIN
-    INSERT INTO messages_fts (messages_fts, rowid, text)
-        VALUES ('delete', old.rowid, old.text);
-    UPDATE conversations SET unread = MAX(unread - (old.outgoing = 0
-        AND old.status < 3), 0) WHERE peer = old.peer;
-END;
-""" + "".join(f"ALTER TABLE conversations DROP COLUMN {c};" for c in (
-    "last_id", "last_outgoing", "last_text", "last_sent_at", "last_received_at",
-    "last_status", "last_sender", "last_edited", "last_deleted"))
+UNDO_SUMMARY = (
+    "DROP INDEX conversations_order; DROP TRIGGER messages_last;"
+    "DROP TRIGGER messages_ai; DROP TRIGGER messages_ad;"
+    + "".join(re.findall(r"CREATE TRIGGER messages_a[id] .*?END;", MIGRATIONS[1], re.S))
+    + "".join(f"ALTER TABLE conversations DROP COLUMN {c};" for c in (
+        "last_id", "last_outgoing", "last_text", "last_sent_at", "last_received_at",
+        "last_status", "last_sender", "last_edited", "last_deleted")))
 
 
 @pytest.mark.asyncio
