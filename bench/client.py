@@ -16,13 +16,15 @@ search over a large local cache.
    status line ``F1 help`` painted: keystore unlocked, cache open, conversations
    listed). Then the process is terminated. Median of ``--runs``.
 3. Local cache: a cache (``client/cache/`` ``Cache``, the file the client uses,
-   WAL, FTS5 index kept by its triggers) filled with ``--cache-messages`` messages
+   encrypted with SQLCipher, WAL, FTS5 index kept by its triggers), and beside it the
+   same messages in a plain (unencrypted) cache, each filled with ``--cache-messages`` messages
    (1,000,000; 100,000 with ``--quick``) over 100 conversations with
    ``cache.messages.insert_many`` — ~12 words each from a 5,000-word vocabulary drawn with a
    Zipf-like skew. Then: the latest page of 50 of a conversation (``cache.messages.history``),
    a page of 50 deep in its history (``before=``), and ``cache.search.messages`` (limit 50)
    for a common word, a rare word and a two-word prefix query; each repeated (50
-   times, or fewer but at least 5 when one takes long) and reported as p50 / p99.
+   times, or fewer but at least 5 when one takes long), on the encrypted and the plain
+   cache in turn, and reported as p50 / p99 of each, side by side.
 """
 
 from __future__ import annotations
@@ -222,81 +224,114 @@ def _vocabulary(rng: random.Random) -> list[str]:
     return sorted(words)
 
 
-async def _cache(s: dict[str, Any]) -> dict[str, Any]:
-    from tenchat.client.cache import Cache, MessageRow
+async def _build(cache: Any, rng: random.Random, vocab: list[str], peers: list[bytes],
+                 n: int) -> float:
+    """Fill ``cache`` with ``n`` messages; the seconds it took."""
+    from tenchat.client.cache import MessageRow
 
-    rng = random.Random(8)
-    vocab = _vocabulary(rng)
     weights = [1 / (i + 1) for i in range(VOCAB)]  # Zipf-like: word i ~ 1/(i+1)
-    peers = [rng.randbytes(32) for _ in range(PEERS)]
-    n = s["cache_messages"]
-    with tempfile.TemporaryDirectory(prefix="tenchat-bench-cache-") as d:
-        cache = await Cache.open(Path(d), os.urandom(32))
-        try:
-            t0 = time.monotonic()
-            now_ms = int(time.time() * 1000)
-            done = 0
-            while done < n:
-                size = min(BATCH, n - done)
-                picks = rng.choices(vocab, weights, k=size * 12)
-                rows = [
-                    MessageRow(
-                        id=rng.randbytes(16), peer=peers[(done + i) % PEERS],
-                        outgoing=bool(i & 1), text=" ".join(picks[12 * i:12 * i + 12]),
-                        sent_at=now_ms - (n - done - i) * 1000,
-                        received_at=now_ms - (n - done - i) * 1000, status=3)
-                    for i in range(size)
-                ]
-                async with cache.transaction():
-                    await cache.messages.insert_many(rows)
-                done += size
-            build_s = time.monotonic() - t0
-            file_bytes = sum(p.stat().st_size for p in Path(d).iterdir() if p.is_file())
-            reps = QUERY_REPS
+    t0 = time.monotonic()
+    now_ms = int(time.time() * 1000)
+    done = 0
+    while done < n:
+        size = min(BATCH, n - done)
+        picks = rng.choices(vocab, weights, k=size * 12)
+        rows = [
+            MessageRow(
+                id=rng.randbytes(16), peer=peers[(done + i) % PEERS],
+                outgoing=bool(i & 1), text=" ".join(picks[12 * i:12 * i + 12]),
+                sent_at=now_ms - (n - done - i) * 1000,
+                received_at=now_ms - (n - done - i) * 1000, status=3)
+            for i in range(size)
+        ]
+        async with cache.transaction():
+            await cache.messages.insert_many(rows)
+        done += size
+    return time.monotonic() - t0
 
-            async def timed(fn: Any) -> tuple[dict[str, Any], int]:
-                samples, found = [], 0
-                budget = time.monotonic() + QUERY_BUDGET_S
-                for k in range(reps):
-                    t = time.monotonic_ns()
-                    rows = await fn(k)
-                    samples.append(time.monotonic_ns() - t)
-                    found = len(rows)
+
+def _queries(cache: Any, peers: list[bytes], vocab: list[str], mid_keys: list[int]
+             ) -> dict[str, Any]:
+    """The measured queries: name -> a function of the repetition number."""
+    reps = len(mid_keys)
+    two = f"{vocab[1]} {vocab[2][:3]}"
+    out: dict[str, Any] = {
+        "history_latest": lambda k: cache.messages.history(peers[k % PEERS], PAGE),
+        "history_deep": lambda k: cache.messages.history(peers[k % reps], PAGE,
+                                                         before=mid_keys[k % reps]),
+    }
+    for label, text in (("common word", vocab[0]), ("rare word", vocab[-1]),
+                        ("two words, prefix", two)):
+        out["search " + label] = (
+            lambda k, text=text: cache.search.messages(text, None, PAGE))
+    return out
+
+
+async def _cache(s: dict[str, Any]) -> dict[str, Any]:
+    """The same messages in a plain cache and in an encrypted one (SQLCipher, the
+    client's default), then each query timed on both, A/B interleaved: rounds alternate
+    which goes first, so the machine's load moves both alike."""
+    from tenchat.client.cache import Cache
+
+    n = s["cache_messages"]
+    results: dict[str, dict[str, Any]] = {}
+    with contextlib.ExitStack() as dirs:
+        caches, queries = {}, {}
+        try:
+            for mode in ("plain", "encrypted"):
+                d = Path(dirs.enter_context(
+                    tempfile.TemporaryDirectory(prefix="tenchat-bench-cache-")))
+                rng = random.Random(8)  # the same contents in both
+                vocab = _vocabulary(rng)
+                peers = [rng.randbytes(32) for _ in range(PEERS)]
+                cache = caches[mode] = await Cache.open(d, os.urandom(32),
+                                                        encrypted=mode == "encrypted")
+                build_s = await _build(cache, rng, vocab, peers, n)
+                mid_keys = []
+                for p in peers[:QUERY_REPS]:
+                    page = await cache.messages.history(p, 1, before=n // 2)
+                    mid_keys.append(page[0].key if page else n // 2)
+                queries[mode] = _queries(cache, peers, vocab, mid_keys)
+                results[mode] = {
+                    "messages": n, "conversations": PEERS, "build_s": build_s,
+                    "build_msgs_per_s": n / build_s,
+                    "file_bytes": sum(p.stat().st_size for p in d.iterdir() if p.is_file()),
+                    "query_words": {"common word": vocab[0], "rare word": vocab[-1],
+                                    "two words, prefix": f"{vocab[1]} {vocab[2][:3]}"}}
+            samples: dict[str, dict[str, list[int]]] = {m: {} for m in caches}
+            found: dict[str, dict[str, int]] = {m: {} for m in caches}
+            for name in queries["plain"]:
+                budget = time.monotonic() + 2 * QUERY_BUDGET_S
+                for k in range(QUERY_REPS):
+                    for mode in (("plain", "encrypted") if k % 2 == 0
+                                 else ("encrypted", "plain")):
+                        t = time.monotonic_ns()
+                        rows = await queries[mode][name](k)
+                        samples[mode].setdefault(name, []).append(time.monotonic_ns() - t)
+                        found[mode][name] = len(rows)
                     if k >= 4 and time.monotonic() > budget:
                         break
-                return percentiles(samples), found
-
-            latest, latest_n = await timed(lambda k: cache.messages.history(peers[k % PEERS], PAGE))
-            mid_keys = []
-            for p in peers[:reps]:
-                page = await cache.messages.history(p, 1, before=n // 2)
-                mid_keys.append(page[0].key if page else n // 2)
-            deep, deep_n = await timed(
-                lambda k: cache.messages.history(peers[k % reps], PAGE, before=mid_keys[k % reps]))
-            common_word, rare_word = vocab[0], vocab[-1]
-            two = f"{vocab[1]} {vocab[2][:3]}"
-            searches = {}
-            for label, text in (("common word", common_word), ("rare word", rare_word),
-                                ("two words, prefix", two)):
-                stats, found = await timed(
-                    lambda k, text=text: cache.search.messages(text, None, PAGE))
-                searches[label] = {"query": text, "ms": stats, "results": found}
         finally:
-            await cache.close()
-    return {
-        "messages": n, "conversations": PEERS, "build_s": build_s,
-        "build_msgs_per_s": n / build_s, "file_bytes": file_bytes,
-        "history_latest": {"ms": latest, "results": latest_n},
-        "history_deep": {"ms": deep, "results": deep_n},
-        "search": searches,
-    }
+            for cache in caches.values():
+                await cache.close()
+    for mode, r in results.items():
+        r["history_latest"] = {"ms": percentiles(samples[mode]["history_latest"]),
+                               "results": found[mode]["history_latest"]}
+        r["history_deep"] = {"ms": percentiles(samples[mode]["history_deep"]),
+                             "results": found[mode]["history_deep"]}
+        r["search"] = {label: {"query": word,
+                               "ms": percentiles(samples[mode]["search " + label]),
+                               "results": found[mode]["search " + label]}
+                       for label, word in r.pop("query_words").items()}
+    return results
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     s = _settings(args)
     out: dict[str, Any] = {"scenario": "client", **environment(), "settings": s}
     out["processes"] = _processes(s)
-    out["cache"] = asyncio.run(_cache(s))
+    caches = asyncio.run(_cache(s))
+    out["cache"], out["cache_plain"] = caches["encrypted"], caches["plain"]
     p, c = out["processes"], out["cache"]
     out["ok"] = bool(
         p["send_ms"]["n"] == s["runs"] and p["send_daemon_ms"]["n"] == s["runs"]
@@ -308,6 +343,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def format_table(out: dict[str, Any]) -> str:
     s, p, c = out["settings"], out["processes"], out["cache"]
+    plain = out.get("cache_plain", c)
     lines = [
         "client",
         f"  date      {out['date']}",
@@ -315,8 +351,9 @@ def format_table(out: dict[str, Any]) -> str:
         f"  machine   {out['cores']} cores, {out['platform']}",
         f"  python    {out['implementation']} {out['python']}",
         f"  cache     {c['messages']:,} messages in {c['conversations']} conversations,"
-        f" {c['file_bytes'] / 2**20:,.0f} MiB, built in {c['build_s']:.1f} s"
-        f" ({c['build_msgs_per_s']:,.0f} msgs/s)",
+        f" encrypted {c['file_bytes'] / 2**20:,.0f} MiB built in {c['build_s']:.1f} s"
+        f" ({c['build_msgs_per_s']:,.0f} msgs/s); plain {plain['file_bytes'] / 2**20:,.0f}"
+        f" MiB in {plain['build_s']:.1f} s",
         "",
         f"{'measure':<44}{'p50/median ms':>14}{'p99/max ms':>12}",
         f"{'tenchat send, start to exit':<44}{ms(p['send_ms']['median']):>14}"
@@ -327,17 +364,25 @@ def format_table(out: dict[str, Any]) -> str:
         f"{'':>12}",
         f"{'TUI start to first frame':<44}{ms(p['tui_first_frame_ms']['median']):>14}"
         f"{ms(p['tui_first_frame_ms']['max']):>12}",
-        f"{'history: latest page of 50':<44}{ms(c['history_latest']['ms']['p50']):>14}"
-        f"{ms(c['history_latest']['ms']['p99']):>12}",
-        f"{'history: a page of 50 mid-history':<44}{ms(c['history_deep']['ms']['p50']):>14}"
-        f"{ms(c['history_deep']['ms']['p99']):>12}",
+        "",
+        f"{'cache query (1 of 50 runs: p50 / p99 ms)':<44}{'encrypted':>14}{'plain':>14}",
     ]
+
+    def row(label: str, enc: dict[str, Any], pl: dict[str, Any]) -> str:
+        return (f"{label:<44}{ms(enc['p50']) + ' / ' + ms(enc['p99']):>14}"
+                f"{ms(pl['p50']) + ' / ' + ms(pl['p99']):>14}")
+
+    lines.append(row("history: latest page of 50", c["history_latest"]["ms"],
+                     plain["history_latest"]["ms"]))
+    lines.append(row("history: a page of 50 mid-history", c["history_deep"]["ms"],
+                     plain["history_deep"]["ms"]))
     for label, v in c["search"].items():
-        lines.append(f"{'search ' + label + ' (50 newest)':<44}{ms(v['ms']['p50']):>14}"
-                     f"{ms(v['ms']['p99']):>12}")
+        lines.append(row(f"search {label} (50 newest)", v["ms"],
+                         plain["search"][label]["ms"]))
     counts = ", ".join(str(v["ms"]["n"]) for v in c["search"].values())
     lines += ["", f"processes: median / max of {s['runs']} runs; cache queries: p50 / p99"
-              f" of up to {QUERY_REPS} runs each (searches: {counts})"]
+              f" of up to {QUERY_REPS} runs each, encrypted and plain interleaved"
+              f" (searches: {counts})"]
     if not out["ok"]:
         lines += ["", "PROBLEMS: a run did not finish or a query found nothing"]
     return "\n".join(lines)

@@ -40,6 +40,7 @@ from .keystore import Secrets
 
 if TYPE_CHECKING:
     from .addressing import Route
+    from .sealed_sender import SealedSender
 
 __all__ = ["ClientBase", "GroupChannel", "ContentHandler", "Conversation", "SearchHit",
            "KeyChanged", "Receipts", "now_ms", "clock_from_environ", "check_text"]
@@ -143,6 +144,11 @@ PRIVACY_DEFAULTS: dict[str, bool] = {
     "typing": True,  # send typing indicators
     "hide_presence": False,  # the relay shows us offline to everyone
     "incognito": False,  # view stories without a view receipt
+    # sealed sender (client/sealed_sender.py): hide who we are from the relay when we
+    # hold the recipient's access key; and take sealed messages from anyone, not only
+    # from those we sent our profile key
+    "sealed_sender": True,
+    "sealed_from_anyone": False,
 }
 
 
@@ -224,6 +230,7 @@ class ClientBase:
     user: bytes
     cache: Cache
     groups: GroupChannel
+    sealed_sender: SealedSender
     connection_state: str
     unsent: dict[bytes, TenchatError]  # outbox items the last flush couldn't send
     presence: dict[bytes, bool]  # watched peers; absent = unknown

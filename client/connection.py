@@ -183,6 +183,17 @@ class RelayConnection:
         self.closed = asyncio.Event()
 
     async def open(self) -> f.Authed:
+        """Connect, hello, and sign in (with the identity key, or the linked wallet)."""
+        authed = await self._open(anonymous=False)
+        assert authed is not None
+        return authed
+
+    async def open_anonymous(self) -> None:
+        """Connect and say hello, and never sign in: for ``sealed_send``, which the relay
+        takes from a connection that does not say who it is (docs/protocol.md §5.10)."""
+        await self._open(anonymous=True)
+
+    async def _open(self, *, anonymous: bool) -> f.Authed | None:
         try:
             # What is signed is bound to what was dialled, never to what the relay says.
             self.origin = relay_origin(self.url)
@@ -218,6 +229,8 @@ class RelayConnection:
                 pinned = known.get(self.origin)
                 if pinned is not None and pinned != welcome.relay:
                     raise RelayChanged(self.origin, welcome.relay, pinned)
+            if anonymous:
+                return None
             if self._wallet_auth is not None:
                 text, wsig = self._wallet_auth(self.origin, welcome.challenge)
                 authed = await self.request(f.WalletAuth, message=text, sig=wsig)

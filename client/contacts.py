@@ -4,6 +4,7 @@ blocks, verification, safety numbers.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from ..common import frames as f
@@ -17,7 +18,7 @@ from ..common.identity import (
 )
 from .base import ClientBase, KeyChanged, now_ms
 from .cache import ContactRow
-from .connection import ConnectionLost, RelayError
+from .connection import ConnectionLost, RelayError, RelayUnreachable
 from .conv import is_user
 from .errors import PeerError
 from .events import (
@@ -180,8 +181,14 @@ class ContactBook(ClientBase):
         contact = await self.resolve(peer)
         async with self.cache.transaction():
             await self.cache.contacts.set_flag(contact.user, "blocked", blocked)
+            if blocked:  # their copy of our access key stops working (sealed_sender.py)
+                await self.sealed_sender.rotate()
             await self.tell_devices("blocked", blocked, contact.user)
         await self.tell_relay_block(contact.user, blocked)
+        if blocked:  # the relay learns the new access key; the other contacts get it
+            with contextlib.suppress(ConnectionLost, RelayUnreachable, RelayError):
+                await self.sealed_sender.register(await self.connection())
+                await self.flush_outbox()
         await self._send_devices_soon()
         self.emit(ConversationChanged(contact.user))
         return (await self.cache.contacts.get(contact.user)) or contact

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Self
 
+from ..common import content as c
 from ..common import frames as f
 from ..common.crypto.keys import (
     IdentityKey,
@@ -54,6 +55,7 @@ from .keystore import Keystore, Secrets
 from .known_relays import known_relays_path
 from .prekeys import PrekeyUpkeep
 from .receiving import Receiving
+from .sealed_sender import SealedSender
 from .sending import Sending
 from .views import Views
 
@@ -123,6 +125,8 @@ class Core(PrekeyUpkeep, ContactBook, Sending, Receiving, Views, DeviceBook, Dev
         self.relay_unreachable_at: int | None = None  # client/devices.py, _reachable
         self.watched_devices: dict[bytes, bytes] = {}  # presence: device -> account
         self.devices_online: dict[bytes, bool] = {}  # presence per watched device
+        self.sealed_sender = SealedSender(self)
+        self.register_content((c.ProfileKey,), self.sealed_sender.receive)
         self._rewatch_lock = asyncio.Lock()
         self._rewatch_due = False
 
@@ -261,9 +265,11 @@ class Core(PrekeyUpkeep, ContactBook, Sending, Receiving, Views, DeviceBook, Dev
             return self._conn
 
     async def _tell_relay_privacy(self, conn: RelayConnection) -> None:
-        """The relay enforces two privacy controls for us: presence hiding and blocks.
-        hide_presence is sent either way: off must undo an earlier on."""
+        """The relay enforces three privacy controls for us: presence hiding, blocks, and
+        who may send us sealed messages. hide_presence is sent either way: off must undo an
+        earlier on."""
         await conn.request(f.Privacy, hide_presence=await self.setting("hide_presence"))
+        await self.sealed_sender.register(conn, force=True)
         for contact in await self.cache.contacts.all():
             if contact.blocked:  # every device of theirs (client/devices.py)
                 for device in await self.devices_of(contact.user, fresh=False):
@@ -278,6 +284,7 @@ class Core(PrekeyUpkeep, ContactBook, Sending, Receiving, Views, DeviceBook, Dev
             except (TenchatError, TimeoutError) as exc:
                 log.warning("prekey refill did not finish: %s", exc)
             self._refill = None
+        await self.sealed_sender.close()
         if self._conn is not None:
             await self._conn.close()
             self._conn = None

@@ -20,10 +20,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import msgspec
+from nacl import secret
 
 from ..common import content as c
 from ..common import frames as f
 from ..common.crypto.errors import CryptoError
+from ..common.crypto.group_meta import META_KEY_LEN, GroupMeta, open_meta, seal_meta
 from ..common.crypto.media import MediaRef
 from ..common.crypto.sender_keys import SenderKey, SenderKeyDistribution, message_chain_id
 from ..common.errors import ErrorCode, ProtocolError
@@ -56,6 +58,7 @@ log = logging.getLogger("tenchat.client.groups")
 # Typing indicators go to groups up to this size; in bigger ones they'd be noise (and a
 # push to every online member for each burst of keys).
 TYPING_MAX_MEMBERS = 256
+_META_KEY = "group.meta_key."  # + group hex: its metadata key, sealed with the storage key
 # A post looks again at the device lists of members not looked at for this long (a new
 # or removed device makes a new sender chain; 1:1 traffic looks at every send).
 MEMBER_DEVICES_MAX_AGE_MS = 60_000
@@ -91,22 +94,98 @@ def _avatar(raw: bytes) -> MediaRef | None:
 
 
 def _dump(state: GroupState) -> bytes:
+    """Our copy of a group's state (name, topic and avatar opened, if sealed)."""
     return _state_enc.encode({
         "group": state.group, "version": state.version, "head": state.head,
         "name": state.name, "topic": state.topic, "avatar": state.avatar,
         "announce": state.announce, "roles": list(state.roles.items()), "gate": state.gate,
+        "sealed": state.sealed,
     })
 
 
 def _load(raw: bytes) -> GroupState:
     d = msgspec.msgpack.decode(raw)
     return GroupState(d["group"], d["version"], d["head"], d["name"], d["topic"], d["avatar"],
-                      d["announce"], {u: r for u, r in d["roles"]}, gate=d.get("gate", b""))
+                      d["announce"], {u: r for u, r in d["roles"]}, gate=d.get("gate", b""),
+                      sealed=d.get("sealed", b""))
 
 
 class GroupService:
     def __init__(self, client: Client) -> None:
         self.c = client
+        self._box = secret.SecretBox(client.secrets.storage_key)  # metadata keys at rest
+
+    # --- the metadata key (common/crypto/group_meta.py: the relay never has it) ---------
+
+    async def _meta_key(self, group: bytes) -> bytes | None:
+        raw = await self.c.cache.settings.get(_META_KEY + group.hex())
+        return self._box.decrypt(raw) if isinstance(raw, bytes) and raw else None
+
+    async def _set_meta_key(self, group: bytes, key: bytes) -> None:
+        await self.c.cache.settings.set(_META_KEY + group.hex(), bytes(self._box.encrypt(key)))
+
+    async def _reveal(self, state: GroupState) -> None:
+        """Open the state's sealed name, topic and avatar with the key, if we have it."""
+        key = await self._meta_key(state.group) if state.sealed else None
+        if key is None:
+            return
+        try:
+            meta = open_meta(key, state.group, state.sealed)
+        except CryptoError:
+            log.warning("a group's metadata does not open with the key we hold")
+            return
+        state.name, state.topic, state.avatar = meta.name, meta.topic, meta.avatar
+
+    async def _send_key(self, group: bytes, members: builtins.list[bytes]) -> None:
+        """Our copy of the metadata key, 1:1 to ``members`` (in the open transaction)."""
+        key = await self._meta_key(group)
+        if key is None:
+            return
+        body = c.encode_content(c.GroupKey(group=group, key=key))
+        for user in members:
+            if user != self.c.user:
+                await self.c.queue_content(user, os.urandom(16), body, typed=False)
+
+    async def _sealed_meta(self, group: bytes, state: GroupState, *, name: str | None = None,
+                           topic: str | None = None, avatar: bytes | None = None
+                           ) -> bytes | None:
+        """The group's metadata with these changes, sealed; None for a group whose
+        metadata is not sealed (made before this) or whose key we lack."""
+        key = await self._meta_key(group)
+        if key is None or not state.sealed:
+            return None
+        try:
+            meta = GroupMeta(name=state.name if name is None else name,
+                             topic=state.topic if topic is None else topic,
+                             avatar=state.avatar if avatar is None else avatar)
+            return seal_meta(key, group, msgspec.convert(meta, GroupMeta))
+        except msgspec.ValidationError as exc:
+            raise GroupError(f"bad group name, topic or picture: {exc}") from None
+
+    async def receive_key(self, sender: bytes, content: c.GroupKey,
+                          events: builtins.list[Event]) -> None:
+        """A group's metadata key from one of its admins (over our pairwise session)."""
+        state = await self.state(content.group)
+        if state is None:
+            try:  # the key can come before the record that added us
+                state = await self._fetch_chain(content.group, None, events)
+            except (ProtocolError, RelayError) as exc:
+                log.warning("ignored a key for an unknown group: %s", exc)
+                return
+        if state.roles.get(sender) not in (OWNER, ADMIN):
+            log.warning("ignored a group key from %s, not an admin", fingerprint(sender))
+            return
+        try:
+            open_meta(content.key, state.group, state.sealed)  # the key that opens it
+        except CryptoError:
+            log.warning("ignored a group key that does not open the group's metadata")
+            return
+        await self._set_meta_key(content.group, content.key)
+        await self._reveal(state)
+        row = await self.c.cache.groups.state(content.group)
+        await self.c.cache.groups.save(content.group, _dump(state), [],
+                                       left=bool(row and row.left))
+        events.append(ConversationChanged(content.group))
 
     # --- state --------------------------------------------------------------------------
 
@@ -171,8 +250,18 @@ class GroupService:
         members = [(await self.c.resolve(h)).user for h in handles]
         group = os.urandom(16)
         state = GroupState(group)
-        await self._submit(state, "create", name=name, members=members,
+        key = os.urandom(META_KEY_LEN)
+        try:
+            sealed = seal_meta(key, group, msgspec.convert({"name": name}, GroupMeta))
+        except msgspec.ValidationError:
+            raise GroupError("a group name is 1 to 100 characters") from None
+        async with self.c.cache.transaction():
+            await self._set_meta_key(group, key)
+        await self._submit(state, "create", sealed=sealed, members=members,
                            announce=True if announce else None)
+        async with self.c.cache.transaction():
+            await self._send_key(group, members)
+        await self.c._flush_quietly()
         return group
 
     async def add(self, group: bytes, handles: builtins.list[str]) -> None:
@@ -181,10 +270,29 @@ class GroupService:
         if state is not None and state.gate:
             await self.c.wallet.check_gate(state.gate, members)  # NFT-gated: proof first
         await self._change(group, "add", members=members)
+        async with self.c.cache.transaction():
+            await self._send_key(group, members)
+        await self.c._flush_quietly()
 
     async def remove(self, group: bytes, handles: builtins.list[str]) -> None:
         members = [(await self.c.resolve(h)).user for h in handles]
         await self._change(group, "remove", members=members)
+        await self._rotate_meta_key(group)
+
+    async def _rotate_meta_key(self, group: bytes) -> None:
+        """After a removal: the metadata sealed again under a new key, sent to those who
+        remain, so the removed members' copy opens no later name or topic."""
+        state = await self.state(group)
+        if state is None or not state.sealed or await self._meta_key(group) is None:
+            return
+        key = os.urandom(META_KEY_LEN)
+        sealed = seal_meta(key, group, GroupMeta(name=state.name, topic=state.topic,
+                                                 avatar=state.avatar))
+        await self._change(group, "meta", sealed=sealed)
+        async with self.c.cache.transaction():
+            await self._set_meta_key(group, key)
+            await self._send_key(group, [u for u in state.roles if u != self.c.user])
+        await self.c._flush_quietly()
 
     async def leave(self, group: bytes) -> None:
         await self._change(group, "leave")
@@ -197,14 +305,27 @@ class GroupService:
 
     async def update(self, group: bytes, *, name: str | None = None, topic: str | None = None,
                      announce: bool | None = None) -> None:
-        await self._change(group, "meta", name=name, topic=topic, announce=announce)
+        await self._change_meta(group, name=name, topic=topic, announce=announce)
+
+    async def _change_meta(self, group: bytes, *, announce: bool | None = None,
+                           **meta: str | bytes | None) -> None:
+        """A ``meta`` change: sealed for a group whose metadata is sealed."""
+        state = await self.state(group)
+        if state is None:
+            raise GroupError("no such group")
+        changed = {k: v for k, v in meta.items() if v is not None}
+        sealed = await self._sealed_meta(group, state, **changed) if changed else None  # type: ignore[arg-type]
+        if sealed is not None:
+            await self._change(group, "meta", sealed=sealed, announce=announce)
+        else:
+            await self._change(group, "meta", announce=announce, **meta)
 
     async def set_avatar(self, group: bytes, image: Path | None) -> MediaRef | None:
         """Give the group a picture (admins): the image, shrunk to at most 512 px, is sealed
         and uploaded like an attachment and its reference goes into a signed ``meta``
-        change. ``None`` removes it. Like the name, the relay can read it."""
+        change (sealed with the group's metadata key, like the name). ``None`` removes it."""
         if image is None:
-            await self._change(group, "meta", avatar=b"")
+            await self._change_meta(group, avatar=b"")
             return None
         from . import imaging, media  # Pillow: only when a picture is set
         try:
@@ -220,7 +341,7 @@ class GroupService:
             path = Path(tmp) / f"avatar.{fmt.lower()}"
             path.write_bytes(small)
             ref = await media.upload(self.c.connection, path)
-        await self._change(group, "meta", avatar=_ref_enc.encode(ref))
+        await self._change_meta(group, avatar=_ref_enc.encode(ref))
         return ref
 
     async def save_avatar(self, group: bytes, out: Path) -> int:
@@ -266,6 +387,7 @@ class GroupService:
         """Apply a verified next record to our copy; rotate our sender key when someone left."""
         after = copy.deepcopy(before)
         change = after.apply(record)
+        await self._reveal(after)
         gone = [u for u in before.roles if u not in after.roles]
         left = self.c.user not in after.roles and change.op != "create"
         await self.c.cache.groups.save(after.group, _dump(after), [(change.version, record)],

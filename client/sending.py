@@ -201,6 +201,8 @@ class Sending(ClientBase):
                 await self.groups.queue(peer, msg_id, body, expires_at=expires_at)
             else:
                 await self.queue_content(peer, msg_id, body, expires_at=expires_at)
+                # the user writes to them: they may reply sealed (client/sealed_sender.py)
+                await self.sealed_sender.share_with(peer)
             message = MessageRow(msg_id, peer, True, text, now, now, PENDING,
                                  reply_to=reply_to, expires_at=expires_at)
             await self.cache.messages.add(message, shown=True)
@@ -285,6 +287,7 @@ class Sending(ClientBase):
             if not flush.items:
                 return 0
             conn = await self.connection()
+            await self.sealed_sender.prepare(conn)  # a new access key before we share it
             sem = asyncio.Semaphore(SEND_WINDOW)
             copies = await self.cache.devices.copies([i.msg_id for i in flush.items])
             written = await self.cache.devices.written(list(copies.values()))
@@ -296,13 +299,17 @@ class Sending(ClientBase):
                             await conn.request(f.GroupSend, group=item.peer, msg=item.msg_id,
                                                body=item.envelope, expires_at=item.expires_at)
                         else:
-                            await conn.request(f.Send, to=item.peer, msg=item.msg_id,
-                                               body=item.envelope, expires_at=item.expires_at,
-                                               # Only what the user wrote makes the peer
-                                               # a contact for presence (review M3).
-                                               conv=item.written or (
-                                                   item.msg_id in copies and copies[
-                                                       item.msg_id].content_id in written))
+                            # Only what the user wrote makes the peer a contact for
+                            # presence (review M3).
+                            wrote = item.written or (item.msg_id in copies and copies[
+                                item.msg_id].content_id in written)
+                            if not ((sealed := await self.sealed_sender.seal_item(item, wrote))
+                                    and await self.sealed_sender.send(item, sealed, wrote)):
+                                # not sealed: no access key (or it was refused), turned off,
+                                # or the first message the user writes to the peer
+                                await conn.request(f.Send, to=item.peer, msg=item.msg_id,
+                                                   body=item.envelope,
+                                                   expires_at=item.expires_at, conv=wrote)
                     except RelayError as exc:
                         flush.answered(item, exc)
                         return
@@ -325,6 +332,7 @@ class Sending(ClientBase):
                         if await self.cache.messages.raise_status(copy.conv, [copy.content_id],
                                                                   SENT):
                             sent.setdefault(copy.conv, []).append(copy.content_id)
+                    await self.sealed_sender.after_flush(flush.stored)
                     for item in flush.left_groups:
                         await self.cache.outbox.drop(item.msg_id)
                         await self.cache.groups.mark_left(item.peer)

@@ -72,6 +72,7 @@ class Client(Core):
         self.register_content((c.Sticker,), self._sticker)
         self.register_content((c.Gift,), self._gift)
         self.register_content((c.AudienceKey,), self._audience_key)
+        self.register_content((c.GroupKey,), self._group_key)
         self.register_content((c.StoryKey, c.StoryViewed), self._story_content)
         self.add_runner(lambda: self.wallet.run())  # balances, pending gifts
 
@@ -118,6 +119,13 @@ class Client(Core):
                             group: GroupState | None, new: list[MessageRow],
                             receipts: Receipts, events: list[Event]) -> None:
         await self.social.receive_audience_key(Incoming(conv, author, content, group))
+
+    async def _group_key(self, conv: bytes, author: bytes, content: c.Content,
+                         group: GroupState | None, new: list[MessageRow],
+                         receipts: Receipts, events: list[Event]) -> None:
+        assert isinstance(content, c.GroupKey)
+        if group is None:  # 1:1 only: the pairwise session authenticates the admin
+            await self.groups.receive_key(author, content, events)
 
     async def _story_content(self, conv: bytes, author: bytes, content: c.Content,
                              group: GroupState | None, new: list[MessageRow],

@@ -58,8 +58,11 @@ class Views(ClientBase):
             await self.cache.settings.set("privacy." + name, int(value))
             await self.tell_devices(name, value)
         await self._send_devices_soon()
-        if name == "hide_presence" and self._conn is not None and not self._conn.closed.is_set():
-            await self._conn.request(f.Privacy, hide_presence=value)
+        if self._conn is not None and not self._conn.closed.is_set():
+            if name == "hide_presence":
+                await self._conn.request(f.Privacy, hide_presence=value)
+            elif name == "sealed_from_anyone":
+                await self.sealed_sender.register(self._conn)
 
     # --- views for live UIs -------------------------------------------------------------
 

@@ -15,8 +15,8 @@ import msgspec
 from .crypto.media import MediaRef
 
 __all__ = ["Text", "Attachment", "Receipt", "Typing", "Reaction", "Edit", "Delete", "Pin", "Timer",
-           "SenderKeyDist", "AudienceKey", "StoryKey", "StoryViewed", "Poll", "Vote",
-           "PollClose", "PollTally", "Sticker", "Gift", "Sync", "State", "Content",
+           "SenderKeyDist", "GroupKey", "AudienceKey", "ProfileKey", "StoryKey", "StoryViewed",
+           "Poll", "Vote", "PollClose", "PollTally", "Sticker", "Gift", "Sync", "State", "Content",
            "encode_content",
            "decode_content",
            "MAX_TEXT", "DELIVERED", "READ", "MAX_TIMER", "MAX_POLL_OPTIONS", "MAX_QUESTION",
@@ -119,11 +119,27 @@ class SenderKeyDist(_Content, tag="sender_key"):
     dist: bytes  # SenderKeyDistribution, MessagePack
 
 
+class GroupKey(_Content, tag="group_key"):
+    """1:1 only: a group's metadata key (common.crypto.group_meta), from an admin of the
+    group to a member: it opens the group's sealed name, topic and picture."""
+
+    group: GroupId
+    key: Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
+
+
 class AudienceKey(_Content, tag="audience_key"):
     """1:1 only: the sender's current audience key, which opens their followers-only posts
     (common.social.SealedPost)."""
 
     key_id: Annotated[int, msgspec.Meta(ge=0, le=2**32 - 1)]
+    key: Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
+
+
+class ProfileKey(_Content, tag="profile_key"):
+    """1:1 only: the sender's profile key, from which the recipient derives the access key
+    that lets it send the sender sealed messages (common.crypto.sealed, docs/protocol.md
+    §5.10). Sent again after each rotation (the sender blocked someone)."""
+
     key: Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
 
 
@@ -237,8 +253,8 @@ class Sync(_Content, tag="sync"):
 
 Content = (
     Text | Attachment | Receipt | Typing | Reaction | Edit | Delete | Pin | Timer | SenderKeyDist
-    | AudienceKey | StoryKey | StoryViewed | Poll | Vote | PollClose | PollTally | Sticker
-    | Gift | Sync | State
+    | GroupKey | AudienceKey | ProfileKey | StoryKey | StoryViewed | Poll | Vote | PollClose
+    | PollTally | Sticker | Gift | Sync | State
 )
 
 _encoder = msgspec.msgpack.Encoder()

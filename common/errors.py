@@ -47,6 +47,7 @@ class ErrorCode(enum.StrEnum):
     QUEUE_SHARE = "queue_share"  # the sender holds its share of the recipient's queue
     BAD_REACTION = "bad_reaction"  # a reaction is not exactly one emoji
     TOO_MANY_REACTIONS = "too_many_reactions"  # the author has reactions_max on the post
+    ACCESS_DENIED = "access_denied"  # a sealed_send without the recipient's access key
 
 
 class TenchatError(Exception):

@@ -27,6 +27,7 @@ __all__ = [
     "PrekeysLow", "Watch", "PresenceState", "Presence", "Error", "Request", "Reply",
     "GroupChangeReq", "GroupSend", "GroupStored", "GroupInfo", "GroupHistory", "GroupList",
     "GroupSummary", "Groups", "GroupDeliver", "GroupAck", "Privacy", "Block",
+    "SealedAccess", "SealedSend",
     "BlobBegin", "BlobChunk", "BlobStatus", "BlobGet", "BlobData",
     "ProfileSet", "ProfileGet", "ProfileInfo", "FollowReq", "FollowState", "Unfollow",
     "ApproveReq", "RemoveFollower", "FollowList", "FollowEntry", "FollowItems",
@@ -389,6 +390,32 @@ class Block(_Frame, tag="block"):
     blocked: bool = True
 
 
+# --- sealed sender (docs/protocol.md §5.10; the envelope: common.crypto.sealed) -----------
+
+
+class SealedAccess(_Frame, tag="sealed_access"):
+    """Who may send the caller sealed messages: holders of the access key whose
+    ``verifier`` (common.crypto.sealed.access_verifier) this is, or anyone (``anyone``).
+    An empty verifier and ``anyone`` false: no one (the default). Answer: Ok."""
+
+    id: ReqId
+    verifier: Annotated[bytes, msgspec.Meta(max_length=32)] = b""  # 0 or 32 bytes
+    anyone: bool = False
+
+
+class SealedSend(_Frame, tag="sealed_send"):
+    """Queue a sealed envelope for ``to`` without saying who sends it: allowed on a
+    connection that never authenticated. ``access`` is the recipient's access key.
+    Answer: Stored after the commit."""
+
+    id: ReqId
+    to: Key32
+    msg: MsgId  # client-made unique id; a retry with the same (to, msg) is stored once
+    body: bytes
+    access: Annotated[bytes, msgspec.Meta(max_length=16)] = b""  # 0 or 16 bytes
+    expires_at: Annotated[int, msgspec.Meta(ge=0, le=UINT_MAX)] = 0
+
+
 # --- media blobs (content-addressed ciphertext; see common.crypto.media) --------------------
 
 
@@ -737,7 +764,7 @@ class Error(_Frame, tag="error"):
 Request = (
     Hello | Auth | Register | Lookup | Whois | PublishPrekeys | FetchBundle | Send | Ack
     | Subscribe | Fetch | Watch | GroupChangeReq | GroupSend | GroupInfo | GroupList | GroupAck
-    | Privacy | Block | BlobBegin | BlobChunk | BlobGet
+    | Privacy | Block | SealedAccess | SealedSend | BlobBegin | BlobChunk | BlobGet
     | ProfileSet | ProfileGet | FollowReq | Unfollow | ApproveReq | RemoveFollower | FollowList
     | PostPut | Feed | CommentPut | ReactPut | PostExtrasReq | CommentsReq
     | Moderate

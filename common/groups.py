@@ -61,6 +61,9 @@ class GroupChange(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True
     # an NFT gate: MessagePack of common.wallets.NftGate (b"" removes it); joining needs a
     # token of its contract, checked by the admin's client and re-checked by members
     gate: Annotated[bytes, msgspec.Meta(max_length=128)] | None = None
+    # the name, topic and avatar sealed with the group's metadata key
+    # (common.crypto.group_meta), which the relay never has: used instead of the three
+    sealed: Annotated[bytes, msgspec.Meta(max_length=4096)] | None = None
 
 
 class SignedChange(msgspec.Struct, forbid_unknown_fields=True):
@@ -137,15 +140,15 @@ def check_change(change: GroupChange, *, version: int, head: bytes,
     if op == "create":
         if version != 0:
             raise ProtocolError(ErrorCode.PROTOCOL, "the group exists")
-        if not change.name:
+        if not change.name and not change.sealed:
             raise ProtocolError(ErrorCode.MALFORMED, "a new group needs a name")
         effects.roles[change.actor] = OWNER
         for user in change.members:
             if user != change.actor:
                 effects.roles[user] = MEMBER
-        effects.meta.update(name=change.name, topic=change.topic or "",
+        effects.meta.update(name=change.name or "", topic=change.topic or "",
                             avatar=change.avatar or b"", announce=bool(change.announce),
-                            gate=change.gate or b"")
+                            gate=change.gate or b"", sealed=change.sealed or b"")
         return effects
     if version == 0:
         raise ProtocolError(ErrorCode.NOT_FOUND, "no such group")
@@ -200,7 +203,7 @@ def check_change(change: GroupChange, *, version: int, head: bytes,
             raise _deny("only admins may change a group's name, topic, picture or posting rule")
         if change.members:
             raise ProtocolError(ErrorCode.MALFORMED, "meta names no members")
-        for key in ("name", "topic", "avatar", "announce", "gate"):
+        for key in ("name", "topic", "avatar", "announce", "gate", "sealed"):
             value = getattr(change, key)
             if value is not None:
                 effects.meta[key] = value
@@ -230,6 +233,7 @@ class GroupState:
     announce: bool = False
     roles: dict[bytes, str] = field(default_factory=dict)
     gate: bytes = b""  # an NFT gate (common.wallets.NftGate), or none
+    sealed: bytes = b""  # name, topic and avatar under the metadata key (group_meta.py)
 
     def apply(self, record: bytes) -> GroupChange:
         """Verify and apply the next record (signature, chain, rules); returns its change."""

@@ -118,6 +118,9 @@ class Config:
     audit_retention_days: int = 90  # audit rows older than this are deleted (0: kept)
     bundle_rate: int = 60  # prekey bundles one identity may fetch per minute (0 = no limit)
     bundle_burst: int = 300  # ... at once, above bundle_rate
+    # sealed_send (docs/protocol.md §5.10): per recipient, and per sending address, per minute
+    sealed_rate: int = 1200
+    sealed_address_rate: int = 1200
     # Presence watch lists one identity may send per minute (each looks up to 1,024
     # contacts in the store), burst as many; 0 = no limit.
     watch_rate: int = 60
@@ -371,6 +374,8 @@ _PARSERS: Final[dict[str, Callable[[Any], Any]]] = {
     "audit_window": _int(1, 86_400),
     "audit_retention_days": _int(0, 36_500),
     "bundle_rate": _int(0, 1_000_000),
+    "sealed_rate": _int(0, 1_000_000),
+    "sealed_address_rate": _int(0, 1_000_000),
     "bundle_burst": _int(1, 1_000_000),
     "watch_rate": _int(0, 1_000_000),
     "otk_rate": _int(0, 1_000_000),

@@ -205,6 +205,10 @@ class Guards:
         # audited authentication failures per address
         self.auth_failures = make("auth_failures", config.auth_fail_rate / 60,
                                   config.auth_fail_rate)
+        # sealed messages per recipient, and per sending address (the sender is unknown)
+        self.sealed_to = make("sealed_to", config.sealed_rate / 60, config.sealed_rate)
+        self.sealed_from = make("sealed_from", config.sealed_address_rate / 60,
+                                config.sealed_address_rate)
         # bundles fetched per requesting identity
         self.bundles = make("bundles", config.bundle_rate / 60, config.bundle_burst)
         # presence watch lists per identity (each is a store look-up of its users)

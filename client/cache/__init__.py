@@ -1,4 +1,5 @@
-"""The local cache: one SQLite file per identity, read and written through per-feature
+"""The local cache: one SQLite file per identity (encrypted at rest with SQLCipher,
+client/db.py; its key from the keystore's storage key), read and written through per-feature
 repositories that share one connection and one transaction.
 
 ``async with cache.transaction():`` is the one unit of work (the home's lock held, one
@@ -40,12 +41,12 @@ from .schema import MIGRATIONS
 from .search import SearchHit, fts_query
 from .sessions import SessionRow
 from .stickers import PackRow
-from .store import FILENAME, Cache
+from .store import FILENAME, Cache, cache_key
 from .stories import StoryRow, StoryView
 from .txn import TargetRow, Txn
 
 __all__ = [
-    "Cache", "Txn", "FILENAME", "MIGRATIONS", "fts_query",
+    "Cache", "Txn", "FILENAME", "MIGRATIONS", "fts_query", "cache_key",
     "MessageRow", "ContactRow", "ConversationRow", "LastMessage", "PollRow", "AttachmentRow",
     "Deferred",
     "GroupStateRow", "PendingEntry", "KeyRow", "MsgRef", "PackRow", "PrekeyAge",

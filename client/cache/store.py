@@ -3,6 +3,8 @@ feature repositories that read and write it (``cache.messages``, ``cache.groups`
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import sqlite3
 from collections.abc import AsyncIterator, Callable
@@ -12,7 +14,8 @@ from typing import TypeVar
 
 from nacl import secret
 
-from ..db import Database, connect
+from ...common.crypto.primitives import hkdf_sha256
+from ..db import Database, connect, encrypt_in_place, operational_errors
 from ..homelock import HomeLock
 from . import schema
 from .attachments import Attachments
@@ -32,10 +35,18 @@ from .stickers import Stickers
 from .stories import Stories
 from .txn import Txn
 
-__all__ = ["Cache", "FILENAME"]
+__all__ = ["Cache", "FILENAME", "cache_key"]
 
 FILENAME = "cache.sqlite"
 T = TypeVar("T")
+
+log = logging.getLogger("tenchat.client.cache")
+
+
+def cache_key(storage_key: bytes) -> bytes:
+    """The SQLCipher key of HOME/cache.sqlite, from the keystore's storage key (which the
+    passphrase unlocks): the whole file, its search index and WAL are encrypted with it."""
+    return hkdf_sha256(storage_key, salt=b"", info=b"tenchat/cache-key/v1", length=32)
 
 
 class Cache:
@@ -68,25 +79,32 @@ class Cache:
         self.devices = Devices(self)
 
     @classmethod
-    async def open(cls, home: Path, storage_key: bytes, *, lock: HomeLock | None = None
-                   ) -> Cache:
-        """Open (creating, migrating) HOME's cache. The cache owns ``lock`` (default: a
-        new HomeLock on ``home``) and closes it in :meth:`close`."""
+    async def open(cls, home: Path, storage_key: bytes, *, lock: HomeLock | None = None,
+                   encrypted: bool = True) -> Cache:
+        """Open (creating, migrating) HOME's cache, encrypted at rest with a key from
+        ``storage_key`` (``encrypted=False``: a plain SQLite file, for the benchmark's side
+        by side and the tests that read the file's pages). The cache owns ``lock``
+        (default: a new HomeLock on ``home``) and closes it in :meth:`close`."""
         home.mkdir(parents=True, exist_ok=True, mode=0o700)
         lock = lock or HomeLock(home)
         try:
             async with lock:  # opening may write (migrations, settings): one at a time
-                return await cls._connect(home, storage_key, lock)
+                return await cls._connect(home, storage_key, lock, encrypted)
         except BaseException:
             lock.close()
             raise
 
     @classmethod
-    async def _connect(cls, home: Path, storage_key: bytes, lock: HomeLock) -> Cache:
+    async def _connect(cls, home: Path, storage_key: bytes, lock: HomeLock,
+                       encrypted: bool) -> Cache:
         path = home / FILENAME
+        key = cache_key(storage_key) if encrypted else None
+        # A plain cache (from before encryption at rest) is encrypted on first unlock.
+        if key is not None and await asyncio.to_thread(encrypt_in_place, path, key):
+            log.info("encrypted the cache %s", path)
         if not path.exists():
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
-        db = await connect(path)
+        db = await connect(path, key)
         try:
             await db.execute("PRAGMA journal_mode=WAL")
             await db.execute("PRAGMA synchronous=FULL")
@@ -104,7 +122,7 @@ class Cache:
                 "INSERT INTO messages_fts(messages_fts, rank) VALUES ('secure-delete', 1)")
             await db.commit()
             cache._fts_secure = True
-        except sqlite3.OperationalError:
+        except operational_errors():
             # The failed INSERT opened a write transaction: end it, or this connection
             # would hold the database's write lock until its first commit and every other
             # process on the home would fail with "database is locked".

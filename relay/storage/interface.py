@@ -31,6 +31,7 @@ from .records import (
     GroupListener,
     HandleRecord,
     RetentionSwept,
+    SealedAccess,
     Stored,
     SweptStories,
 )
@@ -86,6 +87,10 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def is_blocked(self, user: bytes, sender: bytes) -> bool:
         """True if ``user`` blocks ``sender``."""
+
+    @abc.abstractmethod
+    async def sealed_access(self, user: bytes) -> SealedAccess | None:
+        """Who may send ``user`` sealed messages (None: no one, never set)."""
 
     @abc.abstractmethod
     async def hide_presence(self, user: bytes) -> bool:
@@ -197,6 +202,11 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def set_privacy(self, user: bytes, hide_presence: bool) -> asyncio.Future[None]: ...
+
+    @abc.abstractmethod
+    def set_sealed_access(self, user: bytes, verifier: bytes, anyone: bool
+                          ) -> asyncio.Future[None]:
+        """Set who may send ``user`` sealed messages (replacing the previous setting)."""
 
     @abc.abstractmethod
     def blob_begin(

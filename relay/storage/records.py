@@ -14,7 +14,7 @@ from tenchat.common.frames import Deliver, GroupDeliver, OneTimePrekey, SignedPr
 __all__ = [
     "HandleRecord", "BundleRecord", "Stored", "GroupHead", "MembersChanged", "GroupEntry",
     "BlobBegun", "SweptStories", "RetentionSwept", "AuditEntry", "CommitListener",
-    "GroupListener", "BatchListener", "StoredMessage",
+    "GroupListener", "BatchListener", "StoredMessage", "SealedAccess",
 ]
 
 
@@ -36,6 +36,15 @@ class BundleRecord:
 class Stored:
     seq: int
     at: int
+
+
+@dataclass(frozen=True, slots=True)
+class SealedAccess:
+    """Who may send a user sealed messages: holders of the access key whose SHA-256
+    verifier this is (empty: no key registered), or anyone."""
+
+    verifier: bytes
+    anyone: bool
 
 
 @dataclass(frozen=True, slots=True)

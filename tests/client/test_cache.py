@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import os
 import re
-import sqlite3
 from pathlib import Path
 
 import pytest
 
 from tenchat.client.cache import DELIVERED, MIGRATIONS, PENDING, READ, SENT, Cache, MessageRow
+from tenchat.client.db import operational_errors
+from tests.support.cache_file import open_cache_file
 
 BOB, CAROL = b"b" * 32, b"c" * 32
 
@@ -89,7 +90,8 @@ async def test_old_sessions_are_capped(tmp_path: Path) -> None:
 async def test_search_prefixes_newest_first_and_an_upgraded_cache_keeps_its_index(
     tmp_path: Path,
 ) -> None:
-    cache = await Cache.open(tmp_path, os.urandom(32))
+    key = os.urandom(32)
+    cache = await Cache.open(tmp_path, key)
     async with cache.transaction():
         texts = ["meeting at noon", "a meeting moved", "meet me there", "a cat", "mee too"]
         for i, text in enumerate(texts):
@@ -109,11 +111,10 @@ async def test_search_prefixes_newest_first_and_an_upgraded_cache_keeps_its_inde
 
     # A cache from before the prefix indexes (schema 9): upgrading rebuilds the index
     # from the messages, so old messages are found too.
-    import sqlite3
 
     from tenchat.client.cache import FILENAME
 
-    db = sqlite3.connect(tmp_path / FILENAME)
+    db = open_cache_file(tmp_path / FILENAME, key)
     db.executescript("""
         DROP TABLE messages_fts;
         CREATE VIRTUAL TABLE messages_fts USING fts5(
@@ -128,7 +129,7 @@ async def test_search_prefixes_newest_first_and_an_upgraded_cache_keeps_its_inde
     db.execute("PRAGMA user_version=9")
     db.commit()
     db.close()
-    cache = await Cache.open(tmp_path, os.urandom(32))
+    cache = await Cache.open(tmp_path, key)
     assert await found("meet") == ["meet me there", "a meeting moved", "meeting at noon"]
     rows = await cache._db.execute_fetchall(
         "SELECT sql FROM sqlite_master WHERE name = 'messages_fts'")
@@ -144,7 +145,9 @@ async def test_deleted_edited_and_expired_text_leaves_the_cache_files(tmp_path: 
             "edited": "zyzzyvaeditedquux"}
     kept = "zyzzyvakeptquux"
 
-    cache = await Cache.open(tmp_path, os.urandom(32))
+    # A plain file, to read its pages: under encryption (the default) this still matters
+    # to whoever holds the passphrase, who could otherwise read free pages.
+    cache = await Cache.open(tmp_path, os.urandom(32), encrypted=False)
     ids = {}
     for i, (name, word) in enumerate([*gone.items(), ("kept", kept)]):
         ids[name] = os.urandom(16)
@@ -179,15 +182,15 @@ async def test_deleted_edited_and_expired_text_leaves_the_cache_files(tmp_path: 
 async def test_a_handle_moved_by_schema_11_goes_back_to_its_pinned_key(tmp_path: Path) -> None:
     """Security review H1: schema 11 moved a handle to whatever key the relay named; the
     upgrade puts it back on the pinned key and leaves the new key a pending change."""
-    import sqlite3
 
     from tenchat.client.cache import FILENAME, KEY_CHANGED
 
     old, new = b"o" * 32, b"n" * 32
 
-    cache = await Cache.open(tmp_path, os.urandom(32))
+    key = os.urandom(32)
+    cache = await Cache.open(tmp_path, key)
     await cache.close()
-    db = sqlite3.connect(tmp_path / FILENAME)
+    db = open_cache_file(tmp_path / FILENAME, key)
     db.execute("INSERT INTO contacts (user, handle, created_at) VALUES (?, NULL, 1)", (old,))
     db.execute("INSERT INTO contacts (user, handle, created_at, previous_key, key_change) "
                "VALUES (?, 'alice', 2, ?, ?)", (new, old, KEY_CHANGED))
@@ -196,7 +199,7 @@ async def test_a_handle_moved_by_schema_11_goes_back_to_its_pinned_key(tmp_path:
     db.execute("PRAGMA user_version=11")  # schema 12 runs again
     db.commit()
     db.close()
-    cache = await Cache.open(tmp_path, os.urandom(32))
+    cache = await Cache.open(tmp_path, key)
     pinned = await cache.contacts.by_handle("alice")
     assert pinned is not None and pinned.user == old
     pending = await cache.contacts.pending_key(old)
@@ -219,9 +222,9 @@ async def test_a_migration_that_fails_midway_leaves_the_previous_version_whole(
     current = len(cache_module.MIGRATIONS)
     broken = "CREATE TABLE half_done (a INTEGER);\nINSERT INTO no_such_table VALUES (1);"
     monkeypatch.setattr(cache_module, "MIGRATIONS", [*cache_module.MIGRATIONS, broken])
-    with pytest.raises(sqlite3.OperationalError, match="no_such_table"):
+    with pytest.raises(operational_errors(), match="no_such_table"):
         await Cache.open(tmp_path, key)
-    db = sqlite3.connect(tmp_path / "cache.sqlite")
+    db = open_cache_file(tmp_path / "cache.sqlite", key)
     assert db.execute("PRAGMA user_version").fetchone() == (current,)
     assert db.execute("SELECT name FROM sqlite_master WHERE name='half_done'").fetchall() == []
     db.close()

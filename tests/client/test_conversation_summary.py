@@ -6,7 +6,6 @@ group messages, blocking, and after the migration fills it from an older cache."
 from __future__ import annotations
 
 import os
-import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from tenchat.client.cache import (
 from tenchat.client.cache.schema import _migrate_one
 from tenchat.client.service import Client
 from tests.conftest import PASSPHRASE
+from tests.support.cache_file import open_cache_file
 from tests.support.inproc import InProcRelay
 
 pytestmark = pytest.mark.asyncio
@@ -158,7 +158,8 @@ async def test_the_summary_follows_every_write_in_the_cache(tmp_path: Path) -> N
 
 
 async def test_the_migration_fills_the_summary_from_an_older_cache(tmp_path: Path) -> None:
-    db = sqlite3.connect(tmp_path / FILENAME)
+    key = os.urandom(32)
+    db = open_cache_file(tmp_path / FILENAME, key)  # encrypted, as the client opens it
     for number, script in enumerate(MIGRATIONS[:SUMMARY_MIGRATION - 1], start=1):
         _migrate_one(db, script, number)
     rows = [(os.urandom(16), peer, out, text, at, at, status)
@@ -173,7 +174,7 @@ async def test_the_migration_fills_the_summary_from_an_older_cache(tmp_path: Pat
     db.execute("INSERT INTO conversations (peer) VALUES (?)", (GROUP,))
     db.commit()
     db.close()
-    cache = await Cache.open(tmp_path, os.urandom(32))
+    cache = await Cache.open(tmp_path, key)
     got = await assert_exact(cache)
     assert [(peer, last and last.text, unread) for peer, last, unread in got] == [
         (CAROL, "hi", 0), (BOB, "two", 1), (DAVE, None, 0), (GROUP, None, 0)]

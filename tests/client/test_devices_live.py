@@ -7,7 +7,6 @@ keeps its sessions and its safety number."""
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 
 import pytest
 
@@ -20,6 +19,7 @@ from tenchat.client.service import Client
 from tenchat.common import frames as f
 from tenchat.common.crypto.safety import safety_number
 from tenchat.common.crypto.sender_keys import SenderKey
+from tests.support.cache_file import open_cache_file
 from tests.support.clients import PASSPHRASE, People
 from tests.support.relay import RelayProcess
 
@@ -171,7 +171,7 @@ async def test_an_old_home_upgraded_in_place_keeps_its_sessions(people: People) 
     home = people.home("alice")
     await alice.close()
     # Make alice's cache what a tenchat from before devices left behind: no device tables.
-    db = sqlite3.connect(home / "cache.sqlite")
+    db = open_cache_file(home / "cache.sqlite", alice.secrets.storage_key)
     version = db.execute("PRAGMA user_version").fetchone()[0]
     db.executescript("DROP TABLE device_lists; DROP TABLE device_index;"
                      " DROP TABLE outbox_copies; DROP TABLE device_alerts;")

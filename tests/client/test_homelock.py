@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sqlite3
 import time
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 from tenchat.client.cache import Cache
 from tenchat.client.homelock import HomeLock, HomeLocked, lock_timeout
 from tenchat.common.errors import TenchatError
+from tests.support.cache_file import open_cache_file
 
 
 @pytest.mark.asyncio
@@ -61,9 +61,10 @@ def test_the_wait_is_configurable(monkeypatch: pytest.MonkeyPatch) -> None:
 async def test_an_open_cache_leaves_the_database_free_for_other_processes(tmp_path: Path) -> None:
     """Opening must not leave a write transaction behind (a failed FTS5 option on SQLite
     < 3.42 did): other processes on the home would fail with "database is locked"."""
-    cache = await Cache.open(tmp_path, os.urandom(32))
+    key = os.urandom(32)
+    cache = await Cache.open(tmp_path, key)
     try:
-        other = sqlite3.connect(tmp_path / "cache.sqlite", timeout=0.5)
+        other = open_cache_file(tmp_path / "cache.sqlite", key, timeout=0.5)
         other.execute("INSERT OR REPLACE INTO meta VALUES ('k', 1)")
         other.commit()
         other.close()

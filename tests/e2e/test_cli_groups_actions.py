@@ -87,7 +87,8 @@ def test_reply_react_edit_delete_timer(cli: Cli) -> None:
 def test_settings_commands(cli: Cli) -> None:
     cli("alice", "init", "--handle", "alice")
     assert cli("alice", "--json", "settings", "get").json() == {
-        "read_receipts": True, "typing": True, "hide_presence": False, "incognito": False}
+        "read_receipts": True, "typing": True, "hide_presence": False, "incognito": False,
+        "sealed_sender": True, "sealed_from_anyone": False}
     assert cli("alice", "--json", "settings", "set", "read_receipts", "off").json() == {
         "read_receipts": False}
     assert cli("alice", "--json", "settings", "get", "read_receipts").json() == {

@@ -35,7 +35,9 @@ async def hostile_relay(answer: Answer) -> tuple[str, asyncio.AbstractServer]:
                                                challenge=os.urandom(32), max_frame=1 << 20)]
             elif isinstance(frame, f.Auth):
                 out = [f.Authed(id=frame.id, user=frame.user, otk_count=100)]
-            elif isinstance(frame, f.Privacy):  # every connect states the presence setting
+            elif isinstance(frame, f.Privacy | f.SealedAccess):
+                # every connect states the presence setting (and, once there is a profile
+                # key, who may send sealed messages)
                 out = [f.Ok(id=frame.id)]
             elif isinstance(frame, f.DevicesGet):  # as a relay from before devices
                 out = [f.Error(id=frame.id, error="unknown_type")]

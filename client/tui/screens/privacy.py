@@ -1,4 +1,5 @@
-"""Privacy settings: read receipts, typing indicators, hidden presence, incognito."""
+"""Privacy settings: read receipts, typing indicators, hidden presence, incognito, sealed
+sender."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ PRIVACY = [  # (setting, label)
     ("typing", "Send typing indicators"),
     ("hide_presence", "Hide my presence (appear offline to everyone)"),
     ("incognito", "Incognito: view stories without a view receipt"),
+    ("sealed_sender", "Sealed sender: hide who I am from the relay when I can"),
+    ("sealed_from_anyone", "Take sealed messages from anyone, not only contacts"),
 ]
 
 

@@ -15,6 +15,7 @@ from tenchat.common import groups as gr
 from tenchat.common.errors import ErrorCode, ProtocolError
 from tenchat.common.frames import GroupDeliver, GroupSummary
 
+from ..dedupe import dedupe_row
 from ..records import GroupEntry, GroupHead, MembersChanged, Stored
 from .base import PostgresBase, Tx, write
 
@@ -135,8 +136,10 @@ class Groups(PostgresBase):
     async def group_post(
         self, tx: Tx, group: bytes, sender: bytes, msg_id: bytes, body: bytes, expires_at: int
     ) -> Stored:
+        # the dedupe row names no sender: a digest of (sender, msg) (storage/dedupe.py)
+        key = dedupe_row(sender, msg_id)
         row = await tx.one("SELECT gseq, at FROM group_sent WHERE grp = $1 AND sender = $2"
-                           " AND msg = $3", group, sender, msg_id)
+                           " AND msg = $3", group, *key)
         if row:  # a retry: the original answer
             return Stored(*row)
         # The group's row lock first (to the commit): a change removing the sender can't
@@ -154,7 +157,7 @@ class Groups(PostgresBase):
         at = self._clock()
         await tx.run_sql(_INSERT_LOG, gseq, group, sender, msg_id, at, body, False, expires_at)
         await tx.run_sql("INSERT INTO group_sent (grp, sender, msg, gseq, at)"
-                         " VALUES ($1, $2, $3, $4, $5)", group, sender, msg_id, gseq, at)
+                         " VALUES ($1, $2, $3, $4, $5)", group, *key, gseq, at)
         item = GroupDeliver(group=group, gseq=gseq, msg=msg_id, sender=sender, at=at,
                             body=body, change=False)
         tx.out.group_events.append(GroupEntry(item, expires_at, prev))

@@ -28,7 +28,8 @@ from .schema import migrate
 __all__ = ["MigrateError", "ImportReport", "import_sqlite"]
 
 _BOOLEAN: Final = {("groups", "announce"), ("group_log", "change"),
-                   ("privacy", "hide_presence"), ("profiles", "private")}
+                   ("privacy", "hide_presence"), ("profiles", "private"),
+                   ("sealed_access", "anyone")}
 _CHUNK: Final = 1024 * 1024  # bytes per blob_data row
 _BATCH: Final = 10_000  # rows per COPY
 

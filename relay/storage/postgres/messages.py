@@ -12,9 +12,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Final
 
+from tenchat.common.crypto.sealed import SEALED_SENDER
 from tenchat.common.errors import ErrorCode, ProtocolError
 from tenchat.common.frames import Deliver
 
+from ..dedupe import dedupe_row
 from ..records import Stored
 from ..writer import Call
 from .base import PostgresBase, Tx, lock_keys, write
@@ -26,7 +28,7 @@ __all__ = ["Messages"]
 _READ_RUN: Final = (
     "SELECT ARRAY(SELECT (s.sender, s.msg_id, s.seq, s.at) FROM unnest($1::bytea[],"
     " $2::bytea[]) AS k (sender, msg_id) JOIN sent AS s USING (sender, msg_id)) AS known,"
-    " ARRAY(SELECT (b.user_id, b.blocked) FROM unnest($3::bytea[], $1::bytea[])"
+    " ARRAY(SELECT (b.user_id, b.blocked) FROM unnest($3::bytea[], $5::bytea[])"
     " AS k (user_id, blocked) JOIN blocks AS b USING (user_id, blocked)) AS blocked,"
     " ARRAY(SELECT nextval('message_seq') FROM generate_series(1, $4)) AS seqs"
 )
@@ -86,7 +88,9 @@ class Messages(PostgresBase):
                 ErrorCode.QUEUE_FULL,
                 f"the recipient has {count} messages ({nbytes} bytes) waiting,"
                 " the most this relay queues; retry later")
-        if run.shared and _over(run.queued_from.get(pair), size, run.share_limits):
+        # A sealed message has no sender to share by (docs/protocol.md §5.10).
+        if (run.shared and sender != SEALED_SENDER
+                and _over(run.queued_from.get(pair), size, run.share_limits)):
             count, nbytes = run.queued_from[pair]
             raise ProtocolError(
                 ErrorCode.QUEUE_SHARE,
@@ -94,7 +98,7 @@ class Messages(PostgresBase):
                 f" recipient, the most one sender may queue ({self.queue_share}%"
                 " of the queue); retry once they have read some")
         stored = run.known[key] = Stored(run.seqs.pop(), run.at)
-        run.sent.append((sender, msg_id, stored.seq, run.at))
+        run.sent.append((*dedupe_row(sender, msg_id), stored.seq, run.at))
         if pair in run.blocked:
             # A blocked sender gets the same answer, but nothing is queued or pushed; its
             # seq came from the sequence, so it is never handed out again.
@@ -172,9 +176,13 @@ class _SendRun:
         senders = [c["sender"] for c in calls]
         recipients = [c["recipient"] for c in calls]
         # One round trip: the retries among them, the blocked pairs, and their seqs.
-        row = await tx.one(_READ_RUN, senders, [c["msg_id"] for c in calls], recipients,
-                           len(calls))
-        run.known = {(bytes(f), bytes(m)): Stored(q, a) for f, m, q, a in row["known"]}
+        # the stored digest of each (sender, msg_id): dedupe_row (no sender on the disk)
+        keys = {dedupe_row(c["sender"], c["msg_id"]): (c["sender"], c["msg_id"])
+                for c in calls}
+        row = await tx.one(_READ_RUN, [k[0] for k in keys], [k[1] for k in keys],
+                           recipients, len(calls), senders)
+        run.known = {keys[(bytes(f), bytes(m))]: Stored(q, a)
+                     for f, m, q, a in row["known"]}
         run.blocked = {(bytes(u), bytes(b)) for u, b in row["blocked"]}
         run.seqs = sorted(row["seqs"], reverse=True)
         if run.limited or run.shared:

@@ -281,6 +281,16 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         PRIMARY KEY (device, grp)
     );
     """,
+    # 5: privacy (issue 17): who may send a user sealed messages (docs/protocol.md §5.10).
+    # (New dedupe rows hold a digest of (sender, msg), relay/storage/dedupe.py; the older
+    # ones age out within the dedupe window, 7 days.)
+    """
+    CREATE TABLE sealed_access (
+        user_id bytea PRIMARY KEY,
+        verifier bytea NOT NULL,
+        anyone boolean NOT NULL
+    );
+    """,
 )
 
 

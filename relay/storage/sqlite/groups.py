@@ -13,6 +13,7 @@ from tenchat.common import groups as gr
 from tenchat.common.errors import ErrorCode, ProtocolError
 from tenchat.common.frames import GroupDeliver, GroupSummary
 
+from ..dedupe import dedupe_row
 from ..records import GroupEntry, GroupHead, MembersChanged, Stored
 from ..writer import write
 from .base import SQLiteBase, Tx, chunks, marks
@@ -148,8 +149,10 @@ class Groups(SQLiteBase):
     def group_post(
         self, tx: Tx, group: bytes, sender: bytes, msg_id: bytes, body: bytes, expires_at: int
     ) -> Stored:
+        # the dedupe row names no sender: a digest of (sender, msg) (storage/dedupe.py)
+        key = dedupe_row(sender, msg_id)
         row = tx.one("SELECT gseq, at FROM group_sent WHERE grp = ? AND sender = ? AND msg = ?",
-                     (group, sender, msg_id))
+                     (group, *key))
         if row:  # a retry: the original answer
             return Stored(*row)
         row = tx.one("SELECT m.role, g.announce FROM group_members AS m"
@@ -163,7 +166,7 @@ class Groups(SQLiteBase):
         item, log_row = self._log_entry(group, sender, msg_id, body, False, expires_at)
         tx.run_sql(_INSERT_LOG, log_row)
         tx.run_sql("INSERT INTO group_sent (grp, sender, msg, gseq, at) VALUES (?, ?, ?, ?, ?)",
-                   (group, sender, msg_id, item.gseq, item.at))
+                   (group, *key, item.gseq, item.at))
         tx.run_sql("UPDATE groups SET last_gseq = ? WHERE id = ?", (item.gseq, group))
         tx.out.group_events.append(GroupEntry(item, expires_at))
         return Stored(item.gseq, item.at)

@@ -11,9 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Final
 
+from tenchat.common.crypto.sealed import SEALED_SENDER
 from tenchat.common.errors import ErrorCode, ProtocolError
 from tenchat.common.frames import Deliver
 
+from ..dedupe import dedupe_row
 from ..records import Stored
 from ..writer import Call, write
 from .base import SQLiteBase, Tx, chunks, marks
@@ -61,7 +63,9 @@ class Messages(SQLiteBase):
                 ErrorCode.QUEUE_FULL,
                 f"the recipient has {full[0]} messages ({full[1]} bytes) waiting,"
                 " the most this relay queues; retry later")
-        if run.shared and ((queued := self._queued_from.get(pair)) is None or _over(
+        # A sealed message has no sender to share by (docs/protocol.md §5.10).
+        shared = run.shared and sender != SEALED_SENDER
+        if shared and ((queued := self._queued_from.get(pair)) is None or _over(
                 queued, size, run.share_limits)) and (full := _too_full(
                 tx, self._queued_from, pair, sender, size, run.added_from, run.share_limits)):
             raise ProtocolError(
@@ -72,7 +76,7 @@ class Messages(SQLiteBase):
         self._next_seq += 1
         at = run.at
         stored = run.known[key] = Stored(self._next_seq, at)
-        run.sent.append((sender, msg_id, stored.seq, at))
+        run.sent.append((*dedupe_row(sender, msg_id), stored.seq, at))
         if recipient in self._blockers and tx.one(
                 "SELECT 1 FROM blocks WHERE user = ? AND blocked = ?", pair):
             # A blocked sender gets the same answer, but nothing is queued or pushed;
@@ -86,7 +90,7 @@ class Messages(SQLiteBase):
             for counts in (self._queued[recipient], run.added.setdefault(recipient, [0, 0])):
                 counts[0] += 1
                 counts[1] += size
-        if run.shared:
+        if shared:
             for counts in (self._queued_from[pair], run.added_from.setdefault(pair, [0, 0])):
                 counts[0] += 1
                 counts[1] += size
@@ -217,8 +221,9 @@ def _sent_before(tx: Tx) -> dict[tuple[bytes, bytes], Stored]:
     """What the sends of this run got when they were stored before (retries), found in
     one statement per 400 of them."""
     known: dict[tuple[bytes, bytes], Stored] = {}
-    keys = list({_send_key(call) for call in tx.calls})
-    for chunk in chunks(keys, 400):
+    # the stored digest of each (sender, msg_id): dedupe_row (no sender on the disk)
+    keys = {dedupe_row(*key): key for key in {_send_key(call) for call in tx.calls}}
+    for chunk in chunks(list(keys), 400):
         # A join, not "(sender, msg_id) IN (VALUES ...)": SQLite scans the table for that.
         rows = tx.all(
             "SELECT s.sender, s.msg_id, s.seq, s.at FROM (VALUES "
@@ -226,5 +231,5 @@ def _sent_before(tx: Tx) -> dict[tuple[bytes, bytes], Stored]:
             + ") AS k JOIN sent AS s ON s.sender = k.column1 AND s.msg_id = k.column2",
             [v for key in chunk for v in key])
         for sender, msg_id, seq, at in rows:
-            known[(sender, msg_id)] = Stored(seq, at)
+            known[keys[(bytes(sender), bytes(msg_id))]] = Stored(seq, at)
     return known

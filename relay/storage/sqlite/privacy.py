@@ -1,9 +1,11 @@
-"""SQLite: blocks, the presence setting, and contacts (whose presence one may see)."""
+"""SQLite: blocks, the presence setting, who may send sealed messages, and contacts
+(whose presence one may see)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ..records import SealedAccess
 from ..writer import write
 from .base import SQLiteBase, Tx, chunks, marks
 
@@ -22,6 +24,11 @@ class Privacy(SQLiteBase):
     async def hide_presence(self, user: bytes) -> bool:
         rows = await self._read("SELECT hide_presence FROM privacy WHERE user = ?", (user,))
         return bool(rows and rows[0][0])
+
+    async def sealed_access(self, user: bytes) -> SealedAccess | None:
+        rows = await self._read(
+            "SELECT verifier, anyone FROM sealed_access WHERE user = ?", (user,))
+        return SealedAccess(bytes(rows[0][0]), bool(rows[0][1])) if rows else None
 
     async def contacts_of(self, users: Sequence[bytes], peer: bytes) -> set[bytes]:
         found: set[bytes] = set()
@@ -47,3 +54,8 @@ class Privacy(SQLiteBase):
     def set_privacy(self, tx: Tx, user: bytes, hide_presence: bool) -> None:
         tx.run_sql("INSERT OR REPLACE INTO privacy (user, hide_presence) VALUES (?, ?)",
                    (user, int(hide_presence)))
+
+    @write
+    def set_sealed_access(self, tx: Tx, user: bytes, verifier: bytes, anyone: bool) -> None:
+        tx.run_sql("INSERT OR REPLACE INTO sealed_access (user, verifier, anyone)"
+                   " VALUES (?, ?, ?)", (user, verifier, int(anyone)))

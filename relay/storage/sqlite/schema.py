@@ -273,6 +273,17 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         PRIMARY KEY (device, grp)
     ) WITHOUT ROWID;
     """,
+    # privacy (issue 17): who may send a user sealed messages (docs/protocol.md §5.10): the
+    # SHA-256 verifier of the user's access key (empty: none), or anyone. (New dedupe rows
+    # hold a digest of (sender, msg), relay/storage/dedupe.py; the older ones, which name
+    # their sender, age out within the dedupe window, 7 days.)
+    """
+    CREATE TABLE sealed_access (
+        user BLOB PRIMARY KEY,
+        verifier BLOB NOT NULL,
+        anyone INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    """,
 )
 
 
