@@ -4,27 +4,15 @@ secrets sealed at rest."""
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 import pytest
 
-from tenchat.client.cache import DELIVERED, MIGRATIONS, PENDING, READ, SENT, Cache, MessageRow
+from tenchat.client.cache import DELIVERED, PENDING, READ, SENT, Cache, MessageRow
 from tenchat.client.db import operational_errors
-from tests.support.cache_file import open_cache_file
+from tests.support.cache_file import UNDO_SUMMARY, open_cache_file
 
 BOB, CAROL = b"b" * 32, b"c" * 32
-
-
-# Takes a cache back from schema 14 to 13 (the conversation summary), for the tests of
-# upgrades from older schemas: the triggers as migration 2 made them, the columns gone.
-UNDO_SUMMARY = (
-    "DROP INDEX conversations_order; DROP TRIGGER messages_last;"
-    "DROP TRIGGER messages_ai; DROP TRIGGER messages_ad;"
-    + "".join(re.findall(r"CREATE TRIGGER messages_a[id] .*?END;", MIGRATIONS[1], re.S))
-    + "".join(f"ALTER TABLE conversations DROP COLUMN {c};" for c in (
-        "last_id", "last_outgoing", "last_text", "last_sent_at", "last_received_at",
-        "last_status", "last_sender", "last_edited", "last_deleted")))
 
 
 @pytest.mark.asyncio
