@@ -48,9 +48,9 @@ DEFAULT_SCENARIOS = ("relay_throughput", "latency", "notify", "wallet")
 BUSY_LOAD_PER_CORE = 2.5
 UPDATE_RUNS = 2  # --update-baseline: runs taken, each figure kept at its slowest
 _SKIP = {"settings", "targets"}  # inputs and verdicts, not figures
-# Figures made of a random wait by design, not of the code's speed: the story poll's phase
-# (0-1 s) and the reconnect backoff's jitter. A quick run's median of them moves 2× alone.
-_RANDOM = {"notify/story_ms", "latency/reconnect_ms"}
+# Figures made of a random wait by design, not of the code's speed: the reconnect backoff's
+# jitter. A quick run's median of it moves 2× alone.
+_RANDOM = {"latency/reconnect_ms"}
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,11 +18,12 @@ follow alice and have her audience key.
    bob's socket (decoded, queued for the receive loop) to the event — *relay push →
    client event*, the seed's metric — and from alice's call to the event (end to end:
    encrypted, committed, stored by the relay, pushed, decrypted, committed).
-3. Story notification. Alice posts a text story; each follower's client finds it the way
-   the TUI does (client/tui/live.py: one ``stories`` request every ``STORY_POLL`` s
-   while online, at its own phase). Alice's call → each follower has it. Also timed:
-   one check alone (a ``stories`` request and every record verified and opened), what a
-   follower would spend if the relay pushed stories.
+3. Story notification. Alice posts a text story; the relay pushes ``story_new`` to her
+   followers online, and each follower's client fetches, verifies and opens it and emits
+   ``StoryPosted`` — the event the TUI announces (client/tui/live.py). Alice's call →
+   each follower's event. Also timed: one ``stories`` check alone (a request and every
+   record verified and opened), what the TUI's catch-up after a reconnect and its
+   fallback check every ``STORY_POLL`` s cost.
 4. Profile read. Bob reads alice's profile (``social.profile("@alice")``: the relay's
    signed record fetched and verified). p50 / p99 over ``--notify-samples`` × 5.
 5. Conversation list. A client whose cache holds ``--conversations`` conversations
@@ -140,7 +141,13 @@ async def _reads(n: int, fn: Callable[[], Any]) -> list[int]:
 
 async def _scenario(url: str, home: Path, s: dict[str, Any]) -> dict[str, Any]:
     from tenchat.client.cache import MessageRow
-    from tenchat.client.events import ONLINE, ConnectionChanged, MessageAdded, PresenceChanged
+    from tenchat.client.events import (
+        ONLINE,
+        ConnectionChanged,
+        MessageAdded,
+        PresenceChanged,
+        StoryPosted,
+    )
     from tenchat.client.service import Client
     from tenchat.common import frames as f
 
@@ -212,29 +219,17 @@ async def _scenario(url: str, home: Path, s: dict[str, Any]) -> dict[str, Any]:
             send_ns.append(at - t0)
             await asyncio.sleep(random.uniform(0.01, 0.02))
 
-        # --- 3. story notification (the TUI's poll) ----------------------------------------
-        poll = s["story_poll_s"]
-        story_ns, check_ns = [], []
-        for fl in followers:
-            await fl.stories.stories()
-
-        async def watch(fl: Any, story_id: bytes, t0: int) -> None:
-            # each follower's poll runs at its own phase, as independent TUIs would
-            await asyncio.sleep(random.uniform(0, poll))
-            while True:
-                c0 = _now()
-                found = {v.id for v in await fl.stories.stories()}
-                check_ns.append(_now() - c0)
-                if story_id in found:
-                    story_ns.append(_now() - t0)
-                    return
-                await asyncio.sleep(poll)
-
+        # --- 3. story notification (story_new push → StoryPosted) -----------------------
+        story_ns: list[int] = []
         for i in range(s["stories"]):
             t0 = _now()
             view = await alice.stories.post_story(text=f"story {i}")
-            async with asyncio.timeout(WAIT):
-                await asyncio.gather(*(watch(fl, view.id, t0) for fl in followers))
+            for k in range(len(followers)):
+                at = await events[f"follower{k}"].next(
+                    lambda e, sid=view.id: isinstance(e, StoryPosted) and e.story == sid, t0)
+                story_ns.append(at - t0)
+            await asyncio.sleep(random.uniform(0.01, 0.02))
+        check_ns = await _reads(s["stories"], followers[0].stories.stories)
 
         # --- 4. profile read ---------------------------------------------------------------
         profile_ns = await _reads(s["reads"], lambda: bob.social.profile("@alice"))
@@ -308,8 +303,8 @@ def format_table(out: dict[str, Any]) -> str:
         f"  machine   {out['cores']} cores, {out['platform']}",
         f"  python    {out['implementation']} {out['python']}",
         f"  setup     relay process; {3 + s['followers']} clients in-process,"
-        f" running Client.run(); stories found by the TUI's poll (every"
-        f" {s['story_poll_s']:g} s, {s['followers']} followers)",
+        f" running Client.run(); stories by the relay's push ({s['followers']} followers;"
+        f" the TUI's fallback check every {s['story_poll_s']:g} s)",
         f"  samples   {s['samples']} presence changes and messages, {s['stories']} stories,"
         f" {s['reads']} reads; {s['conversations']:,} conversations listed",
         "",

@@ -247,6 +247,7 @@ class ClientBase:
     _content_handlers: dict[type[c.Content], ContentHandler]
     _after_receive: list[Callable[[], Awaitable[object]]]
     _runners: list[Callable[[], Awaitable[object]]]
+    _on_story_new: list[Callable[[f.StoryNew], Awaitable[object]]]
 
     def register_content(self, types: tuple[type[c.Content], ...],
                          handler: ContentHandler) -> None:
@@ -258,6 +259,10 @@ class ClientBase:
     def after_receive(self, hook: Callable[[], Awaitable[object]]) -> None:
         """Run ``hook()`` at the end of each received batch, in its transaction."""
         self._after_receive.append(hook)
+
+    def on_story_new(self, handler: Callable[[f.StoryNew], Awaitable[object]]) -> None:
+        """Run ``handler(push)`` (in the background) for each ``story_new`` push."""
+        self._on_story_new.append(handler)
 
     def add_runner(self, runner: Callable[[], Awaitable[object]]) -> None:
         """Run ``runner()`` alongside ``Client.run`` (cancelled when it ends)."""

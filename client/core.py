@@ -116,6 +116,7 @@ class Core(PrekeyUpkeep, ContactBook, Sending, Receiving, Views, DeviceBook, Dev
         self._content_handlers = {}
         self._after_receive = []
         self._runners = []
+        self._on_story_new = []
         self._flush_lock = asyncio.Lock()
         self._background: set[asyncio.Task[object]] = set()
         self.connection_state = OFFLINE

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from .cache import MessageRow
 
 __all__ = ["MessageAdded", "StatusChanged", "TypingChanged", "PresenceChanged",
-           "ConnectionChanged", "ConversationChanged", "MessageChanged", "StoryViewed", "Event",
+           "ConnectionChanged", "ConversationChanged", "MessageChanged", "StoryViewed",
+           "StoryPosted", "Event",
            "ONLINE", "OFFLINE", "CONNECTING"]
 
 CONNECTING, ONLINE, OFFLINE = "connecting", "online", "offline"
@@ -80,6 +81,16 @@ class StoryViewed:
 
 
 @dataclass(frozen=True, slots=True)
+class StoryPosted:
+    """Someone we follow posted ``story`` and we can open it (the relay's ``story_new``
+    push, the story fetched and verified): it is in the cache."""
+
+    story: bytes
+    author: bytes
+    handle: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class DevicesChanged:
     """An account's signed device list changed, or one from the relay was refused
     (client/devices.py): a warning for the user, like a key change."""
@@ -89,4 +100,4 @@ class DevicesChanged:
 
 
 Event = (MessageAdded | StatusChanged | TypingChanged | PresenceChanged | ConnectionChanged
-         | ConversationChanged | MessageChanged | StoryViewed | DevicesChanged)
+         | ConversationChanged | MessageChanged | StoryViewed | StoryPosted | DevicesChanged)

@@ -19,6 +19,7 @@ from .events import (
     MessageChanged,
     PresenceChanged,
     StatusChanged,
+    StoryPosted,
     StoryViewed,
     TypingChanged,
 )
@@ -67,6 +68,9 @@ async def event_json(client: Any, event: Event) -> dict[str, Any] | None:
         case DevicesChanged(account=account, text=text):
             who = None if account == client.user else await client.display_name(account)
             return {"type": "devices_changed", "user": who, "text": text}
+        case StoryPosted(story=story, author=author):
+            return {"type": "story_posted", "story": story.hex(),
+                    "author": await client.display_name(author)}
         case StoryViewed(story=story, viewer=viewer):
             return {"type": "story_viewed", "story": story.hex(),
                     "viewer": await client.display_name(viewer)}

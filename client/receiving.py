@@ -404,6 +404,9 @@ class Receiving(ClientBase):
                 await self.maintain_prekeys(conn, refill=True)
             elif isinstance(frame, f.Presence):
                 self._device_presence(frame.user, frame.online)
+            elif isinstance(frame, f.StoryNew):
+                for handler in self._on_story_new:  # a fetch: not in the way of messages
+                    self._spawn(handler(frame))
             elif isinstance(frame, f.Synced) and not follow:
                 return total
 

@@ -74,6 +74,7 @@ class Client(Core):
         self.register_content((c.AudienceKey,), self._audience_key)
         self.register_content((c.GroupKey,), self._group_key)
         self.register_content((c.StoryKey, c.StoryViewed), self._story_content)
+        self.on_story_new(lambda push: self.stories.pushed(push.author, push.story))
         self.add_runner(lambda: self.wallet.run())  # balances, pending gifts
 
     @functools.cached_property

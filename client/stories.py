@@ -32,7 +32,7 @@ from ..common.social import AUDIENCE_KEY_LEN
 from . import media
 from .cache import KeyRow
 from .connection import ConnectionLost, RelayUnreachable
-from .events import Event
+from .events import Event, StoryPosted
 from .rules import Incoming
 from .social_rules import AddStoryView, PutStoryKey, SocialFacts, apply_social
 
@@ -79,6 +79,8 @@ class StoryViewer:
 class StoryService:
     def __init__(self, client: Client) -> None:
         self.client = client
+        # story_new pushes are handled one at a time, in the order they came (FIFO lock)
+        self._pushes = asyncio.Lock()
 
     async def receive(self, item: Incoming, events: list[Event]) -> None:
         """A peer's close-friends key, or their view receipt on one of our stories — in the
@@ -199,6 +201,26 @@ class StoryService:
                 await cache.stories.put(sealed.id, sealed.author, sealed.posted_at,
                                       sealed.expires_at, record)
             await cache.stories.drop_expired(now)
+
+    async def pushed(self, author: bytes, story_id: bytes) -> None:
+        """The relay's ``story_new``: fetch ``author``'s stories and emit
+        :class:`StoryPosted` if ``story_id`` is among them and opens for us (a
+        close-friends story we hold no key for is not news to us)."""
+        if author == self.client.user:
+            return
+        async with self._pushes:
+            if await self.client.cache.stories.get(story_id, self.client.clock()) is None:
+                try:
+                    await self.refresh([author])
+                except (ConnectionLost, RelayUnreachable, TenchatError) as exc:
+                    log.info("story fetch after a push: %s", exc)
+                    return
+            row = await self.client.cache.stories.get(story_id, self.client.clock())
+            if row is None or row.author != author:
+                return  # expired already, or not by that author after all
+            view = await self._view(row.record, row.seen)
+        if view is not None and view.author == author:
+            self.client.emit(StoryPosted(view.id, view.author, view.handle))
 
     async def stories(self) -> list[StoryView]:
         """The unexpired stories of whom we follow (and ours) that we can open, without

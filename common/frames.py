@@ -33,7 +33,7 @@ __all__ = [
     "ApproveReq", "RemoveFollower", "FollowList", "FollowEntry", "FollowItems",
     "PostPut", "Feed", "FeedItems", "CommentPut", "ReactPut", "PostExtrasReq", "PostExtra",
     "PostExtras", "CommentsReq", "CommentItems", "Moderate", "MODERATE_ACTIONS",
-    "PostExtras", "CommentsReq", "CommentItems", "StoryPut", "StoriesReq", "StoryItems",
+    "PostExtras", "CommentsReq", "CommentItems", "StoryPut", "StoriesReq", "StoryItems", "StoryNew",
     "WalletLinkPut", "WalletUnlink", "WalletsGet", "WalletLinks", "WalletAuth",
     "DevicesPut", "DevicesGet", "DevicesInfo", "LinkPut", "LinkTake", "LinkBlob",
     "encode", "decode_request", "decode_reply", "peek_id",
@@ -649,6 +649,15 @@ class StoryItems(_Frame, tag="story_items"):
     more: bool = False
 
 
+class StoryNew(_Frame, tag="story_new"):
+    """Push: ``author``, whom this identity follows (an approved follow), stored the new
+    story ``story``; no content: fetch it with :class:`StoriesReq`."""
+
+    author: Key32
+    story: MsgId
+
+
+
 # --- wallets: bindings of Ethereum accounts to identities (common.wallets) ----------------
 
 Address = Annotated[str, msgspec.Meta(pattern="^0x[0-9a-fA-F]{40}$")]
@@ -776,8 +785,8 @@ Reply = (
     Welcome | Authed | HandleInfo | PrekeyStatus | Bundle | PrekeysLow | Stored | Messages
     | Deliver | Synced | PresenceState | Presence | GroupStored | GroupHistory | Groups
     | GroupDeliver | BlobStatus | BlobData | ProfileInfo | FollowState | FollowItems
-    | FeedItems | PostExtras | CommentItems | StoryItems | WalletLinks | DevicesInfo | LinkBlob
-    | Ok | Error
+    | FeedItems | PostExtras | CommentItems | StoryItems | StoryNew | WalletLinks | DevicesInfo
+    | LinkBlob | Ok | Error
 )
 
 REQUEST_TYPES: Final = frozenset(

@@ -31,7 +31,8 @@ from tenchat.common.frames import Deliver, GroupDeliver
 __all__ = [
     "Bus", "NatsBus", "open_bus", "bus_url",
     "Envelope", "Event", "StoredBatch", "GroupBatch", "GroupEntryEvent", "MembersEvent",
-    "Ephemeral", "GroupEphemeral", "PrekeysLowEvent", "Revoke", "Disconnect",
+    "Ephemeral", "GroupEphemeral", "PrekeysLowEvent", "Revoke", "StoryEvent",
+    "Disconnect",
     "PresenceEvent", "Heartbeat", "Roster", "Resync", "encode_event", "decode_event",
 ]
 
@@ -98,6 +99,13 @@ class PrekeysLowEvent(_Event, tag="prekeys_low"):
     otk_count: int
 
 
+class StoryEvent(_Event, tag="story"):
+    """``author`` stored the story ``story``: its followers online get ``story_new``."""
+
+    author: bytes
+    story: bytes
+
+
 class Revoke(_Event, tag="revoke"):
     """``user`` blocked ``watcher``: the watcher's connections lose ``user``'s presence."""
 
@@ -144,7 +152,7 @@ class Resync(_Event, tag="resync"):
 
 
 Event = (StoredBatch | GroupBatch | Ephemeral | GroupEphemeral | PrekeysLowEvent | Revoke
-         | Disconnect | PresenceEvent | Heartbeat | Roster | Resync)
+         | StoryEvent | Disconnect | PresenceEvent | Heartbeat | Roster | Resync)
 
 
 class Envelope(msgspec.Struct, array_like=True):

@@ -44,6 +44,7 @@ from .bus import (
     Revoke,
     Roster,
     StoredBatch,
+    StoryEvent,
     decode_event,
     encode_event,
 )
@@ -124,6 +125,9 @@ class Cluster:
     def revoke(self, user: bytes, watcher: bytes) -> None:
         self._publish(Revoke(user, watcher))
 
+    def story(self, author: bytes, story: bytes) -> None:
+        self._publish(StoryEvent(author, story))
+
     def disconnect(self, user: bytes, reason: str) -> None:
         self._publish(Disconnect(user, reason))
 
@@ -197,6 +201,8 @@ class Cluster:
                 hub.deliver_prekeys_low(user, count)
             case Revoke(user=user, watcher=watcher):
                 hub.deliver_revoke(user, watcher)
+            case StoryEvent(author=author, story=story):
+                hub.deliver_story(author, story)
             case Disconnect(user=user, reason=reason):
                 hub.deliver_disconnect(user, reason)
             case PresenceEvent(user=user, online=online):

@@ -18,10 +18,20 @@ then counts the users online on other nodes too (``_remote``).
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
-from tenchat.common.frames import Deliver, GroupDeliver, PrekeysLow, Presence, encode
+from tenchat.common.frames import (
+    Deliver,
+    GroupDeliver,
+    PrekeysLow,
+    Presence,
+    StoryNew,
+    encode,
+)
 
 from .connection import Outgoing
 from .rendezvous import Rendezvous
@@ -35,6 +45,8 @@ if TYPE_CHECKING:
 __all__ = ["Hub"]
 
 T = TypeVar("T")
+
+log = logging.getLogger("tenchat.relay.hub")
 
 
 class Hub:
@@ -58,6 +70,9 @@ class Hub:
         self._remote: dict[bytes, set[str]] = {}
         # device-linking mailboxes (relay/rendezvous.py); per node, in memory
         self.rendezvous = Rendezvous()
+        # A user's approved followers (the store's; set by the server): who gets story_new.
+        self.followers: Callable[[bytes], Awaitable[list[bytes]]] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()  # story_new fan-outs under way
 
     @property
     def clustered(self) -> bool:
@@ -331,6 +346,36 @@ class Hub:
         frame = PrekeysLow(otk_count=otk_count)
         for session in self._online.get(user, ()):
             session.push(frame)
+
+    # --- stories ------------------------------------------------------------------------
+
+    def story_posted(self, author: bytes, story: bytes) -> None:
+        """``author`` stored a new story: tell its followers online (here and on the
+        other nodes) with a ``story_new`` push."""
+        if self.peers is not None:
+            self.peers.story(author, story)
+        self.deliver_story(author, story)
+
+    def deliver_story(self, author: bytes, story: bytes) -> None:
+        # Only when someone else is subscribed here: a follower read per story and node.
+        others = len(self._subscribed) - (author in self._subscribed) + len(self._devices)
+        if self.followers is None or not others:
+            return
+        task = asyncio.ensure_future(self._push_story(self.followers, author, story))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _push_story(self, followers: Callable[[bytes], Awaitable[list[bytes]]],
+                          author: bytes, story: bytes) -> None:
+        try:
+            users = await followers(author)
+        except Exception:  # the store is closing or failing: the client's slow poll covers it
+            log.warning("story_new not pushed: the followers could not be read", exc_info=True)
+            return
+        frame = StoryNew(author=author, story=story)
+        for user in users:  # accounts: their own connections and their linked devices'
+            for sub in (*self._subscribed.get(user, ()), *self._devices.get(user, ())):
+                sub.session.push(frame)
 
     # --- forced disconnects and re-reads -------------------------------------------------
 

@@ -143,6 +143,7 @@ class Server:
         self.blobs.open()
         self.store.on_commit = self.hub.publish
         self.store.on_group_commit = self.hub.publish_groups
+        self.hub.followers = self.store.followers
         try:
             if config.bus:
                 from .bus import open_bus

@@ -10,15 +10,15 @@ from typing import Any
 from bench import baseline
 
 
-def result(msgs_per_s: float, p50: float, *, story_p50: float = 500.0) -> dict[str, Any]:
+def result(msgs_per_s: float, p50: float) -> dict[str, Any]:
     return {
         "relay_throughput": {
             "settings": {"offered_msgs_per_s": 5},  # an input: never a figure
             "throughput": {"durable_msgs_per_s": msgs_per_s, "rounds_msgs_per_s": [1.0]},
             "latency": [{"stored_ms": {"n": 10, "p50": p50, "p99": 9 * p50, "max": 99.0}}],
         },
-        "notify": {"story_ms": {"n": 6, "p50": story_p50, "p99": 900.0, "max": 900.0},
-                   "presence_ms": {"n": 0, "p50": float("nan"), "p99": 0.0, "max": 0.0}},
+        "notify": {"presence_ms": {"n": 0, "p50": float("nan"), "p99": 0.0, "max": 0.0}},
+        "latency": {"reconnect_ms": {"n": 6, "p50": 500.0, "p99": 900.0, "max": 900.0}},
     }
 
 
@@ -26,7 +26,7 @@ def test_figures_are_throughputs_and_latency_medians() -> None:
     assert baseline.figures(result(1000.0, 2.0)) == {
         "relay_throughput/throughput/durable_msgs_per_s": ("throughput", 1000.0),
         "relay_throughput/latency/0/stored_ms/p50": ("latency", 2.0),
-    }  # not: settings, a list of rounds, p99, an empty table, the story poll's random wait
+    }  # not: settings, a list of rounds, p99, an empty table, the reconnect's random backoff
 
 
 def test_margins_are_half_the_throughput_and_twice_the_latency() -> None:

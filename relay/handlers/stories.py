@@ -22,9 +22,15 @@ async def story_put(session: Session, frame: StoryPut) -> Answer:
     sealed = stories.open_story(frame.record)  # malformed | bad_signature
     if sealed.author != user:
         raise ProtocolError(ErrorCode.FORBIDDEN, "a story must be authored by the caller")
+
+    def stored(new: bool) -> Ok:
+        if new:  # not for a retry: its followers heard of it the first time
+            session.hub.story_posted(user, sealed.id)
+        return Ok(id=frame.id)
+
     return Later(
         session.store.put_story(user, sealed.id, sealed.expires_at, sealed.blob, frame.record),
-        lambda _: Ok(id=frame.id),
+        stored,
     )
 
 

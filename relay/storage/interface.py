@@ -139,6 +139,11 @@ class Store(abc.ABC):
         pending requests (``kind``), oldest first."""
 
     @abc.abstractmethod
+    async def followers(self, user: bytes) -> list[bytes]:
+        """The identities that follow ``user`` (approved follows): who may list its
+        stories and posts by default, and who gets its ``story_new`` pushes."""
+
+    @abc.abstractmethod
     async def feed_page(
         self, caller: bytes, authors: list[bytes] | None, before: bytes | None, limit: int
     ) -> list[bytes]:
@@ -277,11 +282,11 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def put_story(self, author: bytes, story: bytes, expires_at: int, blob: bytes | None,
-                  record: bytes) -> asyncio.Future[None]:
+                  record: bytes) -> asyncio.Future[bool]:
         """Store a verified story record (id ``story``); expired if ``expires_at`` has
         passed; not_found unless ``blob`` (if given) is a stored blob of ``author``, which
         then expires with the story; idempotent for the same record, forbidden for another
-        one with the same id."""
+        one with the same id. True if it was new."""
 
     @abc.abstractmethod
     async def story_page(self, caller: bytes, authors: list[bytes] | None,

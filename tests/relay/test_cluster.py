@@ -26,11 +26,14 @@ import pytest_asyncio
 from nacl.signing import SigningKey
 
 from bench._postgres import scratch_database
+from tenchat.common import stories as st
 from tenchat.common.frames import (
     Block,
     Bundle,
     Deliver,
     FetchBundle,
+    FollowReq,
+    FollowState,
     GroupDeliver,
     GroupSend,
     Moderate,
@@ -40,6 +43,8 @@ from tenchat.common.frames import (
     PresenceState,
     Send,
     Stored,
+    StoryNew,
+    StoryPut,
     Subscribe,
     Synced,
     Watch,
@@ -47,6 +52,8 @@ from tenchat.common.frames import (
 from tenchat.relay.config import Config
 from tenchat.relay.server import Server
 from tenchat.relay.storage import SQLiteStore, Store
+from tests.relay.test_relay_social import follow
+from tests.relay.test_relay_stories import record
 from tests.support.groups import TestGroup
 from tests.support.inproc import eventually
 from tests.support.relay import RelayProcess
@@ -476,3 +483,16 @@ async def test_a_group_entry_waits_for_the_one_before_it_from_another_node(
         assert [g.body for g in got] == [b"lost", b"late"]
     finally:
         await stop_cluster(cluster)
+
+
+@async_test
+async def test_a_new_story_reaches_a_follower_on_the_other_node(cluster: Cluster) -> None:
+    alice, bob = await cluster.login(0), await cluster.login(1)
+    state = await bob.call(FollowReq, record=follow(bob, alice))
+    assert isinstance(state, FollowState) and state.state == "following", state
+    await bob.call(Subscribe)
+    await bob.next_push(Synced)
+    rec = record(alice)
+    assert isinstance(await alice.call(StoryPut, record=rec), Ok)
+    push = await bob.next_push(StoryNew)  # from node A, through the bus
+    assert (push.author, push.story) == (alice.user, st.open_story(rec).id)

@@ -45,6 +45,11 @@ class Social(PostgresBase):
             " ORDER BY at, follower, target LIMIT $2 OFFSET $3", user, limit, offset)
         return [(bytes(r), bytes(a) if a is not None else None) for r, a in rows]
 
+    async def followers(self, user: bytes) -> list[bytes]:
+        rows = await self._read(
+            "SELECT follower FROM follows WHERE target = $1 AND state = 1", user)
+        return [bytes(r[0]) for r in rows]
+
     async def feed_page(
         self, caller: bytes, authors: list[bytes] | None, before: bytes | None, limit: int
     ) -> list[bytes]:

@@ -32,7 +32,7 @@ class Stories(PostgresBase):
 
     @write
     async def put_story(self, tx: Tx, author: bytes, story: bytes, expires_at: int,
-                        blob: bytes | None, record: bytes) -> None:
+                        blob: bytes | None, record: bytes) -> bool:
         now = self._clock()
         if expires_at <= now:
             raise ProtocolError(ErrorCode.EXPIRED, "this story has already expired")
@@ -51,6 +51,7 @@ class Stories(PostgresBase):
             # The image goes with the story (and with the last story using it).
             await tx.run_sql("UPDATE blobs SET expires_at = greatest(expires_at, $1)"
                              " WHERE hash = $2", expires_at, blob)
+        return new
 
     @write
     async def sweep_stories(self, tx: Tx, now: int, limit: int) -> SweptStories:

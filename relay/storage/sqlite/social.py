@@ -50,6 +50,11 @@ class Social(SQLiteBase):
         )
         return [(bytes(r), bytes(a) if a is not None else None) for r, a in rows]
 
+    async def followers(self, user: bytes) -> list[bytes]:
+        rows = await self._read(
+            "SELECT follower FROM follows WHERE target = ? AND state = 1", (user,))
+        return [bytes(r[0]) for r in rows]
+
     async def feed_page(
         self, caller: bytes, authors: list[bytes] | None, before: bytes | None, limit: int
     ) -> list[bytes]:

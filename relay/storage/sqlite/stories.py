@@ -38,7 +38,7 @@ class Stories(SQLiteBase):
 
     @write
     def put_story(self, tx: Tx, author: bytes, story: bytes, expires_at: int,
-                  blob: bytes | None, record: bytes) -> None:
+                  blob: bytes | None, record: bytes) -> bool:
         now = self._clock()
         if expires_at <= now:
             raise ProtocolError(ErrorCode.EXPIRED, "this story has already expired")
@@ -56,6 +56,7 @@ class Stories(SQLiteBase):
             # The image goes with the story (and with the last story using it).
             tx.run_sql("UPDATE blobs SET expires_at = max(expires_at, ?) WHERE hash = ?",
                        (expires_at, blob))
+        return new
 
     @write
     def sweep_stories(self, tx: Tx, now: int, limit: int) -> SweptStories:

@@ -31,8 +31,11 @@ async def test_follows_public_and_private(store: Store, clock: Clock) -> None:
     assert await store.follow(alice, bob, b"f-ab") == "requested"  # unchanged
     assert await store.follow_page(bob, "requests", 0, 10) == [(b"f-ab", None)]
     assert await store.follow_page(bob, "followers", 0, 10) == []
+    assert await store.followers(bob) == []  # a request is no follow (no story_new)
+    assert await store.followers(carol) == [alice]
     await store.approve(bob, alice, b"ok")
     assert await store.follow_page(bob, "followers", 0, 10) == [(b"f-ab", b"ok")]
+    assert await store.followers(bob) == [alice]
     assert await store.follow(alice, bob, b"f-ab") == "following"
     assert [r for r, _ in await store.follow_page(alice, "following", 0, 10)] == [
         b"f-ac", b"f-ab"]
@@ -40,6 +43,7 @@ async def test_follows_public_and_private(store: Store, clock: Clock) -> None:
     await refused(store.approve(bob, carol, b"ok"), "not_found")
     assert await store.unfollow(alice, carol) is True
     assert await store.unfollow(alice, carol) is False
+    assert await store.followers(carol) == []
     assert [r for r, _ in await store.follow_page(alice, "following", 0, 10)] == [b"f-ab"]
 
 

@@ -18,9 +18,10 @@ HOUR = 3600 * 1000
 async def test_stories_expire(store: Store, clock: Clock) -> None:
     alice, bob = os.urandom(32), os.urandom(32)
     s1, s2 = os.urandom(16), os.urandom(16)
-    await store.put_story(alice, s1, clock.now + HOUR, None, b"s1")
-    await store.put_story(alice, s2, clock.now + 2 * HOUR, None, b"s2")
-    await store.put_story(alice, s1, clock.now + HOUR, None, b"s1")  # the same again
+    assert await store.put_story(alice, s1, clock.now + HOUR, None, b"s1") is True  # new
+    assert await store.put_story(alice, s2, clock.now + 2 * HOUR, None, b"s2") is True
+    # the same again: ok, and not new (its followers heard of it the first time)
+    assert await store.put_story(alice, s1, clock.now + HOUR, None, b"s1") is False
     await refused(store.put_story(alice, s1, clock.now + HOUR, None, b"x"), "forbidden")
     await refused(store.put_story(alice, os.urandom(16), clock.now, None, b"x"), "expired")
     await refused(store.put_story(alice, os.urandom(16), clock.now + STORY_TTL_MS + 11 * 60_000,
