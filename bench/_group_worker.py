@@ -23,14 +23,14 @@ import asyncio
 import resource
 import time
 import traceback
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-import msgspec
 from nacl.signing import SigningKey
 
-from tenchat.common.frames import GroupDeliver, Ok, Subscribe, Synced
+from tenchat.common.frames import GroupDeliver, Ok, Reply, Subscribe, Synced
 
 from ._worker import SETUP_TIMEOUT, Link
 
@@ -92,12 +92,12 @@ class Members:
         self.errors: list[str] = []
         self.cpu_mark = time.process_time()
 
-    def _on_push(self, link: Link, synced: asyncio.Event) -> Any:
+    def _on_push(self, link: Link, synced: asyncio.Event) -> Callable[[Reply], None]:
         resolve = link._resolve
         got = self.got
         group = self.group
 
-        def on_frame(frame: msgspec.Struct) -> None:
+        def on_frame(frame: Reply) -> None:
             if type(frame) is GroupDeliver:
                 if frame.group == group:
                     rec = got.get(frame.gseq)

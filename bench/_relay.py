@@ -271,7 +271,7 @@ def _stat_cpu(path: Path) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICK
 
 
-def machine_busy() -> tuple[float, float]:
+def machine_busy() -> tuple[int, int]:
     """(busy, total) jiffies of all CPUs from /proc/stat; diff two to get a busy %."""
     with open("/proc/stat") as f:
         parts = [int(x) for x in f.readline().split()[1:]]

@@ -24,6 +24,7 @@ import os
 import struct
 import time
 import traceback
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -42,6 +43,7 @@ from tenchat.common.frames import (
     Ok,
     PrekeyStatus,
     PublishPrekeys,
+    Reply,
     Send,
     SignedPrekey,
     Stored,
@@ -90,8 +92,8 @@ class Link:
     def __init__(self, ws: ClientConnection) -> None:
         self.ws = ws
         self.ids = itertools.count(1)
-        self._waiting: dict[int, asyncio.Future[msgspec.Struct]] = {}
-        self.handler = self._resolve
+        self._waiting: dict[int, asyncio.Future[Reply]] = {}
+        self.handler: Callable[[Reply], None] = self._resolve
         self.reader = asyncio.create_task(self._read())
 
     @classmethod
@@ -107,13 +109,13 @@ class Link:
                                      origin=origin)), Authed)  # fmt: skip
         return link
 
-    async def call(self, frame: Any) -> msgspec.Struct:
-        fut: asyncio.Future[msgspec.Struct] = asyncio.get_running_loop().create_future()
+    async def call(self, frame: Any) -> Reply:
+        fut: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self._waiting[frame.id] = fut
         await self.ws.send(frames.encode(frame))
         return await asyncio.wait_for(fut, SETUP_TIMEOUT)
 
-    def _resolve(self, frame: msgspec.Struct) -> None:
+    def _resolve(self, frame: Reply) -> None:
         rid = getattr(frame, "id", None)
         fut = self._waiting.pop(rid, None) if rid is not None else None
         if fut is not None and not fut.done():
@@ -176,7 +178,7 @@ class Pair:
         else:
             self.state[seq] = seen
 
-    def _on_sender_frame(self, frame: msgspec.Struct) -> None:
+    def _on_sender_frame(self, frame: Reply) -> None:
         if type(frame) is Stored:
             t0 = self.sent_at.pop(frame.id, 0)
             if t0 and self.stats.sample_from >= 0 and t0 >= self.stats.sample_from:
@@ -192,19 +194,18 @@ class Pair:
         self.outstanding -= 1
         self.credit.set()
 
-    def _on_recipient_frame(self, frame: msgspec.Struct) -> None:
-        kind = type(frame)
-        if kind is Deliver:
+    def _on_recipient_frame(self, frame: Reply) -> None:
+        if isinstance(frame, Deliver):
             st = self.stats
             if st.sample_from >= 0:
                 t0 = _TS.unpack_from(frame.body)[0]
                 if t0 >= st.sample_from:
                     st.delivered_ns.append(_now() - t0)
             self.pending_acks.append(frame.seq)
-        elif kind is Ok:
+        elif isinstance(frame, Ok):
             for seq in self.acks_in_flight.pop(frame.id, ()):
                 self._mark(seq, _ACKED)
-        elif kind is Error and len(self.stats.errors) < 20:
+        elif isinstance(frame, Error) and len(self.stats.errors) < 20:
             self.stats.errors.append(f"recipient: {frame.error}: {frame.message}")
         # Synced and other pushes need nothing.
 
@@ -285,7 +286,7 @@ async def _setup(urls: list[str], indices: list[int], stats: Stats) -> list[Pair
         synced: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         resolve = recipient.handler
 
-        def on_frame(frame: msgspec.Struct) -> None:
+        def on_frame(frame: Reply) -> None:
             if isinstance(frame, Synced) and not synced.done():
                 synced.set_result(None)
             else:

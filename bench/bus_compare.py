@@ -26,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 PAYLOAD = 300
@@ -194,13 +194,13 @@ async def measure(transport: Transport, server_pid: int, messages: int) -> Resul
         await transport.close()
 
 
-def _wait_port(port: int, proc: subprocess.Popen[bytes]) -> None:
+def _wait_port(port: int, proc: subprocess.Popen[bytes], program: str) -> None:
     import socket
 
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args[0]} exited")
+            raise RuntimeError(f"{program} exited")
         try:
             socket.create_connection(("127.0.0.1", port), 0.2).close()
             return
@@ -216,10 +216,8 @@ def run_one(make: Callable[[], tuple[list[str], Callable[[int], Transport]]],
         argv[argv.index("-p") + 1])
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        _wait_port(port, proc)
-        runner: Callable[[], Awaitable[Result]] = lambda: measure(  # noqa: E731
-            factory(port), proc.pid, messages)
-        return asyncio.run(runner())
+        _wait_port(port, proc, argv[0])
+        return asyncio.run(measure(factory(port), proc.pid, messages))
     finally:
         proc.kill()
         proc.wait()

@@ -45,7 +45,7 @@ import os
 import sys
 import time
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 from nacl.signing import SigningKey
@@ -58,6 +58,7 @@ from tenchat.common.frames import (
     GroupSend,
     GroupStored,
     Ok,
+    Reply,
     Subscribe,
     Synced,
 )
@@ -77,6 +78,7 @@ WINDOW = 256  # outstanding group_send requests in the burst (relay limit: 512)
 DRAIN_TIMEOUT = 60.0  # seconds to wait for deliveries after posting
 BULK_TIMEOUT = 300.0
 _now = time.monotonic_ns
+_F = TypeVar("_F", bound=msgspec.Struct)
 
 
 def add_arguments(parser: argparse.ArgumentParser, *, shared: bool = True) -> None:
@@ -136,26 +138,30 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
     def pick(value: int | None, full: int, small: int) -> int:
         return value if value is not None else (small if quick else full)
 
-    s = {
-        "members": pick(args.members, 200_000, 5_000),
-        "online": pick(args.online, 1_000, 100),
-        "posts": pick(args.posts, 50, 10),
-        "burst": pick(args.burst, 500, 50),
-        "member_procs": pick(args.member_procs, 2, 1),
-        "interval_ms": args.interval if args.interval is not None else (100.0 if quick else 250.0),
+    members = pick(args.members, 200_000, 5_000)
+    online = pick(args.online, 1_000, 100)
+    posts = pick(args.posts, 50, 10)
+    burst = pick(args.burst, 500, 50)
+    interval_ms: float = args.interval if args.interval is not None else (
+        100.0 if quick else 250.0)
+    if not 0 <= members <= 2_000_000:
+        raise SystemExit("error: --members must be 0..2,000,000")
+    if not 1 <= online <= 5_000:
+        raise SystemExit("error: --online must be 1..5,000")
+    if not 1 <= posts <= 1_000 or not 1 <= burst <= 10_000:
+        raise SystemExit("error: --posts must be 1..1,000 and --burst 1..10,000")
+    if not 1 <= interval_ms <= 10_000:
+        raise SystemExit("error: --interval must be 1..10,000 ms")
+    return {
+        "members": members,
+        "online": online,
+        "posts": posts,
+        "burst": burst,
+        "member_procs": max(1, min(pick(args.member_procs, 2, 1), online, 16)),
+        "interval_ms": interval_ms,
         "sync": getattr(args, "sync", None),
         "uvloop": importlib.util.find_spec("uvloop") is not None,
     }
-    if not 0 <= s["members"] <= 2_000_000:
-        raise SystemExit("error: --members must be 0..2,000,000")
-    if not 1 <= s["online"] <= 5_000:
-        raise SystemExit("error: --online must be 1..5,000")
-    if not 1 <= s["posts"] <= 1_000 or not 1 <= s["burst"] <= 10_000:
-        raise SystemExit("error: --posts must be 1..1,000 and --burst 1..10,000")
-    if not 1 <= s["interval_ms"] <= 10_000:
-        raise SystemExit("error: --interval must be 1..10,000 ms")
-    s["member_procs"] = max(1, min(s["member_procs"], s["online"], 16))
-    return s
 
 
 # --- processes ------------------------------------------------------------------------------
@@ -262,7 +268,7 @@ class Owner:
         """One post; (send ns, stored ns, answer)."""
         assert self.link is not None
         rid, data = self.send_frame()
-        fut: asyncio.Future[msgspec.Struct] = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self.link._waiting[rid] = fut
         t0 = _now()
         await self.link.ws.send(data)
@@ -282,7 +288,7 @@ class Owner:
         done = asyncio.Event()
         answered = 0
 
-        def on_frame(frame: msgspec.Struct) -> None:
+        def on_frame(frame: Reply) -> None:
             nonlocal answered
             t0 = sent_at.pop(getattr(frame, "id", None) or 0, None)
             if t0 is None:
@@ -313,7 +319,7 @@ class Owner:
         return first, send_ns, stored_ns, errors
 
 
-def _want(frame: msgspec.Struct, kind: type) -> Any:
+def _want(frame: msgspec.Struct, kind: type[_F]) -> _F:
     if not isinstance(frame, kind):
         raise RuntimeError(f"expected {kind.__name__}, got {frame!r}")
     return frame
@@ -329,7 +335,7 @@ async def _read_fresh(url: str, key: SigningKey, owner: Owner, last: int) -> dic
         synced = asyncio.Event()
         resolve = reader._resolve
 
-        def on_frame(frame: msgspec.Struct) -> None:
+        def on_frame(frame: Reply) -> None:
             if type(frame) is GroupDeliver:
                 arrived.setdefault(frame.gseq, _now())
                 drained.append(frame.gseq)
@@ -341,7 +347,7 @@ async def _read_fresh(url: str, key: SigningKey, owner: Owner, last: int) -> dic
         reader.handler = on_frame
         t0, t1, stored = await owner.post()
         sub = Subscribe(id=next(reader.ids))
-        fut: asyncio.Future[msgspec.Struct] = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         reader._waiting[sub.id] = fut
         await reader.ws.send(frames.encode(sub))
         _want(await asyncio.wait_for(fut, SETUP_TIMEOUT), Ok)

@@ -176,7 +176,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 if failed:
                     break  # the relay (or this machine) holds no more
             time.sleep(s["hold_s"])
-            checks = [(p.send(("check", 0)), _recv(p, "checked"))[1] for p in pipes]
+            checks: list[dict[str, Any]] = []
+            for p in pipes:  # one generator at a time, as each answers
+                p.send(("check", 0))
+                checks.append(_recv(p, "checked"))
             errors: dict[str, int] = {}
             for c in checks:
                 for key, v in c["errors"].items():

@@ -36,10 +36,10 @@ import random
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ._events import EventPredicate
 from ._relay import BenchRelay, fs_type
 from ._report import environment, ms, percentiles, scenario_main
 
@@ -92,7 +92,7 @@ class _Waiter:
     """Resolves a future when a client emits an event that matches (set just before)."""
 
     def __init__(self, client: Any) -> None:
-        self.pred: Callable[[Any], bool] | None = None
+        self.pred: EventPredicate | None = None
         self.fut: asyncio.Future[int] | None = None
         client.subscribe(self._on)
 
@@ -102,7 +102,7 @@ class _Waiter:
                 and self.pred(event):
             self.fut.set_result(at)
 
-    def expect(self, pred: Callable[[Any], bool]) -> asyncio.Future[int]:
+    def expect(self, pred: EventPredicate) -> asyncio.Future[int]:
         self.pred = pred
         self.fut = asyncio.get_running_loop().create_future()
         return self.fut

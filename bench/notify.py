@@ -42,10 +42,14 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ._events import EventPredicate
 from ._relay import BenchRelay
 from ._report import environment, ms, percentiles, scenario_main
+
+if TYPE_CHECKING:  # frames are imported when the scenario runs
+    from tenchat.common.frames import Deliver
 
 __all__ = ["run", "main", "add_arguments", "format_table"]
 
@@ -100,7 +104,7 @@ class _Events:
         self.seen.append((_now(), event))
         self._new.set()
 
-    async def next(self, pred: Callable[[Any], bool], after: int) -> int:
+    async def next(self, pred: EventPredicate, after: int) -> int:
         """The time of the first event after ``after`` (ns) that matches."""
         async with asyncio.timeout(WAIT):
             while True:
@@ -113,7 +117,7 @@ class _Events:
                 await self._new.wait()
 
 
-def _push_clock(queue: asyncio.Queue[Any], kind: type) -> dict[bytes, int]:
+def _push_clock(queue: asyncio.Queue[Any], kind: type[Deliver]) -> dict[bytes, int]:
     """Note when each stored ``kind`` push is read off the socket and queued for the
     client's receive loop (message id -> monotonic ns), on the connection's own queue
     (its receive loop is already waiting on it)."""

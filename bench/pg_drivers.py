@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
 import statistics
 import sys
@@ -112,7 +113,7 @@ async def run(url: str, runs: int) -> dict[str, dict[str, list[tuple[float, floa
                 try:
                     rows = _rows(BATCH)
                     await driver.batch(_rows(10))  # warm: statements prepared
-                    out["batch"].append(await _timed(lambda d=driver, r=rows: d.batch(r),
+                    out["batch"].append(await _timed(functools.partial(driver.batch, rows),
                                                      BATCH))
                     singles = _rows(SINGLE)
 

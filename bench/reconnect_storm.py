@@ -35,7 +35,6 @@ import traceback
 from multiprocessing.connection import Connection
 from typing import Any
 
-import msgspec
 from nacl.signing import SigningKey
 
 from tenchat.common import frames, identity
@@ -46,6 +45,7 @@ from tenchat.common.frames import (
     Ok,
     PrekeyStatus,
     PublishPrekeys,
+    Reply,
     Send,
     SignedPrekey,
     Stored,
@@ -114,13 +114,14 @@ async def _fill(url: str, keys: list[SigningKey], queued: int) -> int:
     """Queue ``queued`` messages for every key from one sender; the number stored."""
     sender = await Link.login(url, SigningKey.generate())
     credit = asyncio.Event()
-    state = {"outstanding": 0, "stored": 0, "errors": []}
+    state = {"outstanding": 0, "stored": 0}
+    errors: list[str] = []
 
-    def on_frame(frame: msgspec.Struct) -> None:
+    def on_frame(frame: Reply) -> None:
         if type(frame) is Stored:
             state["stored"] += 1
         elif isinstance(frame, Error):
-            state["errors"].append(f"{frame.error}: {frame.message}")
+            errors.append(f"{frame.error}: {frame.message}")
         else:
             return
         state["outstanding"] -= 1
@@ -145,9 +146,9 @@ async def _fill(url: str, keys: list[SigningKey], queued: int) -> int:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(credit.wait(), 1.0)
     await sender.close()
-    if state["errors"]:
-        raise RuntimeError(f"filling queues: {state['errors'][:3]}")
-    return int(state["stored"])
+    if errors:
+        raise RuntimeError(f"filling queues: {errors[:3]}")
+    return state["stored"]
 
 
 async def _storm_one(url: str, key: SigningKey, queued: int) -> dict[str, Any]:
@@ -171,23 +172,22 @@ async def _storm_one(url: str, key: SigningKey, queued: int) -> dict[str, Any]:
         if st["synced"] and not in_flight and not pending and not done.done():
             done.set_result(None)
 
-    def on_frame(frame: msgspec.Struct) -> None:
-        kind = type(frame)
-        if kind is Deliver:
+    def on_frame(frame: Reply) -> None:
+        if isinstance(frame, Deliver):
             st["received"] += 1
             pending.append(frame.seq)
             if len(pending) >= ACK_EVERY:
                 flush()
-        elif kind is Ok:
+        elif isinstance(frame, Ok):
             n = in_flight.pop(frame.id, None)
             if n is not None:
                 st["acked"] += n
                 check()
-        elif kind is Synced:
+        elif isinstance(frame, Synced):
             st["synced"] = True
             flush()
             check()
-        elif kind is Error:
+        elif isinstance(frame, Error):
             errors.append(f"{frame.error}: {frame.message}")
 
     link.handler = on_frame

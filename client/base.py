@@ -42,8 +42,8 @@ if TYPE_CHECKING:
     from .addressing import Route
     from .sealed_sender import SealedSender
 
-__all__ = ["ClientBase", "GroupChannel", "ContentHandler", "Conversation", "SearchHit",
-           "KeyChanged", "Receipts", "now_ms", "clock_from_environ", "check_text"]
+__all__ = ["ClientBase", "GroupChannel", "ContentHandler", "StateHandler", "Conversation",
+           "SearchHit", "KeyChanged", "Receipts", "now_ms", "clock_from_environ", "check_text"]
 
 log = logging.getLogger("tenchat.client")
 
@@ -215,11 +215,16 @@ ContentHandler = Callable[
     [bytes, bytes, c.Content, GroupState | None, list[MessageRow], Receipts, list[Event]],
     Awaitable[None]]
 
+# A feature's handler for a ``state`` content from another device of ours whose key it
+# owns (a follower removed, a close friend, a sticker pack): (the state, the events to
+# emit after the commit); called in the open receive transaction.
+StateHandler = Callable[[c.State, list[Event]], Awaitable[None]]
+
 
 class ClientBase:
     """The state the parts of the core share, and the hooks features register with
-    (``register_content``, ``after_receive``, ``add_runner``): the core calls them and
-    never imports a feature."""
+    (``register_content``, ``register_state``, ``after_receive``, ``add_runner``): the
+    core calls them and never imports a feature."""
 
     home: Path
     clock: Callable[[], int]  # ms; stories expire by it (tests pass one that runs ahead)
@@ -245,6 +250,7 @@ class ClientBase:
     _flush_lock: asyncio.Lock
     _background: set[asyncio.Task[object]]
     _content_handlers: dict[type[c.Content], ContentHandler]
+    _state_handlers: dict[str, StateHandler]
     _after_receive: list[Callable[[], Awaitable[object]]]
     _runners: list[Callable[[], Awaitable[object]]]
     _on_story_new: list[Callable[[f.StoryNew], Awaitable[object]]]
@@ -255,6 +261,12 @@ class ClientBase:
         for kind in types:
             assert kind not in self._content_handlers, f"{kind.__name__} has a handler"
             self._content_handlers[kind] = handler
+
+    def register_state(self, keys: tuple[str, ...], handler: StateHandler) -> None:
+        """Hand the core a feature's handler for these ``state`` keys (one owner each)."""
+        for key in keys:
+            assert key not in self._state_handlers, f"state {key!r} has a handler"
+            self._state_handlers[key] = handler
 
     def after_receive(self, hook: Callable[[], Awaitable[object]]) -> None:
         """Run ``hook()`` at the end of each received batch, in its transaction."""
@@ -278,9 +290,10 @@ class ClientBase:
         async def account_of(self, device: bytes) -> bytes | None: ...
         async def apply_sync(self, sync: c.Sync, events: list[Event]) -> None: ...
         async def apply_state(self, state: c.State, events: list[Event]) -> None: ...
-        async def tell_devices(self, key: str, value: bool, target: bytes = b"") -> None: ...
+        async def tell_devices(self, key: str, value: bool, target: bytes = b"", *,
+                               at: int = 0, data: bytes = b"") -> None: ...
         async def tell_relay_block(self, user: bytes, blocked: bool) -> None: ...
-        async def _send_devices_soon(self) -> None: ...
+        async def send_devices_soon(self) -> None: ...
         async def queue_content(self, peer: bytes, msg_id: bytes, body: bytes, *,
                                 expires_at: int = 0, typed: bool = True, sync: bool = True,
                                 peer_too: bool = True) -> None: ...

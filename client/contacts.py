@@ -105,7 +105,7 @@ class ContactBook(ClientBase):
             if verified:
                 await self.cache.contacts.accept_key(contact.user)
             await self.tell_devices("verified", verified, contact.user)
-        await self._send_devices_soon()
+        await self.send_devices_soon()
         self.emit(ConversationChanged(contact.user))
         return (await self.cache.contacts.get(contact.user)) or contact
 
@@ -154,7 +154,7 @@ class ContactBook(ClientBase):
         async with self.cache.transaction():
             await self.cache.contacts.set_flag(contact.user, "added", True)
             await self.tell_devices("added", True, contact.user)
-        await self._send_devices_soon()
+        await self.send_devices_soon()
         return (await self.cache.contacts.get(contact.user)) or contact
 
     async def moderate(self, action: str, target: str, reason: str = "") -> bytes:
@@ -189,7 +189,7 @@ class ContactBook(ClientBase):
             with contextlib.suppress(ConnectionLost, RelayUnreachable, RelayError):
                 await self.sealed_sender.register(await self.connection())
                 await self.flush_outbox()
-        await self._send_devices_soon()
+        await self.send_devices_soon()
         self.emit(ConversationChanged(contact.user))
         return (await self.cache.contacts.get(contact.user)) or contact
 

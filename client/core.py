@@ -114,6 +114,7 @@ class Core(PrekeyUpkeep, ContactBook, Sending, Receiving, Views, DeviceBook, Dev
         self._refill: asyncio.Task[None] | None = None
         self._listeners: list[Listener] = []
         self._content_handlers = {}
+        self._state_handlers = {}
         self._after_receive = []
         self._runners = []
         self._on_story_new = []

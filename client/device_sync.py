@@ -29,14 +29,16 @@ CONVERSATION_FLAGS = ("muted", "pinned")
 
 
 class DeviceSync(ClientBase):
-    async def tell_devices(self, key: str, value: bool, target: bytes = b"") -> None:
+    async def tell_devices(self, key: str, value: bool, target: bytes = b"", *,
+                           at: int = 0, data: bytes = b"") -> None:
         """Queue a setting change for our other devices, if we have any (in the open
         transaction; sent with the next flush)."""
         if len(await self.devices_of(self.user, fresh=False)) > 1:
-            body = c.encode_content(c.State(key=key, value=value, target=target))
+            body = c.encode_content(c.State(key=key, value=value, target=target, at=at,
+                                            data=data))
             await self.queue_content(self.user, os.urandom(16), body, typed=False)
 
-    async def _send_devices_soon(self) -> None:
+    async def send_devices_soon(self) -> None:
         """Send what tell_devices queued (nothing to do on an account with one device)."""
         if len(await self.devices_of(self.user, fresh=False)) <= 1:
             return
@@ -64,6 +66,8 @@ class DeviceSync(ClientBase):
             if key == "hide_presence" and self._conn is not None:
                 with contextlib.suppress(ConnectionLost, RelayError):
                     await self._conn.request(f.Privacy, hide_presence=value)
+        elif key in self._state_handlers:  # a feature's (client/service.py registers them)
+            await self._state_handlers[key](state, events)
         else:
             log.warning("ignored a setting %r from one of our devices", key)
 
@@ -121,8 +125,23 @@ class DeviceSync(ClientBase):
                 await cache.conversations.set_timer(conv, inner.seconds)
                 events.append(ConversationChanged(conv))
             case c.AudienceKey():  # our followers-only key, made on that device: ours too
-                await cache.audience.put_key(self.user, inner.key_id, inner.key, now_ms())
-            case c.StoryKey():  # likewise our close-friends story key
+                await self._own_audience_key(conv, inner)
+            case c.StoryKey():  # likewise our close-friends story key, and who has it
                 await cache.stories.put_key(self.user, inner.key_id, inner.key, now_ms())
+                await cache.stories.set_close_friend_keys({conv: inner.key_id})
             case _:  # delivered receipts are never synced; other feature content: not yet
                 pass
+
+    async def _own_audience_key(self, follower: bytes, key: c.AudienceKey) -> None:
+        """Our other device sent ``follower`` our audience key ``key``: keep the key and
+        that the follower has it, as that device did. A key new here is a rotation
+        there: the record starts again, as it did there (that device sends the new key to
+        every follower, and each copy reaches us). Otherwise a follower removed there
+        stays recorded here with the old key, and the next post from here rotates it."""
+        audience = self.cache.audience
+        members = await audience.members()
+        if await audience.key(self.user, key.key_id) is None:
+            members = {}
+        await audience.put_key(self.user, key.key_id, key.key, now_ms())
+        members[follower] = key.key_id
+        await audience.set_members(members)

@@ -14,6 +14,8 @@ wants the whole command under 0.5 s).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 from collections.abc import Callable
 from pathlib import Path
@@ -55,6 +57,10 @@ __all__ = ["Client", "Conversation", "SearchHit", "PeerError", "QueuedOffline", 
            "attachment_text", "ca_file_of", "MAX_POW_BITS", "OTK_NEXT", "RECONNECT_CAP",
            "RECONNECT_FIRST"]
 
+# How long closing waits for sticker packs our other devices installed to be fetched here
+# (so `tenchat sync` gets them too); one not fetched by then is given up (its link installs it).
+INSTALL_GRACE_S = 30.0
+
 
 class Client(Core):
     """One unlocked identity with every feature: ``client.groups``, ``client.polls``,
@@ -76,6 +82,18 @@ class Client(Core):
         self.register_content((c.StoryKey, c.StoryViewed), self._story_content)
         self.on_story_new(lambda push: self.stories.pushed(push.author, push.story))
         self.add_runner(lambda: self.wallet.run())  # balances, pending gifts
+        # What our other devices changed (issue 16; client/device_sync.py has the rest).
+        self.register_state(("follower",), lambda st, ev: self.social.apply_state(st, ev))
+        self.register_state(("close_friend",), lambda st, ev: self.stories.apply_state(st, ev))
+        self.register_state(("sticker_pack",),
+                            lambda st, ev: self.stickers.apply_state(st, ev))
+
+    async def close(self) -> None:
+        if "stickers" in self.__dict__:  # packs our other devices installed: let them land
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(INSTALL_GRACE_S):
+                    await self.stickers.installs_done()
+        await super().close()
 
     @functools.cached_property
     def social(self) -> SocialService:

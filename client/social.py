@@ -20,6 +20,7 @@ from ..common.errors import ErrorCode, ProtocolError
 from . import media
 from .cache import KeyRow
 from .connection import RelayError
+from .events import Event
 from .rules import Incoming
 from .social_posts import PostsMixin
 from .social_rules import PutAudienceKey, SocialFacts, apply_social
@@ -268,17 +269,38 @@ class SocialService(PostsMixin):
         return {bytes.fromhex(k): int(v) for k, v in json.loads(raw).items()}
 
     async def _set_removed(self, user: bytes, at: int | None) -> None:
+        """Record a removal (``at``) or an approval (None, now) here and, in the same
+        transaction, for our other devices (``state`` ``follower``, issue 16)."""
+        async with self.client.cache.transaction():
+            await self._write_removed(user, at)
+            await self.client.tell_devices("follower", at is None, user, at=at or now_ms())
+        await self.client.send_devices_soon()
+
+    async def _write_removed(self, user: bytes, at: int | None) -> None:
+        """In the open transaction."""
         import json
 
-        async with self.client.cache.transaction():
-            current = await self.removed()
-            if at is None:
-                if current.pop(user, None) is None:
-                    return
-            else:
-                current[user] = at
-            await self.client.cache.settings.set(
-                "social_removed", json.dumps({k.hex(): v for k, v in current.items()}).encode())
+        current = await self.removed()
+        if at is None:
+            if current.pop(user, None) is None:
+                return
+        else:
+            current[user] = at
+        await self.client.cache.settings.set(
+            "social_removed", json.dumps({k.hex(): v for k, v in current.items()}).encode())
+
+    async def apply_state(self, state: c.State, events: list[Event]) -> None:
+        """Another device of ours approved (``value``) or removed / denied the follower
+        ``target`` at ``at``; in the open receive transaction. The later decision wins,
+        as it would have on one device. The audience key that device rotated reaches us
+        as sync copies (client/device_sync.py)."""
+        if len(state.target) != 32 or not state.at:
+            return
+        at = (await self.removed()).get(state.target)
+        if state.value and at is not None and at < state.at:
+            await self._write_removed(state.target, None)
+        elif not state.value and (at is None or at < state.at):
+            await self._write_removed(state.target, state.at)
 
     async def _verified(self, user: bytes, kind: str) -> list[FollowView]:
         conn = await self.client.connection()

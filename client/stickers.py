@@ -10,6 +10,7 @@ image, checks each against its blob id, and keeps them sealed in its cache.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,8 @@ if TYPE_CHECKING:
 
 __all__ = ["StickerService", "StickerPack", "StickerError", "sticker_text"]
 
+log = logging.getLogger("tenchat.client.stickers")
+
 _MIME = {"PNG": "image/png", "WEBP": "image/webp"}
 
 
@@ -74,6 +77,7 @@ class StickerPack:
 class StickerService:
     def __init__(self, client: Client) -> None:
         self.c = client
+        self._installs: set[asyncio.Task[None]] = set()  # packs our other devices installed
 
     # --- packs --------------------------------------------------------------------------
 
@@ -131,10 +135,13 @@ class StickerService:
                                                 installed=True)
             for (_l, data, *_r), entry in zip(prepared, entries, strict=True):
                 await self.c.cache.stickers.put_image(entry.ref.hash, data)
+            await self._tell_devices(mk.blob_hash, pack_key)
+        await self.c.send_devices_soon()
         return StickerPack(mk.blob_hash, pack_key, name, entries)
 
-    async def install(self, link: str) -> StickerPack:
-        """Fetch a pack's manifest and every image, verify each, keep them; all or nothing."""
+    async def install(self, link: str, *, tell: bool = True) -> StickerPack:
+        """Fetch a pack's manifest and every image, verify each, keep them; all or nothing.
+        Our other devices install it too (not ``tell``: it came from one of them)."""
         manifest_id, key = parse_link(link)
         manifest, opened = await self._fetch_manifest(manifest_id, key)
         images = [(e.ref.hash, await self._fetch_image(e.ref)) for e in manifest.stickers]
@@ -145,7 +152,38 @@ class StickerService:
                                                 now_ms(), installed=True)
             for blob, data in images:
                 await self.c.cache.stickers.put_image(blob, data)
+            if tell:
+                await self._tell_devices(manifest_id, key)
+        if tell:
+            await self.c.send_devices_soon()
         return StickerPack(manifest_id, key, manifest.name, manifest.stickers)
+
+    async def _tell_devices(self, manifest_id: bytes, key: bytes) -> None:
+        """Our other devices install the pack too (issue 16; in the open transaction)."""
+        await self.c.tell_devices("sticker_pack", True, manifest_id, data=key)
+
+    async def apply_state(self, state: c.State, events: list[Event]) -> None:
+        """Another device of ours installed a pack: install it here too, in the
+        background (it is fetched from the relay; we are in the receive transaction)."""
+        if not state.value or len(state.target) != 32 or len(state.data) != 32:
+            return
+        link = make_link(state.target, state.data)
+
+        async def install() -> None:
+            try:
+                await self.install(link, tell=False)
+            except TenchatError as exc:
+                log.warning("a pack installed on another device of ours, not here: %s", exc)
+
+        task = asyncio.ensure_future(install())
+        self.c._spawn(task)  # cancelled when the client closes
+        self._installs.add(task)
+        task.add_done_callback(self._installs.discard)
+
+    async def installs_done(self) -> None:
+        """Wait for the packs our other devices installed that are being fetched here
+        (a failed one is logged, and can be installed from its link)."""
+        await asyncio.gather(*self._installs, return_exceptions=True)
 
     async def packs(self) -> list[StickerPack]:
         """Installed packs, oldest first."""

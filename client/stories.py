@@ -390,6 +390,7 @@ class StoryService:
             raise StoryError("you are always among your own close friends")
         async with self.client.cache.transaction():
             await self.client.cache.stories.set_close_friend(user, True)
+            await self.client.tell_devices("close_friend", True, user)
         await self.sync_close_friends()
 
     async def remove_close_friend(self, peer: str) -> None:
@@ -401,7 +402,20 @@ class StoryService:
             if not await cache.stories.set_close_friend(user, False):
                 raise StoryError(f"@{peer.lstrip('@')} is not on your close-friends list")
             await self._new_story_key()
+            await self.client.tell_devices("close_friend", False, user)
         await self.sync_close_friends()
+        await self.client.send_devices_soon()  # if no friend is left to send a key to
+
+    async def apply_state(self, state: c.State, events: list[Event]) -> None:
+        """Another device of ours added (``value``) or removed the close friend
+        ``target``; in the open receive transaction. A removal rotates the key here too,
+        at once, so no story posted here is sealed under a key the removed friend holds
+        (the key that device made reaches us as sync copies: client/device_sync.py)."""
+        if len(state.target) != 32:
+            return
+        changed = await self.client.cache.stories.set_close_friend(state.target, state.value)
+        if changed and not state.value:
+            await self._new_story_key()
 
     async def _new_story_key(self) -> KeyRow:
         cache = self.client.cache

@@ -57,7 +57,7 @@ class Views(ClientBase):
         async with self.cache.transaction():
             await self.cache.settings.set("privacy." + name, int(value))
             await self.tell_devices(name, value)
-        await self._send_devices_soon()
+        await self.send_devices_soon()
         if self._conn is not None and not self._conn.closed.is_set():
             if name == "hide_presence":
                 await self._conn.request(f.Privacy, hide_presence=value)
@@ -133,5 +133,5 @@ class Views(ClientBase):
         async with self.cache.transaction():
             await self.cache.conversations.set_flag(peer, flag, value)
             await self.tell_devices(flag, value, peer)
-        await self._send_devices_soon()
+        await self.send_devices_soon()
         self.emit(ConversationChanged(peer))

@@ -233,12 +233,16 @@ class Gift(_Content, tag="gift"):
 class State(_Content, tag="state"):
     """1:1, between devices of one account only: a setting changed on another device of
     ours — of a contact (``blocked``, ``verified``, ``added``), of a conversation
-    (``muted``, ``pinned``; ``target`` a user or group id) or a privacy setting (the
-    others; no ``target``)."""
+    (``muted``, ``pinned``; ``target`` a user or group id), a privacy setting (no
+    ``target``), a follower approved or removed (``follower``, ``at`` when), a close
+    friend (``close_friend``) or a sticker pack installed (``sticker_pack``: ``target``
+    the manifest's blob id, ``data`` the pack key) — docs/protocol.md §11."""
 
     key: Annotated[str, msgspec.Meta(max_length=32)]
     value: bool
     target: Annotated[bytes, msgspec.Meta(max_length=32)] = b""
+    at: Annotated[int, msgspec.Meta(ge=0)] = 0  # when, ms, the sender's clock (0: unsaid)
+    data: Annotated[bytes, msgspec.Meta(max_length=64)] = b""  # a value beyond the flag
 
 
 class Sync(_Content, tag="sync"):

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 __all__ = ["KeySpec", "APP_KEYS", "CHAT_KEYS", "COMPOSER_KEYS", "LOG_KEYS", "MESSAGE_KEYS",
            "MEMBER_KEYS", "LIST_KEYS", "FEED_KEYS", "PROFILE_KEYS", "STORY_KEYS", "FEATURE_KEYS",
-           "WALLET_KEYS", "STICKER_PACK_KEYS", "CLOSE_FRIEND_KEYS", "VERIFY_KEYS", "ALL_KEYS",
+           "WALLET_KEYS", "STICKER_PACK_KEYS", "CLOSE_FRIEND_KEYS", "DEVICE_KEYS", "VERIFY_KEYS",
+           "ALL_KEYS",
            "display_key"]
 
 
@@ -155,10 +156,10 @@ STORY_KEYS = [
     KeySpec("previous_story", "left", "Previous story", "story viewer", palette=False),
 ]
 
-# The screens of features the CLI had first (wallet, polls, stories, sticker packs); the
-# chat screen binds these (screens/feature_actions.py), slash commands open the same screens.
+# The screens of features the CLI had first (wallet, polls, stories, sticker packs,
+# devices); the chat screen binds these (screens/feature_actions.py).
 # (Slash commands open the same screens: /wallet, /gift, /poll, /story, /packs, /friends,
-# /viewers — client/tui/feature_slash.py.)
+# /viewers, /devices — client/tui/feature_slash.py.)
 FEATURE_KEYS = [
     KeySpec("wallet", "f10,alt+w", "Wallet: link, balances, gifts (also /wallet)", "chat"),
     KeySpec("new_poll", "alt+o", "Create a poll in this conversation (also /poll)", "chat"),
@@ -169,6 +170,8 @@ FEATURE_KEYS = [
     KeySpec("close_friends", "alt+f", "Close friends: who sees those stories (also /friends)",
             "chat"),
     KeySpec("story_viewers", "alt+r", "Your stories and who viewed each (also /viewers)", "chat"),
+    KeySpec("devices", "alt+l", "Devices: this account's, approve a link code, remove one "
+            "(also /devices)", "chat"),
 ]
 
 VERIFY_KEYS = [
@@ -204,9 +207,16 @@ CLOSE_FRIEND_KEYS = [
             "close friends", palette=False),
 ]
 
+DEVICE_KEYS = [
+    KeySpec("approve_device", "a", "Approve a new device: its link code, then compare its "
+            "fingerprint", "devices", palette=False),
+    KeySpec("remove_device", "x", "Remove the highlighted device (asks first)", "devices",
+            palette=False),
+]
+
 ALL_KEYS = (APP_KEYS + CHAT_KEYS + FEATURE_KEYS + COMPOSER_KEYS + LOG_KEYS + MESSAGE_KEYS
             + MEMBER_KEYS + LIST_KEYS + FEED_KEYS + PROFILE_KEYS + STORY_KEYS + VERIFY_KEYS
-            + WALLET_KEYS + STICKER_PACK_KEYS + CLOSE_FRIEND_KEYS)
+            + WALLET_KEYS + STICKER_PACK_KEYS + CLOSE_FRIEND_KEYS + DEVICE_KEYS)
 
 _NAMES = {"question_mark": "?", "pagedown": "PgDn", "pageup": "PgUp", "escape": "Esc",
           "plus": "+", "minus": "-"}

@@ -16,6 +16,7 @@ from nacl.signing import SigningKey
 
 from bench._postgres import scratch_database
 from tenchat.common.crypto.media import blob_hash
+from tenchat.common.errors import ProtocolError
 from tenchat.common.groups import decode_signed
 from tenchat.relay.blobs import BlobFiles
 from tenchat.relay.storage import SQLiteStore
@@ -71,7 +72,7 @@ async def test_a_sqlite_relay_moves_to_postgresql_unchanged(tmp_path: Path,
     summary = done.stdout.strip().splitlines()[-1]
     assert summary.startswith("moved ") and "1 blobs (1500000 bytes" in summary, summary
 
-    async with PostgresStore(database) as moved:
+    async with PostgresStore(database, queue_max=6) as moved:
         assert await moved.pending(bob, 0, 10) == pending
         assert await moved.group_summaries(bob) == summaries
         assert (await moved.handle_by_name("alice")) is not None
@@ -80,6 +81,11 @@ async def test_a_sqlite_relay_moves_to_postgresql_unchanged(tmp_path: Path,
         # a retry of a moved message gets its original answer; new seqs come after
         assert await moved.enqueue(bob, alice, pending[0].msg, b"again") == sent[1]
         assert (await moved.enqueue(bob, alice, os.urandom(16), b"new")).seq > sent[-1].seq
+        # the queue cap counts the moved messages: 4 moved and 1 new, room for one more
+        await moved.enqueue(bob, alice, os.urandom(16), b"last")
+        with pytest.raises(ProtocolError) as full:
+            await moved.enqueue(bob, alice, os.urandom(16), b"over")
+        assert full.value.code == "queue_full"
         assert (await moved.group_post(g.id, bob, os.urandom(16), b"x", 0)).seq > post.seq
 
     again = migrate_store(data, database)  # the target is no longer empty

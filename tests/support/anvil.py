@@ -12,7 +12,10 @@ import sys
 import time
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    from web3.types import TxParams
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -98,7 +101,8 @@ class Anvil:
         tx = {"chainId": CHAIN_ID, "nonce": self.w3.eth.get_transaction_count(sender, "pending"),
               "maxFeePerGas": 10**10, "maxPriorityFeePerGas": 10**9, **tx}
         if "gas" not in tx:
-            tx["gas"] = self.w3.eth.estimate_gas({**tx, "from": sender})
+            # tx is the callers' loose dict (plain str addresses); web3 wants its TypedDict
+            tx["gas"] = self.w3.eth.estimate_gas(cast("TxParams", {**tx, "from": sender}))
         signed = Account.sign_transaction(tx, key)
         h = self.w3.eth.send_raw_transaction(signed.raw_transaction)
         receipt = self.w3.eth.wait_for_transaction_receipt(h, timeout=30)

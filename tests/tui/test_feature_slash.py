@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from tenchat.client.tui.screens.close_friends import CloseFriendsScreen
+from tenchat.client.tui.screens.devices import DevicesScreen
 from tenchat.client.tui.screens.gift import GiftScreen
 from tenchat.client.tui.screens.poll_create import PollCreateScreen
 from tenchat.client.tui.screens.sticker_packs import StickerPacksScreen
@@ -22,7 +23,7 @@ from tests.tui.seed import DEAD_RELAY, build
 CASES = [("/wallet", WalletScreen, "alt+w"), ("/poll", PollCreateScreen, "alt+o"),
          ("/story", StoryComposeScreen, "alt+y"), ("/packs", StickerPacksScreen, "alt+i"),
          ("/friends", CloseFriendsScreen, "alt+f"), ("/viewers", StoryViewersScreen, "alt+r"),
-         ("/gift", GiftScreen, None)]
+         ("/devices", DevicesScreen, "alt+l"), ("/gift", GiftScreen, None)]
 
 
 async def chat_ready(pilot: Any) -> Any:

@@ -182,3 +182,13 @@ def test_feed_large(snap_compare: Any, social_seed: Cli, relay: RelayProcess) ->
 
     assert snap_compare(social.app_for(cli, relay), terminal_size=(200, 60),
                         run_before=before)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_devices(snap_compare: Any, features_app: Any, size: tuple[int, int]) -> None:
+    async def before(pilot: Any) -> None:
+        await still(pilot)
+        await pilot.press("alt+l")
+        await still(pilot)
+
+    assert snap_compare(features_app, terminal_size=size, run_before=before)

@@ -1,5 +1,5 @@
 """The chat screen's keys for the features the CLI had first — wallet, polls, stories,
-sticker packs, close friends, story viewers — and the live story watcher.
+sticker packs, close friends, story viewers, devices — and the live story watcher.
 
 Kept out of chat.py so the chat screen's own key handling can change without touching
 these: :class:`ChatScreen` mixes :class:`FeatureActions` in and binds
@@ -77,3 +77,8 @@ class FeatureActions:
         from .story_viewers import StoryViewersScreen
 
         self.app.push_screen(StoryViewersScreen(self.client))
+
+    def action_devices(self) -> None:
+        from .devices import DevicesScreen
+
+        self.app.push_screen(DevicesScreen(self.client))

@@ -5,7 +5,7 @@ what is stored: every check reads the database inside the write transaction, and
 must be counted or numbered cluster-wide is done under a lock held to the commit —
 message seqs come from a sequence, a group's gseqs are handed out under its ``groups``
 row lock (so each group's entries commit in gseq order, docs/design.md "Scale-out"),
-and queue caps count under a per-recipient advisory lock.
+and queue caps read their counters under a per-recipient advisory lock (queues.py).
 
 Writes (``@write`` coroutines of the feature modules next to this one) run on one
 writer connection, a batch per transaction (relay/storage/writer.py); reads use a small
@@ -29,6 +29,7 @@ from tenchat.common.errors import ProtocolError
 from ..factory import storage_label
 from ..limits import StoreLimits, now_ms
 from ..writer import BatchWriter, Call, Committed
+from .queues import QueueTally
 from .schema import migrate
 
 __all__ = ["PostgresBase", "Tx", "write", "now_ms", "DEDUPE_WINDOW_MS", "lock_keys"]
@@ -74,15 +75,18 @@ class Tx:
     """One write transaction: the connection, what the commit will announce (``out``),
     statements to run at the end of the current run of calls of one write (``defer``:
     one executemany instead of a statement per call), ``run``, scratch state of that run,
-    and ``calls``, the run's calls (a hot write reads for all of them on its first)."""
+    ``calls``, the run's calls (a hot write reads for all of them on its first), and
+    ``queues``, what the transaction changes in the queue sizes (queues.py), written at
+    its end."""
 
-    __slots__ = ("db", "out", "run", "calls", "_deferred", "_finish")
+    __slots__ = ("db", "out", "run", "calls", "queues", "_deferred", "_finish")
 
     def __init__(self, db: asyncpg.Connection, out: Committed) -> None:
         self.db = db
         self.out = out
         self.run: dict[str, Any] = {}
         self.calls: list[Call] = []
+        self.queues = QueueTally()
         self._deferred: dict[str, list[tuple[Any, ...]]] = {}
         self._finish: list[Callable[[Tx], Awaitable[None]]] = []
 
@@ -157,7 +161,7 @@ class PostgresBase(StoreLimits, BatchWriter[Tx]):
     async def _pool(self, size: int) -> asyncpg.Pool:
         settings = {"search_path": self.schema} if self.schema else {}
         pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=size,
-                                         server_settings=settings)
+                                         server_settings=settings, reset=_session_kept)
         assert pool is not None
         return pool
 
@@ -236,6 +240,8 @@ class PostgresBase(StoreLimits, BatchWriter[Tx]):
                     result = exc
                 tx.out.results.append((call.fut, result))
             await tx.end_run()
+        if tally := tx.queues.statement():  # the one statement locking counter rows
+            await tx.run_sql(tally[0], *tally[1])
         await self._maybe_prune(tx)
 
     async def _maybe_prune(self, tx: Tx) -> None:
@@ -245,6 +251,16 @@ class PostgresBase(StoreLimits, BatchWriter[Tx]):
             self._last_prune = now
             await tx.run_sql("DELETE FROM sent WHERE at < $1", now - DEDUPE_WINDOW_MS)
             await tx.run_sql("DELETE FROM group_sent WHERE at < $1", now - DEDUPE_WINDOW_MS)
+
+
+async def _session_kept(conn: asyncpg.Connection) -> None:
+    """The pools' reset of a connection given back: nothing more than asyncpg's own
+    (a transaction left open is rolled back). Its default also runs ``SELECT
+    pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL``: one more round trip per
+    release — for the writer, after each commit and before its callers were answered.
+    Nothing here leaves session state to reset: advisory locks are transaction-scoped, no
+    LISTEN, no SET, cursors only inside transactions; the lead's session lock has a
+    connection of its own (lead.py)."""
 
 
 def _gathered(calls: list[Call]) -> list[Call]:

@@ -23,7 +23,7 @@ from tenchat.common.crypto.media import new_hasher
 
 from ..factory import storage_label
 from ..sqlite.schema import MIGRATIONS as SQLITE_MIGRATIONS
-from .schema import migrate
+from .schema import RECOUNT_QUEUES, migrate
 
 __all__ = ["MigrateError", "ImportReport", "import_sqlite"]
 
@@ -109,6 +109,7 @@ async def _copy_and_verify(src: sqlite3.Connection, conn: asyncpg.Connection,
     async with conn.transaction():
         for table, columns in tables.items():
             await _copy_table(src, conn, table, columns)
+        await conn.execute(RECOUNT_QUEUES)  # the queue caps' counters (SQLite has none)
         await _set_sequences(src, conn)
         await _copy_blobs(src, conn, blob_dir, report)
     for table, columns in tables.items():

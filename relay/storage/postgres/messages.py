@@ -3,8 +3,9 @@
 The hot path. A run of sends reads everything it needs for all its calls in one
 statement (their retries, the blocks among their pairs, their seqs from the
 ``message_seq`` sequence; with queue caps, the queue sizes too, under per-recipient
-advisory locks so two nodes cannot both fill the last place), and inserts what it queued
-in one more at the run's end: two round trips to the database for any number of sends.
+advisory locks so two nodes cannot both fill the last place; the sizes are counters,
+queues.py), and inserts what it queued in one more at the run's end: two round trips to
+the database for any number of sends.
 """
 
 from __future__ import annotations
@@ -20,31 +21,38 @@ from ..dedupe import dedupe_row
 from ..records import Stored
 from ..writer import Call
 from .base import PostgresBase, Tx, lock_keys, write
+from .queues import READ_SIZES
 
 __all__ = ["Messages"]
 
 # What a run of sends reads: the retries among them (sent), the blocked (recipient,
-# sender) pairs, and a seq for each.
+# sender) pairs, and a seq for each; and with queue caps, it takes the recipients'
+# advisory locks ($6, sorted: lock_keys), held to the commit, so that the queue sizes read
+# next (a statement of its own, whose snapshot follows the locks) are not changed by
+# another node's sends meanwhile. Taking them here saves the run a round trip.
 _READ_RUN: Final = (
     "SELECT ARRAY(SELECT (s.sender, s.msg_id, s.seq, s.at) FROM unnest($1::bytea[],"
     " $2::bytea[]) AS k (sender, msg_id) JOIN sent AS s USING (sender, msg_id)) AS known,"
     " ARRAY(SELECT (b.user_id, b.blocked) FROM unnest($3::bytea[], $5::bytea[])"
     " AS k (user_id, blocked) JOIN blocks AS b USING (user_id, blocked)) AS blocked,"
-    " ARRAY(SELECT nextval('message_seq') FROM generate_series(1, $4)) AS seqs"
+    " ARRAY(SELECT nextval('message_seq') FROM generate_series(1, $4)) AS seqs,"
+    " (SELECT count(*) FROM unnest($6::bigint[]) AS k, LATERAL pg_advisory_xact_lock(k))"
+    " AS locked"
 )
-# The sizes of the queues a run of sends goes to, per (recipient, sender): each queue read
-# in seq order through its index, and no further than ``queue_max`` rows (past that the
-# queue is full, whatever the rest hold; NULL: no count cap). The earlier form, one
-# bitmap scan over `recipient = ANY(…)`, went through every row the index still listed
-# for the recipient — acked ones too, until a vacuum — on each run: with a busy
-# recipient, tens of thousands a few seconds after the last autovacuum. This form left
-# send → delivered at 1,000 msg/s p50 ~75 → ~34 ms, p99 ~133 → ~91 ms on the loaded
-# 2-core machine (docs/performance.md, "A relay cluster").
-_QUEUE_SIZES: Final = (
-    "SELECT r.recipient, m.sender, count(*), coalesce(sum(length(m.body)), 0)"
-    " FROM unnest($1::bytea[]) AS r (recipient) CROSS JOIN LATERAL (SELECT sender, body"
-    " FROM messages WHERE recipient = r.recipient ORDER BY seq LIMIT $2) AS m"
-    " GROUP BY r.recipient, m.sender"
+# A run of acks in one statement, from arrays of (the call's index in the run, its user,
+# a seq it names): a call naming a seq in another queue is refused and deletes nothing;
+# the others' seqs are deleted, each once. RETURNING: what the queue sizes lose — not
+# what another node's sweep deleted first (queues.py).
+_ACK_RUN: Final = (
+    "WITH a AS (SELECT * FROM unnest($1::int[], $2::bytea[], $3::bigint[])"
+    " AS a (call, acker, seq)),"
+    " refused AS (SELECT DISTINCT a.call FROM a JOIN messages AS m USING (seq)"
+    " WHERE m.recipient <> a.acker),"
+    " d AS (DELETE FROM messages AS m USING a WHERE m.seq = a.seq AND m.recipient = a.acker"
+    " AND a.call NOT IN (SELECT call FROM refused)"
+    " RETURNING m.recipient, m.sender, length(m.body) AS size)"
+    " SELECT ARRAY(SELECT call FROM refused) AS refused,"
+    " ARRAY(SELECT (recipient, sender, size) FROM d) AS deleted"
 )
 # What it queued: messages, dedupe keys and contacts, from arrays, in one statement.
 _INSERT_RUN: Final = (
@@ -107,6 +115,7 @@ class Messages(PostgresBase):
                        run.queued_from.setdefault(pair, [0, 0])):
             counts[0] += 1
             counts[1] += size
+        tx.queues.add(recipient, sender, size)
         # Only a message the user wrote makes a contact (security review M3).
         if conv:
             run.contacts.append((sender, recipient))
@@ -117,17 +126,11 @@ class Messages(PostgresBase):
 
     @write
     async def ack(self, tx: Tx, user: bytes, seqs: Sequence[int]) -> None:
-        rows: dict[int, bytes] | None = tx.run.get("ack")
-        if rows is None:  # the first ack of this run: the queue of every seq it names
-            wanted = sorted({s for call in tx.calls for s in _ack_seqs(call)})
-            rows = tx.run["ack"] = {seq: bytes(r) for seq, r in await tx.all(
-                "SELECT seq, recipient FROM messages WHERE seq = ANY($1::bigint[])", wanted)}
-        if any((owner := rows.get(s)) is not None and owner != user for s in seqs):
+        run: _AckRun | None = tx.run.get("ack")
+        if run is None:  # the first ack of this run: the whole run, in one statement
+            run = tx.run["ack"] = await _AckRun.start(tx)
+        if run.next() in run.refused:
             raise ProtocolError(ErrorCode.FORBIDDEN, "a seq is in another queue")
-        doomed = tx.rows("DELETE FROM messages WHERE seq = $1")
-        for seq in seqs:
-            if rows.pop(seq, None) is not None:  # popped: a seq acked twice is deleted once
-                doomed.append((seq,))
 
 
 def _over(size: list[int] | None, body: int, limits: tuple[int, int]) -> bool:
@@ -137,13 +140,45 @@ def _over(size: list[int] | None, body: int, limits: tuple[int, int]) -> bool:
     return bool((limits[0] and count >= limits[0]) or (limits[1] and nbytes + body > limits[1]))
 
 
-def _ack_seqs(call: Call) -> Sequence[int]:
-    return call.args[1] if len(call.args) > 1 else call.kwargs["seqs"]
+def _ack_args(call: Call) -> tuple[bytes, Sequence[int]]:
+    """(user, seqs) of a queued ack call."""
+    args = dict(zip(("user", "seqs"), call.args, strict=False), **call.kwargs)
+    return args["user"], args["seqs"]
 
 
 def _send_args(call: Call) -> dict[str, Any]:
     names = ("recipient", "sender", "msg_id")
     return dict(zip(names, call.args, strict=False), **call.kwargs)
+
+
+class _AckRun:
+    """A run of acks, done by its first call for all of them (_ACK_RUN): the indexes of
+    the calls refused; each call then takes its index (``next``), in call order."""
+
+    __slots__ = ("refused", "_next")
+
+    def __init__(self, refused: set[int]) -> None:
+        self.refused = refused
+        self._next = 0
+
+    @classmethod
+    async def start(cls, tx: Tx) -> _AckRun:
+        index: list[int] = []
+        users: list[bytes] = []
+        seqs: list[int] = []
+        for i, call in enumerate(tx.calls):
+            user, acked = _ack_args(call)
+            for seq in acked:
+                index.append(i)
+                users.append(user)
+                seqs.append(seq)
+        row = await tx.one(_ACK_RUN, index, users, seqs)
+        tx.queues.take(row["deleted"])
+        return cls(set(row["refused"]))
+
+    def next(self) -> int:
+        self._next += 1
+        return self._next - 1
 
 
 class _SendRun:
@@ -175,17 +210,20 @@ class _SendRun:
         calls = [_send_args(call) for call in tx.calls]
         senders = [c["sender"] for c in calls]
         recipients = [c["recipient"] for c in calls]
-        # One round trip: the retries among them, the blocked pairs, and their seqs.
+        # One round trip: the retries among them, the blocked pairs, their seqs, and the
+        # locks of their queues (with caps).
         # the stored digest of each (sender, msg_id): dedupe_row (no sender on the disk)
         keys = {dedupe_row(c["sender"], c["msg_id"]): (c["sender"], c["msg_id"])
                 for c in calls}
+        counted = run.limited or run.shared
         row = await tx.one(_READ_RUN, [k[0] for k in keys], [k[1] for k in keys],
-                           recipients, len(calls), senders)
+                           recipients, len(calls), senders,
+                           lock_keys(recipients) if counted else [])
         run.known = {keys[(bytes(f), bytes(m))]: Stored(q, a)
                      for f, m, q, a in row["known"]}
         run.blocked = {(bytes(u), bytes(b)) for u, b in row["blocked"]}
         run.seqs = sorted(row["seqs"], reverse=True)
-        if run.limited or run.shared:
+        if counted:
             await run._count_queues(tx, recipients)
         tx.at_end(run.insert)
         return run
@@ -203,12 +241,12 @@ class _SendRun:
             [c[1] for c in self.contacts])
 
     async def _count_queues(self, tx: Tx, recipients: list[bytes]) -> None:
-        """The sizes of the queues this run sends to, under their advisory locks (held
-        to the commit): no other node adds to them meanwhile."""
-        await tx.run_sql("SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k",
-                         lock_keys(recipients))
-        rows = await tx.all(_QUEUE_SIZES, list(set(recipients)), self.queue_limits[0] or None)
-        for recipient, sender, count, nbytes in rows:
+        """The sizes of the queues this run sends to, read under their advisory locks
+        (taken by _READ_RUN, held to the commit): no other node adds to them meanwhile."""
+        wanted = set(recipients)
+        rows = await tx.all(READ_SIZES, list(wanted))
+        # and what this transaction's earlier runs changed, not written yet (queues.py)
+        for recipient, sender, count, nbytes in [*rows, *tx.queues.sizes(wanted)]:
             recipient, sender = bytes(recipient), bytes(sender)
             for counts in (self.queued.setdefault(recipient, [0, 0]),
                            self.queued_from.setdefault((recipient, sender), [0, 0])):

@@ -17,11 +17,18 @@ from typing import Final
 
 import asyncpg
 
-__all__ = ["MIGRATIONS", "migrate", "SchemaTooNew"]
+__all__ = ["MIGRATIONS", "RECOUNT_QUEUES", "migrate", "SchemaTooNew"]
 
 log = logging.getLogger("tenchat.relay.storage")
 
 _MIGRATION_LOCK: Final = 0x74656E6368617431  # "tenchat1": one migrating node at a time
+
+# The queue sizes counted from the queued rows (by the migration that adds the table, and
+# after an import, relay/storage/postgres/importer.py).
+RECOUNT_QUEUES: Final = (
+    "INSERT INTO queue_sizes (recipient, sender, taken, messages, bytes) SELECT recipient,"
+    " sender, false, count(*), sum(length(body)) FROM messages GROUP BY recipient, sender"
+)
 
 MIGRATIONS: Final[tuple[str, ...]] = (
     """
@@ -290,6 +297,20 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         verifier bytea NOT NULL,
         anyone boolean NOT NULL
     );
+    """,
+    # 6: the size of each queue, per sender (queues.py): what the queue caps read, instead
+    # of counting the queued rows (and every acked one not yet vacuumed) on each send.
+    f"""
+    -- Two rows a pair: what sends added (taken = false) and, negative, what deletes took.
+    CREATE TABLE queue_sizes (
+        recipient bytea NOT NULL,
+        sender bytea NOT NULL,
+        taken boolean NOT NULL,
+        messages bigint NOT NULL,
+        bytes bigint NOT NULL,
+        PRIMARY KEY (recipient, sender, taken)
+    );
+    {RECOUNT_QUEUES};
     """,
 )
 

@@ -7,19 +7,24 @@ at once delete each row once (a deleted row is skipped).
 
 from __future__ import annotations
 
+from typing import Any, Final
+
 from ..records import RetentionSwept
 from .base import PostgresBase, Tx, write
 
 __all__ = ["Upkeep"]
+
+# What a deleted message takes from its queue's size (queues.py).
+_RETURNING: Final = "RETURNING recipient, sender, length(body)"
 
 
 class Upkeep(PostgresBase):
     @write
     async def sweep(self, tx: Tx, now: int, limit: int) -> int:
         # Both through the partial indexes on expires_at: no table scan.
-        n_messages = await tx.run_sql(
+        n_messages = _taken(tx, await tx.all(
             "DELETE FROM messages WHERE seq IN (SELECT seq FROM messages"
-            " WHERE expires_at > 0 AND expires_at <= $1 LIMIT $2)", now, limit)
+            f" WHERE expires_at > 0 AND expires_at <= $1 LIMIT $2) {_RETURNING}", now, limit))
         n_entries = await tx.run_sql(
             "DELETE FROM group_log WHERE gseq IN (SELECT gseq FROM group_log"
             " WHERE expires_at > 0 AND expires_at <= $1 LIMIT $2)", now, limit)
@@ -32,9 +37,10 @@ class Upkeep(PostgresBase):
         if queue_before:
             # seq and gseq grow with `at`: the oldest rows are the first keys. Look at
             # no more than `limit` of them (a primary-key range), delete the old ones.
-            n_messages = await tx.run_sql(
+            n_messages = _taken(tx, await tx.all(
                 "DELETE FROM messages WHERE seq IN (SELECT seq FROM (SELECT seq, at FROM"
-                " messages ORDER BY seq LIMIT $1) AS o WHERE at < $2)", limit, queue_before)
+                f" messages ORDER BY seq LIMIT $1) AS o WHERE at < $2) {_RETURNING}",
+                limit, queue_before))
             n_entries = await tx.run_sql(
                 "DELETE FROM group_log WHERE gseq IN (SELECT gseq FROM (SELECT gseq, at"
                 " FROM group_log ORDER BY gseq LIMIT $1) AS o WHERE at < $2)",
@@ -63,3 +69,9 @@ class Upkeep(PostgresBase):
             " (SELECT count(*) FROM blob_uploads)")
         keys = ("messages", "group_entries", "blobs", "blob_bytes", "uploads")
         return dict(zip(keys, (int(v) for v in rows[0]), strict=True))
+
+
+def _taken(tx: Tx, deleted: list[Any]) -> int:
+    """Deleted messages off their queues' sizes; how many."""
+    tx.queues.take(deleted)
+    return len(deleted)

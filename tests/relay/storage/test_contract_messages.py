@@ -47,6 +47,26 @@ async def test_ack_of_another_queue_is_forbidden_and_deletes_nothing(store: Stor
 
 
 @async_test
+async def test_acks_in_one_batch_a_forbidden_one_refused_alone(
+        make_store: StoreOpener) -> None:
+    async with make_store(queue_max=3) as store:
+        alice, bob, carol = uid(), uid(), uid()
+        to_bob = [(await store.enqueue(bob, alice, mid(), b"x")).seq for _ in range(3)]
+        to_carol = (await store.enqueue(carol, alice, mid(), b"y")).seq
+        results = await asyncio.gather(
+            store.ack(bob, [to_bob[0], to_carol]),  # forbidden: deletes nothing
+            store.ack(bob, [to_bob[1], to_bob[1]]), store.ack(carol, [to_carol]),
+            store.ack(bob, [to_bob[1]]),  # acked twice in the batch: deleted once
+            return_exceptions=True)
+        assert [isinstance(r, ProtocolError) and r.code for r in results] == [
+            "forbidden", False, False, False]
+        assert [d.seq for d in await store.pending(bob, 0, 10)] == [to_bob[0], to_bob[2]]
+        assert await store.pending(carol, 0, 10) == []
+        await store.enqueue(bob, alice, mid(), b"x")  # the queue counts 2 again: room for 1
+        await refused(store.enqueue(bob, alice, mid(), b"x"), "queue_full")
+
+
+@async_test
 async def test_a_retry_gets_the_original_answer(store: Store) -> None:
     alice, bob = uid(), uid()
     m = mid()
@@ -215,3 +235,67 @@ async def test_one_batch_of_sends_acks_and_a_block_mixed(store: Store) -> None:
     assert all(not isinstance(r, BaseException) and r.seq > to_carol.seq for r in sends)
     assert [d.body for d in await store.pending(bob, 0, 10)] == [b"before", b"from carol"]
     assert [d.body for d in await store.pending(carol, 0, 10)] == [b"carol's"]
+
+
+async def _fits(store: Store, recipient: bytes, size: int) -> int | None:
+    """The seq of a ``size``-byte message sent to ``recipient``; None if its queue is
+    full (queue_full)."""
+    try:
+        return (await store.enqueue(recipient, uid(), mid(), b"x" * size)).seq
+    except ProtocolError as exc:
+        assert exc.code == "queue_full"
+        return None
+
+
+@async_test
+async def test_queue_sizes_stay_exact_across_ack_expiry_retention_and_a_restart(
+        make_store: StoreOpener, clock: Clock) -> None:
+    # Each step leaves a queue whose room is known to the message and the byte: exactly
+    # that much fits, then not one byte more.
+    async with make_store(queue_max=5, queue_bytes_max=100) as store:
+        bob, alice = uid(), uid()
+        await store.enqueue(bob, alice, mid(), b"x" * 30, clock.now + 1000)  # expires
+        clock.now += 1
+        acked = await _fits(store, bob, 30)
+        clock.now += 1
+        assert await _fits(store, bob, 30) is not None  # retained until the sweep below
+        clock.now += 1
+        assert await _fits(store, bob, 11) is None  # 90 bytes queued
+        assert await _fits(store, bob, 10) is not None
+        assert await _fits(store, bob, 1) is None  # 100 bytes
+        assert acked is not None
+        await store.ack(bob, [acked])
+        assert await _fits(store, bob, 31) is None
+        assert await _fits(store, bob, 30) is not None
+        assert await _fits(store, bob, 1) is None
+        clock.now += 1000
+        assert await store.sweep(clock.now, 100) == 1  # the expiring one
+        swept = await store.retention_sweep(clock.now - 1000, 0, 100)  # before +3
+        assert swept.messages == 1  # the one stored at +2 (the acked and expired are gone)
+        assert [len(d.body) for d in await store.pending(bob, 0, 10)] == [10, 30]
+        await store.close()
+        await store.open()
+        # 2 messages, 40 bytes queued: 60 bytes and 3 messages of room
+        assert await _fits(store, bob, 61) is None
+        room = [await _fits(store, bob, 20) for _ in range(3)]
+        assert None not in room
+        assert await _fits(store, bob, 1) is None  # 100 bytes, 5 messages
+        await store.ack(bob, [room[0]])  # type: ignore[list-item]
+        assert await _fits(store, bob, 1) is not None  # 81 bytes, 5 messages
+        assert await _fits(store, bob, 1) is None  # the message cap now
+
+
+@async_test
+async def test_queue_caps_count_an_earlier_run_of_the_same_batch(
+        make_store: StoreOpener) -> None:
+    # A write between sends splits them into two runs in one transaction: the second
+    # counts what the first queued.
+    async with make_store(queue_max=3) as store:
+        alice, bob = uid(), uid()
+        results = await asyncio.gather(
+            store.enqueue(bob, alice, mid(), b"x"), store.enqueue(bob, alice, mid(), b"x"),
+            store.set_block(uid(), uid(), True),
+            store.enqueue(bob, alice, mid(), b"x"), store.enqueue(bob, alice, mid(), b"x"),
+            return_exceptions=True)
+        assert [isinstance(r, ProtocolError) and r.code for r in results] == [
+            False, False, False, False, "queue_full"]
