@@ -16,6 +16,7 @@ from .blobs import Blobs
 from .devices import Devices
 from .groups import Groups
 from .identities import Identities
+from .linking import Linking
 from .lead import Lead
 from .messages import Messages
 from .operations import Operations
@@ -31,7 +32,7 @@ __all__ = ["PostgresStore", "MIGRATIONS", "SchemaTooNew"]
 
 
 class PostgresStore(Identities, Messages, Privacy, Groups, Blobs, Social, Stories, Wallets,
-                    Devices,
+                    Devices, Linking,
                     Operations, Upkeep, Rates, Lead, PostgresBase, Store):
     """The relay's storage in a PostgreSQL database (see the feature modules)."""
 
