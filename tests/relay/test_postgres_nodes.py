@@ -1,7 +1,8 @@
 """Two ``tenchat-relay serve`` processes on one PostgreSQL database, joined by NATS: a
 message sent through node A reaches its recipient on node B (pushed over the bus while
 online, read from the shared store after reconnecting), a blob uploaded through A
-downloads through B, and a device-linking blob left through A is taken through B. Real processes, a real PostgreSQL and a real NATS server."""
+downloads through B, and a device-linking blob left through A is taken through B.
+Real processes, a real PostgreSQL and a real NATS server."""
 
 from __future__ import annotations
 

@@ -16,8 +16,8 @@ from .blobs import Blobs
 from .devices import Devices
 from .groups import Groups
 from .identities import Identities
-from .linking import Linking
 from .lead import Lead
+from .linking import Linking
 from .messages import Messages
 from .operations import Operations
 from .privacy import Privacy

@@ -28,13 +28,13 @@ class Linking(PostgresBase):
         await tx.run_sql("DELETE FROM link_slots WHERE expires_at <= $1", now)
         if await tx.value("SELECT count(*) FROM link_slots WHERE slot = $1", slot):
             raise ProtocolError(ErrorCode.FORBIDDEN, "this rendezvous slot is taken")
-        if await tx.value("SELECT count(*) FROM link_slots WHERE owner_id = $1",
+        if await tx.value("SELECT count(*) FROM link_slots WHERE owner = $1",
                           owner) >= LINK_PER_OWNER:
             raise ProtocolError(ErrorCode.QUOTA_EXCEEDED, "too many link blobs of yours wait")
         held = await tx.value("SELECT coalesce(sum(length(blob)), 0) FROM link_slots")
         if held + len(blob) > self.link_bytes_max:
             raise ProtocolError(ErrorCode.QUOTA_EXCEEDED, "the relay holds too many link blobs")
-        await tx.run_sql("INSERT INTO link_slots (slot, owner_id, expires_at, blob)"
+        await tx.run_sql("INSERT INTO link_slots (slot, owner, expires_at, blob)"
                          " VALUES ($1, $2, $3, $4)", slot, owner, now + LINK_TTL_MS, blob)
 
     @write

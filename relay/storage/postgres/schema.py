@@ -317,11 +317,11 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     """
     CREATE TABLE link_slots (
         slot bytea PRIMARY KEY,
-        owner_id bytea NOT NULL,
+        owner bytea NOT NULL,
         expires_at bigint NOT NULL,
         blob bytea NOT NULL
     );
-    CREATE INDEX link_slots_by_owner ON link_slots (owner_id);
+    CREATE INDEX link_slots_by_owner ON link_slots (owner);
     CREATE INDEX link_slots_by_expiry ON link_slots (expires_at);
     """,
 )
