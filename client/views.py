@@ -66,13 +66,14 @@ class Views(ClientBase):
 
     # --- views for live UIs -------------------------------------------------------------
 
-    async def conversations(self) -> list[Conversation]:
-        """Pinned first, then by latest activity."""
+    async def conversations(self, limit: int | None = None) -> list[Conversation]:
+        """Pinned first, then by latest activity; the first ``limit`` (None: all)."""
+        online = self.presence.get
         return [
             Conversation(row.peer, row.handle, row.last, row.unread, row.pinned, row.muted,
-                         row.blocked, self.presence.get(row.peer), row.group_name, row.timer,
+                         row.blocked, online(row.peer), row.group_name, row.timer,
                          row.verified)
-            for row in await self.cache.conversations.all()
+            for row in await self.cache.conversations.all(limit)
         ]
 
     async def start_conversation(self, peer: str) -> Conversation:

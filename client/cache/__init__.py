@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from .attachments import AttachmentRow
 from .contacts import KEY_CHANGED, KEY_CHANGED_VERIFIED, ContactRow
-from .conversations import ConversationRow
+from .conversations import ConversationRow, LastMessage
 from .groups import GroupStateRow, PendingEntry
 from .messages import (
     DELIVERED,
@@ -47,7 +47,8 @@ from .txn import TargetRow, Txn
 
 __all__ = [
     "Cache", "Txn", "FILENAME", "MIGRATIONS", "fts_query", "cache_key",
-    "MessageRow", "ContactRow", "ConversationRow", "PollRow", "AttachmentRow", "Deferred",
+    "MessageRow", "ContactRow", "ConversationRow", "LastMessage", "PollRow", "AttachmentRow",
+    "Deferred",
     "GroupStateRow", "PendingEntry", "KeyRow", "MsgRef", "PackRow", "PrekeyAge",
     "PrekeyPublic", "SearchHit", "SessionRow", "StoryRow", "StoryView", "TargetRow",
     "UnreadRow",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 
+from .conversations import SUMMARY_SCHEMA
 from .devices import DEVICES_SCHEMA
 
 __all__ = ["MIGRATIONS", "migrate"]
@@ -301,6 +302,9 @@ MIGRATIONS: list[str] = [
     """,
     # 13: accounts and devices (issue 16): client/cache/devices.py
     DEVICES_SCHEMA,
+    # 14: the conversation list's summary (latest message, unread) in the conversation's
+    # row, kept by triggers; an index in the list's order: client/cache/conversations.py
+    SUMMARY_SCHEMA,
 ]
 
 

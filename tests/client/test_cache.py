@@ -10,7 +10,7 @@ import pytest
 
 from tenchat.client.cache import DELIVERED, PENDING, READ, SENT, Cache, MessageRow
 from tenchat.client.db import operational_errors
-from tests.support.cache_file import open_cache_file
+from tests.support.cache_file import UNDO_SUMMARY, open_cache_file
 
 BOB, CAROL = b"b" * 32, b"c" * 32
 
@@ -113,7 +113,7 @@ async def test_search_prefixes_newest_first_and_an_upgraded_cache_keeps_its_inde
         ALTER TABLE contacts DROP COLUMN key_change;
         DROP TABLE device_lists; DROP TABLE device_index;  -- and migration 13's
         DROP TABLE outbox_copies; DROP TABLE device_alerts;
-    """)
+    """ + UNDO_SUMMARY)
     db.execute("PRAGMA user_version=9")
     db.commit()
     db.close()
@@ -182,8 +182,8 @@ async def test_a_handle_moved_by_schema_11_goes_back_to_its_pinned_key(tmp_path:
     db.execute("INSERT INTO contacts (user, handle, created_at) VALUES (?, NULL, 1)", (old,))
     db.execute("INSERT INTO contacts (user, handle, created_at, previous_key, key_change) "
                "VALUES (?, 'alice', 2, ?, ?)", (new, old, KEY_CHANGED))
-    db.executescript("DROP TABLE device_lists; DROP TABLE device_index;"  # schema 13's
-                     " DROP TABLE outbox_copies; DROP TABLE device_alerts;")
+    db.executescript(UNDO_SUMMARY + "DROP TABLE device_lists; DROP TABLE device_index;"
+                     " DROP TABLE outbox_copies; DROP TABLE device_alerts;")  # 13's, 14's
     db.execute("PRAGMA user_version=11")  # schema 12 runs again
     db.commit()
     db.close()

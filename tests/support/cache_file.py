@@ -3,14 +3,26 @@ database under the key made from the keystore's storage key (client/cache/store.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from pathlib import Path
 from typing import Any
 
-from tenchat.client.cache import cache_key
+from tenchat.client.cache import MIGRATIONS, cache_key
 from tenchat.client.db import open_encrypted
 
-__all__ = ["open_cache_file", "open_home_cache"]
+__all__ = ["open_cache_file", "open_home_cache", "UNDO_SUMMARY"]
+
+
+# Takes a cache back from schema 14 to 13 (the conversation summary), for the tests of
+# upgrades from older schemas: the triggers as migration 2 made them, the columns gone.
+UNDO_SUMMARY = (
+    "DROP INDEX conversations_order; DROP TRIGGER messages_last;"
+    "DROP TRIGGER messages_ai; DROP TRIGGER messages_ad;"
+    + "".join(re.findall(r"CREATE TRIGGER messages_a[id] .*?END;", MIGRATIONS[1], re.S))
+    + "".join(f"ALTER TABLE conversations DROP COLUMN {c};" for c in (
+        "last_id", "last_outgoing", "last_text", "last_sent_at", "last_received_at",
+        "last_status", "last_sender", "last_edited", "last_deleted")))
 
 
 def open_cache_file(path: Path, storage_key: bytes, **connect_args: Any) -> sqlite3.Connection:
