@@ -39,7 +39,7 @@ log = logging.getLogger("tenchat.client")
 
 POLL = 0.2  # s between two looks at a rendezvous slot
 JOIN_ATTEMPTS = 3  # publishing the list with us in it, against others publishing at once
-LINK_TIMEOUT = 600.0  # s: the relay keeps a slot this long (relay/rendezvous.py)
+LINK_TIMEOUT = 600.0  # s: the relay keeps a slot this long (LINK_TTL_MS, relay/storage/limits.py)
 
 
 async def _take(conn: RelayConnection, slot: bytes, timeout: float) -> bytes | None:

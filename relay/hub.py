@@ -34,7 +34,6 @@ from tenchat.common.frames import (
 )
 
 from .connection import Outgoing
-from .rendezvous import Rendezvous
 from .storage import GroupEntry, MembersChanged
 
 if TYPE_CHECKING:
@@ -68,8 +67,6 @@ class Hub:
         self.peers: Cluster | None = None
         # user -> the other nodes on which the user is visibly online
         self._remote: dict[bytes, set[str]] = {}
-        # device-linking mailboxes (relay/rendezvous.py); per node, in memory
-        self.rendezvous = Rendezvous()
         # A user's approved followers (the store's; set by the server): who gets story_new.
         self.followers: Callable[[bytes], Awaitable[list[bytes]]] | None = None
         self._tasks: set[asyncio.Task[None]] = set()  # story_new fan-outs under way

@@ -65,14 +65,15 @@ async def devices_get(session: Session, frame: DevicesGet) -> Answer:
 @HANDLERS.on(LinkPut)
 async def link_put(session: Session, frame: LinkPut) -> Answer:
     user = check_authenticated(session)
-    session.hub.rendezvous.put(frame.slot, frame.blob, user)
-    return Ok(id=frame.id)
+    # In the store, not this node's memory: the other device may reach another node.
+    stored = session.store.put_link(frame.slot, frame.blob, user)
+    return Later(stored, lambda _: Ok(id=frame.id))
 
 
 @HANDLERS.on(LinkTake)
 async def link_take(session: Session, frame: LinkTake) -> Answer:
     check_authenticated(session)
-    blob = session.hub.rendezvous.take(frame.slot)
+    blob = await session.store.take_link(frame.slot)
     if blob is None:
         raise ProtocolError(ErrorCode.NOT_FOUND, "nothing in this rendezvous slot (yet)")
     return LinkBlob(id=frame.id, blob=blob)

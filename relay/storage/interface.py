@@ -344,9 +344,23 @@ class Store(abc.ABC):
         end); forbidden if ``member`` is not in the group."""
 
     @abc.abstractmethod
+    def put_link(self, slot: bytes, blob: bytes, owner: bytes) -> asyncio.Future[None]:
+        """Leave ``blob`` in the linking rendezvous ``slot`` for one taker, for
+        LINK_TTL_MS (docs/protocol.md §6E); shared by every node on this store. Forbidden
+        if the slot holds an unexpired blob (the first writer wins); quota_exceeded if
+        ``owner`` left LINK_PER_OWNER unexpired ones already, or all of them together
+        would pass ``link_bytes_max``."""
+
+    @abc.abstractmethod
+    def take_link(self, slot: bytes) -> asyncio.Future[bytes | None]:
+        """The unexpired blob of ``slot``, deleted in the same statement (of two takes,
+        even on two nodes, one gets it); None if empty or expired."""
+
+    @abc.abstractmethod
     def sweep(self, now: int, limit: int) -> asyncio.Future[int]:
         """Delete up to ``limit`` expired messages and up to ``limit`` expired group
-        entries in one transaction; how many rows went (the larger of the two counts)."""
+        entries in one transaction (and any expired link blobs); how many rows went (the
+        larger of the two counts)."""
 
     @abc.abstractmethod
     def retention_sweep(

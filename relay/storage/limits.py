@@ -5,8 +5,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Final
 
-__all__ = ["StoreLimits", "now_ms"]
+__all__ = ["StoreLimits", "now_ms", "LINK_TTL_MS", "LINK_PER_OWNER"]
+
+# The device-linking rendezvous (docs/protocol.md §6E): how long a blob waits for its
+# taker, and how many one identity may leave at once (a link needs one or two).
+LINK_TTL_MS: Final = 600_000
+LINK_PER_OWNER: Final = 4
 
 
 def now_ms() -> int:
@@ -19,7 +25,8 @@ class StoreLimits:
 
     def _init_limits(self, *, otk_max: int = 500, queue_max: int = 0,
                      queue_bytes_max: int = 0, queue_share: int = 100,
-                     reactions_max: int = 0, clock: Callable[[], int] = now_ms) -> None:
+                     reactions_max: int = 0, link_bytes_max: int = 64 * 1024 * 1024,
+                     clock: Callable[[], int] = now_ms) -> None:
         self.otk_max = otk_max
         self.queue_max = queue_max  # messages queued per recipient; 0 = no limit
         self.queue_bytes_max = queue_bytes_max  # body bytes queued per recipient; 0 = no limit
@@ -29,4 +36,5 @@ class StoreLimits:
         self.share_max = -(-queue_max * queue_share // 100) if queue_share < 100 else 0
         self.share_bytes_max = queue_bytes_max * queue_share // 100 if queue_share < 100 else 0
         self.reactions_max = reactions_max  # reactions per author per post; 0 = no limit
+        self.link_bytes_max = link_bytes_max  # all waiting link blobs together
         self._clock = clock

@@ -1,7 +1,8 @@
 """Two ``tenchat-relay serve`` processes on one PostgreSQL database, joined by NATS: a
 message sent through node A reaches its recipient on node B (pushed over the bus while
-online, read from the shared store after reconnecting), and a blob uploaded through A
-downloads through B. Real processes, a real PostgreSQL and a real NATS server."""
+online, read from the shared store after reconnecting), a blob uploaded through A
+downloads through B, and a device-linking blob left through A is taken through B.
+Real processes, a real PostgreSQL and a real NATS server."""
 
 from __future__ import annotations
 
@@ -21,6 +22,11 @@ from tenchat.common.frames import (
     BlobGet,
     BlobStatus,
     Deliver,
+    Error,
+    LinkBlob,
+    LinkPut,
+    LinkTake,
+    Ok,
     Send,
     Stored,
     Subscribe,
@@ -113,3 +119,20 @@ async def test_a_blob_uploaded_through_one_node_downloads_through_the_other(
     assert got == data
     await alice.close()
     await bob.close()
+
+
+@async_test
+async def test_a_link_blob_left_through_one_node_is_taken_through_the_other(
+        nodes: list[RelayProcess]) -> None:
+    a, b = nodes
+    old, new = await login(a), await login(b)  # the two devices reach different nodes
+    slot = os.urandom(32)
+    missing = await new.call(LinkTake, slot=slot)
+    assert isinstance(missing, Error) and missing.error == "not_found", missing
+    assert isinstance(await old.call(LinkPut, slot=slot, blob=b"sealed offer"), Ok)
+    taken = await new.call(LinkTake, slot=slot)
+    assert isinstance(taken, LinkBlob) and taken.blob == b"sealed offer", taken
+    again = await old.call(LinkTake, slot=slot)  # single use, on every node
+    assert isinstance(again, Error) and again.error == "not_found", again
+    await old.close()
+    await new.close()

@@ -17,6 +17,7 @@ from .devices import Devices
 from .groups import Groups
 from .identities import Identities
 from .lead import Lead
+from .linking import Linking
 from .messages import Messages
 from .operations import Operations
 from .privacy import Privacy
@@ -31,7 +32,7 @@ __all__ = ["PostgresStore", "MIGRATIONS", "SchemaTooNew"]
 
 
 class PostgresStore(Identities, Messages, Privacy, Groups, Blobs, Social, Stories, Wallets,
-                    Devices,
+                    Devices, Linking,
                     Operations, Upkeep, Rates, Lead, PostgresBase, Store):
     """The relay's storage in a PostgreSQL database (see the feature modules)."""
 

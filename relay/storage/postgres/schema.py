@@ -312,6 +312,18 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     );
     {RECOUNT_QUEUES};
     """,
+    # 7: the device-linking rendezvous (docs/protocol.md §6E), here so that every node
+    # sees a slot whichever node the other device reached; expires_at in ms.
+    """
+    CREATE TABLE link_slots (
+        slot bytea PRIMARY KEY,
+        owner bytea NOT NULL,
+        expires_at bigint NOT NULL,
+        blob bytea NOT NULL
+    );
+    CREATE INDEX link_slots_by_owner ON link_slots (owner);
+    CREATE INDEX link_slots_by_expiry ON link_slots (expires_at);
+    """,
 )
 
 

@@ -28,6 +28,8 @@ class Upkeep(PostgresBase):
         n_entries = await tx.run_sql(
             "DELETE FROM group_log WHERE gseq IN (SELECT gseq FROM group_log"
             " WHERE expires_at > 0 AND expires_at <= $1 LIMIT $2)", now, limit)
+        # Link blobs: a few at most (a put deletes the expired ones too).
+        await tx.run_sql("DELETE FROM link_slots WHERE expires_at <= $1", now)
         return max(n_messages, n_entries)
 
     @write

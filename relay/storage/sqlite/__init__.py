@@ -13,6 +13,7 @@ from .blobs import Blobs
 from .devices import Devices
 from .groups import Groups
 from .identities import Identities
+from .linking import Linking
 from .messages import Messages
 from .operations import Operations
 from .privacy import Privacy
@@ -26,6 +27,6 @@ __all__ = ["SQLiteStore", "MIGRATIONS"]
 
 
 class SQLiteStore(Identities, Messages, Privacy, Groups, Blobs, Social, Stories, Wallets,
-                  Devices,
+                  Devices, Linking,
                   Operations, Upkeep, SQLiteBase, Store):
     """The relay's storage in one SQLite file (see the feature modules)."""

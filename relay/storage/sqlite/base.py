@@ -101,11 +101,13 @@ class SQLiteBase(StoreLimits, BatchWriter[Tx]):
         queue_bytes_max: int = 0,
         queue_share: int = 100,
         reactions_max: int = 0,
+        link_bytes_max: int = 64 * 1024 * 1024,
         clock: Callable[[], int] = now_ms,
     ) -> None:
         self._init_writer(batch_max)
         self._init_limits(otk_max=otk_max, queue_max=queue_max, queue_bytes_max=queue_bytes_max,
-                          queue_share=queue_share, reactions_max=reactions_max, clock=clock)
+                          queue_share=queue_share, reactions_max=reactions_max,
+                          link_bytes_max=link_bytes_max, clock=clock)
         self.path = path
         self.sync = sync  # "full" or "normal", see Config.sync
         self._db: aiosqlite.Connection | None = None  # the writer's

@@ -284,6 +284,18 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         anyone INTEGER NOT NULL
     ) WITHOUT ROWID;
     """,
+    # linking (issue 16): the device-linking rendezvous (docs/protocol.md §6E), in the
+    # store so that every node sharing it sees a slot; expires_at in ms.
+    """
+    CREATE TABLE link_slots (
+        slot BLOB PRIMARY KEY,
+        owner BLOB NOT NULL,
+        expires_at INTEGER NOT NULL,
+        blob BLOB NOT NULL
+    );
+    CREATE INDEX link_slots_by_owner ON link_slots (owner);
+    CREATE INDEX link_slots_by_expiry ON link_slots (expires_at);
+    """,
 )
 
 

@@ -26,6 +26,8 @@ class Upkeep(SQLiteBase):
         n_entries = tx.run_sql(
             "DELETE FROM group_log WHERE gseq IN (SELECT gseq FROM group_log"
             " WHERE expires_at > 0 AND expires_at <= ? LIMIT ?)", (now, limit))
+        # Link blobs: a few at most (a put deletes the expired ones too).
+        tx.run_sql("DELETE FROM link_slots WHERE expires_at <= ?", (now,))
         return max(n_messages, n_entries)
 
     @write
