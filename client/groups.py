@@ -6,6 +6,12 @@ untrusted). Each member encrypts a group message once with their sender key
 travels to each member over the pairwise Double Ratchet sessions. When anyone
 leaves or is removed, every member starts a new sender key and sends it only
 to those who remain, so a removed member can't read what is posted afterwards.
+
+Over 500 lines (~630): the membership chain, the sender keys per member device and the
+log share one group state and one transaction per change; what can be pure already is
+(group_rules.py: routing; common/groups.py: the chain's rules; common/crypto/group_meta.py:
+the sealed name and topic). Moving the sender-key distribution to its own module is the
+next split.
 """
 
 from __future__ import annotations
