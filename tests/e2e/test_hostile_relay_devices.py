@@ -10,14 +10,11 @@ or to the removed device.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
 import pytest
-from websockets.asyncio.client import connect
-from websockets.asyncio.server import ServerConnection, serve
 
 from tenchat.client.service import Client
 from tenchat.common import devices as dv
@@ -25,34 +22,20 @@ from tenchat.common import frames as f
 from tests.client.test_devices_live import link, sync_all, texts
 from tests.support.anvil import free_port
 from tests.support.clients import PASSPHRASE, People
+from tests.support.lying_relay import Answer, lying_relay
 from tests.support.relay import RelayProcess
 
 pytestmark = pytest.mark.slow
 
 
-async def lying_relay(upstream: str, answers: dict[bytes, bytes], port: int):  # type: ignore[no-untyped-def]
-    """Relay M: forwards both ways, but answers devices_get(user) for the users in
-    ``answers`` (read at each request) with the record given there."""
-    async def handler(ws: ServerConnection) -> None:
-        async with connect(upstream, max_size=None) as up:
-            async def down() -> None:
-                async for data in up:
-                    await ws.send(data)
-
-            task = asyncio.create_task(down())
-            try:
-                async for data in ws:
-                    frame = f.decode_request(data)  # type: ignore[arg-type]
-                    if isinstance(frame, f.DevicesGet) and frame.user in answers:
-                        await ws.send(f.encode(f.DevicesInfo(id=frame.id,
-                                                             record=answers[frame.user])))
-                        continue
-                    await up.send(data)
-            finally:
-                task.cancel()
-
-    server = await serve(handler, "127.0.0.1", port)
-    return f"ws://127.0.0.1:{port}", server
+def answering(answers: dict[bytes, bytes]) -> Answer:
+    """Relay M's lie: devices_get(user) for the users in ``answers`` (read at each
+    request) answered with the record given there."""
+    def answer(frame: f.Request) -> bytes | None:
+        if isinstance(frame, f.DevicesGet) and frame.user in answers:
+            return f.encode(f.DevicesInfo(id=frame.id, record=answers[frame.user]))
+        return None
+    return answer
 
 
 @pytest.fixture
@@ -92,7 +75,7 @@ async def test_the_relay_cannot_add_or_bring_back_a_device(
     eve_list = dv.make_list(eve.identity, 1, [eve.first_entry()])
 
     answers: dict[bytes, bytes] = {}
-    url, server = await lying_relay(relay.url, answers, m_port)
+    url, server = await lying_relay(relay.url, answering(answers), m_port)
     alice = await Client.unlock(people.home("alice"), url, PASSPHRASE)
     people.made.append(alice)
     try:

@@ -9,13 +9,10 @@ as `@alice: ...`.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from websockets.asyncio.client import connect
-from websockets.asyncio.server import ServerConnection, serve
 
 from tenchat.client.cli import describe, line_of
 from tenchat.client.service import Client, KeyChanged
@@ -23,35 +20,20 @@ from tenchat.common import frames as f
 from tenchat.common.identity import handle_message
 from tests.support.anvil import free_port
 from tests.support.clients import PASSPHRASE, People
+from tests.support.lying_relay import Answer, lying_relay
 from tests.support.relay import RelayProcess
 
 pytestmark = pytest.mark.slow
 
 
-async def lying_relay(upstream: str, liar: Client, handle: str, port: int):  # type: ignore[no-untyped-def]
-    """Relay M: forwards both ways, but answers whois(liar) with ``handle`` signed by liar.
-    (The real relay accepts auth for M's origin too, as if M were its TLS front.)"""
-    async def handler(ws: ServerConnection) -> None:
-        async with connect(upstream, max_size=None) as up:
-            async def down() -> None:
-                async for data in up:
-                    await ws.send(data)
-
-            task = asyncio.create_task(down())
-            try:
-                async for data in ws:
-                    frame = f.decode_request(data)  # type: ignore[arg-type]
-                    if isinstance(frame, f.Whois) and frame.user == liar.user:
-                        sig = liar.identity.sign(handle_message(handle, liar.user))
-                        await ws.send(f.encode(f.HandleInfo(
-                            id=frame.id, handle=handle, user=liar.user, sig=sig)))
-                        continue
-                    await up.send(data)
-            finally:
-                task.cancel()
-
-    server = await serve(handler, "127.0.0.1", port)
-    return f"ws://127.0.0.1:{port}", server
+def answering(liar: Client, handle: str) -> Answer:
+    """Relay M's lie: whois(liar) answered with ``handle``, signed by liar."""
+    def answer(frame: f.Request) -> bytes | None:
+        if isinstance(frame, f.Whois) and frame.user == liar.user:
+            sig = liar.identity.sign(handle_message(handle, liar.user))
+            return f.encode(f.HandleInfo(id=frame.id, handle=handle, user=liar.user, sig=sig))
+        return None
+    return answer
 
 
 @pytest.fixture
@@ -78,7 +60,7 @@ async def test_a_whois_answer_does_not_move_a_pinned_handle(
     assert (await victim.resolve("alice")).user == alice.user
     await victim.close()
 
-    url, server = await lying_relay(relay.url, mallory, "alice", m_port)
+    url, server = await lying_relay(relay.url, answering(mallory, "alice"), m_port)
     victim = await Client.unlock(people.home("victim"), url, PASSPHRASE)
     try:
         await mallory.send_text("victim", "alice here, new phone: send the code")
@@ -118,7 +100,7 @@ async def test_a_group_member_whois_does_not_take_a_pinned_handle(
     group = await carol.groups.create("club", ["victim", "mallory"])
     await carol.send_text_to(group, "welcome")
 
-    url, server = await lying_relay(relay.url, mallory, "alice", m_port)
+    url, server = await lying_relay(relay.url, answering(mallory, "alice"), m_port)
     victim = await Client.unlock(people.home("victim"), url, PASSPHRASE)
     try:
         await victim.sync()
