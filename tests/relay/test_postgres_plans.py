@@ -1,0 +1,99 @@
+"""PostgreSQL: the hot path's statements stay index lookups when their tables grow
+faster than autovacuum analyzes them.
+
+A saturated relay puts 150,000 rows in `sent` (and as many just-deleted ones in
+`messages`) within autovacuum's first minute. A plan chosen while those tables were
+empty — a generic plan of a statement executed a few times, as asyncpg prepares them —
+then read them whole on every batch: send → stored p50 at 1,000 msg/s went from 2 ms to
+40 ms after a saturated run (bench.cluster). Here: the statements prepared and run on the
+store's own writer connection while the tables are small, then the tables filled behind
+the planner's back (autovacuum off for them, no ANALYZE), then the plans read again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from typing import Any
+
+import asyncpg
+
+from tenchat.relay.storage.postgres import PostgresStore
+from tenchat.relay.storage.postgres.messages import _ACK_RUN, _READ_RUN
+from tests.support.services import postgres_url
+from tests.support.wsclient import async_test
+
+ROWS = 100_000
+
+
+def _literal(value: Any) -> str:
+    """An SQL literal of an argument (EXECUTE takes no bind parameters)."""
+    if isinstance(value, bytes):
+        return f"'\\x{value.hex()}'::bytea"
+    if isinstance(value, list):
+        kind = "bytea[]" if value and isinstance(value[0], bytes) else "bigint[]"
+        return f"ARRAY[{', '.join(map(_literal, value))}]::{kind}"
+    return str(int(value))
+
+
+def _execute(name: str, args: tuple[Any, ...]) -> str:
+    return f"EXECUTE {name} ({', '.join(map(_literal, args))})"
+
+
+def _scans(plan: Any) -> list[tuple[str, str]]:
+    """(node type, relation) of every scan in an EXPLAIN (FORMAT JSON) plan."""
+    out: list[tuple[str, str]] = []
+    stack = [plan[0]["Plan"]]
+    while stack:
+        node = stack.pop()
+        if "Relation Name" in node:
+            out.append((node["Node Type"], node["Relation Name"]))
+        stack.extend(node.get("Plans", []))
+    return out
+
+
+@async_test
+async def test_the_send_and_ack_runs_stay_index_lookups_on_grown_tables() -> None:
+    schema = "test_plans_" + secrets.token_hex(8)
+    admin = await asyncpg.connect(postgres_url())
+    try:
+        await admin.execute(f'CREATE SCHEMA "{schema}"')
+        store = PostgresStore(postgres_url(), schema=schema)
+        async with store:
+            await admin.execute(f'SET search_path = "{schema}"; ALTER TABLE sent SET'
+                                " (autovacuum_enabled = off); ALTER TABLE messages SET"
+                                " (autovacuum_enabled = off)")
+            users = [os.urandom(32) for _ in range(4)]
+            read_args = ([os.urandom(32)], [os.urandom(16)], [users[0]], 1, [users[1]], [])
+            ack_args = ([0], [users[0]], [1])
+            assert store._wpool is not None
+            async with store._wpool.acquire() as conn:
+                await conn.execute(f"PREPARE read_run AS {_READ_RUN}")
+                await conn.execute(f"PREPARE ack_run AS {_ACK_RUN}")
+                for _ in range(8):  # past the 5 custom plans before a generic one
+                    async with conn.transaction():
+                        await conn.execute(_execute("read_run", read_args))
+                        await conn.execute(_execute("ack_run", ack_args))
+                # the tables grow: `sent` to ROWS rows, `messages` to ROWS deleted ones
+                await admin.execute(
+                    "INSERT INTO sent (sender, msg_id, seq, at) SELECT"
+                    " decode(md5(i::text), 'hex'), decode(md5((-i)::text), 'hex'), i, 0"
+                    f" FROM generate_series(1, {ROWS}) AS i")
+                await admin.execute(
+                    "INSERT INTO messages (seq, recipient, sender, msg_id, at, body) SELECT"
+                    " i, decode(md5(i::text), 'hex'), '\\x00', '\\x00', 0, '\\x00'"
+                    f" FROM generate_series(1000000, 1000000 + {ROWS}) AS i;"
+                    " DELETE FROM messages")
+                scans = []
+                for name, args in (("read_run", read_args), ("ack_run", ack_args)):
+                    plan = json.loads(await conn.fetchval(
+                        f"EXPLAIN (FORMAT JSON) {_execute(name, args)}"))
+                    scans += _scans(plan)
+                await conn.execute("DEALLOCATE ALL")
+        assert ("Seq Scan", "sent") not in scans and ("Seq Scan", "messages") not in scans, \
+            scans
+        assert {rel for _, rel in scans} >= {"sent", "messages"}, scans
+    finally:
+        await admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        await admin.close()
