@@ -107,6 +107,7 @@ def read_passphrase(opts: Options, *, confirm: bool = False) -> str:
 async def open_client(opts: Options) -> Any:
     import concurrent.futures
 
+    from . import unlock_ahead
     from .keystore import Keystore, NoIdentity
 
     keystore = Keystore.in_home(opts.home)
@@ -115,12 +116,17 @@ async def open_client(opts: Options) -> Any:
                          "`tenchat init --handle NAME`")
     passphrase = read_passphrase(opts)
     # Argon2 runs in C without the GIL: unlock on a thread while the client's modules
-    # import on this one (~0.1 s of a command's start-up).
+    # import on this one — or take the unlock client/launch.py started before the CLI
+    # itself was imported (client/unlock_ahead.py).
+    ahead = unlock_ahead.take(opts.home, passphrase)
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        unlocking = pool.submit(keystore.load, passphrase, upgrade=True)
+        unlocking = ahead or pool.submit(keystore.load, passphrase, upgrade=True)
         from .service import Client, clock_from_environ
 
         secrets = await asyncio.wrap_future(unlocking)
+        if secrets is None:  # (ahead: the keystore went away meanwhile) as before
+            secrets = await asyncio.wrap_future(
+                pool.submit(keystore.load, passphrase, upgrade=True))
     return await Client.from_secrets(opts.home, opts.relay, secrets,
                                      clock=clock_from_environ(os.environ))
 

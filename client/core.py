@@ -180,8 +180,12 @@ class Core(PrekeyUpkeep, ContactBook, Sending, Receiving, Views, DeviceBook, Dev
 
     @classmethod
     async def unlock(cls, home: Path, relay_url: str | None, passphrase: str) -> Self:
+        """The client of ``home`` unlocked with ``passphrase``: Argon2id on a thread (the
+        event loop, a TUI's, keeps running), or the unlock client/launch.py started."""
+        from . import unlock_ahead
+
         return await cls.from_secrets(home, relay_url,
-                                     Keystore.in_home(home).load(passphrase, upgrade=True))
+                                     await unlock_ahead.load(home, passphrase))
 
     @classmethod
     async def from_secrets(cls, home: Path, relay_url: str | None, secrets: Secrets, *,

@@ -109,6 +109,27 @@ def call(sock: socket.socket, argv: list[str]) -> int:
     raise DaemonGone
 
 
+# Commands not unlocked ahead: init makes the keystore, demo has a home of its own, relay
+# rarely unlocks. The TUI (no command, or chat) is: its first frame comes ~0.3 s sooner,
+# its first output (the switch to the alternate screen) ~0.1 s later, Argon2id taking
+# memory bandwidth Textual's import needs (docs/performance.md, "Client").
+_NO_UNLOCK = frozenset({"init", "demo", "relay"})
+
+
+def _unlock_ahead(argv: list[str], name: str | None) -> None:
+    """Start deriving the keystore's key now, on a thread, for a command run in this
+    process with its passphrase in TENCHAT_PASSPHRASE: its ~0.4 s of Argon2id overlaps
+    the CLI's and the TUI's imports (client/unlock_ahead.py)."""
+    passphrase = os.environ.get("TENCHAT_PASSPHRASE")
+    if (not passphrase or name in _NO_UNLOCK or "--passphrase-file" in argv
+            or any(a.startswith("--passphrase-file=") for a in argv)
+            or any(a in ("--help", "-h", "--version") for a in argv)):
+        return
+    from .unlock_ahead import start
+
+    start(_home(argv), passphrase)
+
+
 def main() -> None:
     argv = sys.argv[1:]
     name, at = command_of(argv)
@@ -134,6 +155,7 @@ def main() -> None:
                     except (DaemonGone, ConnectionError):
                         pass
         sys.argv[1:] = argv
+    _unlock_ahead(argv, name)
     from .cli import main as cli_main
 
     cli_main()
