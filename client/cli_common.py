@@ -221,6 +221,10 @@ def open_tui(opts: Options) -> None:
             passphrase = read_passphrase(opts)
         except TenchatError as exc:
             raise fail(str(exc)) from None
+    if passphrase is not None:  # Argon2id on a thread while the app starts (unlock_ahead)
+        from . import unlock_ahead
+
+        unlock_ahead.start(opts.home, passphrase)
     try:
         app = create_app(opts.home, opts.relay, passphrase=passphrase)
     except TenchatError as exc:  # e.g. a broken config.toml

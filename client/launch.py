@@ -110,10 +110,10 @@ def call(sock: socket.socket, argv: list[str]) -> int:
 
 
 # Commands not unlocked ahead: init makes the keystore, demo has a home of its own, relay
-# rarely unlocks. The TUI (no command, or chat) is: its first frame comes ~0.3 s sooner,
-# its first output (the switch to the alternate screen) ~0.1 s later, Argon2id taking
-# memory bandwidth Textual's import needs (docs/performance.md, "Client").
-_NO_UNLOCK = frozenset({"init", "demo", "relay"})
+# rarely unlocks; the TUI (no command, or chat) starts its own once Textual is imported
+# (cli_common.open_tui): started here, Argon2id took the memory bandwidth Textual's
+# import needs, and the TUI's first output came ~0.1 s later (docs/performance.md).
+_NO_UNLOCK = frozenset({None, "chat", "init", "demo", "relay"})
 
 
 def _unlock_ahead(argv: list[str], name: str | None) -> None:

@@ -68,7 +68,8 @@ def test_no_keystore_is_the_same_error(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("argv", "started"), [
     (["--home", "H", "send", "bob", "hi"], True),
-    (["--home", "H"], True),  # the TUI
+    (["--home", "H"], False),  # the TUI: its own, once Textual is imported (open_tui)
+    (["--home", "H", "chat"], False),
     (["--home", "H", "init", "--handle", "a"], False),
     (["--home", "H", "demo"], False),
     (["--home", "H", "--passphrase-file", "F", "send", "bob", "hi"], False),
