@@ -9,7 +9,7 @@ from typing import Final
 
 from tenchat.common.errors import ErrorCode, ProtocolError
 
-__all__ = ["storage_error"]
+__all__ = ["storage_error", "is_conflict"]
 
 _DISK_ERRNOS: Final = frozenset({28, 27, 122, 5})  # ENOSPC, EFBIG, EDQUOT, EIO
 
@@ -26,6 +26,16 @@ def storage_error(exc: BaseException) -> ProtocolError | None:
     return _postgres_error(exc)
 
 
+def is_conflict(exc: BaseException) -> bool:
+    """A transaction rolled back for meeting another one (PostgreSQL: a deadlock or a
+    serialization failure with another node's write), not for anything in it: run its
+    writes again, one per transaction."""
+    asyncpg = sys.modules.get("asyncpg")
+    return (asyncpg is not None and isinstance(exc, asyncpg.PostgresError)
+            and getattr(exc, "sqlstate", None) in _PG_CONFLICT)
+
+
+_PG_CONFLICT: Final = ("40001", "40P01")
 # SQLSTATE classes: 53 insufficient resources (disk full, out of memory, too many
 # connections); 08 connection exceptions, 57P operator intervention (shut down,
 # restarting), 40001/40P01 a serialization failure or deadlock with another node.

@@ -35,7 +35,7 @@ from typing import Any, Concatenate, Final, Generic, ParamSpec, Protocol, TypeVa
 
 from tenchat.common.errors import ErrorCode, ProtocolError
 
-from .errors import storage_error
+from .errors import is_conflict, storage_error
 from .records import BatchListener, GroupEntry, GroupListener, MembersChanged, StoredMessage
 
 __all__ = ["write", "Call", "Committed", "BatchWriter"]
@@ -158,11 +158,18 @@ class BatchWriter(abc.ABC, Generic[C]):
             await self._transaction(calls, out)
         except Exception as exc:
             refused = storage_error(exc)
-            if refused is None and len(calls) > 1:
+            if (refused is None or is_conflict(exc)) and len(calls) > 1:
                 # A bug in one write must not fail the others that shared its batch:
                 # apply them one by one, so only the faulty one is answered `internal`.
-                log.exception("write batch of %d failed; rolled back, retrying one by one",
-                              len(calls))
+                # Nor may a deadlock with another node's transaction (two batches taking
+                # the same locks in different orders, one run of writes after another):
+                # one write a transaction takes its locks in one order.
+                if refused is None:
+                    log.exception("write batch of %d failed; rolled back, retrying one by"
+                                  " one", len(calls))
+                else:
+                    log.warning("write batch of %d met another node's transaction (%s);"
+                                " rolled back, retrying one by one", len(calls), exc)
                 self._batch_done(started, len(calls), False)
                 for call in calls:
                     await self._commit_batch([call])
