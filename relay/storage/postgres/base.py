@@ -79,7 +79,7 @@ class Tx:
     ``queues``, what the transaction changes in the queue sizes (queues.py), written at
     its end."""
 
-    __slots__ = ("db", "out", "run", "calls", "queues", "_deferred", "_finish")
+    __slots__ = ("db", "out", "run", "calls", "queues", "last_run", "_deferred", "_finish")
 
     def __init__(self, db: asyncpg.Connection, out: Committed) -> None:
         self.db = db
@@ -87,6 +87,9 @@ class Tx:
         self.run: dict[str, Any] = {}
         self.calls: list[Call] = []
         self.queues = QueueTally()
+        # the transaction's last run of calls is running: its final statement may write
+        # the queue tally too (one round trip less; messages.py)
+        self.last_run = False
         self._deferred: dict[str, list[tuple[Any, ...]]] = {}
         self._finish: list[Callable[[Tx], Awaitable[None]]] = []
 
@@ -241,8 +244,10 @@ class PostgresBase(StoreLimits, BatchWriter[Tx]):
             raise
 
     async def _run_calls(self, tx: Tx, calls: list[Call]) -> None:
-        for fn, run in itertools.groupby(_gathered(calls), key=attrgetter("fn")):
-            tx.calls = list(run)
+        runs = [(fn, list(run)) for fn, run in itertools.groupby(_gathered(calls),
+                                                                 key=attrgetter("fn"))]
+        for n, (fn, tx.calls) in enumerate(runs, 1):
+            tx.last_run = n == len(runs)
             for call in tx.calls:
                 try:
                     result = await fn(self, tx, *call.args, **call.kwargs)

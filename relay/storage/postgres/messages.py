@@ -21,7 +21,7 @@ from ..dedupe import dedupe_row
 from ..records import Stored
 from ..writer import Call
 from .base import PostgresBase, Tx, lock_keys, write
-from .queues import READ_SIZES
+from .queues import READ_SIZES, TALLY
 
 __all__ = ["Messages"]
 
@@ -66,14 +66,21 @@ _ACK_RUN: Final = (
     " ARRAY(SELECT (recipient, sender, size) FROM d) AS deleted"
 )
 # What it queued: messages, dedupe keys and contacts, from arrays, in one statement.
-_INSERT_RUN: Final = (
+_INSERTS: Final = (
     "WITH m AS (INSERT INTO messages (seq, recipient, sender, msg_id, at, body, expires_at)"
     " SELECT * FROM unnest($1::bigint[], $2::bytea[], $3::bytea[], $4::bytea[],"
     " $5::bigint[], $6::bytea[], $7::bigint[])),"
     " s AS (INSERT INTO sent (sender, msg_id, seq, at) SELECT * FROM unnest($8::bytea[],"
-    " $9::bytea[], $10::bigint[], $11::bigint[]))"
-    " INSERT INTO contacts (user_id, peer) SELECT * FROM unnest($12::bytea[], $13::bytea[])"
-    " ON CONFLICT DO NOTHING"
+    " $9::bytea[], $10::bigint[], $11::bigint[])),"
+    " c AS (INSERT INTO contacts (user_id, peer) SELECT * FROM unnest($12::bytea[],"
+    " $13::bytea[]) ON CONFLICT DO NOTHING)"
+)
+_INSERT_RUN: Final = _INSERTS + " SELECT 1"
+# The same, when it is the transaction's last statement but for the queue tally, with
+# the tally ($14–$18: queues.py, rows in key order) in it: a round trip less per batch.
+_INSERT_LAST_RUN: Final = (
+    _INSERTS + ", t AS (" + TALLY.replace("$1", "$14").replace("$2", "$15")
+    .replace("$3", "$16").replace("$4", "$17").replace("$5", "$18") + ") SELECT 1"
 )
 
 
@@ -244,12 +251,17 @@ class _SendRun:
         if not self.sent:
             return
         m = self.messages
-        await tx.run_sql(
-            _INSERT_RUN, [r[0] for r in m], [r[1] for r in m], [r[2] for r in m],
+        args = (
+            [r[0] for r in m], [r[1] for r in m], [r[2] for r in m],
             [r[3] for r in m], [r[4] for r in m], [r[5] for r in m], [r[6] for r in m],
             [r[0] for r in self.sent], [r[1] for r in self.sent], [r[2] for r in self.sent],
             [r[3] for r in self.sent], [c[0] for c in self.contacts],
             [c[1] for c in self.contacts])
+        if tx.last_run and (tally := tx.queues.statement()) is not None:
+            await tx.run_sql(_INSERT_LAST_RUN, *args, *tally[1])
+            tx.queues.clear()  # written
+        else:
+            await tx.run_sql(_INSERT_RUN, *args)
 
     async def _count_queues(self, tx: Tx, recipients: list[bytes]) -> None:
         """The sizes of the queues this run sends to, read under their advisory locks

@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Final
 
-__all__ = ["QueueTally", "READ_SIZES"]
+__all__ = ["QueueTally", "READ_SIZES", "TALLY"]
 
 # The counters of the queues a run of sends goes to: rows of (recipient, sender,
 # messages, bytes), two a pair (added, taken), to sum.
@@ -35,7 +35,7 @@ READ_SIZES: Final = (
     "SELECT recipient, sender, messages, bytes FROM queue_sizes"
     " WHERE recipient = ANY($1::bytea[])"
 )
-_APPLY: Final = (
+TALLY: Final = (
     "INSERT INTO queue_sizes AS q (recipient, sender, taken, messages, bytes) SELECT * FROM"
     " unnest($1::bytea[], $2::bytea[], $3::boolean[], $4::bigint[], $5::bigint[])"
     " ON CONFLICT (recipient, sender, taken) DO UPDATE"
@@ -71,11 +71,15 @@ class QueueTally:
         messages, bytes), to add to what :data:`READ_SIZES` reads."""
         return [(r, s, d[0], d[1]) for (r, s, _), d in self._delta.items() if r in recipients]
 
+    def clear(self) -> None:
+        """Forget what is written (by a statement that wrote :meth:`statement`'s rows)."""
+        self._delta.clear()
+
     def statement(self) -> tuple[str, list[Any]] | None:
         """The one statement that writes the tally, rows in key order (the lock order);
         None if it changes nothing."""
         rows = sorted((k, d) for k, d in self._delta.items() if d[0] or d[1])
         if not rows:
             return None
-        return _APPLY, [[k[i] for k, _ in rows] for i in range(3)] + [
+        return TALLY, [[k[i] for k, _ in rows] for i in range(3)] + [
             [d[0] for _, d in rows], [d[1] for _, d in rows]]
