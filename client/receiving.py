@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import random
 from dataclasses import replace
@@ -363,6 +364,7 @@ class Receiving(ClientBase):
     async def run(self) -> None:
         """Stay connected and receive until cancelled or the client is closed; meanwhile
         run what the features added (the wallet refreshes balances and settles gifts)."""
+        _freeze_startup_objects()
         runners = [asyncio.ensure_future(runner()) for runner in self._runners]
         try:
             await self.sync(follow=True)
@@ -450,3 +452,20 @@ class Receiving(ClientBase):
             if asyncio.iscoroutine(result):
                 await result
         return len(new)
+
+
+_frozen = False
+
+
+def _freeze_startup_objects() -> None:
+    """Once per process, when a client starts to stay running (the TUI, the daemon, a
+    bot): move every object that exists then — modules, the client's own state — to the
+    collector's permanent generation, as the relay does at start. A full collection
+    otherwise walks all of them: 20–25 ms pauses every few hundred conversation-list
+    reads (bench.notify, `conversations()` of 1,000: p99 26 ms, 4.5 ms with the collector
+    off). Only cyclic garbage among those objects is then never freed; they live as long
+    as the process anyway."""
+    global _frozen
+    if not _frozen:
+        _frozen = True
+        gc.freeze()
