@@ -1,6 +1,10 @@
 """Sending: the public outbox API (queue_content, queue_message, send_queued, act) the
 features use, texts and attachments, message actions, read receipts and typing.
 The outbox's rules are client/outbox.py; the encryption client/session_crypto.py.
+
+A little over 500 lines (~515): the outbox flush, the per-device copies and the sealed
+path share one transaction and one send window, so they stay together; the message
+actions (edit, delete, react, pin) are the next piece to move out if it grows.
 """
 
 from __future__ import annotations

@@ -1,5 +1,8 @@
 """The message pane: one Line API widget rendering a bounded window of a conversation.
 
+A little over 500 lines (~515): the window, the selection and the scroll keys are one
+widget's state; how a message turns into lines is message_render.py already.
+
 It never mounts a widget per message. It holds at most ``window`` messages,
 renders them to lines at the current width (cached per message), and asks for
 older or newer pages with :class:`MessageLog.NeedOlder` / :class:`MessageLog.NeedNewer`
