@@ -21,7 +21,7 @@ from ..dedupe import dedupe_row
 from ..records import Stored
 from ..writer import Call
 from .base import PostgresBase, Tx, lock_keys, write
-from .queues import READ_SIZES, TALLY
+from .queues import READ_SIZES, tally_sql
 
 __all__ = ["Messages"]
 
@@ -78,10 +78,7 @@ _INSERTS: Final = (
 _INSERT_RUN: Final = _INSERTS + " SELECT 1"
 # The same, when it is the transaction's last statement but for the queue tally, with
 # the tally ($14–$18: queues.py, rows in key order) in it: a round trip less per batch.
-_INSERT_LAST_RUN: Final = (
-    _INSERTS + ", t AS (" + TALLY.replace("$1", "$14").replace("$2", "$15")
-    .replace("$3", "$16").replace("$4", "$17").replace("$5", "$18") + ") SELECT 1"
-)
+_INSERT_LAST_RUN: Final = _INSERTS + f", t AS ({tally_sql(14)}) SELECT 1"
 
 
 class Messages(PostgresBase):

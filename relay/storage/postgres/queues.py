@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Final
 
-__all__ = ["QueueTally", "READ_SIZES", "TALLY"]
+__all__ = ["QueueTally", "READ_SIZES", "TALLY", "tally_sql"]
 
 # The counters of the queues a run of sends goes to: rows of (recipient, sender,
 # messages, bytes), two a pair (added, taken), to sum.
@@ -35,12 +35,21 @@ READ_SIZES: Final = (
     "SELECT recipient, sender, messages, bytes FROM queue_sizes"
     " WHERE recipient = ANY($1::bytea[])"
 )
-TALLY: Final = (
-    "INSERT INTO queue_sizes AS q (recipient, sender, taken, messages, bytes) SELECT * FROM"
-    " unnest($1::bytea[], $2::bytea[], $3::boolean[], $4::bigint[], $5::bigint[])"
-    " ON CONFLICT (recipient, sender, taken) DO UPDATE"
-    " SET messages = q.messages + excluded.messages, bytes = q.bytes + excluded.bytes"
-)
+
+
+def tally_sql(first: int = 1) -> str:
+    """The statement writing a tally (:meth:`QueueTally.statement`'s five arrays as
+    parameters ``$first`` … ``$first+4``; later ones when it is part of a bigger one)."""
+    a, b, c, d, e = range(first, first + 5)
+    return (
+        "INSERT INTO queue_sizes AS q (recipient, sender, taken, messages, bytes) SELECT *"
+        f" FROM unnest(${a}::bytea[], ${b}::bytea[], ${c}::boolean[], ${d}::bigint[],"
+        f" ${e}::bigint[]) ON CONFLICT (recipient, sender, taken) DO UPDATE"
+        " SET messages = q.messages + excluded.messages, bytes = q.bytes + excluded.bytes"
+    )
+
+
+TALLY: Final = tally_sql()
 
 
 class QueueTally:
