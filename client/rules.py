@@ -220,7 +220,8 @@ def apply(facts: Facts, item: Incoming) -> Effects[Write]:
                 if facts.reacted:
                     out.writes.append(React(conv, content.target, author, content.emoji, True))
                     out.events.append(MessageChanged(conv, content.target))
-            elif target is not None and not facts.reacted:
+            elif target is not None and not target.deleted and not facts.reacted:
+                # (a message deleted for everyone takes no new reactions, as no edit)
                 out.writes.append(React(conv, content.target, author, content.emoji, False))
                 out.events.append(MessageChanged(conv, content.target))
         case c.Edit():

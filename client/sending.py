@@ -413,8 +413,11 @@ class Sending(ClientBase):
 
     async def react(self, conv: bytes, target: bytes, emoji: str, *,
                     remove: bool = False) -> None:
-        if await self.cache.messages.get(conv, target) is None:
+        msg = await self.cache.messages.get(conv, target)
+        if msg is None:
             raise TenchatError("no such message in this conversation")
+        if msg.deleted and not remove:  # (the peers' clients drop it too: rules.py)
+            raise TenchatError("this message was deleted; it takes no reactions")
         await self.act(conv, c.Reaction(target=target, emoji=emoji, remove=remove),
                         lambda: self.cache.messages.react(conv, target, self.user, emoji, remove))
 

@@ -106,6 +106,8 @@ async def test_edits_reactions_pins_and_deletes_reach_the_peer(pair: Pair) -> No
         await alice.edit(bob.user, first.id, "   ")  # to nothing: delete instead
     with pytest.raises(TenchatError):
         await bob.react(conv_b, os.urandom(16), "👍")  # no such message
+    with pytest.raises(TenchatError, match="deleted"):
+        await bob.react(conv_b, first.id, "🎉")  # deleted for everyone: no new reactions
 
 
 async def test_a_timer_makes_messages_vanish_on_both_sides(pair: Pair) -> None:

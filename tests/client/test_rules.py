@@ -294,6 +294,9 @@ def test_a_deleted_message_is_not_edited_or_pinned_and_loses_its_reactions() -> 
     assert m.reactions == set() and m.messages[(BOB, mid(1))]["deleted"]
     assert not m.receive(BOB, BOB, c.Edit(target=mid(1), text="back"))
     assert not m.receive(BOB, BOB, c.Pin(target=mid(1)))
+    # nor reacted to afterwards: a deleted message shows no new reactions
+    assert not m.receive(BOB, BOB, c.Reaction(target=mid(1), emoji="🎉"))
+    assert m.reactions == set()
 
 
 def test_a_reaction_counts_once_per_reactor_and_emoji() -> None:
