@@ -105,29 +105,20 @@ def read_passphrase(opts: Options, *, confirm: bool = False) -> str:
 
 
 async def open_client(opts: Options) -> Any:
-    import concurrent.futures
-
     from . import unlock_ahead
     from .keystore import Keystore, NoIdentity
 
-    keystore = Keystore.in_home(opts.home)
-    if not keystore.exists():
+    if not Keystore.in_home(opts.home).exists():
         raise NoIdentity(f"no identity in {opts.home} yet; create one with "
                          "`tenchat init --handle NAME`")
     passphrase = read_passphrase(opts)
-    # Argon2 runs in C without the GIL: unlock on a thread while the client's modules
-    # import on this one — or take the unlock client/launch.py started before the CLI
-    # itself was imported (client/unlock_ahead.py).
-    ahead = unlock_ahead.take(opts.home, passphrase)
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        unlocking = ahead or pool.submit(keystore.load, passphrase, upgrade=True)
-        from .service import Client, clock_from_environ
+    # Argon2 runs in C without the GIL: it unlocks on a thread (or took one client/launch.py
+    # started before the CLI was imported) while the client's modules import here.
+    unlocking = asyncio.ensure_future(unlock_ahead.load(opts.home, passphrase))
+    await asyncio.sleep(0)  # (its thread starts)
+    from .service import Client, clock_from_environ
 
-        secrets = await asyncio.wrap_future(unlocking)
-        if secrets is None:  # (ahead: the keystore went away meanwhile) as before
-            secrets = await asyncio.wrap_future(
-                pool.submit(keystore.load, passphrase, upgrade=True))
-    return await Client.from_secrets(opts.home, opts.relay, secrets,
+    return await Client.from_secrets(opts.home, opts.relay, await unlocking,
                                      clock=clock_from_environ(os.environ))
 
 

@@ -454,9 +454,6 @@ class Receiving(ClientBase):
         return len(new)
 
 
-_frozen = False
-
-
 def _freeze_startup_objects() -> None:
     """Once per process, when a client starts to stay running (the TUI, the daemon, a
     bot): move every object that exists then — modules, the client's own state — to the
@@ -465,7 +462,5 @@ def _freeze_startup_objects() -> None:
     reads (bench.notify, `conversations()` of 1,000: p99 26 ms, 4.5 ms with the collector
     off). Only cyclic garbage among those objects is then never freed; they live as long
     as the process anyway."""
-    global _frozen
-    if not _frozen:
-        _frozen = True
+    if not gc.get_freeze_count():
         gc.freeze()

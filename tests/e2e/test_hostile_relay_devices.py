@@ -22,7 +22,7 @@ from tenchat.common import frames as f
 from tests.client.test_devices_live import link, sync_all, texts
 from tests.support.anvil import free_port
 from tests.support.clients import PASSPHRASE, People
-from tests.support.lying_relay import Answer, lying_relay
+from tests.support.lying_relay import Answer, lying_relay, relay_behind
 from tests.support.relay import RelayProcess
 
 pytestmark = pytest.mark.slow
@@ -46,9 +46,7 @@ def m_port() -> int:
 @pytest.fixture
 def relay(tmp_path: Path, m_port: int) -> Iterator[RelayProcess]:
     """The real relay, taking auth signed for M's origin too (as for its TLS front)."""
-    port = free_port()
-    origins = f"ws://127.0.0.1:{port},ws://127.0.0.1:{m_port}"
-    with RelayProcess(tmp_path / "relay", port=port, args=["--origins", origins]) as proc:
+    with relay_behind(tmp_path / "relay", m_port) as proc:
         yield proc
 
 

@@ -6,12 +6,16 @@ M's origin too, as if M were its TLS front)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import Server, ServerConnection, serve
 
 from tenchat.common import frames as f
+from tests.support.anvil import free_port
+from tests.support.relay import RelayProcess
 
 # A request frame -> the encoded answer M sends instead of forwarding it, or None.
 Answer = Callable[[f.Request], bytes | None]
@@ -39,3 +43,13 @@ async def lying_relay(upstream: str, answer: Answer, port: int) -> tuple[str, Se
     server = await serve(handler, "127.0.0.1", port)
     return f"ws://127.0.0.1:{port}", server
 
+
+
+@contextlib.contextmanager
+def relay_behind(data: Path, m_port: int) -> Iterator[RelayProcess]:
+    """The real relay, taking auth signed for the origin of relay M on ``m_port`` too (as
+    for its TLS front)."""
+    port = free_port()
+    origins = f"ws://127.0.0.1:{port},ws://127.0.0.1:{m_port}"
+    with RelayProcess(data, port=port, args=["--origins", origins]) as proc:
+        yield proc

@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Final
 
-__all__ = ["QueueTally", "READ_SIZES", "TALLY", "tally_sql"]
+__all__ = ["QueueTally", "READ_SIZES", "tally_sql"]
 
 # The counters of the queues a run of sends goes to: rows of (recipient, sender,
 # messages, bytes), two a pair (added, taken), to sum.
@@ -49,7 +49,7 @@ def tally_sql(first: int = 1) -> str:
     )
 
 
-TALLY: Final = tally_sql()
+_TALLY: Final = tally_sql()
 
 
 class QueueTally:
@@ -90,5 +90,5 @@ class QueueTally:
         rows = sorted((k, d) for k, d in self._delta.items() if d[0] or d[1])
         if not rows:
             return None
-        return TALLY, [[k[i] for k, _ in rows] for i in range(3)] + [
+        return _TALLY, [[k[i] for k, _ in rows] for i in range(3)] + [
             [d[0] for _, d in rows], [d[1] for _, d in rows]]
