@@ -112,8 +112,8 @@ async def open_client(opts: Options) -> Any:
         raise NoIdentity(f"no identity in {opts.home} yet; create one with "
                          "`tenchat init --handle NAME`")
     passphrase = read_passphrase(opts)
-    # Argon2 runs in C without the GIL: it unlocks on a thread (or took one client/launch.py
-    # started before the CLI was imported) while the client's modules import here.
+    # The key derived in the helper client/launch.py started before the CLI was imported,
+    # else on a thread (Argon2id runs without the GIL) while the client's modules import.
     unlocking = asyncio.ensure_future(unlock_ahead.load(opts.home, passphrase))
     await asyncio.sleep(0)  # (its thread starts)
     from .service import Client, clock_from_environ
@@ -212,7 +212,8 @@ def open_tui(opts: Options) -> None:
             passphrase = read_passphrase(opts)
         except TenchatError as exc:
             raise fail(str(exc)) from None
-    if passphrase is not None:  # Argon2id on a thread while the app starts (unlock_ahead)
+    if opts.passphrase_file is not None and passphrase is not None:
+        # Argon2id in a helper while the app starts (TENCHAT_PASSPHRASE's: launch.py)
         from . import unlock_ahead
 
         unlock_ahead.start(opts.home, passphrase)

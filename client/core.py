@@ -180,8 +180,9 @@ class Core(PrekeyUpkeep, ContactBook, Sending, Receiving, Views, DeviceBook, Dev
 
     @classmethod
     async def unlock(cls, home: Path, relay_url: str | None, passphrase: str) -> Self:
-        """The client of ``home`` unlocked with ``passphrase``: Argon2id on a thread (the
-        event loop, a TUI's, keeps running), or the unlock client/launch.py started."""
+        """The client of ``home`` unlocked with ``passphrase``: the key client/launch.py's
+        helper derived (unlock_ahead), else Argon2id on a thread (the event loop, a
+        TUI's, keeps running)."""
         from . import unlock_ahead
 
         return await cls.from_secrets(home, relay_url,

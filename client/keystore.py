@@ -22,7 +22,7 @@ from nacl.exceptions import CryptoError as NaclCryptoError
 
 from ..common.errors import TenchatError
 
-__all__ = ["Keystore", "KeystoreError", "WrongPassphrase", "NoIdentity", "Secrets"]
+__all__ = ["Keystore", "KeystoreError", "WrongPassphrase", "NoIdentity", "Secrets", "DerivedKey"]
 
 # The key file at rest: libsodium's MODERATE Argon2id (3 passes, 256 MiB; ~0.5 s here),
 # the level it recommends for keys stored on disk. Every unlock pays it, a scripted
@@ -70,6 +70,20 @@ class _Sealed(msgspec.Struct):
     memlimit: int
     salt: bytes
     box: bytes  # SecretBox(nonce || ciphertext) of a msgpack-encoded Secrets
+
+
+class DerivedKey(msgspec.Struct, array_like=True):
+    """A keystore's key and what it was derived from (not the passphrase)."""
+
+    salt: bytes
+    opslimit: int
+    memlimit: int
+    key: bytes
+
+
+def _argon2id(passphrase: str, sealed: _Sealed) -> bytes:
+    return pwhash.argon2id.kdf(secret.SecretBox.KEY_SIZE, passphrase.encode(), sealed.salt,
+                               opslimit=sealed.opslimit, memlimit=sealed.memlimit)
 
 
 class Secrets(msgspec.Struct):
@@ -146,9 +160,8 @@ class Keystore:
         finally:
             os.close(lock_fd)  # releases the flock
 
-    def load(self, passphrase: str, *, upgrade: bool = False) -> Secrets:
-        """The secrets; with ``upgrade``, a file sealed more weakly than kdf_level() (an
-        older tenchat wrote INTERACTIVE) is sealed again at that level."""
+    def _read(self) -> tuple[bytes, _Sealed]:
+        """The file's bytes and its checked header (NoIdentity, KeystoreError)."""
         try:
             raw = self.path.read_bytes()
         except FileNotFoundError:
@@ -168,8 +181,27 @@ class Keystore:
                 f"keystore {self.path} asks for Argon2id parameters out of bounds "
                 f"(opslimit {sealed.opslimit}, memlimit {sealed.memlimit}); it is damaged "
                 "or not from tenchat")
-        key = pwhash.argon2id.kdf(secret.SecretBox.KEY_SIZE, passphrase.encode(), sealed.salt,
-                                  opslimit=sealed.opslimit, memlimit=sealed.memlimit)
+        return raw, sealed
+
+    def derive(self, passphrase: str) -> DerivedKey:
+        """The file's key for ``passphrase`` (Argon2id, the costly half of ``load``), with
+        the parameters it was derived for; right or wrong is known only by ``load``."""
+        _, sealed = self._read()
+        return DerivedKey(sealed.salt, sealed.opslimit, sealed.memlimit,
+                          _argon2id(passphrase, sealed))
+
+    def load(self, passphrase: str, *, upgrade: bool = False,
+             derived: DerivedKey | None = None) -> Secrets:
+        """The secrets; with ``upgrade``, a file sealed more weakly than kdf_level() (an
+        older tenchat wrote INTERACTIVE) is sealed again at that level. ``derived``: the
+        key ``derive`` gave for this passphrase (client/unlock_ahead.py), taken only if the
+        file still has its salt and parameters."""
+        raw, sealed = self._read()
+        if derived is not None and (derived.salt, derived.opslimit, derived.memlimit) == (
+                sealed.salt, sealed.opslimit, sealed.memlimit):
+            key = derived.key
+        else:
+            key = _argon2id(passphrase, sealed)
         try:
             plain = secret.SecretBox(key).decrypt(sealed.box)
         except NaclCryptoError:

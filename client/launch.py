@@ -110,16 +110,14 @@ def call(sock: socket.socket, argv: list[str]) -> int:
 
 
 # Commands not unlocked ahead: init makes the keystore, demo has a home of its own, relay
-# rarely unlocks; the TUI (no command, or chat) starts its own once Textual is imported
-# (cli_common.open_tui): started here, Argon2id took the memory bandwidth Textual's
-# import needs, and the TUI's first output came ~0.1 s later (docs/performance.md).
-_NO_UNLOCK = frozenset({None, "chat", "init", "demo", "relay"})
+# rarely unlocks. The TUI (no command, or chat) is: its app takes the key at its mount.
+_NO_UNLOCK = frozenset({"init", "demo", "relay"})
 
 
 def _unlock_ahead(argv: list[str], name: str | None) -> None:
-    """Start deriving the keystore's key now, on a thread, for a command run in this
-    process with its passphrase in TENCHAT_PASSPHRASE: its ~0.4 s of Argon2id overlaps
-    the CLI's and the TUI's imports (client/unlock_ahead.py)."""
+    """Start deriving the keystore's key now, in a helper process, for a command run in
+    this process with its passphrase in TENCHAT_PASSPHRASE: its ~0.4 s of Argon2id
+    overlaps the CLI's and the TUI's imports (client/unlock_ahead.py)."""
     passphrase = os.environ.get("TENCHAT_PASSPHRASE")
     if (not passphrase or name in _NO_UNLOCK or "--passphrase-file" in argv
             or any(a.startswith("--passphrase-file=") for a in argv)

@@ -9,11 +9,12 @@ import asyncio
 import os
 from pathlib import Path
 
+import msgspec
 import pytest
 from nacl import pwhash
 
 from tenchat.client import launch, unlock_ahead
-from tenchat.client.keystore import Keystore, NoIdentity, Secrets, WrongPassphrase
+from tenchat.client.keystore import DerivedKey, Keystore, NoIdentity, Secrets, WrongPassphrase
 
 FAST = {"opslimit": pwhash.argon2id.OPSLIMIT_INTERACTIVE,
         "memlimit": pwhash.argon2id.MEMLIMIT_INTERACTIVE}
@@ -42,6 +43,45 @@ def test_the_unlock_taken_is_the_keystore_s_secrets_once(tmp_path: Path) -> None
     assert unlock_ahead.take(home, "right") is None  # taken once
 
 
+def test_the_passphrase_goes_to_the_helper_on_a_pipe_only(tmp_path: Path) -> None:
+    home, _ = _home(tmp_path)
+    unlock_ahead.start(home, "right")
+    ahead = unlock_ahead.take(home, "right")
+    assert ahead is not None
+    proc = ahead._proc
+    assert not any("right" in str(a) for a in proc.args)  # not in its command line
+    assert proc.stdin is None  # its stdin was a pipe written once and closed
+    ahead.result(30)
+    assert proc.returncode == 0
+
+
+def test_a_key_derived_for_a_keystore_since_replaced_is_not_used(tmp_path: Path) -> None:
+    home, _ = _home(tmp_path)
+    unlock_ahead.start(home, "right")
+    ahead = unlock_ahead.take(home, "right")
+    assert ahead is not None
+    out, _ = ahead._proc.communicate(timeout=30)  # the helper's key for the first file
+    derived = msgspec.msgpack.decode(out, type=DerivedKey)
+    newer = Secrets(identity_seed=os.urandom(32), storage_key=os.urandom(32),
+                    handle="alice", relay="ws://127.0.0.1:2")
+    Keystore.in_home(home).save(newer, "right", **FAST)  # a new salt (passwd, restore)
+    assert Keystore.in_home(home).load("right", derived=derived) == newer  # derived anew
+
+
+def test_a_helper_that_fails_leaves_the_caller_to_unlock(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    home, secrets = _home(tmp_path)
+    monkeypatch.setattr(unlock_ahead.sys, "executable", str(tmp_path / "no-python"))
+    unlock_ahead.start(home, "right")  # cannot start: nothing ahead
+    assert unlock_ahead.take(home, "right") is None
+    monkeypatch.undo()
+    monkeypatch.setenv("TENCHAT_KDF", "interactive")
+    (home / "keystore.msgpack").write_bytes(b"damaged")
+    unlock_ahead.start(home, "right")
+    ahead = unlock_ahead.take(home, "right")
+    assert ahead is not None and ahead.result(30) is None  # the helper exited 1
+
+
 def test_another_home_or_passphrase_takes_nothing(tmp_path: Path) -> None:
     home, secrets = _home(tmp_path)
     unlock_ahead.start(home, "right")
@@ -68,8 +108,8 @@ def test_no_keystore_is_the_same_error(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("argv", "started"), [
     (["--home", "H", "send", "bob", "hi"], True),
-    (["--home", "H"], False),  # the TUI: its own, once Textual is imported (open_tui)
-    (["--home", "H", "chat"], False),
+    (["--home", "H"], True),  # the TUI
+    (["--home", "H", "chat"], True),
     (["--home", "H", "init", "--handle", "a"], False),
     (["--home", "H", "demo"], False),
     (["--home", "H", "--passphrase-file", "F", "send", "bob", "hi"], False),
