@@ -163,14 +163,8 @@ class PostgresBase(StoreLimits, BatchWriter[Tx]):
 
     # --- lifecycle ----------------------------------------------------------------------
 
-    async def _pool(self, size: int) -> asyncpg.Pool:
-        # Every statement planned for the parameters and table sizes of the moment, never
-        # from a generic plan cached while the tables were small: a queue table swings
-        # from empty to hundreds of thousands of rows (live and just deleted) within
-        # autovacuum's first minute, and a sequential scan chosen while `messages` was
-        # empty then read all of it on every ack (send → stored p50 at 1,000 msg/s 2 ms
-        # fresh, 22 ms after a saturated run). Planning these statements costs ~0.1 ms.
-        settings = {"plan_cache_mode": "force_custom_plan"}
+    async def _pool(self, size: int, *, planned: str) -> asyncpg.Pool:
+        settings = {"plan_cache_mode": planned}
         if self.schema:
             settings["search_path"] = self.schema
         pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=size,
@@ -182,10 +176,23 @@ class PostgresBase(StoreLimits, BatchWriter[Tx]):
         """Connect, migrate; RuntimeError saying why (one line) if the database can't be
         used."""
         try:
-            self._wpool = await self._pool(1)
+            # The writer may keep generic plans (PostgreSQL's default): its hot
+            # statements (messages.py, queues.py) are written so that any plan of them
+            # is index lookups, however stale the tables' statistics — a queue table
+            # swings from empty to hundreds of thousands of rows (live and just deleted)
+            # within autovacuum's first minute — and tests/relay/test_postgres_plans.py
+            # checks them with generic plans on grown tables. Planning each execution
+            # instead cost ~0.1 ms a statement, five a commit: at 1,000 msg/s on three
+            # nodes, send → delivered p50 8.3 → 6.0 ms and PostgreSQL's CPU -27 % with
+            # generic plans allowed (docs/performance.md). The readers (every feature's
+            # queries, not written that way) plan each statement for its parameters and
+            # the table sizes of the moment: a generic plan cached while a table was
+            # small could read all of it later (send → stored p50 2 → 22 ms once, when
+            # the writer planned that way too).
+            self._wpool = await self._pool(1, planned="auto")
             async with self._wpool.acquire() as conn:
                 await migrate(conn, self.schema)
-            self._rpool = await self._pool(_READERS)
+            self._rpool = await self._pool(_READERS, planned="force_custom_plan")
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             await self._close_pools()
             raise RuntimeError(f"cannot use PostgreSQL at {storage_label(self.dsn)}:"

@@ -12,19 +12,22 @@ from typing import Any, Final
 from ..records import RetentionSwept
 from .base import PostgresBase, Tx, write
 
-__all__ = ["Upkeep"]
+__all__ = ["Upkeep", "EXPIRED_MESSAGES"]
 
 # What a deleted message takes from its queue's size (queues.py).
 _RETURNING: Final = "RETURNING recipient, sender, length(body)"
+# The queues' expiry sweep ($1 now, $2 the most rows), through the partial index on
+# expires_at: no table scan (tests/relay/test_postgres_plans.py, with a generic plan).
+EXPIRED_MESSAGES: Final = (
+    "DELETE FROM messages WHERE seq IN (SELECT seq FROM messages"
+    f" WHERE expires_at > 0 AND expires_at <= $1 LIMIT $2) {_RETURNING}")
 
 
 class Upkeep(PostgresBase):
     @write
     async def sweep(self, tx: Tx, now: int, limit: int) -> int:
         # Both through the partial indexes on expires_at: no table scan.
-        n_messages = _taken(tx, await tx.all(
-            "DELETE FROM messages WHERE seq IN (SELECT seq FROM messages"
-            f" WHERE expires_at > 0 AND expires_at <= $1 LIMIT $2) {_RETURNING}", now, limit))
+        n_messages = _taken(tx, await tx.all(EXPIRED_MESSAGES, now, limit))
         n_entries = await tx.run_sql(
             "DELETE FROM group_log WHERE gseq IN (SELECT gseq FROM group_log"
             " WHERE expires_at > 0 AND expires_at <= $1 LIMIT $2)", now, limit)
