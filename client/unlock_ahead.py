@@ -91,9 +91,10 @@ def start(home: Path, passphrase: str) -> None:
         secret = passphrase.encode()
         read_end, write_end = os.pipe()  # the passphrase: a pipe, never argv or environ
         try:
+            env = {k: v for k, v in os.environ.items() if k != "TENCHAT_PASSPHRASE"}
             proc = subprocess.Popen([sys.executable, "-m", __name__, str(home)],
                                     stdin=read_end, stdout=subprocess.PIPE,
-                                    stderr=subprocess.DEVNULL, close_fds=True)
+                                    stderr=subprocess.DEVNULL, close_fds=True, env=env)
             os.write(write_end, secret)  # (a pipe takes 64 KiB unread)
         finally:
             os.close(read_end)

@@ -43,12 +43,18 @@ def test_the_unlock_taken_is_the_keystore_s_secrets_once(tmp_path: Path) -> None
     assert unlock_ahead.take(home, "right") is None  # taken once
 
 
-def test_the_passphrase_goes_to_the_helper_on_a_pipe_only(tmp_path: Path) -> None:
+def test_the_passphrase_goes_to_the_helper_on_a_pipe_only(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     home, _ = _home(tmp_path)
+    monkeypatch.setenv("TENCHAT_PASSPHRASE", "right")  # where launch.py took it from
     unlock_ahead.start(home, "right")
     ahead = unlock_ahead.take(home, "right")
     assert ahead is not None
     proc = ahead._proc
+    # (the helper has exec'd when Popen returns, and takes ~50 ms to start Python)
+    environ = Path(f"/proc/{proc.pid}/environ").read_bytes()
+    assert b"TENCHAT_PASSPHRASE=" not in environ
+    assert environ  # (read before it exited: a zombie's environ is empty)
     assert not any("right" in str(a) for a in proc.args)  # not in its command line
     assert proc.stdin is None  # its stdin was a pipe written once and closed
     ahead.result(30)
