@@ -1,15 +1,16 @@
 """The keystore unlocked ahead: its Argon2id started in a helper process as a command starts.
 
 Unlocking is most of a command's start-up: Argon2id at the keystore's level (MODERATE:
-~0.4 s of one core, 256 MiB). ``client/launch.py`` starts it here before the CLI is even
-imported, ``cli_common.open_tui`` before the TUI's app is made, when the passphrase comes
-from ``TENCHAT_PASSPHRASE``; whoever unlocks the home next (``cli_common.open_client``,
-``Client.unlock`` for the TUI) takes the key instead of deriving it again and only
-decrypts. So a command pays for its imports and its key derivation at the same time.
+~0.4 s of one core, 256 MiB). ``client/launch.py`` starts it here before the CLI or the
+TUI is even imported when the passphrase comes from ``TENCHAT_PASSPHRASE``
+(``cli_common.open_tui`` for a TUI given ``--passphrase-file``); whoever unlocks the home
+next (``cli_common.open_client``, ``Client.unlock`` for the TUI) takes the key instead of
+deriving it again and only decrypts. So a command pays for its imports and its key
+derivation at the same time.
 
 A process of its own, not a thread: Argon2id runs without the GIL either way, but on a
 thread its 256 MiB is faulted in within the command's own address space, and the
-command's start (imports, allocations) slowed by ~60 ms waiting on it
+command's start (imports, allocations) slowed waiting on it (the TUI's first output ~80 ms)
 (docs/performance.md). The helper is this module run as ``python -m``: the passphrase goes
 to it on a pipe (never in its arguments or environment), ``Keystore.derive`` runs there,
 and the key comes back on a pipe with the salt and parameters it is for
@@ -72,9 +73,12 @@ class Ahead:
                                                 derived=derived)
 
     def cancel(self) -> None:
+        """Kill the helper if it still runs (its key is not wanted)."""
         if self._proc.poll() is None:
             self._proc.kill()
             self._proc.wait()
+            if self._proc.stdout is not None:
+                self._proc.stdout.close()
 
 
 _lock = threading.Lock()
@@ -89,18 +93,23 @@ def start(home: Path, passphrase: str) -> None:
 
     try:
         secret = passphrase.encode()
-        read_end, write_end = os.pipe()  # the passphrase: a pipe, never argv or environ
-        try:
-            env = {k: v for k, v in os.environ.items() if k != "TENCHAT_PASSPHRASE"}
-            proc = subprocess.Popen([sys.executable, "-m", __name__, str(home)],
-                                    stdin=read_end, stdout=subprocess.PIPE,
-                                    stderr=subprocess.DEVNULL, close_fds=True, env=env)
-            os.write(write_end, secret)  # (a pipe takes 64 KiB unread)
-        finally:
-            os.close(read_end)
-            os.close(write_end)
-    except (OSError, UnicodeError):  # the caller derives it itself, as without us
+    except UnicodeError:  # the caller's own unlock says so
         return
+    env = {k: v for k, v in os.environ.items() if k != "TENCHAT_PASSPHRASE"}
+    proc: subprocess.Popen[bytes] | None = None
+    read_end, write_end = os.pipe()  # the passphrase: a pipe, never argv or environ
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", __name__, str(home)], stdin=read_end,
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                close_fds=True, env=env)
+        os.write(write_end, secret)  # (a pipe takes 64 KiB unread)
+    except OSError:  # the caller derives it itself, as without us
+        if proc is not None:
+            Ahead(home, passphrase, proc).cancel()
+        return
+    finally:
+        os.close(read_end)
+        os.close(write_end)
     ahead = Ahead(home.resolve(), passphrase, proc)
     with _lock:
         previous, _ahead = _ahead, ahead
