@@ -6,8 +6,9 @@ reads the few :class:`PollFacts` first (is the poll message known, the poll a co
 names, the voter's stored vote time, the group a 1:1 anonymous vote names), calls this,
 writes the effects in the open transaction and emits the events after the commit. So
 duplicates, votes before the poll or after its close, votes by non-members, invalid
-choices, anonymous votes sent the wrong way, stale tallies and closes by someone other
-than the creator are tested by calling this (tests/client/test_poll_rules.py).
+choices, anonymous votes sent the wrong way, stale tallies, closes by someone other
+than the creator and a close that overtakes its poll are tested by calling this
+(tests/client/test_poll_rules.py).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from .events import MessageAdded, MessageChanged
 from .rules import Effects, Incoming
 
 __all__ = ["POLL_CONTENT", "PollFacts", "PollWrite", "AddPoll", "PutVote", "ClosePoll",
-           "PutTally", "TallyDue", "apply_poll", "poll_text", "vote_conv"]
+           "KeepEarlyClose", "PutTally", "TallyDue", "apply_poll", "poll_text", "vote_conv"]
 
 POLL_CONTENT = (c.Poll, c.Vote, c.PollClose, c.PollTally)
 
@@ -40,6 +41,7 @@ class PollFacts:
     me: bytes  # our user id
     now: int  # ms, the edge's clock
     known: bool = False  # Poll: a message with this id is already there
+    closed_early: bool = False  # Poll: its author's poll_close came before it (kept)
     poll: PollRow | None = None  # Vote/PollClose/PollTally: the poll named, where it counts
     vote_at: int | None = None  # Vote: the voter's stored vote's time (None: none)
     # Vote sent 1:1 naming a group (anonymous): that group's members (None: no such group)
@@ -53,6 +55,7 @@ class AddPoll(NamedTuple):
     options: list[str]
     multiple: bool
     anonymous: bool
+    closed: bool = False  # its creator's close came first: it arrives closed
 
 
 class PutVote(NamedTuple):
@@ -66,6 +69,17 @@ class PutVote(NamedTuple):
 class ClosePoll(NamedTuple):
     conv: bytes
     poll: bytes
+
+
+class KeepEarlyClose(NamedTuple):
+    """A poll_close for a poll not here yet (from another of its creator's devices, or a
+    sender-key chain that overtook the poll's): kept, and it closes the poll if the poll
+    then comes from the same author."""
+
+    conv: bytes
+    poll: bytes
+    author: bytes
+    at: int  # when it came (kept rows are forgotten after EARLY_CLOSE_KEPT_MS)
 
 
 class PutTally(NamedTuple):
@@ -83,7 +97,7 @@ class TallyDue(NamedTuple):
     poll: bytes
 
 
-PollWrite = AddPoll | PutVote | ClosePoll | PutTally | TallyDue
+PollWrite = AddPoll | PutVote | ClosePoll | KeepEarlyClose | PutTally | TallyDue
 
 
 def vote_conv(item: Incoming) -> bytes | None:
@@ -110,7 +124,8 @@ def apply_poll(facts: PollFacts, item: Incoming) -> Effects[PollWrite]:
                              content.sent_at, facts.now, DELIVERED,
                              sender=author if group is not None else None)
             out.writes.append(AddPoll(row, author, content.question, list(content.options),
-                                      content.multiple, content.anonymous))
+                                      content.multiple, content.anonymous,
+                                      closed=facts.closed_early))
             out.new.append(row)
             out.receipts.append((author, conv if group is not None else None, content.id))
             out.events.append(MessageAdded(row))
@@ -137,7 +152,9 @@ def apply_poll(facts: PollFacts, item: Incoming) -> Effects[PollWrite]:
             if poll.anonymous:
                 out.writes.append(TallyDue(counted_in, content.poll))
         case c.PollClose():
-            if poll is not None and poll.creator == author and not poll.closed:
+            if poll is None:
+                out.writes.append(KeepEarlyClose(conv, content.poll, author, facts.now))
+            elif poll.creator == author and not poll.closed:
                 out.writes.append(ClosePoll(conv, content.poll))
                 out.events.append(MessageChanged(conv, content.poll))
         case c.PollTally():

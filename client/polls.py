@@ -27,6 +27,7 @@ from .groups import GroupError
 from .poll_rules import (
     AddPoll,
     ClosePoll,
+    KeepEarlyClose,
     PollFacts,
     PutTally,
     PutVote,
@@ -217,15 +218,20 @@ class PollService:
         stored: dict[bytes, MessageRow] = {}
         for w in effects.writes:
             match w:
-                case AddPoll(row, creator, question, options, multiple, anonymous):
+                case AddPoll(row, creator, question, options, multiple, anonymous, closed):
                     if (kept := await cache.messages.add_stored(row)) is not None:
                         await cache.polls.put(row.peer, row.id, creator, question, options,
                                               multiple, anonymous)
+                        if closed:
+                            await cache.polls.close(row.peer, row.id)
+                        await cache.polls.forget_early_closes(row.peer, row.id)
                         stored[row.id] = kept
                 case PutVote(in_conv, poll, voter, choices, at):
                     await cache.polls.put_vote(in_conv, poll, voter, choices, at)
                 case ClosePoll(in_conv, poll):
                     await cache.polls.close(in_conv, poll)
+                case KeepEarlyClose(in_conv, poll, closer, at):
+                    await cache.polls.keep_early_close(in_conv, poll, closer, at)
                 case PutTally(in_conv, poll, counts, voters, at):
                     await cache.polls.put_tally(in_conv, poll, counts, voters, at)
                 case TallyDue(in_conv, poll):
@@ -240,7 +246,9 @@ class PollService:
         match content:
             case c.Poll():
                 return replace(base, known=await cache.messages.get(item.conv, content.id)
-                               is not None)
+                               is not None,
+                               closed_early=await cache.polls.closed_early(
+                                   item.conv, content.id, item.author))
             case c.Vote():
                 counted_in = vote_conv(item)
                 if counted_in is None:

@@ -9,7 +9,12 @@ import msgspec
 
 from .repo import Repo, marks
 
-__all__ = ["Polls", "PollRow"]
+__all__ = ["Polls", "PollRow", "EARLY_CLOSE_KEPT_MS"]
+
+# How long a poll_close that came before its poll is kept waiting for it (client/
+# poll_rules.py KeepEarlyClose): a poll overtaken by its close arrives within moments; the
+# bound keeps closes for polls that never come (or a peer's junk) from piling up.
+EARLY_CLOSE_KEPT_MS = 30 * 24 * 3600 * 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +65,28 @@ class Polls(Repo):
         cur = await self._db.execute(
             "UPDATE polls SET closed=1 WHERE conv=? AND id=? AND closed=0", (conv, poll_id))
         return cur.rowcount == 1
+
+    async def keep_early_close(self, conv: bytes, poll_id: bytes, author: bytes,
+                               at: int) -> None:
+        """A close by ``author`` of a poll not here yet; those older than
+        EARLY_CLOSE_KEPT_MS are forgotten."""
+        await self._db.execute(
+            "INSERT OR IGNORE INTO poll_early_closes VALUES (?, ?, ?, ?)",
+            (conv, poll_id, author, at))
+        await self._db.execute("DELETE FROM poll_early_closes WHERE at<?",
+                               (at - EARLY_CLOSE_KEPT_MS,))
+
+    async def closed_early(self, conv: bytes, poll_id: bytes, author: bytes) -> bool:
+        """Whether ``author`` closed this poll before it came."""
+        async with self._db.execute(
+            "SELECT 1 FROM poll_early_closes WHERE conv=? AND poll=? AND author=?",
+            (conv, poll_id, author)) as cur:
+            return await cur.fetchone() is not None
+
+    async def forget_early_closes(self, conv: bytes, poll_id: bytes) -> None:
+        """The poll came: the closes kept for it have done their part."""
+        await self._db.execute("DELETE FROM poll_early_closes WHERE conv=? AND poll=?",
+                               (conv, poll_id))
 
     async def put_tally(self, conv: bytes, poll_id: bytes, counts: list[int], voters: int,
                         at: int) -> bool:

@@ -305,6 +305,15 @@ MIGRATIONS: list[str] = [
     # 14: the conversation list's summary (latest message, unread) in the conversation's
     # row, kept by triggers; an index in the list's order: client/cache/conversations.py
     SUMMARY_SCHEMA,
+    # 15: a poll_close that came before its poll, kept until the poll comes (it then
+    # arrives closed if the closer is its creator): client/poll_rules.py KeepEarlyClose
+    """
+    CREATE TABLE poll_early_closes (
+        conv BLOB NOT NULL, poll BLOB NOT NULL, author BLOB NOT NULL, at INTEGER NOT NULL,
+        PRIMARY KEY (conv, poll, author)
+    ) WITHOUT ROWID;
+    CREATE INDEX poll_early_closes_at ON poll_early_closes (at);
+    """,
 ]
 
 

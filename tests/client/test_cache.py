@@ -10,7 +10,7 @@ import pytest
 
 from tenchat.client.cache import DELIVERED, PENDING, READ, SENT, Cache, MessageRow
 from tenchat.client.db import operational_errors
-from tests.support.cache_file import UNDO_SUMMARY, open_cache_file
+from tests.support.cache_file import UNDO_TO_13, open_cache_file
 
 BOB, CAROL = b"b" * 32, b"c" * 32
 
@@ -113,7 +113,7 @@ async def test_search_prefixes_newest_first_and_an_upgraded_cache_keeps_its_inde
         ALTER TABLE contacts DROP COLUMN key_change;
         DROP TABLE device_lists; DROP TABLE device_index;  -- and migration 13's
         DROP TABLE outbox_copies; DROP TABLE device_alerts;
-    """ + UNDO_SUMMARY)
+    """ + UNDO_TO_13)
     db.execute("PRAGMA user_version=9")
     db.commit()
     db.close()
@@ -182,7 +182,7 @@ async def test_a_handle_moved_by_schema_11_goes_back_to_its_pinned_key(tmp_path:
     db.execute("INSERT INTO contacts (user, handle, created_at) VALUES (?, NULL, 1)", (old,))
     db.execute("INSERT INTO contacts (user, handle, created_at, previous_key, key_change) "
                "VALUES (?, 'alice', 2, ?, ?)", (new, old, KEY_CHANGED))
-    db.executescript(UNDO_SUMMARY + "DROP TABLE device_lists; DROP TABLE device_index;"
+    db.executescript(UNDO_TO_13 + "DROP TABLE device_lists; DROP TABLE device_index;"
                      " DROP TABLE outbox_copies; DROP TABLE device_alerts;")  # 13's, 14's
     db.execute("PRAGMA user_version=11")  # schema 12 runs again
     db.commit()
@@ -221,4 +221,24 @@ async def test_a_migration_that_fails_midway_leaves_the_previous_version_whole(
     async with cache.transaction():
         await cache.settings.set("still", 1)
     assert await cache.settings.get("still") == 1
+    await cache.close()
+
+
+@pytest.mark.asyncio
+async def test_a_poll_close_kept_for_a_poll_that_never_comes_is_forgotten(
+        tmp_path: Path) -> None:
+    from tenchat.client.cache.polls import EARLY_CLOSE_KEPT_MS
+
+    cache = await Cache.open(tmp_path, os.urandom(32))
+    poll, other = os.urandom(16), os.urandom(16)
+    async with cache.transaction():
+        await cache.polls.keep_early_close(BOB, poll, BOB, 1_000)
+        await cache.polls.keep_early_close(BOB, poll, BOB, 1_000)  # redelivered: one row
+        assert await cache.polls.closed_early(BOB, poll, BOB)
+        assert not await cache.polls.closed_early(BOB, poll, CAROL)  # only its closer
+        assert not await cache.polls.closed_early(CAROL, poll, BOB)  # only its conversation
+        await cache.polls.keep_early_close(BOB, other, BOB, 1_000 + EARLY_CLOSE_KEPT_MS + 1)
+        assert not await cache.polls.closed_early(BOB, poll, BOB)  # too old: forgotten
+        await cache.polls.forget_early_closes(BOB, other)
+        assert not await cache.polls.closed_early(BOB, other, BOB)
     await cache.close()

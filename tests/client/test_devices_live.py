@@ -19,7 +19,7 @@ from tenchat.client.service import Client
 from tenchat.common import frames as f
 from tenchat.common.crypto.safety import safety_number
 from tenchat.common.crypto.sender_keys import SenderKey
-from tests.support.cache_file import UNDO_SUMMARY, open_cache_file
+from tests.support.cache_file import UNDO_TO_13, open_cache_file
 from tests.support.clients import PASSPHRASE, People
 from tests.support.relay import RelayProcess
 
@@ -173,7 +173,7 @@ async def test_an_old_home_upgraded_in_place_keeps_its_sessions(people: People) 
     # Make alice's cache what a tenchat from before devices left behind: no device tables.
     db = open_cache_file(home / "cache.sqlite", alice.secrets.storage_key)
     # (and none of the later migrations: the conversation summary's, 14)
-    db.executescript(UNDO_SUMMARY + "DROP TABLE device_lists; DROP TABLE device_index;"
+    db.executescript(UNDO_TO_13 + "DROP TABLE device_lists; DROP TABLE device_index;"
                      " DROP TABLE outbox_copies; DROP TABLE device_alerts;")
     db.execute("PRAGMA user_version=12")
     db.commit()

@@ -16,6 +16,7 @@ from tenchat.client.events import MessageAdded, MessageChanged
 from tenchat.client.poll_rules import (
     AddPoll,
     ClosePoll,
+    KeepEarlyClose,
     PollFacts,
     PutTally,
     PutVote,
@@ -45,13 +46,16 @@ class Model:
     groups: dict[bytes, frozenset[bytes]] = field(
         default_factory=lambda: {GROUP: frozenset(GROUP_STATE.roles)})
     tally_due: set[tuple[bytes, bytes]] = field(default_factory=set)
+    early_closes: set[tuple[bytes, bytes, bytes]] = field(default_factory=set)
 
     def facts(self, item: Incoming) -> PollFacts:
         content = item.content
         base = PollFacts(ME, NOW)
         match content:
             case c.Poll():
-                return replace(base, known=(item.conv, content.id) in self.messages)
+                return replace(base, known=(item.conv, content.id) in self.messages,
+                               closed_early=(item.conv, content.id, item.author)
+                               in self.early_closes)
             case c.Vote():
                 conv = vote_conv(item)
                 if conv is None:
@@ -68,12 +72,17 @@ class Model:
     def write(self, effects: Effects) -> None:  # type: ignore[type-arg]
         for w in effects.writes:
             match w:
-                case AddPoll(row, creator, question, options, multiple, anonymous):
+                case AddPoll(row, creator, question, options, multiple, anonymous, closed):
                     assert (row.peer, row.id) not in self.messages, "a duplicate was written"
                     self.messages.add((row.peer, row.id))
                     self.polls[(row.peer, row.id)] = PollRow(
                         row.peer, row.id, creator, question, options, multiple, anonymous,
-                        False, None, 0, 0)
+                        closed, None, 0, 0)
+                    self.early_closes = {k for k in self.early_closes
+                                         if k[:2] != (row.peer, row.id)}
+                case KeepEarlyClose(conv, poll, author, _at):
+                    assert (conv, poll) not in self.polls, "kept a close for a poll we have"
+                    self.early_closes.add((conv, poll, author))
                 case PutVote(conv, poll, voter, choices, at):
                     assert not self.polls[(conv, poll)].closed, "a vote after the close"
                     self.votes[(conv, poll, voter)] = (choices, at)
@@ -95,7 +104,7 @@ class Model:
     def snapshot(self) -> tuple[object, ...]:
         return (frozenset(self.messages), sorted(self.polls.items()),
                 sorted((k, (list(v[0]), v[1])) for k, v in self.votes.items()),
-                frozenset(self.tally_due))
+                frozenset(self.tally_due), frozenset(self.early_closes))
 
 
 def poll(options: int = 3, *, multiple: bool = False, anonymous: bool = False,
@@ -261,8 +270,31 @@ def test_only_the_creator_closes_and_only_once() -> None:
     assert not m.receive(GROUP, BOB, c.PollClose(poll=POLL), GROUP_STATE)  # again: nothing
 
 
-def test_closing_an_unknown_poll_does_nothing() -> None:
-    assert not Model().receive(BOB, BOB, c.PollClose(poll=POLL))
+def test_a_close_before_its_poll_closes_it_when_it_comes() -> None:
+    """Across a creator's devices, or sender-key chains, the close can overtake the poll:
+    it is kept (nothing shown yet) and the poll then arrives closed."""
+    m = Model()
+    early = m.receive(GROUP, BOB, c.PollClose(poll=POLL), GROUP_STATE)
+    assert early.writes == [KeepEarlyClose(GROUP, POLL, BOB, NOW)] and not early.events
+    m.receive(GROUP, BOB, poll(), GROUP_STATE)
+    assert m.polls[(GROUP, POLL)].closed and not m.early_closes
+    assert not m.receive(GROUP, CAROL, vote([0]), GROUP_STATE)  # no vote counts
+    assert not m.receive(GROUP, BOB, c.PollClose(poll=POLL), GROUP_STATE)  # again: nothing
+
+
+def test_an_early_close_by_someone_else_leaves_the_poll_open() -> None:
+    m = Model()
+    m.receive(GROUP, CAROL, c.PollClose(poll=POLL), GROUP_STATE)
+    m.receive(GROUP, BOB, poll(), GROUP_STATE)
+    assert not m.polls[(GROUP, POLL)].closed and not m.early_closes
+    assert m.receive(GROUP, CAROL, vote([0]), GROUP_STATE)
+
+
+def test_an_early_close_in_another_conversation_leaves_the_poll_open() -> None:
+    m = Model()
+    m.receive(BOB, BOB, c.PollClose(poll=POLL))
+    m.receive(GROUP, BOB, poll(), GROUP_STATE)
+    assert not m.polls[(GROUP, POLL)].closed
 
 
 def tally(counts: list[int], at: int = 50, voters: int = 1) -> c.PollTally:
@@ -349,3 +381,17 @@ def test_votes_on_an_open_poll_end_the_same_in_any_order(order: list) -> None:  
         m.receive(GROUP, voter, vote([at % 3], at), GROUP_STATE)
     assert {k[2]: v for k, v in m.votes.items()} == {
         BOB: ([0], 9), CAROL: ([1], 7), MALLORY: ([2], 8)}
+
+
+@settings(max_examples=150, deadline=None)
+@given(events_strategy)
+def test_the_creators_close_closes_the_poll_whatever_the_order(script: list) -> None:  # type: ignore[type-arg]
+    """Poll and close in any order (the close first included): once both are in, the
+    poll is closed exactly when its creator (BOB) sent a close; nothing stays kept for a
+    poll we have."""
+    m = Model()
+    play(m, script)
+    if any(kind == "poll" for kind, *_ in script):
+        row = m.polls[(GROUP, POLL)]
+        assert row.closed == any(kind == "close" and who == BOB for kind, who, *_ in script)
+        assert not m.early_closes

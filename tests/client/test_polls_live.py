@@ -79,3 +79,27 @@ async def test_hostile_votes_are_ignored(people: People) -> None:
     assert await counts(alice, group, anon) == [0, 0]
     await carol.sync()
     assert (await carol.polls.view(group, anon)).voters == 0
+
+
+@pytest.mark.asyncio
+async def test_a_close_that_overtakes_its_poll_closes_it_when_it_comes(people: People) -> None:
+    """The creator's close can reach a client before the poll (another of the creator's
+    devices, a sender-key chain): it is kept, and the poll arrives closed. A close by
+    anyone else, sent first, does not close it."""
+    import os
+
+    alice, bob = await people("alice", "bob")
+    first, second = os.urandom(16), os.urandom(16)
+    await send_raw(bob, alice.user, c.PollClose(poll=second))  # not bob's poll to close
+    await bob.sync()  # (flushes bob's outbox)
+    await send_raw(alice, bob.user, c.PollClose(poll=first))
+    for poll_id in (first, second):
+        await send_raw(alice, bob.user, c.Poll(id=poll_id, question="Lunch?",
+                                               options=["a", "b"], sent_at=1))
+    await alice.sync()
+    await bob.sync()
+    assert (await bob.polls.view(alice.user, first)).closed is True
+    assert (await bob.polls.view(alice.user, second)).closed is False
+    assert (await bob.polls.vote(alice.user, second, [1])).counts == [0, 1]  # still open
+    # nothing is left waiting: the kept close went with its poll
+    assert not await bob.cache.polls.closed_early(alice.user, first, alice.user)

@@ -11,12 +11,14 @@ from typing import Any
 from tenchat.client.cache import MIGRATIONS, cache_key
 from tenchat.client.db import open_encrypted
 
-__all__ = ["open_cache_file", "open_home_cache", "UNDO_SUMMARY"]
+__all__ = ["open_cache_file", "open_home_cache", "UNDO_TO_13"]
 
 
-# Takes a cache back from schema 14 to 13 (the conversation summary), for the tests of
-# upgrades from older schemas: the triggers as migration 2 made them, the columns gone.
-UNDO_SUMMARY = (
+# Takes a cache back from the latest schema to 13, for the tests of upgrades from older
+# schemas: 15's early poll closes gone; 14's conversation summary gone (the triggers as
+# migration 2 made them, the columns dropped).
+UNDO_TO_13 = (
+    "DROP TABLE poll_early_closes;"
     "DROP INDEX conversations_order; DROP TRIGGER messages_last;"
     "DROP TRIGGER messages_ai; DROP TRIGGER messages_ad;"
     + "".join(re.findall(r"CREATE TRIGGER messages_a[id] .*?END;", MIGRATIONS[1], re.S))
