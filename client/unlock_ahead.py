@@ -11,7 +11,7 @@ derivation at the same time.
 A process of its own, not a thread: Argon2id runs without the GIL either way, but on a
 thread its 256 MiB is faulted in within the command's own address space, and the
 command's start (imports, allocations) slowed waiting on it (the TUI's first output ~80 ms)
-(docs/performance.md). The helper is this module run as ``python -m``: the passphrase goes
+(docs/performance.md). The helper is this module run as ``python -P -m``: the passphrase goes
 to it on a pipe (never in its arguments or environment), ``Keystore.derive`` runs there,
 and the key comes back on a pipe with the salt and parameters it is for
 (``keystore.DerivedKey``).
@@ -99,7 +99,11 @@ def start(home: Path, passphrase: str) -> None:
     proc: subprocess.Popen[bytes] | None = None
     read_end, write_end = os.pipe()  # the passphrase: a pipe, never argv or environ
     try:
-        proc = subprocess.Popen([sys.executable, "-m", __name__, str(home)], stdin=read_end,
+        # -P: not the working directory first on sys.path, as `python -m` would put it (a
+        # `tenchat/` package there would be handed the passphrase); the command's own
+        # import path otherwise, PYTHONPATH included.
+        proc = subprocess.Popen([sys.executable, "-P", "-m", __name__, str(home)],
+                                stdin=read_end,
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                 close_fds=True, env=env)
         os.write(write_end, secret)  # (a pipe takes 64 KiB unread)

@@ -61,6 +61,26 @@ def test_the_passphrase_goes_to_the_helper_on_a_pipe_only(
     assert proc.returncode == 0
 
 
+def test_a_tenchat_package_in_the_working_directory_is_not_the_helper(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`python -m` puts the working directory first on sys.path: a `tenchat/` there (a
+    clone of someone's repository, say) would be imported as the helper and read the
+    passphrase."""
+    home, secrets = _home(tmp_path)
+    planted = tmp_path / "cwd" / "tenchat" / "client"
+    planted.mkdir(parents=True)
+    marker = tmp_path / "stolen"
+    for d in (planted.parent, planted):
+        (d / "__init__.py").write_text("")
+    (planted / "unlock_ahead.py").write_text(
+        f"import sys; open({str(marker)!r}, 'wb').write(sys.stdin.buffer.read())\n")
+    monkeypatch.chdir(planted.parent.parent)
+    unlock_ahead.start(home, "right")
+    ahead = unlock_ahead.take(home, "right")
+    assert ahead is not None and ahead.result(30) == secrets  # the real helper's key
+    assert not marker.exists()
+
+
 def test_a_key_derived_for_a_keystore_since_replaced_is_not_used(tmp_path: Path) -> None:
     home, _ = _home(tmp_path)
     unlock_ahead.start(home, "right")
