@@ -26,6 +26,10 @@ def storage_error(exc: BaseException) -> ProtocolError | None:
     return _postgres_error(exc)
 
 
+# SQLSTATE 40001/40P01: a serialization failure or deadlock with another node's write.
+_PG_CONFLICT: Final = ("40001", "40P01")
+
+
 def is_conflict(exc: BaseException) -> bool:
     """A transaction rolled back for meeting another one (PostgreSQL: a deadlock or a
     serialization failure with another node's write), not for anything in it: run its
@@ -35,11 +39,10 @@ def is_conflict(exc: BaseException) -> bool:
             and getattr(exc, "sqlstate", None) in _PG_CONFLICT)
 
 
-_PG_CONFLICT: Final = ("40001", "40P01")
 # SQLSTATE classes: 53 insufficient resources (disk full, out of memory, too many
 # connections); 08 connection exceptions, 57P operator intervention (shut down,
-# restarting), 40001/40P01 a serialization failure or deadlock with another node.
-_PG_UNAVAILABLE: Final = ("08", "57P", "40001", "40P01")
+# restarting), and the conflicts above (a batch's writes are retried one by one first).
+_PG_UNAVAILABLE: Final = ("08", "57P", *_PG_CONFLICT)
 
 
 def _postgres_error(exc: BaseException) -> ProtocolError | None:

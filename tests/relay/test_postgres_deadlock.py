@@ -13,22 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
-
-import asyncpg
 
 from tenchat.relay.storage.postgres import PostgresStore
 from tenchat.relay.storage.postgres.base import lock_keys
-from tests.support.services import postgres_url
+from tests.support.services import postgres_schema, postgres_url
 from tests.support.wsclient import async_test
 
 
 @async_test
 async def test_a_batch_that_deadlocks_is_retried_write_by_write() -> None:
-    schema = "test_deadlock_" + secrets.token_hex(8)
-    other = await asyncpg.connect(postgres_url())
-    try:
-        await other.execute(f'CREATE SCHEMA "{schema}"')
+    async with postgres_schema("test_deadlock") as (other, schema):
         store = PostgresStore(postgres_url(), schema=schema)
         async with store:
             x, y = os.urandom(32), os.urandom(32)
@@ -48,6 +42,3 @@ async def test_a_batch_that_deadlocks_is_retried_write_by_write() -> None:
                 begun = await asyncio.gather(first, second, return_exceptions=True)
             assert [getattr(b, "new", b) for b in begun] == [True, True]
             assert (await store.stats())["uploads"] == 2
-    finally:
-        await other.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        await other.close()

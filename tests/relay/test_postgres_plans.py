@@ -17,16 +17,13 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 from typing import Any
-
-import asyncpg
 
 from tenchat.relay.storage.postgres import PostgresStore
 from tenchat.relay.storage.postgres.messages import _ACK_RUN, _READ_RUN
 from tenchat.relay.storage.postgres.queues import READ_SIZES
 from tenchat.relay.storage.postgres.upkeep import EXPIRED_MESSAGES
-from tests.support.services import postgres_url
+from tests.support.services import postgres_schema, postgres_url
 from tests.support.wsclient import async_test
 
 ROWS = 100_000
@@ -60,10 +57,7 @@ def _scans(plan: Any) -> list[tuple[str, str]]:
 
 @async_test
 async def test_the_send_and_ack_runs_stay_index_lookups_on_grown_tables() -> None:
-    schema = "test_plans_" + secrets.token_hex(8)
-    admin = await asyncpg.connect(postgres_url())
-    try:
-        await admin.execute(f'CREATE SCHEMA "{schema}"')
+    async with postgres_schema("test_plans") as (admin, schema):
         store = PostgresStore(postgres_url(), schema=schema)
         async with store:
             await admin.execute(f'SET search_path = "{schema}"; ALTER TABLE sent SET'
@@ -107,6 +101,3 @@ async def test_the_send_and_ack_runs_stay_index_lookups_on_grown_tables() -> Non
                 await conn.execute("DEALLOCATE ALL")
         assert not [rel for kind, rel in scans if kind == "Seq Scan"], scans
         assert {rel for _, rel in scans} >= {"sent", "messages", "queue_sizes"}, scans
-    finally:
-        await admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        await admin.close()

@@ -5,15 +5,13 @@ database that had messages before it."""
 from __future__ import annotations
 
 import os
-import secrets
 
-import asyncpg
 import pytest
 
 from tenchat.common.errors import ProtocolError
 from tenchat.relay.storage.postgres import PostgresStore
 from tenchat.relay.storage.postgres.schema import MIGRATIONS
-from tests.support.services import postgres_url
+from tests.support.services import postgres_schema, postgres_url
 from tests.support.wsclient import async_test
 
 # the schema version before the counters (the migration that adds them, 0-based)
@@ -22,11 +20,9 @@ _BEFORE = next(i for i, m in enumerate(MIGRATIONS) if "CREATE TABLE queue_sizes"
 
 @async_test
 async def test_the_migration_counts_the_queued_messages() -> None:
-    schema = "test_qs_" + secrets.token_hex(8)
     bob, alice, carol = os.urandom(32), os.urandom(32), os.urandom(32)
-    conn = await asyncpg.connect(postgres_url())
-    try:
-        await conn.execute(f'CREATE SCHEMA "{schema}"; SET search_path = "{schema}"')
+    async with postgres_schema("test_qs") as (conn, schema):
+        await conn.execute(f'SET search_path = "{schema}"')
         for migration in MIGRATIONS[:_BEFORE]:
             await conn.execute(migration)
         await conn.execute("CREATE TABLE schema_version (version integer NOT NULL);"
@@ -51,6 +47,3 @@ async def test_the_migration_counts_the_queued_messages() -> None:
             assert await conn.fetchval(
                 "SELECT sum(bytes) FROM queue_sizes WHERE recipient = $1 AND sender = $2",
                 bob, carol) == 20
-    finally:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        await conn.close()

@@ -17,19 +17,21 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import secrets
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 from urllib.parse import urlsplit
 
 import pytest
 
-__all__ = ["postgres_url", "nats_url", "require_service", "NatsServer", "PostgresServer",
-           "free_port",
+__all__ = ["postgres_url", "postgres_schema", "nats_url", "require_service", "NatsServer",
+           "PostgresServer", "free_port",
            "postgres_service", "nats_service", "POSTGRES_ENV", "NATS_ENV", "REQUIRE_ENV"]
 
 POSTGRES_ENV = "TENCHAT_TEST_POSTGRES"
@@ -66,6 +68,23 @@ def postgres_url() -> str:
     """The test PostgreSQL (TENCHAT_TEST_POSTGRES, else the local default), or skip."""
     url = os.environ.get(POSTGRES_ENV) or DEFAULT_POSTGRES
     return require_service("PostgreSQL", POSTGRES_ENV, url, 5432)
+
+
+@contextlib.asynccontextmanager
+async def postgres_schema(prefix: str) -> AsyncIterator[tuple[Any, str]]:
+    """A fresh schema on the test PostgreSQL (or skip) and a connection of the test's own
+    (an ``asyncpg.Connection``, outside any store); the schema is dropped afterwards.
+    Stores under test take ``schema=`` the name yielded."""
+    import asyncpg
+
+    schema = f"{prefix}_{secrets.token_hex(8)}"
+    conn = await asyncpg.connect(postgres_url())
+    try:
+        await conn.execute(f'CREATE SCHEMA "{schema}"')
+        yield conn, schema
+    finally:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        await conn.close()
 
 
 def nats_url() -> str:
