@@ -49,6 +49,7 @@ from typing import Any
 from . import (
     _report,
     baseline,
+    calibrate,
     client,
     cluster,
     group_fanout,
@@ -146,8 +147,13 @@ def main(argv: list[str] | None = None) -> int:
         names = list(baseline.DEFAULT_SCENARIOS)
     quiet = args.json or args.markdown is not None or args.update_baseline is not None
     runs = baseline.UPDATE_RUNS if args.update_baseline is not None else 1
+    speeds: list[dict[str, float]] = []  # the machine's, beside each run of a new baseline
     try:
-        all_results = [run_scenarios(args, names, quiet=quiet) for _ in range(runs)]
+        all_results = []
+        for _ in range(runs):
+            if args.update_baseline is not None:
+                speeds.append(calibrate.measure())
+            all_results.append(run_scenarios(args, names, quiet=quiet))
     except RuntimeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -159,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         meta = next(iter(all_results[0].values()))
         baseline.write(all_results, {k: meta[k] for k in ("date", "commit", "cores", "python")}
-                       | {"quick": bool(args.quick), "runs": runs}, args.update_baseline)
+                       | {"quick": bool(args.quick), "runs": runs,
+                          "machine": calibrate.best(speeds)}, args.update_baseline)
         print(f"wrote {len(baseline.figures(results))} figures (each the slowest of {runs}"
               f" runs) to {args.update_baseline}", file=sys.stderr)
         return 0

@@ -35,6 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import calibrate
+
 __all__ = ["BASELINE", "THROUGHPUT_FLOOR", "LATENCY_CEILING", "Figure", "figures", "compare",
            "busy", "check", "slowest", "write", "format_report"]
 
@@ -59,6 +61,9 @@ class Figure:
     kind: str  # "throughput" (higher is better) or "latency" (lower is better)
     baseline: float
     value: float
+    # How much slower this machine is than the baseline's (bench/calibrate.py: ≤ 1): the
+    # margins widen by it, so a slower machine is not taken for a slower change.
+    machine: float = 1.0
 
     @property
     def ratio(self) -> float:
@@ -69,8 +74,8 @@ class Figure:
         if self.value != self.value:  # NaN: the figure is missing in this run
             return True
         if self.kind == "throughput":
-            return self.value < THROUGHPUT_FLOOR * self.baseline
-        return self.value > LATENCY_CEILING * self.baseline
+            return self.value < THROUGHPUT_FLOOR * self.machine * self.baseline
+        return self.value > LATENCY_CEILING / self.machine * self.baseline
 
 
 def figures(results: dict[str, Any]) -> dict[str, tuple[str, float]]:
@@ -98,11 +103,12 @@ def figures(results: dict[str, Any]) -> dict[str, tuple[str, float]]:
     return out
 
 
-def compare(baseline: dict[str, Any], results: dict[str, Any]) -> list[Figure]:
+def compare(baseline: dict[str, Any], results: dict[str, Any],
+            machine: float = 1.0) -> list[Figure]:
     """Every baseline figure of the scenarios in ``results``, against this run (NaN if the
-    run lacks it)."""
+    run lacks it), on a machine ``machine`` times as fast as the baseline's (≤ 1)."""
     now = figures(results)
-    return [Figure(path, kind, value, now.get(path, (kind, float("nan")))[1])
+    return [Figure(path, kind, value, now.get(path, (kind, float("nan")))[1], machine)
             for path, (kind, value) in figures(baseline["scenarios"]).items()
             if path.split("/", 1)[0] in results]
 
@@ -115,16 +121,25 @@ def busy(load: float | None = None, cores: int | None = None) -> bool:
 
 
 def check(baseline: dict[str, Any], run: Callable[[list[str]], dict[str, Any]],
-          crowded: Callable[[], bool] = busy) -> tuple[list[Figure], list[Figure], list[str]]:
+          crowded: Callable[[], bool] = busy,
+          speeds: Callable[[], dict[str, float]] = calibrate.measure,
+          ) -> tuple[list[Figure], list[Figure], list[str]]:
     """Run the baseline's scenarios (``run(names) -> {scenario: result}``); run again those
     with a regressed figure. (first run's figures, the second run's figures of those
     scenarios, the paths that regressed in both). A run taken while ``crowded()`` (by
-    other programs) confirms nothing: a regression must show in two uncrowded runs."""
+    other programs) confirms nothing: a regression must show in two uncrowded runs. Before
+    each run the machine's reference speeds are measured (``speeds()``) and the margins
+    widened by how much slower they are than the baseline's (:func:`calibrate.factor`)."""
     names = list(baseline["scenarios"])
-    first = compare(baseline, run(names))
+    then = baseline.get("machine")
+
+    def machine() -> float:
+        return calibrate.factor(then, speeds()) if then else 1.0
+
+    first = compare(baseline, run(names), machine())
     first_crowded = crowded()
     again = sorted({f.path.split("/", 1)[0] for f in first if f.regressed})
-    second = compare(baseline, run(again)) if again else []
+    second = compare(baseline, run(again), machine()) if again else []
     if first_crowded or crowded():
         return first, second, []
     twice = {f.path for f in first if f.regressed} & {f.path for f in second if f.regressed}
@@ -184,6 +199,9 @@ def format_report(first: list[Figure], second: list[Figure], twice: list[str],
                      f"{(f'{rerun.ratio:.2f}' if rerun else ''):>7}{mark}")
     lines.append(f"margins: throughput ≥ {THROUGHPUT_FLOOR}× the baseline, latency (p50) ≤"
                  f" {LATENCY_CEILING}×; a regression counts when it shows in two runs in a row")
+    if first and first[0].machine < 1.0:
+        lines.append(f"this machine: {first[0].machine:.2f}× the baseline machine's speed"
+                     " (bench/calibrate.py, its slowest part); the margins widened by as much")
     if crowded:
         lines.append(f"bench baseline: not judged: other programs crowd the machine (load"
                      f" average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bench import baseline
+from bench import baseline, calibrate
 
 
 def result(msgs_per_s: float, p50: float) -> dict[str, Any]:
@@ -100,3 +100,47 @@ def test_a_new_baseline_keeps_each_figure_at_its_slowest() -> None:
     kept = baseline.slowest([result(1000.0, 2.0), result(800.0, 1.5), result(900.0, 3.0)])
     assert kept == {"relay_throughput/throughput/durable_msgs_per_s": ("throughput", 800.0),
                     "relay_throughput/latency/0/stored_ms/p50": ("latency", 3.0)}
+
+
+def test_a_slower_machine_widens_the_margins_by_its_slowest_part() -> None:
+    then = {"python_ops_per_s": 100.0, "sqlite_rows_per_s": 1000.0}
+    assert calibrate.factor(then, {"python_ops_per_s": 80.0, "sqlite_rows_per_s": 400.0}) == 0.4
+    assert calibrate.factor(then, {"python_ops_per_s": 300.0, "sqlite_rows_per_s": 2000.0}) == 1.0
+    assert calibrate.factor(None, then) == 1.0 and calibrate.factor(then, None) == 1.0
+    base = {"scenarios": result(1000.0, 2.0)}
+    half = baseline.compare(base, result(260.0, 7.9), machine=0.5)
+    assert [f.regressed for f in half] == [False, False]  # within 0.5 × 0.5 and 2 / 0.5
+    slow = baseline.compare(base, result(240.0, 8.1), machine=0.5)
+    assert [f.regressed for f in slow] == [True, True]
+
+
+def test_the_check_measures_the_machine_before_each_run() -> None:
+    then = {"python_ops_per_s": 100.0, "sqlite_rows_per_s": 1000.0}
+    base = {"machine": then,
+            "scenarios": {"relay_throughput": result(1000.0, 2.0)["relay_throughput"]}}
+    measured: list[int] = []
+
+    def speeds(scale: float) -> Any:
+        def measure() -> dict[str, float]:
+            measured.append(1)
+            return {key: scale * value for key, value in then.items()}
+        return measure
+
+    def run(names: list[str]) -> dict[str, Any]:
+        return {n: result(400.0, 2.0)[n] for n in names}
+
+    # the same slow figure twice: a regression on the baseline's machine…
+    _, _, twice = baseline.check(base, run, quiet, speeds(1.0))
+    assert twice == ["relay_throughput/throughput/durable_msgs_per_s"] and len(measured) == 2
+    # …and not on a machine measured at 0.6× its speed (floor 0.5 × 0.6 × 1000 = 300)
+    first, _, twice = baseline.check(base, run, quiet, speeds(0.6))
+    assert twice == [] and not first[0].regressed and first[0].machine == 0.6
+    assert "0.60× the baseline machine's speed" in baseline.format_report(first, [], twice)
+
+
+def test_the_machine_speeds_are_measured_for_real() -> None:
+    speeds = calibrate.measure()
+    assert set(speeds) == {"python_ops_per_s", "sqlite_rows_per_s"}
+    assert all(value > 0 for value in speeds.values())
+    assert calibrate.best([speeds, {k: 2 * v for k, v in speeds.items()}]) == {
+        k: 2 * v for k, v in speeds.items()}
