@@ -97,7 +97,9 @@ async def test_the_relays_files_hold_no_sealed_sender_group_name_or_text(world: 
     assert world.rows("SELECT count(*) FROM contacts WHERE user = ? AND peer = ?",
                       (bob.user, alice.user)) == [(0,)]
     assert bob.user not in b"".join(bytes(r[0]) + bytes(r[1])
-                                    for r in world.rows("SELECT sender, msg_id FROM sent"))
+                                    for r in world.rows(
+                                        "SELECT sender, msg_id FROM sent UNION ALL"
+                                        " SELECT sender, msg_id FROM sent_log"))
 
 
 async def test_the_clients_home_holds_no_message_text_or_contact_handle(tmp_path: Path

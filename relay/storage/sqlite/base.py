@@ -22,6 +22,7 @@ from tenchat.common.errors import ProtocolError
 from ..limits import StoreLimits, now_ms
 from ..writer import BatchWriter, Call, Committed
 from .schema import migrate
+from .sent_log import SentLog
 
 __all__ = ["SQLiteBase", "Tx", "chunks", "marks", "now_ms", "DEDUPE_WINDOW_MS"]
 
@@ -49,7 +50,7 @@ class Tx:
     ``run``, scratch state of that run (e.g. sends of it not inserted yet), which starts
     empty for each run."""
 
-    __slots__ = ("db", "out", "run", "calls", "_deferred")
+    __slots__ = ("db", "out", "run", "calls", "after_commit", "_deferred")
 
     def __init__(self, db: sqlite3.Connection, out: Committed) -> None:
         self.db = db
@@ -58,6 +59,9 @@ class Tx:
         # The current run's calls: a hot write may read for all of them at once, on its
         # first call (e.g. the dedupe keys of a run of sends, in one statement per 400).
         self.calls: list[Call] = []
+        # What the writer's own state learns from this transaction, once it committed
+        # (e.g. the dedupe keys it appended to sent_log): nothing of a rolled-back one.
+        self.after_commit: list[Callable[[], None]] = []
         self._deferred: dict[str, list[tuple[Any, ...]]] = {}
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> Any:
@@ -131,6 +135,8 @@ class SQLiteBase(StoreLimits, BatchWriter[Tx]):
         # (user, peer) pairs known to be in `contacts` (bounded; a miss is an INSERT OR
         # IGNORE, so it only costs a statement).
         self._contacts: set[tuple[bytes, bytes]] = set()
+        # The dedupe keys of the latest sends (sent_log.py): the log's rows, and its fold.
+        self._sent_log = SentLog()
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -162,6 +168,7 @@ class SQLiteBase(StoreLimits, BatchWriter[Tx]):
             " coalesce((SELECT max(last_gseq) FROM groups), 0))"
         )
         self._next_gseq = next(iter(rows))[0]
+        await db._execute(self._sent_log.load, db._conn)
         rows = await db.execute_fetchall("SELECT DISTINCT user FROM blocks")
         self._blockers = {user for (user,) in rows}
         self._rdb = await aiosqlite.connect(self.path, isolation_level=None)
@@ -205,6 +212,7 @@ class SQLiteBase(StoreLimits, BatchWriter[Tx]):
         tx = Tx(conn, out)
         conn.execute("BEGIN IMMEDIATE")
         try:
+            fold = self._sent_log.step(conn, self._clock())  # before this one's sends
             for fn, run in itertools.groupby(calls, key=attrgetter("fn")):
                 tx.calls = list(run)
                 for call in tx.calls:
@@ -223,6 +231,10 @@ class SQLiteBase(StoreLimits, BatchWriter[Tx]):
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+        if fold is not None:
+            fold.committed()
+        for learn in tx.after_commit:
+            learn()
 
     def _maybe_prune(self, conn: sqlite3.Connection) -> None:
         """Forget the dedupe keys of sends older than the dedupe window (hourly)."""

@@ -1,13 +1,15 @@
 """SQLite: 1:1 message queues — enqueue with dedupe and queue caps, fetch, ack.
 
-The hot path. A run of sends looks its retries up in one statement per 400 sends, and
-inserts with one executemany per table at the end of the run (``Tx.defer``); queue sizes
+The hot path. A run of sends looks its retries up in the writer's copy of `sent_log` and
+then in one statement per 400 sends, and inserts with one executemany per table at the
+end of the run (``Tx.defer``); dedupe keys go to `sent_log` (sent_log.py); queue sizes
 are cached per recipient (and per sender, for queue_share) and counted again before a
 refusal.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any, Final
 
@@ -19,6 +21,7 @@ from ..dedupe import dedupe_row
 from ..records import Stored
 from ..writer import Call, write
 from .base import SQLiteBase, Tx, chunks, marks
+from .sent_log import INSERT_SENT_LOG
 
 __all__ = ["Messages"]
 
@@ -26,7 +29,6 @@ _INSERT_MESSAGE: Final = (
     "INSERT INTO messages (seq, recipient, sender, msg_id, at, body, expires_at)"
     " VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
-_INSERT_SENT: Final = "INSERT INTO sent (sender, msg_id, seq, at) VALUES (?, ?, ?, ?)"
 _INSERT_CONTACT: Final = "INSERT OR IGNORE INTO contacts (user, peer) VALUES (?, ?)"
 _CACHE_MAX: Final = 100_000  # queue sizes cached (recipients, or pairs) before starting over
 
@@ -168,7 +170,7 @@ class _SendRun:
 
     def __init__(self, store: Messages, tx: Tx) -> None:
         self.at = store._clock()
-        self.known = _sent_before(tx)  # (sender, msg_id) -> Stored
+        self.known = _sent_before(store, tx)  # (sender, msg_id) -> Stored
         self.queue_limits = (store.queue_max, store.queue_bytes_max)
         self.share_limits = (store.share_max, store.share_bytes_max)
         self.limited = any(self.queue_limits)
@@ -178,7 +180,8 @@ class _SendRun:
         # inserted at the run's end in this order (Tx.end_run)
         self.messages = tx.rows(_INSERT_MESSAGE)
         self.contacts = tx.rows(_INSERT_CONTACT)
-        self.sent = tx.rows(_INSERT_SENT)
+        self.sent = tx.rows(INSERT_SENT_LOG)  # the dedupe keys (sqlite/sent_log.py)
+        tx.after_commit.append(functools.partial(store._sent_log.added, self.sent))
         self.stored = tx.out.stored
         for cache, most in ((store._queued, _CACHE_MAX), (store._queued_from, _CACHE_MAX),
                             (store._contacts, 2 * _CACHE_MAX)):
@@ -217,12 +220,15 @@ def _send_key(call: Call) -> tuple[bytes, bytes]:
     return named["sender"], named["msg_id"]
 
 
-def _sent_before(tx: Tx) -> dict[tuple[bytes, bytes], Stored]:
-    """What the sends of this run got when they were stored before (retries), found in
-    one statement per 400 of them."""
+def _sent_before(store: Messages, tx: Tx) -> dict[tuple[bytes, bytes], Stored]:
+    """What the sends of this run got when they were stored before (retries): the latest
+    in the writer's copy of `sent_log`, the rest in `sent`, one statement per 400."""
     known: dict[tuple[bytes, bytes], Stored] = {}
     # the stored digest of each (sender, msg_id): dedupe_row (no sender on the disk)
     keys = {dedupe_row(*key): key for key in {_send_key(call) for call in tx.calls}}
+    logged = store._sent_log.keys
+    for digest in [digest for digest in keys if digest in logged]:
+        known[keys.pop(digest)] = logged[digest]
     for chunk in chunks(list(keys), 400):
         # A join, not "(sender, msg_id) IN (VALUES ...)": SQLite scans the table for that.
         rows = tx.all(

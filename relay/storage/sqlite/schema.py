@@ -296,6 +296,17 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     CREATE INDEX link_slots_by_owner ON link_slots (owner);
     CREATE INDEX link_slots_by_expiry ON link_slots (expires_at);
     """,
+    # issue 19: the dedupe keys of the latest sends, appended in the order they were
+    # stored, and folded into `sent` in key order a range at a time (sqlite/sent_log.py):
+    # a random 48-byte key inserted into `sent` at each commit dirtied a page of its own.
+    """
+    CREATE TABLE sent_log (
+        sender BLOB NOT NULL,
+        msg_id BLOB NOT NULL,
+        seq INTEGER NOT NULL,
+        at INTEGER NOT NULL
+    );
+    """,
 )
 
 

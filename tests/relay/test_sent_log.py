@@ -1,0 +1,142 @@
+"""The SQLite relay's dedupe log (relay/storage/sqlite/sent_log.py), on real files: a
+retry is recognised whether its key is still in `sent_log`, being folded, or in `sent`;
+a fold moves every key once and leaves the ones that came meanwhile; a crash (a
+transaction rolled back, a relay reopened mid-fold) loses and duplicates nothing."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tenchat.relay.storage import SQLiteStore
+from tenchat.relay.storage.records import Stored
+from tenchat.relay.storage.sqlite.sent_log import SentLog
+from tests.support.wsclient import async_test
+
+T0 = 1_700_000_000_000
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> int:
+        return self.now
+
+
+def rows(path: Path, table: str) -> set[tuple[bytes, bytes, int, int]]:
+    with sqlite3.connect(path) as db:
+        return {(bytes(s), bytes(m), q, a) for s, m, q, a in db.execute(
+            f"SELECT sender, msg_id, seq, at FROM {table}")}
+
+
+def open_store(path: Path, clock: Clock, fold_at: int) -> SQLiteStore:
+    store = SQLiteStore(path, sync="normal", clock=clock)
+    store._sent_log.fold_at = fold_at
+    return store
+
+
+@async_test
+async def test_a_retry_is_recognised_before_during_and_after_a_fold(tmp_path: Path) -> None:
+    path, clock = tmp_path / "relay.sqlite3", Clock()
+    store = open_store(path, clock, fold_at=40)
+    await store.open()
+    try:
+        alice, bob = os.urandom(32), os.urandom(32)
+        ids = [os.urandom(16) for _ in range(100)]
+        first: dict[bytes, Stored] = {}
+        for i, msg in enumerate(ids):
+            clock.now += 60  # past STEP_EVERY_MS: a fold step may come with each send
+            first[msg] = await store.enqueue(bob, alice, msg, b"x%d" % i)
+            # every key sent so far, retried now, gets its first answer: wherever it is
+            for old in ids[: i + 1 : 7]:
+                assert await store.enqueue(bob, alice, old, b"again") == first[old]
+        logged, folded = rows(path, "sent_log"), rows(path, "sent")
+        assert len(logged | folded) == 100  # each key once (the same row if in both)
+        assert folded, "40 keys started a fold and 16 steps ended it"
+        assert {s.seq for s in first.values()} == {r[2] for r in logged | folded}
+        assert len(store._sent_log.keys) == len(logged)  # the writer's copy is the log
+        assert len(await store.pending(bob, 0, 1000)) == 100  # no retry was queued
+    finally:
+        await store.close()
+
+
+@async_test
+async def test_a_relay_reopened_mid_fold_folds_again_and_loses_nothing(tmp_path: Path) -> None:
+    path, clock = tmp_path / "relay.sqlite3", Clock()
+    store = open_store(path, clock, fold_at=30)
+    await store.open()
+    alice, bob = os.urandom(32), os.urandom(32)
+    ids = [os.urandom(16) for _ in range(40)]
+    first = {}
+    for msg in ids[:36]:  # 30 start a fold; 5 more sends at 60 ms: steps 0-4 of 16
+        clock.now += 60
+        first[msg] = await store.enqueue(bob, alice, msg, b"x")
+    await store.close()  # (a stop mid-fold: some ranges in `sent`, all still in the log)
+    assert 0 < len(rows(path, "sent")) < 30 and len(rows(path, "sent_log")) == 36
+
+    store = open_store(path, clock, fold_at=30)
+    await store.open()
+    try:
+        assert len(store._sent_log.keys) == 36  # read back whole
+        for msg in ids[36:]:
+            clock.now += 60
+            first[msg] = await store.enqueue(bob, alice, msg, b"x")
+        for _ in range(20):  # the fold starts over and finishes (INSERT OR IGNORE)
+            clock.now += 60
+            await store.enqueue(bob, alice, ids[0], b"again")
+        assert len(rows(path, "sent")) >= 36
+        assert len(rows(path, "sent") | rows(path, "sent_log")) == 40
+        for msg in ids:
+            assert await store.enqueue(bob, alice, msg, b"again") == first[msg]
+    finally:
+        await store.close()
+
+
+def test_a_rolled_back_step_changes_nothing_and_is_taken_again(tmp_path: Path) -> None:
+    db = sqlite3.connect(tmp_path / "x.sqlite3", isolation_level=None)
+    db.executescript("CREATE TABLE sent (sender BLOB, msg_id BLOB, seq INTEGER, at INTEGER,"
+                     " PRIMARY KEY (sender, msg_id)) WITHOUT ROWID;"
+                     "CREATE TABLE sent_log (sender BLOB NOT NULL, msg_id BLOB NOT NULL,"
+                     " seq INTEGER NOT NULL, at INTEGER NOT NULL);")
+    log = SentLog(fold_at=3)
+    appended = [(os.urandom(32), os.urandom(16), seq, T0) for seq in range(1, 5)]
+    db.executemany("INSERT INTO sent_log VALUES (?, ?, ?, ?)", appended)
+    log.added(appended)
+
+    db.execute("BEGIN")
+    step = log.step(db, T0)
+    assert step is not None
+    db.execute("ROLLBACK")  # the transaction failed: its step is not applied
+    assert log.step(db, T0 + 1) is not None  # …and is due again, from the first range
+    folded = 0
+    for now in range(T0 + 100, T0 + 100 + 16 * 60, 60):  # 16 steps, committed
+        db.execute("BEGIN")
+        step = log.step(db, now)
+        assert step is not None
+        db.execute("COMMIT")
+        step.committed()
+        folded += 1
+    assert folded == 16 and log.step(db, T0 + 10_000) is None  # nothing left to fold
+    assert rows(tmp_path / "x.sqlite3", "sent") == set(appended)
+    assert rows(tmp_path / "x.sqlite3", "sent_log") == set() and log.keys == {}
+
+
+@pytest.mark.parametrize("quiet", [True, False])
+def test_a_fold_is_due_at_fold_at_keys_or_after_an_hour(tmp_path: Path, quiet: bool) -> None:
+    db = sqlite3.connect(tmp_path / "x.sqlite3", isolation_level=None)
+    db.executescript("CREATE TABLE sent (sender BLOB, msg_id BLOB, seq INTEGER, at INTEGER,"
+                     " PRIMARY KEY (sender, msg_id)) WITHOUT ROWID;"
+                     "CREATE TABLE sent_log (sender BLOB NOT NULL, msg_id BLOB NOT NULL,"
+                     " seq INTEGER NOT NULL, at INTEGER NOT NULL);")
+    log = SentLog(fold_at=1000)
+    assert log.step(db, T0) is None  # an empty log
+    log.added([(os.urandom(32), os.urandom(16), 1, T0)])
+    assert log.step(db, T0 + 60_000) is None  # one key, a minute old
+    later = T0 + log.fold_after_ms if quiet else T0 + 60_000
+    if not quiet:
+        log.fold_at = 1
+    assert log.step(db, later) is not None
