@@ -13,7 +13,7 @@ import pytest
 
 from tenchat.relay.storage import SQLiteStore
 from tenchat.relay.storage.records import Stored
-from tenchat.relay.storage.sqlite.sent_log import SentLog
+from tenchat.relay.storage.sqlite.sent_log import RANGES, SentLog
 from tests.support.wsclient import async_test
 
 T0 = 1_700_000_000_000
@@ -70,26 +70,26 @@ async def test_a_relay_reopened_mid_fold_folds_again_and_loses_nothing(tmp_path:
     store = open_store(path, clock, fold_at=30)
     await store.open()
     alice, bob = os.urandom(32), os.urandom(32)
-    ids = [os.urandom(16) for _ in range(40)]
+    ids = [os.urandom(16) for _ in range(60)]
     first = {}
-    for msg in ids[:36]:  # 30 start a fold; 5 more sends at 60 ms: steps 0-4 of 16
+    for msg in ids[:50]:  # 30 start a fold; 20 more sends, 60 ms apart: 20 of its steps
         clock.now += 60
         first[msg] = await store.enqueue(bob, alice, msg, b"x")
     await store.close()  # (a stop mid-fold: some ranges in `sent`, all still in the log)
-    assert 0 < len(rows(path, "sent")) < 30 and len(rows(path, "sent_log")) == 36
+    assert 0 < len(rows(path, "sent")) < 30 and len(rows(path, "sent_log")) == 50
 
     store = open_store(path, clock, fold_at=30)
     await store.open()
     try:
-        assert len(store._sent_log.keys) == 36  # read back whole
-        for msg in ids[36:]:
+        assert len(store._sent_log.keys) == 50  # read back whole
+        for msg in ids[50:]:  # the fold starts over (INSERT OR IGNORE) and goes on
             clock.now += 60
             first[msg] = await store.enqueue(bob, alice, msg, b"x")
-        for _ in range(20):  # the fold starts over and finishes (INSERT OR IGNORE)
+        for _ in range(RANGES + 1):  # …to its end: every range, then the delete
             clock.now += 60
             await store.enqueue(bob, alice, ids[0], b"again")
-        assert len(rows(path, "sent")) >= 36
-        assert len(rows(path, "sent") | rows(path, "sent_log")) == 40
+        assert {r[2] for r in rows(path, "sent")} >= {first[m].seq for m in ids[:50]}
+        assert len(rows(path, "sent") | rows(path, "sent_log")) == 60
         for msg in ids:
             assert await store.enqueue(bob, alice, msg, b"again") == first[msg]
     finally:
@@ -110,17 +110,18 @@ def test_a_rolled_back_step_changes_nothing_and_is_taken_again(tmp_path: Path) -
     db.execute("BEGIN")
     step = log.step(db, T0)
     assert step is not None
-    db.execute("ROLLBACK")  # the transaction failed: its step is not applied
-    assert log.step(db, T0 + 1) is not None  # …and is due again, from the first range
-    folded = 0
-    for now in range(T0 + 100, T0 + 100 + 16 * 60, 60):  # 16 steps, committed
-        db.execute("BEGIN")
-        step = log.step(db, now)
-        assert step is not None
+    db.execute("ROLLBACK")  # the transaction failed: its step is not applied…
+    assert rows(tmp_path / "x.sqlite3", "sent") == set()
+    db.execute("BEGIN")  # …and is due again, the first range first
+    steps, now = 0, T0 + 1
+    while (step := log.step(db, now)) is not None and steps < 100:  # committed steps
         db.execute("COMMIT")
         step.committed()
-        folded += 1
-    assert folded == 16 and log.step(db, T0 + 10_000) is None  # nothing left to fold
+        steps += 1
+        now += 60
+        db.execute("BEGIN")
+    db.execute("COMMIT")
+    assert steps == RANGES + 1  # a range per step, then one delete (4 rows < DELETE_ROWS)
     assert rows(tmp_path / "x.sqlite3", "sent") == set(appended)
     assert rows(tmp_path / "x.sqlite3", "sent_log") == set() and log.keys == {}
 
