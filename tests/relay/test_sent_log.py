@@ -13,18 +13,18 @@ import pytest
 
 from tenchat.relay.storage import SQLiteStore
 from tenchat.relay.storage.records import Stored
+from tenchat.relay.storage.sqlite.schema import MIGRATIONS
 from tenchat.relay.storage.sqlite.sent_log import RANGES, SentLog
+from tests.relay.storage.conftest import T0, Clock
 from tests.support.wsclient import async_test
 
-T0 = 1_700_000_000_000
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> int:
-        return self.now
+def relay_db(path: Path) -> sqlite3.Connection:
+    """A relay database at the current schema (the relay's own migrations), in autocommit."""
+    db = sqlite3.connect(path, isolation_level=None)
+    for migration in MIGRATIONS:
+        db.executescript(migration)
+    return db
 
 
 def rows(path: Path, table: str) -> set[tuple[bytes, bytes, int, int]]:
@@ -97,11 +97,7 @@ async def test_a_relay_reopened_mid_fold_folds_again_and_loses_nothing(tmp_path:
 
 
 def test_a_rolled_back_step_changes_nothing_and_is_taken_again(tmp_path: Path) -> None:
-    db = sqlite3.connect(tmp_path / "x.sqlite3", isolation_level=None)
-    db.executescript("CREATE TABLE sent (sender BLOB, msg_id BLOB, seq INTEGER, at INTEGER,"
-                     " PRIMARY KEY (sender, msg_id)) WITHOUT ROWID;"
-                     "CREATE TABLE sent_log (sender BLOB NOT NULL, msg_id BLOB NOT NULL,"
-                     " seq INTEGER NOT NULL, at INTEGER NOT NULL);")
+    db = relay_db(tmp_path / "x.sqlite3")
     log = SentLog(fold_at=3)
     appended = [(os.urandom(32), os.urandom(16), seq, T0) for seq in range(1, 5)]
     db.executemany("INSERT INTO sent_log VALUES (?, ?, ?, ?)", appended)
@@ -128,11 +124,7 @@ def test_a_rolled_back_step_changes_nothing_and_is_taken_again(tmp_path: Path) -
 
 @pytest.mark.parametrize("quiet", [True, False])
 def test_a_fold_is_due_at_fold_at_keys_or_after_an_hour(tmp_path: Path, quiet: bool) -> None:
-    db = sqlite3.connect(tmp_path / "x.sqlite3", isolation_level=None)
-    db.executescript("CREATE TABLE sent (sender BLOB, msg_id BLOB, seq INTEGER, at INTEGER,"
-                     " PRIMARY KEY (sender, msg_id)) WITHOUT ROWID;"
-                     "CREATE TABLE sent_log (sender BLOB NOT NULL, msg_id BLOB NOT NULL,"
-                     " seq INTEGER NOT NULL, at INTEGER NOT NULL);")
+    db = relay_db(tmp_path / "x.sqlite3")
     log = SentLog(fold_at=1000)
     assert log.step(db, T0) is None  # an empty log
     log.added([(os.urandom(32), os.urandom(16), 1, T0)])
