@@ -78,7 +78,7 @@ class Messages(SQLiteBase):
         self._next_seq += 1
         at = run.at
         stored = run.known[key] = Stored(self._next_seq, at)
-        run.sent.append((*dedupe_row(sender, msg_id), stored.seq, at))
+        run.sent.append((*run.digests[key], stored.seq, at))
         if recipient in self._blockers and tx.one(
                 "SELECT 1 FROM blocks WHERE user = ? AND blocked = ?", pair):
             # A blocked sender gets the same answer, but nothing is queued or pushed;
@@ -165,12 +165,14 @@ class _SendRun:
     """The state of one run of sends: its retries (found up front), what it queued (not
     inserted yet: rows for the executemany at the run's end), one timestamp."""
 
-    __slots__ = ("at", "known", "limited", "shared", "queue_limits", "share_limits", "added",
-                 "added_from", "sent", "messages", "contacts", "stored")
+    __slots__ = ("at", "digests", "known", "limited", "shared", "queue_limits", "share_limits",
+                 "added", "added_from", "sent", "messages", "contacts", "stored")
 
     def __init__(self, store: Messages, tx: Tx) -> None:
         self.at = store._clock()
-        self.known = _sent_before(store, tx)  # (sender, msg_id) -> Stored
+        # (sender, msg_id) -> its dedupe row's key (a SHA-512 each: computed once)
+        self.digests = {key: dedupe_row(*key) for key in map(_send_key, tx.calls)}
+        self.known = _sent_before(store, tx, self.digests)  # (sender, msg_id) -> Stored
         self.queue_limits = (store.queue_max, store.queue_bytes_max)
         self.share_limits = (store.share_max, store.share_bytes_max)
         self.limited = any(self.queue_limits)
@@ -220,12 +222,14 @@ def _send_key(call: Call) -> tuple[bytes, bytes]:
     return named["sender"], named["msg_id"]
 
 
-def _sent_before(store: Messages, tx: Tx) -> dict[tuple[bytes, bytes], Stored]:
+def _sent_before(store: Messages, tx: Tx, digests: dict[tuple[bytes, bytes], tuple[bytes, bytes]]
+                 ) -> dict[tuple[bytes, bytes], Stored]:
     """What the sends of this run got when they were stored before (retries): the latest
-    in the writer's copy of `sent_log`, the rest in `sent`, one statement per 400."""
+    in the writer's copy of `sent_log`, the rest in `sent`, one statement per 400.
+    ``digests``: each send's (sender, msg_id) and its stored digest (dedupe_row: no
+    sender on the disk)."""
     known: dict[tuple[bytes, bytes], Stored] = {}
-    # the stored digest of each (sender, msg_id): dedupe_row (no sender on the disk)
-    keys = {dedupe_row(*key): key for key in {_send_key(call) for call in tx.calls}}
+    keys = {digest: key for key, digest in digests.items()}
     logged = store._sent_log.keys
     for digest in [digest for digest in keys if digest in logged]:
         known[keys.pop(digest)] = logged[digest]
