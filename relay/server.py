@@ -403,7 +403,8 @@ class Server:
         self.metrics.connections.inc()
         self.metrics.connections_total.inc()
         try:
-            async for data in ws:
+            while True:
+                data = await ws.recv_frame()
                 await session.slots.acquire()
                 await self._receive(session, data)
         except ConnectionClosed:
