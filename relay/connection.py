@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from websockets.asyncio.server import ServerConnection
 from websockets.frames import Opcode, apply_mask
@@ -74,16 +74,9 @@ class Outgoing:
 class RelayConnection(ServerConnection):
     _queued = 0  # bytes put into the protocol by queue_frame since the last flush
 
-    # Reading (class defaults: an idle connection holds no more than it did).
-    # None until the first bytes after the handshake; then whether this connection's
-    # frames are read here (True) or by websockets (False, for good).
-    _fast: bool | None = None
-    _partial: bytes | bytearray = b""  # the start of a frame not received whole yet
-    _need = 0  # the bytes of _partial it takes to read on
-    _frames: list[bytes] | None = None  # payloads read here; recv_frame() takes from _next
-    _next = 0
-    _frames_waiter: asyncio.Future[None] | None = None
-    _reading_paused = False
+    # None until the first bytes after the handshake; then the state of reading this
+    # connection's frames here, or False: websockets reads them, for good.
+    _in: _Incoming | Literal[False] | None = None
     _data_seen = False  # websockets got a data frame (a message of its own)
 
     # --- reading ----------------------------------------------------------------------------
@@ -92,54 +85,45 @@ class RelayConnection(ServerConnection):
         """The next message, as ``recv()`` gives it (bytes, or str for a text frame);
         ConnectionClosed once the connection is closed and what it sent is read."""
         while True:
-            frames = self._frames
-            if frames:
-                data = frames[self._next]
-                self._next += 1
-                if self._next == len(frames):  # all taken: the list's memory goes
-                    frames.clear()
-                    self._next = 0
-                if self._reading_paused and len(frames) - self._next <= (
-                        self.max_queue_low or 0):
-                    self._reading_paused = False
-                    self.transport.resume_reading()
-                return data
-            if self._fast is False:
+            state = self._in
+            if state is False:
                 return await self.recv()
+            if state is not None and state.frames:
+                return state.take(self)
             if self.protocol.state is State.CLOSED:
                 raise self.protocol.close_exc
-            self._frames_waiter = self.loop.create_future()
+            if state is None:  # nothing received since the handshake: wait here
+                state = self._in = _Incoming()
+            state.waiter = self.loop.create_future()
             try:
-                await self._frames_waiter
+                await state.waiter
             finally:
-                self._frames_waiter = None
-
-    def _wake_reader(self) -> None:
-        waiter = self._frames_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+                state.waiter = None
 
     def data_received(self, data: bytes) -> None:
-        fast = self._fast
-        if fast is None:
+        state = self._in
+        if state is None or (type(state) is _Incoming and not state.decided):
             if self.protocol.state is not State.OPEN:  # the handshake: websockets'
                 super().data_received(data)
                 return
-            fast = self._fast = not self._data_seen and _at_frame_boundary(self.protocol)
-            if not fast:
-                self._wake_reader()
-        if not fast:
+            if self._data_seen or not _at_frame_boundary(self.protocol):
+                self._give_up(state)
+                super().data_received(data)
+                return
+            if state is None:
+                state = self._in = _Incoming()
+            state.decided = True
+        if state is False:
             super().data_received(data)
             return
+        assert isinstance(state, _Incoming)
         buf: bytes | bytearray = data
-        if self._partial:  # (a bytearray: a large frame arriving in pieces is copied once)
-            self._partial += data
-            if len(self._partial) < self._need:
+        if state.partial:  # (a bytearray: a large frame arriving in pieces is copied once)
+            state.partial += data
+            if len(state.partial) < state.need:
                 return
-            buf, self._partial = self._partial, b""
-        frames = self._frames
-        if frames is None:
-            frames = self._frames = []
+            buf, state.partial = state.partial, b""
+        frames = state.frames
         queued = len(frames)
         max_size = self.protocol.max_message_size
         pos, end = 0, len(buf)
@@ -149,7 +133,7 @@ class RelayConnection(ServerConnection):
                 break
             first, size = buf[pos], buf[pos + 1]
             if not size & 0x80 or self.protocol.state is not State.OPEN:
-                return self._hand_over(buf, pos, queued)  # unmasked, or closing
+                return self._hand_over(state, buf, pos, queued)  # unmasked, or closing
             size &= 0x7F
             head = pos + 6
             if size >= 126:
@@ -161,7 +145,7 @@ class RelayConnection(ServerConnection):
             need = head + size
             if first == _BINARY:
                 if max_size is not None and size > max_size:
-                    return self._hand_over(buf, pos, queued)  # websockets closes: 1009
+                    return self._hand_over(state, buf, pos, queued)  # websockets: 1009
                 if end < need:
                     break
                 frames.append(apply_mask(buf[head:need], buf[head - 4 : head]))
@@ -170,29 +154,28 @@ class RelayConnection(ServerConnection):
                     break
                 super().data_received(bytes(buf[pos:need]))  # whole: websockets answers
             else:
-                return self._hand_over(buf, pos, queued)
+                return self._hand_over(state, buf, pos, queued)
             pos = need
         if pos < end:
-            self._partial = bytearray(buf[pos:])
-            self._need = need - pos
-        self._after_read(queued)
+            state.partial = bytearray(buf[pos:])
+            state.need = need - pos
+        state.after_read(self, queued)
 
-    def _hand_over(self, buf: bytes | bytearray, pos: int, queued: int) -> None:
+    def _hand_over(self, state: _Incoming, buf: bytes | bytearray, pos: int,
+                   queued: int) -> None:
         """From the frame at ``pos`` on, websockets reads this connection, for good."""
-        self._fast = False
-        self._after_read(queued)
-        self._wake_reader()
+        state.after_read(self, queued)
+        self._give_up(state)
         super().data_received(bytes(buf[pos:]))
 
-    def _after_read(self, queued: int) -> None:
-        frames = self._frames
-        if frames is not None and len(frames) > queued:
-            self._wake_reader()
-            high = self.max_queue_high
-            if (high is not None and len(frames) - self._next > high
-                    and not self._reading_paused):
-                self._reading_paused = True
-                self.transport.pause_reading()
+    def _give_up(self, state: _Incoming | Literal[False] | None) -> None:
+        """websockets reads from now on; frames already read here are taken first."""
+        if isinstance(state, _Incoming) and state.frames:
+            state.stopped = True  # (recv_frame drains them, then calls recv())
+        else:
+            self._in = False
+        if isinstance(state, _Incoming):
+            state.wake()
 
     def process_event(self, event: Any) -> None:
         if getattr(event, "opcode", None) in _DATA_OPCODES:
@@ -201,7 +184,8 @@ class RelayConnection(ServerConnection):
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
-        self._wake_reader()
+        if isinstance(self._in, _Incoming):
+            self._in.wake()
 
     async def send_frames(self, messages: Iterable[bytes]) -> None:
         """Send binary messages in order (ConnectionClosed if closed): in one write per
@@ -275,3 +259,47 @@ def _at_frame_boundary(protocol: Any) -> bool:
         gen = gen.gi_yieldfrom
     code = getattr(gen, "gi_code", None)
     return code is not None and code.co_name == "at_eof"
+
+
+class _Incoming:
+    """A connection's frames read by RelayConnection, not yet taken by recv_frame()."""
+
+    __slots__ = ("decided", "frames", "next", "partial", "need", "waiter", "paused",
+                 "stopped")
+
+    def __init__(self) -> None:
+        self.decided = False  # the first bytes after the handshake were seen
+        self.frames: list[bytes] = []  # payloads; recv_frame() takes from ``next``
+        self.next = 0
+        self.partial: bytes | bytearray = b""  # the start of a frame not received whole
+        self.need = 0  # the bytes of ``partial`` it takes to read on
+        self.waiter: asyncio.Future[None] | None = None  # recv_frame(), waiting
+        self.paused = False  # reading paused: too many frames not taken yet
+        self.stopped = False  # websockets reads once these frames are taken
+
+    def take(self, conn: RelayConnection) -> bytes:
+        frames = self.frames
+        data = frames[self.next]
+        self.next += 1
+        if self.next == len(frames):  # all taken: the list's memory goes
+            frames.clear()
+            self.next = 0
+            if self.stopped:
+                conn._in = False
+        if self.paused and len(frames) - self.next <= (conn.max_queue_low or 0):
+            self.paused = False
+            conn.transport.resume_reading()
+        return data
+
+    def wake(self) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    def after_read(self, conn: RelayConnection, queued: int) -> None:
+        frames = self.frames
+        if len(frames) > queued:
+            self.wake()
+            high = conn.max_queue_high
+            if high is not None and len(frames) - self.next > high and not self.paused:
+                self.paused = True
+                conn.transport.pause_reading()

@@ -22,14 +22,14 @@ async def test_text_and_oversized_frames_are_refused_and_the_connection_serves_o
         relay_with: StartRelay) -> None:
     relay = await relay_with(max_frame=2048)
     peer = await relay.login()
-    assert peer.conn._fast  # its binary frames are read by RelayConnection itself
+    assert peer.conn._in  # its binary frames are read by RelayConnection itself
     peer.send_text('{"t": "hello"}')
     peer.send_raw(msgspec.msgpack.encode({"t": "lookup", "id": 77, "handle": "x" * 4000}))
     await eventually(lambda: len(peer.of(Error)) == 2)
     text, big = peer.of(Error)
     assert (text.error, text.id) == ("malformed", None)
     assert (big.error, big.id) == ("too_large", 77)  # the id is still named
-    assert peer.conn._fast is False  # after a text frame: by websockets, for good
+    assert peer.conn._in is False  # after a text frame: by websockets, for good
     assert isinstance(await peer.call(GroupList), Groups)
 
 
