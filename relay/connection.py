@@ -113,10 +113,9 @@ class RelayConnection(ServerConnection):
             if state is None:
                 state = self._in = _Incoming()
             state.decided = True
-        if state is False:
+        if state is False or state.stopped:  # websockets reads (after what is queued)
             super().data_received(data)
             return
-        assert isinstance(state, _Incoming)
         buf: bytes | bytearray = data
         if state.partial:  # (a bytearray: a large frame arriving in pieces is copied once)
             state.partial += data

@@ -11,6 +11,7 @@ import msgspec
 import pytest
 from nacl.signing import SigningKey
 
+from tenchat.common import frames
 from tenchat.common.frames import Error, GroupList, Groups, Hello, Lookup, Welcome
 from tenchat.relay import handlers
 from tenchat.relay.server import clock_from_environ, event_loop_factory
@@ -116,3 +117,24 @@ def test_the_event_loop_choice() -> None:
         assert event_loop_factory("auto") is uvloop.new_event_loop
 
 
+
+
+@pytest.mark.asyncio
+async def test_frames_after_the_hand_over_to_websockets_keep_their_order(
+        relay_with: StartRelay) -> None:
+    """A text frame hands the connection to websockets while a binary frame read before
+    it still waits to be taken: a binary frame arriving after both is read by websockets
+    too, after the text — answers in the order sent."""
+    relay = await relay_with()
+    peer = relay.connect()
+    codec = peer._codec
+    codec.send_binary(frames.encode(Hello(id=1, versions=[1])))
+    codec.send_text(b'{"t": "hello"}')
+    first = b"".join(codec.data_to_send())
+    codec.send_binary(frames.encode(Hello(id=2, versions=[1])))
+    second = b"".join(codec.data_to_send())
+    peer.conn.data_received(first)  # frame 1 queued, not yet taken; the text: websockets'
+    peer.conn.data_received(second)  # in the same loop turn
+    await eventually(lambda: len(peer.frames) == 3)
+    assert [getattr(f, "id", "?") for f in peer.frames] == [1, None, 2]
+    assert isinstance(peer.frames[1], Error) and peer.frames[1].error == "malformed"
