@@ -29,19 +29,10 @@ HANDSHAKE = (
 )
 
 
-def frame(payload: bytes, first: int = 0x82, *, masked: bool = True) -> bytes:
-    """One client frame: ``first`` is its first byte (FIN, reserved bits, opcode)."""
-    size = len(payload)
-    if size < 126:
-        head = bytes((first, size | (0x80 if masked else 0)))
-    elif size < 0x10000:
-        head = bytes((first, 126 | (0x80 if masked else 0))) + struct.pack("!H", size)
-    else:
-        head = bytes((first, 127 | (0x80 if masked else 0))) + struct.pack("!Q", size)
-    if not masked:
-        return head + payload
-    mask = os.urandom(4)
-    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+def frame(payload: bytes, opcode: Opcode = Opcode.BINARY, *, fin: bool = True,
+          masked: bool = True) -> bytes:
+    """One client frame, as websockets serialises it."""
+    return Frame(opcode, payload, fin=fin).serialize(mask=masked, extensions=[])
 
 
 def send_frame(rid: int, body: int = 10) -> bytes:
@@ -133,8 +124,8 @@ async def test_frames_cut_anywhere_are_read_whole_and_in_order(relay: RelayProce
 async def test_pings_between_frames_are_answered_and_reading_goes_on(
         relay: RelayProcess) -> None:
     raw = await Raw.connect(relay)
-    await raw.write(frame(send_frame(1)) + frame(b"are you there", 0x89)
-                    + frame(b"unsolicited", 0x8A) + frame(send_frame(2)), pieces=5)
+    await raw.write(frame(send_frame(1)) + frame(b"are you there", Opcode.PING)
+                    + frame(b"unsolicited", Opcode.PONG) + frame(send_frame(2)), pieces=5)
     seen: list[object] = []
     while len(seen) < 3:
         got = await raw.next_frame()
@@ -153,8 +144,8 @@ async def test_text_and_fragmented_messages_go_to_websockets_in_order(
     two = send_frame(2)
     await raw.write(
         frame(send_frame(1))
-        + frame(b"text", 0x81)  # answered malformed (no id: it is not a binary frame)
-        + frame(two[:5], 0x02) + frame(two[5:], 0x80)  # one message in two fragments
+        + frame(b"text", Opcode.TEXT)  # answered malformed (no id: it is not a binary frame)
+        + frame(two[:5], fin=False) + frame(two[5:], Opcode.CONT)  # one message in two fragments
         + frame(send_frame(3)), pieces=3)
     assert await raw.answer_ids(4) == [1, None, 2, 3]
     raw.close()
@@ -189,7 +180,7 @@ async def test_a_close_frame_is_answered_and_later_frames_are_not_read(
     raw = await Raw.connect(relay)
     await raw.write(frame(send_frame(1)))
     assert await raw.answer_ids(1) == [1]
-    await raw.write(frame(struct.pack("!H", 1000), 0x88) + frame(send_frame(2)))
+    await raw.write(frame(struct.pack("!H", 1000), Opcode.CLOSE) + frame(send_frame(2)))
     assert await raw.close_code() == 1000  # and no answer to 2
     assert await raw.reader.read() == b""  # then the relay ends the connection
     raw.close()

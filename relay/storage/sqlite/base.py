@@ -212,7 +212,9 @@ class SQLiteBase(StoreLimits, BatchWriter[Tx]):
         tx = Tx(conn, out)
         conn.execute("BEGIN IMMEDIATE")
         try:
-            fold = self._sent_log.step(conn, self._clock())  # before this one's sends
+            # a fold step, before this transaction's sends (applied once it commits)
+            if (fold := self._sent_log.step(conn, self._clock())) is not None:
+                tx.after_commit.append(fold.committed)
             for fn, run in itertools.groupby(calls, key=attrgetter("fn")):
                 tx.calls = list(run)
                 for call in tx.calls:
@@ -231,8 +233,6 @@ class SQLiteBase(StoreLimits, BatchWriter[Tx]):
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-        if fold is not None:
-            fold.committed()
         for learn in tx.after_commit:
             learn()
 
