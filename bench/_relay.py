@@ -240,7 +240,8 @@ class CpuSample:
 
 
 class ProcCpu:
-    """CPU time of a process, split into its main thread and the rest, from /proc."""
+    """CPU time of a process, split into its main thread and the rest (its other threads,
+    and its child processes: the relay's SQLite writer process), from /proc."""
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
@@ -248,13 +249,17 @@ class ProcCpu:
     def sample(self) -> CpuSample:
         at = time.monotonic()
         main = total = 0.0
-        task_dir = Path(f"/proc/{self.pid}/task")
-        for task in task_dir.iterdir():
-            with contextlib.suppress(OSError, ValueError, IndexError):
-                secs = _stat_cpu(task / "stat")
-                total += secs
-                if task.name == str(self.pid):
-                    main = secs
+        pids = [self.pid]
+        while pids:
+            pid = pids.pop()
+            with contextlib.suppress(OSError):
+                for task in Path(f"/proc/{pid}/task").iterdir():
+                    with contextlib.suppress(OSError, ValueError, IndexError):
+                        secs = _stat_cpu(task / "stat")
+                        total += secs
+                        if task.name == str(self.pid):
+                            main = secs
+                        pids.extend(int(c) for c in (task / "children").read_text().split())
         return CpuSample(at, main, total)
 
     @staticmethod

@@ -83,6 +83,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="pass --sync to the relay [the relay's default: full]",
     )
     parser.add_argument(
+        "--writer",
+        choices=["process", "thread"],
+        default=None,
+        help="pass --writer to the relay (SQLite) [the relay's default: process]",
+    )
+    parser.add_argument(
         "--storage",
         metavar="URL",
         default=None,
@@ -120,6 +126,7 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
         "window": args.window,
         "rounds": args.rounds if args.rounds is not None else (1 if quick else 3),
         "sync": args.sync,
+        "writer": args.writer,
         "storage": "postgresql" if is_postgres(args.storage) else "sqlite",
         "uvloop": importlib.util.find_spec("uvloop") is not None,
     }
@@ -228,6 +235,8 @@ def _run(args: argparse.Namespace, storage: str | None,
     s = _settings(args)
     duration, warmup = s["duration"], s["warmup"]
     relay_args = ["--sync", s["sync"]] if s["sync"] else []
+    if s.get("writer"):
+        relay_args += ["--writer", s["writer"]]
     if storage:
         relay_args += ["--storage", storage]
     profile = Path(args.profile_relay).resolve() if args.profile_relay else None
@@ -338,7 +347,8 @@ def format_table(out: dict[str, Any]) -> str:
         f"  python    {out['implementation']} {out['python']}"
         f" ({'uvloop' if s['uvloop'] else 'asyncio'} in the load generators)",
         "  relay     own process, "
-        + (f"sync={s['relay_sync']}, SQLite on {out['data_fs']}"
+        + (f"sync={s['relay_sync']}, SQLite on {out['data_fs']},"
+           f" writer: {s.get('writer') or 'process'}"
            if s.get("storage", "sqlite") == "sqlite" else "PostgreSQL (local server)"),
         f"  load      {s['pairs']} sender/recipient pairs in {s['procs']} process(es),"
         f" {s['body_bytes']}-byte bodies, window {s['window']} per sender,"

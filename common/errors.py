@@ -12,6 +12,7 @@ documented in ``docs/protocol.md``; the ``message`` is for humans only.
 from __future__ import annotations
 
 import enum
+from typing import Any
 
 __all__ = ["ErrorCode", "TenchatError", "ProtocolError"]
 
@@ -63,3 +64,16 @@ class ProtocolError(TenchatError):
         self.message = message or str(code)
         self.retry_after = retry_after  # rate_limited: ms until a retry may succeed
         super().__init__(f"{self.code}: {self.message}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled as its attributes (a subclass's too), not as its one-string args: the
+        # relay's SQLite writer process answers a refused write with it.
+        return _restore_error, (type(self), self.args, self.__dict__)
+
+
+def _restore_error(cls: type[ProtocolError], args: tuple[Any, ...],
+                   state: dict[str, Any]) -> ProtocolError:
+    exc = cls.__new__(cls)
+    exc.args = args
+    exc.__dict__.update(state)
+    return exc

@@ -81,6 +81,10 @@ def serve(
     sync: Annotated[
         str | None, typer.Option(help="SQLite durability: full or normal. [full]")
     ] = None,
+    writer: Annotated[
+        str | None, typer.Option(help="SQLite writes in a process of their own or a thread"
+                                 " of the relay's: process or thread. [process]")
+    ] = None,
     max_blob: Annotated[
         int | None, typer.Option(help="Largest media blob in bytes. [52428800]")
     ] = None,
@@ -178,6 +182,7 @@ def serve(
         "origins": origins,
         "max_frame": max_frame,
         "sync": sync,
+        "writer": writer,
         "max_blob": max_blob,
         "blob_quota": blob_quota,
         "story_sweep_interval": story_sweep_interval,

@@ -64,6 +64,9 @@ class Config:
     # "normal": WAL without fsync per commit (survives a crash of the process, not of the OS).
     sync: str = "full"
     batch_max: int = 2000  # writes per group commit
+    # SQLite: "process" runs the write transactions in a process of their own (its own
+    # GIL; docs/performance.md), "thread" in a thread of the relay's process.
+    writer: str = "process"
     # "auto": uvloop when it is installed (the default install has it), else asyncio's own.
     event_loop: str = "auto"
     live_buffer: int = 1000  # live pushes buffered per subscribed connection before a re-drain
@@ -334,6 +337,7 @@ _PARSERS: Final[dict[str, Callable[[Any], Any]]] = {
     "otk_low": _int(0, 100_000),
     "otk_max": _int(1, 100_000),
     "sync": _choice("full", "normal"),
+    "writer": _choice("process", "thread"),
     "batch_max": _int(1, 100_000),
     "event_loop": _choice("auto", "uvloop", "asyncio"),
     "live_buffer": _int(1, 1_000_000),

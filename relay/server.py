@@ -69,7 +69,20 @@ def clock_from_environ(environ: Mapping[str, str]) -> Callable[[], int]:
     offset = clock_offset(environ)
     if not offset:
         return _now_ms
-    return lambda: _now_ms() + offset
+    return OffsetClock(offset)
+
+
+class OffsetClock:
+    """The system's clock moved by ``offset`` ms; an object, not a lambda, so that the
+    SQLite writer process can be handed it (pickled)."""
+
+    __slots__ = ("offset",)
+
+    def __init__(self, offset: int) -> None:
+        self.offset = offset
+
+    def __call__(self) -> int:
+        return _now_ms() + self.offset
 
 
 class Server:
@@ -81,6 +94,7 @@ class Server:
             config.storage,
             config.db_path,
             sync=config.sync,
+            writer=config.writer,
             batch_max=config.batch_max,
             otk_max=config.otk_max,
             queue_max=config.queue_max,

@@ -9,9 +9,13 @@ from typing import Final
 
 from tenchat.common.errors import ErrorCode, ProtocolError
 
-__all__ = ["storage_error", "is_conflict"]
+__all__ = ["storage_error", "is_conflict", "WriterGone"]
 
 _DISK_ERRNOS: Final = frozenset({28, 27, 122, 5})  # ENOSPC, EFBIG, EDQUOT, EIO
+
+
+class WriterGone(RuntimeError):
+    """The SQLite writer's process ended with a batch in flight (sqlite/process.py)."""
 
 
 def storage_error(exc: BaseException) -> ProtocolError | None:
@@ -21,6 +25,8 @@ def storage_error(exc: BaseException) -> ProtocolError | None:
         primary = exc.sqlite_errorcode & 0xFF
         if primary in (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR):
             return ProtocolError(ErrorCode.STORAGE_FULL, "the relay cannot write to its disk")
+    if isinstance(exc, WriterGone):  # whether the batch committed is unknown: no retry
+        return ProtocolError(ErrorCode.UNAVAILABLE, "the relay's writer restarted; retry")
     if isinstance(exc, OSError) and exc.errno in _DISK_ERRNOS:
         return ProtocolError(ErrorCode.STORAGE_FULL, "the relay cannot write to its disk")
     return _postgres_error(exc)

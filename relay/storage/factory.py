@@ -13,12 +13,14 @@ from .sqlite import SQLiteStore
 __all__ = ["store_for", "blobs_for", "storage_label"]
 
 
-def store_for(storage: str, db_path: Path, *, sync: str, **settings: Any) -> Store:
-    """An unopened store: SQLite at ``db_path`` for "sqlite", else PostgreSQL at the URL
-    ``storage`` (asyncpg, from the ``cluster`` extra, is imported only then). ``settings``
-    are the limits and clock both take (batch_max, otk_max, queue_max, ...)."""
+def store_for(storage: str, db_path: Path, *, sync: str, writer: str = "thread",
+              **settings: Any) -> Store:
+    """An unopened store: SQLite at ``db_path`` for "sqlite" (its transactions in a
+    ``writer`` thread or process), else PostgreSQL at the URL ``storage`` (asyncpg, from
+    the ``cluster`` extra, is imported only then). ``settings`` are the limits and clock
+    both take (batch_max, otk_max, queue_max, ...)."""
     if storage == "sqlite":
-        return SQLiteStore(db_path, sync=sync, **settings)
+        return SQLiteStore(db_path, sync=sync, writer=writer, **settings)
     try:
         from .postgres import PostgresStore
     except ImportError as exc:

@@ -90,6 +90,11 @@ class BatchWriter(abc.ABC, Generic[C]):
     """The writer task and its queue; a backend provides :meth:`_transaction`."""
 
     batch_max: int = 2000
+    # Batches handed to _transaction before the first of them has committed. 1: one at a
+    # time. More only where the transactions still run one after another, in order, and
+    # a batch's outcome is not needed to start the next (SQLite's writer process: the
+    # next batch waits in its socket, so the writer never waits for the event loop).
+    pipeline: int = 1
     on_commit: Callable[[list[StoredMessage]], None] | None = None
     on_group_commit: GroupListener | None = None
     on_batch: BatchListener | None = None
@@ -138,10 +143,13 @@ class BatchWriter(abc.ABC, Generic[C]):
 
     async def _write_loop(self) -> None:
         stopping = False
+        slots = asyncio.Semaphore(self.pipeline)
+        inflight: set[asyncio.Task[None]] = set()
         while not stopping:
             first = await self._queue.get()
             if first is _STOP:
                 break
+            await slots.acquire()
             batch: list[Call] = [first]  # type: ignore[list-item]
             while len(batch) < self.batch_max and not self._queue.empty():
                 item = self._queue.get_nowait()
@@ -149,7 +157,18 @@ class BatchWriter(abc.ABC, Generic[C]):
                     stopping = True
                     break
                 batch.append(item)  # type: ignore[arg-type]
-            await self._commit_batch(batch)
+            if self.pipeline == 1:
+                try:
+                    await self._commit_batch(batch)
+                finally:
+                    slots.release()
+                continue
+            task = asyncio.create_task(self._commit_batch(batch))
+            inflight.add(task)
+            task.add_done_callback(inflight.discard)
+            task.add_done_callback(lambda _: slots.release())
+        if inflight:
+            await asyncio.gather(*inflight)
 
     async def _commit_batch(self, calls: list[Call]) -> None:
         out = Committed()

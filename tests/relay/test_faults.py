@@ -52,6 +52,12 @@ def health(port: int) -> tuple[int, dict]:
 # --- disk full -------------------------------------------------------------------------------
 
 
+def _children(pid: int) -> list[int]:
+    """The processes ``pid`` started (the relay's SQLite writer)."""
+    return [int(c) for task in Path(f"/proc/{pid}/task").iterdir()
+            for c in (task / "children").read_text().split()]
+
+
 @async_test
 async def test_disk_full_is_refused_cleanly_and_service_resumes(tmp_path: Path) -> None:
     """The relay's file-size limit (RLIMIT_FSIZE, set on the running process like a full
@@ -72,8 +78,12 @@ async def test_disk_full_is_refused_cleanly_and_service_resumes(tmp_path: Path) 
             blob = blob_hash(data)
             assert isinstance(await a.call(BlobBegin, hash=blob, size=len(data)), BlobStatus)
 
+            # The disk is "full" for the relay and its SQLite writer process.
+            pids = [pid, *_children(pid)]
+            assert len(pids) == 2, pids  # writer = "process", the default
             hard = resource.prlimit(pid, resource.RLIMIT_FSIZE)[1]
-            resource.prlimit(pid, resource.RLIMIT_FSIZE, (1, hard))  # the disk is "full"
+            for p in pids:
+                resource.prlimit(p, resource.RLIMIT_FSIZE, (1, hard))
             try:
                 refused = msg_id()
                 for _ in range(3):  # the same message retried: refused each time
@@ -87,7 +97,8 @@ async def test_disk_full_is_refused_cleanly_and_service_resumes(tmp_path: Path) 
                 page = await b.call(Fetch, user=b.user)
                 assert isinstance(page, Messages) and [m.msg for m in page.items] == acked
             finally:
-                resource.prlimit(pid, resource.RLIMIT_FSIZE, (hard, hard))  # space is back
+                for p in pids:
+                    resource.prlimit(p, resource.RLIMIT_FSIZE, (hard, hard))  # space is back
 
             status, body = await asyncio.to_thread(health, port)
             assert status == 200 and body["store"]["writable"] is True, body

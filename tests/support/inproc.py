@@ -310,6 +310,9 @@ class InProcRelay:
     def __init__(self, data: Path, **settings: Any) -> None:
         settings.setdefault("name", RELAY_NAME)
         settings.setdefault("sync", "normal")  # no fsync per commit: tests, not durability
+        # The writes in a thread: no process to start per relay. The relay's default, the
+        # writer process, runs under every RelayProcess test and tests/relay/test_writer_process.py.
+        settings.setdefault("writer", "thread")
         self.config = Config(host="127.0.0.1", port=0, data=Path(data), log_level="warning",
                              **settings)
         self.server: Server | None = None

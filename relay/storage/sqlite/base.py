@@ -3,7 +3,9 @@
 One SQLite file in WAL mode; one writer connection, one reader connection. Reads use
 the reader and never wait for the writer. Writes (``@write`` functions of the feature
 modules next to this one) run in the writer connection's thread: one hand-off per
-batch, the whole transaction in plain sqlite3 calls, no await per statement.
+batch, the whole transaction in plain sqlite3 calls, no await per statement. With
+``writer="process"`` (the relay's default) that thread is in a process of its own, the
+same store run by process.py, so it does not share the event loop's GIL.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from operator import attrgetter
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import aiosqlite
 
@@ -23,6 +25,9 @@ from ..limits import StoreLimits, now_ms
 from ..writer import BatchWriter, Call, Committed
 from .schema import migrate
 from .sent_log import SentLog
+
+if TYPE_CHECKING:
+    from .process import WriterProcess
 
 __all__ = ["SQLiteBase", "Tx", "chunks", "marks", "now_ms", "DEDUPE_WINDOW_MS"]
 
@@ -107,7 +112,10 @@ class SQLiteBase(StoreLimits, BatchWriter[Tx]):
         reactions_max: int = 0,
         link_bytes_max: int = 64 * 1024 * 1024,
         clock: Callable[[], int] = now_ms,
+        writer: str = "thread",
     ) -> None:
+        if writer not in ("thread", "process"):
+            raise ValueError(f"writer must be 'thread' or 'process', not {writer!r}")
         self._init_writer(batch_max)
         self._init_limits(otk_max=otk_max, queue_max=queue_max, queue_bytes_max=queue_bytes_max,
                           queue_share=queue_share, reactions_max=reactions_max,
@@ -137,11 +145,48 @@ class SQLiteBase(StoreLimits, BatchWriter[Tx]):
         self._contacts: set[tuple[bytes, bytes]] = set()
         # The dedupe keys of the latest sends (sent_log.py): the log's rows, and its fold.
         self._sent_log = SentLog()
+        # writer="process": the child running the transactions, and what it is started
+        # with; in the child, the users a batch saw block someone (for the relay's reads).
+        self._child: WriterProcess | None = None
+        self._child_settings: dict[str, Any] | None = None
+        if writer == "process":
+            self._child_settings = dict(
+                path=path, sync=sync, batch_max=batch_max, otk_max=otk_max,
+                queue_max=queue_max, queue_bytes_max=queue_bytes_max,
+                queue_share=queue_share, reactions_max=reactions_max,
+                link_bytes_max=link_bytes_max, clock=clock)
+        self._blockers_added: list[bytes] | None = None
 
     # --- lifecycle ----------------------------------------------------------------------
 
+    @property
+    def writer_pid(self) -> int | None:
+        """The writer process's pid (writer="process"), else None."""
+        return self._child.pid if self._child is not None else None
+
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self._child_settings is not None:
+            await self._open_child(self._child_settings)
+        else:
+            await self._open_writer()
+        self._rdb = await aiosqlite.connect(self.path, isolation_level=None)
+        await self._rdb.execute("PRAGMA busy_timeout=5000")
+        await self._rdb.execute("PRAGMA query_only=ON")
+        if self._child is not None:
+            rows = await self._rdb.execute_fetchall("SELECT DISTINCT user FROM blocks")
+            self._blockers = {user for (user,) in rows}
+        self._start_writer()
+
+    async def _open_child(self, settings: dict[str, Any]) -> None:
+        from .process import WriterProcess
+
+        child = WriterProcess(settings)  # pickles the settings: a test's lambda clock fails
+        await child.start()  # it migrates the file and reads the writer's state
+        self._child = child
+        self.pipeline = 2
+
+    async def _open_writer(self) -> None:
         db = await aiosqlite.connect(self.path, isolation_level=None)
         self._db = db
         await db.execute("PRAGMA journal_mode=WAL")
@@ -171,13 +216,12 @@ class SQLiteBase(StoreLimits, BatchWriter[Tx]):
         await db._execute(self._sent_log.load, db._conn)
         rows = await db.execute_fetchall("SELECT DISTINCT user FROM blocks")
         self._blockers = {user for (user,) in rows}
-        self._rdb = await aiosqlite.connect(self.path, isolation_level=None)
-        await self._rdb.execute("PRAGMA busy_timeout=5000")
-        await self._rdb.execute("PRAGMA query_only=ON")
-        self._start_writer()
 
     async def close(self) -> None:
         await self._stop_writer()
+        if self._child is not None:
+            await self._child.stop()
+            self._child = None
         for conn in (self._rdb, self._db):
             if conn is not None:
                 await conn.close()
@@ -192,6 +236,9 @@ class SQLiteBase(StoreLimits, BatchWriter[Tx]):
     # --- the writer's transaction -------------------------------------------------------
 
     async def _transaction(self, calls: list[Call], out: Committed) -> None:
+        if self._child is not None:
+            self._blockers.update(await self._child.run(calls, out))
+            return
         db = self._db
         assert db is not None, "store is not open"
         seq, gseq = self._next_seq, self._next_gseq

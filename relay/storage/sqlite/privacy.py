@@ -47,6 +47,8 @@ class Privacy(SQLiteBase):
             tx.run_sql("INSERT OR IGNORE INTO blocks (user, blocked) VALUES (?, ?)",
                        (user, blocked))
             self._blockers.add(user)  # an over-estimate if rolled back: harmless
+            if self._blockers_added is not None:  # the writer process tells the relay
+                self._blockers_added.append(user)
         else:
             tx.run_sql("DELETE FROM blocks WHERE user = ? AND blocked = ?", (user, blocked))
 

@@ -1,0 +1,250 @@
+"""The SQLite writer in a process of its own (``writer = "process"``, the relay's default).
+
+Why: in one process the writer's thread and the event loop share one GIL. The writer
+lets it go in every SQLite call and waits for it to come back until the event loop's
+burst of Python ends, so a third of its time went on waiting (docs/performance.md, "The
+writer's serial path and the GIL"). A process of its own has a GIL of its own.
+
+What moves: only the transactions. The relay process keeps the queue and the group
+commit (writer.py), the reads (on their own connection to the same WAL file) and the
+commit listeners. Each batch crosses a socket pair as one pickled message — each call's
+write function by name, with its arguments — and comes back as one: each call's result
+(or the ProtocolError it raised), the 1:1 messages and group events the commit stored,
+and the users it saw block someone (the relay's reads need them: ``is_blocked``). The
+child is the same :class:`SQLiteStore`, the same write functions and writer state (seq
+counters, queue sizes, the dedupe log), run by the same ``_transaction`` as in a thread.
+
+If the child dies, the batch in flight is answered ``unavailable`` (it may or may not
+have committed: a send retried is recognised by its dedupe key and gets its first
+answer), and the next batch starts a new child, which reads its state from the file as
+any start does. The child ignores SIGINT and SIGTERM (a Ctrl-C reaches the whole
+process group): the relay stops it after its last commit, and a relay that is gone
+closes the socket, which ends the child too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import pickle
+import signal
+import socket
+import struct
+import subprocess
+import sys
+from typing import TYPE_CHECKING, Any, Final
+
+from tenchat.common.errors import ErrorCode, ProtocolError
+
+from ..errors import WriterGone
+from ..records import GroupEntry, MembersChanged, StoredMessage
+from ..writer import Call, Committed
+
+if TYPE_CHECKING:
+    from . import SQLiteStore
+
+__all__ = ["WriterProcess"]
+
+log = logging.getLogger("tenchat.relay.storage")
+
+_HEADER: Final = struct.Struct(">Q")  # each message: its length, then the pickle
+_PROTOCOL: Final = pickle.HIGHEST_PROTOCOL
+_STREAM_LIMIT: Final = 1 << 20  # the stream reader's buffer (a reply may be larger)
+_SOCKET_BUFFER: Final = 4 << 20  # a batch of 2,000 sends of 1 MiB frames is still a few writes
+_STOP_TIMEOUT: Final = 30.0  # seconds the child may take to close its file at the end
+
+# A reply: each call's result, the messages and group events stored, new blockers.
+Reply = tuple[list[Any], list[StoredMessage], list[MembersChanged | GroupEntry], list[bytes]]
+
+
+class WriterProcess:
+    """The relay's side: starts the child, sends it batches, stops it."""
+
+    def __init__(self, settings: dict[str, Any]) -> None:
+        # SQLiteStore's keyword arguments (path, sync, limits, clock): pickled once, at
+        # start, so the clock must be picklable (a module-level function or object).
+        self._settings = pickle.dumps(settings, _PROTOCOL)
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        # Two batches may be in flight (BatchWriter.pipeline): their replies are read in
+        # the order they were sent (an asyncio.Lock is first come, first served).
+        self._replies = asyncio.Lock()
+        self._starting = asyncio.Lock()
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    async def start(self) -> None:
+        """Start the child and wait until it has opened the store (migrations run, the
+        writer's state read); its failure to open is raised here."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        for sock in (ours, theirs):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SOCKET_BUFFER)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _SOCKET_BUFFER)
+        try:
+            # (subprocess, not asyncio's: no child watcher tied to this event loop)
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", __name__, str(theirs.fileno())],
+                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL)
+        finally:
+            theirs.close()
+        self._reader, self._writer = await asyncio.open_unix_connection(
+            sock=ours, limit=_STREAM_LIMIT)
+        self._send(self._settings)
+        try:
+            error = await self._receive()
+        except WriterGone:
+            await self._reap()
+            raise RuntimeError("the SQLite writer process failed to start (see its error"
+                               " above)") from None
+        if error is not None:
+            await self._reap()
+            raise error
+
+    async def run(self, calls: list[Call], out: Committed) -> list[bytes]:
+        """Run ``calls`` in one transaction in the child; its results in ``out`` as the
+        thread's transaction leaves them; the users it saw block someone. Raises what
+        rolled the transaction back, or WriterGone if the child is gone."""
+        if not self.running:
+            async with self._starting:
+                if not self.running:
+                    await self._reap()
+                    log.warning("the SQLite writer process is gone; starting a new one")
+                    await self.start()
+        self._send(pickle.dumps([(c.fn.__name__, c.args, c.kwargs) for c in calls], _PROTOCOL))
+        async with self._replies:  # (no await between the send and here: replies in order)
+            reply = await self._receive()
+        if isinstance(reply, BaseException):
+            raise reply
+        results, stored, events, blockers = reply
+        out.results.extend(zip([c.fut for c in calls], results, strict=True))
+        out.stored.extend(stored)
+        out.group_events.extend(events)
+        return blockers
+
+    async def stop(self) -> None:
+        """After the last batch: the child closes its store and ends."""
+        if self._writer is not None and self.running:
+            with contextlib.suppress(ConnectionError):
+                self._send(b"")
+                await self._writer.drain()
+        await self._reap()
+
+    def _send(self, payload: bytes) -> None:
+        assert self._writer is not None
+        self._writer.writelines((_HEADER.pack(len(payload)), payload))
+
+    async def _receive(self) -> Any:
+        assert self._reader is not None
+        try:
+            (size,) = _HEADER.unpack(await self._reader.readexactly(_HEADER.size))
+            return pickle.loads(await self._reader.readexactly(size))
+        except (asyncio.IncompleteReadError, ConnectionError) as exc:
+            raise WriterGone("the SQLite writer process ended") from exc
+
+    async def _reap(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = self._reader = None
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        try:
+            await asyncio.to_thread(proc.wait, _STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            log.error("the SQLite writer process did not end; killing it")
+            proc.kill()
+            await asyncio.to_thread(proc.wait)
+
+
+# --- the child ----------------------------------------------------------------------------
+
+async def _serve(sock: socket.socket) -> None:
+    from . import SQLiteStore
+
+    reader, writer = await asyncio.open_unix_connection(sock=sock, limit=_STREAM_LIMIT)
+
+    async def receive() -> bytes | None:
+        try:
+            (size,) = _HEADER.unpack(await reader.readexactly(_HEADER.size))
+            return await reader.readexactly(size)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return None  # the relay is gone
+
+    def send(obj: Any, raw: bool = False) -> None:
+        if raw:
+            payload = obj
+        else:
+            try:
+                payload = pickle.dumps(obj, _PROTOCOL)
+            except Exception as exc:  # an exception that does not pickle
+                payload = pickle.dumps(RuntimeError(f"{type(obj).__name__}: {obj}"
+                                                    f" (not picklable: {exc})"), _PROTOCOL)
+        writer.writelines((_HEADER.pack(len(payload)), payload))
+
+    first = await receive()
+    if first is None:
+        return
+    settings = pickle.loads(first)
+    store = SQLiteStore(writer="thread", **settings)
+    try:
+        await store.open()
+    except Exception as exc:
+        send(exc)
+        await writer.drain()
+        raise
+    store._blockers_added = []
+    send(None)
+    writes = {name: getattr(type(store), name).__wrapped__ for name in _write_names(store)}
+    try:
+        while (request := await receive()):
+            calls = [Call(writes[name], args, kwargs, None)  # type: ignore[arg-type]
+                     for name, args, kwargs in pickle.loads(request)]
+            out = Committed()
+            try:
+                await store._transaction(calls, out)
+            except Exception as exc:
+                send(exc)
+            else:
+                reply = ([value for _, value in out.results], out.stored, out.group_events,
+                         store._blockers_added)
+                try:
+                    send(pickle.dumps(reply, _PROTOCOL), raw=True)
+                except Exception:  # a bug: committed, but an answer does not pickle
+                    log.exception("a committed batch's answers do not pickle")
+                    error = ProtocolError(ErrorCode.INTERNAL, "the relay failed to answer")
+                    send(([error] * len(calls), [], [], store._blockers_added))
+            store._blockers_added = []
+            await writer.drain()
+    finally:
+        await store.close()
+
+
+def _write_names(store: SQLiteStore) -> list[str]:
+    """The store's @write functions (their submitters wrap them)."""
+    return [name for name in dir(type(store))
+            if callable(fn := getattr(type(store), name, None)) and hasattr(fn, "__wrapped__")]
+
+
+def main(argv: list[str]) -> None:
+    # Ctrl-C and the service manager's SIGTERM reach the whole process group: the relay
+    # stops its writer itself, after the last commit.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s tenchat.relay.writer: %(message)s")
+    sock = socket.socket(fileno=int(argv[1]))
+    os.set_inheritable(sock.fileno(), False)
+    asyncio.run(_serve(sock))
+
+
+if __name__ == "__main__":
+    main(sys.argv)
