@@ -73,6 +73,7 @@ class WriterProcess:
         # the order they were sent (an asyncio.Lock is first come, first served).
         self._replies = asyncio.Lock()
         self._starting = asyncio.Lock()
+        self._gone = False  # its socket closed: it is ending, whatever waitpid says yet
 
     @property
     def pid(self) -> int | None:
@@ -80,7 +81,7 @@ class WriterProcess:
 
     @property
     def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
+        return self._proc is not None and not self._gone and self._proc.poll() is None
 
     async def start(self) -> None:
         """Start the child and wait until it has opened the store (migrations run, the
@@ -148,13 +149,14 @@ class WriterProcess:
             (size,) = _HEADER.unpack(await self._reader.readexactly(_HEADER.size))
             return pickle.loads(await self._reader.readexactly(size))
         except (asyncio.IncompleteReadError, ConnectionError) as exc:
+            self._gone = True
             raise WriterGone("the SQLite writer process ended") from exc
 
     async def _reap(self) -> None:
         if self._writer is not None:
             self._writer.close()
             self._writer = self._reader = None
-        proc, self._proc = self._proc, None
+        proc, self._proc, self._gone = self._proc, None, False
         if proc is None:
             return
         try:
