@@ -371,9 +371,11 @@ def format_table(out: dict[str, Any]) -> str:
     lines += [
         "",
         "latencies in ms; msgs/s of a latency row = Stored answers per second measured;",
-        "cpu in % of one core over the measured window; relay cpu = all its threads;",
+        "cpu in % of one core over the measured window; relay cpu = all its threads"
+        " and its SQLite writer process;",
         f"at saturation: relay event loop thread {t['relay_loop_pct']:.0f}%,"
-        f" relay other threads {t['relay_total_pct'] - t['relay_loop_pct']:.0f}%,"
+        f" relay's other threads and writer process"
+        f" {t['relay_total_pct'] - t['relay_loop_pct']:.0f}%,"
         f" load generators {sum(t['clients_pct']):.0f}%,"
         + (f" PostgreSQL server {t['postgres_pct']:.0f}%," if t.get("postgres_pct") else "")
         + f" everything else (kernel, other programs) {t['other_pct']:.0f}%;"
