@@ -173,9 +173,8 @@ class SQLiteBase(StoreLimits, BatchWriter[Tx]):
         self._rdb = await aiosqlite.connect(self.path, isolation_level=None)
         await self._rdb.execute("PRAGMA busy_timeout=5000")
         await self._rdb.execute("PRAGMA query_only=ON")
-        if self._child is not None:
-            rows = await self._rdb.execute_fetchall("SELECT DISTINCT user FROM blocks")
-            self._blockers = {user for (user,) in rows}
+        rows = await self._rdb.execute_fetchall("SELECT DISTINCT user FROM blocks")
+        self._blockers = {user for (user,) in rows}
         self._start_writer()
 
     async def _open_child(self, settings: dict[str, Any]) -> None:
@@ -214,8 +213,6 @@ class SQLiteBase(StoreLimits, BatchWriter[Tx]):
         )
         self._next_gseq = next(iter(rows))[0]
         await db._execute(self._sent_log.load, db._conn)
-        rows = await db.execute_fetchall("SELECT DISTINCT user FROM blocks")
-        self._blockers = {user for (user,) in rows}
 
     async def close(self) -> None:
         await self._stop_writer()

@@ -39,7 +39,6 @@ from typing import TYPE_CHECKING, Any, Final
 from tenchat.common.errors import ErrorCode, ProtocolError
 
 from ..errors import WriterGone
-from ..records import GroupEntry, MembersChanged, StoredMessage
 from ..writer import Call, Committed
 
 if TYPE_CHECKING:
@@ -54,9 +53,6 @@ _PROTOCOL: Final = pickle.HIGHEST_PROTOCOL
 _STREAM_LIMIT: Final = 1 << 20  # the stream reader's buffer (a reply may be larger)
 _SOCKET_BUFFER: Final = 4 << 20  # a batch of 2,000 sends of 1 MiB frames is still a few writes
 _STOP_TIMEOUT: Final = 30.0  # seconds the child may take to close its file at the end
-
-# A reply: each call's result, the messages and group events stored, new blockers.
-Reply = tuple[list[Any], list[StoredMessage], list[MembersChanged | GroupEntry], list[bytes]]
 
 
 class WriterProcess:
