@@ -169,7 +169,7 @@ class SQLiteBase(StoreLimits, BatchWriter[Tx]):
         if self._child_settings is not None:
             await self._open_child(self._child_settings)
         else:
-            await self._open_writer()
+            await self.open_writer()
         self._rdb = await aiosqlite.connect(self.path, isolation_level=None)
         await self._rdb.execute("PRAGMA busy_timeout=5000")
         await self._rdb.execute("PRAGMA query_only=ON")
@@ -185,8 +185,11 @@ class SQLiteBase(StoreLimits, BatchWriter[Tx]):
         self._child = child
         self.pipeline = 2
 
-    async def _open_writer(self) -> None:
-        db = await aiosqlite.connect(self.path, isolation_level=None)
+    async def open_writer(self) -> None:
+        """Open the writer's connection (migrating the file) and read the writer's state;
+        the writer process opens only this, and runs its transactions on its own thread
+        (:meth:`transaction_now`), hence ``check_same_thread=False``."""
+        db = await aiosqlite.connect(self.path, isolation_level=None, check_same_thread=False)
         self._db = db
         await db.execute("PRAGMA journal_mode=WAL")
         await db.execute(f"PRAGMA synchronous={'FULL' if self.sync == 'full' else 'NORMAL'}")
@@ -214,6 +217,11 @@ class SQLiteBase(StoreLimits, BatchWriter[Tx]):
         self._next_gseq = next(iter(rows))[0]
         await db._execute(self._sent_log.load, db._conn)
 
+    @property
+    def writer_connection(self) -> sqlite3.Connection:
+        assert self._db is not None, "store is not open"
+        return self._db._conn
+
     async def close(self) -> None:
         await self._stop_writer()
         if self._child is not None:
@@ -238,9 +246,15 @@ class SQLiteBase(StoreLimits, BatchWriter[Tx]):
             return
         db = self._db
         assert db is not None, "store is not open"
+        await db._execute(self.transaction_now, db._conn, calls, out)
+
+    def transaction_now(self, conn: sqlite3.Connection, calls: list[Call],
+                        out: Committed) -> None:
+        """The transaction, in the calling thread (the writer connection's thread, or the
+        writer process's only thread); if it fails, the writer's state is put back."""
         seq, gseq = self._next_seq, self._next_gseq
         try:
-            await db._execute(self._transaction_sync, db._conn, calls, out)
+            self._transaction_sync(conn, calls, out)
         except BaseException:
             # Undo what the rolled-back calls told the writer's state: the counters, and
             # the caches that would otherwise claim rows that were never committed.

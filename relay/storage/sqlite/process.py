@@ -165,65 +165,86 @@ class WriterProcess:
 
 # --- the child ----------------------------------------------------------------------------
 
-async def _serve(sock: socket.socket) -> None:
+class _Channel:
+    """The child's end of the socket pair, blocking: this process has nothing else to do."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._rfile = sock.makefile("rb", buffering=_STREAM_LIMIT)
+
+    def receive(self) -> bytes | None:
+        """The next message; None when the relay is gone, or says stop (empty)."""
+        try:
+            head = self._rfile.read(_HEADER.size)
+            if len(head) < _HEADER.size:
+                return None
+            (size,) = _HEADER.unpack(head)
+            payload = self._rfile.read(size)
+        except OSError:
+            return None
+        return payload if len(payload) == size and size else None
+
+    def send_bytes(self, payload: bytes) -> None:
+        self._sock.sendall(_HEADER.pack(len(payload)) + payload)
+
+    def send(self, obj: Any) -> None:
+        try:
+            payload = pickle.dumps(obj, _PROTOCOL)
+        except Exception as exc:  # an exception that does not pickle
+            payload = pickle.dumps(RuntimeError(f"{type(obj).__name__}: {obj}"
+                                                f" (not picklable: {exc})"), _PROTOCOL)
+        self.send_bytes(payload)
+
+
+async def _child(sock: socket.socket) -> None:
     from . import SQLiteStore
 
-    reader, writer = await asyncio.open_unix_connection(sock=sock, limit=_STREAM_LIMIT)
-
-    async def receive() -> bytes | None:
-        try:
-            (size,) = _HEADER.unpack(await reader.readexactly(_HEADER.size))
-            return await reader.readexactly(size)
-        except (asyncio.IncompleteReadError, ConnectionError):
-            return None  # the relay is gone
-
-    def send(obj: Any, raw: bool = False) -> None:
-        if raw:
-            payload = obj
-        else:
-            try:
-                payload = pickle.dumps(obj, _PROTOCOL)
-            except Exception as exc:  # an exception that does not pickle
-                payload = pickle.dumps(RuntimeError(f"{type(obj).__name__}: {obj}"
-                                                    f" (not picklable: {exc})"), _PROTOCOL)
-        writer.writelines((_HEADER.pack(len(payload)), payload))
-
-    first = await receive()
+    channel = _Channel(sock)
+    first = channel.receive()
     if first is None:
         return
-    settings = pickle.loads(first)
-    store = SQLiteStore(writer="thread", **settings)
+    store = SQLiteStore(writer="thread", **pickle.loads(first))
     try:
-        await store.open()
+        await store.open_writer()
     except Exception as exc:
-        send(exc)
-        await writer.drain()
+        channel.send(exc)
         raise
-    store._blockers_added = []
-    send(None)
-    writes = {name: getattr(type(store), name).__wrapped__ for name in _write_names(store)}
     try:
-        while (request := await receive()):
-            calls = [Call(writes[name], args, kwargs, None)  # type: ignore[arg-type]
-                     for name, args, kwargs in pickle.loads(request)]
-            out = Committed()
-            try:
-                await store._transaction(calls, out)
-            except Exception as exc:
-                send(exc)
-            else:
-                reply = ([value for _, value in out.results], out.stored, out.group_events,
-                         store._blockers_added)
-                try:
-                    send(pickle.dumps(reply, _PROTOCOL), raw=True)
-                except Exception:  # a bug: committed, but an answer does not pickle
-                    log.exception("a committed batch's answers do not pickle")
-                    error = ProtocolError(ErrorCode.INTERNAL, "the relay failed to answer")
-                    send(([error] * len(calls), [], [], store._blockers_added))
-            store._blockers_added = []
-            await writer.drain()
+        channel.send(None)
+        _serve(store, channel)
+    except OSError:
+        pass  # the relay is gone
     finally:
         await store.close()
+
+
+def _serve(store: SQLiteStore, channel: _Channel) -> None:
+    """The batches, one after another, each transaction run right here, in this
+    process's only busy thread (no hand-off to the connection's thread per batch, no
+    event loop turn); the next batch waits in the socket meanwhile."""
+    conn = store.writer_connection
+    writes = {name: getattr(type(store), name).__wrapped__ for name in _write_names(store)}
+    store._blockers_added = []
+    while (request := channel.receive()) is not None:
+        calls = [Call(writes[name], args, kwargs, None)  # type: ignore[arg-type]
+                 for name, args, kwargs in pickle.loads(request)]
+        out = Committed()
+        try:
+            store.transaction_now(conn, calls, out)
+        except Exception as exc:
+            channel.send(exc)
+        else:
+            try:
+                payload = pickle.dumps(
+                    ([value for _, value in out.results], out.stored, out.group_events,
+                     store._blockers_added), _PROTOCOL)
+            except Exception:  # a bug: committed, but an answer does not pickle
+                log.exception("a committed batch's answers do not pickle")
+                error = ProtocolError(ErrorCode.INTERNAL, "the relay failed to answer")
+                payload = pickle.dumps(([error] * len(calls), [], [], store._blockers_added),
+                                       _PROTOCOL)
+            channel.send_bytes(payload)
+        store._blockers_added = []
 
 
 def _write_names(store: SQLiteStore) -> list[str]:
@@ -241,7 +262,8 @@ def main(argv: list[str]) -> None:
                         format="%(asctime)s %(levelname)s tenchat.relay.writer: %(message)s")
     sock = socket.socket(fileno=int(argv[1]))
     os.set_inheritable(sock.fileno(), False)
-    asyncio.run(_serve(sock))
+    sock.setblocking(True)
+    asyncio.run(_child(sock))
 
 
 if __name__ == "__main__":
