@@ -1,7 +1,8 @@
 """The SQLite relay's dedupe log (relay/storage/sqlite/sent_log.py), on real files: a
 retry is recognised whether its key is still in `sent_log`, being folded, or in `sent`;
 a fold moves every key once and leaves the ones that came meanwhile; a crash (a
-transaction rolled back, a relay reopened mid-fold) loses and duplicates nothing."""
+transaction rolled back, a relay reopened mid-fold) loses and duplicates nothing; the
+Bloom filter in front of `sent` never misses a key that is there."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 from tenchat.relay.storage import SQLiteStore
 from tenchat.relay.storage.records import Stored
 from tenchat.relay.storage.sqlite.schema import MIGRATIONS
+from tenchat.relay.storage.sqlite.sent_filter import BUILD_ROWS, Bloom, SentFilter
 from tenchat.relay.storage.sqlite.sent_log import RANGES, SentLog
 from tests.relay.storage.conftest import T0, Clock
 from tests.support.wsclient import async_test
@@ -133,3 +135,112 @@ def test_a_fold_is_due_at_fold_at_keys_or_after_an_hour(tmp_path: Path, quiet: b
     if not quiet:
         log.fold_at = 1
     assert log.step(db, later) is not None
+
+
+# --- the Bloom filter of `sent` (relay/storage/sqlite/sent_filter.py) ----------------------
+
+def test_the_bloom_filter_has_no_false_negatives_and_few_false_positives() -> None:
+    bloom = Bloom(10_000)
+    keys = [os.urandom(32) for _ in range(10_000)]
+    for key in keys:
+        bloom.add(key)
+    assert all(key in bloom for key in keys)
+    assert not bloom.full and bloom.count == 10_000
+    strangers = sum(os.urandom(32) in bloom for _ in range(100_000))
+    assert strangers < 1_000  # < 1 % at capacity (10 bits a key, 7 probes)
+    bloom.add(keys[0])
+    assert bloom.full  # one more than it was sized for
+
+
+def fold_rows(db: sqlite3.Connection, n: int) -> list[tuple[bytes, bytes, int, int]]:
+    rows = [(os.urandom(32), os.urandom(16), seq, T0) for seq in range(n)]
+    db.execute("BEGIN")
+    db.executemany("INSERT INTO sent VALUES (?, ?, ?, ?)", rows)
+    db.execute("COMMIT")
+    return rows
+
+
+def build(sent: SentFilter, db: sqlite3.Connection) -> int:
+    steps = 0
+    while sent.step(db):
+        steps += 1
+        assert steps < 1000
+    return steps
+
+
+def test_the_filter_is_built_from_sent_a_step_at_a_time_and_holds_what_comes_meanwhile(
+        tmp_path: Path) -> None:
+    db = relay_db(tmp_path / "x.sqlite3")
+    before = fold_rows(db, 2 * BUILD_ROWS + 10)
+    sent = SentFilter()
+    assert sent.may_hold(os.urandom(32))  # not ready: every key is looked up
+    assert sent.step(db)  # the first BUILD_ROWS keys
+    assert sent.ready is None
+    during = fold_rows(db, 50)  # folded mid-build: ahead of the cursor or behind it…
+    sent.folded([row[0] for row in during])
+    assert build(sent, db) == 2  # …the rest of the scan, then nothing more to do
+    assert sent.ready is not None
+    assert all(sent.may_hold(row[0]) for row in before + during)
+    assert sum(sent.may_hold(os.urandom(32)) for _ in range(10_000)) < 100
+    after = fold_rows(db, 10)
+    sent.folded([row[0] for row in after])
+    assert all(sent.may_hold(row[0]) for row in after)
+
+
+def test_a_filter_too_small_is_built_again_twice_as_large_and_answers_meanwhile(
+        tmp_path: Path) -> None:
+    db = relay_db(tmp_path / "x.sqlite3")
+    rows = fold_rows(db, 3 * BUILD_ROWS)
+    sent = SentFilter()
+    sent.start(BUILD_ROWS)  # sized for a third of what `sent` holds: starts over, larger
+    build(sent, db)
+    ready = sent.ready
+    assert ready is not None and ready.capacity >= 2 * BUILD_ROWS
+    assert all(sent.may_hold(row[0]) for row in rows)
+    # filled past its capacity by folds: a new build starts; the full one answers meanwhile
+    more = fold_rows(db, ready.capacity - ready.count + 1)
+    sent.folded([row[0] for row in more])
+    assert ready.full
+    assert sent.step(db) and sent.ready is ready
+    in_it = ready.count
+    during = fold_rows(db, 10)  # folded while the new one is built: added to both
+    sent.folded([row[0] for row in during])
+    assert all(sent.may_hold(row[0]) for row in more + during)
+    build(sent, db)
+    assert sent.ready is not ready and sent.ready is not None
+    assert sent.ready.capacity == 2 * in_it
+    assert all(sent.may_hold(row[0]) for row in rows + more + during)
+
+
+@async_test
+async def test_a_reopened_relay_recognises_retries_in_sent_before_and_after_its_filter(
+        tmp_path: Path) -> None:
+    path, clock = tmp_path / "relay.sqlite3", Clock()
+    store = open_store(path, clock, fold_at=20)
+    await store.open()
+    alice, bob = os.urandom(32), os.urandom(32)
+    ids = [os.urandom(16) for _ in range(30)]
+    first = {}
+    for msg in ids:  # 20 start a fold, 10 more sends
+        clock.now += 60
+        first[msg] = await store.enqueue(bob, alice, msg, b"x")
+    for _ in range(RANGES + 2):  # to the fold's end: every range, then the delete
+        clock.now += 60
+        await store.enqueue(bob, alice, ids[-1], b"again")
+    await store.close()
+    assert len(rows(path, "sent")) >= 20
+
+    store = open_store(path, clock, fold_at=1000)
+    await store.open()
+    try:
+        log = store._sent_log
+        assert log.filter.ready is None  # the writer's state is in this process (thread)
+        assert await store.enqueue(bob, alice, ids[0], b"again") == first[ids[0]]
+        clock.now += 60
+        await store.enqueue(bob, alice, os.urandom(16), b"new")  # a step: `sent` is small
+        assert log.filter.ready is not None
+        for msg in ids:  # in `sent` or in the log: each one's first answer
+            assert await store.enqueue(bob, alice, msg, b"again") == first[msg]
+        assert len(await store.pending(bob, 0, 1000)) == 31
+    finally:
+        await store.close()

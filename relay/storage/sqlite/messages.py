@@ -225,7 +225,8 @@ def _send_key(call: Call) -> tuple[bytes, bytes]:
 def _sent_before(store: Messages, tx: Tx, digests: dict[tuple[bytes, bytes], tuple[bytes, bytes]]
                  ) -> dict[tuple[bytes, bytes], Stored]:
     """What the sends of this run got when they were stored before (retries): the latest
-    in the writer's copy of `sent_log`, the rest in `sent`, one statement per 400.
+    in the writer's copy of `sent_log`, the rest in `sent` (those its Bloom filter may
+    hold), one statement per 400.
     ``digests``: each send's (sender, msg_id) and its stored digest (dedupe_row: no
     sender on the disk)."""
     known: dict[tuple[bytes, bytes], Stored] = {}
@@ -233,7 +234,9 @@ def _sent_before(store: Messages, tx: Tx, digests: dict[tuple[bytes, bytes], tup
     logged = store._sent_log.keys
     for digest in [digest for digest in keys if digest in logged]:
         known[keys.pop(digest)] = logged[digest]
-    for chunk in chunks(list(keys), 400):
+    # only the keys `sent` may hold (nearly every new send is known not to: sent_filter.py)
+    may_hold = store._sent_log.filter.may_hold
+    for chunk in chunks([digest for digest in keys if may_hold(digest[0])], 400):
         # A join, not "(sender, msg_id) IN (VALUES ...)": SQLite scans the table for that.
         rows = tx.all(
             "SELECT s.sender, s.msg_id, s.seq, s.at FROM (VALUES "

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from ..records import Stored
+from .sent_filter import SentFilter
 
 __all__ = ["SentLog", "Fold", "FOLD_AT", "FOLD_AFTER_MS", "STEP_EVERY_MS", "RANGES",
            "DELETE_ROWS", "INSERT_SENT_LOG"]
@@ -76,12 +77,16 @@ class SentLog:
         self.step_every_ms = step_every_ms
         self._fold: _Fold | None = None
         self._last_step = 0
+        # a Bloom filter of the keys in `sent` (sent_filter.py), and its build's last step
+        self.filter = SentFilter()
+        self._last_build = 0
 
     def load(self, conn: sqlite3.Connection) -> None:
         """The log as it is on disk (at open; a fold it was in starts over)."""
         self.keys = {}
         self._ranges = [[] for _ in range(RANGES)]
         self._fold = None
+        self.filter.reset()
         self.added((bytes(s), bytes(m), seq, at) for s, m, seq, at in conn.execute(
             "SELECT sender, msg_id, seq, at FROM sent_log ORDER BY rowid"))
 
@@ -95,7 +100,10 @@ class SentLog:
 
     def step(self, conn: sqlite3.Connection, now: int) -> Fold | None:
         """In a write transaction: the next fold step, if one is due; what to apply to
-        this state once the transaction commits (``.committed()``), or None."""
+        this state once the transaction commits (``.committed()``), or None. (And the
+        next step of the filter's build, if one is due.)"""
+        if now - self._last_build >= self.step_every_ms and self.filter.step(conn):
+            self._last_build = now
         if now - self._last_step < self.step_every_ms:
             return None
         fold = self._fold
@@ -108,6 +116,7 @@ class SentLog:
             rows = sorted(fold.ranges[fold.step])
             if rows:
                 conn.executemany(_FOLD, rows)
+                self.filter.folded([row[0] for row in rows])
             change = (1, 0)
         else:
             n = min(DELETE_ROWS, fold.count - fold.deleted)
