@@ -147,7 +147,7 @@ def test_the_bloom_filter_has_no_false_negatives_and_few_false_positives() -> No
     assert all(key in bloom for key in keys)
     assert not bloom.full and bloom.count == 10_000
     strangers = sum(os.urandom(32) in bloom for _ in range(100_000))
-    assert strangers < 1_000  # < 1 % at capacity (10 bits a key, 7 probes)
+    assert strangers < 1_000  # < 1 % at capacity (16 bits a key, 4 probes: ~0.25 %)
     bloom.add(keys[0])
     assert bloom.full  # one more than it was sized for
 

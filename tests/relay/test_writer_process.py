@@ -75,7 +75,7 @@ async def test_writes_are_answered_refused_and_read_as_in_a_thread(tmp_path: Pat
 async def test_batches_in_flight_keep_the_order_of_the_calls(tmp_path: Path) -> None:
     async with SQLiteStore(tmp_path / "relay.sqlite3", sync="normal",
                            writer="process") as store:
-        assert store.pipeline == 2
+        assert store.pipeline == 3
         ids = [os.urandom(16) for _ in range(3000)]
         futures = []
         for i, m in enumerate(ids):  # more than one batch (batch_max 2000), both in flight
@@ -86,6 +86,32 @@ async def test_batches_in_flight_keep_the_order_of_the_calls(tmp_path: Path) -> 
         assert seqs == list(range(1, 3001))
         page = await store.pending(A, 0, 1000)
         assert [d.msg for d in page] == ids[:1000]
+
+
+@async_test
+async def test_batches_waiting_together_share_a_transaction_but_not_a_fault(
+        tmp_path: Path) -> None:
+    # batches of 50: three in flight, and the child takes those waiting in one transaction
+    async with SQLiteStore(tmp_path / "relay.sqlite3", sync="normal", batch_max=50,
+                           writer="process") as store:
+        ids = [os.urandom(16) for _ in range(1000)]
+        bad = 777
+        futures = [store.enqueue(A, B, m, [1, 2] if i == bad else b"%d" % i)  # type: ignore[arg-type]
+                   for i, m in enumerate(ids)]
+        answers = await asyncio.gather(*futures, return_exceptions=True)
+        # the one that cannot be stored fails alone, whatever it shared a transaction with
+        assert isinstance(answers[bad], Exception)
+        assert not isinstance(answers[bad], ProtocolError)
+        good = [a for i, a in enumerate(answers) if i != bad]
+        assert all(not isinstance(a, BaseException) for a in good)
+        assert len({a.seq for a in good}) == 999
+        # in call order, but for the faulty one's batch, retried one by one after the
+        # batches behind it committed (as with two batches in flight and no merging)
+        retried = range(bad - bad % 50, bad - bad % 50 + 50)
+        rest = [a.seq for i, a in enumerate(answers) if i not in retried]
+        assert rest == sorted(rest)
+        queued = await store.pending(A, 0, 2000)
+        assert {d.msg for d in queued} == set(ids) - {ids[bad]} and len(queued) == 999
 
 
 @async_test

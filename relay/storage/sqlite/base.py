@@ -183,7 +183,7 @@ class SQLiteBase(StoreLimits, BatchWriter[Tx]):
         child = WriterProcess(settings)  # pickles the settings: a test's lambda clock fails
         await child.start()  # it migrates the file and reads the writer's state
         self._child = child
-        self.pipeline = 2
+        self.pipeline = 3
 
     async def open_writer(self) -> None:
         """Open the writer's connection (migrating the file) and read the writer's state;
