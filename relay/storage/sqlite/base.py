@@ -140,6 +140,13 @@ class SQLiteBase(StoreLimits, BatchWriter[Tx]):
         self._queued: dict[bytes, list[int]] = {}  # recipient -> [messages, body bytes]
         # The same per (recipient, sender), for queue_share.
         self._queued_from: dict[tuple[bytes, bytes], list[int]] = {}
+        # The messages this writer queued lately and saw no delete of: seq -> (recipient,
+        # body size, sender), what an ack needs of each row, without a read (an ack nearly
+        # always names the latest). Added once committed; popped by an ack; cleared by any
+        # other delete (_forget_queue_sizes). A seq not in it is read from `messages`.
+        self._recent: dict[int, tuple[bytes, int, bytes]] = {}
+        self._other_deletes = 0  # how many times that happened (a run started before it
+        # does not add to _recent what it queued: the delete may have taken some of it)
         # (user, peer) pairs known to be in `contacts` (bounded; a miss is an INSERT OR
         # IGNORE, so it only costs a statement).
         self._contacts: set[tuple[bytes, bytes]] = set()
@@ -306,3 +313,5 @@ class SQLiteBase(StoreLimits, BatchWriter[Tx]):
         """Queued messages were deleted other than by an ack: count the queues again."""
         self._queued.clear()
         self._queued_from.clear()
+        self._recent.clear()
+        self._other_deletes += 1

@@ -110,7 +110,7 @@ class Messages(SQLiteBase):
     def ack(self, tx: Tx, user: bytes, seqs: Sequence[int]) -> None:
         run: _AckRun | None = tx.run.get("ack")
         if run is None:  # the first ack of this run: the rows of all its seqs at once
-            run = tx.run["ack"] = _AckRun(tx)
+            run = tx.run["ack"] = _AckRun(self, tx)
         rows = run.rows
         if any((row := rows.get(s)) is not None and row[0] != user for s in seqs):
             raise ProtocolError(ErrorCode.FORBIDDEN, "a seq is in another queue")
@@ -184,6 +184,8 @@ class _SendRun:
         self.contacts = tx.rows(_INSERT_CONTACT)
         self.sent = tx.rows(INSERT_SENT_LOG)  # the dedupe keys (sqlite/sent_log.py)
         tx.after_commit.append(functools.partial(store._sent_log.added, self.sent))
+        tx.after_commit.append(functools.partial(_queued, store, store._other_deletes,
+                                                 self.messages))
         self.stored = tx.out.stored
         for cache, most in ((store._queued, _CACHE_MAX), (store._queued_from, _CACHE_MAX),
                             (store._contacts, 2 * _CACHE_MAX)):
@@ -192,21 +194,39 @@ class _SendRun:
 
 
 class _AckRun:
-    """The state of one run of acks: the queued rows of every seq it names, read up front
-    (one statement per 900 seqs), popped as they are acked; the seqs to delete at the
-    run's end."""
+    """The state of one run of acks: the queued rows of every seq it names, from the
+    writer's recent messages or read up front (one statement per 900 seqs), popped as
+    they are acked; the seqs to delete at the run's end."""
 
     __slots__ = ("rows", "doomed")
 
-    def __init__(self, tx: Tx) -> None:
-        seqs = sorted({s for call in tx.calls for s in _ack_seqs(call)})
+    def __init__(self, store: Messages, tx: Tx) -> None:
+        recent = store._recent
         self.rows: dict[int, tuple[bytes, int, bytes]] = {}  # seq -> (recipient, size, sender)
-        for chunk in chunks(seqs, 900):
+        unknown = []
+        # (popped now: if this transaction rolls back, its rows are read next time)
+        for seq in sorted({s for call in tx.calls for s in _ack_seqs(call)}):
+            if (row := recent.pop(seq, None)) is not None:
+                self.rows[seq] = row
+            else:
+                unknown.append(seq)
+        for chunk in chunks(unknown, 900):
             for seq, recipient, size, sender in tx.all(
                     "SELECT seq, recipient, length(body), sender FROM messages"
                     f" WHERE seq IN ({marks(len(chunk))})", chunk):
                 self.rows[seq] = (recipient, size, sender)
         self.doomed = tx.rows("DELETE FROM messages WHERE seq = ?")
+
+
+def _queued(store: Messages, deletes: int, messages: list[tuple[Any, ...]]) -> None:
+    """A run's messages committed: what their acks will need (see SQLiteBase._recent)."""
+    recent = store._recent
+    if store._other_deletes != deletes:
+        return  # a sweep in the same transaction may have deleted some of them
+    if len(recent) > _CACHE_MAX:
+        recent.clear()
+    for seq, recipient, sender, _msg_id, _at, body, _expires_at in messages:
+        recent[seq] = (recipient, len(body), sender)
 
 
 def _ack_seqs(call: Call) -> Sequence[int]:
