@@ -1,8 +1,9 @@
 """The SQLite writer in a process of its own (relay/storage/sqlite/process.py), the relay's
 default: on real files and real processes. Writes are answered as in a thread, refusals
 keep their code and message, the relay's reads learn what the child's writes tell its
-state, batches in flight keep their order, a killed writer is replaced without reusing a
-seq, and neither Ctrl-C nor a killed relay leaves a writer behind."""
+state, batches in flight keep their order, batches waiting together share a transaction
+but not a fault, a killed writer is replaced without reusing a seq, and neither Ctrl-C
+nor a killed relay leaves a writer behind."""
 
 from __future__ import annotations
 
