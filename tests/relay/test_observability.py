@@ -97,4 +97,6 @@ async def test_metrics_and_health_over_http(tmp_path: Path) -> None:
     entries = [json.loads(line) for line in lines]  # every line is one JSON object
     assert all({"ts", "level", "logger", "msg"} <= e.keys() for e in entries)
     assert any("health and metrics on http://127.0.0.1" in e["msg"] for e in entries)
+    # the SQLite writer process's lines too (it migrated the new file), at the relay's level
+    assert any(e["msg"].startswith("migrated relay.sqlite3") for e in entries)
     assert SECRET_BODY.decode() not in relay.log_path.read_text()

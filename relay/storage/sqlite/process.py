@@ -92,7 +92,7 @@ class WriterProcess:
         try:
             # (subprocess, not asyncio's: no child watcher tied to this event loop)
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", __name__, str(theirs.fileno())],
+                [sys.executable, "-m", __name__, str(theirs.fileno()), *_log_settings()],
                 pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL)
         finally:
             theirs.close()
@@ -323,13 +323,25 @@ def _write_names(store: SQLiteStore) -> list[str]:
             if callable(fn := getattr(type(store), name, None)) and hasattr(fn, "__wrapped__")]
 
 
+def _log_settings() -> list[str]:
+    """The relay's log level and format, for the child's lines in the same stream (its
+    stderr is the relay's): JSON lines if the relay writes JSON lines."""
+    from tenchat.relay.observability import JsonFormatter
+
+    root = logging.getLogger()
+    json_lines = any(isinstance(h.formatter, JsonFormatter) for h in root.handlers)
+    return [logging.getLevelName(root.getEffectiveLevel()), "json" if json_lines else "text"]
+
+
 def main(argv: list[str]) -> None:
+    from tenchat.relay.observability import setup_logging
+
     # Ctrl-C and the service manager's SIGTERM reach the whole process group: the relay
     # stops its writer itself, after the last commit.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s tenchat.relay.writer: %(message)s")
+    level, fmt = argv[2:4] if len(argv) >= 4 else ("warning", "text")
+    setup_logging(level, fmt)
     sock = socket.socket(fileno=int(argv[1]))
     os.set_inheritable(sock.fileno(), False)
     sock.setblocking(True)
