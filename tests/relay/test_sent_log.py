@@ -41,6 +41,16 @@ def open_store(path: Path, clock: Clock, fold_at: int) -> SQLiteStore:
     return store
 
 
+async def send_each(store: SQLiteStore, clock: Clock, to: bytes, sender: bytes,
+                    ids: list[bytes]) -> dict[bytes, Stored]:
+    """Send each id, 60 ms apart (past STEP_EVERY_MS: a fold step may come with each)."""
+    first = {}
+    for msg in ids:
+        clock.now += 60
+        first[msg] = await store.enqueue(to, sender, msg, b"x")
+    return first
+
+
 @async_test
 async def test_a_retry_is_recognised_before_during_and_after_a_fold(tmp_path: Path) -> None:
     path, clock = tmp_path / "relay.sqlite3", Clock()
@@ -73,10 +83,8 @@ async def test_a_relay_reopened_mid_fold_folds_again_and_loses_nothing(tmp_path:
     await store.open()
     alice, bob = os.urandom(32), os.urandom(32)
     ids = [os.urandom(16) for _ in range(60)]
-    first = {}
-    for msg in ids[:50]:  # 30 start a fold; 20 more sends, 60 ms apart: 20 of its steps
-        clock.now += 60
-        first[msg] = await store.enqueue(bob, alice, msg, b"x")
+    # 30 start a fold; the 20 sends after them take 20 of its steps
+    first = await send_each(store, clock, bob, alice, ids[:50])
     await store.close()  # (a stop mid-fold: some ranges in `sent`, all still in the log)
     assert 0 < len(rows(path, "sent")) < 30 and len(rows(path, "sent_log")) == 50
 
@@ -84,9 +92,8 @@ async def test_a_relay_reopened_mid_fold_folds_again_and_loses_nothing(tmp_path:
     await store.open()
     try:
         assert len(store._sent_log.keys) == 50  # read back whole
-        for msg in ids[50:]:  # the fold starts over (INSERT OR IGNORE) and goes on
-            clock.now += 60
-            first[msg] = await store.enqueue(bob, alice, msg, b"x")
+        # the fold starts over (INSERT OR IGNORE) and goes on
+        first |= await send_each(store, clock, bob, alice, ids[50:])
         for _ in range(RANGES + 1):  # …to its end: every range, then the delete
             clock.now += 60
             await store.enqueue(bob, alice, ids[0], b"again")
@@ -220,10 +227,7 @@ async def test_a_reopened_relay_recognises_retries_in_sent_before_and_after_its_
     await store.open()
     alice, bob = os.urandom(32), os.urandom(32)
     ids = [os.urandom(16) for _ in range(30)]
-    first = {}
-    for msg in ids:  # 20 start a fold, 10 more sends
-        clock.now += 60
-        first[msg] = await store.enqueue(bob, alice, msg, b"x")
+    first = await send_each(store, clock, bob, alice, ids)  # 20 start a fold, 10 more sends
     for _ in range(RANGES + 2):  # to the fold's end: every range, then the delete
         clock.now += 60
         await store.enqueue(bob, alice, ids[-1], b"again")

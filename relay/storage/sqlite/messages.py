@@ -184,8 +184,8 @@ class _SendRun:
         self.contacts = tx.rows(_INSERT_CONTACT)
         self.sent = tx.rows(INSERT_SENT_LOG)  # the dedupe keys (sqlite/sent_log.py)
         tx.after_commit.append(functools.partial(store._sent_log.added, self.sent))
-        tx.after_commit.append(functools.partial(_queued, store, store._other_deletes,
-                                                 self.messages))
+        tx.after_commit.append(functools.partial(
+            _remember_queued, store, store._other_deletes, self.messages))
         self.stored = tx.out.stored
         for cache, most in ((store._queued, _CACHE_MAX), (store._queued_from, _CACHE_MAX),
                             (store._contacts, 2 * _CACHE_MAX)):
@@ -218,7 +218,7 @@ class _AckRun:
         self.doomed = tx.rows("DELETE FROM messages WHERE seq = ?")
 
 
-def _queued(store: Messages, deletes: int, messages: list[tuple[Any, ...]]) -> None:
+def _remember_queued(store: Messages, deletes: int, messages: list[tuple[Any, ...]]) -> None:
     """A run's messages committed: what their acks will need (see SQLiteBase._recent)."""
     recent = store._recent
     if store._other_deletes != deletes:

@@ -12,7 +12,8 @@ write function by name, with its arguments — and comes back as one: each call'
 (or the ProtocolError it raised), the 1:1 messages and group events the commit stored,
 and the users it saw block someone (the relay's reads need them: ``is_blocked``). The
 child is the same :class:`SQLiteStore`, the same write functions and writer state (seq
-counters, queue sizes, the dedupe log), run by the same ``_transaction`` as in a thread.
+counters, queue sizes, the dedupe log), run by the same ``transaction_now`` as in a
+thread.
 
 If the child dies, the batch in flight is answered ``unavailable`` (it may or may not
 have committed: a send retried is recognised by its dedupe key and gets its first
@@ -68,8 +69,8 @@ class WriterProcess:
         self._proc: subprocess.Popen[bytes] | None = None
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
-        # Two batches may be in flight (BatchWriter.pipeline): their replies are read in
-        # the order they were sent (an asyncio.Lock is first come, first served).
+        # Several batches may be in flight (BatchWriter.pipeline): their replies are read
+        # in the order they were sent (an asyncio.Lock is first come, first served).
         self._replies = asyncio.Lock()
         self._starting = asyncio.Lock()
         self._gone = False  # its socket closed: it is ending, whatever waitpid says yet
@@ -253,32 +254,14 @@ def _serve(store: SQLiteStore, channel: _Channel) -> None:
     the same transaction, so one commit (one fsync) answers them all; each still gets an
     answer of its own, in order."""
     writes = {name: getattr(type(store), name).__wrapped__ for name in _write_names(store)}
-    store._blockers_added = []
     while (request := channel.receive()) is not None:
         batches = [_calls(writes, request)]
         while len(batches) < _MERGE_MAX and channel.waiting():
             if (request := channel.receive()) is None:
                 break  # (the loop ends at the next receive)
             batches.append(_calls(writes, request))
-        if len(batches) > 1:
-            try:
-                replies = _commit(store, [call for calls in batches for call in calls])
-            except Exception:
-                # One batch's fault must not fail the others: each on its own, as the
-                # relay sent them (it then retries a failed one's calls one by one).
-                replies = None
-            if replies is not None:
-                # The users seen blocking go with the first answer (the relay's reads
-                # must know them before any answer is out), what to push with the last
-                # (after every answer, as for one batch).
-                results, stored, events, blockers = replies
-                last = len(batches) - 1
-                for i, calls in enumerate(batches):
-                    channel.send_bytes(_dump(calls, (
-                        results[:len(calls)], stored if i == last else [],
-                        events if i == last else [], blockers if i == 0 else [])))
-                    del results[:len(calls)]
-                continue
+        if len(batches) > 1 and _answer_together(store, channel, batches):
+            continue
         for calls in batches:
             try:
                 reply = _commit(store, calls)
@@ -286,6 +269,27 @@ def _serve(store: SQLiteStore, channel: _Channel) -> None:
                 channel.send(exc)
             else:
                 channel.send_bytes(_dump(calls, reply))
+
+
+def _answer_together(store: SQLiteStore, channel: _Channel, batches: list[list[Call]]) -> bool:
+    """Run ``batches`` in one transaction and answer each; False if that transaction
+    failed: then one batch's fault must not fail the others, and each is run on its own,
+    as the relay sent it (which then retries a failed one's calls one by one)."""
+    try:
+        results, stored, events, blockers = _commit(
+            store, [call for calls in batches for call in calls])
+    except Exception:
+        return False
+    # The users seen blocking go with the first answer (the relay's reads must know them
+    # before any answer is out), what to push with the last (after every answer, as for
+    # one batch).
+    last = len(batches) - 1
+    for i, calls in enumerate(batches):
+        channel.send_bytes(_dump(calls, (
+            results[:len(calls)], stored if i == last else [],
+            events if i == last else [], blockers if i == 0 else [])))
+        del results[:len(calls)]
+    return True
 
 
 _MERGE_MAX: Final = 4  # batches in one transaction, at most
